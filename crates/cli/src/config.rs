@@ -1,0 +1,286 @@
+//! Configuration: a pure function of an optional TOML file and `CREDITMESH_*` variables,
+//! validated once at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use creditmesh_storage::DbConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Service names in the order their default ports count up from 7501.
+pub const SERVICE_NAMES: [&str; 5] = ["filing", "review", "disclosure", "complaints", "datapush"];
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Trust domain of the SPIFFE IDs in certificates.
+    pub trust_domain: String,
+    /// Where `dev` keeps its PKI and databases.
+    pub data_dir: PathBuf,
+    /// CA bundle and this node's certificates (`ca.pem`, `service-NAME.pem`/`.key`).
+    /// Defaults to `DATA_DIR/pki`.
+    pub pki_dir: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub node: ListenerConfig,
+    pub public: ListenerConfig,
+    /// Listen address of each service's own mTLS listener (`serve`).
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Where each service is reached, by the gateway and by other services' event relays.
+    pub backends: BTreeMap<String, BackendConfig>,
+    pub events: EventsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; `{service}` is replaced by each service's name, so
+    /// that services on SQLite get a file each.
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `https://host:port`.
+    pub url: String,
+    /// DNS name in the backend's certificate; defaults to the service name.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How often a relay looks for due deliveries when nothing woke it.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `creditmesh=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let services = SERVICE_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let listen = SocketAddr::from(([127, 0, 0, 1], 7501 + i as u16));
+                (n.to_string(), ServiceConfig { listen })
+            })
+            .collect::<BTreeMap<_, _>>();
+        let backends = services
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.clone(),
+                    BackendConfig {
+                        url: format!("https://{}", s.listen),
+                        server_name: None,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+            data_dir: PathBuf::from("creditmesh-data"),
+            pki_dir: None,
+            database: DatabaseConfig::default(),
+            node: ListenerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            },
+            public: ListenerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+            services,
+            backends,
+            events: EventsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        let d = DbConfig::default();
+        Self {
+            url: String::new(),
+            max_connections: d.max_connections,
+            min_connections: d.min_connections,
+            acquire_timeout_ms: d.acquire_timeout_ms,
+            busy_timeout_ms: d.busy_timeout_ms,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Variables with the prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["test_database_url", "config"];
+
+impl Config {
+    /// Defaults, then the file (when given), then `CREDITMESH_*` variables, where `__`
+    /// separates nesting: `CREDITMESH_DATABASE__URL` sets `database.url`.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(
+            Env::prefixed("CREDITMESH_")
+                .ignore(NOT_CONFIG)
+                .split("__"),
+        );
+        let cfg: Config = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| format!("config: {e}")).collect();
+            anyhow::anyhow!(msgs.join("\n"))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every problem at once, each naming its key.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems: Vec<(String, String)> = Vec::new();
+        if self.trust_domain.is_empty()
+            || !self
+                .trust_domain
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
+            problems.push((
+                "trust_domain".into(),
+                "must be a non-empty lowercase DNS-like name".into(),
+            ));
+        }
+        if !self.database.url.is_empty() {
+            problems.extend(self.db_config("x").validate("database"));
+        } else {
+            let mut probe = self.db_config("x");
+            probe.url = "sqlite://probe".into();
+            problems.extend(probe.validate("database"));
+        }
+        for name in self.services.keys().chain(self.backends.keys()) {
+            if !SERVICE_NAMES.contains(&name.as_str()) {
+                problems.push((
+                    format!("services.{name}"),
+                    format!("unknown service; known: {}", SERVICE_NAMES.join(", ")),
+                ));
+            }
+        }
+        for (name, b) in &self.backends {
+            if !b.url.starts_with("https://") {
+                problems.push((
+                    format!("backends.{name}.url"),
+                    "must start with https:// (every hop is mutual TLS)".into(),
+                ));
+            }
+        }
+        if self.events.poll_interval_ms == 0 {
+            problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(("log.format".into(), "must be text or json".into()));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems
+            .into_iter()
+            .map(|(k, why)| format!("config key `{k}`: {why}"))
+            .collect();
+        bail!(lines.join("\n"))
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The database settings of one service.
+    pub fn db_config(&self, service: &str) -> DbConfig {
+        let url = if self.database.url.is_empty() {
+            format!("sqlite://{}/db/{{service}}.sqlite", self.data_dir.display())
+        } else {
+            self.database.url.clone()
+        };
+        DbConfig {
+            url: url.replace("{service}", service),
+            max_connections: self.database.max_connections,
+            min_connections: self.database.min_connections,
+            acquire_timeout_ms: self.database.acquire_timeout_ms,
+            busy_timeout_ms: self.database.busy_timeout_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_every_bad_key() {
+        let mut cfg = Config::default();
+        cfg.database.url = "mysql://x".into();
+        cfg.database.max_connections = 0;
+        cfg.log.format = "xml".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("config key `database.url`"), "{err}");
+        assert!(err.contains("config key `database.max_connections`"), "{err}");
+        assert!(err.contains("config key `log.format`"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_default_gives_each_service_a_file() {
+        let cfg = Config::default();
+        assert_eq!(
+            cfg.db_config("review").url,
+            "sqlite://creditmesh-data/db/review.sqlite"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The `creditmesh` binary as a library: configuration, and starting services and the gateway
+//! in one process or apart. The end-to-end tests start the mesh through this crate.
+
+pub mod config;
+pub mod mesh;
+
+pub use config::Config;
+pub use mesh::{Mesh, MeshOptions, all_services, start_mesh};

@@ -1,0 +1,233 @@
+//! Starting services and the gateway, together (`dev`, tests) or apart (`serve`, `gateway`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use creditmesh_domain::Clock;
+use creditmesh_gateway::{Backend, GatewayConfig};
+use creditmesh_pki::TlsFiles;
+use creditmesh_rpc::client::mtls_channel;
+use creditmesh_rpc::listener::bind_tls;
+use creditmesh_rpc::relay::Relay;
+use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use creditmesh_storage::{Db, DbConfig, Infra};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+/// Every service, in a fixed order.
+pub fn all_services() -> Vec<ServiceDef> {
+    vec![
+        creditmesh_filing::definition(),
+        creditmesh_review::definition(),
+        creditmesh_disclosure::definition(),
+        creditmesh_complaints::definition(),
+        creditmesh_datapush::definition(),
+    ]
+}
+
+/// Connects to a service's database and brings its schema up to date.
+pub async fn open_database(def: &ServiceDef, cfg: &DbConfig) -> Result<Db> {
+    let db = Db::connect(cfg)
+        .await
+        .with_context(|| format!("connecting the {} database", def.name))?;
+    let applied = creditmesh_storage::migrate::run(&db, def.name, &def.all_migrations())
+        .await
+        .with_context(|| format!("migrating the {} database", def.name))?;
+    tracing::debug!(service = def.name, applied, "schema up to date");
+    Ok(db)
+}
+
+/// A service listening on its own mTLS listener.
+pub struct RunningService {
+    pub name: &'static str,
+    pub grpc_name: &'static str,
+    pub addr: SocketAddr,
+    pub store: ServiceStore,
+    server: JoinHandle<()>,
+}
+
+/// Opens the database and starts serving one service; its relay starts separately, once
+/// every consumer's address is known.
+pub async fn start_service(
+    def: &ServiceDef,
+    db_cfg: &DbConfig,
+    pki_dir: &std::path::Path,
+    trust_domain: &str,
+    listen: SocketAddr,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) -> Result<RunningService> {
+    let db = open_database(def, db_cfg).await?;
+    let store = ServiceStore::new(db, Infra::new(def.name), clock);
+    let routes = (def.routes)(store.clone(), Authn::new(trust_domain));
+    let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
+        routes,
+        &[def.grpc_name, "creditmesh.events.v1.EventSinkService"],
+    )
+    .await?;
+    let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", def.name));
+    let config = creditmesh_pki::server_config(&tls, true)
+        .with_context(|| format!("tls identity of {}", def.name))?;
+    let (addr, incoming) = bind_tls(listen, config, stop.clone())
+        .await
+        .with_context(|| format!("binding {} on {listen}", def.name))?;
+    let name = def.name;
+    let server = tokio::spawn(async move {
+        let served = Server::builder()
+            .http2_max_header_list_size(16 * 1024)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, stop.cancelled())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(service = name, error = %e, "service stopped with an error");
+        }
+    });
+    tracing::info!(service = def.name, %addr, "service listening");
+    Ok(RunningService {
+        name: def.name,
+        grpc_name: def.grpc_name,
+        addr,
+        store,
+        server,
+    })
+}
+
+/// Starts the outbox relay of `svc`, delivering to the services in `backends`
+/// (name → `(url, server_name)`).
+pub fn start_relay(
+    svc: &RunningService,
+    backends: &HashMap<String, (String, String)>,
+    pki_dir: &std::path::Path,
+    poll_interval: Duration,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>> {
+    let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name));
+    let mut consumers = HashMap::new();
+    for (name, (url, server_name)) in backends {
+        consumers.insert(name.clone(), mtls_channel(url, &tls, server_name)?);
+    }
+    let relay = Relay::new(svc.store.clone(), consumers, poll_interval);
+    Ok(tokio::spawn(relay.run(stop)))
+}
+
+/// Everything needed to run the whole mesh in one process.
+pub struct MeshOptions {
+    pub pki_dir: std::path::PathBuf,
+    pub trust_domain: String,
+    /// `{service}` in the URL is replaced by each service's name.
+    pub database: DbConfig,
+    pub node_listen: SocketAddr,
+    pub public_listen: SocketAddr,
+    pub poll_interval: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The whole mesh in one process: every service on its own loopback mTLS listener, their
+/// relays, and the gateway in front.
+pub struct Mesh {
+    pub node_addr: SocketAddr,
+    pub public_addr: SocketAddr,
+    pub services: Vec<RunningService>,
+    gateway_stop: CancellationToken,
+    services_stop: CancellationToken,
+    gateway_tasks: Vec<JoinHandle<()>>,
+    relays: Vec<JoinHandle<()>>,
+}
+
+pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
+    let services_stop = CancellationToken::new();
+    let gateway_stop = CancellationToken::new();
+    let mut services = Vec::new();
+    for def in all_services() {
+        let mut db = opts.database.clone();
+        db.url = db.url.replace("{service}", def.name);
+        services.push(
+            start_service(
+                &def,
+                &db,
+                &opts.pki_dir,
+                &opts.trust_domain,
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                opts.clock.clone(),
+                services_stop.clone(),
+            )
+            .await?,
+        );
+    }
+    let backends: HashMap<String, (String, String)> = services
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_owned(),
+                (format!("https://{}", s.addr), s.name.to_owned()),
+            )
+        })
+        .collect();
+    let mut relays = Vec::new();
+    for svc in &services {
+        relays.push(start_relay(
+            svc,
+            &backends,
+            &opts.pki_dir,
+            opts.poll_interval,
+            services_stop.clone(),
+        )?);
+    }
+    let gateway = creditmesh_gateway::start(
+        GatewayConfig {
+            node_listen: opts.node_listen,
+            public_listen: opts.public_listen,
+            trust_domain: opts.trust_domain.clone(),
+            tls: TlsFiles::in_dir(&opts.pki_dir, "service-gateway"),
+            backends: services
+                .iter()
+                .map(|s| Backend {
+                    grpc_name: s.grpc_name.to_owned(),
+                    url: format!("https://{}", s.addr),
+                    server_name: s.name.to_owned(),
+                })
+                .collect(),
+        },
+        gateway_stop.clone(),
+    )
+    .await?;
+    Ok(Mesh {
+        node_addr: gateway.node_addr,
+        public_addr: gateway.public_addr,
+        services,
+        gateway_stop,
+        services_stop,
+        gateway_tasks: gateway.tasks,
+        relays,
+    })
+}
+
+impl Mesh {
+    pub fn store(&self, service: &str) -> Option<&ServiceStore> {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| &s.store)
+    }
+
+    /// Stops taking calls at the gateway, lets in-flight calls finish, then stops the
+    /// services and relays and closes the databases.
+    pub async fn shutdown(self) {
+        self.gateway_stop.cancel();
+        for t in self.gateway_tasks {
+            let _ = t.await;
+        }
+        self.services_stop.cancel();
+        for t in self.relays {
+            let _ = t.await;
+        }
+        for s in self.services {
+            let _ = s.server.await;
+            s.store.db.close().await;
+        }
+    }
+}

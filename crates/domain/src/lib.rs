@@ -1,0 +1,15 @@
+//! Pure domain rules of creditmesh: tenants, principals and the error vocabulary.
+//!
+//! Nothing here performs I/O or knows about gRPC or SQL; see `ARCHITECTURE.md`.
+
+pub mod clock;
+pub mod error;
+pub mod principal;
+pub mod tenant;
+pub mod uscc;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{Error, ErrorCode, FieldViolation, Violations};
+pub use principal::{Principal, PrincipalKind};
+pub use tenant::Tenant;
+pub use uscc::Uscc;

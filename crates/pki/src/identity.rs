@@ -1,0 +1,111 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use creditmesh_domain::Principal;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Where a node finds the CA bundle and its own certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+
+impl TlsFiles {
+    /// `DIR/ca.pem` with `DIR/NAME.pem` and `DIR/NAME.key`.
+    pub fn in_dir(dir: &Path, name: &str) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        }
+    }
+
+    pub fn read_ca_pem(&self) -> Result<String> {
+        std::fs::read_to_string(&self.ca).with_context(|| format!("reading {}", self.ca.display()))
+    }
+
+    pub fn read_cert_pem(&self) -> Result<String> {
+        std::fs::read_to_string(&self.cert)
+            .with_context(|| format!("reading {}", self.cert.display()))
+    }
+
+    pub fn read_key_pem(&self) -> Result<String> {
+        std::fs::read_to_string(&self.key).with_context(|| format!("reading {}", self.key.display()))
+    }
+
+    fn roots(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca)
+            .with_context(|| format!("reading {}", self.ca.display()))?
+        {
+            roots.add(cert.context("parsing the CA bundle")?)?;
+        }
+        if roots.is_empty() {
+            bail!("{} holds no certificate", self.ca.display());
+        }
+        Ok(roots)
+    }
+
+    fn chain_and_key(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .with_context(|| format!("reading {}", self.cert.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("parsing {}", self.cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .with_context(|| format!("reading {}", self.key.display()))?;
+        Ok((chain, key))
+    }
+}
+
+/// A TLS server configuration speaking HTTP/2. With `require_client`, only clients presenting
+/// a certificate issued by the CA (valid now, with client-auth usage) complete the handshake.
+pub fn server_config(files: &TlsFiles, require_client: bool) -> Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = if require_client {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider)
+                .build()?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let (chain, key) = files.chain_and_key()?;
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The principal named by a peer certificate's one URI SAN. A certificate with no URI SAN, or
+/// with more than one, names nobody.
+pub fn principal_of(cert_der: &[u8], trust_domain: &str) -> Result<Principal> {
+    let (_, cert) = X509Certificate::from_der(cert_der).map_err(|e| anyhow!("parsing: {e}"))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| anyhow!("subject alternative names: {e}"))?
+        .ok_or_else(|| anyhow!("certificate has no subject alternative names"))?;
+    let uris: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    match uris.as_slice() {
+        [one] => Ok(Principal::parse_spiffe(one, trust_domain)?),
+        [] => bail!("certificate has no uri san"),
+        _ => bail!("certificate has {} uri sans, exactly one is allowed", uris.len()),
+    }
+}

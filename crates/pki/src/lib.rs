@@ -1,0 +1,11 @@
+//! The regional CA and the certificates it issues: one URI SAN per leaf naming kind, tenant
+//! and subject (SPIFFE style), and the rustls configurations built from them.
+
+mod ca;
+mod identity;
+
+pub use ca::{Ca, DEMO_AGENCY_USCC, DevPki, LeafSpec, Usage, dev_leaves, ensure_dev_pki};
+pub use identity::{TlsFiles, principal_of, server_config};
+
+/// The trust domain of the SPIFFE IDs, unless configured otherwise.
+pub const DEFAULT_TRUST_DOMAIN: &str = "creditmesh.xinjiang";

@@ -1,0 +1,99 @@
+//! Who is calling: the principal the gateway forwards, accepted only from a service peer.
+
+use std::sync::Arc;
+
+use creditmesh_domain::{Principal, PrincipalKind};
+use tonic::{Request, Status};
+
+/// Metadata carrying the caller's SPIFFE ID (or `public`), set by the gateway alone.
+pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
+/// Metadata carrying the request id, echoed in logs and the audit trail.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub principal: Principal,
+    /// The principal's SPIFFE ID, or `public`.
+    pub principal_id: String,
+    pub request_id: String,
+}
+
+/// Authenticates calls arriving at a backend.
+#[derive(Debug, Clone)]
+pub struct Authn {
+    trust_domain: Arc<str>,
+}
+
+impl Authn {
+    pub fn new(trust_domain: &str) -> Self {
+        Self {
+            trust_domain: trust_domain.into(),
+        }
+    }
+
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The identity of the TLS peer itself, which must be a mesh service (the gateway or
+    /// another service): agencies, regulators and departments reach backends only through the
+    /// gateway.
+    pub fn service_peer<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let peer = creditmesh_pki::principal_of(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        if peer.kind != PrincipalKind::Service {
+            return Err(Status::permission_denied(
+                "backends accept calls only through the gateway",
+            ));
+        }
+        Ok(peer)
+    }
+
+    /// The forwarded caller of a business call.
+    pub fn context<T>(&self, req: &Request<T>) -> Result<CallContext, Status> {
+        self.service_peer(req)?;
+        let md = req.metadata();
+        let principal_id = md
+            .get(PRINCIPAL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Status::unauthenticated("no forwarded principal"))?
+            .to_owned();
+        let principal = if principal_id == "public" {
+            Principal::public()
+        } else {
+            Principal::parse_spiffe(&principal_id, &self.trust_domain)
+                .map_err(|e| Status::unauthenticated(format!("forwarded principal: {e}")))?
+        };
+        let request_id = md
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        Ok(CallContext {
+            principal,
+            principal_id,
+            request_id,
+        })
+    }
+}
+
+impl CallContext {
+    /// Refuses the call unless the caller is of one of `kinds`.
+    pub fn require(&self, kinds: &[PrincipalKind]) -> Result<(), Status> {
+        if kinds.contains(&self.principal.kind) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{} callers may not call this method",
+                self.principal.kind.as_str()
+            )))
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The gRPC edge shared by creditmesh services: error mapping, call context, the write path
+//! (transaction + audit + outbox), mTLS listeners, event sinks and the outbox relay.
+
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod listener;
+pub mod relay;
+pub mod service;
+pub mod sink;
+pub mod standard;
+pub mod store;
+
+pub use context::{Authn, CallContext, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+pub use error::{status, status_from};
+pub use service::ServiceDef;
+pub use relay::prost_types_timestamp as timestamp;
+pub use store::{ServiceStore, Written};

@@ -1,0 +1,161 @@
+//! Delivers a service's outbox to its consumers at least once, oldest first, with backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+use creditmesh_proto::events::v1::{DeliverRequest, Event};
+use creditmesh_storage::{OutboxRow, StorageError};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::store::ServiceStore;
+
+const BATCH: i64 = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub struct Relay {
+    store: ServiceStore,
+    consumers: HashMap<String, EventSinkServiceClient<Channel>>,
+    poll_interval: Duration,
+}
+
+impl Relay {
+    /// `consumers` maps a consumer service name to a channel reaching its event sink.
+    pub fn new(
+        store: ServiceStore,
+        consumers: HashMap<String, Channel>,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            store,
+            consumers: consumers
+                .into_iter()
+                .map(|(k, ch)| (k, EventSinkServiceClient::new(ch)))
+                .collect(),
+            poll_interval,
+        }
+    }
+
+    pub async fn run(self, stop: CancellationToken) {
+        let wakeup = self.store.relay_wakeup();
+        let service = self.store.infra.service();
+        loop {
+            let progressed = match self.tick().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(service, error = %e, "outbox relay pass failed");
+                    false
+                }
+            };
+            if progressed {
+                if stop.is_cancelled() {
+                    break;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = wakeup.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// One pass over the due deliveries; returns how many were acknowledged.
+    pub async fn tick(&self) -> Result<usize, StorageError> {
+        let store = &self.store;
+        let rows = store.infra.due(&store.db, store.now(), BATCH).await?;
+        let mut blocked = HashSet::new();
+        let mut delivered = 0;
+        for row in rows {
+            if blocked.contains(&row.consumer) {
+                continue;
+            }
+            match self.deliver(&row).await {
+                Ok(()) => {
+                    store
+                        .infra
+                        .mark_delivered(&store.db, row.seq, store.now())
+                        .await?;
+                    delivered += 1;
+                }
+                Err(why) => {
+                    let backoff = backoff(row.attempts);
+                    tracing::warn!(
+                        service = store.infra.service(),
+                        consumer = %row.consumer,
+                        event_id = %row.event_id,
+                        attempts = row.attempts + 1,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        error = %why,
+                        "event delivery failed"
+                    );
+                    let next = store.now() + backoff.as_micros() as i64;
+                    store
+                        .infra
+                        .mark_failed(&store.db, row.seq, next, &why)
+                        .await?;
+                    blocked.insert(row.consumer.clone());
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn deliver(&self, row: &OutboxRow) -> Result<(), String> {
+        let mut client = self
+            .consumers
+            .get(&row.consumer)
+            .cloned()
+            .ok_or_else(|| format!("no address configured for consumer {}", row.consumer))?;
+        let event = Event {
+            id: row.event_id.clone(),
+            r#type: row.event_type.clone(),
+            source: self.store.infra.service().to_owned(),
+            tenant: row.tenant.clone(),
+            principal: row.principal.clone(),
+            subject: row.subject.clone(),
+            occurred_at: Some(prost_types_timestamp(row.occurred_at)),
+            payload: row.payload.clone(),
+        };
+        let mut request = tonic::Request::new(DeliverRequest { event: Some(event) });
+        request.set_timeout(Duration::from_secs(10));
+        client
+            .deliver(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+}
+
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(0, 16) as u32;
+    Duration::from_millis(250u64.saturating_mul(1 << exp)).min(MAX_BACKOFF)
+}
+
+/// Converts stored microseconds to a protobuf timestamp.
+pub fn prost_types_timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(1000));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn timestamps_round_down() {
+        let t = prost_types_timestamp(-1);
+        assert_eq!((t.seconds, t.nanos), (-1, 999_999_000));
+    }
+}

@@ -1,0 +1,28 @@
+//! What each service crate hands the binary: its name, its tables and its routes.
+
+use creditmesh_storage::{Infra, Migration};
+use tonic::service::Routes;
+
+use crate::context::Authn;
+use crate::store::ServiceStore;
+
+/// Everything the binary needs to run one service.
+pub struct ServiceDef {
+    /// Short name: table prefix, consumer name and certificate subject (`filing`, …).
+    pub name: &'static str,
+    /// Fully qualified gRPC service name, as health and the gateway know it.
+    pub grpc_name: &'static str,
+    /// The service's own migrations, numbered from 100.
+    pub migrations: fn() -> Vec<Migration>,
+    /// The business service and the event sink, ready to serve.
+    pub routes: fn(ServiceStore, Authn) -> Routes,
+}
+
+impl ServiceDef {
+    /// Infrastructure tables first, then the service's own.
+    pub fn all_migrations(&self) -> Vec<Migration> {
+        let mut all = Infra::new(self.name).migrations();
+        all.extend((self.migrations)());
+        all
+    }
+}

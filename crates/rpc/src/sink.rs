@@ -1,0 +1,102 @@
+//! The receiving end of the outbox: applies each event id once, in one transaction with the
+//! inbox record and an audit line.
+
+use std::sync::Arc;
+
+use creditmesh_domain::Error;
+use creditmesh_proto::events::v1::event_sink_service_server::EventSinkService;
+use creditmesh_proto::events::v1::{DeliverRequest, DeliverResponse, Event};
+use creditmesh_storage::{AuditEntry, StorageError, Tx};
+use tonic::{Request, Response, Status};
+
+use crate::context::Authn;
+use crate::error::status;
+use crate::store::ServiceStore;
+
+/// What a service does with the events it consumes. Unknown event types are ignored.
+#[tonic::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error>;
+}
+
+pub struct EventSink<H> {
+    store: ServiceStore,
+    authn: Authn,
+    handler: Arc<H>,
+}
+
+impl<H: EventHandler> EventSink<H> {
+    pub fn new(store: ServiceStore, authn: Authn, handler: H) -> Self {
+        Self {
+            store,
+            authn,
+            handler: Arc::new(handler),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<H: EventHandler> EventSinkService for EventSink<H> {
+    async fn deliver(
+        &self,
+        request: Request<DeliverRequest>,
+    ) -> Result<Response<DeliverResponse>, Status> {
+        let peer = self.authn.service_peer(&request)?;
+        let peer_id = peer.spiffe_id(self.authn.trust_domain());
+        let event = request
+            .into_inner()
+            .event
+            .ok_or_else(|| status(Error::invalid_field("event", "is required")))?;
+        if event.id.is_empty() || event.r#type.is_empty() {
+            return Err(status(Error::invalid_field(
+                "event",
+                "id and type are required",
+            )));
+        }
+        let store = &self.store;
+        let fresh = async {
+            let mut tx = store.db.begin().await?;
+            let fresh = store
+                .infra
+                .accept_event(&mut *tx, &event.id, &event.source, &event.r#type, store.now())
+                .await?;
+            if fresh {
+                self.handler.apply(&mut tx, &event).await?;
+                let method = format!("events/{}", event.r#type);
+                store
+                    .infra
+                    .audit(
+                        &mut *tx,
+                        &AuditEntry {
+                            at: store.now(),
+                            principal: &peer_id,
+                            tenant: &event.tenant,
+                            method: &method,
+                            request_id: &event.id,
+                            outcome: "ok",
+                            detail: &event.principal,
+                        },
+                    )
+                    .await?;
+            }
+            tx.commit().await.map_err(StorageError::from)?;
+            Ok::<_, Error>(fresh)
+        }
+        .await
+        .map_err(status)?;
+        if fresh {
+            store.relay_wakeup().notify_one();
+        }
+        Ok(Response::new(DeliverResponse { duplicate: !fresh }))
+    }
+}
+
+/// The handler of a service that consumes no events yet.
+pub struct IgnoreEvents;
+
+#[tonic::async_trait]
+impl EventHandler for IgnoreEvents {
+    async fn apply(&self, _tx: &mut Tx, _event: &Event) -> Result<(), Error> {
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::error::StorageError;
+
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_ms: u64,
+    /// SQLite only: how long a writer waits for the write lock before giving up.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://creditmesh-data/db/creditmesh.sqlite".into(),
+            max_connections: 8,
+            min_connections: 0,
+            acquire_timeout_ms: 5_000,
+            busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl DbConfig {
+    /// Returns the engine named by the URL, or why the URL is unusable.
+    pub fn engine(&self) -> Result<Engine, String> {
+        if self.url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err("must start with sqlite: or postgres://".into())
+        }
+    }
+
+    /// Every problem with the settings, as `(key, why)` under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Err(why) = self.engine() {
+            out.push((format!("{prefix}.url"), why));
+        }
+        if self.max_connections == 0 {
+            out.push((
+                format!("{prefix}.max_connections"),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.min_connections > self.max_connections {
+            out.push((
+                format!("{prefix}.min_connections"),
+                "must not exceed max_connections".into(),
+            ));
+        }
+        if self.acquire_timeout_ms == 0 {
+            out.push((
+                format!("{prefix}.acquire_timeout_ms"),
+                "must be positive".into(),
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl Db {
+    pub async fn connect(cfg: &DbConfig) -> Result<Self, StorageError> {
+        sqlx::any::install_default_drivers();
+        let engine = cfg.engine().map_err(StorageError::Config)?;
+        let mut url = cfg.url.clone();
+        if engine == Engine::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite:")
+                .trim_start_matches("//")
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(parent) = std::path::Path::new(&path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StorageError::Config(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        }
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| StorageError::Config(format!("database url: {e}")))?;
+        let busy_timeout_ms = cfg.busy_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .min_connections(cfg.min_connections)
+            .acquire_timeout(Duration::from_millis(cfg.acquire_timeout_ms))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA busy_timeout = {busy_timeout_ms}"
+                        )))
+                        .await?;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, engine })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front, so that a
+    /// transaction that reads before it writes never fails with "database is locked".
+    pub async fn begin(&self) -> Result<Tx, StorageError> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,320 @@
+//! The infrastructure tables every service has under its own prefix: the transactional outbox,
+//! the inbox of applied event ids, the audit trail and stored responses of idempotent calls.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::db::Db;
+use crate::error::StorageError;
+use crate::migrate::Migration;
+
+/// An event to write in the same transaction as the state change it announces.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub event_type: &'a str,
+    pub tenant: &'a str,
+    pub principal: &'a str,
+    pub subject: &'a str,
+    pub payload: Vec<u8>,
+}
+
+/// One pending delivery of an event to one consumer.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub consumer: String,
+    pub event_type: String,
+    pub tenant: String,
+    pub principal: String,
+    pub subject: String,
+    pub occurred_at: i64,
+    pub payload: Vec<u8>,
+    pub attempts: i64,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    pub at: i64,
+    pub principal: &'a str,
+    pub tenant: &'a str,
+    pub method: &'a str,
+    pub request_id: &'a str,
+    pub outcome: &'a str,
+    pub detail: &'a str,
+}
+
+/// The infrastructure tables of one service, with their SQL prepared once.
+#[derive(Debug, Clone)]
+pub struct Infra {
+    service: &'static str,
+    sql: Arc<Sql>,
+}
+
+#[derive(Debug)]
+struct Sql {
+    insert_outbox: Arc<str>,
+    due: Arc<str>,
+    delivered: Arc<str>,
+    failed: Arc<str>,
+    pending: Arc<str>,
+    inbox: Arc<str>,
+    audit: Arc<str>,
+    idem_get: Arc<str>,
+    idem_put: Arc<str>,
+}
+
+impl Infra {
+    pub fn new(service: &'static str) -> Self {
+        let s = service;
+        let sql = Sql {
+            insert_outbox: format!(
+                "INSERT INTO {s}_outbox (event_id, consumer, event_type, tenant, principal, subject, \
+                 occurred_at, payload, attempts, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $7)"
+            )
+            .into(),
+            due: format!(
+                "SELECT seq, event_id, consumer, event_type, tenant, principal, subject, occurred_at, \
+                 payload, attempts FROM {s}_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+                 ORDER BY seq LIMIT $2"
+            )
+            .into(),
+            delivered: format!("UPDATE {s}_outbox SET delivered_at = $1 WHERE seq = $2").into(),
+            failed: format!(
+                "UPDATE {s}_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
+                 WHERE seq = $3"
+            )
+            .into(),
+            pending: format!("SELECT COUNT(*) FROM {s}_outbox WHERE delivered_at IS NULL").into(),
+            inbox: format!(
+                "INSERT INTO {s}_inbox (event_id, source, event_type, received_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (event_id) DO NOTHING"
+            )
+            .into(),
+            audit: format!(
+                "INSERT INTO {s}_audit (at, principal, tenant, method, request_id, outcome, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            )
+            .into(),
+            idem_get: format!(
+                "SELECT response FROM {s}_idempotency WHERE principal = $1 AND method = $2 AND request_id = $3"
+            )
+            .into(),
+            idem_put: format!(
+                "INSERT INTO {s}_idempotency (principal, method, request_id, response, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)"
+            )
+            .into(),
+        };
+        Self {
+            service,
+            sql: Arc::new(sql),
+        }
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// The migrations creating this service's infrastructure tables (versions 1 to 99).
+    pub fn migrations(&self) -> Vec<Migration> {
+        let s = self.service;
+        let common = |id: &str| {
+            format!(
+                "CREATE TABLE {s}_outbox (seq {id}, event_id TEXT NOT NULL, consumer TEXT NOT NULL, \
+                 event_type TEXT NOT NULL, tenant TEXT NOT NULL, principal TEXT NOT NULL, \
+                 subject TEXT NOT NULL, occurred_at BIGINT NOT NULL, payload {blob} NOT NULL, \
+                 attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, last_error TEXT, \
+                 delivered_at BIGINT, UNIQUE (event_id, consumer));\n\
+                 CREATE INDEX {s}_outbox_due ON {s}_outbox (next_attempt_at, seq) WHERE delivered_at IS NULL;\n\
+                 CREATE TABLE {s}_inbox (event_id TEXT PRIMARY KEY, source TEXT NOT NULL, \
+                 event_type TEXT NOT NULL, received_at BIGINT NOT NULL);\n\
+                 CREATE TABLE {s}_audit (id {id}, at BIGINT NOT NULL, principal TEXT NOT NULL, \
+                 tenant TEXT NOT NULL, method TEXT NOT NULL, request_id TEXT NOT NULL, \
+                 outcome TEXT NOT NULL, detail TEXT NOT NULL);\n\
+                 CREATE INDEX {s}_audit_tenant_at ON {s}_audit (tenant, at);\n\
+                 CREATE TABLE {s}_idempotency (principal TEXT NOT NULL, method TEXT NOT NULL, \
+                 request_id TEXT NOT NULL, response {blob} NOT NULL, created_at BIGINT NOT NULL, \
+                 PRIMARY KEY (principal, method, request_id));",
+                blob = if id.starts_with("INTEGER") { "BLOB" } else { "BYTEA" },
+            )
+        };
+        vec![Migration {
+            version: 1,
+            name: Cow::Borrowed("infrastructure tables"),
+            sqlite: common("INTEGER PRIMARY KEY AUTOINCREMENT").into(),
+            postgres: common("BIGSERIAL PRIMARY KEY").into(),
+        }]
+    }
+
+    /// Writes `event` once per consumer, in the caller's transaction. Returns the event id.
+    pub async fn publish(
+        &self,
+        conn: &mut AnyConnection,
+        consumers: &[&str],
+        event: NewEvent<'_>,
+        now_micros: i64,
+    ) -> Result<String, StorageError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        for consumer in consumers {
+            sqlx::query(AssertSqlSafe(self.sql.insert_outbox.clone()))
+                .bind(id.clone())
+                .bind(consumer.to_string())
+                .bind(event.event_type.to_owned())
+                .bind(event.tenant.to_owned())
+                .bind(event.principal.to_owned())
+                .bind(event.subject.to_owned())
+                .bind(now_micros)
+                .bind(event.payload.clone())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(id)
+    }
+
+    /// Deliveries whose time has come, oldest first.
+    pub async fn due(
+        &self,
+        db: &Db,
+        now_micros: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StorageError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.due.clone()))
+            .bind(now_micros)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    seq: r.try_get(0)?,
+                    event_id: r.try_get(1)?,
+                    consumer: r.try_get(2)?,
+                    event_type: r.try_get(3)?,
+                    tenant: r.try_get(4)?,
+                    principal: r.try_get(5)?,
+                    subject: r.try_get(6)?,
+                    occurred_at: r.try_get(7)?,
+                    payload: r.try_get(8)?,
+                    attempts: r.try_get(9)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn mark_delivered(&self, db: &Db, seq: i64, now_micros: i64) -> Result<(), StorageError> {
+        sqlx::query(AssertSqlSafe(self.sql.delivered.clone()))
+            .bind(now_micros)
+            .bind(seq)
+            .execute(db.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(
+        &self,
+        db: &Db,
+        seq: i64,
+        next_attempt_micros: i64,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        sqlx::query(AssertSqlSafe(self.sql.failed.clone()))
+            .bind(next_attempt_micros)
+            .bind(error.chars().take(500).collect::<String>())
+            .bind(seq)
+            .execute(db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deliveries not yet acknowledged by their consumer.
+    pub async fn pending(&self, db: &Db) -> Result<i64, StorageError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.pending.clone()))
+            .fetch_one(db.pool())
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Records an incoming event id in the caller's transaction; `false` when it was applied
+    /// before, in which case the caller must not apply it again.
+    pub async fn accept_event(
+        &self,
+        conn: &mut AnyConnection,
+        event_id: &str,
+        source: &str,
+        event_type: &str,
+        now_micros: i64,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.inbox.clone()))
+            .bind(event_id.to_owned())
+            .bind(source.to_owned())
+            .bind(event_type.to_owned())
+            .bind(now_micros)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn audit(
+        &self,
+        conn: &mut AnyConnection,
+        entry: &AuditEntry<'_>,
+    ) -> Result<(), StorageError> {
+        sqlx::query(AssertSqlSafe(self.sql.audit.clone()))
+            .bind(entry.at)
+            .bind(entry.principal.to_owned())
+            .bind(entry.tenant.to_owned())
+            .bind(entry.method.to_owned())
+            .bind(entry.request_id.to_owned())
+            .bind(entry.outcome.to_owned())
+            .bind(entry.detail.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored response of an earlier call with the same principal, method and request id.
+    pub async fn stored_response(
+        &self,
+        conn: &mut AnyConnection,
+        principal: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.idem_get.clone()))
+            .bind(principal.to_owned())
+            .bind(method.to_owned())
+            .bind(request_id.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    pub async fn store_response(
+        &self,
+        conn: &mut AnyConnection,
+        principal: &str,
+        method: &str,
+        request_id: &str,
+        response: Vec<u8>,
+        now_micros: i64,
+    ) -> Result<(), StorageError> {
+        sqlx::query(AssertSqlSafe(self.sql.idem_put.clone()))
+            .bind(principal.to_owned())
+            .bind(method.to_owned())
+            .bind(request_id.to_owned())
+            .bind(response)
+            .bind(now_micros)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

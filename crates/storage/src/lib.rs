@@ -1,0 +1,18 @@
+//! Database plumbing shared by the services: one pool over SQLite or PostgreSQL, write
+//! transactions, per-service migrations, and the per-service infrastructure tables
+//! (transactional outbox, inbox, audit trail, idempotency keys).
+//!
+//! Raw sqlx errors never leave this crate's callers' storage modules: translate them with
+//! [`StorageError`].
+
+pub mod db;
+pub mod error;
+pub mod infra;
+pub mod migrate;
+
+pub use db::{Db, DbConfig, Engine, Tx};
+pub use error::StorageError;
+pub use infra::{AuditEntry, Infra, NewEvent, OutboxRow};
+pub use migrate::Migration;
+
+pub use sqlx;

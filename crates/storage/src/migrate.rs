@@ -1,0 +1,108 @@
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::db::{Db, Engine};
+use crate::error::StorageError;
+
+/// One schema change, written once per engine. Versions below 100 belong to the shared
+/// infrastructure tables (see [`crate::infra`]); a service numbers its own from 100.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    pub name: Cow<'static, str>,
+    pub sqlite: Cow<'static, str>,
+    pub postgres: Cow<'static, str>,
+}
+
+impl Migration {
+    pub const fn new(
+        version: i64,
+        name: &'static str,
+        sqlite: &'static str,
+        postgres: &'static str,
+    ) -> Self {
+        Self {
+            version,
+            name: Cow::Borrowed(name),
+            sqlite: Cow::Borrowed(sqlite),
+            postgres: Cow::Borrowed(postgres),
+        }
+    }
+
+    fn sql(&self, engine: Engine) -> &str {
+        match engine {
+            Engine::Sqlite => &self.sqlite,
+            Engine::Postgres => &self.postgres,
+        }
+    }
+}
+
+/// Applies the migrations of one service that are not applied yet, in version order, each in
+/// its own write transaction, and refuses to start when an applied one has changed since.
+/// Returns how many were applied.
+pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usize, StorageError> {
+    let table = format!("{service}_schema_migrations");
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+    )))
+    .execute(db.pool())
+    .await?;
+
+    let mut sorted: Vec<&Migration> = migrations.iter().collect();
+    sorted.sort_by_key(|m| m.version);
+    let mut applied = 0;
+    for m in sorted {
+        let sql = m.sql(db.engine());
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let mut tx = db.begin().await?;
+        if db.engine() == Engine::Postgres {
+            // Serialises concurrent starts of several replicas of the same service.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(table.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let existing = sqlx::query(AssertSqlSafe(format!(
+            "SELECT checksum FROM {table} WHERE version = $1"
+        )))
+        .bind(m.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let stored: String = row.try_get(0)?;
+            if stored != checksum {
+                return Err(StorageError::Config(format!(
+                    "migration {} ({}) of {service} changed after it was applied",
+                    m.version, m.name
+                )));
+            }
+            continue;
+        }
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {table} (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"
+        )))
+        .bind(m.version)
+        .bind(m.name.to_string())
+        .bind(checksum)
+        .bind(unix_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(service, version = m.version, name = %m.name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,106 @@
+//! The gateway: the one door into the mesh. Its node listener (mutual TLS) serves agencies,
+//! regulators and departments; its public listener (server TLS) serves the public. It derives
+//! the caller from the client certificate, strips any identity metadata the caller sent, and
+//! forwards each call to the backend of its service over mutual TLS under its own identity.
+
+mod health;
+mod proxy;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use creditmesh_pki::TlsFiles;
+use creditmesh_rpc::client::mtls_channel;
+use creditmesh_rpc::listener::bind_tls;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Server};
+
+pub use proxy::PUBLIC_SERVICES;
+
+/// Where one service's backend is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Fully qualified gRPC service name.
+    pub grpc_name: String,
+    /// `https://host:port`.
+    pub url: String,
+    /// DNS name the backend's certificate carries.
+    pub server_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub node_listen: SocketAddr,
+    pub public_listen: SocketAddr,
+    pub trust_domain: String,
+    /// The gateway's own identity: server certificate of both listeners and client
+    /// certificate towards the backends.
+    pub tls: TlsFiles,
+    pub backends: Vec<Backend>,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub node_addr: SocketAddr,
+    pub public_addr: SocketAddr,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gateway> {
+    let mut channels: HashMap<String, Channel> = HashMap::new();
+    for b in &cfg.backends {
+        let ch = mtls_channel(&b.url, &cfg.tls, &b.server_name)
+            .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
+        channels.insert(b.grpc_name.clone(), ch);
+    }
+    let channels = Arc::new(channels);
+
+    let node_tls = creditmesh_pki::server_config(&cfg.tls, true)?;
+    let public_tls = creditmesh_pki::server_config(&cfg.tls, false)?;
+    let (node_addr, node_incoming) = bind_tls(cfg.node_listen, node_tls, stop.clone())
+        .await
+        .with_context(|| format!("binding the node listener {}", cfg.node_listen))?;
+    let (public_addr, public_incoming) = bind_tls(cfg.public_listen, public_tls, stop.clone())
+        .await
+        .with_context(|| format!("binding the public listener {}", cfg.public_listen))?;
+
+    let mut tasks = Vec::new();
+    for (incoming, public) in [(node_incoming, false), (public_incoming, true)] {
+        let routes = routes(&cfg, channels.clone(), public)?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = server()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, stop.cancelled())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, public, "gateway listener failed");
+            }
+        }));
+    }
+    tracing::info!(%node_addr, %public_addr, "gateway listening");
+    Ok(Gateway {
+        node_addr,
+        public_addr,
+        tasks,
+    })
+}
+
+fn server() -> Server {
+    Server::builder()
+        .http2_max_header_list_size(16 * 1024)
+        .max_concurrent_streams(256)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+}
+
+fn routes(cfg: &GatewayConfig, channels: Arc<HashMap<String, Channel>>, public: bool) -> Result<Routes> {
+    let health = health::HealthProxy::new(channels.clone(), public);
+    let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
+    let routes = creditmesh_rpc::standard::add_reflection(routes)?;
+    let proxy = proxy::Proxy::new(channels, cfg.trust_domain.clone(), public);
+    Ok(Routes::from(routes.into_axum_router().fallback_service(proxy)))
+}

@@ -1,0 +1,135 @@
+//! Forwards each call to the backend of its service, under the caller's identity as derived
+//! from its certificate.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tonic::Status;
+use tonic::transport::Channel;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tower::ServiceExt;
+
+/// The services the public listener exposes.
+pub const PUBLIC_SERVICES: &[&str] = &[
+    "creditmesh.disclosure.v1.DisclosureService",
+    "creditmesh.complaints.v1.ComplaintService",
+];
+
+/// Metadata prefix reserved for the mesh; whatever a caller sends under it is dropped.
+const RESERVED_PREFIX: &str = "x-creditmesh-";
+
+#[derive(Clone)]
+pub struct Proxy {
+    channels: Arc<HashMap<String, Channel>>,
+    trust_domain: Arc<str>,
+    public: bool,
+}
+
+impl Proxy {
+    pub fn new(channels: Arc<HashMap<String, Channel>>, trust_domain: String, public: bool) -> Self {
+        Self {
+            channels,
+            trust_domain: trust_domain.into(),
+            public,
+        }
+    }
+
+    fn caller(&self, req: &Request<Body>) -> Result<String, Status> {
+        if self.public {
+            return Ok("public".to_owned());
+        }
+        let certs = req
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let principal = creditmesh_pki::principal_of(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        Ok(principal.spiffe_id(&self.trust_domain))
+    }
+
+    async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, Status> {
+        let service = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if self.public && !PUBLIC_SERVICES.contains(&service.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "{service} is not served on the public listener"
+            )));
+        }
+        let channel = self
+            .channels
+            .get(&service)
+            .cloned()
+            .ok_or_else(|| Status::unimplemented(format!("unknown service {service}")))?;
+        let caller = self.caller(&req)?;
+
+        let headers = req.headers_mut();
+        let reserved: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with(RESERVED_PREFIX))
+            .cloned()
+            .collect();
+        for k in reserved {
+            headers.remove(&k);
+        }
+        headers.insert(
+            PRINCIPAL_HEADER,
+            HeaderValue::from_str(&caller).map_err(|_| Status::internal("principal header"))?,
+        );
+        let request_id_ok = headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.is_empty() && v.len() <= 128);
+        if !request_id_ok {
+            let id = uuid::Uuid::now_v7().to_string();
+            headers.insert(
+                REQUEST_ID_HEADER,
+                HeaderValue::from_str(&id).map_err(|_| Status::internal("request id header"))?,
+            );
+        }
+        tracing::debug!(%service, path = %req.uri().path(), %caller, "forwarding");
+
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(parts, tonic::body::Body::new(body));
+        let response = channel
+            .oneshot(req)
+            .await
+            .map_err(|e| Status::unavailable(format!("backend of {service} unreachable: {e}")))?;
+        Ok(response.map(Body::new))
+    }
+}
+
+impl tower::Service<Request<Body>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            Ok(match this.forward(req).await {
+                Ok(response) => response,
+                Err(status) => status.into_http(),
+            })
+        })
+    }
+}

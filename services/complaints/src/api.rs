@@ -1,0 +1,236 @@
+//! The gRPC edge of the complaints service: validation and proto conversion.
+
+use creditmesh_domain::tenant::REGION;
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
+use creditmesh_proto::common::v1::StatusChange;
+use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintService;
+use creditmesh_proto::complaints::v1::{
+    ComplaintStatus, SubmitComplaintRequest, SubmitComplaintResponse, TrackComplaintRequest,
+    TrackComplaintResponse,
+};
+use creditmesh_rpc::{Authn, ServiceStore, Written, status, status_from, timestamp};
+use creditmesh_storage::NewEvent;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use crate::events;
+use crate::store::{self, NewComplaint};
+
+pub struct Api {
+    store: ServiceStore,
+    authn: Authn,
+}
+
+impl Api {
+    pub fn new(store: ServiceStore, authn: Authn) -> Self {
+        Self { store, authn }
+    }
+}
+
+/// Crockford base32: no I, L, O or U, so codes survive being read aloud or copied by hand.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+fn random_code(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in uuid::Uuid::new_v4().into_bytes() {
+            if out.len() == len {
+                break;
+            }
+            out.push(CODE_ALPHABET[(b & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn status_name(s: &str) -> ComplaintStatus {
+    match s {
+        "received" => ComplaintStatus::Received,
+        "accepted" => ComplaintStatus::Accepted,
+        "resolved" => ComplaintStatus::Resolved,
+        "referred" => ComplaintStatus::Referred,
+        _ => ComplaintStatus::Unspecified,
+    }
+}
+
+struct ValidComplaint {
+    tenant: Tenant,
+    uscc: Uscc,
+}
+
+fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
+    let mut v = Violations::default();
+    v.require("request_id", &req.request_id);
+    v.max_chars("request_id", &req.request_id, 128);
+    let uscc = if req.agency_uscc.trim().is_empty() {
+        v.add("agency_uscc", "is required");
+        None
+    } else {
+        v.check("agency_uscc", Uscc::parse(&req.agency_uscc))
+    };
+    v.max_chars("agency_name", &req.agency_name, 200);
+    let tenant = if req.tenant.trim().is_empty() {
+        Some(REGION)
+    } else {
+        v.check("tenant", Tenant::parse(&req.tenant))
+    };
+    v.max_chars("complainant_name", &req.complainant_name, 100);
+    v.require("complainant_contact", &req.complainant_contact);
+    v.max_chars("complainant_contact", &req.complainant_contact, 200);
+    v.require("subject", &req.subject);
+    v.max_chars("subject", &req.subject, 200);
+    v.require("description", &req.description);
+    v.max_chars("description", &req.description, 10_000);
+    if req.evidence.len() > 20 {
+        v.add("evidence", "at most 20 documents");
+    }
+    for (i, doc) in req.evidence.iter().enumerate() {
+        if doc.sha256.len() != 64 || !doc.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            v.add(
+                format!("evidence[{i}].sha256"),
+                "must be 64 hexadecimal characters",
+            );
+        }
+    }
+    match (v.finish(), tenant, uscc) {
+        (Ok(()), Some(tenant), Some(uscc)) => Ok(ValidComplaint { tenant, uscc }),
+        (Err(e), _, _) => Err(e),
+        _ => Err(Error::internal("validation lost a field")),
+    }
+}
+
+#[tonic::async_trait]
+impl ComplaintService for Api {
+    async fn submit_complaint(
+        &self,
+        request: Request<SubmitComplaintRequest>,
+    ) -> Result<Response<SubmitComplaintResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let valid = validate(&req).map_err(status)?;
+        // Public callers share one principal, so their idempotency key also covers the
+        // request's content: nobody learns another complainant's access code by reusing an id.
+        let idempotency_key = if ctx.principal.kind == PrincipalKind::Public {
+            sha256_hex(&[req.request_id.as_bytes(), b"\0", &req.encode_to_vec()].concat())
+        } else {
+            req.request_id.clone()
+        };
+        let store = &self.store;
+        let (req, valid, ctx) = (&req, &valid, &ctx);
+        let response = store
+            .write_idempotent(ctx, "SubmitComplaint", &idempotency_key, |mut tx| async move {
+                let tenant = valid.tenant.to_string();
+                let tracking_number = format!("TS{}", random_code(12));
+                let access_code = random_code(20);
+                let now = store.now();
+                let evidence: Vec<&str> = req.evidence.iter().map(|d| d.sha256.as_str()).collect();
+                store::insert(
+                    &mut *tx,
+                    &NewComplaint {
+                        tenant: &tenant,
+                        tracking_number: &tracking_number,
+                        access_code_sha256: &sha256_hex(access_code.as_bytes()),
+                        agency_uscc: valid.uscc.as_str(),
+                        agency_name: req.agency_name.trim(),
+                        complainant_name: req.complainant_name.trim(),
+                        complainant_contact: req.complainant_contact.trim(),
+                        subject: req.subject.trim(),
+                        description: &req.description,
+                        evidence_json: &serde_json::to_string(&evidence)
+                            .map_err(|e| Error::internal(e.to_string()))?,
+                        received_at: now,
+                    },
+                )
+                .await?;
+                store::add_history(
+                    &mut *tx,
+                    &tenant,
+                    &tracking_number,
+                    "received",
+                    now,
+                    &ctx.principal_id,
+                    "",
+                )
+                .await?;
+                let payload = serde_json::json!({
+                    "tracking_number": tracking_number,
+                    "agency_uscc": valid.uscc.as_str(),
+                    "agency_name": req.agency_name.trim(),
+                    "subject": req.subject.trim(),
+                    "received_at": now,
+                });
+                store
+                    .publish(
+                        &mut tx,
+                        events::COMPLAINT_SUBMITTED_CONSUMERS,
+                        NewEvent {
+                            event_type: events::COMPLAINT_SUBMITTED,
+                            tenant: &tenant,
+                            principal: &ctx.principal_id,
+                            subject: &tracking_number,
+                            payload: payload.to_string().into_bytes(),
+                        },
+                    )
+                    .await?;
+                tracing::info!(%tenant, %tracking_number, request_id = %ctx.request_id, "complaint received");
+                let written = Written {
+                    value: SubmitComplaintResponse {
+                        tracking_number,
+                        access_code,
+                        status: ComplaintStatus::Received as i32,
+                    },
+                    tenant,
+                };
+                Ok((tx, written))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn track_complaint(
+        &self,
+        request: Request<TrackComplaintRequest>,
+    ) -> Result<Response<TrackComplaintResponse>, Status> {
+        self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("tracking_number", &req.tracking_number);
+        v.require("access_code", &req.access_code);
+        v.finish().map_err(status)?;
+        let not_found =
+            || status(Error::not_found("no complaint with this tracking number and access code"));
+        let row = store::find(self.store.db.pool(), req.tracking_number.trim())
+            .await
+            .map_err(status_from)?
+            .ok_or_else(not_found)?;
+        if row.access_code_sha256 != sha256_hex(req.access_code.trim().as_bytes()) {
+            return Err(not_found());
+        }
+        let history = store::history(self.store.db.pool(), &row.tenant, &row.tracking_number)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(TrackComplaintResponse {
+            tracking_number: row.tracking_number,
+            status: status_name(&row.status) as i32,
+            history: history
+                .into_iter()
+                .map(|h| StatusChange {
+                    status: h.status,
+                    changed_at: Some(timestamp(h.changed_at)),
+                    // The public sees that a change happened, not which official made it.
+                    principal: String::new(),
+                    note: h.note,
+                })
+                .collect(),
+            handling_deadline: None,
+            referred_to: 0,
+            outcome: String::new(),
+        }))
+    }
+}

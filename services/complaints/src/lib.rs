@@ -1,0 +1,36 @@
+//! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
+
+mod api;
+mod schema;
+mod store;
+
+use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
+use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
+use creditmesh_rpc::sink::{EventSink, IgnoreEvents};
+use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use tonic::service::Routes;
+
+pub const NAME: &str = "complaints";
+
+/// Event types this service publishes, with the services that consume them.
+pub mod events {
+    pub const COMPLAINT_SUBMITTED: &str = "complaints.complaint_submitted";
+    pub const COMPLAINT_SUBMITTED_CONSUMERS: &[&str] = &["review"];
+}
+
+pub fn definition() -> ServiceDef {
+    ServiceDef {
+        name: NAME,
+        grpc_name: "creditmesh.complaints.v1.ComplaintService",
+        migrations: schema::migrations,
+        routes,
+    }
+}
+
+fn routes(store: ServiceStore, authn: Authn) -> Routes {
+    Routes::new(ComplaintServiceServer::new(api::Api::new(
+        store.clone(),
+        authn.clone(),
+    )))
+    .add_service(EventSinkServiceServer::new(EventSink::new(store, authn, IgnoreEvents)))
+}

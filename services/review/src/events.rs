@@ -1,0 +1,51 @@
+//! Events the review service consumes.
+
+use creditmesh_domain::{Error, Uscc};
+use creditmesh_proto::events::v1::Event;
+use creditmesh_rpc::sink::EventHandler;
+use creditmesh_storage::Tx;
+use serde_json::Value;
+
+use crate::store::{self, Entry};
+
+pub struct Handler;
+
+#[tonic::async_trait]
+impl EventHandler for Handler {
+    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
+        match event.r#type.as_str() {
+            "complaints.complaint_submitted" => complaint_submitted(tx, event).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A complaint about an agency goes into that agency's credit file.
+async fn complaint_submitted(tx: &mut Tx, event: &Event) -> Result<(), Error> {
+    let payload: Value = serde_json::from_slice(&event.payload)
+        .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?;
+    let uscc = payload["agency_uscc"].as_str().unwrap_or_default();
+    let uscc = Uscc::parse(uscc)
+        .map_err(|e| Error::invalid_field("event.payload.agency_uscc", e.to_string()))?;
+    let subject = payload["subject"].as_str().unwrap_or_default();
+    let recorded_at = event
+        .occurred_at
+        .as_ref()
+        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+        .unwrap_or_default();
+    store::insert_entry(
+        &mut **tx,
+        &Entry {
+            tenant: event.tenant.clone(),
+            entry_id: event.id.clone(),
+            uscc: uscc.to_string(),
+            kind: "complaint".into(),
+            recorded_at,
+            principal: event.principal.clone(),
+            summary: format!("complaint received: {subject}"),
+            details: event.payload.clone(),
+        },
+    )
+    .await?;
+    Ok(())
+}

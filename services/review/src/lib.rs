@@ -1,0 +1,35 @@
+//! The review service: regulators' reviews, supervision and each agency's credit file.
+
+mod api;
+mod events;
+mod schema;
+mod store;
+
+use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
+use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
+use creditmesh_rpc::sink::EventSink;
+use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use tonic::service::Routes;
+
+pub const NAME: &str = "review";
+
+pub fn definition() -> ServiceDef {
+    ServiceDef {
+        name: NAME,
+        grpc_name: "creditmesh.review.v1.ReviewService",
+        migrations: schema::migrations,
+        routes,
+    }
+}
+
+fn routes(store: ServiceStore, authn: Authn) -> Routes {
+    Routes::new(ReviewServiceServer::new(api::Api::new(
+        store.clone(),
+        authn.clone(),
+    )))
+    .add_service(EventSinkServiceServer::new(EventSink::new(
+        store,
+        authn,
+        events::Handler,
+    )))
+}

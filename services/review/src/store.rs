@@ -1,0 +1,65 @@
+//! SQL of the review tables; database errors are translated here.
+
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, AnyPool, Row};
+
+pub struct Entry {
+    pub tenant: String,
+    pub entry_id: String,
+    pub uscc: String,
+    pub kind: String,
+    pub recorded_at: i64,
+    pub principal: String,
+    pub summary: String,
+    pub details: Vec<u8>,
+}
+
+pub async fn insert_entry(conn: &mut AnyConnection, e: &Entry) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO review_credit_file (tenant, entry_id, uscc, kind, recorded_at, principal, \
+         summary, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(e.tenant.clone())
+    .bind(e.entry_id.clone())
+    .bind(e.uscc.clone())
+    .bind(e.kind.clone())
+    .bind(e.recorded_at)
+    .bind(e.principal.clone())
+    .bind(e.summary.clone())
+    .bind(e.details.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The credit file of `uscc`, oldest first; `tenant` restricts it to one tenant's entries.
+pub async fn entries(
+    pool: &AnyPool,
+    uscc: &str,
+    tenant: Option<&str>,
+) -> Result<Vec<Entry>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT tenant, entry_id, uscc, kind, recorded_at, principal, summary, details \
+         FROM review_credit_file WHERE uscc = $1 AND ($2 = '' OR tenant = $2) \
+         ORDER BY recorded_at, entry_id",
+    )
+    .bind(uscc.to_owned())
+    .bind(tenant.unwrap_or_default().to_owned())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Entry {
+                tenant: r.try_get(0)?,
+                entry_id: r.try_get(1)?,
+                uscc: r.try_get(2)?,
+                kind: r.try_get(3)?,
+                recorded_at: r.try_get(4)?,
+                principal: r.try_get(5)?,
+                summary: r.try_get(6)?,
+                details: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
