@@ -176,7 +176,18 @@ impl Config {
                 .split("__"),
         );
         let cfg: Config = fig.extract().map_err(|e| {
-            let msgs: Vec<String> = e.into_iter().map(|e| format!("config: {e}")).collect();
+            let msgs: Vec<String> = e
+                .into_iter()
+                .map(|e| {
+                    let key = e.path.join(".").to_ascii_lowercase();
+                    let from = e
+                        .metadata
+                        .as_ref()
+                        .map(|m| format!(" (from {})", m.name))
+                        .unwrap_or_default();
+                    format!("config key `{key}`: {}{from}", e.kind)
+                })
+                .collect();
             anyhow::anyhow!(msgs.join("\n"))
         })?;
         cfg.validate()?;

@@ -178,6 +178,13 @@ impl ServiceStore {
         Ok(written.value)
     }
 
+    /// Audits a call refused before it reached the database (bad input, a refused caller) and
+    /// hands the error back.
+    pub async fn reject(&self, ctx: &CallContext, method: &str, err: Error) -> Error {
+        self.audit_failure(ctx, method, &err).await;
+        err
+    }
+
     async fn audit_failure(&self, ctx: &CallContext, method: &str, err: &Error) {
         let outcome = format!("{:?}", err.code);
         let tenant = ctx.principal.tenant.to_string();

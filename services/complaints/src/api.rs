@@ -112,7 +112,10 @@ impl ComplaintService for Api {
     ) -> Result<Response<SubmitComplaintResponse>, Status> {
         let ctx = self.authn.context(&request)?;
         let req = request.into_inner();
-        let valid = validate(&req).map_err(status)?;
+        let valid = match validate(&req) {
+            Ok(v) => v,
+            Err(e) => return Err(status(self.store.reject(&ctx, "SubmitComplaint", e).await)),
+        };
         // Public callers share one principal, so their idempotency key also covers the
         // request's content: nobody learns another complainant's access code by reusing an id.
         let idempotency_key = if ctx.principal.kind == PrincipalKind::Public {

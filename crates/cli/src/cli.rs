@@ -1,0 +1,393 @@
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use crate::config::{Config, SERVICE_NAMES};
+use crate::mesh::{self, MeshOptions};
+use creditmesh_domain::{Principal, PrincipalKind, SystemClock, Tenant};
+use creditmesh_gateway::{Backend, GatewayConfig};
+use creditmesh_pki::{Ca, LeafSpec, TlsFiles, Usage};
+use tokio_util::sync::CancellationToken;
+
+/// creditmesh: the regional platform supervising credit service agencies.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file; `CREDITMESH_*` variables override it.
+    #[arg(long, global = true, env = "CREDITMESH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gateway and all five services in one process on SQLite, with a development PKI.
+    Dev {
+        /// Where the PKI and databases live; created on first run and reused afterwards.
+        #[arg(long, default_value = "creditmesh-data")]
+        data_dir: PathBuf,
+        /// Node listener (mutual TLS).
+        #[arg(long)]
+        node_listen: Option<SocketAddr>,
+        /// Public listener (server TLS).
+        #[arg(long)]
+        public_listen: Option<SocketAddr>,
+    },
+    /// Runs the chosen services against the configured database.
+    Serve {
+        /// Comma-separated: filing,review,disclosure,complaints,datapush.
+        #[arg(long, value_delimiter = ',', required = true)]
+        services: Vec<String>,
+    },
+    /// Runs the gateway alone, forwarding to the configured backends.
+    Gateway,
+    /// Brings the schema of the chosen services (default: all) up to date, then exits.
+    Migrate {
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+    },
+    /// The regional CA and the certificates it issues.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Mints a new regional CA into DIR (ca.pem, ca.key).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3650)]
+        lifetime_days: i64,
+    },
+    /// Issues a leaf certificate (NAME.pem, NAME.key) signed by the CA in DIR.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// GB/T 2260 division code of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// USCC of an agency, code of a department, name of a service; none for regulators.
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// File stem of the certificate and key.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dns: Vec<String>,
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        #[arg(long, default_value_t = 365)]
+        lifetime_days: i64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Agency,
+    Regulator,
+    Department,
+    Service,
+}
+
+/// Parses the command line and runs the command; the `creditmesh` binary is this function.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    init_tracing(&cfg);
+    match cli.command {
+        Command::Dev {
+            data_dir,
+            node_listen,
+            public_listen,
+        } => dev(cfg, data_dir, node_listen, public_listen).await,
+        Command::Serve { services } => serve(cfg, &services).await,
+        Command::Gateway => gateway(cfg).await,
+        Command::Migrate { services } => migrate(cfg, &services).await,
+        Command::Pki { command } => pki(cfg, command),
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = if cfg.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn dev(
+    mut cfg: Config,
+    data_dir: PathBuf,
+    node_listen: Option<SocketAddr>,
+    public_listen: Option<SocketAddr>,
+) -> Result<()> {
+    cfg.data_dir = data_dir;
+    let pki_dir = cfg.pki_dir();
+    let pki = creditmesh_pki::ensure_dev_pki(&pki_dir, &cfg.trust_domain)?;
+    let database = cfg.db_config("{service}");
+    if !database.url.starts_with("sqlite:") {
+        bail!("dev runs on SQLite; unset database.url or point it at sqlite://");
+    }
+    let mesh = mesh::start_mesh(MeshOptions {
+        pki_dir: pki_dir.clone(),
+        trust_domain: cfg.trust_domain.clone(),
+        database,
+        node_listen: node_listen.unwrap_or(cfg.node.listen),
+        public_listen: public_listen.unwrap_or(cfg.public.listen),
+        poll_interval: Duration::from_millis(cfg.events.poll_interval_ms),
+        clock: Arc::new(SystemClock),
+    })
+    .await?;
+    print_banner(&cfg, &pki_dir, pki.minted, &mesh);
+    shutdown_signal().await;
+    eprintln!("creditmesh: draining in-flight calls, then stopping");
+    mesh.shutdown().await;
+    Ok(())
+}
+
+fn print_banner(cfg: &Config, pki_dir: &Path, minted: bool, mesh: &crate::Mesh) {
+    let p = pki_dir.display();
+    println!("creditmesh dev is running");
+    println!("  data directory  {}", cfg.data_dir.display());
+    println!(
+        "  pki             {p} ({})",
+        if minted { "minted now" } else { "reused" }
+    );
+    println!("  node listener   {} (mutual TLS)", mesh.node_addr);
+    println!("  public listener {} (server TLS)", mesh.public_addr);
+    for s in &mesh.services {
+        println!("  service         {:<44} at {}", s.grpc_name, s.addr);
+    }
+    println!("  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem (each with its .key)");
+    println!();
+    println!("try it:");
+    println!(
+        "  grpcurl -cacert {p}/ca.pem -cert {p}/agency.pem -key {p}/agency.key \\\n    -d '{{\"service\":\"creditmesh.filing.v1.FilingService\"}}' {} grpc.health.v1.Health/Check",
+        mesh.node_addr
+    );
+    println!(
+        "  grpcurl -cacert {p}/ca.pem {} list",
+        mesh.public_addr
+    );
+    println!("stop with ctrl-c or SIGTERM; in-flight calls finish first.");
+}
+
+fn chosen(services: &[String]) -> Result<Vec<creditmesh_rpc::ServiceDef>> {
+    let defs = mesh::all_services();
+    if services.is_empty() {
+        return Ok(defs);
+    }
+    for s in services {
+        if !SERVICE_NAMES.contains(&s.as_str()) {
+            bail!("unknown service {s:?}; known: {}", SERVICE_NAMES.join(", "));
+        }
+    }
+    Ok(defs
+        .into_iter()
+        .filter(|d| services.iter().any(|s| s == d.name))
+        .collect())
+}
+
+fn backends(cfg: &Config) -> std::collections::HashMap<String, (String, String)> {
+    cfg.backends
+        .iter()
+        .map(|(n, b)| {
+            (
+                n.clone(),
+                (b.url.clone(), b.server_name.clone().unwrap_or_else(|| n.clone())),
+            )
+        })
+        .collect()
+}
+
+async fn serve(cfg: Config, services: &[String]) -> Result<()> {
+    let defs = chosen(services)?;
+    let stop = CancellationToken::new();
+    let pki_dir = cfg.pki_dir();
+    let mut running = Vec::new();
+    for def in &defs {
+        let listen = cfg
+            .services
+            .get(def.name)
+            .map(|s| s.listen)
+            .with_context(|| format!("config key `services.{}.listen` is missing", def.name))?;
+        running.push(
+            mesh::start_service(
+                def,
+                &cfg.db_config(def.name),
+                &pki_dir,
+                &cfg.trust_domain,
+                listen,
+                Arc::new(SystemClock),
+                stop.clone(),
+            )
+            .await?,
+        );
+    }
+    let backends = backends(&cfg);
+    let poll = Duration::from_millis(cfg.events.poll_interval_ms);
+    let mut relays = Vec::new();
+    for svc in &running {
+        relays.push(mesh::start_relay(svc, &backends, &pki_dir, poll, stop.clone())?);
+    }
+    shutdown_signal().await;
+    stop.cancel();
+    for r in relays {
+        let _ = r.await;
+    }
+    Ok(())
+}
+
+async fn gateway(cfg: Config) -> Result<()> {
+    let stop = CancellationToken::new();
+    let defs = mesh::all_services();
+    let backends = cfg
+        .backends
+        .iter()
+        .map(|(name, b)| {
+            let def = defs
+                .iter()
+                .find(|d| d.name == name)
+                .with_context(|| format!("config key `backends.{name}`: unknown service"))?;
+            Ok(Backend {
+                grpc_name: def.grpc_name.to_owned(),
+                url: b.url.clone(),
+                server_name: b.server_name.clone().unwrap_or_else(|| name.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let gw = creditmesh_gateway::start(
+        GatewayConfig {
+            node_listen: cfg.node.listen,
+            public_listen: cfg.public.listen,
+            trust_domain: cfg.trust_domain.clone(),
+            tls: TlsFiles::in_dir(&cfg.pki_dir(), "service-gateway"),
+            backends,
+        },
+        stop.clone(),
+    )
+    .await?;
+    shutdown_signal().await;
+    stop.cancel();
+    for t in gw.tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn migrate(cfg: Config, services: &[String]) -> Result<()> {
+    for def in chosen(services)? {
+        let db = mesh::open_database(&def, &cfg.db_config(def.name)).await?;
+        db.close().await;
+        println!("{}: schema up to date", def.name);
+    }
+    Ok(())
+}
+
+fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
+    match command {
+        PkiCommand::Init { dir, lifetime_days } => {
+            if dir.join("ca.pem").exists() {
+                bail!("{} already holds a CA; refusing to replace it", dir.display());
+            }
+            Ca::init(&dir, lifetime_days)?;
+            println!("{}", dir.join("ca.pem").display());
+        }
+        PkiCommand::Issue {
+            dir,
+            kind,
+            tenant,
+            subject,
+            name,
+            dns,
+            ip,
+            lifetime_days,
+        } => {
+            let tenant = Tenant::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            let kind = match kind {
+                Kind::Agency => PrincipalKind::Agency,
+                Kind::Regulator => PrincipalKind::Regulator,
+                Kind::Department => PrincipalKind::Department,
+                Kind::Service => PrincipalKind::Service,
+            };
+            let principal = Principal::new(kind, tenant, subject);
+            // Round-trip through the parser so that only identities the mesh accepts are issued.
+            Principal::parse_spiffe(&principal.spiffe_id(&cfg.trust_domain), &cfg.trust_domain)
+                .map_err(|e| anyhow::anyhow!("identity: {e}"))?;
+            let usage = if kind == PrincipalKind::Service {
+                Usage::ClientAndServer
+            } else {
+                Usage::Client
+            };
+            let ca = Ca::load(&dir)?;
+            let path = ca.issue(
+                &dir,
+                &cfg.trust_domain,
+                &LeafSpec {
+                    name,
+                    principal,
+                    dns_names: dns,
+                    ip_addresses: ip,
+                    usage,
+                    lifetime_days,
+                },
+            )?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! End-to-end suite: the mesh on port 0, real TLS, real gRPC clients, SQLite always and
+//! PostgreSQL when `CREDITMESH_TEST_DATABASE_URL` is set.
+
+mod e2e {
+    pub mod complaints;
+    pub mod durability;
+    pub mod mesh;
+    pub mod process;
+}
+
+/// Declares `NAME` once per engine: `sqlite::NAME` and `postgres::NAME`, each calling
+/// `super::NAME(engine)`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(creditmesh_tests::Engine::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(creditmesh_tests::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}

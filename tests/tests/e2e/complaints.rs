@@ -1,0 +1,242 @@
+//! A complaint from the public: validation, idempotency, audit, and its event reaching the
+//! agency's credit file in the review service.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::complaints::v1::{
+    ComplaintStatus, SubmitComplaintRequest, TrackComplaintRequest,
+};
+use creditmesh_proto::review::v1::GetCreditFileRequest;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_tests::{Engine, TestMesh, eventually, scalar_i64};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+crate::on_both_engines!(
+    a_complaint_is_tracked_and_reaches_the_credit_file,
+    invalid_complaint_names_every_bad_field_and_stores_nothing,
+    retried_submission_creates_one_complaint,
+    every_call_is_audited_with_principal_tenant_and_request_id,
+    concurrent_submissions_all_commit,
+    prefecture_regulator_sees_only_its_own_tenant,
+);
+
+const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
+
+pub fn complaint(request_id: &str, tenant: &str) -> SubmitComplaintRequest {
+    SubmitComplaintRequest {
+        request_id: request_id.into(),
+        agency_uscc: KASHGAR_AGENCY.into(),
+        agency_name: "Kashgar Credit Rating Co.".into(),
+        tenant: tenant.into(),
+        complainant_name: "Aynur".into(),
+        complainant_contact: "aynur@example.org".into(),
+        subject: "rating promised for a fee".into(),
+        description: "the agency promised an AAA rating if we paid twice the fee".into(),
+        evidence: vec![],
+    }
+}
+
+async fn credit_file_tracking_numbers(channel: Channel, uscc: &str) -> Result<HashSet<String>, tonic::Status> {
+    let file = ReviewServiceClient::new(channel)
+        .get_credit_file(GetCreditFileRequest { uscc: uscc.into() })
+        .await?
+        .into_inner();
+    Ok(file
+        .entries
+        .iter()
+        .filter(|e| e.kind == "complaint")
+        .filter_map(|e| {
+            let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
+            v["tracking_number"].as_str().map(str::to_owned)
+        })
+        .collect())
+}
+
+async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let submitted = public
+        .submit_complaint(complaint("c-1", ""))
+        .await
+        .expect("submitted")
+        .into_inner();
+    assert!(submitted.tracking_number.starts_with("TS"));
+    assert_eq!(submitted.status, ComplaintStatus::Received as i32);
+
+    let tracked = public
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: submitted.tracking_number.clone(),
+            access_code: submitted.access_code.clone(),
+        })
+        .await
+        .expect("tracked")
+        .into_inner();
+    assert_eq!(tracked.status, ComplaintStatus::Received as i32);
+    assert_eq!(tracked.history.len(), 1);
+    assert_eq!(tracked.history[0].principal, "", "officials stay anonymous to the public");
+
+    let wrong = public
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: submitted.tracking_number.clone(),
+            access_code: "WRONG".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::NotFound);
+
+    let region = t.node("regulator-650000").await;
+    let expected = submitted.tracking_number.clone();
+    eventually("the complaint in the credit file", Duration::from_secs(20), || {
+        let region = region.clone();
+        let expected = expected.clone();
+        async move {
+            let numbers = credit_file_tracking_numbers(region, KASHGAR_AGENCY).await.ok()?;
+            numbers.contains(&expected).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL"
+        )
+        .await,
+        0,
+        "the delivered event is acknowledged in the outbox"
+    );
+    t.mesh.shutdown().await;
+}
+
+async fn invalid_complaint_names_every_bad_field_and_stores_nothing(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut bad = complaint("c-bad", "110000");
+    bad.agency_uscc = "91653101MA78KT005X".into();
+    bad.subject = String::new();
+    bad.complainant_contact = " ".into();
+    let err = public.submit_complaint(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let details = err.get_error_details();
+    let mut fields: Vec<String> = details
+        .bad_request()
+        .expect("google.rpc.BadRequest details")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["agency_uscc", "complainant_contact", "subject", "tenant"]);
+    let url = t.db_url("complaints");
+    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await, 0);
+    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await, 0);
+    t.mesh.shutdown().await;
+}
+
+async fn retried_submission_creates_one_complaint(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let first = public.submit_complaint(complaint("same-id", "")).await.unwrap().into_inner();
+    let again = public.submit_complaint(complaint("same-id", "")).await.unwrap().into_inner();
+    assert_eq!(first.tracking_number, again.tracking_number);
+    assert_eq!(first.access_code, again.access_code);
+    // The same id with other content is another complaint, so nobody can fish for a
+    // stranger's access code by reusing an id.
+    let mut other = complaint("same-id", "");
+    other.description = "a different complaint".into();
+    let third = public.submit_complaint(other).await.unwrap().into_inner();
+    assert_ne!(third.tracking_number, first.tracking_number);
+    let url = t.db_url("complaints");
+    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await, 2);
+    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await, 2);
+    t.mesh.shutdown().await;
+}
+
+async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut ok = tonic::Request::new(complaint("audit-1", "653100"));
+    ok.metadata_mut().insert("x-request-id", "req-ok-1".parse().unwrap());
+    public.submit_complaint(ok).await.unwrap();
+    let mut bad = tonic::Request::new(complaint("", "653100"));
+    bad.metadata_mut().insert("x-request-id", "req-bad-1".parse().unwrap());
+    public.submit_complaint(bad).await.unwrap_err();
+
+    let url = t.db_url("complaints");
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_audit WHERE principal = 'public' AND tenant = '653100' \
+             AND method = 'SubmitComplaint' AND request_id = 'req-ok-1' AND outcome = 'ok'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_audit WHERE principal = 'public' \
+             AND method = 'SubmitComplaint' AND request_id = 'req-bad-1' AND outcome = 'InvalidArgument'"
+        )
+        .await,
+        1
+    );
+    // The consumer audits the applied event under the delivering service's identity.
+    eventually("the review audit line", Duration::from_secs(20), || {
+        let url = t.db_url("review");
+        async move {
+            let n = scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM review_audit WHERE method = 'events/complaints.complaint_submitted' \
+                 AND principal = 'spiffe://creditmesh.xinjiang/service/650000/complaints' AND tenant = '653100'",
+            )
+            .await;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    t.mesh.shutdown().await;
+}
+
+async fn concurrent_submissions_all_commit(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let channel = t.public().await;
+    let calls = (0..64).map(|i| {
+        let mut client = ComplaintServiceClient::new(channel.clone());
+        async move { client.submit_complaint(complaint(&format!("conc-{i}"), "")).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    for r in &results {
+        assert!(r.is_ok(), "a concurrent write failed: {r:?}");
+    }
+    assert_eq!(
+        scalar_i64(&t.db_url("complaints"), "SELECT COUNT(*) FROM complaints_complaint").await,
+        64
+    );
+    t.mesh.shutdown().await;
+}
+
+async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else { return };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let urumqi = public.submit_complaint(complaint("t-1", "650100")).await.unwrap().into_inner();
+    let kashgar = public.submit_complaint(complaint("t-2", "653100")).await.unwrap().into_inner();
+    let region = t.node("regulator-650000").await;
+    eventually("both complaints at the region", Duration::from_secs(20), || {
+        let region = region.clone();
+        let (a, b) = (urumqi.tracking_number.clone(), kashgar.tracking_number.clone());
+        async move {
+            let n = credit_file_tracking_numbers(region, KASHGAR_AGENCY).await.ok()?;
+            (n.contains(&a) && n.contains(&b)).then_some(())
+        }
+    })
+    .await;
+    let seen = credit_file_tracking_numbers(t.node("regulator-650100").await, KASHGAR_AGENCY)
+        .await
+        .unwrap();
+    assert_eq!(seen, HashSet::from([urumqi.tracking_number.clone()]));
+    t.mesh.shutdown().await;
+}

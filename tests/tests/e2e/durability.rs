@@ -1,0 +1,139 @@
+//! The outbox: events wait for a consumer that is down and reach it once it is up; a
+//! redelivered event is applied once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh::mesh::{all_services, start_relay, start_service};
+use creditmesh_domain::SystemClock;
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+use creditmesh_proto::events::v1::{DeliverRequest, Event};
+use creditmesh_tests::{Engine, TRUST_DOMAIN, eventually, fresh_database, mtls, scalar_i64};
+use tokio_util::sync::CancellationToken;
+
+crate::on_both_engines!(events_wait_for_a_consumer_that_is_down);
+
+async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_database(engine, dir.path()).await else { return };
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
+    let defs = all_services();
+    let def = |name: &str| defs.iter().find(|d| d.name == name).unwrap();
+    let db_for = |name: &str| {
+        let mut c = db.clone();
+        c.url = c.url.replace("{service}", name);
+        c
+    };
+    let stop = CancellationToken::new();
+    let clock = Arc::new(SystemClock);
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let complaints = start_service(
+        def("complaints"),
+        &db_for("complaints"),
+        &pki,
+        TRUST_DOMAIN,
+        any_port,
+        clock.clone(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let review_addr = std::net::TcpListener::bind(any_port)
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let backends = [(
+        "review".to_owned(),
+        (format!("https://{review_addr}"), "review".to_owned()),
+    )]
+    .into_iter()
+    .collect();
+    let relay = start_relay(&complaints, &backends, &pki, Duration::from_millis(100), stop.clone())
+        .unwrap();
+
+    // Act as the gateway towards the complaints backend.
+    let mut client = ComplaintServiceClient::new(mtls(complaints.addr, &pki, "service-gateway").await);
+    for i in 0..3 {
+        let mut req = tonic::Request::new(super::complaints::complaint(&format!("down-{i}"), ""));
+        req.metadata_mut()
+            .insert(creditmesh_rpc::PRINCIPAL_HEADER, "public".parse().unwrap());
+        client.submit_complaint(req).await.unwrap();
+    }
+    let complaints_url = db_for("complaints").url;
+    eventually("failed delivery attempts", Duration::from_secs(20), || {
+        let url = complaints_url.clone();
+        async move {
+            let n = scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL AND attempts > 0",
+            )
+            .await;
+            (n == 3).then_some(())
+        }
+    })
+    .await;
+
+    let review = start_service(
+        def("review"),
+        &db_for("review"),
+        &pki,
+        TRUST_DOMAIN,
+        review_addr,
+        clock,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    eventually("delivery once the consumer is up", Duration::from_secs(30), || {
+        let url = complaints_url.clone();
+        async move {
+            let n = scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL").await;
+            (n == 0).then_some(())
+        }
+    })
+    .await;
+    let review_url = db_for("review").url;
+    assert_eq!(scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await, 3);
+
+    // The relay may deliver an event again (a crash between delivery and acknowledgement):
+    // the consumer applies it once.
+    let mut sink = EventSinkServiceClient::new(mtls(review.addr, &pki, "service-complaints").await);
+    let event_id: String = {
+        sqlx::any::install_default_drivers();
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&review_url).await.unwrap();
+        sqlx::query_scalar("SELECT entry_id FROM review_credit_file ORDER BY entry_id LIMIT 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    let again = sink
+        .deliver(DeliverRequest {
+            event: Some(Event {
+                id: event_id,
+                r#type: "complaints.complaint_submitted".into(),
+                source: "complaints".into(),
+                tenant: "650000".into(),
+                principal: "public".into(),
+                subject: "x".into(),
+                occurred_at: None,
+                payload: br#"{"agency_uscc":"91653101MA78KT005T","subject":"again"}"#.to_vec(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await, 3);
+
+    // Only mesh services may deliver events.
+    let mut intruder = EventSinkServiceClient::new(mtls(review.addr, &pki, "agency").await);
+    let denied = intruder.deliver(DeliverRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    stop.cancel();
+    relay.await.unwrap();
+}

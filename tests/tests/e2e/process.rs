@@ -1,0 +1,229 @@
+//! The binary as a person runs it: `dev` survives SIGKILL, configuration errors name their
+//! key, `migrate` is repeatable.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use creditmesh_proto::complaints::v1::TrackComplaintRequest;
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::review::v1::GetCreditFileRequest;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_tests::{Engine, eventually, fresh_database, mtls, server_tls};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
+
+crate::on_both_engines!(migrate_is_repeatable);
+
+struct Dev {
+    child: Child,
+    node: String,
+    public: String,
+    banner: String,
+}
+
+async fn start_dev(data_dir: &Path) -> Dev {
+    let mut child = Command::new(BIN)
+        .args(["dev", "--data-dir"])
+        .arg(data_dir)
+        .args(["--node-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"])
+        .env_remove("CREDITMESH_DATABASE__URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn creditmesh dev");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("stop with") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("dev prints its banner");
+    let addr = |label: &str| {
+        banner
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("no {label} in banner:\n{banner}"))
+            .to_owned()
+    };
+    let node = addr("node listener");
+    let public = addr("public listener");
+    // Keep draining stdout so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Dev {
+        child,
+        node,
+        public,
+        banner,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_loses_nothing_committed_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let mut dev = start_dev(dir.path()).await;
+    assert!(dev.banner.contains("minted now"), "{}", dev.banner);
+    let ca_before = std::fs::read(pki.join("ca.pem")).unwrap();
+
+    // Writers keep submitting while the process is killed.
+    let channel = server_tls(dev.public.parse().unwrap(), &pki).await;
+    let committed = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let mut client = ComplaintServiceClient::new(channel.clone());
+        let committed = committed.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let req = super::complaints::complaint(&format!("kill-{w}-{i}"), "");
+                match client.submit_complaint(req).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        committed.lock().unwrap().insert(r.tracking_number, r.access_code);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    eventually("some committed writes", Duration::from_secs(30), || {
+        let n = committed.lock().unwrap().len();
+        async move { (n >= 40).then_some(()) }
+    })
+    .await;
+    dev.child.start_kill().unwrap();
+    dev.child.wait().await.unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let committed = committed.lock().unwrap().clone();
+
+    let dev = start_dev(dir.path()).await;
+    assert!(dev.banner.contains("reused"), "{}", dev.banner);
+    assert_eq!(std::fs::read(pki.join("ca.pem")).unwrap(), ca_before);
+    let mut public = ComplaintServiceClient::new(server_tls(dev.public.parse().unwrap(), &pki).await);
+    for (tracking_number, access_code) in &committed {
+        public
+            .track_complaint(TrackComplaintRequest {
+                tracking_number: tracking_number.clone(),
+                access_code: access_code.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("committed complaint {tracking_number} lost: {e}"));
+    }
+
+    // Every complaint stored (including any whose answer the kill swallowed) reaches the
+    // credit file: no committed outbox event is lost.
+    let stored: HashSet<String> = {
+        sqlx::any::install_default_drivers();
+        use sqlx::Connection;
+        let url = format!("sqlite://{}/db/complaints.sqlite", dir.path().display());
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, String>("SELECT tracking_number FROM complaints_complaint")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    assert!(stored.len() >= committed.len());
+    let region = mtls(dev.node.parse().unwrap(), &pki, "regulator-650000").await;
+    eventually("every stored complaint in the credit file", Duration::from_secs(60), || {
+        let region = region.clone();
+        let stored = stored.clone();
+        async move {
+            let file = ReviewServiceClient::new(region)
+                .get_credit_file(GetCreditFileRequest { uscc: "91653101MA78KT005T".into() })
+                .await
+                .ok()?
+                .into_inner();
+            let seen: HashSet<String> = file
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
+                    v["tracking_number"].as_str().map(str::to_owned)
+                })
+                .collect();
+            (seen == stored).then_some(())
+        }
+    })
+    .await;
+    terminate(dev).await;
+}
+
+/// SIGTERM: the process drains and exits successfully.
+async fn terminate(mut dev: Dev) {
+    let pid = dev.child.id().expect("running") as i32;
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), dev.child.wait())
+        .await
+        .expect("dev stops after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+}
+
+#[tokio::test]
+async fn configuration_errors_name_the_key() {
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env("CREDITMESH_DATABASE__MAX_CONNECTIONS", "many")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config key `database.max_connections`"), "{err}");
+
+    let out = Command::new(BIN)
+        .arg("migrate")
+        .env("CREDITMESH_LOG__FORMAT", "xml")
+        .env("CREDITMESH_DATABASE__URL", "mysql://nowhere")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config key `log.format`: must be text or json"), "{err}");
+    assert!(err.contains("config key `database.url`"), "{err}");
+}
+
+async fn migrate_is_repeatable(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_database(engine, dir.path()).await else { return };
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .arg("migrate")
+            .env("CREDITMESH_DATABASE__URL", &db.url)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for s in ["filing", "review", "disclosure", "complaints", "datapush"] {
+            assert!(stdout.contains(&format!("{s}: schema up to date")), "{stdout}");
+        }
+    }
+    let url = db.url.replace("{service}", "review");
+    assert_eq!(
+        creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_schema_migrations").await,
+        2
+    );
+}
