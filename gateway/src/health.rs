@@ -56,7 +56,12 @@ impl Health for HealthProxy {
             return Ok(Response::new(serving(ServingStatus::Serving)));
         }
         let mut client = self.backend(&service)?;
-        match client.check(HealthCheckRequest { service: service.clone() }).await {
+        match client
+            .check(HealthCheckRequest {
+                service: service.clone(),
+            })
+            .await
+        {
             Ok(answer) => Ok(Response::new(answer.into_inner())),
             Err(e) => {
                 tracing::warn!(%service, error = %e, "backend health check failed");
@@ -74,10 +79,8 @@ impl Health for HealthProxy {
         let service = request.into_inner().service;
         if service.is_empty() {
             let once = futures::stream::once(async { Ok(serving(ServingStatus::Serving)) });
-            let stream: WatchStream = Box::pin(futures::StreamExt::chain(
-                once,
-                futures::stream::pending(),
-            ));
+            let stream: WatchStream =
+                Box::pin(futures::StreamExt::chain(once, futures::stream::pending()));
             return Ok(Response::new(stream));
         }
         let mut client = self.backend(&service)?;

@@ -97,10 +97,16 @@ fn server() -> Server {
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
 }
 
-fn routes(cfg: &GatewayConfig, channels: Arc<HashMap<String, Channel>>, public: bool) -> Result<Routes> {
+fn routes(
+    cfg: &GatewayConfig,
+    channels: Arc<HashMap<String, Channel>>,
+    public: bool,
+) -> Result<Routes> {
     let health = health::HealthProxy::new(channels.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     let routes = creditmesh_rpc::standard::add_reflection(routes)?;
     let proxy = proxy::Proxy::new(channels, cfg.trust_domain.clone(), public);
-    Ok(Routes::from(routes.into_axum_router().fallback_service(proxy)))
+    Ok(Routes::from(
+        routes.into_axum_router().fallback_service(proxy),
+    ))
 }

@@ -32,7 +32,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(channels: Arc<HashMap<String, Channel>>, trust_domain: String, public: bool) -> Self {
+    pub fn new(
+        channels: Arc<HashMap<String, Channel>>,
+        trust_domain: String,
+        public: bool,
+    ) -> Self {
         Self {
             channels,
             trust_domain: trust_domain.into(),

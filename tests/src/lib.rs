@@ -226,6 +226,9 @@ mod tests {
             super::with_database("postgres://u@h:1/db?sslmode=disable", "x"),
             "postgres://u@h:1/x?sslmode=disable"
         );
-        assert_eq!(super::with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            super::with_database("postgres://u@h:1", "x"),
+            "postgres://u@h:1/x"
+        );
     }
 }

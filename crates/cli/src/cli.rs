@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{Config, SERVICE_NAMES};
 use crate::mesh::{self, MeshOptions};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
 use creditmesh_domain::{Principal, PrincipalKind, SystemClock, Tenant};
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{Ca, LeafSpec, TlsFiles, Usage};
@@ -101,7 +101,10 @@ enum Kind {
 /// Parses the command line and runs the command; the `creditmesh` binary is this function.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -212,17 +215,16 @@ fn print_banner(cfg: &Config, pki_dir: &Path, minted: bool, mesh: &crate::Mesh) 
     for s in &mesh.services {
         println!("  service         {:<44} at {}", s.grpc_name, s.addr);
     }
-    println!("  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem (each with its .key)");
+    println!(
+        "  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem (each with its .key)"
+    );
     println!();
     println!("try it:");
     println!(
         "  grpcurl -cacert {p}/ca.pem -cert {p}/agency.pem -key {p}/agency.key \\\n    -d '{{\"service\":\"creditmesh.filing.v1.FilingService\"}}' {} grpc.health.v1.Health/Check",
         mesh.node_addr
     );
-    println!(
-        "  grpcurl -cacert {p}/ca.pem {} list",
-        mesh.public_addr
-    );
+    println!("  grpcurl -cacert {p}/ca.pem {} list", mesh.public_addr);
     println!("stop with ctrl-c or SIGTERM; in-flight calls finish first.");
 }
 
@@ -248,7 +250,10 @@ fn backends(cfg: &Config) -> std::collections::HashMap<String, (String, String)>
         .map(|(n, b)| {
             (
                 n.clone(),
-                (b.url.clone(), b.server_name.clone().unwrap_or_else(|| n.clone())),
+                (
+                    b.url.clone(),
+                    b.server_name.clone().unwrap_or_else(|| n.clone()),
+                ),
             )
         })
         .collect()
@@ -282,7 +287,13 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let poll = Duration::from_millis(cfg.events.poll_interval_ms);
     let mut relays = Vec::new();
     for svc in &running {
-        relays.push(mesh::start_relay(svc, &backends, &pki_dir, poll, stop.clone())?);
+        relays.push(mesh::start_relay(
+            svc,
+            &backends,
+            &pki_dir,
+            poll,
+            stop.clone(),
+        )?);
     }
     shutdown_signal().await;
     stop.cancel();
@@ -342,7 +353,10 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
     match command {
         PkiCommand::Init { dir, lifetime_days } => {
             if dir.join("ca.pem").exists() {
-                bail!("{} already holds a CA; refusing to replace it", dir.display());
+                bail!(
+                    "{} already holds a CA; refusing to replace it",
+                    dir.display()
+                );
             }
             Ca::init(&dir, lifetime_days)?;
             println!("{}", dir.join("ca.pem").display());

@@ -170,11 +170,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(
-            Env::prefixed("CREDITMESH_")
-                .ignore(NOT_CONFIG)
-                .split("__"),
-        );
+        fig = fig.merge(Env::prefixed("CREDITMESH_").ignore(NOT_CONFIG).split("__"));
         let cfg: Config = fig.extract().map_err(|e| {
             let msgs: Vec<String> = e
                 .into_iter()
@@ -282,7 +278,10 @@ mod tests {
         cfg.log.format = "xml".into();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("config key `database.url`"), "{err}");
-        assert!(err.contains("config key `database.max_connections`"), "{err}");
+        assert!(
+            err.contains("config key `database.max_connections`"),
+            "{err}"
+        );
         assert!(err.contains("config key `log.format`"), "{err}");
     }
 

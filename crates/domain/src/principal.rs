@@ -109,7 +109,11 @@ impl Principal {
 
     pub fn spiffe_id(&self, trust_domain: &str) -> String {
         if self.subject.is_empty() {
-            format!("spiffe://{trust_domain}/{}/{}", self.kind.as_str(), self.tenant)
+            format!(
+                "spiffe://{trust_domain}/{}/{}",
+                self.kind.as_str(),
+                self.tenant
+            )
         } else {
             format!(
                 "spiffe://{trust_domain}/{}/{}/{}",
@@ -145,7 +149,10 @@ mod tests {
             "91653100MA78A1B2C3",
         );
         let id = p.spiffe_id(TD);
-        assert_eq!(id, "spiffe://creditmesh.test/agency/653100/91653100MA78A1B2C3");
+        assert_eq!(
+            id,
+            "spiffe://creditmesh.test/agency/653100/91653100MA78A1B2C3"
+        );
         assert_eq!(Principal::parse_spiffe(&id, TD).unwrap(), p);
         let r = Principal::parse_spiffe("spiffe://creditmesh.test/regulator/650100", TD).unwrap();
         assert_eq!(r.kind, PrincipalKind::Regulator);

@@ -92,7 +92,10 @@ mod tests {
         assert_eq!(Tenant::parse("653100").unwrap().english_name(), "Kashgar");
         assert_eq!(Tenant::parse("65310"), Err(TenantError::Malformed));
         assert_eq!(Tenant::parse("65a100"), Err(TenantError::Malformed));
-        assert!(matches!(Tenant::parse("110000"), Err(TenantError::Unknown(_))));
+        assert!(matches!(
+            Tenant::parse("110000"),
+            Err(TenantError::Unknown(_))
+        ));
         assert_eq!(Tenant::all().count(), 15);
     }
 

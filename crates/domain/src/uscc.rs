@@ -2,7 +2,9 @@ use std::fmt;
 
 /// The 31 characters of GB 32100-2015 (no I, O, S, V, Z), in value order.
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 /// An 18-character unified social credit code (GB 32100-2015) whose check characters hold.
@@ -98,11 +100,18 @@ mod tests {
 
     #[test]
     fn accepts_valid_codes() {
-        for code in ["91650102MA7XJ0003G", "91110108MA01BJ00XX", "91653101MA78KT005T"] {
+        for code in [
+            "91650102MA7XJ0003G",
+            "91110108MA01BJ00XX",
+            "91653101MA78KT005T",
+        ] {
             let u = Uscc::parse(code).unwrap_or_else(|e| panic!("{code}: {e}"));
             assert_eq!(u.as_str(), code);
         }
-        assert_eq!(Uscc::parse("91650102MA7XJ0003G").unwrap().division(), "650102");
+        assert_eq!(
+            Uscc::parse("91650102MA7XJ0003G").unwrap().division(),
+            "650102"
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ impl Ca {
         let cert = params.signed_by(&key, &issuer)?;
         let cert_path = dir.join(format!("{}.pem", spec.name));
         std::fs::write(&cert_path, cert.pem())?;
-        write_private(&dir.join(format!("{}.key", spec.name)), &key.serialize_pem())?;
+        write_private(
+            &dir.join(format!("{}.key", spec.name)),
+            &key.serialize_pem(),
+        )?;
         Ok(cert_path)
     }
 }
@@ -146,7 +149,7 @@ pub const DEMO_AGENCY_USCC: &str = "91650102MA7XJ0003G";
 /// identity per node.
 pub fn dev_leaves() -> Vec<LeafSpec> {
     let urumqi = Tenant::parse("650100").expect("known tenant");
-    let local_dns = vec!["localhost".to_owned()];
+    let local_dns = ["localhost".to_owned()];
     let local_ip = vec![IpAddr::from([127, 0, 0, 1])];
     let caller = |name: &str, p: Principal| LeafSpec {
         name: name.into(),
@@ -174,7 +177,14 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
             Principal::new(PrincipalKind::Department, urumqi, "market-regulation"),
         ),
     ];
-    for node in ["gateway", "filing", "review", "disclosure", "complaints", "datapush"] {
+    for node in [
+        "gateway",
+        "filing",
+        "review",
+        "disclosure",
+        "complaints",
+        "datapush",
+    ] {
         leaves.push(LeafSpec {
             name: format!("service-{node}"),
             principal: Principal::new(PrincipalKind::Service, REGION, node),

@@ -18,7 +18,6 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-
 impl TlsFiles {
     /// `DIR/ca.pem` with `DIR/NAME.pem` and `DIR/NAME.key`.
     pub fn in_dir(dir: &Path, name: &str) -> Self {
@@ -39,7 +38,8 @@ impl TlsFiles {
     }
 
     pub fn read_key_pem(&self) -> Result<String> {
-        std::fs::read_to_string(&self.key).with_context(|| format!("reading {}", self.key.display()))
+        std::fs::read_to_string(&self.key)
+            .with_context(|| format!("reading {}", self.key.display()))
     }
 
     fn roots(&self) -> Result<RootCertStore> {
@@ -106,6 +106,9 @@ pub fn principal_of(cert_der: &[u8], trust_domain: &str) -> Result<Principal> {
     match uris.as_slice() {
         [one] => Ok(Principal::parse_spiffe(one, trust_domain)?),
         [] => bail!("certificate has no uri san"),
-        _ => bail!("certificate has {} uri sans, exactly one is allowed", uris.len()),
+        _ => bail!(
+            "certificate has {} uri sans, exactly one is allowed",
+            uris.len()
+        ),
     }
 }

@@ -11,7 +11,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 pub fn mtls_channel(url: &str, tls: &TlsFiles, server_name: &str) -> anyhow::Result<Channel> {
     let config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(tls.read_ca_pem()?))
-        .identity(Identity::from_pem(tls.read_cert_pem()?, tls.read_key_pem()?))
+        .identity(Identity::from_pem(
+            tls.read_cert_pem()?,
+            tls.read_key_pem()?,
+        ))
         .domain_name(server_name);
     Ok(Endpoint::from_shared(url.to_owned())?
         .tls_config(config)?

@@ -13,6 +13,6 @@ pub mod store;
 
 pub use context::{Authn, CallContext, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 pub use error::{status, status_from};
-pub use service::ServiceDef;
 pub use relay::prost_types_timestamp as timestamp;
+pub use service::ServiceDef;
 pub use store::{ServiceStore, Written};

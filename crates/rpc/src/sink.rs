@@ -58,7 +58,13 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
             let mut tx = store.db.begin().await?;
             let fresh = store
                 .infra
-                .accept_event(&mut *tx, &event.id, &event.source, &event.r#type, store.now())
+                .accept_event(
+                    &mut tx,
+                    &event.id,
+                    &event.source,
+                    &event.r#type,
+                    store.now(),
+                )
                 .await?;
             if fresh {
                 self.handler.apply(&mut tx, &event).await?;
@@ -66,7 +72,7 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
                 store
                     .infra
                     .audit(
-                        &mut *tx,
+                        &mut tx,
                         &AuditEntry {
                             at: store.now(),
                             principal: &peer_id,

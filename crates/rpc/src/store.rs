@@ -50,15 +50,17 @@ impl ServiceStore {
         consumers: &[&str],
         event: NewEvent<'_>,
     ) -> Result<String, Error> {
-        Ok(self
-            .infra
-            .publish(&mut **tx, consumers, event, self.now())
-            .await?)
+        Ok(self.infra.publish(tx, consumers, event, self.now()).await?)
     }
 
     /// Runs `change` in a write transaction (it hands the transaction back with its result) and audits it there; a failed call is audited
     /// on its own afterwards. A failing audit write fails the call.
-    pub async fn write<T, F, Fut>(&self, ctx: &CallContext, method: &str, change: F) -> Result<T, Error>
+    pub async fn write<T, F, Fut>(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        change: F,
+    ) -> Result<T, Error>
     where
         F: FnOnce(Tx) -> Fut,
         Fut: Future<Output = Result<(Tx, Written<T>), Error>>,
@@ -92,7 +94,7 @@ impl ServiceStore {
             .write_in_tx(ctx, method, |mut tx: Tx| async move {
                 if let Some(stored) = self
                     .infra
-                    .stored_response(&mut *tx, principal, method, request_id)
+                    .stored_response(&mut tx, principal, method, request_id)
                     .await?
                 {
                     let value = M::decode(stored.as_slice())
@@ -106,7 +108,7 @@ impl ServiceStore {
                 let (mut tx, written) = change(tx).await?;
                 self.infra
                     .store_response(
-                        &mut *tx,
+                        &mut tx,
                         principal,
                         method,
                         request_id,
@@ -161,7 +163,7 @@ impl ServiceStore {
         };
         self.infra
             .audit(
-                &mut *tx,
+                &mut tx,
                 &AuditEntry {
                     at: self.now(),
                     principal: &ctx.principal_id,
@@ -193,7 +195,7 @@ impl ServiceStore {
             let mut tx = self.db.begin().await?;
             self.infra
                 .audit(
-                    &mut *tx,
+                    &mut tx,
                     &AuditEntry {
                         at: self.now(),
                         principal: &ctx.principal_id,

@@ -32,10 +32,10 @@ impl From<sqlx::Error> for StorageError {
                 if matches!(db.kind(), ErrorKind::UniqueViolation) {
                     return StorageError::Conflict(db.message().to_owned());
                 }
-                if let Ok(n) = code.parse::<i32>() {
-                    if matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED) {
-                        return StorageError::Busy(db.message().to_owned());
-                    }
+                if let Ok(n) = code.parse::<i32>()
+                    && matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED)
+                {
+                    return StorageError::Busy(db.message().to_owned());
                 }
                 if PG_RETRYABLE.contains(&code.as_str()) || code.starts_with("08") {
                     return StorageError::Busy(db.message().to_owned());
@@ -57,7 +57,9 @@ impl From<sqlx::Error> for StorageError {
 impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Conflict(_) => Error::new(ErrorCode::AlreadyExists, "the record exists already"),
+            StorageError::Conflict(_) => {
+                Error::new(ErrorCode::AlreadyExists, "the record exists already")
+            }
             StorageError::Busy(_) | StorageError::Unavailable(_) => {
                 tracing::warn!(error = %e, "storage unavailable");
                 Error::unavailable("storage is busy, retry the call")

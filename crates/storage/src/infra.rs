@@ -140,7 +140,11 @@ impl Infra {
                  CREATE TABLE {s}_idempotency (principal TEXT NOT NULL, method TEXT NOT NULL, \
                  request_id TEXT NOT NULL, response {blob} NOT NULL, created_at BIGINT NOT NULL, \
                  PRIMARY KEY (principal, method, request_id));",
-                blob = if id.starts_with("INTEGER") { "BLOB" } else { "BYTEA" },
+                blob = if id.starts_with("INTEGER") {
+                    "BLOB"
+                } else {
+                    "BYTEA"
+                },
             )
         };
         vec![Migration {
@@ -207,7 +211,12 @@ impl Infra {
             .map_err(Into::into)
     }
 
-    pub async fn mark_delivered(&self, db: &Db, seq: i64, now_micros: i64) -> Result<(), StorageError> {
+    pub async fn mark_delivered(
+        &self,
+        db: &Db,
+        seq: i64,
+        now_micros: i64,
+    ) -> Result<(), StorageError> {
         sqlx::query(AssertSqlSafe(self.sql.delivered.clone()))
             .bind(now_micros)
             .bind(seq)

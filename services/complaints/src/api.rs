@@ -133,7 +133,7 @@ impl ComplaintService for Api {
                 let now = store.now();
                 let evidence: Vec<&str> = req.evidence.iter().map(|d| d.sha256.as_str()).collect();
                 store::insert(
-                    &mut *tx,
+                    &mut tx,
                     &NewComplaint {
                         tenant: &tenant,
                         tracking_number: &tracking_number,
@@ -151,7 +151,7 @@ impl ComplaintService for Api {
                 )
                 .await?;
                 store::add_history(
-                    &mut *tx,
+                    &mut tx,
                     &tenant,
                     &tracking_number,
                     "received",
@@ -206,8 +206,11 @@ impl ComplaintService for Api {
         v.require("tracking_number", &req.tracking_number);
         v.require("access_code", &req.access_code);
         v.finish().map_err(status)?;
-        let not_found =
-            || status(Error::not_found("no complaint with this tracking number and access code"));
+        let not_found = || {
+            status(Error::not_found(
+                "no complaint with this tracking number and access code",
+            ))
+        };
         let row = store::find(self.store.db.pool(), req.tracking_number.trim())
             .await
             .map_err(status_from)?

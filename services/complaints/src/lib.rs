@@ -32,5 +32,9 @@ fn routes(store: ServiceStore, authn: Authn) -> Routes {
         store.clone(),
         authn.clone(),
     )))
-    .add_service(EventSinkServiceServer::new(EventSink::new(store, authn, IgnoreEvents)))
+    .add_service(EventSinkServiceServer::new(EventSink::new(
+        store,
+        authn,
+        IgnoreEvents,
+    )))
 }

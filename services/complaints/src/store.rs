@@ -1,7 +1,7 @@
 //! SQL of the complaints tables; database errors are translated here.
 
-use creditmesh_storage::sqlx::{self, AnyConnection, AnyPool, Row};
 use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, AnyPool, Row};
 
 pub struct NewComplaint<'a> {
     pub tenant: &'a str,
@@ -77,7 +77,10 @@ pub async fn add_history(
     Ok(())
 }
 
-pub async fn find(pool: &AnyPool, tracking_number: &str) -> Result<Option<ComplaintRow>, StorageError> {
+pub async fn find(
+    pool: &AnyPool,
+    tracking_number: &str,
+) -> Result<Option<ComplaintRow>, StorageError> {
     let row = sqlx::query(
         "SELECT tenant, tracking_number, access_code_sha256, status FROM complaints_complaint \
          WHERE tracking_number = $1",

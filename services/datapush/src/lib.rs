@@ -2,8 +2,10 @@
 //!
 //! The contract is complete; the methods not implemented yet answer `UNIMPLEMENTED`.
 
+use creditmesh_proto::datapush::v1::data_push_service_server::{
+    DataPushService, DataPushServiceServer,
+};
 use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
-use creditmesh_proto::datapush::v1::data_push_service_server::{DataPushService, DataPushServiceServer};
 use creditmesh_rpc::sink::{EventSink, IgnoreEvents};
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use creditmesh_storage::Migration;
@@ -25,9 +27,7 @@ struct Api;
 impl DataPushService for Api {}
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(DataPushServiceServer::new(Api)).add_service(EventSinkServiceServer::new(EventSink::new(
-        store,
-        authn,
-        IgnoreEvents,
-    )))
+    Routes::new(DataPushServiceServer::new(Api)).add_service(EventSinkServiceServer::new(
+        EventSink::new(store, authn, IgnoreEvents),
+    ))
 }

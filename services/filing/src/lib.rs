@@ -25,9 +25,7 @@ struct Api;
 impl FilingService for Api {}
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(FilingServiceServer::new(Api)).add_service(EventSinkServiceServer::new(EventSink::new(
-        store,
-        authn,
-        IgnoreEvents,
-    )))
+    Routes::new(FilingServiceServer::new(Api)).add_service(EventSinkServiceServer::new(
+        EventSink::new(store, authn, IgnoreEvents),
+    ))
 }

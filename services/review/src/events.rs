@@ -34,7 +34,7 @@ async fn complaint_submitted(tx: &mut Tx, event: &Event) -> Result<(), Error> {
         .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
         .unwrap_or_default();
     store::insert_entry(
-        &mut **tx,
+        tx,
         &Entry {
             tenant: event.tenant.clone(),
             entry_id: event.id.clone(),

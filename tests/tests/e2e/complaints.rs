@@ -40,7 +40,10 @@ pub fn complaint(request_id: &str, tenant: &str) -> SubmitComplaintRequest {
     }
 }
 
-async fn credit_file_tracking_numbers(channel: Channel, uscc: &str) -> Result<HashSet<String>, tonic::Status> {
+async fn credit_file_tracking_numbers(
+    channel: Channel,
+    uscc: &str,
+) -> Result<HashSet<String>, tonic::Status> {
     let file = ReviewServiceClient::new(channel)
         .get_credit_file(GetCreditFileRequest { uscc: uscc.into() })
         .await?
@@ -57,7 +60,9 @@ async fn credit_file_tracking_numbers(channel: Channel, uscc: &str) -> Result<Ha
 }
 
 async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut public = ComplaintServiceClient::new(t.public().await);
     let submitted = public
         .submit_complaint(complaint("c-1", ""))
@@ -77,7 +82,10 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         .into_inner();
     assert_eq!(tracked.status, ComplaintStatus::Received as i32);
     assert_eq!(tracked.history.len(), 1);
-    assert_eq!(tracked.history[0].principal, "", "officials stay anonymous to the public");
+    assert_eq!(
+        tracked.history[0].principal, "",
+        "officials stay anonymous to the public"
+    );
 
     let wrong = public
         .track_complaint(TrackComplaintRequest {
@@ -90,14 +98,20 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
 
     let region = t.node("regulator-650000").await;
     let expected = submitted.tracking_number.clone();
-    eventually("the complaint in the credit file", Duration::from_secs(20), || {
-        let region = region.clone();
-        let expected = expected.clone();
-        async move {
-            let numbers = credit_file_tracking_numbers(region, KASHGAR_AGENCY).await.ok()?;
-            numbers.contains(&expected).then_some(())
-        }
-    })
+    eventually(
+        "the complaint in the credit file",
+        Duration::from_secs(20),
+        || {
+            let region = region.clone();
+            let expected = expected.clone();
+            async move {
+                let numbers = credit_file_tracking_numbers(region, KASHGAR_AGENCY)
+                    .await
+                    .ok()?;
+                numbers.contains(&expected).then_some(())
+            }
+        },
+    )
     .await;
     assert_eq!(
         scalar_i64(
@@ -112,7 +126,9 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
 }
 
 async fn invalid_complaint_names_every_bad_field_and_stores_nothing(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut public = ComplaintServiceClient::new(t.public().await);
     let mut bad = complaint("c-bad", "110000");
     bad.agency_uscc = "91653101MA78KT005X".into();
@@ -129,18 +145,37 @@ async fn invalid_complaint_names_every_bad_field_and_stores_nothing(engine: Engi
         .map(|v| v.field.clone())
         .collect();
     fields.sort();
-    assert_eq!(fields, ["agency_uscc", "complainant_contact", "subject", "tenant"]);
+    assert_eq!(
+        fields,
+        ["agency_uscc", "complainant_contact", "subject", "tenant"]
+    );
     let url = t.db_url("complaints");
-    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await, 0);
-    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await, 0);
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await,
+        0
+    );
     t.mesh.shutdown().await;
 }
 
 async fn retried_submission_creates_one_complaint(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut public = ComplaintServiceClient::new(t.public().await);
-    let first = public.submit_complaint(complaint("same-id", "")).await.unwrap().into_inner();
-    let again = public.submit_complaint(complaint("same-id", "")).await.unwrap().into_inner();
+    let first = public
+        .submit_complaint(complaint("same-id", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = public
+        .submit_complaint(complaint("same-id", ""))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first.tracking_number, again.tracking_number);
     assert_eq!(first.access_code, again.access_code);
     // The same id with other content is another complaint, so nobody can fish for a
@@ -150,19 +185,29 @@ async fn retried_submission_creates_one_complaint(engine: Engine) {
     let third = public.submit_complaint(other).await.unwrap().into_inner();
     assert_ne!(third.tracking_number, first.tracking_number);
     let url = t.db_url("complaints");
-    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await, 2);
-    assert_eq!(scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await, 2);
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint").await,
+        2
+    );
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await,
+        2
+    );
     t.mesh.shutdown().await;
 }
 
 async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut public = ComplaintServiceClient::new(t.public().await);
     let mut ok = tonic::Request::new(complaint("audit-1", "653100"));
-    ok.metadata_mut().insert("x-request-id", "req-ok-1".parse().unwrap());
+    ok.metadata_mut()
+        .insert("x-request-id", "req-ok-1".parse().unwrap());
     public.submit_complaint(ok).await.unwrap();
     let mut bad = tonic::Request::new(complaint("", "653100"));
-    bad.metadata_mut().insert("x-request-id", "req-bad-1".parse().unwrap());
+    bad.metadata_mut()
+        .insert("x-request-id", "req-bad-1".parse().unwrap());
     public.submit_complaint(bad).await.unwrap_err();
 
     let url = t.db_url("complaints");
@@ -202,37 +247,66 @@ async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engi
 }
 
 async fn concurrent_submissions_all_commit(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let channel = t.public().await;
     let calls = (0..64).map(|i| {
         let mut client = ComplaintServiceClient::new(channel.clone());
-        async move { client.submit_complaint(complaint(&format!("conc-{i}"), "")).await }
+        async move {
+            client
+                .submit_complaint(complaint(&format!("conc-{i}"), ""))
+                .await
+        }
     });
     let results = futures::future::join_all(calls).await;
     for r in &results {
         assert!(r.is_ok(), "a concurrent write failed: {r:?}");
     }
     assert_eq!(
-        scalar_i64(&t.db_url("complaints"), "SELECT COUNT(*) FROM complaints_complaint").await,
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_complaint"
+        )
+        .await,
         64
     );
     t.mesh.shutdown().await;
 }
 
 async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut public = ComplaintServiceClient::new(t.public().await);
-    let urumqi = public.submit_complaint(complaint("t-1", "650100")).await.unwrap().into_inner();
-    let kashgar = public.submit_complaint(complaint("t-2", "653100")).await.unwrap().into_inner();
+    let urumqi = public
+        .submit_complaint(complaint("t-1", "650100"))
+        .await
+        .unwrap()
+        .into_inner();
+    let kashgar = public
+        .submit_complaint(complaint("t-2", "653100"))
+        .await
+        .unwrap()
+        .into_inner();
     let region = t.node("regulator-650000").await;
-    eventually("both complaints at the region", Duration::from_secs(20), || {
-        let region = region.clone();
-        let (a, b) = (urumqi.tracking_number.clone(), kashgar.tracking_number.clone());
-        async move {
-            let n = credit_file_tracking_numbers(region, KASHGAR_AGENCY).await.ok()?;
-            (n.contains(&a) && n.contains(&b)).then_some(())
-        }
-    })
+    eventually(
+        "both complaints at the region",
+        Duration::from_secs(20),
+        || {
+            let region = region.clone();
+            let (a, b) = (
+                urumqi.tracking_number.clone(),
+                kashgar.tracking_number.clone(),
+            );
+            async move {
+                let n = credit_file_tracking_numbers(region, KASHGAR_AGENCY)
+                    .await
+                    .ok()?;
+                (n.contains(&a) && n.contains(&b)).then_some(())
+            }
+        },
+    )
     .await;
     let seen = credit_file_tracking_numbers(t.node("regulator-650100").await, KASHGAR_AGENCY)
         .await

@@ -17,7 +17,9 @@ crate::on_both_engines!(events_wait_for_a_consumer_that_is_down);
 
 async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(db) = fresh_database(engine, dir.path()).await else { return };
+    let Some(db) = fresh_database(engine, dir.path()).await else {
+        return;
+    };
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
     let defs = all_services();
@@ -51,11 +53,18 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     )]
     .into_iter()
     .collect();
-    let relay = start_relay(&complaints, &backends, &pki, Duration::from_millis(100), stop.clone())
-        .unwrap();
+    let relay = start_relay(
+        &complaints,
+        &backends,
+        &pki,
+        Duration::from_millis(100),
+        stop.clone(),
+    )
+    .unwrap();
 
     // Act as the gateway towards the complaints backend.
-    let mut client = ComplaintServiceClient::new(mtls(complaints.addr, &pki, "service-gateway").await);
+    let mut client =
+        ComplaintServiceClient::new(mtls(complaints.addr, &pki, "service-gateway").await);
     for i in 0..3 {
         let mut req = tonic::Request::new(super::complaints::complaint(&format!("down-{i}"), ""));
         req.metadata_mut()
@@ -87,16 +96,27 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     )
     .await
     .unwrap();
-    eventually("delivery once the consumer is up", Duration::from_secs(30), || {
-        let url = complaints_url.clone();
-        async move {
-            let n = scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL").await;
-            (n == 0).then_some(())
-        }
-    })
+    eventually(
+        "delivery once the consumer is up",
+        Duration::from_secs(30),
+        || {
+            let url = complaints_url.clone();
+            async move {
+                let n = scalar_i64(
+                    &url,
+                    "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL",
+                )
+                .await;
+                (n == 0).then_some(())
+            }
+        },
+    )
     .await;
     let review_url = db_for("review").url;
-    assert_eq!(scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await, 3);
+    assert_eq!(
+        scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await,
+        3
+    );
 
     // The relay may deliver an event again (a crash between delivery and acknowledgement):
     // the consumer applies it once.
@@ -127,11 +147,17 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         .unwrap()
         .into_inner();
     assert!(again.duplicate);
-    assert_eq!(scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await, 3);
+    assert_eq!(
+        scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await,
+        3
+    );
 
     // Only mesh services may deliver events.
     let mut intruder = EventSinkServiceClient::new(mtls(review.addr, &pki, "agency").await);
-    let denied = intruder.deliver(DeliverRequest::default()).await.unwrap_err();
+    let denied = intruder
+        .deliver(DeliverRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 
     stop.cancel();

@@ -9,10 +9,10 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 crate::on_both_engines!(
     every_service_is_serving_through_the_gateway,
@@ -24,18 +24,24 @@ crate::on_both_engines!(
 );
 
 async fn every_service_is_serving_through_the_gateway(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut health = HealthClient::new(t.node("agency").await);
     for service in SERVICE_NAMES.iter().copied().chain([""]) {
         let answer = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap_or_else(|e| panic!("{service}: {e}"))
             .into_inner();
         assert_eq!(answer.status, ServingStatus::Serving as i32, "{service:?}");
     }
     let unknown = health
-        .check(HealthCheckRequest { service: "creditmesh.nothing.v1.Nothing".into() })
+        .check(HealthCheckRequest {
+            service: "creditmesh.nothing.v1.Nothing".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -43,7 +49,9 @@ async fn every_service_is_serving_through_the_gateway(engine: Engine) {
 }
 
 async fn reflection_lists_every_service(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut client = ServerReflectionClient::new(t.node("regulator-650100").await);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -54,19 +62,28 @@ async fn reflection_lists_every_service(engine: Engine) {
         .await
         .expect("reflection answers")
         .into_inner();
-    let answer = answers.message().await.expect("stream").expect("one answer");
+    let answer = answers
+        .message()
+        .await
+        .expect("stream")
+        .expect("one answer");
     let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("expected a service list, got {:?}", answer.message_response);
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for expected in SERVICE_NAMES.iter().chain(&["grpc.health.v1.Health"]) {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
     t.mesh.shutdown().await;
 }
 
 async fn node_listener_refuses_callers_without_a_ca_certificate(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     // No client certificate: the handshake fails or the first call does.
     if let Ok(ch) = try_server_tls(t.mesh.node_addr, &t.pki_dir).await {
         let err = HealthClient::new(ch)
@@ -90,17 +107,25 @@ async fn node_listener_refuses_callers_without_a_ca_certificate(engine: Engine) 
 }
 
 async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
-    let direct = creditmesh_tests::mtls(t.service_addr("review"), &t.pki_dir, "regulator-650000").await;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let direct =
+        creditmesh_tests::mtls(t.service_addr("review"), &t.pki_dir, "regulator-650000").await;
     let err = ReviewServiceClient::new(direct)
-        .get_credit_file(GetCreditFileRequest { uscc: creditmesh_pki::DEMO_AGENCY_USCC.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // A service identity that forwards no principal is refused too.
-    let as_gateway = creditmesh_tests::mtls(t.service_addr("review"), &t.pki_dir, "service-gateway").await;
+    let as_gateway =
+        creditmesh_tests::mtls(t.service_addr("review"), &t.pki_dir, "service-gateway").await;
     let err = ReviewServiceClient::new(as_gateway)
-        .get_credit_file(GetCreditFileRequest { uscc: creditmesh_pki::DEMO_AGENCY_USCC.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
@@ -108,41 +133,57 @@ async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
 }
 
 async fn spoofed_identity_metadata_is_ignored(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let mut client = ReviewServiceClient::new(t.node("agency").await);
     // The agency claims to be the regional regulator to read another agency's file.
-    let mut request = tonic::Request::new(GetCreditFileRequest { uscc: "91653101MA78KT005T".into() });
+    let mut request = tonic::Request::new(GetCreditFileRequest {
+        uscc: "91653101MA78KT005T".into(),
+    });
     request.metadata_mut().insert(
         creditmesh_rpc::PRINCIPAL_HEADER,
-        "spiffe://creditmesh.xinjiang/regulator/650000".parse().unwrap(),
+        "spiffe://creditmesh.xinjiang/regulator/650000"
+            .parse()
+            .unwrap(),
     );
     let err = client.get_credit_file(request).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // Its own file it may read.
     client
-        .get_credit_file(GetCreditFileRequest { uscc: creditmesh_pki::DEMO_AGENCY_USCC.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+        })
         .await
         .expect("an agency reads its own file");
     t.mesh.shutdown().await;
 }
 
 async fn public_listener_serves_only_public_services(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else { return };
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
     let public = t.public().await;
     let err = ReviewServiceClient::new(public.clone())
-        .get_credit_file(GetCreditFileRequest { uscc: creditmesh_pki::DEMO_AGENCY_USCC.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     let mut health = HealthClient::new(public);
     let ok = health
-        .check(HealthCheckRequest { service: "creditmesh.complaints.v1.ComplaintService".into() })
+        .check(HealthCheckRequest {
+            service: "creditmesh.complaints.v1.ComplaintService".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ok.status, ServingStatus::Serving as i32);
     let hidden = health
-        .check(HealthCheckRequest { service: "creditmesh.review.v1.ReviewService".into() })
+        .check(HealthCheckRequest {
+            service: "creditmesh.review.v1.ReviewService".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);

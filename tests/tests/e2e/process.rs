@@ -29,7 +29,12 @@ async fn start_dev(data_dir: &Path) -> Dev {
     let mut child = Command::new(BIN)
         .args(["dev", "--data-dir"])
         .arg(data_dir)
-        .args(["--node-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"])
+        .args([
+            "--node-listen",
+            "127.0.0.1:0",
+            "--public-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("CREDITMESH_DATABASE__URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -91,7 +96,10 @@ async fn dev_loses_nothing_committed_when_killed() {
                 match client.submit_complaint(req).await {
                     Ok(r) => {
                         let r = r.into_inner();
-                        committed.lock().unwrap().insert(r.tracking_number, r.access_code);
+                        committed
+                            .lock()
+                            .unwrap()
+                            .insert(r.tracking_number, r.access_code);
                     }
                     Err(_) => break,
                 }
@@ -113,7 +121,8 @@ async fn dev_loses_nothing_committed_when_killed() {
     let dev = start_dev(dir.path()).await;
     assert!(dev.banner.contains("reused"), "{}", dev.banner);
     assert_eq!(std::fs::read(pki.join("ca.pem")).unwrap(), ca_before);
-    let mut public = ComplaintServiceClient::new(server_tls(dev.public.parse().unwrap(), &pki).await);
+    let mut public =
+        ComplaintServiceClient::new(server_tls(dev.public.parse().unwrap(), &pki).await);
     for (tracking_number, access_code) in &committed {
         public
             .track_complaint(TrackComplaintRequest {
@@ -140,26 +149,32 @@ async fn dev_loses_nothing_committed_when_killed() {
     };
     assert!(stored.len() >= committed.len());
     let region = mtls(dev.node.parse().unwrap(), &pki, "regulator-650000").await;
-    eventually("every stored complaint in the credit file", Duration::from_secs(60), || {
-        let region = region.clone();
-        let stored = stored.clone();
-        async move {
-            let file = ReviewServiceClient::new(region)
-                .get_credit_file(GetCreditFileRequest { uscc: "91653101MA78KT005T".into() })
-                .await
-                .ok()?
-                .into_inner();
-            let seen: HashSet<String> = file
-                .entries
-                .iter()
-                .filter_map(|e| {
-                    let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
-                    v["tracking_number"].as_str().map(str::to_owned)
-                })
-                .collect();
-            (seen == stored).then_some(())
-        }
-    })
+    eventually(
+        "every stored complaint in the credit file",
+        Duration::from_secs(60),
+        || {
+            let region = region.clone();
+            let stored = stored.clone();
+            async move {
+                let file = ReviewServiceClient::new(region)
+                    .get_credit_file(GetCreditFileRequest {
+                        uscc: "91653101MA78KT005T".into(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                let seen: HashSet<String> = file
+                    .entries
+                    .iter()
+                    .filter_map(|e| {
+                        let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
+                        v["tracking_number"].as_str().map(str::to_owned)
+                    })
+                    .collect();
+                (seen == stored).then_some(())
+            }
+        },
+    )
     .await;
     terminate(dev).await;
 }
@@ -190,7 +205,10 @@ async fn configuration_errors_name_the_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("config key `database.max_connections`"), "{err}");
+    assert!(
+        err.contains("config key `database.max_connections`"),
+        "{err}"
+    );
 
     let out = Command::new(BIN)
         .arg("migrate")
@@ -201,13 +219,18 @@ async fn configuration_errors_name_the_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("config key `log.format`: must be text or json"), "{err}");
+    assert!(
+        err.contains("config key `log.format`: must be text or json"),
+        "{err}"
+    );
     assert!(err.contains("config key `database.url`"), "{err}");
 }
 
 async fn migrate_is_repeatable(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(db) = fresh_database(engine, dir.path()).await else { return };
+    let Some(db) = fresh_database(engine, dir.path()).await else {
+        return;
+    };
     for _ in 0..2 {
         let out = Command::new(BIN)
             .arg("migrate")
@@ -215,10 +238,17 @@ async fn migrate_is_repeatable(engine: Engine) {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         for s in ["filing", "review", "disclosure", "complaints", "datapush"] {
-            assert!(stdout.contains(&format!("{s}: schema up to date")), "{stdout}");
+            assert!(
+                stdout.contains(&format!("{s}: schema up to date")),
+                "{stdout}"
+            );
         }
     }
     let url = db.url.replace("{service}", "review");
