@@ -59,6 +59,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PkiCommand {
+    /// Mints the development PKI into DIR (CA, demo callers, one identity per node), keeping
+    /// whatever already exists.
+    Dev {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Mints a new regional CA into DIR (ca.pem, ca.key).
     Init {
         #[arg(long)]
@@ -351,6 +357,14 @@ async fn migrate(cfg: Config, services: &[String]) -> Result<()> {
 
 fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
     match command {
+        PkiCommand::Dev { dir } => {
+            let pki = creditmesh_pki::ensure_dev_pki(&dir, &cfg.trust_domain)?;
+            println!(
+                "{} ({})",
+                dir.display(),
+                if pki.minted { "minted now" } else { "reused" }
+            );
+        }
         PkiCommand::Init { dir, lifetime_days } => {
             if dir.join("ca.pem").exists() {
                 bail!(

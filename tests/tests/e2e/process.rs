@@ -117,6 +117,7 @@ async fn dev_loses_nothing_committed_when_killed() {
         w.await.unwrap();
     }
     let committed = committed.lock().unwrap().clone();
+    eprintln!("killed with {} committed complaints", committed.len());
 
     let dev = start_dev(dir.path()).await;
     assert!(dev.banner.contains("reused"), "{}", dev.banner);
@@ -256,4 +257,112 @@ async fn migrate_is_repeatable(engine: Engine) {
         creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_schema_migrations").await,
         2
     );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `serve` and `gateway` as separate processes, wired by a configuration file alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_gateway_run_as_separate_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let (node, public) = (free_port(), free_port());
+    let mut config = format!(
+        "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+         [node]\nlisten = \"127.0.0.1:{node}\"\n[public]\nlisten = \"127.0.0.1:{public}\"\n\
+         [events]\npoll_interval_ms = 100\n",
+        pki.display(),
+        dir.path().display()
+    );
+    for name in ["filing", "review", "disclosure", "complaints", "datapush"] {
+        let port = free_port();
+        config.push_str(&format!(
+            "[services.{name}]\nlisten = \"127.0.0.1:{port}\"\n[backends.{name}]\nurl = \"https://127.0.0.1:{port}\"\n"
+        ));
+    }
+    let config_path = dir.path().join("creditmesh.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let spawn = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("CREDITMESH_DATABASE__URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let services = spawn(&["serve", "--services", "complaints,review"]);
+    let gateway = spawn(&["gateway"]);
+
+    let node_addr: std::net::SocketAddr = format!("127.0.0.1:{node}").parse().unwrap();
+    let public_addr: std::net::SocketAddr = format!("127.0.0.1:{public}").parse().unwrap();
+    let channel = eventually("the gateway", Duration::from_secs(30), || {
+        let pki = pki.clone();
+        async move {
+            creditmesh_tests::try_server_tls(public_addr, &pki)
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let mut public_client = ComplaintServiceClient::new(channel);
+    let submitted = eventually("the complaints backend", Duration::from_secs(30), || {
+        let mut c = public_client.clone();
+        async move {
+            c.submit_complaint(super::complaints::complaint("apart-1", ""))
+                .await
+                .ok()
+        }
+    })
+    .await
+    .into_inner();
+    public_client
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: submitted.tracking_number.clone(),
+            access_code: submitted.access_code,
+        })
+        .await
+        .unwrap();
+    let region = mtls(node_addr, &pki, "regulator-650000").await;
+    eventually(
+        "the complaint in the credit file",
+        Duration::from_secs(30),
+        || {
+            let region = region.clone();
+            let expected = submitted.tracking_number.clone();
+            async move {
+                let file = ReviewServiceClient::new(region)
+                    .get_credit_file(GetCreditFileRequest {
+                        uscc: "91653101MA78KT005T".into(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                file.entries
+                    .iter()
+                    .any(|e| String::from_utf8_lossy(&e.details).contains(&expected))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    for child in [gateway, services] {
+        terminate(Dev {
+            child,
+            node: String::new(),
+            public: String::new(),
+            banner: String::new(),
+        })
+        .await;
+    }
 }
