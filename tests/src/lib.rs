@@ -133,6 +133,11 @@ impl TestMesh {
             .expect("service runs")
     }
 
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(self) {
+        self.mesh.shutdown(Duration::from_secs(5)).await;
+    }
+
     /// The database URL of one service.
     pub fn db_url(&self, service: &str) -> String {
         self.db.url.replace("{service}", service)

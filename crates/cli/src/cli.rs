@@ -204,7 +204,7 @@ async fn dev(
     print_banner(&cfg, &pki_dir, pki.minted, &mesh);
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
-    mesh.shutdown().await;
+    mesh.shutdown(cfg.shutdown_grace()).await;
     Ok(())
 }
 
@@ -302,9 +302,16 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
         )?);
     }
     shutdown_signal().await;
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();
     stop.cancel();
-    for r in relays {
-        let _ = r.await;
+    mesh::join_until(relays, deadline).await;
+    mesh::join_until(
+        running.iter_mut().filter_map(|s| s.server.take()).collect(),
+        deadline,
+    )
+    .await;
+    for s in &running {
+        s.store.db.close().await;
     }
     Ok(())
 }
@@ -339,10 +346,9 @@ async fn gateway(cfg: Config) -> Result<()> {
     )
     .await?;
     shutdown_signal().await;
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();
     stop.cancel();
-    for t in gw.tasks {
-        let _ = t.await;
-    }
+    mesh::join_until(gw.tasks, deadline).await;
     Ok(())
 }
 

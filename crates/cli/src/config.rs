@@ -33,6 +33,8 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     pub events: EventsConfig,
     pub log: LogConfig,
+    /// How long a stopping node lets in-flight calls finish before cutting them off.
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -122,6 +124,7 @@ impl Default for Config {
             backends,
             events: EventsConfig::default(),
             log: LogConfig::default(),
+            shutdown_grace_ms: 20_000,
         }
     }
 }
@@ -241,6 +244,10 @@ impl Config {
             .map(|(k, why)| format!("config key `{k}`: {why}"))
             .collect();
         bail!(lines.join("\n"))
+    }
+
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_grace_ms)
     }
 
     pub fn pki_dir(&self) -> PathBuf {

@@ -47,7 +47,7 @@ pub struct RunningService {
     pub grpc_name: &'static str,
     pub addr: SocketAddr,
     pub store: ServiceStore,
-    server: JoinHandle<()>,
+    pub(crate) server: Option<JoinHandle<()>>,
 }
 
 /// Opens the database and starts serving one service; its relay starts separately, once
@@ -92,7 +92,7 @@ pub async fn start_service(
         grpc_name: def.grpc_name,
         addr,
         store,
-        server,
+        server: Some(server),
     })
 }
 
@@ -215,19 +215,34 @@ impl Mesh {
     }
 
     /// Stops taking calls at the gateway, lets in-flight calls finish, then stops the
-    /// services and relays and closes the databases.
-    pub async fn shutdown(self) {
+    /// services and relays and closes the databases. Calls still running after `grace` (a
+    /// stream nobody closes) are cut off.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         self.gateway_stop.cancel();
-        for t in self.gateway_tasks {
-            let _ = t.await;
-        }
+        join_until(self.gateway_tasks, deadline).await;
         self.services_stop.cancel();
-        for t in self.relays {
-            let _ = t.await;
-        }
-        for s in self.services {
-            let _ = s.server.await;
+        join_until(self.relays, deadline).await;
+        join_until(
+            self.services
+                .iter_mut()
+                .filter_map(|s| s.server.take())
+                .collect(),
+            deadline,
+        )
+        .await;
+        for s in &self.services {
             s.store.db.close().await;
+        }
+    }
+}
+
+/// Waits for `tasks` until `deadline`, then aborts those still running.
+pub async fn join_until(tasks: Vec<JoinHandle<()>>, deadline: tokio::time::Instant) {
+    for mut t in tasks {
+        if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+            tracing::warn!("cutting off calls still running after the shutdown grace period");
+            t.abort();
         }
     }
 }

@@ -122,7 +122,7 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         0,
         "the delivered event is acknowledged in the outbox"
     );
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn invalid_complaint_names_every_bad_field_and_stores_nothing(engine: Engine) {
@@ -158,7 +158,7 @@ async fn invalid_complaint_names_every_bad_field_and_stores_nothing(engine: Engi
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await,
         0
     );
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn retried_submission_creates_one_complaint(engine: Engine) {
@@ -193,7 +193,7 @@ async fn retried_submission_creates_one_complaint(engine: Engine) {
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await,
         2
     );
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engine) {
@@ -243,7 +243,7 @@ async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engi
         }
     })
     .await;
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn concurrent_submissions_all_commit(engine: Engine) {
@@ -271,7 +271,7 @@ async fn concurrent_submissions_all_commit(engine: Engine) {
         .await,
         64
     );
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
@@ -312,5 +312,5 @@ async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(seen, HashSet::from([urumqi.tracking_number.clone()]));
-    t.mesh.shutdown().await;
+    t.stop().await;
 }

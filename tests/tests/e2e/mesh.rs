@@ -21,6 +21,7 @@ crate::on_both_engines!(
     backends_refuse_calls_that_bypass_the_gateway,
     spoofed_identity_metadata_is_ignored,
     public_listener_serves_only_public_services,
+    shutdown_ends_even_with_a_stream_left_open,
 );
 
 async fn every_service_is_serving_through_the_gateway(engine: Engine) {
@@ -45,7 +46,7 @@ async fn every_service_is_serving_through_the_gateway(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn reflection_lists_every_service(engine: Engine) {
@@ -77,7 +78,7 @@ async fn reflection_lists_every_service(engine: Engine) {
             "{expected} missing from {names:?}"
         );
     }
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn node_listener_refuses_callers_without_a_ca_certificate(engine: Engine) {
@@ -103,7 +104,7 @@ async fn node_listener_refuses_callers_without_a_ca_certificate(engine: Engine) 
             .expect_err("a foreign certificate must be refused");
         assert_ne!(err.code(), Code::Ok);
     }
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
@@ -129,7 +130,7 @@ async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn spoofed_identity_metadata_is_ignored(engine: Engine) {
@@ -156,7 +157,7 @@ async fn spoofed_identity_metadata_is_ignored(engine: Engine) {
         })
         .await
         .expect("an agency reads its own file");
-    t.mesh.shutdown().await;
+    t.stop().await;
 }
 
 async fn public_listener_serves_only_public_services(engine: Engine) {
@@ -187,5 +188,29 @@ async fn public_listener_serves_only_public_services(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
-    t.mesh.shutdown().await;
+    t.stop().await;
+}
+
+async fn shutdown_ends_even_with_a_stream_left_open(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut health = HealthClient::new(t.node("department").await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "creditmesh.datapush.v1.DataPushService".into(),
+        })
+        .await
+        .expect("watch through the gateway")
+        .into_inner();
+    let first = watch.message().await.unwrap().expect("a first status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let started = std::time::Instant::now();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        t.mesh.shutdown(std::time::Duration::from_secs(1)),
+    )
+    .await
+    .expect("shutdown finishes once the grace period is over");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
