@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use creditmesh_pki::TlsFiles;
+use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
-use creditmesh_rpc::listener::bind_tls;
+use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -51,16 +51,23 @@ pub struct Gateway {
 }
 
 pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gateway> {
+    let client_tls = ClientTls::client(cfg.tls.clone())?;
+    spawn_reloader(client_tls.clone(), stop.clone());
     let mut channels: HashMap<String, Channel> = HashMap::new();
     for b in &cfg.backends {
-        let ch = mtls_channel(&b.url, &cfg.tls, &b.server_name)
+        let ch = mtls_channel(&b.url, client_tls.clone(), &b.server_name)
             .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
         channels.insert(b.grpc_name.clone(), ch);
     }
     let channels = Arc::new(channels);
 
-    let node_tls = creditmesh_pki::server_config(&cfg.tls, true)?;
-    let public_tls = creditmesh_pki::server_config(&cfg.tls, false)?;
+    let node_tls = ServerTls::server(
+        cfg.tls.clone(),
+        ClientAuth::Required {
+            trust_domain: cfg.trust_domain.clone(),
+        },
+    )?;
+    let public_tls = ServerTls::server(cfg.tls.clone(), ClientAuth::None)?;
     let (node_addr, node_incoming) = bind_tls(cfg.node_listen, node_tls, stop.clone())
         .await
         .with_context(|| format!("binding the node listener {}", cfg.node_listen))?;

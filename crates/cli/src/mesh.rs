@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use creditmesh_domain::Clock;
 use creditmesh_gateway::{Backend, GatewayConfig};
-use creditmesh_pki::TlsFiles;
+use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
-use creditmesh_rpc::listener::bind_tls;
+use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use creditmesh_rpc::relay::Relay;
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use creditmesh_storage::{Db, DbConfig, Infra};
@@ -70,8 +70,13 @@ pub async fn start_service(
     )
     .await?;
     let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", def.name));
-    let config = creditmesh_pki::server_config(&tls, true)
-        .with_context(|| format!("tls identity of {}", def.name))?;
+    let config = ServerTls::server(
+        tls,
+        ClientAuth::Required {
+            trust_domain: trust_domain.to_owned(),
+        },
+    )
+    .with_context(|| format!("tls identity of {}", def.name))?;
     let (addr, incoming) = bind_tls(listen, config, stop.clone())
         .await
         .with_context(|| format!("binding {} on {listen}", def.name))?;
@@ -105,10 +110,11 @@ pub fn start_relay(
     poll_interval: Duration,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>> {
-    let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name));
+    let tls = ClientTls::client(TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name)))?;
+    spawn_reloader(tls.clone(), stop.clone());
     let mut consumers = HashMap::new();
     for (name, (url, server_name)) in backends {
-        consumers.insert(name.clone(), mtls_channel(url, &tls, server_name)?);
+        consumers.insert(name.clone(), mtls_channel(url, tls.clone(), server_name)?);
     }
     let relay = Relay::new(svc.store.clone(), consumers, poll_interval);
     Ok(tokio::spawn(relay.run(stop)))

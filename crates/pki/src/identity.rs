@@ -1,10 +1,8 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use creditmesh_domain::Principal;
 use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
@@ -42,7 +40,7 @@ impl TlsFiles {
             .with_context(|| format!("reading {}", self.key.display()))
     }
 
-    fn roots(&self) -> Result<RootCertStore> {
+    pub(crate) fn roots(&self) -> Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(&self.ca)
             .with_context(|| format!("reading {}", self.ca.display()))?
@@ -55,7 +53,9 @@ impl TlsFiles {
         Ok(roots)
     }
 
-    fn chain_and_key(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    pub(crate) fn chain_and_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
         let chain = CertificateDer::pem_file_iter(&self.cert)
             .with_context(|| format!("reading {}", self.cert.display()))?
             .collect::<Result<Vec<_>, _>>()
@@ -64,26 +64,6 @@ impl TlsFiles {
             .with_context(|| format!("reading {}", self.key.display()))?;
         Ok((chain, key))
     }
-}
-
-/// A TLS server configuration speaking HTTP/2. With `require_client`, only clients presenting
-/// a certificate issued by the CA (valid now, with client-auth usage) complete the handshake.
-pub fn server_config(files: &TlsFiles, require_client: bool) -> Result<Arc<rustls::ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = if require_client {
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider)
-                .build()?;
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let (chain, key) = files.chain_and_key()?;
-    let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// The principal named by a peer certificate's one URI SAN. A certificate with no URI SAN, or

@@ -3,9 +3,11 @@
 
 mod ca;
 mod identity;
+mod tls;
 
 pub use ca::{Ca, DEMO_AGENCY_USCC, DevPki, LeafSpec, Usage, dev_leaves, ensure_dev_pki};
-pub use identity::{TlsFiles, principal_of, server_config};
+pub use identity::{TlsFiles, principal_of};
+pub use tls::{ClientAuth, ClientTls, Reloading, ServerTls};
 
 /// The trust domain of the SPIFFE IDs, unless configured otherwise.
 pub const DEFAULT_TRUST_DOMAIN: &str = "creditmesh.xinjiang";

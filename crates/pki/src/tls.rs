@@ -1,0 +1,188 @@
+//! rustls configurations for the mesh, rebuilt from disk when the files change, so that
+//! certificates and the CA bundle rotate without a restart.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use anyhow::Result;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme,
+};
+
+use crate::identity::{TlsFiles, principal_of};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Whom a server listener lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Anyone (the public listener): server authentication only.
+    None,
+    /// Only clients with a certificate from the CA, valid now, for client authentication, and
+    /// naming exactly one principal of this trust domain.
+    Required { trust_domain: String },
+}
+
+/// Checks what webpki checks (issuer, validity, key usage) and then that the certificate
+/// names exactly one principal of the trust domain.
+#[derive(Debug)]
+struct SpiffeClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    trust_domain: String,
+}
+
+impl ClientCertVerifier for SpiffeClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        // The reason reaches the peer as a TLS alert; the listener logs the failed handshake.
+        principal_of(end_entity, &self.trust_domain).map_err(|_| {
+            TlsError::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        })?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn build_server(files: &TlsFiles, auth: &ClientAuth) -> Result<Arc<rustls::ServerConfig>> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = match auth {
+        ClientAuth::Required { trust_domain } => {
+            let webpki =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider())
+                    .build()?;
+            builder.with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
+                inner: webpki,
+                trust_domain: trust_domain.clone(),
+            }))
+        }
+        ClientAuth::None => builder.with_no_client_auth(),
+    };
+    let (chain, key) = files.chain_and_key()?;
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn build_client(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>> {
+    let (chain, key) = files.chain_and_key()?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(files.roots()?)
+        .with_client_auth_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Modification times of the three files; a change of any rebuilds the configuration.
+fn stamp(files: &TlsFiles) -> Vec<Option<SystemTime>> {
+    [&files.ca, &files.cert, &files.key]
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// A configuration kept in step with its files.
+pub struct Reloading<C> {
+    files: TlsFiles,
+    build: Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>,
+    current: RwLock<Arc<C>>,
+    stamp: Mutex<Vec<Option<SystemTime>>>,
+}
+
+pub type ServerTls = Reloading<rustls::ServerConfig>;
+pub type ClientTls = Reloading<rustls::ClientConfig>;
+
+impl<C> Reloading<C> {
+    fn new(
+        files: TlsFiles,
+        build: Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>,
+    ) -> Result<Arc<Self>> {
+        let st = stamp(&files);
+        let current = build(&files)?;
+        Ok(Arc::new(Self {
+            files,
+            build,
+            current: RwLock::new(current),
+            stamp: Mutex::new(st),
+        }))
+    }
+
+    /// The configuration for the next handshake.
+    pub fn current(&self) -> Arc<C> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// Rebuilds the configuration when a file changed since the last look. `Ok(true)` when it
+    /// was replaced; on error the previous configuration stays in force.
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let now = stamp(&self.files);
+        let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == now {
+            return Ok(false);
+        }
+        let fresh = (self.build)(&self.files)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *last = now;
+        Ok(true)
+    }
+}
+
+impl ServerTls {
+    /// A server configuration speaking HTTP/2 (and HTTP/1.1 for gRPC-Web).
+    pub fn server(files: TlsFiles, auth: ClientAuth) -> Result<Arc<Self>> {
+        Reloading::new(files, Box::new(move |f| build_server(f, &auth)))
+    }
+}
+
+impl ClientTls {
+    /// A client configuration presenting this node's certificate and trusting only the CA.
+    pub fn client(files: TlsFiles) -> Result<Arc<Self>> {
+        Reloading::new(files, Box::new(build_client))
+    }
+}
