@@ -154,13 +154,26 @@ pub async fn try_mtls(
     pki_dir: &Path,
     name: &str,
 ) -> Result<Channel, tonic::transport::Error> {
-    let read = |f: String| std::fs::read_to_string(pki_dir.join(f)).expect("pki file");
+    try_mtls_files(
+        addr,
+        &pki_dir.join("ca.pem"),
+        &pki_dir.join(format!("{name}.pem")),
+        &pki_dir.join(format!("{name}.key")),
+    )
+    .await
+}
+
+/// Like [`try_mtls`] with each file named.
+pub async fn try_mtls_files(
+    addr: SocketAddr,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Channel, tonic::transport::Error> {
+    let read = |f: &Path| std::fs::read_to_string(f).expect("pki file");
     let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.pem".into())))
-        .identity(Identity::from_pem(
-            read(format!("{name}.pem")),
-            read(format!("{name}.key")),
-        ))
+        .ca_certificate(Certificate::from_pem(read(ca)))
+        .identity(Identity::from_pem(read(cert), read(key)))
         .domain_name("localhost");
     Endpoint::from_shared(format!("https://{addr}"))
         .expect("endpoint")
