@@ -4,6 +4,7 @@
 //! forwards each call to the backend of its service over mutual TLS under its own identity.
 
 mod health;
+pub mod policy;
 mod proxy;
 
 use std::collections::HashMap;

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
+use creditmesh_domain::Principal;
 use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+
+use crate::policy::{self, Role};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tonic::Status;
@@ -15,7 +18,7 @@ use tonic::transport::Channel;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::ServiceExt;
 
-/// The services the public listener exposes.
+/// The services with methods on the public listener, whose health it answers.
 pub const PUBLIC_SERVICES: &[&str] = &[
     "creditmesh.disclosure.v1.DisclosureService",
     "creditmesh.complaints.v1.ComplaintService",
@@ -44,9 +47,9 @@ impl Proxy {
         }
     }
 
-    fn caller(&self, req: &Request<Body>) -> Result<String, Status> {
+    fn caller(&self, req: &Request<Body>) -> Result<Principal, Status> {
         if self.public {
-            return Ok("public".to_owned());
+            return Ok(Principal::public());
         }
         let certs = req
             .extensions()
@@ -56,31 +59,37 @@ impl Proxy {
         let leaf = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-        let principal = creditmesh_pki::principal_of(leaf, &self.trust_domain)
-            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
-        Ok(principal.spiffe_id(&self.trust_domain))
+        creditmesh_pki::principal_of(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))
     }
 
     async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, Status> {
-        let service = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if self.public && !PUBLIC_SERVICES.contains(&service.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "{service} is not served on the public listener"
-            )));
+        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let service = method.split('/').next().unwrap_or_default().to_owned();
+        let principal = self.caller(&req)?;
+        let role = Role::of(&principal);
+        match policy::allowed(&method) {
+            Some(roles) if roles.contains(&role) => {}
+            Some(_) => {
+                return Err(Status::permission_denied(format!(
+                    "{role:?} callers may not call {method}"
+                )));
+            }
+            None => {
+                return Err(Status::permission_denied(format!(
+                    "{method} is not callable"
+                )));
+            }
         }
-        let channel = self
-            .channels
-            .get(&service)
-            .cloned()
-            .ok_or_else(|| Status::unimplemented(format!("unknown service {service}")))?;
-        let caller = self.caller(&req)?;
+        let channel =
+            self.channels.get(&service).cloned().ok_or_else(|| {
+                Status::unavailable(format!("no backend configured for {service}"))
+            })?;
+        let caller = if self.public {
+            "public".to_owned()
+        } else {
+            principal.spiffe_id(&self.trust_domain)
+        };
 
         let headers = req.headers_mut();
         let reserved: Vec<_> = headers

@@ -22,6 +22,7 @@ crate::on_both_engines!(
     spoofed_identity_metadata_is_ignored,
     public_listener_serves_only_public_services,
     shutdown_ends_even_with_a_stream_left_open,
+    the_policy_is_enforced_at_the_gateway,
 );
 
 async fn every_service_is_serving_through_the_gateway(engine: Engine) {
@@ -213,4 +214,48 @@ async fn shutdown_ends_even_with_a_stream_left_open(engine: Engine) {
     .await
     .expect("shutdown finishes once the grace period is over");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+async fn the_policy_is_enforced_at_the_gateway(engine: Engine) {
+    use creditmesh_proto::complaints::v1::ListComplaintsRequest;
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    use creditmesh_proto::events::v1::DeliverRequest;
+    use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+    use creditmesh_proto::filing::v1::SubmitFilingRequest;
+    use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let list = |ch| async move {
+        ComplaintServiceClient::new(ch)
+            .list_complaints(ListComplaintsRequest::default())
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .code()
+    };
+    assert_eq!(list(t.public().await).await, Code::PermissionDenied);
+    assert_eq!(list(t.node("agency").await).await, Code::PermissionDenied);
+    assert_eq!(
+        list(t.node("department").await).await,
+        Code::PermissionDenied
+    );
+    // Allowed through the gateway; the method itself is not built yet.
+    assert_eq!(
+        list(t.node("regulator-650100").await).await,
+        Code::Unimplemented
+    );
+
+    let filed = FilingServiceClient::new(t.node("department").await)
+        .submit_filing(SubmitFilingRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(filed.code(), Code::PermissionDenied);
+    let delivered = EventSinkServiceClient::new(t.node("regulator-650000").await)
+        .deliver(DeliverRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(delivered.code(), Code::PermissionDenied);
+    t.stop().await;
 }

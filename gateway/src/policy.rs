@@ -1,0 +1,309 @@
+//! Who may call what: one deny-by-default table of method × role. A method missing here is
+//! refused; a unit test fails when any RPC of the contracts has no entry.
+
+use creditmesh_domain::{Principal, PrincipalKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Agency,
+    PrefectureRegulator,
+    RegionalRegulator,
+    Department,
+    Public,
+    Service,
+}
+
+impl Role {
+    pub fn of(principal: &Principal) -> Role {
+        match principal.kind {
+            PrincipalKind::Agency => Role::Agency,
+            PrincipalKind::Regulator if principal.tenant.is_region() => Role::RegionalRegulator,
+            PrincipalKind::Regulator => Role::PrefectureRegulator,
+            PrincipalKind::Department => Role::Department,
+            PrincipalKind::Service => Role::Service,
+            PrincipalKind::Public => Role::Public,
+        }
+    }
+}
+
+use Role::*;
+
+const REGULATORS: &[Role] = &[PrefectureRegulator, RegionalRegulator];
+const AGENCY_AND_REGULATORS: &[Role] = &[Agency, PrefectureRegulator, RegionalRegulator];
+const EVERYONE: &[Role] = &[
+    Public,
+    Agency,
+    PrefectureRegulator,
+    RegionalRegulator,
+    Department,
+];
+/// Reached service to service only, never through the gateway.
+const NOBODY: &[Role] = &[];
+
+/// `(package.Service/Method, roles allowed)`.
+pub const POLICY: &[(&str, &[Role])] = &[
+    // filing (Art. 6-8, 10-12, 18)
+    (
+        "creditmesh.filing.v1.FilingService/UploadDocument",
+        &[Agency],
+    ),
+    ("creditmesh.filing.v1.FilingService/SubmitFiling", &[Agency]),
+    ("creditmesh.filing.v1.FilingService/SubmitChange", &[Agency]),
+    (
+        "creditmesh.filing.v1.FilingService/SubmitAnnualReport",
+        &[Agency],
+    ),
+    (
+        "creditmesh.filing.v1.FilingService/RequestDeregistration",
+        &[Agency],
+    ),
+    (
+        "creditmesh.filing.v1.FilingService/GetFiling",
+        AGENCY_AND_REGULATORS,
+    ),
+    (
+        "creditmesh.filing.v1.FilingService/ListFilings",
+        AGENCY_AND_REGULATORS,
+    ),
+    // review and supervision (Art. 9-11, 13-16, 18)
+    (
+        "creditmesh.review.v1.ReviewService/ListReviewTasks",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/GetReviewTask",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/DecideReviewTask",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/ImportDishonestyList",
+        &[RegionalRegulator],
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/UpsertDishonestyEntry",
+        &[RegionalRegulator],
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RemoveDishonestyEntry",
+        &[RegionalRegulator],
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/ListDishonestyEntries",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RecordInterview",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/IssueRectificationOrder",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RecordRectificationOutcome",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RecordInspection",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RecordFinding",
+        REGULATORS,
+    ),
+    ("creditmesh.review.v1.ReviewService/SetRiskTier", REGULATORS),
+    (
+        "creditmesh.review.v1.ReviewService/DrawSpotCheck",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RevokeFiling",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/RecordDisposal",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.review.v1.ReviewService/GetCreditFile",
+        AGENCY_AND_REGULATORS,
+    ),
+    // disclosure: the public register (Art. 7, 10, 15, 18, 19)
+    (
+        "creditmesh.disclosure.v1.DisclosureService/ListAgencies",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/GetAgency",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/ListNotices",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/GetFeeSchedule",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/GetRegisterHead",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/PublishCorrection",
+        REGULATORS,
+    ),
+    // complaints (Art. 24)
+    (
+        "creditmesh.complaints.v1.ComplaintService/SubmitComplaint",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/TrackComplaint",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/ListComplaints",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/AcceptComplaint",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/ResolveComplaint",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/ReferComplaint",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/ListReferrals",
+        &[Department],
+    ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/AcknowledgeReferral",
+        &[Department],
+    ),
+    // Implemented by department nodes; the platform calls it, nobody calls it here.
+    (
+        "creditmesh.complaints.v1.ReferralReceiverService/ReceiveReferral",
+        NOBODY,
+    ),
+    // datapush (Art. 21-23, 27)
+    (
+        "creditmesh.datapush.v1.DataPushService/PushRecords",
+        &[Agency],
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/GetRecord",
+        AGENCY_AND_REGULATORS,
+    ),
+    // Data subjects are not authenticated by the mesh yet: a regulator acts for them.
+    (
+        "creditmesh.datapush.v1.DataPushService/FileObjection",
+        REGULATORS,
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/ResolveObjection",
+        &[Agency],
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/ListObjections",
+        AGENCY_AND_REGULATORS,
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/GetSubjectReport",
+        REGULATORS,
+    ),
+    // Outbox deliveries travel service to service.
+    ("creditmesh.events.v1.EventSinkService/Deliver", NOBODY),
+];
+
+/// The roles allowed to call `method` (`package.Service/Method`); `None` when the method is
+/// not in the policy, which refuses it.
+pub fn allowed(method: &str) -> Option<&'static [Role]> {
+    POLICY
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, roles)| *roles)
+}
+
+/// Whether any role of the public listener may call `method`.
+pub fn is_public(method: &str) -> bool {
+    allowed(method).is_some_and(|roles| roles.contains(&Public))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost::Message;
+
+    use super::*;
+
+    fn contract_methods() -> BTreeSet<String> {
+        let fds = prost_types::FileDescriptorSet::decode(creditmesh_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let mut out = BTreeSet::new();
+        for file in fds.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                for method in service.method {
+                    out.insert(format!(
+                        "{package}.{}/{}",
+                        service.name.clone().unwrap_or_default(),
+                        method.name.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_rpc_of_the_contracts_has_an_entry() {
+        let methods = contract_methods();
+        assert!(
+            methods.len() > 40,
+            "the contracts were not read: {methods:?}"
+        );
+        let missing: Vec<_> = methods.iter().filter(|m| allowed(m).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "methods without a policy entry: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_entry_names_a_real_rpc_once() {
+        let methods = contract_methods();
+        let mut seen = BTreeSet::new();
+        for (m, _) in POLICY {
+            assert!(methods.contains(*m), "policy names an unknown method {m}");
+            assert!(seen.insert(*m), "policy names {m} twice");
+        }
+    }
+
+    #[test]
+    fn the_public_reaches_reads_and_complaints_only() {
+        assert!(is_public(
+            "creditmesh.disclosure.v1.DisclosureService/ListAgencies"
+        ));
+        assert!(is_public(
+            "creditmesh.complaints.v1.ComplaintService/SubmitComplaint"
+        ));
+        assert!(!is_public(
+            "creditmesh.complaints.v1.ComplaintService/ListComplaints"
+        ));
+        assert!(!is_public(
+            "creditmesh.filing.v1.FilingService/SubmitFiling"
+        ));
+        assert!(!is_public("creditmesh.events.v1.EventSinkService/Deliver"));
+        assert!(allowed("creditmesh.nothing.v1.Nothing/Do").is_none());
+    }
+}
