@@ -120,10 +120,12 @@ fn stamp(files: &TlsFiles) -> Vec<Option<SystemTime>> {
         .collect()
 }
 
+type Build<C> = Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>;
+
 /// A configuration kept in step with its files.
 pub struct Reloading<C> {
     files: TlsFiles,
-    build: Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>,
+    build: Build<C>,
     current: RwLock<Arc<C>>,
     stamp: Mutex<Vec<Option<SystemTime>>>,
 }
@@ -134,7 +136,7 @@ pub type ClientTls = Reloading<rustls::ClientConfig>;
 impl<C> Reloading<C> {
     fn new(
         files: TlsFiles,
-        build: Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>,
+        build: Build<C>,
     ) -> Result<Arc<Self>> {
         let st = stamp(&files);
         let current = build(&files)?;
