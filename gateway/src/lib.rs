@@ -4,6 +4,7 @@
 //! forwards each call to the backend of its service over mutual TLS under its own identity.
 
 mod health;
+pub mod limits;
 pub mod policy;
 mod proxy;
 
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Server};
 
+use crate::limits::Limits;
+
+pub use limits::LimitsConfig;
 pub use proxy::PUBLIC_SERVICES;
 
 /// Where one service's backend is reached.
@@ -42,6 +46,7 @@ pub struct GatewayConfig {
     /// certificate towards the backends.
     pub tls: TlsFiles,
     pub backends: Vec<Backend>,
+    pub limits: LimitsConfig,
 }
 
 /// A running gateway.
@@ -76,12 +81,18 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         .await
         .with_context(|| format!("binding the public listener {}", cfg.public_listen))?;
 
+    let limits = Arc::new(Limits::new(&cfg.limits));
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(forget_idle_callers(
+        limits.clone(),
+        stop.clone(),
+    )));
     for (incoming, public) in [(node_incoming, false), (public_incoming, true)] {
-        let routes = routes(&cfg, channels.clone(), public)?;
+        let routes = routes(&cfg, channels.clone(), limits.clone(), public)?;
         let stop = stop.clone();
+        let mut server = server(&cfg.limits);
         tasks.push(tokio::spawn(async move {
-            let served = server()
+            let served = server
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, stop.cancelled())
                 .await;
@@ -98,22 +109,33 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
     })
 }
 
-fn server() -> Server {
+fn server(limits: &LimitsConfig) -> Server {
     Server::builder()
-        .http2_max_header_list_size(16 * 1024)
-        .max_concurrent_streams(256)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+}
+
+async fn forget_idle_callers(limits: Arc<Limits>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => limits.forget_idle(),
+        }
+    }
 }
 
 fn routes(
     cfg: &GatewayConfig,
     channels: Arc<HashMap<String, Channel>>,
+    limits: Arc<Limits>,
     public: bool,
 ) -> Result<Routes> {
     let health = health::HealthProxy::new(channels.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     let routes = creditmesh_rpc::standard::add_reflection(routes)?;
-    let proxy = proxy::Proxy::new(channels, cfg.trust_domain.clone(), public);
+    let proxy = proxy::Proxy::new(channels, cfg.trust_domain.clone(), limits, public);
     Ok(Routes::from(
         routes.into_axum_router().fallback_service(proxy),
     ))

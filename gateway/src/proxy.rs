@@ -10,6 +10,7 @@ use axum::body::Body;
 use creditmesh_domain::Principal;
 use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 
+use crate::limits::Limits;
 use crate::policy::{self, Role};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -31,6 +32,7 @@ const RESERVED_PREFIX: &str = "x-creditmesh-";
 pub struct Proxy {
     channels: Arc<HashMap<String, Channel>>,
     trust_domain: Arc<str>,
+    limits: Arc<Limits>,
     public: bool,
 }
 
@@ -38,13 +40,24 @@ impl Proxy {
     pub fn new(
         channels: Arc<HashMap<String, Channel>>,
         trust_domain: String,
+        limits: Arc<Limits>,
         public: bool,
     ) -> Self {
         Self {
             channels,
             trust_domain: trust_domain.into(),
+            limits,
             public,
         }
+    }
+
+    /// The client's address, which stands for the caller on the public listener.
+    fn remote_ip(req: &Request<Body>) -> String {
+        req.extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.get_ref().remote_addr())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
     }
 
     fn caller(&self, req: &Request<Body>) -> Result<Principal, Status> {
@@ -90,6 +103,13 @@ impl Proxy {
         } else {
             principal.spiffe_id(&self.trust_domain)
         };
+        let rate_key = if self.public {
+            Self::remote_ip(&req)
+        } else {
+            caller.clone()
+        };
+        self.limits.charge(role, &rate_key)?;
+        let _in_flight = self.limits.admit()?;
 
         let headers = req.headers_mut();
         let reserved: Vec<_> = headers

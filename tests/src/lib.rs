@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use creditmesh::{Mesh, MeshOptions};
 use creditmesh_domain::SystemClock;
+use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
 use creditmesh_storage::DbConfig;
 use sqlx::Connection;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -88,8 +89,22 @@ pub struct TestMesh {
 }
 
 impl TestMesh {
-    /// `None` when the engine is not available in this run.
+    /// `None` when the engine is not available in this run. Rate limits are off.
     pub async fn start(engine: Engine) -> Option<Self> {
+        let mut limits = LimitsConfig::default();
+        limits.rate_per_second = RateLimits {
+            agency: 0,
+            prefecture_regulator: 0,
+            regional_regulator: 0,
+            department: 0,
+            public: 0,
+            service: 0,
+        };
+        Self::start_with(engine, limits).await
+    }
+
+    /// Like [`Self::start`], with the gateway's limits given.
+    pub async fn start_with(engine: Engine, limits: LimitsConfig) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = fresh_database(engine, dir.path()).await?;
         let pki_dir = dir.path().join("pki");
@@ -102,6 +117,7 @@ impl TestMesh {
             public_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_interval: Duration::from_millis(200),
             clock: Arc::new(SystemClock),
+            limits,
         })
         .await
         .expect("mesh starts");

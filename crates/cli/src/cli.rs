@@ -199,6 +199,7 @@ async fn dev(
         public_listen: public_listen.unwrap_or(cfg.public.listen),
         poll_interval: Duration::from_millis(cfg.events.poll_interval_ms),
         clock: Arc::new(SystemClock),
+        limits: cfg.gateway.clone(),
     })
     .await?;
     print_banner(&cfg, &pki_dir, pki.minted, &mesh);
@@ -341,6 +342,7 @@ async fn gateway(cfg: Config) -> Result<()> {
             trust_domain: cfg.trust_domain.clone(),
             tls: TlsFiles::in_dir(&cfg.pki_dir(), "service-gateway"),
             backends,
+            limits: cfg.gateway.clone(),
         },
         stop.clone(),
     )

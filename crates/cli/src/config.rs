@@ -33,6 +33,8 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     pub events: EventsConfig,
     pub log: LogConfig,
+    /// Limits the gateway enforces.
+    pub gateway: creditmesh_gateway::LimitsConfig,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
 }
@@ -124,6 +126,7 @@ impl Default for Config {
             backends,
             events: EventsConfig::default(),
             log: LogConfig::default(),
+            gateway: Default::default(),
             shutdown_grace_ms: 20_000,
         }
     }
@@ -228,6 +231,24 @@ impl Config {
                     format!("backends.{name}.url"),
                     "must start with https:// (every hop is mutual TLS)".into(),
                 ));
+            }
+        }
+        for (key, v) in [
+            (
+                "gateway.max_concurrent_calls",
+                self.gateway.max_concurrent_calls,
+            ),
+            (
+                "gateway.max_concurrent_streams",
+                self.gateway.max_concurrent_streams,
+            ),
+            (
+                "gateway.max_header_list_bytes",
+                self.gateway.max_header_list_bytes,
+            ),
+        ] {
+            if v == 0 {
+                problems.push((key.into(), "must be positive".into()));
             }
         }
         if self.events.poll_interval_ms == 0 {

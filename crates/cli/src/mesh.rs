@@ -130,6 +130,7 @@ pub struct MeshOptions {
     pub public_listen: SocketAddr,
     pub poll_interval: Duration,
     pub clock: Arc<dyn Clock>,
+    pub limits: creditmesh_gateway::LimitsConfig,
 }
 
 /// The whole mesh in one process: every service on its own loopback mTLS listener, their
@@ -197,6 +198,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
                     server_name: s.name.to_owned(),
                 })
                 .collect(),
+            limits: opts.limits.clone(),
         },
         gateway_stop.clone(),
     )

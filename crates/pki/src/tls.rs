@@ -134,10 +134,7 @@ pub type ServerTls = Reloading<rustls::ServerConfig>;
 pub type ClientTls = Reloading<rustls::ClientConfig>;
 
 impl<C> Reloading<C> {
-    fn new(
-        files: TlsFiles,
-        build: Build<C>,
-    ) -> Result<Arc<Self>> {
+    fn new(files: TlsFiles, build: Build<C>) -> Result<Arc<Self>> {
         let st = stamp(&files);
         let current = build(&files)?;
         Ok(Arc::new(Self {

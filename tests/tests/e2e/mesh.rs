@@ -23,6 +23,7 @@ crate::on_both_engines!(
     public_listener_serves_only_public_services,
     shutdown_ends_even_with_a_stream_left_open,
     the_policy_is_enforced_at_the_gateway,
+    the_gateway_sheds_excess_calls_and_limits_rates,
 );
 
 async fn every_service_is_serving_through_the_gateway(engine: Engine) {
@@ -257,5 +258,68 @@ async fn the_policy_is_enforced_at_the_gateway(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(delivered.code(), Code::PermissionDenied);
+    t.stop().await;
+}
+
+async fn the_gateway_sheds_excess_calls_and_limits_rates(engine: Engine) {
+    use creditmesh_gateway::limits::LimitsConfig;
+    use creditmesh_proto::disclosure::v1::GetRegisterHeadRequest;
+    use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+
+    let mut limits = LimitsConfig::default();
+    limits.rate_per_second.agency = 2;
+    limits.rate_per_second.public = 0;
+    limits.max_concurrent_calls = 4;
+    let Some(t) = TestMesh::start_with(engine, limits).await else {
+        return;
+    };
+
+    // Rates: beyond two calls a second the same agency is refused; another principal is not
+    // affected.
+    let mut agency = DisclosureServiceClient::new(t.node("agency").await);
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(
+            match agency.get_register_head(GetRegisterHeadRequest {}).await {
+                Ok(_) => Code::Ok,
+                Err(e) => e.code(),
+            },
+        );
+    }
+    assert!(
+        codes[..2].iter().all(|c| *c != Code::ResourceExhausted),
+        "{codes:?}"
+    );
+    assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
+    let mut region = DisclosureServiceClient::new(t.node("regulator-650000").await);
+    let other = region.get_register_head(GetRegisterHeadRequest {}).await;
+    assert_ne!(
+        other.map(|_| ()).unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+
+    // Concurrency: with 4 places, a burst of 64 concurrent calls sees some shed at once.
+    let public = t.public().await;
+    let calls = (0..64).map(|i| {
+        let mut c =
+            creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient::new(
+                public.clone(),
+            );
+        async move {
+            c.submit_complaint(super::complaints::complaint(&format!("shed-{i}"), ""))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let shed = results
+        .iter()
+        .filter(|r| **r == Err(Code::ResourceExhausted))
+        .count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert!(shed > 0, "nothing was shed: {results:?}");
+    assert!(ok > 0, "nothing got through: {results:?}");
+    assert_eq!(shed + ok, 64, "{results:?}");
     t.stop().await;
 }
