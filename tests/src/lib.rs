@@ -91,14 +91,16 @@ pub struct TestMesh {
 impl TestMesh {
     /// `None` when the engine is not available in this run. Rate limits are off.
     pub async fn start(engine: Engine) -> Option<Self> {
-        let mut limits = LimitsConfig::default();
-        limits.rate_per_second = RateLimits {
-            agency: 0,
-            prefecture_regulator: 0,
-            regional_regulator: 0,
-            department: 0,
-            public: 0,
-            service: 0,
+        let limits = LimitsConfig {
+            rate_per_second: RateLimits {
+                agency: 0,
+                prefecture_regulator: 0,
+                regional_regulator: 0,
+                department: 0,
+                public: 0,
+                service: 0,
+            },
+            ..LimitsConfig::default()
         };
         Self::start_with(engine, limits).await
     }
