@@ -1,7 +1,6 @@
 //! `grpc.health.v1.Health` at the gateway: the empty name is the gateway itself; a service's
 //! name is answered by that service's backend.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -13,15 +12,16 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::Health;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use crate::Routing;
 use crate::proxy::PUBLIC_SERVICES;
 
 pub struct HealthProxy {
-    channels: Arc<HashMap<String, Channel>>,
+    channels: Arc<Routing>,
     public: bool,
 }
 
 impl HealthProxy {
-    pub fn new(channels: Arc<HashMap<String, Channel>>, public: bool) -> Self {
+    pub fn new(channels: Arc<Routing>, public: bool) -> Self {
         Self { channels, public }
     }
 
@@ -30,8 +30,7 @@ impl HealthProxy {
             return Err(Status::not_found(format!("unknown service {service}")));
         }
         self.channels
-            .get(service)
-            .cloned()
+            .channel(service, None)
             .map(HealthClient::new)
             .ok_or_else(|| Status::not_found(format!("unknown service {service}")))
     }

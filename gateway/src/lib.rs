@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use creditmesh_domain::Tenant;
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
@@ -35,6 +36,23 @@ pub struct Backend {
     pub url: String,
     /// DNS name the backend's certificate carries.
     pub server_name: String,
+    /// Set for a backend serving one tenant's traffic; unset for the default backend.
+    pub tenant: Option<Tenant>,
+}
+
+/// Which backend serves a call: the tenant's own when one is configured, else the default.
+pub struct Routing {
+    default: HashMap<String, Channel>,
+    by_tenant: HashMap<(Tenant, String), Channel>,
+}
+
+impl Routing {
+    pub fn channel(&self, service: &str, tenant: Option<Tenant>) -> Option<Channel> {
+        tenant
+            .and_then(|t| self.by_tenant.get(&(t, service.to_owned())))
+            .or_else(|| self.default.get(service))
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,13 +77,19 @@ pub struct Gateway {
 pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gateway> {
     let client_tls = ClientTls::client(cfg.tls.clone())?;
     spawn_reloader(client_tls.clone(), stop.clone());
-    let mut channels: HashMap<String, Channel> = HashMap::new();
+    let mut routing = Routing {
+        default: HashMap::new(),
+        by_tenant: HashMap::new(),
+    };
     for b in &cfg.backends {
         let ch = mtls_channel(&b.url, client_tls.clone(), &b.server_name)
             .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
-        channels.insert(b.grpc_name.clone(), ch);
+        match b.tenant {
+            Some(t) => routing.by_tenant.insert((t, b.grpc_name.clone()), ch),
+            None => routing.default.insert(b.grpc_name.clone(), ch),
+        };
     }
-    let channels = Arc::new(channels);
+    let channels = Arc::new(routing);
 
     let node_tls = ServerTls::server(
         cfg.tls.clone(),
@@ -128,7 +152,7 @@ async fn forget_idle_callers(limits: Arc<Limits>, stop: CancellationToken) {
 
 fn routes(
     cfg: &GatewayConfig,
-    channels: Arc<HashMap<String, Channel>>,
+    channels: Arc<Routing>,
     limits: Arc<Limits>,
     public: bool,
 ) -> Result<Routes> {

@@ -1,7 +1,6 @@
 //! Forwards each call to the backend of its service, under the caller's identity as derived
 //! from its certificate.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,12 +9,12 @@ use axum::body::Body;
 use creditmesh_domain::Principal;
 use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 
+use crate::Routing;
 use crate::limits::Limits;
 use crate::policy::{self, Role};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tonic::Status;
-use tonic::transport::Channel;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::ServiceExt;
 
@@ -30,7 +29,7 @@ const RESERVED_PREFIX: &str = "x-creditmesh-";
 
 #[derive(Clone)]
 pub struct Proxy {
-    channels: Arc<HashMap<String, Channel>>,
+    channels: Arc<Routing>,
     trust_domain: Arc<str>,
     limits: Arc<Limits>,
     public: bool,
@@ -38,7 +37,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(
-        channels: Arc<HashMap<String, Channel>>,
+        channels: Arc<Routing>,
         trust_domain: String,
         limits: Arc<Limits>,
         public: bool,
@@ -94,10 +93,12 @@ impl Proxy {
                 )));
             }
         }
-        let channel =
-            self.channels.get(&service).cloned().ok_or_else(|| {
-                Status::unavailable(format!("no backend configured for {service}"))
-            })?;
+        // The public has no tenant: its calls go to the default backends.
+        let tenant = (!self.public).then_some(principal.tenant);
+        let channel = self
+            .channels
+            .channel(&service, tenant)
+            .ok_or_else(|| Status::unavailable(format!("no backend configured for {service}")))?;
         let caller = if self.public {
             "public".to_owned()
         } else {

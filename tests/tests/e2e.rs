@@ -7,6 +7,7 @@ mod e2e {
     pub mod durability;
     pub mod mesh;
     pub mod process;
+    pub mod routing;
 }
 
 /// Declares `NAME` once per engine: `sqlite::NAME` and `postgres::NAME`, each calling

@@ -320,18 +320,26 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
 async fn gateway(cfg: Config) -> Result<()> {
     let stop = CancellationToken::new();
     let defs = mesh::all_services();
-    let backends = cfg
-        .backends
+    let default = cfg.backends.iter().map(|(name, b)| (None, name, b));
+    let by_tenant = cfg
+        .tenant_backends
         .iter()
-        .map(|(name, b)| {
+        .flat_map(|(t, m)| m.iter().map(move |(name, b)| (Some(t), name, b)));
+    let backends = default
+        .chain(by_tenant)
+        .map(|(tenant, name, b)| {
             let def = defs
                 .iter()
                 .find(|d| d.name == name)
                 .with_context(|| format!("config key `backends.{name}`: unknown service"))?;
+            let tenant = tenant
+                .map(|t| Tenant::parse(t).map_err(|e| anyhow::anyhow!("tenant_backends.{t}: {e}")))
+                .transpose()?;
             Ok(Backend {
                 grpc_name: def.grpc_name.to_owned(),
                 url: b.url.clone(),
                 server_name: b.server_name.clone().unwrap_or_else(|| name.clone()),
+                tenant,
             })
         })
         .collect::<Result<Vec<_>>>()?;

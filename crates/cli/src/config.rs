@@ -31,6 +31,9 @@ pub struct Config {
     pub services: BTreeMap<String, ServiceConfig>,
     /// Where each service is reached, by the gateway and by other services' event relays.
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Backends serving one tenant's traffic, by division code then service: the gateway
+    /// routes a caller of that tenant there instead of to `backends`.
+    pub tenant_backends: BTreeMap<String, BTreeMap<String, BackendConfig>>,
     pub events: EventsConfig,
     pub log: LogConfig,
     /// Limits the gateway enforces.
@@ -124,6 +127,7 @@ impl Default for Config {
             },
             services,
             backends,
+            tenant_backends: BTreeMap::new(),
             events: EventsConfig::default(),
             log: LogConfig::default(),
             gateway: Default::default(),
@@ -217,7 +221,7 @@ impl Config {
             probe.url = "sqlite://probe".into();
             problems.extend(probe.validate("database"));
         }
-        for name in self.services.keys().chain(self.backends.keys()) {
+        for name in self.services.keys() {
             if !SERVICE_NAMES.contains(&name.as_str()) {
                 problems.push((
                     format!("services.{name}"),
@@ -225,12 +229,28 @@ impl Config {
                 ));
             }
         }
-        for (name, b) in &self.backends {
+        let tenant_backends = self.tenant_backends.iter().flat_map(|(tenant, m)| {
+            m.iter()
+                .map(move |(name, b)| (format!("tenant_backends.{tenant}.{name}"), name, b))
+        });
+        let backends = self
+            .backends
+            .iter()
+            .map(|(name, b)| (format!("backends.{name}"), name, b));
+        for (key, name, b) in backends.chain(tenant_backends) {
+            if !SERVICE_NAMES.contains(&name.as_str()) {
+                problems.push((key.clone(), "unknown service".into()));
+            }
             if !b.url.starts_with("https://") {
                 problems.push((
-                    format!("backends.{name}.url"),
+                    format!("{key}.url"),
                     "must start with https:// (every hop is mutual TLS)".into(),
                 ));
+            }
+        }
+        for tenant in self.tenant_backends.keys() {
+            if let Err(e) = creditmesh_domain::Tenant::parse(tenant) {
+                problems.push((format!("tenant_backends.{tenant}"), e.to_string()));
             }
         }
         for (key, v) in [

@@ -196,6 +196,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
                     grpc_name: s.grpc_name.to_owned(),
                     url: format!("https://{}", s.addr),
                     server_name: s.name.to_owned(),
+                    tenant: None,
                 })
                 .collect(),
             limits: opts.limits.clone(),

@@ -1,0 +1,134 @@
+//! The tenant → backend map: one prefecture's traffic goes to its own backend.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use creditmesh::mesh::{all_services, start_service};
+use creditmesh_domain::{Principal, PrincipalKind, SystemClock, Tenant};
+use creditmesh_gateway::{Backend, GatewayConfig};
+use creditmesh_pki::{Ca, LeafSpec, TlsFiles, Usage};
+use creditmesh_proto::review::v1::GetCreditFileRequest;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_tests::{Engine, TRUST_DOMAIN, fresh_database, mtls};
+use tokio_util::sync::CancellationToken;
+
+crate::on_both_engines!(two_tenants_reach_two_backends);
+
+const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
+
+async fn two_tenants_reach_two_backends(engine: Engine) {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let Some(db_a) = fresh_database(engine, dir_a.path()).await else {
+        return;
+    };
+    let Some(db_b) = fresh_database(engine, dir_b.path()).await else {
+        return;
+    };
+    let pki = dir_a.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
+    let kashgar = Tenant::parse("653100").unwrap();
+    Ca::load(&pki)
+        .unwrap()
+        .issue(
+            &pki,
+            TRUST_DOMAIN,
+            &LeafSpec {
+                name: "regulator-653100".into(),
+                principal: Principal::new(PrincipalKind::Regulator, kashgar, ""),
+                dns_names: vec![],
+                ip_addresses: vec![],
+                usage: Usage::Client,
+                lifetime_days: 1,
+            },
+        )
+        .unwrap();
+
+    let defs = all_services();
+    let review = defs.iter().find(|d| d.name == "review").unwrap();
+    let stop = CancellationToken::new();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut started = Vec::new();
+    for db in [&db_a, &db_b] {
+        let mut cfg = db.clone();
+        cfg.url = cfg.url.replace("{service}", "review");
+        started.push(
+            start_service(
+                review,
+                &cfg,
+                &pki,
+                TRUST_DOMAIN,
+                any,
+                Arc::new(SystemClock),
+                stop.clone(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    // Only Kashgar's backend holds an entry for the agency.
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = db_b.url.replace("{service}", "review");
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO review_credit_file (tenant, entry_id, uscc, kind, recorded_at, principal, summary, details) \
+             VALUES ('653100', 'e1', $1, 'interview', 1, 'x', 'held in Kashgar', $2)",
+        )
+        .bind(KASHGAR_AGENCY)
+        .bind(Vec::<u8>::new())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    let backend = |addr: SocketAddr, tenant| Backend {
+        grpc_name: review.grpc_name.into(),
+        url: format!("https://{addr}"),
+        server_name: "review".into(),
+        tenant,
+    };
+    let gw = creditmesh_gateway::start(
+        GatewayConfig {
+            node_listen: any,
+            public_listen: any,
+            trust_domain: TRUST_DOMAIN.into(),
+            tls: TlsFiles::in_dir(&pki, "service-gateway"),
+            backends: vec![
+                backend(started[0].addr, None),
+                backend(started[1].addr, Some(kashgar)),
+            ],
+            limits: Default::default(),
+        },
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+
+    let entries = |name: &'static str| {
+        let pki = pki.clone();
+        async move {
+            ReviewServiceClient::new(mtls(gw.node_addr, &pki, name).await)
+                .get_credit_file(GetCreditFileRequest {
+                    uscc: KASHGAR_AGENCY.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+                .len()
+        }
+    };
+    assert_eq!(
+        entries("regulator-653100").await,
+        1,
+        "Kashgar reaches its own backend"
+    );
+    assert_eq!(
+        entries("regulator-650100").await,
+        0,
+        "Urumqi reaches the default backend"
+    );
+    stop.cancel();
+}
