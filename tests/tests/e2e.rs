@@ -8,6 +8,7 @@ mod e2e {
     pub mod mesh;
     pub mod process;
     pub mod routing;
+    pub mod tenancy;
 }
 
 /// Declares `NAME` once per engine: `sqlite::NAME` and `postgres::NAME`, each calling

@@ -157,6 +157,31 @@ impl Db {
         })
     }
 
+    /// A read transaction seeing only `tenant`'s rows (all rows for the region or `None`). On
+    /// PostgreSQL row-level security enforces it as a second line behind the service's own
+    /// filters; SQLite relies on those filters alone.
+    pub async fn read_scoped(&self, tenant: Option<&str>) -> Result<Tx, StorageError> {
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin().await?,
+            Engine::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
+        };
+        if let Some(tenant) = tenant {
+            self.scope(&mut tx, tenant).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Limits the rest of `tx` to `tenant`'s rows (PostgreSQL row-level security).
+    pub async fn scope(&self, tx: &mut Tx, tenant: &str) -> Result<(), StorageError> {
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT set_config('creditmesh.tenant', $1, true)")
+                .bind(tenant.to_owned())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

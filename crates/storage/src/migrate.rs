@@ -31,6 +31,28 @@ impl Migration {
         }
     }
 
+    /// Row-level security on PostgreSQL for tables with a `tenant` column: a transaction
+    /// scoped to a tenant (`Db::scope`) reads and writes only that tenant's rows; one scoped to
+    /// the region (`650000`), or not scoped, sees all. A no-op on SQLite.
+    pub fn tenant_row_security(version: i64, tables: &[&str]) -> Self {
+        let mut pg = String::new();
+        for t in tables {
+            pg.push_str(&format!(
+                "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;\n\
+                 ALTER TABLE {t} FORCE ROW LEVEL SECURITY;\n\
+                 CREATE POLICY {t}_tenant ON {t} \
+                 USING (creditmesh_tenant_visible(tenant)) \
+                 WITH CHECK (creditmesh_tenant_visible(tenant));\n"
+            ));
+        }
+        Self {
+            version,
+            name: Cow::Borrowed("tenant row-level security"),
+            sqlite: Cow::Borrowed("SELECT 1;"),
+            postgres: Cow::Owned(format!("{TENANT_VISIBLE}\n{pg}")),
+        }
+    }
+
     fn sql(&self, engine: Engine) -> &str {
         match engine {
             Engine::Sqlite => &self.sqlite,
@@ -38,6 +60,12 @@ impl Migration {
         }
     }
 }
+
+/// Whether a row of `row_tenant` is visible to the transaction's tenant scope.
+const TENANT_VISIBLE: &str = "CREATE OR REPLACE FUNCTION creditmesh_tenant_visible(row_tenant TEXT) \
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$ \
+SELECT COALESCE(current_setting('creditmesh.tenant', true), '') IN ('', '650000') \
+OR row_tenant = current_setting('creditmesh.tenant', true) $$;";
 
 /// Applies the migrations of one service that are not applied yet, in version order, each in
 /// its own write transaction, and refuses to start when an applied one has changed since.

@@ -31,10 +31,13 @@ CREATE TABLE complaints_history (
 
 pub fn migrations() -> Vec<Migration> {
     // The same DDL is valid on both engines.
-    vec![Migration::new(
-        100,
-        "complaints and their history",
-        SQLITE_V100,
-        SQLITE_V100,
-    )]
+    vec![
+        Migration::new(
+            100,
+            "complaints and their history",
+            SQLITE_V100,
+            SQLITE_V100,
+        ),
+        Migration::tenant_row_security(101, &["complaints_complaint", "complaints_history"]),
+    ]
 }

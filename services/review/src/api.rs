@@ -44,7 +44,12 @@ impl ReviewService for Api {
         // read every entry.
         let tenant = (p.kind == PrincipalKind::Regulator && !p.tenant.is_region())
             .then(|| p.tenant.to_string());
-        let entries = store::entries(self.store.db.pool(), uscc.as_str(), tenant.as_deref())
+        let db = &self.store.db;
+        let mut tx = db
+            .read_scoped(tenant.as_deref())
+            .await
+            .map_err(status_from)?;
+        let entries = store::entries(&mut tx, uscc.as_str(), tenant.as_deref())
             .await
             .map_err(status_from)?;
         Ok(Response::new(GetCreditFileResponse {

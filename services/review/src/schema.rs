@@ -31,10 +31,8 @@ CREATE INDEX review_credit_file_uscc ON review_credit_file (uscc, recorded_at);
 ";
 
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration::new(
-        100,
-        "agency credit file",
-        V100_SQLITE,
-        V100_POSTGRES,
-    )]
+    vec![
+        Migration::new(100, "agency credit file", V100_SQLITE, V100_POSTGRES),
+        Migration::tenant_row_security(101, &["review_credit_file"]),
+    ]
 }

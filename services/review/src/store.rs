@@ -1,7 +1,7 @@
 //! SQL of the review tables; database errors are translated here.
 
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, AnyPool, Row};
+use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 
 pub struct Entry {
     pub tenant: String,
@@ -34,7 +34,7 @@ pub async fn insert_entry(conn: &mut AnyConnection, e: &Entry) -> Result<(), Sto
 
 /// The credit file of `uscc`, oldest first; `tenant` restricts it to one tenant's entries.
 pub async fn entries(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     uscc: &str,
     tenant: Option<&str>,
 ) -> Result<Vec<Entry>, StorageError> {
@@ -45,7 +45,7 @@ pub async fn entries(
     )
     .bind(uscc.to_owned())
     .bind(tenant.unwrap_or_default().to_owned())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|r| {

@@ -257,7 +257,8 @@ async fn migrate_is_repeatable(engine: Engine) {
     let url = db.url.replace("{service}", "review");
     assert_eq!(
         creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_schema_migrations").await,
-        2
+        3,
+        "infrastructure, credit file, row security: each applied once"
     );
 }
 
