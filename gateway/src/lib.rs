@@ -111,20 +111,27 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         limits.clone(),
         stop.clone(),
     )));
-    for (incoming, public) in [(node_incoming, false), (public_incoming, true)] {
-        let routes = routes(&cfg, channels.clone(), limits.clone(), public)?;
-        let stop = stop.clone();
-        let mut server = server(&cfg.limits);
-        tasks.push(tokio::spawn(async move {
-            let served = server
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, stop.cancelled())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, public, "gateway listener failed");
-            }
-        }));
-    }
+    let node_routes = routes(&cfg, channels.clone(), limits.clone(), false)?;
+    let node = server(&cfg.limits)
+        .add_routes(node_routes)
+        .serve_with_incoming_shutdown(node_incoming, stop.clone().cancelled_owned());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = node.await {
+            tracing::error!(error = %e, "gateway node listener failed");
+        }
+    }));
+    // Browsers reach the public listener with gRPC-Web over HTTP/1.1 as well.
+    let public_routes = routes(&cfg, channels, limits, true)?;
+    let public = server(&cfg.limits)
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_routes(public_routes)
+        .serve_with_incoming_shutdown(public_incoming, stop.clone().cancelled_owned());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = public.await {
+            tracing::error!(error = %e, "gateway public listener failed");
+        }
+    }));
     tracing::info!(%node_addr, %public_addr, "gateway listening");
     Ok(Gateway {
         node_addr,

@@ -9,6 +9,7 @@ mod e2e {
     pub mod process;
     pub mod routing;
     pub mod tenancy;
+    pub mod web;
 }
 
 /// Declares `NAME` once per engine: `sqlite::NAME` and `postgres::NAME`, each calling
