@@ -14,9 +14,13 @@ use crate::limits::Limits;
 use crate::policy::{self, Role};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
 use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::ServiceExt;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The services with methods on the public listener, whose health it answers.
 pub const PUBLIC_SERVICES: &[&str] = &[
@@ -32,7 +36,41 @@ pub struct Proxy {
     channels: Arc<Routing>,
     trust_domain: Arc<str>,
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
     public: bool,
+}
+
+/// Request metrics per method, tenant and status.
+struct Metrics {
+    calls: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, tenant: &str, status: &str, elapsed: std::time::Duration) {
+        let attrs = [
+            KeyValue::new("rpc.method", method.to_owned()),
+            KeyValue::new("tenant", tenant.to_owned()),
+            KeyValue::new("rpc.grpc.status_code", status.to_owned()),
+        ];
+        self.calls.add(1, &attrs);
+        self.duration.record(elapsed.as_secs_f64(), &attrs);
+    }
+
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("creditmesh.gateway");
+        Self {
+            calls: meter
+                .u64_counter("creditmesh.gateway.calls")
+                .with_description("calls through the gateway")
+                .build(),
+            duration: meter
+                .f64_histogram("creditmesh.gateway.duration")
+                .with_unit("s")
+                .with_description("time from request to response headers")
+                .build(),
+        }
+    }
 }
 
 impl Proxy {
@@ -46,6 +84,7 @@ impl Proxy {
             channels,
             trust_domain: trust_domain.into(),
             limits,
+            metrics: Arc::new(Metrics::new()),
             public,
         }
     }
@@ -75,11 +114,23 @@ impl Proxy {
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))
     }
 
-    async fn forward(&self, mut req: Request<Body>) -> Result<Response<Body>, Status> {
+    /// Forwards one call; `tenant` learns the caller's tenant once it is known.
+    async fn forward(
+        &self,
+        mut req: Request<Body>,
+        tenant_out: &mut String,
+    ) -> Result<Response<Body>, Status> {
         let method = req.uri().path().trim_start_matches('/').to_owned();
         let service = method.split('/').next().unwrap_or_default().to_owned();
         let principal = self.caller(&req)?;
         let role = Role::of(&principal);
+        let tenant = if self.public {
+            "public".to_owned()
+        } else {
+            principal.tenant.to_string()
+        };
+        tracing::Span::current().record("tenant", tenant.as_str());
+        *tenant_out = tenant;
         match policy::allowed(&method) {
             Some(roles) if roles.contains(&role) => {}
             Some(_) => {
@@ -136,6 +187,7 @@ impl Proxy {
                 HeaderValue::from_str(&id).map_err(|_| Status::internal("request id header"))?,
             );
         }
+        creditmesh_rpc::telemetry::inject_current(req.headers_mut());
         tracing::debug!(%service, path = %req.uri().path(), %caller, "forwarding");
 
         let (parts, body) = req.into_parts();
@@ -159,11 +211,39 @@ impl tower::Service<Request<Body>> for Proxy {
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
-            Ok(match this.forward(req).await {
-                Ok(response) => response,
-                Err(status) => status.into_http(),
-            })
-        })
+        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let span = tracing::info_span!(
+            "gateway",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.method = %method,
+            public = this.public,
+            tenant = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
+        let started = std::time::Instant::now();
+        Box::pin(
+            async move {
+                let mut tenant = String::new();
+                let response = match this.forward(req, &mut tenant).await {
+                    Ok(response) => response,
+                    Err(status) => status.into_http(),
+                };
+                // Unary calls that fail answer their status in the headers; the rest are OK
+                // as far as the gateway can tell without holding the body.
+                let status = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_owned();
+                tracing::Span::current().record("rpc.grpc.status_code", status.as_str());
+                this.metrics
+                    .record(&method, &tenant, &status, started.elapsed());
+                Ok(response)
+            }
+            .instrument(span),
+        )
     }
 }

@@ -9,6 +9,7 @@ mod e2e {
     pub mod process;
     pub mod routing;
     pub mod tenancy;
+    pub mod tracing;
     pub mod web;
 }
 

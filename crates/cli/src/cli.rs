@@ -128,7 +128,7 @@ pub fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
-    init_tracing(&cfg);
+    let _telemetry = creditmesh_rpc::telemetry::init(&cfg.log.filter, cfg.log.format == "json")?;
     match cli.command {
         Command::Dev {
             data_dir,
@@ -140,21 +140,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
     }
-}
-
-fn init_tracing(cfg: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = if cfg.log.format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,7 @@ use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use creditmesh_rpc::relay::Relay;
+use creditmesh_rpc::trace::ServerTraceLayer;
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use creditmesh_storage::{Db, DbConfig, Infra};
 use tokio::task::JoinHandle;
@@ -84,6 +85,7 @@ pub async fn start_service(
     let server = tokio::spawn(async move {
         let served = Server::builder()
             .http2_max_header_list_size(16 * 1024)
+            .layer(ServerTraceLayer { service: name })
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, stop.cancelled())
             .await;

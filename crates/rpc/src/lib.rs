@@ -10,6 +10,8 @@ pub mod service;
 pub mod sink;
 pub mod standard;
 pub mod store;
+pub mod telemetry;
+pub mod trace;
 
 pub use context::{Authn, CallContext, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 pub use error::{status, status_from};

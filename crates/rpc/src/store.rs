@@ -6,6 +6,7 @@ use std::sync::Arc;
 use creditmesh_domain::{Clock, Error, ErrorCode};
 use creditmesh_storage::{AuditEntry, Db, Infra, NewEvent, StorageError, Tx};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::context::CallContext;
 
@@ -145,6 +146,26 @@ impl ServiceStore {
     }
 
     async fn write_in_tx<T, F, Fut>(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        change: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Tx) -> Fut,
+        Fut: Future<Output = Result<(Tx, Written<T>), Error>>,
+    {
+        let span = tracing::info_span!(
+            "db.transaction",
+            otel.kind = "client",
+            db.system = ?self.db.engine(),
+            service = self.infra.service(),
+            method,
+        );
+        self.commit_in(ctx, method, change).instrument(span).await
+    }
+
+    async fn commit_in<T, F, Fut>(
         &self,
         ctx: &CallContext,
         method: &str,

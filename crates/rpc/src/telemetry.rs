@@ -1,0 +1,118 @@
+//! Logs, traces and metrics. Traces and metrics go out over OTLP when the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` variable is set; W3C `traceparent` is always honoured.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{global, propagation::Extractor, propagation::Injector};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Flushes and stops the exporters when dropped.
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.meter.take() {
+            let _ = m.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber: `filter` (overridden by `RUST_LOG`), text or JSON lines on
+/// stderr, and OpenTelemetry when configured by the environment.
+pub fn init(filter: &str, json: bool) -> anyhow::Result<Telemetry> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
+    let resource = Resource::builder().with_service_name("creditmesh").build();
+    let (tracer, meter) = if otlp {
+        let spans = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        let tracer = SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource.clone())
+            .build();
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()?;
+        let meter = SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .with_resource(resource)
+            .build();
+        global::set_meter_provider(meter.clone());
+        (Some(tracer), Some(meter))
+    } else {
+        (None, None)
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
+    let otel = tracer
+        .as_ref()
+        .map(|t| tracing_opentelemetry::layer().with_tracer(t.tracer("creditmesh")));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .with(json)
+        .with(otel)
+        .try_init();
+    Ok(Telemetry { tracer, meter })
+}
+
+/// Reads W3C trace context from HTTP headers.
+pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes W3C trace context into HTTP headers.
+pub struct HeaderInjector<'a>(pub &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The trace context a request carries.
+pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
+    global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// Writes the current span's trace context into `headers`, replacing what was there.
+pub fn inject_current(headers: &mut http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+}

@@ -1,0 +1,157 @@
+//! One trace across the gateway, the backend and its database transaction, continuing the
+//! caller's W3C `traceparent`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_tests::{Engine, TestMesh, eventually};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+
+crate::on_both_engines!(
+    a_call_is_one_trace_from_gateway_to_database,
+    gateway_counts_calls_by_method_tenant_and_status,
+);
+
+/// Spans of this test binary, exported in memory.
+fn exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        exporter
+    })
+}
+
+async fn a_call_is_one_trace_from_gateway_to_database(engine: Engine) {
+    let exporter = exporter();
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut request = tonic::Request::new(super::complaints::complaint("traced", ""));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    ComplaintServiceClient::new(t.public().await)
+        .submit_complaint(request)
+        .await
+        .unwrap();
+
+    let spans = eventually("the spans of the call", Duration::from_secs(10), || {
+        let spans: Vec<_> = exporter
+            .get_finished_spans()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+            .collect();
+        let complete = spans.len() >= 3 && spans.iter().any(|s| s.name == "db.transaction");
+        async move { complete.then_some(spans) }
+    })
+    .await;
+    let has = |s: &opentelemetry_sdk::trace::SpanData, key: &str| {
+        s.attributes.iter().any(|kv| kv.key.as_str() == key)
+    };
+    let gateway = spans
+        .iter()
+        .find(|s| has(s, "public"))
+        .expect("a gateway span");
+    let backend = spans
+        .iter()
+        .find(|s| has(s, "service") && s.name.contains("SubmitComplaint"))
+        .expect("a backend span");
+    let database = spans.iter().find(|s| s.name == "db.transaction").unwrap();
+    assert_eq!(
+        gateway.parent_span_id.to_string(),
+        "00f067aa0ba902b7",
+        "continues the caller"
+    );
+    assert_eq!(
+        backend.parent_span_id,
+        gateway.span_context.span_id(),
+        "backend under gateway"
+    );
+    assert_eq!(
+        database.parent_span_id,
+        backend.span_context.span_id(),
+        "database under backend"
+    );
+    t.stop().await;
+}
+
+/// Metrics of this test binary, read in memory; installed before the mesh starts.
+fn metrics() -> &'static (
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+    opentelemetry_sdk::metrics::InMemoryMetricExporter,
+) {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    static METRICS: OnceLock<(SdkMeterProvider, InMemoryMetricExporter)> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        (provider, exporter)
+    })
+}
+
+async fn gateway_counts_calls_by_method_tenant_and_status(engine: Engine) {
+    use creditmesh_proto::complaints::v1::ListComplaintsRequest;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+
+    let (provider, exporter) = metrics();
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut client = ComplaintServiceClient::new(t.node("regulator-650100").await);
+    let _ = client
+        .list_complaints(ListComplaintsRequest::default())
+        .await;
+    provider.force_flush().unwrap();
+    let method = "creditmesh.complaints.v1.ComplaintService/ListComplaints";
+    let mut counted = 0;
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for scope in rm.scope_metrics() {
+            for metric in scope
+                .metrics()
+                .filter(|m| m.name() == "creditmesh.gateway.calls")
+            {
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+                    for point in sum.data_points() {
+                        let attr = |k: &str| {
+                            point
+                                .attributes()
+                                .find(|kv| kv.key.as_str() == k)
+                                .map(|kv| kv.value.to_string())
+                        };
+                        if attr("rpc.method").as_deref() == Some(method)
+                            && attr("tenant").as_deref() == Some("650100")
+                            && attr("rpc.grpc.status_code").as_deref() == Some("12")
+                        {
+                            counted = counted.max(point.value());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        counted >= 1,
+        "no call counted for {method} / 650100 / UNIMPLEMENTED"
+    );
+    t.stop().await;
+}
