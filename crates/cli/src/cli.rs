@@ -50,10 +50,34 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
     },
+    /// Benchmarks (they print figures; nothing is asserted).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The regional CA and the certificates it issues.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Unary load over mutual TLS against one service directly and through the gateway;
+    /// ends with one JSON line of figures.
+    Gateway {
+        /// Length of each measured phase.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1)]
+        warmup_seconds: u64,
+        /// Callers in flight at once in saturation mode.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Persistent connections per path.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
     },
 }
 
@@ -139,6 +163,25 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway => gateway(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
+        Command::Bench {
+            command:
+                BenchCommand::Gateway {
+                    seconds,
+                    warmup_seconds,
+                    concurrency,
+                    connections,
+                },
+        } => {
+            let figures = crate::bench::gateway(crate::bench::BenchOptions {
+                seconds,
+                warmup_seconds,
+                concurrency,
+                connections: connections.max(1),
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
     }
 }
 

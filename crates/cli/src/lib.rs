@@ -1,6 +1,7 @@
 //! The `creditmesh` binary as a library: configuration, and starting services and the gateway
 //! in one process or apart. The end-to-end tests start the mesh through this crate.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod mesh;

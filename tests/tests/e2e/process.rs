@@ -369,3 +369,47 @@ async fn serve_and_gateway_run_as_separate_processes() {
         .await;
     }
 }
+
+/// The benchmark runs from the binary and ends with its JSON line (figures are not judged
+/// here: a test does not time things).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_gateway_prints_its_figures() {
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "gateway",
+            "--seconds",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    for key in [
+        "direct_rps",
+        "gateway_rps",
+        "ratio",
+        "direct_p50_ms",
+        "direct_p99_ms",
+        "direct_p999_ms",
+        "gateway_p50_ms",
+        "gateway_p99_ms",
+        "gateway_p999_ms",
+    ] {
+        assert!(figures[key].is_number(), "{key} missing from {last}");
+    }
+    assert!(figures["direct_rps"].as_f64().unwrap() > 0.0, "{last}");
+    assert_eq!(figures["errors"], 0, "{last}");
+}

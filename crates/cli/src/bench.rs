@@ -1,0 +1,293 @@
+//! `creditmesh bench gateway`: unary load over mutual TLS against one service directly and
+//! through the gateway, in the same run, on persistent connections. Saturation mode finds
+//! each path's throughput; fixed-rate mode (open loop, at half the direct saturation rate)
+//! measures what the gateway adds to latency. Latencies go into HDR histograms.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use creditmesh_domain::SystemClock;
+use creditmesh_pki::{ClientTls, TlsFiles};
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::complaints::v1::{SubmitComplaintRequest, TrackComplaintRequest};
+use creditmesh_rpc::client::mtls_channel;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::mesh::{MeshOptions, start_mesh};
+
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    pub seconds: u64,
+    pub warmup_seconds: u64,
+    pub concurrency: usize,
+    pub connections: usize,
+}
+
+/// One path under test: a set of persistent channels and how to call on them.
+#[derive(Clone)]
+struct Path {
+    channels: Vec<Channel>,
+    /// Set when calling a backend directly: the principal the gateway would forward.
+    forwarded_principal: bool,
+    request: TrackComplaintRequest,
+}
+
+impl Path {
+    async fn call(&self, worker: usize) -> Result<(), tonic::Status> {
+        let ch = self.channels[worker % self.channels.len()].clone();
+        let mut req = tonic::Request::new(self.request.clone());
+        if self.forwarded_principal {
+            req.metadata_mut().insert(
+                creditmesh_rpc::PRINCIPAL_HEADER,
+                tonic::metadata::MetadataValue::from_static("public"),
+            );
+        }
+        ComplaintServiceClient::new(ch)
+            .track_complaint(req)
+            .await
+            .map(|_| ())
+    }
+}
+
+struct Outcome {
+    rps: f64,
+    errors: u64,
+    histogram: Histogram<u64>,
+}
+
+impl Outcome {
+    fn summary(&self) -> serde_json::Value {
+        let q = |p: f64| self.histogram.value_at_quantile(p) as f64 / 1000.0;
+        json!({
+            "rps": (self.rps * 10.0).round() / 10.0,
+            "errors": self.errors,
+            "p50_ms": q(0.50),
+            "p99_ms": q(0.99),
+            "p999_ms": q(0.999),
+        })
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+/// Closed loop: `concurrency` workers call back to back for `seconds`.
+async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
+    let run = |secs: u64| {
+        let path = path.clone();
+        async move {
+            let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let workers: Vec<_> = (0..opts.concurrency)
+                .map(|w| {
+                    let path = path.clone();
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let (mut h, mut ok, mut errors) = (histogram(), 0u64, 0u64);
+                        while Instant::now() < deadline {
+                            let started = Instant::now();
+                            match path.call(w).await {
+                                Ok(()) => {
+                                    ok += 1;
+                                    let _ = h.record(started.elapsed().as_micros() as u64);
+                                }
+                                Err(_) => errors += 1,
+                            }
+                        }
+                        let mut s = shared.lock().await;
+                        let _ = s.0.add(&h);
+                        s.1 += ok;
+                        s.2 += errors;
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.await;
+            }
+            let (h, ok, errors) = Arc::try_unwrap(shared)
+                .map(|m| m.into_inner())
+                .unwrap_or_else(|_| (histogram(), 0, 0));
+            Outcome {
+                rps: ok as f64 / secs as f64,
+                errors,
+                histogram: h,
+            }
+        }
+    };
+    run(opts.warmup_seconds).await;
+    run(opts.seconds).await
+}
+
+/// Open loop: one call every `1 / rate` seconds, latency counted from the moment the call
+/// was due, so that a stall is not hidden.
+async fn fixed_rate(path: &Path, rate: f64, opts: BenchOptions) -> Outcome {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let total = (rate * opts.seconds as f64) as u64;
+    let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
+    let start = tokio::time::Instant::now();
+    let mut calls = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let path = path.clone();
+        let shared = shared.clone();
+        calls.push(tokio::spawn(async move {
+            let result = path.call(i as usize).await;
+            let latency = due.elapsed().as_micros() as u64;
+            let mut s = shared.lock().await;
+            match result {
+                Ok(()) => {
+                    let _ = s.0.record(latency);
+                    s.1 += 1;
+                }
+                Err(_) => s.2 += 1,
+            }
+        }));
+    }
+    for c in calls {
+        let _ = c.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (h, ok, errors) = Arc::try_unwrap(shared)
+        .map(|m| m.into_inner())
+        .unwrap_or_else(|_| (histogram(), 0, 0));
+    Outcome {
+        rps: ok as f64 / elapsed,
+        errors,
+        histogram: h,
+    }
+}
+
+fn channels(n: usize, url: &str, tls: &Arc<ClientTls>, name: &str) -> Result<Vec<Channel>> {
+    (0..n)
+        .map(|_| mtls_channel(url, tls.clone(), name))
+        .collect()
+}
+
+pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!("creditmesh-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = dir.join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
+    let mut limits = creditmesh_gateway::LimitsConfig::default();
+    limits.rate_per_second = creditmesh_gateway::limits::RateLimits {
+        agency: 0,
+        prefecture_regulator: 0,
+        regional_regulator: 0,
+        department: 0,
+        public: 0,
+        service: 0,
+    };
+    limits.max_concurrent_calls = 1 << 20;
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mesh = start_mesh(MeshOptions {
+        pki_dir: pki.clone(),
+        trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+        database: creditmesh_storage::DbConfig {
+            url: format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
+            ..Default::default()
+        },
+        node_listen: any,
+        public_listen: any,
+        poll_interval: Duration::from_secs(1),
+        clock: Arc::new(SystemClock),
+        limits,
+    })
+    .await?;
+    let backend = mesh
+        .services
+        .iter()
+        .find(|s| s.name == "complaints")
+        .context("complaints service")?
+        .addr;
+
+    // The gateway's own identity reaches the backend directly; an agency goes through the
+    // gateway's node listener. Both over mutual TLS.
+    let as_gateway = ClientTls::client(TlsFiles::in_dir(&pki, "service-gateway"))?;
+    let as_agency = ClientTls::client(TlsFiles::in_dir(&pki, "agency"))?;
+    let direct_channels = channels(
+        opts.connections,
+        &format!("https://{backend}"),
+        &as_gateway,
+        "complaints",
+    )?;
+    let gateway_channels = channels(
+        opts.connections,
+        &format!("https://{}", mesh.node_addr),
+        &as_agency,
+        "localhost",
+    )?;
+
+    let mut seed = ComplaintServiceClient::new(gateway_channels[0].clone());
+    let submitted = seed
+        .submit_complaint(SubmitComplaintRequest {
+            request_id: "bench".into(),
+            agency_uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+            complainant_contact: "bench@example.org".into(),
+            subject: "benchmark".into(),
+            description: "a complaint to read back".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let request = TrackComplaintRequest {
+        tracking_number: submitted.tracking_number,
+        access_code: submitted.access_code,
+    };
+    let direct = Path {
+        channels: direct_channels,
+        forwarded_principal: true,
+        request: request.clone(),
+    };
+    let through = Path {
+        channels: gateway_channels,
+        forwarded_principal: false,
+        request,
+    };
+
+    eprintln!("bench: saturating the backend directly ({}s)", opts.seconds);
+    let direct_sat = saturate(&direct, opts).await;
+    eprintln!("bench: saturating through the gateway ({}s)", opts.seconds);
+    let gateway_sat = saturate(&through, opts).await;
+    let rate = direct_sat.rps / 2.0;
+    eprintln!("bench: fixed rate {rate:.0}/s, directly then through the gateway");
+    let direct_fixed = fixed_rate(&direct, rate, opts).await;
+    let gateway_fixed = fixed_rate(&through, rate, opts).await;
+
+    mesh.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
+    let ratio = if direct_sat.rps > 0.0 {
+        gateway_sat.rps / direct_sat.rps
+    } else {
+        0.0
+    };
+    Ok(json!({
+        "method": "creditmesh.complaints.v1.ComplaintService/TrackComplaint",
+        "concurrency": opts.concurrency,
+        "connections": opts.connections,
+        "seconds": opts.seconds,
+        "direct_rps": (direct_sat.rps * 10.0).round() / 10.0,
+        "gateway_rps": (gateway_sat.rps * 10.0).round() / 10.0,
+        "ratio": (ratio * 1000.0).round() / 1000.0,
+        "direct_p50_ms": ms(&direct_sat, 0.5),
+        "direct_p99_ms": ms(&direct_sat, 0.99),
+        "direct_p999_ms": ms(&direct_sat, 0.999),
+        "gateway_p50_ms": ms(&gateway_sat, 0.5),
+        "gateway_p99_ms": ms(&gateway_sat, 0.99),
+        "gateway_p999_ms": ms(&gateway_sat, 0.999),
+        "fixed_rate_rps": (rate * 10.0).round() / 10.0,
+        "fixed_direct": direct_fixed.summary(),
+        "fixed_gateway": gateway_fixed.summary(),
+        "added_p50_ms": ((ms(&gateway_fixed, 0.5) - ms(&direct_fixed, 0.5)) * 1000.0).round() / 1000.0,
+        "added_p99_ms": ((ms(&gateway_fixed, 0.99) - ms(&direct_fixed, 0.99)) * 1000.0).round() / 1000.0,
+        "errors": direct_sat.errors + gateway_sat.errors + direct_fixed.errors + gateway_fixed.errors,
+    }))
+}
