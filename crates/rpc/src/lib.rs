@@ -13,6 +13,10 @@ pub mod store;
 pub mod telemetry;
 pub mod trace;
 
+/// The largest message a service decodes; larger ones are refused with `RESOURCE_EXHAUSTED`.
+/// Documents travel in chunks below it.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 pub use context::{Authn, CallContext, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 pub use error::{status, status_from};
 pub use relay::prost_types_timestamp as timestamp;

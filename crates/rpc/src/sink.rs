@@ -106,3 +106,17 @@ impl EventHandler for IgnoreEvents {
         Ok(())
     }
 }
+
+/// Adds the event sink of a service to its routes.
+pub fn with_sink<H: EventHandler>(
+    routes: tonic::service::Routes,
+    store: ServiceStore,
+    authn: Authn,
+    handler: H,
+) -> tonic::service::Routes {
+    use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
+    routes.add_service(
+        EventSinkServiceServer::new(EventSink::new(store, authn, handler))
+            .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
+    )
+}

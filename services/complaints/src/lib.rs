@@ -5,8 +5,7 @@ mod schema;
 mod store;
 
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
-use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
-use creditmesh_rpc::sink::{EventSink, IgnoreEvents};
+use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use tonic::service::Routes;
 
@@ -28,13 +27,7 @@ pub fn definition() -> ServiceDef {
 }
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(ComplaintServiceServer::new(api::Api::new(
-        store.clone(),
-        authn.clone(),
-    )))
-    .add_service(EventSinkServiceServer::new(EventSink::new(
-        store,
-        authn,
-        IgnoreEvents,
-    )))
+    let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone()))
+        .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    with_sink(Routes::new(api), store, authn, IgnoreEvents)
 }

@@ -5,8 +5,7 @@
 use creditmesh_proto::datapush::v1::data_push_service_server::{
     DataPushService, DataPushServiceServer,
 };
-use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
-use creditmesh_rpc::sink::{EventSink, IgnoreEvents};
+use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use creditmesh_storage::Migration;
 use tonic::service::Routes;
@@ -27,7 +26,7 @@ struct Api;
 impl DataPushService for Api {}
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(DataPushServiceServer::new(Api)).add_service(EventSinkServiceServer::new(
-        EventSink::new(store, authn, IgnoreEvents),
-    ))
+    let api = DataPushServiceServer::new(Api)
+        .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    with_sink(Routes::new(api), store, authn, IgnoreEvents)
 }

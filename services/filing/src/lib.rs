@@ -2,9 +2,8 @@
 //!
 //! The contract is complete; the methods not implemented yet answer `UNIMPLEMENTED`.
 
-use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
 use creditmesh_proto::filing::v1::filing_service_server::{FilingService, FilingServiceServer};
-use creditmesh_rpc::sink::{EventSink, IgnoreEvents};
+use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use creditmesh_storage::Migration;
 use tonic::service::Routes;
@@ -25,7 +24,7 @@ struct Api;
 impl FilingService for Api {}
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(FilingServiceServer::new(Api)).add_service(EventSinkServiceServer::new(
-        EventSink::new(store, authn, IgnoreEvents),
-    ))
+    let api =
+        FilingServiceServer::new(Api).max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    with_sink(Routes::new(api), store, authn, IgnoreEvents)
 }

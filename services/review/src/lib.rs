@@ -5,9 +5,8 @@ mod events;
 mod schema;
 mod store;
 
-use creditmesh_proto::events::v1::event_sink_service_server::EventSinkServiceServer;
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
-use creditmesh_rpc::sink::EventSink;
+use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
 use tonic::service::Routes;
 
@@ -23,13 +22,7 @@ pub fn definition() -> ServiceDef {
 }
 
 fn routes(store: ServiceStore, authn: Authn) -> Routes {
-    Routes::new(ReviewServiceServer::new(api::Api::new(
-        store.clone(),
-        authn.clone(),
-    )))
-    .add_service(EventSinkServiceServer::new(EventSink::new(
-        store,
-        authn,
-        events::Handler,
-    )))
+    let api = ReviewServiceServer::new(api::Api::new(store.clone(), authn.clone()))
+        .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    with_sink(Routes::new(api), store, authn, events::Handler)
 }
