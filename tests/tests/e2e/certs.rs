@@ -16,6 +16,7 @@ use tonic_health::pb::health_client::HealthClient;
 crate::on_both_engines!(
     node_listener_refuses_each_bad_certificate,
     a_new_ca_is_trusted_without_a_restart,
+    stalled_handshakes_do_not_block_others,
 );
 
 const AGENCY_URI: &str = "spiffe://creditmesh.xinjiang/agency/650100/91650102MA7XJ0003G";
@@ -167,5 +168,33 @@ async fn a_new_ca_is_trusted_without_a_restart(engine: Engine) {
         })
         .await
         .unwrap();
+    t.stop().await;
+}
+
+async fn stalled_handshakes_do_not_block_others(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    // Connections that never start their handshake.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(
+            tokio::net::TcpStream::connect(t.mesh.node_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let ch = tokio::time::timeout(
+        Duration::from_secs(5),
+        try_mtls(t.mesh.node_addr, &t.pki_dir, "agency"),
+    )
+    .await
+    .expect("a fresh caller is served while others stall")
+    .unwrap();
+    HealthClient::new(ch)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap();
+    drop(idle);
     t.stop().await;
 }
