@@ -162,43 +162,34 @@ impl ServiceStore {
             service = self.infra.service(),
             method,
         );
-        self.commit_in(ctx, method, change).instrument(span).await
-    }
-
-    async fn commit_in<T, F, Fut>(
-        &self,
-        ctx: &CallContext,
-        method: &str,
-        change: F,
-    ) -> Result<T, Error>
-    where
-        F: FnOnce(Tx) -> Fut,
-        Fut: Future<Output = Result<(Tx, Written<T>), Error>>,
-    {
-        let tx = self.db.begin().await?;
-        let (mut tx, written) = change(tx).await?;
-        let tenant = if written.tenant.is_empty() {
-            ctx.principal.tenant.to_string()
-        } else {
-            written.tenant
-        };
-        self.infra
-            .audit(
-                &mut tx,
-                &AuditEntry {
-                    at: self.now(),
-                    principal: &ctx.principal_id,
-                    tenant: &tenant,
-                    method,
-                    request_id: &ctx.request_id,
-                    outcome: "ok",
-                    detail: "",
-                },
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.relay_wakeup.notify_one();
-        Ok(written.value)
+        async {
+            let tx = self.db.begin().await?;
+            let (mut tx, written) = change(tx).await?;
+            let tenant = if written.tenant.is_empty() {
+                ctx.principal.tenant.to_string()
+            } else {
+                written.tenant
+            };
+            self.infra
+                .audit(
+                    &mut tx,
+                    &AuditEntry {
+                        at: self.now(),
+                        principal: &ctx.principal_id,
+                        tenant: &tenant,
+                        method,
+                        request_id: &ctx.request_id,
+                        outcome: "ok",
+                        detail: "",
+                    },
+                )
+                .await?;
+            tx.commit().await.map_err(StorageError::from)?;
+            self.relay_wakeup.notify_one();
+            Ok(written.value)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Audits a call refused before it reached the database (bad input, a refused caller) and
