@@ -11,6 +11,7 @@ mod proxy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
@@ -42,8 +43,22 @@ pub struct Backend {
 
 /// Which backend serves a call: the tenant's own when one is configured, else the default.
 pub struct Routing {
-    default: HashMap<String, Channel>,
-    by_tenant: HashMap<(Tenant, String), Channel>,
+    default: HashMap<String, Pool>,
+    by_tenant: HashMap<(Tenant, String), Pool>,
+}
+
+/// Several connections to one backend, taken in turn, so that one HTTP/2 connection does not
+/// carry all of the gateway's traffic.
+struct Pool {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    fn pick(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.channels[i % self.channels.len()].clone()
+    }
 }
 
 impl Routing {
@@ -51,7 +66,7 @@ impl Routing {
         tenant
             .and_then(|t| self.by_tenant.get(&(t, service.to_owned())))
             .or_else(|| self.default.get(service))
-            .cloned()
+            .map(Pool::pick)
     }
 }
 
@@ -82,11 +97,17 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         by_tenant: HashMap::new(),
     };
     for b in &cfg.backends {
-        let ch = mtls_channel(&b.url, client_tls.clone(), &b.server_name)
+        let channels = (0..cfg.limits.backend_connections.max(1))
+            .map(|_| mtls_channel(&b.url, client_tls.clone(), &b.server_name))
+            .collect::<Result<Vec<_>>>()
             .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
+        let pool = Pool {
+            channels,
+            next: AtomicUsize::new(0),
+        };
         match b.tenant {
-            Some(t) => routing.by_tenant.insert((t, b.grpc_name.clone()), ch),
-            None => routing.default.insert(b.grpc_name.clone(), ch),
+            Some(t) => routing.by_tenant.insert((t, b.grpc_name.clone()), pool),
+            None => routing.default.insert(b.grpc_name.clone(), pool),
         };
     }
     let channels = Arc::new(routing);

@@ -22,6 +22,8 @@ pub struct LimitsConfig {
     pub max_concurrent_streams: u32,
     /// Largest HTTP/2 header list a caller may send.
     pub max_header_list_bytes: u32,
+    /// Connections the gateway keeps to each backend, used in turn.
+    pub backend_connections: u32,
     /// Calls per second for each principal of a role (the public: per client address);
     /// 0 is unlimited. Bursts of up to one second's worth are allowed.
     pub rate_per_second: RateLimits,
@@ -44,6 +46,7 @@ impl Default for LimitsConfig {
             max_concurrent_calls: 2048,
             max_concurrent_streams: 256,
             max_header_list_bytes: 16 * 1024,
+            backend_connections: 4,
             rate_per_second: RateLimits::default(),
         }
     }

@@ -1,8 +1,9 @@
 //! Forwards each call to the backend of its service, under the caller's identity as derived
 //! from its certificate.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -31,8 +32,13 @@ pub const PUBLIC_SERVICES: &[&str] = &[
 /// Metadata prefix reserved for the mesh; whatever a caller sends under it is dropped.
 const RESERVED_PREFIX: &str = "x-creditmesh-";
 
+/// Certificates whose principal is remembered, so that a caller's certificate is parsed once
+/// rather than on every call (the handshake has verified it already).
+const PRINCIPAL_CACHE: usize = 10_000;
+
 #[derive(Clone)]
 pub struct Proxy {
+    principals: Arc<RwLock<HashMap<Vec<u8>, Principal>>>,
     channels: Arc<Routing>,
     trust_domain: Arc<str>,
     limits: Arc<Limits>,
@@ -81,6 +87,7 @@ impl Proxy {
         public: bool,
     ) -> Self {
         Self {
+            principals: Arc::default(),
             channels,
             trust_domain: trust_domain.into(),
             limits,
@@ -110,8 +117,22 @@ impl Proxy {
         let leaf = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-        creditmesh_pki::principal_of(leaf, &self.trust_domain)
-            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))
+        if let Some(p) = self
+            .principals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(leaf.as_ref())
+        {
+            return Ok(p.clone());
+        }
+        let principal = creditmesh_pki::principal_of(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        let mut cache = self.principals.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PRINCIPAL_CACHE {
+            cache.clear();
+        }
+        cache.insert(leaf.to_vec(), principal.clone());
+        Ok(principal)
     }
 
     /// Forwards one call; `tenant` learns the caller's tenant once it is known.

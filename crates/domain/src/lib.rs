@@ -2,6 +2,7 @@
 //!
 //! Nothing here performs I/O or knows about gRPC or SQL; see `ARCHITECTURE.md`.
 
+pub mod calendar;
 pub mod clock;
 pub mod error;
 pub mod principal;
