@@ -50,6 +50,16 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
     },
+    /// Working days of the loaded calendar.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+    /// Identifiers: unified social credit codes and resident identity numbers.
+    Id {
+        #[command(subcommand)]
+        command: IdCommand,
+    },
     /// Benchmarks (they print figures; nothing is asserted).
     Bench {
         #[command(subcommand)]
@@ -60,6 +70,32 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Whether DATE (YYYY-MM-DD) is a working day.
+    IsWorkingDay {
+        date: String,
+        /// The national calendar alone, without Xinjiang's regional days.
+        #[arg(long)]
+        no_regional: bool,
+    },
+    /// The date N working days after --from (day zero).
+    Deadline {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        working_days: u32,
+        #[arg(long)]
+        no_regional: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdCommand {
+    /// Checks a unified social credit code or a resident identity number.
+    Check { code: String },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +199,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway => gateway(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
+        Command::Calendar { command } => calendar(&cfg, command),
+        Command::Id {
+            command: IdCommand::Check { code },
+        } => {
+            let (valid, text) = check_id(&code);
+            if valid {
+                println!("valid: {text}");
+                Ok(())
+            } else {
+                println!("invalid: {text}");
+                std::process::exit(1);
+            }
+        }
         Command::Bench {
             command:
                 BenchCommand::Gateway {
@@ -397,6 +446,88 @@ async fn migrate(cfg: Config, services: &[String]) -> Result<()> {
         println!("{}: schema up to date", def.name);
     }
     Ok(())
+}
+
+fn calendar(cfg: &Config, command: CalendarCommand) -> Result<()> {
+    use creditmesh_domain::calendar::{Layers, format_date, parse_iso_date};
+    let cal = cfg.calendar.load()?;
+    let layers = |no_regional: bool| {
+        if no_regional {
+            Layers::National
+        } else {
+            Layers::Xinjiang
+        }
+    };
+    match command {
+        CalendarCommand::IsWorkingDay { date, no_regional } => {
+            let date = parse_iso_date(&date).map_err(|e| anyhow::anyhow!("DATE: {e}"))?;
+            let answer = cal.day(date, layers(no_regional))?;
+            println!(
+                "{} {}{}",
+                format_date(date),
+                if answer.working {
+                    "working day"
+                } else {
+                    "day off"
+                },
+                if answer.provisional {
+                    " provisional"
+                } else {
+                    ""
+                }
+            );
+        }
+        CalendarCommand::Deadline {
+            from,
+            working_days,
+            no_regional,
+        } => {
+            let from = parse_iso_date(&from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            println!("{}", cal.deadline(from, working_days, layers(no_regional))?);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `code` is a valid USCC or resident identity number, and what it says.
+fn check_id(code: &str) -> (bool, String) {
+    use creditmesh_domain::Uscc;
+    use creditmesh_domain::resident_id::ResidentId;
+    let code = code.trim();
+    let uscc = Uscc::parse(code);
+    if let Ok(u) = &uscc {
+        return (
+            true,
+            format!(
+                "unified social credit code; registration authority {}; registered in {}; \
+                 filing reviewed by {}",
+                u.registration_authority(),
+                u.location(),
+                u.reviewing_tenant()
+            ),
+        );
+    }
+    let person = ResidentId::parse(code);
+    if let Ok(p) = &person {
+        return (
+            true,
+            format!(
+                "resident identity number; born {}; {}; address code in {}",
+                p.birth_date(),
+                p.sex(),
+                p.location()
+            ),
+        );
+    }
+    // Digits with an optional final X look like a person's number; anything else like a USCC.
+    let personal = code.len() == 18
+        && code[..17].bytes().all(|b| b.is_ascii_digit())
+        && !code.starts_with('9');
+    match (uscc, person) {
+        (_, Err(e)) if personal => (false, format!("resident identity number: {e}")),
+        (Err(e), _) => (false, format!("unified social credit code: {e}")),
+        _ => (false, "unrecognised".into()),
+    }
 }
 
 fn pki(cfg: Config, command: PkiCommand) -> Result<()> {

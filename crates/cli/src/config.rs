@@ -38,6 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     /// Limits the gateway enforces.
     pub gateway: creditmesh_gateway::LimitsConfig,
+    pub calendar: CalendarConfig,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
 }
@@ -74,6 +75,43 @@ pub struct BackendConfig {
     /// DNS name in the backend's certificate; defaults to the service name.
     #[serde(default)]
     pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// A directory of calendar files (`national/YEAR.toml`, `regional/xinjiang-YEAR.toml`)
+    /// laid over the built-in ones: a file of the same name replaces, a new one adds.
+    pub dir: Option<PathBuf>,
+}
+
+impl CalendarConfig {
+    /// The built-in calendar with the operator's files.
+    pub fn load(&self) -> Result<creditmesh_domain::calendar::Calendar> {
+        let mut files = Vec::new();
+        if let Some(dir) = &self.dir {
+            for layer in ["national", "regional"] {
+                let sub = dir.join(layer);
+                let Ok(entries) = std::fs::read_dir(&sub) else {
+                    continue;
+                };
+                for entry in entries {
+                    let path = entry?.path();
+                    if path.extension().is_some_and(|e| e == "toml") {
+                        let name = format!(
+                            "{layer}/{}",
+                            path.file_name().unwrap_or_default().to_string_lossy()
+                        );
+                        let contents = std::fs::read_to_string(&path)
+                            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                        files.push((name, contents));
+                    }
+                }
+            }
+        }
+        creditmesh_domain::calendar::Calendar::with_overrides(files)
+            .map_err(|e| anyhow::anyhow!("calendar: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -131,6 +169,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             log: LogConfig::default(),
             gateway: Default::default(),
+            calendar: CalendarConfig::default(),
             shutdown_grace_ms: 20_000,
         }
     }

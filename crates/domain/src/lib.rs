@@ -4,8 +4,11 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod divisions;
 pub mod error;
+pub mod mask;
 pub mod principal;
+pub mod resident_id;
 pub mod tenant;
 pub mod uscc;
 

@@ -7,22 +7,22 @@ pub struct Tenant(u32);
 /// The regional regulator's tenant.
 pub const REGION: Tenant = Tenant(650000);
 
-/// The 14 prefecture-level tenants with their English names.
-pub const PREFECTURES: [(u32, &str); 14] = [
-    (650100, "Urumqi"),
-    (650200, "Karamay"),
-    (650400, "Turpan"),
-    (650500, "Hami"),
-    (652300, "Changji"),
-    (652700, "Bortala"),
-    (652800, "Bayingolin"),
-    (652900, "Aksu"),
-    (653000, "Kizilsu"),
-    (653100, "Kashgar"),
-    (653200, "Hotan"),
-    (654000, "Ili"),
-    (654200, "Tacheng"),
-    (654300, "Altay"),
+/// The 14 prefecture-level tenants with their English and Chinese names.
+pub const PREFECTURES: [(u32, &str, &str); 14] = [
+    (650100, "Urumqi", "乌鲁木齐市"),
+    (650200, "Karamay", "克拉玛依市"),
+    (650400, "Turpan", "吐鲁番市"),
+    (650500, "Hami", "哈密市"),
+    (652300, "Changji", "昌吉回族自治州"),
+    (652700, "Bortala", "博尔塔拉蒙古自治州"),
+    (652800, "Bayingolin", "巴音郭楞蒙古自治州"),
+    (652900, "Aksu", "阿克苏地区"),
+    (653000, "Kizilsu", "克孜勒苏柯尔克孜自治州"),
+    (653100, "Kashgar", "喀什地区"),
+    (653200, "Hotan", "和田地区"),
+    (654000, "Ili", "伊犁哈萨克自治州"),
+    (654200, "Tacheng", "塔城地区"),
+    (654300, "Altay", "阿勒泰地区"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,11 +40,16 @@ impl Tenant {
             return Err(TenantError::Malformed);
         }
         let n: u32 = code.parse().map_err(|_| TenantError::Malformed)?;
-        if n == REGION.0 || PREFECTURES.iter().any(|(c, _)| *c == n) {
+        if n == REGION.0 || PREFECTURES.iter().any(|(c, _, _)| *c == n) {
             Ok(Tenant(n))
         } else {
             Err(TenantError::Unknown(code.to_owned()))
         }
+    }
+
+    /// The tenant of a prefecture-level code already known to be one (`653100`).
+    pub(crate) fn from_known(code: u32) -> Self {
+        Tenant(code)
     }
 
     pub fn code(self) -> u32 {
@@ -66,13 +71,24 @@ impl Tenant {
         }
         PREFECTURES
             .iter()
-            .find(|(c, _)| *c == self.0)
-            .map(|(_, n)| *n)
+            .find(|(c, _, _)| *c == self.0)
+            .map(|(_, n, _)| *n)
             .unwrap_or("unknown")
     }
 
+    pub fn chinese_name(self) -> &'static str {
+        if self.is_region() {
+            return "新疆维吾尔自治区";
+        }
+        PREFECTURES
+            .iter()
+            .find(|(c, _, _)| *c == self.0)
+            .map(|(_, _, n)| *n)
+            .unwrap_or("未知")
+    }
+
     pub fn all() -> impl Iterator<Item = Tenant> {
-        std::iter::once(REGION).chain(PREFECTURES.iter().map(|(c, _)| Tenant(*c)))
+        std::iter::once(REGION).chain(PREFECTURES.iter().map(|(c, _, _)| Tenant(*c)))
     }
 }
 

@@ -413,3 +413,121 @@ async fn bench_gateway_prints_its_figures() {
     assert!(figures["direct_rps"].as_f64().unwrap() > 0.0, "{last}");
     assert_eq!(figures["errors"], 0, "{last}");
 }
+
+async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn calendar_commands_answer_from_the_shipped_data() {
+    let (ok, out, _) = run(
+        &[
+            "calendar",
+            "deadline",
+            "--from",
+            "2026-09-21",
+            "--working-days",
+            "10",
+            "--no-regional",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(out, "2026-10-12\n");
+    let (_, out, _) = run(
+        &[
+            "calendar",
+            "deadline",
+            "--from",
+            "2026-09-21",
+            "--working-days",
+            "10",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out, "2026-10-12 provisional\n",
+        "2026's regional days are not known"
+    );
+    let (_, out, _) = run(&["calendar", "is-working-day", "2025-06-09"], &[]).await;
+    assert_eq!(out, "2025-06-09 day off\n", "Eid al-Adha in Xinjiang");
+    let (_, out, _) = run(
+        &["calendar", "is-working-day", "2025-06-09", "--no-regional"],
+        &[],
+    )
+    .await;
+    assert_eq!(out, "2025-06-09 working day\n");
+    let (ok, _, err) = run(
+        &[
+            "calendar",
+            "deadline",
+            "--from",
+            "2019-06-03",
+            "--working-days",
+            "1",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("before the first year"), "{err}");
+
+    // An operator adds Xinjiang's 2026 days: the deadline is final.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("regional")).unwrap();
+    std::fs::write(
+        dir.path().join("regional/xinjiang-2026.toml"),
+        "year = 2026\nregion = \"650000\"\nsource = \"operator test notice\"\n\
+         holidays = [{ date = \"2026-09-22\", name = \"test day\" }]\nworking_days = []\n",
+    )
+    .unwrap();
+    let dir_str = dir.path().to_str().unwrap();
+    let (_, out, _) = run(
+        &[
+            "calendar",
+            "deadline",
+            "--from",
+            "2026-09-21",
+            "--working-days",
+            "10",
+        ],
+        &[("CREDITMESH_CALENDAR__DIR", dir_str)],
+    )
+    .await;
+    assert_eq!(out, "2026-10-13\n");
+}
+
+#[tokio::test]
+async fn id_check_decodes_or_says_why_not() {
+    let (ok, out, _) = run(&["id", "check", "91653101MA78KT005T"], &[]).await;
+    assert!(ok);
+    assert!(
+        out.starts_with("valid: unified social credit code"),
+        "{out}"
+    );
+    assert!(out.contains("653100"), "{out}");
+    let (ok, out, _) = run(&["id", "check", "91653101MA78KT005X"], &[]).await;
+    assert!(!ok);
+    assert_eq!(
+        out,
+        "invalid: unified social credit code: check character is 'X', expected 'T'\n"
+    );
+    let (ok, out, _) = run(&["id", "check", "650102199013071235"], &[]).await;
+    assert!(!ok);
+    assert!(
+        out.starts_with("invalid: resident identity number: birth date"),
+        "{out}"
+    );
+}
