@@ -189,8 +189,11 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
     let mesh = start_mesh(MeshOptions {
         pki_dir: pki.clone(),
         trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+        // Two connections per service: on two cores, more SQLite worker threads only add
+        // context switches to both paths alike.
         database: creditmesh_storage::DbConfig {
             url: format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
+            max_connections: 2,
             ..Default::default()
         },
         node_listen: any,
