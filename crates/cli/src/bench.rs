@@ -124,11 +124,37 @@ async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
     run(opts.seconds).await
 }
 
-/// Open loop: one call every `1 / rate` seconds, latency counted from the moment the call
-/// was due, so that a stall is not hidden.
-async fn fixed_rate(path: &Path, rate: f64, opts: BenchOptions) -> Outcome {
+/// Open loop on both paths in alternating half-second slices, so that whatever else the
+/// machine does in the meantime falls on both alike.
+async fn fixed_rate_alternating(a: &Path, b: &Path, rate: f64, opts: BenchOptions) -> (Outcome, Outcome) {
+    let slice = Duration::from_millis(500);
+    let slices = (opts.seconds * 2).max(1);
+    let (mut ha, mut hb) = (histogram(), histogram());
+    let (mut ea, mut eb, mut oka, mut okb) = (0, 0, 0.0, 0.0);
+    for i in 0..slices * 2 {
+        let (path, h, errors, ok) = if i % 2 == 0 {
+            (a, &mut ha, &mut ea, &mut oka)
+        } else {
+            (b, &mut hb, &mut eb, &mut okb)
+        };
+        let o = fixed_rate(path, rate, slice).await;
+        let _ = h.add(&o.histogram);
+        *errors += o.errors;
+        *ok += o.rps;
+    }
+    let outcome = |histogram, errors, rps_sum: f64| Outcome {
+        rps: rps_sum / slices as f64,
+        errors,
+        histogram,
+    };
+    (outcome(ha, ea, oka), outcome(hb, eb, okb))
+}
+
+/// Open loop: one call every `1 / rate` seconds for `length`, latency counted from the moment
+/// the call was due, so that a stall is not hidden.
+async fn fixed_rate(path: &Path, rate: f64, length: Duration) -> Outcome {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
-    let total = (rate * opts.seconds as f64) as u64;
+    let total = (rate * length.as_secs_f64()) as u64;
     let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
     let start = tokio::time::Instant::now();
     let mut calls = Vec::with_capacity(total as usize);
@@ -260,8 +286,7 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
     let gateway_sat = saturate(&through, opts).await;
     let rate = direct_sat.rps / 2.0;
     eprintln!("bench: fixed rate {rate:.0}/s, directly then through the gateway");
-    let direct_fixed = fixed_rate(&direct, rate, opts).await;
-    let gateway_fixed = fixed_rate(&through, rate, opts).await;
+    let (direct_fixed, gateway_fixed) = fixed_rate_alternating(&direct, &through, rate, opts).await;
 
     mesh.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
