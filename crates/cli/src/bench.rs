@@ -126,7 +126,12 @@ async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
 
 /// Open loop on both paths in alternating half-second slices, so that whatever else the
 /// machine does in the meantime falls on both alike.
-async fn fixed_rate_alternating(a: &Path, b: &Path, rate: f64, opts: BenchOptions) -> (Outcome, Outcome) {
+async fn fixed_rate_alternating(
+    a: &Path,
+    b: &Path,
+    rate: f64,
+    opts: BenchOptions,
+) -> (Outcome, Outcome) {
     let slice = Duration::from_millis(500);
     let slices = (opts.seconds * 2).max(1);
     let (mut ha, mut hb) = (histogram(), histogram());
