@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use creditmesh::mesh::Runtime;
 use creditmesh::{Mesh, MeshOptions};
 use creditmesh_domain::SystemClock;
+use creditmesh_domain::calendar::Calendar;
 use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
 use creditmesh_storage::DbConfig;
 use sqlx::Connection;
@@ -112,13 +114,11 @@ impl TestMesh {
         let pki_dir = dir.path().join("pki");
         creditmesh_pki::ensure_dev_pki(&pki_dir, TRUST_DOMAIN).expect("dev pki");
         let mesh = creditmesh::start_mesh(MeshOptions {
-            pki_dir: pki_dir.clone(),
-            trust_domain: TRUST_DOMAIN.into(),
+            runtime: runtime(&pki_dir, dir.path()),
             database: db.clone(),
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             poll_interval: Duration::from_millis(200),
-            clock: Arc::new(SystemClock),
             limits,
         })
         .await
@@ -159,6 +159,17 @@ impl TestMesh {
     /// The database URL of one service.
     pub fn db_url(&self, service: &str) -> String {
         self.db.url.replace("{service}", service)
+    }
+}
+
+/// What the services of a test share: the PKI in `pki_dir`, blobs under `dir`.
+pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
+    Runtime {
+        pki_dir: pki_dir.to_owned(),
+        trust_domain: TRUST_DOMAIN.into(),
+        clock: Arc::new(SystemClock),
+        calendar: Arc::new(Calendar::builtin()),
+        blob_dir: dir.join("blobs"),
     }
 }
 

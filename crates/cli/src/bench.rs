@@ -218,8 +218,13 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
     limits.max_concurrent_calls = 1 << 20;
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mesh = start_mesh(MeshOptions {
-        pki_dir: pki.clone(),
-        trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+        runtime: crate::mesh::Runtime {
+            pki_dir: pki.clone(),
+            trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+            clock: Arc::new(SystemClock),
+            calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
+            blob_dir: dir.join("blobs"),
+        },
         // Two connections per service: on two cores, more SQLite worker threads only add
         // context switches to both paths alike.
         database: creditmesh_storage::DbConfig {
@@ -230,7 +235,6 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         node_listen: any,
         public_listen: any,
         poll_interval: Duration::from_secs(1),
-        clock: Arc::new(SystemClock),
         limits,
     })
     .await?;

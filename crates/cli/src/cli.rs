@@ -1,13 +1,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, SERVICE_NAMES};
 use crate::mesh::{self, MeshOptions};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use creditmesh_domain::{Principal, PrincipalKind, SystemClock, Tenant};
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{Ca, LeafSpec, TlsFiles, Usage};
 use tokio_util::sync::CancellationToken;
@@ -269,13 +268,11 @@ async fn dev(
         bail!("dev runs on SQLite; unset database.url or point it at sqlite://");
     }
     let mesh = mesh::start_mesh(MeshOptions {
-        pki_dir: pki_dir.clone(),
-        trust_domain: cfg.trust_domain.clone(),
+        runtime: cfg.runtime()?,
         database,
         node_listen: node_listen.unwrap_or(cfg.node.listen),
         public_listen: public_listen.unwrap_or(cfg.public.listen),
         poll_interval: Duration::from_millis(cfg.events.poll_interval_ms),
-        clock: Arc::new(SystemClock),
         limits: cfg.gateway.clone(),
     })
     .await?;
@@ -347,6 +344,7 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let defs = chosen(services)?;
     let stop = CancellationToken::new();
     let pki_dir = cfg.pki_dir();
+    let runtime = cfg.runtime()?;
     let mut running = Vec::new();
     for def in &defs {
         let listen = cfg
@@ -358,10 +356,8 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
             mesh::start_service(
                 def,
                 &cfg.db_config(def.name),
-                &pki_dir,
-                &cfg.trust_domain,
+                &runtime,
                 listen,
-                Arc::new(SystemClock),
                 stop.clone(),
             )
             .await?,

@@ -24,6 +24,8 @@ pub struct Config {
     /// CA bundle and this node's certificates (`ca.pem`, `service-NAME.pem`/`.key`).
     /// Defaults to `DATA_DIR/pki`.
     pub pki_dir: Option<PathBuf>,
+    /// Where documents are kept, content-addressed. Defaults to `DATA_DIR/blobs`.
+    pub blob_dir: Option<PathBuf>,
     pub database: DatabaseConfig,
     pub node: ListenerConfig,
     pub public: ListenerConfig,
@@ -156,6 +158,7 @@ impl Default for Config {
             trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
             data_dir: PathBuf::from("creditmesh-data"),
             pki_dir: None,
+            blob_dir: None,
             database: DatabaseConfig::default(),
             node: ListenerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
@@ -328,6 +331,23 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    /// What the services of this process share.
+    pub fn runtime(&self) -> Result<crate::mesh::Runtime> {
+        Ok(crate::mesh::Runtime {
+            pki_dir: self.pki_dir(),
+            trust_domain: self.trust_domain.clone(),
+            clock: std::sync::Arc::new(creditmesh_domain::SystemClock),
+            calendar: std::sync::Arc::new(self.calendar.load()?),
+            blob_dir: self.blob_dir(),
+        })
     }
 
     pub fn pki_dir(&self) -> PathBuf {

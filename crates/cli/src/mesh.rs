@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use creditmesh_domain::Clock;
+use creditmesh_domain::calendar::Calendar;
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use creditmesh_rpc::relay::Relay;
 use creditmesh_rpc::trace::ServerTraceLayer;
-use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
-use creditmesh_storage::{Db, DbConfig, Infra};
+use creditmesh_rpc::{Authn, ServiceDef, ServiceEnv, ServiceStore};
+use creditmesh_storage::{Db, DbConfig, Infra, LocalBlobs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -42,6 +43,16 @@ pub async fn open_database(def: &ServiceDef, cfg: &DbConfig) -> Result<Db> {
     Ok(db)
 }
 
+/// What every service of a process shares.
+#[derive(Clone)]
+pub struct Runtime {
+    pub pki_dir: std::path::PathBuf,
+    pub trust_domain: String,
+    pub clock: Arc<dyn Clock>,
+    pub calendar: Arc<Calendar>,
+    pub blob_dir: std::path::PathBuf,
+}
+
 /// A service listening on its own mTLS listener.
 pub struct RunningService {
     pub name: &'static str,
@@ -56,15 +67,22 @@ pub struct RunningService {
 pub async fn start_service(
     def: &ServiceDef,
     db_cfg: &DbConfig,
-    pki_dir: &std::path::Path,
-    trust_domain: &str,
+    runtime: &Runtime,
     listen: SocketAddr,
-    clock: Arc<dyn Clock>,
     stop: CancellationToken,
 ) -> Result<RunningService> {
+    let pki_dir = runtime.pki_dir.as_path();
+    let trust_domain = runtime.trust_domain.as_str();
+    let clock = runtime.clock.clone();
     let db = open_database(def, db_cfg).await?;
     let store = ServiceStore::new(db, Infra::new(def.name), clock);
-    let routes = (def.routes)(store.clone(), Authn::new(trust_domain));
+    let routes = (def.routes)(ServiceEnv {
+        store: store.clone(),
+        authn: Authn::new(trust_domain),
+        calendar: runtime.calendar.clone(),
+        blobs: LocalBlobs::new(&runtime.blob_dir)
+            .with_context(|| format!("blob directory {}", runtime.blob_dir.display()))?,
+    });
     let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
         &[def.grpc_name, "creditmesh.events.v1.EventSinkService"],
@@ -124,14 +142,12 @@ pub fn start_relay(
 
 /// Everything needed to run the whole mesh in one process.
 pub struct MeshOptions {
-    pub pki_dir: std::path::PathBuf,
-    pub trust_domain: String,
+    pub runtime: Runtime,
     /// `{service}` in the URL is replaced by each service's name.
     pub database: DbConfig,
     pub node_listen: SocketAddr,
     pub public_listen: SocketAddr,
     pub poll_interval: Duration,
-    pub clock: Arc<dyn Clock>,
     pub limits: creditmesh_gateway::LimitsConfig,
 }
 
@@ -158,10 +174,8 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
             start_service(
                 &def,
                 &db,
-                &opts.pki_dir,
-                &opts.trust_domain,
+                &opts.runtime,
                 SocketAddr::from(([127, 0, 0, 1], 0)),
-                opts.clock.clone(),
                 services_stop.clone(),
             )
             .await?,
@@ -181,7 +195,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
         relays.push(start_relay(
             svc,
             &backends,
-            &opts.pki_dir,
+            &opts.runtime.pki_dir,
             opts.poll_interval,
             services_stop.clone(),
         )?);
@@ -190,8 +204,8 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
         GatewayConfig {
             node_listen: opts.node_listen,
             public_listen: opts.public_listen,
-            trust_domain: opts.trust_domain.clone(),
-            tls: TlsFiles::in_dir(&opts.pki_dir, "service-gateway"),
+            trust_domain: opts.runtime.trust_domain.clone(),
+            tls: TlsFiles::in_dir(&opts.runtime.pki_dir, "service-gateway"),
             backends: services
                 .iter()
                 .map(|s| Backend {

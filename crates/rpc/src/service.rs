@@ -1,6 +1,9 @@
 //! What each service crate hands the binary: its name, its tables and its routes.
 
-use creditmesh_storage::{Infra, Migration};
+use std::sync::Arc;
+
+use creditmesh_domain::calendar::Calendar;
+use creditmesh_storage::{Infra, LocalBlobs, Migration};
 use tonic::service::Routes;
 
 use crate::context::Authn;
@@ -15,7 +18,18 @@ pub struct ServiceDef {
     /// The service's own migrations, numbered from 100.
     pub migrations: fn() -> Vec<Migration>,
     /// The business service and the event sink, ready to serve.
-    pub routes: fn(ServiceStore, Authn) -> Routes,
+    pub routes: fn(ServiceEnv) -> Routes,
+}
+
+/// What a service is given to run with.
+#[derive(Clone)]
+pub struct ServiceEnv {
+    pub store: ServiceStore,
+    pub authn: Authn,
+    /// The working-day calendar, built-in data with the operator's files.
+    pub calendar: Arc<Calendar>,
+    /// Where documents are kept.
+    pub blobs: LocalBlobs,
 }
 
 impl ServiceDef {

@@ -5,11 +5,13 @@
 //! Raw sqlx errors never leave this crate's callers' storage modules: translate them with
 //! [`StorageError`].
 
+pub mod blob;
 pub mod db;
 pub mod error;
 pub mod infra;
 pub mod migrate;
 
+pub use blob::LocalBlobs;
 pub use db::{Db, DbConfig, Engine, Tx};
 pub use error::StorageError;
 pub use infra::{AuditEntry, Infra, NewEvent, OutboxRow};

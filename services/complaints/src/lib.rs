@@ -6,7 +6,7 @@ mod store;
 
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
-use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
 pub const NAME: &str = "complaints";
@@ -26,7 +26,8 @@ pub fn definition() -> ServiceDef {
     }
 }
 
-fn routes(store: ServiceStore, authn: Authn) -> Routes {
+fn routes(env: ServiceEnv) -> Routes {
+    let ServiceEnv { store, authn, .. } = env;
     let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone()))
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, IgnoreEvents)

@@ -6,7 +6,7 @@ use creditmesh_proto::disclosure::v1::disclosure_service_server::{
     DisclosureService, DisclosureServiceServer,
 };
 use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
-use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use creditmesh_storage::Migration;
 use tonic::service::Routes;
 
@@ -25,7 +25,8 @@ struct Api;
 
 impl DisclosureService for Api {}
 
-fn routes(store: ServiceStore, authn: Authn) -> Routes {
+fn routes(env: ServiceEnv) -> Routes {
+    let ServiceEnv { store, authn, .. } = env;
     let api = DisclosureServiceServer::new(Api)
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, IgnoreEvents)

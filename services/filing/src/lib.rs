@@ -4,7 +4,7 @@
 
 use creditmesh_proto::filing::v1::filing_service_server::{FilingService, FilingServiceServer};
 use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
-use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use creditmesh_storage::Migration;
 use tonic::service::Routes;
 
@@ -23,7 +23,8 @@ struct Api;
 
 impl FilingService for Api {}
 
-fn routes(store: ServiceStore, authn: Authn) -> Routes {
+fn routes(env: ServiceEnv) -> Routes {
+    let ServiceEnv { store, authn, .. } = env;
     let api =
         FilingServiceServer::new(Api).max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, IgnoreEvents)

@@ -7,7 +7,7 @@ mod store;
 
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
 use creditmesh_rpc::sink::with_sink;
-use creditmesh_rpc::{Authn, ServiceDef, ServiceStore};
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
 pub const NAME: &str = "review";
@@ -21,7 +21,8 @@ pub fn definition() -> ServiceDef {
     }
 }
 
-fn routes(store: ServiceStore, authn: Authn) -> Routes {
+fn routes(env: ServiceEnv) -> Routes {
+    let ServiceEnv { store, authn, .. } = env;
     let api = ReviewServiceServer::new(api::Api::new(store.clone(), authn.clone()))
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, events::Handler)

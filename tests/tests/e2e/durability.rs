@@ -2,11 +2,9 @@
 //! redelivered event is applied once.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use creditmesh::mesh::{all_services, start_relay, start_service};
-use creditmesh_domain::SystemClock;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
 use creditmesh_proto::events::v1::{DeliverRequest, Event};
@@ -30,15 +28,13 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         c
     };
     let stop = CancellationToken::new();
-    let clock = Arc::new(SystemClock);
+    let runtime = creditmesh_tests::runtime(&pki, dir.path());
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let complaints = start_service(
         def("complaints"),
         &db_for("complaints"),
-        &pki,
-        TRUST_DOMAIN,
+        &runtime,
         any_port,
-        clock.clone(),
         stop.clone(),
     )
     .await
@@ -88,10 +84,8 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     let review = start_service(
         def("review"),
         &db_for("review"),
-        &pki,
-        TRUST_DOMAIN,
+        &runtime,
         review_addr,
-        clock,
         stop.clone(),
     )
     .await

@@ -1,10 +1,9 @@
 //! The tenant → backend map: one prefecture's traffic goes to its own backend.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use creditmesh::mesh::{all_services, start_service};
-use creditmesh_domain::{Principal, PrincipalKind, SystemClock, Tenant};
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{Ca, LeafSpec, TlsFiles, Usage};
 use creditmesh_proto::review::v1::GetCreditFileRequest;
@@ -47,23 +46,16 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
     let defs = all_services();
     let review = defs.iter().find(|d| d.name == "review").unwrap();
     let stop = CancellationToken::new();
+    let runtime = creditmesh_tests::runtime(&pki, dir_a.path());
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut started = Vec::new();
     for db in [&db_a, &db_b] {
         let mut cfg = db.clone();
         cfg.url = cfg.url.replace("{service}", "review");
         started.push(
-            start_service(
-                review,
-                &cfg,
-                &pki,
-                TRUST_DOMAIN,
-                any,
-                Arc::new(SystemClock),
-                stop.clone(),
-            )
-            .await
-            .unwrap(),
+            start_service(review, &cfg, &runtime, any, stop.clone())
+                .await
+                .unwrap(),
         );
     }
     // Only Kashgar's backend holds an entry for the agency.

@@ -1,0 +1,176 @@
+//! Documents (licence scans, reports), content-addressed by SHA-256. Bytes are staged in a
+//! temporary file while they arrive and moved into place only when complete, so a failed or
+//! interrupted upload leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// A directory of blobs: `DIR/ab/abcdef…` for the SHA-256 `abcdef…`.
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    dir: PathBuf,
+}
+
+/// An upload in progress; dropped unfinished, its bytes are removed.
+pub struct Staging {
+    file: Option<tokio::fs::File>,
+    path: PathBuf,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+    kept: bool,
+}
+
+/// How many leading bytes are kept for recognising the media type.
+const HEAD: usize = 4096;
+
+impl LocalBlobs {
+    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join("staging"))?;
+        Ok(Self { dir })
+    }
+
+    fn path_of(&self, sha256: &str) -> PathBuf {
+        self.dir.join(&sha256[..2]).join(sha256)
+    }
+
+    pub async fn begin(&self) -> std::io::Result<Staging> {
+        let path = self
+            .dir
+            .join("staging")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Staging {
+            file: Some(file),
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
+            kept: false,
+        })
+    }
+
+    /// Moves a finished upload into place under its hash; identical bytes are stored once.
+    pub async fn commit(&self, mut staging: Staging) -> std::io::Result<String> {
+        let sha256 = hex::encode(staging.hasher.clone().finalize());
+        if let Some(mut f) = staging.file.take() {
+            f.flush().await?;
+            f.sync_all().await?;
+        }
+        let target = self.path_of(&sha256);
+        if tokio::fs::try_exists(&target).await? {
+            return Ok(sha256);
+        }
+        tokio::fs::create_dir_all(target.parent().unwrap_or(Path::new("."))).await?;
+        tokio::fs::rename(&staging.path, &target).await?;
+        staging.kept = true;
+        Ok(sha256)
+    }
+
+    pub async fn exists(&self, sha256: &str) -> std::io::Result<bool> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        tokio::fs::try_exists(self.path_of(sha256)).await
+    }
+
+    pub async fn read(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        tokio::fs::read(self.path_of(sha256)).await
+    }
+}
+
+impl Staging {
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        if self.head.len() < HEAD {
+            let take = (HEAD - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        match &mut self.file {
+            Some(f) => f.write_all(chunk).await,
+            None => Err(std::io::Error::other("upload already finished")),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The first bytes, for recognising the media type.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The media type of a document from its first bytes: PDF, OFD, JPEG or PNG.
+pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if head.starts_with(b"PK\x03\x04") && head.windows(7).any(|w| w == b"OFD.xml") {
+        // An OFD document is a ZIP package whose entry point is OFD.xml (GB/T 33190).
+        Some("application/ofd")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_allowed_types_by_their_bytes() {
+        assert_eq!(sniff_media_type(b"%PDF-1.7\n"), Some("application/pdf"));
+        assert_eq!(
+            sniff_media_type(b"\x89PNG\r\n\x1a\n...."),
+            Some("image/png")
+        );
+        assert_eq!(
+            sniff_media_type(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            sniff_media_type(b"PK\x03\x04\x14\x00\x00\x00\x08\x00........OFD.xml"),
+            Some("application/ofd")
+        );
+        assert_eq!(sniff_media_type(b"PK\x03\x04 a plain zip"), None);
+        assert_eq!(sniff_media_type(b"MZ\x90\x00 an executable"), None);
+    }
+
+    #[tokio::test]
+    async fn dropped_uploads_leave_nothing_and_identical_bytes_are_stored_once() {
+        let dir = std::env::temp_dir().join(format!("cm-blobs-{}", uuid::Uuid::new_v4().simple()));
+        let blobs = LocalBlobs::new(&dir).unwrap();
+        let mut s = blobs.begin().await.unwrap();
+        s.write(b"%PDF-1.7 half").await.unwrap();
+        drop(s);
+        assert_eq!(std::fs::read_dir(dir.join("staging")).unwrap().count(), 0);
+
+        let mut a = blobs.begin().await.unwrap();
+        a.write(b"%PDF-1.7 same").await.unwrap();
+        let sha = blobs.commit(a).await.unwrap();
+        let mut b = blobs.begin().await.unwrap();
+        b.write(b"%PDF-1.7 same").await.unwrap();
+        assert_eq!(blobs.commit(b).await.unwrap(), sha);
+        assert!(blobs.exists(&sha).await.unwrap());
+        assert_eq!(blobs.read(&sha).await.unwrap(), b"%PDF-1.7 same");
+        assert_eq!(std::fs::read_dir(dir.join("staging")).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
