@@ -156,6 +156,25 @@ impl TestMesh {
         self.mesh.shutdown(Duration::from_secs(5)).await;
     }
 
+    /// Issues a client certificate `name` for `principal` from the test CA.
+    pub fn issue(&self, name: &str, principal: creditmesh_domain::Principal) {
+        creditmesh_pki::Ca::load(&self.pki_dir)
+            .expect("test ca")
+            .issue(
+                &self.pki_dir,
+                TRUST_DOMAIN,
+                &creditmesh_pki::LeafSpec {
+                    name: name.into(),
+                    principal,
+                    dns_names: vec![],
+                    ip_addresses: vec![],
+                    usage: creditmesh_pki::Usage::Client,
+                    lifetime_days: 1,
+                },
+            )
+            .expect("issue");
+    }
+
     /// The database URL of one service.
     pub fn db_url(&self, service: &str) -> String {
         self.db.url.replace("{service}", service)

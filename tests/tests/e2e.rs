@@ -5,6 +5,7 @@ mod e2e {
     pub mod certs;
     pub mod complaints;
     pub mod durability;
+    pub mod filing;
     pub mod mesh;
     pub mod process;
     pub mod routing;

@@ -1,0 +1,47 @@
+//! What a filing holds, as stored: the facts of the application form and its documents.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub identity_number: String,
+}
+
+/// The filed facts (Art. 6, 8(1)).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub agency_name: String,
+    pub uscc: String,
+    pub registration_date: String,
+    pub registered_address: String,
+    pub registered_capital_yuan: i64,
+    pub business_scope: String,
+    pub legal_representative: Person,
+    pub chair: Person,
+    pub general_manager: Person,
+    pub professional_staff_count: i32,
+    pub information_security: String,
+    pub internal_rules: Vec<i32>,
+    pub contact_phone: String,
+    pub contact_email: String,
+}
+
+/// Document references by their place in the application (Art. 8).
+pub type Documents = BTreeMap<String, Vec<String>>;
+
+/// Statuses a filing passes through.
+pub mod status {
+    pub const SUBMITTED: &str = "submitted";
+    pub const FORWARDED: &str = "forwarded";
+    pub const ACTIVE: &str = "active";
+    pub const REFUSED: &str = "refused";
+    pub const REVOKED: &str = "revoked";
+    pub const DEREGISTERING: &str = "deregistering";
+    pub const DEREGISTERED: &str = "deregistered";
+
+    /// Statuses in which a filing is open: a second application for the agency is refused.
+    pub const OPEN: [&str; 4] = [SUBMITTED, FORWARDED, ACTIVE, DEREGISTERING];
+}

@@ -1,0 +1,440 @@
+//! SQL of the filing tables; database errors are translated here.
+
+use std::collections::HashSet;
+
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+
+pub struct FilingRow {
+    pub tenant: String,
+    pub filing_id: String,
+    pub uscc: String,
+    pub agency_name: String,
+    pub status: String,
+    pub reviewing_tenant: String,
+    pub submitted_at: i64,
+    pub review_from: String,
+    pub review_due: String,
+    pub review_provisional: bool,
+    pub calendar_version: String,
+    pub facts: String,
+    pub documents: String,
+}
+
+pub struct HistoryRow {
+    pub status: String,
+    pub changed_at: i64,
+    pub principal: String,
+    pub note: String,
+}
+
+const FILING_COLUMNS: &str = "tenant, filing_id, uscc, agency_name, status, reviewing_tenant, \
+    submitted_at, review_from, review_due, review_provisional, calendar_version, facts, documents";
+
+fn filing(r: &AnyRow) -> Result<FilingRow, sqlx::Error> {
+    Ok(FilingRow {
+        tenant: r.try_get(0)?,
+        filing_id: r.try_get(1)?,
+        uscc: r.try_get(2)?,
+        agency_name: r.try_get(3)?,
+        status: r.try_get(4)?,
+        reviewing_tenant: r.try_get(5)?,
+        submitted_at: r.try_get(6)?,
+        review_from: r.try_get(7)?,
+        review_due: r.try_get(8)?,
+        review_provisional: r.try_get::<i64, _>(9)? != 0,
+        calendar_version: r.try_get(10)?,
+        facts: r.try_get(11)?,
+        documents: r.try_get(12)?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_document(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    uscc: &str,
+    sha256: &str,
+    kind: &str,
+    media_type: &str,
+    size: i64,
+    file_name: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_document (tenant, uscc, sha256, kind, media_type, size_bytes, file_name, \
+         uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant, uscc, sha256) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(uscc.to_owned())
+    .bind(sha256.to_owned())
+    .bind(kind.to_owned())
+    .bind(media_type.to_owned())
+    .bind(size)
+    .bind(file_name.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The hashes of every document `uscc` has uploaded.
+pub async fn owned_documents(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<HashSet<String>, StorageError> {
+    let rows = sqlx::query("SELECT sha256 FROM filing_document WHERE uscc = $1")
+        .bind(uscc.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+/// The end date of a re-filing ban on `uscc` still in force on `today`.
+pub async fn ban_in_force(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    today: &str,
+) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT ends_on FROM filing_ban WHERE uscc = $1 AND ends_on > $2")
+        .bind(uscc.to_owned())
+        .bind(today.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+pub async fn put_ban(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    ends_on: &str,
+    reason: &str,
+    source_event: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_ban (uscc, ends_on, reason, source_event) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (uscc) DO UPDATE SET ends_on = excluded.ends_on, reason = excluded.reason, \
+         source_event = excluded.source_event",
+    )
+    .bind(uscc.to_owned())
+    .bind(ends_on.to_owned())
+    .bind(reason.to_owned())
+    .bind(source_event.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An open filing of `uscc`, if any.
+pub async fn open_filing(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query(
+        "SELECT filing_id FROM filing_filing WHERE uscc = $1 \
+         AND status IN ('submitted', 'forwarded', 'active', 'deregistering')",
+    )
+    .bind(uscc.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+pub async fn insert_filing(conn: &mut AnyConnection, f: &FilingRow) -> Result<(), StorageError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO filing_filing ({FILING_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )))
+    .bind(f.tenant.clone())
+    .bind(f.filing_id.clone())
+    .bind(f.uscc.clone())
+    .bind(f.agency_name.clone())
+    .bind(f.status.clone())
+    .bind(f.reviewing_tenant.clone())
+    .bind(f.submitted_at)
+    .bind(f.review_from.clone())
+    .bind(f.review_due.clone())
+    .bind(i64::from(f.review_provisional))
+    .bind(f.calendar_version.clone())
+    .bind(f.facts.clone())
+    .bind(f.documents.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_filing(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+) -> Result<Option<FilingRow>, StorageError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FILING_COLUMNS} FROM filing_filing WHERE filing_id = $1"
+    )))
+    .bind(filing_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(filing(&r)?),
+        None => None,
+    })
+}
+
+/// Filings after `after` (a filing id; ids grow with time), oldest first. Empty filters
+/// match everything; `statuses` is a comma-separated list.
+pub async fn list_filings(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    uscc: &str,
+    statuses: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<FilingRow>, StorageError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FILING_COLUMNS} FROM filing_filing \
+         WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR uscc = $2) \
+         AND ($3 = '' OR $3 LIKE '%,' || status || ',%') AND filing_id > $4 \
+         ORDER BY filing_id LIMIT $5"
+    )))
+    .bind(tenant.to_owned())
+    .bind(uscc.to_owned())
+    .bind(statuses.to_owned())
+    .bind(after.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(filing)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    status: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE filing_filing SET status = $1 WHERE tenant = $2 AND filing_id = $3")
+        .bind(status.to_owned())
+        .bind(tenant.to_owned())
+        .bind(filing_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_facts(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    agency_name: &str,
+    facts: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE filing_filing SET facts = $1, agency_name = $2 WHERE tenant = $3 AND filing_id = $4",
+    )
+    .bind(facts.to_owned())
+    .bind(agency_name.to_owned())
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn add_history(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    status: &str,
+    at: i64,
+    principal: &str,
+    note: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_history (tenant, filing_id, seq, status, changed_at, principal, note) \
+         VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM filing_history \
+         WHERE tenant = $1 AND filing_id = $2), $3, $4, $5, $6)",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(status.to_owned())
+    .bind(at)
+    .bind(principal.to_owned())
+    .bind(note.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn history(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+) -> Result<Vec<HistoryRow>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT status, changed_at, principal, note FROM filing_history \
+         WHERE tenant = $1 AND filing_id = $2 ORDER BY seq",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryRow {
+                status: r.try_get(0)?,
+                changed_at: r.try_get(1)?,
+                principal: r.try_get(2)?,
+                note: r.try_get(3)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub struct ChangeRow {
+    pub tenant: String,
+    pub change_id: String,
+    pub filing_id: String,
+    pub changed_on: String,
+    pub submitted_at: i64,
+    pub working_days_late: i64,
+    pub late: bool,
+    pub facts: String,
+    pub description: String,
+    pub status: String,
+}
+
+pub async fn insert_change(conn: &mut AnyConnection, c: &ChangeRow) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_change (tenant, change_id, filing_id, changed_on, submitted_at, \
+         working_days_late, late, facts, description, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(c.tenant.clone())
+    .bind(c.change_id.clone())
+    .bind(c.filing_id.clone())
+    .bind(c.changed_on.clone())
+    .bind(c.submitted_at)
+    .bind(c.working_days_late)
+    .bind(i64::from(c.late))
+    .bind(c.facts.clone())
+    .bind(c.description.clone())
+    .bind(c.status.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `(tenant, filing_id, facts, status)` of a change.
+pub async fn get_change(
+    conn: &mut AnyConnection,
+    change_id: &str,
+) -> Result<Option<(String, String, String, String)>, StorageError> {
+    let row = sqlx::query(
+        "SELECT tenant, filing_id, facts, status FROM filing_change WHERE change_id = $1",
+    )
+    .bind(change_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
+        None => None,
+    })
+}
+
+pub async fn set_change_status(
+    conn: &mut AnyConnection,
+    change_id: &str,
+    status: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE filing_change SET status = $1 WHERE change_id = $2")
+        .bind(status.to_owned())
+        .bind(change_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_report(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    report_id: &str,
+    filing_id: &str,
+    year: i64,
+    due_date: &str,
+    at: i64,
+    content: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_annual_report (tenant, report_id, filing_id, year, due_date, \
+         submitted_at, content) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.to_owned())
+    .bind(report_id.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(year)
+    .bind(due_date.to_owned())
+    .bind(at)
+    .bind(content.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_deregistration(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    reason: &str,
+    reason_detail: &str,
+    disposal_plan: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_deregistration (tenant, filing_id, reason, reason_detail, \
+         disposal_plan, requested_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(reason.to_owned())
+    .bind(reason_detail.to_owned())
+    .bind(disposal_plan.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn complete_deregistration(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    disposal_record: &str,
+    at: i64,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE filing_deregistration SET disposal_record = $1, completed_at = $2 \
+         WHERE tenant = $3 AND filing_id = $4 AND completed_at IS NULL",
+    )
+    .bind(disposal_record.to_owned())
+    .bind(at)
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

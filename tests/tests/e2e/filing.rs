@@ -1,0 +1,640 @@
+//! The filing lifecycle through the gateway with agency and regulator certificates.
+
+use std::time::Duration;
+
+use creditmesh_domain::resident_id::check_char;
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+use creditmesh_proto::common::v1::{DocumentRef, Person};
+use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+use creditmesh_proto::events::v1::{DeliverRequest, Event};
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_proto::filing::v1::upload_document_request::Part;
+use creditmesh_proto::filing::v1::*;
+use creditmesh_tests::{Engine, TestMesh, eventually, mtls, scalar_i64};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+crate::on_both_engines!(
+    filings_land_with_the_authority_of_registration,
+    missing_items_are_each_named_and_nothing_is_stored,
+    a_retried_submission_creates_one_filing,
+    an_agency_acts_only_for_its_own_code,
+    a_late_change_is_flagged_and_recorded,
+    annual_reports_stop_at_revocation_and_the_ban_holds,
+    deregistration_completes_with_a_disposal_record,
+    uploads_are_checked_on_their_bytes,
+);
+
+const KASHGAR: &str = "91653101MA78KT005T";
+const BEIJING: &str = "91110108MA01BJ00XX";
+
+fn person_id(first17: &str) -> String {
+    format!("{first17}{}", check_char(first17.as_bytes()))
+}
+
+fn person(name: &str, first17: &str) -> Option<Person> {
+    Some(Person {
+        name: name.into(),
+        identity_number: person_id(first17),
+    })
+}
+
+/// A mesh with a Kashgar agency, a Beijing agency and a Kashgar regulator.
+async fn mesh(engine: Engine) -> Option<TestMesh> {
+    let t = TestMesh::start(engine).await?;
+    let kashgar = Tenant::parse("653100").unwrap();
+    t.issue(
+        "agency-kashgar",
+        Principal::new(PrincipalKind::Agency, kashgar, KASHGAR),
+    );
+    t.issue(
+        "agency-beijing",
+        Principal::new(
+            PrincipalKind::Agency,
+            creditmesh_domain::tenant::REGION,
+            BEIJING,
+        ),
+    );
+    t.issue(
+        "regulator-653100",
+        Principal::new(PrincipalKind::Regulator, kashgar, ""),
+    );
+    Some(t)
+}
+
+async fn upload(
+    client: &mut FilingServiceClient<Channel>,
+    kind: DocumentKind,
+    bytes: Vec<u8>,
+) -> Result<String, tonic::Status> {
+    let parts = vec![
+        UploadDocumentRequest {
+            part: Some(Part::Metadata(DocumentMetadata {
+                kind: kind as i32,
+                file_name: "scan.pdf".into(),
+                size_bytes: bytes.len() as i64,
+            })),
+        },
+        UploadDocumentRequest {
+            part: Some(Part::Chunk(bytes[..bytes.len() / 2].to_vec())),
+        },
+        UploadDocumentRequest {
+            part: Some(Part::Chunk(bytes[bytes.len() / 2..].to_vec())),
+        },
+    ];
+    let answer = client
+        .upload_document(futures::stream::iter(parts))
+        .await?
+        .into_inner();
+    Ok(answer.document.unwrap().sha256)
+}
+
+fn pdf(tag: &str) -> Vec<u8> {
+    format!("%PDF-1.7\n% {tag}\n").into_bytes()
+}
+
+/// A complete application by `uscc`, its documents uploaded first.
+async fn application(
+    client: &mut FilingServiceClient<Channel>,
+    uscc: &str,
+    registered_on: &str,
+    request_id: &str,
+) -> SubmitFilingRequest {
+    let mut doc = async |kind, tag: &str| {
+        Some(DocumentRef {
+            sha256: upload(client, kind, pdf(&format!("{uscc} {tag}")))
+                .await
+                .unwrap(),
+        })
+    };
+    SubmitFilingRequest {
+        request_id: request_id.into(),
+        form: Some(ApplicationForm {
+            agency_name: format!("Credit Agency {uscc}"),
+            uscc: uscc.into(),
+            registration_date: registered_on.into(),
+            registered_address: "新疆喀什地区喀什市人民路1号".into(),
+            registered_capital_yuan: 10_000_000,
+            business_scope: "信用评价、信用咨询".into(),
+            legal_representative: person("阿依努尔", "65310119850101123"),
+            chair: person("王五", "65310119800202234"),
+            general_manager: person("李四", "65010219900307123"),
+            professional_staff_count: 12,
+            information_security: "classified protection level 2".into(),
+            internal_rules: (1..=8).collect(),
+            contact_phone: "0998-1234567".into(),
+            contact_email: "office@example.org".into(),
+        }),
+        application_form_document: doc(DocumentKind::ApplicationForm, "form").await,
+        business_licence: doc(DocumentKind::BusinessLicence, "licence").await,
+        articles_of_association: doc(DocumentKind::ArticlesOfAssociation, "articles").await,
+        senior_management_register: doc(DocumentKind::SeniorManagementRegister, "managers").await,
+        technical_staff_register: doc(DocumentKind::TechnicalStaffRegister, "staff").await,
+        annual_credit_service_report: doc(DocumentKind::AnnualCreditServiceReport, "report").await,
+        credit_commitment: Some(CreditCommitment {
+            letter: doc(DocumentKind::CreditCommitmentLetter, "commitment").await,
+            signed_by_legal_representative: true,
+            sealed: true,
+        }),
+        fee_schedule: doc(DocumentKind::FeeSchedule, "fees").await,
+        model_documents: vec![doc(DocumentKind::ModelDocument, "model").await.unwrap()],
+        other_materials: vec![],
+    }
+}
+
+/// Delivers a review decision to the filing service as the review service would.
+async fn review_says(t: &TestMesh, event_type: &str, tenant: &str, payload: serde_json::Value) {
+    let ch = mtls(t.service_addr("filing"), &t.pki_dir, "service-review").await;
+    EventSinkServiceClient::new(ch)
+        .deliver(DeliverRequest {
+            event: Some(Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                r#type: event_type.into(),
+                source: "review".into(),
+                tenant: tenant.into(),
+                principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+                subject: String::new(),
+                occurred_at: None,
+                payload: payload.to_string().into_bytes(),
+            }),
+        })
+        .await
+        .expect("the filing service applies the decision");
+}
+
+/// A Kashgar filing, approved.
+async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel>, Filing) {
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "k-active").await;
+    let filing = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    review_says(
+        t,
+        "review.filing_decided",
+        "653100",
+        serde_json::json!({"filing_id": filing.filing_id, "outcome": "approved"}),
+    )
+    .await;
+    let filing = agency
+        .get_filing(GetFilingRequest {
+            filing_id: filing.filing_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(filing.status, FilingStatus::Active as i32);
+    (agency, filing)
+}
+
+fn today() -> time::Date {
+    creditmesh_domain::calendar::cst_date(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64,
+    )
+    .unwrap()
+}
+
+async fn filings_land_with_the_authority_of_registration(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut kashgar = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut kashgar, KASHGAR, "2020-05-01", "k-1").await;
+    let k = kashgar
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(
+        (k.tenant.as_str(), k.reviewing_tenant.as_str()),
+        ("653100", "653100")
+    );
+    assert_eq!(k.status, FilingStatus::Submitted as i32);
+    let deadline = k.review_deadline.clone().unwrap();
+    assert_eq!(deadline.working_days, 10);
+    assert!(!deadline.calendar_version.is_empty());
+
+    // Registered less than a year ago: no annual credit-service report needed (Art. 8(5)).
+    let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
+    let recent = creditmesh_domain::calendar::format_date(today() - time::Duration::days(30));
+    let mut req = application(&mut beijing, BEIJING, &recent, "b-1").await;
+    req.annual_credit_service_report = None;
+    let b = beijing
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(
+        b.tenant, "650000",
+        "registered outside Xinjiang: the region reviews it"
+    );
+
+    let ids = |r: ListFilingsResponse| {
+        r.filings
+            .into_iter()
+            .map(|f| f.filing_id)
+            .collect::<Vec<_>>()
+    };
+    let mut region = FilingServiceClient::new(t.node("regulator-650000").await);
+    let all = ids(region
+        .list_filings(ListFilingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(all.len(), 2);
+    let mut prefecture = FilingServiceClient::new(t.node("regulator-653100").await);
+    let own = ids(prefecture
+        .list_filings(ListFilingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(own, std::slice::from_ref(&k.filing_id));
+    let mut urumqi = FilingServiceClient::new(t.node("regulator-650100").await);
+    assert!(
+        ids(urumqi
+            .list_filings(ListFilingsRequest::default())
+            .await
+            .unwrap()
+            .into_inner())
+        .is_empty()
+    );
+    let hidden = urumqi
+        .get_filing(GetFilingRequest {
+            filing_id: k.filing_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    let denied = urumqi
+        .list_filings(ListFilingsRequest {
+            tenant: "653100".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Pagination: one page at a time.
+    let first = region
+        .list_filings(ListFilingsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.filings.len(), 1);
+    let second = region
+        .list_filings(ListFilingsRequest {
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.filings.len(), 1);
+    assert_ne!(first.filings[0].filing_id, second.filings[0].filing_id);
+    assert!(second.next_page_token.is_empty());
+    t.stop().await;
+}
+
+async fn missing_items_are_each_named_and_nothing_is_stored(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let mut req = application(&mut agency, KASHGAR, "2020-05-01", "k-missing").await;
+    req.business_licence = None;
+    req.fee_schedule = None;
+    req.credit_commitment = None;
+    let err = agency.submit_filing(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = err
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["business_licence", "credit_commitment", "fee_schedule"]
+    );
+    let url = t.db_url("filing");
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM filing_filing").await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM filing_outbox").await,
+        0
+    );
+    t.stop().await;
+}
+
+async fn a_retried_submission_creates_one_filing(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "k-retry").await;
+    let a = agency
+        .submit_filing(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    let b = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(a.filing_id, b.filing_id);
+    assert_eq!(
+        scalar_i64(&t.db_url("filing"), "SELECT COUNT(*) FROM filing_filing").await,
+        1
+    );
+    t.stop().await;
+}
+
+async fn an_agency_acts_only_for_its_own_code(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut kashgar = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let mut req = application(&mut kashgar, KASHGAR, "2020-05-01", "k-own").await;
+    let k = kashgar
+        .submit_filing(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    req.request_id = "k-for-beijing".into();
+    req.form.as_mut().unwrap().uscc = BEIJING.into();
+    let err = kashgar.submit_filing(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
+    let hidden = beijing
+        .get_filing(GetFilingRequest {
+            filing_id: k.filing_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    let listed = beijing
+        .list_filings(ListFilingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.filings.is_empty());
+    t.stop().await;
+}
+
+async fn a_late_change_is_flagged_and_recorded(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let (mut agency, filing) = active_kashgar_filing(&t).await;
+    let change = |request_id: &str, changed_on: time::Date| SubmitChangeRequest {
+        request_id: request_id.into(),
+        filing_id: filing.filing_id.clone(),
+        changed_on: creditmesh_domain::calendar::format_date(changed_on),
+        changed_facts: Some(ApplicationForm {
+            registered_address: "新疆喀什地区喀什市解放路2号".into(),
+            ..Default::default()
+        }),
+        supporting_documents: vec![],
+        description: "moved".into(),
+    };
+    let timely = agency
+        .submit_change(change("c-1", today()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!timely.late);
+    let late = agency
+        .submit_change(change("c-2", today() - time::Duration::days(60)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(late.late);
+    assert_eq!(late.submission_deadline.unwrap().working_days, 20);
+
+    // The filed facts change only when review approves.
+    let address = |f: Filing| f.form.unwrap().registered_address;
+    let get = async |agency: &mut FilingServiceClient<Channel>| {
+        agency
+            .get_filing(GetFilingRequest {
+                filing_id: filing.filing_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .filing
+            .unwrap()
+    };
+    assert_eq!(
+        address(get(&mut agency).await),
+        "新疆喀什地区喀什市人民路1号"
+    );
+    review_says(
+        &t,
+        "review.change_decided",
+        "653100",
+        serde_json::json!({"change_id": late.change_id, "approved": true}),
+    )
+    .await;
+    assert_eq!(
+        address(get(&mut agency).await),
+        "新疆喀什地区喀什市解放路2号"
+    );
+
+    // The late flag is recorded against the agency in its credit file.
+    let region = t.node("regulator-650000").await;
+    eventually(
+        "the late change in the credit file",
+        Duration::from_secs(20),
+        || {
+            let region = region.clone();
+            async move {
+                let file =
+                    creditmesh_proto::review::v1::review_service_client::ReviewServiceClient::new(
+                        region,
+                    )
+                    .get_credit_file(creditmesh_proto::review::v1::GetCreditFileRequest {
+                        uscc: KASHGAR.into(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                file.entries
+                    .iter()
+                    .any(|e| e.kind == "change" && e.summary.contains("late (Art. 12)"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    t.stop().await;
+}
+
+async fn annual_reports_stop_at_revocation_and_the_ban_holds(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let (mut agency, filing) = active_kashgar_filing(&t).await;
+    let market = upload(
+        &mut agency,
+        DocumentKind::MarketRegulationAnnualReport,
+        pdf("market report"),
+    )
+    .await
+    .unwrap();
+    let report = |request_id: &str, year: i32| SubmitAnnualReportRequest {
+        request_id: request_id.into(),
+        filing_id: filing.filing_id.clone(),
+        year,
+        market_regulation_annual_report: Some(DocumentRef {
+            sha256: market.clone(),
+        }),
+        in_region_business_summary: "12 rating projects in Kashgar".into(),
+        projects: vec![InRegionProject {
+            client_unit: "Kashgar Water Co.".into(),
+            project_name: "credit rating".into(),
+            funding_scale_yuan: 200_000,
+            results: "AA".into(),
+            awards: String::new(),
+        }],
+    };
+    let last_year = today().year() - 1;
+    let accepted = agency
+        .submit_annual_report(report("r-1", last_year))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.due_date, format!("{}-06-30", last_year + 1));
+
+    let ban_ends = creditmesh_domain::calendar::format_date(today() + time::Duration::days(365));
+    review_says(&t, "review.filing_revoked", "653100", serde_json::json!({
+        "filing_id": filing.filing_id, "ground": "refused_rectification", "ban_ends_on": ban_ends,
+    }))
+    .await;
+    let refused = agency
+        .submit_annual_report(report("r-2", last_year - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let again = application(&mut agency, KASHGAR, "2020-05-01", "k-again").await;
+    let barred = agency.submit_filing(again).await.unwrap_err();
+    assert_eq!(barred.code(), Code::FailedPrecondition);
+    assert!(barred.message().contains(&ban_ends), "{}", barred.message());
+    t.stop().await;
+}
+
+async fn deregistration_completes_with_a_disposal_record(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let (mut agency, filing) = active_kashgar_filing(&t).await;
+    let plan = upload(
+        &mut agency,
+        DocumentKind::DisposalPlan,
+        pdf("disposal plan"),
+    )
+    .await
+    .unwrap();
+    let deregistering = agency
+        .request_deregistration(RequestDeregistrationRequest {
+            request_id: "d-1".into(),
+            filing_id: filing.filing_id.clone(),
+            reason: DeregistrationReason::Dissolution as i32,
+            reason_detail: String::new(),
+            disposal_plan: Some(DocumentRef { sha256: plan }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(deregistering.status, FilingStatus::Deregistering as i32);
+    review_says(&t, "review.deregistration_completed", "653100", serde_json::json!({
+        "filing_id": filing.filing_id,
+        "disposal": {"disposed_on": "2026-11-20", "method": "secure erasure", "supervised_by": "653100"},
+    }))
+    .await;
+    let done = agency
+        .get_filing(GetFilingRequest {
+            filing_id: filing.filing_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(done.status, FilingStatus::Deregistered as i32);
+    assert!(
+        done.history
+            .iter()
+            .any(|h| h.note.contains("secure erasure")),
+        "{:?}",
+        done.history
+    );
+    t.stop().await;
+}
+
+async fn uploads_are_checked_on_their_bytes(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let a = upload(&mut agency, DocumentKind::FeeSchedule, pdf("same"))
+        .await
+        .unwrap();
+    let b = upload(&mut agency, DocumentKind::FeeSchedule, pdf("same"))
+        .await
+        .unwrap();
+    assert_eq!(a, b, "content-addressed: the same bytes are one document");
+    let exe = upload(
+        &mut agency,
+        DocumentKind::FeeSchedule,
+        b"MZ\x90\x00 not a document".to_vec(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(exe.code(), Code::InvalidArgument);
+    // Declared size and bytes disagree.
+    let parts = vec![
+        UploadDocumentRequest {
+            part: Some(Part::Metadata(DocumentMetadata {
+                kind: DocumentKind::FeeSchedule as i32,
+                file_name: "a.pdf".into(),
+                size_bytes: 100,
+            })),
+        },
+        UploadDocumentRequest {
+            part: Some(Part::Chunk(pdf("short"))),
+        },
+    ];
+    let short = agency
+        .upload_document(futures::stream::iter(parts))
+        .await
+        .unwrap_err();
+    assert_eq!(short.code(), Code::InvalidArgument);
+    // Regulators do not upload.
+    let mut regulator = FilingServiceClient::new(t.node("regulator-653100").await);
+    let denied = upload(&mut regulator, DocumentKind::FeeSchedule, pdf("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        scalar_i64(&t.db_url("filing"), "SELECT COUNT(*) FROM filing_document").await,
+        1
+    );
+    t.stop().await;
+}
