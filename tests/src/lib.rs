@@ -41,6 +41,23 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// An `s3://bucket` of an S3-compatible server the suite may write to, or `None` when this
+/// run has none. Under CI a missing one fails the test instead of skipping it.
+pub fn s3_url() -> Option<String> {
+    match std::env::var("CREDITMESH_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CREDITMESH_TEST_S3_URL must be set under CI: the S3 run may not be skipped"
+                );
+            }
+            eprintln!("skipped: CREDITMESH_TEST_S3_URL is not set");
+            None
+        }
+    }
+}
+
 /// A database of its own for one test: per-service SQLite files in `dir`, or a new
 /// PostgreSQL database. The URL keeps `{service}` for the mesh to fill in.
 pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<DbConfig> {
@@ -109,12 +126,38 @@ impl TestMesh {
 
     /// Like [`Self::start`], with the gateway's limits given.
     pub async fn start_with(engine: Engine, limits: LimitsConfig) -> Option<Self> {
+        Self::start_full(engine, limits, None).await
+    }
+
+    /// Like [`Self::start`], with documents kept in `blob_store` (a directory or `s3://…`).
+    pub async fn start_with_blobs(engine: Engine, blob_store: String) -> Option<Self> {
+        let mut limits = LimitsConfig::default();
+        limits.rate_per_second = RateLimits {
+            agency: 0,
+            prefecture_regulator: 0,
+            regional_regulator: 0,
+            department: 0,
+            public: 0,
+            service: 0,
+        };
+        Self::start_full(engine, limits, Some(blob_store)).await
+    }
+
+    async fn start_full(
+        engine: Engine,
+        limits: LimitsConfig,
+        blob_store: Option<String>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = fresh_database(engine, dir.path()).await?;
         let pki_dir = dir.path().join("pki");
         creditmesh_pki::ensure_dev_pki(&pki_dir, TRUST_DOMAIN).expect("dev pki");
+        let mut rt = runtime(&pki_dir, dir.path());
+        if let Some(store) = blob_store {
+            rt.blob_store = store;
+        }
         let mesh = creditmesh::start_mesh(MeshOptions {
-            runtime: runtime(&pki_dir, dir.path()),
+            runtime: rt,
             database: db.clone(),
             node_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -188,7 +231,8 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         trust_domain: TRUST_DOMAIN.into(),
         clock: Arc::new(SystemClock),
         calendar: Arc::new(Calendar::builtin()),
-        blob_dir: dir.join("blobs"),
+        blob_store: dir.join("blobs").display().to_string(),
+        staging_dir: dir.join("staging"),
     }
 }
 

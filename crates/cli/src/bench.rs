@@ -223,7 +223,8 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
             trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
             clock: Arc::new(SystemClock),
             calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
-            blob_dir: dir.join("blobs"),
+            blob_store: dir.join("blobs").display().to_string(),
+            staging_dir: dir.join("staging"),
         },
         // Two connections per service: on two cores, more SQLite worker threads only add
         // context switches to both paths alike.

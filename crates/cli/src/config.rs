@@ -24,8 +24,10 @@ pub struct Config {
     /// CA bundle and this node's certificates (`ca.pem`, `service-NAME.pem`/`.key`).
     /// Defaults to `DATA_DIR/pki`.
     pub pki_dir: Option<PathBuf>,
-    /// Where documents are kept, content-addressed. Defaults to `DATA_DIR/blobs`.
-    pub blob_dir: Option<PathBuf>,
+    /// Where documents are kept, content-addressed: a directory, or `s3://bucket/prefix` for
+    /// an S3-compatible store configured by the standard `AWS_*` variables. Defaults to
+    /// `DATA_DIR/blobs`.
+    pub blob_store: Option<String>,
     pub database: DatabaseConfig,
     pub node: ListenerConfig,
     pub public: ListenerConfig,
@@ -158,7 +160,7 @@ impl Default for Config {
             trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
             data_dir: PathBuf::from("creditmesh-data"),
             pki_dir: None,
-            blob_dir: None,
+            blob_store: None,
             database: DatabaseConfig::default(),
             node: ListenerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
@@ -208,8 +210,12 @@ impl Default for LogConfig {
     }
 }
 
-/// Variables with the prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["test_database_url", "config"];
+/// Whether a `CREDITMESH_*` variable is a configuration key: `CREDITMESH_CONFIG` names the
+/// file, and `CREDITMESH_TEST_*` belong to the test suite.
+fn is_config_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key != "config" && !key.starts_with("test_")
+}
 
 impl Config {
     /// Defaults, then the file (when given), then `CREDITMESH_*` variables, where `__`
@@ -222,7 +228,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("CREDITMESH_").ignore(NOT_CONFIG).split("__"));
+        fig = fig.merge(
+            Env::prefixed("CREDITMESH_")
+                .filter(|k| is_config_key(k.as_str()))
+                .split("__"),
+        );
         let cfg: Config = fig.extract().map_err(|e| {
             let msgs: Vec<String> = e
                 .into_iter()
@@ -333,10 +343,10 @@ impl Config {
         std::time::Duration::from_millis(self.shutdown_grace_ms)
     }
 
-    pub fn blob_dir(&self) -> PathBuf {
-        self.blob_dir
+    pub fn blob_store(&self) -> String {
+        self.blob_store
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("blobs"))
+            .unwrap_or_else(|| self.data_dir.join("blobs").display().to_string())
     }
 
     /// What the services of this process share.
@@ -346,7 +356,8 @@ impl Config {
             trust_domain: self.trust_domain.clone(),
             clock: std::sync::Arc::new(creditmesh_domain::SystemClock),
             calendar: std::sync::Arc::new(self.calendar.load()?),
-            blob_dir: self.blob_dir(),
+            blob_store: self.blob_store(),
+            staging_dir: self.data_dir.join("staging"),
         })
     }
 
@@ -390,6 +401,14 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("config key `log.format`"), "{err}");
+    }
+
+    #[test]
+    fn test_suite_variables_are_not_configuration() {
+        assert!(!is_config_key("TEST_S3_URL"));
+        assert!(!is_config_key("test_database_url"));
+        assert!(!is_config_key("CONFIG"));
+        assert!(is_config_key("DATABASE__URL"));
     }
 
     #[test]

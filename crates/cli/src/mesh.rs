@@ -15,7 +15,7 @@ use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use creditmesh_rpc::relay::Relay;
 use creditmesh_rpc::trace::ServerTraceLayer;
 use creditmesh_rpc::{Authn, ServiceDef, ServiceEnv, ServiceStore};
-use creditmesh_storage::{Db, DbConfig, Infra, LocalBlobs};
+use creditmesh_storage::{Blobs, Db, DbConfig, Infra};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -50,7 +50,10 @@ pub struct Runtime {
     pub trust_domain: String,
     pub clock: Arc<dyn Clock>,
     pub calendar: Arc<Calendar>,
-    pub blob_dir: std::path::PathBuf,
+    /// A directory or `s3://bucket/prefix`.
+    pub blob_store: String,
+    /// Where uploads are staged until complete.
+    pub staging_dir: std::path::PathBuf,
 }
 
 /// A service listening on its own mTLS listener.
@@ -80,8 +83,8 @@ pub async fn start_service(
         store: store.clone(),
         authn: Authn::new(trust_domain),
         calendar: runtime.calendar.clone(),
-        blobs: LocalBlobs::new(&runtime.blob_dir)
-            .with_context(|| format!("blob directory {}", runtime.blob_dir.display()))?,
+        blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
+            .with_context(|| format!("blob store {}", runtime.blob_store))?,
     });
     let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,

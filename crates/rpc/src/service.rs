@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use creditmesh_domain::calendar::Calendar;
-use creditmesh_storage::{Infra, LocalBlobs, Migration};
+use creditmesh_storage::{Blobs, Infra, Migration};
 use tonic::service::Routes;
 
 use crate::context::Authn;
@@ -29,7 +29,7 @@ pub struct ServiceEnv {
     /// The working-day calendar, built-in data with the operator's files.
     pub calendar: Arc<Calendar>,
     /// Where documents are kept.
-    pub blobs: LocalBlobs,
+    pub blobs: Blobs,
 }
 
 impl ServiceDef {

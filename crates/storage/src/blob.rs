@@ -1,46 +1,86 @@
 //! Documents (licence scans, reports), content-addressed by SHA-256. Bytes are staged in a
-//! temporary file while they arrive and moved into place only when complete, so a failed or
-//! interrupted upload leaves nothing behind.
+//! local file while they arrive and stored only when complete, so a failed or interrupted
+//! upload leaves nothing behind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-/// A directory of blobs: `DIR/ab/abcdef…` for the SHA-256 `abcdef…`.
-#[derive(Debug, Clone)]
-pub struct LocalBlobs {
-    dir: PathBuf,
+/// Where documents live, behind one interface: a local directory (`file:///…` or a plain
+/// path) or an S3-compatible bucket (`s3://bucket/prefix`, configured by the standard `AWS_*`
+/// variables). Objects are keyed `ab/abcdef…` by their SHA-256.
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    staging_dir: PathBuf,
+    location: String,
 }
 
-/// An upload in progress; dropped unfinished, its bytes are removed.
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blobs({})", self.location)
+    }
+}
+
+/// An upload in progress, staged in a local file; dropped, its bytes are removed.
 pub struct Staging {
     file: Option<tokio::fs::File>,
     path: PathBuf,
     hasher: Sha256,
     size: u64,
     head: Vec<u8>,
-    kept: bool,
 }
 
 /// How many leading bytes are kept for recognising the media type.
 const HEAD: usize = 4096;
 
-impl LocalBlobs {
-    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
-        let dir = dir.into();
-        std::fs::create_dir_all(dir.join("staging"))?;
-        Ok(Self { dir })
+fn other(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Blobs {
+    /// Opens the store at `location`; uploads are staged under `staging_dir`.
+    pub fn open(location: &str, staging_dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let staging_dir = staging_dir.into();
+        std::fs::create_dir_all(&staging_dir)?;
+        let store: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let s3 = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(other)?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(PrefixStore::new(s3, prefix.to_owned()))
+            }
+        } else {
+            let dir = location.strip_prefix("file://").unwrap_or(location);
+            std::fs::create_dir_all(dir)?;
+            Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(other)?)
+        };
+        Ok(Self {
+            store,
+            staging_dir,
+            location: location.to_owned(),
+        })
     }
 
-    fn path_of(&self, sha256: &str) -> PathBuf {
-        self.dir.join(&sha256[..2]).join(sha256)
+    fn key(sha256: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{sha256}", &sha256[..2]))
     }
 
     pub async fn begin(&self) -> std::io::Result<Staging> {
         let path = self
-            .dir
-            .join("staging")
+            .staging_dir
             .join(uuid::Uuid::new_v4().simple().to_string());
         let file = tokio::fs::File::create(&path).await?;
         Ok(Staging {
@@ -49,24 +89,23 @@ impl LocalBlobs {
             hasher: Sha256::new(),
             size: 0,
             head: Vec::new(),
-            kept: false,
         })
     }
 
-    /// Moves a finished upload into place under its hash; identical bytes are stored once.
+    /// Stores a finished upload under its hash; identical bytes are stored once.
     pub async fn commit(&self, mut staging: Staging) -> std::io::Result<String> {
         let sha256 = hex::encode(staging.hasher.clone().finalize());
         if let Some(mut f) = staging.file.take() {
             f.flush().await?;
-            f.sync_all().await?;
         }
-        let target = self.path_of(&sha256);
-        if tokio::fs::try_exists(&target).await? {
+        if self.exists(&sha256).await? {
             return Ok(sha256);
         }
-        tokio::fs::create_dir_all(target.parent().unwrap_or(Path::new("."))).await?;
-        tokio::fs::rename(&staging.path, &target).await?;
-        staging.kept = true;
+        let bytes = tokio::fs::read(&staging.path).await?;
+        self.store
+            .put(&Self::key(&sha256), PutPayload::from(bytes))
+            .await
+            .map_err(other)?;
         Ok(sha256)
     }
 
@@ -74,11 +113,16 @@ impl LocalBlobs {
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(false);
         }
-        tokio::fs::try_exists(self.path_of(sha256)).await
+        match self.store.head(&Self::key(sha256)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(other(e)),
+        }
     }
 
     pub async fn read(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        tokio::fs::read(self.path_of(sha256)).await
+        let got = self.store.get(&Self::key(sha256)).await.map_err(other)?;
+        Ok(got.bytes().await.map_err(other)?.to_vec())
     }
 }
 
@@ -108,9 +152,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if !self.kept {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -156,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn dropped_uploads_leave_nothing_and_identical_bytes_are_stored_once() {
         let dir = std::env::temp_dir().join(format!("cm-blobs-{}", uuid::Uuid::new_v4().simple()));
-        let blobs = LocalBlobs::new(&dir).unwrap();
+        let blobs = Blobs::open(dir.join("store").to_str().unwrap(), dir.join("staging")).unwrap();
         let mut s = blobs.begin().await.unwrap();
         s.write(b"%PDF-1.7 half").await.unwrap();
         drop(s);

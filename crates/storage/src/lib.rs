@@ -11,7 +11,7 @@ pub mod error;
 pub mod infra;
 pub mod migrate;
 
-pub use blob::LocalBlobs;
+pub use blob::Blobs;
 pub use db::{Db, DbConfig, Engine, Tx};
 pub use error::StorageError;
 pub use infra::{AuditEntry, Infra, NewEvent, OutboxRow};

@@ -13,7 +13,7 @@ use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, status, status_from, timestamp};
 use creditmesh_storage::blob::sniff_media_type;
-use creditmesh_storage::{LocalBlobs, NewEvent, StorageError, Tx};
+use creditmesh_storage::{Blobs, NewEvent, StorageError, Tx};
 use futures::StreamExt;
 use time::Date;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,16 +33,11 @@ pub struct Api {
     store: ServiceStore,
     authn: Authn,
     calendar: Arc<Calendar>,
-    blobs: LocalBlobs,
+    blobs: Blobs,
 }
 
 impl Api {
-    pub fn new(
-        store: ServiceStore,
-        authn: Authn,
-        calendar: Arc<Calendar>,
-        blobs: LocalBlobs,
-    ) -> Self {
+    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>, blobs: Blobs) -> Self {
         Self {
             store,
             authn,

@@ -638,3 +638,38 @@ async fn uploads_are_checked_on_their_bytes(engine: Engine) {
     );
     t.stop().await;
 }
+
+/// Documents in an S3-compatible store: uploaded through the gateway, referenced by a filing,
+/// and readable back from the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_live_in_an_s3_compatible_store() {
+    let Some(base) = creditmesh_tests::s3_url() else {
+        return;
+    };
+    let url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    );
+    let Some(t) = TestMesh::start_with_blobs(Engine::Sqlite, url.clone()).await else {
+        return;
+    };
+    let kashgar = Tenant::parse("653100").unwrap();
+    t.issue(
+        "agency-kashgar",
+        Principal::new(PrincipalKind::Agency, kashgar, KASHGAR),
+    );
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let bytes = pdf("kept in s3");
+    let sha = upload(&mut agency, DocumentKind::BusinessLicence, bytes.clone())
+        .await
+        .unwrap();
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "s3-1").await;
+    agency.submit_filing(req).await.unwrap();
+
+    let staging = tempfile::tempdir().unwrap();
+    let bucket = creditmesh_storage::Blobs::open(&url, staging.path()).unwrap();
+    assert!(bucket.exists(&sha).await.unwrap());
+    assert_eq!(bucket.read(&sha).await.unwrap(), bytes);
+    t.stop().await;
+}
