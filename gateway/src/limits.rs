@@ -66,6 +66,18 @@ impl Default for RateLimits {
 }
 
 impl RateLimits {
+    /// No rate limits at all (benchmarks, tests).
+    pub fn off() -> Self {
+        Self {
+            agency: 0,
+            prefecture_regulator: 0,
+            regional_regulator: 0,
+            department: 0,
+            public: 0,
+            service: 0,
+        }
+    }
+
     fn for_role(&self, role: Role) -> u32 {
         match role {
             Role::Agency => self.agency,

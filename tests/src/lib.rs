@@ -98,6 +98,14 @@ fn with_database(base: &str, name: &str) -> String {
     format!("{}/{name}{query}", &head[..host_end])
 }
 
+/// Gateway limits with every rate limit off.
+fn unlimited() -> LimitsConfig {
+    LimitsConfig {
+        rate_per_second: RateLimits::off(),
+        ..LimitsConfig::default()
+    }
+}
+
 /// The whole mesh on port 0 with a fresh PKI and database.
 pub struct TestMesh {
     pub mesh: Mesh,
@@ -110,18 +118,7 @@ pub struct TestMesh {
 impl TestMesh {
     /// `None` when the engine is not available in this run. Rate limits are off.
     pub async fn start(engine: Engine) -> Option<Self> {
-        let limits = LimitsConfig {
-            rate_per_second: RateLimits {
-                agency: 0,
-                prefecture_regulator: 0,
-                regional_regulator: 0,
-                department: 0,
-                public: 0,
-                service: 0,
-            },
-            ..LimitsConfig::default()
-        };
-        Self::start_with(engine, limits).await
+        Self::start_with(engine, unlimited()).await
     }
 
     /// Like [`Self::start`], with the gateway's limits given.
@@ -131,16 +128,7 @@ impl TestMesh {
 
     /// Like [`Self::start`], with documents kept in `blob_store` (a directory or `s3://…`).
     pub async fn start_with_blobs(engine: Engine, blob_store: String) -> Option<Self> {
-        let mut limits = LimitsConfig::default();
-        limits.rate_per_second = RateLimits {
-            agency: 0,
-            prefecture_regulator: 0,
-            regional_regulator: 0,
-            department: 0,
-            public: 0,
-            service: 0,
-        };
-        Self::start_full(engine, limits, Some(blob_store)).await
+        Self::start_full(engine, unlimited(), Some(blob_store)).await
     }
 
     async fn start_full(

@@ -206,16 +206,11 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
     let _ = std::fs::remove_dir_all(&dir);
     let pki = dir.join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
-    let mut limits = creditmesh_gateway::LimitsConfig::default();
-    limits.rate_per_second = creditmesh_gateway::limits::RateLimits {
-        agency: 0,
-        prefecture_regulator: 0,
-        regional_regulator: 0,
-        department: 0,
-        public: 0,
-        service: 0,
+    let limits = creditmesh_gateway::LimitsConfig {
+        rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
+        max_concurrent_calls: 1 << 20,
+        ..Default::default()
     };
-    limits.max_concurrent_calls = 1 << 20;
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mesh = start_mesh(MeshOptions {
         runtime: crate::mesh::Runtime {
