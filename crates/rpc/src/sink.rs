@@ -120,3 +120,12 @@ pub fn with_sink<H: EventHandler>(
             .max_decoding_message_size(crate::MAX_MESSAGE_BYTES),
     )
 }
+
+/// When an event happened, in microseconds since the Unix epoch (0 when it does not say).
+pub fn occurred_micros(event: &Event) -> i64 {
+    event
+        .occurred_at
+        .as_ref()
+        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+        .unwrap_or_default()
+}

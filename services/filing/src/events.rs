@@ -45,11 +45,7 @@ impl EventHandler for Handler {
             }
             _ => return Ok(()),
         };
-        let at = event
-            .occurred_at
-            .as_ref()
-            .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
-            .unwrap_or_default();
+        let at = creditmesh_rpc::sink::occurred_micros(event);
         let by = event.principal.as_str();
         match event.r#type.as_str() {
             CHANGE_DECIDED => {

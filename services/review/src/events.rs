@@ -14,9 +14,17 @@ pub struct Handler;
 impl EventHandler for Handler {
     async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
         match event.r#type.as_str() {
-            "complaints.complaint_submitted" => complaint_submitted(tx, event).await,
+            "complaints.complaint_submitted" => {
+                record(tx, event, "complaint", "agency_uscc", |p| {
+                    format!(
+                        "complaint received: {}",
+                        p["subject"].as_str().unwrap_or_default()
+                    )
+                })
+                .await
+            }
             "filing.submitted" => {
-                filing_event(tx, event, "filing", |p| {
+                record(tx, event, "filing", "uscc", |p| {
                     format!(
                         "filing {} submitted",
                         p["filing_id"].as_str().unwrap_or_default()
@@ -25,7 +33,7 @@ impl EventHandler for Handler {
                 .await
             }
             "filing.change_submitted" => {
-                filing_event(tx, event, "change", |p| {
+                record(tx, event, "change", "uscc", |p| {
                     let late = p["late"].as_bool().unwrap_or(false);
                     format!(
                         "change of {} reported {} working days after it{}",
@@ -37,7 +45,7 @@ impl EventHandler for Handler {
                 .await
             }
             "filing.annual_report_submitted" => {
-                filing_event(tx, event, "annual_report", |p| {
+                record(tx, event, "annual_report", "uscc", |p| {
                     format!(
                         "annual report for {} submitted",
                         p["year"].as_i64().unwrap_or_default()
@@ -46,7 +54,7 @@ impl EventHandler for Handler {
                 .await
             }
             "filing.deregistration_requested" => {
-                filing_event(tx, event, "deregistration", |p| {
+                record(tx, event, "deregistration", "uscc", |p| {
                     format!(
                         "deregistration requested: {}",
                         p["reason"].as_str().unwrap_or_default()
@@ -59,52 +67,20 @@ impl EventHandler for Handler {
     }
 }
 
-/// A complaint about an agency goes into that agency's credit file.
-async fn complaint_submitted(tx: &mut Tx, event: &Event) -> Result<(), Error> {
-    let payload: Value = serde_json::from_slice(&event.payload)
-        .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?;
-    let uscc = payload["agency_uscc"].as_str().unwrap_or_default();
-    let uscc = Uscc::parse(uscc)
-        .map_err(|e| Error::invalid_field("event.payload.agency_uscc", e.to_string()))?;
-    let subject = payload["subject"].as_str().unwrap_or_default();
-    let recorded_at = event
-        .occurred_at
-        .as_ref()
-        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
-        .unwrap_or_default();
-    store::insert_entry(
-        tx,
-        &Entry {
-            tenant: event.tenant.clone(),
-            entry_id: event.id.clone(),
-            uscc: uscc.to_string(),
-            kind: "complaint".into(),
-            recorded_at,
-            principal: event.principal.clone(),
-            summary: format!("complaint received: {subject}"),
-            details: event.payload.clone(),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// A filing event goes into the agency's credit file under `kind`.
-async fn filing_event(
+/// An event about an agency (named by the payload's `uscc_key`) goes into its credit file
+/// under `kind`.
+async fn record(
     tx: &mut Tx,
     event: &Event,
     kind: &str,
+    uscc_key: &str,
     summary: impl Fn(&Value) -> String,
 ) -> Result<(), Error> {
     let payload: Value = serde_json::from_slice(&event.payload)
         .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?;
-    let uscc = Uscc::parse(payload["uscc"].as_str().unwrap_or_default())
-        .map_err(|e| Error::invalid_field("event.payload.uscc", e.to_string()))?;
-    let recorded_at = event
-        .occurred_at
-        .as_ref()
-        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
-        .unwrap_or_default();
+    let uscc = Uscc::parse(payload[uscc_key].as_str().unwrap_or_default())
+        .map_err(|e| Error::invalid_field(format!("event.payload.{uscc_key}"), e.to_string()))?;
+    let recorded_at = creditmesh_rpc::sink::occurred_micros(event);
     store::insert_entry(
         tx,
         &Entry {
