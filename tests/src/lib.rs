@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use creditmesh::mesh::Runtime;
 use creditmesh::{Mesh, MeshOptions};
-use creditmesh_domain::SystemClock;
 use creditmesh_domain::calendar::Calendar;
+use creditmesh_domain::{Clock, SystemClock};
 use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
 use creditmesh_storage::DbConfig;
 use sqlx::Connection;
@@ -98,6 +98,35 @@ fn with_database(base: &str, name: &str) -> String {
     format!("{}/{name}{query}", &head[..host_end])
 }
 
+/// A clock the test sets; it stands still unless moved.
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    pub fn now() -> Self {
+        Self(std::sync::atomic::AtomicI64::new(SystemClock.now_micros()))
+    }
+
+    /// 10:00 China Standard Time on `date`.
+    pub fn at(date: time::Date) -> Self {
+        let clock = Self(std::sync::atomic::AtomicI64::new(0));
+        clock.set(date);
+        clock
+    }
+
+    pub fn set(&self, date: time::Date) {
+        let days = i64::from(date.to_julian_day() - 2_440_588);
+        let micros = (days * 86_400 + 2 * 3600) * 1_000_000;
+        self.0.store(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl creditmesh_domain::Clock for TestClock {
+    fn now(&self) -> std::time::SystemTime {
+        let micros = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        std::time::UNIX_EPOCH + Duration::from_micros(micros.max(0) as u64)
+    }
+}
+
 /// Gateway limits with every rate limit off.
 fn unlimited() -> LimitsConfig {
     LimitsConfig {
@@ -131,16 +160,31 @@ impl TestMesh {
         Self::start_full(engine, unlimited(), Some(blob_store)).await
     }
 
+    /// Like [`Self::start`], with every service reading the time from `clock`.
+    pub async fn start_at(engine: Engine, clock: Arc<TestClock>) -> Option<Self> {
+        Self::start_clocked(engine, unlimited(), None, clock).await
+    }
+
     async fn start_full(
         engine: Engine,
         limits: LimitsConfig,
         blob_store: Option<String>,
+    ) -> Option<Self> {
+        Self::start_clocked(engine, limits, blob_store, Arc::new(TestClock::now())).await
+    }
+
+    async fn start_clocked(
+        engine: Engine,
+        limits: LimitsConfig,
+        blob_store: Option<String>,
+        clock: Arc<TestClock>,
     ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = fresh_database(engine, dir.path()).await?;
         let pki_dir = dir.path().join("pki");
         creditmesh_pki::ensure_dev_pki(&pki_dir, TRUST_DOMAIN).expect("dev pki");
         let mut rt = runtime(&pki_dir, dir.path());
+        rt.clock = clock;
         if let Some(store) = blob_store {
             rt.blob_store = store;
         }

@@ -8,6 +8,7 @@ mod e2e {
     pub mod filing;
     pub mod mesh;
     pub mod process;
+    pub mod review;
     pub mod routing;
     pub mod tenancy;
     pub mod tracing;

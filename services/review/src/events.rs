@@ -1,18 +1,205 @@
 //! Events the review service consumes.
 
+use std::sync::Arc;
+
+use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::Event;
-use creditmesh_rpc::sink::EventHandler;
+use creditmesh_proto::review::v1::RefusalGround;
+use creditmesh_rpc::sink::{EventHandler, occurred_micros};
 use creditmesh_storage::Tx;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::store::{self, Entry};
+use crate::tasks::{self, TaskRow};
 
-pub struct Handler;
+/// Events review publishes, all consumed by filing.
+pub const FILING_DECIDED: &str = "review.filing_decided";
+pub const FILING_REVOKED: &str = "review.filing_revoked";
+pub const CHANGE_DECIDED: &str = "review.change_decided";
+pub const CONSUMERS: &[&str] = &["filing"];
+
+/// Working days a regulator has to review (Art. 10).
+pub const REVIEW_WORKING_DAYS: u32 = 10;
+
+pub struct Handler {
+    pub calendar: Arc<Calendar>,
+}
+
+fn payload(event: &Event) -> Result<Value, Error> {
+    serde_json::from_slice(&event.payload)
+        .map_err(|e| Error::invalid_field("event.payload", e.to_string()))
+}
+
+fn text<'a>(p: &'a Value, key: &str) -> &'a str {
+    p[key].as_str().unwrap_or_default()
+}
+
+/// What the automatic checks on arrival found (Art. 9(1), 9(2)), as `(ground, evidence)`.
+pub async fn automatic_checks(
+    tx: &mut Tx,
+    uscc: &str,
+    business_scope: &str,
+    principals: &[String],
+) -> Result<Vec<(RefusalGround, String)>, Error> {
+    let mut found = Vec::new();
+    let scope = business_scope.to_lowercase();
+    if !scope.contains("信用") && !scope.contains("credit") {
+        found.push((
+            RefusalGround::NoCreditServiceInScope,
+            format!("the approved business scope names no credit service: {business_scope:?}"),
+        ));
+    }
+    if let Some(l) = tasks::listed(tx, uscc).await? {
+        found.push((
+            RefusalGround::SevereDishonesty,
+            format!(
+                "the agency is on the severe-dishonesty list since {} ({})",
+                l.listed_on, l.source
+            ),
+        ));
+    }
+    for id in principals.iter().filter(|id| !id.is_empty()) {
+        if let Some(l) = tasks::listed(tx, id).await? {
+            found.push((
+                RefusalGround::SevereDishonesty,
+                format!(
+                    "principal {} is on the severe-dishonesty list since {} ({})",
+                    creditmesh_domain::mask::identity_number(id),
+                    l.listed_on,
+                    l.source
+                ),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+pub fn checks_json(found: &[(RefusalGround, String)]) -> String {
+    json!(
+        found
+            .iter()
+            .map(|(g, e)| json!({"ground": *g as i32, "evidence": e}))
+            .collect::<Vec<_>>()
+    )
+    .to_string()
+}
+
+impl Handler {
+    /// A review task for what arrived, due `REVIEW_WORKING_DAYS` after `from`.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_task(
+        &self,
+        tx: &mut Tx,
+        event: &Event,
+        kind: &str,
+        filing_id: &str,
+        subject_id: &str,
+        uscc: &str,
+        agency_name: &str,
+        checks: String,
+    ) -> Result<(), Error> {
+        let at = occurred_micros(event);
+        let from = cst_date(at).map_err(|e| Error::internal(e.to_string()))?;
+        let deadline = self
+            .calendar
+            .deadline(from, REVIEW_WORKING_DAYS, Layers::Xinjiang)
+            .map_err(|e| Error::internal(format!("calendar: {e}")))?;
+        tasks::insert(
+            tx,
+            &TaskRow {
+                tenant: event.tenant.clone(),
+                task_id: event.id.clone(),
+                kind: kind.into(),
+                status: "open".into(),
+                filing_id: filing_id.into(),
+                subject_id: subject_id.into(),
+                uscc: uscc.into(),
+                agency_name: agency_name.into(),
+                created_at: at,
+                deadline_from: format_date(deadline.from),
+                deadline_due: format_date(deadline.due),
+                deadline_provisional: deadline.provisional,
+                calendar_version: deadline.calendar_version,
+                checks,
+                forwarded_from: String::new(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
+        let p = payload(event)?;
+        match event.r#type.as_str() {
+            "filing.submitted" => {
+                let principals: Vec<String> = p["principals"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let uscc = text(&p, "uscc");
+                let found =
+                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
+                tasks::put_agency(
+                    tx,
+                    uscc,
+                    &event.tenant,
+                    text(&p, "filing_id"),
+                    "submitted",
+                    &json!(principals).to_string(),
+                )
+                .await?;
+                self.open_task(
+                    tx,
+                    event,
+                    "filing",
+                    text(&p, "filing_id"),
+                    text(&p, "filing_id"),
+                    uscc,
+                    text(&p, "agency_name"),
+                    checks_json(&found),
+                )
+                .await
+            }
+            "filing.change_submitted" => {
+                self.open_task(
+                    tx,
+                    event,
+                    "change",
+                    text(&p, "filing_id"),
+                    text(&p, "change_id"),
+                    text(&p, "uscc"),
+                    "",
+                    "[]".into(),
+                )
+                .await
+            }
+            "filing.deregistration_requested" => {
+                self.open_task(
+                    tx,
+                    event,
+                    "deregistration",
+                    text(&p, "filing_id"),
+                    text(&p, "filing_id"),
+                    text(&p, "uscc"),
+                    "",
+                    "[]".into(),
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl EventHandler for Handler {
     async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
+        self.tasks_for(tx, event).await?;
         match event.r#type.as_str() {
             "complaints.complaint_submitted" => {
                 record(tx, event, "complaint", "agency_uscc", |p| {
@@ -80,7 +267,7 @@ async fn record(
         .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?;
     let uscc = Uscc::parse(payload[uscc_key].as_str().unwrap_or_default())
         .map_err(|e| Error::invalid_field(format!("event.payload.{uscc_key}"), e.to_string()))?;
-    let recorded_at = creditmesh_rpc::sink::occurred_micros(event);
+    let recorded_at = occurred_micros(event);
     store::insert_entry(
         tx,
         &Entry {

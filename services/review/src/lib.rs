@@ -4,6 +4,7 @@ mod api;
 mod events;
 mod schema;
 mod store;
+mod tasks;
 
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
 use creditmesh_rpc::sink::with_sink;
@@ -22,8 +23,13 @@ pub fn definition() -> ServiceDef {
 }
 
 fn routes(env: ServiceEnv) -> Routes {
-    let ServiceEnv { store, authn, .. } = env;
+    let ServiceEnv {
+        store,
+        authn,
+        calendar,
+        ..
+    } = env;
     let api = ReviewServiceServer::new(api::Api::new(store.clone(), authn.clone()))
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(api), store, authn, events::Handler)
+    with_sink(Routes::new(api), store, authn, events::Handler { calendar })
 }

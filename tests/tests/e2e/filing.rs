@@ -26,10 +26,10 @@ crate::on_both_engines!(
     uploads_are_checked_on_their_bytes,
 );
 
-const KASHGAR: &str = "91653101MA78KT005T";
+pub const KASHGAR: &str = "91653101MA78KT005T";
 const BEIJING: &str = "91110108MA01BJ00XX";
 
-fn person_id(first17: &str) -> String {
+pub fn person_id(first17: &str) -> String {
     format!("{first17}{}", check_char(first17.as_bytes()))
 }
 
@@ -41,8 +41,12 @@ fn person(name: &str, first17: &str) -> Option<Person> {
 }
 
 /// A mesh with a Kashgar agency, a Beijing agency and a Kashgar regulator.
-async fn mesh(engine: Engine) -> Option<TestMesh> {
-    let t = TestMesh::start(engine).await?;
+pub async fn mesh(engine: Engine) -> Option<TestMesh> {
+    mesh_with(TestMesh::start(engine).await?)
+}
+
+/// Issues the Kashgar agency, the Beijing agency and the Kashgar regulator on `t`.
+pub fn mesh_with(t: TestMesh) -> Option<TestMesh> {
     let kashgar = Tenant::parse("653100").unwrap();
     t.issue(
         "agency-kashgar",
@@ -63,7 +67,7 @@ async fn mesh(engine: Engine) -> Option<TestMesh> {
     Some(t)
 }
 
-async fn upload(
+pub async fn upload(
     client: &mut FilingServiceClient<Channel>,
     kind: DocumentKind,
     bytes: Vec<u8>,
@@ -90,12 +94,12 @@ async fn upload(
     Ok(answer.document.unwrap().sha256)
 }
 
-fn pdf(tag: &str) -> Vec<u8> {
+pub fn pdf(tag: &str) -> Vec<u8> {
     format!("%PDF-1.7\n% {tag}\n").into_bytes()
 }
 
 /// A complete application by `uscc`, its documents uploaded first.
-async fn application(
+pub async fn application(
     client: &mut FilingServiceClient<Channel>,
     uscc: &str,
     registered_on: &str,
@@ -194,7 +198,7 @@ async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel>, F
     (agency, filing)
 }
 
-fn today() -> time::Date {
+pub fn today() -> time::Date {
     creditmesh_domain::calendar::cst_date(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

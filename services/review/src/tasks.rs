@@ -1,0 +1,298 @@
+//! SQL of review tasks, the agencies they concern and the severe-dishonesty list.
+
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub tenant: String,
+    pub task_id: String,
+    pub kind: String,
+    pub status: String,
+    pub filing_id: String,
+    pub subject_id: String,
+    pub uscc: String,
+    pub agency_name: String,
+    pub created_at: i64,
+    pub deadline_from: String,
+    pub deadline_due: String,
+    pub deadline_provisional: bool,
+    pub calendar_version: String,
+    pub checks: String,
+    pub forwarded_from: String,
+}
+
+const COLUMNS: &str = "tenant, task_id, kind, status, filing_id, subject_id, uscc, agency_name, \
+    created_at, deadline_from, deadline_due, deadline_provisional, calendar_version, checks, \
+    forwarded_from";
+
+fn task(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
+    Ok(TaskRow {
+        tenant: r.try_get(0)?,
+        task_id: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        status: r.try_get(3)?,
+        filing_id: r.try_get(4)?,
+        subject_id: r.try_get(5)?,
+        uscc: r.try_get(6)?,
+        agency_name: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        deadline_from: r.try_get(9)?,
+        deadline_due: r.try_get(10)?,
+        deadline_provisional: r.try_get::<i64, _>(11)? != 0,
+        calendar_version: r.try_get(12)?,
+        checks: r.try_get(13)?,
+        forwarded_from: r.try_get(14)?,
+    })
+}
+
+pub async fn insert(conn: &mut AnyConnection, t: &TaskRow) -> Result<(), StorageError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO review_task ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+         $11, $12, $13, $14, $15)"
+    )))
+    .bind(t.tenant.clone())
+    .bind(t.task_id.clone())
+    .bind(t.kind.clone())
+    .bind(t.status.clone())
+    .bind(t.filing_id.clone())
+    .bind(t.subject_id.clone())
+    .bind(t.uscc.clone())
+    .bind(t.agency_name.clone())
+    .bind(t.created_at)
+    .bind(t.deadline_from.clone())
+    .bind(t.deadline_due.clone())
+    .bind(i64::from(t.deadline_provisional))
+    .bind(t.calendar_version.clone())
+    .bind(t.checks.clone())
+    .bind(t.forwarded_from.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskRow>, StorageError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM review_task WHERE task_id = $1"
+    )))
+    .bind(task_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(task(&r)?),
+        None => None,
+    })
+}
+
+/// Tasks after `after`, oldest first; empty filters match all; `statuses` and `kinds` are
+/// comma-separated lists; `overdue_before` keeps open tasks due before that date.
+#[allow(clippy::too_many_arguments)]
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    statuses: &str,
+    kinds: &str,
+    overdue_before: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<TaskRow>, StorageError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM review_task WHERE ($1 = '' OR tenant = $1) \
+         AND ($2 = '' OR $2 LIKE '%,' || status || ',%') \
+         AND ($3 = '' OR $3 LIKE '%,' || kind || ',%') \
+         AND ($4 = '' OR (status = 'open' AND deadline_due < $4)) \
+         AND task_id > $5 ORDER BY task_id LIMIT $6"
+    )))
+    .bind(tenant.to_owned())
+    .bind(statuses.to_owned())
+    .bind(kinds.to_owned())
+    .bind(overdue_before.to_owned())
+    .bind(after.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(task)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+pub async fn decide(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    status: &str,
+    at: i64,
+    by: &str,
+    decision: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE review_task SET status = $1, decided_at = $2, decided_by = $3, decision = $4 \
+         WHERE tenant = $5 AND task_id = $6",
+    )
+    .bind(status.to_owned())
+    .bind(at)
+    .bind(by.to_owned())
+    .bind(decision.to_owned())
+    .bind(tenant.to_owned())
+    .bind(task_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Remembers the agency a filing concerns and who its principals are.
+pub async fn put_agency(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    tenant: &str,
+    filing_id: &str,
+    status: &str,
+    principals: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO review_agency (uscc, tenant, filing_id, status, principals) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, \
+         filing_id = excluded.filing_id, status = excluded.status, principals = excluded.principals",
+    )
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(status.to_owned())
+    .bind(principals.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_agency_status(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    status: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE review_agency SET status = $1 WHERE uscc = $2")
+        .bind(status.to_owned())
+        .bind(uscc.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Agencies with a live filing whose code, or one of whose principals, is `identifier`:
+/// `(uscc, tenant, filing_id)`.
+pub async fn live_agencies_naming(
+    conn: &mut AnyConnection,
+    identifier: &str,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT uscc, tenant, filing_id FROM review_agency \
+         WHERE status IN ('submitted', 'active') \
+         AND (uscc = $1 OR principals LIKE '%\"' || $1 || '\"%')",
+    )
+    .bind(identifier.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub struct Listing {
+    pub identifier: String,
+    pub party: String,
+    pub name: String,
+    pub source: String,
+    pub listed_on: String,
+}
+
+/// Adds or updates an entry; `true` when it was new.
+pub async fn put_listing(
+    conn: &mut AnyConnection,
+    l: &Listing,
+    at: i64,
+) -> Result<bool, StorageError> {
+    let existed = sqlx::query("SELECT 1 FROM review_dishonesty WHERE identifier = $1")
+        .bind(l.identifier.clone())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    sqlx::query(
+        "INSERT INTO review_dishonesty (identifier, party, name, source, listed_on, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (identifier) DO UPDATE SET \
+         party = excluded.party, name = excluded.name, source = excluded.source, \
+         listed_on = excluded.listed_on, updated_at = excluded.updated_at",
+    )
+    .bind(l.identifier.clone())
+    .bind(l.party.clone())
+    .bind(l.name.clone())
+    .bind(l.source.clone())
+    .bind(l.listed_on.clone())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(!existed)
+}
+
+pub async fn remove_listing(
+    conn: &mut AnyConnection,
+    identifier: &str,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query("DELETE FROM review_dishonesty WHERE identifier = $1")
+        .bind(identifier.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The listings among `identifiers`.
+pub async fn listed(
+    conn: &mut AnyConnection,
+    identifier: &str,
+) -> Result<Option<Listing>, StorageError> {
+    let row = sqlx::query(
+        "SELECT identifier, party, name, source, listed_on FROM review_dishonesty WHERE identifier = $1",
+    )
+    .bind(identifier.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(Listing {
+            identifier: r.try_get(0)?,
+            party: r.try_get(1)?,
+            name: r.try_get(2)?,
+            source: r.try_get(3)?,
+            listed_on: r.try_get(4)?,
+        }),
+        None => None,
+    })
+}
+
+pub async fn listings(
+    conn: &mut AnyConnection,
+    identifier: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Listing>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT identifier, party, name, source, listed_on FROM review_dishonesty \
+         WHERE ($1 = '' OR identifier = $1) AND identifier > $2 ORDER BY identifier LIMIT $3",
+    )
+    .bind(identifier.to_owned())
+    .bind(after.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Listing {
+                identifier: r.try_get(0)?,
+                party: r.try_get(1)?,
+                name: r.try_get(2)?,
+                source: r.try_get(3)?,
+                listed_on: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

@@ -1,0 +1,336 @@
+//! Review on time and on the rules: tasks routed with working-day deadlines, decisions that
+//! reach the filing, forwarding to the region, the severe-dishonesty list.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_proto::review::v1::*;
+use creditmesh_tests::{Engine, TestClock, TestMesh, eventually};
+use time::macros::date;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::filing::{KASHGAR, application, mesh, mesh_with, person_id};
+
+crate::on_both_engines!(
+    a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_day,
+    a_prefecture_approval_reaches_the_region_and_activates_the_filing,
+    listing_the_legal_representative_revokes_the_agency,
+    automatic_checks_prefill_refusal_grounds,
+);
+
+/// The open task of the Kashgar regulator, once the filing event has arrived.
+async fn the_task(regulator: &mut ReviewServiceClient<Channel>) -> ReviewTask {
+    eventually("the review task", Duration::from_secs(20), || {
+        let mut r = regulator.clone();
+        async move {
+            r.list_review_tasks(ListReviewTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks
+                .into_iter()
+                .next()
+        }
+    })
+    .await
+}
+
+async fn filing_status(t: &TestMesh, filing_id: &str) -> i32 {
+    FilingServiceClient::new(t.node("agency-kashgar").await)
+        .get_filing(GetFilingRequest {
+            filing_id: filing_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .status
+}
+
+async fn submit(t: &TestMesh, request_id: &str) -> String {
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", request_id).await;
+    agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id
+}
+
+async fn a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_day(
+    engine: Engine,
+) {
+    // Friday 18 September 2026: Sunday 20 September is worked, Mid-Autumn (25-27 Sept) and
+    // National Day (1-7 Oct) are off.
+    let clock = Arc::new(TestClock::at(date!(2026 - 09 - 18)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    submit(&t, "holiday").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let task = the_task(&mut kashgar).await;
+    let deadline = task.deadline.clone().unwrap();
+    assert_eq!(deadline.from_date, "2026-09-18");
+    assert_eq!(deadline.due_date, "2026-10-09");
+    assert!(
+        deadline.provisional,
+        "Xinjiang's 2026 regional days are not loaded"
+    );
+    assert!(!task.overdue);
+
+    let overdue = async |r: &mut ReviewServiceClient<Channel>| {
+        r.list_review_tasks(ListReviewTasksRequest {
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks
+        .len()
+    };
+    clock.set(date!(2026 - 10 - 09));
+    assert_eq!(overdue(&mut kashgar).await, 0, "due today is not overdue");
+    clock.set(date!(2026 - 10 - 10));
+    assert_eq!(overdue(&mut kashgar).await, 1, "overdue the day after");
+    let got = kashgar
+        .get_review_task(GetReviewTaskRequest {
+            task_id: task.task_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert!(got.overdue);
+    t.stop().await;
+}
+
+async fn a_prefecture_approval_reaches_the_region_and_activates_the_filing(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let filing_id = submit(&t, "approve").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let task = the_task(&mut kashgar).await;
+    assert_eq!(task.tenant, "653100");
+    assert_eq!(task.filing_id, filing_id);
+    assert!(
+        task.automatic_checks.is_empty(),
+        "{:?}",
+        task.automatic_checks
+    );
+
+    // Urumqi neither sees nor decides Kashgar's task.
+    let mut urumqi = ReviewServiceClient::new(t.node("regulator-650100").await);
+    let denied = urumqi
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "u-1".into(),
+            task_id: task.task_id.clone(),
+            approve: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::NotFound);
+
+    let decided = kashgar
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "k-1".into(),
+            task_id: task.task_id.clone(),
+            approve: true,
+            grounds: vec![],
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(decided.status, TaskStatus::Forwarded as i32);
+
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let arrived = region
+        .list_review_tasks(ListReviewTasksRequest {
+            tenant: "650000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(arrived.len(), 1);
+    assert_eq!(arrived[0].forwarded_from_task_id, task.task_id);
+    assert_eq!(arrived[0].filing_id, filing_id);
+
+    eventually("the filing active", Duration::from_secs(20), || {
+        let t = &t;
+        let filing_id = filing_id.clone();
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Active as i32).then_some(()) }
+    })
+    .await;
+    t.stop().await;
+}
+
+async fn approve(t: &TestMesh, request_id: &str) -> String {
+    let filing_id = submit(t, request_id).await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let task = the_task(&mut kashgar).await;
+    kashgar
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: format!("{request_id}-decision"),
+            task_id: task.task_id,
+            approve: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    eventually("the filing active", Duration::from_secs(20), || {
+        let filing_id = filing_id.clone();
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Active as i32).then_some(()) }
+    })
+    .await;
+    filing_id
+}
+
+async fn listing_the_legal_representative_revokes_the_agency(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let filing_id = approve(&t, "listed").await;
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let unrelated = (0..50u32).map(|i| DishonestyEntry {
+        party: ListedParty::Person as i32,
+        identifier: person_id(&format!("653101197001{:02}{:03}", i % 28 + 1, i)),
+        name: format!("someone {i}"),
+        source: "credit china".into(),
+        listed_on: "2026-11-01".into(),
+    });
+    let legal_rep = DishonestyEntry {
+        party: ListedParty::Person as i32,
+        identifier: person_id("65310119850101123"),
+        name: "阿依努尔".into(),
+        source: "court enforcement".into(),
+        listed_on: "2026-11-20".into(),
+    };
+    let batches = vec![
+        ImportDishonestyListRequest {
+            entries: unrelated.collect(),
+        },
+        ImportDishonestyListRequest {
+            entries: vec![legal_rep],
+        },
+    ];
+    let answer = region
+        .import_dishonesty_list(futures::stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.imported, 51);
+    assert_eq!(answer.revoked_filing_ids, std::slice::from_ref(&filing_id));
+    eventually("the filing revoked", Duration::from_secs(20), || {
+        let (t, filing_id) = (&t, filing_id.clone());
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
+    })
+    .await;
+    let file = region
+        .get_credit_file(GetCreditFileRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        file.entries
+            .iter()
+            .any(|e| e.kind == "revocation" && e.summary.contains("Art. 15(1)"))
+    );
+    t.stop().await;
+}
+
+async fn automatic_checks_prefill_refusal_grounds(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    region
+        .upsert_dishonesty_entry(UpsertDishonestyEntryRequest {
+            request_id: "gm".into(),
+            entry: Some(DishonestyEntry {
+                party: ListedParty::Person as i32,
+                identifier: person_id("65010219900307123"),
+                name: "李四".into(),
+                source: "court enforcement".into(),
+                listed_on: "2026-10-01".into(),
+            }),
+        })
+        .await
+        .unwrap();
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let mut req = application(&mut agency, KASHGAR, "2020-05-01", "checks").await;
+    req.form.as_mut().unwrap().business_scope = "餐饮服务".into();
+    let filing_id = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let task = the_task(&mut kashgar).await;
+    let grounds: Vec<i32> = task.automatic_checks.iter().map(|c| c.ground).collect();
+    assert!(
+        grounds.contains(&(RefusalGround::NoCreditServiceInScope as i32)),
+        "{task:?}"
+    );
+    assert!(
+        grounds.contains(&(RefusalGround::SevereDishonesty as i32)),
+        "{task:?}"
+    );
+    let evidence = task
+        .automatic_checks
+        .iter()
+        .map(|c| c.evidence.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        !evidence.contains(&person_id("65010219900307123")),
+        "identity numbers are masked: {evidence}"
+    );
+
+    let refused = kashgar
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "refuse".into(),
+            task_id: task.task_id.clone(),
+            approve: false,
+            grounds: vec![],
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::InvalidArgument,
+        "a refusal names its grounds and reason"
+    );
+    kashgar
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "refuse-2".into(),
+            task_id: task.task_id,
+            approve: false,
+            grounds,
+            reason: "no credit service in scope; general manager listed".into(),
+        })
+        .await
+        .unwrap();
+    eventually("the filing refused", Duration::from_secs(20), || {
+        let (t, filing_id) = (&t, filing_id.clone());
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Refused as i32).then_some(()) }
+    })
+    .await;
+    t.stop().await;
+}
