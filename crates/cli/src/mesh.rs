@@ -79,13 +79,15 @@ pub async fn start_service(
     let clock = runtime.clock.clone();
     let db = open_database(def, db_cfg).await?;
     let store = ServiceStore::new(db, Infra::new(def.name), clock);
-    let routes = (def.routes)(ServiceEnv {
+    let env = ServiceEnv {
         store: store.clone(),
         authn: Authn::new(trust_domain),
         calendar: runtime.calendar.clone(),
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
-    });
+    };
+    (def.background)(env.clone(), stop.clone());
+    let routes = (def.routes)(env);
     let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
         &[def.grpc_name, "creditmesh.events.v1.EventSinkService"],

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use creditmesh_domain::calendar::Calendar;
 use creditmesh_storage::{Blobs, Infra, Migration};
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::context::Authn;
@@ -19,7 +20,12 @@ pub struct ServiceDef {
     pub migrations: fn() -> Vec<Migration>,
     /// The business service and the event sink, ready to serve.
     pub routes: fn(ServiceEnv) -> Routes,
+    /// Starts the service's timers and jobs, which stop with the token.
+    pub background: fn(ServiceEnv, CancellationToken),
 }
+
+/// For services without timers.
+pub fn no_background(_: ServiceEnv, _: CancellationToken) {}
 
 /// What a service is given to run with.
 #[derive(Clone)]

@@ -23,6 +23,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.complaints.v1.ComplaintService",
         migrations: schema::migrations,
         routes,
+        background: creditmesh_rpc::service::no_background,
     }
 }
 

@@ -18,6 +18,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.disclosure.v1.DisclosureService",
         migrations: Vec::<Migration>::new,
         routes,
+        background: creditmesh_rpc::service::no_background,
     }
 }
 

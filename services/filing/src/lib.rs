@@ -21,6 +21,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.filing.v1.FilingService",
         migrations: schema::migrations,
         routes,
+        background: creditmesh_rpc::service::no_background,
     }
 }
 

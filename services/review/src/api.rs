@@ -1,6 +1,8 @@
 //! The gRPC edge of the review service.
 
-use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
+use std::sync::Arc;
+
+use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date, parse_iso_date};
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::Deadline;
@@ -20,11 +22,146 @@ use crate::tasks::{self, TaskRow};
 pub struct Api {
     store: ServiceStore,
     authn: Authn,
+    calendar: Arc<Calendar>,
 }
 
+/// A supervised agency: `(tenant, filing_id, status)`.
+type Supervised = (String, String, String);
+
 impl Api {
-    pub fn new(store: ServiceStore, authn: Authn) -> Self {
-        Self { store, authn }
+    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>) -> Self {
+        Self {
+            store,
+            authn,
+            calendar,
+        }
+    }
+
+    /// The agency, if the calling regulator supervises it (its tenant, or the region).
+    async fn supervised(
+        &self,
+        conn: &mut AnyConnection,
+        ctx: &CallContext,
+        uscc: &str,
+    ) -> Result<Supervised, Error> {
+        let me = Self::regulator(ctx)?;
+        let not_found =
+            || Error::not_found(format!("no agency {uscc} under the caller's supervision"));
+        let agency = tasks::agency(conn, uscc).await?.ok_or_else(not_found)?;
+        match Tenant::parse(&agency.0) {
+            Ok(t) if me.can_see(t) => Ok(agency),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// Revokes a live filing and, with `ban`, bars re-filing for 12 months (Art. 15).
+    /// Returns the ban's end date.
+    #[allow(clippy::too_many_arguments)]
+    async fn revoke(
+        &self,
+        tx: &mut Tx,
+        ctx: &CallContext,
+        uscc: &str,
+        agency: &Supervised,
+        ground: &str,
+        why: &str,
+        ban: bool,
+    ) -> Result<String, Error> {
+        let (tenant, filing_id, status) = agency;
+        if !["submitted", "active"].contains(&status.as_str()) {
+            return Err(Error::failed_precondition(format!(
+                "the filing is {status}; there is nothing to revoke"
+            )));
+        }
+        let today = cst_date(self.store.now()).map_err(|e| Error::internal(e.to_string()))?;
+        let ban_ends_on = if ban {
+            let ends = today
+                .replace_year(today.year() + 1)
+                .unwrap_or_else(|_| today + time::Duration::days(365));
+            format_date(ends)
+        } else {
+            String::new()
+        };
+        tasks::set_agency_status(tx, uscc, "revoked").await?;
+        self.credit_entry(
+            tx,
+            ctx,
+            tenant,
+            uscc,
+            "revocation",
+            format!("filing revoked: {why}"),
+            json!({"filing_id": filing_id, "ground": ground}),
+        )
+        .await?;
+        if ban {
+            self.credit_entry(
+                tx,
+                ctx,
+                tenant,
+                uscc,
+                "ban",
+                format!("re-filing barred until {ban_ends_on} (Art. 15(2))"),
+                json!({"ends_on": ban_ends_on}),
+            )
+            .await?;
+        }
+        self.publish(
+            tx,
+            ctx,
+            events::FILING_REVOKED,
+            tenant,
+            filing_id,
+            json!({
+                "filing_id": filing_id, "uscc": uscc, "ground": ground, "ban_ends_on": ban_ends_on,
+            }),
+        )
+        .await?;
+        Ok(ban_ends_on)
+    }
+
+    /// Writes one supervision record into the agency's credit file, idempotently.
+    #[allow(clippy::too_many_arguments)]
+    async fn supervise(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        request_id: &str,
+        uscc: &str,
+        kind: &str,
+        summary: String,
+        details: serde_json::Value,
+    ) -> Result<String, Error> {
+        let uscc = Uscc::parse(uscc).map_err(|e| Error::invalid_field("uscc", e.to_string()))?;
+        let (summary, details, kind) = (&summary, &details, kind);
+        let response = self
+            .store
+            .write_idempotent(ctx, method, request_id, |mut tx| async move {
+                let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                let entry_id = uuid::Uuid::now_v7().to_string();
+                store::insert_entry(
+                    &mut tx,
+                    &Entry {
+                        tenant: agency.0.clone(),
+                        entry_id: entry_id.clone(),
+                        uscc: uscc.to_string(),
+                        kind: kind.into(),
+                        recorded_at: self.store.now(),
+                        principal: ctx.principal_id.clone(),
+                        summary: summary.clone(),
+                        details: details.to_string().into_bytes(),
+                    },
+                )
+                .await?;
+                Ok((
+                    tx,
+                    Written {
+                        value: RecordInterviewResponse { entry_id },
+                        tenant: agency.0,
+                    },
+                ))
+            })
+            .await?;
+        Ok(response.entry_id)
     }
 
     fn regulator(ctx: &CallContext) -> Result<Tenant, Error> {
@@ -248,6 +385,417 @@ fn listing_proto(l: tasks::Listing) -> DishonestyEntry {
 
 #[tonic::async_trait]
 impl ReviewService for Api {
+    async fn record_interview(
+        &self,
+        request: Request<RecordInterviewRequest>,
+    ) -> Result<Response<RecordInterviewResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        v.check("held_on", parse_iso_date(&req.held_on));
+        v.require("subject", &req.subject);
+        v.require("summary", &req.summary);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, "RecordInterview", e).await));
+        }
+        let entry_id = self
+            .supervise(&ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
+                format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
+                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RecordInterviewResponse { entry_id }))
+    }
+
+    async fn record_inspection(
+        &self,
+        request: Request<RecordInspectionRequest>,
+    ) -> Result<Response<RecordInspectionResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        v.check("inspected_on", parse_iso_date(&req.inspected_on));
+        v.require("result", &req.result);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, "RecordInspection", e).await));
+        }
+        let entry_id = self
+            .supervise(&ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
+                format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
+                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RecordInspectionResponse { entry_id }))
+    }
+
+    async fn record_finding(
+        &self,
+        request: Request<RecordFindingRequest>,
+    ) -> Result<Response<RecordFindingResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        let category =
+            FindingCategory::try_from(req.category).unwrap_or(FindingCategory::Unspecified);
+        if category == FindingCategory::Unspecified {
+            v.add("category", "is required (Art. 13, 16)");
+        }
+        v.require("description", &req.description);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, "RecordFinding", e).await));
+        }
+        let name = category.as_str_name().to_ascii_lowercase();
+        let entry_id = self
+            .supervise(
+                &ctx,
+                "RecordFinding",
+                &req.request_id,
+                &req.uscc,
+                "finding",
+                format!("finding of prohibited conduct: {name}"),
+                json!({"category": name, "description": req.description.trim()}),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RecordFindingResponse { entry_id }))
+    }
+
+    async fn set_risk_tier(
+        &self,
+        request: Request<SetRiskTierRequest>,
+    ) -> Result<Response<SetRiskTierResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        let tier = RiskTier::try_from(req.tier).unwrap_or(RiskTier::Unspecified);
+        if tier == RiskTier::Unspecified {
+            v.add("tier", "is required");
+        }
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, "SetRiskTier", e).await));
+        }
+        let uscc = req.uscc.trim().to_ascii_uppercase();
+        self.supervise(
+            &ctx,
+            "SetRiskTier",
+            &req.request_id,
+            &uscc,
+            "risk_tier",
+            format!(
+                "risk tier set to {}",
+                tier.as_str_name().to_ascii_lowercase()
+            ),
+            json!({"tier": tier as i32, "reason": req.reason.trim()}),
+        )
+        .await
+        .map_err(status)?;
+        let mut conn = self
+            .store
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| status_from(creditmesh_storage::StorageError::from(e)))?;
+        crate::supervision::set_tier(&mut conn, &uscc, tier as i64, self.store.now())
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(SetRiskTierResponse {}))
+    }
+
+    async fn issue_rectification_order(
+        &self,
+        request: Request<IssueRectificationOrderRequest>,
+    ) -> Result<Response<IssueRectificationOrderResponse>, Status> {
+        const METHOD: &str = "IssueRectificationOrder";
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        let uscc = v.check("uscc", Uscc::parse(&req.uscc));
+        v.require("findings", &req.findings);
+        v.require("required_actions", &req.required_actions);
+        if !(1..=120).contains(&req.working_days) {
+            v.add("working_days", "must be between 1 and 120");
+        }
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
+        let uscc = uscc.ok_or_else(|| status(Error::internal("validation lost uscc")))?;
+        let today =
+            cst_date(self.store.now()).map_err(|e| status(Error::internal(e.to_string())))?;
+        let deadline = self
+            .calendar
+            .deadline(today, req.working_days as u32, Layers::Xinjiang)
+            .map_err(|e| status(Error::internal(e.to_string())))?;
+        let (ctx, req, uscc, deadline) = (&ctx, &req, &uscc, &deadline);
+        let response = self
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                let order_id = uuid::Uuid::now_v7().to_string();
+                let due = format_date(deadline.due);
+                crate::supervision::insert_order(&mut tx, &agency.0, &order_id, uscc.as_str(), self.store.now(), &due).await?;
+                self.credit_entry(&mut tx, ctx, &agency.0, uscc.as_str(), "rectification",
+                    format!("rectification ordered by {due}: {}", req.required_actions.trim()),
+                    json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due})).await?;
+                let value = IssueRectificationOrderResponse {
+                    order_id,
+                    deadline: Some(Deadline {
+                        from_date: format_date(deadline.from),
+                        working_days: req.working_days,
+                        due_date: due,
+                        calendar_version: deadline.calendar_version.clone(),
+                        provisional: deadline.provisional,
+                    }),
+                };
+                Ok((tx, Written { value, tenant: agency.0 }))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_rectification_outcome(
+        &self,
+        request: Request<RecordRectificationOutcomeRequest>,
+    ) -> Result<Response<RecordRectificationOutcomeResponse>, Status> {
+        const METHOD: &str = "RecordRectificationOutcome";
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("order_id", &req.order_id);
+        let outcome = RectificationOutcome::try_from(req.outcome)
+            .unwrap_or(RectificationOutcome::Unspecified);
+        if outcome == RectificationOutcome::Unspecified {
+            v.add("outcome", "is required");
+        }
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
+        let (ctx, req) = (&ctx, &req);
+        let response = self
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let (_, uscc, state) = crate::supervision::get_order(&mut tx, req.order_id.trim())
+                    .await?
+                    .ok_or_else(|| {
+                        Error::not_found(format!("no rectification order {}", req.order_id.trim()))
+                    })?;
+                let agency = self.supervised(&mut tx, ctx, &uscc).await?;
+                if state != "open" {
+                    return Err(Error::failed_precondition(format!(
+                        "the order is {state} already"
+                    )));
+                }
+                let mut value = RecordRectificationOutcomeResponse::default();
+                if outcome == RectificationOutcome::Refused {
+                    crate::supervision::close_order(&mut tx, req.order_id.trim(), "refused")
+                        .await?;
+                    value.ban_ends_on = self
+                        .revoke(
+                            &mut tx,
+                            ctx,
+                            &uscc,
+                            &agency,
+                            "refused_rectification",
+                            "the agency refused to rectify (Art. 15(2))",
+                            true,
+                        )
+                        .await?;
+                    value.revoked_filing_id = agency.1.clone();
+                } else {
+                    crate::supervision::close_order(&mut tx, req.order_id.trim(), "rectified")
+                        .await?;
+                    self.credit_entry(
+                        &mut tx,
+                        ctx,
+                        &agency.0,
+                        &uscc,
+                        "rectification",
+                        "rectified".into(),
+                        json!({"order_id": req.order_id.trim(), "note": req.note.trim()}),
+                    )
+                    .await?;
+                }
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: agency.0,
+                    },
+                ))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn revoke_filing(
+        &self,
+        request: Request<RevokeFilingRequest>,
+    ) -> Result<Response<RevokeFilingResponse>, Status> {
+        const METHOD: &str = "RevokeFiling";
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("filing_id", &req.filing_id);
+        let ground =
+            RevocationGround::try_from(req.ground).unwrap_or(RevocationGround::Unspecified);
+        if ground == RevocationGround::Unspecified {
+            v.add("ground", "is required (Art. 11, 15)");
+        }
+        v.require("reason", &req.reason);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
+        let (ctx, req) = (&ctx, &req);
+        let response = self
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
+                    .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
+                let agency = self.supervised(&mut tx, ctx, &uscc).await?;
+                let name = ground.as_str_name().to_ascii_lowercase().replace("revocation_ground_", "");
+                let ban = ground == RevocationGround::RefusedRectification;
+                let ban_ends_on = self.revoke(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim(), ban).await?;
+                if ground == RevocationGround::UnlicensedCreditReporting {
+                    self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "referral",
+                        "referred to the competent authorities for unlicensed credit reporting or rating (Art. 15(3))".into(),
+                        json!({"filing_id": agency.1, "reason": req.reason.trim()})).await?;
+                }
+                Ok((tx, Written { value: RevokeFilingResponse { ban_ends_on }, tenant: agency.0 }))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn record_disposal(
+        &self,
+        request: Request<RecordDisposalRequest>,
+    ) -> Result<Response<RecordDisposalResponse>, Status> {
+        const METHOD: &str = "RecordDisposal";
+        let ctx = self.authn.context(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("filing_id", &req.filing_id);
+        v.check("disposed_on", parse_iso_date(&req.disposed_on));
+        v.require("method", &req.method);
+        v.require("supervised_by", &req.supervised_by);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
+        let (ctx, req) = (&ctx, &req);
+        self.store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
+                    .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
+                let agency = self.supervised(&mut tx, ctx, &uscc).await?;
+                let disposal = json!({"disposed_on": req.disposed_on.trim(), "method": req.method.trim(), "supervised_by": req.supervised_by.trim()});
+                tasks::set_agency_status(&mut tx, &uscc, "deregistered").await?;
+                self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), disposal.clone()).await?;
+                self.publish(&mut tx, ctx, events::DEREGISTRATION_COMPLETED, &agency.0, &agency.1, json!({"filing_id": agency.1, "uscc": uscc, "disposal": disposal})).await?;
+                Ok((tx, Written { value: RecordDisposalResponse {}, tenant: agency.0 }))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RecordDisposalResponse {}))
+    }
+
+    async fn draw_spot_check(
+        &self,
+        request: Request<DrawSpotCheckRequest>,
+    ) -> Result<Response<DrawSpotCheckResponse>, Status> {
+        const METHOD: &str = "DrawSpotCheck";
+        let ctx = self.authn.context(&request)?;
+        let me = Self::regulator(&ctx).map_err(status)?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        let tenant = if req.tenant.is_empty() {
+            Some(me)
+        } else {
+            v.check("tenant", Tenant::parse(&req.tenant))
+        };
+        v.max_chars("seed", &req.seed, 128);
+        if let Err(e) = v.finish() {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
+        let tenant = tenant.ok_or_else(|| status(Error::internal("validation lost tenant")))?;
+        if !me.can_see(tenant) {
+            return Err(status(
+                self.store
+                    .reject(
+                        &ctx,
+                        METHOD,
+                        Error::permission_denied("a prefecture draws only among its own agencies"),
+                    )
+                    .await,
+            ));
+        }
+        let seed = if req.seed.trim().is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            req.seed.trim().to_owned()
+        };
+        let (ctx, seed) = (&ctx, &seed);
+        let response = self
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let scope = if tenant.is_region() {
+                    String::new()
+                } else {
+                    tenant.to_string()
+                };
+                let population = crate::supervision::population(&mut tx, &scope).await?;
+                let digest = crate::draw::population_digest(&population);
+                let sample = crate::draw::draw(seed, &population);
+                let draw_id = uuid::Uuid::now_v7().to_string();
+                let now = self.store.now();
+                crate::supervision::insert_draw(
+                    &mut tx,
+                    &tenant.to_string(),
+                    &draw_id,
+                    seed,
+                    &digest,
+                    &json!(sample).to_string(),
+                    now,
+                )
+                .await?;
+                let value = DrawSpotCheckResponse {
+                    draw: Some(SpotCheckDraw {
+                        draw_id,
+                        tenant: tenant.to_string(),
+                        seed: seed.clone(),
+                        population_digest: digest,
+                        sampled_usccs: sample,
+                        drawn_at: Some(timestamp(now)),
+                    }),
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: tenant.to_string(),
+                    },
+                ))
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
     async fn list_review_tasks(
         &self,
         request: Request<ListReviewTasksRequest>,
@@ -682,6 +1230,10 @@ impl ReviewService for Api {
         let entries = store::entries(&mut tx, uscc.as_str(), tenant.as_deref())
             .await
             .map_err(status_from)?;
+        let tier = crate::supervision::tier(&mut tx, uscc.as_str())
+            .await
+            .map_err(status_from)?
+            .unwrap_or_default() as i32;
         Ok(Response::new(GetCreditFileResponse {
             uscc: uscc.to_string(),
             entries: entries
@@ -696,7 +1248,7 @@ impl ReviewService for Api {
                     details: e.details,
                 })
                 .collect(),
-            risk_tier: RiskTier::Unspecified as i32,
+            risk_tier: tier,
         }))
     }
 }

@@ -17,6 +17,7 @@ use crate::tasks::{self, TaskRow};
 pub const FILING_DECIDED: &str = "review.filing_decided";
 pub const FILING_REVOKED: &str = "review.filing_revoked";
 pub const CHANGE_DECIDED: &str = "review.change_decided";
+pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
 pub const CONSUMERS: &[&str] = &["filing"];
 
 /// Working days a regulator has to review (Art. 10).
@@ -153,6 +154,7 @@ impl Handler {
                     &json!(principals).to_string(),
                 )
                 .await?;
+                crate::supervision::set_filed_at(tx, uscc, occurred_micros(event)).await?;
                 self.open_task(
                     tx,
                     event,
@@ -177,6 +179,11 @@ impl Handler {
                     "[]".into(),
                 )
                 .await
+            }
+            "filing.annual_report_submitted" => {
+                let year = p["year"].as_i64().unwrap_or_default();
+                crate::supervision::report_seen(tx, text(&p, "filing_id"), year).await?;
+                Ok(())
             }
             "filing.deregistration_requested" => {
                 self.open_task(

@@ -1,9 +1,12 @@
 //! The review service: regulators' reviews, supervision and each agency's credit file.
 
 mod api;
+mod draw;
 mod events;
+mod jobs;
 mod schema;
 mod store;
+mod supervision;
 mod tasks;
 
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
@@ -19,6 +22,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.review.v1.ReviewService",
         migrations: schema::migrations,
         routes,
+        background: jobs::spawn,
     }
 }
 
@@ -29,7 +33,11 @@ fn routes(env: ServiceEnv) -> Routes {
         calendar,
         ..
     } = env;
-    let api = ReviewServiceServer::new(api::Api::new(store.clone(), authn.clone()))
-        .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    let api = ReviewServiceServer::new(api::Api::new(
+        store.clone(),
+        authn.clone(),
+        calendar.clone(),
+    ))
+    .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, events::Handler { calendar })
 }

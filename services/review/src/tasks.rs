@@ -296,3 +296,33 @@ pub async fn listings(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+/// `(tenant, filing_id, status)` of the agency with code `uscc`.
+pub async fn agency(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<Option<(String, String, String)>, StorageError> {
+    let row = sqlx::query("SELECT tenant, filing_id, status FROM review_agency WHERE uscc = $1")
+        .bind(uscc.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+        None => None,
+    })
+}
+
+/// The code of the agency whose filing is `filing_id`.
+pub async fn agency_of_filing(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT uscc FROM review_agency WHERE filing_id = $1")
+        .bind(filing_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}

@@ -27,7 +27,7 @@ crate::on_both_engines!(
 );
 
 pub const KASHGAR: &str = "91653101MA78KT005T";
-const BEIJING: &str = "91110108MA01BJ00XX";
+pub const BEIJING: &str = "91110108MA01BJ00XX";
 
 pub fn person_id(first17: &str) -> String {
     format!("{first17}{}", check_char(first17.as_bytes()))

@@ -13,13 +13,17 @@ use time::macros::date;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::filing::{KASHGAR, application, mesh, mesh_with, person_id};
+use super::filing::{BEIJING, KASHGAR, application, mesh, mesh_with, pdf, person_id, upload};
 
 crate::on_both_engines!(
     a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_day,
     a_prefecture_approval_reaches_the_region_and_activates_the_filing,
     listing_the_legal_representative_revokes_the_agency,
     automatic_checks_prefill_refusal_grounds,
+    refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends,
+    the_same_seed_draws_the_same_sample,
+    the_first_of_july_revokes_exactly_the_agencies_without_a_report_once,
+    a_recorded_disposal_completes_deregistration,
 );
 
 /// The open task of the Kashgar regulator, once the filing event has arrived.
@@ -330,6 +334,334 @@ async fn automatic_checks_prefill_refusal_grounds(engine: Engine) {
     eventually("the filing refused", Duration::from_secs(20), || {
         let (t, filing_id) = (&t, filing_id.clone());
         async move { (filing_status(t, &filing_id).await == FilingStatus::Refused as i32).then_some(()) }
+    })
+    .await;
+    t.stop().await;
+}
+
+async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 03 - 02)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let filing_id = approve(&t, "rectify").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    kashgar
+        .record_interview(RecordInterviewRequest {
+            request_id: "i-1".into(),
+            uscc: KASHGAR.into(),
+            held_on: "2026-03-02".into(),
+            subject: "fees tied to ratings".into(),
+            summary: "the agency was told to stop".into(),
+        })
+        .await
+        .unwrap();
+    let order = kashgar
+        .issue_rectification_order(IssueRectificationOrderRequest {
+            request_id: "o-1".into(),
+            uscc: KASHGAR.into(),
+            findings: "ratings promised for fees".into(),
+            required_actions: "withdraw the offer".into(),
+            working_days: 15,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.deadline.unwrap().working_days, 15);
+    let outcome = kashgar
+        .record_rectification_outcome(RecordRectificationOutcomeRequest {
+            request_id: "o-1-refused".into(),
+            order_id: order.order_id,
+            outcome: RectificationOutcome::Refused as i32,
+            note: "refused in writing".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(outcome.revoked_filing_id, filing_id);
+    assert_eq!(outcome.ban_ends_on, "2027-03-02");
+    eventually("the filing revoked", Duration::from_secs(20), || {
+        let (t, filing_id) = (&t, filing_id.clone());
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
+    })
+    .await;
+
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let during = application(&mut agency, KASHGAR, "2020-05-01", "during-ban").await;
+    let barred = agency.submit_filing(during).await.unwrap_err();
+    assert_eq!(barred.code(), Code::FailedPrecondition);
+    assert!(
+        barred.message().contains("2027-03-02"),
+        "{}",
+        barred.message()
+    );
+    clock.set(date!(2027 - 03 - 02));
+    let after = application(&mut agency, KASHGAR, "2020-05-01", "after-ban").await;
+    let again = agency.submit_filing(after).await.unwrap().into_inner();
+    assert_eq!(again.filing.unwrap().status, FilingStatus::Submitted as i32);
+
+    let kinds: Vec<String> = kashgar
+        .get_credit_file(GetCreditFileRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in [
+        "filing",
+        "decision",
+        "interview",
+        "rectification",
+        "revocation",
+        "ban",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    t.stop().await;
+}
+
+async fn the_same_seed_draws_the_same_sample(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    approve(&t, "draw").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    kashgar
+        .set_risk_tier(SetRiskTierRequest {
+            request_id: "tier".into(),
+            uscc: KASHGAR.into(),
+            tier: RiskTier::High as i32,
+            reason: "complaints".into(),
+        })
+        .await
+        .unwrap();
+    let draw = async |r: &mut ReviewServiceClient<Channel>, request_id: &str, seed: &str| {
+        r.draw_spot_check(DrawSpotCheckRequest {
+            request_id: request_id.into(),
+            tenant: String::new(),
+            seed: seed.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .draw
+        .unwrap()
+    };
+    let a = draw(&mut kashgar, "d-1", "2026-11 public seed").await;
+    let b = draw(&mut kashgar, "d-2", "2026-11 public seed").await;
+    assert_eq!(a.sampled_usccs, b.sampled_usccs);
+    assert_eq!(a.population_digest, b.population_digest);
+    assert_eq!(a.seed, "2026-11 public seed");
+    assert_eq!(
+        a.sampled_usccs,
+        [KASHGAR],
+        "a high-risk tier of one is always drawn"
+    );
+    let fresh = draw(&mut kashgar, "d-3", "").await;
+    assert!(
+        !fresh.seed.is_empty(),
+        "an empty seed is replaced by a recorded random one"
+    );
+    let denied = kashgar
+        .draw_spot_check(DrawSpotCheckRequest {
+            request_id: "d-4".into(),
+            tenant: "650100".into(),
+            seed: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    t.stop().await;
+}
+
+async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(engine: Engine) {
+    use creditmesh_proto::common::v1::DocumentRef;
+    use creditmesh_proto::filing::v1::{DocumentKind, SubmitAnnualReportRequest};
+
+    // Both agencies file in 2026, so both owe a report for 2026 by 30 June 2027.
+    let clock = Arc::new(TestClock::at(date!(2026 - 12 - 10)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let kashgar_filing = approve(&t, "july-k").await;
+
+    // Beijing files with the region, which approves it itself.
+    let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
+    let req = application(&mut beijing, BEIJING, "2020-05-01", "july-b").await;
+    let beijing_filing = beijing
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id;
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let task = eventually("the region's task", Duration::from_secs(20), || {
+        let mut r = region.clone();
+        async move {
+            r.list_review_tasks(ListReviewTasksRequest {
+                tenant: "650000".into(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .tasks
+            .into_iter()
+            .find(|t| t.uscc == BEIJING)
+        }
+    })
+    .await;
+    region
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "b-ok".into(),
+            task_id: task.task_id,
+            approve: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Kashgar reports for 2026; Beijing does not.
+    clock.set(date!(2027 - 06 - 15));
+    let mut kashgar = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let market = upload(
+        &mut kashgar,
+        DocumentKind::MarketRegulationAnnualReport,
+        pdf("2026 report"),
+    )
+    .await
+    .unwrap();
+    kashgar
+        .submit_annual_report(SubmitAnnualReportRequest {
+            request_id: "k-2026".into(),
+            filing_id: kashgar_filing.clone(),
+            year: 2026,
+            market_regulation_annual_report: Some(DocumentRef { sha256: market }),
+            in_region_business_summary: "ratings in Kashgar".into(),
+            projects: vec![],
+        })
+        .await
+        .unwrap();
+    let review_url = t.db_url("review");
+    eventually("the report seen by review", Duration::from_secs(20), || {
+        let url = review_url.clone();
+        async move {
+            (creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_annual_report").await
+                == 1)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // A second replica of review on the same database.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let defs = creditmesh::mesh::all_services();
+    let review = defs.iter().find(|d| d.name == "review").unwrap();
+    let blobs = tempfile::tempdir().unwrap();
+    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
+    runtime.clock = clock.clone();
+    let mut db = t.db.clone();
+    db.url = review_url.clone();
+    let _replica = creditmesh::mesh::start_service(
+        review,
+        &db,
+        &runtime,
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+
+    clock.set(date!(2027 - 07 - 01));
+    eventually("Beijing revoked", Duration::from_secs(20), || {
+        let beijing_filing = beijing_filing.clone();
+        let mut b = beijing.clone();
+        async move {
+            let f = b
+                .get_filing(GetFilingRequest {
+                    filing_id: beijing_filing,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .filing?;
+            (f.status == FilingStatus::Revoked as i32).then_some(())
+        }
+    })
+    .await;
+    // Both replicas keep ticking; the job still ran once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &review_url,
+            "SELECT COUNT(*) FROM review_job WHERE name = 'annual-report-cutoff-2026'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &review_url,
+            "SELECT COUNT(*) FROM review_credit_file WHERE kind = 'revocation'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        filing_status(&t, &kashgar_filing).await,
+        FilingStatus::Active as i32
+    );
+    stop.cancel();
+    t.stop().await;
+}
+
+async fn a_recorded_disposal_completes_deregistration(engine: Engine) {
+    use creditmesh_proto::common::v1::DocumentRef;
+    use creditmesh_proto::filing::v1::{
+        DeregistrationReason, DocumentKind, RequestDeregistrationRequest,
+    };
+
+    let Some(t) = mesh(engine).await else { return };
+    let filing_id = approve(&t, "dereg").await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let plan = upload(&mut agency, DocumentKind::DisposalPlan, pdf("plan"))
+        .await
+        .unwrap();
+    agency
+        .request_deregistration(RequestDeregistrationRequest {
+            request_id: "dr".into(),
+            filing_id: filing_id.clone(),
+            reason: DeregistrationReason::Merger as i32,
+            reason_detail: String::new(),
+            disposal_plan: Some(DocumentRef { sha256: plan }),
+        })
+        .await
+        .unwrap();
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    kashgar
+        .record_disposal(RecordDisposalRequest {
+            request_id: "disposed".into(),
+            filing_id: filing_id.clone(),
+            disposed_on: "2026-11-20".into(),
+            method: "degaussed and shredded".into(),
+            supervised_by: "Kashgar DRC".into(),
+        })
+        .await
+        .unwrap();
+    eventually("the filing deregistered", Duration::from_secs(20), || {
+        let (t, filing_id) = (&t, filing_id.clone());
+        async move {
+            (filing_status(t, &filing_id).await == FilingStatus::Deregistered as i32).then_some(())
+        }
     })
     .await;
     t.stop().await;
