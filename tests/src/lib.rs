@@ -265,6 +265,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         calendar: Arc::new(Calendar::builtin()),
         blob_store: dir.join("blobs").display().to_string(),
         staging_dir: dir.join("staging"),
+        spot_check_percent: [10, 5, 20, 50],
     }
 }
 

@@ -43,6 +43,7 @@ pub struct Config {
     /// Limits the gateway enforces.
     pub gateway: creditmesh_gateway::LimitsConfig,
     pub calendar: CalendarConfig,
+    pub supervision: SupervisionConfig,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
 }
@@ -79,6 +80,33 @@ pub struct BackendConfig {
     /// DNS name in the backend's certificate; defaults to the service name.
     #[serde(default)]
     pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    pub spot_check_percent: SpotCheckPercent,
+}
+
+/// The share of each risk tier drawn for inspection (Art. 14), in percent.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpotCheckPercent {
+    pub unset: u32,
+    pub low: u32,
+    pub medium: u32,
+    pub high: u32,
+}
+
+impl Default for SpotCheckPercent {
+    fn default() -> Self {
+        Self {
+            unset: 10,
+            low: 5,
+            medium: 20,
+            high: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -175,6 +203,7 @@ impl Default for Config {
             log: LogConfig::default(),
             gateway: Default::default(),
             calendar: CalendarConfig::default(),
+            supervision: SupervisionConfig::default(),
             shutdown_grace_ms: 20_000,
         }
     }
@@ -323,6 +352,20 @@ impl Config {
                 problems.push((key.into(), "must be positive".into()));
             }
         }
+        let p = &self.supervision.spot_check_percent;
+        for (key, v) in [
+            ("unset", p.unset),
+            ("low", p.low),
+            ("medium", p.medium),
+            ("high", p.high),
+        ] {
+            if v > 100 {
+                problems.push((
+                    format!("supervision.spot_check_percent.{key}"),
+                    "must be at most 100".into(),
+                ));
+            }
+        }
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
         }
@@ -358,6 +401,10 @@ impl Config {
             calendar: std::sync::Arc::new(self.calendar.load()?),
             blob_store: self.blob_store(),
             staging_dir: self.data_dir.join("staging"),
+            spot_check_percent: {
+                let p = &self.supervision.spot_check_percent;
+                [p.unset, p.low, p.medium, p.high]
+            },
         })
     }
 

@@ -54,6 +54,8 @@ pub struct Runtime {
     pub blob_store: String,
     /// Where uploads are staged until complete.
     pub staging_dir: std::path::PathBuf,
+    /// Spot-check ratio per risk tier, in percent: unset, low, medium, high.
+    pub spot_check_percent: [u32; 4],
 }
 
 /// A service listening on its own mTLS listener.
@@ -85,6 +87,7 @@ pub async fn start_service(
         calendar: runtime.calendar.clone(),
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
+        spot_check_percent: runtime.spot_check_percent,
     };
     (def.background)(env.clone(), stop.clone());
     let routes = (def.routes)(env);

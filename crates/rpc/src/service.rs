@@ -36,6 +36,8 @@ pub struct ServiceEnv {
     pub calendar: Arc<Calendar>,
     /// Where documents are kept.
     pub blobs: Blobs,
+    /// Spot-check ratio per risk tier, in percent: unset, low, medium, high (Art. 14).
+    pub spot_check_percent: [u32; 4],
 }
 
 impl ServiceDef {

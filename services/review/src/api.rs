@@ -23,17 +23,24 @@ pub struct Api {
     store: ServiceStore,
     authn: Authn,
     calendar: Arc<Calendar>,
+    spot_check_percent: [u32; 4],
 }
 
 /// A supervised agency: `(tenant, filing_id, status)`.
 type Supervised = (String, String, String);
 
 impl Api {
-    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>) -> Self {
+    pub fn new(
+        store: ServiceStore,
+        authn: Authn,
+        calendar: Arc<Calendar>,
+        spot_check_percent: [u32; 4],
+    ) -> Self {
         Self {
             store,
             authn,
             calendar,
+            spot_check_percent,
         }
     }
 
@@ -760,7 +767,7 @@ impl ReviewService for Api {
                 };
                 let population = crate::supervision::population(&mut tx, &scope).await?;
                 let digest = crate::draw::population_digest(&population);
-                let sample = crate::draw::draw(seed, &population);
+                let sample = crate::draw::draw(seed, &population, self.spot_check_percent);
                 let draw_id = uuid::Uuid::now_v7().to_string();
                 let now = self.store.now();
                 crate::supervision::insert_draw(

@@ -5,9 +5,6 @@
 
 use sha2::{Digest, Sha256};
 
-/// Spot-check ratio per risk tier (unset, low, medium, high), in percent.
-pub const RATIOS: [u32; 4] = [10, 5, 20, 50];
-
 /// SHA-256 over the sorted population, so that a published draw names what it drew from.
 pub fn population_digest(population: &[(String, i64)]) -> String {
     let mut h = Sha256::new();
@@ -18,10 +15,11 @@ pub fn population_digest(population: &[(String, i64)]) -> String {
     hex::encode(h.finalize())
 }
 
-/// The sample: per tier, ceil(ratio × count) agencies with the lowest SHA-256(seed ‖ code).
-pub fn draw(seed: &str, population: &[(String, i64)]) -> Vec<String> {
+/// The sample: per tier, ceil(percent × count / 100) agencies with the lowest
+/// SHA-256(seed ‖ code); `percent` is indexed by tier (unset, low, medium, high).
+pub fn draw(seed: &str, population: &[(String, i64)], percent: [u32; 4]) -> Vec<String> {
     let mut sample = Vec::new();
-    for (tier, ratio) in RATIOS.iter().enumerate() {
+    for (tier, ratio) in percent.iter().enumerate() {
         let mut members: Vec<(String, &String)> = population
             .iter()
             .filter(|(_, t)| *t == tier as i64)
@@ -42,6 +40,8 @@ pub fn draw(seed: &str, population: &[(String, i64)]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    const PERCENT: [u32; 4] = [10, 5, 20, 50];
+
     fn population(n: usize) -> Vec<(String, i64)> {
         (0..n)
             .map(|i| (format!("9165{i:014}"), (i % 4) as i64))
@@ -51,14 +51,14 @@ mod tests {
     #[test]
     fn same_seed_same_sample_other_seed_other_sample() {
         let p = population(200);
-        assert_eq!(draw("seed-1", &p), draw("seed-1", &p));
-        assert_ne!(draw("seed-1", &p), draw("seed-2", &p));
+        assert_eq!(draw("seed-1", &p, PERCENT), draw("seed-1", &p, PERCENT));
+        assert_ne!(draw("seed-1", &p, PERCENT), draw("seed-2", &p, PERCENT));
     }
 
     #[test]
     fn each_tier_is_drawn_at_its_ratio() {
         let p = population(400);
-        let sample = draw("x", &p);
+        let sample = draw("x", &p, PERCENT);
         let per_tier = |t: i64| {
             sample
                 .iter()

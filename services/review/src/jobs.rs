@@ -33,6 +33,9 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
             if let Err(e) = annual_report_cutoff(&env).await {
                 tracing::warn!(error = %e, "annual-report cut-off did not run");
             }
+            if let Err(e) = missed_rectifications(&env).await {
+                tracing::warn!(error = %e, "missed rectifications were not handled");
+            }
         }
     });
 }
@@ -126,4 +129,92 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
         Err(e) if e.code == ErrorCode::AlreadyExists => Ok(0),
         other => other,
     }
+}
+
+/// A rectification order whose deadline passed unanswered counts as refused: the filing is
+/// revoked and re-filing barred for 12 months (Art. 15(2)). Each order is closed once, by
+/// whichever replica gets to it first.
+pub async fn missed_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
+    let store = &env.store;
+    let today = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
+    let today_s = creditmesh_domain::calendar::format_date(today);
+    let mut conn = store
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(creditmesh_storage::StorageError::from)?;
+    let overdue = supervision::overdue_orders(&mut conn, &today_s).await?;
+    drop(conn);
+    let mut handled = 0;
+    for (order_id, uscc) in overdue {
+        let ctx = system_context(env, &format!("missed-rectification-{order_id}"));
+        let ban_ends_on = creditmesh_domain::calendar::format_date(
+            today
+                .replace_year(today.year() + 1)
+                .unwrap_or_else(|_| today + time::Duration::days(365)),
+        );
+        let (ctx, order_id, uscc, ban_ends_on) = (&ctx, &order_id, &uscc, &ban_ends_on);
+        let closed = store
+            .write(ctx, "MissedRectification", |mut tx| async move {
+                if !supervision::close_open_order(&mut tx, order_id, "missed").await? {
+                    return Ok((tx, Written { value: false, tenant: REGION.to_string() }));
+                }
+                let Some((tenant, filing_id, status)) = tasks::agency(&mut tx, uscc).await? else {
+                    return Ok((tx, Written { value: true, tenant: REGION.to_string() }));
+                };
+                if !["submitted", "active"].contains(&status.as_str()) {
+                    return Ok((tx, Written { value: true, tenant }));
+                }
+                tasks::set_agency_status(&mut tx, uscc, "revoked").await?;
+                for (kind, summary) in [
+                    ("revocation", format!("filing revoked: rectification order {order_id} missed its deadline (Art. 15(2))")),
+                    ("ban", format!("re-filing barred until {ban_ends_on} (Art. 15(2))")),
+                ] {
+                    store::insert_entry(
+                        &mut tx,
+                        &Entry {
+                            tenant: tenant.clone(),
+                            entry_id: uuid::Uuid::now_v7().to_string(),
+                            uscc: uscc.clone(),
+                            kind: kind.into(),
+                            recorded_at: store.now(),
+                            principal: ctx.principal_id.clone(),
+                            summary,
+                            details: json!({"order_id": order_id, "filing_id": filing_id}).to_string().into_bytes(),
+                        },
+                    )
+                    .await?;
+                }
+                store
+                    .publish(
+                        &mut tx,
+                        events::CONSUMERS,
+                        NewEvent {
+                            event_type: events::FILING_REVOKED,
+                            tenant: &tenant,
+                            principal: &ctx.principal_id,
+                            subject: &filing_id,
+                            payload: json!({
+                                "filing_id": filing_id,
+                                "uscc": uscc,
+                                "ground": "refused_rectification",
+                                "ban_ends_on": ban_ends_on,
+                            })
+                            .to_string()
+                            .into_bytes(),
+                        },
+                    )
+                    .await?;
+                Ok((tx, Written { value: true, tenant }))
+            })
+            .await;
+        match closed {
+            Ok(true) => handled += 1,
+            Ok(false) => {}
+            Err(e) if e.code == ErrorCode::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(handled)
 }

@@ -31,12 +31,14 @@ fn routes(env: ServiceEnv) -> Routes {
         store,
         authn,
         calendar,
+        spot_check_percent,
         ..
     } = env;
     let api = ReviewServiceServer::new(api::Api::new(
         store.clone(),
         authn.clone(),
         calendar.clone(),
+        spot_check_percent,
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, events::Handler { calendar })

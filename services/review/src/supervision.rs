@@ -134,6 +134,40 @@ pub async fn get_order(
     })
 }
 
+/// Open orders due before `today`: `(order_id, uscc)`.
+pub async fn overdue_orders(
+    conn: &mut AnyConnection,
+    today: &str,
+) -> Result<Vec<(String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT order_id, uscc FROM review_rectification WHERE status = 'open' AND due_date < $1 \
+         ORDER BY order_id",
+    )
+    .bind(today.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Closes an order still open; `false` when another run closed it first.
+pub async fn close_open_order(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: &str,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE review_rectification SET status = $1 WHERE order_id = $2 AND status = 'open'",
+    )
+    .bind(status.to_owned())
+    .bind(order_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn close_order(
     conn: &mut AnyConnection,
     order_id: &str,

@@ -24,6 +24,7 @@ crate::on_both_engines!(
     the_same_seed_draws_the_same_sample,
     the_first_of_july_revokes_exactly_the_agencies_without_a_report_once,
     a_recorded_disposal_completes_deregistration,
+    a_missed_rectification_deadline_revokes_with_a_ban,
 );
 
 /// The open task of the Kashgar regulator, once the filing event has arrived.
@@ -664,5 +665,50 @@ async fn a_recorded_disposal_completes_deregistration(engine: Engine) {
         }
     })
     .await;
+    t.stop().await;
+}
+
+async fn a_missed_rectification_deadline_revokes_with_a_ban(engine: Engine) {
+    // Monday 2 March 2026; two working days later is Wednesday 4 March.
+    let clock = Arc::new(TestClock::at(date!(2026 - 03 - 02)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let filing_id = approve(&t, "missed").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let order = kashgar
+        .issue_rectification_order(IssueRectificationOrderRequest {
+            request_id: "o-missed".into(),
+            uscc: KASHGAR.into(),
+            findings: "misleading promotion".into(),
+            required_actions: "withdraw the advertisements".into(),
+            working_days: 2,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.deadline.unwrap().due_date, "2026-03-04");
+    clock.set(date!(2026 - 03 - 04));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        filing_status(&t, &filing_id).await,
+        FilingStatus::Active as i32,
+        "due today is not missed"
+    );
+    clock.set(date!(2026 - 03 - 05));
+    eventually("the filing revoked", Duration::from_secs(20), || {
+        let (t, filing_id) = (&t, filing_id.clone());
+        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
+    })
+    .await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let again = application(&mut agency, KASHGAR, "2020-05-01", "after-missed").await;
+    let barred = agency.submit_filing(again).await.unwrap_err();
+    assert!(
+        barred.message().contains("2027-03-05"),
+        "{}",
+        barred.message()
+    );
     t.stop().await;
 }
