@@ -780,6 +780,22 @@ impl ReviewService for Api {
                     now,
                 )
                 .await?;
+                // The seed and sample are published so that anyone can re-draw and check.
+                self.publish(
+                    &mut tx,
+                    ctx,
+                    events::SPOT_CHECK_DRAWN,
+                    &tenant.to_string(),
+                    &draw_id,
+                    json!({
+                        "draw_id": draw_id,
+                        "tenant": tenant.to_string(),
+                        "seed": seed,
+                        "population_digest": digest,
+                        "sample": sample,
+                    }),
+                )
+                .await?;
                 let value = DrawSpotCheckResponse {
                     draw: Some(SpotCheckDraw {
                         draw_id,

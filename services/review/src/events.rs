@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
 
-/// Events review publishes, all consumed by filing.
+/// Events review publishes: filing applies the decisions; disclosure (as it is built)
+/// publishes revocations and spot-check draws on the register.
 pub const FILING_DECIDED: &str = "review.filing_decided";
 pub const FILING_REVOKED: &str = "review.filing_revoked";
 pub const CHANGE_DECIDED: &str = "review.change_decided";
 pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
-pub const CONSUMERS: &[&str] = &["filing"];
+pub const SPOT_CHECK_DRAWN: &str = "review.spot_check_drawn";
+pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
 
 /// Working days a regulator has to review (Art. 10).
 pub const REVIEW_WORKING_DAYS: u32 = 10;

@@ -478,6 +478,20 @@ async fn the_same_seed_draws_the_same_sample(engine: Engine) {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+    // Each draw, seed included, goes out for publication on the register.
+    let disclosure = t.db_url("disclosure");
+    eventually("the draws delivered for publication", Duration::from_secs(20), || {
+        let url = disclosure.clone();
+        async move {
+            let n = creditmesh_tests::scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM disclosure_inbox WHERE event_type = 'review.spot_check_drawn'",
+            )
+            .await;
+            (n == 3).then_some(())
+        }
+    })
+    .await;
     t.stop().await;
 }
 
