@@ -54,6 +54,32 @@ impl ServiceStore {
         Ok(self.infra.publish(tx, consumers, event, self.now()).await?)
     }
 
+    /// Writes an event with a JSON payload, caused by `ctx`'s caller, inside `tx`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish_json(
+        &self,
+        tx: &mut Tx,
+        consumers: &[&str],
+        ctx: &CallContext,
+        event_type: &str,
+        tenant: &str,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Result<String, Error> {
+        self.publish(
+            tx,
+            consumers,
+            NewEvent {
+                event_type,
+                tenant,
+                principal: &ctx.principal_id,
+                subject,
+                payload: payload.to_string().into_bytes(),
+            },
+        )
+        .await
+    }
+
     /// Runs `change` in a write transaction (it hands the transaction back with its result) and audits it there; a failed call is audited
     /// on its own afterwards. A failing audit write fails the call.
     pub async fn write<T, F, Fut>(

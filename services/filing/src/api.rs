@@ -13,7 +13,7 @@ use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, status, status_from, timestamp};
 use creditmesh_storage::blob::sniff_media_type;
-use creditmesh_storage::{Blobs, NewEvent, StorageError, Tx};
+use creditmesh_storage::{Blobs, StorageError, Tx};
 use futures::StreamExt;
 use time::Date;
 use tonic::{Request, Response, Status, Streaming};
@@ -131,6 +131,8 @@ impl Api {
         })
     }
 
+    /// Publishes to this service's consumers.
+    #[allow(clippy::too_many_arguments)]
     async fn publish(
         &self,
         tx: &mut Tx,
@@ -141,19 +143,17 @@ impl Api {
         payload: serde_json::Value,
     ) -> Result<(), Error> {
         self.store
-            .publish(
+            .publish_json(
                 tx,
                 events::CONSUMERS,
-                NewEvent {
-                    event_type,
-                    tenant,
-                    principal: &ctx.principal_id,
-                    subject,
-                    payload: payload.to_string().into_bytes(),
-                },
+                ctx,
+                event_type,
+                tenant,
+                subject,
+                payload,
             )
-            .await?;
-        Ok(())
+            .await
+            .map(|_| ())
     }
 }
 

@@ -9,8 +9,8 @@ use creditmesh_proto::common::v1::Deadline;
 use creditmesh_proto::review::v1::review_service_server::ReviewService;
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, status, status_from, timestamp};
+use creditmesh_storage::Tx;
 use creditmesh_storage::sqlx::AnyConnection;
-use creditmesh_storage::{NewEvent, Tx};
 use futures::StreamExt;
 use serde_json::json;
 use tonic::{Request, Response, Status, Streaming};
@@ -246,6 +246,8 @@ impl Api {
             .map_err(|e| Error::internal(e.to_string()))
     }
 
+    /// Publishes to this service's consumers.
+    #[allow(clippy::too_many_arguments)]
     async fn publish(
         &self,
         tx: &mut Tx,
@@ -256,19 +258,17 @@ impl Api {
         payload: serde_json::Value,
     ) -> Result<(), Error> {
         self.store
-            .publish(
+            .publish_json(
                 tx,
                 events::CONSUMERS,
-                NewEvent {
-                    event_type,
-                    tenant,
-                    principal: &ctx.principal_id,
-                    subject,
-                    payload: payload.to_string().into_bytes(),
-                },
+                ctx,
+                event_type,
+                tenant,
+                subject,
+                payload,
             )
-            .await?;
-        Ok(())
+            .await
+            .map(|_| ())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -8,7 +8,6 @@ use creditmesh_domain::calendar::cst_date;
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
-use creditmesh_storage::NewEvent;
 use serde_json::json;
 use time::{Date, Month};
 use tokio_util::sync::CancellationToken;
@@ -104,18 +103,14 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
                 )
                 .await?;
                 store
-                    .publish(
+                    .publish_json(
                         &mut tx,
                         events::CONSUMERS,
-                        NewEvent {
-                            event_type: events::FILING_REVOKED,
-                            tenant,
-                            principal: &ctx.principal_id,
-                            subject: filing_id,
-                            payload: json!({"filing_id": filing_id, "uscc": uscc, "ground": "no_annual_report"})
-                                .to_string()
-                                .into_bytes(),
-                        },
+                        ctx,
+                        events::FILING_REVOKED,
+                        tenant,
+                        filing_id,
+                        json!({"filing_id": filing_id, "uscc": uscc, "ground": "no_annual_report"}),
                     )
                     .await?;
             }
@@ -187,23 +182,19 @@ pub async fn missed_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
                     .await?;
                 }
                 store
-                    .publish(
+                    .publish_json(
                         &mut tx,
                         events::CONSUMERS,
-                        NewEvent {
-                            event_type: events::FILING_REVOKED,
-                            tenant: &tenant,
-                            principal: &ctx.principal_id,
-                            subject: &filing_id,
-                            payload: json!({
-                                "filing_id": filing_id,
-                                "uscc": uscc,
-                                "ground": "refused_rectification",
-                                "ban_ends_on": ban_ends_on,
-                            })
-                            .to_string()
-                            .into_bytes(),
-                        },
+                        ctx,
+                        events::FILING_REVOKED,
+                        &tenant,
+                        &filing_id,
+                        json!({
+                            "filing_id": filing_id,
+                            "uscc": uscc,
+                            "ground": "refused_rectification",
+                            "ban_ends_on": ban_ends_on,
+                        }),
                     )
                     .await?;
                 Ok((tx, Written { value: true, tenant }))
