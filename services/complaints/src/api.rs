@@ -74,8 +74,10 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
         v.check("agency_uscc", Uscc::parse(&req.agency_uscc))
     };
     v.max_chars("agency_name", &req.agency_name, 200);
+    // Unaddressed, a complaint goes to the authority that holds the agency's filing by
+    // Art. 10: its prefecture of registration, or the region for one registered elsewhere.
     let tenant = if req.tenant.trim().is_empty() {
-        Some(REGION)
+        Some(uscc.as_ref().map(Uscc::reviewing_tenant).unwrap_or(REGION))
     } else {
         v.check("tenant", Tenant::parse(&req.tenant))
     };

@@ -70,6 +70,15 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         .expect("submitted")
         .into_inner();
     assert!(submitted.tracking_number.starts_with("TS"));
+    // Unaddressed, it goes to the Kashgar prefecture, where the agency is registered.
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_complaint WHERE tenant = '653100'"
+        )
+        .await,
+        1
+    );
     assert_eq!(submitted.status, ComplaintStatus::Received as i32);
 
     let tracked = public
