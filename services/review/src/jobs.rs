@@ -22,6 +22,11 @@ const TICK: Duration = Duration::from_millis(500);
 
 pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
     tokio::spawn(async move {
+        match recompute_provisional_deadlines(&env).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recomputed = n, "provisional review deadlines recomputed"),
+            Err(e) => tracing::warn!(error = %e, "provisional deadlines were not recomputed"),
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -208,4 +213,46 @@ pub async fn missed_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
         }
     }
     Ok(handled)
+}
+
+/// Deadlines computed provisionally (past the calendar data then loaded) are computed again
+/// with the calendar this process loaded, once at start: a new year's file arrives with a
+/// restart.
+pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, Error> {
+    let store = &env.store;
+    let calendar = &env.calendar;
+    let ctx = system_context(env, "recompute-provisional-deadlines");
+    let ctx = &ctx;
+    store
+        .write(ctx, "RecomputeDeadlines", |mut tx| async move {
+            let stale = tasks::provisional_deadlines(&mut tx, calendar.version()).await?;
+            for (tenant, task_id, from) in &stale {
+                let from =
+                    creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
+                let d = calendar
+                    .deadline(
+                        from,
+                        events::REVIEW_WORKING_DAYS,
+                        creditmesh_domain::calendar::Layers::Xinjiang,
+                    )
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                tasks::set_deadline(
+                    &mut tx,
+                    tenant,
+                    task_id,
+                    &creditmesh_domain::calendar::format_date(d.due),
+                    d.provisional,
+                    &d.calendar_version,
+                )
+                .await?;
+            }
+            Ok((
+                tx,
+                Written {
+                    value: stale.len(),
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await
 }

@@ -326,3 +326,44 @@ pub async fn agency_of_filing(
         None => None,
     })
 }
+
+/// Open tasks whose deadline a different calendar computed provisionally:
+/// `(tenant, task_id, deadline_from)`.
+pub async fn provisional_deadlines(
+    conn: &mut AnyConnection,
+    calendar_version: &str,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT tenant, task_id, deadline_from FROM review_task WHERE status = 'open' \
+         AND deadline_provisional = 1 AND calendar_version <> $1",
+    )
+    .bind(calendar_version.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub async fn set_deadline(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    due: &str,
+    provisional: bool,
+    calendar_version: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE review_task SET deadline_due = $1, deadline_provisional = $2, calendar_version = $3 \
+         WHERE tenant = $4 AND task_id = $5",
+    )
+    .bind(due.to_owned())
+    .bind(i64::from(provisional))
+    .bind(calendar_version.to_owned())
+    .bind(tenant.to_owned())
+    .bind(task_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -25,6 +25,7 @@ crate::on_both_engines!(
     the_first_of_july_revokes_exactly_the_agencies_without_a_report_once,
     a_recorded_disposal_completes_deregistration,
     a_missed_rectification_deadline_revokes_with_a_ban,
+    a_new_calendar_file_makes_a_provisional_deadline_final,
 );
 
 /// The open task of the Kashgar regulator, once the filing event has arrived.
@@ -724,5 +725,69 @@ async fn a_missed_rectification_deadline_revokes_with_a_ban(engine: Engine) {
         "{}",
         barred.message()
     );
+    t.stop().await;
+}
+
+async fn a_new_calendar_file_makes_a_provisional_deadline_final(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 09 - 18)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    submit(&t, "provisional").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let task = the_task(&mut kashgar).await;
+    let before = task.deadline.unwrap();
+    assert!(before.provisional);
+    assert_eq!(before.due_date, "2026-10-09");
+
+    // The operator loads Xinjiang's 2026 days (one on 22 September) and the review service
+    // starts again: the deadline is recomputed, and final.
+    let calendar = creditmesh_domain::calendar::Calendar::with_overrides([(
+        "regional/xinjiang-2026.toml".to_owned(),
+        "year = 2026\nregion = \"650000\"\nsource = \"test notice\"\n\
+         holidays = [{ date = \"2026-09-22\", name = \"test day\" }]\nworking_days = []\n"
+            .to_owned(),
+    )])
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let defs = creditmesh::mesh::all_services();
+    let review = defs.iter().find(|d| d.name == "review").unwrap();
+    let blobs = tempfile::tempdir().unwrap();
+    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
+    runtime.clock = clock.clone();
+    runtime.calendar = Arc::new(calendar);
+    let mut db = t.db.clone();
+    db.url = t.db_url("review");
+    let _restarted = creditmesh::mesh::start_service(
+        review,
+        &db,
+        &runtime,
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let after = eventually("the recomputed deadline", Duration::from_secs(20), || {
+        let mut k = kashgar.clone();
+        let task_id = task.task_id.clone();
+        async move {
+            let d = k
+                .get_review_task(GetReviewTaskRequest { task_id })
+                .await
+                .ok()?
+                .into_inner()
+                .task?
+                .deadline?;
+            (!d.provisional).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(
+        after.due_date, "2026-10-10",
+        "22 September off, Saturday 10 October worked"
+    );
+    assert_ne!(after.calendar_version, before.calendar_version);
+    stop.cancel();
     t.stop().await;
 }
