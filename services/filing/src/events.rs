@@ -25,6 +25,8 @@ pub const FILING_REVOKED: &str = "review.filing_revoked";
 pub const CHANGE_DECIDED: &str = "review.change_decided";
 /// The regulator recorded the disposal of the credit-information database (Art. 18).
 pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
+/// Review recomputed a provisional review deadline with new calendar data.
+pub const DEADLINE_RECOMPUTED: &str = "review.deadline_recomputed";
 
 pub struct Handler;
 
@@ -39,15 +41,27 @@ fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a str, Error> {
 impl EventHandler for Handler {
     async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
         let payload: Value = match event.r#type.as_str() {
-            FILING_DECIDED | FILING_REVOKED | CHANGE_DECIDED | DEREGISTRATION_COMPLETED => {
-                serde_json::from_slice(&event.payload)
-                    .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?
-            }
+            FILING_DECIDED
+            | FILING_REVOKED
+            | CHANGE_DECIDED
+            | DEREGISTRATION_COMPLETED
+            | DEADLINE_RECOMPUTED => serde_json::from_slice(&event.payload)
+                .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?,
             _ => return Ok(()),
         };
         let at = creditmesh_rpc::sink::occurred_micros(event);
         let by = event.principal.as_str();
         match event.r#type.as_str() {
+            DEADLINE_RECOMPUTED => {
+                store::set_review_deadline(
+                    tx,
+                    field(&payload, "filing_id")?,
+                    field(&payload, "due_date")?,
+                    payload["provisional"].as_bool().unwrap_or(true),
+                    field(&payload, "calendar_version")?,
+                )
+                .await?;
+            }
             CHANGE_DECIDED => {
                 let change_id = field(&payload, "change_id")?;
                 let Some((tenant, filing_id, facts, state)) =

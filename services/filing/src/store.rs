@@ -438,3 +438,23 @@ pub async fn complete_deregistration(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+pub async fn set_review_deadline(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+    due: &str,
+    provisional: bool,
+    calendar_version: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE filing_filing SET review_due = $1, review_provisional = $2, calendar_version = $3 \
+         WHERE filing_id = $4",
+    )
+    .bind(due.to_owned())
+    .bind(i64::from(provisional))
+    .bind(calendar_version.to_owned())
+    .bind(filing_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub const FILING_REVOKED: &str = "review.filing_revoked";
 pub const CHANGE_DECIDED: &str = "review.change_decided";
 pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
 pub const SPOT_CHECK_DRAWN: &str = "review.spot_check_drawn";
+/// A provisional review deadline recomputed with new calendar data.
+pub const DEADLINE_RECOMPUTED: &str = "review.deadline_recomputed";
 pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
 
 /// Working days a regulator has to review (Art. 10).

@@ -226,7 +226,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
     store
         .write(ctx, "RecomputeDeadlines", |mut tx| async move {
             let stale = tasks::provisional_deadlines(&mut tx, calendar.version()).await?;
-            for (tenant, task_id, from) in &stale {
+            for (tenant, task_id, from, kind, filing_id) in &stale {
                 let from =
                     creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
                 let d = calendar
@@ -245,6 +245,24 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                     &d.calendar_version,
                 )
                 .await?;
+                if kind == "filing" {
+                    store
+                        .publish_json(
+                            &mut tx,
+                            events::CONSUMERS,
+                            ctx,
+                            events::DEADLINE_RECOMPUTED,
+                            tenant,
+                            filing_id,
+                            json!({
+                                "filing_id": filing_id,
+                                "due_date": creditmesh_domain::calendar::format_date(d.due),
+                                "provisional": d.provisional,
+                                "calendar_version": d.calendar_version,
+                            }),
+                        )
+                        .await?;
+                }
             }
             Ok((
                 tx,

@@ -328,20 +328,28 @@ pub async fn agency_of_filing(
 }
 
 /// Open tasks whose deadline a different calendar computed provisionally:
-/// `(tenant, task_id, deadline_from)`.
+/// `(tenant, task_id, deadline_from, kind, filing_id)`.
 pub async fn provisional_deadlines(
     conn: &mut AnyConnection,
     calendar_version: &str,
-) -> Result<Vec<(String, String, String)>, StorageError> {
+) -> Result<Vec<(String, String, String, String, String)>, StorageError> {
     let rows = sqlx::query(
-        "SELECT tenant, task_id, deadline_from FROM review_task WHERE status = 'open' \
-         AND deadline_provisional = 1 AND calendar_version <> $1",
+        "SELECT tenant, task_id, deadline_from, kind, filing_id FROM review_task \
+         WHERE status = 'open' AND deadline_provisional = 1 AND calendar_version <> $1",
     )
     .bind(calendar_version.to_owned())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
