@@ -143,6 +143,15 @@ pub fn format_date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// The same day `years` years from `d`; 29 February becomes 28 February in a common year.
+pub fn add_years(d: Date, years: i32) -> Date {
+    d.replace_year(d.year() + years).unwrap_or_else(|_| {
+        d.replace_day(28)
+            .and_then(|d| d.replace_year(d.year() + years))
+            .unwrap_or(d)
+    })
+}
+
 /// The China Standard Time date of a Unix timestamp in microseconds.
 pub fn cst_date(unix_micros: i64) -> Result<Date, CalendarError> {
     let secs = unix_micros.div_euclid(1_000_000) + 8 * 3600;
@@ -506,6 +515,13 @@ mod tests {
             bad("year = 2026\nsource = \"x\"\nholidays = []\nworking_days = []\n")
                 .contains("a second file for year 2026")
         );
+    }
+
+    #[test]
+    fn years_later_and_earlier() {
+        assert_eq!(add_years(date!(2026 - 03 - 02), 1), date!(2027 - 03 - 02));
+        assert_eq!(add_years(date!(2024 - 02 - 29), 1), date!(2025 - 02 - 28));
+        assert_eq!(add_years(date!(2024 - 02 - 29), -1), date!(2023 - 02 - 28));
     }
 
     #[test]

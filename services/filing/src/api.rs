@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use creditmesh_domain::calendar::{
-    Calendar, Deadline, Layers, cst_date, format_date, parse_iso_date,
+    Calendar, Deadline, Layers, add_years, cst_date, format_date, parse_iso_date,
 };
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Uscc, Violations};
@@ -414,14 +414,6 @@ async fn check_owned(tx: &mut Tx, uscc: &str, docs: &Documents) -> Result<(), Er
     v.finish()
 }
 
-fn one_year_before(d: Date) -> Date {
-    d.replace_year(d.year() - 1).unwrap_or_else(|_| {
-        d.replace_day(28)
-            .and_then(|d| d.replace_year(d.year() - 1))
-            .unwrap_or(d)
-    })
-}
-
 #[tonic::async_trait]
 impl FilingService for Api {
     async fn upload_document(
@@ -591,7 +583,7 @@ impl FilingService for Api {
             "the technical-staff register (Art. 8(4))",
         );
         // Art. 8(5): not required of an agency registered less than one year ago.
-        let report_required = registered.is_some_and(|r| r <= one_year_before(today));
+        let report_required = registered.is_some_and(|r| r <= add_years(today, -1));
         if report_required {
             require_doc(
                 &mut v,

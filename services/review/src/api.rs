@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date, parse_iso_date};
+use creditmesh_domain::calendar::{
+    Calendar, Layers, add_years, cst_date, format_date, parse_iso_date,
+};
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::Deadline;
@@ -82,10 +84,7 @@ impl Api {
         }
         let today = cst_date(self.store.now()).map_err(|e| Error::internal(e.to_string()))?;
         let ban_ends_on = if ban {
-            let ends = today
-                .replace_year(today.year() + 1)
-                .unwrap_or_else(|_| today + time::Duration::days(365));
-            format_date(ends)
+            format_date(add_years(today, 1))
         } else {
             String::new()
         };
@@ -126,7 +125,8 @@ impl Api {
         Ok(ban_ends_on)
     }
 
-    /// Writes one supervision record into the agency's credit file, idempotently.
+    /// Writes one supervision record into the agency's credit file, idempotently, with the
+    /// agency's new risk tier when one is given.
     #[allow(clippy::too_many_arguments)]
     async fn supervise(
         &self,
@@ -137,6 +137,7 @@ impl Api {
         kind: &str,
         summary: String,
         details: serde_json::Value,
+        risk_tier: Option<i64>,
     ) -> Result<String, Error> {
         let uscc = Uscc::parse(uscc).map_err(|e| Error::invalid_field("uscc", e.to_string()))?;
         let (summary, details, kind) = (&summary, &details, kind);
@@ -144,6 +145,10 @@ impl Api {
             .store
             .write_idempotent(ctx, method, request_id, |mut tx| async move {
                 let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                if let Some(tier) = risk_tier {
+                    crate::supervision::set_tier(&mut tx, uscc.as_str(), tier, self.store.now())
+                        .await?;
+                }
                 let entry_id = uuid::Uuid::now_v7().to_string();
                 store::insert_entry(
                     &mut tx,
@@ -410,7 +415,7 @@ impl ReviewService for Api {
         let entry_id = self
             .supervise(&ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
                 format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
-                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}))
+                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}), None)
             .await
             .map_err(status)?;
         Ok(Response::new(RecordInterviewResponse { entry_id }))
@@ -433,7 +438,7 @@ impl ReviewService for Api {
         let entry_id = self
             .supervise(&ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
                 format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
-                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}))
+                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None)
             .await
             .map_err(status)?;
         Ok(Response::new(RecordInspectionResponse { entry_id }))
@@ -467,6 +472,7 @@ impl ReviewService for Api {
                 "finding",
                 format!("finding of prohibited conduct: {name}"),
                 json!({"category": name, "description": req.description.trim()}),
+                None,
             )
             .await
             .map_err(status)?;
@@ -501,19 +507,10 @@ impl ReviewService for Api {
                 tier.as_str_name().to_ascii_lowercase()
             ),
             json!({"tier": tier as i32, "reason": req.reason.trim()}),
+            Some(tier as i64),
         )
         .await
         .map_err(status)?;
-        let mut conn = self
-            .store
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| status_from(creditmesh_storage::StorageError::from(e)))?;
-        crate::supervision::set_tier(&mut conn, &uscc, tier as i64, self.store.now())
-            .await
-            .map_err(status_from)?;
         Ok(Response::new(SetRiskTierResponse {}))
     }
 

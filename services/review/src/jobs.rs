@@ -150,9 +150,7 @@ pub async fn missed_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
     for (order_id, uscc) in overdue {
         let ctx = system_context(env, &format!("missed-rectification-{order_id}"));
         let ban_ends_on = creditmesh_domain::calendar::format_date(
-            today
-                .replace_year(today.year() + 1)
-                .unwrap_or_else(|_| today + time::Duration::days(365)),
+            creditmesh_domain::calendar::add_years(today, 1),
         );
         let (ctx, order_id, uscc, ban_ends_on) = (&ctx, &order_id, &uscc, &ban_ends_on);
         let closed = store
@@ -221,6 +219,19 @@ pub async fn missed_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
 pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let calendar = &env.calendar;
+    let mut conn = store
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(creditmesh_storage::StorageError::from)?;
+    if tasks::provisional_deadlines(&mut conn, calendar.version())
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    drop(conn);
     let ctx = system_context(env, "recompute-provisional-deadlines");
     let ctx = &ctx;
     store

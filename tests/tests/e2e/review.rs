@@ -58,6 +58,14 @@ async fn filing_status(t: &TestMesh, filing_id: &str) -> i32 {
         .status
 }
 
+/// Waits until the filing has `status`, as the agency sees it.
+async fn reaches(t: &TestMesh, filing_id: &str, status: FilingStatus, what: &str) {
+    eventually(what, Duration::from_secs(20), || async move {
+        (filing_status(t, filing_id).await == status as i32).then_some(())
+    })
+    .await;
+}
+
 async fn submit(t: &TestMesh, request_id: &str) -> String {
     let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
     let req = application(&mut agency, KASHGAR, "2020-05-01", request_id).await;
@@ -176,12 +184,7 @@ async fn a_prefecture_approval_reaches_the_region_and_activates_the_filing(engin
     assert_eq!(arrived[0].forwarded_from_task_id, task.task_id);
     assert_eq!(arrived[0].filing_id, filing_id);
 
-    eventually("the filing active", Duration::from_secs(20), || {
-        let t = &t;
-        let filing_id = filing_id.clone();
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Active as i32).then_some(()) }
-    })
-    .await;
+    reaches(&t, &filing_id, FilingStatus::Active, "the filing active").await;
     t.stop().await;
 }
 
@@ -198,11 +201,7 @@ async fn approve(t: &TestMesh, request_id: &str) -> String {
         })
         .await
         .unwrap();
-    eventually("the filing active", Duration::from_secs(20), || {
-        let filing_id = filing_id.clone();
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Active as i32).then_some(()) }
-    })
-    .await;
+    reaches(t, &filing_id, FilingStatus::Active, "the filing active").await;
     filing_id
 }
 
@@ -239,11 +238,7 @@ async fn listing_the_legal_representative_revokes_the_agency(engine: Engine) {
         .into_inner();
     assert_eq!(answer.imported, 51);
     assert_eq!(answer.revoked_filing_ids, std::slice::from_ref(&filing_id));
-    eventually("the filing revoked", Duration::from_secs(20), || {
-        let (t, filing_id) = (&t, filing_id.clone());
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
-    })
-    .await;
+    reaches(&t, &filing_id, FilingStatus::Revoked, "the filing revoked").await;
     let file = region
         .get_credit_file(GetCreditFileRequest {
             uscc: KASHGAR.into(),
@@ -333,11 +328,7 @@ async fn automatic_checks_prefill_refusal_grounds(engine: Engine) {
         })
         .await
         .unwrap();
-    eventually("the filing refused", Duration::from_secs(20), || {
-        let (t, filing_id) = (&t, filing_id.clone());
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Refused as i32).then_some(()) }
-    })
-    .await;
+    reaches(&t, &filing_id, FilingStatus::Refused, "the filing refused").await;
     t.stop().await;
 }
 
@@ -383,11 +374,7 @@ async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: 
         .into_inner();
     assert_eq!(outcome.revoked_filing_id, filing_id);
     assert_eq!(outcome.ban_ends_on, "2027-03-02");
-    eventually("the filing revoked", Duration::from_secs(20), || {
-        let (t, filing_id) = (&t, filing_id.clone());
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
-    })
-    .await;
+    reaches(&t, &filing_id, FilingStatus::Revoked, "the filing revoked").await;
 
     let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
     let during = application(&mut agency, KASHGAR, "2020-05-01", "during-ban").await;
@@ -673,12 +660,12 @@ async fn a_recorded_disposal_completes_deregistration(engine: Engine) {
         })
         .await
         .unwrap();
-    eventually("the filing deregistered", Duration::from_secs(20), || {
-        let (t, filing_id) = (&t, filing_id.clone());
-        async move {
-            (filing_status(t, &filing_id).await == FilingStatus::Deregistered as i32).then_some(())
-        }
-    })
+    reaches(
+        &t,
+        &filing_id,
+        FilingStatus::Deregistered,
+        "the filing deregistered",
+    )
     .await;
     t.stop().await;
 }
@@ -712,11 +699,7 @@ async fn a_missed_rectification_deadline_revokes_with_a_ban(engine: Engine) {
         "due today is not missed"
     );
     clock.set(date!(2026 - 03 - 05));
-    eventually("the filing revoked", Duration::from_secs(20), || {
-        let (t, filing_id) = (&t, filing_id.clone());
-        async move { (filing_status(t, &filing_id).await == FilingStatus::Revoked as i32).then_some(()) }
-    })
-    .await;
+    reaches(&t, &filing_id, FilingStatus::Revoked, "the filing revoked").await;
     let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
     let again = application(&mut agency, KASHGAR, "2020-05-01", "after-missed").await;
     let barred = agency.submit_filing(again).await.unwrap_err();
