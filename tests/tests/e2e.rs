@@ -6,6 +6,7 @@ mod e2e {
     pub mod complaints;
     pub mod durability;
     pub mod filing;
+    pub mod lifecycle;
     pub mod mesh;
     pub mod process;
     pub mod review;

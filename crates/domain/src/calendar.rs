@@ -51,6 +51,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         "regional/xinjiang-2025.toml",
         include_str!("../../../calendar/regional/xinjiang-2025.toml"),
     ),
+    (
+        "regional/xinjiang-2026.toml",
+        include_str!("../../../calendar/regional/xinjiang-2026.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,9 @@ struct FileData {
     region: Option<String>,
     holidays: Vec<Day>,
     working_days: Vec<Day>,
+    /// Stretches the notice left open: a weekend day inside one may yet be a working day.
+    #[serde(default)]
+    unsettled: Vec<Unsettled>,
 }
 
 #[derive(Deserialize)]
@@ -83,10 +90,32 @@ struct Day {
     name: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unsettled {
+    from: String,
+    to: String,
+    why: String,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Year {
     days_off: BTreeSet<Date>,
     working: BTreeSet<Date>,
+    unsettled: Vec<(Date, Date)>,
+}
+
+impl Year {
+    /// A weekend day the notice left open (it may yet be a make-up working day).
+    fn unsettled(&self, date: Date) -> bool {
+        is_weekend(date)
+            && !self.working.contains(&date)
+            && !self.days_off.contains(&date)
+            && self
+                .unsettled
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&date))
+    }
 }
 
 /// Which layers a question is asked against.
@@ -235,6 +264,29 @@ impl Calendar {
                     into.insert(date);
                 }
             }
+            for open in &data.unsettled {
+                let bound = |s: &str| {
+                    parse_date(s)
+                        .filter(|d| d.year() == data.year)
+                        .ok_or_else(|| {
+                            err(format!("{s:?} is not a date (YYYY-MM-DD) of {}", data.year))
+                        })
+                };
+                let (from, to) = (bound(&open.from)?, bound(&open.to)?);
+                if from > to {
+                    return Err(err(format!(
+                        "unsettled {} to {} ends before it starts",
+                        open.from, open.to
+                    )));
+                }
+                if open.why.trim().is_empty() {
+                    return Err(err(format!(
+                        "unsettled {} to {} does not say why",
+                        open.from, open.to
+                    )));
+                }
+                year.unsettled.push((from, to));
+            }
             if let Some(both) = year.days_off.intersection(&year.working).next() {
                 return Err(err(format!(
                     "{} is listed both as a day off and as a working day",
@@ -293,7 +345,7 @@ impl Calendar {
             match self.regional.get(&date.year()) {
                 Some(y) if y.days_off.contains(&date) => working = false,
                 Some(y) if y.working.contains(&date) => working = true,
-                Some(_) => {}
+                Some(y) => provisional |= y.unsettled(date),
                 None => provisional = true,
             }
         }
@@ -436,12 +488,58 @@ mod tests {
     fn unknown_regional_years_make_deadlines_provisional() {
         let c = cal();
         let d = c
-            .deadline(date!(2026 - 09 - 21), 10, Layers::Xinjiang)
+            .deadline(date!(2024 - 09 - 23), 10, Layers::Xinjiang)
             .unwrap();
-        assert!(d.provisional, "2026's regional days are not known");
-        assert_eq!(d.to_string(), "2026-10-12 provisional");
+        assert!(d.provisional, "2024's regional days are not known");
         assert!(
             !c.deadline(date!(2025 - 03 - 03), 5, Layers::Xinjiang)
+                .unwrap()
+                .provisional
+        );
+    }
+
+    #[test]
+    fn the_2026_regional_days_are_known_but_for_the_open_point() {
+        let c = cal();
+        let d = c
+            .deadline(date!(2026 - 09 - 21), 10, Layers::Xinjiang)
+            .unwrap();
+        assert_eq!(
+            d.to_string(),
+            "2026-10-12",
+            "final: nothing open is crossed"
+        );
+        // Eid al-Fitr: Friday 20 March off in Xinjiang.
+        let fitr = c
+            .deadline(date!(2026 - 03 - 18), 2, Layers::Xinjiang)
+            .unwrap();
+        assert_eq!(fitr.to_string(), "2026-03-23");
+        // Eid al-Adha: 27-31 May off; a deadline across the unsettled weekends stays provisional.
+        let adha = c
+            .deadline(date!(2026 - 05 - 25), 3, Layers::Xinjiang)
+            .unwrap();
+        assert_eq!(adha.to_string(), "2026-06-02");
+        let open = c
+            .deadline(date!(2026 - 05 - 21), 3, Layers::Xinjiang)
+            .unwrap();
+        assert_eq!(open.to_string(), "2026-05-26 provisional");
+        // Counting only weekdays inside the window crosses no open point.
+        let inside = c
+            .deadline(date!(2026 - 05 - 18), 2, Layers::Xinjiang)
+            .unwrap();
+        assert_eq!(inside.to_string(), "2026-05-20");
+        // A corrected file that settles the point makes it final.
+        let settled = Calendar::with_overrides([(
+            "regional/xinjiang-2026.toml".to_owned(),
+            "year = 2026\nregion = \"650000\"\nsource = \"corrected\"\nholidays = [\n\
+             { date = \"2026-05-27\", name = \"a\" }, { date = \"2026-05-28\", name = \"a\" },\n\
+             { date = \"2026-05-29\", name = \"a\" }]\nworking_days = []\n"
+                .to_owned(),
+        )])
+        .unwrap();
+        assert!(
+            !settled
+                .deadline(date!(2026 - 05 - 21), 3, Layers::Xinjiang)
                 .unwrap()
                 .provisional
         );

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod clock;
 pub mod divisions;
 pub mod error;
+pub mod lifecycle;
 pub mod mask;
 pub mod principal;
 pub mod resident_id;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod context;
 pub mod error;
 pub mod listener;
+pub mod oversize;
 pub mod relay;
 pub mod service;
 pub mod sink;

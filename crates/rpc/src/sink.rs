@@ -16,7 +16,17 @@ use crate::store::ServiceStore;
 /// What a service does with the events it consumes. Unknown event types are ignored.
 #[tonic::async_trait]
 pub trait EventHandler: Send + Sync + 'static {
-    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error>;
+    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error>;
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The event asked for what the state it arrived in does not allow (a late or repeated
+    /// decision, say). Nothing changed; the event is acknowledged, logged and audited with
+    /// the outcome `not_applied` and this reason, for operators to see.
+    NotApplied(String),
 }
 
 pub struct EventSink<H> {
@@ -67,7 +77,19 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
                 )
                 .await?;
             if fresh {
-                self.handler.apply(&mut tx, &event).await?;
+                let applied = self.handler.apply(&mut tx, &event).await?;
+                let (outcome, detail) = match &applied {
+                    Applied::Done => ("ok", event.principal.clone()),
+                    Applied::NotApplied(why) => {
+                        tracing::warn!(
+                            event_id = %event.id,
+                            event_type = %event.r#type,
+                            reason = %why,
+                            "event not applied"
+                        );
+                        ("not_applied", format!("{why} (from {})", event.principal))
+                    }
+                };
                 let method = format!("events/{}", event.r#type);
                 store
                     .infra
@@ -79,8 +101,8 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
                             tenant: &event.tenant,
                             method: &method,
                             request_id: &event.id,
-                            outcome: "ok",
-                            detail: &event.principal,
+                            outcome,
+                            detail: &detail,
                         },
                     )
                     .await?;
@@ -102,8 +124,8 @@ pub struct IgnoreEvents;
 
 #[tonic::async_trait]
 impl EventHandler for IgnoreEvents {
-    async fn apply(&self, _tx: &mut Tx, _event: &Event) -> Result<(), Error> {
-        Ok(())
+    async fn apply(&self, _tx: &mut Tx, _event: &Event) -> Result<Applied, Error> {
+        Ok(Applied::Done)
     }
 }
 

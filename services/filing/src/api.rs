@@ -19,7 +19,9 @@ use time::Date;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::events;
-use crate::model::{Documents, Facts, Person, status as st};
+use creditmesh_domain::lifecycle::{Filing as State, FilingEvent, Machine};
+
+use crate::model::{Documents, Facts, Person};
 use crate::store::{self, ChangeRow, FilingRow};
 
 /// The largest document accepted.
@@ -158,29 +160,31 @@ impl Api {
 }
 
 fn status_proto(s: &str) -> FilingStatus {
-    match s {
-        st::SUBMITTED => FilingStatus::Submitted,
-        st::FORWARDED => FilingStatus::Forwarded,
-        st::ACTIVE => FilingStatus::Active,
-        st::REFUSED => FilingStatus::Refused,
-        st::REVOKED => FilingStatus::Revoked,
-        st::DEREGISTERING => FilingStatus::Deregistering,
-        st::DEREGISTERED => FilingStatus::Deregistered,
-        _ => FilingStatus::Unspecified,
+    match State::parse(s) {
+        Some(State::Submitted) => FilingStatus::Submitted,
+        Some(State::Active) => FilingStatus::Active,
+        Some(State::Refused) => FilingStatus::Refused,
+        Some(State::Revoked) => FilingStatus::Revoked,
+        Some(State::Deregistering) => FilingStatus::Deregistering,
+        Some(State::Deregistered) => FilingStatus::Deregistered,
+        None => FilingStatus::Unspecified,
     }
 }
 
 fn status_name(s: FilingStatus) -> Option<&'static str> {
-    Some(match s {
-        FilingStatus::Submitted | FilingStatus::UnderReview => st::SUBMITTED,
-        FilingStatus::Forwarded => st::FORWARDED,
-        FilingStatus::Active => st::ACTIVE,
-        FilingStatus::Refused => st::REFUSED,
-        FilingStatus::Revoked => st::REVOKED,
-        FilingStatus::Deregistering => st::DEREGISTERING,
-        FilingStatus::Deregistered => st::DEREGISTERED,
-        FilingStatus::Unspecified => return None,
-    })
+    Some(
+        match s {
+            FilingStatus::Submitted | FilingStatus::UnderReview => State::Submitted,
+            // A prefecture's approval makes the filing active; the region receives a copy.
+            FilingStatus::Forwarded | FilingStatus::Active => State::Active,
+            FilingStatus::Refused => State::Refused,
+            FilingStatus::Revoked => State::Revoked,
+            FilingStatus::Deregistering => State::Deregistering,
+            FilingStatus::Deregistered => State::Deregistered,
+            FilingStatus::Unspecified => return None,
+        }
+        .name(),
+    )
 }
 
 fn person(p: &Option<common::Person>) -> Person {
@@ -582,8 +586,10 @@ impl FilingService for Api {
             &req.technical_staff_register,
             "the technical-staff register (Art. 8(4))",
         );
-        // Art. 8(5): not required of an agency registered less than one year ago.
-        let report_required = registered.is_some_and(|r| r <= add_years(today, -1));
+        // Art. 8(5): not required of an agency "registered less than one year". The year runs
+        // from the day after registration and ends with the corresponding day a year on
+        // (Civil Code Art. 201-203): the report is required from the day after that.
+        let report_required = registered.is_some_and(|r| today > add_years(r, 1));
         if report_required {
             require_doc(
                 &mut v,
@@ -685,8 +691,13 @@ impl FilingService for Api {
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 check_owned(&mut tx, uscc.as_str(), docs).await?;
                 if let Some(ends) = store::ban_in_force(&mut tx, uscc.as_str(), &format_date(today)).await? {
+                    let from = parse_iso_date(&ends)
+                        .ok()
+                        .and_then(|d| d.next_day())
+                        .map(format_date)
+                        .unwrap_or_default();
                     return Err(Error::failed_precondition(format!(
-                        "{uscc} may not file again until {ends}: its filing was revoked with a 12-month ban (Art. 15)"
+                        "{uscc} may not file again through {ends}: its filing was revoked under Art. 15, with a 12-month restriction; a new application is accepted from {from}"
                     )));
                 }
                 if let Some(open) = store::open_filing(&mut tx, uscc.as_str()).await? {
@@ -702,7 +713,7 @@ impl FilingService for Api {
                     filing_id: filing_id.clone(),
                     uscc: uscc.to_string(),
                     agency_name: facts.agency_name.clone(),
-                    status: st::SUBMITTED.into(),
+                    status: State::Submitted.name().into(),
                     reviewing_tenant: tenant.clone(),
                     submitted_at: now,
                     review_from: format_date(deadline.from),
@@ -713,7 +724,7 @@ impl FilingService for Api {
                     documents: serde_json::to_string(docs).map_err(|e| Error::internal(e.to_string()))?,
                 };
                 store::insert_filing(&mut tx, &row).await?;
-                store::add_history(&mut tx, &tenant, &filing_id, st::SUBMITTED, now, &ctx.principal_id, "").await?;
+                store::add_history(&mut tx, &tenant, &filing_id, State::Submitted.name(), now, &ctx.principal_id, "").await?;
                 self.publish(
                     &mut tx,
                     ctx,
@@ -776,6 +787,23 @@ impl FilingService for Api {
                 }
             }
         };
+        // Art. 12: the change materials (变更信息资料) go with the change.
+        let mut docs = Documents::new();
+        if req.supporting_documents.is_empty() {
+            v.add(
+                "supporting_documents",
+                "is required: the change materials (变更信息资料, Art. 12)",
+            );
+        }
+        for (i, d) in req.supporting_documents.iter().enumerate() {
+            require_doc(
+                &mut v,
+                &mut docs,
+                &format!("supporting_documents[{i}]"),
+                &Some(d.clone()),
+                "a change material",
+            );
+        }
         let change = req.changed_facts.as_ref().map(facts_from);
         match &change {
             None => v.add("changed_facts", "is required"),
@@ -791,18 +819,19 @@ impl FilingService for Api {
         let (Some(changed_on), Some(change)) = (changed_on, change) else {
             return Err(status(Error::internal("validation lost a field")));
         };
-        let (ctx, req, change) = (&ctx, &req, &change);
+        let (ctx, req, change, docs) = (&ctx, &req, &change, &docs);
         let cal = &self.calendar;
         let response = self
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let filing = self.visible_filing(&mut tx, ctx, &req.filing_id).await?;
-                if ![st::ACTIVE, st::FORWARDED].contains(&filing.status.as_str()) {
+                if State::parse(&filing.status) != Some(State::Active) {
                     return Err(Error::failed_precondition(format!(
                         "the filing is {}; only an active filing takes changes",
                         filing.status
                     )));
                 }
+                check_owned(&mut tx, &filing.uscc, docs).await?;
                 let filed: Facts = serde_json::from_str(&filing.facts)
                     .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
                 let merged = merge(&filed, change);
@@ -818,7 +847,9 @@ impl FilingService for Api {
                 let due = cal
                     .deadline(changed_on, CHANGE_WORKING_DAYS, Layers::Xinjiang)
                     .map_err(cal_err)?;
-                let late = elapsed > CHANGE_WORKING_DAYS;
+                // Late exactly when submitted after the due date; a due date that is itself
+                // provisional keeps its flag, so a lateness that rests on it is provisional too.
+                let late = today > due.due;
                 let change_id = uuid::Uuid::now_v7().to_string();
                 let now = self.store.now();
                 store::insert_change(
@@ -834,7 +865,14 @@ impl FilingService for Api {
                         facts: serde_json::to_string(&merged)
                             .map_err(|e| Error::internal(e.to_string()))?,
                         description: req.description.trim().to_owned(),
-                        status: "submitted".into(),
+                        status: creditmesh_domain::lifecycle::Change::Submitted
+                            .name()
+                            .into(),
+                        due_date: format_date(due.due),
+                        due_provisional: due.provisional,
+                        calendar_version: due.calendar_version.clone(),
+                        documents: serde_json::to_string(docs)
+                            .map_err(|e| Error::internal(e.to_string()))?,
                     },
                 )
                 .await?;
@@ -868,7 +906,16 @@ impl FilingService for Api {
                         "changed_on": format_date(changed_on),
                         "working_days_elapsed": elapsed,
                         "late": late,
+                        "due_date": format_date(due.due),
+                        "due_provisional": due.provisional,
                         "description": req.description.trim(),
+                        "agency_name": merged.agency_name,
+                        "business_scope": merged.business_scope,
+                        "principals": [
+                            merged.legal_representative.identity_number,
+                            merged.chair.identity_number,
+                            merged.general_manager.identity_number,
+                        ],
                     }),
                 )
                 .await?;
@@ -947,7 +994,7 @@ impl FilingService for Api {
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let filing = self.visible_filing(&mut tx, ctx, &req.filing_id).await?;
-                if !st::OPEN.contains(&filing.status.as_str()) {
+                if !State::parse(&filing.status).is_some_and(State::is_open) {
                     return Err(Error::failed_precondition(format!(
                         "the filing is {}; annual reports are no longer accepted",
                         filing.status
@@ -1064,13 +1111,21 @@ impl FilingService for Api {
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let filing = self.visible_filing(&mut tx, ctx, &req.filing_id).await?;
-                if ![st::ACTIVE, st::FORWARDED].contains(&filing.status.as_str()) {
+                check_owned(&mut tx, caller.as_str(), docs).await?;
+                if store::transition(
+                    &mut tx,
+                    &filing.tenant,
+                    &filing.filing_id,
+                    FilingEvent::RequestDeregistration,
+                )
+                .await?
+                .is_none()
+                {
                     return Err(Error::failed_precondition(format!(
                         "the filing is {}; only an active filing can be deregistered",
                         filing.status
                     )));
                 }
-                check_owned(&mut tx, caller.as_str(), docs).await?;
                 let now = self.store.now();
                 let reason_name = reason.as_str_name().to_ascii_lowercase();
                 let plan = docs
@@ -1088,18 +1143,11 @@ impl FilingService for Api {
                     now,
                 )
                 .await?;
-                store::set_status(
-                    &mut tx,
-                    &filing.tenant,
-                    &filing.filing_id,
-                    st::DEREGISTERING,
-                )
-                .await?;
                 store::add_history(
                     &mut tx,
                     &filing.tenant,
                     &filing.filing_id,
-                    st::DEREGISTERING,
+                    State::Deregistering.name(),
                     now,
                     &ctx.principal_id,
                     &reason_name,

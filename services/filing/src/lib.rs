@@ -2,6 +2,7 @@
 
 mod api;
 pub mod events;
+mod jobs;
 mod model;
 mod schema;
 mod store;
@@ -21,7 +22,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.filing.v1.FilingService",
         migrations: schema::migrations,
         routes,
-        background: creditmesh_rpc::service::no_background,
+        background: jobs::spawn,
     }
 }
 

@@ -31,17 +31,3 @@ pub struct Facts {
 
 /// Document references by their place in the application (Art. 8).
 pub type Documents = BTreeMap<String, Vec<String>>;
-
-/// Statuses a filing passes through.
-pub mod status {
-    pub const SUBMITTED: &str = "submitted";
-    pub const FORWARDED: &str = "forwarded";
-    pub const ACTIVE: &str = "active";
-    pub const REFUSED: &str = "refused";
-    pub const REVOKED: &str = "revoked";
-    pub const DEREGISTERING: &str = "deregistering";
-    pub const DEREGISTERED: &str = "deregistered";
-
-    /// Statuses in which a filing is open: a second application for the agency is refused.
-    pub const OPEN: [&str; 4] = [SUBMITTED, FORWARDED, ACTIVE, DEREGISTERING];
-}

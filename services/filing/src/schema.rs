@@ -82,6 +82,21 @@ CREATE TABLE filing_ban (
 );
 ";
 
+const V102: &str = "
+ALTER TABLE filing_change ADD COLUMN due_date TEXT NOT NULL DEFAULT '';
+ALTER TABLE filing_change ADD COLUMN due_provisional BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE filing_change ADD COLUMN calendar_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE filing_change ADD COLUMN documents TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX filing_change_filing ON filing_change (filing_id, status);
+CREATE INDEX filing_filing_status ON filing_filing (status, submitted_at);
+CREATE TABLE filing_job (
+    name TEXT PRIMARY KEY,
+    done_at BIGINT NOT NULL,
+    done_by TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+";
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration::new(
@@ -100,6 +115,12 @@ pub fn migrations() -> Vec<Migration> {
                 "filing_annual_report",
                 "filing_deregistration",
             ],
+        ),
+        Migration::new(
+            102,
+            "change deadlines and materials, durable jobs",
+            V102,
+            V102,
         ),
     ]
 }

@@ -2,8 +2,9 @@
 
 use std::collections::HashSet;
 
-use creditmesh_storage::StorageError;
+use creditmesh_domain::lifecycle::{Change, ChangeEvent, Filing, FilingEvent, Machine};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use creditmesh_storage::{StorageError, transition};
 
 pub struct FilingRow {
     pub tenant: String,
@@ -94,13 +95,14 @@ pub async fn owned_documents(
         .map_err(Into::into)
 }
 
-/// The end date of a re-filing ban on `uscc` still in force on `today`.
+/// The last day of a re-filing ban on `uscc` still in force on `today` (a ban holds through
+/// the end of its last day).
 pub async fn ban_in_force(
     conn: &mut AnyConnection,
     uscc: &str,
     today: &str,
 ) -> Result<Option<String>, StorageError> {
-    let row = sqlx::query("SELECT ends_on FROM filing_ban WHERE uscc = $1 AND ends_on > $2")
+    let row = sqlx::query("SELECT ends_on FROM filing_ban WHERE uscc = $1 AND ends_on >= $2")
         .bind(uscc.to_owned())
         .bind(today.to_owned())
         .fetch_optional(&mut *conn)
@@ -138,10 +140,12 @@ pub async fn open_filing(
     uscc: &str,
 ) -> Result<Option<String>, StorageError> {
     let row = sqlx::query(
-        "SELECT filing_id FROM filing_filing WHERE uscc = $1 \
-         AND status IN ('submitted', 'forwarded', 'active', 'deregistering')",
+        "SELECT filing_id FROM filing_filing WHERE uscc = $1 AND status IN ($2, $3, $4)",
     )
     .bind(uscc.to_owned())
+    .bind(Filing::OPEN[0].to_owned())
+    .bind(Filing::OPEN[1].to_owned())
+    .bind(Filing::OPEN[2].to_owned())
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match row {
@@ -218,19 +222,48 @@ pub async fn list_filings(
         .map_err(Into::into)
 }
 
-pub async fn set_status(
+/// Moves a filing along its lifecycle; `None` when its state does not allow `event`.
+pub async fn transition(
     conn: &mut AnyConnection,
     tenant: &str,
     filing_id: &str,
-    status: &str,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE filing_filing SET status = $1 WHERE tenant = $2 AND filing_id = $3")
-        .bind(status.to_owned())
-        .bind(tenant.to_owned())
-        .bind(filing_id.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    event: FilingEvent,
+) -> Result<Option<Filing>, StorageError> {
+    transition::apply::<Filing>(
+        conn,
+        "filing_filing",
+        &[("tenant", tenant), ("filing_id", filing_id)],
+        event,
+    )
+    .await
+}
+
+/// Moves a change along its lifecycle; `false` when its state does not allow `event`.
+pub async fn change_transition(
+    conn: &mut AnyConnection,
+    change_id: &str,
+    event: ChangeEvent,
+) -> Result<bool, StorageError> {
+    Ok(
+        transition::apply::<Change>(conn, "filing_change", &[("change_id", change_id)], event)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Withdraws the undecided changes of a filing that ended.
+pub async fn withdraw_changes(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+) -> Result<u64, StorageError> {
+    let done =
+        sqlx::query("UPDATE filing_change SET status = $1 WHERE filing_id = $2 AND status = $3")
+            .bind(Change::target(ChangeEvent::Withdraw).name().to_owned())
+            .bind(filing_id.to_owned())
+            .bind(Change::Submitted.name().to_owned())
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn set_facts(
@@ -314,13 +347,19 @@ pub struct ChangeRow {
     pub facts: String,
     pub description: String,
     pub status: String,
+    pub due_date: String,
+    pub due_provisional: bool,
+    pub calendar_version: String,
+    /// The change materials (变更信息资料), document hashes as JSON.
+    pub documents: String,
 }
 
 pub async fn insert_change(conn: &mut AnyConnection, c: &ChangeRow) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO filing_change (tenant, change_id, filing_id, changed_on, submitted_at, \
-         working_days_late, late, facts, description, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         working_days_late, late, facts, description, status, due_date, due_provisional, \
+         calendar_version, documents) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(c.tenant.clone())
     .bind(c.change_id.clone())
@@ -332,6 +371,10 @@ pub async fn insert_change(conn: &mut AnyConnection, c: &ChangeRow) -> Result<()
     .bind(c.facts.clone())
     .bind(c.description.clone())
     .bind(c.status.clone())
+    .bind(c.due_date.clone())
+    .bind(i64::from(c.due_provisional))
+    .bind(c.calendar_version.clone())
+    .bind(c.documents.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -352,19 +395,6 @@ pub async fn get_change(
         Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
         None => None,
     })
-}
-
-pub async fn set_change_status(
-    conn: &mut AnyConnection,
-    change_id: &str,
-    status: &str,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE filing_change SET status = $1 WHERE change_id = $2")
-        .bind(status.to_owned())
-        .bind(change_id.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -406,7 +436,10 @@ pub async fn insert_deregistration(
 ) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO filing_deregistration (tenant, filing_id, reason, reason_detail, \
-         disposal_plan, requested_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         disposal_plan, requested_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (tenant, filing_id) DO UPDATE SET reason = excluded.reason, \
+         reason_detail = excluded.reason_detail, disposal_plan = excluded.disposal_plan, \
+         requested_at = excluded.requested_at, disposal_record = NULL, completed_at = NULL",
     )
     .bind(tenant.to_owned())
     .bind(filing_id.to_owned())
@@ -457,4 +490,57 @@ pub async fn set_review_deadline(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Active filings submitted before `submitted_before` without an annual report for `year`:
+/// `(tenant, filing_id, uscc)`.
+pub async fn without_report(
+    conn: &mut AnyConnection,
+    year: i64,
+    submitted_before: i64,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT f.tenant, f.filing_id, f.uscc FROM filing_filing f WHERE f.status = $1 \
+         AND f.submitted_at < $2 AND NOT EXISTS (SELECT 1 FROM filing_annual_report r \
+         WHERE r.filing_id = f.filing_id AND r.year = $3) ORDER BY f.filing_id",
+    )
+    .bind(Filing::Active.name().to_owned())
+    .bind(submitted_before)
+    .bind(year)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub async fn job_done(conn: &mut AnyConnection, name: &str) -> Result<bool, StorageError> {
+    Ok(sqlx::query("SELECT 1 FROM filing_job WHERE name = $1")
+        .bind(name.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
+/// Claims a job by name for this transaction; `false` when it ran already (or another
+/// replica holds it and will commit first).
+pub async fn claim_job(
+    conn: &mut AnyConnection,
+    name: &str,
+    at: i64,
+    by: &str,
+    summary: &str,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "INSERT INTO filing_job (name, done_at, done_by, summary) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.to_owned())
+    .bind(at)
+    .bind(by.to_owned())
+    .bind(summary.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

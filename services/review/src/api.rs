@@ -5,6 +5,7 @@ use std::sync::Arc;
 use creditmesh_domain::calendar::{
     Calendar, Layers, add_years, cst_date, format_date, parse_iso_date,
 };
+use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, OrderEvent, Task, TaskEvent};
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::Deadline;
@@ -63,9 +64,10 @@ impl Api {
         }
     }
 
-    /// Revokes a live filing and, with `ban`, bars re-filing for 12 months (Art. 15).
-    /// Returns the ban's end date.
-    #[allow(clippy::too_many_arguments)]
+    /// Revokes an active (or deregistering) filing under Art. 15, with the 12-month
+    /// restriction of its last paragraph: the restriction's last day is the day corresponding
+    /// to today a year on (Civil Code Art. 201-203), and a new application is accepted from the
+    /// day after. Open tasks of the filing are withdrawn. Returns the restriction's last day.
     async fn revoke(
         &self,
         tx: &mut Tx,
@@ -74,21 +76,17 @@ impl Api {
         agency: &Supervised,
         ground: &str,
         why: &str,
-        ban: bool,
     ) -> Result<String, Error> {
         let (tenant, filing_id, status) = agency;
-        if !["submitted", "active"].contains(&status.as_str()) {
+        if !tasks::agency_transition(tx, uscc, filing_id, FilingEvent::Revoke).await? {
             return Err(Error::failed_precondition(format!(
-                "the filing is {status}; there is nothing to revoke"
+                "the filing is {status}; only an active filing can be revoked (Art. 15)"
             )));
         }
-        let today = cst_date(self.store.now()).map_err(|e| Error::internal(e.to_string()))?;
-        let ban_ends_on = if ban {
-            format_date(add_years(today, 1))
-        } else {
-            String::new()
-        };
-        tasks::set_agency_status(tx, uscc, "revoked").await?;
+        let now = self.store.now();
+        let today = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
+        let ban_ends_on = format_date(add_years(today, 1));
+        tasks::withdraw_open(tx, filing_id, now, &ctx.principal_id).await?;
         self.credit_entry(
             tx,
             ctx,
@@ -99,18 +97,16 @@ impl Api {
             json!({"filing_id": filing_id, "ground": ground}),
         )
         .await?;
-        if ban {
-            self.credit_entry(
-                tx,
-                ctx,
-                tenant,
-                uscc,
-                "ban",
-                format!("re-filing barred until {ban_ends_on} (Art. 15(2))"),
-                json!({"ends_on": ban_ends_on}),
-            )
-            .await?;
-        }
+        self.credit_entry(
+            tx,
+            ctx,
+            tenant,
+            uscc,
+            "ban",
+            format!("re-filing barred through {ban_ends_on} (Art. 15)"),
+            json!({"ends_on": ban_ends_on}),
+        )
+        .await?;
         self.publish(
             tx,
             ctx,
@@ -205,35 +201,44 @@ impl Api {
 
     fn task_proto(&self, t: TaskRow, today: &str) -> ReviewTask {
         let checks: Vec<serde_json::Value> = serde_json::from_str(&t.checks).unwrap_or_default();
-        let status = match t.status.as_str() {
-            "open" => TaskStatus::Open,
-            "approved" => TaskStatus::Approved,
-            "refused" => TaskStatus::Refused,
-            "forwarded" => TaskStatus::Forwarded,
-            _ => TaskStatus::Unspecified,
+        let status = match Task::parse(&t.status) {
+            Some(Task::Open) => TaskStatus::Open,
+            Some(Task::Approved) => TaskStatus::Approved,
+            Some(Task::Refused) => TaskStatus::Refused,
+            Some(Task::Forwarded) => TaskStatus::Forwarded,
+            Some(Task::Closed) => TaskStatus::Closed,
+            Some(Task::Withdrawn) => TaskStatus::Withdrawn,
+            None => TaskStatus::Unspecified,
         };
+        // A provisional deadline makes nothing overdue: it may yet move later.
+        let overdue = t.status == Task::Open.name()
+            && !t.deadline_due.is_empty()
+            && !t.deadline_provisional
+            && t.deadline_due.as_str() < today;
+        let deadline = (!t.deadline_due.is_empty()).then_some(Deadline {
+            from_date: t.deadline_from,
+            working_days: REVIEW_WORKING_DAYS as i32,
+            due_date: t.deadline_due,
+            calendar_version: t.calendar_version,
+            provisional: t.deadline_provisional,
+        });
         ReviewTask {
-            overdue: t.status == "open" && t.deadline_due.as_str() < today,
+            overdue,
             task_id: t.task_id,
             tenant: t.tenant,
-            kind: match t.kind.as_str() {
-                "filing" => TaskKind::Filing,
-                "change" => TaskKind::Change,
-                "deregistration" => TaskKind::Deregistration,
-                _ => TaskKind::Unspecified,
+            kind: match crate::decision::Kind::parse(&t.kind) {
+                Some(crate::decision::Kind::Filing) => TaskKind::Filing,
+                Some(crate::decision::Kind::Change) => TaskKind::Change,
+                Some(crate::decision::Kind::Deregistration) => TaskKind::Deregistration,
+                Some(crate::decision::Kind::Supervision) => TaskKind::Supervision,
+                None => TaskKind::Unspecified,
             } as i32,
             status: status as i32,
             filing_id: t.filing_id,
             uscc: t.uscc,
             agency_name: t.agency_name,
             created_at: Some(timestamp(t.created_at)),
-            deadline: Some(Deadline {
-                from_date: t.deadline_from,
-                working_days: REVIEW_WORKING_DAYS as i32,
-                due_date: t.deadline_due,
-                calendar_version: t.calendar_version,
-                provisional: t.deadline_provisional,
-            }),
+            deadline,
             automatic_checks: checks
                 .iter()
                 .map(|c| AutomaticCheck {
@@ -304,44 +309,75 @@ impl Api {
         Ok(())
     }
 
-    /// Applies a severe-dishonesty listing: every live filing of the listed agency, or of an
-    /// agency whose principal is listed, is revoked (Art. 15(1)). Returns the revoked ids.
-    async fn revoke_listed(
+    /// Applies a severe-dishonesty listing to the open filings it concerns. The agency itself
+    /// listed: an active filing is revoked (Art. 15(1)). A principal listed: an active agency
+    /// becomes a supervision task of its holding authority, with an entry in its credit file.
+    /// Either, while the application is under review: an Art. 9(2) hit on its open tasks,
+    /// which then bars approval. Returns the revoked filing ids and the opened task ids.
+    async fn apply_listing(
         &self,
         tx: &mut Tx,
         ctx: &CallContext,
         entry: &tasks::Listing,
-    ) -> Result<Vec<String>, Error> {
-        let mut revoked = Vec::new();
-        for (uscc, tenant, filing_id) in tasks::live_agencies_naming(tx, &entry.identifier).await? {
-            tasks::set_agency_status(tx, &uscc, "revoked").await?;
-            let whom = if entry.identifier == uscc {
-                "the agency"
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
+        let (mut revoked, mut opened) = (Vec::new(), Vec::new());
+        for (uscc, tenant, filing_id, status) in
+            tasks::open_agencies_naming(tx, &entry.identifier).await?
+        {
+            if Filing::parse(&status) == Some(Filing::Submitted) {
+                continue;
+            }
+            let evidence = events::listed_evidence(entry, &uscc);
+            if entry.identifier == uscc {
+                let agency = (tenant, filing_id.clone(), status);
+                self.revoke(
+                    tx,
+                    ctx,
+                    &uscc,
+                    &agency,
+                    "severe_dishonesty",
+                    &format!("{evidence} (Art. 15(1))"),
+                )
+                .await?;
+                revoked.push(filing_id);
             } else {
-                "a principal of the agency"
-            };
-            self.credit_entry(
-                tx,
-                ctx,
-                &tenant,
-                &uscc,
-                "revocation",
-                format!("filing revoked: {whom} is on the severe-dishonesty list (Art. 15(1))"),
-                json!({"filing_id": filing_id, "ground": "severe_dishonesty", "source": entry.source, "listed_on": entry.listed_on}),
-            )
-            .await?;
-            self.publish(
-                tx,
-                ctx,
-                events::FILING_REVOKED,
-                &tenant,
-                &filing_id,
-                json!({"filing_id": filing_id, "uscc": uscc, "ground": "severe_dishonesty"}),
-            )
-            .await?;
-            revoked.push(filing_id);
+                let task_id = tasks::open_supervision(
+                    tx,
+                    &tenant,
+                    &uscc,
+                    &filing_id,
+                    self.store.now(),
+                    &evidence,
+                )
+                .await?;
+                self.credit_entry(
+                    tx,
+                    ctx,
+                    &tenant,
+                    &uscc,
+                    "supervision",
+                    format!("{evidence}: referred to the holding authority (Art. 14)"),
+                    json!({"filing_id": filing_id, "task_id": task_id, "source": entry.source, "listed_on": entry.listed_on}),
+                )
+                .await?;
+                opened.push(task_id);
+            }
         }
-        Ok(revoked)
+        for (tenant, task_id, checks) in tasks::open_tasks_naming(tx, &entry.identifier).await? {
+            let mut found: Vec<serde_json::Value> =
+                serde_json::from_str(&checks).unwrap_or_default();
+            let task = tasks::get(tx, &task_id)
+                .await?
+                .ok_or_else(|| Error::internal("task vanished"))?;
+            let evidence = events::listed_evidence(entry, &task.uscc);
+            if !found.iter().any(|c| c["evidence"] == evidence.as_str()) {
+                found.push(
+                    json!({"ground": RefusalGround::SevereDishonesty as i32, "evidence": evidence}),
+                );
+                tasks::set_checks(tx, &tenant, &task_id, &json!(found).to_string()).await?;
+            }
+        }
+        Ok((revoked, opened))
     }
 }
 
@@ -546,7 +582,7 @@ impl ReviewService for Api {
                 let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
                 let order_id = uuid::Uuid::now_v7().to_string();
                 let due = format_date(deadline.due);
-                crate::supervision::insert_order(&mut tx, &agency.0, &order_id, uscc.as_str(), self.store.now(), &due).await?;
+                crate::supervision::insert_order(&mut tx, &agency.0, &order_id, uscc.as_str(), self.store.now(), deadline).await?;
                 self.credit_entry(&mut tx, ctx, &agency.0, uscc.as_str(), "rectification",
                     format!("rectification ordered by {due}: {}", req.required_actions.trim()),
                     json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due})).await?;
@@ -595,15 +631,35 @@ impl ReviewService for Api {
                         Error::not_found(format!("no rectification order {}", req.order_id.trim()))
                     })?;
                 let agency = self.supervised(&mut tx, ctx, &uscc).await?;
-                if state != "open" {
-                    return Err(Error::failed_precondition(format!(
-                        "the order is {state} already"
-                    )));
-                }
                 let mut value = RecordRectificationOutcomeResponse::default();
+                let order_id = req.order_id.trim();
                 if outcome == RectificationOutcome::Refused {
-                    crate::supervision::close_order(&mut tx, req.order_id.trim(), "refused")
-                        .await?;
+                    // Art. 15(2): the holding authority interviews, orders rectification and
+                    // records the refusal; only then does the refusal revoke.
+                    if ctx.principal.tenant.to_string() != agency.0 {
+                        return Err(Error::permission_denied(format!(
+                            "only the holding authority ({}) records a refusal to rectify (Art. 15(2))",
+                            agency.0
+                        )));
+                    }
+                    if !store::has_entry(&mut tx, &uscc, &agency.0, "interview").await? {
+                        return Err(Error::failed_precondition(format!(
+                            "no interview (约谈) of {uscc} is recorded; Art. 15(2) requires one before a refusal to rectify revokes"
+                        )));
+                    }
+                    if !crate::supervision::order_transition(&mut tx, order_id, OrderEvent::Refused).await? {
+                        return Err(Error::failed_precondition(format!("the order is {state} already")));
+                    }
+                    self.credit_entry(
+                        &mut tx,
+                        ctx,
+                        &agency.0,
+                        &uscc,
+                        "rectification",
+                        "refused to rectify (拒不整改)".into(),
+                        json!({"order_id": order_id, "note": req.note.trim()}),
+                    )
+                    .await?;
                     value.ban_ends_on = self
                         .revoke(
                             &mut tx,
@@ -612,13 +668,13 @@ impl ReviewService for Api {
                             &agency,
                             "refused_rectification",
                             "the agency refused to rectify (Art. 15(2))",
-                            true,
                         )
                         .await?;
                     value.revoked_filing_id = agency.1.clone();
                 } else {
-                    crate::supervision::close_order(&mut tx, req.order_id.trim(), "rectified")
-                        .await?;
+                    if !crate::supervision::order_transition(&mut tx, order_id, OrderEvent::Rectified).await? {
+                        return Err(Error::failed_precondition(format!("the order is {state} already")));
+                    }
                     self.credit_entry(
                         &mut tx,
                         ctx,
@@ -626,7 +682,7 @@ impl ReviewService for Api {
                         &uscc,
                         "rectification",
                         "rectified".into(),
-                        json!({"order_id": req.order_id.trim(), "note": req.note.trim()}),
+                        json!({"order_id": order_id, "note": req.note.trim()}),
                     )
                     .await?;
                 }
@@ -670,8 +726,23 @@ impl ReviewService for Api {
                     .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
                 let agency = self.supervised(&mut tx, ctx, &uscc).await?;
                 let name = ground.as_str_name().to_ascii_lowercase().replace("revocation_ground_", "");
-                let ban = ground == RevocationGround::RefusedRectification;
-                let ban_ends_on = self.revoke(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim(), ban).await?;
+                match ground {
+                    RevocationGround::NoAnnualReport => return Err(Error::failed_precondition(
+                        "Art. 11 revokes by itself at the 1 July cut-off, from the filing service's record of annual reports; it is not revoked by hand",
+                    )),
+                    RevocationGround::SevereDishonesty if tasks::listed(&mut tx, &uscc).await?.is_none() => {
+                        return Err(Error::failed_precondition(format!(
+                            "{uscc} itself is not on the severe-dishonesty list; Art. 15(1) revokes only a listed agency (a listed principal is a matter for supervision)"
+                        )));
+                    }
+                    RevocationGround::RefusedRectification if !crate::supervision::refused_order(&mut tx, &uscc, &agency.0).await? => {
+                        return Err(Error::failed_precondition(format!(
+                            "no refusal of a rectification order by {uscc} is recorded by its holding authority; Art. 15(2) revokes only after an interview, an order and the recorded refusal"
+                        )));
+                    }
+                    _ => {}
+                }
+                let ban_ends_on = self.revoke(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim()).await?;
                 if ground == RevocationGround::UnlicensedCreditReporting {
                     self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "referral",
                         "referred to the competent authorities for unlicensed credit reporting or rating (Art. 15(3))".into(),
@@ -707,7 +778,15 @@ impl ReviewService for Api {
                     .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
                 let agency = self.supervised(&mut tx, ctx, &uscc).await?;
                 let disposal = json!({"disposed_on": req.disposed_on.trim(), "method": req.method.trim(), "supervised_by": req.supervised_by.trim()});
-                tasks::set_agency_status(&mut tx, &uscc, "deregistered").await?;
+                if !tasks::deregistration_approved(&mut tx, &agency.1).await? {
+                    return Err(Error::failed_precondition(format!(
+                        "the filing is {}; a disposal completes only a deregistration the agency requested and the holding authority approved (Art. 18)",
+                        agency.2
+                    )));
+                }
+                if !tasks::agency_transition(&mut tx, &uscc, &agency.1, FilingEvent::CompleteDeregistration).await? {
+                    return Err(Error::failed_precondition(format!("the filing is {}; nothing to complete", agency.2)));
+                }
                 self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), disposal.clone()).await?;
                 self.publish(&mut tx, ctx, events::DEREGISTRATION_COMPLETED, &agency.0, &agency.1, json!({"filing_id": agency.1, "uscc": uscc, "disposal": disposal})).await?;
                 Ok((tx, Written { value: RecordDisposalResponse {}, tenant: agency.0 }))
@@ -856,12 +935,15 @@ impl ReviewService for Api {
             TaskStatus::Approved => Some("approved"),
             TaskStatus::Refused => Some("refused"),
             TaskStatus::Forwarded => Some("forwarded"),
+            TaskStatus::Closed => Some("closed"),
+            TaskStatus::Withdrawn => Some("withdrawn"),
             TaskStatus::Unspecified => None,
         });
         let kinds = names(&req.kinds, |k| match TaskKind::try_from(k).ok()? {
             TaskKind::Filing => Some("filing"),
             TaskKind::Change => Some("change"),
             TaskKind::Deregistration => Some("deregistration"),
+            TaskKind::Supervision => Some("supervision"),
             TaskKind::Unspecified => None,
         });
         let today = self.today().map_err(status)?;
@@ -943,31 +1025,12 @@ impl ReviewService for Api {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
         v.require("task_id", &req.task_id);
-        let grounds: Vec<RefusalGround> = req
-            .grounds
-            .iter()
-            .map(|g| RefusalGround::try_from(*g).unwrap_or(RefusalGround::Unspecified))
-            .collect();
-        if req.approve {
-            if !grounds.is_empty() {
-                v.add("grounds", "an approval names no refusal grounds");
-            }
-        } else {
-            if grounds.is_empty() {
-                v.add("grounds", "a refusal names at least one Art. 9 ground");
-            }
-            for (i, g) in grounds.iter().enumerate() {
-                if *g == RefusalGround::Unspecified {
-                    v.add(format!("grounds[{i}]"), "is not an Art. 9 ground");
-                }
-            }
-            v.require("reason", &req.reason);
-        }
+        let decision = crate::decision::parse(&mut v, &req);
         v.max_chars("reason", &req.reason, 4000);
         if let Err(e) = v.finish() {
             return Err(status(self.store.reject(&ctx, METHOD, e).await));
         }
-        let (ctx, req, grounds) = (&ctx, &req, &grounds);
+        let (ctx, req, decision) = (&ctx, &req, &decision);
         let today = self.today().map_err(status)?;
         let response = self
             .store
@@ -975,22 +1038,175 @@ impl ReviewService for Api {
                 let me = Self::regulator(ctx)?;
                 let task = self.visible_task(&mut tx, ctx, req.task_id.trim()).await?;
                 if task.status != "open" {
-                    return Err(Error::failed_precondition(format!("the task is {} already", task.status)));
+                    return Err(Error::failed_precondition(format!(
+                        "the task is {} already",
+                        task.status
+                    )));
                 }
                 if task.tenant != me.to_string() {
-                    return Err(Error::permission_denied("only the authority the task is routed to decides it (Art. 10)"));
+                    return Err(Error::permission_denied(
+                        "only the authority the task is routed to decides it (Art. 10)",
+                    ));
+                }
+                let kind = crate::decision::Kind::parse(&task.kind)
+                    .ok_or_else(|| Error::internal(format!("task kind {}", task.kind)))?;
+                let grounds = decision.grounds_for(kind, &req.reason)?;
+                let approve = req.approve && kind != crate::decision::Kind::Supervision;
+                if approve
+                    && matches!(
+                        kind,
+                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                    )
+                {
+                    // Art. 9(2) is mandatory ("不予登记建档"): checked against the list as it
+                    // stands now, not only as it stood when the application arrived.
+                    let principals: Vec<String> =
+                        serde_json::from_str(&task.principals).unwrap_or_default();
+                    let hits = events::dishonesty_hits(&mut tx, &task.uscc, &principals).await?;
+                    if !hits.is_empty() {
+                        return Err(Error::failed_precondition(format!(
+                            "approval is barred by Art. 9(2): {}; refuse the {} instead",
+                            hits.join("; "),
+                            task.kind
+                        )));
+                    }
                 }
                 let now = self.store.now();
-                let ground_names: Vec<String> = grounds.iter().map(|g| g.as_str_name().to_ascii_lowercase()).collect();
-                let decision = json!({"approve": req.approve, "grounds": ground_names, "reason": req.reason.trim()});
-                // A prefecture's approval is reported to the region, which sees the file arrive.
-                let forwards = req.approve && !me.is_region() && task.kind == "filing";
-                let outcome = match (req.approve, forwards) {
-                    (true, true) => "forwarded",
-                    (true, false) => "approved",
-                    (false, _) => "refused",
+                // A prefecture's approval of a filing or change is reported to the region,
+                // which sees the file arrive (Art. 10, 12).
+                let forwards = approve
+                    && !me.is_region()
+                    && matches!(
+                        kind,
+                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                    );
+                let event = match (kind, approve, forwards) {
+                    (crate::decision::Kind::Supervision, _, _) => TaskEvent::Close,
+                    (_, true, true) => TaskEvent::ApproveAndForward,
+                    (_, true, false) => TaskEvent::Approve,
+                    (_, false, _) => TaskEvent::Refuse,
                 };
-                tasks::decide(&mut tx, &task.tenant, &task.task_id, outcome, now, &ctx.principal_id, &decision.to_string()).await?;
+                let record =
+                    json!({"approve": approve, "grounds": grounds, "reason": req.reason.trim()});
+                if !tasks::decide(
+                    &mut tx,
+                    &task.tenant,
+                    &task.task_id,
+                    event,
+                    now,
+                    &ctx.principal_id,
+                    &record.to_string(),
+                )
+                .await?
+                {
+                    return Err(Error::failed_precondition(
+                        "the task was decided by another call first",
+                    ));
+                }
+                let agency_moved = |moved: bool, what: &str| {
+                    if moved {
+                        Ok(())
+                    } else {
+                        Err(Error::failed_precondition(format!(
+                            "the filing of {} is no longer {what}; the task cannot be decided",
+                            task.uscc
+                        )))
+                    }
+                };
+                match kind {
+                    crate::decision::Kind::Filing => {
+                        let ev = if approve {
+                            FilingEvent::Approve
+                        } else {
+                            FilingEvent::Refuse
+                        };
+                        agency_moved(
+                            tasks::agency_transition(&mut tx, &task.uscc, &task.filing_id, ev)
+                                .await?,
+                            "under review",
+                        )?;
+                        self.publish(
+                            &mut tx,
+                            ctx,
+                            events::FILING_DECIDED,
+                            &task.tenant,
+                            &task.filing_id,
+                            json!({
+                                "filing_id": task.filing_id,
+                                "uscc": task.uscc,
+                                "outcome": if approve { "approved" } else { "refused" },
+                                "grounds": grounds,
+                                "reason": req.reason.trim(),
+                            }),
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Change => {
+                        let state = tasks::agency(&mut tx, &task.uscc)
+                            .await?
+                            .map(|a| a.2)
+                            .unwrap_or_default();
+                        agency_moved(Filing::parse(&state) == Some(Filing::Active), "active")?;
+                        if approve {
+                            tasks::set_agency_principals(&mut tx, &task.uscc, &task.principals)
+                                .await?;
+                        }
+                        self.publish(
+                            &mut tx,
+                            ctx,
+                            events::CHANGE_DECIDED,
+                            &task.tenant,
+                            &task.subject_id,
+                            json!({
+                                "change_id": task.subject_id,
+                                "filing_id": task.filing_id,
+                                "approved": approve,
+                                "grounds": grounds,
+                                "reason": req.reason.trim(),
+                            }),
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Deregistration => {
+                        if approve {
+                            let state = tasks::agency(&mut tx, &task.uscc)
+                                .await?
+                                .map(|a| a.2)
+                                .unwrap_or_default();
+                            agency_moved(
+                                Filing::parse(&state) == Some(Filing::Deregistering),
+                                "deregistering",
+                            )?;
+                        } else {
+                            agency_moved(
+                                tasks::agency_transition(
+                                    &mut tx,
+                                    &task.uscc,
+                                    &task.filing_id,
+                                    FilingEvent::RefuseDeregistration,
+                                )
+                                .await?,
+                                "deregistering",
+                            )?;
+                        }
+                        self.publish(
+                            &mut tx,
+                            ctx,
+                            events::DEREGISTRATION_DECIDED,
+                            &task.tenant,
+                            &task.filing_id,
+                            json!({
+                                "filing_id": task.filing_id,
+                                "uscc": task.uscc,
+                                "approved": approve,
+                                "grounds": grounds,
+                                "reason": req.reason.trim(),
+                            }),
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Supervision => {}
+                }
                 if forwards {
                     let mut copy = task.clone();
                     copy.tenant = creditmesh_domain::tenant::REGION.to_string();
@@ -1000,41 +1216,49 @@ impl ReviewService for Api {
                     copy.created_at = now;
                     tasks::insert(&mut tx, &copy).await?;
                 }
-                match task.kind.as_str() {
-                    "filing" => {
-                        let agency_status = if req.approve { "active" } else { "refused" };
-                        tasks::set_agency_status(&mut tx, &task.uscc, agency_status).await?;
-                        self.publish(&mut tx, ctx, events::FILING_DECIDED, &task.tenant, &task.filing_id, json!({
-                            "filing_id": task.filing_id,
-                            "uscc": task.uscc,
-                            "outcome": if req.approve { "approved" } else { "refused" },
-                            "grounds": ground_names,
-                            "reason": req.reason.trim(),
-                        }))
-                        .await?;
+                let summary = match kind {
+                    crate::decision::Kind::Supervision => {
+                        format!("supervision task closed: {}", req.reason.trim())
                     }
-                    "change" => {
-                        self.publish(&mut tx, ctx, events::CHANGE_DECIDED, &task.tenant, &task.subject_id, json!({
-                            "change_id": task.subject_id,
-                            "filing_id": task.filing_id,
-                            "approved": req.approve,
-                            "reason": req.reason.trim(),
-                        }))
-                        .await?;
-                    }
-                    _ => {}
-                }
-                let summary = format!(
-                    "{} {} {}{}",
-                    task.kind,
-                    if req.approve { "approved" } else { "refused" },
-                    if forwards { "and forwarded to the region " } else { "" },
-                    if ground_names.is_empty() { String::new() } else { format!("on {}", ground_names.join(", ")) }
-                );
-                self.credit_entry(&mut tx, ctx, &task.tenant, &task.uscc, "decision", summary.trim().to_owned(), decision.clone()).await?;
-                let decided = tasks::get(&mut tx, &task.task_id).await?.ok_or_else(|| Error::internal("task vanished"))?;
-                let value = DecideReviewTaskResponse { task: Some(self.task_proto(decided, &today)) };
-                Ok((tx, Written { value, tenant: task.tenant }))
+                    _ => format!(
+                        "{} {} {}{}",
+                        task.kind,
+                        if approve { "approved" } else { "refused" },
+                        if forwards {
+                            "and forwarded to the region "
+                        } else {
+                            ""
+                        },
+                        if grounds.is_empty() {
+                            String::new()
+                        } else {
+                            format!("on {}", grounds.join(", "))
+                        }
+                    ),
+                };
+                self.credit_entry(
+                    &mut tx,
+                    ctx,
+                    &task.tenant,
+                    &task.uscc,
+                    "decision",
+                    summary.trim().to_owned(),
+                    record.clone(),
+                )
+                .await?;
+                let decided = tasks::get(&mut tx, &task.task_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("task vanished"))?;
+                let value = DecideReviewTaskResponse {
+                    task: Some(self.task_proto(decided, &today)),
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: task.tenant,
+                    },
+                ))
             })
             .await
             .map_err(status)?;
@@ -1060,13 +1284,14 @@ impl ReviewService for Api {
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 tasks::put_listing(&mut tx, entry, self.store.now()).await?;
-                let revoked = self.revoke_listed(&mut tx, ctx, entry).await?;
+                let (revoked, opened) = self.apply_listing(&mut tx, ctx, entry).await?;
                 let stored = tasks::listed(&mut tx, &entry.identifier)
                     .await?
                     .ok_or_else(|| Error::internal("listing vanished"))?;
                 let value = UpsertDishonestyEntryResponse {
                     entry: Some(listing_proto(stored)),
                     revoked_filing_ids: revoked,
+                    supervision_task_ids: opened,
                 };
                 Ok((
                     tx,
@@ -1111,22 +1336,25 @@ impl ReviewService for Api {
                 return Err(status(self.store.reject(&ctx, METHOD, e).await));
             }
             let (ctx, entries) = (&ctx, &entries);
-            let (imported, updated, revoked) = self
+            let (imported, updated, revoked, opened) = self
                 .store
                 .write(ctx, METHOD, |mut tx| async move {
-                    let (mut imported, mut updated, mut revoked) = (0, 0, Vec::new());
+                    let (mut imported, mut updated) = (0, 0);
+                    let (mut revoked, mut opened) = (Vec::new(), Vec::new());
                     for entry in entries {
                         if tasks::put_listing(&mut tx, entry, self.store.now()).await? {
                             imported += 1;
                         } else {
                             updated += 1;
                         }
-                        revoked.extend(self.revoke_listed(&mut tx, ctx, entry).await?);
+                        let (r, o) = self.apply_listing(&mut tx, ctx, entry).await?;
+                        revoked.extend(r);
+                        opened.extend(o);
                     }
                     Ok((
                         tx,
                         Written {
-                            value: (imported, updated, revoked),
+                            value: (imported, updated, revoked, opened),
                             tenant: String::new(),
                         },
                     ))
@@ -1136,6 +1364,7 @@ impl ReviewService for Api {
             answer.imported += imported;
             answer.updated += updated;
             answer.revoked_filing_ids.extend(revoked);
+            answer.supervision_task_ids.extend(opened);
         }
         Ok(Response::new(answer))
     }

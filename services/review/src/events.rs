@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
+use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::Event;
 use creditmesh_proto::review::v1::RefusalGround;
-use creditmesh_rpc::sink::{EventHandler, occurred_micros};
+use creditmesh_rpc::sink::{Applied, EventHandler, occurred_micros};
 use creditmesh_storage::Tx;
 use serde_json::{Value, json};
 
@@ -19,6 +20,8 @@ pub const FILING_DECIDED: &str = "review.filing_decided";
 pub const FILING_REVOKED: &str = "review.filing_revoked";
 pub const CHANGE_DECIDED: &str = "review.change_decided";
 pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
+/// The decision on a deregistration request: `approved`, or refused with grounds and reason.
+pub const DEREGISTRATION_DECIDED: &str = "review.deregistration_decided";
 pub const SPOT_CHECK_DRAWN: &str = "review.spot_check_drawn";
 /// A provisional review deadline recomputed with new calendar data.
 pub const DEADLINE_RECOMPUTED: &str = "review.deadline_recomputed";
@@ -40,6 +43,42 @@ fn text<'a>(p: &'a Value, key: &str) -> &'a str {
     p[key].as_str().unwrap_or_default()
 }
 
+/// What the severe-dishonesty list says of an agency and its principals (Art. 9(2)), one
+/// line of evidence per listed party, identity numbers masked.
+pub async fn dishonesty_hits(
+    tx: &mut Tx,
+    uscc: &str,
+    principals: &[String],
+) -> Result<Vec<String>, Error> {
+    let mut found = Vec::new();
+    if let Some(l) = tasks::listed(tx, uscc).await? {
+        found.push(listed_evidence(&l, uscc));
+    }
+    for id in principals.iter().filter(|id| !id.is_empty()) {
+        if let Some(l) = tasks::listed(tx, id).await? {
+            found.push(listed_evidence(&l, uscc));
+        }
+    }
+    Ok(found)
+}
+
+/// One line of evidence for a listing that concerns the agency `uscc`.
+pub fn listed_evidence(l: &tasks::Listing, uscc: &str) -> String {
+    if l.identifier == uscc {
+        format!(
+            "the agency {uscc} is on the severe-dishonesty list since {} ({})",
+            l.listed_on, l.source
+        )
+    } else {
+        format!(
+            "principal {} is on the severe-dishonesty list since {} ({})",
+            creditmesh_domain::mask::identity_number(&l.identifier),
+            l.listed_on,
+            l.source
+        )
+    }
+}
+
 /// What the automatic checks on arrival found (Art. 9(1), 9(2)), as `(ground, evidence)`.
 pub async fn automatic_checks(
     tx: &mut Tx,
@@ -49,35 +88,28 @@ pub async fn automatic_checks(
 ) -> Result<Vec<(RefusalGround, String)>, Error> {
     let mut found = Vec::new();
     let scope = business_scope.to_lowercase();
-    if !scope.contains("信用") && !scope.contains("credit") {
+    if !scope.is_empty() && !scope.contains("信用") && !scope.contains("credit") {
         found.push((
             RefusalGround::NoCreditServiceInScope,
             format!("the approved business scope names no credit service: {business_scope:?}"),
         ));
     }
-    if let Some(l) = tasks::listed(tx, uscc).await? {
-        found.push((
-            RefusalGround::SevereDishonesty,
-            format!(
-                "the agency is on the severe-dishonesty list since {} ({})",
-                l.listed_on, l.source
-            ),
-        ));
-    }
-    for id in principals.iter().filter(|id| !id.is_empty()) {
-        if let Some(l) = tasks::listed(tx, id).await? {
-            found.push((
-                RefusalGround::SevereDishonesty,
-                format!(
-                    "principal {} is on the severe-dishonesty list since {} ({})",
-                    creditmesh_domain::mask::identity_number(id),
-                    l.listed_on,
-                    l.source
-                ),
-            ));
-        }
+    for evidence in dishonesty_hits(tx, uscc, principals).await? {
+        found.push((RefusalGround::SevereDishonesty, evidence));
     }
     Ok(found)
+}
+
+/// The identity numbers of an event's `principals` array.
+fn principals_of(p: &Value) -> Vec<String> {
+    p["principals"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn checks_json(found: &[(RefusalGround, String)]) -> String {
@@ -103,6 +135,7 @@ impl Handler {
         uscc: &str,
         agency_name: &str,
         checks: String,
+        principals: &[String],
     ) -> Result<(), Error> {
         let at = occurred_micros(event);
         let from = cst_date(at).map_err(|e| Error::internal(e.to_string()))?;
@@ -128,89 +161,113 @@ impl Handler {
                 calendar_version: deadline.calendar_version,
                 checks,
                 forwarded_from: String::new(),
+                principals: json!(principals).to_string(),
             },
         )
         .await?;
         Ok(())
     }
 
-    async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
+    async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
         let p = payload(event)?;
+        let (uscc, filing_id) = (text(&p, "uscc"), text(&p, "filing_id"));
         match event.r#type.as_str() {
             "filing.submitted" => {
-                let principals: Vec<String> = p["principals"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let uscc = text(&p, "uscc");
-                let found =
-                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
-                tasks::put_agency(
+                let principals = principals_of(&p);
+                if !tasks::put_agency(
                     tx,
                     uscc,
                     &event.tenant,
-                    text(&p, "filing_id"),
-                    "submitted",
+                    filing_id,
                     &json!(principals).to_string(),
                 )
-                .await?;
-                crate::supervision::set_filed_at(tx, uscc, occurred_micros(event)).await?;
+                .await?
+                {
+                    return Ok(Applied::NotApplied(format!(
+                        "{uscc} still has an open filing; filing {filing_id} was not taken up"
+                    )));
+                }
+                let found =
+                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
                 self.open_task(
                     tx,
                     event,
                     "filing",
-                    text(&p, "filing_id"),
-                    text(&p, "filing_id"),
+                    filing_id,
+                    filing_id,
                     uscc,
                     text(&p, "agency_name"),
                     checks_json(&found),
+                    &principals,
                 )
-                .await
+                .await?;
             }
             "filing.change_submitted" => {
+                let principals = principals_of(&p);
+                let found =
+                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
                 self.open_task(
                     tx,
                     event,
                     "change",
-                    text(&p, "filing_id"),
+                    filing_id,
                     text(&p, "change_id"),
-                    text(&p, "uscc"),
-                    "",
-                    "[]".into(),
+                    uscc,
+                    text(&p, "agency_name"),
+                    checks_json(&found),
+                    &principals,
                 )
-                .await
-            }
-            "filing.annual_report_submitted" => {
-                let year = p["year"].as_i64().unwrap_or_default();
-                crate::supervision::report_seen(tx, text(&p, "filing_id"), year).await?;
-                Ok(())
+                .await?;
             }
             "filing.deregistration_requested" => {
+                if !tasks::agency_transition(
+                    tx,
+                    uscc,
+                    filing_id,
+                    FilingEvent::RequestDeregistration,
+                )
+                .await?
+                {
+                    return Ok(Applied::NotApplied(format!(
+                        "filing {filing_id} is not active here; its deregistration request opens no task"
+                    )));
+                }
                 self.open_task(
                     tx,
                     event,
                     "deregistration",
-                    text(&p, "filing_id"),
-                    text(&p, "filing_id"),
-                    text(&p, "uscc"),
+                    filing_id,
+                    filing_id,
+                    uscc,
                     "",
                     "[]".into(),
+                    &[],
                 )
-                .await
+                .await?;
             }
-            _ => Ok(()),
+            "filing.revoked" => {
+                if !tasks::agency_transition(tx, uscc, filing_id, FilingEvent::MissAnnualReport)
+                    .await?
+                {
+                    return Ok(Applied::NotApplied(format!(
+                        "filing {filing_id} is not active here; the Art. 11 revocation changes nothing"
+                    )));
+                }
+                tasks::withdraw_open(tx, filing_id, occurred_micros(event), &event.principal)
+                    .await?;
+            }
+            _ => {}
         }
+        Ok(Applied::Done)
     }
 }
 
 #[tonic::async_trait]
 impl EventHandler for Handler {
-    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<(), Error> {
-        self.tasks_for(tx, event).await?;
+    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+        if let Applied::NotApplied(why) = self.tasks_for(tx, event).await? {
+            return Ok(Applied::NotApplied(why));
+        }
         match event.r#type.as_str() {
             "complaints.complaint_submitted" => {
                 record(tx, event, "complaint", "agency_uscc", |p| {
@@ -260,8 +317,19 @@ impl EventHandler for Handler {
                 })
                 .await
             }
+            "filing.revoked" => {
+                record(tx, event, "revocation", "uscc", |p| {
+                    format!(
+                        "filing revoked: no annual report for {} by 30 June {} (Art. 11)",
+                        p["year"].as_i64().unwrap_or_default(),
+                        p["year"].as_i64().unwrap_or_default() + 1
+                    )
+                })
+                .await
+            }
             _ => Ok(()),
         }
+        .map(|()| Applied::Done)
     }
 }
 

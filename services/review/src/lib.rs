@@ -1,6 +1,7 @@
 //! The review service: regulators' reviews, supervision and each agency's credit file.
 
 mod api;
+mod decision;
 mod draw;
 mod events;
 mod jobs;

@@ -108,6 +108,16 @@ CREATE TABLE review_draw (
 );
 ";
 
+const V106: &str = "
+ALTER TABLE review_task ADD COLUMN principals TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE review_rectification ADD COLUMN deadline_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE review_rectification ADD COLUMN working_days BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE review_rectification ADD COLUMN provisional BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE review_rectification ADD COLUMN calendar_version TEXT NOT NULL DEFAULT '';
+CREATE INDEX review_task_filing ON review_task (filing_id, status);
+CREATE INDEX review_rectification_status ON review_rectification (status, due_date);
+";
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration::new(100, "agency credit file", V100_SQLITE, V100_POSTGRES),
@@ -126,5 +136,11 @@ pub fn migrations() -> Vec<Migration> {
             V104,
         ),
         Migration::tenant_row_security(105, &["review_rectification", "review_draw"]),
+        Migration::new(
+            106,
+            "principals a task checks, rectification deadlines with their calendar",
+            V106,
+            V106,
+        ),
     ]
 }

@@ -63,3 +63,21 @@ pub async fn entries(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+/// Whether the credit file holds an entry of `kind` about `uscc` kept by `tenant`.
+pub async fn has_entry(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    tenant: &str,
+    kind: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM review_credit_file WHERE uscc = $1 AND tenant = $2 AND kind = $3",
+    )
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .bind(kind.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}

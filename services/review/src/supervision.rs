@@ -1,52 +1,83 @@
-//! SQL of supervision: annual reports seen, durable jobs, rectification orders, risk tiers and
-//! spot-check draws.
+//! SQL of supervision: rectification orders, risk tiers and spot-check
+//! draws.
 
-use creditmesh_storage::StorageError;
+use creditmesh_domain::calendar::{Deadline, format_date};
+use creditmesh_domain::lifecycle::{Machine, Order, OrderEvent};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_storage::{StorageError, transition};
 
-pub async fn report_seen(
+pub async fn insert_order(
     conn: &mut AnyConnection,
-    filing_id: &str,
-    year: i64,
+    tenant: &str,
+    order_id: &str,
+    uscc: &str,
+    at: i64,
+    deadline: &Deadline,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "INSERT INTO review_annual_report (filing_id, year) VALUES ($1, $2) \
-         ON CONFLICT (filing_id, year) DO NOTHING",
+        "INSERT INTO review_rectification (tenant, order_id, uscc, issued_at, due_date, status, \
+         deadline_from, working_days, provisional, calendar_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(filing_id.to_owned())
-    .bind(year)
+    .bind(tenant.to_owned())
+    .bind(order_id.to_owned())
+    .bind(uscc.to_owned())
+    .bind(at)
+    .bind(format_date(deadline.due))
+    .bind(Order::Open.name().to_owned())
+    .bind(format_date(deadline.from))
+    .bind(i64::from(deadline.working_days))
+    .bind(i64::from(deadline.provisional))
+    .bind(deadline.calendar_version.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-pub async fn set_filed_at(
+/// Moves an order along its lifecycle; `false` when its state does not allow `event`.
+pub async fn order_transition(
     conn: &mut AnyConnection,
-    uscc: &str,
-    at: i64,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE review_agency SET filed_at = $1 WHERE uscc = $2")
-        .bind(at)
-        .bind(uscc.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    order_id: &str,
+    event: OrderEvent,
+) -> Result<bool, StorageError> {
+    Ok(transition::apply::<Order>(
+        conn,
+        "review_rectification",
+        &[("order_id", order_id)],
+        event,
+    )
+    .await?
+    .is_some())
 }
 
-/// Active agencies filed before `filed_before` without a report for `year`:
-/// `(uscc, tenant, filing_id)`.
-pub async fn without_report(
+/// Whether the holding authority recorded that `uscc` refused an order (Art. 15(2)).
+pub async fn refused_order(
     conn: &mut AnyConnection,
-    year: i64,
-    filed_before: i64,
-) -> Result<Vec<(String, String, String)>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT a.uscc, a.tenant, a.filing_id FROM review_agency a WHERE a.status = 'active' \
-         AND a.filed_at < $2 AND NOT EXISTS (SELECT 1 FROM review_annual_report r \
-         WHERE r.filing_id = a.filing_id AND r.year = $1) ORDER BY a.uscc",
+    uscc: &str,
+    tenant: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM review_rectification WHERE uscc = $1 AND tenant = $2 AND status = $3",
     )
-    .bind(year)
-    .bind(filed_before)
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .bind(Order::Refused.name().to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}
+
+/// Open orders whose deadline another calendar computed provisionally:
+/// `(order_id, deadline_from, working_days)`.
+pub async fn provisional_orders(
+    conn: &mut AnyConnection,
+    calendar_version: &str,
+) -> Result<Vec<(String, String, i64)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT order_id, deadline_from, working_days FROM review_rectification \
+         WHERE status = 'open' AND provisional = 1 AND calendar_version <> $1 AND working_days > 0",
+    )
+    .bind(calendar_version.to_owned())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -55,64 +86,19 @@ pub async fn without_report(
         .map_err(Into::into)
 }
 
-pub async fn job_done(conn: &mut AnyConnection, name: &str) -> Result<bool, StorageError> {
-    Ok(sqlx::query("SELECT 1 FROM review_job WHERE name = $1")
-        .bind(name.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
-}
-
-/// Claims a job by name for this transaction; `false` when it ran already (or another
-/// replica holds it and will commit first).
-pub async fn claim_job(
+pub async fn set_order_deadline(
     conn: &mut AnyConnection,
-    name: &str,
-    at: i64,
-    by: &str,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "INSERT INTO review_job (name, done_at, done_by, summary) VALUES ($1, $2, $3, '') \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name.to_owned())
-    .bind(at)
-    .bind(by.to_owned())
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub async fn finish_job(
-    conn: &mut AnyConnection,
-    name: &str,
-    summary: &str,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE review_job SET summary = $1 WHERE name = $2")
-        .bind(summary.to_owned())
-        .bind(name.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn insert_order(
-    conn: &mut AnyConnection,
-    tenant: &str,
     order_id: &str,
-    uscc: &str,
-    at: i64,
-    due: &str,
+    deadline: &Deadline,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "INSERT INTO review_rectification (tenant, order_id, uscc, issued_at, due_date, status) \
-         VALUES ($1, $2, $3, $4, $5, 'open')",
+        "UPDATE review_rectification SET due_date = $1, provisional = $2, calendar_version = $3 \
+         WHERE order_id = $4",
     )
-    .bind(tenant.to_owned())
+    .bind(format_date(deadline.due))
+    .bind(i64::from(deadline.provisional))
+    .bind(deadline.calendar_version.clone())
     .bind(order_id.to_owned())
-    .bind(uscc.to_owned())
-    .bind(at)
-    .bind(due.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -134,14 +120,15 @@ pub async fn get_order(
     })
 }
 
-/// Open orders due before `today`: `(order_id, uscc)`.
+/// Open orders whose final deadline is before `today`: `(order_id, uscc)`. A provisional
+/// deadline makes no order overdue.
 pub async fn overdue_orders(
     conn: &mut AnyConnection,
     today: &str,
 ) -> Result<Vec<(String, String)>, StorageError> {
     let rows = sqlx::query(
-        "SELECT order_id, uscc FROM review_rectification WHERE status = 'open' AND due_date < $1 \
-         ORDER BY order_id",
+        "SELECT order_id, uscc FROM review_rectification WHERE status = 'open' AND provisional = 0 \
+         AND due_date < $1 ORDER BY order_id",
     )
     .bind(today.to_owned())
     .fetch_all(&mut *conn)
@@ -150,35 +137,6 @@ pub async fn overdue_orders(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
-}
-
-/// Closes an order still open; `false` when another run closed it first.
-pub async fn close_open_order(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    status: &str,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE review_rectification SET status = $1 WHERE order_id = $2 AND status = 'open'",
-    )
-    .bind(status.to_owned())
-    .bind(order_id.to_owned())
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub async fn close_order(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    status: &str,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE review_rectification SET status = $1 WHERE order_id = $2")
-        .bind(status.to_owned())
-        .bind(order_id.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 pub async fn set_tier(

@@ -1,7 +1,8 @@
 //! SQL of review tasks, the agencies they concern and the severe-dishonesty list.
 
-use creditmesh_storage::StorageError;
+use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, Task, TaskEvent};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use creditmesh_storage::{StorageError, transition};
 
 #[derive(Debug, Clone)]
 pub struct TaskRow {
@@ -20,11 +21,13 @@ pub struct TaskRow {
     pub calendar_version: String,
     pub checks: String,
     pub forwarded_from: String,
+    /// Identity numbers of the principals an approval is checked against (Art. 9(2)), JSON.
+    pub principals: String,
 }
 
 const COLUMNS: &str = "tenant, task_id, kind, status, filing_id, subject_id, uscc, agency_name, \
     created_at, deadline_from, deadline_due, deadline_provisional, calendar_version, checks, \
-    forwarded_from";
+    forwarded_from, principals";
 
 fn task(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
     Ok(TaskRow {
@@ -43,13 +46,14 @@ fn task(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
         calendar_version: r.try_get(12)?,
         checks: r.try_get(13)?,
         forwarded_from: r.try_get(14)?,
+        principals: r.try_get(15)?,
     })
 }
 
 pub async fn insert(conn: &mut AnyConnection, t: &TaskRow) -> Result<(), StorageError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO review_task ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11, $12, $13, $14, $15)"
+         $11, $12, $13, $14, $15, $16)"
     )))
     .bind(t.tenant.clone())
     .bind(t.task_id.clone())
@@ -66,6 +70,7 @@ pub async fn insert(conn: &mut AnyConnection, t: &TaskRow) -> Result<(), Storage
     .bind(t.calendar_version.clone())
     .bind(t.checks.clone())
     .bind(t.forwarded_from.clone())
+    .bind(t.principals.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -85,7 +90,8 @@ pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskR
 }
 
 /// Tasks after `after`, oldest first; empty filters match all; `statuses` and `kinds` are
-/// comma-separated lists; `overdue_before` keeps open tasks due before that date.
+/// comma-separated lists; `overdue_before` keeps open tasks with a final deadline before that
+/// date (a provisional deadline makes nothing overdue).
 #[allow(clippy::too_many_arguments)]
 pub async fn list(
     conn: &mut AnyConnection,
@@ -100,7 +106,8 @@ pub async fn list(
         "SELECT {COLUMNS} FROM review_task WHERE ($1 = '' OR tenant = $1) \
          AND ($2 = '' OR $2 LIKE '%,' || status || ',%') \
          AND ($3 = '' OR $3 LIKE '%,' || kind || ',%') \
-         AND ($4 = '' OR (status = 'open' AND deadline_due < $4)) \
+         AND ($4 = '' OR (status = 'open' AND deadline_provisional = 0 AND deadline_due <> '' \
+         AND deadline_due < $4)) \
          AND task_id > $5 ORDER BY task_id LIMIT $6"
     )))
     .bind(tenant.to_owned())
@@ -117,77 +124,159 @@ pub async fn list(
         .map_err(Into::into)
 }
 
+/// Decides an open task: `false` when it is no longer open (another decision came first).
+#[allow(clippy::too_many_arguments)]
 pub async fn decide(
     conn: &mut AnyConnection,
     tenant: &str,
     task_id: &str,
-    status: &str,
+    event: TaskEvent,
     at: i64,
     by: &str,
     decision: &str,
-) -> Result<(), StorageError> {
-    sqlx::query(
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
         "UPDATE review_task SET status = $1, decided_at = $2, decided_by = $3, decision = $4 \
-         WHERE tenant = $5 AND task_id = $6",
+         WHERE tenant = $5 AND task_id = $6 AND status = $7",
     )
-    .bind(status.to_owned())
+    .bind(Task::target(event).name().to_owned())
     .bind(at)
     .bind(by.to_owned())
     .bind(decision.to_owned())
     .bind(tenant.to_owned())
     .bind(task_id.to_owned())
+    .bind(Task::Open.name().to_owned())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Remembers the agency a filing concerns and who its principals are.
+/// Withdraws the open filing, change and deregistration tasks of a filing that ended;
+/// returns their ids.
+pub async fn withdraw_open(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+    at: i64,
+    by: &str,
+) -> Result<Vec<String>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT task_id FROM review_task WHERE filing_id = $1 AND status = 'open' \
+         AND kind IN ('filing', 'change', 'deregistration') ORDER BY task_id",
+    )
+    .bind(filing_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        sqlx::query(
+            "UPDATE review_task SET status = $1, decided_at = $2, decided_by = $3, \
+             decision = '{\"withdrawn\":\"the filing ended\"}' WHERE task_id = $4 AND status = 'open'",
+        )
+        .bind(Task::target(TaskEvent::Withdraw).name().to_owned())
+        .bind(at)
+        .bind(by.to_owned())
+        .bind(id.clone())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(ids)
+}
+
+/// Remembers the agency a new filing concerns and who its principals are. An agency whose
+/// earlier filing is still open keeps it: `false` then.
 pub async fn put_agency(
     conn: &mut AnyConnection,
     uscc: &str,
     tenant: &str,
     filing_id: &str,
-    status: &str,
     principals: &str,
-) -> Result<(), StorageError> {
-    sqlx::query(
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
         "INSERT INTO review_agency (uscc, tenant, filing_id, status, principals) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, \
-         filing_id = excluded.filing_id, status = excluded.status, principals = excluded.principals",
+         filing_id = excluded.filing_id, status = excluded.status, principals = excluded.principals \
+         WHERE review_agency.status NOT IN ($6, $7, $8)",
     )
     .bind(uscc.to_owned())
     .bind(tenant.to_owned())
     .bind(filing_id.to_owned())
-    .bind(status.to_owned())
+    .bind(Filing::Submitted.name().to_owned())
     .bind(principals.to_owned())
+    .bind(Filing::OPEN[0].to_owned())
+    .bind(Filing::OPEN[1].to_owned())
+    .bind(Filing::OPEN[2].to_owned())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_agency_status(
+/// Moves review's record of an agency's filing along its lifecycle: `false` when the filing
+/// is not (or no longer) in a state the event moves.
+pub async fn agency_transition(
     conn: &mut AnyConnection,
     uscc: &str,
-    status: &str,
+    filing_id: &str,
+    event: FilingEvent,
+) -> Result<bool, StorageError> {
+    Ok(transition::apply::<Filing>(
+        conn,
+        "review_agency",
+        &[("uscc", uscc), ("filing_id", filing_id)],
+        event,
+    )
+    .await?
+    .is_some())
+}
+
+pub async fn set_agency_principals(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    principals: &str,
 ) -> Result<(), StorageError> {
-    sqlx::query("UPDATE review_agency SET status = $1 WHERE uscc = $2")
-        .bind(status.to_owned())
+    sqlx::query("UPDATE review_agency SET principals = $1 WHERE uscc = $2")
+        .bind(principals.to_owned())
         .bind(uscc.to_owned())
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Agencies with a live filing whose code, or one of whose principals, is `identifier`:
-/// `(uscc, tenant, filing_id)`.
-pub async fn live_agencies_naming(
+/// Agencies with an open filing whose code, or one of whose principals, is `identifier`:
+/// `(uscc, tenant, filing_id, status)`.
+pub async fn open_agencies_naming(
+    conn: &mut AnyConnection,
+    identifier: &str,
+) -> Result<Vec<(String, String, String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT uscc, tenant, filing_id, status FROM review_agency \
+         WHERE status IN ($2, $3, $4) \
+         AND (uscc = $1 OR principals LIKE '%\"' || $1 || '\"%') ORDER BY uscc",
+    )
+    .bind(identifier.to_owned())
+    .bind(Filing::OPEN[0].to_owned())
+    .bind(Filing::OPEN[1].to_owned())
+    .bind(Filing::OPEN[2].to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Open filing and change tasks naming `identifier` as agency or principal: `(tenant,
+/// task_id, checks)`.
+pub async fn open_tasks_naming(
     conn: &mut AnyConnection,
     identifier: &str,
 ) -> Result<Vec<(String, String, String)>, StorageError> {
     let rows = sqlx::query(
-        "SELECT uscc, tenant, filing_id FROM review_agency \
-         WHERE status IN ('submitted', 'active') \
-         AND (uscc = $1 OR principals LIKE '%\"' || $1 || '\"%')",
+        "SELECT tenant, task_id, checks FROM review_task WHERE status = 'open' \
+         AND kind IN ('filing', 'change') \
+         AND (uscc = $1 OR principals LIKE '%\"' || $1 || '\"%') ORDER BY task_id",
     )
     .bind(identifier.to_owned())
     .fetch_all(&mut *conn)
@@ -196,6 +285,36 @@ pub async fn live_agencies_naming(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+pub async fn set_checks(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    checks: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("UPDATE review_task SET checks = $1 WHERE tenant = $2 AND task_id = $3")
+        .bind(checks.to_owned())
+        .bind(tenant.to_owned())
+        .bind(task_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the deregistration of `filing_id` was approved.
+pub async fn deregistration_approved(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM review_task WHERE filing_id = $1 AND kind = 'deregistration' \
+         AND status = 'approved'",
+    )
+    .bind(filing_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
 }
 
 pub struct Listing {
@@ -374,4 +493,40 @@ pub async fn set_deadline(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Opens a supervision task for the authority holding an agency's filing (Art. 14): no
+/// statutory deadline, `checks` holding what prompted it. Returns its id.
+pub async fn open_supervision(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    uscc: &str,
+    filing_id: &str,
+    at: i64,
+    what: &str,
+) -> Result<String, StorageError> {
+    let task_id = uuid::Uuid::now_v7().to_string();
+    insert(
+        conn,
+        &TaskRow {
+            tenant: tenant.to_owned(),
+            task_id: task_id.clone(),
+            kind: "supervision".into(),
+            status: Task::Open.name().into(),
+            filing_id: filing_id.to_owned(),
+            subject_id: filing_id.to_owned(),
+            uscc: uscc.to_owned(),
+            agency_name: String::new(),
+            created_at: at,
+            deadline_from: String::new(),
+            deadline_due: String::new(),
+            deadline_provisional: false,
+            calendar_version: String::new(),
+            checks: serde_json::json!([{ "ground": 0, "evidence": what }]).to_string(),
+            forwarded_from: String::new(),
+            principals: "[]".into(),
+        },
+    )
+    .await?;
+    Ok(task_id)
 }

@@ -148,7 +148,7 @@ pub async fn application(
 }
 
 /// Delivers a review decision to the filing service as the review service would.
-async fn review_says(t: &TestMesh, event_type: &str, tenant: &str, payload: serde_json::Value) {
+pub async fn review_says(t: &TestMesh, event_type: &str, tenant: &str, payload: serde_json::Value) {
     let ch = mtls(t.service_addr("filing"), &t.pki_dir, "service-review").await;
     EventSinkServiceClient::new(ch)
         .deliver(DeliverRequest {
@@ -168,7 +168,7 @@ async fn review_says(t: &TestMesh, event_type: &str, tenant: &str, payload: serd
 }
 
 /// A Kashgar filing, approved.
-async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel>, Filing) {
+pub async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel>, Filing) {
     let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
     let req = application(&mut agency, KASHGAR, "2020-05-01", "k-active").await;
     let filing = agency
@@ -410,6 +410,9 @@ async fn an_agency_acts_only_for_its_own_code(engine: Engine) {
 async fn a_late_change_is_flagged_and_recorded(engine: Engine) {
     let Some(t) = mesh(engine).await else { return };
     let (mut agency, filing) = active_kashgar_filing(&t).await;
+    let lease = upload(&mut agency, DocumentKind::ChangeMaterial, pdf("new lease"))
+        .await
+        .unwrap();
     let change = |request_id: &str, changed_on: time::Date| SubmitChangeRequest {
         request_id: request_id.into(),
         filing_id: filing.filing_id.clone(),
@@ -418,7 +421,9 @@ async fn a_late_change_is_flagged_and_recorded(engine: Engine) {
             registered_address: "新疆喀什地区喀什市解放路2号".into(),
             ..Default::default()
         }),
-        supporting_documents: vec![],
+        supporting_documents: vec![DocumentRef {
+            sha256: lease.clone(),
+        }],
         description: "moved".into(),
     };
     let timely = agency

@@ -463,8 +463,24 @@ async fn calendar_commands_answer_from_the_shipped_data() {
     )
     .await;
     assert_eq!(
-        out, "2026-10-12 provisional\n",
-        "2026's regional days are not known"
+        out, "2026-10-12\n",
+        "2026's regional days are known, and no open point is crossed"
+    );
+    let (_, out, _) = run(
+        &[
+            "calendar",
+            "deadline",
+            "--from",
+            "2026-05-21",
+            "--working-days",
+            "3",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        out, "2026-05-26 provisional\n",
+        "a weekend near Eid al-Adha 2026 may yet be a make-up working day"
     );
     let (_, out, _) = run(&["calendar", "is-working-day", "2025-06-09"], &[]).await;
     assert_eq!(out, "2025-06-09 day off\n", "Eid al-Adha in Xinjiang");

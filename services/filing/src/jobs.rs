@@ -1,0 +1,145 @@
+//! Durable timers of the filing service. The 1 July cut-off (Art. 11) runs here, where the
+//! annual reports are recorded: it decides from this service's own record of what was
+//! submitted, never from a copy that may still be on its way. A run is one transaction that
+//! first claims the job's name: it survives restarts and runs once across replicas.
+
+use std::time::Duration;
+
+use creditmesh_domain::calendar::cst_date;
+use creditmesh_domain::lifecycle::{FilingEvent, Machine};
+use creditmesh_domain::tenant::REGION;
+use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
+use creditmesh_rpc::{CallContext, ServiceEnv, Written};
+use serde_json::json;
+use time::{Date, Month};
+use tokio_util::sync::CancellationToken;
+
+use crate::{events, store};
+
+/// How often the timers look at the clock.
+const TICK: Duration = Duration::from_millis(500);
+
+pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = annual_report_cutoff(&env).await {
+                tracing::warn!(error = %e, "annual-report cut-off did not run");
+            }
+        }
+    });
+}
+
+/// Microseconds since the Unix epoch at 00:00 China Standard Time on `d`.
+fn cst_midnight(d: Date) -> i64 {
+    (i64::from(d.to_julian_day() - 2_440_588) * 86_400 - 8 * 3600) * 1_000_000
+}
+
+/// From 1 July of year Y, revokes every active filing submitted before Y that holds no
+/// annual report for Y-1 (Art. 11: "未按时提交年度报告的信用服务机构将自动撤销建档"). A filing
+/// whose agency applied to deregister is not active, and is spared. The revocation carries no
+/// 12-month restriction: that paragraph belongs to Art. 15.
+pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
+    let store = &env.store;
+    let today = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
+    if (u8::from(today.month()), today.day()) < (7, 1) {
+        return Ok(0);
+    }
+    let year = i64::from(today.year()) - 1;
+    let name = format!("annual-report-cutoff-{year}");
+    let start_of_year = Date::from_calendar_date(today.year(), Month::January, 1)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let submitted_before = cst_midnight(start_of_year);
+    // Settled runs cost one read per tick, and leave no audit line.
+    let mut conn = store
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(creditmesh_storage::StorageError::from)?;
+    if store::job_done(&mut conn, &name).await? {
+        return Ok(0);
+    }
+    drop(conn);
+    let principal = Principal::new(PrincipalKind::Service, REGION, "filing");
+    let ctx = CallContext {
+        principal_id: principal.spiffe_id(env.authn.trust_domain()),
+        principal,
+        request_id: name.clone(),
+    };
+    let (ctx, name) = (&ctx, &name);
+    let outcome = store
+        .write(ctx, "AnnualReportCutoff", |mut tx| async move {
+            let now = store.now();
+            if !store::claim_job(&mut tx, name, now, &ctx.principal_id, "").await? {
+                return Ok((
+                    tx,
+                    Written {
+                        value: 0,
+                        tenant: REGION.to_string(),
+                    },
+                ));
+            }
+            let missing = store::without_report(&mut tx, year, submitted_before).await?;
+            let mut revoked = 0;
+            for (tenant, filing_id, uscc) in &missing {
+                let Some(next) =
+                    store::transition(&mut tx, tenant, filing_id, FilingEvent::MissAnnualReport)
+                        .await?
+                else {
+                    continue;
+                };
+                store::withdraw_changes(&mut tx, filing_id).await?;
+                let note = format!(
+                    "revoked: no annual report for {year} by 30 June {} (Art. 11)",
+                    year + 1
+                );
+                store::add_history(
+                    &mut tx,
+                    tenant,
+                    filing_id,
+                    next.name(),
+                    now,
+                    &ctx.principal_id,
+                    &note,
+                )
+                .await?;
+                store
+                    .publish_json(
+                        &mut tx,
+                        events::CONSUMERS,
+                        ctx,
+                        events::REVOKED,
+                        tenant,
+                        filing_id,
+                        json!({
+                            "filing_id": filing_id,
+                            "uscc": uscc,
+                            "ground": "no_annual_report",
+                            "year": year,
+                        }),
+                    )
+                    .await?;
+                revoked += 1;
+            }
+            tracing::info!(job = %name, revoked, "annual-report cut-off ran");
+            Ok((
+                tx,
+                Written {
+                    value: revoked,
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await;
+    match outcome {
+        // Another replica claimed the same name at the same moment and committed first.
+        Err(e) if e.code == ErrorCode::AlreadyExists => Ok(0),
+        other => other,
+    }
+}
