@@ -221,6 +221,7 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
             blob_store: dir.join("blobs").display().to_string(),
             staging_dir: dir.join("staging"),
             spot_check_percent: [10, 5, 20, 50],
+            review_routing: Default::default(),
         },
         // Two connections per service: on two cores, more SQLite worker threads only add
         // context switches to both paths alike.

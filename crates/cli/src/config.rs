@@ -44,6 +44,9 @@ pub struct Config {
     pub gateway: creditmesh_gateway::LimitsConfig,
     pub calendar: CalendarConfig,
     pub supervision: SupervisionConfig,
+    /// Who reviews filings registered in a division the region administers itself (XPCC
+    /// cities 6590xx, region-level 6500xx): division code → tenant. Unlisted, the region.
+    pub review_routing: BTreeMap<String, String>,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
 }
@@ -204,6 +207,7 @@ impl Default for Config {
             gateway: Default::default(),
             calendar: CalendarConfig::default(),
             supervision: SupervisionConfig::default(),
+            review_routing: BTreeMap::new(),
             shutdown_grace_ms: 20_000,
         }
     }
@@ -366,6 +370,11 @@ impl Config {
                 ));
             }
         }
+        if let Err(bad) = creditmesh_domain::routing::ReviewRouting::new(&self.review_routing) {
+            for (code, why) in bad {
+                problems.push((format!("review_routing.{code}"), why));
+            }
+        }
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
         }
@@ -405,6 +414,10 @@ impl Config {
                 let p = &self.supervision.spot_check_percent;
                 [p.unset, p.low, p.medium, p.high]
             },
+            review_routing: std::sync::Arc::new(
+                creditmesh_domain::routing::ReviewRouting::new(&self.review_routing)
+                    .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
+            ),
         })
     }
 
@@ -441,7 +454,9 @@ mod tests {
         cfg.database.url = "mysql://x".into();
         cfg.database.max_connections = 0;
         cfg.log.format = "xml".into();
+        cfg.review_routing.insert("653101".into(), "654200".into());
         let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("config key `review_routing.653101`"), "{err}");
         assert!(err.contains("config key `database.url`"), "{err}");
         assert!(
             err.contains("config key `database.max_connections`"),

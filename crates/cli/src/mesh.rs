@@ -56,6 +56,7 @@ pub struct Runtime {
     pub staging_dir: std::path::PathBuf,
     /// Spot-check ratio per risk tier, in percent: unset, low, medium, high.
     pub spot_check_percent: [u32; 4],
+    pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -88,6 +89,7 @@ pub async fn start_service(
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
         spot_check_percent: runtime.spot_check_percent,
+        review_routing: runtime.review_routing.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let routes = (def.routes)(env);

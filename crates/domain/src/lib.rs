@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod mask;
 pub mod principal;
 pub mod resident_id;
+pub mod routing;
 pub mod tenant;
 pub mod uscc;
 

@@ -38,6 +38,8 @@ pub struct ServiceEnv {
     pub blobs: Blobs,
     /// Spot-check ratio per risk tier, in percent: unset, low, medium, high (Art. 14).
     pub spot_check_percent: [u32; 4],
+    /// Who reviews a filing, by the division of its registered address (Art. 10).
+    pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
 }
 
 impl ServiceDef {

@@ -6,6 +6,7 @@ use creditmesh_domain::calendar::{
     Calendar, Deadline, Layers, add_years, cst_date, format_date, parse_iso_date,
 };
 use creditmesh_domain::resident_id::ResidentId;
+use creditmesh_domain::routing::{RegisteredDivision, ReviewRouting};
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::filing_service_server::FilingService;
@@ -36,16 +37,44 @@ pub struct Api {
     authn: Authn,
     calendar: Arc<Calendar>,
     blobs: Blobs,
+    routing: Arc<ReviewRouting>,
 }
 
 impl Api {
-    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>, blobs: Blobs) -> Self {
+    pub fn new(
+        store: ServiceStore,
+        authn: Authn,
+        calendar: Arc<Calendar>,
+        blobs: Blobs,
+        routing: Arc<ReviewRouting>,
+    ) -> Self {
         Self {
             store,
             authn,
             calendar,
             blobs,
+            routing,
         }
+    }
+
+    /// Who reviews a filing registered at `division` (Art. 10), with a note when the USCC was
+    /// issued elsewhere (the enterprise moved after registering).
+    fn route(&self, uscc: &Uscc, division: &str) -> Result<(Tenant, String), Error> {
+        let division = RegisteredDivision::parse(division)
+            .map_err(|e| Error::invalid_field("form.registered_division", e))?;
+        let tenant = self.routing.reviewing_tenant(&division);
+        let note = if division.location() == uscc.location() {
+            String::new()
+        } else {
+            format!(
+                "registered address in {} ({}), but the USCC was issued in {} ({}): reviewed where the agency is registered now (Art. 10)",
+                division.as_str(),
+                division.location(),
+                uscc.division(),
+                uscc.location()
+            )
+        };
+        Ok((tenant, note))
     }
 
     fn today(&self) -> Result<Date, Error> {
@@ -219,6 +248,7 @@ fn facts_from(f: &ApplicationForm) -> Facts {
         internal_rules: f.internal_rules.clone(),
         contact_phone: f.contact_phone.trim().to_owned(),
         contact_email: f.contact_email.trim().to_owned(),
+        registered_division: f.registered_division.trim().to_owned(),
     }
 }
 
@@ -238,6 +268,7 @@ fn form_from(f: &Facts) -> ApplicationForm {
         internal_rules: f.internal_rules.clone(),
         contact_phone: f.contact_phone.clone(),
         contact_email: f.contact_email.clone(),
+        registered_division: f.registered_division.clone(),
     }
 }
 
@@ -284,6 +315,7 @@ fn merge(filed: &Facts, change: &Facts) -> Facts {
         },
         contact_phone: text(&change.contact_phone, &filed.contact_phone),
         contact_email: text(&change.contact_email, &filed.contact_email),
+        registered_division: text(&change.registered_division, &filed.registered_division),
     }
 }
 
@@ -327,6 +359,17 @@ fn check_facts(v: &mut Violations, p: &str, f: &Facts, today: Date) -> Option<Da
         }
     };
     v.require(&format!("{p}.registered_address"), &f.registered_address);
+    if f.registered_division.is_empty() {
+        v.add(
+            format!("{p}.registered_division"),
+            "is required: the county-level GB/T 2260 code of the registered address (Art. 10)",
+        );
+    } else {
+        v.check(
+            &format!("{p}.registered_division"),
+            RegisteredDivision::parse(&f.registered_division),
+        );
+    }
     if f.registered_capital_yuan <= 0 {
         v.add(format!("{p}.registered_capital_yuan"), "must be positive");
     }
@@ -679,13 +722,15 @@ impl FilingService for Api {
             ));
             return Err(status(self.store.reject(&ctx, METHOD, e).await));
         }
-        let reviewing = uscc.reviewing_tenant();
+        let (reviewing, routing_note) = self
+            .route(&uscc, &facts.registered_division)
+            .map_err(status)?;
         let deadline = self
             .calendar
             .deadline(today, REVIEW_WORKING_DAYS, Layers::Xinjiang)
             .map_err(|e| status(Error::internal(format!("calendar: {e}"))))?;
-        let (ctx, facts, docs, uscc, deadline, today) =
-            (&ctx, &facts, &docs, &uscc, &deadline, today);
+        let (ctx, facts, docs, uscc, deadline, today, routing_note) =
+            (&ctx, &facts, &docs, &uscc, &deadline, today, &routing_note);
         let response = self
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
@@ -724,7 +769,7 @@ impl FilingService for Api {
                     documents: serde_json::to_string(docs).map_err(|e| Error::internal(e.to_string()))?,
                 };
                 store::insert_filing(&mut tx, &row).await?;
-                store::add_history(&mut tx, &tenant, &filing_id, State::Submitted.name(), now, &ctx.principal_id, "").await?;
+                store::add_history(&mut tx, &tenant, &filing_id, State::Submitted.name(), now, &ctx.principal_id, routing_note).await?;
                 self.publish(
                     &mut tx,
                     ctx,
@@ -742,6 +787,8 @@ impl FilingService for Api {
                             facts.general_manager.identity_number,
                         ],
                         "reviewing_tenant": tenant,
+                        "registered_division": facts.registered_division,
+                        "routing_note": routing_note,
                         "registered_in_xinjiang": uscc.location().in_xinjiang(),
                         "submitted_at": now,
                         "review_deadline": Self::deadline_proto(deadline).due_date,
@@ -838,6 +885,14 @@ impl FilingService for Api {
                 let mut v = Violations::default();
                 check_facts(&mut v, "changed_facts", &merged, today);
                 v.finish()?;
+                let uscc = Uscc::parse(&filing.uscc).map_err(|e| Error::internal(e.to_string()))?;
+                let (routed, _) = self.route(&uscc, &merged.registered_division)?;
+                if routed.to_string() != filing.tenant {
+                    return Err(Error::failed_precondition(format!(
+                        "the new registered address lies in the area of {routed}, not of the holding authority {}; a move to another authority's area is filed anew with {routed} after deregistration here",
+                        filing.tenant
+                    )));
+                }
                 let cal_err = |e: creditmesh_domain::calendar::CalendarError| {
                     Error::invalid_field("changed_on", e.to_string())
                 };

@@ -32,6 +32,7 @@ fn routes(env: ServiceEnv) -> Routes {
         env.authn.clone(),
         env.calendar,
         env.blobs,
+        env.review_routing,
     );
     let server =
         FilingServiceServer::new(api).max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);

@@ -27,6 +27,9 @@ pub struct Facts {
     pub internal_rules: Vec<i32>,
     pub contact_phone: String,
     pub contact_email: String,
+    /// County-level division of the registered address (注册地), which routes the review.
+    #[serde(default)]
+    pub registered_division: String,
 }
 
 /// Document references by their place in the application (Art. 8).

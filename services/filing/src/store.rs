@@ -285,6 +285,8 @@ pub async fn set_facts(
     Ok(())
 }
 
+/// Appends to a filing's history. The next number comes from a counter on the filing's row,
+/// so concurrent writers queue on that row instead of both taking `MAX(seq) + 1`.
 pub async fn add_history(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -294,13 +296,21 @@ pub async fn add_history(
     principal: &str,
     note: &str,
 ) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO filing_history (tenant, filing_id, seq, status, changed_at, principal, note) \
-         VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM filing_history \
-         WHERE tenant = $1 AND filing_id = $2), $3, $4, $5, $6)",
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE filing_filing SET history_seq = history_seq + 1 \
+         WHERE tenant = $1 AND filing_id = $2 RETURNING history_seq",
     )
     .bind(tenant.to_owned())
     .bind(filing_id.to_owned())
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO filing_history (tenant, filing_id, seq, status, changed_at, principal, note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(seq)
     .bind(status.to_owned())
     .bind(at)
     .bind(principal.to_owned())

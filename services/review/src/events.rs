@@ -187,8 +187,14 @@ impl Handler {
                         "{uscc} still has an open filing; filing {filing_id} was not taken up"
                     )));
                 }
-                let found =
+                let mut found =
                     automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
+                if !text(&p, "routing_note").is_empty() {
+                    found.push((
+                        RefusalGround::Unspecified,
+                        text(&p, "routing_note").to_owned(),
+                    ));
+                }
                 self.open_task(
                     tx,
                     event,

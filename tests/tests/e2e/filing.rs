@@ -129,6 +129,7 @@ pub async fn application(
             internal_rules: (1..=8).collect(),
             contact_phone: "0998-1234567".into(),
             contact_email: "office@example.org".into(),
+            registered_division: uscc[2..8].into(),
         }),
         application_form_document: doc(DocumentKind::ApplicationForm, "form").await,
         business_licence: doc(DocumentKind::BusinessLicence, "licence").await,

@@ -32,6 +32,8 @@ crate::on_both_engines!(
     a_change_is_late_exactly_after_its_due_date,
     the_one_year_exemption_of_art_8_5_ends_with_the_anniversary,
     an_oversized_message_is_resource_exhausted,
+    the_registered_address_routes_the_review,
+    concurrent_writers_each_get_their_place_in_the_history,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -860,6 +862,91 @@ async fn an_oversized_message_is_resource_exhausted(engine: Engine) {
     assert_eq!(
         scalar_i64(&t.db_url("filing"), "SELECT COUNT(*) FROM filing_filing").await,
         0
+    );
+    t.stop().await;
+}
+
+/// Art. 10: the authority of the registered address (注册地) reviews, whatever division the
+/// USCC was issued in; the disagreement is shown to the reviewer.
+async fn the_registered_address_routes_the_review(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let mut req = application(&mut agency, KASHGAR, "2020-05-01", "moved").await;
+    for (code, why) in [
+        ("653100", "prefecture-level"),
+        ("653900", "no such prefecture"),
+        ("", "missing"),
+    ] {
+        req.form.as_mut().unwrap().registered_division = code.into();
+        let err = agency.submit_filing(req.clone()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{why}");
+        assert_eq!(fields(&err), ["form.registered_division"], "{why}");
+    }
+    // Registered in Urumqi's Tianshan district, with a code issued in Kashgar.
+    req.form.as_mut().unwrap().registered_division = "650102".into();
+    let filing = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(filing.tenant, "650100");
+    assert_eq!(filing.reviewing_tenant, "650100");
+    let urumqi = ReviewServiceClient::new(t.node("regulator-650100").await);
+    let task = task_of(&urumqi, "", TaskKind::Filing, TaskStatus::Open).await;
+    assert_eq!(task.filing_id, filing.filing_id);
+    assert!(
+        task.automatic_checks
+            .iter()
+            .any(|c| c.evidence.contains("650102") && c.evidence.contains("653101")),
+        "the reviewer sees the disagreement: {task:?}"
+    );
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let none = kashgar
+        .list_review_tasks(ListReviewTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert!(none.is_empty(), "{none:?}");
+    t.stop().await;
+}
+
+/// History entries written at once (here: twenty changes of one filing) all land, each with a
+/// number of its own.
+async fn concurrent_writers_each_get_their_place_in_the_history(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let filing_id = approve(&t, "k").await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let materials = DocumentRef {
+        sha256: upload(&mut agency, DocumentKind::ChangeMaterial, pdf("minutes"))
+            .await
+            .unwrap(),
+    };
+    let today = creditmesh_domain::calendar::format_date(super::filing::today());
+    let calls = (0..20).map(|i| {
+        let mut a = agency.clone();
+        let req = change(
+            &filing_id,
+            &format!("c-{i}"),
+            &today,
+            vec![materials.clone()],
+            None,
+        );
+        tokio::spawn(async move { a.submit_change(req).await })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    let entries = history(&t, "agency-kashgar", &filing_id).await;
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|(_, n)| n.contains("submitted"))
+            .count(),
+        20,
+        "{entries:?}"
     );
     t.stop().await;
 }
