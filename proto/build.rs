@@ -5,11 +5,29 @@ use std::path::PathBuf;
 const FILES: &[&str] = &[
     "creditmesh/common/v1/common.proto",
     "creditmesh/events/v1/events.proto",
+    "creditmesh/events/v1/kinds.proto",
     "creditmesh/filing/v1/filing.proto",
     "creditmesh/review/v1/review.proto",
     "creditmesh/disclosure/v1/disclosure.proto",
     "creditmesh/complaints/v1/complaints.proto",
     "creditmesh/datapush/v1/datapush.proto",
+];
+
+const EVENT_KINDS: &[&str] = &[
+    "FilingSubmitted",
+    "ChangeSubmitted",
+    "AnnualReportSubmitted",
+    "DeregistrationRequested",
+    "FilingRevokedForNoReport",
+    "FilingDecided",
+    "FilingRevoked",
+    "ChangeDecided",
+    "DeregistrationDecided",
+    "Disposal",
+    "DeregistrationCompleted",
+    "DeadlineRecomputed",
+    "SpotCheckDrawn",
+    "ComplaintSubmitted",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,8 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("creditmesh_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure()
-        .generate_default_stubs(true)
-        .compile_fds(fds)?;
+    let mut config = tonic_prost_build::configure().generate_default_stubs(true);
+    // Event kinds serialise to JSON too: the credit file keeps an event's fields readable.
+    for kind in EVENT_KINDS {
+        config = config.type_attribute(
+            format!("creditmesh.events.v1.{kind}"),
+            "#[derive(serde::Serialize)]",
+        );
+    }
+    config.compile_fds(fds)?;
     Ok(())
 }

@@ -15,6 +15,41 @@ pub mod common {
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("creditmesh.events.v1");
+
+        /// A kind of event: its message and the type string that names it on the wire. A
+        /// field renamed in `kinds.proto` fails to compile where it is used.
+        pub trait EventKind: prost::Message + Default + serde::Serialize {
+            const TYPE: &'static str;
+        }
+
+        macro_rules! kinds {
+            ($($message:ident = $name:literal,)*) => {
+                $(
+                    impl $message {
+                        pub const TYPE: &'static str = $name;
+                    }
+                    impl EventKind for $message {
+                        const TYPE: &'static str = $name;
+                    }
+                )*
+            };
+        }
+
+        kinds! {
+            FilingSubmitted = "filing.submitted",
+            ChangeSubmitted = "filing.change_submitted",
+            AnnualReportSubmitted = "filing.annual_report_submitted",
+            DeregistrationRequested = "filing.deregistration_requested",
+            FilingRevokedForNoReport = "filing.revoked",
+            FilingDecided = "review.filing_decided",
+            FilingRevoked = "review.filing_revoked",
+            ChangeDecided = "review.change_decided",
+            DeregistrationDecided = "review.deregistration_decided",
+            DeregistrationCompleted = "review.deregistration_completed",
+            DeadlineRecomputed = "review.deadline_recomputed",
+            SpotCheckDrawn = "review.spot_check_drawn",
+            ComplaintSubmitted = "complaints.complaint_submitted",
+        }
     }
 }
 

@@ -151,3 +151,10 @@ pub fn occurred_micros(event: &Event) -> i64 {
         .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
         .unwrap_or_default()
 }
+
+/// The typed payload of `event`; a payload that does not decode as `E` is `INVALID_ARGUMENT`.
+pub fn decode<E: creditmesh_proto::events::v1::EventKind>(event: &Event) -> Result<E, Error> {
+    E::decode(event.payload.as_slice()).map_err(|e| {
+        Error::invalid_field("event.payload", format!("not a {} message: {e}", E::TYPE))
+    })
+}

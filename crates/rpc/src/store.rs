@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use creditmesh_domain::{Clock, Error, ErrorCode};
+use creditmesh_proto::events::v1::EventKind;
 use creditmesh_storage::{AuditEntry, Db, Infra, NewEvent, StorageError, Tx};
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -54,27 +55,25 @@ impl ServiceStore {
         Ok(self.infra.publish(tx, consumers, event, self.now()).await?)
     }
 
-    /// Writes an event with a JSON payload, caused by `ctx`'s caller, inside `tx`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn publish_json(
+    /// Writes a typed event, caused by `ctx`'s caller, inside `tx`, once per consumer.
+    pub async fn publish_event<E: EventKind>(
         &self,
         tx: &mut Tx,
         consumers: &[&str],
         ctx: &CallContext,
-        event_type: &str,
         tenant: &str,
         subject: &str,
-        payload: serde_json::Value,
+        event: &E,
     ) -> Result<String, Error> {
         self.publish(
             tx,
             consumers,
             NewEvent {
-                event_type,
+                event_type: E::TYPE,
                 tenant,
                 principal: &ctx.principal_id,
                 subject,
-                payload: payload.to_string().into_bytes(),
+                payload: event.encode_to_vec(),
             },
         )
         .await

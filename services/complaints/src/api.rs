@@ -9,7 +9,6 @@ use creditmesh_proto::complaints::v1::{
     TrackComplaintResponse,
 };
 use creditmesh_rpc::{Authn, ServiceStore, Written, status, status_from, timestamp};
-use creditmesh_storage::NewEvent;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -162,23 +161,19 @@ impl ComplaintService for Api {
                     "",
                 )
                 .await?;
-                let payload = serde_json::json!({
-                    "tracking_number": tracking_number,
-                    "agency_uscc": valid.uscc.as_str(),
-                    "agency_name": req.agency_name.trim(),
-                    "subject": req.subject.trim(),
-                    "received_at": now,
-                });
                 store
-                    .publish(
+                    .publish_event(
                         &mut tx,
                         events::COMPLAINT_SUBMITTED_CONSUMERS,
-                        NewEvent {
-                            event_type: events::COMPLAINT_SUBMITTED,
-                            tenant: &tenant,
-                            principal: &ctx.principal_id,
-                            subject: &tracking_number,
-                            payload: payload.to_string().into_bytes(),
+                        ctx,
+                        &tenant,
+                        &tracking_number,
+                        &creditmesh_proto::events::v1::ComplaintSubmitted {
+                            tracking_number: tracking_number.clone(),
+                            agency_uscc: valid.uscc.to_string(),
+                            agency_name: req.agency_name.trim().to_owned(),
+                            subject: req.subject.trim().to_owned(),
+                            received_at_micros: now,
                         },
                     )
                     .await?;

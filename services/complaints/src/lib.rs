@@ -13,7 +13,6 @@ pub const NAME: &str = "complaints";
 
 /// Event types this service publishes, with the services that consume them.
 pub mod events {
-    pub const COMPLAINT_SUBMITTED: &str = "complaints.complaint_submitted";
     pub const COMPLAINT_SUBMITTED_CONSUMERS: &[&str] = &["review"];
 }
 

@@ -9,6 +9,7 @@ use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::routing::{RegisteredDivision, ReviewRouting};
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
+use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::filing::v1::filing_service_server::FilingService;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
@@ -163,26 +164,16 @@ impl Api {
     }
 
     /// Publishes to this service's consumers.
-    #[allow(clippy::too_many_arguments)]
-    async fn publish(
+    async fn publish<E: ev::EventKind>(
         &self,
         tx: &mut Tx,
         ctx: &CallContext,
-        event_type: &str,
         tenant: &str,
         subject: &str,
-        payload: serde_json::Value,
+        event: &E,
     ) -> Result<(), Error> {
         self.store
-            .publish_json(
-                tx,
-                events::CONSUMERS,
-                ctx,
-                event_type,
-                tenant,
-                subject,
-                payload,
-            )
+            .publish_event(tx, events::CONSUMERS, ctx, tenant, subject, event)
             .await
             .map(|_| ())
     }
@@ -214,6 +205,14 @@ fn status_name(s: FilingStatus) -> Option<&'static str> {
         }
         .name(),
     )
+}
+
+/// The identity numbers Art. 9(2) checks: legal representative, chair, general manager.
+fn principals(f: &Facts) -> Vec<String> {
+    [&f.legal_representative, &f.chair, &f.general_manager]
+        .iter()
+        .map(|p| p.identity_number.clone())
+        .collect()
 }
 
 fn person(p: &Option<common::Person>) -> Person {
@@ -773,28 +772,23 @@ impl FilingService for Api {
                 self.publish(
                     &mut tx,
                     ctx,
-                    events::FILING_SUBMITTED,
                     &tenant,
                     &filing_id,
-                    serde_json::json!({
-                        "filing_id": filing_id,
-                        "uscc": uscc.as_str(),
-                        "agency_name": facts.agency_name,
-                        "business_scope": facts.business_scope,
-                        "principals": [
-                            facts.legal_representative.identity_number,
-                            facts.chair.identity_number,
-                            facts.general_manager.identity_number,
-                        ],
-                        "reviewing_tenant": tenant,
-                        "registered_division": facts.registered_division,
-                        "routing_note": routing_note,
-                        "registered_in_xinjiang": uscc.location().in_xinjiang(),
-                        "submitted_at": now,
-                        "review_deadline": Self::deadline_proto(deadline).due_date,
-                        "review_deadline_provisional": deadline.provisional,
-                        "calendar_version": deadline.calendar_version,
-                    }),
+                    &ev::FilingSubmitted {
+                        filing_id: filing_id.clone(),
+                        uscc: uscc.to_string(),
+                        agency_name: facts.agency_name.clone(),
+                        business_scope: facts.business_scope.clone(),
+                        principals: principals(facts),
+                        reviewing_tenant: tenant.clone(),
+                        registered_division: facts.registered_division.clone(),
+                        routing_note: routing_note.clone(),
+                        registered_in_xinjiang: uscc.location().in_xinjiang(),
+                        submitted_at_micros: now,
+                        review_deadline: format_date(deadline.due),
+                        review_deadline_provisional: deadline.provisional,
+                        calendar_version: deadline.calendar_version.clone(),
+                    },
                 )
                 .await?;
                 let filing = self.filing_proto(&mut tx, row).await?;
@@ -951,27 +945,22 @@ impl FilingService for Api {
                 self.publish(
                     &mut tx,
                     ctx,
-                    events::CHANGE_SUBMITTED,
                     &filing.tenant,
                     &change_id,
-                    serde_json::json!({
-                        "change_id": change_id,
-                        "filing_id": filing.filing_id,
-                        "uscc": filing.uscc,
-                        "changed_on": format_date(changed_on),
-                        "working_days_elapsed": elapsed,
-                        "late": late,
-                        "due_date": format_date(due.due),
-                        "due_provisional": due.provisional,
-                        "description": req.description.trim(),
-                        "agency_name": merged.agency_name,
-                        "business_scope": merged.business_scope,
-                        "principals": [
-                            merged.legal_representative.identity_number,
-                            merged.chair.identity_number,
-                            merged.general_manager.identity_number,
-                        ],
-                    }),
+                    &ev::ChangeSubmitted {
+                        change_id: change_id.clone(),
+                        filing_id: filing.filing_id.clone(),
+                        uscc: filing.uscc.clone(),
+                        changed_on: format_date(changed_on),
+                        working_days_elapsed: elapsed,
+                        late,
+                        due_date: format_date(due.due),
+                        due_provisional: due.provisional,
+                        description: req.description.trim().to_owned(),
+                        agency_name: merged.agency_name.clone(),
+                        business_scope: merged.business_scope.clone(),
+                        principals: principals(&merged),
+                    },
                 )
                 .await?;
                 let value = SubmitChangeResponse {
@@ -1100,17 +1089,16 @@ impl FilingService for Api {
                 self.publish(
                     &mut tx,
                     ctx,
-                    events::ANNUAL_REPORT_SUBMITTED,
                     &filing.tenant,
                     &report_id,
-                    serde_json::json!({
-                        "report_id": report_id,
-                        "filing_id": filing.filing_id,
-                        "uscc": filing.uscc,
-                        "year": req.year,
-                        "due_date": due,
-                        "projects": req.projects.len(),
-                    }),
+                    &ev::AnnualReportSubmitted {
+                        report_id: report_id.clone(),
+                        filing_id: filing.filing_id.clone(),
+                        uscc: filing.uscc.clone(),
+                        year: req.year,
+                        due_date: due.clone(),
+                        projects: req.projects.len() as u32,
+                    },
                 )
                 .await?;
                 let value = SubmitAnnualReportResponse {
@@ -1211,16 +1199,15 @@ impl FilingService for Api {
                 self.publish(
                     &mut tx,
                     ctx,
-                    events::DEREGISTRATION_REQUESTED,
                     &filing.tenant,
                     &filing.filing_id,
-                    serde_json::json!({
-                        "filing_id": filing.filing_id,
-                        "uscc": filing.uscc,
-                        "reason": reason_name,
-                        "reason_detail": req.reason_detail.trim(),
-                        "disposal_plan": plan,
-                    }),
+                    &ev::DeregistrationRequested {
+                        filing_id: filing.filing_id.clone(),
+                        uscc: filing.uscc.clone(),
+                        reason: reason_name.clone(),
+                        reason_detail: req.reason_detail.trim().to_owned(),
+                        disposal_plan: plan.clone(),
+                    },
                 )
                 .await?;
                 let row = store::get_filing(&mut tx, &filing.filing_id)

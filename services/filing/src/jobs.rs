@@ -9,8 +9,8 @@ use creditmesh_domain::calendar::cst_date;
 use creditmesh_domain::lifecycle::{FilingEvent, Machine};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
+use creditmesh_proto::events::v1::FilingRevokedForNoReport;
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
-use serde_json::json;
 use time::{Date, Month};
 use tokio_util::sync::CancellationToken;
 
@@ -110,19 +110,17 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
                 )
                 .await?;
                 store
-                    .publish_json(
+                    .publish_event(
                         &mut tx,
                         events::CONSUMERS,
                         ctx,
-                        events::REVOKED,
                         tenant,
                         filing_id,
-                        json!({
-                            "filing_id": filing_id,
-                            "uscc": uscc,
-                            "ground": "no_annual_report",
-                            "year": year,
-                        }),
+                        &FilingRevokedForNoReport {
+                            filing_id: filing_id.clone(),
+                            uscc: uscc.clone(),
+                            year: year as i32,
+                        },
                     )
                     .await?;
                 revoked += 1;

@@ -9,6 +9,7 @@ use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, OrderEvent, Tas
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::Deadline;
+use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::review::v1::review_service_server::ReviewService;
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, status, status_from, timestamp};
@@ -110,12 +111,14 @@ impl Api {
         self.publish(
             tx,
             ctx,
-            events::FILING_REVOKED,
             tenant,
             filing_id,
-            json!({
-                "filing_id": filing_id, "uscc": uscc, "ground": ground, "ban_ends_on": ban_ends_on,
-            }),
+            &ev::FilingRevoked {
+                filing_id: filing_id.clone(),
+                uscc: uscc.to_owned(),
+                ground: ground.to_owned(),
+                ban_ends_on: ban_ends_on.clone(),
+            },
         )
         .await?;
         Ok(ban_ends_on)
@@ -257,26 +260,16 @@ impl Api {
     }
 
     /// Publishes to this service's consumers.
-    #[allow(clippy::too_many_arguments)]
-    async fn publish(
+    async fn publish<E: ev::EventKind>(
         &self,
         tx: &mut Tx,
         ctx: &CallContext,
-        event_type: &str,
         tenant: &str,
         subject: &str,
-        payload: serde_json::Value,
+        event: &E,
     ) -> Result<(), Error> {
         self.store
-            .publish_json(
-                tx,
-                events::CONSUMERS,
-                ctx,
-                event_type,
-                tenant,
-                subject,
-                payload,
-            )
+            .publish_event(tx, events::CONSUMERS, ctx, tenant, subject, event)
             .await
             .map(|_| ())
     }
@@ -379,6 +372,10 @@ impl Api {
         }
         Ok((revoked, opened))
     }
+}
+
+fn names(grounds: &[&str]) -> Vec<String> {
+    grounds.iter().map(|g| (*g).to_owned()).collect()
 }
 
 fn listing(
@@ -777,7 +774,11 @@ impl ReviewService for Api {
                 let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
                     .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
                 let agency = self.supervised(&mut tx, ctx, &uscc).await?;
-                let disposal = json!({"disposed_on": req.disposed_on.trim(), "method": req.method.trim(), "supervised_by": req.supervised_by.trim()});
+                let disposal = ev::Disposal {
+                    disposed_on: req.disposed_on.trim().to_owned(),
+                    method: req.method.trim().to_owned(),
+                    supervised_by: req.supervised_by.trim().to_owned(),
+                };
                 if !tasks::deregistration_approved(&mut tx, &agency.1).await? {
                     return Err(Error::failed_precondition(format!(
                         "the filing is {}; a disposal completes only a deregistration the agency requested and the holding authority approved (Art. 18)",
@@ -787,8 +788,8 @@ impl ReviewService for Api {
                 if !tasks::agency_transition(&mut tx, &uscc, &agency.1, FilingEvent::CompleteDeregistration).await? {
                     return Err(Error::failed_precondition(format!("the filing is {}; nothing to complete", agency.2)));
                 }
-                self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), disposal.clone()).await?;
-                self.publish(&mut tx, ctx, events::DEREGISTRATION_COMPLETED, &agency.0, &agency.1, json!({"filing_id": agency.1, "uscc": uscc, "disposal": disposal})).await?;
+                self.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), json!(disposal)).await?;
+                self.publish(&mut tx, ctx, &agency.0, &agency.1, &ev::DeregistrationCompleted { filing_id: agency.1.clone(), uscc: uscc.clone(), disposal: Some(disposal) }).await?;
                 Ok((tx, Written { value: RecordDisposalResponse {}, tenant: agency.0 }))
             })
             .await
@@ -860,16 +861,15 @@ impl ReviewService for Api {
                 self.publish(
                     &mut tx,
                     ctx,
-                    events::SPOT_CHECK_DRAWN,
                     &tenant.to_string(),
                     &draw_id,
-                    json!({
-                        "draw_id": draw_id,
-                        "tenant": tenant.to_string(),
-                        "seed": seed,
-                        "population_digest": digest,
-                        "sample": sample,
-                    }),
+                    &ev::SpotCheckDrawn {
+                        draw_id: draw_id.clone(),
+                        tenant: tenant.to_string(),
+                        seed: seed.clone(),
+                        population_digest: digest.clone(),
+                        sampled_usccs: sample.clone(),
+                    },
                 )
                 .await?;
                 let value = DrawSpotCheckResponse {
@@ -1128,16 +1128,15 @@ impl ReviewService for Api {
                         self.publish(
                             &mut tx,
                             ctx,
-                            events::FILING_DECIDED,
                             &task.tenant,
                             &task.filing_id,
-                            json!({
-                                "filing_id": task.filing_id,
-                                "uscc": task.uscc,
-                                "outcome": if approve { "approved" } else { "refused" },
-                                "grounds": grounds,
-                                "reason": req.reason.trim(),
-                            }),
+                            &ev::FilingDecided {
+                                filing_id: task.filing_id.clone(),
+                                uscc: task.uscc.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
                         )
                         .await?;
                     }
@@ -1154,16 +1153,15 @@ impl ReviewService for Api {
                         self.publish(
                             &mut tx,
                             ctx,
-                            events::CHANGE_DECIDED,
                             &task.tenant,
                             &task.subject_id,
-                            json!({
-                                "change_id": task.subject_id,
-                                "filing_id": task.filing_id,
-                                "approved": approve,
-                                "grounds": grounds,
-                                "reason": req.reason.trim(),
-                            }),
+                            &ev::ChangeDecided {
+                                change_id: task.subject_id.clone(),
+                                filing_id: task.filing_id.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
                         )
                         .await?;
                     }
@@ -1192,16 +1190,15 @@ impl ReviewService for Api {
                         self.publish(
                             &mut tx,
                             ctx,
-                            events::DEREGISTRATION_DECIDED,
                             &task.tenant,
                             &task.filing_id,
-                            json!({
-                                "filing_id": task.filing_id,
-                                "uscc": task.uscc,
-                                "approved": approve,
-                                "grounds": grounds,
-                                "reason": req.reason.trim(),
-                            }),
+                            &ev::DeregistrationDecided {
+                                filing_id: task.filing_id.clone(),
+                                uscc: task.uscc.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
                         )
                         .await?;
                     }

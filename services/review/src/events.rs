@@ -5,26 +5,20 @@ use std::sync::Arc;
 use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
-use creditmesh_proto::events::v1::Event;
+use creditmesh_proto::events::v1::{
+    AnnualReportSubmitted, ChangeSubmitted, ComplaintSubmitted, DeregistrationRequested, Event,
+    EventKind, FilingRevokedForNoReport, FilingSubmitted,
+};
 use creditmesh_proto::review::v1::RefusalGround;
-use creditmesh_rpc::sink::{Applied, EventHandler, occurred_micros};
+use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
 use creditmesh_storage::Tx;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
 
-/// Events review publishes: filing applies the decisions; disclosure (as it is built)
+/// Where review's events go: filing applies the decisions; disclosure (as it is built)
 /// publishes revocations and spot-check draws on the register.
-pub const FILING_DECIDED: &str = "review.filing_decided";
-pub const FILING_REVOKED: &str = "review.filing_revoked";
-pub const CHANGE_DECIDED: &str = "review.change_decided";
-pub const DEREGISTRATION_COMPLETED: &str = "review.deregistration_completed";
-/// The decision on a deregistration request: `approved`, or refused with grounds and reason.
-pub const DEREGISTRATION_DECIDED: &str = "review.deregistration_decided";
-pub const SPOT_CHECK_DRAWN: &str = "review.spot_check_drawn";
-/// A provisional review deadline recomputed with new calendar data.
-pub const DEADLINE_RECOMPUTED: &str = "review.deadline_recomputed";
 pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
 
 /// Working days a regulator has to review (Art. 10).
@@ -32,15 +26,6 @@ pub const REVIEW_WORKING_DAYS: u32 = 10;
 
 pub struct Handler {
     pub calendar: Arc<Calendar>,
-}
-
-fn payload(event: &Event) -> Result<Value, Error> {
-    serde_json::from_slice(&event.payload)
-        .map_err(|e| Error::invalid_field("event.payload", e.to_string()))
-}
-
-fn text<'a>(p: &'a Value, key: &str) -> &'a str {
-    p[key].as_str().unwrap_or_default()
 }
 
 /// What the severe-dishonesty list says of an agency and its principals (Art. 9(2)), one
@@ -100,18 +85,6 @@ pub async fn automatic_checks(
     Ok(found)
 }
 
-/// The identity numbers of an event's `principals` array.
-fn principals_of(p: &Value) -> Vec<String> {
-    p["principals"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn checks_json(found: &[(RefusalGround, String)]) -> String {
     json!(
         found
@@ -169,97 +142,101 @@ impl Handler {
     }
 
     async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
-        let p = payload(event)?;
-        let (uscc, filing_id) = (text(&p, "uscc"), text(&p, "filing_id"));
         match event.r#type.as_str() {
-            "filing.submitted" => {
-                let principals = principals_of(&p);
+            FilingSubmitted::TYPE => {
+                let e: FilingSubmitted = decode(event)?;
                 if !tasks::put_agency(
                     tx,
-                    uscc,
+                    &e.uscc,
                     &event.tenant,
-                    filing_id,
-                    &json!(principals).to_string(),
+                    &e.filing_id,
+                    &json!(e.principals).to_string(),
                 )
                 .await?
                 {
                     return Ok(Applied::NotApplied(format!(
-                        "{uscc} still has an open filing; filing {filing_id} was not taken up"
+                        "{} still has an open filing; filing {} was not taken up",
+                        e.uscc, e.filing_id
                     )));
                 }
                 let mut found =
-                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
-                if !text(&p, "routing_note").is_empty() {
-                    found.push((
-                        RefusalGround::Unspecified,
-                        text(&p, "routing_note").to_owned(),
-                    ));
+                    automatic_checks(tx, &e.uscc, &e.business_scope, &e.principals).await?;
+                if !e.routing_note.is_empty() {
+                    found.push((RefusalGround::Unspecified, e.routing_note.clone()));
                 }
                 self.open_task(
                     tx,
                     event,
                     "filing",
-                    filing_id,
-                    filing_id,
-                    uscc,
-                    text(&p, "agency_name"),
+                    &e.filing_id,
+                    &e.filing_id,
+                    &e.uscc,
+                    &e.agency_name,
                     checks_json(&found),
-                    &principals,
+                    &e.principals,
                 )
                 .await?;
             }
-            "filing.change_submitted" => {
-                let principals = principals_of(&p);
-                let found =
-                    automatic_checks(tx, uscc, text(&p, "business_scope"), &principals).await?;
+            ChangeSubmitted::TYPE => {
+                let e: ChangeSubmitted = decode(event)?;
+                let found = automatic_checks(tx, &e.uscc, &e.business_scope, &e.principals).await?;
                 self.open_task(
                     tx,
                     event,
                     "change",
-                    filing_id,
-                    text(&p, "change_id"),
-                    uscc,
-                    text(&p, "agency_name"),
+                    &e.filing_id,
+                    &e.change_id,
+                    &e.uscc,
+                    &e.agency_name,
                     checks_json(&found),
-                    &principals,
+                    &e.principals,
                 )
                 .await?;
             }
-            "filing.deregistration_requested" => {
+            DeregistrationRequested::TYPE => {
+                let e: DeregistrationRequested = decode(event)?;
                 if !tasks::agency_transition(
                     tx,
-                    uscc,
-                    filing_id,
+                    &e.uscc,
+                    &e.filing_id,
                     FilingEvent::RequestDeregistration,
                 )
                 .await?
                 {
                     return Ok(Applied::NotApplied(format!(
-                        "filing {filing_id} is not active here; its deregistration request opens no task"
+                        "filing {} is not active here; its deregistration request opens no task",
+                        e.filing_id
                     )));
                 }
                 self.open_task(
                     tx,
                     event,
                     "deregistration",
-                    filing_id,
-                    filing_id,
-                    uscc,
+                    &e.filing_id,
+                    &e.filing_id,
+                    &e.uscc,
                     "",
                     "[]".into(),
                     &[],
                 )
                 .await?;
             }
-            "filing.revoked" => {
-                if !tasks::agency_transition(tx, uscc, filing_id, FilingEvent::MissAnnualReport)
-                    .await?
+            FilingRevokedForNoReport::TYPE => {
+                let e: FilingRevokedForNoReport = decode(event)?;
+                if !tasks::agency_transition(
+                    tx,
+                    &e.uscc,
+                    &e.filing_id,
+                    FilingEvent::MissAnnualReport,
+                )
+                .await?
                 {
                     return Ok(Applied::NotApplied(format!(
-                        "filing {filing_id} is not active here; the Art. 11 revocation changes nothing"
+                        "filing {} is not active here; the Art. 11 revocation changes nothing",
+                        e.filing_id
                     )));
                 }
-                tasks::withdraw_open(tx, filing_id, occurred_micros(event), &event.principal)
+                tasks::withdraw_open(tx, &e.filing_id, occurred_micros(event), &event.principal)
                     .await?;
             }
             _ => {}
@@ -275,84 +252,86 @@ impl EventHandler for Handler {
             return Ok(Applied::NotApplied(why));
         }
         match event.r#type.as_str() {
-            "complaints.complaint_submitted" => {
-                record(tx, event, "complaint", "agency_uscc", |p| {
-                    format!(
-                        "complaint received: {}",
-                        p["subject"].as_str().unwrap_or_default()
+            ComplaintSubmitted::TYPE => {
+                record(tx, event, "complaint", |e: &ComplaintSubmitted| {
+                    (
+                        e.agency_uscc.clone(),
+                        format!("complaint received: {}", e.subject),
                     )
                 })
-                .await
+                .await?
             }
-            "filing.submitted" => {
-                record(tx, event, "filing", "uscc", |p| {
-                    format!(
-                        "filing {} submitted",
-                        p["filing_id"].as_str().unwrap_or_default()
-                    )
+            FilingSubmitted::TYPE => {
+                record(tx, event, "filing", |e: &FilingSubmitted| {
+                    (e.uscc.clone(), format!("filing {} submitted", e.filing_id))
                 })
-                .await
+                .await?
             }
-            "filing.change_submitted" => {
-                record(tx, event, "change", "uscc", |p| {
-                    let late = p["late"].as_bool().unwrap_or(false);
-                    format!(
+            ChangeSubmitted::TYPE => {
+                record(tx, event, "change", |e: &ChangeSubmitted| {
+                    let summary = format!(
                         "change of {} reported {} working days after it{}",
-                        p["changed_on"].as_str().unwrap_or_default(),
-                        p["working_days_elapsed"].as_i64().unwrap_or_default(),
-                        if late { ": late (Art. 12)" } else { "" }
+                        e.changed_on,
+                        e.working_days_elapsed,
+                        if e.late { ": late (Art. 12)" } else { "" }
+                    );
+                    (e.uscc.clone(), summary)
+                })
+                .await?
+            }
+            AnnualReportSubmitted::TYPE => {
+                record(tx, event, "annual_report", |e: &AnnualReportSubmitted| {
+                    (
+                        e.uscc.clone(),
+                        format!("annual report for {} submitted", e.year),
                     )
                 })
-                .await
+                .await?
             }
-            "filing.annual_report_submitted" => {
-                record(tx, event, "annual_report", "uscc", |p| {
-                    format!(
-                        "annual report for {} submitted",
-                        p["year"].as_i64().unwrap_or_default()
-                    )
-                })
-                .await
+            DeregistrationRequested::TYPE => {
+                record(
+                    tx,
+                    event,
+                    "deregistration",
+                    |e: &DeregistrationRequested| {
+                        (
+                            e.uscc.clone(),
+                            format!("deregistration requested: {}", e.reason),
+                        )
+                    },
+                )
+                .await?
             }
-            "filing.deregistration_requested" => {
-                record(tx, event, "deregistration", "uscc", |p| {
-                    format!(
-                        "deregistration requested: {}",
-                        p["reason"].as_str().unwrap_or_default()
-                    )
-                })
-                .await
-            }
-            "filing.revoked" => {
-                record(tx, event, "revocation", "uscc", |p| {
-                    format!(
+            FilingRevokedForNoReport::TYPE => {
+                record(tx, event, "revocation", |e: &FilingRevokedForNoReport| {
+                    let summary = format!(
                         "filing revoked: no annual report for {} by 30 June {} (Art. 11)",
-                        p["year"].as_i64().unwrap_or_default(),
-                        p["year"].as_i64().unwrap_or_default() + 1
-                    )
+                        e.year,
+                        e.year + 1
+                    );
+                    (e.uscc.clone(), summary)
                 })
-                .await
+                .await?
             }
-            _ => Ok(()),
+            _ => {}
         }
-        .map(|()| Applied::Done)
+        Ok(Applied::Done)
     }
 }
 
-/// An event about an agency (named by the payload's `uscc_key`) goes into its credit file
-/// under `kind`.
-async fn record(
+/// An event about an agency goes into its credit file under `kind`; `about` names the agency
+/// and sums the event up. The entry's details are the event's fields as JSON.
+async fn record<E: EventKind>(
     tx: &mut Tx,
     event: &Event,
     kind: &str,
-    uscc_key: &str,
-    summary: impl Fn(&Value) -> String,
+    about: impl Fn(&E) -> (String, String),
 ) -> Result<(), Error> {
-    let payload: Value = serde_json::from_slice(&event.payload)
-        .map_err(|e| Error::invalid_field("event.payload", e.to_string()))?;
-    let uscc = Uscc::parse(payload[uscc_key].as_str().unwrap_or_default())
-        .map_err(|e| Error::invalid_field(format!("event.payload.{uscc_key}"), e.to_string()))?;
-    let recorded_at = occurred_micros(event);
+    let e: E = decode(event)?;
+    let (uscc, summary) = about(&e);
+    let uscc = Uscc::parse(&uscc)
+        .map_err(|err| Error::invalid_field("event.payload.uscc", err.to_string()))?;
+    let details = serde_json::to_vec(&e).map_err(|err| Error::internal(err.to_string()))?;
     store::insert_entry(
         tx,
         &Entry {
@@ -360,10 +339,10 @@ async fn record(
             entry_id: event.id.clone(),
             uscc: uscc.to_string(),
             kind: kind.into(),
-            recorded_at,
+            recorded_at: occurred_micros(event),
             principal: event.principal.clone(),
-            summary: summary(&payload),
-            details: event.payload.clone(),
+            summary,
+            details,
         },
     )
     .await?;

@@ -158,19 +158,18 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                 .await?;
                 if kind == "filing" {
                     store
-                        .publish_json(
+                        .publish_event(
                             &mut tx,
                             events::CONSUMERS,
                             ctx,
-                            events::DEADLINE_RECOMPUTED,
                             tenant,
                             filing_id,
-                            json!({
-                                "filing_id": filing_id,
-                                "due_date": creditmesh_domain::calendar::format_date(d.due),
-                                "provisional": d.provisional,
-                                "calendar_version": d.calendar_version,
-                            }),
+                            &creditmesh_proto::events::v1::DeadlineRecomputed {
+                                filing_id: filing_id.clone(),
+                                due_date: creditmesh_domain::calendar::format_date(d.due),
+                                provisional: d.provisional,
+                                calendar_version: d.calendar_version.clone(),
+                            },
                         )
                         .await?;
                 }

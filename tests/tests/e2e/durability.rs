@@ -134,7 +134,13 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
                 principal: "public".into(),
                 subject: "x".into(),
                 occurred_at: None,
-                payload: br#"{"agency_uscc":"91653101MA78KT005T","subject":"again"}"#.to_vec(),
+                payload: prost::Message::encode_to_vec(
+                    &creditmesh_proto::events::v1::ComplaintSubmitted {
+                        agency_uscc: "91653101MA78KT005T".into(),
+                        subject: "again".into(),
+                        ..Default::default()
+                    },
+                ),
             }),
         })
         .await

@@ -6,7 +6,10 @@ use creditmesh_domain::resident_id::check_char;
 use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_proto::common::v1::{DocumentRef, Person};
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
-use creditmesh_proto::events::v1::{DeliverRequest, Event};
+use creditmesh_proto::events::v1::{
+    ChangeDecided, DeliverRequest, DeregistrationCompleted, Disposal, Event, EventKind,
+    FilingDecided, FilingRevoked,
+};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
@@ -149,19 +152,19 @@ pub async fn application(
 }
 
 /// Delivers a review decision to the filing service as the review service would.
-pub async fn review_says(t: &TestMesh, event_type: &str, tenant: &str, payload: serde_json::Value) {
+pub async fn review_says<E: EventKind>(t: &TestMesh, tenant: &str, event: E) {
     let ch = mtls(t.service_addr("filing"), &t.pki_dir, "service-review").await;
     EventSinkServiceClient::new(ch)
         .deliver(DeliverRequest {
             event: Some(Event {
                 id: uuid::Uuid::now_v7().to_string(),
-                r#type: event_type.into(),
+                r#type: E::TYPE.into(),
                 source: "review".into(),
                 tenant: tenant.into(),
                 principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
                 subject: String::new(),
                 occurred_at: None,
-                payload: payload.to_string().into_bytes(),
+                payload: prost::Message::encode_to_vec(&event),
             }),
         })
         .await
@@ -181,9 +184,12 @@ pub async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel
         .unwrap();
     review_says(
         t,
-        "review.filing_decided",
         "653100",
-        serde_json::json!({"filing_id": filing.filing_id, "outcome": "approved"}),
+        FilingDecided {
+            filing_id: filing.filing_id.clone(),
+            approved: true,
+            ..Default::default()
+        },
     )
     .await;
     let filing = agency
@@ -460,9 +466,12 @@ async fn a_late_change_is_flagged_and_recorded(engine: Engine) {
     );
     review_says(
         &t,
-        "review.change_decided",
         "653100",
-        serde_json::json!({"change_id": late.change_id, "approved": true}),
+        ChangeDecided {
+            change_id: late.change_id.clone(),
+            approved: true,
+            ..Default::default()
+        },
     )
     .await;
     assert_eq!(
@@ -534,9 +543,16 @@ async fn annual_reports_stop_at_revocation_and_the_ban_holds(engine: Engine) {
     assert_eq!(accepted.due_date, format!("{}-06-30", last_year + 1));
 
     let ban_ends = creditmesh_domain::calendar::format_date(today() + time::Duration::days(365));
-    review_says(&t, "review.filing_revoked", "653100", serde_json::json!({
-        "filing_id": filing.filing_id, "ground": "refused_rectification", "ban_ends_on": ban_ends,
-    }))
+    review_says(
+        &t,
+        "653100",
+        FilingRevoked {
+            filing_id: filing.filing_id.clone(),
+            ground: "refused_rectification".into(),
+            ban_ends_on: ban_ends.clone(),
+            ..Default::default()
+        },
+    )
     .await;
     let refused = agency
         .submit_annual_report(report("r-2", last_year - 1))
@@ -575,10 +591,19 @@ async fn deregistration_completes_with_a_disposal_record(engine: Engine) {
         .filing
         .unwrap();
     assert_eq!(deregistering.status, FilingStatus::Deregistering as i32);
-    review_says(&t, "review.deregistration_completed", "653100", serde_json::json!({
-        "filing_id": filing.filing_id,
-        "disposal": {"disposed_on": "2026-11-20", "method": "secure erasure", "supervised_by": "653100"},
-    }))
+    review_says(
+        &t,
+        "653100",
+        DeregistrationCompleted {
+            filing_id: filing.filing_id.clone(),
+            disposal: Some(Disposal {
+                disposed_on: "2026-11-20".into(),
+                method: "secure erasure".into(),
+                supervised_by: "653100".into(),
+            }),
+            ..Default::default()
+        },
+    )
     .await;
     let done = agency
         .get_filing(GetFilingRequest {

@@ -295,9 +295,12 @@ async fn a_listed_principal_bars_approval_and_nothing_revives_a_closed_filing(en
     // and the event is audited as not applied.
     review_says(
         &t,
-        "review.filing_decided",
         "650000",
-        serde_json::json!({"filing_id": beijing_filing, "outcome": "approved"}),
+        creditmesh_proto::events::v1::FilingDecided {
+            filing_id: beijing_filing.clone(),
+            approved: true,
+            ..Default::default()
+        },
     )
     .await;
     let statuses: Vec<String> = history(&t, "agency-beijing", &beijing_filing)
