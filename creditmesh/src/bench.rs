@@ -222,6 +222,7 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
             staging_dir: dir.join("staging"),
             spot_check_percent: [10, 5, 20, 50],
             review_routing: Default::default(),
+            measures: None,
         },
         // Two connections per service: on two cores, more SQLite worker threads only add
         // context switches to both paths alike.

@@ -54,6 +54,8 @@ enum Command {
         #[command(subcommand)]
         command: CalendarCommand,
     },
+    /// The Measures' validity as configured (Art. 32), and whether they are in force today.
+    Measures,
     /// Identifiers: unified social credit codes and resident identity numbers.
     Id {
         #[command(subcommand)]
@@ -199,6 +201,26 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
         Command::Calendar { command } => calendar(&cfg, command),
+        Command::Measures => {
+            match cfg.runtime()?.measures {
+                Some(v) => {
+                    let today = creditmesh_domain::calendar::cst_date(
+                        creditmesh_domain::Clock::now_micros(&creditmesh_domain::SystemClock),
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let state = if v.check(today).is_ok() {
+                        "in force today"
+                    } else {
+                        "not in force today"
+                    };
+                    println!("{v}: {state}");
+                }
+                None => println!(
+                    "effective date not configured ([measures] effective_on): no validity window is enforced"
+                ),
+            }
+            Ok(())
+        }
         Command::Id {
             command: IdCommand::Check { code },
         } => {
@@ -345,6 +367,7 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let stop = CancellationToken::new();
     let pki_dir = cfg.pki_dir();
     let runtime = cfg.runtime()?;
+    mesh::announce_measures(runtime.measures);
     let mut running = Vec::new();
     for def in &defs {
         let listen = cfg

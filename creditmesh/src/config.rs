@@ -47,6 +47,8 @@ pub struct Config {
     /// Who reviews filings registered in a division the region administers itself (XPCC
     /// cities 6590xx, region-level 6500xx): division code → tenant. Unlisted, the region.
     pub review_routing: BTreeMap<String, String>,
+    /// The Measures' own validity (Art. 32).
+    pub measures: MeasuresConfig,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
 }
@@ -89,6 +91,41 @@ pub struct BackendConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SupervisionConfig {
     pub spot_check_percent: SpotCheckPercent,
+}
+
+/// The Measures take effect on a date their text leaves open ("202x年xx月xx日") and are valid
+/// for five years (Art. 32). Until `effective_on` is set no window is enforced, and the start
+/// says so.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeasuresConfig {
+    /// YYYY-MM-DD.
+    pub effective_on: Option<String>,
+    pub validity_years: u32,
+}
+
+impl Default for MeasuresConfig {
+    fn default() -> Self {
+        Self {
+            effective_on: None,
+            validity_years: 5,
+        }
+    }
+}
+
+impl MeasuresConfig {
+    pub fn validity(
+        &self,
+    ) -> Result<Option<creditmesh_domain::measures::Validity>, (String, String)> {
+        let Some(day) = &self.effective_on else {
+            return Ok(None);
+        };
+        let day = creditmesh_domain::calendar::parse_iso_date(day)
+            .map_err(|e| ("measures.effective_on".to_owned(), e))?;
+        creditmesh_domain::measures::Validity::new(day, self.validity_years)
+            .map(Some)
+            .map_err(|e| ("measures.validity_years".to_owned(), e))
+    }
 }
 
 /// The share of each risk tier drawn for inspection (Art. 14), in percent.
@@ -208,6 +245,7 @@ impl Default for Config {
             calendar: CalendarConfig::default(),
             supervision: SupervisionConfig::default(),
             review_routing: BTreeMap::new(),
+            measures: MeasuresConfig::default(),
             shutdown_grace_ms: 20_000,
         }
     }
@@ -375,6 +413,9 @@ impl Config {
                 problems.push((format!("review_routing.{code}"), why));
             }
         }
+        if let Err(bad) = self.measures.validity() {
+            problems.push(bad);
+        }
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
         }
@@ -414,6 +455,10 @@ impl Config {
                 let p = &self.supervision.spot_check_percent;
                 [p.unset, p.low, p.medium, p.high]
             },
+            measures: self
+                .measures
+                .validity()
+                .map_err(|(key, why)| anyhow::anyhow!("config key `{key}`: {why}"))?,
             review_routing: std::sync::Arc::new(
                 creditmesh_domain::routing::ReviewRouting::new(&self.review_routing)
                     .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,

@@ -57,6 +57,7 @@ pub struct Runtime {
     /// Spot-check ratio per risk tier, in percent: unset, low, medium, high.
     pub spot_check_percent: [u32; 4],
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
+    pub measures: Option<creditmesh_domain::measures::Validity>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -90,6 +91,7 @@ pub async fn start_service(
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
         spot_check_percent: runtime.spot_check_percent,
         review_routing: runtime.review_routing.clone(),
+        measures: runtime.measures,
     };
     (def.background)(env.clone(), stop.clone());
     let routes = (def.routes)(env);
@@ -174,7 +176,18 @@ pub struct Mesh {
     relays: Vec<JoinHandle<()>>,
 }
 
+/// Says at start-up under which validity of the Measures this process counts (Art. 32).
+pub fn announce_measures(measures: Option<creditmesh_domain::measures::Validity>) {
+    match measures {
+        Some(v) => tracing::info!(measures = %v, "the Measures"),
+        None => tracing::warn!(
+            "the Measures' effective date is not configured ([measures] effective_on): no validity window is enforced"
+        ),
+    }
+}
+
 pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
+    announce_measures(opts.runtime.measures);
     let services_stop = CancellationToken::new();
     let gateway_stop = CancellationToken::new();
     let mut services = Vec::new();

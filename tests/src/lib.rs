@@ -162,7 +162,16 @@ impl TestMesh {
 
     /// Like [`Self::start`], with every service reading the time from `clock`.
     pub async fn start_at(engine: Engine, clock: Arc<TestClock>) -> Option<Self> {
-        Self::start_clocked(engine, unlimited(), None, clock).await
+        Self::start_clocked(engine, unlimited(), None, clock, |_| {}).await
+    }
+
+    /// Like [`Self::start_at`], with the runtime the services share adjusted by `configure`.
+    pub async fn start_configured(
+        engine: Engine,
+        clock: Arc<TestClock>,
+        configure: impl FnOnce(&mut Runtime),
+    ) -> Option<Self> {
+        Self::start_clocked(engine, unlimited(), None, clock, configure).await
     }
 
     async fn start_full(
@@ -170,7 +179,14 @@ impl TestMesh {
         limits: LimitsConfig,
         blob_store: Option<String>,
     ) -> Option<Self> {
-        Self::start_clocked(engine, limits, blob_store, Arc::new(TestClock::now())).await
+        Self::start_clocked(
+            engine,
+            limits,
+            blob_store,
+            Arc::new(TestClock::now()),
+            |_| {},
+        )
+        .await
     }
 
     async fn start_clocked(
@@ -178,6 +194,7 @@ impl TestMesh {
         limits: LimitsConfig,
         blob_store: Option<String>,
         clock: Arc<TestClock>,
+        configure: impl FnOnce(&mut Runtime),
     ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = fresh_database(engine, dir.path()).await?;
@@ -188,6 +205,7 @@ impl TestMesh {
         if let Some(store) = blob_store {
             rt.blob_store = store;
         }
+        configure(&mut rt);
         let mesh = creditmesh::start_mesh(MeshOptions {
             runtime: rt,
             database: db.clone(),
@@ -267,6 +285,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         staging_dir: dir.join("staging"),
         spot_check_percent: [10, 5, 20, 50],
         review_routing: Default::default(),
+        measures: None,
     }
 }
 

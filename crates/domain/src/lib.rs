@@ -8,6 +8,7 @@ pub mod divisions;
 pub mod error;
 pub mod lifecycle;
 pub mod mask;
+pub mod measures;
 pub mod principal;
 pub mod resident_id;
 pub mod routing;

@@ -40,6 +40,8 @@ pub struct ServiceEnv {
     pub spot_check_percent: [u32; 4],
     /// Who reviews a filing, by the division of its registered address (Art. 10).
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
+    /// The Measures' validity window (Art. 32); `None` while no effective date is configured.
+    pub measures: Option<creditmesh_domain::measures::Validity>,
 }
 
 impl ServiceDef {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use creditmesh_domain::calendar::{
     Calendar, Deadline, Layers, add_years, cst_date, format_date, parse_iso_date,
 };
+use creditmesh_domain::measures::Validity;
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::routing::{RegisteredDivision, ReviewRouting};
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Uscc, Violations};
@@ -39,6 +40,7 @@ pub struct Api {
     calendar: Arc<Calendar>,
     blobs: Blobs,
     routing: Arc<ReviewRouting>,
+    measures: Option<Validity>,
 }
 
 impl Api {
@@ -48,6 +50,7 @@ impl Api {
         calendar: Arc<Calendar>,
         blobs: Blobs,
         routing: Arc<ReviewRouting>,
+        measures: Option<Validity>,
     ) -> Self {
         Self {
             store,
@@ -55,7 +58,13 @@ impl Api {
             calendar,
             blobs,
             routing,
+            measures,
         }
+    }
+
+    /// A deadline under the Measures may start only while they are in force (Art. 32).
+    fn in_force(&self, day: Date) -> Result<(), Error> {
+        self.measures.map_or(Ok(()), |m| m.check(day))
     }
 
     /// Who reviews a filing registered at `division` (Art. 10), with a note when the USCC was
@@ -724,6 +733,9 @@ impl FilingService for Api {
         let (reviewing, routing_note) = self
             .route(&uscc, &facts.registered_division)
             .map_err(status)?;
+        if let Err(e) = self.in_force(today) {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
         let deadline = self
             .calendar
             .deadline(today, REVIEW_WORKING_DAYS, Layers::Xinjiang)
@@ -860,6 +872,9 @@ impl FilingService for Api {
         let (Some(changed_on), Some(change)) = (changed_on, change) else {
             return Err(status(Error::internal("validation lost a field")));
         };
+        if let Err(e) = self.in_force(today) {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
         let (ctx, req, change, docs) = (&ctx, &req, &change, &docs);
         let cal = &self.calendar;
         let response = self

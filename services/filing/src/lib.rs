@@ -33,6 +33,7 @@ fn routes(env: ServiceEnv) -> Routes {
         env.calendar,
         env.blobs,
         env.review_routing,
+        env.measures,
     );
     let server =
         FilingServiceServer::new(api).max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);

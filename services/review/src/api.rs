@@ -28,6 +28,7 @@ pub struct Api {
     authn: Authn,
     calendar: Arc<Calendar>,
     spot_check_percent: [u32; 4],
+    measures: Option<creditmesh_domain::measures::Validity>,
 }
 
 /// A supervised agency: `(tenant, filing_id, status)`.
@@ -39,12 +40,14 @@ impl Api {
         authn: Authn,
         calendar: Arc<Calendar>,
         spot_check_percent: [u32; 4],
+        measures: Option<creditmesh_domain::measures::Validity>,
     ) -> Self {
         Self {
             store,
             authn,
             calendar,
             spot_check_percent,
+            measures,
         }
     }
 
@@ -568,6 +571,9 @@ impl ReviewService for Api {
         let uscc = uscc.ok_or_else(|| status(Error::internal("validation lost uscc")))?;
         let today =
             cst_date(self.store.now()).map_err(|e| status(Error::internal(e.to_string())))?;
+        if let Some(Err(e)) = self.measures.map(|m| m.check(today)) {
+            return Err(status(self.store.reject(&ctx, METHOD, e).await));
+        }
         let deadline = self
             .calendar
             .deadline(today, req.working_days as u32, Layers::Xinjiang)

@@ -33,6 +33,7 @@ fn routes(env: ServiceEnv) -> Routes {
         authn,
         calendar,
         spot_check_percent,
+        measures,
         ..
     } = env;
     let api = ReviewServiceServer::new(api::Api::new(
@@ -40,6 +41,7 @@ fn routes(env: ServiceEnv) -> Routes {
         authn.clone(),
         calendar.clone(),
         spot_check_percent,
+        measures,
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, events::Handler { calendar })

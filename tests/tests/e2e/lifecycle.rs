@@ -34,6 +34,7 @@ crate::on_both_engines!(
     an_oversized_message_is_resource_exhausted,
     the_registered_address_routes_the_review,
     concurrent_writers_each_get_their_place_in_the_history,
+    nothing_is_counted_outside_the_validity_of_the_measures,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -950,6 +951,39 @@ async fn concurrent_writers_each_get_their_place_in_the_history(engine: Engine) 
             .count(),
         20,
         "{entries:?}"
+    );
+    t.stop().await;
+}
+
+/// Art. 32: the Measures are in force for five years from a configured date; no deadline
+/// starts outside that window.
+async fn nothing_is_counted_outside_the_validity_of_the_measures(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 02 - 28)));
+    let validity = creditmesh_domain::measures::Validity::new(date!(2026 - 03 - 01), 5).unwrap();
+    let Some(t) =
+        TestMesh::start_configured(engine, clock.clone(), |rt| rt.measures = Some(validity)).await
+    else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "early").await;
+    let early = agency.submit_filing(req.clone()).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(
+        early.message().contains("2026-03-01"),
+        "{}",
+        early.message()
+    );
+    clock.set(date!(2031 - 03 - 01));
+    let late = agency.submit_filing(req.clone()).await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert!(late.message().contains("2031-02-28"), "{}", late.message());
+    clock.set(date!(2031 - 02 - 28));
+    let last_day = agency.submit_filing(req).await.unwrap().into_inner();
+    assert_eq!(
+        last_day.filing.unwrap().status,
+        FilingStatus::Submitted as i32
     );
     t.stop().await;
 }

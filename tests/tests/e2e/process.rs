@@ -434,6 +434,30 @@ async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
 }
 
 #[tokio::test]
+async fn the_measures_validity_is_configuration() {
+    let (ok, out, _) = run(
+        &["measures"],
+        &[("CREDITMESH_MEASURES__EFFECTIVE_ON", "2026-03-01")],
+    )
+    .await;
+    assert!(ok);
+    assert!(
+        out.starts_with("in force from 2026-03-01 through 2031-02-28 (5 years)"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["measures"], &[]).await;
+    assert!(ok);
+    assert!(out.contains("not configured"), "{out}");
+    let (ok, _, err) = run(
+        &["measures"],
+        &[("CREDITMESH_MEASURES__EFFECTIVE_ON", "2026-02-30")],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("measures.effective_on"), "{err}");
+}
+
+#[tokio::test]
 async fn calendar_commands_answer_from_the_shipped_data() {
     let (ok, out, _) = run(
         &[
