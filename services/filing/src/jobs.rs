@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use creditmesh_domain::calendar::cst_date;
+use creditmesh_domain::calendar::{Layers, cst_date, format_date, parse_iso_date};
 use creditmesh_domain::lifecycle::{FilingEvent, Machine};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
@@ -21,6 +21,13 @@ const TICK: Duration = Duration::from_millis(500);
 
 pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
     tokio::spawn(async move {
+        match recompute_provisional_changes(&env).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recomputed = n, "provisional change deadlines recomputed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "provisional change deadlines were not recomputed")
+            }
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -33,6 +40,66 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
             }
         }
     });
+}
+
+fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
+    let principal = Principal::new(PrincipalKind::Service, REGION, "filing");
+    CallContext {
+        principal_id: principal.spiffe_id(env.authn.trust_domain()),
+        principal,
+        request_id: job.to_owned(),
+    }
+}
+
+/// The Art. 12 due dates computed provisionally (past the calendar data then loaded) are
+/// computed again with the calendar this process loaded, once at start, and whether each
+/// change was late with them.
+pub async fn recompute_provisional_changes(env: &ServiceEnv) -> Result<usize, Error> {
+    let store = &env.store;
+    let calendar = &env.calendar;
+    let mut conn = store
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(creditmesh_storage::StorageError::from)?;
+    if store::provisional_changes(&mut conn, calendar.version())
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    drop(conn);
+    let ctx = system_context(env, "recompute-provisional-changes");
+    store
+        .write(&ctx, "RecomputeChangeDeadlines", |mut tx| async move {
+            let stale = store::provisional_changes(&mut tx, calendar.version()).await?;
+            for (change_id, changed_on, submitted_at) in &stale {
+                let from = parse_iso_date(changed_on).map_err(Error::internal)?;
+                let submitted =
+                    cst_date(*submitted_at).map_err(|e| Error::internal(e.to_string()))?;
+                let due = calendar
+                    .deadline(from, crate::api::CHANGE_WORKING_DAYS, Layers::Xinjiang)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                store::set_change_deadline(
+                    &mut tx,
+                    change_id,
+                    &format_date(due.due),
+                    due.provisional,
+                    &due.calendar_version,
+                    submitted > due.due,
+                )
+                .await?;
+            }
+            Ok((
+                tx,
+                Written {
+                    value: stale.len(),
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await
 }
 
 /// Microseconds since the Unix epoch at 00:00 China Standard Time on `d`.
@@ -66,12 +133,7 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
         return Ok(0);
     }
     drop(conn);
-    let principal = Principal::new(PrincipalKind::Service, REGION, "filing");
-    let ctx = CallContext {
-        principal_id: principal.spiffe_id(env.authn.trust_domain()),
-        principal,
-        request_id: name.clone(),
-    };
+    let ctx = system_context(env, &name);
     let (ctx, name) = (&ctx, &name);
     let outcome = store
         .write(ctx, "AnnualReportCutoff", |mut tx| async move {

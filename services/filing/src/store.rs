@@ -554,3 +554,44 @@ pub async fn claim_job(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Changes whose due date another calendar computed provisionally:
+/// `(change_id, changed_on, submitted_at)`.
+pub async fn provisional_changes(
+    conn: &mut AnyConnection,
+    calendar_version: &str,
+) -> Result<Vec<(String, String, i64)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT change_id, changed_on, submitted_at FROM filing_change \
+         WHERE due_provisional = 1 AND calendar_version <> $1 ORDER BY change_id",
+    )
+    .bind(calendar_version.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+pub async fn set_change_deadline(
+    conn: &mut AnyConnection,
+    change_id: &str,
+    due: &str,
+    provisional: bool,
+    calendar_version: &str,
+    late: bool,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE filing_change SET due_date = $1, due_provisional = $2, calendar_version = $3, \
+         late = $4 WHERE change_id = $5",
+    )
+    .bind(due.to_owned())
+    .bind(i64::from(provisional))
+    .bind(calendar_version.to_owned())
+    .bind(i64::from(late))
+    .bind(change_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

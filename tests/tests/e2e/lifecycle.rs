@@ -35,6 +35,7 @@ crate::on_both_engines!(
     the_registered_address_routes_the_review,
     concurrent_writers_each_get_their_place_in_the_history,
     nothing_is_counted_outside_the_validity_of_the_measures,
+    a_provisional_change_deadline_becomes_final_with_new_calendar_data,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -549,7 +550,8 @@ async fn deregistration_starts_with_the_agency_and_its_decision_drives_the_statu
     eventually("the 2026 cut-off ran", Duration::from_secs(20), || {
         let url = filing_url.clone();
         async move {
-            (scalar_i64(&url, "SELECT COUNT(*) FROM filing_job").await == 1).then_some(())
+            let sql = "SELECT COUNT(*) FROM filing_job WHERE name = 'annual-report-cutoff-2026'";
+            (scalar_i64(&url, sql).await == 1).then_some(())
         }
     })
     .await;
@@ -985,5 +987,74 @@ async fn nothing_is_counted_outside_the_validity_of_the_measures(engine: Engine)
         last_day.filing.unwrap().status,
         FilingStatus::Submitted as i32
     );
+    t.stop().await;
+}
+
+/// Art. 12 due dates computed across an open point of the calendar are recomputed when the
+/// data arrives, and so is the lateness that rests on them.
+async fn a_provisional_change_deadline_becomes_final_with_new_calendar_data(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 05 - 20)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let filing_id = approve(&t, "k").await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let materials = DocumentRef {
+        sha256: upload(&mut agency, DocumentKind::ChangeMaterial, pdf("lease"))
+            .await
+            .unwrap(),
+    };
+    clock.set(date!(2026 - 06 - 23));
+    let answer = agency
+        .submit_change(change(&filing_id, "c", "2026-05-20", vec![materials], None))
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = answer.submission_deadline.unwrap();
+    assert_eq!(deadline.due_date, "2026-06-23");
+    assert!(deadline.provisional);
+    assert!(!answer.late, "submitted on the (provisional) due date");
+
+    // The settled 2026 file works Sunday 24 May: the due date is a day earlier, and final.
+    let calendar = creditmesh_domain::calendar::Calendar::with_overrides([(
+        "regional/xinjiang-2026.toml".to_owned(),
+        "year = 2026\nregion = \"650000\"\nsource = \"test notice\"\n\
+         holidays = [{ date = \"2026-05-27\", name = \"a\" }, { date = \"2026-05-28\", name = \"a\" }, \
+         { date = \"2026-05-29\", name = \"a\" }, { date = \"2026-05-30\", name = \"a\" }, \
+         { date = \"2026-05-31\", name = \"a\" }]\n\
+         working_days = [{ date = \"2026-05-24\", name = \"make-up day\" }]\n"
+            .to_owned(),
+    )])
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let defs = creditmesh::mesh::all_services();
+    let filing = defs.iter().find(|d| d.name == "filing").unwrap();
+    let blobs = tempfile::tempdir().unwrap();
+    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
+    runtime.clock = clock.clone();
+    runtime.calendar = Arc::new(calendar);
+    let mut db = t.db.clone();
+    db.url = t.db_url("filing");
+    let _restarted = creditmesh::mesh::start_service(
+        filing,
+        &db,
+        &runtime,
+        "127.0.0.1:0".parse().unwrap(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let url = t.db_url("filing");
+    eventually("the recomputed due date", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM filing_change WHERE due_date = '2026-06-22' \
+                       AND due_provisional = 0 AND late = 1";
+            (scalar_i64(&url, sql).await == 1).then_some(())
+        }
+    })
+    .await;
+    stop.cancel();
     t.stop().await;
 }

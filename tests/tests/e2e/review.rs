@@ -44,8 +44,9 @@ pub async fn the_task(regulator: &mut ReviewServiceClient<Channel>) -> ReviewTas
     .await
 }
 
+/// The status of a filing, as the regional regulator (who sees every filing) reads it.
 pub async fn filing_status(t: &TestMesh, filing_id: &str) -> i32 {
-    FilingServiceClient::new(t.node("agency-kashgar").await)
+    FilingServiceClient::new(t.node("regulator-650000").await)
         .get_filing(GetFilingRequest {
             filing_id: filing_id.into(),
         })
@@ -579,6 +580,13 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
     .await
     .unwrap();
 
+    // 30 June is still in time: nothing is revoked on the last day.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        filing_status(&t, &beijing_filing).await,
+        FilingStatus::Active as i32,
+        "not revoked before 1 July"
+    );
     clock.set(date!(2027 - 07 - 01));
     eventually("Beijing revoked", Duration::from_secs(20), || {
         let beijing_filing = beijing_filing.clone();
