@@ -16,6 +16,9 @@ pub struct CallContext {
     /// The principal's SPIFFE ID, or `public`.
     pub principal_id: String,
     pub request_id: String,
+    /// Set once this call's outcome is in the audit trail, so that the edge audits a refusal
+    /// exactly once (`edge::run`).
+    pub audited: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Authenticates calls arriving at a backend.
@@ -77,6 +80,7 @@ impl Authn {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         Ok(CallContext {
+            audited: Default::default(),
             principal,
             principal_id,
             request_id,

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod listener;
 pub mod oversize;

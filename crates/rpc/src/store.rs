@@ -225,6 +225,8 @@ impl ServiceStore {
     }
 
     async fn audit_failure(&self, ctx: &CallContext, method: &str, err: &Error) {
+        ctx.audited
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let outcome = format!("{:?}", err.code);
         let tenant = ctx.principal.tenant.to_string();
         let detail: String = err.to_string().chars().take(1000).collect();

@@ -45,6 +45,7 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
 fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
     let principal = Principal::new(PrincipalKind::Service, REGION, "filing");
     CallContext {
+        audited: Default::default(),
         principal_id: principal.spiffe_id(env.authn.trust_domain()),
         principal,
         request_id: job.to_owned(),

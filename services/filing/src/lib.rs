@@ -1,11 +1,19 @@
 //! The filing service: agencies file, change, report and deregister (Art. 6-8, 10-12, 18).
 
 mod api;
+mod changes;
+mod convert;
+mod deregistration;
+mod documents;
 pub mod events;
 mod jobs;
 mod model;
+mod reads;
+mod reports;
 mod schema;
 mod store;
+mod submission;
+mod validate;
 
 use creditmesh_proto::filing::v1::filing_service_server::FilingServiceServer;
 use creditmesh_rpc::sink::with_sink;

@@ -1,10 +1,16 @@
 //! The review service: regulators' reviews, supervision and each agency's credit file.
 
 mod api;
+mod deciding;
 mod decision;
 mod draw;
 mod events;
+mod inspection;
 mod jobs;
+mod listing;
+mod reads;
+mod rectification;
+mod revocation;
 mod schema;
 mod store;
 mod supervision;

@@ -1,0 +1,55 @@
+//! The one way a gRPC method of a service runs: the request is checked first (a refusal is
+//! audited on its own, since it never reached the database), then the use case acts (its
+//! write path audits its own outcome), and the domain error becomes a status once, here.
+
+use std::future::Future;
+
+use creditmesh_domain::Error;
+use tonic::{Response, Status};
+
+use crate::context::CallContext;
+use crate::error::status;
+use crate::store::ServiceStore;
+
+/// A state-changing call: `checked` is the request after validation; `act` performs it.
+pub async fn call<V, T, Fut>(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    method: &str,
+    checked: Result<V, Error>,
+    act: impl FnOnce(V) -> Fut,
+) -> Result<Response<T>, Status>
+where
+    Fut: Future<Output = Result<T, Error>>,
+{
+    match checked {
+        Ok(valid) => run(store, ctx, method, act(valid)).await,
+        Err(e) => Err(status(store.reject(ctx, method, e).await)),
+    }
+}
+
+/// A state-changing call written as one future: whatever refusal it ends in is audited once
+/// (the write path audits its own failures; anything refused before it is audited here).
+pub async fn run<T, Fut>(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    method: &str,
+    act: Fut,
+) -> Result<Response<T>, Status>
+where
+    Fut: Future<Output = Result<T, Error>>,
+{
+    match act.await {
+        Ok(v) => Ok(Response::new(v)),
+        Err(e) if ctx.audited.load(std::sync::atomic::Ordering::Relaxed) => Err(status(e)),
+        Err(e) => Err(status(store.reject(ctx, method, e).await)),
+    }
+}
+
+/// A read: nothing is audited, the error becomes a status once.
+pub async fn read<T, Fut>(act: Fut) -> Result<Response<T>, Status>
+where
+    Fut: Future<Output = Result<T, Error>>,
+{
+    act.await.map(Response::new).map_err(status)
+}

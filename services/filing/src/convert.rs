@@ -1,0 +1,99 @@
+//! Proto ↔ stored form of a filing.
+
+use creditmesh_domain::lifecycle::{Filing as State, Machine};
+use creditmesh_proto::common::v1 as common;
+use creditmesh_proto::filing::v1::*;
+
+use crate::model::{Facts, Person};
+
+pub(crate) fn status_proto(s: &str) -> FilingStatus {
+    match State::parse(s) {
+        Some(State::Submitted) => FilingStatus::Submitted,
+        Some(State::Active) => FilingStatus::Active,
+        Some(State::Refused) => FilingStatus::Refused,
+        Some(State::Revoked) => FilingStatus::Revoked,
+        Some(State::Deregistering) => FilingStatus::Deregistering,
+        Some(State::Deregistered) => FilingStatus::Deregistered,
+        None => FilingStatus::Unspecified,
+    }
+}
+
+pub(crate) fn status_name(s: FilingStatus) -> Option<&'static str> {
+    Some(
+        match s {
+            FilingStatus::Submitted | FilingStatus::UnderReview => State::Submitted,
+            // A prefecture's approval makes the filing active; the region receives a copy.
+            FilingStatus::Forwarded | FilingStatus::Active => State::Active,
+            FilingStatus::Refused => State::Refused,
+            FilingStatus::Revoked => State::Revoked,
+            FilingStatus::Deregistering => State::Deregistering,
+            FilingStatus::Deregistered => State::Deregistered,
+            FilingStatus::Unspecified => return None,
+        }
+        .name(),
+    )
+}
+
+/// The identity numbers Art. 9(2) checks: legal representative, chair, general manager.
+pub(crate) fn principals(f: &Facts) -> Vec<String> {
+    [&f.legal_representative, &f.chair, &f.general_manager]
+        .iter()
+        .map(|p| p.identity_number.clone())
+        .collect()
+}
+
+pub(crate) fn person(p: &Option<common::Person>) -> Person {
+    p.as_ref()
+        .map(|p| Person {
+            name: p.name.trim().to_owned(),
+            identity_number: p.identity_number.trim().to_ascii_uppercase(),
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn person_proto(p: &Person) -> Option<common::Person> {
+    Some(common::Person {
+        name: p.name.clone(),
+        identity_number: p.identity_number.clone(),
+    })
+}
+
+pub(crate) fn facts_from(f: &ApplicationForm) -> Facts {
+    Facts {
+        agency_name: f.agency_name.trim().to_owned(),
+        uscc: f.uscc.trim().to_ascii_uppercase(),
+        registration_date: f.registration_date.trim().to_owned(),
+        registered_address: f.registered_address.trim().to_owned(),
+        registered_capital_yuan: f.registered_capital_yuan,
+        business_scope: f.business_scope.trim().to_owned(),
+        legal_representative: person(&f.legal_representative),
+        chair: person(&f.chair),
+        general_manager: person(&f.general_manager),
+        professional_staff_count: f.professional_staff_count,
+        information_security: f.information_security.trim().to_owned(),
+        internal_rules: f.internal_rules.clone(),
+        contact_phone: f.contact_phone.trim().to_owned(),
+        contact_email: f.contact_email.trim().to_owned(),
+        registered_division: f.registered_division.trim().to_owned(),
+    }
+}
+
+pub(crate) fn form_from(f: &Facts) -> ApplicationForm {
+    ApplicationForm {
+        agency_name: f.agency_name.clone(),
+        uscc: f.uscc.clone(),
+        registration_date: f.registration_date.clone(),
+        registered_address: f.registered_address.clone(),
+        registered_capital_yuan: f.registered_capital_yuan,
+        business_scope: f.business_scope.clone(),
+        legal_representative: person_proto(&f.legal_representative),
+        chair: person_proto(&f.chair),
+        general_manager: person_proto(&f.general_manager),
+        professional_staff_count: f.professional_staff_count,
+        information_security: f.information_security.clone(),
+        internal_rules: f.internal_rules.clone(),
+        contact_phone: f.contact_phone.clone(),
+        contact_email: f.contact_email.clone(),
+        registered_division: f.registered_division.clone(),
+    }
+}

@@ -1,0 +1,172 @@
+//! Documents, streamed in and stored by their SHA-256 (Art. 8).
+
+use creditmesh_domain::{Error, Uscc, Violations};
+use creditmesh_proto::common::v1 as common;
+use creditmesh_proto::filing::v1::upload_document_request::Part;
+use creditmesh_proto::filing::v1::*;
+use creditmesh_rpc::{CallContext, Written, edge};
+use creditmesh_storage::blob::{Staging, sniff_media_type};
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::{Api, MAX_DOCUMENT_BYTES};
+use crate::store;
+
+const METHOD: &str = "UploadDocument";
+
+pub(crate) async fn upload_document(
+    api: &Api,
+    request: Request<Streaming<UploadDocumentRequest>>,
+) -> Result<Response<UploadDocumentResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let mut stream = request.into_inner();
+    // A broken stream is answered as it broke; a document refused is audited by the edge.
+    let received = receive(api, &ctx, &mut stream).await?;
+    edge::call(&api.store, &ctx, METHOD, received, |r| keep(api, &ctx, r)).await
+}
+
+/// A document received whole and checked, staged until it is kept.
+struct Received {
+    uscc: Uscc,
+    meta: DocumentMetadata,
+    kind: DocumentKind,
+    staging: Staging,
+    media_type: &'static str,
+}
+
+async fn receive(
+    api: &Api,
+    ctx: &CallContext,
+    stream: &mut Streaming<UploadDocumentRequest>,
+) -> Result<Result<Received, Error>, Status> {
+    let uscc = match Api::agency(ctx) {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(e)),
+    };
+    let meta = match stream.next().await {
+        Some(Ok(UploadDocumentRequest {
+            part: Some(Part::Metadata(m)),
+        })) => m,
+        Some(Err(e)) => return Err(e),
+        _ => {
+            return Ok(Err(Error::invalid_field(
+                "metadata",
+                "the first message must carry the metadata",
+            )));
+        }
+    };
+    let mut v = Violations::default();
+    let kind = DocumentKind::try_from(meta.kind).unwrap_or(DocumentKind::Unspecified);
+    if kind == DocumentKind::Unspecified {
+        v.add("metadata.kind", "is required");
+    }
+    v.require("metadata.file_name", &meta.file_name);
+    v.max_chars("metadata.file_name", &meta.file_name, 255);
+    if meta.size_bytes <= 0 || meta.size_bytes > MAX_DOCUMENT_BYTES {
+        v.add(
+            "metadata.size_bytes",
+            format!("must be between 1 and {MAX_DOCUMENT_BYTES} bytes"),
+        );
+    }
+    if let Err(e) = v.finish() {
+        return Ok(Err(e));
+    }
+    let io = |e: std::io::Error| Error::internal(format!("document store: {e}"));
+    let mut staging = match api.blobs.begin().await {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(io(e))),
+    };
+    while let Some(part) = stream.next().await {
+        match part?.part {
+            Some(Part::Chunk(bytes)) => {
+                if staging.size() as i64 + bytes.len() as i64 > meta.size_bytes {
+                    return Ok(Err(Error::invalid_field(
+                        "chunk",
+                        "more bytes than metadata.size_bytes declared",
+                    )));
+                }
+                if let Err(e) = staging.write(&bytes).await {
+                    return Ok(Err(io(e)));
+                }
+            }
+            _ => {
+                return Ok(Err(Error::invalid_field(
+                    "metadata",
+                    "may be sent only once, first",
+                )));
+            }
+        }
+    }
+    if staging.size() as i64 != meta.size_bytes {
+        return Ok(Err(Error::invalid_field(
+            "chunk",
+            format!(
+                "{} bytes arrived, {} were declared",
+                staging.size(),
+                meta.size_bytes
+            ),
+        )));
+    }
+    let Some(media_type) = sniff_media_type(staging.head()) else {
+        return Ok(Err(Error::invalid_field(
+            "chunk",
+            "the content is not a PDF, OFD, JPEG or PNG document",
+        )));
+    };
+    Ok(Ok(Received {
+        uscc,
+        meta,
+        kind,
+        staging,
+        media_type,
+    }))
+}
+
+/// Stores the document under its hash and records that the agency uploaded it.
+async fn keep(api: &Api, ctx: &CallContext, r: Received) -> Result<UploadDocumentResponse, Error> {
+    let Received {
+        uscc,
+        meta,
+        kind,
+        staging,
+        media_type,
+    } = r;
+    let size = staging.size() as i64;
+    let sha256 = api
+        .blobs
+        .commit(staging)
+        .await
+        .map_err(|e| Error::internal(format!("document store: {e}")))?;
+    let tenant = ctx.principal.tenant.to_string();
+    let kind_name = kind.as_str_name().to_ascii_lowercase();
+    let store = &api.store;
+    let (uscc, sha, meta, kind_name, tenant) = (&uscc, &sha256, &meta, &kind_name, &tenant);
+    store
+        .write(ctx, METHOD, |mut tx| async move {
+            store::insert_document(
+                &mut tx,
+                tenant,
+                uscc.as_str(),
+                sha,
+                kind_name,
+                media_type,
+                size,
+                meta.file_name.trim(),
+                store.now(),
+            )
+            .await?;
+            Ok((
+                tx,
+                Written {
+                    value: (),
+                    tenant: tenant.clone(),
+                },
+            ))
+        })
+        .await?;
+    Ok(UploadDocumentResponse {
+        document: Some(common::DocumentRef { sha256 }),
+        media_type: media_type.to_owned(),
+        size_bytes: size,
+    })
+}

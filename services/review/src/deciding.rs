@@ -1,0 +1,261 @@
+//! Deciding review tasks: each kind by its own article, Art. 9(2) binding approval.
+
+use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, TaskEvent};
+use creditmesh_domain::{Error, Violations};
+use creditmesh_proto::events::v1 as ev;
+use creditmesh_proto::review::v1::*;
+use creditmesh_rpc::{Written, edge};
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use crate::api::{Api, names};
+use crate::events::{self};
+use crate::tasks::{self};
+
+pub(crate) async fn decide_review_task(
+    api: &Api,
+    request: Request<DecideReviewTaskRequest>,
+) -> Result<Response<DecideReviewTaskResponse>, Status> {
+    const METHOD: &str = "DecideReviewTask";
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, METHOD, async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("task_id", &req.task_id);
+        let decision = crate::decision::parse(&mut v, &req);
+        v.max_chars("reason", &req.reason, 4000);
+        v.finish()?;
+        let (ctx, req, decision) = (ctx, &req, &decision);
+        let today = api.today()?;
+        let response = api
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let me = Api::regulator(ctx)?;
+                let task = api.visible_task(&mut tx, ctx, req.task_id.trim()).await?;
+                if task.status != "open" {
+                    return Err(Error::failed_precondition(format!(
+                        "the task is {} already",
+                        task.status
+                    )));
+                }
+                if task.tenant != me.to_string() {
+                    return Err(Error::permission_denied(
+                        "only the authority the task is routed to decides it (Art. 10)",
+                    ));
+                }
+                let kind = crate::decision::Kind::parse(&task.kind)
+                    .ok_or_else(|| Error::internal(format!("task kind {}", task.kind)))?;
+                let grounds = decision.grounds_for(kind, &req.reason)?;
+                let approve = req.approve && kind != crate::decision::Kind::Supervision;
+                if approve
+                    && matches!(
+                        kind,
+                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                    )
+                {
+                    // Art. 9(2) is mandatory ("不予登记建档"): checked against the list as it
+                    // stands now, not only as it stood when the application arrived.
+                    let principals: Vec<String> =
+                        serde_json::from_str(&task.principals).unwrap_or_default();
+                    let hits = events::dishonesty_hits(&mut tx, &task.uscc, &principals).await?;
+                    if !hits.is_empty() {
+                        return Err(Error::failed_precondition(format!(
+                            "approval is barred by Art. 9(2): {}; refuse the {} instead",
+                            hits.join("; "),
+                            task.kind
+                        )));
+                    }
+                }
+                let now = api.store.now();
+                // A prefecture's approval of a filing or change is reported to the region,
+                // which sees the file arrive (Art. 10, 12).
+                let forwards = approve
+                    && !me.is_region()
+                    && matches!(
+                        kind,
+                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                    );
+                let event = match (kind, approve, forwards) {
+                    (crate::decision::Kind::Supervision, _, _) => TaskEvent::Close,
+                    (_, true, true) => TaskEvent::ApproveAndForward,
+                    (_, true, false) => TaskEvent::Approve,
+                    (_, false, _) => TaskEvent::Refuse,
+                };
+                let record =
+                    json!({"approve": approve, "grounds": grounds, "reason": req.reason.trim()});
+                if !tasks::decide(
+                    &mut tx,
+                    &task.tenant,
+                    &task.task_id,
+                    event,
+                    now,
+                    &ctx.principal_id,
+                    &record.to_string(),
+                )
+                .await?
+                {
+                    return Err(Error::failed_precondition(
+                        "the task was decided by another call first",
+                    ));
+                }
+                let agency_moved = |moved: bool, what: &str| {
+                    if moved {
+                        Ok(())
+                    } else {
+                        Err(Error::failed_precondition(format!(
+                            "the filing of {} is no longer {what}; the task cannot be decided",
+                            task.uscc
+                        )))
+                    }
+                };
+                match kind {
+                    crate::decision::Kind::Filing => {
+                        let ev = if approve {
+                            FilingEvent::Approve
+                        } else {
+                            FilingEvent::Refuse
+                        };
+                        agency_moved(
+                            tasks::agency_transition(&mut tx, &task.uscc, &task.filing_id, ev)
+                                .await?,
+                            "under review",
+                        )?;
+                        api.publish(
+                            &mut tx,
+                            ctx,
+                            &task.tenant,
+                            &task.filing_id,
+                            &ev::FilingDecided {
+                                filing_id: task.filing_id.clone(),
+                                uscc: task.uscc.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Change => {
+                        let state = tasks::agency(&mut tx, &task.uscc)
+                            .await?
+                            .map(|a| a.2)
+                            .unwrap_or_default();
+                        agency_moved(Filing::parse(&state) == Some(Filing::Active), "active")?;
+                        if approve {
+                            tasks::set_agency_principals(&mut tx, &task.uscc, &task.principals)
+                                .await?;
+                        }
+                        api.publish(
+                            &mut tx,
+                            ctx,
+                            &task.tenant,
+                            &task.subject_id,
+                            &ev::ChangeDecided {
+                                change_id: task.subject_id.clone(),
+                                filing_id: task.filing_id.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Deregistration => {
+                        if approve {
+                            let state = tasks::agency(&mut tx, &task.uscc)
+                                .await?
+                                .map(|a| a.2)
+                                .unwrap_or_default();
+                            agency_moved(
+                                Filing::parse(&state) == Some(Filing::Deregistering),
+                                "deregistering",
+                            )?;
+                        } else {
+                            agency_moved(
+                                tasks::agency_transition(
+                                    &mut tx,
+                                    &task.uscc,
+                                    &task.filing_id,
+                                    FilingEvent::RefuseDeregistration,
+                                )
+                                .await?,
+                                "deregistering",
+                            )?;
+                        }
+                        api.publish(
+                            &mut tx,
+                            ctx,
+                            &task.tenant,
+                            &task.filing_id,
+                            &ev::DeregistrationDecided {
+                                filing_id: task.filing_id.clone(),
+                                uscc: task.uscc.clone(),
+                                approved: approve,
+                                grounds: names(&grounds),
+                                reason: req.reason.trim().to_owned(),
+                            },
+                        )
+                        .await?;
+                    }
+                    crate::decision::Kind::Supervision => {}
+                }
+                if forwards {
+                    let mut copy = task.clone();
+                    copy.tenant = creditmesh_domain::tenant::REGION.to_string();
+                    copy.task_id = uuid::Uuid::now_v7().to_string();
+                    copy.status = "forwarded".into();
+                    copy.forwarded_from = task.task_id.clone();
+                    copy.created_at = now;
+                    tasks::insert(&mut tx, &copy).await?;
+                }
+                let summary = match kind {
+                    crate::decision::Kind::Supervision => {
+                        format!("supervision task closed: {}", req.reason.trim())
+                    }
+                    _ => format!(
+                        "{} {} {}{}",
+                        task.kind,
+                        if approve { "approved" } else { "refused" },
+                        if forwards {
+                            "and forwarded to the region "
+                        } else {
+                            ""
+                        },
+                        if grounds.is_empty() {
+                            String::new()
+                        } else {
+                            format!("on {}", grounds.join(", "))
+                        }
+                    ),
+                };
+                api.credit_entry(
+                    &mut tx,
+                    ctx,
+                    &task.tenant,
+                    &task.uscc,
+                    "decision",
+                    summary.trim().to_owned(),
+                    record.clone(),
+                )
+                .await?;
+                let decided = tasks::get(&mut tx, &task.task_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("task vanished"))?;
+                let value = DecideReviewTaskResponse {
+                    task: Some(api.task_proto(decided, &today)),
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: task.tenant,
+                    },
+                ))
+            })
+            .await?;
+        Ok(response)
+    })
+    .await
+}

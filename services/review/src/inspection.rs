@@ -1,0 +1,228 @@
+//! Supervision acts of Art. 14: interviews, inspections, findings, risk tiers and
+//! reproducible spot-check draws.
+
+use creditmesh_domain::calendar::parse_iso_date;
+use creditmesh_domain::{Error, Tenant, Uscc, Violations};
+use creditmesh_proto::events::v1 as ev;
+use creditmesh_proto::review::v1::*;
+use creditmesh_rpc::{Written, edge, timestamp};
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use crate::api::Api;
+
+pub(crate) async fn record_interview(
+    api: &Api,
+    request: Request<RecordInterviewRequest>,
+) -> Result<Response<RecordInterviewResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "RecordInterview", async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        v.check("held_on", parse_iso_date(&req.held_on));
+        v.require("subject", &req.subject);
+        v.require("summary", &req.summary);
+        v.finish()?;
+        let entry_id = api
+            .supervise(ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
+                format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
+                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}), None)
+            .await
+            ?;
+        Ok(RecordInterviewResponse { entry_id })
+    })
+    .await
+}
+
+pub(crate) async fn record_inspection(
+    api: &Api,
+    request: Request<RecordInspectionRequest>,
+) -> Result<Response<RecordInspectionResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "RecordInspection", async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        v.check("inspected_on", parse_iso_date(&req.inspected_on));
+        v.require("result", &req.result);
+        v.finish()?;
+        let entry_id = api
+            .supervise(ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
+                format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
+                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None)
+            .await
+            ?;
+        Ok(RecordInspectionResponse { entry_id })
+    })
+    .await
+}
+
+pub(crate) async fn record_finding(
+    api: &Api,
+    request: Request<RecordFindingRequest>,
+) -> Result<Response<RecordFindingResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "RecordFinding", async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        let category =
+            FindingCategory::try_from(req.category).unwrap_or(FindingCategory::Unspecified);
+        if category == FindingCategory::Unspecified {
+            v.add("category", "is required (Art. 13, 16)");
+        }
+        v.require("description", &req.description);
+        v.finish()?;
+        let name = category.as_str_name().to_ascii_lowercase();
+        let entry_id = api
+            .supervise(
+                ctx,
+                "RecordFinding",
+                &req.request_id,
+                &req.uscc,
+                "finding",
+                format!("finding of prohibited conduct: {name}"),
+                json!({"category": name, "description": req.description.trim()}),
+                None,
+            )
+            .await?;
+        Ok(RecordFindingResponse { entry_id })
+    })
+    .await
+}
+
+pub(crate) async fn set_risk_tier(
+    api: &Api,
+    request: Request<SetRiskTierRequest>,
+) -> Result<Response<SetRiskTierResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "SetRiskTier", async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.check("uscc", Uscc::parse(&req.uscc));
+        let tier = RiskTier::try_from(req.tier).unwrap_or(RiskTier::Unspecified);
+        if tier == RiskTier::Unspecified {
+            v.add("tier", "is required");
+        }
+        v.finish()?;
+        let uscc = req.uscc.trim().to_ascii_uppercase();
+        api.supervise(
+            ctx,
+            "SetRiskTier",
+            &req.request_id,
+            &uscc,
+            "risk_tier",
+            format!(
+                "risk tier set to {}",
+                tier.as_str_name().to_ascii_lowercase()
+            ),
+            json!({"tier": tier as i32, "reason": req.reason.trim()}),
+            Some(tier as i64),
+        )
+        .await?;
+        Ok(SetRiskTierResponse {})
+    })
+    .await
+}
+
+pub(crate) async fn draw_spot_check(
+    api: &Api,
+    request: Request<DrawSpotCheckRequest>,
+) -> Result<Response<DrawSpotCheckResponse>, Status> {
+    const METHOD: &str = "DrawSpotCheck";
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, METHOD, async {
+        let me = Api::regulator(ctx)?;
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        let tenant = if req.tenant.is_empty() {
+            Some(me)
+        } else {
+            v.check("tenant", Tenant::parse(&req.tenant))
+        };
+        v.max_chars("seed", &req.seed, 128);
+        v.finish()?;
+        let tenant = tenant.ok_or_else(|| Error::internal("validation lost tenant"))?;
+        if !me.can_see(tenant) {
+            return Err(Error::permission_denied(
+                "a prefecture draws only among its own agencies",
+            ));
+        }
+        let seed = if req.seed.trim().is_empty() {
+            uuid::Uuid::new_v4().simple().to_string()
+        } else {
+            req.seed.trim().to_owned()
+        };
+        let (ctx, seed) = (ctx, &seed);
+        let response = api
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                let scope = if tenant.is_region() {
+                    String::new()
+                } else {
+                    tenant.to_string()
+                };
+                let population = crate::supervision::population(&mut tx, &scope).await?;
+                let digest = crate::draw::population_digest(&population);
+                let sample = crate::draw::draw(seed, &population, api.spot_check_percent);
+                let draw_id = uuid::Uuid::now_v7().to_string();
+                let now = api.store.now();
+                crate::supervision::insert_draw(
+                    &mut tx,
+                    &tenant.to_string(),
+                    &draw_id,
+                    seed,
+                    &digest,
+                    &json!(sample).to_string(),
+                    now,
+                )
+                .await?;
+                // The seed and sample are published so that anyone can re-draw and check.
+                api.publish(
+                    &mut tx,
+                    ctx,
+                    &tenant.to_string(),
+                    &draw_id,
+                    &ev::SpotCheckDrawn {
+                        draw_id: draw_id.clone(),
+                        tenant: tenant.to_string(),
+                        seed: seed.clone(),
+                        population_digest: digest.clone(),
+                        sampled_usccs: sample.clone(),
+                    },
+                )
+                .await?;
+                let value = DrawSpotCheckResponse {
+                    draw: Some(SpotCheckDraw {
+                        draw_id,
+                        tenant: tenant.to_string(),
+                        seed: seed.clone(),
+                        population_digest: digest,
+                        sampled_usccs: sample,
+                        drawn_at: Some(timestamp(now)),
+                    }),
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: tenant.to_string(),
+                    },
+                ))
+            })
+            .await?;
+        Ok(response)
+    })
+    .await
+}

@@ -1,0 +1,251 @@
+//! The severe-dishonesty list and what a listing does (Art. 9(2), 15(1)).
+
+use creditmesh_domain::calendar::parse_iso_date;
+use creditmesh_domain::resident_id::ResidentId;
+use creditmesh_domain::{Error, Uscc, Violations};
+use creditmesh_proto::review::v1::*;
+use creditmesh_rpc::{Written, edge, status};
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::Api;
+use crate::tasks::{self};
+
+fn listing(
+    v: &mut Violations,
+    prefix: &str,
+    e: &Option<DishonestyEntry>,
+) -> Option<tasks::Listing> {
+    let Some(e) = e else {
+        v.add(prefix, "is required");
+        return None;
+    };
+    let party = ListedParty::try_from(e.party).unwrap_or(ListedParty::Unspecified);
+    let identifier = e.identifier.trim().to_ascii_uppercase();
+    match party {
+        ListedParty::Organisation => {
+            v.check(&format!("{prefix}.identifier"), Uscc::parse(&identifier));
+        }
+        ListedParty::Person => {
+            v.check(
+                &format!("{prefix}.identifier"),
+                ResidentId::parse(&identifier),
+            );
+        }
+        ListedParty::Unspecified => v.add(format!("{prefix}.party"), "is required"),
+    }
+    v.require(&format!("{prefix}.source"), &e.source);
+    if let Err(why) = parse_iso_date(&e.listed_on) {
+        v.add(format!("{prefix}.listed_on"), why);
+    }
+    Some(tasks::Listing {
+        identifier,
+        party: party.as_str_name().to_ascii_lowercase(),
+        name: e.name.trim().to_owned(),
+        source: e.source.trim().to_owned(),
+        listed_on: e.listed_on.trim().to_owned(),
+    })
+}
+
+fn listing_proto(l: tasks::Listing) -> DishonestyEntry {
+    DishonestyEntry {
+        party: if l.party == "listed_party_person" {
+            ListedParty::Person
+        } else {
+            ListedParty::Organisation
+        } as i32,
+        identifier: l.identifier,
+        name: l.name,
+        source: l.source,
+        listed_on: l.listed_on,
+    }
+}
+
+pub(crate) async fn upsert_dishonesty_entry(
+    api: &Api,
+    request: Request<UpsertDishonestyEntryRequest>,
+) -> Result<Response<UpsertDishonestyEntryResponse>, Status> {
+    const METHOD: &str = "UpsertDishonestyEntry";
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, METHOD, async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        let entry = listing(&mut v, "entry", &req.entry);
+        v.finish()?;
+        let entry = entry.ok_or_else(|| Error::internal("validation lost the entry"))?;
+        let (ctx, entry) = (ctx, &entry);
+        let response = api
+            .store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                tasks::put_listing(&mut tx, entry, api.store.now()).await?;
+                let (revoked, opened) = api.apply_listing(&mut tx, ctx, entry).await?;
+                let stored = tasks::listed(&mut tx, &entry.identifier)
+                    .await?
+                    .ok_or_else(|| Error::internal("listing vanished"))?;
+                let value = UpsertDishonestyEntryResponse {
+                    entry: Some(listing_proto(stored)),
+                    revoked_filing_ids: revoked,
+                    supervision_task_ids: opened,
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value,
+                        tenant: String::new(),
+                    },
+                ))
+            })
+            .await?;
+        Ok(response)
+    })
+    .await
+}
+
+pub(crate) async fn import_dishonesty_list(
+    api: &Api,
+    request: Request<Streaming<ImportDishonestyListRequest>>,
+) -> Result<Response<ImportDishonestyListResponse>, Status> {
+    const METHOD: &str = "ImportDishonestyList";
+    let ctx = api.authn.context(&request)?;
+    let mut stream = request.into_inner();
+    let mut answer = ImportDishonestyListResponse::default();
+    let mut offset = 0usize;
+    // Each message is a batch, validated whole and committed in one transaction.
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let mut v = Violations::default();
+        let entries: Vec<tasks::Listing> = batch
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                listing(
+                    &mut v,
+                    &format!("entries[{}]", offset + i),
+                    &Some(e.clone()),
+                )
+            })
+            .collect();
+        offset += batch.entries.len();
+        if let Err(e) = v.finish() {
+            return Err(status(api.store.reject(&ctx, METHOD, e).await));
+        }
+        let (ctx, entries) = (&ctx, &entries);
+        let (imported, updated, revoked, opened) = api
+            .store
+            .write(ctx, METHOD, |mut tx| async move {
+                let (mut imported, mut updated) = (0, 0);
+                let (mut revoked, mut opened) = (Vec::new(), Vec::new());
+                for entry in entries {
+                    if tasks::put_listing(&mut tx, entry, api.store.now()).await? {
+                        imported += 1;
+                    } else {
+                        updated += 1;
+                    }
+                    let (r, o) = api.apply_listing(&mut tx, ctx, entry).await?;
+                    revoked.extend(r);
+                    opened.extend(o);
+                }
+                Ok((
+                    tx,
+                    Written {
+                        value: (imported, updated, revoked, opened),
+                        tenant: String::new(),
+                    },
+                ))
+            })
+            .await
+            .map_err(status)?;
+        answer.imported += imported;
+        answer.updated += updated;
+        answer.revoked_filing_ids.extend(revoked);
+        answer.supervision_task_ids.extend(opened);
+    }
+    Ok(Response::new(answer))
+}
+
+pub(crate) async fn remove_dishonesty_entry(
+    api: &Api,
+    request: Request<RemoveDishonestyEntryRequest>,
+) -> Result<Response<RemoveDishonestyEntryResponse>, Status> {
+    const METHOD: &str = "RemoveDishonestyEntry";
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, METHOD, async {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("identifier", &req.identifier);
+        v.require("reason", &req.reason);
+        v.finish()?;
+        let identifier = req.identifier.trim().to_ascii_uppercase();
+        let identifier = &identifier;
+        api.store
+            .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
+                if !tasks::remove_listing(&mut tx, identifier).await? {
+                    return Err(Error::not_found(format!("{identifier} is not on the list")));
+                }
+                Ok((
+                    tx,
+                    Written {
+                        value: RemoveDishonestyEntryResponse {},
+                        tenant: String::new(),
+                    },
+                ))
+            })
+            .await?;
+        Ok(RemoveDishonestyEntryResponse {})
+    })
+    .await
+}
+
+pub(crate) async fn list_dishonesty_entries(
+    api: &Api,
+    request: Request<ListDishonestyEntriesRequest>,
+) -> Result<Response<ListDishonestyEntriesResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    edge::read(async {
+        Api::regulator(&ctx)?;
+        let limit = if req.page_size <= 0 {
+            100
+        } else {
+            i64::from(req.page_size.min(1000))
+        };
+        let mut conn = api
+            .store
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(creditmesh_storage::StorageError::from)?;
+        let rows = tasks::listings(
+            &mut conn,
+            &req.identifier.trim().to_ascii_uppercase(),
+            req.page_token.trim(),
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let entries: Vec<DishonestyEntry> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(listing_proto)
+            .collect();
+        let next_page_token = if more {
+            entries
+                .last()
+                .map(|e| e.identifier.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListDishonestyEntriesResponse {
+            entries,
+            next_page_token,
+        })
+    })
+    .await
+}

@@ -1,0 +1,177 @@
+//! Reading tasks and credit files, scoped to what the caller may see.
+
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
+use creditmesh_proto::review::v1::*;
+use creditmesh_rpc::{edge, status, timestamp};
+use tonic::{Request, Response, Status};
+
+use crate::api::Api;
+use crate::store::{self};
+use crate::tasks::{self};
+
+pub(crate) async fn list_review_tasks(
+    api: &Api,
+    request: Request<ListReviewTasksRequest>,
+) -> Result<Response<ListReviewTasksResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let me = Api::regulator(&ctx).map_err(status)?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        let wanted = if req.tenant.is_empty() {
+            None
+        } else {
+            v.check("tenant", Tenant::parse(&req.tenant))
+        };
+        if !(0..=500).contains(&req.page_size) {
+            v.add("page_size", "must be between 0 and 500");
+        }
+        v.finish()?;
+        let tenant = match wanted {
+            Some(t) if !me.can_see(t) => {
+                return Err(Error::permission_denied(
+                    "a prefecture lists only its own tasks",
+                ));
+            }
+            Some(t) => t.to_string(),
+            None if me.is_region() => String::new(),
+            None => me.to_string(),
+        };
+        let names = |values: &[i32], name: fn(i32) -> Option<&'static str>| {
+            let list: Vec<&str> = values.iter().filter_map(|v| name(*v)).collect();
+            if list.is_empty() {
+                String::new()
+            } else {
+                format!(",{},", list.join(","))
+            }
+        };
+        let statuses = names(&req.statuses, |s| match TaskStatus::try_from(s).ok()? {
+            TaskStatus::Open => Some("open"),
+            TaskStatus::Approved => Some("approved"),
+            TaskStatus::Refused => Some("refused"),
+            TaskStatus::Forwarded => Some("forwarded"),
+            TaskStatus::Closed => Some("closed"),
+            TaskStatus::Withdrawn => Some("withdrawn"),
+            TaskStatus::Unspecified => None,
+        });
+        let kinds = names(&req.kinds, |k| match TaskKind::try_from(k).ok()? {
+            TaskKind::Filing => Some("filing"),
+            TaskKind::Change => Some("change"),
+            TaskKind::Deregistration => Some("deregistration"),
+            TaskKind::Supervision => Some("supervision"),
+            TaskKind::Unspecified => None,
+        });
+        let today = api.today()?;
+        let overdue = if req.overdue_only {
+            today.clone()
+        } else {
+            String::new()
+        };
+        let limit = if req.page_size == 0 {
+            50
+        } else {
+            i64::from(req.page_size)
+        };
+        let scope = (!me.is_region()).then(|| me.to_string());
+        let mut tx = api.store.db.read_scoped(scope.as_deref()).await?;
+        let rows = tasks::list(
+            &mut tx,
+            &tenant,
+            &statuses,
+            &kinds,
+            &overdue,
+            req.page_token.trim(),
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() as i64 > limit;
+        let tasks: Vec<ReviewTask> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|t| api.task_proto(t, &today))
+            .collect();
+        let next_page_token = if more {
+            tasks.last().map(|t| t.task_id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListReviewTasksResponse {
+            tasks,
+            next_page_token,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn get_review_task(
+    api: &Api,
+    request: Request<GetReviewTaskRequest>,
+) -> Result<Response<GetReviewTaskResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut conn = api
+            .store
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(creditmesh_storage::StorageError::from)?;
+        let task = api
+            .visible_task(&mut conn, &ctx, req.task_id.trim())
+            .await?;
+        let today = api.today()?;
+        Ok(GetReviewTaskResponse {
+            task: Some(api.task_proto(task, &today)),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn get_credit_file(
+    api: &Api,
+    request: Request<GetCreditFileRequest>,
+) -> Result<Response<GetCreditFileResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator, PrincipalKind::Agency])?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        let uscc = v.check("uscc", Uscc::parse(&req.uscc));
+        v.finish()?;
+        let uscc = uscc.ok_or_else(|| Error::internal("validation lost uscc"))?;
+        let p = &ctx.principal;
+        if p.kind == PrincipalKind::Agency && p.subject != uscc.as_str() {
+            return Err(Error::permission_denied(
+                "an agency reads only its own credit file",
+            ));
+        }
+        // A prefecture reads the entries its own tenant holds; the region and the agency itself
+        // read every entry.
+        let tenant = (p.kind == PrincipalKind::Regulator && !p.tenant.is_region())
+            .then(|| p.tenant.to_string());
+        let db = &api.store.db;
+        let mut tx = db.read_scoped(tenant.as_deref()).await?;
+        let entries = store::entries(&mut tx, uscc.as_str(), tenant.as_deref()).await?;
+        let tier = crate::supervision::tier(&mut tx, uscc.as_str())
+            .await?
+            .unwrap_or_default() as i32;
+        Ok(GetCreditFileResponse {
+            uscc: uscc.to_string(),
+            entries: entries
+                .into_iter()
+                .map(|e| CreditFileEntry {
+                    entry_id: e.entry_id,
+                    kind: e.kind,
+                    recorded_at: Some(timestamp(e.recorded_at)),
+                    tenant: e.tenant,
+                    principal: e.principal,
+                    summary: e.summary,
+                    details: e.details,
+                })
+                .collect(),
+            risk_tier: tier,
+        })
+    })
+    .await
+}
