@@ -268,10 +268,75 @@ impl TestMesh {
             .expect("issue");
     }
 
+    /// Another instance of `service` on this mesh's database: a second replica, or the
+    /// service started again with what `configure` changes (new calendar data, say). It reads
+    /// the time from `clock` and stops when `stop` is cancelled or the replica is dropped.
+    pub async fn replica(
+        &self,
+        service: &str,
+        clock: Arc<TestClock>,
+        configure: impl FnOnce(&mut Runtime),
+    ) -> Replica {
+        let defs = creditmesh::mesh::all_services();
+        let def = defs
+            .iter()
+            .find(|d| d.name == service)
+            .expect("a service of the mesh");
+        let blobs = tempfile::tempdir().expect("temp dir");
+        let mut runtime = runtime(&self.pki_dir, blobs.path());
+        runtime.clock = clock;
+        configure(&mut runtime);
+        let mut db = self.db.clone();
+        db.url = self.db_url(service);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = creditmesh::mesh::start_service(
+            def,
+            &db,
+            &runtime,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            stop.clone(),
+        )
+        .await
+        .expect("the replica starts");
+        Replica {
+            _running: running,
+            stop,
+            _blobs: blobs,
+        }
+    }
+
     /// The database URL of one service.
     pub fn db_url(&self, service: &str) -> String {
         self.db.url.replace("{service}", service)
     }
+}
+
+/// A service started beside a test's mesh; it stops when dropped.
+pub struct Replica {
+    _running: creditmesh::mesh::RunningService,
+    stop: tokio_util::sync::CancellationToken,
+    _blobs: tempfile::TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Xinjiang's 2026 days as a corrected notice would settle them: Eid al-Adha 27-31 May off, with
+/// Sunday 24 May worked, and nothing left open.
+pub fn settled_2026_calendar() -> Calendar {
+    Calendar::with_overrides([(
+        "regional/xinjiang-2026.toml".to_owned(),
+        "year = 2026\nregion = \"650000\"\nsource = \"test notice\"\n\
+         holidays = [{ date = \"2026-05-27\", name = \"a\" }, { date = \"2026-05-28\", name = \"a\" }, \
+         { date = \"2026-05-29\", name = \"a\" }, { date = \"2026-05-30\", name = \"a\" }, \
+         { date = \"2026-05-31\", name = \"a\" }]\n\
+         working_days = [{ date = \"2026-05-24\", name = \"make-up day\" }]\n"
+            .to_owned(),
+    )])
+    .expect("a valid calendar file")
 }
 
 /// What the services of a test share: the PKI in `pki_dir`, blobs under `dir`.

@@ -89,6 +89,22 @@ impl Authn {
 }
 
 impl CallContext {
+    /// The service itself acting, as a durable job named `job` does: a region-wide service
+    /// principal, the job's name as request id.
+    pub fn system(service: &str, trust_domain: &str, job: &str) -> Self {
+        let principal = Principal::new(
+            PrincipalKind::Service,
+            creditmesh_domain::tenant::REGION,
+            service,
+        );
+        CallContext {
+            audited: Default::default(),
+            principal_id: principal.spiffe_id(trust_domain),
+            principal,
+            request_id: job.to_owned(),
+        }
+    }
+
     /// Refuses the call unless the caller is of one of `kinds`.
     pub fn require(&self, kinds: &[PrincipalKind]) -> Result<(), Status> {
         if kinds.contains(&self.principal.kind) {

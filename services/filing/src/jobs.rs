@@ -8,7 +8,7 @@ use std::time::Duration;
 use creditmesh_domain::calendar::{Layers, cst_date, format_date, parse_iso_date};
 use creditmesh_domain::lifecycle::{FilingEvent, Machine};
 use creditmesh_domain::tenant::REGION;
-use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
+use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_proto::events::v1::FilingRevokedForNoReport;
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
 use time::{Date, Month};
@@ -43,13 +43,7 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
 }
 
 fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
-    let principal = Principal::new(PrincipalKind::Service, REGION, "filing");
-    CallContext {
-        audited: Default::default(),
-        principal_id: principal.spiffe_id(env.authn.trust_domain()),
-        principal,
-        request_id: job.to_owned(),
-    }
+    CallContext::system("filing", env.authn.trust_domain(), job)
 }
 
 /// The Art. 12 due dates computed provisionally (past the calendar data then loaded) are

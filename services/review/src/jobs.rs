@@ -7,7 +7,7 @@ use std::time::Duration;
 use creditmesh_domain::calendar::cst_date;
 use creditmesh_domain::lifecycle::OrderEvent;
 use creditmesh_domain::tenant::REGION;
-use creditmesh_domain::{Error, ErrorCode, Principal, PrincipalKind};
+use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -42,13 +42,7 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
 }
 
 fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
-    let principal = Principal::new(PrincipalKind::Service, REGION, "review");
-    CallContext {
-        audited: Default::default(),
-        principal_id: principal.spiffe_id(env.authn.trust_domain()),
-        principal,
-        request_id: job.to_owned(),
-    }
+    CallContext::system("review", env.authn.trust_domain(), job)
 }
 
 /// A rectification order whose final deadline passed unanswered becomes overdue, and the

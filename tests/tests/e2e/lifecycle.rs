@@ -1017,34 +1017,11 @@ async fn a_provisional_change_deadline_becomes_final_with_new_calendar_data(engi
     assert!(!answer.late, "submitted on the (provisional) due date");
 
     // The settled 2026 file works Sunday 24 May: the due date is a day earlier, and final.
-    let calendar = creditmesh_domain::calendar::Calendar::with_overrides([(
-        "regional/xinjiang-2026.toml".to_owned(),
-        "year = 2026\nregion = \"650000\"\nsource = \"test notice\"\n\
-         holidays = [{ date = \"2026-05-27\", name = \"a\" }, { date = \"2026-05-28\", name = \"a\" }, \
-         { date = \"2026-05-29\", name = \"a\" }, { date = \"2026-05-30\", name = \"a\" }, \
-         { date = \"2026-05-31\", name = \"a\" }]\n\
-         working_days = [{ date = \"2026-05-24\", name = \"make-up day\" }]\n"
-            .to_owned(),
-    )])
-    .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let defs = creditmesh::mesh::all_services();
-    let filing = defs.iter().find(|d| d.name == "filing").unwrap();
-    let blobs = tempfile::tempdir().unwrap();
-    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
-    runtime.clock = clock.clone();
-    runtime.calendar = Arc::new(calendar);
-    let mut db = t.db.clone();
-    db.url = t.db_url("filing");
-    let _restarted = creditmesh::mesh::start_service(
-        filing,
-        &db,
-        &runtime,
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let _restarted = t
+        .replica("filing", clock.clone(), |rt| {
+            rt.calendar = Arc::new(creditmesh_tests::settled_2026_calendar())
+        })
+        .await;
     let url = t.db_url("filing");
     eventually("the recomputed due date", Duration::from_secs(20), || {
         let url = url.clone();
@@ -1055,6 +1032,5 @@ async fn a_provisional_change_deadline_becomes_final_with_new_calendar_data(engi
         }
     })
     .await;
-    stop.cancel();
     t.stop().await;
 }

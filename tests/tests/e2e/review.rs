@@ -562,23 +562,7 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
     // record of the reports, so it needs no event to have arrived anywhere.
     let review_url = t.db_url("review");
     let filing_url = t.db_url("filing");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let defs = creditmesh::mesh::all_services();
-    let filing = defs.iter().find(|d| d.name == "filing").unwrap();
-    let blobs = tempfile::tempdir().unwrap();
-    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
-    runtime.clock = clock.clone();
-    let mut db = t.db.clone();
-    db.url = filing_url.clone();
-    let _replica = creditmesh::mesh::start_service(
-        filing,
-        &db,
-        &runtime,
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let _replica = t.replica("filing", clock.clone(), |_| {}).await;
 
     // 30 June is still in time: nothing is revoked on the last day.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -646,7 +630,6 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
         filing_status(&t, &kashgar_filing).await,
         FilingStatus::Active as i32
     );
-    stop.cancel();
     t.stop().await;
 }
 
@@ -802,34 +785,11 @@ async fn a_new_calendar_file_makes_a_provisional_deadline_final(engine: Engine) 
 
     // The operator loads the settled 2026 file (Sunday 24 May worked) and review starts
     // again: the order's deadline is recomputed, final and passed, so the order is overdue.
-    let calendar = creditmesh_domain::calendar::Calendar::with_overrides([(
-        "regional/xinjiang-2026.toml".to_owned(),
-        "year = 2026\nregion = \"650000\"\nsource = \"test notice\"\n\
-         holidays = [{ date = \"2026-05-27\", name = \"a\" }, { date = \"2026-05-28\", name = \"a\" }, \
-         { date = \"2026-05-29\", name = \"a\" }, { date = \"2026-05-30\", name = \"a\" }, \
-         { date = \"2026-05-31\", name = \"a\" }]\n\
-         working_days = [{ date = \"2026-05-24\", name = \"make-up day\" }]\n"
-            .to_owned(),
-    )])
-    .unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let defs = creditmesh::mesh::all_services();
-    let review = defs.iter().find(|d| d.name == "review").unwrap();
-    let blobs = tempfile::tempdir().unwrap();
-    let mut runtime = creditmesh_tests::runtime(&t.pki_dir, blobs.path());
-    runtime.clock = clock.clone();
-    runtime.calendar = Arc::new(calendar);
-    let mut db = t.db.clone();
-    db.url = t.db_url("review");
-    let _restarted = creditmesh::mesh::start_service(
-        review,
-        &db,
-        &runtime,
-        "127.0.0.1:0".parse().unwrap(),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let _restarted = t
+        .replica("review", clock.clone(), |rt| {
+            rt.calendar = Arc::new(creditmesh_tests::settled_2026_calendar())
+        })
+        .await;
     eventually(
         "the order overdue on its final deadline",
         Duration::from_secs(20),
@@ -845,6 +805,5 @@ async fn a_new_calendar_file_makes_a_provisional_deadline_final(engine: Engine) 
     )
     .await;
     assert_eq!(due, 1, "21, 22, 24 (worked), 25, 26 May and 1-5 June");
-    stop.cancel();
     t.stop().await;
 }
