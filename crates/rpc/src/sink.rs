@@ -63,6 +63,15 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
                 "id and type are required",
             )));
         }
+        // A service speaks only for itself: the sender's certificate names the source, and the
+        // type names the same service.
+        if event.source != peer.subject || !event.r#type.starts_with(&format!("{}.", peer.subject))
+        {
+            return Err(status(Error::permission_denied(format!(
+                "service {} may deliver only its own events, not a {} event from {}",
+                peer.subject, event.r#type, event.source
+            ))));
+        }
         let store = &self.store;
         let fresh = async {
             let mut tx = store.db.begin().await?;

@@ -174,6 +174,17 @@ impl Api {
         Ok(response.entry_id)
     }
 
+    /// The regional regulator, or PERMISSION_DENIED: the severe-dishonesty list is kept by
+    /// the region, whatever the gateway lets through.
+    pub(crate) fn region(ctx: &CallContext) -> Result<(), Error> {
+        match Self::regulator(ctx)? {
+            t if t.is_region() => Ok(()),
+            _ => Err(Error::permission_denied(
+                "only the regional regulator keeps the severe-dishonesty list",
+            )),
+        }
+    }
+
     pub(crate) fn regulator(ctx: &CallContext) -> Result<Tenant, Error> {
         if ctx.principal.kind == PrincipalKind::Regulator {
             Ok(ctx.principal.tenant)

@@ -70,6 +70,7 @@ pub(crate) async fn upsert_dishonesty_entry(
     let req = request.into_inner();
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
+        Api::region(ctx)?;
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
         let entry = listing(&mut v, "entry", &req.entry);
@@ -109,6 +110,9 @@ pub(crate) async fn import_dishonesty_list(
 ) -> Result<Response<ImportDishonestyListResponse>, Status> {
     const METHOD: &str = "ImportDishonestyList";
     let ctx = api.authn.context(&request)?;
+    if let Err(e) = Api::region(&ctx) {
+        return Err(status(api.store.reject(&ctx, METHOD, e).await));
+    }
     let mut stream = request.into_inner();
     let mut answer = ImportDishonestyListResponse::default();
     let mut offset = 0usize;
@@ -175,6 +179,7 @@ pub(crate) async fn remove_dishonesty_entry(
     let req = request.into_inner();
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
+        Api::region(ctx)?;
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
         v.require("identifier", &req.identifier);

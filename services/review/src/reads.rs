@@ -153,9 +153,21 @@ pub(crate) async fn get_credit_file(
         let db = &api.store.db;
         let mut tx = db.read_scoped(tenant.as_deref()).await?;
         let entries = store::entries(&mut tx, uscc.as_str(), tenant.as_deref()).await?;
-        let tier = crate::supervision::tier(&mut tx, uscc.as_str())
-            .await?
-            .unwrap_or_default() as i32;
+        // A risk tier is the holding authority's judgement: a prefecture sees it only for
+        // the agencies it holds.
+        let holds = match &tenant {
+            None => true,
+            Some(mine) => tasks::agency(&mut tx, uscc.as_str())
+                .await?
+                .is_some_and(|(held_by, _, _)| &held_by == mine),
+        };
+        let tier = if holds {
+            crate::supervision::tier(&mut tx, uscc.as_str())
+                .await?
+                .unwrap_or_default() as i32
+        } else {
+            0
+        };
         Ok(GetCreditFileResponse {
             uscc: uscc.to_string(),
             entries: entries

@@ -152,6 +152,33 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         3
     );
 
+    // A service delivers only its own events: complaints cannot speak for review.
+    for (source, kind) in [
+        ("review", "review.filing_decided"),
+        ("complaints", "review.filing_decided"),
+    ] {
+        let forged = sink
+            .deliver(DeliverRequest {
+                event: Some(Event {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    r#type: kind.into(),
+                    source: source.into(),
+                    tenant: "650000".into(),
+                    principal: "public".into(),
+                    subject: "x".into(),
+                    occurred_at: None,
+                    payload: vec![],
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            forged.code(),
+            tonic::Code::PermissionDenied,
+            "{source} {kind}"
+        );
+    }
+
     // Only mesh services may deliver events.
     let mut intruder = EventSinkServiceClient::new(mtls(review.addr, &pki, "agency").await);
     let denied = intruder

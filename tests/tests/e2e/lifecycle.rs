@@ -36,6 +36,7 @@ crate::on_both_engines!(
     concurrent_writers_each_get_their_place_in_the_history,
     nothing_is_counted_outside_the_validity_of_the_measures,
     a_provisional_change_deadline_becomes_final_with_new_calendar_data,
+    the_region_alone_keeps_the_list_and_a_tier_is_the_holders,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -1032,5 +1033,63 @@ async fn a_provisional_change_deadline_becomes_final_with_new_calendar_data(engi
         }
     })
     .await;
+    t.stop().await;
+}
+
+/// Region-only methods are refused inside the service too, whatever reaches it; a prefecture
+/// sees the risk tier only of the agencies it holds.
+async fn the_region_alone_keeps_the_list_and_a_tier_is_the_holders(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    approve(&t, "k").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    kashgar
+        .set_risk_tier(SetRiskTierRequest {
+            request_id: "tier".into(),
+            uscc: KASHGAR.into(),
+            tier: RiskTier::High as i32,
+            reason: "complaints".into(),
+        })
+        .await
+        .unwrap();
+    let tier = async |who: &str| {
+        ReviewServiceClient::new(t.node(who).await)
+            .get_credit_file(GetCreditFileRequest {
+                uscc: KASHGAR.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .risk_tier
+    };
+    assert_eq!(tier("regulator-653100").await, RiskTier::High as i32);
+    assert_eq!(tier("regulator-650000").await, RiskTier::High as i32);
+    assert_eq!(tier("regulator-650100").await, RiskTier::Unspecified as i32);
+
+    // As if the gateway had let a prefecture through: the service itself refuses.
+    let backend =
+        creditmesh_tests::mtls(t.service_addr("review"), &t.pki_dir, "service-gateway").await;
+    let mut direct = ReviewServiceClient::new(backend);
+    let mut req = tonic::Request::new(UpsertDishonestyEntryRequest {
+        request_id: "forged".into(),
+        entry: Some(person_entry(CHAIR, "王五")),
+    });
+    req.metadata_mut().insert(
+        creditmesh_rpc::PRINCIPAL_HEADER,
+        format!(
+            "spiffe://{}/regulator/653100",
+            creditmesh_tests::TRUST_DOMAIN
+        )
+        .parse()
+        .unwrap(),
+    );
+    let refused = direct.upsert_dishonesty_entry(req).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let listed = ReviewServiceClient::new(t.node("regulator-650000").await)
+        .list_dishonesty_entries(ListDishonestyEntriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(listed.is_empty(), "{listed:?}");
     t.stop().await;
 }
