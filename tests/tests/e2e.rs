@@ -9,6 +9,7 @@ mod e2e {
     pub mod lifecycle;
     pub mod mesh;
     pub mod process;
+    pub mod races;
     pub mod review;
     pub mod routing;
     pub mod tenancy;

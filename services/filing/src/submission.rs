@@ -11,6 +11,8 @@ use creditmesh_rpc::{CallContext, Written, edge};
 use time::Date;
 use tonic::{Request, Response, Status};
 
+use creditmesh_storage::StorageError;
+
 use crate::api::{Api, REVIEW_WORKING_DAYS};
 use crate::convert::{facts_from, principals};
 use crate::model::{Documents, Facts};
@@ -253,7 +255,13 @@ async fn submit(
                 facts: serde_json::to_string(facts).map_err(|e| Error::internal(e.to_string()))?,
                 documents: serde_json::to_string(docs).map_err(|e| Error::internal(e.to_string()))?,
             };
-            store::insert_filing(&mut tx, &row).await?;
+            // Two applications at once both pass the check above; the index lets one in.
+            store::insert_filing(&mut tx, &row).await.map_err(|e| match e {
+                StorageError::Conflict(_) => Error::failed_precondition(format!(
+                    "{uscc} already has an open filing; submit a change instead"
+                )),
+                e => e.into(),
+            })?;
             store::add_history(&mut tx, &tenant, &filing_id, State::Submitted.name(), now, &ctx.principal_id, routing_note).await?;
             api.publish(
                 &mut tx,

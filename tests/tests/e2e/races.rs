@@ -1,0 +1,166 @@
+//! Contenders run at once on PostgreSQL, where writers do not queue as on SQLite: each race,
+//! many times, has exactly one winner, the loser a clear refusal, and no duplicate row.
+
+use std::time::Duration;
+
+use creditmesh_proto::common::v1::DocumentRef;
+use creditmesh_proto::events::v1::FilingDecided;
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_proto::filing::v1::{ApplicationForm, DocumentKind, SubmitChangeRequest};
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_proto::review::v1::*;
+use creditmesh_tests::{Engine, eventually, scalar_i64};
+use tonic::Code;
+
+use super::filing::{KASHGAR, application, mesh, pdf, review_says, upload};
+use super::review::approve;
+
+const ROUNDS: usize = 100;
+
+/// Two applications of one agency submitted together: one open filing, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_applications_at_once_make_one_open_filing() {
+    let Some(t) = mesh(Engine::Postgres).await else {
+        return;
+    };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let template = application(&mut agency, KASHGAR, "2020-05-01", "template").await;
+    let url = t.db_url("filing");
+    for round in 0..ROUNDS {
+        let calls = ["a", "b"].map(|side| {
+            let mut client = agency.clone();
+            let mut req = template.clone();
+            req.request_id = format!("{round}-{side}");
+            tokio::spawn(async move { client.submit_filing(req).await })
+        });
+        let mut won = Vec::new();
+        for call in futures::future::join_all(calls).await {
+            match call.unwrap() {
+                Ok(r) => won.push(r.into_inner().filing.unwrap().filing_id),
+                Err(e) => assert!(
+                    matches!(e.code(), Code::FailedPrecondition | Code::AlreadyExists),
+                    "round {round}: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: one winner");
+        assert_eq!(
+            scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM filing_filing WHERE status IN ('submitted', 'active', 'deregistering')"
+            )
+            .await,
+            1,
+            "round {round}"
+        );
+        // Closed, so that the next round applies afresh.
+        review_says(
+            &t,
+            "653100",
+            FilingDecided {
+                filing_id: won[0].clone(),
+                approved: false,
+                reason: "round over".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    }
+    t.stop().await;
+}
+
+/// Two decisions on one task at once (an approval and a refusal): one is taken, the other
+/// refused, and exactly one decision reaches the filing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_decisions_on_one_task_have_one_winner() {
+    let Some(t) = mesh(Engine::Postgres).await else {
+        return;
+    };
+    let filing_id = approve(&t, "k").await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let materials = DocumentRef {
+        sha256: upload(&mut agency, DocumentKind::ChangeMaterial, pdf("minutes"))
+            .await
+            .unwrap(),
+    };
+    let today = creditmesh_domain::calendar::format_date(super::filing::today());
+    let kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let review = t.db_url("review");
+    for round in 0..ROUNDS {
+        agency
+            .submit_change(SubmitChangeRequest {
+                request_id: format!("c-{round}"),
+                filing_id: filing_id.clone(),
+                changed_on: today.clone(),
+                changed_facts: Some(ApplicationForm {
+                    contact_phone: format!("0998-{round:07}"),
+                    ..Default::default()
+                }),
+                supporting_documents: vec![materials.clone()],
+                description: "new number".into(),
+            })
+            .await
+            .unwrap();
+        let task = eventually("the change task", Duration::from_secs(20), || {
+            let mut k = kashgar.clone();
+            let filing_id = filing_id.clone();
+            async move {
+                k.list_review_tasks(ListReviewTasksRequest {
+                    kinds: vec![TaskKind::Change as i32],
+                    statuses: vec![TaskStatus::Open as i32],
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .tasks
+                .into_iter()
+                .find(|t| t.filing_id == filing_id)
+            }
+        })
+        .await;
+        let approve = DecideReviewTaskRequest {
+            request_id: format!("approve-{round}"),
+            task_id: task.task_id.clone(),
+            approve: true,
+            ..Default::default()
+        };
+        let refuse = DecideReviewTaskRequest {
+            request_id: format!("refuse-{round}"),
+            task_id: task.task_id.clone(),
+            change_grounds: vec![ChangeRefusalGround::IncompleteMaterials as i32],
+            reason: "incomplete".into(),
+            ..Default::default()
+        };
+        let calls = [approve, refuse].map(|req| {
+            let mut k = kashgar.clone();
+            tokio::spawn(async move { k.decide_review_task(req).await })
+        });
+        let mut winners = 0;
+        for call in futures::future::join_all(calls).await {
+            match call.unwrap() {
+                Ok(_) => winners += 1,
+                Err(e) => assert_eq!(e.code(), Code::FailedPrecondition, "round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    assert_eq!(
+        scalar_i64(
+            &review,
+            "SELECT COUNT(*) FROM review_outbox WHERE event_type = 'review.change_decided' AND consumer = 'filing'"
+        )
+        .await,
+        ROUNDS as i64,
+        "one decision per task reaches the filing"
+    );
+    assert_eq!(
+        scalar_i64(
+            &review,
+            "SELECT COUNT(*) FROM review_task WHERE kind = 'change' AND status = 'open'"
+        )
+        .await,
+        0
+    );
+    t.stop().await;
+}
