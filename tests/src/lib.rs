@@ -58,8 +58,14 @@ pub fn s3_url() -> Option<String> {
     }
 }
 
+/// The role the services connect as on PostgreSQL, as in production: neither superuser nor
+/// `BYPASSRLS`, so row-level security binds in every test. It owns the test's database and
+/// runs the migrations too.
+pub const APP_ROLE: &str = "creditmesh_app";
+
 /// A database of its own for one test: per-service SQLite files in `dir`, or a new
-/// PostgreSQL database. The URL keeps `{service}` for the mesh to fill in.
+/// PostgreSQL database owned by [`APP_ROLE`], which the URL connects as. The URL keeps
+/// `{service}` for the mesh to fill in.
 pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<DbConfig> {
     let url = match engine {
         Engine::Sqlite => format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
@@ -69,12 +75,15 @@ pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<DbConfig> {
             let mut conn = sqlx::PgConnection::connect(&base)
                 .await
                 .expect("connecting to the test PostgreSQL server");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("creating a test database");
+            ensure_app_role(&mut conn).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {name} OWNER {APP_ROLE}"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("creating a test database");
             conn.close().await.ok();
-            with_database(&base, &name)
+            with_user(&with_database(&base, &name), APP_ROLE)
         }
     };
     Some(DbConfig {
@@ -82,6 +91,38 @@ pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<DbConfig> {
         max_connections: 4,
         ..DbConfig::default()
     })
+}
+
+/// Creates [`APP_ROLE`] unless it exists; tests starting at once may race to create it.
+async fn ensure_app_role(conn: &mut sqlx::PgConnection) {
+    let create = format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN \
+         CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$"
+    );
+    for _ in 0..5 {
+        if sqlx::raw_sql(sqlx::AssertSqlSafe(create.clone()))
+            .execute(&mut *conn)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("could not create the role {APP_ROLE}");
+}
+
+/// `url` connecting as `user` (no password: the test server trusts local connections).
+fn with_user(url: &str, user: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host_part = rest.split('/').next().unwrap_or_default();
+    let rest = match host_part.rsplit_once('@') {
+        Some((_, host)) => rest.replacen(host_part, host, 1),
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{user}@{rest}")
 }
 
 /// `base` with its database name replaced by `name`.
@@ -305,9 +346,23 @@ impl TestMesh {
         }
     }
 
-    /// The database URL of one service.
+    /// The database URL of one service, as the services connect (on PostgreSQL as
+    /// [`APP_ROLE`]).
     pub fn db_url(&self, service: &str) -> String {
         self.db.url.replace("{service}", service)
+    }
+
+    /// The database URL of one service as the test server's administrator, for what only an
+    /// administrator may do (creating roles).
+    pub fn admin_db_url(&self, service: &str) -> String {
+        match (self.engine, postgres_url()) {
+            (Engine::Postgres, Some(base)) => {
+                let name = self.db.url.rsplit('/').next().unwrap_or_default();
+                let name = name.split('?').next().unwrap_or_default();
+                with_database(&base, name)
+            }
+            _ => self.db_url(service),
+        }
     }
 }
 
@@ -444,6 +499,22 @@ pub async fn scalar_i64(url: &str, sql: &'static str) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn replaces_the_user() {
+        assert_eq!(
+            super::with_user("postgres://postgres@127.0.0.1:5432/x", "app"),
+            "postgres://app@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_user("postgres://u:pw@h:1/x?sslmode=disable", "app"),
+            "postgres://app@h:1/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_user("postgres://h:1/x", "app"),
+            "postgres://app@h:1/x"
+        );
+    }
+
     #[test]
     fn replaces_the_database_name() {
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use creditmesh_domain::{Clock, Error, ErrorCode};
+use creditmesh_domain::{Clock, Error, ErrorCode, PrincipalKind};
 use creditmesh_proto::events::v1::EventKind;
 use creditmesh_storage::{AuditEntry, Db, Infra, NewEvent, StorageError, Tx};
 use tokio::sync::Notify;
@@ -188,7 +188,13 @@ impl ServiceStore {
             method,
         );
         async {
-            let tx = self.db.begin().await?;
+            let mut tx = self.db.begin().await?;
+            // A prefecture acts for its own tenant: row-level security holds its writes there
+            // too (PostgreSQL).
+            let p = &ctx.principal;
+            if p.kind == PrincipalKind::Regulator && !p.tenant.is_region() {
+                self.db.scope(&mut tx, &p.tenant.to_string()).await?;
+            }
             let (mut tx, written) = change(tx).await?;
             let tenant = if written.tenant.is_empty() {
                 ctx.principal.tenant.to_string()

@@ -103,7 +103,7 @@ impl EventHandler for Handler {
         // The restriction follows the regulator's decision even when the filing ended another
         // way first.
         if let Some((ends, ground)) = &ask.ban {
-            store::put_ban(tx, &filing.uscc, ends, ground, &event.id).await?;
+            store::put_ban(tx, &filing.tenant, &filing.uscc, ends, ground, &event.id).await?;
         }
         let Some(next) =
             store::transition(tx, &filing.tenant, &ask.filing_id, ask.transition).await?

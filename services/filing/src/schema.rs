@@ -94,6 +94,7 @@ CREATE UNIQUE INDEX filing_one_open_per_agency ON filing_filing (uscc)
 ALTER TABLE filing_filing ADD COLUMN history_seq BIGINT NOT NULL DEFAULT 0;
 UPDATE filing_filing SET history_seq = (SELECT COALESCE(MAX(h.seq), 0) FROM filing_history h
     WHERE h.tenant = filing_filing.tenant AND h.filing_id = filing_filing.filing_id);
+ALTER TABLE filing_ban ADD COLUMN tenant TEXT NOT NULL DEFAULT '650000';
 CREATE TABLE filing_job (
     name TEXT PRIMARY KEY,
     done_at BIGINT NOT NULL,
@@ -127,5 +128,6 @@ pub fn migrations() -> Vec<Migration> {
             V102,
             V102,
         ),
+        Migration::tenant_row_security(103, &["filing_ban"]),
     ]
 }

@@ -115,20 +115,22 @@ pub async fn ban_in_force(
 
 pub async fn put_ban(
     conn: &mut AnyConnection,
+    tenant: &str,
     uscc: &str,
     ends_on: &str,
     reason: &str,
     source_event: &str,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "INSERT INTO filing_ban (uscc, ends_on, reason, source_event) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (uscc) DO UPDATE SET ends_on = excluded.ends_on, reason = excluded.reason, \
-         source_event = excluded.source_event",
+        "INSERT INTO filing_ban (uscc, ends_on, reason, source_event, tenant) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (uscc) DO UPDATE SET ends_on = excluded.ends_on, \
+         reason = excluded.reason, source_event = excluded.source_event, tenant = excluded.tenant",
     )
     .bind(uscc.to_owned())
     .bind(ends_on.to_owned())
     .bind(reason.to_owned())
     .bind(source_event.to_owned())
+    .bind(tenant.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -144,8 +144,14 @@ impl Api {
             .write_idempotent(ctx, method, request_id, |mut tx| async move {
                 let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
                 if let Some(tier) = risk_tier {
-                    crate::supervision::set_tier(&mut tx, uscc.as_str(), tier, self.store.now())
-                        .await?;
+                    crate::supervision::set_tier(
+                        &mut tx,
+                        &agency.0,
+                        uscc.as_str(),
+                        tier,
+                        self.store.now(),
+                    )
+                    .await?;
                 }
                 let entry_id = uuid::Uuid::now_v7().to_string();
                 store::insert_entry(

@@ -118,6 +118,30 @@ CREATE INDEX review_task_filing ON review_task (filing_id, status);
 CREATE INDEX review_rectification_status ON review_rectification (status, due_date);
 ";
 
+const V107: &str = "
+ALTER TABLE review_risk ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+UPDATE review_risk SET tenant = COALESCE((SELECT a.tenant FROM review_agency a
+    WHERE a.uscc = review_risk.uscc), '650000');
+DROP TABLE review_annual_report;
+";
+
+/// Row security beyond the generic tenant policy: a prefecture writes a region row only as
+/// the forwarded copy of its own approval (Art. 10); the severe-dishonesty list is read by
+/// all and written from the region's scope alone.
+const V108_POSTGRES: &str = "
+DROP POLICY review_task_tenant ON review_task;
+CREATE POLICY review_task_tenant ON review_task
+    USING (creditmesh_tenant_visible(tenant))
+    WITH CHECK (creditmesh_tenant_visible(tenant) OR (tenant = '650000' AND status = 'forwarded'));
+CREATE OR REPLACE FUNCTION creditmesh_region_scope() RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(current_setting('creditmesh.tenant', true), '') IN ('', '650000') $$;
+ALTER TABLE review_dishonesty ENABLE ROW LEVEL SECURITY;
+ALTER TABLE review_dishonesty FORCE ROW LEVEL SECURITY;
+CREATE POLICY review_dishonesty_read ON review_dishonesty FOR SELECT USING (true);
+CREATE POLICY review_dishonesty_region ON review_dishonesty
+    USING (creditmesh_region_scope()) WITH CHECK (creditmesh_region_scope());
+";
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration::new(100, "agency credit file", V100_SQLITE, V100_POSTGRES),
@@ -141,6 +165,19 @@ pub fn migrations() -> Vec<Migration> {
             "principals a task checks, rectification deadlines with their calendar",
             V106,
             V106,
+        ),
+        Migration::new(
+            107,
+            "risk tiers held by a tenant; annual reports are filing's",
+            V107,
+            V107,
+        ),
+        Migration::tenant_row_security(108, &["review_agency", "review_risk"]),
+        Migration::new(
+            109,
+            "forwarded copies and the region's list under row security",
+            "SELECT 1;",
+            V108_POSTGRES,
         ),
     ]
 }

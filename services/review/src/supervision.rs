@@ -141,17 +141,20 @@ pub async fn overdue_orders(
 
 pub async fn set_tier(
     conn: &mut AnyConnection,
+    tenant: &str,
     uscc: &str,
     tier: i64,
     at: i64,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "INSERT INTO review_risk (uscc, tier, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (uscc) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at",
+        "INSERT INTO review_risk (uscc, tier, updated_at, tenant) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (uscc) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at, \
+         tenant = excluded.tenant",
     )
     .bind(uscc.to_owned())
     .bind(tier)
     .bind(at)
+    .bind(tenant.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -20,7 +20,7 @@ async fn postgres_row_security_confines_a_prefecture_to_its_rows() {
         .await
         .unwrap();
 
-    let mut conn = sqlx::PgConnection::connect(&t.db_url("complaints"))
+    let mut conn = sqlx::PgConnection::connect(&t.admin_db_url("complaints"))
         .await
         .unwrap();
     // A role like the one production services use: no superuser, so row security applies.
@@ -99,6 +99,114 @@ async fn scoped<'c>(
         .execute(&mut *tx)
         .await
         .unwrap();
+    sqlx::query("SELECT set_config('creditmesh.tenant', $1, true)")
+        .bind(tenant.to_owned())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+/// The services' own role, scoped to a prefecture as a prefecture's call is: a forged query
+/// cannot write another tenant's rows, nor the region's list; only the forwarded copy of its
+/// own approval may go to the region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefecture_session_cannot_write_another_tenants_rows() {
+    let Some(t) = TestMesh::start(Engine::Postgres).await else {
+        return;
+    };
+    let Some(t) = super::filing::mesh_with(t) else {
+        return;
+    };
+    // An agency held by the region, so that review keeps a row of tenant 650000.
+    let mut beijing = creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient::new(
+        t.node("agency-beijing").await,
+    );
+    let req =
+        super::filing::application(&mut beijing, super::filing::BEIJING, "2020-05-01", "b").await;
+    beijing.submit_filing(req).await.unwrap();
+    let review = t.db_url("review");
+    creditmesh_tests::eventually(
+        "review knows the agency",
+        std::time::Duration::from_secs(20),
+        || {
+            let url = review.clone();
+            async move {
+                (creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_agency").await
+                    == 1)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    let mut conn = sqlx::PgConnection::connect(&review).await.unwrap();
+    let privileged: bool = sqlx::query_scalar(
+        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!privileged, "the services' role is bound by row security");
+
+    let task = |tenant: &str, status: &str| {
+        format!(
+            "INSERT INTO review_task (tenant, task_id, kind, status, filing_id, subject_id, uscc, \
+             agency_name, created_at, deadline_from, deadline_due, deadline_provisional, \
+             calendar_version, checks, forwarded_from, principals) VALUES ('{tenant}', 'forged', \
+             'filing', '{status}', 'f', 'f', 'u', '', 0, '', '', 0, '', '[]', '', '[]')"
+        )
+    };
+    let mut denied = async |sql: String| {
+        let mut tx = prefecture(&mut conn, "653100").await;
+        let err = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .unwrap_or_default();
+        assert_eq!(code, "42501", "{sql}: {err}");
+    };
+    denied(task("650100", "open")).await;
+    denied(task("650000", "open")).await;
+    denied(
+        "INSERT INTO review_dishonesty (identifier, party, name, source, listed_on, updated_at) \
+         VALUES ('X', 'person', 'x', 'forged', '2026-01-01', 0)"
+            .into(),
+    )
+    .await;
+
+    let mut tx = prefecture(&mut conn, "653100").await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(task("650000", "forwarded")))
+        .execute(&mut *tx)
+        .await
+        .expect("the forwarded copy of an approval goes to the region");
+    let changed = sqlx::query("UPDATE review_agency SET status = 'revoked'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(
+        changed, 0,
+        "the region's agency is out of a prefecture's reach"
+    );
+    let listed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review_dishonesty")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(listed, 0, "the list is readable");
+    tx.rollback().await.unwrap();
+    t.stop().await;
+}
+
+/// A transaction of the services' own role, scoped to `tenant`.
+async fn prefecture<'c>(
+    conn: &'c mut sqlx::PgConnection,
+    tenant: &str,
+) -> sqlx::Transaction<'c, sqlx::Postgres> {
+    let mut tx = conn.begin().await.unwrap();
     sqlx::query("SELECT set_config('creditmesh.tenant', $1, true)")
         .bind(tenant.to_owned())
         .execute(&mut *tx)
