@@ -77,10 +77,15 @@ impl Infra {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $7)"
             )
             .into(),
+            // An event waits behind an undelivered earlier event of the same aggregate (subject)
+            // for the same consumer, so that a failed delivery is never overtaken.
             due: format!(
-                "SELECT seq, event_id, consumer, event_type, tenant, principal, subject, occurred_at, \
-                 payload, attempts FROM {s}_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-                 ORDER BY seq LIMIT $2"
+                "SELECT o.seq, o.event_id, o.consumer, o.event_type, o.tenant, o.principal, o.subject, \
+                 o.occurred_at, o.payload, o.attempts FROM {s}_outbox o \
+                 WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM {s}_outbox e WHERE e.consumer = o.consumer \
+                 AND e.subject = o.subject AND e.delivered_at IS NULL AND e.seq < o.seq) \
+                 ORDER BY o.seq LIMIT $2"
             )
             .into(),
             delivered: format!("UPDATE {s}_outbox SET delivered_at = $1 WHERE seq = $2").into(),
@@ -147,12 +152,24 @@ impl Infra {
                 },
             )
         };
-        vec![Migration {
-            version: 1,
-            name: Cow::Borrowed("infrastructure tables"),
-            sqlite: common("INTEGER PRIMARY KEY AUTOINCREMENT").into(),
-            postgres: common("BIGSERIAL PRIMARY KEY").into(),
-        }]
+        let pending = format!(
+            "CREATE INDEX {s}_outbox_pending ON {s}_outbox (consumer, subject, seq) \
+             WHERE delivered_at IS NULL;"
+        );
+        vec![
+            Migration {
+                version: 1,
+                name: Cow::Borrowed("infrastructure tables"),
+                sqlite: common("INTEGER PRIMARY KEY AUTOINCREMENT").into(),
+                postgres: common("BIGSERIAL PRIMARY KEY").into(),
+            },
+            Migration {
+                version: 2,
+                name: Cow::Borrowed("pending deliveries by aggregate"),
+                sqlite: pending.clone().into(),
+                postgres: pending.into(),
+            },
+        ]
     }
 
     /// Writes `event` once per consumer, in the caller's transaction. Returns the event id.

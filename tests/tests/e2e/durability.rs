@@ -11,7 +11,10 @@ use creditmesh_proto::events::v1::{DeliverRequest, Event};
 use creditmesh_tests::{Engine, TRUST_DOMAIN, eventually, fresh_database, mtls, scalar_i64};
 use tokio_util::sync::CancellationToken;
 
-crate::on_both_engines!(events_wait_for_a_consumer_that_is_down);
+crate::on_both_engines!(
+    events_wait_for_a_consumer_that_is_down,
+    a_failed_event_holds_back_the_later_events_of_its_aggregate,
+);
 
 async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -189,4 +192,89 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
 
     stop.cancel();
     relay.await.unwrap();
+}
+
+/// A delivery that fails holds back the later events of the same aggregate for that consumer:
+/// a late "approved" never lands after "revoked".
+async fn a_failed_event_holds_back_the_later_events_of_its_aggregate(engine: Engine) {
+    use creditmesh_proto::events::v1::DeadlineRecomputed;
+    use sqlx::Connection;
+
+    let Some(t) = creditmesh_tests::TestMesh::start(engine).await else {
+        return;
+    };
+    let review = t.db_url("review");
+    let filing = t.db_url("filing");
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&review).await.unwrap();
+    let valid = prost::Message::encode_to_vec(&DeadlineRecomputed {
+        filing_id: "no-such-filing".into(),
+        due_date: "2026-12-01".into(),
+        provisional: false,
+        calendar_version: "v".into(),
+    });
+    let insert = "INSERT INTO review_outbox (event_id, consumer, event_type, tenant, principal, \
+                  subject, occurred_at, payload, attempts, next_attempt_at) \
+                  VALUES ($1, 'filing', 'review.deadline_recomputed', '650000', 'test', $2, 0, $3, 0, 0)";
+    // The first event of aggregate S cannot be decoded; the second, and one of another
+    // aggregate, can.
+    for (id, subject, payload) in [
+        ("first", "S", vec![0xff, 0xff, 0xff]),
+        ("second", "S", valid.clone()),
+        ("other", "T", valid.clone()),
+    ] {
+        sqlx::query(insert)
+            .bind(id)
+            .bind(subject)
+            .bind(payload)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let delivered = async |id: &'static str| {
+        let url = filing.clone();
+        let sql: &'static str = match id {
+            "first" => "SELECT COUNT(*) FROM filing_inbox WHERE event_id = 'first'",
+            "second" => "SELECT COUNT(*) FROM filing_inbox WHERE event_id = 'second'",
+            _ => "SELECT COUNT(*) FROM filing_inbox WHERE event_id = 'other'",
+        };
+        scalar_i64(&url, sql).await == 1
+    };
+    eventually(
+        "the other aggregate's event",
+        Duration::from_secs(20),
+        || async { delivered("other").await.then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!delivered("first").await);
+    assert!(
+        !delivered("second").await,
+        "the second event of S waits behind the first"
+    );
+
+    // Once the first can be delivered, both go, the first first.
+    sqlx::query(
+        "UPDATE review_outbox SET payload = $1, next_attempt_at = 0 WHERE event_id = 'first'",
+    )
+    .bind(valid)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    eventually("both events of S", Duration::from_secs(20), || async {
+        (delivered("first").await && delivered("second").await).then_some(())
+    })
+    .await;
+    let order: Vec<String> = {
+        let mut f = sqlx::AnyConnection::connect(&filing).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT request_id FROM filing_audit WHERE method = 'events/review.deadline_recomputed' \
+             ORDER BY id",
+        )
+        .fetch_all(&mut f)
+        .await
+        .unwrap()
+    };
+    assert_eq!(order, ["other", "first", "second"]);
+    t.stop().await;
 }
