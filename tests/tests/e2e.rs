@@ -8,6 +8,7 @@ mod e2e {
     pub mod filing;
     pub mod lifecycle;
     pub mod mesh;
+    pub mod plans;
     pub mod process;
     pub mod races;
     pub mod review;

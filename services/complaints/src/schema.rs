@@ -29,6 +29,10 @@ CREATE TABLE complaints_history (
 );
 ";
 
+/// The key begins with the tenant; a complaint is also found by its number alone.
+const BY_NUMBER: &str =
+    "CREATE INDEX complaints_complaint_number ON complaints_complaint (tracking_number);";
+
 pub fn migrations() -> Vec<Migration> {
     // The same DDL is valid on both engines.
     vec![
@@ -39,5 +43,11 @@ pub fn migrations() -> Vec<Migration> {
             SQLITE_V100,
         ),
         Migration::tenant_row_security(101, &["complaints_complaint", "complaints_history"]),
+        Migration::new(
+            102,
+            "complaints found by number alone",
+            BY_NUMBER,
+            BY_NUMBER,
+        ),
     ]
 }

@@ -103,6 +103,13 @@ CREATE TABLE filing_job (
 );
 ";
 
+/// Keys begin with the tenant; these rows are also found by their id alone.
+const BY_ID: &str = "
+CREATE INDEX filing_filing_id ON filing_filing (filing_id);
+CREATE INDEX filing_change_id ON filing_change (change_id);
+CREATE INDEX filing_document_uscc ON filing_document (uscc);
+";
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration::new(
@@ -129,5 +136,6 @@ pub fn migrations() -> Vec<Migration> {
             V102,
         ),
         Migration::tenant_row_security(103, &["filing_ban"]),
+        Migration::new(104, "rows found by their id alone", BY_ID, BY_ID),
     ]
 }

@@ -142,6 +142,13 @@ CREATE POLICY review_dishonesty_region ON review_dishonesty
     USING (creditmesh_region_scope()) WITH CHECK (creditmesh_region_scope());
 ";
 
+/// Keys begin with the tenant; these rows are also found by their id alone.
+const BY_ID: &str = "
+CREATE INDEX review_task_id ON review_task (task_id);
+CREATE INDEX review_rectification_id ON review_rectification (order_id);
+CREATE INDEX review_agency_filing ON review_agency (filing_id);
+";
+
 pub fn migrations() -> Vec<Migration> {
     vec![
         Migration::new(100, "agency credit file", V100_SQLITE, V100_POSTGRES),
@@ -179,5 +186,6 @@ pub fn migrations() -> Vec<Migration> {
             "SELECT 1;",
             V108_POSTGRES,
         ),
+        Migration::new(110, "rows found by their id alone", BY_ID, BY_ID),
     ]
 }
