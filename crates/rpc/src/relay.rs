@@ -13,6 +13,8 @@ use crate::store::ServiceStore;
 
 const BATCH: i64 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the stored answers past their window are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Relay {
     store: ServiceStore,
@@ -40,7 +42,22 @@ impl Relay {
     pub async fn run(self, stop: CancellationToken) {
         let wakeup = self.store.relay_wakeup();
         let service = self.store.infra.service();
+        let mut purged_at: Option<tokio::time::Instant> = None;
         loop {
+            // Stored answers of idempotent calls are kept for a window, then purged.
+            if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged_at = Some(tokio::time::Instant::now());
+                match self
+                    .store
+                    .infra
+                    .purge_answers(&self.store.db, self.store.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(service, purged = n, "stored answers purged"),
+                    Err(e) => tracing::warn!(service, error = %e, "stored answers not purged"),
+                }
+            }
             let progressed = match self.tick().await {
                 Ok(n) => n > 0,
                 Err(e) => {

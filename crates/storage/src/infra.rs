@@ -65,6 +65,7 @@ struct Sql {
     audit: Arc<str>,
     idem_get: Arc<str>,
     idem_put: Arc<str>,
+    idem_purge: Arc<str>,
 }
 
 impl Infra {
@@ -114,6 +115,7 @@ impl Infra {
                  VALUES ($1, $2, $3, $4, $5)"
             )
             .into(),
+            idem_purge: format!("DELETE FROM {s}_idempotency WHERE created_at < $1").into(),
         };
         Self {
             service,
@@ -168,6 +170,21 @@ impl Infra {
                 name: Cow::Borrowed("pending deliveries by aggregate"),
                 sqlite: pending.clone().into(),
                 postgres: pending.into(),
+            },
+            // Answers stored before they were sealed are dropped: they held secrets in clear.
+            Migration {
+                version: 3,
+                name: Cow::Borrowed("stored answers sealed"),
+                sqlite: format!(
+                    "DELETE FROM {s}_idempotency; \
+                     CREATE INDEX {s}_idempotency_age ON {s}_idempotency (created_at);"
+                )
+                .into(),
+                postgres: format!(
+                    "DELETE FROM {s}_idempotency; \
+                     CREATE INDEX {s}_idempotency_age ON {s}_idempotency (created_at);"
+                )
+                .into(),
             },
         ]
     }
@@ -315,13 +332,23 @@ impl Infra {
         let row = sqlx::query(AssertSqlSafe(self.sql.idem_get.clone()))
             .bind(principal.to_owned())
             .bind(method.to_owned())
-            .bind(request_id.to_owned())
+            .bind(crate::sealed::lookup(principal, method, request_id))
             .fetch_optional(&mut *conn)
             .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get(0)?),
-            None => None,
-        })
+        let Some(r) = row else { return Ok(None) };
+        let stored: Vec<u8> = r.try_get(0)?;
+        crate::sealed::open(principal, method, request_id, &stored)
+            .map(Some)
+            .ok_or_else(|| StorageError::Corrupt("a stored answer that does not open".into()))
+    }
+
+    /// Purges the stored answers older than [`crate::sealed::KEEP_MICROS`]; returns how many.
+    pub async fn purge_answers(&self, db: &Db, now_micros: i64) -> Result<u64, StorageError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.idem_purge.clone()))
+            .bind(now_micros - crate::sealed::KEEP_MICROS)
+            .execute(db.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn store_response(
@@ -336,8 +363,10 @@ impl Infra {
         sqlx::query(AssertSqlSafe(self.sql.idem_put.clone()))
             .bind(principal.to_owned())
             .bind(method.to_owned())
-            .bind(request_id.to_owned())
-            .bind(response)
+            .bind(crate::sealed::lookup(principal, method, request_id))
+            .bind(crate::sealed::seal(
+                principal, method, request_id, &response,
+            ))
             .bind(now_micros)
             .execute(&mut *conn)
             .await?;

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod infra;
 pub mod migrate;
+pub mod sealed;
 pub mod transition;
 
 pub use blob::Blobs;

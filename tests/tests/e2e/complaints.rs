@@ -202,6 +202,42 @@ async fn retried_submission_creates_one_complaint(engine: Engine) {
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_outbox").await,
         2
     );
+
+    // The stored answers hold no access code in clear, nor the request id.
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let stored: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT request_id, response FROM complaints_idempotency")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 2);
+    for (key, answer) in &stored {
+        assert!(!key.contains("same-id"), "{key}");
+        for code in [&first.access_code, &third.access_code] {
+            assert!(
+                !answer.windows(code.len()).any(|w| w == code.as_bytes()),
+                "an access code is stored in clear"
+            );
+        }
+    }
+    // After the window they are purged, and the same id is a new call.
+    let db = creditmesh_storage::Db::connect(&creditmesh_storage::DbConfig {
+        url: url.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let later = creditmesh_domain::Clock::now_micros(&creditmesh_domain::SystemClock)
+        + creditmesh_storage::sealed::KEEP_MICROS
+        + 1;
+    let purged = creditmesh_storage::Infra::new("complaints")
+        .purge_answers(&db, later)
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
     t.stop().await;
 }
 
