@@ -164,3 +164,97 @@ async fn two_decisions_on_one_task_have_one_winner() {
     );
     t.stop().await;
 }
+
+/// The overdue timer and two regulators on one order at once: each order ends rectified once,
+/// one of the two records wins, and an order that went overdue on the way has one supervision
+/// task, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_timer_and_two_regulators_on_one_order_leave_one_outcome() {
+    use std::sync::Arc;
+
+    use creditmesh_tests::{TestClock, TestMesh};
+    use time::macros::date;
+
+    // Monday 2 March 2026: one working day later is Tuesday 3 March.
+    let clock = Arc::new(TestClock::at(date!(2026 - 03 - 02)));
+    let Some(t) = TestMesh::start_at(Engine::Postgres, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = super::filing::mesh_with(t) else {
+        return;
+    };
+    approve(&t, "k").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let mut orders = Vec::new();
+    for round in 0..ROUNDS {
+        orders.push(
+            kashgar
+                .issue_rectification_order(IssueRectificationOrderRequest {
+                    request_id: format!("o-{round}"),
+                    uscc: KASHGAR.into(),
+                    findings: "fees not shown".into(),
+                    required_actions: "publish the fee schedule".into(),
+                    working_days: 1,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .order_id,
+        );
+    }
+    // The timer starts moving the orders to overdue; the regulators record outcomes while it
+    // is on its way through them.
+    clock.set(date!(2026 - 03 - 04));
+    let review = t.db_url("review");
+    eventually("the timer at work", Duration::from_secs(20), || {
+        let url = review.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM review_task WHERE kind = 'supervision'";
+            (scalar_i64(&url, sql).await > 0).then_some(())
+        }
+    })
+    .await;
+    let calls = orders.iter().enumerate().flat_map(|(round, order)| {
+        ["a", "b"].map(|side| {
+            let mut k = kashgar.clone();
+            let req = RecordRectificationOutcomeRequest {
+                request_id: format!("{round}-{side}"),
+                order_id: order.clone(),
+                outcome: RectificationOutcome::Rectified as i32,
+                note: "fee schedule published".into(),
+            };
+            tokio::spawn(async move { k.record_rectification_outcome(req).await })
+        })
+    });
+    let mut won = 0;
+    for call in futures::future::join_all(calls).await {
+        match call.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}"),
+        }
+    }
+    assert_eq!(won, ROUNDS, "one record per order");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        scalar_i64(
+            &review,
+            "SELECT COUNT(*) FROM review_rectification WHERE status = 'rectified'"
+        )
+        .await,
+        ROUNDS as i64
+    );
+    let tasks = scalar_i64(
+        &review,
+        "SELECT COUNT(*) FROM review_task WHERE kind = 'supervision'",
+    )
+    .await;
+    let overdue = scalar_i64(
+        &review,
+        "SELECT COUNT(*) FROM review_credit_file WHERE summary LIKE '%overdue%'",
+    )
+    .await;
+    println!("{tasks} of {ROUNDS} orders went overdue before their outcome");
+    assert_eq!(tasks, overdue, "one task for each order that went overdue");
+    assert!(tasks <= ROUNDS as i64);
+    t.stop().await;
+}
