@@ -327,3 +327,182 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         "errors": direct_sat.errors + gateway_sat.errors + direct_fixed.errors + gateway_fixed.errors,
     }))
 }
+
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub seconds: u64,
+    /// Complaints submitted per second, open loop.
+    pub rate: u64,
+    /// A PostgreSQL server URL to run on (a fresh database is made there); SQLite otherwise.
+    pub postgres: Option<String>,
+}
+
+/// `creditmesh bench delivery`: sustained writes (complaints, each an event for review) at a
+/// fixed rate through the gateway, while the outbox relay delivers. Prints events produced and
+/// delivered per second and the backlog, sampled every second.
+pub async fn delivery(opts: DeliveryOptions) -> Result<serde_json::Value> {
+    use creditmesh_storage::sqlx::{self, Connection};
+
+    let dir =
+        std::env::temp_dir().join(format!("creditmesh-bench-delivery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = dir.join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
+    let (url, engine, drop_db) = match &opts.postgres {
+        Some(base) => {
+            let name = format!("cmbench_{}", std::process::id());
+            let mut conn = sqlx::PgConnection::connect(base).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut conn)
+            .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await?;
+            let (head, _) = base.rsplit_once('/').context("a URL with a database")?;
+            (
+                format!("{head}/{name}"),
+                "postgres",
+                Some((base.clone(), name)),
+            )
+        }
+        None => (
+            format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
+            "sqlite",
+            None,
+        ),
+    };
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mesh = start_mesh(MeshOptions {
+        runtime: crate::mesh::Runtime {
+            pki_dir: pki.clone(),
+            trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+            clock: Arc::new(SystemClock),
+            calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
+            blob_store: dir.join("blobs").display().to_string(),
+            staging_dir: dir.join("staging"),
+            spot_check_percent: [10, 5, 20, 50],
+            review_routing: Default::default(),
+            measures: None,
+        },
+        database: creditmesh_storage::DbConfig {
+            url: url.clone(),
+            max_connections: 4,
+            ..Default::default()
+        },
+        node_listen: any,
+        public_listen: any,
+        poll_interval: Duration::from_millis(200),
+        limits: creditmesh_gateway::LimitsConfig {
+            rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
+            max_concurrent_calls: 1 << 20,
+            ..Default::default()
+        },
+    })
+    .await?;
+    let as_agency = ClientTls::client(TlsFiles::in_dir(&pki, "agency"))?;
+    let channels = channels(
+        4,
+        &format!("https://{}", mesh.node_addr),
+        &as_agency,
+        "localhost",
+    )?;
+    sqlx::any::install_default_drivers();
+    let outbox_url = url.replace("{service}", "complaints");
+    let mut probe = sqlx::AnyConnection::connect(&outbox_url).await?;
+    let counts = async |conn: &mut sqlx::AnyConnection| -> Result<(i64, i64)> {
+        let produced: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM complaints_outbox")
+            .fetch_one(&mut *conn)
+            .await?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL")
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok((produced, produced - pending))
+    };
+
+    eprintln!(
+        "bench: {} complaints/s for {}s on {engine}",
+        opts.rate, opts.seconds
+    );
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let interval = Duration::from_secs_f64(1.0 / opts.rate.max(1) as f64);
+    let start = Instant::now();
+    let producer = {
+        let errors = errors.clone();
+        let seconds = opts.seconds;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut n = 0u64;
+            let mut calls = Vec::new();
+            while start.elapsed() < Duration::from_secs(seconds) {
+                tick.tick().await;
+                n += 1;
+                let mut client = ComplaintServiceClient::new(channels[n as usize % 4].clone());
+                let errors = errors.clone();
+                calls.push(tokio::spawn(async move {
+                    let req = SubmitComplaintRequest {
+                        request_id: format!("load-{n}"),
+                        agency_uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+                        complainant_contact: "bench@example.org".into(),
+                        subject: "benchmark".into(),
+                        description: format!("sustained write {n}"),
+                        ..Default::default()
+                    };
+                    if client.submit_complaint(req).await.is_err() {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }));
+            }
+            for c in calls {
+                let _ = c.await;
+            }
+        })
+    };
+    let mut samples = Vec::new();
+    let mut max_backlog = 0;
+    while !producer.is_finished() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (produced, delivered) = counts(&mut probe).await?;
+        max_backlog = max_backlog.max(produced - delivered);
+        samples.push((start.elapsed().as_secs_f64(), produced, delivered));
+    }
+    let load_seconds = start.elapsed().as_secs_f64();
+    let (produced, delivered_at_end) = counts(&mut probe).await?;
+    // How long the backlog takes to drain once the load stops.
+    let drain_start = Instant::now();
+    let mut delivered = delivered_at_end;
+    while delivered < produced && drain_start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        delivered = counts(&mut probe).await?.1;
+    }
+    let drain_seconds = drain_start.elapsed().as_secs_f64();
+    probe.close().await.ok();
+    mesh.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some((base, name)) = drop_db {
+        let mut conn = sqlx::PgConnection::connect(&base).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(json!({
+        "engine": engine,
+        "offered_rate": opts.rate,
+        "seconds": round(load_seconds),
+        "produced": produced,
+        "produced_per_s": round(produced as f64 / load_seconds),
+        "delivered_during_load_per_s": round(delivered_at_end as f64 / load_seconds),
+        "backlog_at_end": produced - delivered_at_end,
+        "backlog_max": max_backlog,
+        "drained": delivered >= produced,
+        "drain_seconds": round(drain_seconds),
+        "submit_errors": errors.load(std::sync::atomic::Ordering::Relaxed),
+        "samples": samples.iter().map(|(t, p, d)| json!([round(*t), p, d])).collect::<Vec<_>>(),
+    }))
+}

@@ -116,6 +116,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// Sustained writes (complaints, each an event) at a fixed rate while the outbox relay
+    /// delivers; ends with one JSON line: produced and delivered per second, backlog.
+    Delivery {
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Complaints per second, open loop.
+        #[arg(long, default_value_t = 300)]
+        rate: u64,
+        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
+        /// otherwise.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +260,23 @@ async fn run(cli: Cli) -> Result<()> {
                 warmup_seconds,
                 concurrency,
                 connections: connections.max(1),
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Delivery {
+                    seconds,
+                    rate,
+                    postgres,
+                },
+        } => {
+            let figures = crate::bench::delivery(crate::bench::DeliveryOptions {
+                seconds,
+                rate,
+                postgres,
             })
             .await?;
             println!("{figures}");

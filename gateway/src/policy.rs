@@ -222,6 +222,7 @@ pub const POLICY: &[(&str, &[Role])] = &[
     ),
     // Outbox deliveries travel service to service.
     ("creditmesh.events.v1.EventSinkService/Deliver", NOBODY),
+    ("creditmesh.events.v1.EventSinkService/DeliverBatch", NOBODY),
 ];
 
 /// The roles allowed to call `method` (`package.Service/Method`); `None` when the method is

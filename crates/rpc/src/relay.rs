@@ -1,10 +1,10 @@
 //! Delivers a service's outbox to its consumers at least once, oldest first, with backoff.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
-use creditmesh_proto::events::v1::{DeliverRequest, Event};
+use creditmesh_proto::events::v1::{DeliverBatchRequest, Event};
 use creditmesh_storage::{OutboxRow, StorageError};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -79,70 +79,86 @@ impl Relay {
         }
     }
 
-    /// One pass over the due deliveries; returns how many were acknowledged.
+    /// One pass over the due deliveries, in batches per consumer, oldest first; returns how
+    /// many were acknowledged. Acknowledged deliveries are marked together at the end of the
+    /// pass: one write instead of one per event (a crash before it only delivers them again).
     pub async fn tick(&self) -> Result<usize, StorageError> {
         let store = &self.store;
         let rows = store.infra.due(&store.db, store.now(), BATCH).await?;
-        let mut blocked = HashSet::new();
-        let mut delivered = 0;
+        let mut by_consumer: Vec<(String, Vec<OutboxRow>)> = Vec::new();
         for row in rows {
-            if blocked.contains(&row.consumer) {
-                continue;
-            }
-            match self.deliver(&row).await {
-                Ok(()) => {
-                    store
-                        .infra
-                        .mark_delivered(&store.db, row.seq, store.now())
-                        .await?;
-                    delivered += 1;
-                }
-                Err(why) => {
-                    let backoff = backoff(row.attempts);
-                    tracing::warn!(
-                        service = store.infra.service(),
-                        consumer = %row.consumer,
-                        event_id = %row.event_id,
-                        attempts = row.attempts + 1,
-                        retry_in_ms = backoff.as_millis() as u64,
-                        error = %why,
-                        "event delivery failed"
-                    );
-                    let next = store.now() + backoff.as_micros() as i64;
-                    store
-                        .infra
-                        .mark_failed(&store.db, row.seq, next, &why)
-                        .await?;
-                    blocked.insert(row.consumer.clone());
-                }
+            match by_consumer.iter_mut().find(|(c, _)| *c == row.consumer) {
+                Some((_, list)) => list.push(row),
+                None => by_consumer.push((row.consumer.clone(), vec![row])),
             }
         }
-        Ok(delivered)
+        let mut acknowledged = Vec::new();
+        for (consumer, rows) in by_consumer {
+            for chunk in rows.chunks(crate::sink::MAX_BATCH) {
+                let (accepted, failure) = match self.deliver(&consumer, chunk).await {
+                    Ok((accepted, error)) if error.is_empty() => (accepted, None),
+                    Ok((accepted, error)) => (accepted, Some(error)),
+                    Err(why) => (0, Some(why)),
+                };
+                acknowledged.extend(chunk.iter().take(accepted).map(|r| r.seq));
+                let Some(why) = failure else { continue };
+                let Some(row) = chunk.get(accepted) else {
+                    break;
+                };
+                let backoff = backoff(row.attempts);
+                tracing::warn!(
+                    service = store.infra.service(),
+                    consumer = %row.consumer,
+                    event_id = %row.event_id,
+                    attempts = row.attempts + 1,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    error = %why,
+                    "event delivery failed"
+                );
+                let next = store.now() + backoff.as_micros() as i64;
+                store
+                    .infra
+                    .mark_failed(&store.db, row.seq, next, &why)
+                    .await?;
+                // The rest of this consumer's events wait for the next pass.
+                break;
+            }
+        }
+        store
+            .infra
+            .mark_delivered_all(&store.db, &acknowledged, store.now())
+            .await?;
+        Ok(acknowledged.len())
     }
 
-    async fn deliver(&self, row: &OutboxRow) -> Result<(), String> {
+    /// Delivers `rows`, in order, to `consumer`: how many it accepted, and why the next failed.
+    async fn deliver(&self, consumer: &str, rows: &[OutboxRow]) -> Result<(usize, String), String> {
         let mut client = self
             .consumers
-            .get(&row.consumer)
+            .get(consumer)
             .cloned()
-            .ok_or_else(|| format!("no address configured for consumer {}", row.consumer))?;
-        let event = Event {
-            id: row.event_id.clone(),
-            r#type: row.event_type.clone(),
-            source: self.store.infra.service().to_owned(),
-            tenant: row.tenant.clone(),
-            principal: row.principal.clone(),
-            subject: row.subject.clone(),
-            occurred_at: Some(prost_types_timestamp(row.occurred_at)),
-            payload: row.payload.clone(),
-        };
-        let mut request = tonic::Request::new(DeliverRequest { event: Some(event) });
-        request.set_timeout(Duration::from_secs(10));
-        client
-            .deliver(request)
+            .ok_or_else(|| format!("no address configured for consumer {consumer}"))?;
+        let events = rows
+            .iter()
+            .map(|row| Event {
+                id: row.event_id.clone(),
+                r#type: row.event_type.clone(),
+                source: self.store.infra.service().to_owned(),
+                tenant: row.tenant.clone(),
+                principal: row.principal.clone(),
+                subject: row.subject.clone(),
+                occurred_at: Some(prost_types_timestamp(row.occurred_at)),
+                payload: row.payload.clone(),
+            })
+            .collect();
+        let mut request = tonic::Request::new(DeliverBatchRequest { events });
+        request.set_timeout(Duration::from_secs(30));
+        let answer = client
+            .deliver_batch(request)
             .await
-            .map(|_| ())
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        Ok((answer.accepted as usize, answer.error))
     }
 }
 

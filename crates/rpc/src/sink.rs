@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use creditmesh_domain::Error;
+use creditmesh_domain::Principal;
 use creditmesh_proto::events::v1::event_sink_service_server::EventSinkService;
-use creditmesh_proto::events::v1::{DeliverRequest, DeliverResponse, Event};
+use creditmesh_proto::events::v1::{
+    DeliverBatchRequest, DeliverBatchResponse, DeliverRequest, DeliverResponse, Event,
+};
 use creditmesh_storage::{AuditEntry, StorageError, Tx};
 use tonic::{Request, Response, Status};
 
@@ -45,6 +48,76 @@ impl<H: EventHandler> EventSink<H> {
     }
 }
 
+impl<H: EventHandler> EventSink<H> {
+    /// Refuses an event that is malformed or that the sending service may not speak for.
+    fn check(peer: &Principal, event: &Event) -> Result<(), Error> {
+        if event.id.is_empty() || event.r#type.is_empty() {
+            return Err(Error::invalid_field("event", "id and type are required"));
+        }
+        // A service speaks only for itself: the sender's certificate names the source, and the
+        // type names the same service.
+        if event.source != peer.subject || !event.r#type.starts_with(&format!("{}.", peer.subject))
+        {
+            return Err(Error::permission_denied(format!(
+                "service {} may deliver only its own events, not a {} event from {}",
+                peer.subject, event.r#type, event.source
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies one event inside `tx` unless its id is known: the inbox record, the effect and
+    /// the audit line. Returns whether it was new.
+    async fn accept(&self, tx: &mut Tx, peer_id: &str, event: &Event) -> Result<bool, Error> {
+        let store = &self.store;
+        let fresh = store
+            .infra
+            .accept_event(tx, &event.id, &event.source, &event.r#type, store.now())
+            .await?;
+        if !fresh {
+            return Ok(false);
+        }
+        let applied = self.handler.apply(tx, event).await?;
+        let (outcome, detail) = match &applied {
+            Applied::Done => ("ok", event.principal.clone()),
+            Applied::NotApplied(why) => {
+                tracing::warn!(
+                    event_id = %event.id,
+                    event_type = %event.r#type,
+                    reason = %why,
+                    "event not applied"
+                );
+                ("not_applied", format!("{why} (from {})", event.principal))
+            }
+        };
+        let method = format!("events/{}", event.r#type);
+        store
+            .infra
+            .audit(
+                tx,
+                &AuditEntry {
+                    at: store.now(),
+                    principal: peer_id,
+                    tenant: &event.tenant,
+                    method: &method,
+                    request_id: &event.id,
+                    outcome,
+                    detail: &detail,
+                },
+            )
+            .await?;
+        Ok(true)
+    }
+}
+
+async fn savepoint(tx: &mut Tx, sql: &'static str) -> Result<(), Error> {
+    creditmesh_storage::sqlx::query(sql)
+        .execute(&mut **tx)
+        .await
+        .map_err(StorageError::from)?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl<H: EventHandler> EventSinkService for EventSink<H> {
     async fn deliver(
@@ -57,65 +130,11 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
             .into_inner()
             .event
             .ok_or_else(|| status(Error::invalid_field("event", "is required")))?;
-        if event.id.is_empty() || event.r#type.is_empty() {
-            return Err(status(Error::invalid_field(
-                "event",
-                "id and type are required",
-            )));
-        }
-        // A service speaks only for itself: the sender's certificate names the source, and the
-        // type names the same service.
-        if event.source != peer.subject || !event.r#type.starts_with(&format!("{}.", peer.subject))
-        {
-            return Err(status(Error::permission_denied(format!(
-                "service {} may deliver only its own events, not a {} event from {}",
-                peer.subject, event.r#type, event.source
-            ))));
-        }
+        Self::check(&peer, &event).map_err(status)?;
         let store = &self.store;
         let fresh = async {
             let mut tx = store.db.begin().await?;
-            let fresh = store
-                .infra
-                .accept_event(
-                    &mut tx,
-                    &event.id,
-                    &event.source,
-                    &event.r#type,
-                    store.now(),
-                )
-                .await?;
-            if fresh {
-                let applied = self.handler.apply(&mut tx, &event).await?;
-                let (outcome, detail) = match &applied {
-                    Applied::Done => ("ok", event.principal.clone()),
-                    Applied::NotApplied(why) => {
-                        tracing::warn!(
-                            event_id = %event.id,
-                            event_type = %event.r#type,
-                            reason = %why,
-                            "event not applied"
-                        );
-                        ("not_applied", format!("{why} (from {})", event.principal))
-                    }
-                };
-                let method = format!("events/{}", event.r#type);
-                store
-                    .infra
-                    .audit(
-                        &mut tx,
-                        &AuditEntry {
-                            at: store.now(),
-                            principal: &peer_id,
-                            tenant: &event.tenant,
-                            method: &method,
-                            request_id: &event.id,
-                            outcome,
-                            detail: &detail,
-                        },
-                    )
-                    .await?;
-            }
+            let fresh = self.accept(&mut tx, &peer_id, &event).await?;
             tx.commit().await.map_err(StorageError::from)?;
             Ok::<_, Error>(fresh)
         }
@@ -126,7 +145,56 @@ impl<H: EventHandler> EventSinkService for EventSink<H> {
         }
         Ok(Response::new(DeliverResponse { duplicate: !fresh }))
     }
+
+    async fn deliver_batch(
+        &self,
+        request: Request<DeliverBatchRequest>,
+    ) -> Result<Response<DeliverBatchResponse>, Status> {
+        let peer = self.authn.service_peer(&request)?;
+        let peer_id = peer.spiffe_id(self.authn.trust_domain());
+        let events = request.into_inner().events;
+        if events.len() > MAX_BATCH {
+            return Err(status(Error::invalid_field(
+                "events",
+                format!("at most {MAX_BATCH} events a batch"),
+            )));
+        }
+        for e in &events {
+            Self::check(&peer, e).map_err(status)?;
+        }
+        let store = &self.store;
+        let answer = async {
+            let mut tx = store.db.begin().await?;
+            let (mut accepted, mut error, mut fresh) = (0u32, String::new(), false);
+            for event in &events {
+                savepoint(&mut tx, "SAVEPOINT creditmesh_event").await?;
+                match self.accept(&mut tx, &peer_id, event).await {
+                    Ok(new) => {
+                        savepoint(&mut tx, "RELEASE SAVEPOINT creditmesh_event").await?;
+                        fresh |= new;
+                        accepted += 1;
+                    }
+                    Err(e) => {
+                        savepoint(&mut tx, "ROLLBACK TO SAVEPOINT creditmesh_event").await?;
+                        error = status(e).message().to_owned();
+                        break;
+                    }
+                }
+            }
+            tx.commit().await.map_err(StorageError::from)?;
+            Ok::<_, Error>((DeliverBatchResponse { accepted, error }, fresh))
+        }
+        .await
+        .map_err(status)?;
+        if answer.1 {
+            store.relay_wakeup().notify_one();
+        }
+        Ok(Response::new(answer.0))
+    }
 }
+
+/// The most events one batch may carry.
+pub const MAX_BATCH: usize = 64;
 
 /// The handler of a service that consumes no events yet.
 pub struct IgnoreEvents;

@@ -58,7 +58,6 @@ pub struct Infra {
 struct Sql {
     insert_outbox: Arc<str>,
     due: Arc<str>,
-    delivered: Arc<str>,
     failed: Arc<str>,
     pending: Arc<str>,
     inbox: Arc<str>,
@@ -89,7 +88,6 @@ impl Infra {
                  ORDER BY o.seq LIMIT $2"
             )
             .into(),
-            delivered: format!("UPDATE {s}_outbox SET delivered_at = $1 WHERE seq = $2").into(),
             failed: format!(
                 "UPDATE {s}_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
                  WHERE seq = $3"
@@ -245,17 +243,28 @@ impl Infra {
             .map_err(Into::into)
     }
 
-    pub async fn mark_delivered(
+    /// Marks many deliveries done in one statement.
+    pub async fn mark_delivered_all(
         &self,
         db: &Db,
-        seq: i64,
+        seqs: &[i64],
         now_micros: i64,
     ) -> Result<(), StorageError> {
-        sqlx::query(AssertSqlSafe(self.sql.delivered.clone()))
-            .bind(now_micros)
-            .bind(seq)
-            .execute(db.pool())
-            .await?;
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {}_outbox SET delivered_at = $1 WHERE seq IN ({list})",
+            self.service
+        )))
+        .bind(now_micros)
+        .execute(db.pool())
+        .await?;
         Ok(())
     }
 
