@@ -1,37 +1,8 @@
+//! The service's migrations: SQL in `migrations/`, one file for both engines or one per
+//! engine (`.sqlite.sql`, `.postgres.sql`) where the dialects differ; row security is
+//! generated (`Migration::tenant_row_security`).
+
 use creditmesh_storage::Migration;
-
-const SQLITE_V100: &str = "
-CREATE TABLE complaints_complaint (
-    tenant TEXT NOT NULL,
-    tracking_number TEXT NOT NULL,
-    access_code_sha256 TEXT NOT NULL,
-    agency_uscc TEXT NOT NULL,
-    agency_name TEXT NOT NULL,
-    complainant_name TEXT NOT NULL,
-    complainant_contact TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    description TEXT NOT NULL,
-    evidence TEXT NOT NULL,
-    status TEXT NOT NULL,
-    received_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, tracking_number)
-);
-CREATE UNIQUE INDEX complaints_complaint_tracking ON complaints_complaint (tracking_number);
-CREATE TABLE complaints_history (
-    tenant TEXT NOT NULL,
-    tracking_number TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    status TEXT NOT NULL,
-    changed_at BIGINT NOT NULL,
-    principal TEXT NOT NULL,
-    note TEXT NOT NULL,
-    PRIMARY KEY (tenant, tracking_number, seq)
-);
-";
-
-/// The key begins with the tenant; a complaint is also found by its number alone.
-const BY_NUMBER: &str =
-    "CREATE INDEX complaints_complaint_number ON complaints_complaint (tracking_number);";
 
 pub fn migrations() -> Vec<Migration> {
     // The same DDL is valid on both engines.
@@ -39,15 +10,15 @@ pub fn migrations() -> Vec<Migration> {
         Migration::new(
             100,
             "complaints and their history",
-            SQLITE_V100,
-            SQLITE_V100,
+            include_str!("../migrations/100_complaints_and_their_history.sql"),
+            include_str!("../migrations/100_complaints_and_their_history.sql"),
         ),
         Migration::tenant_row_security(101, &["complaints_complaint", "complaints_history"]),
         Migration::new(
             102,
             "complaints found by number alone",
-            BY_NUMBER,
-            BY_NUMBER,
+            include_str!("../migrations/102_complaints_found_by_number_alone.sql"),
+            include_str!("../migrations/102_complaints_found_by_number_alone.sql"),
         ),
     ]
 }
