@@ -258,3 +258,55 @@ async fn a_timer_and_two_regulators_on_one_order_leave_one_outcome() {
     assert!(tasks <= ROUNDS as i64);
     t.stop().await;
 }
+
+/// Two history entries of one filing written at once, a hundred times: every entry lands,
+/// each with a number of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_history_entries_at_once_both_land() {
+    let Some(t) = mesh(Engine::Postgres).await else {
+        return;
+    };
+    let filing_id = approve(&t, "k").await;
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let materials = DocumentRef {
+        sha256: upload(&mut agency, DocumentKind::ChangeMaterial, pdf("minutes"))
+            .await
+            .unwrap(),
+    };
+    let today = creditmesh_domain::calendar::format_date(super::filing::today());
+    let url = t.db_url("filing");
+    let before = scalar_i64(&url, "SELECT COUNT(*) FROM filing_history").await;
+    for round in 0..ROUNDS {
+        let calls = ["a", "b"].map(|side| {
+            let mut a = agency.clone();
+            let req = SubmitChangeRequest {
+                request_id: format!("{round}-{side}"),
+                filing_id: filing_id.clone(),
+                changed_on: today.clone(),
+                changed_facts: Some(ApplicationForm {
+                    contact_email: format!("{side}{round}@example.org"),
+                    ..Default::default()
+                }),
+                supporting_documents: vec![materials.clone()],
+                description: "new address".into(),
+            };
+            tokio::spawn(async move { a.submit_change(req).await })
+        });
+        for call in futures::future::join_all(calls).await {
+            call.unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    let after = scalar_i64(&url, "SELECT COUNT(*) FROM filing_history").await;
+    assert!(after - before >= 2 * ROUNDS as i64, "{before} → {after}");
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM (SELECT tenant, filing_id, seq FROM filing_history \
+             GROUP BY tenant, filing_id, seq HAVING COUNT(*) > 1) d"
+        )
+        .await,
+        0
+    );
+    t.stop().await;
+}
