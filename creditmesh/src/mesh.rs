@@ -116,7 +116,7 @@ pub async fn start_service(
         let served = Server::builder()
             .http2_max_header_list_size(16 * 1024)
             .layer(ServerTraceLayer { service: name })
-            .layer(creditmesh_rpc::oversize::OversizeLayer)
+            .layer(creditmesh_rpc::codec_status::CodecStatusLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, stop.cancelled())
             .await;

@@ -86,6 +86,17 @@ impl std::error::Error for Error {}
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
 
+/// Whether `token` is a page token a list of ids gave out: empty, or an id of the form the
+/// mesh mints (a hyphenated, lowercase UUID).
+pub fn is_id_token(token: &str) -> bool {
+    token.is_empty()
+        || (token.len() == 36
+            && token.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+            }))
+}
+
 impl Violations {
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         self.0.push(FieldViolation {

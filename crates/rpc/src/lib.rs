@@ -2,11 +2,11 @@
 //! (transaction + audit + outbox), mTLS listeners, event sinks and the outbox relay.
 
 pub mod client;
+pub mod codec_status;
 pub mod context;
 pub mod edge;
 pub mod error;
 pub mod listener;
-pub mod oversize;
 pub mod relay;
 pub mod service;
 pub mod sink;

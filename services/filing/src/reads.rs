@@ -56,6 +56,9 @@ async fn list(
     if req.page_size < 0 || req.page_size > 500 {
         v.add("page_size", "must be between 0 and 500");
     }
+    if !creditmesh_domain::error::is_id_token(req.page_token.trim()) {
+        v.add("page_token", "is not a token this list gave out");
+    }
     let mut statuses = String::new();
     for (i, s) in req.statuses.iter().enumerate() {
         match FilingStatus::try_from(*s).ok().and_then(status_name) {

@@ -214,6 +214,13 @@ pub(crate) async fn list_dishonesty_entries(
     let req = request.into_inner();
     edge::read(async {
         Api::regulator(&ctx)?;
+        let token = req.page_token.trim();
+        if !token.is_empty() && Uscc::parse(token).is_err() && ResidentId::parse(token).is_err() {
+            return Err(Error::invalid_field(
+                "page_token",
+                "is not a token this list gave out",
+            ));
+        }
         let limit = if req.page_size <= 0 {
             100
         } else {

@@ -26,6 +26,9 @@ pub(crate) async fn list_review_tasks(
         if !(0..=500).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 500");
         }
+        if !creditmesh_domain::error::is_id_token(req.page_token.trim()) {
+            v.add("page_token", "is not a token this list gave out");
+        }
         v.finish()?;
         let tenant = match wanted {
             Some(t) if !me.can_see(t) => {

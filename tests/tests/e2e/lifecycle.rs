@@ -37,6 +37,7 @@ crate::on_both_engines!(
     nothing_is_counted_outside_the_validity_of_the_measures,
     a_provisional_change_deadline_becomes_final_with_new_calendar_data,
     the_region_alone_keeps_the_list_and_a_tier_is_the_holders,
+    a_page_token_no_list_gave_out_is_refused,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -1091,5 +1092,49 @@ async fn the_region_alone_keeps_the_list_and_a_tier_is_the_holders(engine: Engin
         .into_inner()
         .entries;
     assert!(listed.is_empty(), "{listed:?}");
+    t.stop().await;
+}
+
+/// A page token is what a list gave out, or an error: never silently page one.
+async fn a_page_token_no_list_gave_out_is_refused(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let mut filings = FilingServiceClient::new(t.node("regulator-650000").await);
+    let tasks = region
+        .list_review_tasks(ListReviewTasksRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let listed = filings
+        .list_filings(creditmesh_proto::filing::v1::ListFilingsRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let entries = region
+        .list_dishonesty_entries(ListDishonestyEntriesRequest {
+            page_token: "garbage".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    for refused in [&tasks, &listed, &entries] {
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    }
+    assert_eq!(fields(&tasks), ["page_token"]);
+    assert_eq!(fields(&listed), ["page_token"]);
+    // A token that was given out still works.
+    let page = region
+        .list_review_tasks(ListReviewTasksRequest {
+            page_token: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.tasks.is_empty());
     t.stop().await;
 }

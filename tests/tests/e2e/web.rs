@@ -119,6 +119,28 @@ async fn grpc_web_reaches_public_methods(engine: Engine) {
     let status_5 = |s: &str| s.contains("grpc-status: 5") || s.contains("grpc-status:5");
     assert!(status_5(&head) || status_5(&trailers), "{head} {trailers}");
 
+    // Bytes that do not decode are the caller's error, never INTERNAL: garbage, a truncated
+    // varint, a wrong wire type, invalid UTF-8 in a string field.
+    for garbage in [
+        vec![0xff, 0xff, 0xff],
+        vec![0x0a, 0x80],
+        vec![0x08, 0x01],
+        vec![0x0a, 0x02, 0xff, 0xfe],
+    ] {
+        let (head, body) = post(
+            &t,
+            "/creditmesh.complaints.v1.ComplaintService/SubmitComplaint",
+            garbage.clone(),
+        )
+        .await;
+        let (_, trailers) = frames(&body);
+        let status_3 = |s: &str| s.contains("grpc-status: 3") || s.contains("grpc-status:3");
+        assert!(
+            status_3(&head) || status_3(&trailers),
+            "{garbage:?}: {head} {trailers}"
+        );
+    }
+
     // Methods the policy keeps off the public listener stay off it over gRPC-Web too.
     let (head, body) = post(
         &t,

@@ -1,5 +1,7 @@
-//! One tower layer: a message over the decoding limit is `RESOURCE_EXHAUSTED`, as the mesh's
-//! contract says, where tonic's codec answers `OUT_OF_RANGE`.
+//! One tower layer: honest codes for what the codec refuses before a method runs. A message
+//! over the decoding limit is `RESOURCE_EXHAUSTED` (tonic says `OUT_OF_RANGE`); bytes that do
+//! not decode (garbage, a truncated varint, a wrong wire type, invalid UTF-8 in a string) are
+//! the caller's `INVALID_ARGUMENT` (tonic says `INTERNAL`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,37 +10,43 @@ use std::task::{Context, Poll};
 use http::HeaderValue;
 
 #[derive(Clone, Copy, Default)]
-pub struct OversizeLayer;
+pub struct CodecStatusLayer;
 
-impl<S> tower::Layer<S> for OversizeLayer {
-    type Service = Oversize<S>;
+impl<S> tower::Layer<S> for CodecStatusLayer {
+    type Service = CodecStatus<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Oversize { inner }
+        CodecStatus { inner }
     }
 }
 
 #[derive(Clone)]
-pub struct Oversize<S> {
+pub struct CodecStatus<S> {
     inner: S,
 }
 
-/// Rewrites the status of a trailers-only answer that refused an oversized message.
+/// Rewrites the status of a trailers-only answer in which the codec refused the request.
 pub fn fix_status<R>(mut response: http::Response<R>) -> http::Response<R> {
     let headers = response.headers_mut();
-    let oversized = headers.get("grpc-status").is_some_and(|s| s == "11")
-        && headers
-            .get("grpc-message")
-            .and_then(|m| m.to_str().ok())
-            // tonic percent-encodes the message, spaces included.
-            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
-    if oversized {
-        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    // tonic percent-encodes the message, spaces included.
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let code = headers.get("grpc-status").and_then(|s| s.to_str().ok());
+    let honest = match code {
+        Some("11") if message.contains("message length too large") => Some("8"),
+        Some("13") if message.starts_with("failed to decode Protobuf message") => Some("3"),
+        _ => None,
+    };
+    if let Some(code) = honest {
+        headers.insert("grpc-status", HeaderValue::from_static(code));
     }
     response
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for Oversize<S>
+impl<S, B, R> tower::Service<http::Request<B>> for CodecStatus<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -62,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_decoding_limit_is_rewritten() {
+    fn only_what_the_codec_refused_is_rewritten() {
         let answer = |status: &'static str, message: &'static str| {
             let r = http::Response::builder()
                 .header("grpc-status", status)
@@ -79,6 +87,14 @@ mod tests {
             "8"
         );
         assert_eq!(answer("11", "year%20out%20of%20range"), "11");
+        assert_eq!(
+            answer(
+                "13",
+                "failed%20to%20decode%20Protobuf%20message:%20invalid%20varint"
+            ),
+            "3"
+        );
+        assert_eq!(answer("13", "database%20unavailable"), "13");
         assert_eq!(answer("3", "message length too large"), "3");
     }
 }
