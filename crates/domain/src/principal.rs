@@ -60,6 +60,8 @@ pub enum PrincipalError {
     Subject(String),
     #[error("too many path segments")]
     TooLong,
+    #[error("{0:?} is not in canonical form (spiffe://<trust-domain>/<kind>/<tenant>[/<subject>])")]
+    NotCanonical(String),
 }
 
 impl Principal {
@@ -100,11 +102,16 @@ impl Principal {
         {
             return Err(PrincipalError::Subject(subject));
         }
-        Ok(Self {
+        let principal = Self {
             kind,
             tenant,
             subject,
-        })
+        };
+        // One spelling names one principal: no padding, no empty segment, no trailing slash.
+        if principal.spiffe_id(trust_domain) != uri {
+            return Err(PrincipalError::NotCanonical(uri.to_owned()));
+        }
+        Ok(principal)
     }
 
     pub fn spiffe_id(&self, trust_domain: &str) -> String {
@@ -156,6 +163,19 @@ mod tests {
         assert_eq!(Principal::parse_spiffe(&id, TD).unwrap(), p);
         let r = Principal::parse_spiffe("spiffe://creditmesh.test/regulator/650100", TD).unwrap();
         assert_eq!(r.kind, PrincipalKind::Regulator);
+    }
+
+    #[test]
+    fn one_spelling_names_one_principal() {
+        for uri in [
+            "spiffe://creditmesh.test/regulator/ 650000",
+            "spiffe://creditmesh.test/regulator/650000/",
+            "spiffe://creditmesh.test/regulator/650000 ",
+            "spiffe://creditmesh.test/agency/653100/91653100MA78A1B2C3/",
+        ] {
+            assert!(Principal::parse_spiffe(uri, TD).is_err(), "{uri}");
+        }
+        assert!(Principal::parse_spiffe("spiffe://creditmesh.test/regulator/650000", TD).is_ok());
     }
 
     #[test]

@@ -66,6 +66,16 @@ impl TlsFiles {
     }
 }
 
+/// Whether a certificate is marked for client authentication. A certificate without the
+/// Extended Key Usage extension is not: the mesh issues every client certificate with it.
+pub fn has_client_auth(cert_der: &[u8]) -> Result<bool> {
+    let (_, cert) = X509Certificate::from_der(cert_der).map_err(|e| anyhow!("parsing: {e}"))?;
+    Ok(cert
+        .extended_key_usage()
+        .map_err(|e| anyhow!("extended key usage: {e}"))?
+        .is_some_and(|eku| eku.value.client_auth))
+}
+
 /// The principal named by a peer certificate's one URI SAN. A certificate with no URI SAN, or
 /// with more than one, names nobody.
 pub fn principal_of(cert_der: &[u8], trust_domain: &str) -> Result<Principal> {

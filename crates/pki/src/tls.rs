@@ -52,9 +52,14 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
         // The reason reaches the peer as a TLS alert; the listener logs the failed handshake.
-        principal_of(end_entity, &self.trust_domain).map_err(|_| {
+        let refused = |why: String| {
+            tracing::warn!(reason = %why, "client certificate refused");
             TlsError::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
-        })?;
+        };
+        if !crate::identity::has_client_auth(end_entity).map_err(|e| refused(e.to_string()))? {
+            return Err(refused("no client-auth extended key usage".into()));
+        }
+        principal_of(end_entity, &self.trust_domain).map_err(|e| refused(e.to_string()))?;
         Ok(ClientCertVerified::assertion())
     }
 

@@ -31,6 +31,9 @@ enum Flaw {
     NoUriSan,
     TwoUriSans,
     ForeignTrustDomain,
+    NoExtendedKeyUsage,
+    PaddedPath,
+    TrailingSlash,
 }
 
 /// Issues `NAME.pem`/`NAME.key` into `out`, signed by the CA in `ca_dir`.
@@ -76,6 +79,16 @@ fn issue(ca_dir: &Path, out: &Path, name: &str, flaw: Flaw) {
         Flaw::ForeignTrustDomain => {
             p.subject_alt_names = vec![uri("spiffe://elsewhere.example/regulator/650000")]
         }
+        Flaw::NoExtendedKeyUsage => {
+            p.subject_alt_names = vec![uri(AGENCY_URI)];
+            p.extended_key_usages = vec![];
+        }
+        Flaw::PaddedPath => {
+            p.subject_alt_names = vec![uri("spiffe://creditmesh.xinjiang/regulator/%20650000")]
+        }
+        Flaw::TrailingSlash => {
+            p.subject_alt_names = vec![uri("spiffe://creditmesh.xinjiang/regulator/650000/")]
+        }
     }
     let key = KeyPair::generate().unwrap();
     let cert = p.signed_by(&key, &issuer).unwrap();
@@ -119,6 +132,9 @@ async fn node_listener_refuses_each_bad_certificate(engine: Engine) {
         Flaw::NoUriSan,
         Flaw::TwoUriSans,
         Flaw::ForeignTrustDomain,
+        Flaw::NoExtendedKeyUsage,
+        Flaw::PaddedPath,
+        Flaw::TrailingSlash,
     ] {
         let name = format!("{flaw:?}");
         issue(&t.pki_dir, dir.path(), &name, flaw);
