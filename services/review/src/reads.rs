@@ -141,7 +141,30 @@ pub(crate) async fn get_credit_file(
     edge::read(async {
         let mut v = Violations::default();
         let uscc = v.check("uscc", Uscc::parse(&req.uscc));
+        if !(0..=500).contains(&req.page_size) {
+            v.add("page_size", "must be between 0 and 500");
+        }
+        // A token is `<recorded_at micros>.<entry id>` of the last entry given out.
+        let after = match req.page_token.trim() {
+            "" => None,
+            token => match token
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                .filter(|(_, id)| creditmesh_domain::error::is_id_token(id) && !id.is_empty())
+            {
+                Some(after) => Some(after),
+                None => {
+                    v.add("page_token", "is not a token this list gave out");
+                    None
+                }
+            },
+        };
         v.finish()?;
+        let limit = if req.page_size == 0 {
+            100
+        } else {
+            i64::from(req.page_size)
+        };
         let uscc = uscc.ok_or_else(|| Error::internal("validation lost uscc"))?;
         let p = &ctx.principal;
         if p.kind == PrincipalKind::Agency && p.subject != uscc.as_str() {
@@ -155,7 +178,17 @@ pub(crate) async fn get_credit_file(
             .then(|| p.tenant.to_string());
         let db = &api.store.db;
         let mut tx = db.read_scoped(tenant.as_deref()).await?;
-        let entries = store::entries(&mut tx, uscc.as_str(), tenant.as_deref()).await?;
+        let mut entries =
+            store::entries(&mut tx, uscc.as_str(), tenant.as_deref(), after, limit + 1).await?;
+        let next_page_token = if entries.len() as i64 > limit {
+            entries.truncate(limit as usize);
+            entries
+                .last()
+                .map(|e| format!("{}.{}", e.recorded_at, e.entry_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         // A risk tier is the holding authority's judgement: a prefecture sees it only for
         // the agencies it holds.
         let holds = match &tenant {
@@ -186,6 +219,7 @@ pub(crate) async fn get_credit_file(
                 })
                 .collect(),
             risk_tier: tier,
+            next_page_token,
         })
     })
     .await

@@ -32,19 +32,27 @@ pub async fn insert_entry(conn: &mut AnyConnection, e: &Entry) -> Result<(), Sto
     Ok(())
 }
 
-/// The credit file of `uscc`, oldest first; `tenant` restricts it to one tenant's entries.
+/// A page of the credit file of `uscc`, oldest first, after the entry `(recorded_at,
+/// entry_id)` when given; `tenant` restricts it to one tenant's entries.
 pub async fn entries(
     conn: &mut AnyConnection,
     uscc: &str,
     tenant: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: i64,
 ) -> Result<Vec<Entry>, StorageError> {
+    let (at, id) = after.unwrap_or((i64::MIN, ""));
     let rows = sqlx::query(
         "SELECT tenant, entry_id, uscc, kind, recorded_at, principal, summary, details \
          FROM review_credit_file WHERE uscc = $1 AND ($2 = '' OR tenant = $2) \
-         ORDER BY recorded_at, entry_id",
+         AND (recorded_at > $3 OR (recorded_at = $3 AND entry_id > $4)) \
+         ORDER BY recorded_at, entry_id LIMIT $5",
     )
     .bind(uscc.to_owned())
     .bind(tenant.unwrap_or_default().to_owned())
+    .bind(at)
+    .bind(id.to_owned())
+    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

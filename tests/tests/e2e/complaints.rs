@@ -45,7 +45,10 @@ async fn credit_file_tracking_numbers(
     uscc: &str,
 ) -> Result<HashSet<String>, tonic::Status> {
     let file = ReviewServiceClient::new(channel)
-        .get_credit_file(GetCreditFileRequest { uscc: uscc.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: uscc.into(),
+            ..Default::default()
+        })
         .await?
         .into_inner();
     Ok(file

@@ -493,6 +493,7 @@ async fn a_late_change_is_flagged_and_recorded(engine: Engine) {
                     )
                     .get_credit_file(creditmesh_proto::review::v1::GetCreditFileRequest {
                         uscc: KASHGAR.into(),
+                        ..Default::default()
                     })
                     .await
                     .ok()?

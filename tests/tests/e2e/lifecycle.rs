@@ -38,6 +38,7 @@ crate::on_both_engines!(
     a_provisional_change_deadline_becomes_final_with_new_calendar_data,
     the_region_alone_keeps_the_list_and_a_tier_is_the_holders,
     a_page_token_no_list_gave_out_is_refused,
+    a_credit_file_comes_in_bounded_pages,
 );
 
 const LEGAL_REP: &str = "65310119850101123";
@@ -129,7 +130,10 @@ async fn history(t: &TestMesh, agency: &str, filing_id: &str) -> Vec<(String, St
 
 async fn credit_kinds(regulator: &mut ReviewServiceClient<Channel>, uscc: &str) -> Vec<String> {
     regulator
-        .get_credit_file(GetCreditFileRequest { uscc: uscc.into() })
+        .get_credit_file(GetCreditFileRequest {
+            uscc: uscc.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -1056,6 +1060,7 @@ async fn the_region_alone_keeps_the_list_and_a_tier_is_the_holders(engine: Engin
         ReviewServiceClient::new(t.node(who).await)
             .get_credit_file(GetCreditFileRequest {
                 uscc: KASHGAR.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -1136,5 +1141,56 @@ async fn a_page_token_no_list_gave_out_is_refused(engine: Engine) {
         .unwrap()
         .into_inner();
     assert!(page.tasks.is_empty());
+    t.stop().await;
+}
+
+/// A credit file is read in pages of a bounded size, in order, each entry once.
+async fn a_credit_file_comes_in_bounded_pages(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    approve(&t, "k").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    for i in 0..7 {
+        kashgar
+            .record_interview(RecordInterviewRequest {
+                request_id: format!("i-{i}"),
+                uscc: KASHGAR.into(),
+                held_on: "2026-11-20".into(),
+                subject: format!("interview {i}"),
+                summary: "noted".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let page = async |k: &mut ReviewServiceClient<Channel>, token: String, size: i32| {
+        k.get_credit_file(GetCreditFileRequest {
+            uscc: KASHGAR.into(),
+            page_size: size,
+            page_token: token,
+        })
+        .await
+    };
+    let whole = page(&mut kashgar, String::new(), 0)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(whole.next_page_token.is_empty());
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let p = page(&mut kashgar, token, 3).await.unwrap().into_inner();
+        assert!(p.entries.len() <= 3);
+        seen.extend(p.entries.into_iter().map(|e| e.entry_id));
+        if p.next_page_token.is_empty() {
+            break;
+        }
+        token = p.next_page_token;
+    }
+    let all: Vec<String> = whole.entries.into_iter().map(|e| e.entry_id).collect();
+    assert!(all.len() >= 9, "{all:?}");
+    assert_eq!(seen, all, "pages give every entry once, in order");
+    for (token, size) in [("garbage".to_owned(), 0), (String::new(), 501)] {
+        let refused = page(&mut kashgar, token, size).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    }
     t.stop().await;
 }

@@ -118,6 +118,7 @@ async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
     let err = ReviewServiceClient::new(direct)
         .get_credit_file(GetCreditFileRequest {
             uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -128,6 +129,7 @@ async fn backends_refuse_calls_that_bypass_the_gateway(engine: Engine) {
     let err = ReviewServiceClient::new(as_gateway)
         .get_credit_file(GetCreditFileRequest {
             uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -143,6 +145,7 @@ async fn spoofed_identity_metadata_is_ignored(engine: Engine) {
     // The agency claims to be the regional regulator to read another agency's file.
     let mut request = tonic::Request::new(GetCreditFileRequest {
         uscc: "91653101MA78KT005T".into(),
+        ..Default::default()
     });
     request.metadata_mut().insert(
         creditmesh_rpc::PRINCIPAL_HEADER,
@@ -156,6 +159,7 @@ async fn spoofed_identity_metadata_is_ignored(engine: Engine) {
     client
         .get_credit_file(GetCreditFileRequest {
             uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+            ..Default::default()
         })
         .await
         .expect("an agency reads its own file");
@@ -170,6 +174,7 @@ async fn public_listener_serves_only_public_services(engine: Engine) {
     let err = ReviewServiceClient::new(public.clone())
         .get_credit_file(GetCreditFileRequest {
             uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -162,6 +162,7 @@ async fn dev_loses_nothing_committed_when_killed() {
                 let file = ReviewServiceClient::new(region)
                     .get_credit_file(GetCreditFileRequest {
                         uscc: "91653101MA78KT005T".into(),
+                        ..Default::default()
                     })
                     .await
                     .ok()?
@@ -352,6 +353,7 @@ async fn serve_and_gateway_run_as_separate_processes() {
                 let file = ReviewServiceClient::new(region)
                     .get_credit_file(GetCreditFileRequest {
                         uscc: "91653101MA78KT005T".into(),
+                        ..Default::default()
                     })
                     .await
                     .ok()?

@@ -246,6 +246,7 @@ async fn listing_the_legal_representative_supervises_the_agency(engine: Engine) 
     let file = region
         .get_credit_file(GetCreditFileRequest {
             uscc: KASHGAR.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -397,6 +398,7 @@ async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: 
     let kinds: Vec<String> = kashgar
         .get_credit_file(GetCreditFileRequest {
             uscc: KASHGAR.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -104,6 +104,7 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
             ReviewServiceClient::new(mtls(gw.node_addr, &pki, name).await)
                 .get_credit_file(GetCreditFileRequest {
                     uscc: KASHGAR_AGENCY.into(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
