@@ -163,8 +163,15 @@ fn parse_date(s: &str) -> Option<Date> {
 }
 
 /// Parses `YYYY-MM-DD`.
+/// Parses `YYYY-MM-DD` of a plausible year (1900 to 2199): no record the Measures deal with
+/// lies outside, and a far date is a typing error, not a fact.
 pub fn parse_iso_date(s: &str) -> Result<Date, String> {
-    parse_date(s.trim()).ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))
+    let d = parse_date(s.trim())
+        .ok_or_else(|| format!("{s:?} is not a date of the form YYYY-MM-DD"))?;
+    if !(1900..=2199).contains(&d.year()) {
+        return Err(format!("{s:?} lies outside the years 1900 to 2199"));
+    }
+    Ok(d)
 }
 
 /// `YYYY-MM-DD`.
@@ -612,6 +619,21 @@ mod tests {
         assert!(
             bad("year = 2026\nsource = \"x\"\nholidays = []\nworking_days = []\n")
                 .contains("a second file for year 2026")
+        );
+    }
+
+    #[test]
+    fn far_dates_are_refused() {
+        assert!(parse_iso_date("9999-01-01").is_err());
+        assert!(parse_iso_date("0001-01-01").is_err());
+        assert!(
+            parse_iso_date("2200-01-01")
+                .unwrap_err()
+                .contains("outside the years")
+        );
+        assert_eq!(
+            parse_iso_date(" 2026-11-27 ").unwrap(),
+            date!(2026 - 11 - 27)
         );
     }
 

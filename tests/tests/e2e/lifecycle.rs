@@ -1188,6 +1188,19 @@ async fn a_credit_file_comes_in_bounded_pages(engine: Engine) {
     let all: Vec<String> = whole.entries.into_iter().map(|e| e.entry_id).collect();
     assert!(all.len() >= 9, "{all:?}");
     assert_eq!(seen, all, "pages give every entry once, in order");
+    // A date far outside any plausible year is a typing error, refused by field.
+    let far = kashgar
+        .record_interview(RecordInterviewRequest {
+            request_id: "far".into(),
+            uscc: KASHGAR.into(),
+            held_on: "9999-01-01".into(),
+            subject: "x".into(),
+            summary: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(far.code(), Code::InvalidArgument);
+    assert_eq!(fields(&far), ["held_on"]);
     for (token, size) in [("garbage".to_owned(), 0), (String::new(), 501)] {
         let refused = page(&mut kashgar, token, size).await.unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
