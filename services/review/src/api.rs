@@ -372,13 +372,12 @@ impl Api {
                 opened.push(task_id);
             }
         }
-        for (tenant, task_id, checks) in tasks::open_tasks_naming(tx, &entry.identifier).await? {
+        for (tenant, task_id, uscc, checks) in
+            tasks::open_tasks_naming(tx, &entry.identifier).await?
+        {
             let mut found: Vec<serde_json::Value> =
                 serde_json::from_str(&checks).unwrap_or_default();
-            let task = tasks::get(tx, &task_id)
-                .await?
-                .ok_or_else(|| Error::internal("task vanished"))?;
-            let evidence = events::listed_evidence(entry, &task.uscc);
+            let evidence = events::listed_evidence(entry, &uscc);
             if !found.iter().any(|c| c["evidence"] == evidence.as_str()) {
                 found.push(
                     json!({"ground": RefusalGround::SevereDishonesty as i32, "evidence": evidence}),

@@ -29,8 +29,7 @@ pub(crate) async fn decide_review_task(
         v.finish()?;
         let (ctx, req, decision) = (ctx, &req, &decision);
         let today = api.today()?;
-        let response = api
-            .store
+        api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let me = Api::regulator(ctx)?;
                 let task = api.visible_task(&mut tx, ctx, req.task_id.trim()).await?;
@@ -254,8 +253,7 @@ pub(crate) async fn decide_review_task(
                     },
                 ))
             })
-            .await?;
-        Ok(response)
+            .await
     })
     .await
 }

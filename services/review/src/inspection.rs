@@ -30,8 +30,7 @@ pub(crate) async fn record_interview(
             .supervise(ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
                 format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
                 json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}), None)
-            .await
-            ?;
+            .await?;
         Ok(RecordInterviewResponse { entry_id })
     })
     .await
@@ -55,8 +54,7 @@ pub(crate) async fn record_inspection(
             .supervise(ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
                 format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
                 json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None)
-            .await
-            ?;
+            .await?;
         Ok(RecordInspectionResponse { entry_id })
     })
     .await
@@ -165,8 +163,7 @@ pub(crate) async fn draw_spot_check(
             req.seed.trim().to_owned()
         };
         let (ctx, seed) = (ctx, &seed);
-        let response = api
-            .store
+        api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let scope = if tenant.is_region() {
                     String::new()
@@ -221,8 +218,7 @@ pub(crate) async fn draw_spot_check(
                     },
                 ))
             })
-            .await?;
-        Ok(response)
+            .await
     })
     .await
 }

@@ -77,8 +77,7 @@ pub(crate) async fn upsert_dishonesty_entry(
         v.finish()?;
         let entry = entry.ok_or_else(|| Error::internal("validation lost the entry"))?;
         let (ctx, entry) = (ctx, &entry);
-        let response = api
-            .store
+        api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 tasks::put_listing(&mut tx, entry, api.store.now()).await?;
                 let (revoked, opened) = api.apply_listing(&mut tx, ctx, entry).await?;
@@ -98,8 +97,7 @@ pub(crate) async fn upsert_dishonesty_entry(
                     },
                 ))
             })
-            .await?;
-        Ok(response)
+            .await
     })
     .await
 }

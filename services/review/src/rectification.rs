@@ -40,7 +40,7 @@ pub(crate) async fn issue_rectification_order(
             .deadline(today, req.working_days as u32, Layers::Xinjiang)
             .map_err(|e| Error::internal(e.to_string()))?;
         let (ctx, req, uscc, deadline) = (ctx, &req, &uscc, &deadline);
-        let response = api
+        api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let agency = api.supervised(&mut tx, ctx, uscc.as_str()).await?;
@@ -63,8 +63,6 @@ pub(crate) async fn issue_rectification_order(
                 Ok((tx, Written { value, tenant: agency.0 }))
             })
             .await
-            ?;
-        Ok(response)
     })
     .await
 }
@@ -87,8 +85,8 @@ pub(crate) async fn record_rectification_outcome(
             v.add("outcome", "is required");
         }
         v.finish()?;
-        let (ctx, req) = (ctx, &req);
-        let response = api
+        let req = &req;
+        api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let (_, uscc, state) = crate::supervision::get_order(&mut tx, req.order_id.trim())
@@ -161,8 +159,6 @@ pub(crate) async fn record_rectification_outcome(
                 ))
             })
             .await
-            ?;
-        Ok(response)
     })
     .await
 }

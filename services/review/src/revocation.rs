@@ -31,8 +31,8 @@ pub(crate) async fn revoke_filing(
         }
         v.require("reason", &req.reason);
         v.finish()?;
-        let (ctx, req) = (ctx, &req);
-        let response = api
+        let req = &req;
+        api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
@@ -64,8 +64,6 @@ pub(crate) async fn revoke_filing(
                 Ok((tx, Written { value: RevokeFilingResponse { ban_ends_on }, tenant: agency.0 }))
             })
             .await
-            ?;
-        Ok(response)
     })
     .await
 }
@@ -86,7 +84,7 @@ pub(crate) async fn record_disposal(
         v.require("method", &req.method);
         v.require("supervised_by", &req.supervised_by);
         v.finish()?;
-        let (ctx, req) = (ctx, &req);
+        let req = &req;
         api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
@@ -110,8 +108,7 @@ pub(crate) async fn record_disposal(
                 api.publish(&mut tx, ctx, &agency.0, &agency.1, &ev::DeregistrationCompleted { filing_id: agency.1.clone(), uscc: uscc.clone(), disposal: Some(disposal) }).await?;
                 Ok((tx, Written { value: RecordDisposalResponse {}, tenant: agency.0 }))
             })
-            .await
-            ?;
+            .await?;
         Ok(RecordDisposalResponse {})
     })
     .await

@@ -268,13 +268,13 @@ pub async fn open_agencies_naming(
 }
 
 /// Open filing and change tasks naming `identifier` as agency or principal: `(tenant,
-/// task_id, checks)`.
+/// task_id, uscc, checks)`.
 pub async fn open_tasks_naming(
     conn: &mut AnyConnection,
     identifier: &str,
-) -> Result<Vec<(String, String, String)>, StorageError> {
+) -> Result<Vec<(String, String, String, String)>, StorageError> {
     let rows = sqlx::query(
-        "SELECT tenant, task_id, checks FROM review_task WHERE status = 'open' \
+        "SELECT tenant, task_id, uscc, checks FROM review_task WHERE status = 'open' \
          AND kind IN ('filing', 'change') \
          AND (uscc = $1 OR principals LIKE '%\"' || $1 || '\"%') ORDER BY task_id",
     )
@@ -282,7 +282,7 @@ pub async fn open_tasks_naming(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
