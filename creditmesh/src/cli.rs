@@ -165,8 +165,37 @@ enum PkiCommand {
         dns: Vec<String>,
         #[arg(long)]
         ip: Vec<IpAddr>,
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = creditmesh_pki::LEAF_LIFETIME_DAYS)]
         lifetime_days: i64,
+    },
+    /// Issues NAME.pem again for the same identity with a new key and a fresh lifetime; every
+    /// node picks it up within seconds.
+    Renew {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = creditmesh_pki::LEAF_LIFETIME_DAYS)]
+        lifetime_days: i64,
+    },
+    /// Revokes the certificate in CERT: it goes on the CA's revocation list (DIR/crl.pem),
+    /// which every listener reloads within seconds; calls already connected with it are
+    /// refused from then on.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+        /// unspecified, key-compromise, affiliation-changed, superseded,
+        /// cessation-of-operation or privilege-withdrawn.
+        #[arg(long, default_value = "key-compromise")]
+        reason: String,
+    },
+    /// Issues the revocation list again with a fresh validity (30 days); run it before the
+    /// list lapses, for example weekly.
+    Crl {
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -639,6 +668,26 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
                 },
             )?;
             println!("{}", path.display());
+        }
+        PkiCommand::Renew {
+            dir,
+            name,
+            lifetime_days,
+        } => {
+            let path = Ca::load(&dir)?.renew(&dir, &cfg.trust_domain, &name, lifetime_days)?;
+            println!("{}", path.display());
+        }
+        PkiCommand::Revoke { dir, cert, reason } => {
+            let reason = creditmesh_pki::parse_reason(&reason)
+                .map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
+            let serial = Ca::load(&dir)?.revoke(&dir, &cert, reason)?;
+            let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+            println!("revoked {} (serial {hex})", cert.display());
+            println!("{}", dir.join("crl.pem").display());
+        }
+        PkiCommand::Crl { dir } => {
+            let n = Ca::load(&dir)?.refresh_crl(&dir)?;
+            println!("{} ({n} revoked)", dir.join("crl.pem").display());
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ use creditmesh_domain::calendar::Calendar;
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
+use creditmesh_rpc::connections::{Budget, ConnectionLimits, Connections};
+use creditmesh_rpc::in_flight::InFlightLayer;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use creditmesh_rpc::relay::Relay;
 use creditmesh_rpc::trace::ServerTraceLayer;
@@ -108,13 +110,22 @@ pub async fn start_service(
         },
     )
     .with_context(|| format!("tls identity of {}", def.name))?;
-    let (addr, incoming) = bind_tls(listen, config, stop.clone())
+    // Only mesh nodes get past this listener's handshake; their pooled connections stay open.
+    let limits = ConnectionLimits {
+        max_per_address: 1024,
+        idle_seconds: 3600,
+        ..ConnectionLimits::default()
+    };
+    let budget = Budget::new(limits.max_connections);
+    let connections = Connections::new(budget, &limits, 0);
+    let (addr, incoming) = bind_tls(listen, config, connections.clone(), stop.clone())
         .await
         .with_context(|| format!("binding {} on {listen}", def.name))?;
     let name = def.name;
     let server = tokio::spawn(async move {
         let served = Server::builder()
             .http2_max_header_list_size(16 * 1024)
+            .layer(InFlightLayer::new(connections))
             .layer(ServerTraceLayer { service: name })
             .layer(creditmesh_rpc::codec_status::CodecStatusLayer)
             .add_routes(routes)

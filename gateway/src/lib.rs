@@ -3,6 +3,7 @@
 //! the caller from the client certificate, strips any identity metadata the caller sent, and
 //! forwards each call to the backend of its service over mutual TLS under its own identity.
 
+mod gate;
 mod health;
 pub mod limits;
 pub mod policy;
@@ -17,6 +18,8 @@ use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_rpc::client::mtls_channel;
+use creditmesh_rpc::connections::{Budget, Connections};
+use creditmesh_rpc::in_flight::InFlightLayer;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -119,12 +122,31 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         },
     )?;
     let public_tls = ServerTls::server(cfg.tls.clone(), ClientAuth::None)?;
-    let (node_addr, node_incoming) = bind_tls(cfg.node_listen, node_tls, stop.clone())
-        .await
-        .with_context(|| format!("binding the node listener {}", cfg.node_listen))?;
-    let (public_addr, public_incoming) = bind_tls(cfg.public_listen, public_tls, stop.clone())
-        .await
-        .with_context(|| format!("binding the public listener {}", cfg.public_listen))?;
+    let budget = Budget::new(cfg.limits.connections.max_connections);
+    let reserved = budget.total() * cfg.limits.node_reserved_percent.min(90) as usize / 100;
+    tracing::info!(
+        connections = budget.total(),
+        reserved_for_node = reserved,
+        "gateway connection places"
+    );
+    let node_connections = Connections::new(budget.clone(), &cfg.limits.connections, 0);
+    let public_connections = Connections::new(budget, &cfg.limits.connections, reserved);
+    let (node_addr, node_incoming) = bind_tls(
+        cfg.node_listen,
+        node_tls.clone(),
+        node_connections.clone(),
+        stop.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the node listener {}", cfg.node_listen))?;
+    let (public_addr, public_incoming) = bind_tls(
+        cfg.public_listen,
+        public_tls,
+        public_connections.clone(),
+        stop.clone(),
+    )
+    .await
+    .with_context(|| format!("binding the public listener {}", cfg.public_listen))?;
 
     let limits = Arc::new(Limits::new(&cfg.limits));
     let mut tasks = Vec::new();
@@ -132,8 +154,14 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         limits.clone(),
         stop.clone(),
     )));
-    let node_routes = routes(&cfg, channels.clone(), limits.clone(), false)?;
+    let node_routes = routes(channels.clone(), false)?;
     let node = server(&cfg.limits)
+        .layer(InFlightLayer::new(node_connections))
+        .layer(gate::GateLayer::new(
+            limits.clone(),
+            &cfg.trust_domain,
+            Some(node_tls),
+        ))
         .add_routes(node_routes)
         .serve_with_incoming_shutdown(node_incoming, stop.clone().cancelled_owned());
     tasks.push(tokio::spawn(async move {
@@ -142,10 +170,12 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         }
     }));
     // Browsers reach the public listener with gRPC-Web over HTTP/1.1 as well.
-    let public_routes = routes(&cfg, channels, limits, true)?;
+    let public_routes = routes(channels, true)?;
     let public = server(&cfg.limits)
         .accept_http1(true)
+        .layer(InFlightLayer::new(public_connections))
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(gate::GateLayer::new(limits, &cfg.trust_domain, None))
         .add_routes(public_routes)
         .serve_with_incoming_shutdown(public_incoming, stop.clone().cancelled_owned());
     tasks.push(tokio::spawn(async move {
@@ -178,16 +208,12 @@ async fn forget_idle_callers(limits: Arc<Limits>, stop: CancellationToken) {
     }
 }
 
-fn routes(
-    cfg: &GatewayConfig,
-    channels: Arc<Routing>,
-    limits: Arc<Limits>,
-    public: bool,
-) -> Result<Routes> {
+/// Health, reflection and the proxy; the gate in front of them applies the same limits to all.
+fn routes(channels: Arc<Routing>, public: bool) -> Result<Routes> {
     let health = health::HealthProxy::new(channels.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     let routes = creditmesh_rpc::standard::add_reflection(routes)?;
-    let proxy = proxy::Proxy::new(channels, cfg.trust_domain.clone(), limits, public);
+    let proxy = proxy::Proxy::new(channels, public);
     Ok(Routes::from(
         routes.into_axum_router().fallback_service(proxy),
     ))

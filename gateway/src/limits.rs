@@ -1,15 +1,19 @@
-//! Protection of the gateway: a global cap on calls in flight that sheds the excess at once,
-//! and per-principal call rates.
+//! Protection of the gateway: caps on calls in flight — in total, per tenant and per caller —
+//! that shed the excess at once, and per-principal call rates. A call holds its places until
+//! its response ends, so a long stream (a health watch) counts for as long as it is open.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use creditmesh_rpc::connections::ConnectionLimits;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
+use crate::gate::Caller;
 use crate::policy::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -18,6 +22,11 @@ pub struct LimitsConfig {
     /// Calls in flight through the gateway at once; more are refused with
     /// `RESOURCE_EXHAUSTED` instead of queueing.
     pub max_concurrent_calls: u32,
+    /// Calls in flight of one tenant's principals (the public counts as one tenant), so that
+    /// a tenant sending more than its share cannot take the others' places.
+    pub max_calls_per_tenant: u32,
+    /// Calls in flight of one principal (the public: of one client address), streams included.
+    pub max_calls_per_caller: u32,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
     /// Largest HTTP/2 header list a caller may send.
@@ -27,6 +36,11 @@ pub struct LimitsConfig {
     /// Calls per second for each principal of a role (the public: per client address);
     /// 0 is unlimited. Bursts of up to one second's worth are allowed.
     pub rate_per_second: RateLimits,
+    /// Connections of both listeners.
+    pub connections: ConnectionLimits,
+    /// Share of the connection places, in percent, that the public listener never takes, so
+    /// that agencies, regulators and departments always find room on the node listener.
+    pub node_reserved_percent: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -44,10 +58,14 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: 2048,
+            max_calls_per_tenant: 512,
+            max_calls_per_caller: 64,
             max_concurrent_streams: 256,
             max_header_list_bytes: 16 * 1024,
             backend_connections: 4,
             rate_per_second: RateLimits::default(),
+            connections: ConnectionLimits::default(),
+            node_reserved_percent: 25,
         }
     }
 }
@@ -93,6 +111,8 @@ impl RateLimits {
 pub struct Limits {
     in_flight: Arc<Semaphore>,
     max_in_flight: u32,
+    per_tenant: Arc<Counts>,
+    per_caller: Arc<Counts>,
     rates: HashMap<&'static str, DefaultKeyedRateLimiter<String>>,
     config: RateLimits,
 }
@@ -128,18 +148,29 @@ impl Limits {
         Self {
             in_flight: Arc::new(Semaphore::new(cfg.max_concurrent_calls as usize)),
             max_in_flight: cfg.max_concurrent_calls,
+            per_tenant: Counts::new(cfg.max_calls_per_tenant, "tenant"),
+            per_caller: Counts::new(cfg.max_calls_per_caller, "caller"),
             rates,
             config: cfg.rate_per_second.clone(),
         }
     }
 
-    /// A place among the calls in flight, or `RESOURCE_EXHAUSTED` at once.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+    /// Charges the caller's rate and gives its call places among the calls in flight (its
+    /// own, its tenant's and the gateway's), or `RESOURCE_EXHAUSTED` at once.
+    pub fn admit(&self, caller: &Caller) -> Result<Permits, Status> {
+        self.charge(caller.role, &caller.key)?;
+        let caller_place = self.per_caller.take(&caller.key)?;
+        let tenant_place = self.per_tenant.take(&caller.tenant)?;
+        let global = self.in_flight.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "the gateway is at its limit of {} calls in flight; retry with backoff",
                 self.max_in_flight
             ))
+        })?;
+        Ok(Permits {
+            _global: global,
+            _tenant: tenant_place,
+            _caller: caller_place,
         })
     }
 
@@ -165,24 +196,109 @@ impl Limits {
     }
 }
 
+/// A call's places, given back when dropped.
+pub struct Permits {
+    _global: OwnedSemaphorePermit,
+    _tenant: Place,
+    _caller: Place,
+}
+
+/// Calls in flight per key, each key capped.
+struct Counts {
+    by_key: Mutex<HashMap<Arc<str>, u32>>,
+    max: u32,
+    what: &'static str,
+}
+
+impl Counts {
+    fn new(max: u32, what: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            by_key: Mutex::default(),
+            max: max.max(1),
+            what,
+        })
+    }
+
+    fn take(self: &Arc<Self>, key: &Arc<str>) -> Result<Place, Status> {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        let n = by_key.entry(key.clone()).or_insert(0);
+        if *n >= self.max {
+            return Err(Status::resource_exhausted(format!(
+                "limit of {} calls in flight per {} reached; retry with backoff",
+                self.max, self.what
+            )));
+        }
+        *n += 1;
+        Ok(Place {
+            counts: self.clone(),
+            key: key.clone(),
+        })
+    }
+}
+
+struct Place {
+    counts: Arc<Counts>,
+    key: Arc<str>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut by_key = self.counts.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by_key.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                by_key.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn agency(tenant: &str, subject: &str) -> Caller {
+        let principal = creditmesh_domain::Principal::new(
+            creditmesh_domain::PrincipalKind::Agency,
+            creditmesh_domain::Tenant::parse(tenant).unwrap(),
+            subject,
+        );
+        Caller {
+            role: Role::Agency,
+            id: subject.into(),
+            key: subject.into(),
+            tenant: tenant.into(),
+            serial: None,
+            principal,
+        }
+    }
+
     #[test]
-    fn sheds_beyond_the_concurrency_cap() {
+    fn sheds_beyond_the_caps_in_total_per_tenant_and_per_caller() {
         let limits = Limits::new(&LimitsConfig {
-            max_concurrent_calls: 2,
+            max_concurrent_calls: 4,
+            max_calls_per_tenant: 3,
+            max_calls_per_caller: 2,
+            rate_per_second: RateLimits::off(),
             ..LimitsConfig::default()
         });
-        let a = limits.admit().unwrap();
-        let _b = limits.admit().unwrap();
-        assert_eq!(
-            limits.admit().unwrap_err().code(),
-            tonic::Code::ResourceExhausted
-        );
-        drop(a);
-        assert!(limits.admit().is_ok());
+        let a1 = agency("650100", "a");
+        let a2 = agency("650100", "b");
+        let k = agency("653100", "k");
+        let first = limits.admit(&a1).unwrap();
+        let _second = limits.admit(&a1).unwrap();
+        let err = limits.admit(&a1).err().unwrap();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("per caller"), "{}", err.message());
+        let _third = limits.admit(&a2).unwrap();
+        let err = limits.admit(&a2).err().unwrap();
+        assert!(err.message().contains("per tenant"), "{}", err.message());
+        // Another tenant still finds a place; then the gateway is full.
+        let _other = limits.admit(&k).unwrap();
+        let err = limits.admit(&k).err().unwrap();
+        assert!(err.message().contains("gateway"), "{}", err.message());
+        drop(first);
+        assert!(limits.admit(&a2).is_ok());
     }
 
     #[test]

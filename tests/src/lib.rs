@@ -168,10 +168,13 @@ impl creditmesh_domain::Clock for TestClock {
     }
 }
 
-/// Gateway limits with every rate limit off.
+/// Gateway limits with every rate limit off and room for the suites' bursts of concurrent
+/// calls from one principal.
 fn unlimited() -> LimitsConfig {
     LimitsConfig {
         rate_per_second: RateLimits::off(),
+        max_calls_per_caller: 1024,
+        max_calls_per_tenant: 1024,
         ..LimitsConfig::default()
     }
 }

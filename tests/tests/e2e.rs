@@ -5,6 +5,7 @@ mod e2e {
     pub mod certs;
     pub mod complaints;
     pub mod durability;
+    pub mod edge;
     pub mod filing;
     pub mod lifecycle;
     pub mod mesh;

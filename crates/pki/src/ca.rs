@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 /// The regional certificate authority, loaded from `ca.pem` and `ca.key`.
 pub struct Ca {
     pub cert_pem: String,
-    key: KeyPair,
+    pub(crate) key: KeyPair,
 }
 
 /// What a leaf certificate may be used for.
@@ -119,6 +119,93 @@ impl Ca {
     }
 }
 
+/// Default lifetime of a leaf certificate: short, so that a leaked key does not outlive a
+/// quarter; `creditmesh pki renew` issues the next one.
+pub const LEAF_LIFETIME_DAYS: i64 = 90;
+
+/// A leaf is renewed by `ensure_dev_pki` once less than this remains of it.
+const RENEW_WITHIN_DAYS: i64 = 30;
+
+impl Ca {
+    /// Issues `NAME.pem` again, for the same identity, names and usage, with a new key and
+    /// `lifetime_days` from now. The old certificate stays valid until it expires or is
+    /// revoked.
+    pub fn renew(
+        &self,
+        dir: &Path,
+        trust_domain: &str,
+        name: &str,
+        lifetime_days: i64,
+    ) -> Result<PathBuf> {
+        let spec = spec_of(dir, trust_domain, name)?;
+        self.issue(
+            dir,
+            trust_domain,
+            &LeafSpec {
+                lifetime_days,
+                ..spec
+            },
+        )
+    }
+}
+
+/// What `NAME.pem` in `dir` was issued as.
+fn spec_of(dir: &Path, trust_domain: &str, name: &str) -> Result<LeafSpec> {
+    use rustls_pki_types::pem::PemObject;
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let path = dir.join(format!("{name}.pem"));
+    let der = rustls_pki_types::CertificateDer::from_pem_file(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let principal = crate::principal_of(der.as_ref(), trust_domain)
+        .with_context(|| format!("{}", path.display()))?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => ip_addresses.push(IpAddr::from(<[u8; 4]>::try_from(*b)?)),
+                    16 => ip_addresses.push(IpAddr::from(<[u8; 16]>::try_from(*b)?)),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let eku = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .map(|e| (e.value.client_auth, e.value.server_auth));
+    let usage = match eku {
+        Some((true, true)) => Usage::ClientAndServer,
+        Some((false, true)) => Usage::Server,
+        _ => Usage::Client,
+    };
+    Ok(LeafSpec {
+        name: name.to_owned(),
+        principal,
+        dns_names,
+        ip_addresses,
+        usage,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+    })
+}
+
+/// Days left of the certificate in `path`; `None` when it cannot be read.
+fn days_left(path: &Path) -> Option<i64> {
+    use rustls_pki_types::pem::PemObject;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = rustls_pki_types::CertificateDer::from_pem_file(path).ok()?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let left = cert.validity().not_after.to_datetime() - OffsetDateTime::now_utc();
+    Some(left.whole_days())
+}
+
 fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
@@ -157,7 +244,7 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
         dns_names: vec![],
         ip_addresses: vec![],
         usage: Usage::Client,
-        lifetime_days: 365,
+        lifetime_days: LEAF_LIFETIME_DAYS,
     };
     let mut leaves = vec![
         caller(
@@ -191,13 +278,14 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
             dns_names: local_dns.iter().cloned().chain([node.to_owned()]).collect(),
             ip_addresses: local_ip.clone(),
             usage: Usage::ClientAndServer,
-            lifetime_days: 365,
+            lifetime_days: LEAF_LIFETIME_DAYS,
         });
     }
     leaves
 }
 
-/// Mints the CA and every missing development leaf under `dir`; keeps what exists.
+/// Mints the CA and every missing development leaf under `dir`; keeps what exists, renewing a
+/// leaf with less than 30 days left.
 pub fn ensure_dev_pki(dir: &Path, trust_domain: &str) -> Result<DevPki> {
     let minted = !dir.join("ca.pem").exists();
     let ca = if minted {
@@ -206,9 +294,9 @@ pub fn ensure_dev_pki(dir: &Path, trust_domain: &str) -> Result<DevPki> {
         Ca::load(dir)?
     };
     for leaf in dev_leaves() {
-        if !dir.join(format!("{}.pem", leaf.name)).exists()
-            || !dir.join(format!("{}.key", leaf.name)).exists()
-        {
+        let cert = dir.join(format!("{}.pem", leaf.name));
+        let renew = days_left(&cert).is_none_or(|d| d < RENEW_WITHIN_DAYS);
+        if renew || !dir.join(format!("{}.key", leaf.name)).exists() {
             ca.issue(dir, trust_domain, &leaf)?;
         }
     }

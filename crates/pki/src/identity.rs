@@ -14,15 +14,28 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CA's revocation list; absent file, no revocations.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 impl TlsFiles {
-    /// `DIR/ca.pem` with `DIR/NAME.pem` and `DIR/NAME.key`.
+    /// `DIR/ca.pem` and `DIR/crl.pem` with `DIR/NAME.pem` and `DIR/NAME.key`.
     pub fn in_dir(dir: &Path, name: &str) -> Self {
         Self {
             ca: dir.join("ca.pem"),
             cert: dir.join(format!("{name}.pem")),
             key: dir.join(format!("{name}.key")),
+            crl: Some(dir.join("crl.pem")),
+        }
+    }
+
+    pub(crate) fn crls(
+        &self,
+    ) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>> {
+        match &self.crl {
+            Some(path) => crate::revocation::load_crls(path),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -3,10 +3,16 @@
 
 mod ca;
 mod identity;
+mod revocation;
 mod tls;
 
-pub use ca::{Ca, DEMO_AGENCY_USCC, DevPki, LeafSpec, Usage, dev_leaves, ensure_dev_pki};
+pub use ca::{
+    Ca, DEMO_AGENCY_USCC, DevPki, LEAF_LIFETIME_DAYS, LeafSpec, Usage, dev_leaves, ensure_dev_pki,
+};
 pub use identity::{TlsFiles, principal_of};
+pub use revocation::{
+    CRL_VALIDITY_DAYS, Revoked, load_crls, parse_reason, read_crl, revoked_serials, serial_of,
+};
 pub use tls::{ClientAuth, ClientTls, Reloading, ServerTls};
 
 /// The trust domain of the SPIFFE IDs, unless configured otherwise.

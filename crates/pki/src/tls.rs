@@ -1,6 +1,7 @@
 //! rustls configurations for the mesh, rebuilt from disk when the files change, so that
 //! certificates and the CA bundle rotate without a restart.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -91,9 +92,18 @@ fn build_server(files: &TlsFiles, auth: &ClientAuth) -> Result<Arc<rustls::Serve
         .with_safe_default_protocol_versions()?;
     let builder = match auth {
         ClientAuth::Required { trust_domain } => {
-            let webpki =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider())
-                    .build()?;
+            let crls = files.crls()?;
+            let mut webpki =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider());
+            if !crls.is_empty() {
+                // The list is the CA's own; a certificate of another issuer in the bundle
+                // (during a CA rotation) has no list and is not refused for that.
+                webpki = webpki
+                    .with_crls(crls)
+                    .only_check_end_entity_revocation()
+                    .allow_unknown_revocation_status();
+            }
+            let webpki = webpki.build()?;
             builder.with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
                 inner: webpki,
                 trust_domain: trust_domain.clone(),
@@ -109,20 +119,44 @@ fn build_server(files: &TlsFiles, auth: &ClientAuth) -> Result<Arc<rustls::Serve
 
 fn build_client(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>> {
     let (chain, key) = files.chain_and_key()?;
+    let crls = files.crls()?;
+    let mut verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(files.roots()?),
+        provider(),
+    );
+    if !crls.is_empty() {
+        verifier = verifier
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(files.roots()?)
+        .with_webpki_verifier(verifier.build()?)
         .with_client_auth_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// Modification times of the three files; a change of any rebuilds the configuration.
+/// Modification times of the files; a change of any rebuilds the configuration.
 fn stamp(files: &TlsFiles) -> Vec<Option<SystemTime>> {
-    [&files.ca, &files.cert, &files.key]
-        .iter()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    [
+        Some(&files.ca),
+        Some(&files.cert),
+        Some(&files.key),
+        files.crl.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
+fn revoked(files: &TlsFiles) -> Result<HashSet<Vec<u8>>> {
+    match &files.crl {
+        Some(path) => crate::revocation::revoked_serials(path),
+        None => Ok(HashSet::new()),
+    }
 }
 
 type Build<C> = Box<dyn Fn(&TlsFiles) -> Result<Arc<C>> + Send + Sync>;
@@ -132,6 +166,7 @@ pub struct Reloading<C> {
     files: TlsFiles,
     build: Build<C>,
     current: RwLock<Arc<C>>,
+    revoked: RwLock<Arc<HashSet<Vec<u8>>>>,
     stamp: Mutex<Vec<Option<SystemTime>>>,
 }
 
@@ -142,10 +177,12 @@ impl<C> Reloading<C> {
     fn new(files: TlsFiles, build: Build<C>) -> Result<Arc<Self>> {
         let st = stamp(&files);
         let current = build(&files)?;
+        let revoked = revoked(&files)?;
         Ok(Arc::new(Self {
             files,
             build,
             current: RwLock::new(current),
+            revoked: RwLock::new(Arc::new(revoked)),
             stamp: Mutex::new(st),
         }))
     }
@@ -162,6 +199,15 @@ impl<C> Reloading<C> {
         &self.files
     }
 
+    /// Whether the certificate with this serial (see [`crate::serial_of`]) is revoked by the
+    /// list as last loaded.
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(serial)
+    }
+
     /// Rebuilds the configuration when a file changed since the last look. `Ok(true)` when it
     /// was replaced; on error the previous configuration stays in force.
     pub fn reload_if_changed(&self) -> Result<bool> {
@@ -171,7 +217,9 @@ impl<C> Reloading<C> {
             return Ok(false);
         }
         let fresh = (self.build)(&self.files)?;
+        let revoked = revoked(&self.files)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(revoked);
         *last = now;
         Ok(true)
     }

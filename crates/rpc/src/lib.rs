@@ -3,9 +3,11 @@
 
 pub mod client;
 pub mod codec_status;
+pub mod connections;
 pub mod context;
 pub mod edge;
 pub mod error;
+pub mod in_flight;
 pub mod listener;
 pub mod relay;
 pub mod service;

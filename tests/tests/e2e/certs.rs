@@ -9,6 +9,7 @@ use rcgen::{
     CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
 };
+use rustls::pki_types::pem::PemObject;
 use time::OffsetDateTime;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -17,7 +18,10 @@ crate::on_both_engines!(
     node_listener_refuses_each_bad_certificate,
     a_new_ca_is_trusted_without_a_restart,
     stalled_handshakes_do_not_block_others,
+    a_revoked_certificate_is_refused_at_once_and_a_renewed_one_is_served,
 );
+
+const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 
 const AGENCY_URI: &str = "spiffe://creditmesh.xinjiang/agency/650100/91650102MA7XJ0003G";
 
@@ -191,14 +195,15 @@ async fn stalled_handshakes_do_not_block_others(engine: Engine) {
     let Some(t) = TestMesh::start(engine).await else {
         return;
     };
-    // Connections that never start their handshake.
+    // Connections that never start their handshake, from another address (one address is
+    // held to its own cap of connections).
     let mut idle = Vec::new();
     for _ in 0..64 {
-        idle.push(
-            tokio::net::TcpStream::connect(t.mesh.node_addr)
-                .await
-                .unwrap(),
-        );
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+            .unwrap();
+        idle.push(socket.connect(t.mesh.node_addr).await.unwrap());
     }
     let ch = tokio::time::timeout(
         Duration::from_secs(5),
@@ -212,5 +217,105 @@ async fn stalled_handshakes_do_not_block_others(engine: Engine) {
         .await
         .unwrap();
     drop(idle);
+    t.stop().await;
+}
+
+/// Runs `creditmesh pki ARGS` and returns what it printed.
+async fn pki(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(BIN)
+        .arg("pki")
+        .args(args)
+        .output()
+        .await
+        .expect("run creditmesh pki");
+    assert!(
+        out.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn a_revoked_certificate_is_refused_at_once_and_a_renewed_one_is_served(engine: Engine) {
+    use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let urumqi = Tenant::parse("650100").unwrap();
+    t.issue(
+        "agency-leaked",
+        Principal::new(PrincipalKind::Agency, urumqi, "91650102MA7XJ0003G"),
+    );
+    let check = |ch| async move {
+        HealthClient::new(ch)
+            .check(HealthCheckRequest {
+                service: "creditmesh.filing.v1.FilingService".into(),
+            })
+            .await
+            .map(|_| ())
+    };
+    // A connection opened before the revocation ...
+    let before = try_mtls(t.mesh.node_addr, &t.pki_dir, "agency-leaked")
+        .await
+        .unwrap();
+    check(before.clone()).await.expect("served before");
+    let dir = t.pki_dir.to_str().unwrap();
+    let cert = t.pki_dir.join("agency-leaked.pem");
+    let printed = pki(&["revoke", "--dir", dir, "--cert", cert.to_str().unwrap()]).await;
+    assert!(printed.contains("revoked"), "{printed}");
+    // ... is refused once the listeners have reloaded the list (within seconds) ...
+    let refused = creditmesh_tests::eventually(
+        "calls with the revoked certificate refused",
+        Duration::from_secs(15),
+        || {
+            let ch = before.clone();
+            async move { check(ch).await.err() }
+        },
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("revoked"), "{refused:?}");
+    // ... and so is a new connection, at its handshake.
+    let fresh = match try_mtls(t.mesh.node_addr, &t.pki_dir, "agency-leaked").await {
+        Err(_) => true,
+        Ok(ch) => check(ch).await.is_err(),
+    };
+    assert!(
+        fresh,
+        "a new connection with a revoked certificate was served"
+    );
+    // Revoking twice changes nothing; the list is issued again with the same entry.
+    pki(&["revoke", "--dir", dir, "--cert", cert.to_str().unwrap()]).await;
+    let (entries, number) = creditmesh_pki::read_crl(&t.pki_dir.join("crl.pem")).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(number, 2);
+    // Other certificates are not affected.
+    check(t.node("agency").await).await.expect("another agency");
+
+    // Renewal: a new key and certificate for the same identity, served without a restart,
+    // while the old certificate's connection keeps working until it expires.
+    let old_pem = std::fs::read_to_string(t.pki_dir.join("agency.pem")).unwrap();
+    let old = t.node("agency").await;
+    pki(&[
+        "renew",
+        "--dir",
+        dir,
+        "--name",
+        "agency",
+        "--lifetime-days",
+        "30",
+    ])
+    .await;
+    let new_pem = std::fs::read_to_string(t.pki_dir.join("agency.pem")).unwrap();
+    assert_ne!(old_pem, new_pem);
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(new_pem.as_bytes()).unwrap();
+    let principal = creditmesh_pki::principal_of(&der, "creditmesh.xinjiang").unwrap();
+    assert_eq!(principal.subject, "91650102MA7XJ0003G");
+    check(t.node("agency").await)
+        .await
+        .expect("the renewed certificate");
+    check(old)
+        .await
+        .expect("the old certificate until it expires");
     t.stop().await;
 }

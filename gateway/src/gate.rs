@@ -1,0 +1,253 @@
+//! One tower layer in front of every route of a listener — health, reflection and the proxy
+//! alike: it names the caller (once per connection), charges its rate, gives the call a place
+//! among those in flight (in total, in its tenant's share, per caller) held until the response
+//! ends, and records the call's span and metrics.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use creditmesh_domain::Principal;
+use creditmesh_pki::ServerTls;
+use creditmesh_rpc::connections::Activity;
+use creditmesh_rpc::in_flight::hold_until_end;
+use http::{Request, Response};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
+use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::limits::Limits;
+use crate::policy::Role;
+
+/// Who is calling, as the gateway derived it from the connection.
+pub struct Caller {
+    pub principal: Principal,
+    pub role: Role,
+    /// The principal's SPIFFE id; `public` for the public.
+    pub id: Arc<str>,
+    /// What rates and per-caller places are counted by: the principal, or the client address
+    /// for the public.
+    pub key: Arc<str>,
+    /// The tenant whose share the call takes; `public` for the public.
+    pub tenant: Arc<str>,
+    /// The client certificate's serial, checked on every call against the revocation list.
+    pub serial: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct GateLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    limits: Arc<Limits>,
+    /// The node listener's TLS configuration, whose revocation list applies to connections
+    /// opened before a certificate was revoked.
+    tls: Option<Arc<ServerTls>>,
+    trust_domain: Arc<str>,
+    public: bool,
+    metrics: Metrics,
+}
+
+impl GateLayer {
+    /// `tls` is the node listener's configuration; `None` for the public listener.
+    pub fn new(limits: Arc<Limits>, trust_domain: &str, tls: Option<Arc<ServerTls>>) -> Self {
+        let public = tls.is_none();
+        Self {
+            shared: Arc::new(Shared {
+                limits,
+                tls,
+                trust_domain: trust_domain.into(),
+                public,
+                metrics: Metrics::new(),
+            }),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = Gate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Gate {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn caller<B>(&self, req: &Request<B>) -> Result<Arc<Caller>, Status> {
+        let activity = req.extensions().get::<Arc<Activity>>();
+        let known = activity
+            .and_then(|a| a.caller.get())
+            .and_then(|c| c.clone().downcast::<Caller>().ok());
+        let caller = match known {
+            Some(c) => c,
+            None => {
+                let caller = Arc::new(self.derive(req)?);
+                if let Some(a) = activity {
+                    let _ = a.caller.set(caller.clone());
+                }
+                caller
+            }
+        };
+        if let (Some(tls), Some(serial)) = (&self.tls, &caller.serial)
+            && tls.is_revoked(serial)
+        {
+            tracing::warn!(caller = %caller.id, "call with a revoked certificate refused");
+            return Err(Status::unauthenticated("client certificate revoked"));
+        }
+        Ok(caller)
+    }
+
+    fn derive<B>(&self, req: &Request<B>) -> Result<Caller, Status> {
+        let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        if self.public {
+            let address = info
+                .and_then(|i| i.get_ref().remote_addr())
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            return Ok(Caller {
+                principal: Principal::public(),
+                role: Role::Public,
+                id: "public".into(),
+                key: address.into(),
+                tenant: "public".into(),
+                serial: None,
+            });
+        }
+        let certs = info
+            .and_then(|i| i.peer_certs())
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let principal = creditmesh_pki::principal_of(leaf, &self.trust_domain)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        let id: Arc<str> = principal.spiffe_id(&self.trust_domain).into();
+        let serial = creditmesh_pki::serial_of(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        Ok(Caller {
+            serial: Some(serial),
+            role: Role::of(&principal),
+            key: id.clone(),
+            id,
+            tenant: principal.tenant.to_string().into(),
+            principal,
+        })
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<Request<B>> for Gate<S>
+where
+    S: tower::Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let span = tracing::info_span!(
+            "gateway",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.method = %method,
+            public = shared.public,
+            tenant = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
+        let started = std::time::Instant::now();
+        Box::pin(
+            async move {
+                let admitted = shared.caller(&req).and_then(|caller| {
+                    tracing::Span::current().record("tenant", &*caller.tenant);
+                    let permits = shared.limits.admit(&caller)?;
+                    Ok((caller, permits))
+                });
+                let (tenant, response) = match admitted {
+                    Ok((caller, permits)) => {
+                        let tenant = caller.tenant.clone();
+                        req.extensions_mut().insert(caller);
+                        let Ok(response) = inner.call(req).await;
+                        (tenant, hold_until_end(response, permits))
+                    }
+                    Err(status) => (Arc::from(""), status.into_http()),
+                };
+                // Unary calls that fail answer their status in the headers; the rest are OK
+                // as far as the gateway can tell without holding the body.
+                let status = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0");
+                tracing::Span::current().record("rpc.grpc.status_code", status);
+                shared
+                    .metrics
+                    .record(&method, &tenant, status, started.elapsed());
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Request metrics per method, tenant and status.
+struct Metrics {
+    calls: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+impl Metrics {
+    fn record(&self, method: &str, tenant: &str, status: &str, elapsed: std::time::Duration) {
+        let attrs = [
+            KeyValue::new("rpc.method", method.to_owned()),
+            KeyValue::new("tenant", tenant.to_owned()),
+            KeyValue::new("rpc.grpc.status_code", status.to_owned()),
+        ];
+        self.calls.add(1, &attrs);
+        self.duration.record(elapsed.as_secs_f64(), &attrs);
+    }
+
+    fn new() -> Self {
+        let meter = opentelemetry::global::meter("creditmesh.gateway");
+        Self {
+            calls: meter
+                .u64_counter("creditmesh.gateway.calls")
+                .with_description("calls through the gateway")
+                .build(),
+            duration: meter
+                .f64_histogram("creditmesh.gateway.duration")
+                .with_unit("s")
+                .with_description("time from request to response headers")
+                .build(),
+        }
+    }
+}
