@@ -19,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
-/// Descriptors kept back from connections for databases, backends, files and logs.
+/// Descriptors kept back from connections for databases, backends, files and logs: a quarter
+/// of the limit, at least this many.
 pub const RESERVED_DESCRIPTORS: u64 = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,7 +74,7 @@ impl Budget {
     /// `max_connections`, lowered to what the descriptor limit leaves after the reserve.
     pub fn new(max_connections: u32) -> Arc<Self> {
         let by_descriptors = raise_descriptor_limit()
-            .map(|n| n.saturating_sub(RESERVED_DESCRIPTORS) as usize)
+            .map(|n| n.saturating_sub(RESERVED_DESCRIPTORS.max(n / 4)) as usize)
             .unwrap_or(usize::MAX);
         let total = (max_connections as usize).min(by_descriptors).max(1);
         Arc::new(Self {

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use creditmesh_proto::complaints::v1::TrackComplaintRequest;
@@ -16,7 +17,182 @@ use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 
-crate::on_both_engines!(migrate_is_repeatable);
+crate::on_both_engines!(
+    migrate_is_repeatable,
+    idle_connections_under_a_descriptor_limit_leave_the_node_listener_working,
+);
+
+/// The public listener flooded with connections that complete TLS and then send nothing, from
+/// many addresses, at a gateway process limited to 512 descriptors: the flood is held to the
+/// public listener's share, and agencies on the node listener are served throughout.
+async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_working(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_database(engine, dir.path()).await else {
+        return;
+    };
+    // The flood's sockets live in this process too.
+    creditmesh_rpc::connections::raise_descriptor_limit();
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let (node_port, public_port) = (free_port(), free_port());
+    let mut config = format!(
+        "pki_dir = \"{}\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
+         [node]\nlisten = \"127.0.0.1:{node_port}\"\n[public]\nlisten = \"127.0.0.1:{public_port}\"\n\
+         [gateway.connections]\nfirst_call_seconds = 120\n[gateway.rate_per_second]\npublic = 0\n",
+        pki.display(),
+        db.url
+    );
+    for name in ["filing", "review", "disclosure", "complaints", "datapush"] {
+        let port = free_port();
+        config.push_str(&format!(
+            "[services.{name}]\nlisten = \"127.0.0.1:{port}\"\n[backends.{name}]\nurl = \"https://127.0.0.1:{port}\"\n"
+        ));
+    }
+    let config_path = dir.path().join("creditmesh.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let _services = Command::new(BIN)
+        .args([
+            "serve",
+            "--services",
+            "filing,review,disclosure,complaints,datapush",
+        ])
+        .arg("--config")
+        .arg(&config_path)
+        .env_remove("CREDITMESH_DATABASE__URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let _gateway = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 512 && exec \"$0\" gateway --config \"$1\"")
+        .arg(BIN)
+        .arg(&config_path)
+        .env_remove("CREDITMESH_DATABASE__URL")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let node: std::net::SocketAddr = format!("127.0.0.1:{node_port}").parse().unwrap();
+    let public: std::net::SocketAddr = format!("127.0.0.1:{public_port}").parse().unwrap();
+    let check = |ch| async move {
+        tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "creditmesh.filing.v1.FilingService".into(),
+            })
+            .await
+            .ok()
+            .filter(|r| r.get_ref().status == 1)
+    };
+    eventually("the mesh serving", Duration::from_secs(60), || {
+        let pki = pki.clone();
+        async move {
+            check(
+                creditmesh_tests::try_mtls(node, &pki, "agency")
+                    .await
+                    .ok()?,
+            )
+            .await
+        }
+    })
+    .await;
+
+    let tls = Arc::new(public_tls_config(&pki));
+    let mut flood = Vec::new();
+    let mut refused = 0;
+    for host in 2..=11u8 {
+        let attempts = (0..64).map(|_| {
+            let tls = tls.clone();
+            async move {
+                let socket = tokio::net::TcpSocket::new_v4().ok()?;
+                socket.bind(([127, 0, 0, host], 0).into()).ok()?;
+                let tcp = socket.connect(public).await.ok()?;
+                let connect = tokio_rustls::TlsConnector::from(tls).connect(
+                    rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                    tcp,
+                );
+                let mut stream = tokio::time::timeout(Duration::from_secs(10), connect)
+                    .await
+                    .ok()?
+                    .ok()?;
+                // A refused connection reads as closed at once.
+                let mut b = [0u8; 1];
+                use tokio::io::AsyncReadExt;
+                match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut b)).await {
+                    Err(_) => Some(stream),
+                    Ok(_) => None,
+                }
+            }
+        });
+        for held in futures::future::join_all(attempts).await {
+            match held {
+                Some(s) => flood.push(s),
+                None => refused += 1,
+            }
+        }
+    }
+    // 512 descriptors leave 384 places, of which the public listener takes at most 288.
+    assert!(
+        refused > 0,
+        "all {} flood connections were kept",
+        flood.len()
+    );
+    assert!(flood.len() <= 288, "{} flood connections kept", flood.len());
+    assert!(
+        flood.len() >= 200,
+        "only {} flood connections kept",
+        flood.len()
+    );
+
+    // Agencies on the node listener are served while the flood holds its connections.
+    for _ in 0..5 {
+        let ch = tokio::time::timeout(
+            Duration::from_secs(10),
+            creditmesh_tests::try_mtls(node, &pki, "agency"),
+        )
+        .await
+        .expect("connect in time")
+        .expect("an agency connects during the flood");
+        tokio::time::timeout(Duration::from_secs(10), check(ch))
+            .await
+            .expect("answered in time")
+            .expect("served during the flood");
+    }
+    drop(flood);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.contains("accept failed"),
+        "the gateway ran out of descriptors:\n{}",
+        log.lines()
+            .filter(|l| l.contains("accept failed"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains("connections refused at their limit"), "{log}");
+    assert!(log.contains("connections=384"), "{log}");
+}
+
+/// TLS towards the public listener as a browser would: the CA, no client certificate.
+fn public_tls_config(pki: &Path) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(pki.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
 
 struct Dev {
     child: Child,
@@ -25,8 +201,12 @@ struct Dev {
     banner: String,
 }
 
+/// `creditmesh dev` on port 0; its stderr goes to `DATA_DIR/stderr.log`.
 async fn start_dev(data_dir: &Path) -> Dev {
-    let mut child = Command::new(BIN)
+    std::fs::create_dir_all(data_dir).unwrap();
+    let stderr = std::fs::File::create(data_dir.join("stderr.log")).unwrap();
+    let mut command = Command::new(BIN);
+    command
         .args(["dev", "--data-dir"])
         .arg(data_dir)
         .args([
@@ -36,9 +216,10 @@ async fn start_dev(data_dir: &Path) -> Dev {
             "127.0.0.1:0",
         ])
         .env_remove("CREDITMESH_DATABASE__URL")
-        .env("CREDITMESH_GATEWAY__RATE_PER_SECOND__PUBLIC", "0")
+        .env("CREDITMESH_GATEWAY__RATE_PER_SECOND__PUBLIC", "0");
+    let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn creditmesh dev");
@@ -53,9 +234,14 @@ async fn start_dev(data_dir: &Path) -> Dev {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), read)
+    if tokio::time::timeout(Duration::from_secs(60), read)
         .await
-        .expect("dev prints its banner");
+        .is_err()
+        || banner.is_empty()
+    {
+        let log = std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
+        panic!("dev printed no banner; its log:\n{log}");
+    }
     let addr = |label: &str| {
         banner
             .lines()
