@@ -187,11 +187,15 @@ where
         let started = std::time::Instant::now();
         Box::pin(
             async move {
-                let admitted = shared.caller(&req).and_then(|caller| {
-                    tracing::Span::current().record("tenant", &*caller.tenant);
-                    let permits = shared.limits.admit(&caller)?;
-                    Ok((caller, permits))
-                });
+                let admitted = shared
+                    .limits
+                    .check_headers(req.headers())
+                    .and_then(|()| shared.caller(&req))
+                    .and_then(|caller| {
+                        tracing::Span::current().record("tenant", &*caller.tenant);
+                        let permits = shared.limits.admit(&caller)?;
+                        Ok((caller, permits))
+                    });
                 let (tenant, response) = match admitted {
                     Ok((caller, permits)) => {
                         let tenant = caller.tenant.clone();

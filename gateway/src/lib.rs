@@ -193,7 +193,9 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
 
 fn server(limits: &LimitsConfig) -> Server {
     Server::builder()
-        .http2_max_header_list_size(limits.max_header_list_bytes)
+        // The gate refuses lists above the configured size with a gRPC status; HTTP/2 answers
+        // a bare 431 only far beyond it.
+        .http2_max_header_list_size(limits.max_header_list_bytes.saturating_mul(16))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))

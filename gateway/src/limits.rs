@@ -29,7 +29,9 @@ pub struct LimitsConfig {
     pub max_calls_per_caller: u32,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
-    /// Largest HTTP/2 header list a caller may send.
+    /// Largest header list a call may carry (names, values and 32 bytes each, as HTTP/2
+    /// counts them); beyond it the call is refused with `RESOURCE_EXHAUSTED`. HTTP/2 itself
+    /// refuses lists above 16 times this with a bare 431.
     pub max_header_list_bytes: u32,
     /// Connections the gateway keeps to each backend, used in turn.
     pub backend_connections: u32,
@@ -109,6 +111,7 @@ impl RateLimits {
 }
 
 pub struct Limits {
+    max_header_list_bytes: usize,
     in_flight: Arc<Semaphore>,
     max_in_flight: u32,
     per_tenant: Arc<Counts>,
@@ -146,6 +149,7 @@ impl Limits {
             }
         }
         Self {
+            max_header_list_bytes: cfg.max_header_list_bytes as usize,
             in_flight: Arc::new(Semaphore::new(cfg.max_concurrent_calls as usize)),
             max_in_flight: cfg.max_concurrent_calls,
             per_tenant: Counts::new(cfg.max_calls_per_tenant, "tenant"),
@@ -153,6 +157,21 @@ impl Limits {
             rates,
             config: cfg.rate_per_second.clone(),
         }
+    }
+
+    /// Refuses a header list above the limit with a status the caller's gRPC stack can read.
+    pub fn check_headers(&self, headers: &http::HeaderMap) -> Result<(), Status> {
+        let size: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        if size > self.max_header_list_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "request headers of {size} bytes exceed the limit of {} bytes",
+                self.max_header_list_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Charges the caller's rate and gives its call places among the calls in flight (its

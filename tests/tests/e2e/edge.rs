@@ -23,6 +23,7 @@ crate::on_both_engines!(
     connections_are_capped_per_address_and_the_node_share_is_kept,
     health_and_reflection_count_against_the_limits,
     a_tenant_beyond_its_share_leaves_the_others_their_places,
+    an_oversized_header_list_is_a_grpc_status,
 );
 
 const PUBLIC_SERVICE: &str = "creditmesh.complaints.v1.ComplaintService";
@@ -385,5 +386,31 @@ async fn a_tenant_beyond_its_share_leaves_the_others_their_places(engine: Engine
         .await
         .expect("the public keeps its places");
     drop(watches);
+    t.stop().await;
+}
+
+async fn an_oversized_header_list_is_a_grpc_status(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let call = |ch, bytes: usize| async move {
+        let mut req = tonic::Request::new(HealthCheckRequest {
+            service: PUBLIC_SERVICE.into(),
+        });
+        req.metadata_mut()
+            .insert("x-padding", "a".repeat(bytes).parse().unwrap());
+        HealthClient::new(ch).check(req).await.map(|_| ())
+    };
+    for ch in [t.public().await, t.node("agency").await] {
+        call(ch.clone(), 8 * 1024).await.expect("within the limit");
+        let refused = call(ch.clone(), 20 * 1024).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("exceed the limit"),
+            "{refused:?}"
+        );
+        // The connection is still good.
+        call(ch, 100).await.expect("after a refusal");
+    }
     t.stop().await;
 }
