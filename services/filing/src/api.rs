@@ -135,7 +135,8 @@ impl Api {
         conn: &mut creditmesh_storage::sqlx::AnyConnection,
         row: FilingRow,
     ) -> Result<Filing, Error> {
-        let history = store::history(conn, &row.tenant, &row.filing_id).await?;
+        let newest = store::history(conn, &row.tenant, &row.filing_id, HISTORY_SHOWN + 1).await?;
+        let (history, history_truncated) = bounded_history(newest);
         let facts: Facts = serde_json::from_str(&row.facts)
             .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
         Ok(Filing {
@@ -153,16 +154,9 @@ impl Api {
                 calendar_version: row.calendar_version,
                 provisional: row.review_provisional,
             }),
-            history: history
-                .into_iter()
-                .map(|h| common::StatusChange {
-                    status: h.status,
-                    changed_at: Some(timestamp(h.changed_at)),
-                    principal: h.principal,
-                    note: h.note,
-                })
-                .collect(),
+            history,
             form: Some(form_from(&facts)),
+            history_truncated,
         })
     }
 
@@ -232,4 +226,31 @@ impl FilingService for Api {
     ) -> Result<Response<ListFilingsResponse>, Status> {
         crate::reads::list_filings(self, request).await
     }
+}
+
+/// Status changes a filing shows at most, and the notes' bytes.
+const HISTORY_SHOWN: i64 = 200;
+const HISTORY_BYTES: usize = 1024 * 1024;
+
+/// The newest entries (given newest first) within both bounds, oldest first, and whether
+/// older ones were left out.
+fn bounded_history(newest: Vec<store::HistoryRow>) -> (Vec<common::StatusChange>, bool) {
+    let mut truncated = newest.len() as i64 > HISTORY_SHOWN;
+    let mut bytes = 0;
+    let mut shown = Vec::new();
+    for h in newest.into_iter().take(HISTORY_SHOWN as usize) {
+        bytes += h.note.len() + h.principal.len() + h.status.len();
+        if bytes > HISTORY_BYTES && !shown.is_empty() {
+            truncated = true;
+            break;
+        }
+        shown.push(common::StatusChange {
+            status: h.status,
+            changed_at: Some(timestamp(h.changed_at)),
+            principal: h.principal,
+            note: h.note,
+        });
+    }
+    shown.reverse();
+    (shown, truncated)
 }

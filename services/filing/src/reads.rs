@@ -41,6 +41,10 @@ pub(crate) async fn list_filings(
     edge::read(list(api, &ctx, &req)).await
 }
 
+/// Encoded bytes after which a page of filings ends (a stock client accepts 4 MiB; one filing
+/// shows at most about 1 MiB of history).
+const PAGE_BYTES: usize = 3 * 512 * 1024;
+
 async fn list(
     api: &Api,
     ctx: &CallContext,
@@ -104,10 +108,18 @@ async fn list(
         limit + 1,
     )
     .await?;
-    let more = rows.len() as i64 > limit;
+    let mut more = rows.len() as i64 > limit;
     let mut filings = Vec::new();
+    let mut bytes = 0;
     for row in rows.into_iter().take(limit as usize) {
-        filings.push(api.filing_proto(&mut tx, row).await?);
+        let filing = api.filing_proto(&mut tx, row).await?;
+        // A page ends early rather than outgrow what a stock client accepts.
+        bytes += prost::Message::encoded_len(&filing);
+        if bytes > PAGE_BYTES && !filings.is_empty() {
+            more = true;
+            break;
+        }
+        filings.push(filing);
     }
     let next_page_token = if more {
         filings

@@ -322,17 +322,20 @@ pub async fn add_history(
     Ok(())
 }
 
+/// The newest `limit` entries of a filing's history, newest first.
 pub async fn history(
     conn: &mut AnyConnection,
     tenant: &str,
     filing_id: &str,
+    limit: i64,
 ) -> Result<Vec<HistoryRow>, StorageError> {
     let rows = sqlx::query(
         "SELECT status, changed_at, principal, note FROM filing_history \
-         WHERE tenant = $1 AND filing_id = $2 ORDER BY seq",
+         WHERE tenant = $1 AND filing_id = $2 ORDER BY seq DESC LIMIT $3",
     )
     .bind(tenant.to_owned())
     .bind(filing_id.to_owned())
+    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

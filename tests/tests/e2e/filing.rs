@@ -27,6 +27,7 @@ crate::on_both_engines!(
     annual_reports_stop_at_revocation_and_the_ban_holds,
     deregistration_completes_with_a_disposal_record,
     uploads_are_checked_on_their_bytes,
+    long_histories_are_bounded_and_pages_fit_a_stock_client,
 );
 
 pub const KASHGAR: &str = "91653101MA78KT005T";
@@ -707,5 +708,115 @@ async fn documents_live_in_an_s3_compatible_store() {
     let bucket = creditmesh_storage::Blobs::open(&url, staging.path()).unwrap();
     assert!(bucket.exists(&sha).await.unwrap());
     assert_eq!(bucket.read(&sha).await.unwrap(), bytes);
+    t.stop().await;
+}
+
+/// Appends `n` status changes with notes of `note_bytes` to a filing, as years of changes
+/// would.
+async fn pad_history(t: &TestMesh, filing: &Filing, n: i64, note_bytes: usize) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&t.admin_db_url("filing"))
+        .await
+        .unwrap();
+    let start: i64 = sqlx::query_scalar(
+        "SELECT history_seq FROM filing_filing WHERE tenant = $1 AND filing_id = $2",
+    )
+    .bind(filing.tenant.clone())
+    .bind(filing.filing_id.clone())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    for i in 1..=n {
+        sqlx::query(
+            "INSERT INTO filing_history (tenant, filing_id, seq, status, changed_at, principal, note) \
+             VALUES ($1, $2, $3, 'active', $4, 'spiffe://creditmesh.xinjiang/regulator/653100', $5)",
+        )
+        .bind(filing.tenant.clone())
+        .bind(filing.filing_id.clone())
+        .bind(start + i)
+        .bind(1_700_000_000_000_000 + i)
+        .bind(format!("{i:06} {}", "x".repeat(note_bytes)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE filing_filing SET history_seq = $1 WHERE tenant = $2 AND filing_id = $3")
+        .bind(start + n)
+        .bind(filing.tenant.clone())
+        .bind(filing.filing_id.clone())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+}
+
+async fn long_histories_are_bounded_and_pages_fit_a_stock_client(engine: Engine) {
+    let Some(t) = mesh(engine).await else {
+        return;
+    };
+    let (mut agency, filing) = active_kashgar_filing(&t).await;
+    let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
+    let req = application(&mut beijing, BEIJING, "2019-03-01", "b-long").await;
+    let other = beijing
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+
+    // Many short entries: the newest 200, oldest first, and the flag.
+    pad_history(&t, &filing, 300, 10).await;
+    let shown = agency
+        .get_filing(GetFilingRequest {
+            filing_id: filing.filing_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    assert_eq!(shown.history.len(), 200);
+    assert!(shown.history_truncated);
+    assert!(shown.history.last().unwrap().note.starts_with("000300 "));
+    assert!(shown.history[0].note.starts_with("000101 "));
+
+    // Long notes: the history stops at about 1 MiB, and a page of filings stops at about
+    // 1.5 MiB, each well within the 4 MiB a stock client accepts.
+    pad_history(&t, &filing, 150, 20_000).await;
+    pad_history(&t, &other, 150, 20_000).await;
+    let mut region = FilingServiceClient::new(t.node("regulator-650000").await);
+    let first = region
+        .list_filings(ListFilingsRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .expect("a page within a stock client's limit")
+        .into_inner();
+    let size = prost::Message::encoded_len(&first);
+    assert!(size < 3 * 1024 * 1024, "{size} bytes");
+    assert_eq!(first.filings.len(), 1, "the page ends after 1.5 MiB");
+    assert!(first.filings[0].history_truncated);
+    assert!(!first.next_page_token.is_empty());
+    let second = region
+        .list_filings(ListFilingsRequest {
+            page_size: 500,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.filings.len(), 1);
+    let mut ids = [
+        first.filings[0].filing_id.clone(),
+        second.filings[0].filing_id.clone(),
+    ];
+    ids.sort();
+    let mut expected = [filing.filing_id, other.filing_id];
+    expected.sort();
+    assert_eq!(ids, expected);
     t.stop().await;
 }
