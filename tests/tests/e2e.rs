@@ -7,6 +7,7 @@ mod e2e {
     pub mod durability;
     pub mod edge;
     pub mod filing;
+    pub mod fuzz;
     pub mod lifecycle;
     pub mod mesh;
     pub mod plans;
