@@ -1,7 +1,9 @@
 //! `creditmesh bench gateway`: unary load over mutual TLS against one service directly and
-//! through the gateway, in the same run, on persistent connections. Saturation mode finds
-//! each path's throughput; fixed-rate mode (open loop, at half the direct saturation rate)
-//! measures what the gateway adds to latency. Latencies go into HDR histograms.
+//! through the gateway, in the same run, on persistent connections, for two calls: a read
+//! from the database, and a call the backend refuses by validation alone (so that the proxy's
+//! own cost dominates). Saturation mode finds each path's throughput; fixed-rate mode (open
+//! loop, at half the direct saturation rate) measures what the gateway adds to latency.
+//! Latencies go into HDR histograms.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ struct Path {
     /// Set when calling a backend directly: the principal the gateway would forward.
     forwarded_principal: bool,
     request: TrackComplaintRequest,
+    /// The answer that counts as served.
+    expect: tonic::Code,
 }
 
 impl Path {
@@ -47,10 +51,15 @@ impl Path {
                 tonic::metadata::MetadataValue::from_static("public"),
             );
         }
-        ComplaintServiceClient::new(ch)
-            .track_complaint(req)
-            .await
-            .map(|_| ())
+        let answer = ComplaintServiceClient::new(ch).track_complaint(req).await;
+        match answer {
+            Ok(_) if self.expect == tonic::Code::Ok => Ok(()),
+            Err(e) if e.code() == self.expect => Ok(()),
+            Ok(_) => Err(tonic::Status::unknown(
+                "served where a refusal was expected",
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -201,42 +210,142 @@ fn channels(n: usize, url: &str, tls: &Arc<ClientTls>, name: &str) -> Result<Vec
         .collect()
 }
 
+/// A mesh for a benchmark: a fresh PKI and database (a fresh PostgreSQL database on
+/// `postgres`, SQLite otherwise), every limit but the connection caps off.
+pub(crate) struct BenchMesh {
+    pub mesh: crate::Mesh,
+    pub pki: std::path::PathBuf,
+    pub url: String,
+    pub engine: &'static str,
+    dir: std::path::PathBuf,
+    drop_db: Option<(String, String)>,
+}
+
+impl BenchMesh {
+    pub async fn start(
+        tag: &str,
+        postgres: Option<&str>,
+        db_connections: u32,
+        poll_interval: Duration,
+    ) -> Result<Self> {
+        use creditmesh_storage::sqlx::{self, Connection};
+        let dir =
+            std::env::temp_dir().join(format!("creditmesh-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pki = dir.join("pki");
+        creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
+        let (url, engine, drop_db) = match postgres {
+            Some(base) => {
+                let name = format!("cmbench_{tag}_{}", std::process::id());
+                let mut conn = sqlx::PgConnection::connect(base).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name}"
+                )))
+                .execute(&mut conn)
+                .await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await?;
+                let (head, _) = base.rsplit_once('/').context("a URL with a database")?;
+                (
+                    format!("{head}/{name}"),
+                    "postgres",
+                    Some((base.to_owned(), name)),
+                )
+            }
+            None => (
+                format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
+                "sqlite",
+                None,
+            ),
+        };
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mesh = start_mesh(MeshOptions {
+            runtime: crate::mesh::Runtime {
+                pki_dir: pki.clone(),
+                trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
+                clock: Arc::new(SystemClock),
+                calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
+                blob_store: dir.join("blobs").display().to_string(),
+                staging_dir: dir.join("staging"),
+                spot_check_percent: [10, 5, 20, 50],
+                review_routing: Default::default(),
+                measures: None,
+            },
+            database: creditmesh_storage::DbConfig {
+                url: url.clone(),
+                max_connections: db_connections,
+                ..Default::default()
+            },
+            node_listen: any,
+            public_listen: any,
+            poll_interval,
+            limits: creditmesh_gateway::LimitsConfig {
+                rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
+                max_concurrent_calls: 1 << 20,
+                max_calls_per_tenant: 1 << 20,
+                max_calls_per_caller: 1 << 20,
+                ..Default::default()
+            },
+        })
+        .await?;
+        Ok(Self {
+            mesh,
+            pki,
+            url,
+            engine,
+            dir,
+            drop_db,
+        })
+    }
+
+    /// `n` channels to the node listener presenting the development certificate `name`.
+    pub fn node(&self, n: usize, name: &str) -> Result<Vec<Channel>> {
+        let tls = ClientTls::client(TlsFiles::in_dir(&self.pki, name))?;
+        channels(
+            n,
+            &format!("https://{}", self.mesh.node_addr),
+            &tls,
+            "localhost",
+        )
+    }
+
+    /// A channel to the public listener, trusting the development CA.
+    pub fn public(&self) -> Result<Channel> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+        let ca = std::fs::read_to_string(self.pki.join("ca.pem"))?;
+        Ok(
+            Endpoint::from_shared(format!("https://{}", self.mesh.public_addr))?
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )?
+                .connect_lazy(),
+        )
+    }
+
+    pub async fn stop(self) -> Result<()> {
+        use creditmesh_storage::sqlx::{self, Connection};
+        self.mesh.shutdown(Duration::from_secs(5)).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((base, name)) = self.drop_db {
+            let mut conn = sqlx::PgConnection::connect(&base).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
-    let dir = std::env::temp_dir().join(format!("creditmesh-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pki = dir.join("pki");
-    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
-    let limits = creditmesh_gateway::LimitsConfig {
-        rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
-        max_concurrent_calls: 1 << 20,
-        ..Default::default()
-    };
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mesh = start_mesh(MeshOptions {
-        runtime: crate::mesh::Runtime {
-            pki_dir: pki.clone(),
-            trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
-            clock: Arc::new(SystemClock),
-            calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
-            blob_store: dir.join("blobs").display().to_string(),
-            staging_dir: dir.join("staging"),
-            spot_check_percent: [10, 5, 20, 50],
-            review_routing: Default::default(),
-            measures: None,
-        },
-        // Two connections per service: on two cores, more SQLite worker threads only add
-        // context switches to both paths alike.
-        database: creditmesh_storage::DbConfig {
-            url: format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
-            max_connections: 2,
-            ..Default::default()
-        },
-        node_listen: any,
-        public_listen: any,
-        poll_interval: Duration::from_secs(1),
-        limits,
-    })
-    .await?;
+    // Two connections per service: on two cores, more SQLite worker threads only add
+    // context switches to both paths alike.
+    let bench = BenchMesh::start("gateway", None, 2, Duration::from_secs(1)).await?;
+    let (mesh, pki) = (&bench.mesh, &bench.pki);
     let backend = mesh
         .services
         .iter()
@@ -246,20 +355,14 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
 
     // The gateway's own identity reaches the backend directly; an agency goes through the
     // gateway's node listener. Both over mutual TLS.
-    let as_gateway = ClientTls::client(TlsFiles::in_dir(&pki, "service-gateway"))?;
-    let as_agency = ClientTls::client(TlsFiles::in_dir(&pki, "agency"))?;
+    let as_gateway = ClientTls::client(TlsFiles::in_dir(pki, "service-gateway"))?;
     let direct_channels = channels(
         opts.connections,
         &format!("https://{backend}"),
         &as_gateway,
         "complaints",
     )?;
-    let gateway_channels = channels(
-        opts.connections,
-        &format!("https://{}", mesh.node_addr),
-        &as_agency,
-        "localhost",
-    )?;
+    let gateway_channels = bench.node(opts.connections, "agency")?;
 
     let mut seed = ComplaintServiceClient::new(gateway_channels[0].clone());
     let submitted = seed
@@ -281,35 +384,51 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         channels: direct_channels,
         forwarded_principal: true,
         request: request.clone(),
+        expect: tonic::Code::Ok,
     };
     let through = Path {
         channels: gateway_channels,
         forwarded_principal: false,
         request,
+        expect: tonic::Code::Ok,
     };
+    let refused = |p: &Path| Path {
+        request: TrackComplaintRequest::default(),
+        expect: tonic::Code::InvalidArgument,
+        ..p.clone()
+    };
+    let (direct_refused, through_refused) = (refused(&direct), refused(&through));
 
+    eprintln!("bench: the database read");
+    let mut figures = compare(&direct, &through, opts).await;
+    eprintln!("bench: the call refused by validation");
+    figures["refused"] = compare(&direct_refused, &through_refused, opts).await;
+    figures["refused"]["method"] = "TrackComplaint without a tracking number".into();
+
+    bench.stop().await?;
+    figures["method"] = "creditmesh.complaints.v1.ComplaintService/TrackComplaint".into();
+    figures["concurrency"] = opts.concurrency.into();
+    figures["connections"] = opts.connections.into();
+    figures["seconds"] = opts.seconds.into();
+    Ok(figures)
+}
+
+/// Saturation and fixed rate on one call, directly and through the gateway.
+async fn compare(direct: &Path, through: &Path, opts: BenchOptions) -> serde_json::Value {
     eprintln!("bench: saturating the backend directly ({}s)", opts.seconds);
-    let direct_sat = saturate(&direct, opts).await;
+    let direct_sat = saturate(direct, opts).await;
     eprintln!("bench: saturating through the gateway ({}s)", opts.seconds);
-    let gateway_sat = saturate(&through, opts).await;
+    let gateway_sat = saturate(through, opts).await;
     let rate = direct_sat.rps / 2.0;
     eprintln!("bench: fixed rate {rate:.0}/s, directly then through the gateway");
-    let (direct_fixed, gateway_fixed) = fixed_rate_alternating(&direct, &through, rate, opts).await;
-
-    mesh.shutdown(Duration::from_secs(5)).await;
-    let _ = std::fs::remove_dir_all(&dir);
-
+    let (direct_fixed, gateway_fixed) = fixed_rate_alternating(direct, through, rate, opts).await;
     let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
     let ratio = if direct_sat.rps > 0.0 {
         gateway_sat.rps / direct_sat.rps
     } else {
         0.0
     };
-    Ok(json!({
-        "method": "creditmesh.complaints.v1.ComplaintService/TrackComplaint",
-        "concurrency": opts.concurrency,
-        "connections": opts.connections,
-        "seconds": opts.seconds,
+    json!({
         "direct_rps": (direct_sat.rps * 10.0).round() / 10.0,
         "gateway_rps": (gateway_sat.rps * 10.0).round() / 10.0,
         "ratio": (ratio * 1000.0).round() / 1000.0,
@@ -325,10 +444,9 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         "added_p50_ms": ((ms(&gateway_fixed, 0.5) - ms(&direct_fixed, 0.5)) * 1000.0).round() / 1000.0,
         "added_p99_ms": ((ms(&gateway_fixed, 0.99) - ms(&direct_fixed, 0.99)) * 1000.0).round() / 1000.0,
         "errors": direct_sat.errors + gateway_sat.errors + direct_fixed.errors + gateway_fixed.errors,
-    }))
+    })
 }
 
-#[derive(Debug, Clone)]
 pub struct DeliveryOptions {
     pub seconds: u64,
     /// Complaints submitted per second, open loop.
@@ -343,71 +461,15 @@ pub struct DeliveryOptions {
 pub async fn delivery(opts: DeliveryOptions) -> Result<serde_json::Value> {
     use creditmesh_storage::sqlx::{self, Connection};
 
-    let dir =
-        std::env::temp_dir().join(format!("creditmesh-bench-delivery-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pki = dir.join("pki");
-    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_pki::DEFAULT_TRUST_DOMAIN)?;
-    let (url, engine, drop_db) = match &opts.postgres {
-        Some(base) => {
-            let name = format!("cmbench_{}", std::process::id());
-            let mut conn = sqlx::PgConnection::connect(base).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(&mut conn)
-            .await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await?;
-            let (head, _) = base.rsplit_once('/').context("a URL with a database")?;
-            (
-                format!("{head}/{name}"),
-                "postgres",
-                Some((base.clone(), name)),
-            )
-        }
-        None => (
-            format!("sqlite://{}/db/{{service}}.sqlite", dir.display()),
-            "sqlite",
-            None,
-        ),
-    };
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mesh = start_mesh(MeshOptions {
-        runtime: crate::mesh::Runtime {
-            pki_dir: pki.clone(),
-            trust_domain: creditmesh_pki::DEFAULT_TRUST_DOMAIN.into(),
-            clock: Arc::new(SystemClock),
-            calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
-            blob_store: dir.join("blobs").display().to_string(),
-            staging_dir: dir.join("staging"),
-            spot_check_percent: [10, 5, 20, 50],
-            review_routing: Default::default(),
-            measures: None,
-        },
-        database: creditmesh_storage::DbConfig {
-            url: url.clone(),
-            max_connections: 4,
-            ..Default::default()
-        },
-        node_listen: any,
-        public_listen: any,
-        poll_interval: Duration::from_millis(200),
-        limits: creditmesh_gateway::LimitsConfig {
-            rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
-            max_concurrent_calls: 1 << 20,
-            ..Default::default()
-        },
-    })
-    .await?;
-    let as_agency = ClientTls::client(TlsFiles::in_dir(&pki, "agency"))?;
-    let channels = channels(
+    let bench = BenchMesh::start(
+        "delivery",
+        opts.postgres.as_deref(),
         4,
-        &format!("https://{}", mesh.node_addr),
-        &as_agency,
-        "localhost",
-    )?;
+        Duration::from_millis(200),
+    )
+    .await?;
+    let (url, engine) = (bench.url.clone(), bench.engine);
+    let channels = bench.node(4, "agency")?;
     sqlx::any::install_default_drivers();
     let outbox_url = url.replace("{service}", "complaints");
     let mut probe = sqlx::AnyConnection::connect(&outbox_url).await?;
@@ -480,16 +542,7 @@ pub async fn delivery(opts: DeliveryOptions) -> Result<serde_json::Value> {
     }
     let drain_seconds = drain_start.elapsed().as_secs_f64();
     probe.close().await.ok();
-    mesh.shutdown(Duration::from_secs(5)).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Some((base, name)) = drop_db {
-        let mut conn = sqlx::PgConnection::connect(&base).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
-    }
+    bench.stop().await?;
     let round = |x: f64| (x * 10.0).round() / 10.0;
     Ok(json!({
         "engine": engine,

@@ -129,6 +129,21 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
+    /// line: p50/p99 and resident memory of the first and the last window.
+    Soak {
+        #[arg(long, default_value_t = 1800)]
+        seconds: u64,
+        #[arg(long, default_value_t = 300)]
+        window_seconds: u64,
+        /// Calls per second, open loop.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
+        /// otherwise.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -304,6 +319,25 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let figures = crate::bench::delivery(crate::bench::DeliveryOptions {
                 seconds,
+                rate,
+                postgres,
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Soak {
+                    seconds,
+                    window_seconds,
+                    rate,
+                    postgres,
+                },
+        } => {
+            let figures = crate::soak::soak(crate::soak::SoakOptions {
+                seconds,
+                window_seconds: window_seconds.min(seconds).max(1),
                 rate,
                 postgres,
             })

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod mesh;
+pub mod soak;
 
 pub use config::Config;
 pub use mesh::{Mesh, MeshOptions, all_services, start_mesh};

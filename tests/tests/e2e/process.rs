@@ -605,6 +605,11 @@ async fn bench_gateway_prints_its_figures() {
     }
     assert!(figures["direct_rps"].as_f64().unwrap() > 0.0, "{last}");
     assert_eq!(figures["errors"], 0, "{last}");
+    // The call the backend refuses by validation alone, where the proxy's cost dominates.
+    let refused = &figures["refused"];
+    assert!(refused["gateway_rps"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(refused["ratio"].is_number(), "{last}");
+    assert_eq!(refused["errors"], 0, "{last}");
 }
 
 async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
@@ -619,6 +624,41 @@ async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "soak",
+            "--seconds",
+            "3",
+            "--window-seconds",
+            "1",
+            "--rate",
+            "40",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    for window in ["first", "last"] {
+        for key in ["p50_ms", "p99_ms", "rss_mib"] {
+            assert!(figures[window][key].as_f64().unwrap() > 0.0, "{last}");
+        }
+        assert!(figures[window]["calls"].as_u64().unwrap() >= 30, "{last}");
+    }
+    assert!(figures["rss_growth_mib"].is_number(), "{last}");
+    assert_eq!(figures["errors"], 0, "{last}");
 }
 
 #[tokio::test]
