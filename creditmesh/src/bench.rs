@@ -2,7 +2,7 @@
 //! through the gateway, in the same run, on persistent connections, for two calls: a read
 //! from the database, and a call the backend refuses by validation alone (so that the proxy's
 //! own cost dominates). Saturation mode finds each path's throughput; fixed-rate mode (open
-//! loop, at half the direct saturation rate) measures what the gateway adds to latency.
+//! loop, at half the slower path's saturation rate) measures what the gateway adds to latency.
 //! Latencies go into HDR histograms.
 
 use std::net::SocketAddr;
@@ -419,7 +419,9 @@ async fn compare(direct: &Path, through: &Path, opts: BenchOptions) -> serde_jso
     let direct_sat = saturate(direct, opts).await;
     eprintln!("bench: saturating through the gateway ({}s)", opts.seconds);
     let gateway_sat = saturate(through, opts).await;
-    let rate = direct_sat.rps / 2.0;
+    // Half load: half of what the slower path sustains, so that both paths have headroom
+    // and the difference is what the gateway adds, not a queue.
+    let rate = direct_sat.rps.min(gateway_sat.rps) / 2.0;
     eprintln!("bench: fixed rate {rate:.0}/s, directly then through the gateway");
     let (direct_fixed, gateway_fixed) = fixed_rate_alternating(direct, through, rate, opts).await;
     let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;

@@ -183,7 +183,9 @@ where
             tenant = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
+        if !span.is_disabled() {
+            let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
+        }
         let started = std::time::Instant::now();
         Box::pin(
             async move {

@@ -116,7 +116,7 @@ pub struct Limits {
     max_in_flight: u32,
     per_tenant: Arc<Counts>,
     per_caller: Arc<Counts>,
-    rates: HashMap<&'static str, DefaultKeyedRateLimiter<String>>,
+    rates: HashMap<&'static str, DefaultKeyedRateLimiter<Arc<str>>>,
     config: RateLimits,
 }
 
@@ -194,11 +194,11 @@ impl Limits {
     }
 
     /// Charges one call to `key` (a principal, or a client address for the public).
-    pub fn charge(&self, role: Role, key: &str) -> Result<(), Status> {
+    pub fn charge(&self, role: Role, key: &Arc<str>) -> Result<(), Status> {
         let Some(limiter) = self.rates.get(role_key(role)) else {
             return Ok(());
         };
-        limiter.check_key(&key.to_owned()).map_err(|_| {
+        limiter.check_key(key).map_err(|_| {
             Status::resource_exhausted(format!(
                 "rate limit of {} calls per second for {} callers exceeded",
                 self.config.for_role(role),
@@ -326,14 +326,15 @@ mod tests {
         cfg.rate_per_second.agency = 3;
         cfg.rate_per_second.department = 0;
         let limits = Limits::new(&cfg);
+        let (a, b, d): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "d".into());
         for _ in 0..3 {
-            limits.charge(Role::Agency, "a").unwrap();
+            limits.charge(Role::Agency, &a).unwrap();
         }
-        let err = limits.charge(Role::Agency, "a").unwrap_err();
+        let err = limits.charge(Role::Agency, &a).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        limits.charge(Role::Agency, "b").unwrap();
+        limits.charge(Role::Agency, &b).unwrap();
         for _ in 0..100 {
-            limits.charge(Role::Department, "d").unwrap();
+            limits.charge(Role::Department, &d).unwrap();
         }
     }
 }

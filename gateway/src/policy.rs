@@ -228,10 +228,12 @@ pub const POLICY: &[(&str, &[Role])] = &[
 /// The roles allowed to call `method` (`package.Service/Method`); `None` when the method is
 /// not in the policy, which refuses it.
 pub fn allowed(method: &str) -> Option<&'static [Role]> {
-    POLICY
-        .iter()
-        .find(|(m, _)| *m == method)
-        .map(|(_, roles)| *roles)
+    static BY_METHOD: std::sync::OnceLock<std::collections::HashMap<&str, &[Role]>> =
+        std::sync::OnceLock::new();
+    BY_METHOD
+        .get_or_init(|| POLICY.iter().copied().collect())
+        .get(method)
+        .copied()
 }
 
 /// Whether any role of the public listener may call `method`.

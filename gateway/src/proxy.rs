@@ -25,6 +25,19 @@ pub const PUBLIC_SERVICES: &[&str] = &[
 /// Metadata prefix reserved for the mesh; whatever a caller sends under it is dropped.
 const RESERVED_PREFIX: &str = "x-creditmesh-";
 
+/// A request id unique to this call: a random number drawn when the process started, then a
+/// counter (cheaper per call than a time-based UUID, and as unique).
+fn request_id() -> HeaderValue {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BOOT: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let boot = *BOOT.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let id = uuid::Uuid::from_u64_pair(boot, NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a uuid is a header value")
+}
+
 #[derive(Clone)]
 pub struct Proxy {
     channels: Arc<Routing>,
@@ -68,13 +81,18 @@ impl Proxy {
         let service = service.to_owned();
 
         let headers = req.headers_mut();
-        let reserved: Vec<_> = headers
+        if headers
             .keys()
-            .filter(|k| k.as_str().starts_with(RESERVED_PREFIX))
-            .cloned()
-            .collect();
-        for k in reserved {
-            headers.remove(&k);
+            .any(|k| k.as_str().starts_with(RESERVED_PREFIX))
+        {
+            let reserved: Vec<_> = headers
+                .keys()
+                .filter(|k| k.as_str().starts_with(RESERVED_PREFIX))
+                .cloned()
+                .collect();
+            for k in reserved {
+                headers.remove(&k);
+            }
         }
         headers.insert(
             PRINCIPAL_HEADER,
@@ -85,13 +103,13 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.is_empty() && v.len() <= 128);
         if !request_id_ok {
-            let id = uuid::Uuid::now_v7().to_string();
-            headers.insert(
-                REQUEST_ID_HEADER,
-                HeaderValue::from_str(&id).map_err(|_| Status::internal("request id header"))?,
-            );
+            headers.insert(REQUEST_ID_HEADER, request_id());
         }
-        creditmesh_rpc::telemetry::inject_current(req.headers_mut());
+        // A disabled span has no context to pass on; the caller's own trace context, if any,
+        // travels on untouched.
+        if !tracing::Span::current().is_disabled() {
+            creditmesh_rpc::telemetry::inject_current(req.headers_mut());
+        }
         tracing::debug!(%service, caller = %caller.id, "forwarding");
 
         let (parts, body) = req.into_parts();

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use creditmesh_domain::{Principal, PrincipalKind};
 use tonic::{Request, Status};
 
+use crate::connections::Activity;
+
 /// Metadata carrying the caller's SPIFFE ID (or `public`), set by the gateway alone.
 pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
 /// Metadata carrying the request id, echoed in logs and the audit trail.
@@ -42,6 +44,15 @@ impl Authn {
     /// another service): agencies, regulators and departments reach backends only through the
     /// gateway.
     pub fn service_peer<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        // The certificate is read once per connection (`InFlightLayer` hands over the
+        // connection's activity).
+        let activity = req.extensions().get::<Arc<Activity>>();
+        if let Some(known) = activity
+            .and_then(|a| a.caller.get())
+            .and_then(|c| c.downcast_ref::<Principal>())
+        {
+            return Ok(known.clone());
+        }
         let certs = req
             .peer_certs()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
@@ -54,6 +65,9 @@ impl Authn {
             return Err(Status::permission_denied(
                 "backends accept calls only through the gateway",
             ));
+        }
+        if let Some(a) = activity {
+            let _ = a.caller.set(Arc::new(peer.clone()));
         }
         Ok(peer)
     }
