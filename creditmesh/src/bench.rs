@@ -211,7 +211,8 @@ fn channels(n: usize, url: &str, tls: &Arc<ClientTls>, name: &str) -> Result<Vec
 }
 
 /// A mesh for a benchmark: a fresh PKI and database (a fresh PostgreSQL database on
-/// `postgres`, SQLite otherwise), every limit but the connection caps off.
+/// `postgres`, SQLite otherwise), every limit but the connection caps off unless `limits`
+/// says otherwise.
 pub(crate) struct BenchMesh {
     pub mesh: crate::Mesh,
     pub pki: std::path::PathBuf,
@@ -221,12 +222,33 @@ pub(crate) struct BenchMesh {
     drop_db: Option<(String, String)>,
 }
 
+/// Gateway limits with rates and call caps off.
+pub(crate) fn unlimited() -> creditmesh_gateway::LimitsConfig {
+    creditmesh_gateway::LimitsConfig {
+        rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
+        max_concurrent_calls: 1 << 20,
+        max_calls_per_tenant: 1 << 20,
+        max_calls_per_caller: 1 << 20,
+        ..Default::default()
+    }
+}
+
 impl BenchMesh {
     pub async fn start(
         tag: &str,
         postgres: Option<&str>,
         db_connections: u32,
         poll_interval: Duration,
+    ) -> Result<Self> {
+        Self::start_limited(tag, postgres, db_connections, poll_interval, unlimited()).await
+    }
+
+    pub async fn start_limited(
+        tag: &str,
+        postgres: Option<&str>,
+        db_connections: u32,
+        poll_interval: Duration,
+        limits: creditmesh_gateway::LimitsConfig,
     ) -> Result<Self> {
         use creditmesh_storage::sqlx::{self, Connection};
         let dir =
@@ -280,13 +302,7 @@ impl BenchMesh {
             node_listen: any,
             public_listen: any,
             poll_interval,
-            limits: creditmesh_gateway::LimitsConfig {
-                rate_per_second: creditmesh_gateway::limits::RateLimits::off(),
-                max_concurrent_calls: 1 << 20,
-                max_calls_per_tenant: 1 << 20,
-                max_calls_per_caller: 1 << 20,
-                ..Default::default()
-            },
+            limits,
         })
         .await?;
         Ok(Self {

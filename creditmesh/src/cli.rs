@@ -129,6 +129,17 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// One tenant's reads at a fixed rate, alone and then while another tenant sends ten
+    /// times its share of calls in flight; ends with one JSON line of both p99s.
+    Fairness {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Calls in flight each tenant may hold.
+        #[arg(long, default_value_t = 8)]
+        share: u32,
+    },
     /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
     /// line: p50/p99 and resident memory of the first and the last window.
     Soak {
@@ -321,6 +332,23 @@ async fn run(cli: Cli) -> Result<()> {
                 seconds,
                 rate,
                 postgres,
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Fairness {
+                    seconds,
+                    rate,
+                    share,
+                },
+        } => {
+            let figures = crate::fairness::fairness(crate::fairness::FairnessOptions {
+                seconds,
+                rate,
+                share: share.max(1),
             })
             .await?;
             println!("{figures}");

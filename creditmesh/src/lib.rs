@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod fairness;
 pub mod mesh;
 pub mod soak;
 

@@ -661,6 +661,31 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
     assert_eq!(figures["errors"], 0, "{last}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_fairness_prints_both_p99s() {
+    let out = Command::new(BIN)
+        .args(["bench", "fairness", "--seconds", "1", "--rate", "20", "--share", "2"])
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a JSON line");
+    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    for phase in ["alone", "crowded"] {
+        assert!(figures[phase]["p99_ms"].as_f64().unwrap() > 0.0, "{last}");
+        assert_eq!(figures[phase]["errors"], 0, "{last}");
+    }
+    // The flooding tenant was held to its share: some of its calls were shed.
+    assert!(figures["flood_shed_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(figures["flood_served_per_s"].as_f64().unwrap() > 0.0, "{last}");
+}
+
 #[tokio::test]
 async fn the_measures_validity_is_configuration() {
     let (ok, out, _) = run(

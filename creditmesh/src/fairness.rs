@@ -1,0 +1,140 @@
+//! `creditmesh bench fairness`: one tenant's regulator reads at a fixed rate, first alone,
+//! then while another tenant sends ten times its share of the gateway's calls in flight; the
+//! first tenant's p99 in both phases shows what the per-tenant shares protect.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+use creditmesh_proto::filing::v1::ListFilingsRequest;
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use crate::bench::{BenchMesh, unlimited};
+
+#[derive(Debug, Clone, Copy)]
+pub struct FairnessOptions {
+    pub seconds: u64,
+    /// Calls per second of the tenant measured.
+    pub rate: u64,
+    /// Calls in flight each tenant may hold; the other tenant sends ten times this.
+    pub share: u32,
+}
+
+async fn list(ch: &Channel) -> Result<(), tonic::Status> {
+    FilingServiceClient::new(ch.clone())
+        .list_filings(ListFilingsRequest {
+            page_size: 20,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Open loop at `rate` for `seconds`: p50 and p99 in milliseconds, and errors.
+async fn measured(ch: &Channel, rate: u64, seconds: u64) -> (f64, f64, u64) {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let start = tokio::time::Instant::now();
+    let shared = Arc::new(std::sync::Mutex::new((
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        0u64,
+    )));
+    let mut calls = Vec::new();
+    for i in 0..rate * seconds {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let (ch, shared) = (ch.clone(), shared.clone());
+        calls.push(tokio::spawn(async move {
+            let answer = list(&ch).await;
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            match answer {
+                Ok(()) => {
+                    let _ = s.0.record(due.elapsed().as_micros() as u64);
+                }
+                Err(_) => s.1 += 1,
+            }
+        }));
+    }
+    for c in calls {
+        let _ = c.await;
+    }
+    let s = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let q = |p: f64| s.0.value_at_quantile(p) as f64 / 1000.0;
+    (q(0.5), q(0.99), s.1)
+}
+
+pub async fn fairness(opts: FairnessOptions) -> Result<serde_json::Value> {
+    let limits = creditmesh_gateway::LimitsConfig {
+        max_calls_per_tenant: opts.share,
+        max_concurrent_calls: opts.share * 4,
+        ..unlimited()
+    };
+    let bench =
+        BenchMesh::start_limited("fairness", None, 4, Duration::from_secs(1), limits).await?;
+    creditmesh_pki::Ca::load(&bench.pki)?.issue(
+        &bench.pki,
+        creditmesh_pki::DEFAULT_TRUST_DOMAIN,
+        &creditmesh_pki::LeafSpec {
+            name: "regulator-653100".into(),
+            principal: Principal::new(PrincipalKind::Regulator, Tenant::parse("653100")?, ""),
+            dns_names: vec![],
+            ip_addresses: vec![],
+            usage: creditmesh_pki::Usage::Client,
+            lifetime_days: 1,
+        },
+    )?;
+    let quiet = bench.node(1, "regulator-653100")?.remove(0);
+    let loud = bench.node(4, "regulator-650100")?;
+    list(&quiet).await?;
+    eprintln!(
+        "bench: one tenant alone at {}/s ({}s)",
+        opts.rate, opts.seconds
+    );
+    let alone = measured(&quiet, opts.rate, opts.seconds).await;
+
+    let flooders = (opts.share * 10) as usize;
+    eprintln!("bench: the same while another tenant keeps {flooders} calls in flight");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, shed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let flood: Vec<_> = (0..flooders)
+        .map(|i| {
+            let ch = loud[i % loud.len()].clone();
+            let (stop, served, shed) = (stop.clone(), served.clone(), shed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match list(&ch).await {
+                        Ok(()) => served.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => {
+                            // A shed caller backs off briefly, as a client should.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            shed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let crowded = measured(&quiet, opts.rate, opts.seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    for f in flood {
+        let _ = f.await;
+    }
+    bench.stop().await?;
+    let secs = opts.seconds as f64 + 0.5;
+    Ok(json!({
+        "rate": opts.rate,
+        "seconds": opts.seconds,
+        "share": opts.share,
+        "flooding_callers": flooders,
+        "alone": {"p50_ms": alone.0, "p99_ms": alone.1, "errors": alone.2},
+        "crowded": {"p50_ms": crowded.0, "p99_ms": crowded.1, "errors": crowded.2},
+        "p99_ratio": if alone.1 > 0.0 { ((crowded.1 / alone.1) * 100.0).round() / 100.0 } else { 0.0 },
+        "flood_served_per_s": (served.load(Ordering::Relaxed) as f64 / secs).round(),
+        "flood_shed_per_s": (shed.load(Ordering::Relaxed) as f64 / secs).round(),
+    }))
+}
