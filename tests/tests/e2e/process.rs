@@ -664,7 +664,16 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fairness_prints_both_p99s() {
     let out = Command::new(BIN)
-        .args(["bench", "fairness", "--seconds", "1", "--rate", "20", "--share", "2"])
+        .args([
+            "bench",
+            "fairness",
+            "--seconds",
+            "1",
+            "--rate",
+            "20",
+            "--share",
+            "2",
+        ])
         .env("RUST_LOG", "error")
         .output()
         .await
@@ -682,8 +691,14 @@ async fn bench_fairness_prints_both_p99s() {
         assert_eq!(figures[phase]["errors"], 0, "{last}");
     }
     // The flooding tenant was held to its share: some of its calls were shed.
-    assert!(figures["flood_shed_per_s"].as_f64().unwrap() > 0.0, "{last}");
-    assert!(figures["flood_served_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(
+        figures["flood_shed_per_s"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    assert!(
+        figures["flood_served_per_s"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
 }
 
 #[tokio::test]
