@@ -470,6 +470,27 @@ pub async fn try_server_tls(
         .await
 }
 
+/// TLS towards the public listener as a browser would: the CA in `pki_dir`, no client
+/// certificate, the one ALPN protocol `alpn`.
+pub fn public_tls_config(pki_dir: &Path, alpn: &[u8]) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(pki_dir.join("ca.pem")).expect("ca.pem")
+    {
+        roots.add(cert.expect("a CA certificate")).expect("a root");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

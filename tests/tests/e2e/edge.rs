@@ -10,7 +10,6 @@ use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
 use creditmesh_tests::{Engine, TestMesh};
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -40,19 +39,7 @@ fn limits(configure: impl FnOnce(&mut LimitsConfig)) -> LimitsConfig {
 /// A TLS connection to the public listener from `source` (any loopback address), with the
 /// given ALPN protocol; `None` when the gateway closed it before or during the handshake.
 async fn raw_tls(t: &TestMesh, source: [u8; 4], alpn: &[u8]) -> Option<TlsStream<TcpStream>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(t.pki_dir.join("ca.pem")).unwrap()
-    {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
+    let config = creditmesh_tests::public_tls_config(&t.pki_dir, alpn);
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((source, 0))).unwrap();
     let tcp = socket.connect(t.mesh.public_addr).await.ok()?;

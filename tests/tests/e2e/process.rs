@@ -100,7 +100,7 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
     })
     .await;
 
-    let tls = Arc::new(public_tls_config(&pki));
+    let tls = Arc::new(creditmesh_tests::public_tls_config(&pki, b"h2"));
     let mut flood = Vec::new();
     let mut refused = 0;
     for host in 2..=11u8 {
@@ -174,24 +174,6 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
     );
     assert!(log.contains("connections refused at their limit"), "{log}");
     assert!(log.contains("connections=384"), "{log}");
-}
-
-/// TLS towards the public listener as a browser would: the CA, no client certificate.
-fn public_tls_config(pki: &Path) -> rustls::ClientConfig {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(pki.join("ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    config
 }
 
 struct Dev {
@@ -567,29 +549,16 @@ async fn serve_and_gateway_run_as_separate_processes() {
 /// here: a test does not time things).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_gateway_prints_its_figures() {
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "gateway",
-            "--seconds",
-            "1",
-            "--warmup-seconds",
-            "0",
-            "--concurrency",
-            "4",
-        ])
-        .env("RUST_LOG", "error")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().expect("a JSON line");
-    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    let (last, figures) = bench(&[
+        "gateway",
+        "--seconds",
+        "1",
+        "--warmup-seconds",
+        "0",
+        "--concurrency",
+        "4",
+    ])
+    .await;
     for key in [
         "direct_rps",
         "gateway_rps",
@@ -626,19 +595,11 @@ async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
+/// Runs `creditmesh bench ARGS` and returns its last line (JSON) as printed and parsed.
+async fn bench(args: &[&str]) -> (String, serde_json::Value) {
     let out = Command::new(BIN)
-        .args([
-            "bench",
-            "soak",
-            "--seconds",
-            "3",
-            "--window-seconds",
-            "1",
-            "--rate",
-            "40",
-        ])
+        .arg("bench")
+        .args(args)
         .env("RUST_LOG", "error")
         .output()
         .await
@@ -649,8 +610,23 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().expect("a JSON line");
-    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    let last = stdout.lines().last().expect("a JSON line").to_owned();
+    let figures = serde_json::from_str(&last).expect("valid JSON");
+    (last, figures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
+    let (last, figures) = bench(&[
+        "soak",
+        "--seconds",
+        "3",
+        "--window-seconds",
+        "1",
+        "--rate",
+        "40",
+    ])
+    .await;
     for window in ["first", "last"] {
         for key in ["p50_ms", "p99_ms", "rss_mib"] {
             assert!(figures[window][key].as_f64().unwrap() > 0.0, "{last}");
@@ -663,29 +639,8 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fairness_prints_both_p99s() {
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "fairness",
-            "--seconds",
-            "1",
-            "--rate",
-            "20",
-            "--share",
-            "2",
-        ])
-        .env("RUST_LOG", "error")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().expect("a JSON line");
-    let figures: serde_json::Value = serde_json::from_str(last).expect("valid JSON");
+    let (last, figures) =
+        bench(&["fairness", "--seconds", "1", "--rate", "20", "--share", "2"]).await;
     for phase in ["alone", "crowded"] {
         assert!(figures[phase]["p99_ms"].as_f64().unwrap() > 0.0, "{last}");
         assert_eq!(figures[phase]["errors"], 0, "{last}");

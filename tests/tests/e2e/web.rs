@@ -6,26 +6,13 @@ use creditmesh_proto::complaints::v1::{SubmitComplaintResponse, TrackComplaintRe
 use creditmesh_tests::{Engine, TestMesh};
 use prost::Message;
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 crate::on_both_engines!(grpc_web_reaches_public_methods);
 
 /// Posts one gRPC-Web call and returns the response head (lowercased) and its body.
 async fn post(t: &TestMesh, path: &str, message: Vec<u8>) -> (String, Vec<u8>) {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(t.pki_dir.join("ca.pem")).unwrap()
-    {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = creditmesh_tests::public_tls_config(&t.pki_dir, b"http/1.1");
     let tcp = tokio::net::TcpStream::connect(t.mesh.public_addr)
         .await
         .unwrap();
