@@ -140,6 +140,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         share: u32,
     },
+    /// The public listener flooded with connections and health watches beyond every cap,
+    /// under the default limits, then left alone; ends with one JSON line: what was admitted
+    /// and refused, a regulator's p99 meanwhile, resident memory before, at the peak, after.
+    Flood {
+        /// Loopback addresses the flood comes from (127.0.0.2 and up).
+        #[arg(long, default_value_t = 16)]
+        addresses: u8,
+        #[arg(long, default_value_t = 80)]
+        connections: usize,
+        #[arg(long, default_value_t = 2)]
+        watches: usize,
+    },
     /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
     /// line: p50/p99 and resident memory of the first and the last window.
     Soak {
@@ -349,6 +361,23 @@ async fn run(cli: Cli) -> Result<()> {
                 seconds,
                 rate,
                 share: share.max(1),
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Flood {
+                    addresses,
+                    connections,
+                    watches,
+                },
+        } => {
+            let figures = crate::flood::flood(crate::flood::FloodOptions {
+                addresses: addresses.clamp(1, 250),
+                connections,
+                watches,
             })
             .await?;
             println!("{figures}");

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod fairness;
+pub mod flood;
 pub mod mesh;
 pub mod soak;
 

@@ -95,7 +95,7 @@ impl Mix {
 }
 
 /// Resident memory of this process, in MiB.
-fn rss_mib() -> f64 {
+pub(crate) fn rss_mib() -> f64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())

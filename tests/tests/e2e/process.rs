@@ -656,6 +656,28 @@ async fn bench_fairness_prints_both_p99s() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_flood_prints_what_the_caps_held_and_memory() {
+    let (last, figures) = bench(&[
+        "flood",
+        "--addresses",
+        "2",
+        "--connections",
+        "66",
+        "--watches",
+        "1",
+    ])
+    .await;
+    // 64 connections per address at most; the rest refused.
+    assert_eq!(figures["connections_refused"], 4, "{last}");
+    assert!(figures["watches_held"].as_u64().unwrap() > 0, "{last}");
+    assert!(figures["watches_refused"].as_u64().unwrap() > 0, "{last}");
+    assert_eq!(figures["regulator_failures_flooded"], 0, "{last}");
+    for key in ["rss_before_mib", "rss_peak_mib", "rss_after_mib"] {
+        assert!(figures[key].as_f64().unwrap() > 0.0, "{last}");
+    }
+}
+
 #[tokio::test]
 async fn the_measures_validity_is_configuration() {
     let (ok, out, _) = run(

@@ -1,0 +1,129 @@
+//! `creditmesh bench flood`: the public listener flooded from many addresses with connections
+//! and health watches beyond every cap, under the default limits, while a regulator calls on;
+//! then the flood goes away. Prints what the caps admitted and refused, the regulator's p99
+//! during the flood, and resident memory before, at the peak and after.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::bench::BenchMesh;
+use crate::soak::rss_mib;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FloodOptions {
+    /// Loopback addresses the flood comes from (127.0.0.2 and up).
+    pub addresses: u8,
+    /// Connections each address opens, and watches on each connection.
+    pub connections: usize,
+    pub watches: usize,
+}
+
+const SERVICE: &str = "creditmesh.complaints.v1.ComplaintService";
+
+fn public_from(bench: &BenchMesh, from: IpAddr) -> Result<Endpoint> {
+    let ca = std::fs::read_to_string(bench.pki.join("ca.pem"))?;
+    Ok(
+        Endpoint::from_shared(format!("https://{}", bench.mesh.public_addr))?
+            .local_address(Some(from))
+            .connect_timeout(Duration::from_secs(5))
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )?,
+    )
+}
+
+/// Health checks by a regulator for `length`, back to back: p99 in milliseconds and failures.
+async fn regulator_calls(ch: Channel, length: Duration) -> (f64, u64) {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut failed = 0;
+    let end = Instant::now() + length;
+    while Instant::now() < end {
+        let started = Instant::now();
+        let answer = HealthClient::new(ch.clone())
+            .check(HealthCheckRequest {
+                service: SERVICE.into(),
+            })
+            .await;
+        match answer {
+            Ok(_) => {
+                let _ = h.record(started.elapsed().as_micros() as u64);
+            }
+            Err(_) => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (h.value_at_quantile(0.99) as f64 / 1000.0, failed)
+}
+
+pub async fn flood(opts: FloodOptions) -> Result<serde_json::Value> {
+    let limits = creditmesh_gateway::LimitsConfig::default();
+    let bench = BenchMesh::start_limited("flood", None, 4, Duration::from_secs(1), limits).await?;
+    let regulator = bench.node(1, "regulator-650000")?.remove(0);
+    regulator_calls(regulator.clone(), Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_mib();
+    let (quiet_p99, _) = regulator_calls(regulator.clone(), Duration::from_secs(3)).await;
+
+    eprintln!(
+        "bench: flooding from {} addresses, {} connections each, {} watches on each",
+        opts.addresses, opts.connections, opts.watches
+    );
+    let mut connections = Vec::new();
+    let (mut refused_connections, mut refused_watches) = (0u64, 0u64);
+    let mut watches = Vec::new();
+    for a in 0..opts.addresses {
+        let from = IpAddr::from([127, 0, 0, 2 + a]);
+        for _ in 0..opts.connections {
+            let Ok(ch) = public_from(&bench, from)?.connect().await else {
+                refused_connections += 1;
+                continue;
+            };
+            for _ in 0..opts.watches {
+                match HealthClient::new(ch.clone())
+                    .watch(HealthCheckRequest {
+                        service: SERVICE.into(),
+                    })
+                    .await
+                {
+                    Ok(stream) => watches.push(stream.into_inner()),
+                    Err(_) => refused_watches += 1,
+                }
+            }
+            connections.push(ch);
+        }
+    }
+    let held_watches = watches.len();
+    let peak = rss_mib();
+    let (flooded_p99, flooded_failures) =
+        regulator_calls(regulator.clone(), Duration::from_secs(3)).await;
+    drop(watches);
+    drop(connections);
+    eprintln!("bench: the flood is gone; letting memory settle");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = rss_mib();
+    bench.stop().await?;
+    let mib = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(json!({
+        "addresses": opts.addresses,
+        "connections_per_address": opts.connections,
+        "watches_per_connection": opts.watches,
+        "connections_refused": refused_connections,
+        "watches_held": held_watches,
+        "watches_refused": refused_watches,
+        "regulator_p99_ms_quiet": quiet_p99,
+        "regulator_p99_ms_flooded": flooded_p99,
+        "regulator_failures_flooded": flooded_failures,
+        "rss_before_mib": mib(before),
+        "rss_peak_mib": mib(peak),
+        "rss_after_mib": mib(after),
+    }))
+}
