@@ -190,10 +190,17 @@ pub struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let c = &self.connections;
-        c.open
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.peer);
+        {
+            // Only this connection's entry: a new one from the same address and port may
+            // have taken the key already.
+            let mut open = c.open.write().unwrap_or_else(|p| p.into_inner());
+            if open
+                .get(&self.peer)
+                .is_some_and(|a| Arc::ptr_eq(a, &self.activity))
+            {
+                open.remove(&self.peer);
+            }
+        }
         let mut per = c.per_address.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = per.get_mut(&self.peer.ip()) {
             *n -= 1;
