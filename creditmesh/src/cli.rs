@@ -151,6 +151,9 @@ enum BenchCommand {
         connections: usize,
         #[arg(long, default_value_t = 2)]
         watches: usize,
+        /// Floods one after another.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
     /// line: p50/p99 and resident memory of the first and the last window.
@@ -372,12 +375,14 @@ async fn run(cli: Cli) -> Result<()> {
                     addresses,
                     connections,
                     watches,
+                    rounds,
                 },
         } => {
             let figures = crate::flood::flood(crate::flood::FloodOptions {
                 addresses: addresses.clamp(1, 250),
                 connections,
                 watches,
+                rounds,
             })
             .await?;
             println!("{figures}");

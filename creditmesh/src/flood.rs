@@ -23,9 +23,16 @@ pub struct FloodOptions {
     /// Connections each address opens, and watches on each connection.
     pub connections: usize,
     pub watches: usize,
+    /// Floods one after another, so that memory kept rather than reused would show as growth.
+    pub rounds: usize,
 }
 
 const SERVICE: &str = "creditmesh.complaints.v1.ComplaintService";
+
+/// Open descriptors of this process.
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
 
 fn public_from(bench: &BenchMesh, from: IpAddr) -> Result<Endpoint> {
     let ca = std::fs::read_to_string(bench.pki.join("ca.pem"))?;
@@ -71,8 +78,39 @@ pub async fn flood(opts: FloodOptions) -> Result<serde_json::Value> {
     regulator_calls(regulator.clone(), Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_mib();
+    let fds_before = descriptors();
     let (quiet_p99, _) = regulator_calls(regulator.clone(), Duration::from_secs(3)).await;
 
+    let mut rounds = Vec::new();
+    for _ in 0..opts.rounds.max(1) {
+        rounds.push(one_flood(&bench, &regulator, opts).await?);
+    }
+    bench.stop().await?;
+    let last = rounds.last().cloned().unwrap_or_default();
+    let mib = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(json!({
+        "rounds": rounds,
+        "addresses": opts.addresses,
+        "connections_per_address": opts.connections,
+        "watches_per_connection": opts.watches,
+        "regulator_p99_ms_quiet": quiet_p99,
+        "rss_before_mib": mib(before),
+        "descriptors_before": fds_before,
+        "connections_refused": last["connections_refused"],
+        "watches_held": last["watches_held"],
+        "watches_refused": last["watches_refused"],
+        "regulator_failures_flooded": last["regulator_failures_flooded"],
+        "rss_after_mib": last["rss_after_mib"],
+        "descriptors_after": last["descriptors_after"],
+    }))
+}
+
+/// One flood, held while a regulator calls, then gone; what it measured.
+async fn one_flood(
+    bench: &BenchMesh,
+    regulator: &Channel,
+    opts: FloodOptions,
+) -> Result<serde_json::Value> {
     eprintln!(
         "bench: flooding from {} addresses, {} connections each, {} watches on each",
         opts.addresses, opts.connections, opts.watches
@@ -83,7 +121,7 @@ pub async fn flood(opts: FloodOptions) -> Result<serde_json::Value> {
     for a in 0..opts.addresses {
         let from = IpAddr::from([127, 0, 0, 2 + a]);
         for _ in 0..opts.connections {
-            let Ok(ch) = public_from(&bench, from)?.connect().await else {
+            let Ok(ch) = public_from(bench, from)?.connect().await else {
                 refused_connections += 1;
                 continue;
             };
@@ -103,27 +141,25 @@ pub async fn flood(opts: FloodOptions) -> Result<serde_json::Value> {
     }
     let held_watches = watches.len();
     let peak = rss_mib();
+    let fds_peak = descriptors();
     let (flooded_p99, flooded_failures) =
         regulator_calls(regulator.clone(), Duration::from_secs(3)).await;
     drop(watches);
     drop(connections);
     eprintln!("bench: the flood is gone; letting memory settle");
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = rss_mib();
-    bench.stop().await?;
+    let fds_after = descriptors();
     let mib = |x: f64| (x * 10.0).round() / 10.0;
     Ok(json!({
-        "addresses": opts.addresses,
-        "connections_per_address": opts.connections,
-        "watches_per_connection": opts.watches,
         "connections_refused": refused_connections,
         "watches_held": held_watches,
         "watches_refused": refused_watches,
-        "regulator_p99_ms_quiet": quiet_p99,
         "regulator_p99_ms_flooded": flooded_p99,
         "regulator_failures_flooded": flooded_failures,
-        "rss_before_mib": mib(before),
         "rss_peak_mib": mib(peak),
         "rss_after_mib": mib(after),
+        "descriptors_peak": fds_peak,
+        "descriptors_after": fds_after,
     }))
 }
