@@ -85,9 +85,17 @@ pub async fn start_service(
     let clock = runtime.clock.clone();
     let db = open_database(def, db_cfg).await?;
     let store = ServiceStore::new(db, Infra::new(def.name), clock);
+    let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", def.name));
+    let config = ServerTls::server(
+        tls,
+        ClientAuth::Required {
+            trust_domain: trust_domain.to_owned(),
+        },
+    )
+    .with_context(|| format!("tls identity of {}", def.name))?;
     let env = ServiceEnv {
         store: store.clone(),
-        authn: Authn::new(trust_domain),
+        authn: Authn::new(trust_domain).with_revocations(config.clone()),
         calendar: runtime.calendar.clone(),
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
@@ -102,14 +110,6 @@ pub async fn start_service(
         &[def.grpc_name, "creditmesh.events.v1.EventSinkService"],
     )
     .await?;
-    let tls = TlsFiles::in_dir(pki_dir, &format!("service-{}", def.name));
-    let config = ServerTls::server(
-        tls,
-        ClientAuth::Required {
-            trust_domain: trust_domain.to_owned(),
-        },
-    )
-    .with_context(|| format!("tls identity of {}", def.name))?;
     // Only mesh nodes get past this listener's handshake; their pooled connections stay open.
     let limits = ConnectionLimits {
         max_per_address: 1024,

@@ -24,16 +24,40 @@ pub struct CallContext {
 }
 
 /// Authenticates calls arriving at a backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authn {
     trust_domain: Arc<str>,
+    /// The listener's TLS configuration, whose revocation list also applies to connections
+    /// opened before a certificate was revoked.
+    tls: Option<Arc<creditmesh_pki::ServerTls>>,
+}
+
+impl std::fmt::Debug for Authn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authn")
+            .field("trust_domain", &self.trust_domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a backend learns once per connection from its peer's certificate.
+struct Peer {
+    principal: Principal,
+    serial: Vec<u8>,
 }
 
 impl Authn {
     pub fn new(trust_domain: &str) -> Self {
         Self {
             trust_domain: trust_domain.into(),
+            tls: None,
         }
+    }
+
+    /// Also refuses calls whose peer certificate the listener's revocation list names.
+    pub fn with_revocations(mut self, tls: Arc<creditmesh_pki::ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn trust_domain(&self) -> &str {
@@ -47,29 +71,45 @@ impl Authn {
         // The certificate is read once per connection (`InFlightLayer` hands over the
         // connection's activity).
         let activity = req.extensions().get::<Arc<Activity>>();
-        if let Some(known) = activity
+        let known = activity
             .and_then(|a| a.caller.get())
-            .and_then(|c| c.downcast_ref::<Principal>())
+            .and_then(|c| c.clone().downcast::<Peer>().ok());
+        let peer = match known {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(self.peer_of(req)?);
+                if let Some(a) = activity {
+                    let _ = a.caller.set(p.clone());
+                }
+                p
+            }
+        };
+        if let Some(tls) = &self.tls
+            && tls.is_revoked(&peer.serial)
         {
-            return Ok(known.clone());
+            tracing::warn!(peer = %peer.principal, "call with a revoked certificate refused");
+            return Err(Status::unauthenticated("client certificate revoked"));
         }
+        Ok(peer.principal.clone())
+    }
+
+    fn peer_of<T>(&self, req: &Request<T>) -> Result<Peer, Status> {
         let certs = req
             .peer_certs()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
         let leaf = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-        let peer = creditmesh_pki::principal_of(leaf, &self.trust_domain)
+        let principal = creditmesh_pki::principal_of(leaf, &self.trust_domain)
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
-        if peer.kind != PrincipalKind::Service {
+        if principal.kind != PrincipalKind::Service {
             return Err(Status::permission_denied(
                 "backends accept calls only through the gateway",
             ));
         }
-        if let Some(a) = activity {
-            let _ = a.caller.set(Arc::new(peer.clone()));
-        }
-        Ok(peer)
+        let serial = creditmesh_pki::serial_of(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        Ok(Peer { principal, serial })
     }
 
     /// The forwarded caller of a business call.

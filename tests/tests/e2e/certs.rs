@@ -19,6 +19,7 @@ crate::on_both_engines!(
     a_new_ca_is_trusted_without_a_restart,
     stalled_handshakes_do_not_block_others,
     a_revoked_certificate_is_refused_at_once_and_a_renewed_one_is_served,
+    backends_refuse_a_revoked_service_on_connections_it_opened_before,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -317,5 +318,44 @@ async fn a_revoked_certificate_is_refused_at_once_and_a_renewed_one_is_served(en
     check(old)
         .await
         .expect("the old certificate until it expires");
+    t.stop().await;
+}
+
+async fn backends_refuse_a_revoked_service_on_connections_it_opened_before(engine: Engine) {
+    use creditmesh_proto::filing::v1::ListFilingsRequest;
+    use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let filings = FilingServiceClient::new(t.node("agency").await);
+    let list = |mut f: FilingServiceClient<tonic::transport::Channel>| async move {
+        f.list_filings(ListFilingsRequest::default())
+            .await
+            .map(|_| ())
+    };
+    // The gateway opens its connections to the filing backend.
+    for _ in 0..8 {
+        list(filings.clone()).await.expect("served");
+    }
+    let dir = t.pki_dir.to_str().unwrap();
+    let cert = t.pki_dir.join("service-gateway.pem");
+    pki(&["revoke", "--dir", dir, "--cert", cert.to_str().unwrap()]).await;
+    // Once the backend has reloaded the list, the gateway's open connections are refused
+    // by serial (new ones fail their handshake).
+    let refused = creditmesh_tests::eventually(
+        "the backend refusing the revoked gateway",
+        Duration::from_secs(15),
+        || {
+            let f = filings.clone();
+            async move {
+                match list(f).await {
+                    Err(e) if e.code() == tonic::Code::Unauthenticated => Some(e),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+    assert!(refused.message().contains("revoked"), "{refused:?}");
     t.stop().await;
 }
