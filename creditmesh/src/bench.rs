@@ -18,7 +18,7 @@ use creditmesh_rpc::client::mtls_channel;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::mesh::{MeshOptions, start_mesh};
 
@@ -42,6 +42,10 @@ struct Path {
 }
 
 impl Path {
+    async fn call_owned(self, worker: usize) -> Result<(), tonic::Status> {
+        self.call(worker).await
+    }
+
     async fn call(&self, worker: usize) -> Result<(), tonic::Status> {
         let ch = self.channels[worker % self.channels.len()].clone();
         let mut req = tonic::Request::new(self.request.clone());
@@ -63,10 +67,10 @@ impl Path {
     }
 }
 
-struct Outcome {
-    rps: f64,
-    errors: u64,
-    histogram: Histogram<u64>,
+pub(crate) struct Outcome {
+    pub rps: f64,
+    pub errors: u64,
+    pub histogram: Histogram<u64>,
 }
 
 impl Outcome {
@@ -82,7 +86,7 @@ impl Outcome {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
@@ -151,7 +155,8 @@ async fn fixed_rate_alternating(
         } else {
             (b, &mut hb, &mut eb, &mut okb)
         };
-        let o = fixed_rate(path, rate, slice).await;
+        let path = path.clone();
+        let o = fixed_rate(move |i| path.clone().call_owned(i), rate, slice).await;
         let _ = h.add(&o.histogram);
         *errors += o.errors;
         *ok += o.rps;
@@ -164,9 +169,13 @@ async fn fixed_rate_alternating(
     (outcome(ha, ea, oka), outcome(hb, eb, okb))
 }
 
-/// Open loop: one call every `1 / rate` seconds for `length`, latency counted from the moment
+/// Open loop: `call(i)` every `1 / rate` seconds for `length`, latency counted from the moment
 /// the call was due, so that a stall is not hidden.
-async fn fixed_rate(path: &Path, rate: f64, length: Duration) -> Outcome {
+pub(crate) async fn fixed_rate<F, Fut>(call: F, rate: f64, length: Duration) -> Outcome
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
+{
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let total = (rate * length.as_secs_f64()) as u64;
     let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
@@ -175,10 +184,10 @@ async fn fixed_rate(path: &Path, rate: f64, length: Duration) -> Outcome {
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due).await;
-        let path = path.clone();
         let shared = shared.clone();
+        let answer = call(i as usize);
         calls.push(tokio::spawn(async move {
-            let result = path.call(i as usize).await;
+            let result = answer.await;
             let latency = due.elapsed().as_micros() as u64;
             let mut s = shared.lock().await;
             match result {
@@ -328,16 +337,22 @@ impl BenchMesh {
 
     /// A channel to the public listener, trusting the development CA.
     pub fn public(&self) -> Result<Channel> {
-        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+        Ok(self.public_endpoint(None)?.connect_lazy())
+    }
+
+    /// The public listener as an endpoint trusting the development CA, connecting from
+    /// `from` when given.
+    pub fn public_endpoint(&self, from: Option<std::net::IpAddr>) -> Result<Endpoint> {
         let ca = std::fs::read_to_string(self.pki.join("ca.pem"))?;
         Ok(
             Endpoint::from_shared(format!("https://{}", self.mesh.public_addr))?
+                .local_address(from)
+                .connect_timeout(Duration::from_secs(5))
                 .tls_config(
                     ClientTlsConfig::new()
                         .ca_certificate(Certificate::from_pem(ca))
                         .domain_name("localhost"),
-                )?
-                .connect_lazy(),
+                )?,
         )
     }
 

@@ -10,11 +10,10 @@ use anyhow::Result;
 use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_proto::filing::v1::ListFilingsRequest;
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
-use hdrhistogram::Histogram;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use crate::bench::{BenchMesh, unlimited};
+use crate::bench::{BenchMesh, fixed_rate, unlimited};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FairnessOptions {
@@ -37,34 +36,18 @@ async fn list(ch: &Channel) -> Result<(), tonic::Status> {
 
 /// Open loop at `rate` for `seconds`: p50 and p99 in milliseconds, and errors.
 async fn measured(ch: &Channel, rate: u64, seconds: u64) -> (f64, f64, u64) {
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-    let start = tokio::time::Instant::now();
-    let shared = Arc::new(std::sync::Mutex::new((
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-        0u64,
-    )));
-    let mut calls = Vec::new();
-    for i in 0..rate * seconds {
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
-        let (ch, shared) = (ch.clone(), shared.clone());
-        calls.push(tokio::spawn(async move {
-            let answer = list(&ch).await;
-            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-            match answer {
-                Ok(()) => {
-                    let _ = s.0.record(due.elapsed().as_micros() as u64);
-                }
-                Err(_) => s.1 += 1,
-            }
-        }));
-    }
-    for c in calls {
-        let _ = c.await;
-    }
-    let s = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let q = |p: f64| s.0.value_at_quantile(p) as f64 / 1000.0;
-    (q(0.5), q(0.99), s.1)
+    let ch = ch.clone();
+    let o = fixed_rate(
+        move |_| {
+            let ch = ch.clone();
+            async move { list(&ch).await }
+        },
+        rate as f64,
+        Duration::from_secs(seconds),
+    )
+    .await;
+    let q = |p: f64| o.histogram.value_at_quantile(p) as f64 / 1000.0;
+    (q(0.5), q(0.99), o.errors)
 }
 
 pub async fn fairness(opts: FairnessOptions) -> Result<serde_json::Value> {

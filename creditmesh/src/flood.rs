@@ -7,13 +7,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use hdrhistogram::Histogram;
 use serde_json::json;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::bench::BenchMesh;
+use crate::bench::{BenchMesh, histogram};
 use crate::soak::rss_mib;
 
 #[derive(Debug, Clone, Copy)]
@@ -34,23 +33,9 @@ fn descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-fn public_from(bench: &BenchMesh, from: IpAddr) -> Result<Endpoint> {
-    let ca = std::fs::read_to_string(bench.pki.join("ca.pem"))?;
-    Ok(
-        Endpoint::from_shared(format!("https://{}", bench.mesh.public_addr))?
-            .local_address(Some(from))
-            .connect_timeout(Duration::from_secs(5))
-            .tls_config(
-                ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(ca))
-                    .domain_name("localhost"),
-            )?,
-    )
-}
-
 /// Health checks by a regulator for `length`, back to back: p99 in milliseconds and failures.
 async fn regulator_calls(ch: Channel, length: Duration) -> (f64, u64) {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut h = histogram();
     let mut failed = 0;
     let end = Instant::now() + length;
     while Instant::now() < end {
@@ -121,7 +106,7 @@ async fn one_flood(
     for a in 0..opts.addresses {
         let from = IpAddr::from([127, 0, 0, 2 + a]);
         for _ in 0..opts.connections {
-            let Ok(ch) = public_from(bench, from)?.connect().await else {
+            let Ok(ch) = bench.public_endpoint(Some(from))?.connect().await else {
                 refused_connections += 1;
                 continue;
             };

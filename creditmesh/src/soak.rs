@@ -113,7 +113,7 @@ struct Window {
 impl Window {
     fn new() -> Self {
         Self {
-            histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            histogram: crate::bench::histogram(),
             calls: 0,
             errors: 0,
             rss_mib: 0.0,

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use creditmesh_domain::Principal;
 use creditmesh_pki::ServerTls;
-use creditmesh_rpc::connections::Activity;
+use creditmesh_rpc::connections::{Activity, once_per_connection};
 use creditmesh_rpc::in_flight::hold_until_end;
 use http::{Request, Response};
 use opentelemetry::KeyValue;
@@ -89,20 +89,8 @@ pub struct Gate<S> {
 
 impl Shared {
     fn caller<B>(&self, req: &Request<B>) -> Result<Arc<Caller>, Status> {
-        let activity = req.extensions().get::<Arc<Activity>>();
-        let known = activity
-            .and_then(|a| a.caller.get())
-            .and_then(|c| c.clone().downcast::<Caller>().ok());
-        let caller = match known {
-            Some(c) => c,
-            None => {
-                let caller = Arc::new(self.derive(req)?);
-                if let Some(a) = activity {
-                    let _ = a.caller.set(caller.clone());
-                }
-                caller
-            }
-        };
+        let caller =
+            once_per_connection(req.extensions().get::<Arc<Activity>>(), || self.derive(req))?;
         if let (Some(tls), Some(serial)) = (&self.tls, &caller.serial)
             && tls.is_revoked(serial)
         {
@@ -217,7 +205,7 @@ where
                 tracing::Span::current().record("rpc.grpc.status_code", status);
                 shared
                     .metrics
-                    .record(&method, &tenant, status, started.elapsed());
+                    .record(method, tenant, status, started.elapsed());
                 Ok(response)
             }
             .instrument(span),
@@ -232,10 +220,10 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, method: &str, tenant: &str, status: &str, elapsed: std::time::Duration) {
+    fn record(&self, method: String, tenant: Arc<str>, status: &str, elapsed: std::time::Duration) {
         let attrs = [
-            KeyValue::new("rpc.method", method.to_owned()),
-            KeyValue::new("tenant", tenant.to_owned()),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("tenant", tenant),
             KeyValue::new("rpc.grpc.status_code", status.to_owned()),
         ];
         self.calls.add(1, &attrs);

@@ -87,7 +87,8 @@ impl Budget {
         self.total
     }
 
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
@@ -174,8 +175,8 @@ impl Connections {
             .cloned()
     }
 
-    /// Connections open on this listener.
-    pub fn count(&self) -> usize {
+    #[cfg(test)]
+    fn count(&self) -> usize {
         self.open.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
@@ -213,14 +214,14 @@ impl Drop for Slot {
 }
 
 /// What a connection is doing: calls in flight, when the last one ended, and what the server
-/// derived once per connection about its caller (the principal its certificate names).
+/// derived once about its caller (see [`once_per_connection`]).
 pub struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     called: AtomicBool,
     /// Milliseconds after `opened` at which the last call ended.
     last_end_ms: AtomicU64,
-    pub caller: OnceLock<Arc<dyn Any + Send + Sync>>,
+    caller: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Activity {
@@ -360,6 +361,29 @@ impl<IO: Connected> Connected for Guarded<IO> {
     }
 }
 
+/// What `derive` says about the caller of the connection `activity` tracks (the principal its
+/// certificate names, say), derived on its first call and remembered for the others; derived
+/// on every call where the connection is not tracked. A failure is not remembered.
+pub fn once_per_connection<T, E>(
+    activity: Option<&Arc<Activity>>,
+    derive: impl FnOnce() -> Result<T, E>,
+) -> Result<Arc<T>, E>
+where
+    T: Any + Send + Sync,
+{
+    if let Some(known) = activity
+        .and_then(|a| a.caller.get())
+        .and_then(|c| c.clone().downcast::<T>().ok())
+    {
+        return Ok(known);
+    }
+    let fresh = Arc::new(derive()?);
+    if let Some(a) = activity {
+        let _ = a.caller.set(fresh.clone());
+    }
+    Ok(fresh)
+}
+
 /// The activity of the connection a request arrived on.
 pub fn activity_of<B>(connections: &Connections, req: &http::Request<B>) -> Option<Arc<Activity>> {
     let peer = req
@@ -406,6 +430,21 @@ mod tests {
         assert!(public.admit(addr("10.0.0.1:4")).is_ok());
         assert!(public.activity(addr("10.0.0.1:1")).is_none());
         assert_eq!(public.count(), 2);
+    }
+
+    #[test]
+    fn the_caller_is_derived_once_per_connection() {
+        let a = Arc::new(Activity::new());
+        let mut derived = 0;
+        for _ in 0..3 {
+            let got = once_per_connection(Some(&a), || {
+                derived += 1;
+                Ok::<_, ()>(7u32)
+            });
+            assert_eq!(*got.unwrap(), 7);
+        }
+        assert_eq!(derived, 1);
+        assert!(once_per_connection(None, || Err::<u32, _>("refused")).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use creditmesh_domain::{Principal, PrincipalKind};
 use tonic::{Request, Status};
 
-use crate::connections::Activity;
+use crate::connections::{Activity, once_per_connection};
 
 /// Metadata carrying the caller's SPIFFE ID (or `public`), set by the gateway alone.
 pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
@@ -70,20 +70,9 @@ impl Authn {
     pub fn service_peer<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         // The certificate is read once per connection (`InFlightLayer` hands over the
         // connection's activity).
-        let activity = req.extensions().get::<Arc<Activity>>();
-        let known = activity
-            .and_then(|a| a.caller.get())
-            .and_then(|c| c.clone().downcast::<Peer>().ok());
-        let peer = match known {
-            Some(p) => p,
-            None => {
-                let p = Arc::new(self.peer_of(req)?);
-                if let Some(a) = activity {
-                    let _ = a.caller.set(p.clone());
-                }
-                p
-            }
-        };
+        let peer = once_per_connection(req.extensions().get::<Arc<Activity>>(), || {
+            self.peer_of(req)
+        })?;
         if let Some(tls) = &self.tls
             && tls.is_revoked(&peer.serial)
         {
