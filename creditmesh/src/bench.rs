@@ -137,36 +137,29 @@ async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
     run(opts.seconds).await
 }
 
-/// Open loop on both paths in alternating half-second slices, so that whatever else the
-/// machine does in the meantime falls on both alike.
-async fn fixed_rate_alternating(
-    a: &Path,
-    b: &Path,
-    rate: f64,
-    opts: BenchOptions,
-) -> (Outcome, Outcome) {
+/// Open loop on every path in turn, in half-second slices, so that whatever else the machine
+/// does in the meantime falls on all alike.
+async fn fixed_rate_alternating(paths: &[&Path], rate: f64, opts: BenchOptions) -> Vec<Outcome> {
     let slice = Duration::from_millis(500);
     let slices = (opts.seconds * 2).max(1);
-    let (mut ha, mut hb) = (histogram(), histogram());
-    let (mut ea, mut eb, mut oka, mut okb) = (0, 0, 0.0, 0.0);
-    for i in 0..slices * 2 {
-        let (path, h, errors, ok) = if i % 2 == 0 {
-            (a, &mut ha, &mut ea, &mut oka)
-        } else {
-            (b, &mut hb, &mut eb, &mut okb)
-        };
-        let path = path.clone();
-        let o = fixed_rate(move |i| path.clone().call_owned(i), rate, slice).await;
-        let _ = h.add(&o.histogram);
-        *errors += o.errors;
-        *ok += o.rps;
+    let mut outcomes: Vec<Outcome> = paths
+        .iter()
+        .map(|_| Outcome {
+            rps: 0.0,
+            errors: 0,
+            histogram: histogram(),
+        })
+        .collect();
+    for _ in 0..slices {
+        for (path, outcome) in paths.iter().zip(outcomes.iter_mut()) {
+            let path = (*path).clone();
+            let o = fixed_rate(move |i| path.clone().call_owned(i), rate, slice).await;
+            let _ = outcome.histogram.add(&o.histogram);
+            outcome.errors += o.errors;
+            outcome.rps += o.rps / slices as f64;
+        }
     }
-    let outcome = |histogram, errors, rps_sum: f64| Outcome {
-        rps: rps_sum / slices as f64,
-        errors,
-        histogram,
-    };
-    (outcome(ha, ea, oka), outcome(hb, eb, okb))
+    outcomes
 }
 
 /// Open loop: `call(i)` every `1 / rate` seconds for `length`, latency counted from the moment
@@ -227,7 +220,7 @@ pub(crate) struct BenchMesh {
     pub pki: std::path::PathBuf,
     pub url: String,
     pub engine: &'static str,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     drop_db: Option<(String, String)>,
 }
 
@@ -372,7 +365,10 @@ impl BenchMesh {
     }
 }
 
-pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
+pub async fn gateway(
+    opts: BenchOptions,
+    nginx: Option<&std::path::Path>,
+) -> Result<serde_json::Value> {
     // Two connections per service: on two cores, more SQLite worker threads only add
     // context switches to both paths alike.
     let bench = BenchMesh::start("gateway", None, 2, Duration::from_secs(1)).await?;
@@ -383,9 +379,15 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         .find(|s| s.name == "complaints")
         .context("complaints service")?
         .addr;
+    let nginx = match nginx {
+        Some(binary) => {
+            Some(crate::nginx::Nginx::start(binary, &bench.dir, pki, backend, "complaints").await?)
+        }
+        None => None,
+    };
 
     // The gateway's own identity reaches the backend directly; an agency goes through the
-    // gateway's node listener. Both over mutual TLS.
+    // gateway's node listener (and through nginx). All over mutual TLS.
     let as_gateway = ClientTls::client(TlsFiles::in_dir(pki, "service-gateway"))?;
     let direct_channels = channels(
         opts.connections,
@@ -423,19 +425,41 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
         request,
         expect: tonic::Code::Ok,
     };
+    let via_nginx = match &nginx {
+        Some(n) => {
+            let tls = ClientTls::client(TlsFiles::in_dir(pki, "agency"))?;
+            Some(Path {
+                channels: channels(
+                    opts.connections,
+                    &format!("https://{}", n.addr),
+                    &tls,
+                    "localhost",
+                )?,
+                forwarded_principal: false,
+                ..through.clone()
+            })
+        }
+        None => None,
+    };
     let refused = |p: &Path| Path {
         request: TrackComplaintRequest::default(),
         expect: tonic::Code::InvalidArgument,
         ..p.clone()
     };
-    let (direct_refused, through_refused) = (refused(&direct), refused(&through));
 
     eprintln!("bench: the database read");
-    let mut figures = compare(&direct, &through, opts).await;
+    let mut figures = compare(&direct, &through, via_nginx.as_ref(), opts).await;
     eprintln!("bench: the call refused by validation");
-    figures["refused"] = compare(&direct_refused, &through_refused, opts).await;
+    figures["refused"] = compare(
+        &refused(&direct),
+        &refused(&through),
+        via_nginx.as_ref().map(refused).as_ref(),
+        opts,
+    )
+    .await;
     figures["refused"]["method"] = "TrackComplaint without a tracking number".into();
 
+    drop(nginx);
     bench.stop().await?;
     figures["method"] = "creditmesh.complaints.v1.ComplaintService/TrackComplaint".into();
     figures["concurrency"] = opts.concurrency.into();
@@ -444,40 +468,70 @@ pub async fn gateway(opts: BenchOptions) -> Result<serde_json::Value> {
     Ok(figures)
 }
 
-/// Saturation and fixed rate on one call, directly and through the gateway.
-async fn compare(direct: &Path, through: &Path, opts: BenchOptions) -> serde_json::Value {
+/// Saturation and fixed rate on one call, directly, through the gateway and, when given,
+/// through nginx.
+async fn compare(
+    direct: &Path,
+    through: &Path,
+    nginx: Option<&Path>,
+    opts: BenchOptions,
+) -> serde_json::Value {
     eprintln!("bench: saturating the backend directly ({}s)", opts.seconds);
     let direct_sat = saturate(direct, opts).await;
     eprintln!("bench: saturating through the gateway ({}s)", opts.seconds);
     let gateway_sat = saturate(through, opts).await;
-    // Half load: half of what the slower path sustains, so that both paths have headroom
-    // and the difference is what the gateway adds, not a queue.
-    let rate = direct_sat.rps.min(gateway_sat.rps) / 2.0;
-    eprintln!("bench: fixed rate {rate:.0}/s, directly then through the gateway");
-    let (direct_fixed, gateway_fixed) = fixed_rate_alternating(direct, through, rate, opts).await;
-    let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
-    let ratio = if direct_sat.rps > 0.0 {
-        gateway_sat.rps / direct_sat.rps
-    } else {
-        0.0
+    let nginx_sat = match nginx {
+        Some(path) => {
+            eprintln!("bench: saturating through nginx ({}s)", opts.seconds);
+            Some(saturate(path, opts).await)
+        }
+        None => None,
     };
-    json!({
-        "direct_rps": (direct_sat.rps * 10.0).round() / 10.0,
-        "gateway_rps": (gateway_sat.rps * 10.0).round() / 10.0,
-        "ratio": (ratio * 1000.0).round() / 1000.0,
+    // Half load: half of what the slowest path sustains, so that every path has headroom
+    // and the difference is what the proxy adds, not a queue.
+    let rate = nginx_sat
+        .iter()
+        .fold(direct_sat.rps.min(gateway_sat.rps), |r, n| r.min(n.rps))
+        / 2.0;
+    eprintln!("bench: fixed rate {rate:.0}/s on each path in turn");
+    let mut paths = vec![direct, through];
+    paths.extend(nginx);
+    let fixed = fixed_rate_alternating(&paths, rate, opts).await;
+    let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
+    let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+    let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 3) } else { 0.0 };
+    let added = |o: &Outcome, q: f64| round(ms(o, q) - ms(&fixed[0], q), 3);
+    let mut figures = json!({
+        "direct_rps": round(direct_sat.rps, 1),
+        "gateway_rps": round(gateway_sat.rps, 1),
+        "ratio": ratio(gateway_sat.rps, direct_sat.rps),
         "direct_p50_ms": ms(&direct_sat, 0.5),
         "direct_p99_ms": ms(&direct_sat, 0.99),
         "direct_p999_ms": ms(&direct_sat, 0.999),
         "gateway_p50_ms": ms(&gateway_sat, 0.5),
         "gateway_p99_ms": ms(&gateway_sat, 0.99),
         "gateway_p999_ms": ms(&gateway_sat, 0.999),
-        "fixed_rate_rps": (rate * 10.0).round() / 10.0,
-        "fixed_direct": direct_fixed.summary(),
-        "fixed_gateway": gateway_fixed.summary(),
-        "added_p50_ms": ((ms(&gateway_fixed, 0.5) - ms(&direct_fixed, 0.5)) * 1000.0).round() / 1000.0,
-        "added_p99_ms": ((ms(&gateway_fixed, 0.99) - ms(&direct_fixed, 0.99)) * 1000.0).round() / 1000.0,
-        "errors": direct_sat.errors + gateway_sat.errors + direct_fixed.errors + gateway_fixed.errors,
-    })
+        "fixed_rate_rps": round(rate, 1),
+        "fixed_direct": fixed[0].summary(),
+        "fixed_gateway": fixed[1].summary(),
+        "added_p50_ms": added(&fixed[1], 0.5),
+        "added_p99_ms": added(&fixed[1], 0.99),
+        "errors": direct_sat.errors
+            + gateway_sat.errors
+            + nginx_sat.as_ref().map_or(0, |n| n.errors)
+            + fixed.iter().map(|o| o.errors).sum::<u64>(),
+    });
+    if let Some(n) = &nginx_sat {
+        figures["nginx_rps"] = round(n.rps, 1).into();
+        figures["nginx_ratio"] = ratio(n.rps, direct_sat.rps).into();
+        figures["gateway_vs_nginx"] = ratio(gateway_sat.rps, n.rps).into();
+        figures["nginx_p50_ms"] = ms(n, 0.5).into();
+        figures["nginx_p99_ms"] = ms(n, 0.99).into();
+        figures["fixed_nginx"] = fixed[2].summary();
+        figures["nginx_added_p50_ms"] = added(&fixed[2], 0.5).into();
+        figures["nginx_added_p99_ms"] = added(&fixed[2], 0.99).into();
+    }
+    figures
 }
 
 pub struct DeliveryOptions {

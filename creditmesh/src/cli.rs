@@ -115,6 +115,10 @@ enum BenchCommand {
         /// Persistent connections per path.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Also measure nginx (`grpc_pass`) in front of the same backend: this binary, or
+        /// `nginx` from the PATH or /usr/sbin when no path is given.
+        #[arg(long, num_args = 0..=1, value_name = "PATH")]
+        nginx: Option<Option<std::path::PathBuf>>,
     },
     /// Sustained writes (complaints, each an event) at a fixed rate while the outbox relay
     /// delivers; ends with one JSON line: produced and delivered per second, backlog.
@@ -323,14 +327,23 @@ async fn run(cli: Cli) -> Result<()> {
                     warmup_seconds,
                     concurrency,
                     connections,
+                    nginx,
                 },
         } => {
-            let figures = crate::bench::gateway(crate::bench::BenchOptions {
-                seconds,
-                warmup_seconds,
-                concurrency,
-                connections: connections.max(1),
-            })
+            let nginx = match nginx {
+                Some(Some(path)) => Some(path),
+                Some(None) => Some(crate::nginx::find().context("nginx is not on the PATH")?),
+                None => None,
+            };
+            let figures = crate::bench::gateway(
+                crate::bench::BenchOptions {
+                    seconds,
+                    warmup_seconds,
+                    concurrency,
+                    connections: connections.max(1),
+                },
+                nginx.as_deref(),
+            )
             .await?;
             println!("{figures}");
             Ok(())

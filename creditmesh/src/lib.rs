@@ -7,6 +7,7 @@ pub mod config;
 pub mod fairness;
 pub mod flood;
 pub mod mesh;
+mod nginx;
 pub mod soak;
 
 pub use config::Config;

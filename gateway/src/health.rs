@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -14,23 +13,24 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::Routing;
 use crate::proxy::PUBLIC_SERVICES;
+use crate::upstream::Upstream;
 
 pub struct HealthProxy {
-    channels: Arc<Routing>,
+    routing: Arc<Routing>,
     public: bool,
 }
 
 impl HealthProxy {
-    pub fn new(channels: Arc<Routing>, public: bool) -> Self {
-        Self { channels, public }
+    pub fn new(routing: Arc<Routing>, public: bool) -> Self {
+        Self { routing, public }
     }
 
-    fn backend(&self, service: &str) -> Result<HealthClient<Channel>, Status> {
+    fn backend(&self, service: &str) -> Result<HealthClient<Upstream>, Status> {
         if self.public && !PUBLIC_SERVICES.contains(&service) {
             return Err(Status::not_found(format!("unknown service {service}")));
         }
-        self.channels
-            .channel(service, None)
+        self.routing
+            .upstream(service, None)
             .map(HealthClient::new)
             .ok_or_else(|| Status::not_found(format!("unknown service {service}")))
     }

@@ -8,6 +8,7 @@ mod health;
 pub mod limits;
 pub mod policy;
 mod proxy;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,16 +18,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
-use creditmesh_rpc::client::mtls_channel;
 use creditmesh_rpc::connections::{Budget, Connections};
 use creditmesh_rpc::in_flight::InFlightLayer;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::{Channel, Server};
+use tonic::transport::Server;
 
 use crate::limits::Limits;
+use crate::upstream::Upstream;
 
 pub use limits::LimitsConfig;
 pub use proxy::PUBLIC_SERVICES;
@@ -53,19 +54,19 @@ pub struct Routing {
 /// Several connections to one backend, taken in turn, so that one HTTP/2 connection does not
 /// carry all of the gateway's traffic.
 struct Pool {
-    channels: Vec<Channel>,
+    connections: Vec<Upstream>,
     next: AtomicUsize,
 }
 
 impl Pool {
-    fn pick(&self) -> Channel {
+    fn pick(&self) -> Upstream {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.channels[i % self.channels.len()].clone()
+        self.connections[i % self.connections.len()].clone()
     }
 }
 
 impl Routing {
-    pub fn channel(&self, service: &str, tenant: Option<Tenant>) -> Option<Channel> {
+    fn upstream(&self, service: &str, tenant: Option<Tenant>) -> Option<Upstream> {
         tenant
             .and_then(|t| self.by_tenant.get(&(t, service.to_owned())))
             .or_else(|| self.default.get(service))
@@ -100,12 +101,12 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         by_tenant: HashMap::new(),
     };
     for b in &cfg.backends {
-        let channels = (0..cfg.limits.backend_connections.max(1))
-            .map(|_| mtls_channel(&b.url, client_tls.clone(), &b.server_name))
+        let connections = (0..cfg.limits.backend_connections.max(1))
+            .map(|_| Upstream::new(&b.url, client_tls.clone(), &b.server_name))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
         let pool = Pool {
-            channels,
+            connections,
             next: AtomicUsize::new(0),
         };
         match b.tenant {
@@ -113,7 +114,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
             None => routing.default.insert(b.grpc_name.clone(), pool),
         };
     }
-    let channels = Arc::new(routing);
+    let routing = Arc::new(routing);
 
     let node_tls = ServerTls::server(
         cfg.tls.clone(),
@@ -154,7 +155,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         limits.clone(),
         stop.clone(),
     )));
-    let node_routes = routes(channels.clone(), false)?;
+    let node_routes = routes(routing.clone(), false)?;
     let node = server(&cfg.limits)
         .layer(InFlightLayer::new(node_connections))
         .layer(gate::GateLayer::new(
@@ -170,7 +171,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         }
     }));
     // Browsers reach the public listener with gRPC-Web over HTTP/1.1 as well.
-    let public_routes = routes(channels, true)?;
+    let public_routes = routes(routing, true)?;
     let public = server(&cfg.limits)
         .accept_http1(true)
         .layer(InFlightLayer::new(public_connections))
@@ -211,11 +212,11 @@ async fn forget_idle_callers(limits: Arc<Limits>, stop: CancellationToken) {
 }
 
 /// Health, reflection and the proxy; the gate in front of them applies the same limits to all.
-fn routes(channels: Arc<Routing>, public: bool) -> Result<Routes> {
-    let health = health::HealthProxy::new(channels.clone(), public);
+fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
+    let health = health::HealthProxy::new(routing.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     let routes = creditmesh_rpc::standard::add_reflection(routes)?;
-    let proxy = proxy::Proxy::new(channels, public);
+    let proxy = proxy::Proxy::new(routing, public);
     Ok(Routes::from(
         routes.into_axum_router().fallback_service(proxy),
     ))

@@ -10,7 +10,6 @@ use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tonic::Status;
-use tower::ServiceExt;
 
 use crate::Routing;
 use crate::gate::Caller;
@@ -40,13 +39,13 @@ fn request_id() -> HeaderValue {
 
 #[derive(Clone)]
 pub struct Proxy {
-    channels: Arc<Routing>,
+    routing: Arc<Routing>,
     public: bool,
 }
 
 impl Proxy {
-    pub fn new(channels: Arc<Routing>, public: bool) -> Self {
-        Self { channels, public }
+    pub fn new(routing: Arc<Routing>, public: bool) -> Self {
+        Self { routing, public }
     }
 
     /// Forwards one call of the caller the gate named.
@@ -74,9 +73,9 @@ impl Proxy {
         }
         // The public has no tenant: its calls go to the default backends.
         let tenant = (!self.public).then_some(caller.principal.tenant);
-        let channel = self
-            .channels
-            .channel(service, tenant)
+        let upstream = self
+            .routing
+            .upstream(service, tenant)
             .ok_or_else(|| Status::unavailable(format!("no backend configured for {service}")))?;
         let service = service.to_owned();
 
@@ -112,10 +111,8 @@ impl Proxy {
         }
         tracing::debug!(%service, caller = %caller.id, "forwarding");
 
-        let (parts, body) = req.into_parts();
-        let req = Request::from_parts(parts, tonic::body::Body::new(body));
-        let response = channel
-            .oneshot(req)
+        let response = upstream
+            .send(req)
             .await
             .map_err(|e| Status::unavailable(format!("backend of {service} unreachable: {e}")))?;
         Ok(response.map(Body::new))

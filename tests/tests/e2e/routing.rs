@@ -1,4 +1,5 @@
-//! The tenant → backend map: one prefecture's traffic goes to its own backend.
+//! The tenant → backend map: one prefecture's traffic goes to its own backend; the gateway's
+//! connections to backends outlive a backend's restart.
 
 use std::net::SocketAddr;
 
@@ -11,7 +12,10 @@ use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_tests::{Engine, TRUST_DOMAIN, fresh_database, mtls};
 use tokio_util::sync::CancellationToken;
 
-crate::on_both_engines!(two_tenants_reach_two_backends);
+crate::on_both_engines!(
+    two_tenants_reach_two_backends,
+    the_gateway_reconnects_to_a_backend_that_restarted
+);
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
 
@@ -123,5 +127,81 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
         0,
         "Urumqi reaches the default backend"
     );
+    stop.cancel();
+}
+
+/// The gateway's backend connection ends with the backend; calls meanwhile are `UNAVAILABLE`,
+/// and once the backend is back on its address the gateway connects again by itself.
+async fn the_gateway_reconnects_to_a_backend_that_restarted(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = fresh_database(engine, dir.path()).await else {
+        return;
+    };
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
+    let defs = all_services();
+    let review = defs.iter().find(|d| d.name == "review").unwrap();
+    let runtime = creditmesh_tests::runtime(&pki, dir.path());
+    let mut cfg = db.clone();
+    cfg.url = cfg.url.replace("{service}", "review");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let backend_stop = CancellationToken::new();
+    let first = start_service(review, &cfg, &runtime, any, backend_stop.clone())
+        .await
+        .unwrap();
+    let addr = first.addr;
+
+    let stop = CancellationToken::new();
+    let gw = creditmesh_gateway::start(
+        GatewayConfig {
+            node_listen: any,
+            public_listen: any,
+            trust_domain: TRUST_DOMAIN.into(),
+            tls: TlsFiles::in_dir(&pki, "service-gateway"),
+            backends: vec![Backend {
+                grpc_name: review.grpc_name.into(),
+                url: format!("https://{addr}"),
+                server_name: "review".into(),
+                tenant: None,
+            }],
+            limits: Default::default(),
+        },
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let client = ReviewServiceClient::new(mtls(gw.node_addr, &pki, "regulator-650100").await);
+    let call = || {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_credit_file(GetCreditFileRequest {
+                    uscc: KASHGAR_AGENCY.into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    call().await.expect("served while the backend is up");
+
+    backend_stop.cancel();
+    let refused = creditmesh_tests::eventually(
+        "calls fail while the backend is down",
+        std::time::Duration::from_secs(10),
+        || async { call().await.err() },
+    )
+    .await;
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+
+    let again = start_service(review, &cfg, &runtime, addr, stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.addr, addr);
+    creditmesh_tests::eventually(
+        "served again once the backend is back",
+        std::time::Duration::from_secs(10),
+        || async { call().await.ok() },
+    )
+    .await;
     stop.cancel();
 }
