@@ -277,6 +277,7 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     let _telemetry = creditmesh_rpc::telemetry::init(&cfg.log.filter, cfg.log.format == "json")?;
+    crate::memory::spawn_collector();
     match cli.command {
         Command::Dev {
             data_dir,

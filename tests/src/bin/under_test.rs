@@ -1,5 +1,7 @@
 //! The `creditmesh` binary, built inside this package so that the end-to-end tests can run it
-//! as a child process (and kill it).
+//! as a child process (and kill it); with the same allocator.
+
+creditmesh::global_allocator!();
 
 fn main() -> std::process::ExitCode {
     creditmesh::cli::main()

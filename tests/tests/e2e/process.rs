@@ -657,7 +657,7 @@ async fn bench_fairness_prints_both_p99s() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_flood_prints_what_the_caps_held_and_memory() {
+async fn bench_flood_prints_what_the_caps_held_and_memory_goes_back() {
     let (last, figures) = bench(&[
         "flood",
         "--addresses",
@@ -676,7 +676,17 @@ async fn bench_flood_prints_what_the_caps_held_and_memory() {
     assert!(figures["watches_refused"].as_u64().unwrap() > 0, "{last}");
     assert_eq!(figures["regulator_failures_flooded"], 0, "{last}");
     assert!(figures["rss_before_mib"].as_f64().unwrap() > 0.0, "{last}");
-    assert!(figures["rss_after_mib"].as_f64().unwrap() > 0.0, "{last}");
+    // Most of what the flood took is back with the system once it is gone (the allocator's
+    // collector, crate::memory), not kept at the peak.
+    let mib = |v: &serde_json::Value| v.as_f64().unwrap();
+    let round = &figures["rounds"][0];
+    let (before, peak, after) = (
+        mib(&figures["rss_before_mib"]),
+        mib(&round["rss_peak_mib"]),
+        mib(&round["rss_after_mib"]),
+    );
+    assert!(peak > before, "{last}");
+    assert!(after - before <= (peak - before) * 0.75, "{last}");
     // Every connection of the flood was closed again.
     let (before, after) = (
         figures["descriptors_before"].as_u64().unwrap(),
