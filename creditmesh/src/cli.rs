@@ -133,16 +133,20 @@ enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
-    /// One tenant's reads at a fixed rate, alone and then while another tenant sends ten
-    /// times its share of calls in flight; ends with one JSON line of both p99s.
+    /// One tenant's reads at a fixed rate, alone and while another tenant sends ten times its
+    /// share of calls in flight, in turns; ends with one JSON line of both p99s.
     Fairness {
-        #[arg(long, default_value_t = 10)]
+        /// Length of each phase of each round.
+        #[arg(long, default_value_t = 5)]
         seconds: u64,
         #[arg(long, default_value_t = 100)]
         rate: u64,
         /// Calls in flight each tenant may hold.
         #[arg(long, default_value_t = 8)]
         share: u32,
+        /// Alone, then crowded, this many times, `seconds` each.
+        #[arg(long, default_value_t = 4)]
+        rounds: u32,
     },
     /// The public listener flooded with connections and health watches beyond every cap,
     /// under the default limits, then left alone; ends with one JSON line: what was admitted
@@ -372,12 +376,14 @@ async fn run(cli: Cli) -> Result<()> {
                     seconds,
                     rate,
                     share,
+                    rounds,
                 },
         } => {
             let figures = crate::fairness::fairness(crate::fairness::FairnessOptions {
                 seconds,
                 rate,
                 share: share.max(1),
+                rounds,
             })
             .await?;
             println!("{figures}");

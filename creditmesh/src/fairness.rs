@@ -1,6 +1,7 @@
-//! `creditmesh bench fairness`: one tenant's regulator reads at a fixed rate, first alone,
-//! then while another tenant sends ten times its share of the gateway's calls in flight; the
-//! first tenant's p99 in both phases shows what the per-tenant shares protect.
+//! `creditmesh bench fairness`: one tenant's regulator reads at a fixed rate, alone and while
+//! another tenant sends ten times its share of the gateway's calls in flight, the two phases
+//! taking turns for several rounds so that whatever else the machine does falls on both
+//! alike; the first tenant's p99 in both shows what the per-tenant shares protect.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use crate::bench::{BenchMesh, fixed_rate, unlimited};
+use crate::bench::{BenchMesh, Outcome, fixed_rate, unlimited};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FairnessOptions {
@@ -22,6 +23,8 @@ pub struct FairnessOptions {
     pub rate: u64,
     /// Calls in flight each tenant may hold; the other tenant sends ten times this.
     pub share: u32,
+    /// Alone, then crowded, this many times, `seconds` each.
+    pub rounds: u32,
 }
 
 async fn list(ch: &Channel) -> Result<(), tonic::Status> {
@@ -34,8 +37,8 @@ async fn list(ch: &Channel) -> Result<(), tonic::Status> {
         .map(|_| ())
 }
 
-/// Open loop at `rate` for `seconds`: p50 and p99 in milliseconds, and errors.
-async fn measured(ch: &Channel, rate: u64, seconds: u64) -> (f64, f64, u64) {
+/// Open loop at `rate` for `seconds`, added to `into`.
+async fn measure_into(into: &mut Outcome, ch: &Channel, rate: u64, seconds: u64) {
     let ch = ch.clone();
     let o = fixed_rate(
         move |_| {
@@ -46,6 +49,11 @@ async fn measured(ch: &Channel, rate: u64, seconds: u64) -> (f64, f64, u64) {
         Duration::from_secs(seconds),
     )
     .await;
+    let _ = into.histogram.add(&o.histogram);
+    into.errors += o.errors;
+}
+
+fn summary(o: &Outcome) -> (f64, f64, u64) {
     let q = |p: f64| o.histogram.value_at_quantile(p) as f64 / 1000.0;
     (q(0.5), q(0.99), o.errors)
 }
@@ -73,22 +81,21 @@ pub async fn fairness(opts: FairnessOptions) -> Result<serde_json::Value> {
     let quiet = bench.node(1, "regulator-653100")?.remove(0);
     let loud = bench.node(4, "regulator-650100")?;
     list(&quiet).await?;
-    eprintln!(
-        "bench: one tenant alone at {}/s ({}s)",
-        opts.rate, opts.seconds
-    );
-    let alone = measured(&quiet, opts.rate, opts.seconds).await;
-
     let flooders = (opts.share * 10) as usize;
-    eprintln!("bench: the same while another tenant keeps {flooders} calls in flight");
     let stop = Arc::new(AtomicBool::new(false));
+    let flooding = Arc::new(AtomicBool::new(false));
     let (served, shed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let flood: Vec<_> = (0..flooders)
         .map(|i| {
             let ch = loud[i % loud.len()].clone();
-            let (stop, served, shed) = (stop.clone(), served.clone(), shed.clone());
+            let (stop, flooding) = (stop.clone(), flooding.clone());
+            let (served, shed) = (served.clone(), shed.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
+                    if !flooding.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
                     match list(&ch).await {
                         Ok(()) => served.fetch_add(1, Ordering::Relaxed),
                         Err(_) => {
@@ -101,17 +108,40 @@ pub async fn fairness(opts: FairnessOptions) -> Result<serde_json::Value> {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let crowded = measured(&quiet, opts.rate, opts.seconds).await;
+    let empty = || Outcome {
+        rps: 0.0,
+        errors: 0,
+        histogram: crate::bench::histogram(),
+    };
+    let (mut alone, mut crowded) = (empty(), empty());
+    let mut flooded_for = Duration::ZERO;
+    for round in 1..=opts.rounds.max(1) {
+        eprintln!(
+            "bench: round {round}: one tenant alone at {}/s ({}s), then while another keeps \
+             {flooders} calls in flight",
+            opts.rate, opts.seconds
+        );
+        measure_into(&mut alone, &quiet, opts.rate, opts.seconds).await;
+        flooding.store(true, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        measure_into(&mut crowded, &quiet, opts.rate, opts.seconds).await;
+        flooding.store(false, Ordering::Relaxed);
+        flooded_for += started.elapsed();
+        // Let the flood's calls in flight drain before the next quiet phase.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for f in flood {
         let _ = f.await;
     }
+    let (alone, crowded) = (summary(&alone), summary(&crowded));
     bench.stop().await?;
-    let secs = opts.seconds as f64 + 0.5;
+    let secs = flooded_for.as_secs_f64();
     Ok(json!({
         "rate": opts.rate,
         "seconds": opts.seconds,
+        "rounds": opts.rounds.max(1),
         "share": opts.share,
         "flooding_callers": flooders,
         "alone": {"p50_ms": alone.0, "p99_ms": alone.1, "errors": alone.2},

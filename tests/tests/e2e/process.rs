@@ -639,8 +639,19 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fairness_prints_both_p99s() {
-    let (last, figures) =
-        bench(&["fairness", "--seconds", "1", "--rate", "20", "--share", "2"]).await;
+    let (last, figures) = bench(&[
+        "fairness",
+        "--seconds",
+        "1",
+        "--rate",
+        "20",
+        "--share",
+        "2",
+        "--rounds",
+        "2",
+    ])
+    .await;
+    assert_eq!(figures["rounds"], 2, "{last}");
     for phase in ["alone", "crowded"] {
         assert!(figures[phase]["p99_ms"].as_f64().unwrap() > 0.0, "{last}");
         assert_eq!(figures[phase]["errors"], 0, "{last}");
