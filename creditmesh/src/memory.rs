@@ -9,7 +9,9 @@
 use std::os::raw::{c_int, c_long};
 use std::time::Duration;
 
-// `mi_option_e` of mimalloc 3.3 (libmimalloc-sys 0.1.49), which the Rust bindings do not name.
+// `mi_option_e` of mimalloc 3.3 (libmimalloc-sys 0.1.49), which the Rust bindings do not name;
+// with another version the options are left alone.
+const MI_VERSION: c_int = 303;
 const MI_OPTION_ARENA_EAGER_COMMIT: c_int = 4;
 const MI_OPTION_ARENA_PURGE_MULT: c_int = 24;
 
@@ -40,12 +42,20 @@ macro_rules! global_allocator {
 /// Must run before the first allocation ([`global_allocator!`] runs it as the process
 /// loads): the options apply to arenas reserved afterwards.
 pub fn tune_allocator() {
+    if !options_known() {
+        return;
+    }
     // SAFETY: setting an option is allowed at any time.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0 as c_long);
         // Free arena memory is purged after the purge delay itself, not ten times it.
         libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_PURGE_MULT, 1 as c_long);
     }
+}
+
+fn options_known() -> bool {
+    // SAFETY: a plain query.
+    unsafe { libmimalloc_sys::mi_version() / 100 == MI_VERSION }
 }
 
 /// Returns freed memory to the operating system every few seconds, for as long as the runtime
@@ -60,4 +70,16 @@ pub fn spawn_collector() {
             unsafe { libmimalloc_sys::mi_collect(true) };
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_option_numbers_are_for_the_mimalloc_in_use() {
+        assert!(
+            super::options_known(),
+            "mimalloc {} is not 3.3: check the option numbers in memory.rs",
+            unsafe { libmimalloc_sys::mi_version() }
+        );
+    }
 }

@@ -19,6 +19,19 @@ crate::on_both_engines!(
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
 
+/// A gateway on free ports with the development identity and default limits.
+fn gateway_config(pki: &std::path::Path, backends: Vec<Backend>) -> GatewayConfig {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    GatewayConfig {
+        node_listen: any,
+        public_listen: any,
+        trust_domain: TRUST_DOMAIN.into(),
+        tls: TlsFiles::in_dir(pki, "service-gateway"),
+        backends,
+        limits: Default::default(),
+    }
+}
+
 async fn two_tenants_reach_two_backends(engine: Engine) {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
@@ -86,17 +99,13 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
         tenant,
     };
     let gw = creditmesh_gateway::start(
-        GatewayConfig {
-            node_listen: any,
-            public_listen: any,
-            trust_domain: TRUST_DOMAIN.into(),
-            tls: TlsFiles::in_dir(&pki, "service-gateway"),
-            backends: vec![
+        gateway_config(
+            &pki,
+            vec![
                 backend(started[0].addr, None),
                 backend(started[1].addr, Some(kashgar)),
             ],
-            limits: Default::default(),
-        },
+        ),
         stop.clone(),
     )
     .await
@@ -153,19 +162,15 @@ async fn the_gateway_reconnects_to_a_backend_that_restarted(engine: Engine) {
 
     let stop = CancellationToken::new();
     let gw = creditmesh_gateway::start(
-        GatewayConfig {
-            node_listen: any,
-            public_listen: any,
-            trust_domain: TRUST_DOMAIN.into(),
-            tls: TlsFiles::in_dir(&pki, "service-gateway"),
-            backends: vec![Backend {
+        gateway_config(
+            &pki,
+            vec![Backend {
                 grpc_name: review.grpc_name.into(),
                 url: format!("https://{addr}"),
                 server_name: "review".into(),
                 tenant: None,
             }],
-            limits: Default::default(),
-        },
+        ),
         stop.clone(),
     )
     .await
