@@ -104,6 +104,7 @@ pub async fn start_service(
         measures: runtime.measures,
     };
     (def.background)(env.clone(), stop.clone());
+    let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
     let routes = (def.routes)(env);
     let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
@@ -126,6 +127,7 @@ pub async fn start_service(
         let served = Server::builder()
             .http2_max_header_list_size(16 * 1024)
             .layer(InFlightLayer::new(connections))
+            .layer(peers)
             .layer(ServerTraceLayer { service: name })
             .layer(creditmesh_rpc::codec_status::CodecStatusLayer)
             .add_routes(routes)

@@ -68,10 +68,15 @@ impl Authn {
     /// another service): agencies, regulators and departments reach backends only through the
     /// gateway.
     pub fn service_peer<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        self.peer_in(req.extensions())
+    }
+
+    /// [`Self::service_peer`] from a request's extensions.
+    pub fn peer_in(&self, extensions: &http::Extensions) -> Result<Principal, Status> {
         // The certificate is read once per connection (`InFlightLayer` hands over the
         // connection's activity).
-        let peer = once_per_connection(req.extensions().get::<Arc<Activity>>(), || {
-            self.peer_of(req)
+        let peer = once_per_connection(extensions.get::<Arc<Activity>>(), || {
+            self.peer_of(extensions)
         })?;
         if let Some(tls) = &self.tls
             && tls.is_revoked(&peer.serial)
@@ -82,9 +87,11 @@ impl Authn {
         Ok(peer.principal.clone())
     }
 
-    fn peer_of<T>(&self, req: &Request<T>) -> Result<Peer, Status> {
-        let certs = req
-            .peer_certs()
+    fn peer_of(&self, extensions: &http::Extensions) -> Result<Peer, Status> {
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let certs = extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|i| i.peer_certs())
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
         let leaf = certs
             .first()
@@ -157,6 +164,69 @@ impl CallContext {
                 "{} callers may not call this method",
                 self.principal.kind.as_str()
             )))
+        }
+    }
+}
+
+/// A backend's check of its peer in front of every route — health and reflection as much as
+/// the business calls, which check it again with the forwarded caller: a mesh service whose
+/// certificate is not revoked, also on a connection opened before the revocation.
+#[derive(Clone)]
+pub struct PeerLayer {
+    authn: Arc<Authn>,
+}
+
+impl PeerLayer {
+    pub fn new(authn: Authn) -> Self {
+        Self {
+            authn: Arc::new(authn),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for PeerLayer {
+    type Service = PeerCheck<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PeerCheck {
+            inner,
+            authn: self.authn.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PeerCheck<S> {
+    inner: S,
+    authn: Arc<Authn>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for PeerCheck<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        S::Future,
+        std::future::Ready<Result<http::Response<tonic::body::Body>, S::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match self.authn.peer_in(req.extensions()) {
+            Ok(_) => futures::future::Either::Left(self.inner.call(req)),
+            Err(status) => {
+                futures::future::Either::Right(std::future::ready(Ok(status.into_http())))
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod trace;
 /// Documents travel in chunks below it.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-pub use context::{Authn, CallContext, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+pub use context::{Authn, CallContext, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER};
 pub use error::{status, status_from};
 pub use relay::prost_types_timestamp as timestamp;
 pub use service::{ServiceDef, ServiceEnv};

@@ -357,5 +357,20 @@ async fn backends_refuse_a_revoked_service_on_connections_it_opened_before(engin
     )
     .await;
     assert!(refused.message().contains("revoked"), "{refused:?}");
+    // Health as well: the backend refuses the revoked peer on every route, so the gateway
+    // reports the service as not serving.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(t.node("agency").await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "creditmesh.filing.v1.FilingService".into(),
+        })
+        .await
+        .expect("the gateway answers")
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
     t.stop().await;
 }
