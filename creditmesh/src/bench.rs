@@ -74,6 +74,20 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    pub fn empty() -> Self {
+        Self {
+            rps: 0.0,
+            errors: 0,
+            histogram: histogram(),
+        }
+    }
+
+    /// Adds `other`'s latencies and errors to these.
+    pub fn absorb(&mut self, other: &Outcome) {
+        let _ = self.histogram.add(&other.histogram);
+        self.errors += other.errors;
+    }
+
     fn summary(&self) -> serde_json::Value {
         let q = |p: f64| self.histogram.value_at_quantile(p) as f64 / 1000.0;
         json!({
@@ -142,20 +156,12 @@ async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
 async fn fixed_rate_alternating(paths: &[&Path], rate: f64, opts: BenchOptions) -> Vec<Outcome> {
     let slice = Duration::from_millis(500);
     let slices = (opts.seconds * 2).max(1);
-    let mut outcomes: Vec<Outcome> = paths
-        .iter()
-        .map(|_| Outcome {
-            rps: 0.0,
-            errors: 0,
-            histogram: histogram(),
-        })
-        .collect();
+    let mut outcomes: Vec<Outcome> = paths.iter().map(|_| Outcome::empty()).collect();
     for _ in 0..slices {
         for (path, outcome) in paths.iter().zip(outcomes.iter_mut()) {
             let path = (*path).clone();
             let o = fixed_rate(move |i| path.clone().call_owned(i), rate, slice).await;
-            let _ = outcome.histogram.add(&o.histogram);
-            outcome.errors += o.errors;
+            outcome.absorb(&o);
             outcome.rps += o.rps / slices as f64;
         }
     }

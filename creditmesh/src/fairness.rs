@@ -49,8 +49,7 @@ async fn measure_into(into: &mut Outcome, ch: &Channel, rate: u64, seconds: u64)
         Duration::from_secs(seconds),
     )
     .await;
-    let _ = into.histogram.add(&o.histogram);
-    into.errors += o.errors;
+    into.absorb(&o);
 }
 
 fn summary(o: &Outcome) -> (f64, f64, u64) {
@@ -108,12 +107,7 @@ pub async fn fairness(opts: FairnessOptions) -> Result<serde_json::Value> {
             })
         })
         .collect();
-    let empty = || Outcome {
-        rps: 0.0,
-        errors: 0,
-        histogram: crate::bench::histogram(),
-    };
-    let (mut alone, mut crowded) = (empty(), empty());
+    let (mut alone, mut crowded) = (Outcome::empty(), Outcome::empty());
     let mut flooded_for = Duration::ZERO;
     for round in 1..=opts.rounds.max(1) {
         eprintln!(

@@ -48,7 +48,7 @@ pub struct Backend {
 /// Which backend serves a call: the tenant's own when one is configured, else the default.
 pub struct Routing {
     default: HashMap<String, Pool>,
-    by_tenant: HashMap<(Tenant, String), Pool>,
+    by_tenant: HashMap<Tenant, HashMap<String, Pool>>,
 }
 
 /// Several connections to one backend, taken in turn, so that one HTTP/2 connection does not
@@ -68,7 +68,7 @@ impl Pool {
 impl Routing {
     fn upstream(&self, service: &str, tenant: Option<Tenant>) -> Option<Upstream> {
         tenant
-            .and_then(|t| self.by_tenant.get(&(t, service.to_owned())))
+            .and_then(|t| self.by_tenant.get(&t)?.get(service))
             .or_else(|| self.default.get(service))
             .map(Pool::pick)
     }
@@ -110,7 +110,11 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
             next: AtomicUsize::new(0),
         };
         match b.tenant {
-            Some(t) => routing.by_tenant.insert((t, b.grpc_name.clone()), pool),
+            Some(t) => routing
+                .by_tenant
+                .entry(t)
+                .or_default()
+                .insert(b.grpc_name.clone(), pool),
             None => routing.default.insert(b.grpc_name.clone(), pool),
         };
     }

@@ -204,8 +204,6 @@ pub struct PeerCheck<S> {
 impl<S, B> tower::Service<http::Request<B>> for PeerCheck<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
