@@ -105,6 +105,7 @@ pub async fn start_service(
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
+    let lanes = creditmesh_rpc::LaneLayer::new(trust_domain);
     let routes = (def.routes)(env);
     let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
@@ -128,6 +129,7 @@ pub async fn start_service(
             .http2_max_header_list_size(16 * 1024)
             .layer(InFlightLayer::new(connections))
             .layer(peers)
+            .layer(lanes)
             .layer(ServerTraceLayer { service: name })
             .layer(creditmesh_rpc::codec_status::CodecStatusLayer)
             .add_routes(routes)

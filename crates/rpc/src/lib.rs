@@ -8,6 +8,7 @@ pub mod context;
 pub mod edge;
 pub mod error;
 pub mod in_flight;
+pub mod lane;
 pub mod listener;
 pub mod relay;
 pub mod service;
@@ -23,6 +24,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub use context::{Authn, CallContext, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER};
 pub use error::{status, status_from};
+pub use lane::LaneLayer;
 pub use relay::prost_types_timestamp as timestamp;
 pub use service::{ServiceDef, ServiceEnv};
 pub use store::{ServiceStore, Written};

@@ -148,7 +148,7 @@ impl ServiceStore {
         match result {
             // A concurrent call with the same key committed first: answer what it stored.
             Err(e) if e.code == ErrorCode::AlreadyExists => {
-                let mut conn = self.db.pool().acquire().await.map_err(StorageError::from)?;
+                let mut conn = self.db.acquire().await?;
                 match self
                     .infra
                     .stored_response(&mut conn, principal, method, request_id)

@@ -1,13 +1,66 @@
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use crate::error::StorageError;
+use crate::fair::{FairGate, Permit, current_lane};
 
-/// A write transaction: `BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL.
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// A transaction holding its place at the pool: `BEGIN IMMEDIATE` on SQLite for writes, a
+/// plain `BEGIN` on PostgreSQL.
+pub struct Tx {
+    // Dropped first: the connection goes back to the pool before its place is handed on.
+    inner: sqlx::Transaction<'static, Any>,
+    _permit: Permit,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// A pooled connection outside any transaction, holding its place at the pool.
+pub struct Conn {
+    inner: PoolConnection<Any>,
+    _permit: Permit,
+}
+
+impl Deref for Conn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -79,10 +132,22 @@ impl DbConfig {
     }
 }
 
-#[derive(Clone, Debug)]
+/// The pool behind a gate that hands its connections out fairly between tenants
+/// ([`crate::fair`]): every transaction and connection taken through `Db` holds a place.
+#[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    gate: Arc<FairGate>,
     engine: Engine,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("engine", &self.engine)
+            .field("connections", &self.gate.capacity())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {
@@ -137,11 +202,38 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, engine })
+        let gate = FairGate::new(
+            cfg.max_connections as usize,
+            Duration::from_millis(cfg.acquire_timeout_ms),
+        );
+        Ok(Self { pool, gate, engine })
     }
 
+    /// The pool itself, outside the gate: for tests and tools, not for serving calls.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The gate in front of the pool.
+    pub fn gate(&self) -> &Arc<FairGate> {
+        &self.gate
+    }
+
+    /// A connection for reads outside a transaction, taken in the current call's lane.
+    pub async fn acquire(&self) -> Result<Conn, StorageError> {
+        let permit = self.gate.acquire(current_lane()).await?;
+        Ok(Conn {
+            inner: self.pool.acquire().await?,
+            _permit: permit,
+        })
+    }
+
+    async fn begin_with(&self, statement: &'static str) -> Result<Tx, StorageError> {
+        let permit = self.gate.acquire(current_lane()).await?;
+        Ok(Tx {
+            inner: self.pool.begin_with(statement).await?,
+            _permit: permit,
+        })
     }
 
     pub fn engine(&self) -> Engine {
@@ -151,10 +243,10 @@ impl Db {
     /// Starts a write transaction. On SQLite it takes the write lock up front, so that a
     /// transaction that reads before it writes never fails with "database is locked".
     pub async fn begin(&self) -> Result<Tx, StorageError> {
-        Ok(match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
-        })
+        match self.engine {
+            Engine::Sqlite => self.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.begin_with("BEGIN").await,
+        }
     }
 
     /// A read transaction seeing only `tenant`'s rows (all rows for the region or `None`). On
@@ -162,8 +254,8 @@ impl Db {
     /// filters; SQLite relies on those filters alone.
     pub async fn read_scoped(&self, tenant: Option<&str>) -> Result<Tx, StorageError> {
         let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin().await?,
-            Engine::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
+            Engine::Sqlite => self.begin_with("BEGIN").await?,
+            Engine::Postgres => self.begin_with("BEGIN READ ONLY").await?,
         };
         if let Some(tenant) = tenant {
             self.scope(&mut tx, tenant).await?;

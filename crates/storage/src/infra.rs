@@ -222,7 +222,7 @@ impl Infra {
         let rows = sqlx::query(AssertSqlSafe(self.sql.due.clone()))
             .bind(now_micros)
             .bind(limit)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *db.acquire().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -263,7 +263,7 @@ impl Infra {
             self.service
         )))
         .bind(now_micros)
-        .execute(db.pool())
+        .execute(&mut *db.acquire().await?)
         .await?;
         Ok(())
     }
@@ -279,7 +279,7 @@ impl Infra {
             .bind(next_attempt_micros)
             .bind(error.chars().take(500).collect::<String>())
             .bind(seq)
-            .execute(db.pool())
+            .execute(&mut *db.acquire().await?)
             .await?;
         Ok(())
     }
@@ -287,7 +287,7 @@ impl Infra {
     /// Deliveries not yet acknowledged by their consumer.
     pub async fn pending(&self, db: &Db) -> Result<i64, StorageError> {
         let row = sqlx::query(AssertSqlSafe(self.sql.pending.clone()))
-            .fetch_one(db.pool())
+            .fetch_one(&mut *db.acquire().await?)
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -355,7 +355,7 @@ impl Infra {
     pub async fn purge_answers(&self, db: &Db, now_micros: i64) -> Result<u64, StorageError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.idem_purge.clone()))
             .bind(now_micros - crate::sealed::KEEP_MICROS)
-            .execute(db.pool())
+            .execute(&mut *db.acquire().await?)
             .await?;
         Ok(done.rows_affected())
     }

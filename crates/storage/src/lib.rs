@@ -8,13 +8,14 @@
 pub mod blob;
 pub mod db;
 pub mod error;
+pub mod fair;
 pub mod infra;
 pub mod migrate;
 pub mod sealed;
 pub mod transition;
 
 pub use blob::Blobs;
-pub use db::{Db, DbConfig, Engine, Tx};
+pub use db::{Conn, Db, DbConfig, Engine, Tx};
 pub use error::StorageError;
 pub use infra::{AuditEntry, Infra, NewEvent, OutboxRow};
 pub use migrate::Migration;

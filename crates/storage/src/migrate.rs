@@ -76,7 +76,7 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
         "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)"
     )))
-    .execute(db.pool())
+    .execute(&mut *db.acquire().await?)
     .await?;
 
     let mut sorted: Vec<&Migration> = migrations.iter().collect();

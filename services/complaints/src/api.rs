@@ -208,14 +208,15 @@ impl ComplaintService for Api {
                 "no complaint with this tracking number and access code",
             ))
         };
-        let row = store::find(self.store.db.pool(), req.tracking_number.trim())
+        let mut conn = self.store.db.acquire().await.map_err(status_from)?;
+        let row = store::find(&mut conn, req.tracking_number.trim())
             .await
             .map_err(status_from)?
             .ok_or_else(not_found)?;
         if row.access_code_sha256 != sha256_hex(req.access_code.trim().as_bytes()) {
             return Err(not_found());
         }
-        let history = store::history(self.store.db.pool(), &row.tenant, &row.tracking_number)
+        let history = store::history(&mut conn, &row.tenant, &row.tracking_number)
             .await
             .map_err(status_from)?;
         Ok(Response::new(TrackComplaintResponse {

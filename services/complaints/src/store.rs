@@ -1,7 +1,7 @@
 //! SQL of the complaints tables; database errors are translated here.
 
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, AnyPool, Row};
+use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 
 pub struct NewComplaint<'a> {
     pub tenant: &'a str,
@@ -78,7 +78,7 @@ pub async fn add_history(
 }
 
 pub async fn find(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tracking_number: &str,
 ) -> Result<Option<ComplaintRow>, StorageError> {
     let row = sqlx::query(
@@ -86,7 +86,7 @@ pub async fn find(
          WHERE tracking_number = $1",
     )
     .bind(tracking_number.to_owned())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     row.map(|r| {
         Ok(ComplaintRow {
@@ -101,7 +101,7 @@ pub async fn find(
 }
 
 pub async fn history(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     tenant: &str,
     tracking_number: &str,
 ) -> Result<Vec<HistoryRow>, StorageError> {
@@ -111,7 +111,7 @@ pub async fn history(
     )
     .bind(tenant.to_owned())
     .bind(tracking_number.to_owned())
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {

@@ -52,12 +52,7 @@ fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
 pub async fn recompute_provisional_changes(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let calendar = &env.calendar;
-    let mut conn = store
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(creditmesh_storage::StorageError::from)?;
+    let mut conn = store.db.acquire().await?;
     if store::provisional_changes(&mut conn, calendar.version())
         .await?
         .is_empty()
@@ -118,12 +113,7 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
         .map_err(|e| Error::internal(e.to_string()))?;
     let submitted_before = cst_midnight(start_of_year);
     // Settled runs cost one read per tick, and leave no audit line.
-    let mut conn = store
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(creditmesh_storage::StorageError::from)?;
+    let mut conn = store.db.acquire().await?;
     if store::job_done(&mut conn, &name).await? {
         return Ok(0);
     }

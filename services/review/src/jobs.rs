@@ -53,12 +53,7 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let today = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
     let today_s = creditmesh_domain::calendar::format_date(today);
-    let mut conn = store
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(creditmesh_storage::StorageError::from)?;
+    let mut conn = store.db.acquire().await?;
     let overdue = supervision::overdue_orders(&mut conn, &today_s).await?;
     drop(conn);
     let mut handled = 0;
@@ -111,12 +106,7 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
 pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let calendar = &env.calendar;
-    let mut conn = store
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(creditmesh_storage::StorageError::from)?;
+    let mut conn = store.db.acquire().await?;
     if tasks::provisional_deadlines(&mut conn, calendar.version())
         .await?
         .is_empty()

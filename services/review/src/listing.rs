@@ -224,13 +224,7 @@ pub(crate) async fn list_dishonesty_entries(
         } else {
             i64::from(req.page_size.min(1000))
         };
-        let mut conn = api
-            .store
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(creditmesh_storage::StorageError::from)?;
+        let mut conn = api.store.db.acquire().await?;
         let rows = tasks::listings(
             &mut conn,
             &req.identifier.trim().to_ascii_uppercase(),

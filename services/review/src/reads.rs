@@ -113,13 +113,7 @@ pub(crate) async fn get_review_task(
     let ctx = api.authn.context(&request)?;
     let req = request.into_inner();
     edge::read(async {
-        let mut conn = api
-            .store
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(creditmesh_storage::StorageError::from)?;
+        let mut conn = api.store.db.acquire().await?;
         let task = api
             .visible_task(&mut conn, &ctx, req.task_id.trim())
             .await?;

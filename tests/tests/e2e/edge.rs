@@ -22,6 +22,7 @@ crate::on_both_engines!(
     connections_are_capped_per_address_and_the_node_share_is_kept,
     health_and_reflection_count_against_the_limits,
     a_tenant_beyond_its_share_leaves_the_others_their_places,
+    a_backends_connections_go_first_to_the_tenant_holding_fewest,
     an_oversized_header_list_is_a_grpc_status,
 );
 
@@ -373,6 +374,102 @@ async fn a_tenant_beyond_its_share_leaves_the_others_their_places(engine: Engine
         .await
         .expect("the public keeps its places");
     drop(watches);
+    t.stop().await;
+}
+
+/// Waits until the connection gate shows `lane` with `n` calls waiting (promptly: the
+/// waiters give up after the pool's acquire timeout).
+async fn until_waiting(gate: &creditmesh_storage::fair::FairGate, lane: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while gate.snapshot().1.get(lane).copied().unwrap_or(0) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{n} waiting in {lane}: {:?}",
+            gate.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn a_backends_connections_go_first_to_the_tenant_holding_fewest(engine: Engine) {
+    use creditmesh_proto::filing::v1::ListFilingsRequest;
+    use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
+    let gate = t
+        .mesh
+        .services
+        .iter()
+        .find(|s| s.name == "filing")
+        .unwrap()
+        .store
+        .db
+        .gate()
+        .clone();
+    let list = |ch| async move {
+        FilingServiceClient::new(ch)
+            .list_filings(ListFilingsRequest {
+                page_size: 10,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    };
+    // Urumqi's tenant holds every connection of the filing service and has more waiting:
+    // places that, once given to it, it keeps, and then one of its regulators' calls.
+    let urumqi: Arc<str> = Arc::from("650100");
+    let mut held = Vec::new();
+    for _ in 0..gate.capacity() {
+        held.push(gate.acquire(urumqi.clone()).await.unwrap());
+    }
+    let mut keepers = Vec::new();
+    for i in 0..3 {
+        let (g, lane) = (gate.clone(), urumqi.clone());
+        keepers.push(tokio::spawn(async move { g.acquire(lane).await }));
+        until_waiting(&gate, "650100", i + 1).await;
+    }
+    let urumqi_call = tokio::spawn(list(t.node("regulator-650100").await));
+    until_waiting(&gate, "650100", 4).await;
+    // Kashgar's regulator calls last; its call waits in its own tenant's lane ...
+    let kashgar_call = tokio::spawn(list(t.node("regulator-653100").await));
+    until_waiting(&gate, "653100", 1).await;
+    // ... and the one connection that comes free goes to it, not to the calls before it.
+    drop(held.pop());
+    tokio::time::timeout(Duration::from_secs(10), kashgar_call)
+        .await
+        .expect("served while the other tenant's earlier calls wait")
+        .unwrap()
+        .expect("kashgar's call succeeds");
+    assert!(
+        !urumqi_call.is_finished(),
+        "urumqi's own call waits behind its tenant's earlier ones"
+    );
+    drop(held);
+    let mut kept = Vec::new();
+    for k in keepers {
+        kept.push(
+            k.await
+                .unwrap()
+                .expect("a place comes free for every waiter"),
+        );
+    }
+    drop(kept);
+    urumqi_call
+        .await
+        .unwrap()
+        .expect("urumqi's call is served once places come free");
+    let (held, waiting) = gate.snapshot();
+    assert!(waiting.is_empty(), "{waiting:?}");
+    assert!(held.values().all(|n| *n <= gate.capacity()), "{held:?}");
     t.stop().await;
 }
 
