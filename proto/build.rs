@@ -28,6 +28,9 @@ const EVENT_KINDS: &[&str] = &[
     "DeadlineRecomputed",
     "SpotCheckDrawn",
     "ComplaintSubmitted",
+    "FiledDocument",
+    "PublicFacts",
+    "RegisterChanged",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

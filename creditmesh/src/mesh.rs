@@ -102,6 +102,7 @@ pub async fn start_service(
         spot_check_percent: runtime.spot_check_percent,
         review_routing: runtime.review_routing.clone(),
         measures: runtime.measures,
+        pki_dir: runtime.pki_dir.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());

@@ -153,6 +153,14 @@ pub const POLICY: &[(&str, &[Role])] = &[
         EVERYONE,
     ),
     (
+        "creditmesh.disclosure.v1.DisclosureService/GetNoticeProof",
+        EVERYONE,
+    ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/GetConsistencyProof",
+        EVERYONE,
+    ),
+    (
         "creditmesh.disclosure.v1.DisclosureService/PublishCorrection",
         REGULATORS,
     ),

@@ -13,6 +13,7 @@ mod e2e {
     pub mod plans;
     pub mod process;
     pub mod races;
+    pub mod register;
     pub mod review;
     pub mod routing;
     pub mod tenancy;

@@ -42,6 +42,8 @@ pub struct ServiceEnv {
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     /// The Measures' validity window (Art. 32); `None` while no effective date is configured.
     pub measures: Option<creditmesh_domain::measures::Validity>,
+    /// The node's PKI directory (keys beside the certificates, such as the register's log key).
+    pub pki_dir: std::path::PathBuf,
 }
 
 impl ServiceDef {

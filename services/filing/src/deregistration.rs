@@ -115,6 +115,19 @@ async fn submit(
                 &reason_name,
             )
             .await?;
+            crate::register::tell(
+                &mut tx,
+                &api.store.infra,
+                crate::register::Tell {
+                    filing_id: &filing.filing_id,
+                    notice: crate::register::Notice::Deregistering,
+                    ground: "",
+                    changed_fields: Vec::new(),
+                    at: now,
+                    principal: &ctx.principal_id,
+                },
+            )
+            .await?;
             api.publish(
                 &mut tx,
                 ctx,

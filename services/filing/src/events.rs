@@ -7,14 +7,18 @@ use creditmesh_proto::events::v1::{
     FilingDecided, FilingRevoked,
 };
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
-use creditmesh_storage::Tx;
+use creditmesh_storage::{Infra, Tx};
 
+use crate::register::{self, Notice, Tell};
 use crate::store;
 
 /// Every filing event goes to review; disclosure and datapush subscribe as they are built.
 pub const CONSUMERS: &[&str] = &["review"];
 
-pub struct Handler;
+pub struct Handler {
+    /// For what the register is told.
+    pub infra: Infra,
+}
 
 /// What a review event asks of a filing: the transition, the history note, and a
 /// restriction to record whatever the transition's fate.
@@ -23,6 +27,8 @@ struct Ask {
     transition: FilingEvent,
     note: String,
     ban: Option<(String, String)>,
+    /// The ground the register shows for a revocation.
+    ground: String,
     /// The disposal record that completes a deregistration, JSON.
     disposal: String,
 }
@@ -45,7 +51,9 @@ impl EventHandler for Handler {
                 .await?;
                 return Ok(Applied::Done);
             }
-            ChangeDecided::TYPE => return change_decided(tx, decode(event)?, at, by).await,
+            ChangeDecided::TYPE => {
+                return change_decided(tx, &self.infra, decode(event)?, at, by).await;
+            }
             FilingDecided::TYPE => {
                 let e: FilingDecided = decode(event)?;
                 Ask {
@@ -57,6 +65,7 @@ impl EventHandler for Handler {
                     },
                     note: e.reason,
                     ban: None,
+                    ground: String::new(),
                     disposal: String::new(),
                 }
             }
@@ -66,7 +75,8 @@ impl EventHandler for Handler {
                     filing_id: e.filing_id,
                     transition: FilingEvent::Revoke,
                     note: format!("revoked: {}", e.ground),
-                    ban: (!e.ban_ends_on.is_empty()).then_some((e.ban_ends_on, e.ground)),
+                    ban: (!e.ban_ends_on.is_empty()).then_some((e.ban_ends_on, e.ground.clone())),
+                    ground: e.ground,
                     disposal: String::new(),
                 }
             }
@@ -80,6 +90,7 @@ impl EventHandler for Handler {
                     transition: FilingEvent::RefuseDeregistration,
                     note: format!("deregistration refused: {}", e.reason),
                     ban: None,
+                    ground: String::new(),
                     disposal: String::new(),
                 }
             }
@@ -92,6 +103,7 @@ impl EventHandler for Handler {
                     transition: FilingEvent::CompleteDeregistration,
                     note: format!("credit-information database disposed of: {record}"),
                     ban: None,
+                    ground: String::new(),
                     disposal: record,
                 }
             }
@@ -143,6 +155,28 @@ impl EventHandler for Handler {
             &ask.note,
         )
         .await?;
+        let notice = match ask.transition {
+            FilingEvent::Approve => Some(Notice::Published),
+            FilingEvent::Revoke => Some(Notice::Revoked),
+            FilingEvent::RefuseDeregistration => Some(Notice::DeregistrationRefused),
+            FilingEvent::CompleteDeregistration => Some(Notice::Deregistered),
+            _ => None,
+        };
+        if let Some(notice) = notice {
+            register::tell(
+                tx,
+                &self.infra,
+                Tell {
+                    filing_id: &ask.filing_id,
+                    notice,
+                    ground: &ask.ground,
+                    changed_fields: Vec::new(),
+                    at,
+                    principal: by,
+                },
+            )
+            .await?;
+        }
         Ok(Applied::Done)
     }
 }
@@ -179,6 +213,7 @@ async fn deregistration_approved(
 /// undecided, of a filing still active.
 async fn change_decided(
     tx: &mut Tx,
+    infra: &Infra,
     e: ChangeDecided,
     at: i64,
     by: &str,
@@ -209,7 +244,22 @@ async fn change_decided(
         }
         let parsed: crate::model::Facts = serde_json::from_str(&facts)
             .map_err(|e| Error::internal(format!("stored change: {e}")))?;
+        let before: crate::model::Facts = serde_json::from_str(&filing.facts)
+            .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
         store::set_facts(tx, &tenant, &filing_id, &parsed.agency_name, &facts).await?;
+        register::tell(
+            tx,
+            infra,
+            Tell {
+                filing_id: &filing_id,
+                notice: Notice::Changed,
+                ground: "",
+                changed_fields: register::changed_fields(&before, &parsed),
+                at,
+                principal: by,
+            },
+        )
+        .await?;
     }
     let note = if e.approved {
         format!("change {change_id} approved")

@@ -156,6 +156,19 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
                     &note,
                 )
                 .await?;
+                crate::register::tell(
+                    &mut tx,
+                    &store.infra,
+                    crate::register::Tell {
+                        filing_id,
+                        notice: crate::register::Notice::Revoked,
+                        ground: "no_annual_report",
+                        changed_fields: Vec::new(),
+                        at: now,
+                        principal: &ctx.principal_id,
+                    },
+                )
+                .await?;
                 store
                     .publish_event(
                         &mut tx,

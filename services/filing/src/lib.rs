@@ -9,6 +9,7 @@ pub mod events;
 mod jobs;
 mod model;
 mod reads;
+mod register;
 mod reports;
 mod schema;
 mod store;
@@ -45,5 +46,8 @@ fn routes(env: ServiceEnv) -> Routes {
     );
     let server =
         FilingServiceServer::new(api).max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(server), env.store, env.authn, events::Handler)
+    let handler = events::Handler {
+        infra: env.store.infra.clone(),
+    };
+    with_sink(Routes::new(server), env.store, env.authn, handler)
 }

@@ -1,0 +1,217 @@
+//! Signed checkpoints of the register's log (C2SP tlog-checkpoint in a C2SP signed note,
+//! Ed25519), issued by the regional node with the key kept beside its PKI.
+
+use std::path::Path;
+use std::time::Duration;
+
+use creditmesh_rpc::ServiceStore;
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use ed25519_dalek::{Signer as _, SigningKey};
+use tlog_tiles::{Checkpoint, Hash};
+use tokio_util::sync::CancellationToken;
+
+use crate::log;
+
+/// The file holding the log's signing key (hex of the Ed25519 seed), created on first start.
+pub const KEY_FILE: &str = "register-log.key";
+/// The file holding its verifier key (C2SP signed-note `vkey`), for anyone who verifies.
+pub const VKEY_FILE: &str = "register-log.vkey";
+
+/// How often a checkpoint is signed when the log has grown.
+pub const INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct LogKey {
+    name: String,
+    id: u32,
+    key: SigningKey,
+}
+
+impl signed_note::Signer for LogKey {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key_id(&self) -> u32 {
+        self.id
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ed25519_dalek::SignatureError> {
+        Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+}
+
+impl LogKey {
+    /// The log's origin and key name: `<trust domain>/register`.
+    pub fn origin(trust_domain: &str) -> String {
+        format!("{trust_domain}/register")
+    }
+
+    /// Loads the key from `pki_dir`, creating it (and its verifier key file) when missing.
+    pub fn load_or_create(pki_dir: &Path, trust_domain: &str) -> std::io::Result<Self> {
+        let path = pki_dir.join(KEY_FILE);
+        let seed: [u8; 32] = loop {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    break hex::decode(text.trim())
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| {
+                            std::io::Error::other(format!(
+                                "{}: not a hex Ed25519 seed",
+                                path.display()
+                            ))
+                        })?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let mut seed = [0u8; 32];
+                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+                        .map_err(|_| std::io::Error::other("no randomness for the log key"))?;
+                    std::fs::create_dir_all(pki_dir)?;
+                    match write_private(&path, &hex::encode(seed)) {
+                        Ok(()) => break seed,
+                        // Another process created it first: read theirs.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let key = SigningKey::from_bytes(&seed);
+        let name = Self::origin(trust_domain);
+        let vkey = signed_note::new_ed25519_verifier_key(&name, &key.verifying_key());
+        let this = Self {
+            id: key_id_of(&vkey),
+            name,
+            key,
+        };
+        let vkey_path = pki_dir.join(VKEY_FILE);
+        if std::fs::read_to_string(&vkey_path)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some(&vkey)
+        {
+            std::fs::write(&vkey_path, format!("{vkey}\n"))?;
+        }
+        Ok(this)
+    }
+
+    /// The verifier key (`<name>+<key id>+<base64 key>`).
+    pub fn verifier_key(&self) -> String {
+        signed_note::new_ed25519_verifier_key(&self.name, &self.key.verifying_key())
+    }
+
+    /// The signed note of the checkpoint of a tree of `size` leaves with root `root`.
+    pub fn sign(&self, size: u64, root: Hash) -> Result<String, String> {
+        let checkpoint = Checkpoint::new(&self.name, size, root, "").map_err(|e| e.to_string())?;
+        let mut note =
+            signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
+        note.add_sigs(&[self]).map_err(|e| e.to_string())?;
+        String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+fn key_id_of(vkey: &str) -> u32 {
+    vkey.split('+')
+        .nth(1)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// A stored checkpoint.
+pub struct Stored {
+    pub size: u64,
+    pub root: String,
+    pub note: String,
+}
+
+/// The newest checkpoint, or the one of `size`.
+pub async fn find(
+    conn: &mut AnyConnection,
+    size: Option<u64>,
+) -> Result<Option<Stored>, StorageError> {
+    let row = match size {
+        Some(n) => {
+            sqlx::query("SELECT size, root, note FROM disclosure_checkpoint WHERE size = $1")
+                .bind(n as i64)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT size, root, note FROM disclosure_checkpoint ORDER BY size DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    row.map(|r| {
+        Ok(Stored {
+            size: r.try_get::<i64, _>(0)? as u64,
+            root: r.try_get(1)?,
+            note: r.try_get(2)?,
+        })
+    })
+    .transpose()
+    .map_err(|e: sqlx::Error| e.into())
+}
+
+/// Signs a checkpoint of the log as it stands when it grew since the newest one.
+pub async fn sign_if_grown(
+    store: &ServiceStore,
+    key: &LogKey,
+) -> Result<Option<u64>, StorageError> {
+    let mut conn = store.db.acquire().await?;
+    let size = log::size(&mut conn).await?;
+    let newest = find(&mut conn, None).await?.map(|c| c.size).unwrap_or(0);
+    if size == 0 || size <= newest {
+        return Ok(None);
+    }
+    let root = log::tree_hash(&mut conn, size).await?;
+    let note = key.sign(size, root).map_err(StorageError::Other)?;
+    sqlx::query(
+        "INSERT INTO disclosure_checkpoint (size, root, note, signed_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(size as i64)
+    .bind(root.to_string())
+    .bind(note)
+    .bind(store.now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(size))
+}
+
+/// Signs checkpoints as the log grows, until `stop`.
+pub async fn run(store: ServiceStore, key: std::sync::Arc<LogKey>, stop: CancellationToken) {
+    loop {
+        match sign_if_grown(&store, &key).await {
+            Ok(Some(size)) => tracing::debug!(size, "register checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "register checkpoint not signed"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+    }
+}

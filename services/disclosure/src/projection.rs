@@ -1,0 +1,150 @@
+//! The register projected from filing's events: each `filing.register_changed` masks the
+//! record by the versioned policy, replaces what the register shows of the agency, and
+//! appends its notice to the log, all in the event's transaction (so an event applied twice
+//! — which the sink's inbox already prevents — could not publish twice either).
+
+use creditmesh_domain::{Error, mask};
+use creditmesh_proto::disclosure::v1::{AgencyRecord, AgencyStatus, FiledDocument, NoticeKind};
+use creditmesh_proto::events::v1::{Event, RegisterChanged};
+use creditmesh_rpc::sink::{Applied, EventHandler, decode};
+use creditmesh_storage::Tx;
+
+use crate::store::{self, NewNotice};
+
+pub struct Handler;
+
+#[tonic::async_trait]
+impl EventHandler for Handler {
+    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+        if event.r#type != RegisterChanged::TYPE {
+            return Ok(Applied::Done);
+        }
+        let e: RegisterChanged = decode(event)?;
+        let Some(kind) = notice_kind(&e.notice) else {
+            return Ok(Applied::NotApplied(format!(
+                "unknown notice {:?}",
+                e.notice
+            )));
+        };
+        let at = creditmesh_rpc::sink::occurred_micros(event);
+        // A record not yet on the register shows only from its approval on.
+        let current = store::agency(tx, &e.uscc).await?;
+        if current.is_none() && kind != NoticeKind::Published {
+            return Ok(Applied::NotApplied(format!(
+                "{} notice for {}, which was never published",
+                e.notice, e.uscc
+            )));
+        }
+        if kind == NoticeKind::Published
+            && store::agency_filing(tx, &e.uscc).await?.as_deref() == Some(e.filing_id.as_str())
+        {
+            return Ok(Applied::NotApplied(format!(
+                "filing {} is on the register already",
+                e.filing_id
+            )));
+        }
+        let mut record = masked(&e);
+        let text = notice_text(kind, &record, &e);
+        let seq = store::append_notice(
+            tx,
+            &NewNotice {
+                tenant: &e.tenant,
+                uscc: &e.uscc,
+                kind,
+                published_at: at,
+                text: &text,
+                corrects: None,
+                record: Some(&record),
+            },
+        )
+        .await?;
+        record.register_version = seq as i64 + 1;
+        store::put_agency(tx, &e.filing_id, &record, at).await?;
+        Ok(Applied::Done)
+    }
+}
+
+pub fn notice_kind(name: &str) -> Option<NoticeKind> {
+    Some(match name {
+        "published" => NoticeKind::Published,
+        "changed" => NoticeKind::Changed,
+        "revoked" => NoticeKind::Revoked,
+        "deregistering" => NoticeKind::Deregistering,
+        "deregistration_refused" => NoticeKind::DeregistrationRefused,
+        "deregistered" => NoticeKind::Deregistered,
+        _ => return None,
+    })
+}
+
+pub fn status_of(name: &str) -> AgencyStatus {
+    match name {
+        "active" => AgencyStatus::Active,
+        "deregistering" => AgencyStatus::Deregistering,
+        "revoked" => AgencyStatus::Revoked,
+        "deregistered" => AgencyStatus::Deregistered,
+        _ => AgencyStatus::Unspecified,
+    }
+}
+
+pub fn status_name(status: AgencyStatus) -> &'static str {
+    match status {
+        AgencyStatus::Active => "active",
+        AgencyStatus::Deregistering => "deregistering",
+        AgencyStatus::Revoked => "revoked",
+        AgencyStatus::Deregistered => "deregistered",
+        AgencyStatus::Unspecified => "unspecified",
+    }
+}
+
+/// What the register shows: the facts desensitised by the policy named in the record (Art. 10).
+fn masked(e: &RegisterChanged) -> AgencyRecord {
+    let facts = e.facts.clone().unwrap_or_default();
+    AgencyRecord {
+        uscc: e.uscc.clone(),
+        agency_name: facts.agency_name,
+        tenant: e.tenant.clone(),
+        legal_representative: mask::person_name(&facts.legal_representative_name),
+        registered_address: mask::address(&facts.registered_address),
+        business_scope: mask::text(&facts.business_scope),
+        filed_on: e.filed_on.clone(),
+        masking_policy_version: mask::POLICY_VERSION.into(),
+        status: status_of(&e.status) as i32,
+        registered_capital_yuan: facts.registered_capital_yuan,
+        professional_staff_count: facts.professional_staff_count,
+        reviewing_tenant: e.reviewing_tenant.clone(),
+        documents: e
+            .documents
+            .iter()
+            .map(|d| FiledDocument {
+                kind: d.kind.clone(),
+                sha256: d.sha256.clone(),
+                filed_on: d.filed_on.clone(),
+            })
+            .collect(),
+        register_version: 0,
+    }
+}
+
+/// The notice's words, from masked values only.
+fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> String {
+    let who = format!("{}（统一社会信用代码 {}）", r.agency_name, r.uscc);
+    match kind {
+        NoticeKind::Published => format!(
+            "信用服务机构备案公示：{who}，备案机关 {}，备案日期 {}。",
+            r.tenant, r.filed_on
+        ),
+        NoticeKind::Changed => format!(
+            "备案信息变更公示：{who}，变更事项：{}。",
+            e.changed_fields.join("、")
+        ),
+        NoticeKind::Revoked => format!("撤销备案公示：{who}，撤销依据：{}。", e.ground),
+        NoticeKind::Deregistering => {
+            format!("申请注销备案：{who}已申请注销备案，不再作为在册机构公示。")
+        }
+        NoticeKind::DeregistrationRefused => {
+            format!("注销备案申请未予同意：{who}继续在册。")
+        }
+        NoticeKind::Deregistered => format!("注销备案公示：{who}已完成注销备案。"),
+        NoticeKind::Correction | NoticeKind::Unspecified => String::new(),
+    }
+}

@@ -1,0 +1,15 @@
+//! The service's migrations (one DDL for both engines; hashes and salts as hex text).
+
+use creditmesh_storage::Migration;
+
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        Migration::new(
+            100,
+            "register and log",
+            include_str!("../migrations/100_register_and_log.sql"),
+            include_str!("../migrations/100_register_and_log.sql"),
+        ),
+        Migration::tenant_row_security(101, &["disclosure_agency", "disclosure_notice"]),
+    ]
+}

@@ -1,0 +1,297 @@
+//! SQL of the register: agencies as shown, notices as leaves of the log. Database errors are
+//! translated here.
+
+use creditmesh_proto::disclosure::v1::{AgencyRecord, NoticeKind};
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use prost::Message;
+use serde_json::json;
+
+use crate::log;
+use crate::projection::status_name;
+
+pub struct NewNotice<'a> {
+    pub tenant: &'a str,
+    pub uscc: &'a str,
+    pub kind: NoticeKind,
+    pub published_at: i64,
+    pub text: &'a str,
+    pub corrects: Option<u64>,
+    /// The record as shown after the notice, committed to with it.
+    pub record: Option<&'a AgencyRecord>,
+}
+
+/// A notice as stored.
+pub struct NoticeRow {
+    pub seq: u64,
+    pub tenant: String,
+    pub uscc: String,
+    pub kind: String,
+    pub published_at: i64,
+    pub text: Option<String>,
+    pub content: Option<String>,
+    pub salt: Option<String>,
+    pub leaf_hash: String,
+    pub corrects: Option<u64>,
+}
+
+pub fn kind_name(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::Published => "published",
+        NoticeKind::Changed => "changed",
+        NoticeKind::Revoked => "revoked",
+        NoticeKind::Deregistered => "deregistered",
+        NoticeKind::Correction => "correction",
+        NoticeKind::Deregistering => "deregistering",
+        NoticeKind::DeregistrationRefused => "deregistration_refused",
+        NoticeKind::Unspecified => "unspecified",
+    }
+}
+
+/// The canonical bytes a notice's leaf commits to: compact JSON, keys sorted.
+pub fn canonical(seq: u64, n: &NewNotice<'_>) -> String {
+    let record = n.record.map(|r| {
+        json!({
+            "agency_name": r.agency_name,
+            "business_scope": r.business_scope,
+            "documents": r.documents.iter().map(|d| json!({
+                "filed_on": d.filed_on, "kind": d.kind, "sha256": d.sha256,
+            })).collect::<Vec<_>>(),
+            "filed_on": r.filed_on,
+            "legal_representative": r.legal_representative,
+            "masking_policy_version": r.masking_policy_version,
+            "professional_staff_count": r.professional_staff_count,
+            "registered_address": r.registered_address,
+            "registered_capital_yuan": r.registered_capital_yuan,
+            "reviewing_tenant": r.reviewing_tenant,
+            "status": status_name(r.status()),
+            "tenant": r.tenant,
+            "uscc": r.uscc,
+        })
+    });
+    json!({
+        "corrects": n.corrects,
+        "kind": kind_name(n.kind),
+        "published_at_micros": n.published_at,
+        "record": record,
+        "sequence": seq,
+        "tenant": n.tenant,
+        "text": n.text,
+        "uscc": n.uscc,
+        "version": 1,
+    })
+    .to_string()
+}
+
+/// Appends a notice as the log's next leaf; returns its sequence.
+pub async fn append_notice(
+    conn: &mut AnyConnection,
+    n: &NewNotice<'_>,
+) -> Result<u64, StorageError> {
+    let seq = log::reserve(conn).await?;
+    let content = canonical(seq, n);
+    let mut salt = [0u8; log::SALT_BYTES];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| StorageError::Other("no randomness for a leaf salt".into()))?;
+    let leaf = log::leaf_hash(&salt, content.as_bytes());
+    sqlx::query(
+        "INSERT INTO disclosure_notice (seq, tenant, uscc, kind, published_at, text, content, \
+         salt, leaf_hash, corrects_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(seq as i64)
+    .bind(n.tenant.to_owned())
+    .bind(n.uscc.to_owned())
+    .bind(kind_name(n.kind))
+    .bind(n.published_at)
+    .bind(n.text.to_owned())
+    .bind(content)
+    .bind(hex::encode(salt))
+    .bind(hex::encode(leaf.0))
+    .bind(n.corrects.map(|c| c as i64))
+    .execute(&mut *conn)
+    .await?;
+    log::append(conn, seq, leaf).await?;
+    Ok(seq)
+}
+
+pub async fn put_agency(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+    r: &AgencyRecord,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO disclosure_agency (uscc, tenant, filing_id, agency_name, status, record, \
+         masking_policy_version, register_version, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, \
+         filing_id = excluded.filing_id, agency_name = excluded.agency_name, \
+         status = excluded.status, record = excluded.record, \
+         masking_policy_version = excluded.masking_policy_version, \
+         register_version = excluded.register_version, updated_at = excluded.updated_at",
+    )
+    .bind(r.uscc.clone())
+    .bind(r.tenant.clone())
+    .bind(filing_id.to_owned())
+    .bind(r.agency_name.clone())
+    .bind(status_name(r.status()))
+    .bind(hex::encode(r.encode_to_vec()))
+    .bind(r.masking_policy_version.clone())
+    .bind(r.register_version)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn record_of(r: &AnyRow, column: usize) -> Result<AgencyRecord, StorageError> {
+    let text: String = r.try_get(column)?;
+    hex::decode(&text)
+        .ok()
+        .and_then(|b| AgencyRecord::decode(b.as_slice()).ok())
+        .ok_or_else(|| StorageError::Corrupt("a register record that does not decode".into()))
+}
+
+pub async fn agency(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<Option<AgencyRecord>, StorageError> {
+    let row = sqlx::query("SELECT record FROM disclosure_agency WHERE uscc = $1")
+        .bind(uscc.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| record_of(&r, 0)).transpose()
+}
+
+/// The filing whose record the register shows for `uscc`.
+pub async fn agency_filing(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT filing_id FROM disclosure_agency WHERE uscc = $1")
+        .bind(uscc.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+pub struct Search<'a> {
+    pub tenant: &'a str,
+    pub uscc: &'a str,
+    pub name_contains: &'a str,
+    pub statuses: Vec<&'static str>,
+    pub after: &'a str,
+    pub limit: i64,
+}
+
+/// Agencies matching every filter given, by USCC, after `after`.
+pub async fn search(
+    conn: &mut AnyConnection,
+    s: &Search<'_>,
+) -> Result<Vec<AgencyRecord>, StorageError> {
+    let mut sql = String::from("SELECT record FROM disclosure_agency WHERE uscc > $1");
+    let mut binds: Vec<String> = vec![s.after.to_owned()];
+    let mut next = |sql: &mut String, clause: &str, value: String| {
+        binds.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+    };
+    if !s.tenant.is_empty() {
+        next(&mut sql, " AND tenant = ?", s.tenant.to_owned());
+    }
+    if !s.uscc.is_empty() {
+        next(&mut sql, " AND uscc = ?", s.uscc.to_owned());
+    }
+    if !s.name_contains.is_empty() {
+        let escaped = s
+            .name_contains
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        next(
+            &mut sql,
+            " AND agency_name LIKE ? ESCAPE '\\'",
+            format!("%{escaped}%"),
+        );
+    }
+    if !s.statuses.is_empty() {
+        let mut places = Vec::new();
+        for st in &s.statuses {
+            binds.push((*st).to_owned());
+            places.push(format!("${}", binds.len()));
+        }
+        sql.push_str(&format!(" AND status IN ({})", places.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY uscc LIMIT {}", s.limit));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| record_of(r, 0)).collect()
+}
+
+const NOTICE_COLUMNS: &str = "seq, tenant, uscc, kind, published_at, text, content, salt, \
+    leaf_hash, corrects_seq";
+
+fn notice(r: &AnyRow) -> Result<NoticeRow, sqlx::Error> {
+    Ok(NoticeRow {
+        seq: r.try_get::<i64, _>(0)? as u64,
+        tenant: r.try_get(1)?,
+        uscc: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        published_at: r.try_get(4)?,
+        text: r.try_get(5)?,
+        content: r.try_get(6)?,
+        salt: r.try_get(7)?,
+        leaf_hash: r.try_get(8)?,
+        corrects: r.try_get::<Option<i64>, _>(9)?.map(|c| c as u64),
+    })
+}
+
+pub async fn notice_at(
+    conn: &mut AnyConnection,
+    seq: u64,
+) -> Result<Option<NoticeRow>, StorageError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {NOTICE_COLUMNS} FROM disclosure_notice WHERE seq = $1"
+    )))
+    .bind(seq as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(notice).transpose()?)
+}
+
+/// Notices after `after` (exclusive; -1 for the first), of one agency or all, of the kinds
+/// given (all when empty), oldest first.
+pub async fn notices(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    kinds: &[&'static str],
+    after: i64,
+    limit: i64,
+) -> Result<Vec<NoticeRow>, StorageError> {
+    let mut sql = format!("SELECT {NOTICE_COLUMNS} FROM disclosure_notice WHERE seq > $1");
+    let mut binds: Vec<String> = Vec::new();
+    if !uscc.is_empty() {
+        binds.push(uscc.to_owned());
+        sql.push_str(" AND uscc = $2");
+    }
+    if !kinds.is_empty() {
+        let mut places = Vec::new();
+        for k in kinds {
+            binds.push((*k).to_owned());
+            places.push(format!("${}", binds.len() + 1));
+        }
+        sql.push_str(&format!(" AND kind IN ({})", places.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(notice)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}

@@ -1,0 +1,77 @@
+//! Checks anyone can run offline against the register's log: a checkpoint's signature, a
+//! notice's inclusion in it, and the consistency of two checkpoints.
+
+use signed_note::{Note, StandardVerifier, VerifierList};
+use tlog_tiles::{Checkpoint, Hash};
+
+use crate::log;
+
+/// The checkpoint in `note`, once its signature by `vkey` is verified.
+pub fn checkpoint(note: &str, vkey: &str) -> Result<Checkpoint, String> {
+    let verifier = StandardVerifier::new(vkey.trim()).map_err(|e| format!("verifier key: {e}"))?;
+    let note = Note::from_bytes(note.as_bytes()).map_err(|e| format!("checkpoint note: {e}"))?;
+    note.verify(&VerifierList::new(vec![Box::new(verifier)]))
+        .map_err(|e| format!("checkpoint signature: {e}"))?;
+    Checkpoint::from_bytes(note.text()).map_err(|e| format!("checkpoint: {e}"))
+}
+
+fn hashes(proof: &[Vec<u8>]) -> Result<Vec<Hash>, String> {
+    proof
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            <[u8; 32]>::try_from(h.as_slice())
+                .map(Hash)
+                .map_err(|_| format!("proof hash {i} is not 32 bytes"))
+        })
+        .collect()
+}
+
+/// Whether the notice `sequence` with `salt` and `content` is a leaf of the tree `c` names.
+pub fn inclusion(
+    c: &Checkpoint,
+    sequence: u64,
+    salt: &[u8],
+    content: &[u8],
+    proof: &[Vec<u8>],
+) -> Result<(), String> {
+    if salt.is_empty() && content.is_empty() {
+        return Err("the notice was erased: its content cannot be checked".into());
+    }
+    let leaf = log::leaf_hash(salt, content);
+    tlog_tiles::check_record(&hashes(proof)?, c.size(), *c.hash(), sequence, leaf).map_err(|e| {
+        format!(
+            "notice {sequence} is not in the tree of size {}: {e}",
+            c.size()
+        )
+    })
+}
+
+/// Whether the tree `older` names is a prefix of the one `newer` names.
+pub fn consistency(
+    older: &Checkpoint,
+    newer: &Checkpoint,
+    proof: &[Vec<u8>],
+) -> Result<(), String> {
+    if older.origin() != newer.origin() {
+        return Err(format!(
+            "checkpoints of different logs: {} and {}",
+            older.origin(),
+            newer.origin()
+        ));
+    }
+    tlog_tiles::check_tree(
+        &hashes(proof)?,
+        newer.size(),
+        *newer.hash(),
+        older.size(),
+        *older.hash(),
+    )
+    .map_err(|e| {
+        format!(
+            "the tree of size {} is not a prefix of the tree of size {}: {e}",
+            older.size(),
+            newer.size()
+        )
+    })
+}

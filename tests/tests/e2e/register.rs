@@ -1,0 +1,473 @@
+//! The public register: what filing's approvals, changes, revocations and deregistrations
+//! show to anyone on the public listener, desensitised, and the log that proves it.
+
+use std::time::Duration;
+
+use creditmesh_proto::common::v1::DocumentRef;
+use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use creditmesh_proto::disclosure::v1::*;
+use creditmesh_proto::events::v1::{FilingDecided, FilingRevoked};
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_proto::filing::v1::{
+    DeregistrationReason, DocumentKind, RequestDeregistrationRequest,
+};
+use creditmesh_tests::{Engine, TestMesh, eventually};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use super::filing::{KASHGAR, application, mesh, pdf, review_says, upload};
+
+crate::on_both_engines!(
+    an_approved_filing_is_found_desensitised_and_proven,
+    deregistration_and_revocation_change_what_the_register_shows,
+    bad_register_queries_name_the_field,
+);
+
+type Register = DisclosureServiceClient<Channel>;
+
+async fn register(t: &TestMesh) -> Register {
+    DisclosureServiceClient::new(t.public().await)
+}
+
+async fn notices(r: &mut Register, uscc: &str) -> Vec<Notice> {
+    r.list_notices(ListNoticesRequest {
+        uscc: uscc.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .notices
+}
+
+/// Waits until the agency's notices are `kinds`, in order.
+async fn notices_become(r: &Register, uscc: &str, kinds: &[NoticeKind]) -> Vec<Notice> {
+    let want: Vec<i32> = kinds.iter().map(|k| *k as i32).collect();
+    eventually("the notices", Duration::from_secs(20), || {
+        let mut r = r.clone();
+        let want = want.clone();
+        async move {
+            let got = notices(&mut r, uscc).await;
+            (got.iter().map(|n| n.kind).collect::<Vec<_>>() == want).then_some(got)
+        }
+    })
+    .await
+}
+
+async fn agency(r: &mut Register, uscc: &str) -> AgencyRecord {
+    r.get_agency(GetAgencyRequest {
+        uscc: uscc.into(),
+        changed_since: 0,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .agency
+    .unwrap()
+}
+
+async fn search(r: &mut Register, req: ListAgenciesRequest) -> Vec<String> {
+    r.list_agencies(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .agencies
+        .into_iter()
+        .map(|a| a.uscc)
+        .collect()
+}
+
+/// The verifier key as the node publishes it beside its PKI (not as the register says).
+fn vkey(t: &TestMesh) -> String {
+    std::fs::read_to_string(t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE))
+        .expect("the log's verifier key is published")
+}
+
+/// The newest checkpoint once it covers `size` notices.
+async fn head_covering(r: &Register, size: i64) -> GetRegisterHeadResponse {
+    eventually("a checkpoint", Duration::from_secs(20), || {
+        let mut r = r.clone();
+        async move {
+            let head = r.get_register_head(GetRegisterHeadRequest {}).await.ok()?;
+            let head = head.into_inner();
+            (head.size >= size).then_some(head)
+        }
+    })
+    .await
+}
+
+async fn submit_kashgar(t: &TestMesh) -> String {
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "reg-1").await;
+    agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id
+}
+
+async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut r = register(&t).await;
+    let filing_id = submit_kashgar(&t).await;
+    // Nothing is published before approval.
+    assert!(
+        search(&mut r, ListAgenciesRequest::default())
+            .await
+            .is_empty()
+    );
+    let unknown = r
+        .get_agency(GetAgencyRequest {
+            uscc: KASHGAR.into(),
+            changed_since: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+
+    let approval = FilingDecided {
+        filing_id: filing_id.clone(),
+        uscc: KASHGAR.into(),
+        approved: true,
+        ..Default::default()
+    };
+    review_says(&t, "653100", approval.clone()).await;
+    let published = notices_become(&r, KASHGAR, &[NoticeKind::Published]).await;
+
+    // Found by a Chinese or Latin name substring, by USCC, by prefecture and status.
+    let found = search(
+        &mut r,
+        ListAgenciesRequest {
+            name_contains: "Agency 9165".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(found, vec![KASHGAR.to_owned()]);
+    for (req, hits) in [
+        (
+            ListAgenciesRequest {
+                uscc: KASHGAR.into(),
+                ..Default::default()
+            },
+            1,
+        ),
+        (
+            ListAgenciesRequest {
+                tenant: "653100".into(),
+                statuses: vec![AgencyStatus::Active as i32],
+                ..Default::default()
+            },
+            1,
+        ),
+        (
+            ListAgenciesRequest {
+                tenant: "650100".into(),
+                ..Default::default()
+            },
+            0,
+        ),
+        (
+            ListAgenciesRequest {
+                statuses: vec![AgencyStatus::Revoked as i32],
+                ..Default::default()
+            },
+            0,
+        ),
+        (
+            ListAgenciesRequest {
+                name_contains: "%".into(),
+                ..Default::default()
+            },
+            0,
+        ),
+    ] {
+        assert_eq!(search(&mut r, req.clone()).await.len(), hits, "{req:?}");
+    }
+
+    // Desensitised by the versioned policy; documents by kind, day and hash only.
+    let record = agency(&mut r, KASHGAR).await;
+    assert_eq!(record.status, AgencyStatus::Active as i32);
+    assert_eq!(record.tenant, "653100");
+    assert_eq!(record.masking_policy_version, "xj-mask-1");
+    assert_eq!(record.legal_representative, "阿***");
+    assert_eq!(record.registered_address, "新疆喀什地区****");
+    assert_eq!(record.registered_capital_yuan, 10_000_000);
+    assert_eq!(record.professional_staff_count, 12);
+    assert!(!record.filed_on.is_empty());
+    let fees = record
+        .documents
+        .iter()
+        .find(|d| d.kind == "fee_schedule")
+        .expect("the fee schedule is listed");
+    assert_eq!(fees.sha256.len(), 64);
+    assert!(!fees.filed_on.is_empty());
+    let unchanged = r
+        .get_agency(GetAgencyRequest {
+            uscc: KASHGAR.into(),
+            changed_since: record.register_version,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(unchanged.not_modified && unchanged.agency.is_none());
+    let notice = &published[0];
+    assert!(notice.text.contains("备案公示"), "{}", notice.text);
+    let content = String::from_utf8(notice.content.clone()).unwrap();
+    assert!(
+        !content.contains("阿依努尔") && !content.contains("人民路"),
+        "{content}"
+    );
+    assert_eq!(notice.salt.len(), 32);
+
+    // The notice is in the signed tree; a changed byte is not.
+    let head = head_covering(&r, 1).await;
+    let key = vkey(&t);
+    assert_eq!(head.verifier_key.trim(), key.trim());
+    let proof = r
+        .get_notice_proof(GetNoticeProofRequest {
+            sequence: notice.sequence,
+            tree_size: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let checkpoint = creditmesh_disclosure::verify::checkpoint(&proof.checkpoint, &key).unwrap();
+    let n = proof.notice.unwrap();
+    creditmesh_disclosure::verify::inclusion(
+        &checkpoint,
+        n.sequence as u64,
+        &n.salt,
+        &n.content,
+        &proof.proof,
+    )
+    .expect("the notice is in the checkpointed tree");
+    let mut tampered = n.content.clone();
+    tampered[10] ^= 1;
+    assert!(
+        creditmesh_disclosure::verify::inclusion(
+            &checkpoint,
+            n.sequence as u64,
+            &n.salt,
+            &tampered,
+            &proof.proof
+        )
+        .is_err()
+    );
+    let mut forged = proof.checkpoint.clone().into_bytes();
+    let at = forged.iter().position(|b| *b == b'\n').unwrap() + 1;
+    forged[at] = if forged[at] == b'1' { b'2' } else { b'1' };
+    assert!(
+        creditmesh_disclosure::verify::checkpoint(&String::from_utf8(forged).unwrap(), &key)
+            .is_err(),
+        "a checkpoint whose size was changed fails its signature"
+    );
+
+    // The decision delivered again publishes nothing twice.
+    review_says(&t, "653100", approval).await;
+    let mut agency_client = FilingServiceClient::new(t.node("agency-kashgar").await);
+    request_deregistration(&mut agency_client, &filing_id).await;
+    notices_become(
+        &r,
+        KASHGAR,
+        &[NoticeKind::Published, NoticeKind::Deregistering],
+    )
+    .await;
+    t.stop().await;
+}
+
+async fn request_deregistration(agency: &mut FilingServiceClient<Channel>, filing_id: &str) {
+    let plan = upload(agency, DocumentKind::DisposalPlan, pdf("plan"))
+        .await
+        .unwrap();
+    agency
+        .request_deregistration(RequestDeregistrationRequest {
+            request_id: "dereg-1".into(),
+            filing_id: filing_id.into(),
+            reason: DeregistrationReason::Dissolution as i32,
+            reason_detail: String::new(),
+            disposal_plan: Some(DocumentRef { sha256: plan }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn deregistration_and_revocation_change_what_the_register_shows(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut r = register(&t).await;
+    let filing_id = submit_kashgar(&t).await;
+    review_says(
+        &t,
+        "653100",
+        FilingDecided {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    notices_become(&r, KASHGAR, &[NoticeKind::Published]).await;
+    let first = head_covering(&r, 1).await;
+
+    // Applying to deregister takes the agency off the active register (Art. 18).
+    let mut agency_client = FilingServiceClient::new(t.node("agency-kashgar").await);
+    request_deregistration(&mut agency_client, &filing_id).await;
+    notices_become(
+        &r,
+        KASHGAR,
+        &[NoticeKind::Published, NoticeKind::Deregistering],
+    )
+    .await;
+    assert_eq!(
+        agency(&mut r, KASHGAR).await.status,
+        AgencyStatus::Deregistering as i32
+    );
+    let active = ListAgenciesRequest {
+        statuses: vec![AgencyStatus::Active as i32],
+        ..Default::default()
+    };
+    assert!(search(&mut r, active.clone()).await.is_empty());
+
+    // A revocation is published with its ground (Art. 15).
+    review_says(
+        &t,
+        "653100",
+        FilingRevoked {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            ground: "severe_dishonesty".into(),
+            ban_ends_on: String::new(),
+        },
+    )
+    .await;
+    let all = notices_become(
+        &r,
+        KASHGAR,
+        &[
+            NoticeKind::Published,
+            NoticeKind::Deregistering,
+            NoticeKind::Revoked,
+        ],
+    )
+    .await;
+    assert!(all[2].text.contains("severe_dishonesty"), "{}", all[2].text);
+    assert_eq!(
+        agency(&mut r, KASHGAR).await.status,
+        AgencyStatus::Revoked as i32
+    );
+    let revoked = ListAgenciesRequest {
+        statuses: vec![AgencyStatus::Revoked as i32],
+        ..Default::default()
+    };
+    assert_eq!(search(&mut r, revoked).await, vec![KASHGAR.to_owned()]);
+    let kinds = r
+        .list_notices(ListNoticesRequest {
+            kinds: vec![NoticeKind::Revoked as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    assert_eq!(kinds.len(), 1);
+
+    // The later checkpoint extends the first one.
+    let last = head_covering(&r, 3).await;
+    let key = vkey(&t);
+    let proof = r
+        .get_consistency_proof(GetConsistencyProofRequest {
+            from_size: first.size,
+            to_size: last.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let older = creditmesh_disclosure::verify::checkpoint(&proof.from_checkpoint, &key).unwrap();
+    let newer = creditmesh_disclosure::verify::checkpoint(&proof.to_checkpoint, &key).unwrap();
+    creditmesh_disclosure::verify::consistency(&older, &newer, &proof.proof)
+        .expect("the log only grew");
+    let mut wrong = proof.proof.clone();
+    if let Some(h) = wrong.first_mut() {
+        h[0] ^= 1;
+        assert!(creditmesh_disclosure::verify::consistency(&older, &newer, &wrong).is_err());
+    }
+    t.stop().await;
+}
+
+async fn bad_register_queries_name_the_field(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut r = register(&t).await;
+    let field_of = |e: tonic::Status| {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        e.get_details_bad_request()
+            .map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| v.field.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let e = r
+        .list_agencies(ListAgenciesRequest {
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(field_of(e).contains("page_token"));
+    let e = r
+        .list_agencies(ListAgenciesRequest {
+            page_size: 10_000,
+            tenant: "99".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let msg = field_of(e);
+    assert!(msg.contains("page_size") && msg.contains("tenant"), "{msg}");
+    let e = r
+        .list_notices(ListNoticesRequest {
+            page_token: "-3".into(),
+            kinds: vec![99],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let msg = field_of(e);
+    assert!(
+        msg.contains("page_token") && msg.contains("kinds[0]"),
+        "{msg}"
+    );
+    let e = r
+        .get_agency(GetAgencyRequest {
+            uscc: "123".into(),
+            changed_since: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(field_of(e).contains("uscc"));
+    // An empty register has no checkpoint yet: a precondition, not an internal error.
+    let e = r
+        .get_register_head(GetRegisterHeadRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let e = r
+        .get_notice_proof(GetNoticeProofRequest {
+            sequence: 0,
+            tree_size: 5,
+        })
+        .await
+        .unwrap_err();
+    assert!(field_of(e).contains("tree_size"));
+    t.stop().await;
+}
