@@ -4,19 +4,21 @@ use std::sync::Arc;
 
 use creditmesh_domain::error::Violations;
 use creditmesh_domain::uscc::Uscc;
-use creditmesh_domain::{Error, Tenant};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, mask};
 use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureService;
 use creditmesh_proto::disclosure::v1::*;
-use creditmesh_rpc::{Authn, ServiceStore, edge, timestamp};
+use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, edge, timestamp};
 use creditmesh_storage::StorageError;
 use tonic::{Request, Response, Status};
 
 use crate::checkpoint::{self, LogKey};
 use crate::log;
 use crate::projection::status_name;
-use crate::store::{self, NoticeRow, Search, kind_name};
+use crate::store::{self, NewNotice, NoticeRow, Search, kind_name};
 
 pub const MAX_PAGE: i32 = 100;
+/// The longest correction text, in characters.
+pub const MAX_CORRECTION_CHARS: usize = 2000;
 const DEFAULT_PAGE: i32 = 20;
 
 pub struct Api {
@@ -101,6 +103,100 @@ impl Api {
                 }
                 None => Error::failed_precondition("the register has no checkpoint yet"),
             })
+    }
+}
+
+impl Api {
+    /// A regulator corrects a notice of an agency its authority holds (the region: any);
+    /// returns the agency's USCC.
+    async fn check_correction(
+        &self,
+        ctx: &CallContext,
+        req: &PublishCorrectionRequest,
+    ) -> Result<String, Error> {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("uscc", &req.uscc);
+        let uscc = uscc_field(&mut v, "uscc", &req.uscc);
+        if req.corrects_sequence < 0 {
+            v.add("corrects_sequence", "must not be negative");
+        }
+        let text = req.text.trim();
+        if text.is_empty() {
+            v.add("text", "is required");
+        } else if text.chars().count() > MAX_CORRECTION_CHARS {
+            v.add(
+                "text",
+                format!("must be at most {MAX_CORRECTION_CHARS} characters"),
+            );
+        }
+        v.finish()?;
+        let mut conn = self.store.db.acquire().await?;
+        let agency = store::agency(&mut conn, &uscc)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no agency {uscc} on the register")))?;
+        let own = &ctx.principal.tenant;
+        if !own.is_region() && agency.tenant != own.to_string() {
+            return Err(Error::permission_denied(
+                "a prefecture corrects only the notices of agencies whose filing it holds",
+            ));
+        }
+        let corrected = store::notice_at(&mut conn, req.corrects_sequence as u64).await?;
+        if corrected.as_ref().map(|n| n.uscc.as_str()) != Some(uscc.as_str()) {
+            return Err(Error::invalid_field(
+                "corrects_sequence",
+                format!("is not a notice of {uscc}"),
+            ));
+        }
+        Ok(uscc)
+    }
+
+    async fn correct(
+        &self,
+        ctx: &CallContext,
+        req: &PublishCorrectionRequest,
+        uscc: String,
+    ) -> Result<PublishCorrectionResponse, Error> {
+        let store = &self.store;
+        let uscc = &uscc;
+        store
+            .write_idempotent(
+                ctx,
+                "PublishCorrection",
+                &req.request_id,
+                |mut tx| async move {
+                    let agency = store::agency(&mut tx, uscc).await?.ok_or_else(|| {
+                        Error::not_found(format!("no agency {uscc} on the register"))
+                    })?;
+                    let text = mask::text(req.text.trim());
+                    let seq = store::append_notice(
+                        &mut tx,
+                        &NewNotice {
+                            tenant: &agency.tenant,
+                            uscc,
+                            kind: NoticeKind::Correction,
+                            published_at: store.now(),
+                            text: &text,
+                            corrects: Some(req.corrects_sequence as u64),
+                            record: None,
+                        },
+                    )
+                    .await?;
+                    let notice = store::notice_at(&mut tx, seq)
+                        .await?
+                        .ok_or_else(|| StorageError::Corrupt(format!("notice {seq} is missing")))?;
+                    Ok((
+                        tx,
+                        Written {
+                            value: PublishCorrectionResponse {
+                                notice: Some(notice_proto(notice)),
+                            },
+                            tenant: agency.tenant.clone(),
+                        },
+                    ))
+                },
+            )
+            .await
     }
 }
 
@@ -299,6 +395,20 @@ impl DisclosureService for Api {
                 proof: proof_bytes(proof),
                 checkpoint: c.note,
             })
+        })
+        .await
+    }
+
+    async fn publish_correction(
+        &self,
+        request: Request<PublishCorrectionRequest>,
+    ) -> Result<Response<PublishCorrectionResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        ctx.require(&[PrincipalKind::Regulator])?;
+        let req = request.into_inner();
+        let checked = self.check_correction(&ctx, &req).await;
+        edge::call(&self.store, &ctx, "PublishCorrection", checked, |uscc| {
+            self.correct(&ctx, &req, uscc)
         })
         .await
     }

@@ -6,12 +6,16 @@ use std::time::Duration;
 use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use creditmesh_proto::disclosure::v1::*;
-use creditmesh_proto::events::v1::{FilingDecided, FilingRevoked};
+use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+use creditmesh_proto::events::v1::{
+    DeliverRequest, Event, EventKind, FilingDecided, FilingRevoked, PublicFacts, RegisterChanged,
+};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{
     DeregistrationReason, DocumentKind, RequestDeregistrationRequest,
 };
-use creditmesh_tests::{Engine, TestMesh, eventually};
+use creditmesh_tests::{Engine, TestMesh, eventually, mtls};
+use futures::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -22,6 +26,8 @@ crate::on_both_engines!(
     an_approved_filing_is_found_desensitised_and_proven,
     deregistration_and_revocation_change_what_the_register_shows,
     bad_register_queries_name_the_field,
+    corrections_are_new_leaves_from_the_holding_authority,
+    concurrent_appends_leave_one_consistent_log,
 );
 
 type Register = DisclosureServiceClient<Channel>;
@@ -469,5 +475,211 @@ async fn bad_register_queries_name_the_field(engine: Engine) {
         .await
         .unwrap_err();
     assert!(field_of(e).contains("tree_size"));
+    t.stop().await;
+}
+
+async fn approved_kashgar(t: &TestMesh, r: &Register) -> Notice {
+    let filing_id = submit_kashgar(t).await;
+    review_says(
+        t,
+        "653100",
+        FilingDecided {
+            filing_id,
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    notices_become(r, KASHGAR, &[NoticeKind::Published])
+        .await
+        .remove(0)
+}
+
+async fn corrections_are_new_leaves_from_the_holding_authority(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let r = register(&t).await;
+    let published = approved_kashgar(&t, &r).await;
+    let correction = |request_id: &str, corrects: i64| PublishCorrectionRequest {
+        request_id: request_id.into(),
+        uscc: KASHGAR.into(),
+        corrects_sequence: corrects,
+        text: "更正：法定代表人身份证号 653101198501011234 录入有误".into(),
+    };
+    let client = |name: &'static str| {
+        let t = &t;
+        async move { DisclosureServiceClient::new(t.node(name).await) }
+    };
+
+    // Another prefecture may not correct Kashgar's agency, nor the agency itself.
+    let urumqi = client("regulator-650100")
+        .await
+        .publish_correction(correction("c-1", published.sequence))
+        .await
+        .unwrap_err();
+    assert_eq!(urumqi.code(), Code::PermissionDenied, "{urumqi:?}");
+    let agency = client("agency-kashgar")
+        .await
+        .publish_correction(correction("c-2", published.sequence))
+        .await
+        .unwrap_err();
+    assert_eq!(agency.code(), Code::PermissionDenied, "{agency:?}");
+    let mut kashgar = client("regulator-653100").await;
+    let unknown = kashgar
+        .publish_correction(correction("c-3", 99))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+    assert_eq!(notices(&mut r.clone(), KASHGAR).await.len(), 1);
+
+    // The holding authority's correction is a new leaf pointing at the one it corrects,
+    // desensitised; a retry answers the same notice.
+    let first = kashgar
+        .publish_correction(correction("c-4", published.sequence))
+        .await
+        .unwrap()
+        .into_inner()
+        .notice
+        .unwrap();
+    assert_eq!(first.kind, NoticeKind::Correction as i32);
+    assert_eq!(first.corrects_sequence, published.sequence);
+    assert!(!first.text.contains("653101198501011234"), "{}", first.text);
+    let again = kashgar
+        .publish_correction(correction("c-4", published.sequence))
+        .await
+        .unwrap()
+        .into_inner()
+        .notice
+        .unwrap();
+    assert_eq!(again.sequence, first.sequence);
+    // The region corrects any agency's notices.
+    client("regulator-650000")
+        .await
+        .publish_correction(correction("c-5", first.sequence))
+        .await
+        .unwrap();
+    notices_become(
+        &r,
+        KASHGAR,
+        &[
+            NoticeKind::Published,
+            NoticeKind::Correction,
+            NoticeKind::Correction,
+        ],
+    )
+    .await;
+    t.stop().await;
+}
+
+/// A register notice as filing would send it, for an agency of its own.
+fn register_changed(i: usize) -> Event {
+    let uscc = format!("TEST{i:014}");
+    let payload = RegisterChanged {
+        filing_id: uuid::Uuid::now_v7().to_string(),
+        tenant: "653100".into(),
+        uscc: uscc.clone(),
+        notice: "published".into(),
+        status: "active".into(),
+        facts: Some(PublicFacts {
+            agency_name: format!("并发机构 {i}"),
+            legal_representative_name: "王小明".into(),
+            ..Default::default()
+        }),
+        filed_on: "2026-11-02".into(),
+        ..Default::default()
+    };
+    Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        r#type: RegisterChanged::TYPE.into(),
+        source: "filing".into(),
+        tenant: "653100".into(),
+        principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+        subject: uscc,
+        occurred_at: None,
+        payload: prost::Message::encode_to_vec(&payload),
+    }
+}
+
+async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
+    const N: usize = 120;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let sink = EventSinkServiceClient::new(
+        mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
+    );
+    let delivered: Vec<_> = futures::stream::iter(0..N)
+        .map(|i| {
+            let mut sink = sink.clone();
+            async move {
+                sink.deliver(DeliverRequest {
+                    event: Some(register_changed(i)),
+                })
+                .await
+            }
+        })
+        .buffer_unordered(24)
+        .collect()
+        .await;
+    for d in delivered {
+        d.expect("every append commits");
+    }
+    let r = register(&t).await;
+    let head = head_covering(&r, N as i64).await;
+    assert_eq!(head.size, N as i64);
+    let key = vkey(&t);
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = r
+            .clone()
+            .list_notices(ListNoticesRequest {
+                page_size: 50,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.notices);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let sequences: Vec<i64> = seen.iter().map(|n| n.sequence).collect();
+    assert_eq!(
+        sequences,
+        (0..N as i64).collect::<Vec<_>>(),
+        "one leaf each, no gaps"
+    );
+    let checked: Vec<Result<(), String>> = futures::stream::iter(seen)
+        .map(|n| {
+            let (mut r, key) = (r.clone(), key.clone());
+            async move {
+                let p = r
+                    .get_notice_proof(GetNoticeProofRequest {
+                        sequence: n.sequence,
+                        tree_size: N as i64,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                let c = creditmesh_disclosure::verify::checkpoint(&p.checkpoint, &key)?;
+                creditmesh_disclosure::verify::inclusion(
+                    &c,
+                    n.sequence as u64,
+                    &n.salt,
+                    &n.content,
+                    &p.proof,
+                )
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for c in checked {
+        c.expect("every notice is in the final tree");
+    }
     t.stop().await;
 }
