@@ -8,7 +8,7 @@ use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServi
 use creditmesh_proto::disclosure::v1::*;
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
 use creditmesh_proto::events::v1::{
-    DeliverRequest, Event, EventKind, FilingDecided, FilingRevoked, PublicFacts, RegisterChanged,
+    DeliverRequest, Event, FilingDecided, FilingRevoked, PublicFacts, RegisterChanged,
 };
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{
