@@ -66,6 +66,28 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Checks answers of the public register against its log's verifier key (offline), or
+    /// follows a register and stops at the first inconsistency.
+    Verify {
+        /// The log's verifier key file (`register-log.vkey` beside the regional node's PKI).
+        #[arg(long)]
+        key: PathBuf,
+        /// Answers as a gRPC client prints them (GetNoticeProof, GetConsistencyProof,
+        /// GetRegisterHead) or signed checkpoints.
+        files: Vec<PathBuf>,
+        /// Follow the register at this URL (its public listener, `https://host:port`).
+        #[arg(long, conflicts_with = "files")]
+        follow: Option<String>,
+        /// The CA that signed the register's server certificate (with --follow).
+        #[arg(long, requires = "follow")]
+        ca: Option<PathBuf>,
+        /// The name in the register's server certificate (with --follow).
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+        /// How often to ask for the newest checkpoint (with --follow).
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+    },
     /// The regional CA and the certificates it issues.
     Pki {
         #[command(subcommand)]
@@ -292,6 +314,31 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway => gateway(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
+        Command::Verify {
+            key,
+            files,
+            follow,
+            ca,
+            server_name,
+            interval_ms,
+        } => {
+            let vkey = crate::verify::read_vkey(&key)?;
+            match follow {
+                Some(url) => {
+                    let ca =
+                        ca.context("--follow needs --ca, the CA of the register's certificate")?;
+                    crate::verify::follow(
+                        &vkey,
+                        &url,
+                        &ca,
+                        &server_name,
+                        Duration::from_millis(interval_ms.max(100)),
+                    )
+                    .await
+                }
+                None => crate::verify::files(&vkey, &files),
+            }
+        }
         Command::Calendar { command } => calendar(&cfg, command),
         Command::Measures => {
             match cfg.runtime()?.measures {

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod mesh;
 mod nginx;
 pub mod soak;
+pub mod verify;
 
 pub use config::Config;
 pub use mesh::{Mesh, MeshOptions, all_services, start_mesh};

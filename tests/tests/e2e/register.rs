@@ -28,7 +28,10 @@ crate::on_both_engines!(
     bad_register_queries_name_the_field,
     corrections_are_new_leaves_from_the_holding_authority,
     concurrent_appends_leave_one_consistent_log,
+    creditmesh_verify_says_valid_or_what_fails,
 );
+
+const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 
 type Register = DisclosureServiceClient<Channel>;
 
@@ -681,5 +684,170 @@ async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
     for c in checked {
         c.expect("every notice is in the final tree");
     }
+    t.stop().await;
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A `GetNoticeProof` answer as a stock client prints it (protobuf JSON).
+fn proof_json(p: &GetNoticeProofResponse, content: &[u8]) -> String {
+    let n = p.notice.as_ref().unwrap();
+    serde_json::json!({
+        "notice": {
+            "sequence": n.sequence.to_string(),
+            "kind": "NOTICE_KIND_PUBLISHED",
+            "uscc": n.uscc,
+            "content": b64(content),
+            "salt": b64(&n.salt),
+            "leafHash": n.leaf_hash,
+        },
+        "treeSize": p.tree_size.to_string(),
+        "proof": p.proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        "checkpoint": p.checkpoint,
+    })
+    .to_string()
+}
+
+fn consistency_json(from: &str, to: &str, proof: &[Vec<u8>]) -> String {
+    serde_json::json!({
+        "proof": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        "fromCheckpoint": from,
+        "toCheckpoint": to,
+    })
+    .to_string()
+}
+
+async fn verify_cli(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(BIN)
+        .arg("verify")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn creditmesh_verify_says_valid_or_what_fails(engine: Engine) {
+    use tokio::io::AsyncBufReadExt;
+    let Some(t) = mesh(engine).await else { return };
+    let mut r = register(&t).await;
+    let published = approved_kashgar(&t, &r).await;
+    let first = head_covering(&r, 1).await;
+    let mut kashgar = DisclosureServiceClient::new(t.node("regulator-653100").await);
+    let correct = |request_id: &str| PublishCorrectionRequest {
+        request_id: request_id.into(),
+        uscc: KASHGAR.into(),
+        corrects_sequence: published.sequence,
+        text: "更正".into(),
+    };
+    kashgar.publish_correction(correct("v-1")).await.unwrap();
+    let second = head_covering(&r, first.size + 1).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let p = r
+        .get_notice_proof(GetNoticeProofRequest {
+            sequence: published.sequence,
+            tree_size: second.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let content = p.notice.as_ref().unwrap().content.clone();
+    let good = write("proof.json", &proof_json(&p, &content));
+    let c = r
+        .get_consistency_proof(GetConsistencyProofRequest {
+            from_size: first.size,
+            to_size: second.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let grown = write(
+        "consistency.json",
+        &consistency_json(&c.from_checkpoint, &c.to_checkpoint, &c.proof),
+    );
+    let head = write("head.txt", &second.checkpoint);
+    let (ok, out, err) = verify_cli(&[
+        "--key".as_ref(),
+        key.as_os_str(),
+        good.as_os_str(),
+        grown.as_os_str(),
+        head.as_os_str(),
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.matches("valid: ").count(), 3, "{out}");
+    assert!(out.contains("is in the tree"), "{out}");
+    assert!(out.contains("extends the tree"), "{out}");
+
+    // One changed byte of the notice, or a checkpoint of a forked log signed with the
+    // register's own key, is named.
+    let mut tampered = content.clone();
+    tampered[20] ^= 1;
+    let bad = write("tampered.json", &proof_json(&p, &tampered));
+    let (ok, _, err) = verify_cli(&["--key".as_ref(), key.as_os_str(), bad.as_os_str()]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("invalid:") && err.contains("tampered.json"),
+        "{err}"
+    );
+    assert!(err.contains("leaf hash"), "{err}");
+    let log_key = creditmesh_disclosure::checkpoint::LogKey::load_or_create(
+        &t.pki_dir,
+        creditmesh_tests::TRUST_DOMAIN,
+    )
+    .unwrap();
+    let forked_note = log_key
+        .sign(second.size as u64, tlog_tiles::Hash([7; 32]))
+        .unwrap();
+    let forked = write(
+        "fork.json",
+        &consistency_json(&c.from_checkpoint, &forked_note, &c.proof),
+    );
+    let (ok, _, err) = verify_cli(&["--key".as_ref(), key.as_os_str(), forked.as_os_str()]).await;
+    assert!(!ok);
+    assert!(err.contains("is not a prefix"), "{err}");
+
+    // Following the register reports each checkpoint that extends the last one.
+    let public = format!("https://{}", t.mesh.public_addr);
+    let ca = t.pki_dir.join("ca.pem");
+    let mut follower = tokio::process::Command::new(BIN)
+        .arg("verify")
+        .args(["--key".as_ref(), key.as_os_str()])
+        .args(["--follow", public.as_str(), "--interval-ms", "200", "--ca"])
+        .arg(&ca)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first_line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the follower reports the checkpoint")
+        .unwrap()
+        .unwrap();
+    assert!(first_line.starts_with("checkpoint: "), "{first_line}");
+    kashgar.publish_correction(correct("v-2")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the follower checks the next checkpoint")
+        .unwrap()
+        .unwrap();
+    assert!(next.starts_with("consistent: "), "{next}");
+    follower.kill().await.ok();
     t.stop().await;
 }

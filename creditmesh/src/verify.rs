@@ -1,0 +1,243 @@
+//! `creditmesh verify`: checks the register's answers offline against the log's verifier key,
+//! or follows a register and reports the first inconsistency.
+//!
+//! Offline, each file is an answer as a stock gRPC client prints it (protobuf JSON, as
+//! `grpcurl` writes): `GetNoticeProof` (the notice is in the signed tree), `GetConsistencyProof`
+//! (the newer tree extends the older), `GetRegisterHead`, or a signed checkpoint note itself.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use creditmesh_disclosure::verify;
+use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use creditmesh_proto::disclosure::v1::{GetConsistencyProofRequest, GetRegisterHeadRequest};
+use serde_json::Value;
+use tlog_tiles::Checkpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+/// A field of a protobuf JSON answer, by its JSON name or its proto name.
+fn field<'a>(v: &'a Value, json: &str, proto: &str) -> Option<&'a Value> {
+    v.get(json).or_else(|| v.get(proto))
+}
+
+fn text(v: &Value, json: &str, proto: &str) -> String {
+    field(v, json, proto)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// An int64 (a string in protobuf JSON, a number from some printers; absent means 0).
+fn int(v: &Value, json: &str, proto: &str) -> Result<u64> {
+    match field(v, json, proto) {
+        None => Ok(0),
+        Some(Value::String(s)) => s.parse().with_context(|| format!("{json}: {s:?}")),
+        Some(Value::Number(n)) => n.as_u64().with_context(|| format!("{json}: {n}")),
+        Some(other) => bail!("{json}: not an integer: {other}"),
+    }
+}
+
+fn bytes(v: &Value, json: &str, proto: &str) -> Result<Vec<u8>> {
+    let s = text(v, json, proto);
+    STANDARD
+        .decode(s.as_bytes())
+        .with_context(|| format!("{json}: not base64"))
+}
+
+fn proof(v: &Value) -> Result<Vec<Vec<u8>>> {
+    match v.get("proof") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let s = h
+                    .as_str()
+                    .with_context(|| format!("proof[{i}]: not a string"))?;
+                STANDARD
+                    .decode(s)
+                    .with_context(|| format!("proof[{i}]: not base64"))
+            })
+            .collect(),
+        Some(other) => bail!("proof: not a list: {other}"),
+    }
+}
+
+fn signed(note: &str, vkey: &str) -> Result<Checkpoint> {
+    verify::checkpoint(note, vkey).map_err(anyhow::Error::msg)
+}
+
+/// Checks one answer; says what it proved.
+pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
+    let Ok(v) = serde_json::from_str::<Value>(answer) else {
+        let c = signed(answer, vkey)?;
+        return Ok(format!(
+            "checkpoint of {} notices signed by {}",
+            c.size(),
+            c.origin()
+        ));
+    };
+    if let Some(notice) = v.get("notice") {
+        let c = signed(&text(&v, "checkpoint", "checkpoint"), vkey)?;
+        let sequence = int(notice, "sequence", "sequence")?;
+        let tree_size = int(&v, "treeSize", "tree_size")?;
+        if tree_size != c.size() {
+            bail!(
+                "the answer names a tree of {tree_size} notices, its checkpoint one of {}",
+                c.size()
+            );
+        }
+        let salt = bytes(notice, "salt", "salt")?;
+        let content = bytes(notice, "content", "content")?;
+        let claimed = text(notice, "leafHash", "leaf_hash");
+        let leaf = creditmesh_disclosure::log::leaf_hash(&salt, &content);
+        if !salt.is_empty() && !claimed.is_empty() && hex::encode(leaf.0) != claimed {
+            bail!("notice {sequence}: its leaf hash is not the hash of its salt and content");
+        }
+        verify::inclusion(&c, sequence, &salt, &content, &proof(&v)?)
+            .map_err(anyhow::Error::msg)?;
+        return Ok(format!(
+            "notice {sequence} is in the tree of {} notices signed by {}",
+            c.size(),
+            c.origin()
+        ));
+    }
+    if v.get("fromCheckpoint").is_some() || v.get("from_checkpoint").is_some() {
+        let older = signed(&text(&v, "fromCheckpoint", "from_checkpoint"), vkey)?;
+        let newer = signed(&text(&v, "toCheckpoint", "to_checkpoint"), vkey)?;
+        verify::consistency(&older, &newer, &proof(&v)?).map_err(anyhow::Error::msg)?;
+        return Ok(format!(
+            "the tree of {} notices extends the tree of {}",
+            newer.size(),
+            older.size()
+        ));
+    }
+    if v.get("checkpoint").is_some() {
+        let c = signed(&text(&v, "checkpoint", "checkpoint"), vkey)?;
+        return Ok(format!(
+            "checkpoint of {} notices signed by {}",
+            c.size(),
+            c.origin()
+        ));
+    }
+    bail!("not an answer of the register: no notice, checkpoint or consistency proof")
+}
+
+pub fn read_vkey(path: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("verifier key {}", path.display()))?
+        .trim()
+        .to_owned())
+}
+
+/// Checks every file; stops at the first that fails, naming it.
+pub fn files(vkey: &str, files: &[PathBuf]) -> Result<()> {
+    if files.is_empty() {
+        bail!("nothing to verify: give answers of the register as files, or --follow");
+    }
+    for f in files {
+        let answer =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        match check_answer(&answer, vkey) {
+            Ok(what) => println!("valid: {}: {what}", f.display()),
+            Err(e) => bail!("invalid: {}: {e:#}", f.display()),
+        }
+    }
+    Ok(())
+}
+
+/// Follows the register at `url` (its public listener), checking every new checkpoint's
+/// signature and that it extends the last one seen; returns at the first inconsistency.
+pub async fn follow(
+    vkey: &str,
+    url: &str,
+    ca: &Path,
+    domain: &str,
+    interval: Duration,
+) -> Result<()> {
+    let pem = std::fs::read_to_string(ca).with_context(|| format!("CA {}", ca.display()))?;
+    let tls = ClientTlsConfig::new()
+        .domain_name(domain.to_owned())
+        .ca_certificate(Certificate::from_pem(pem));
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(10))
+        .tls_config(tls)?
+        .connect_lazy();
+    let mut register = DisclosureServiceClient::new(channel);
+    let mut last: Option<Checkpoint> = None;
+    loop {
+        match register.get_register_head(GetRegisterHeadRequest {}).await {
+            Err(e) => eprintln!("register unreachable: {}", e.message()),
+            Ok(head) => {
+                let head = head.into_inner();
+                let c = signed(&head.checkpoint, vkey)
+                    .context("inconsistent: the newest checkpoint")?;
+                match &last {
+                    Some(old) if c.size() < old.size() => bail!(
+                        "inconsistent: the register shrank from {} to {} notices",
+                        old.size(),
+                        c.size()
+                    ),
+                    Some(old) if c.size() == old.size() && c.hash() != old.hash() => bail!(
+                        "inconsistent: two checkpoints of {} notices with different roots (a fork)",
+                        c.size()
+                    ),
+                    Some(old) if c.size() > old.size() => {
+                        let p = register
+                            .get_consistency_proof(GetConsistencyProofRequest {
+                                from_size: old.size() as i64,
+                                to_size: c.size() as i64,
+                            })
+                            .await
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "inconsistent: no consistency proof: {}",
+                                    e.message()
+                                )
+                            })?
+                            .into_inner();
+                        verify::consistency(old, &c, &p.proof)
+                            .map_err(|e| anyhow::anyhow!("inconsistent: {e}"))?;
+                        println!(
+                            "consistent: {} notices, root {}, extends {}",
+                            c.size(),
+                            c.hash(),
+                            old.size()
+                        );
+                    }
+                    Some(_) => {}
+                    None => println!("checkpoint: {} notices, root {}", c.size(), c.hash()),
+                }
+                last = Some(c);
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_the_registers_is_named() {
+        let e = check_answer("{\"other\": 1}", "x+00000000+AA==").unwrap_err();
+        assert!(
+            e.to_string().contains("not an answer of the register"),
+            "{e}"
+        );
+        let e = check_answer("not a note", "x+00000000+AA==").unwrap_err();
+        assert!(e.to_string().contains("verifier key"), "{e}");
+    }
+
+    #[test]
+    fn integers_come_as_strings_numbers_or_not_at_all() {
+        let v: Value = serde_json::from_str(r#"{"a": "12", "b": 7}"#).unwrap();
+        assert_eq!(int(&v, "a", "a").unwrap(), 12);
+        assert_eq!(int(&v, "b", "b").unwrap(), 7);
+        assert_eq!(int(&v, "c", "c").unwrap(), 0);
+    }
+}
