@@ -170,6 +170,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         rounds: u32,
     },
+    /// Fills the public register with N agencies through the disclosure service's event sink,
+    /// checkpointing on, then searches it by name and reads it by USCC through the public
+    /// listener at a fixed rate; ends with one JSON line.
+    Register {
+        #[arg(long, default_value_t = 10_000)]
+        agencies: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Reads per second, half searches by name and half lookups by USCC.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
+        /// otherwise.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// The public listener flooded with connections and health watches beyond every cap,
     /// under the default limits, then left alone; ends with one JSON line: what was admitted
     /// and refused, a regulator's p99 meanwhile, resident memory before, at the peak, after.
@@ -431,6 +447,25 @@ async fn run(cli: Cli) -> Result<()> {
                 rate,
                 share: share.max(1),
                 rounds,
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Register {
+                    agencies,
+                    seconds,
+                    rate,
+                    postgres,
+                },
+        } => {
+            let figures = crate::register_bench::register(crate::register_bench::RegisterOptions {
+                agencies,
+                seconds,
+                rate,
+                postgres,
             })
             .await?;
             println!("{figures}");

@@ -121,6 +121,24 @@ impl Uscc {
         Ok(Self(code))
     }
 
+    /// The code whose first sixteen characters are `first16`, with both check characters
+    /// computed (for test and benchmark data).
+    pub fn completing(first16: &str) -> Result<Self, UsccError> {
+        let bytes = first16.as_bytes();
+        if bytes.len() != 16 {
+            return Err(UsccError::Length(first16.chars().count() + 2));
+        }
+        let mut code = first16.to_ascii_uppercase();
+        code.push(org_check(&code.as_bytes()[8..16]));
+        let values: Vec<u32> = code
+            .bytes()
+            .enumerate()
+            .map(|(i, b)| value(b).ok_or(UsccError::Character(b as char, i + 1)))
+            .collect::<Result<_, _>>()?;
+        code.push(check_of(&values));
+        Self::parse(&code)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -176,6 +194,13 @@ mod tests {
         let first16 = format!("{head}{org}{}", org_check(org.as_bytes()));
         let values: Vec<u32> = first16.bytes().map(|b| value(b).unwrap()).collect();
         format!("{first16}{}", check_of(&values))
+    }
+
+    #[test]
+    fn completing_computes_both_check_characters() {
+        let code = Uscc::completing("91653101MA78KT00").unwrap();
+        assert_eq!(code.as_str(), "91653101MA78KT005T");
+        assert!(Uscc::completing("91653101MA78KT0").is_err());
     }
 
     proptest! {

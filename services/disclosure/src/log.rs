@@ -47,13 +47,19 @@ pub async fn append(conn: &mut AnyConnection, n: u64, leaf: Hash) -> Result<(), 
     })
     .await?;
     let first = tlog_tiles::stored_hash_index(0, n);
+    let values: Vec<String> = (0..hashes.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO disclosure_log_hash (idx, hash) VALUES {}",
+        values.join(", ")
+    )));
     for (i, h) in hashes.iter().enumerate() {
-        sqlx::query("INSERT INTO disclosure_log_hash (idx, hash) VALUES ($1, $2)")
+        insert = insert
             .bind((first + i as u64) as i64)
-            .bind(hex::encode(h.0))
-            .execute(&mut *conn)
-            .await?;
+            .bind(hex::encode(h.0));
     }
+    insert.execute(&mut *conn).await?;
     Ok(())
 }
 

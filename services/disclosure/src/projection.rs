@@ -28,16 +28,14 @@ impl EventHandler for Handler {
         };
         let at = creditmesh_rpc::sink::occurred_micros(event);
         // A record not yet on the register shows only from its approval on.
-        let current = store::agency(tx, &e.uscc).await?;
-        if current.is_none() && kind != NoticeKind::Published {
+        let shown = store::agency_filing(tx, &e.uscc).await?;
+        if shown.is_none() && kind != NoticeKind::Published {
             return Ok(Applied::NotApplied(format!(
                 "{} notice for {}, which was never published",
                 e.notice, e.uscc
             )));
         }
-        if kind == NoticeKind::Published
-            && store::agency_filing(tx, &e.uscc).await?.as_deref() == Some(e.filing_id.as_str())
-        {
+        if kind == NoticeKind::Published && shown.as_deref() == Some(e.filing_id.as_str()) {
             return Ok(Applied::NotApplied(format!(
                 "filing {} is on the register already",
                 e.filing_id

@@ -638,6 +638,30 @@ async fn bench_soak_prints_memory_and_latency_of_first_and_last_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_register_prints_appends_and_reads() {
+    let (last, figures) = bench(&[
+        "register",
+        "--agencies",
+        "300",
+        "--seconds",
+        "1",
+        "--rate",
+        "40",
+    ])
+    .await;
+    assert_eq!(figures["agencies"], 300, "{last}");
+    assert!(figures["appends_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(
+        figures["checkpointed_after_s"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    for read in ["search_by_name", "get_by_uscc"] {
+        assert_eq!(figures[read]["errors"], 0, "{last}");
+        assert!(figures[read]["p99_ms"].as_f64().unwrap() > 0.0, "{last}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fairness_prints_both_p99s() {
     let (last, figures) = bench(&[
         "fairness",

@@ -29,6 +29,7 @@ crate::on_both_engines!(
     corrections_are_new_leaves_from_the_holding_authority,
     concurrent_appends_leave_one_consistent_log,
     creditmesh_verify_says_valid_or_what_fails,
+    tampering_with_stored_notices_is_detected,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -849,5 +850,88 @@ async fn creditmesh_verify_says_valid_or_what_fails(engine: Engine) {
         .unwrap();
     assert!(next.starts_with("consistent: "), "{next}");
     follower.kill().await.ok();
+    t.stop().await;
+}
+
+async fn deliver_all(t: &TestMesh, n: usize) {
+    let mut sink = EventSinkServiceClient::new(
+        mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
+    );
+    for i in 0..n {
+        sink.deliver(DeliverRequest {
+            event: Some(register_changed(i)),
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Whether each notice, as now served, proves into the checkpoint of `size`.
+async fn proves(r: &Register, key: &str, size: i64) -> Vec<bool> {
+    let mut out = Vec::new();
+    for seq in 0..size {
+        let p = r
+            .clone()
+            .get_notice_proof(GetNoticeProofRequest {
+                sequence: seq,
+                tree_size: size,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let c = creditmesh_disclosure::verify::checkpoint(&p.checkpoint, key).unwrap();
+        let n = p.notice.unwrap();
+        out.push(
+            creditmesh_disclosure::verify::inclusion(&c, seq as u64, &n.salt, &n.content, &p.proof)
+                .is_ok(),
+        );
+    }
+    out
+}
+
+async fn tampering_with_stored_notices_is_detected(engine: Engine) {
+    use creditmesh_storage::sqlx::{self, Connection, Row};
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    deliver_all(&t, 6).await;
+    let r = register(&t).await;
+    head_covering(&r, 6).await;
+    let key = vkey(&t);
+    assert_eq!(proves(&r, &key, 6).await, vec![true; 6]);
+
+    // One changed byte in notice 1; notices 2 and 3 swapped in storage.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&t.admin_db_url("disclosure"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE disclosure_notice SET content = replace(content, '并发机构 1', '并发机构 7') \
+         WHERE seq = 1",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let rows = sqlx::query("SELECT seq, content, salt FROM disclosure_notice WHERE seq IN (2, 3)")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    for row in &rows {
+        let seq: i64 = row.try_get(0).unwrap();
+        let (content, salt): (String, String) = (row.try_get(1).unwrap(), row.try_get(2).unwrap());
+        sqlx::query("UPDATE disclosure_notice SET content = $1, salt = $2 WHERE seq = $3")
+            .bind(content)
+            .bind(salt)
+            .bind(5 - seq)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    db.close().await.ok();
+    assert_eq!(
+        proves(&r, &key, 6).await,
+        vec![true, false, false, false, true, true],
+        "the changed and the swapped notices no longer prove; the others still do"
+    );
     t.stop().await;
 }
