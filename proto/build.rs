@@ -29,6 +29,7 @@ const EVENT_KINDS: &[&str] = &[
     "SpotCheckDrawn",
     "ComplaintSubmitted",
     "FiledDocument",
+    "FeeItem",
     "PublicFacts",
     "RegisterChanged",
 ];

@@ -13,7 +13,9 @@ use creditmesh_proto::disclosure::v1::{
     ListAgenciesRequest,
 };
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
-use creditmesh_proto::events::v1::{DeliverBatchRequest, Event, PublicFacts, RegisterChanged};
+use creditmesh_proto::events::v1::{
+    DeliverBatchRequest, Event, FeeItem, PublicFacts, RegisterChanged,
+};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -54,6 +56,12 @@ fn event(i: usize) -> Event {
             legal_representative_name: "阿依努尔".into(),
             professional_staff_count: 12,
             registered_division: "653101".into(),
+            fee_items: vec![FeeItem {
+                service_item: "企业信用评价报告".into(),
+                fee: "5000".into(),
+                unit: "份".into(),
+                basis: String::new(),
+            }],
         }),
         filed_on: "2026-11-02".into(),
         reviewing_tenant: "653100".into(),

@@ -346,6 +346,30 @@ impl DisclosureService for Api {
         .await
     }
 
+    async fn get_fee_schedule(
+        &self,
+        request: Request<GetFeeScheduleRequest>,
+    ) -> Result<Response<GetFeeScheduleResponse>, Status> {
+        self.authn.context(&request)?;
+        let req = request.into_inner();
+        edge::read(async {
+            let mut v = Violations::default();
+            v.require("uscc", &req.uscc);
+            let uscc = uscc_field(&mut v, "uscc", &req.uscc);
+            v.finish()?;
+            let mut conn = self.store.db.acquire().await?;
+            let agency = store::agency(&mut conn, &uscc)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no agency {uscc} on the register")))?;
+            Ok(GetFeeScheduleResponse {
+                uscc: agency.uscc,
+                items: agency.fee_items,
+                register_version: agency.register_version,
+            })
+        })
+        .await
+    }
+
     async fn get_register_head(
         &self,
         request: Request<GetRegisterHeadRequest>,

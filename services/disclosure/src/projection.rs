@@ -4,7 +4,9 @@
 //! — which the sink's inbox already prevents — could not publish twice either).
 
 use creditmesh_domain::{Error, mask};
-use creditmesh_proto::disclosure::v1::{AgencyRecord, AgencyStatus, FiledDocument, NoticeKind};
+use creditmesh_proto::disclosure::v1::{
+    AgencyRecord, AgencyStatus, FeeItem, FiledDocument, NoticeKind,
+};
 use creditmesh_proto::events::v1::{Event, RegisterChanged};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::Tx;
@@ -120,6 +122,16 @@ fn masked(e: &RegisterChanged) -> AgencyRecord {
             })
             .collect(),
         register_version: 0,
+        fee_items: facts
+            .fee_items
+            .iter()
+            .map(|i| FeeItem {
+                service_item: i.service_item.clone(),
+                fee: i.fee.clone(),
+                basis: i.basis.clone(),
+                unit: i.unit.clone(),
+            })
+            .collect(),
     }
 }
 

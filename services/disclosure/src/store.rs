@@ -57,6 +57,9 @@ pub fn canonical(seq: u64, n: &NewNotice<'_>) -> String {
             "documents": r.documents.iter().map(|d| json!({
                 "filed_on": d.filed_on, "kind": d.kind, "sha256": d.sha256,
             })).collect::<Vec<_>>(),
+            "fee_items": r.fee_items.iter().map(|i| json!({
+                "basis": i.basis, "fee": i.fee, "service_item": i.service_item, "unit": i.unit,
+            })).collect::<Vec<_>>(),
             "filed_on": r.filed_on,
             "legal_representative": r.legal_representative,
             "masking_policy_version": r.masking_policy_version,

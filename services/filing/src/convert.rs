@@ -4,7 +4,7 @@ use creditmesh_domain::lifecycle::{Filing as State, Machine};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::*;
 
-use crate::model::{Facts, Person};
+use crate::model::{Facts, FeeItem as StoredFee, Person};
 
 pub(crate) fn status_proto(s: &str) -> FilingStatus {
     match State::parse(s) {
@@ -75,6 +75,16 @@ pub(crate) fn facts_from(f: &ApplicationForm) -> Facts {
         contact_phone: f.contact_phone.trim().to_owned(),
         contact_email: f.contact_email.trim().to_owned(),
         registered_division: f.registered_division.trim().to_owned(),
+        fee_items: f
+            .fee_items
+            .iter()
+            .map(|i| StoredFee {
+                service_item: i.service_item.trim().to_owned(),
+                fee: i.fee.trim().to_owned(),
+                unit: i.unit.trim().to_owned(),
+                basis: i.basis.trim().to_owned(),
+            })
+            .collect(),
     }
 }
 
@@ -95,5 +105,15 @@ pub(crate) fn form_from(f: &Facts) -> ApplicationForm {
         contact_phone: f.contact_phone.clone(),
         contact_email: f.contact_email.clone(),
         registered_division: f.registered_division.clone(),
+        fee_items: f
+            .fee_items
+            .iter()
+            .map(|i| FeeItem {
+                service_item: i.service_item.clone(),
+                fee: i.fee.clone(),
+                unit: i.unit.clone(),
+                basis: i.basis.clone(),
+            })
+            .collect(),
     }
 }

@@ -10,6 +10,17 @@ pub struct Person {
     pub identity_number: String,
 }
 
+/// A service item and its fee (Art. 19).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeeItem {
+    pub service_item: String,
+    pub fee: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub basis: String,
+}
+
 /// The filed facts (Art. 6, 8(1)).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
@@ -30,6 +41,9 @@ pub struct Facts {
     /// County-level division of the registered address (注册地), which routes the review.
     #[serde(default)]
     pub registered_division: String,
+    /// Filings stored before Art. 19 items were asked for have none.
+    #[serde(default)]
+    pub fee_items: Vec<FeeItem>,
 }
 
 /// Document references by their place in the application (Art. 8).

@@ -3,7 +3,7 @@
 //! that made the change.
 
 use creditmesh_domain::Error;
-use creditmesh_proto::events::v1::{FiledDocument, PublicFacts, RegisterChanged};
+use creditmesh_proto::events::v1::{FeeItem, FiledDocument, PublicFacts, RegisterChanged};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use creditmesh_storage::{Infra, NewEvent, StorageError, Tx};
 
@@ -69,6 +69,16 @@ pub async fn tell(tx: &mut Tx, infra: &Infra, t: Tell<'_>) -> Result<(), Error> 
             legal_representative_name: facts.legal_representative.name,
             professional_staff_count: facts.professional_staff_count,
             registered_division: facts.registered_division,
+            fee_items: facts
+                .fee_items
+                .into_iter()
+                .map(|i| FeeItem {
+                    service_item: i.service_item,
+                    fee: i.fee,
+                    unit: i.unit,
+                    basis: i.basis,
+                })
+                .collect(),
         }),
         ground: t.ground.into(),
         changed_fields: t.changed_fields,
@@ -131,6 +141,7 @@ pub fn changed_fields(before: &Facts, after: &Facts) -> Vec<String> {
         "registered_division",
         before.registered_division != after.registered_division,
     );
+    check("fee_items", before.fee_items != after.fee_items);
     out
 }
 

@@ -56,8 +56,16 @@ pub(crate) fn merge(filed: &Facts, change: &Facts) -> Facts {
         contact_phone: text(&change.contact_phone, &filed.contact_phone),
         contact_email: text(&change.contact_email, &filed.contact_email),
         registered_division: text(&change.registered_division, &filed.registered_division),
+        fee_items: if change.fee_items.is_empty() {
+            filed.fee_items.clone()
+        } else {
+            change.fee_items.clone()
+        },
     }
 }
+
+/// The most service items one agency files.
+pub(crate) const MAX_FEE_ITEMS: usize = 200;
 
 pub(crate) const RULES: [(InternalRule, &str); 8] = [
     (InternalRule::Organisation, "organisation"),
@@ -150,11 +158,38 @@ pub(crate) fn check_facts(v: &mut Violations, p: &str, f: &Facts, today: Date) -
             format!("missing (Art. 6(3)): {}", missing.join(", ")),
         );
     }
+    check_fee_items(v, p, f);
     v.require(&format!("{p}.contact_phone"), &f.contact_phone);
     if !f.contact_email.is_empty() && !f.contact_email.contains('@') {
         v.add(format!("{p}.contact_email"), "is not an e-mail address");
     }
     registered
+}
+
+/// Art. 19: the service items and their fees, each named and priced.
+fn check_fee_items(v: &mut Violations, p: &str, f: &Facts) {
+    if f.fee_items.is_empty() {
+        v.add(
+            format!("{p}.fee_items"),
+            "at least one service item with its fee is required (Art. 19)",
+        );
+    }
+    if f.fee_items.len() > MAX_FEE_ITEMS {
+        v.add(
+            format!("{p}.fee_items"),
+            format!("at most {MAX_FEE_ITEMS} items"),
+        );
+        return;
+    }
+    for (i, item) in f.fee_items.iter().enumerate() {
+        let at = format!("{p}.fee_items[{i}]");
+        v.require(&format!("{at}.service_item"), &item.service_item);
+        v.max_chars(&format!("{at}.service_item"), &item.service_item, 100);
+        v.require(&format!("{at}.fee"), &item.fee);
+        v.max_chars(&format!("{at}.fee"), &item.fee, 100);
+        v.max_chars(&format!("{at}.unit"), &item.unit, 40);
+        v.max_chars(&format!("{at}.basis"), &item.basis, 500);
+    }
 }
 
 pub(crate) fn sha_ok(s: &str) -> bool {

@@ -134,6 +134,20 @@ pub async fn application(
             contact_phone: "0998-1234567".into(),
             contact_email: "office@example.org".into(),
             registered_division: uscc[2..8].into(),
+            fee_items: vec![
+                FeeItem {
+                    service_item: "企业信用评价报告".into(),
+                    fee: "5000".into(),
+                    unit: "份".into(),
+                    basis: "按评价对象规模分档".into(),
+                },
+                FeeItem {
+                    service_item: "信用咨询".into(),
+                    fee: "800".into(),
+                    unit: "小时".into(),
+                    basis: String::new(),
+                },
+            ],
         }),
         application_form_document: doc(DocumentKind::ApplicationForm, "form").await,
         business_licence: doc(DocumentKind::BusinessLicence, "licence").await,
@@ -330,7 +344,9 @@ async fn missing_items_are_each_named_and_nothing_is_stored(engine: Engine) {
     req.business_licence = None;
     req.fee_schedule = None;
     req.credit_commitment = None;
-    let err = agency.submit_filing(req).await.unwrap_err();
+    let form = req.form.as_mut().unwrap();
+    form.fee_items[1].fee = String::new();
+    let err = agency.submit_filing(req.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let mut fields: Vec<String> = err
         .get_error_details()
@@ -343,8 +359,25 @@ async fn missing_items_are_each_named_and_nothing_is_stored(engine: Engine) {
     fields.sort();
     assert_eq!(
         fields,
-        ["business_licence", "credit_commitment", "fee_schedule"]
+        [
+            "business_licence",
+            "credit_commitment",
+            "fee_schedule",
+            "form.fee_items[1].fee"
+        ]
     );
+    // Art. 19: the service items and fees are shown, so at least one must be filed.
+    req.form.as_mut().unwrap().fee_items.clear();
+    let err = agency.submit_filing(req).await.unwrap_err();
+    let fields: Vec<String> = err
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert!(fields.contains(&"form.fee_items".to_owned()), "{fields:?}");
     let url = t.db_url("filing");
     assert_eq!(
         scalar_i64(&url, "SELECT COUNT(*) FROM filing_filing").await,

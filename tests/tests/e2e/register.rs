@@ -8,11 +8,13 @@ use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServi
 use creditmesh_proto::disclosure::v1::*;
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
 use creditmesh_proto::events::v1::{
-    DeliverRequest, Event, FilingDecided, FilingRevoked, PublicFacts, RegisterChanged,
+    ChangeDecided, DeliverRequest, Event, FilingDecided, FilingRevoked, PublicFacts,
+    RegisterChanged,
 };
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{
-    DeregistrationReason, DocumentKind, RequestDeregistrationRequest,
+    ApplicationForm, DeregistrationReason, DocumentKind, FeeItem as FiledFee,
+    RequestDeregistrationRequest, SubmitChangeRequest,
 };
 use creditmesh_tests::{Engine, TestMesh, eventually, mtls};
 use futures::StreamExt;
@@ -30,6 +32,7 @@ crate::on_both_engines!(
     concurrent_appends_leave_one_consistent_log,
     creditmesh_verify_says_valid_or_what_fails,
     tampering_with_stored_notices_is_detected,
+    an_approved_change_updates_the_record_and_says_what_changed,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -216,6 +219,27 @@ async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
         .expect("the fee schedule is listed");
     assert_eq!(fees.sha256.len(), 64);
     assert!(!fees.filed_on.is_empty());
+    // Art. 19: the service items and fees, as filed.
+    let fees = r
+        .get_fee_schedule(GetFeeScheduleRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let items: Vec<(&str, &str, &str)> = fees
+        .items
+        .iter()
+        .map(|i| (i.service_item.as_str(), i.fee.as_str(), i.unit.as_str()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("企业信用评价报告", "5000", "份"),
+            ("信用咨询", "800", "小时")
+        ]
+    );
+    assert_eq!(fees.register_version, record.register_version);
     let unchanged = r
         .get_agency(GetAgencyRequest {
             uscc: KASHGAR.into(),
@@ -932,6 +956,98 @@ async fn tampering_with_stored_notices_is_detected(engine: Engine) {
         proves(&r, &key, 6).await,
         vec![true, false, false, false, true, true],
         "the changed and the swapped notices no longer prove; the others still do"
+    );
+    t.stop().await;
+}
+
+async fn an_approved_change_updates_the_record_and_says_what_changed(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let r = register(&t).await;
+    let filing_id = submit_kashgar(&t).await;
+    review_says(
+        &t,
+        "653100",
+        FilingDecided {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    notices_become(&r, KASHGAR, &[NoticeKind::Published]).await;
+    let mut filer = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let material = upload(&mut filer, DocumentKind::ChangeMaterial, pdf("new fees"))
+        .await
+        .unwrap();
+    let today = creditmesh_domain::calendar::cst_date(creditmesh_domain::Clock::now_micros(
+        &creditmesh_domain::SystemClock,
+    ))
+    .unwrap();
+    let change = filer
+        .submit_change(SubmitChangeRequest {
+            request_id: "fees-2027".into(),
+            filing_id: filing_id.clone(),
+            changed_on: creditmesh_domain::calendar::format_date(today),
+            changed_facts: Some(ApplicationForm {
+                registered_address: "新疆喀什地区喀什市解放路2号".into(),
+                fee_items: vec![FiledFee {
+                    service_item: "企业信用评价报告".into(),
+                    fee: "4500".into(),
+                    unit: "份".into(),
+                    basis: String::new(),
+                }],
+                ..Default::default()
+            }),
+            supporting_documents: vec![DocumentRef { sha256: material }],
+            description: "new fees and address".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Nothing shows before the change is approved.
+    let mut reader = r.clone();
+    assert_eq!(
+        reader
+            .get_fee_schedule(GetFeeScheduleRequest {
+                uscc: KASHGAR.into()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .len(),
+        2
+    );
+    review_says(
+        &t,
+        "653100",
+        ChangeDecided {
+            change_id: change.change_id,
+            filing_id,
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let all = notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Changed]).await;
+    assert!(
+        all[1].text.contains("registered_address") && all[1].text.contains("fee_items"),
+        "{}",
+        all[1].text
+    );
+    let fees = reader
+        .get_fee_schedule(GetFeeScheduleRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fees.items.len(), 1);
+    assert_eq!(fees.items[0].fee, "4500");
+    assert_eq!(
+        agency(&mut reader, KASHGAR).await.registered_address,
+        "新疆喀什地区****"
     );
     t.stop().await;
 }
