@@ -93,6 +93,17 @@ pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
         let salt = bytes(notice, "salt", "salt")?;
         let content = bytes(notice, "content", "content")?;
         let claimed = text(notice, "leafHash", "leaf_hash");
+        if salt.is_empty() && content.is_empty() {
+            // Erased: its content is gone by a decision, its leaf still proves its place.
+            let leaf = verify::parse_leaf_hash(&claimed).map_err(anyhow::Error::msg)?;
+            verify::leaf_inclusion(&c, sequence, leaf, &proof(&v)?).map_err(anyhow::Error::msg)?;
+            return Ok(format!(
+                "notice {sequence} (erased by {}; its leaf) is in the tree of {} notices signed by {}",
+                text(notice, "erasedBy", "erased_by"),
+                c.size(),
+                c.origin()
+            ));
+        }
         let leaf = creditmesh_disclosure::log::leaf_hash(&salt, &content);
         if !salt.is_empty() && !claimed.is_empty() && hex::encode(leaf.0) != claimed {
             bail!("notice {sequence}: its leaf hash is not the hash of its salt and content");

@@ -164,6 +164,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.disclosure.v1.DisclosureService/PublishCorrection",
         REGULATORS,
     ),
+    (
+        "creditmesh.disclosure.v1.DisclosureService/EraseNotice",
+        REGULATORS,
+    ),
     // complaints (Art. 24)
     (
         "creditmesh.complaints.v1.ComplaintService/SubmitComplaint",

@@ -61,6 +61,7 @@ fn notice_proto(r: NoticeRow) -> Notice {
         "correction" => NoticeKind::Correction,
         "deregistering" => NoticeKind::Deregistering,
         "deregistration_refused" => NoticeKind::DeregistrationRefused,
+        "erasure" => NoticeKind::Erasure,
         _ => NoticeKind::Unspecified,
     };
     let erased = r.content.is_none();
@@ -76,6 +77,8 @@ fn notice_proto(r: NoticeRow) -> Notice {
         leaf_hash: r.leaf_hash,
         corrects_sequence: r.corrects.map(|c| c as i64).unwrap_or_default(),
         erased,
+        erased_by: r.erased_by.unwrap_or_default(),
+        erasure_reason: r.erasure_reason.unwrap_or_default(),
     }
 }
 
@@ -106,7 +109,108 @@ impl Api {
     }
 }
 
+/// A prefecture acts on the register only for the agencies whose filing it holds; the region
+/// for all.
+fn holds(ctx: &CallContext, tenant: &str) -> Result<(), Error> {
+    let own = &ctx.principal.tenant;
+    if !own.is_region() && tenant != own.to_string() {
+        return Err(Error::permission_denied(
+            "a prefecture acts only on the notices of agencies whose filing it holds",
+        ));
+    }
+    Ok(())
+}
+
 impl Api {
+    /// A regulator erases a notice of an agency its authority holds; returns its sequence.
+    async fn check_erasure(
+        &self,
+        ctx: &CallContext,
+        req: &EraseNoticeRequest,
+    ) -> Result<u64, Error> {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        if req.sequence < 0 {
+            v.add("sequence", "must not be negative");
+        }
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            v.add("reason", "is required: the decision the erasure follows");
+        } else if reason.chars().count() > MAX_CORRECTION_CHARS {
+            v.add(
+                "reason",
+                format!("must be at most {MAX_CORRECTION_CHARS} characters"),
+            );
+        }
+        v.finish()?;
+        let mut conn = self.store.db.acquire().await?;
+        let notice = store::notice_at(&mut conn, req.sequence as u64)
+            .await?
+            .ok_or_else(|| Error::invalid_field("sequence", "is not a notice of the register"))?;
+        holds(ctx, &notice.tenant)?;
+        if notice.kind == kind_name(NoticeKind::Erasure) {
+            return Err(Error::invalid_field(
+                "sequence",
+                "is an erasure notice, which stays as the record of the decision",
+            ));
+        }
+        Ok(req.sequence as u64)
+    }
+
+    async fn erase(
+        &self,
+        ctx: &CallContext,
+        req: &EraseNoticeRequest,
+        seq: u64,
+    ) -> Result<EraseNoticeResponse, Error> {
+        let store = &self.store;
+        store
+            .write_idempotent(ctx, "EraseNotice", &req.request_id, |mut tx| async move {
+                let Some(notice) = store::notice_at(&mut tx, seq).await? else {
+                    return Err(Error::invalid_field("sequence", "is not a notice of the register"));
+                };
+                let reason = mask::text(req.reason.trim());
+                if !store::erase(&mut tx, seq, &ctx.principal_id, &reason).await? {
+                    return Err(Error::failed_precondition(format!(
+                        "notice {seq} was erased already"
+                    )));
+                }
+                let text = format!(
+                    "公示信息删除：第 {seq} 号公示的内容已依决定删除（决定机关 {}，依据：{reason}）。",
+                    ctx.principal.tenant
+                );
+                let erasure = store::append_notice(
+                    &mut tx,
+                    &NewNotice {
+                        tenant: &notice.tenant,
+                        uscc: &notice.uscc,
+                        kind: NoticeKind::Erasure,
+                        published_at: store.now(),
+                        text: &text,
+                        corrects: Some(seq),
+                        record: None,
+                    },
+                )
+                .await?;
+                let missing = |n: u64| StorageError::Corrupt(format!("notice {n} is missing"));
+                let erased = store::notice_at(&mut tx, seq).await?.ok_or_else(|| missing(seq))?;
+                let appended = store::notice_at(&mut tx, erasure)
+                    .await?
+                    .ok_or_else(|| missing(erasure))?;
+                Ok((
+                    tx,
+                    Written {
+                        value: EraseNoticeResponse {
+                            erased: Some(notice_proto(erased)),
+                            notice: Some(notice_proto(appended)),
+                        },
+                        tenant: notice.tenant.clone(),
+                    },
+                ))
+            })
+            .await
+    }
+
     /// A regulator corrects a notice of an agency its authority holds (the region: any);
     /// returns the agency's USCC.
     async fn check_correction(
@@ -135,12 +239,7 @@ impl Api {
         let agency = store::agency(&mut conn, &uscc)
             .await?
             .ok_or_else(|| Error::not_found(format!("no agency {uscc} on the register")))?;
-        let own = &ctx.principal.tenant;
-        if !own.is_region() && agency.tenant != own.to_string() {
-            return Err(Error::permission_denied(
-                "a prefecture corrects only the notices of agencies whose filing it holds",
-            ));
-        }
+        holds(ctx, &agency.tenant)?;
         let corrected = store::notice_at(&mut conn, req.corrects_sequence as u64).await?;
         if corrected.as_ref().map(|n| n.uscc.as_str()) != Some(uscc.as_str()) {
             return Err(Error::invalid_field(
@@ -433,6 +532,20 @@ impl DisclosureService for Api {
         let checked = self.check_correction(&ctx, &req).await;
         edge::call(&self.store, &ctx, "PublishCorrection", checked, |uscc| {
             self.correct(&ctx, &req, uscc)
+        })
+        .await
+    }
+
+    async fn erase_notice(
+        &self,
+        request: Request<EraseNoticeRequest>,
+    ) -> Result<Response<EraseNoticeResponse>, Status> {
+        let ctx = self.authn.context(&request)?;
+        ctx.require(&[PrincipalKind::Regulator])?;
+        let req = request.into_inner();
+        let checked = self.check_erasure(&ctx, &req).await;
+        edge::call(&self.store, &ctx, "EraseNotice", checked, |seq| {
+            self.erase(&ctx, &req, seq)
         })
         .await
     }

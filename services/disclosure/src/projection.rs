@@ -155,6 +155,6 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
             format!("注销备案申请未予同意：{who}继续在册。")
         }
         NoticeKind::Deregistered => format!("注销备案公示：{who}已完成注销备案。"),
-        NoticeKind::Correction | NoticeKind::Unspecified => String::new(),
+        NoticeKind::Correction | NoticeKind::Erasure | NoticeKind::Unspecified => String::new(),
     }
 }

@@ -11,5 +11,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/100_register_and_log.sql"),
         ),
         Migration::tenant_row_security(101, &["disclosure_agency", "disclosure_notice"]),
+        Migration::new(
+            102,
+            "erasure reason",
+            include_str!("../migrations/102_erasure_reason.sql"),
+            include_str!("../migrations/102_erasure_reason.sql"),
+        ),
     ]
 }

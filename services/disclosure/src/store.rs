@@ -33,6 +33,8 @@ pub struct NoticeRow {
     pub salt: Option<String>,
     pub leaf_hash: String,
     pub corrects: Option<u64>,
+    pub erased_by: Option<String>,
+    pub erasure_reason: Option<String>,
 }
 
 pub fn kind_name(kind: NoticeKind) -> &'static str {
@@ -44,6 +46,7 @@ pub fn kind_name(kind: NoticeKind) -> &'static str {
         NoticeKind::Correction => "correction",
         NoticeKind::Deregistering => "deregistering",
         NoticeKind::DeregistrationRefused => "deregistration_refused",
+        NoticeKind::Erasure => "erasure",
         NoticeKind::Unspecified => "unspecified",
     }
 }
@@ -234,7 +237,7 @@ pub async fn search(
 }
 
 const NOTICE_COLUMNS: &str = "seq, tenant, uscc, kind, published_at, text, content, salt, \
-    leaf_hash, corrects_seq";
+    leaf_hash, corrects_seq, erased_by, erasure_reason";
 
 fn notice(r: &AnyRow) -> Result<NoticeRow, sqlx::Error> {
     Ok(NoticeRow {
@@ -248,7 +251,29 @@ fn notice(r: &AnyRow) -> Result<NoticeRow, sqlx::Error> {
         salt: r.try_get(7)?,
         leaf_hash: r.try_get(8)?,
         corrects: r.try_get::<Option<i64>, _>(9)?.map(|c| c as u64),
+        erased_by: r.try_get(10)?,
+        erasure_reason: r.try_get(11)?,
     })
+}
+
+/// Removes a notice's content, salt and text, keeping its leaf hash; `false` when it was
+/// erased already.
+pub async fn erase(
+    conn: &mut AnyConnection,
+    seq: u64,
+    by: &str,
+    reason: &str,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE disclosure_notice SET content = NULL, salt = NULL, text = NULL, \
+         erased_by = $1, erasure_reason = $2 WHERE seq = $3 AND content IS NOT NULL",
+    )
+    .bind(by.to_owned())
+    .bind(reason.to_owned())
+    .bind(seq as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn notice_at(

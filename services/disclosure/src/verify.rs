@@ -38,13 +38,32 @@ pub fn inclusion(
     if salt.is_empty() && content.is_empty() {
         return Err("the notice was erased: its content cannot be checked".into());
     }
-    let leaf = log::leaf_hash(salt, content);
+    leaf_inclusion(c, sequence, log::leaf_hash(salt, content), proof)
+}
+
+/// Whether `leaf` (a leaf hash, all that is left of an erased notice) is leaf `sequence` of
+/// the tree `c` names.
+pub fn leaf_inclusion(
+    c: &Checkpoint,
+    sequence: u64,
+    leaf: Hash,
+    proof: &[Vec<u8>],
+) -> Result<(), String> {
     tlog_tiles::check_record(&hashes(proof)?, c.size(), *c.hash(), sequence, leaf).map_err(|e| {
         format!(
             "notice {sequence} is not in the tree of size {}: {e}",
             c.size()
         )
     })
+}
+
+/// A leaf hash as the register serves it (hex).
+pub fn parse_leaf_hash(hex_text: &str) -> Result<Hash, String> {
+    hex::decode(hex_text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .map(Hash)
+        .ok_or_else(|| format!("leaf hash {hex_text:?} is not 32 bytes of hex"))
 }
 
 /// Whether the tree `older` names is a prefix of the one `newer` names.

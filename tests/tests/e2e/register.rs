@@ -33,6 +33,7 @@ crate::on_both_engines!(
     creditmesh_verify_says_valid_or_what_fails,
     tampering_with_stored_notices_is_detected,
     an_approved_change_updates_the_record_and_says_what_changed,
+    an_erased_notice_keeps_its_leaf_and_every_proof,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -1049,5 +1050,134 @@ async fn an_approved_change_updates_the_record_and_says_what_changed(engine: Eng
         agency(&mut reader, KASHGAR).await.registered_address,
         "新疆喀什地区****"
     );
+    t.stop().await;
+}
+
+async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
+    use creditmesh_storage::sqlx::{self, Connection, Row};
+    let Some(t) = mesh(engine).await else { return };
+    let r = register(&t).await;
+    let filing_id = submit_kashgar(&t).await;
+    review_says(
+        &t,
+        "653100",
+        FilingDecided {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    review_says(
+        &t,
+        "653100",
+        FilingRevoked {
+            filing_id,
+            uscc: KASHGAR.into(),
+            ground: "misleading_publicity".into(),
+            ban_ends_on: String::new(),
+        },
+    )
+    .await;
+    let notices = notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Revoked]).await;
+    let revoked = notices[1].clone();
+    let before = head_covering(&r, 2).await;
+    let key = vkey(&t);
+    let erase = |request_id: &str| EraseNoticeRequest {
+        request_id: request_id.into(),
+        sequence: revoked.sequence,
+        reason: "信用修复决定 喀信修〔2026〕12号".into(),
+    };
+
+    // Another prefecture may not erase it; the holding authority may, once.
+    let urumqi = DisclosureServiceClient::new(t.node("regulator-650100").await)
+        .erase_notice(erase("e-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(urumqi.code(), Code::PermissionDenied, "{urumqi:?}");
+    let mut kashgar = DisclosureServiceClient::new(t.node("regulator-653100").await);
+    let answer = kashgar
+        .erase_notice(erase("e-2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let erased = answer.erased.unwrap();
+    assert!(erased.erased && erased.content.is_empty() && erased.salt.is_empty());
+    assert!(erased.text.is_empty());
+    assert_eq!(erased.leaf_hash, revoked.leaf_hash);
+    assert!(
+        erased.erased_by.ends_with("/regulator/653100"),
+        "{}",
+        erased.erased_by
+    );
+    assert!(
+        erased.erasure_reason.contains("信用修复"),
+        "{}",
+        erased.erasure_reason
+    );
+    let erasure = answer.notice.unwrap();
+    assert_eq!(erasure.kind, NoticeKind::Erasure as i32);
+    assert_eq!(erasure.corrects_sequence, revoked.sequence);
+    let again = kashgar.erase_notice(erase("e-3")).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    // Gone from storage, not only from the answers.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&t.admin_db_url("disclosure"))
+        .await
+        .unwrap();
+    let row = sqlx::query("SELECT content, salt, text FROM disclosure_notice WHERE seq = $1")
+        .bind(revoked.sequence)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        assert!(row.try_get::<Option<String>, _>(i).unwrap().is_none());
+    }
+    db.close().await.ok();
+
+    // Every proof still holds: the erased leaf by its hash, the tree grew consistently.
+    let after = head_covering(&r, before.size + 1).await;
+    let p = r
+        .clone()
+        .get_notice_proof(GetNoticeProofRequest {
+            sequence: revoked.sequence,
+            tree_size: after.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("erased.json");
+    std::fs::write(&file, proof_json(&p, &[])).unwrap();
+    let key_file = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
+    let (ok, out, err) =
+        verify_cli(&["--key".as_ref(), key_file.as_os_str(), file.as_os_str()]).await;
+    assert!(ok && out.contains("erased by"), "{out}{err}");
+    let c = creditmesh_disclosure::verify::checkpoint(&p.checkpoint, &key).unwrap();
+    let n = p.notice.unwrap();
+    assert!(n.erased);
+    let leaf = creditmesh_disclosure::verify::parse_leaf_hash(&n.leaf_hash).unwrap();
+    creditmesh_disclosure::verify::leaf_inclusion(&c, n.sequence as u64, leaf, &p.proof)
+        .expect("the erased notice's leaf still proves");
+    let mut provable = proves(&r, &key, after.size).await;
+    provable.remove(revoked.sequence as usize);
+    assert!(provable.iter().all(|ok| *ok), "{provable:?}");
+    let c = r
+        .clone()
+        .get_consistency_proof(GetConsistencyProofRequest {
+            from_size: before.size,
+            to_size: after.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    creditmesh_disclosure::verify::consistency(
+        &creditmesh_disclosure::verify::checkpoint(&c.from_checkpoint, &key).unwrap(),
+        &creditmesh_disclosure::verify::checkpoint(&c.to_checkpoint, &key).unwrap(),
+        &c.proof,
+    )
+    .expect("the erasure rewrote nothing");
     t.stop().await;
 }

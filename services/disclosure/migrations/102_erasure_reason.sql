@@ -1,0 +1,1 @@
+ALTER TABLE disclosure_notice ADD COLUMN erasure_reason TEXT;
