@@ -3,8 +3,11 @@
 
 mod api;
 pub mod checkpoint;
+mod decisions;
 pub mod log;
 mod projection;
+mod proofs;
+mod reads;
 mod schema;
 mod store;
 pub mod verify;

@@ -143,7 +143,7 @@ async fn credit_kinds(regulator: &mut ReviewServiceClient<Channel>, uscc: &str) 
         .collect()
 }
 
-fn fields(status: &tonic::Status) -> Vec<String> {
+pub fn fields(status: &tonic::Status) -> Vec<String> {
     status
         .get_error_details()
         .bad_request()

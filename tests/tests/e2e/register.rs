@@ -20,9 +20,8 @@ use creditmesh_tests::{Engine, TestMesh, eventually, mtls};
 use futures::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
-use super::filing::{KASHGAR, application, mesh, pdf, review_says, upload};
+use super::filing::{KASHGAR, mesh, pdf, review_says, upload};
 
 crate::on_both_engines!(
     an_approved_filing_is_found_desensitised_and_proven,
@@ -112,16 +111,25 @@ async fn head_covering(r: &Register, size: i64) -> GetRegisterHeadResponse {
 }
 
 async fn submit_kashgar(t: &TestMesh) -> String {
-    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
-    let req = application(&mut agency, KASHGAR, "2020-05-01", "reg-1").await;
-    agency
-        .submit_filing(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .filing
-        .unwrap()
-        .filing_id
+    super::review::submit(t, "reg-1").await
+}
+
+/// Kashgar's filing, submitted and approved; its id once the register shows it.
+async fn approve_kashgar(t: &TestMesh, r: &Register) -> String {
+    let filing_id = submit_kashgar(t).await;
+    review_says(
+        t,
+        "653100",
+        FilingDecided {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    notices_become(r, KASHGAR, &[NoticeKind::Published]).await;
+    filing_id
 }
 
 async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
@@ -334,19 +342,7 @@ async fn request_deregistration(agency: &mut FilingServiceClient<Channel>, filin
 async fn deregistration_and_revocation_change_what_the_register_shows(engine: Engine) {
     let Some(t) = mesh(engine).await else { return };
     let mut r = register(&t).await;
-    let filing_id = submit_kashgar(&t).await;
-    review_says(
-        &t,
-        "653100",
-        FilingDecided {
-            filing_id: filing_id.clone(),
-            uscc: KASHGAR.into(),
-            approved: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    notices_become(&r, KASHGAR, &[NoticeKind::Published]).await;
+    let filing_id = approve_kashgar(&t, &r).await;
     let first = head_covering(&r, 1).await;
 
     // Applying to deregister takes the agency off the active register (Art. 18).
@@ -441,15 +437,7 @@ async fn bad_register_queries_name_the_field(engine: Engine) {
     let mut r = register(&t).await;
     let field_of = |e: tonic::Status| {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-        e.get_details_bad_request()
-            .map(|b| {
-                b.field_violations
-                    .iter()
-                    .map(|v| v.field.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
+        super::lifecycle::fields(&e).join(" ")
     };
     let e = r
         .list_agencies(ListAgenciesRequest {
@@ -508,21 +496,8 @@ async fn bad_register_queries_name_the_field(engine: Engine) {
 }
 
 async fn approved_kashgar(t: &TestMesh, r: &Register) -> Notice {
-    let filing_id = submit_kashgar(t).await;
-    review_says(
-        t,
-        "653100",
-        FilingDecided {
-            filing_id,
-            uscc: KASHGAR.into(),
-            approved: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    notices_become(r, KASHGAR, &[NoticeKind::Published])
-        .await
-        .remove(0)
+    approve_kashgar(t, r).await;
+    notices(&mut r.clone(), KASHGAR).await.remove(0)
 }
 
 async fn corrections_are_new_leaves_from_the_holding_authority(engine: Engine) {
@@ -964,19 +939,7 @@ async fn tampering_with_stored_notices_is_detected(engine: Engine) {
 async fn an_approved_change_updates_the_record_and_says_what_changed(engine: Engine) {
     let Some(t) = mesh(engine).await else { return };
     let r = register(&t).await;
-    let filing_id = submit_kashgar(&t).await;
-    review_says(
-        &t,
-        "653100",
-        FilingDecided {
-            filing_id: filing_id.clone(),
-            uscc: KASHGAR.into(),
-            approved: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    notices_become(&r, KASHGAR, &[NoticeKind::Published]).await;
+    let filing_id = approve_kashgar(&t, &r).await;
     let mut filer = FilingServiceClient::new(t.node("agency-kashgar").await);
     let material = upload(&mut filer, DocumentKind::ChangeMaterial, pdf("new fees"))
         .await
@@ -1057,18 +1020,7 @@ async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
     use creditmesh_storage::sqlx::{self, Connection, Row};
     let Some(t) = mesh(engine).await else { return };
     let r = register(&t).await;
-    let filing_id = submit_kashgar(&t).await;
-    review_says(
-        &t,
-        "653100",
-        FilingDecided {
-            filing_id: filing_id.clone(),
-            uscc: KASHGAR.into(),
-            approved: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let filing_id = approve_kashgar(&t, &r).await;
     review_says(
         &t,
         "653100",

@@ -1,0 +1,118 @@
+//! What anyone checks the register against: the newest signed checkpoint, a notice's
+//! inclusion proof, and the consistency proof between two checkpoints.
+
+use creditmesh_domain::Error;
+use creditmesh_proto::disclosure::v1::*;
+use creditmesh_rpc::edge;
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::AnyConnection;
+use tonic::{Request, Response, Status};
+
+use crate::api::{Api, notice_proto};
+use crate::checkpoint;
+use crate::log;
+use crate::store;
+
+/// The checkpoint of `size` (the newest when 0), or why there is none.
+async fn checkpoint_of(
+    conn: &mut AnyConnection,
+    field: &str,
+    size: i64,
+) -> Result<checkpoint::Stored, Error> {
+    if size < 0 {
+        return Err(Error::invalid_field(field, "must not be negative"));
+    }
+    let wanted = (size > 0).then_some(size as u64);
+    checkpoint::find(conn, wanted)
+        .await?
+        .ok_or_else(|| match wanted {
+            Some(n) => Error::invalid_field(field, format!("no checkpoint of size {n} was signed")),
+            None => Error::failed_precondition("the register has no checkpoint yet"),
+        })
+}
+
+fn proof_bytes(proof: Vec<tlog_tiles::Hash>) -> Vec<Vec<u8>> {
+    proof.into_iter().map(|h| h.0.to_vec()).collect()
+}
+
+pub(crate) async fn get_register_head(
+    api: &Api,
+    request: Request<GetRegisterHeadRequest>,
+) -> Result<Response<GetRegisterHeadResponse>, Status> {
+    api.authn.context(&request)?;
+    edge::read(async {
+        let mut conn = api.store.db.acquire().await?;
+        let c = checkpoint_of(&mut conn, "size", 0).await?;
+        Ok(GetRegisterHeadResponse {
+            size: c.size as i64,
+            root_hash: c.root,
+            checkpoint: c.note,
+            verifier_key: api.key.verifier_key(),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn get_notice_proof(
+    api: &Api,
+    request: Request<GetNoticeProofRequest>,
+) -> Result<Response<GetNoticeProofResponse>, Status> {
+    api.authn.context(&request)?;
+    let req = request.into_inner();
+    edge::read(async {
+        if req.sequence < 0 {
+            return Err(Error::invalid_field("sequence", "must not be negative"));
+        }
+        let mut conn = api.store.db.acquire().await?;
+        let c = checkpoint_of(&mut conn, "tree_size", req.tree_size).await?;
+        let n = req.sequence as u64;
+        if n >= c.size {
+            return Err(Error::invalid_field(
+                "sequence",
+                format!("is not in the tree of size {}", c.size),
+            ));
+        }
+        let notice = store::notice_at(&mut conn, n)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("notice {n} is missing")))?;
+        let proof = log::prove_leaf(&mut conn, c.size, n).await?;
+        Ok(GetNoticeProofResponse {
+            notice: Some(notice_proto(notice)),
+            tree_size: c.size as i64,
+            proof: proof_bytes(proof),
+            checkpoint: c.note,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn get_consistency_proof(
+    api: &Api,
+    request: Request<GetConsistencyProofRequest>,
+) -> Result<Response<GetConsistencyProofResponse>, Status> {
+    api.authn.context(&request)?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut conn = api.store.db.acquire().await?;
+        let to = checkpoint_of(&mut conn, "to_size", req.to_size).await?;
+        if req.from_size <= 0 {
+            return Err(Error::invalid_field("from_size", "must be positive"));
+        }
+        let from = checkpoint_of(&mut conn, "from_size", req.from_size).await?;
+        if from.size > to.size {
+            return Err(Error::invalid_field(
+                "from_size",
+                format!("must not exceed to_size ({})", to.size),
+            ));
+        }
+        let proof = log::prove_consistency(&mut conn, to.size, from.size).await?;
+        Ok(GetConsistencyProofResponse {
+            from_size: from.size as i64,
+            to_size: to.size as i64,
+            proof: proof_bytes(proof),
+            from_checkpoint: from.note,
+            to_checkpoint: to.note,
+        })
+    })
+    .await
+}
