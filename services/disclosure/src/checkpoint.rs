@@ -49,35 +49,7 @@ impl LogKey {
 
     /// Loads the key from `pki_dir`, creating it (and its verifier key file) when missing.
     pub fn load_or_create(pki_dir: &Path, trust_domain: &str) -> std::io::Result<Self> {
-        let path = pki_dir.join(KEY_FILE);
-        let seed: [u8; 32] = loop {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    break hex::decode(text.trim())
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| {
-                            std::io::Error::other(format!(
-                                "{}: not a hex Ed25519 seed",
-                                path.display()
-                            ))
-                        })?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let mut seed = [0u8; 32];
-                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-                        .map_err(|_| std::io::Error::other("no randomness for the log key"))?;
-                    std::fs::create_dir_all(pki_dir)?;
-                    match write_private(&path, &hex::encode(seed)) {
-                        Ok(()) => break seed,
-                        // Another process created it first: read theirs.
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let seed = load_or_create_seed(&pki_dir.join(KEY_FILE))?;
         let key = SigningKey::from_bytes(&seed);
         let name = Self::origin(trust_domain);
         let vkey = signed_note::new_ed25519_verifier_key(&name, &key.verifying_key());
@@ -110,6 +82,37 @@ impl LogKey {
             signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
         note.add_sigs(&[self]).map_err(|e| e.to_string())?;
         String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// An Ed25519 seed kept in `path` as hex, created (mode 0600) when missing.
+pub fn load_or_create_seed(path: &Path) -> std::io::Result<[u8; 32]> {
+    loop {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                return hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("{}: not a hex Ed25519 seed", path.display()))
+                    });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+                    .map_err(|_| std::io::Error::other("no randomness for a key"))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                match write_private(path, &hex::encode(seed)) {
+                    Ok(()) => return Ok(seed),
+                    // Another process created it first: read theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

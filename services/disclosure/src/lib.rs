@@ -3,6 +3,7 @@
 
 mod api;
 pub mod checkpoint;
+pub mod cosign;
 mod decisions;
 pub mod log;
 mod projection;
@@ -11,6 +12,7 @@ mod reads;
 mod schema;
 mod store;
 pub mod verify;
+pub mod witness;
 
 use std::sync::Arc;
 

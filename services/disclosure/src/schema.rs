@@ -17,5 +17,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/102_erasure_reason.sql"),
             include_str!("../migrations/102_erasure_reason.sql"),
         ),
+        Migration::new(
+            103,
+            "witness state and forks seen",
+            include_str!("../migrations/103_witness.sql"),
+            include_str!("../migrations/103_witness.sql"),
+        ),
     ]
 }

@@ -33,6 +33,7 @@ crate::on_both_engines!(
     tampering_with_stored_notices_is_detected,
     an_approved_change_updates_the_record_and_says_what_changed,
     an_erased_notice_keeps_its_leaf_and_every_proof,
+    a_witness_cosigns_what_extends_and_refuses_a_fork,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -854,10 +855,14 @@ async fn creditmesh_verify_says_valid_or_what_fails(engine: Engine) {
 }
 
 async fn deliver_all(t: &TestMesh, n: usize) {
+    deliver(t, 0..n).await
+}
+
+async fn deliver(t: &TestMesh, range: std::ops::Range<usize>) {
     let mut sink = EventSinkServiceClient::new(
         mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
     );
-    for i in 0..n {
+    for i in range {
         sink.deliver(DeliverRequest {
             event: Some(register_changed(i)),
         })
@@ -1131,5 +1136,130 @@ async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
         &c.proof,
     )
     .expect("the erasure rewrote nothing");
+    t.stop().await;
+}
+
+async fn a_witness_cosigns_what_extends_and_refuses_a_fork(engine: Engine) {
+    use creditmesh_disclosure::cosign::{CosignerKey, CosignerVerifier, with_signatures};
+    use creditmesh_disclosure::witness::{Refusal, add_checkpoint, forks};
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let r = register(&t).await;
+    let checkpoint_at = |size: i64| {
+        let r = r.clone();
+        async move { head_covering(&r, size).await }
+    };
+    let consistency = |from: i64, to: i64| {
+        let mut r = r.clone();
+        async move {
+            r.get_consistency_proof(GetConsistencyProofRequest {
+                from_size: from,
+                to_size: to,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .proof
+        }
+    };
+    deliver(&t, 0..3).await;
+    let a = checkpoint_at(3).await;
+    deliver(&t, 3..6).await;
+    let b = checkpoint_at(6).await;
+    let log_vkey = vkey(&t);
+    // The witness keeps its state in its node's database (here the same disclosure database).
+    let db = t
+        .mesh
+        .services
+        .iter()
+        .find(|s| s.name == "disclosure")
+        .unwrap()
+        .store
+        .db
+        .clone();
+    let witness = CosignerKey::new("witness.kashgar.example/w1", [5; 32]).unwrap();
+    let verifier = CosignerVerifier::parse(&witness.verifier_key()).unwrap();
+    let now = 1_800_000_000_000_000;
+    let add = |old: i64, proof: Vec<Vec<u8>>, note: String| {
+        let (db, witness, log_vkey) = (db.clone(), &witness, log_vkey.clone());
+        async move { add_checkpoint(&db, witness, &log_vkey, old as u64, &proof, &note, now).await }
+    };
+
+    let line = add(0, vec![], a.checkpoint.clone()).await.unwrap();
+    assert_eq!(
+        verifier
+            .verify(&with_signatures(&a.checkpoint, &[line]))
+            .unwrap(),
+        1_800_000_000
+    );
+    // From the wrong size: told the size it last cosigned.
+    match add(0, vec![], b.checkpoint.clone()).await {
+        Err(Refusal::Conflict { size }) => assert_eq!(size as i64, a.size),
+        other => panic!("{other:?}"),
+    }
+    let proof_ab = consistency(a.size, b.size).await;
+    add(a.size, proof_ab.clone(), b.checkpoint.clone())
+        .await
+        .expect("a consistent extension is cosigned");
+    add(b.size, vec![], b.checkpoint.clone())
+        .await
+        .expect("the same checkpoint is cosigned again");
+
+    // A fork signed with the log's own key: same size, other root; larger, not extending.
+    let log_key = creditmesh_disclosure::checkpoint::LogKey::load_or_create(
+        &t.pki_dir,
+        creditmesh_tests::TRUST_DOMAIN,
+    )
+    .unwrap();
+    let same_size = log_key
+        .sign(b.size as u64, tlog_tiles::Hash([7; 32]))
+        .unwrap();
+    assert!(matches!(
+        add(b.size, vec![], same_size).await,
+        Err(Refusal::Fork(_))
+    ));
+    let larger = log_key
+        .sign(b.size as u64 + 2, tlog_tiles::Hash([8; 32]))
+        .unwrap();
+    assert!(matches!(
+        add(b.size, proof_ab.clone(), larger).await,
+        Err(Refusal::Fork(_))
+    ));
+    let origin = creditmesh_disclosure::checkpoint::LogKey::origin(creditmesh_tests::TRUST_DOMAIN);
+    assert_eq!(
+        forks(&db, &origin).await.unwrap().len(),
+        2,
+        "both forks are recorded"
+    );
+    // A checkpoint signed by another key is not the log's.
+    let stranger = tempfile::tempdir().unwrap();
+    let other_log =
+        creditmesh_disclosure::checkpoint::LogKey::load_or_create(stranger.path(), "other")
+            .unwrap();
+    let foreign = other_log
+        .sign(b.size as u64, tlog_tiles::Hash([1; 32]))
+        .unwrap();
+    assert!(matches!(
+        add(b.size, vec![], foreign).await,
+        Err(Refusal::Invalid(_))
+    ));
+
+    // Submissions racing from the same size: exactly one moves the witness.
+    deliver(&t, 6..9).await;
+    let c = checkpoint_at(9).await;
+    let proof_bc = consistency(b.size, c.size).await;
+    let raced = futures::future::join_all(
+        (0..8).map(|_| add(b.size, proof_bc.clone(), c.checkpoint.clone())),
+    )
+    .await;
+    let cosigned = raced.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(cosigned, 1, "{raced:?}");
+    for r in raced.iter().filter_map(|r| r.as_ref().err()) {
+        match r {
+            Refusal::Conflict { size } => assert_eq!(*size as i64, c.size),
+            other => panic!("{other:?}"),
+        }
+    }
     t.stop().await;
 }
