@@ -301,6 +301,7 @@ impl BenchMesh {
                 spot_check_percent: [10, 5, 20, 50],
                 review_routing: Default::default(),
                 measures: None,
+                register: Default::default(),
             },
             database: creditmesh_storage::DbConfig {
                 url: url.clone(),

@@ -72,6 +72,12 @@ enum Command {
         /// The log's verifier key file (`register-log.vkey` beside the regional node's PKI).
         #[arg(long)]
         key: PathBuf,
+        /// A witness's cosigner key file; repeat for each witness trusted.
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<PathBuf>,
+        /// How many of those witnesses must have cosigned each checkpoint (default: all).
+        #[arg(long)]
+        cosignatures: Option<usize>,
         /// Answers as a gRPC client prints them (GetNoticeProof, GetConsistencyProof,
         /// GetRegisterHead) or signed checkpoints.
         files: Vec<PathBuf>,
@@ -332,19 +338,21 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pki { command } => pki(cfg, command),
         Command::Verify {
             key,
+            witness_keys,
+            cosignatures,
             files,
             follow,
             ca,
             server_name,
             interval_ms,
         } => {
-            let vkey = crate::verify::read_vkey(&key)?;
+            let trust = crate::verify::Trust::load(&key, &witness_keys, cosignatures)?;
             match follow {
                 Some(url) => {
                     let ca =
                         ca.context("--follow needs --ca, the CA of the register's certificate")?;
                     crate::verify::follow(
-                        &vkey,
+                        &trust,
                         &url,
                         &ca,
                         &server_name,
@@ -352,7 +360,7 @@ async fn run(cli: Cli) -> Result<()> {
                     )
                     .await
                 }
-                None => crate::verify::files(&vkey, &files),
+                None => crate::verify::files(&trust, &files),
             }
         }
         Command::Calendar { command } => calendar(&cfg, command),

@@ -51,6 +51,8 @@ pub struct Config {
     pub measures: MeasuresConfig,
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
+    /// The public register's witnesses, and whether this node is one.
+    pub register: creditmesh_rpc::service::RegisterConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -247,6 +249,7 @@ impl Default for Config {
             review_routing: BTreeMap::new(),
             measures: MeasuresConfig::default(),
             shutdown_grace_ms: 20_000,
+            register: Default::default(),
         }
     }
 }
@@ -416,6 +419,9 @@ impl Config {
         if let Err(bad) = self.measures.validity() {
             problems.push(bad);
         }
+        problems.extend(creditmesh_disclosure::register_config_problems(
+            &self.register,
+        ));
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
         }
@@ -463,6 +469,7 @@ impl Config {
                 creditmesh_domain::routing::ReviewRouting::new(&self.review_routing)
                     .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
             ),
+            register: std::sync::Arc::new(self.register.clone()),
         })
     }
 

@@ -60,6 +60,7 @@ pub struct Runtime {
     pub spot_check_percent: [u32; 4],
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     pub measures: Option<creditmesh_domain::measures::Validity>,
+    pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -103,6 +104,7 @@ pub async fn start_service(
         review_routing: runtime.review_routing.clone(),
         measures: runtime.measures,
         pki_dir: runtime.pki_dir.clone(),
+        register: runtime.register.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());

@@ -66,14 +66,76 @@ fn proof(v: &Value) -> Result<Vec<Vec<u8>>> {
     }
 }
 
-fn signed(note: &str, vkey: &str) -> Result<Checkpoint> {
-    verify::checkpoint(note, vkey).map_err(anyhow::Error::msg)
+/// Whom a checkpoint must be signed by: the log's key, and a quorum of witnesses.
+pub struct Trust {
+    pub vkey: String,
+    pub witnesses: Vec<creditmesh_disclosure::cosign::CosignerVerifier>,
+    pub required: usize,
+}
+
+impl Trust {
+    /// The log's key and the witness keys in the files given; `required` defaults to all of
+    /// them.
+    pub fn load(key: &Path, witness_keys: &[PathBuf], required: Option<usize>) -> Result<Self> {
+        let witnesses = witness_keys
+            .iter()
+            .map(|f| {
+                creditmesh_disclosure::cosign::CosignerVerifier::parse(&read_vkey(f)?)
+                    .map_err(|e| anyhow::anyhow!("witness key {}: {e}", f.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let required = required.unwrap_or(witnesses.len());
+        if required > witnesses.len() {
+            bail!(
+                "--cosignatures {required} asks for more witnesses than the {} keys given",
+                witnesses.len()
+            );
+        }
+        Ok(Self {
+            vkey: read_vkey(key)?,
+            witnesses,
+            required,
+        })
+    }
+
+    /// Trusts the log's key alone.
+    pub fn log_only(vkey: &str) -> Self {
+        Self {
+            vkey: vkey.to_owned(),
+            witnesses: Vec::new(),
+            required: 0,
+        }
+    }
+}
+
+fn signed(note: &str, trust: &Trust) -> Result<Checkpoint> {
+    let c = verify::checkpoint(note, &trust.vkey).map_err(anyhow::Error::msg)?;
+    let cosigned: Vec<&str> = trust
+        .witnesses
+        .iter()
+        .filter(|w| w.verify(note).is_ok())
+        .map(|w| w.name())
+        .collect();
+    if cosigned.len() < trust.required {
+        bail!(
+            "the checkpoint of {} notices carries {} of the {} witness cosignatures required{}",
+            c.size(),
+            cosigned.len(),
+            trust.required,
+            if cosigned.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cosigned.join(", "))
+            }
+        );
+    }
+    Ok(c)
 }
 
 /// Checks one answer; says what it proved.
-pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
+pub fn check_answer(answer: &str, trust: &Trust) -> Result<String> {
     let Ok(v) = serde_json::from_str::<Value>(answer) else {
-        let c = signed(answer, vkey)?;
+        let c = signed(answer, trust)?;
         return Ok(format!(
             "checkpoint of {} notices signed by {}",
             c.size(),
@@ -81,7 +143,7 @@ pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
         ));
     };
     if let Some(notice) = v.get("notice") {
-        let c = signed(&text(&v, "checkpoint", "checkpoint"), vkey)?;
+        let c = signed(&text(&v, "checkpoint", "checkpoint"), trust)?;
         let sequence = int(notice, "sequence", "sequence")?;
         let tree_size = int(&v, "treeSize", "tree_size")?;
         if tree_size != c.size() {
@@ -117,8 +179,8 @@ pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
         ));
     }
     if v.get("fromCheckpoint").is_some() || v.get("from_checkpoint").is_some() {
-        let older = signed(&text(&v, "fromCheckpoint", "from_checkpoint"), vkey)?;
-        let newer = signed(&text(&v, "toCheckpoint", "to_checkpoint"), vkey)?;
+        let older = signed(&text(&v, "fromCheckpoint", "from_checkpoint"), trust)?;
+        let newer = signed(&text(&v, "toCheckpoint", "to_checkpoint"), trust)?;
         verify::consistency(&older, &newer, &proof(&v)?).map_err(anyhow::Error::msg)?;
         return Ok(format!(
             "the tree of {} notices extends the tree of {}",
@@ -127,7 +189,7 @@ pub fn check_answer(answer: &str, vkey: &str) -> Result<String> {
         ));
     }
     if v.get("checkpoint").is_some() {
-        let c = signed(&text(&v, "checkpoint", "checkpoint"), vkey)?;
+        let c = signed(&text(&v, "checkpoint", "checkpoint"), trust)?;
         return Ok(format!(
             "checkpoint of {} notices signed by {}",
             c.size(),
@@ -145,14 +207,14 @@ pub fn read_vkey(path: &Path) -> Result<String> {
 }
 
 /// Checks every file; stops at the first that fails, naming it.
-pub fn files(vkey: &str, files: &[PathBuf]) -> Result<()> {
+pub fn files(trust: &Trust, files: &[PathBuf]) -> Result<()> {
     if files.is_empty() {
         bail!("nothing to verify: give answers of the register as files, or --follow");
     }
     for f in files {
         let answer =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        match check_answer(&answer, vkey) {
+        match check_answer(&answer, trust) {
             Ok(what) => println!("valid: {}: {what}", f.display()),
             Err(e) => bail!("invalid: {}: {e:#}", f.display()),
         }
@@ -163,7 +225,7 @@ pub fn files(vkey: &str, files: &[PathBuf]) -> Result<()> {
 /// Follows the register at `url` (its public listener), checking every new checkpoint's
 /// signature and that it extends the last one seen; returns at the first inconsistency.
 pub async fn follow(
-    vkey: &str,
+    trust: &Trust,
     url: &str,
     ca: &Path,
     domain: &str,
@@ -184,7 +246,7 @@ pub async fn follow(
             Err(e) => eprintln!("register unreachable: {}", e.message()),
             Ok(head) => {
                 let head = head.into_inner();
-                let c = signed(&head.checkpoint, vkey)
+                let c = signed(&head.checkpoint, trust)
                     .context("inconsistent: the newest checkpoint")?;
                 match &last {
                     Some(old) if c.size() < old.size() => bail!(
@@ -235,12 +297,13 @@ mod tests {
 
     #[test]
     fn an_answer_that_is_not_the_registers_is_named() {
-        let e = check_answer("{\"other\": 1}", "x+00000000+AA==").unwrap_err();
+        let trust = Trust::log_only("x+00000000+AA==");
+        let e = check_answer("{\"other\": 1}", &trust).unwrap_err();
         assert!(
             e.to_string().contains("not an answer of the register"),
             "{e}"
         );
-        let e = check_answer("not a note", "x+00000000+AA==").unwrap_err();
+        let e = check_answer("not a note", &trust).unwrap_err();
         assert!(e.to_string().contains("verifier key"), "{e}");
     }
 

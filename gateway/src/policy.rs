@@ -235,6 +235,11 @@ pub const POLICY: &[(&str, &[Role])] = &[
     // Outbox deliveries travel service to service.
     ("creditmesh.events.v1.EventSinkService/Deliver", NOBODY),
     ("creditmesh.events.v1.EventSinkService/DeliverBatch", NOBODY),
+    // The register submits its checkpoints to witnesses service to service.
+    (
+        "creditmesh.disclosure.v1.WitnessService/AddCheckpoint",
+        NOBODY,
+    ),
 ];
 
 /// The roles allowed to call `method` (`package.Service/Method`); `None` when the method is

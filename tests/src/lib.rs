@@ -321,6 +321,23 @@ impl TestMesh {
         clock: Arc<TestClock>,
         configure: impl FnOnce(&mut Runtime),
     ) -> Replica {
+        self.replica_on(
+            service,
+            clock,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            configure,
+        )
+        .await
+    }
+
+    /// [`Self::replica`] listening on `listen`.
+    pub async fn replica_on(
+        &self,
+        service: &str,
+        clock: Arc<TestClock>,
+        listen: SocketAddr,
+        configure: impl FnOnce(&mut Runtime),
+    ) -> Replica {
         let defs = creditmesh::mesh::all_services();
         let def = defs
             .iter()
@@ -333,15 +350,9 @@ impl TestMesh {
         let mut db = self.db.clone();
         db.url = self.db_url(service);
         let stop = tokio_util::sync::CancellationToken::new();
-        let running = creditmesh::mesh::start_service(
-            def,
-            &db,
-            &runtime,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            stop.clone(),
-        )
-        .await
-        .expect("the replica starts");
+        let running = creditmesh::mesh::start_service(def, &db, &runtime, listen, stop.clone())
+            .await
+            .expect("the replica starts");
         Replica {
             _running: running,
             stop,
@@ -409,6 +420,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         spot_check_percent: [10, 5, 20, 50],
         review_routing: Default::default(),
         measures: None,
+        register: Default::default(),
     }
 }
 

@@ -44,6 +44,35 @@ pub struct ServiceEnv {
     pub measures: Option<creditmesh_domain::measures::Validity>,
     /// The node's PKI directory (keys beside the certificates, such as the register's log key).
     pub pki_dir: std::path::PathBuf,
+    /// The public register's witnesses, and whether this node is one.
+    pub register: Arc<RegisterConfig>,
+}
+
+/// The register's witnesses (`[register]`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegisterConfig {
+    /// Witnesses asked to cosign each checkpoint the register signs.
+    pub witnesses: Vec<WitnessPeer>,
+    /// The register serves the newest checkpoint carrying at least this many cosignatures.
+    pub cosignatures_required: u32,
+    /// Makes this node's disclosure service a witness of the log with this verifier key
+    /// (C2SP signed-note vkey); empty: not a witness.
+    pub witness_of: String,
+    /// This witness's name (a schema-less URL); its key is `witness.key` in the PKI directory.
+    pub witness_name: String,
+}
+
+/// A witness the register submits its checkpoints to.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WitnessPeer {
+    /// The witness node's disclosure service, `https://host:port`.
+    pub url: String,
+    /// The name in its certificate.
+    pub server_name: String,
+    /// Its cosigner key (`<name>+<key id>+<base64 key>`).
+    pub verifier_key: String,
 }
 
 impl ServiceDef {

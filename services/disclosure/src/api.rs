@@ -23,6 +23,7 @@ pub struct Api {
     pub store: ServiceStore,
     pub authn: Authn,
     pub key: Arc<LogKey>,
+    pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
 }
 
 pub(crate) fn page_size(v: &mut Violations, size: i32) -> i64 {

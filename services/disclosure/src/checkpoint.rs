@@ -140,17 +140,19 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-/// A stored checkpoint.
+/// A stored checkpoint, its note carrying the witnesses' cosignatures.
 pub struct Stored {
     pub size: u64,
     pub root: String,
     pub note: String,
+    pub cosignatures: usize,
 }
 
-/// The newest checkpoint, or the one of `size`.
+/// The checkpoint of `size`, or the newest one with at least `required` cosignatures.
 pub async fn find(
     conn: &mut AnyConnection,
     size: Option<u64>,
+    required: u32,
 ) -> Result<Option<Stored>, StorageError> {
     let row = match size {
         Some(n) => {
@@ -161,21 +163,40 @@ pub async fn find(
         }
         None => {
             sqlx::query(
-                "SELECT size, root, note FROM disclosure_checkpoint ORDER BY size DESC LIMIT 1",
+                "SELECT c.size, c.root, c.note FROM disclosure_checkpoint c \
+                 WHERE (SELECT COUNT(*) FROM disclosure_cosignature s WHERE s.size = c.size) >= $1 \
+                 ORDER BY c.size DESC LIMIT 1",
             )
+            .bind(i64::from(required))
             .fetch_optional(&mut *conn)
             .await?
         }
     };
-    row.map(|r| {
-        Ok(Stored {
-            size: r.try_get::<i64, _>(0)? as u64,
-            root: r.try_get(1)?,
-            note: r.try_get(2)?,
-        })
-    })
-    .transpose()
-    .map_err(|e: sqlx::Error| e.into())
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let size = r.try_get::<i64, _>(0)? as u64;
+    let lines = cosignatures(conn, size).await?;
+    let note: String = r.try_get(2)?;
+    Ok(Some(Stored {
+        size,
+        root: r.try_get(1)?,
+        note: crate::cosign::with_signatures(&note, &lines),
+        cosignatures: lines.len(),
+    }))
+}
+
+/// The cosignature lines stored for the checkpoint of `size`, by witness name.
+async fn cosignatures(conn: &mut AnyConnection, size: u64) -> Result<Vec<String>, StorageError> {
+    let rows =
+        sqlx::query("SELECT line FROM disclosure_cosignature WHERE size = $1 ORDER BY witness")
+            .bind(size as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
 }
 
 /// Signs a checkpoint of the log as it stands when it grew since the newest one.
@@ -185,7 +206,7 @@ pub async fn sign_if_grown(
 ) -> Result<Option<u64>, StorageError> {
     let mut conn = store.db.acquire().await?;
     let size = log::size(&mut conn).await?;
-    let newest = find(&mut conn, None).await?.map(|c| c.size).unwrap_or(0);
+    let newest = find(&mut conn, None, 0).await?.map(|c| c.size).unwrap_or(0);
     if size == 0 || size <= newest {
         return Ok(None);
     }
@@ -204,13 +225,31 @@ pub async fn sign_if_grown(
     Ok(Some(size))
 }
 
-/// Signs checkpoints as the log grows, until `stop`.
-pub async fn run(store: ServiceStore, key: std::sync::Arc<LogKey>, stop: CancellationToken) {
+/// Signs checkpoints as the log grows and has its witnesses cosign them, until `stop`.
+pub async fn run(
+    store: ServiceStore,
+    key: std::sync::Arc<LogKey>,
+    mut cosigners: Vec<crate::witnessing::Cosigner>,
+    stop: CancellationToken,
+) {
     loop {
         match sign_if_grown(&store, &key).await {
             Ok(Some(size)) => tracing::debug!(size, "register checkpoint signed"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "register checkpoint not signed"),
+        }
+        if !cosigners.is_empty() {
+            let newest = match store.db.acquire().await {
+                Ok(mut conn) => find(&mut conn, None, 0).await.ok().flatten(),
+                Err(_) => None,
+            };
+            if let Some(newest) = newest {
+                for c in cosigners.iter_mut() {
+                    if let Err(e) = crate::witnessing::submit(&store, c, &newest).await {
+                        tracing::warn!(witness = c.verifier.name(), error = %e, "checkpoint not cosigned");
+                    }
+                }
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,

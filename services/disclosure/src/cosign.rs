@@ -53,9 +53,16 @@ impl CosignerKey {
     }
 
     /// Loads the key kept in `file` under `dir` (hex of the seed), creating it when missing.
+    /// Its verifier key is written beside it (`.vkey`) for the register's operator.
     pub fn load_or_create(dir: &Path, file: &str, name: &str) -> std::io::Result<Self> {
-        let seed = crate::checkpoint::load_or_create_seed(&dir.join(file))?;
-        Self::new(name, seed).map_err(std::io::Error::other)
+        let path = dir.join(file);
+        let seed = crate::checkpoint::load_or_create_seed(&path)?;
+        let key = Self::new(name, seed).map_err(std::io::Error::other)?;
+        std::fs::write(
+            path.with_extension("vkey"),
+            format!("{}\n", key.verifier_key()),
+        )?;
+        Ok(key)
     }
 
     pub fn name(&self) -> &str {

@@ -13,10 +13,13 @@ mod schema;
 mod store;
 pub mod verify;
 pub mod witness;
+pub mod witnessing;
 
 use std::sync::Arc;
 
 use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
+use creditmesh_proto::disclosure::v1::witness_service_server::WitnessServiceServer;
+use creditmesh_rpc::service::RegisterConfig;
 use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tokio_util::sync::CancellationToken;
@@ -47,17 +50,125 @@ fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKey> {
 
 fn background(env: ServiceEnv, stop: CancellationToken) {
     let key = log_key(&env);
-    tokio::spawn(checkpoint::run(env.store, key, stop));
+    let mut cosigners = Vec::new();
+    if !env.register.witnesses.is_empty() {
+        let files = creditmesh_pki::TlsFiles::in_dir(&env.pki_dir, &format!("service-{NAME}"));
+        match creditmesh_pki::ClientTls::client(files) {
+            Ok(tls) => {
+                for peer in &env.register.witnesses {
+                    match witnessing::Cosigner::connect(peer, tls.clone()) {
+                        Ok(c) => cosigners.push(c),
+                        Err(e) => tracing::error!(url = %peer.url, error = %e, "witness left out"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "no client identity to reach the witnesses"),
+        }
+    }
+    tokio::spawn(checkpoint::run(env.store, key, cosigners, stop));
 }
 
 fn routes(env: ServiceEnv) -> Routes {
     let key = log_key(&env);
+    let witness = (!env.register.witness_of.is_empty()).then(|| witnessing::Witness {
+        store: env.store.clone(),
+        authn: env.authn.clone(),
+        key: Arc::new(
+            cosign::CosignerKey::load_or_create(
+                &env.pki_dir,
+                witnessing::WITNESS_KEY_FILE,
+                &env.register.witness_name,
+            )
+            .unwrap_or_else(|e| panic!("witness key in {}: {e}", env.pki_dir.display())),
+        ),
+        log_vkey: env.register.witness_of.clone(),
+    });
+    let register = env.register.clone();
     let ServiceEnv { store, authn, .. } = env;
     let api = DisclosureServiceServer::new(api::Api {
         store: store.clone(),
         authn: authn.clone(),
         key,
+        register,
     })
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(api), store, authn, projection::Handler)
+    let mut routes = Routes::new(api);
+    if let Some(w) = witness {
+        tracing::info!(witness = w.key.name(), "this node witnesses the register");
+        routes = routes.add_service(WitnessServiceServer::new(w));
+    }
+    with_sink(routes, store, authn, projection::Handler)
+}
+
+/// Every problem with `[register]`, each naming its key.
+pub fn register_config_problems(cfg: &RegisterConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, w) in cfg.witnesses.iter().enumerate() {
+        if !w.url.starts_with("https://") {
+            out.push((
+                format!("register.witnesses[{i}].url"),
+                "must be an https:// URL".into(),
+            ));
+        }
+        if let Err(e) = cosign::CosignerVerifier::parse(&w.verifier_key) {
+            out.push((format!("register.witnesses[{i}].verifier_key"), e));
+        }
+    }
+    if cfg.cosignatures_required as usize > cfg.witnesses.len() {
+        out.push((
+            "register.cosignatures_required".into(),
+            format!(
+                "must not exceed the {} witnesses configured",
+                cfg.witnesses.len()
+            ),
+        ));
+    }
+    if !cfg.witness_of.is_empty() {
+        if let Err(e) = signed_note::StandardVerifier::new(cfg.witness_of.trim()) {
+            out.push((
+                "register.witness_of".into(),
+                format!("not a verifier key: {e}"),
+            ));
+        }
+        if let Err(e) = cosign::CosignerKey::new(&cfg.witness_name, [0; 32]) {
+            out.push(("register.witness_name".into(), e));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use creditmesh_rpc::service::WitnessPeer;
+
+    use super::*;
+
+    #[test]
+    fn register_settings_name_each_bad_key() {
+        let cfg = RegisterConfig {
+            witnesses: vec![WitnessPeer {
+                url: "http://kashgar:7503".into(),
+                server_name: String::new(),
+                verifier_key: "not-a-key".into(),
+            }],
+            cosignatures_required: 2,
+            witness_of: "nonsense".into(),
+            witness_name: "has space".into(),
+        };
+        let keys: Vec<String> = register_config_problems(&cfg)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "register.witnesses[0].url",
+                "register.witnesses[0].verifier_key",
+                "register.cosignatures_required",
+                "register.witness_of",
+                "register.witness_name",
+            ]
+        );
+        assert!(register_config_problems(&RegisterConfig::default()).is_empty());
+    }
 }

@@ -15,6 +15,7 @@ use crate::store;
 
 /// The checkpoint of `size` (the newest when 0), or why there is none.
 async fn checkpoint_of(
+    api: &Api,
     conn: &mut AnyConnection,
     field: &str,
     size: i64,
@@ -23,10 +24,14 @@ async fn checkpoint_of(
         return Err(Error::invalid_field(field, "must not be negative"));
     }
     let wanted = (size > 0).then_some(size as u64);
-    checkpoint::find(conn, wanted)
+    let required = api.register.cosignatures_required;
+    checkpoint::find(conn, wanted, required)
         .await?
         .ok_or_else(|| match wanted {
             Some(n) => Error::invalid_field(field, format!("no checkpoint of size {n} was signed")),
+            None if required > 0 => Error::failed_precondition(format!(
+                "no checkpoint of the register carries {required} cosignatures yet"
+            )),
             None => Error::failed_precondition("the register has no checkpoint yet"),
         })
 }
@@ -42,12 +47,13 @@ pub(crate) async fn get_register_head(
     api.authn.context(&request)?;
     edge::read(async {
         let mut conn = api.store.db.acquire().await?;
-        let c = checkpoint_of(&mut conn, "size", 0).await?;
+        let c = checkpoint_of(api, &mut conn, "size", 0).await?;
         Ok(GetRegisterHeadResponse {
             size: c.size as i64,
             root_hash: c.root,
             checkpoint: c.note,
             verifier_key: api.key.verifier_key(),
+            cosignatures: c.cosignatures as i32,
         })
     })
     .await
@@ -64,7 +70,7 @@ pub(crate) async fn get_notice_proof(
             return Err(Error::invalid_field("sequence", "must not be negative"));
         }
         let mut conn = api.store.db.acquire().await?;
-        let c = checkpoint_of(&mut conn, "tree_size", req.tree_size).await?;
+        let c = checkpoint_of(api, &mut conn, "tree_size", req.tree_size).await?;
         let n = req.sequence as u64;
         if n >= c.size {
             return Err(Error::invalid_field(
@@ -94,11 +100,11 @@ pub(crate) async fn get_consistency_proof(
     let req = request.into_inner();
     edge::read(async {
         let mut conn = api.store.db.acquire().await?;
-        let to = checkpoint_of(&mut conn, "to_size", req.to_size).await?;
+        let to = checkpoint_of(api, &mut conn, "to_size", req.to_size).await?;
         if req.from_size <= 0 {
             return Err(Error::invalid_field("from_size", "must be positive"));
         }
-        let from = checkpoint_of(&mut conn, "from_size", req.from_size).await?;
+        let from = checkpoint_of(api, &mut conn, "from_size", req.from_size).await?;
         if from.size > to.size {
             return Err(Error::invalid_field(
                 "from_size",

@@ -23,5 +23,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/103_witness.sql"),
             include_str!("../migrations/103_witness.sql"),
         ),
+        Migration::new(
+            104,
+            "cosignatures of the register's checkpoints",
+            include_str!("../migrations/104_cosignatures.sql"),
+            include_str!("../migrations/104_cosignatures.sql"),
+        ),
     ]
 }

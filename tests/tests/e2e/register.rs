@@ -1,6 +1,7 @@
 //! The public register: what filing's approvals, changes, revocations and deregistrations
 //! show to anyone on the public listener, desensitised, and the log that proves it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use creditmesh_proto::common::v1::DocumentRef;
@@ -34,6 +35,7 @@ crate::on_both_engines!(
     an_approved_change_updates_the_record_and_says_what_changed,
     an_erased_notice_keeps_its_leaf_and_every_proof,
     a_witness_cosigns_what_extends_and_refuses_a_fork,
+    the_register_serves_checkpoints_its_witness_cosigned,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -1261,5 +1263,148 @@ async fn a_witness_cosigns_what_extends_and_refuses_a_fork(engine: Engine) {
             other => panic!("{other:?}"),
         }
     }
+    t.stop().await;
+}
+
+async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
+    use creditmesh_disclosure::cosign::CosignerKey;
+    use creditmesh_proto::disclosure::v1::witness_service_client::WitnessServiceClient;
+    use creditmesh_rpc::service::{RegisterConfig, WitnessPeer};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let witness_name = "witness.kashgar.example/w1";
+    let seed = [6u8; 32];
+    let witness_vkey = CosignerKey::new(witness_name, seed).unwrap().verifier_key();
+    let clock = Arc::new(creditmesh_tests::TestClock::now());
+    let peer = WitnessPeer {
+        url: format!("https://127.0.0.1:{port}"),
+        server_name: "disclosure".into(),
+        verifier_key: witness_vkey.clone(),
+    };
+    let Some(t) = TestMesh::start_configured(engine, clock.clone(), |rt| {
+        rt.register = Arc::new(RegisterConfig {
+            witnesses: vec![peer],
+            cosignatures_required: 1,
+            ..Default::default()
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let r = register(&t).await;
+    // No checkpoint is served before the witness cosigned one.
+    deliver(&t, 0..2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let early = r
+        .clone()
+        .get_register_head(GetRegisterHeadRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+
+    // The Kashgar node witnesses the log (here a second instance on the same database).
+    std::fs::write(
+        t.pki_dir
+            .join(creditmesh_disclosure::witnessing::WITNESS_KEY_FILE),
+        hex::encode(seed),
+    )
+    .unwrap();
+    let log_vkey = vkey(&t);
+    let _witness = t
+        .replica_on(
+            "disclosure",
+            clock,
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            |rt| {
+                rt.register = Arc::new(RegisterConfig {
+                    witness_of: log_vkey.trim().to_owned(),
+                    witness_name: witness_name.into(),
+                    ..Default::default()
+                });
+            },
+        )
+        .await;
+    let head = head_covering(&r, 2).await;
+    assert_eq!(head.cosignatures, 1);
+    deliver(&t, 2..4).await;
+    let grown = head_covering(&r, 4).await;
+    assert_eq!(grown.cosignatures, 1);
+
+    // creditmesh verify demands the quorum it is given.
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().join("head.txt");
+    std::fs::write(&note, &grown.checkpoint).unwrap();
+    let key = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
+    let witness_key = t.pki_dir.join("witness.vkey");
+    assert_eq!(
+        std::fs::read_to_string(&witness_key).unwrap().trim(),
+        witness_vkey
+    );
+    let (ok, out, err) = verify_cli(&[
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--witness-key".as_ref(),
+        witness_key.as_os_str(),
+        note.as_os_str(),
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    let stranger = dir.path().join("stranger.vkey");
+    std::fs::write(
+        &stranger,
+        CosignerKey::new("witness.other.example/w9", [9; 32])
+            .unwrap()
+            .verifier_key(),
+    )
+    .unwrap();
+    let (ok, _, err) = verify_cli(&[
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--witness-key".as_ref(),
+        stranger.as_os_str(),
+        note.as_os_str(),
+    ])
+    .await;
+    assert!(
+        !ok && err.contains("0 of the 1 witness cosignatures"),
+        "{err}"
+    );
+
+    // Over the wire, the witness takes checkpoints from the register's service alone and
+    // refuses a fork signed with the log's own key.
+    let witness_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let log_key = creditmesh_disclosure::checkpoint::LogKey::load_or_create(
+        &t.pki_dir,
+        creditmesh_tests::TRUST_DOMAIN,
+    )
+    .unwrap();
+    let fork = log_key
+        .sign(grown.size as u64, tlog_tiles::Hash([7; 32]))
+        .unwrap();
+    let submit = |cert: &'static str| {
+        let (t, fork) = (&t, fork.clone());
+        async move {
+            WitnessServiceClient::new(mtls(witness_addr, &t.pki_dir, cert).await)
+                .add_checkpoint(AddCheckpointRequest {
+                    old_size: grown.size,
+                    proof: vec![],
+                    checkpoint: fork,
+                })
+                .await
+        }
+    };
+    let other_service = submit("service-filing").await.unwrap_err();
+    assert_eq!(
+        other_service.code(),
+        Code::PermissionDenied,
+        "{other_service:?}"
+    );
+    let refused = submit("service-disclosure").await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("fork"), "{refused:?}");
     t.stop().await;
 }

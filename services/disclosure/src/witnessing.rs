@@ -1,0 +1,207 @@
+//! The two ends of witnessing over the mesh: a witness node serves `WitnessService` to the
+//! register's own service; the register submits each new checkpoint to its witnesses and keeps
+//! the cosignatures that verify.
+
+use std::sync::Arc;
+
+use creditmesh_domain::{Error, PrincipalKind};
+use creditmesh_proto::disclosure::v1::witness_service_client::WitnessServiceClient;
+use creditmesh_proto::disclosure::v1::witness_service_server::WitnessService;
+use creditmesh_proto::disclosure::v1::{AddCheckpointRequest, AddCheckpointResponse};
+use creditmesh_rpc::service::WitnessPeer;
+use creditmesh_rpc::{Authn, ServiceStore, status, status_from};
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::cosign::{CosignerKey, CosignerVerifier};
+use crate::log;
+use crate::witness::{Refusal, add_checkpoint};
+
+/// The file of a witness node's cosigning key, beside its PKI.
+pub const WITNESS_KEY_FILE: &str = "witness.key";
+
+pub struct Witness {
+    pub store: ServiceStore,
+    pub authn: Authn,
+    pub key: Arc<CosignerKey>,
+    /// The verifier key of the log this node witnesses.
+    pub log_vkey: String,
+}
+
+#[tonic::async_trait]
+impl WitnessService for Witness {
+    async fn add_checkpoint(
+        &self,
+        request: Request<AddCheckpointRequest>,
+    ) -> Result<Response<AddCheckpointResponse>, Status> {
+        let peer = self.authn.service_peer(&request)?;
+        if peer.kind != PrincipalKind::Service || peer.subject != crate::NAME {
+            return Err(status(Error::permission_denied(
+                "only the register's service submits checkpoints",
+            )));
+        }
+        let req = request.into_inner();
+        if req.old_size < 0 {
+            return Err(status(Error::invalid_field(
+                "old_size",
+                "must not be negative",
+            )));
+        }
+        let answer = add_checkpoint(
+            &self.store.db,
+            &self.key,
+            &self.log_vkey,
+            req.old_size as u64,
+            &req.proof,
+            &req.checkpoint,
+            self.store.now(),
+        )
+        .await;
+        match answer {
+            Ok(cosignature) => Ok(Response::new(AddCheckpointResponse {
+                cosignature,
+                witness_size: 0,
+            })),
+            Err(Refusal::Conflict { size }) => Ok(Response::new(AddCheckpointResponse {
+                cosignature: String::new(),
+                witness_size: size as i64,
+            })),
+            Err(Refusal::Fork(why)) => Err(status(Error::failed_precondition(format!(
+                "refused, a fork: {why}"
+            )))),
+            Err(Refusal::Invalid(why)) => Err(status(Error::invalid_field("checkpoint", why))),
+            Err(Refusal::Storage(e)) => Err(status_from(e)),
+        }
+    }
+}
+
+/// A witness as the register knows it.
+pub struct Cosigner {
+    pub verifier: CosignerVerifier,
+    pub client: WitnessServiceClient<Channel>,
+}
+
+impl Cosigner {
+    pub fn connect(
+        peer: &WitnessPeer,
+        tls: Arc<creditmesh_pki::ClientTls>,
+    ) -> anyhow::Result<Self> {
+        let verifier = CosignerVerifier::parse(&peer.verifier_key).map_err(anyhow::Error::msg)?;
+        let server_name = if peer.server_name.is_empty() {
+            crate::NAME
+        } else {
+            peer.server_name.as_str()
+        };
+        let channel = creditmesh_rpc::client::mtls_channel(&peer.url, tls, server_name)?;
+        Ok(Self {
+            verifier,
+            client: WitnessServiceClient::new(channel),
+        })
+    }
+}
+
+async fn cosigned_size(conn: &mut AnyConnection, witness: &str) -> Result<u64, StorageError> {
+    let row = sqlx::query("SELECT size FROM disclosure_cosigned WHERE witness = $1")
+        .bind(witness.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<i64, _>(0)? as u64,
+        None => 0,
+    })
+}
+
+/// Asks `cosigner` to cosign `newest` (the checkpoint without cosignatures), proving
+/// consistency from what it cosigned last; keeps the cosignature once it verifies.
+pub async fn submit(
+    store: &ServiceStore,
+    cosigner: &mut Cosigner,
+    newest: &crate::checkpoint::Stored,
+) -> Result<(), String> {
+    let note = newest.note.as_str();
+    let witness = cosigner.verifier.name().to_owned();
+    let mut conn = store.db.acquire().await.map_err(|e| e.to_string())?;
+    let mut from = cosigned_size(&mut conn, &witness)
+        .await
+        .map_err(|e| e.to_string())?;
+    if from == newest.size {
+        return Ok(());
+    }
+    // Twice at most: once from what this register last saw the witness cosign, once more from
+    // what the witness says it cosigned.
+    for _ in 0..2 {
+        if from > newest.size {
+            return Err(format!(
+                "witness {witness} has cosigned {from} notices, more than this register's {}",
+                newest.size
+            ));
+        }
+        let proof = if from == 0 {
+            Vec::new()
+        } else {
+            log::prove_consistency(&mut conn, newest.size, from)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|h| h.0.to_vec())
+                .collect()
+        };
+        let answer = cosigner
+            .client
+            .add_checkpoint(AddCheckpointRequest {
+                old_size: from as i64,
+                proof,
+                checkpoint: note.to_owned(),
+            })
+            .await
+            .map_err(|e| format!("witness {witness}: {}", e.message()))?
+            .into_inner();
+        if answer.cosignature.is_empty() {
+            from = answer.witness_size.max(0) as u64;
+            continue;
+        }
+        let line = if answer.cosignature.ends_with('\n') {
+            answer.cosignature
+        } else {
+            format!("{}\n", answer.cosignature)
+        };
+        cosigner
+            .verifier
+            .verify(&crate::cosign::with_signatures(
+                note,
+                std::slice::from_ref(&line),
+            ))
+            .map_err(|e| format!("witness {witness}: {e}"))?;
+        let mut tx = store.db.begin().await.map_err(|e| e.to_string())?;
+        let keep = async {
+            sqlx::query(
+                "INSERT INTO disclosure_cosignature (size, witness, line) VALUES ($1, $2, $3) \
+                 ON CONFLICT (size, witness) DO NOTHING",
+            )
+            .bind(newest.size as i64)
+            .bind(witness.clone())
+            .bind(line)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO disclosure_cosigned (witness, size) VALUES ($1, $2) \
+                 ON CONFLICT (witness) DO UPDATE SET size = excluded.size \
+                 WHERE disclosure_cosigned.size < excluded.size",
+            )
+            .bind(witness.clone())
+            .bind(newest.size as i64)
+            .execute(&mut *tx)
+            .await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        keep.map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    Err(format!(
+        "witness {witness} keeps moving; trying again later"
+    ))
+}
