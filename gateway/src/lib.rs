@@ -8,6 +8,7 @@ mod health;
 pub mod limits;
 pub mod policy;
 mod proxy;
+mod tiles;
 mod upstream;
 
 use std::collections::HashMap;
@@ -179,7 +180,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
     let public = server(&cfg.limits)
         .accept_http1(true)
         .layer(InFlightLayer::new(public_connections))
-        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tiles::GrpcWebExceptFiles)
         .layer(gate::GateLayer::new(limits, &cfg.trust_domain, None))
         .add_routes(public_routes)
         .serve_with_incoming_shutdown(public_incoming, stop.clone().cancelled_owned());
@@ -220,8 +221,13 @@ fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
     let health = health::HealthProxy::new(routing.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     let routes = creditmesh_rpc::standard::add_reflection(routes)?;
-    let proxy = proxy::Proxy::new(routing, public);
-    Ok(Routes::from(
-        routes.into_axum_router().fallback_service(proxy),
-    ))
+    let proxy = proxy::Proxy::new(routing.clone(), public);
+    let mut router = routes.into_axum_router();
+    if public {
+        router = router.route(
+            tiles::ROUTE,
+            axum::routing::get(tiles::file).with_state(routing),
+        );
+    }
+    Ok(Routes::from(router.fallback_service(proxy)))
 }

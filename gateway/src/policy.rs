@@ -161,6 +161,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         EVERYONE,
     ),
     (
+        "creditmesh.disclosure.v1.DisclosureService/GetTile",
+        EVERYONE,
+    ),
+    (
         "creditmesh.disclosure.v1.DisclosureService/PublishCorrection",
         REGULATORS,
     ),

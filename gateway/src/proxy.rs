@@ -26,7 +26,7 @@ const RESERVED_PREFIX: &str = "x-creditmesh-";
 
 /// A request id unique to this call: a random number drawn when the process started, then a
 /// counter (cheaper per call than a time-based UUID, and as unique).
-fn request_id() -> HeaderValue {
+pub(crate) fn request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static BOOT: OnceLock<u64> = OnceLock::new();

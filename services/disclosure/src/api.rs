@@ -144,6 +144,13 @@ impl DisclosureService for Api {
         proofs::get_consistency_proof(self, request).await
     }
 
+    async fn get_tile(
+        &self,
+        request: Request<GetTileRequest>,
+    ) -> Result<Response<GetTileResponse>, Status> {
+        proofs::get_tile(self, request).await
+    }
+
     async fn publish_correction(
         &self,
         request: Request<PublishCorrectionRequest>,

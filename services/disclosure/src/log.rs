@@ -86,6 +86,14 @@ pub async fn prove_consistency(
     with_stored(conn, |r| tlog_tiles::prove_tree(t, n, r)).await
 }
 
+/// The hashes of a tile (tlog-tiles height 8) as its file holds them.
+pub async fn tile_data(
+    conn: &mut AnyConnection,
+    tile: &tlog_tiles::Tile,
+) -> Result<Vec<u8>, StorageError> {
+    with_stored(conn, |r| tile.read_data(r)).await
+}
+
 /// Runs `f` over the stored hashes: once to learn which indexes it reads (which depend only on
 /// the sizes asked about), then again with those read from the database.
 async fn with_stored<T>(

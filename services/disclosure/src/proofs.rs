@@ -122,3 +122,54 @@ pub(crate) async fn get_consistency_proof(
     })
     .await
 }
+
+/// Tiles of height 8, as C2SP tlog-tiles fixes it.
+const TILE_HEIGHT: u8 = 8;
+
+pub(crate) async fn get_tile(
+    api: &Api,
+    request: Request<GetTileRequest>,
+) -> Result<Response<GetTileResponse>, Status> {
+    api.authn.context(&request)?;
+    let path = request.into_inner().path;
+    edge::read(async {
+        let mut conn = api.store.db.acquire().await?;
+        let c = checkpoint_of(api, &mut conn, "path", 0).await?;
+        if path == "checkpoint" {
+            return Ok(GetTileResponse {
+                data: c.note.into_bytes(),
+                content_type: "text/plain; charset=utf-8".into(),
+                immutable: false,
+            });
+        }
+        let (tile_path, entries) = if let Some(rest) = path.strip_prefix("tile/entries/") {
+            (format!("tile/{TILE_HEIGHT}/data/{rest}"), true)
+        } else if let Some(rest) = path.strip_prefix("tile/") {
+            (format!("tile/{TILE_HEIGHT}/{rest}"), false)
+        } else {
+            return Err(Error::not_found(format!("no file {path:?} in the log")));
+        };
+        let tile = tlog_tiles::Tile::from_path(&tile_path)
+            .map_err(|_| Error::not_found(format!("no file {path:?} in the log")))?;
+        let start = tile.level_index() << TILE_HEIGHT;
+        let width = u64::from(tile.width());
+        let available = c.size >> (u32::from(TILE_HEIGHT) * u32::from(tile.level()));
+        if start + width > available {
+            return Err(Error::not_found(format!(
+                "{path} lies beyond the checkpoint of {} notices",
+                c.size
+            )));
+        }
+        let data = if entries {
+            store::entry_bundle(&mut conn, start, width).await?
+        } else {
+            log::tile_data(&mut conn, &tile).await?
+        };
+        Ok(GetTileResponse {
+            data,
+            content_type: "application/octet-stream".into(),
+            immutable: width == 1 << TILE_HEIGHT,
+        })
+    })
+    .await
+}

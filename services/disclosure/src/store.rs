@@ -323,3 +323,98 @@ pub async fn notices(
         .collect::<Result<_, _>>()
         .map_err(Into::into)
 }
+
+/// The leaves `from..from + count` as a C2SP entry bundle: each entry (salt, then content)
+/// after its length, a big-endian u16. An erased notice is an empty entry.
+pub async fn entry_bundle(
+    conn: &mut AnyConnection,
+    from: u64,
+    count: u64,
+) -> Result<Vec<u8>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT seq, salt, content FROM disclosure_notice WHERE seq >= $1 AND seq < $2 \
+         ORDER BY seq",
+    )
+    .bind(from as i64)
+    .bind((from + count) as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.len() as u64 != count {
+        return Err(StorageError::Corrupt(format!(
+            "notices {from}..{} are not all stored",
+            from + count
+        )));
+    }
+    let mut out = Vec::new();
+    for r in rows {
+        let seq: i64 = r.try_get(0)?;
+        let salt: Option<String> = r.try_get(1)?;
+        let content: Option<String> = r.try_get(2)?;
+        let entry = match (salt, content) {
+            (Some(salt), Some(content)) => {
+                let salt = hex::decode(salt)
+                    .map_err(|_| StorageError::Corrupt(format!("salt of notice {seq}")))?;
+                log::leaf_data(&salt, content.as_bytes())
+            }
+            _ => Vec::new(),
+        };
+        let len = u16::try_from(entry.len()).map_err(|_| {
+            StorageError::Corrupt(format!("notice {seq} exceeds an entry's 65535 bytes"))
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&entry);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use creditmesh_proto::disclosure::v1::{FeeItem, FiledDocument};
+
+    use super::*;
+
+    #[test]
+    fn the_largest_record_filing_accepts_fits_one_log_entry() {
+        // Filing's limits: 40 fee items (60/60/20/120 characters), a 200-character name and
+        // address, 1 000 characters of business scope; every character three bytes.
+        let wide = |n: usize| "信".repeat(n);
+        let record = AgencyRecord {
+            uscc: "91653101MA78KT005T".into(),
+            agency_name: wide(200),
+            tenant: "653100".into(),
+            legal_representative: wide(20),
+            registered_address: wide(200),
+            business_scope: wide(1000),
+            filed_on: "2026-11-28".into(),
+            masking_policy_version: "xj-mask-1".into(),
+            documents: (0..30)
+                .map(|i| FiledDocument {
+                    kind: format!("model_documents_{i}"),
+                    sha256: "a".repeat(64),
+                    filed_on: "2026-11-28".into(),
+                })
+                .collect(),
+            fee_items: (0..40)
+                .map(|_| FeeItem {
+                    service_item: wide(60),
+                    fee: wide(60),
+                    unit: wide(20),
+                    basis: wide(120),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let text = wide(400);
+        let notice = NewNotice {
+            tenant: "653100",
+            uscc: "91653101MA78KT005T",
+            kind: NoticeKind::Changed,
+            published_at: 0,
+            text: &text,
+            corrects: None,
+            record: Some(&record),
+        };
+        let entry = log::SALT_BYTES + canonical(u64::MAX, &notice).len();
+        assert!(entry <= usize::from(u16::MAX), "{entry} bytes");
+    }
+}

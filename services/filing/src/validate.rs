@@ -64,8 +64,9 @@ pub(crate) fn merge(filed: &Facts, change: &Facts) -> Facts {
     }
 }
 
-/// The most service items one agency files.
-pub(crate) const MAX_FEE_ITEMS: usize = 200;
+/// The most service items one agency files. With the field limits below, a register notice
+/// stays within the 64 KiB of a log entry (C2SP tlog-tiles).
+pub(crate) const MAX_FEE_ITEMS: usize = 40;
 
 pub(crate) const RULES: [(InternalRule, &str); 8] = [
     (InternalRule::Organisation, "organisation"),
@@ -107,6 +108,11 @@ pub(crate) fn check_facts(v: &mut Violations, p: &str, f: &Facts, today: Date) -
         }
     };
     v.require(&format!("{p}.registered_address"), &f.registered_address);
+    v.max_chars(
+        &format!("{p}.registered_address"),
+        &f.registered_address,
+        200,
+    );
     if f.registered_division.is_empty() {
         v.add(
             format!("{p}.registered_division"),
@@ -122,6 +128,7 @@ pub(crate) fn check_facts(v: &mut Violations, p: &str, f: &Facts, today: Date) -
         v.add(format!("{p}.registered_capital_yuan"), "must be positive");
     }
     v.require(&format!("{p}.business_scope"), &f.business_scope);
+    v.max_chars(&format!("{p}.business_scope"), &f.business_scope, 1000);
     for (field, who) in [
         ("legal_representative", &f.legal_representative),
         ("chair", &f.chair),
@@ -184,11 +191,11 @@ fn check_fee_items(v: &mut Violations, p: &str, f: &Facts) {
     for (i, item) in f.fee_items.iter().enumerate() {
         let at = format!("{p}.fee_items[{i}]");
         v.require(&format!("{at}.service_item"), &item.service_item);
-        v.max_chars(&format!("{at}.service_item"), &item.service_item, 100);
+        v.max_chars(&format!("{at}.service_item"), &item.service_item, 60);
         v.require(&format!("{at}.fee"), &item.fee);
-        v.max_chars(&format!("{at}.fee"), &item.fee, 100);
-        v.max_chars(&format!("{at}.unit"), &item.unit, 40);
-        v.max_chars(&format!("{at}.basis"), &item.basis, 500);
+        v.max_chars(&format!("{at}.fee"), &item.fee, 60);
+        v.max_chars(&format!("{at}.unit"), &item.unit, 20);
+        v.max_chars(&format!("{at}.basis"), &item.basis, 120);
     }
 }
 

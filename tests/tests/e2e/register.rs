@@ -36,6 +36,7 @@ crate::on_both_engines!(
     an_erased_notice_keeps_its_leaf_and_every_proof,
     a_witness_cosigns_what_extends_and_refuses_a_fork,
     the_register_serves_checkpoints_its_witness_cosigned,
+    the_log_is_served_as_tiles_over_http,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -1406,5 +1407,123 @@ async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
     let refused = submit("service-disclosure").await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert!(refused.message().contains("fork"), "{refused:?}");
+    t.stop().await;
+}
+
+/// `GET path` over HTTP/1.1 and TLS on the public listener: status, headers, body.
+async fn http_get(t: &TestMesh, path: &str) -> (u16, String, Vec<u8>) {
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = creditmesh_tests::public_tls_config(&t.pki_dir, b"http/1.1");
+    let tcp = tokio::net::TcpStream::connect(t.mesh.public_addr)
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw).await.ok();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
+}
+
+/// RFC 6962's Merkle tree hash, written here apart from the library the register uses.
+fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    use ring::digest::{SHA256, digest};
+    match leaves.len() {
+        0 => digest(&SHA256, b"").as_ref().try_into().unwrap(),
+        1 => leaves[0],
+        n => {
+            let k = n.next_power_of_two() / 2;
+            let mut node = vec![1u8];
+            node.extend_from_slice(&merkle_root(&leaves[..k]));
+            node.extend_from_slice(&merkle_root(&leaves[k..]));
+            digest(&SHA256, &node).as_ref().try_into().unwrap()
+        }
+    }
+}
+
+async fn the_log_is_served_as_tiles_over_http(engine: Engine) {
+    use ring::digest::{SHA256, digest};
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut sink = EventSinkServiceClient::new(
+        mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
+    );
+    for batch in (0..300).collect::<Vec<_>>().chunks(60) {
+        sink.deliver_batch(creditmesh_proto::events::v1::DeliverBatchRequest {
+            events: batch.iter().map(|i| register_changed(*i)).collect(),
+        })
+        .await
+        .unwrap();
+    }
+    let r = register(&t).await;
+    let head = head_covering(&r, 300).await;
+    assert_eq!(head.size, 300);
+
+    let (status, headers, note) = http_get(&t, "/register/checkpoint").await;
+    assert_eq!(status, 200, "{headers}");
+    assert_eq!(String::from_utf8(note).unwrap(), head.checkpoint);
+    let (status, headers, full) = http_get(&t, "/register/tile/0/000").await;
+    assert_eq!((status, full.len()), (200, 256 * 32), "{headers}");
+    assert!(headers.contains("immutable"), "{headers}");
+    let (status, headers, partial) = http_get(&t, "/register/tile/0/001.p/44").await;
+    assert_eq!((status, partial.len()), (200, 44 * 32), "{headers}");
+    assert!(!headers.contains("immutable"), "{headers}");
+    let (status, _, level1) = http_get(&t, "/register/tile/1/000.p/1").await;
+    assert_eq!((status, level1.len()), (200, 32));
+
+    // The entries hash to the tile's leaves, and the leaves to the checkpoint's root.
+    let (status, _, bundle) = http_get(&t, "/register/tile/entries/000").await;
+    assert_eq!(status, 200);
+    let mut at = 0;
+    let mut leaf = 0;
+    while at < bundle.len() {
+        let len = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+        let mut data = vec![0u8];
+        data.extend_from_slice(&bundle[at + 2..at + 2 + len]);
+        assert_eq!(
+            digest(&SHA256, &data).as_ref(),
+            &full[leaf * 32..(leaf + 1) * 32],
+            "entry {leaf}"
+        );
+        at += 2 + len;
+        leaf += 1;
+    }
+    assert_eq!(leaf, 256);
+    let leaves: Vec<[u8; 32]> = full
+        .chunks(32)
+        .chain(partial.chunks(32))
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    let checkpoint =
+        creditmesh_disclosure::verify::checkpoint(&head.checkpoint, &vkey(&t)).unwrap();
+    assert_eq!(merkle_root(&leaves), checkpoint.hash().0);
+    assert_eq!(level1, merkle_root(&leaves[..256]).to_vec());
+
+    for missing in [
+        "/register/tile/0/002",
+        "/register/tile/0/001",
+        "/register/tile/0/1",
+        "/register/elsewhere",
+    ] {
+        assert_eq!(http_get(&t, missing).await.0, 404, "{missing}");
+    }
     t.stop().await;
 }
