@@ -61,6 +61,7 @@ pub(crate) fn notice_proto(r: NoticeRow) -> Notice {
         "deregistering" => NoticeKind::Deregistering,
         "deregistration_refused" => NoticeKind::DeregistrationRefused,
         "erasure" => NoticeKind::Erasure,
+        "spot_check_draw" => NoticeKind::SpotCheckDraw,
         _ => NoticeKind::Unspecified,
     };
     let erased = r.content.is_none();

@@ -7,7 +7,7 @@ use creditmesh_domain::{Error, mask};
 use creditmesh_proto::disclosure::v1::{
     AgencyRecord, AgencyStatus, FeeItem, FiledDocument, NoticeKind,
 };
-use creditmesh_proto::events::v1::{Event, RegisterChanged};
+use creditmesh_proto::events::v1::{Event, RegisterChanged, SpotCheckDrawn};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::Tx;
 
@@ -18,6 +18,9 @@ pub struct Handler;
 #[tonic::async_trait]
 impl EventHandler for Handler {
     async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+        if event.r#type == SpotCheckDrawn::TYPE {
+            return spot_check_drawn(tx, event).await;
+        }
         if event.r#type != RegisterChanged::TYPE {
             return Ok(Applied::Done);
         }
@@ -62,6 +65,39 @@ impl EventHandler for Handler {
         store::put_agency(tx, &e.filing_id, &record, at).await?;
         Ok(Applied::Done)
     }
+}
+
+/// A spot-check draw is published whole (Art. 14: 双随机、一公开), so that anyone can draw again
+/// with its seed and population digest and compare.
+async fn spot_check_drawn(tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+    let e: SpotCheckDrawn = decode(event)?;
+    let text = format!(
+        "信用服务机构抽查公示：{} 抽查 {} 家（抽取编号 {}，随机种子 {}，名录摘要 {}）：{}。",
+        e.tenant,
+        e.sampled_usccs.len(),
+        e.draw_id,
+        e.seed,
+        e.population_digest,
+        if e.sampled_usccs.is_empty() {
+            "无".to_owned()
+        } else {
+            e.sampled_usccs.join("、")
+        }
+    );
+    store::append_notice(
+        tx,
+        &NewNotice {
+            tenant: &e.tenant,
+            uscc: "",
+            kind: NoticeKind::SpotCheckDraw,
+            published_at: creditmesh_rpc::sink::occurred_micros(event),
+            text: &text,
+            corrects: None,
+            record: None,
+        },
+    )
+    .await?;
+    Ok(Applied::Done)
 }
 
 pub fn notice_kind(name: &str) -> Option<NoticeKind> {
@@ -155,6 +191,9 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
             format!("注销备案申请未予同意：{who}继续在册。")
         }
         NoticeKind::Deregistered => format!("注销备案公示：{who}已完成注销备案。"),
-        NoticeKind::Correction | NoticeKind::Erasure | NoticeKind::Unspecified => String::new(),
+        NoticeKind::Correction
+        | NoticeKind::Erasure
+        | NoticeKind::SpotCheckDraw
+        | NoticeKind::Unspecified => String::new(),
     }
 }

@@ -47,6 +47,7 @@ pub fn kind_name(kind: NoticeKind) -> &'static str {
         NoticeKind::Deregistering => "deregistering",
         NoticeKind::DeregistrationRefused => "deregistration_refused",
         NoticeKind::Erasure => "erasure",
+        NoticeKind::SpotCheckDraw => "spot_check_draw",
         NoticeKind::Unspecified => "unspecified",
     }
 }

@@ -486,6 +486,25 @@ async fn the_same_seed_draws_the_same_sample(engine: Engine) {
         }
     })
     .await;
+    // ... and the register shows each draw, seed and agencies drawn, to anyone.
+    use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+    use creditmesh_proto::disclosure::v1::{ListNoticesRequest, NoticeKind};
+    let draws = DisclosureServiceClient::new(t.public().await)
+        .list_notices(ListNoticesRequest {
+            kinds: vec![NoticeKind::SpotCheckDraw as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    assert_eq!(draws.len(), 3);
+    assert!(
+        draws[0].text.contains("2026-11 public seed") && draws[0].text.contains(KASHGAR),
+        "{}",
+        draws[0].text
+    );
+    assert!(draws[0].text.contains(&a.population_digest));
     t.stop().await;
 }
 
