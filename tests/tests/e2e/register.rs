@@ -37,6 +37,7 @@ crate::on_both_engines!(
     a_witness_cosigns_what_extends_and_refuses_a_fork,
     the_register_serves_checkpoints_its_witness_cosigned,
     the_log_is_served_as_tiles_over_http,
+    a_completed_deregistration_is_a_notice,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -1525,5 +1526,61 @@ async fn the_log_is_served_as_tiles_over_http(engine: Engine) {
     ] {
         assert_eq!(http_get(&t, missing).await.0, 404, "{missing}");
     }
+    t.stop().await;
+}
+
+async fn a_completed_deregistration_is_a_notice(engine: Engine) {
+    use creditmesh_proto::events::v1::{DeregistrationCompleted, DeregistrationDecided, Disposal};
+    let Some(t) = mesh(engine).await else { return };
+    let mut r = register(&t).await;
+    let filing_id = approve_kashgar(&t, &r).await;
+    let mut agency_client = FilingServiceClient::new(t.node("agency-kashgar").await);
+    request_deregistration(&mut agency_client, &filing_id).await;
+    notices_become(
+        &r,
+        KASHGAR,
+        &[NoticeKind::Published, NoticeKind::Deregistering],
+    )
+    .await;
+    review_says(
+        &t,
+        "653100",
+        DeregistrationDecided {
+            filing_id: filing_id.clone(),
+            uscc: KASHGAR.into(),
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    review_says(
+        &t,
+        "653100",
+        DeregistrationCompleted {
+            filing_id,
+            uscc: KASHGAR.into(),
+            disposal: Some(Disposal {
+                disposed_on: "2026-11-20".into(),
+                method: "secure erasure".into(),
+                supervised_by: "Kashgar DRC".into(),
+            }),
+        },
+    )
+    .await;
+    let all = notices_become(
+        &r,
+        KASHGAR,
+        &[
+            NoticeKind::Published,
+            NoticeKind::Deregistering,
+            NoticeKind::Deregistered,
+        ],
+    )
+    .await;
+    assert!(all[2].text.contains("注销备案"), "{}", all[2].text);
+    assert_eq!(
+        agency(&mut r, KASHGAR).await.status,
+        AgencyStatus::Deregistered as i32
+    );
     t.stop().await;
 }
