@@ -28,6 +28,7 @@ const EVENT_KINDS: &[&str] = &[
     "DeadlineRecomputed",
     "SpotCheckDrawn",
     "ComplaintSubmitted",
+    "ComplaintResolved",
     "FiledDocument",
     "FeeItem",
     "PublicFacts",

@@ -49,6 +49,7 @@ pub mod events {
             DeadlineRecomputed = "review.deadline_recomputed",
             SpotCheckDrawn = "review.spot_check_drawn",
             ComplaintSubmitted = "complaints.complaint_submitted",
+            ComplaintResolved = "complaints.complaint_resolved",
             RegisterChanged = "filing.register_changed",
         }
     }

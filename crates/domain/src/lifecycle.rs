@@ -407,6 +407,92 @@ impl Machine for Change {
     }
 }
 
+/// A complaint (Art. 24): received, accepted and handled within 15 working days, or referred
+/// to the competent department, which may decline it back for re-routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Complaint {
+    Received,
+    Accepted,
+    Resolved,
+    Referred,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ComplaintEvent {
+    Accept,
+    Resolve,
+    Refer,
+    /// The department was not competent: back to the regulator.
+    Decline,
+}
+
+impl Machine for Complaint {
+    type Event = ComplaintEvent;
+
+    const STATES: &'static [Self] = &[
+        Self::Received,
+        Self::Accepted,
+        Self::Resolved,
+        Self::Referred,
+    ];
+    const EVENTS: &'static [ComplaintEvent] = &[
+        ComplaintEvent::Accept,
+        ComplaintEvent::Resolve,
+        ComplaintEvent::Refer,
+        ComplaintEvent::Decline,
+    ];
+    const TRANSITIONS: &'static [(Self, ComplaintEvent, Self, &'static str)] = &[
+        (
+            Self::Received,
+            ComplaintEvent::Accept,
+            Self::Accepted,
+            "Art. 24",
+        ),
+        (
+            Self::Accepted,
+            ComplaintEvent::Resolve,
+            Self::Resolved,
+            "Art. 24",
+        ),
+        (
+            Self::Received,
+            ComplaintEvent::Refer,
+            Self::Referred,
+            "Art. 24",
+        ),
+        (
+            Self::Accepted,
+            ComplaintEvent::Refer,
+            Self::Referred,
+            "Art. 24",
+        ),
+        (
+            Self::Referred,
+            ComplaintEvent::Decline,
+            Self::Received,
+            "Art. 24",
+        ),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Accepted => "accepted",
+            Self::Resolved => "resolved",
+            Self::Referred => "referred",
+        }
+    }
+
+    fn event_name(event: ComplaintEvent) -> &'static str {
+        match event {
+            ComplaintEvent::Accept => "acceptance",
+            ComplaintEvent::Resolve => "resolution",
+            ComplaintEvent::Refer => "referral",
+            ComplaintEvent::Decline => "decline",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +600,19 @@ mod tests {
             (Submitted, E::Approve, Approved),
             (Submitted, E::Refuse, Refused),
             (Submitted, E::Withdraw, Withdrawn),
+        ]);
+    }
+
+    #[test]
+    fn complaint_pairs() {
+        use Complaint::*;
+        use ComplaintEvent as E;
+        walk::<Complaint>(&[
+            (Received, E::Accept, Accepted),
+            (Accepted, E::Resolve, Resolved),
+            (Received, E::Refer, Referred),
+            (Accepted, E::Refer, Referred),
+            (Referred, E::Decline, Received),
         ]);
     }
 }

@@ -1,29 +1,34 @@
 //! The gRPC edge of the complaints service: validation and proto conversion.
 
+use std::sync::Arc;
+
+use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::StatusChange;
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintService;
-use creditmesh_proto::complaints::v1::{
-    ComplaintStatus, SubmitComplaintRequest, SubmitComplaintResponse, TrackComplaintRequest,
-    TrackComplaintResponse,
-};
+use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{Authn, ServiceStore, Written, status, status_from, timestamp};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::events;
 use crate::store::{self, NewComplaint};
+use crate::{events, handling};
 
 pub struct Api {
-    store: ServiceStore,
-    authn: Authn,
+    pub(crate) store: ServiceStore,
+    pub(crate) authn: Authn,
+    pub(crate) calendar: Arc<Calendar>,
 }
 
 impl Api {
-    pub fn new(store: ServiceStore, authn: Authn) -> Self {
-        Self { store, authn }
+    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>) -> Self {
+        Self {
+            store,
+            authn,
+            calendar,
+        }
     }
 }
 
@@ -47,7 +52,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn status_name(s: &str) -> ComplaintStatus {
+pub(crate) fn status_name(s: &str) -> ComplaintStatus {
     match s {
         "received" => ComplaintStatus::Received,
         "accepted" => ComplaintStatus::Accepted,
@@ -151,6 +156,22 @@ impl ComplaintService for Api {
                     },
                 )
                 .await?;
+                // The Measures leave the acceptance period open: see handling.rs.
+                let received_on = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
+                if let Ok(due) = self.calendar.deadline(
+                    received_on,
+                    handling::ACCEPTANCE_WORKING_DAYS,
+                    Layers::Xinjiang,
+                ) {
+                    store::set_acceptance_due(
+                        &mut tx,
+                        &tenant,
+                        &tracking_number,
+                        &format_date(due.due),
+                        due.provisional,
+                    )
+                    .await?;
+                }
                 store::add_history(
                     &mut tx,
                     &tenant,
@@ -232,9 +253,35 @@ impl ComplaintService for Api {
                     note: h.note,
                 })
                 .collect(),
-            handling_deadline: None,
+            handling_deadline: handling::handling_deadline(
+                &row.handling_from,
+                &row.handling_due,
+                row.handling_provisional,
+                &row.calendar_version,
+            ),
             referred_to: 0,
-            outcome: String::new(),
+            outcome: row.outcome,
         }))
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<ListComplaintsRequest>,
+    ) -> Result<Response<ListComplaintsResponse>, Status> {
+        handling::list_complaints(self, request).await
+    }
+
+    async fn accept_complaint(
+        &self,
+        request: Request<AcceptComplaintRequest>,
+    ) -> Result<Response<AcceptComplaintResponse>, Status> {
+        handling::accept_complaint(self, request).await
+    }
+
+    async fn resolve_complaint(
+        &self,
+        request: Request<ResolveComplaintRequest>,
+    ) -> Result<Response<ResolveComplaintResponse>, Status> {
+        handling::resolve_complaint(self, request).await
     }
 }

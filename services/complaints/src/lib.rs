@@ -1,6 +1,7 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
 mod api;
+mod handling;
 mod schema;
 mod store;
 
@@ -27,8 +28,13 @@ pub fn definition() -> ServiceDef {
 }
 
 fn routes(env: ServiceEnv) -> Routes {
-    let ServiceEnv { store, authn, .. } = env;
-    let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone()))
+    let ServiceEnv {
+        store,
+        authn,
+        calendar,
+        ..
+    } = env;
+    let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone(), calendar))
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, IgnoreEvents)
 }

@@ -20,5 +20,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/102_complaints_found_by_number_alone.sql"),
             include_str!("../migrations/102_complaints_found_by_number_alone.sql"),
         ),
+        Migration::new(
+            103,
+            "acceptance, handling deadline and resolution",
+            include_str!("../migrations/103_handling.sql"),
+            include_str!("../migrations/103_handling.sql"),
+        ),
     ]
 }

@@ -1,7 +1,9 @@
 //! SQL of the complaints tables; database errors are translated here.
 
+use creditmesh_domain::lifecycle::{Complaint, ComplaintEvent};
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use creditmesh_storage::transition;
 
 pub struct NewComplaint<'a> {
     pub tenant: &'a str,
@@ -22,11 +24,51 @@ pub struct ComplaintRow {
     pub tracking_number: String,
     pub access_code_sha256: String,
     pub status: String,
+    pub agency_uscc: String,
+    pub agency_name: String,
+    pub subject: String,
+    pub description: String,
+    pub received_at: i64,
+    pub acceptance_due: String,
+    pub acceptance_provisional: bool,
+    pub handling_from: String,
+    pub handling_due: String,
+    pub handling_provisional: bool,
+    pub calendar_version: String,
+    pub outcome: String,
+    pub against_agency: bool,
+}
+
+const COLUMNS: &str = "tenant, tracking_number, access_code_sha256, status, agency_uscc, \
+    agency_name, subject, description, received_at, acceptance_due, acceptance_provisional, \
+    handling_from, handling_due, handling_provisional, calendar_version, outcome, against_agency";
+
+fn complaint(r: &AnyRow) -> Result<ComplaintRow, sqlx::Error> {
+    Ok(ComplaintRow {
+        tenant: r.try_get(0)?,
+        tracking_number: r.try_get(1)?,
+        access_code_sha256: r.try_get(2)?,
+        status: r.try_get(3)?,
+        agency_uscc: r.try_get(4)?,
+        agency_name: r.try_get(5)?,
+        subject: r.try_get(6)?,
+        description: r.try_get(7)?,
+        received_at: r.try_get(8)?,
+        acceptance_due: r.try_get(9)?,
+        acceptance_provisional: r.try_get::<i64, _>(10)? != 0,
+        handling_from: r.try_get(11)?,
+        handling_due: r.try_get(12)?,
+        handling_provisional: r.try_get::<i64, _>(13)? != 0,
+        calendar_version: r.try_get(14)?,
+        outcome: r.try_get(15)?,
+        against_agency: r.try_get::<i64, _>(16)? != 0,
+    })
 }
 
 pub struct HistoryRow {
     pub status: String,
     pub changed_at: i64,
+    pub principal: String,
     pub note: String,
 }
 
@@ -81,23 +123,13 @@ pub async fn find(
     conn: &mut AnyConnection,
     tracking_number: &str,
 ) -> Result<Option<ComplaintRow>, StorageError> {
-    let row = sqlx::query(
-        "SELECT tenant, tracking_number, access_code_sha256, status FROM complaints_complaint \
-         WHERE tracking_number = $1",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM complaints_complaint WHERE tracking_number = $1"
+    )))
     .bind(tracking_number.to_owned())
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| {
-        Ok(ComplaintRow {
-            tenant: r.try_get(0)?,
-            tracking_number: r.try_get(1)?,
-            access_code_sha256: r.try_get(2)?,
-            status: r.try_get(3)?,
-        })
-    })
-    .transpose()
-    .map_err(|e: sqlx::Error| e.into())
+    Ok(row.as_ref().map(complaint).transpose()?)
 }
 
 pub async fn history(
@@ -106,7 +138,7 @@ pub async fn history(
     tracking_number: &str,
 ) -> Result<Vec<HistoryRow>, StorageError> {
     let rows = sqlx::query(
-        "SELECT status, changed_at, note FROM complaints_history \
+        "SELECT status, changed_at, note, principal FROM complaints_history \
          WHERE tenant = $1 AND tracking_number = $2 ORDER BY seq",
     )
     .bind(tenant.to_owned())
@@ -119,8 +151,150 @@ pub async fn history(
                 status: r.try_get(0)?,
                 changed_at: r.try_get(1)?,
                 note: r.try_get(2)?,
+                principal: r.try_get(3)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Where the acceptance deadline of a complaint just received falls.
+pub async fn set_acceptance_due(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    due: &str,
+    provisional: bool,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE complaints_complaint SET acceptance_due = $1, acceptance_provisional = $2 \
+         WHERE tenant = $3 AND tracking_number = $4",
+    )
+    .bind(due.to_owned())
+    .bind(i64::from(provisional))
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a complaint by `event` if its state allows; `None` when it did not.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    event: ComplaintEvent,
+) -> Result<Option<Complaint>, StorageError> {
+    transition::apply::<Complaint>(
+        conn,
+        "complaints_complaint",
+        &[("tenant", tenant), ("tracking_number", tracking_number)],
+        event,
+    )
+    .await
+}
+
+pub struct Accepted<'a> {
+    pub at: i64,
+    pub from: &'a str,
+    pub due: &'a str,
+    pub provisional: bool,
+    pub calendar_version: &'a str,
+}
+
+pub async fn set_accepted(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    a: &Accepted<'_>,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE complaints_complaint SET accepted_at = $1, handling_from = $2, handling_due = $3, \
+         handling_provisional = $4, calendar_version = $5 WHERE tenant = $6 AND tracking_number = $7",
+    )
+    .bind(a.at)
+    .bind(a.from.to_owned())
+    .bind(a.due.to_owned())
+    .bind(i64::from(a.provisional))
+    .bind(a.calendar_version.to_owned())
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_resolved(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    at: i64,
+    outcome: &str,
+    verified: &str,
+    against_agency: bool,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE complaints_complaint SET resolved_at = $1, outcome = $2, verified = $3, \
+         against_agency = $4 WHERE tenant = $5 AND tracking_number = $6",
+    )
+    .bind(at)
+    .bind(outcome.to_owned())
+    .bind(verified.to_owned())
+    .bind(i64::from(against_agency))
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub struct Listing<'a> {
+    /// Empty: every tenant (the region).
+    pub tenant: &'a str,
+    pub statuses: Vec<&'static str>,
+    /// Only complaints past a deadline on `today` (YYYY-MM-DD) that is not provisional.
+    pub overdue_on: Option<&'a str>,
+    pub after: &'a str,
+    pub limit: i64,
+}
+
+/// Complaints by tracking number after `after`.
+pub async fn list(
+    conn: &mut AnyConnection,
+    l: &Listing<'_>,
+) -> Result<Vec<ComplaintRow>, StorageError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM complaints_complaint WHERE tracking_number > $1");
+    let mut binds: Vec<String> = vec![l.after.to_owned()];
+    if !l.tenant.is_empty() {
+        binds.push(l.tenant.to_owned());
+        sql.push_str(&format!(" AND tenant = ${}", binds.len()));
+    }
+    if !l.statuses.is_empty() {
+        let mut places = Vec::new();
+        for st in &l.statuses {
+            binds.push((*st).to_owned());
+            places.push(format!("${}", binds.len()));
+        }
+        sql.push_str(&format!(" AND status IN ({})", places.join(", ")));
+    }
+    if let Some(today) = l.overdue_on {
+        binds.push(today.to_owned());
+        let t = binds.len();
+        sql.push_str(&format!(
+            " AND ((status = 'received' AND acceptance_due <> '' AND acceptance_provisional = 0 \
+             AND acceptance_due < ${t}) OR (status = 'accepted' AND handling_provisional = 0 \
+             AND handling_due < ${t}))"
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY tracking_number LIMIT {}", l.limit));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(complaint)
+        .collect::<Result<_, _>>()
         .map_err(Into::into)
 }

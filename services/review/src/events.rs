@@ -6,7 +6,7 @@ use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::{
-    AnnualReportSubmitted, ChangeSubmitted, ComplaintSubmitted, DeregistrationRequested, Event,
+    AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
     EventKind, FilingRevokedForNoReport, FilingSubmitted,
 };
 use creditmesh_proto::review::v1::RefusalGround;
@@ -252,14 +252,19 @@ impl EventHandler for Handler {
             return Ok(Applied::NotApplied(why));
         }
         match event.r#type.as_str() {
-            ComplaintSubmitted::TYPE => {
-                record(tx, event, "complaint", |e: &ComplaintSubmitted| {
-                    (
-                        e.agency_uscc.clone(),
-                        format!("complaint received: {}", e.subject),
-                    )
-                })
-                .await?
+            // A complaint received is an accusation, not a fact: only the regulator's finding
+            // against the agency enters its credit file.
+            ComplaintResolved::TYPE => {
+                let e: ComplaintResolved = decode(event)?;
+                if e.against_agency {
+                    record(tx, event, "complaint_finding", |e: &ComplaintResolved| {
+                        (
+                            e.agency_uscc.clone(),
+                            format!("complaint {} upheld: {}", e.tracking_number, e.outcome),
+                        )
+                    })
+                    .await?
+                }
             }
             FilingSubmitted::TYPE => {
                 record(tx, event, "filing", |e: &FilingSubmitted| {

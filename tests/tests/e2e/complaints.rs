@@ -1,16 +1,22 @@
-//! A complaint from the public: validation, idempotency, audit, and its event reaching the
-//! agency's credit file in the review service.
+//! A complaint from the public: validation, idempotency, audit; its holding authority's queue,
+//! acceptance with the 15-working-day deadline, and resolution, whose finding against the
+//! agency (and nothing else of a complaint) reaches the agency's credit file.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::complaints::v1::{
-    ComplaintStatus, SubmitComplaintRequest, TrackComplaintRequest,
+    AcceptComplaintRequest, ComplaintStatus, ListComplaintsRequest, ResolveComplaintRequest,
+    SubmitComplaintRequest, TrackComplaintRequest,
 };
 use creditmesh_proto::review::v1::GetCreditFileRequest;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
-use creditmesh_tests::{Engine, TestMesh, eventually, scalar_i64};
+use creditmesh_tests::{Engine, TestClock, TestMesh, eventually, scalar_i64};
+use time::macros::date;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -40,32 +46,38 @@ pub fn complaint(request_id: &str, tenant: &str) -> SubmitComplaintRequest {
     }
 }
 
-async fn credit_file_tracking_numbers(
+async fn credit_file_entries(
     channel: Channel,
     uscc: &str,
-) -> Result<HashSet<String>, tonic::Status> {
-    let file = ReviewServiceClient::new(channel)
+) -> Result<Vec<creditmesh_proto::review::v1::CreditFileEntry>, tonic::Status> {
+    Ok(ReviewServiceClient::new(channel)
         .get_credit_file(GetCreditFileRequest {
             uscc: uscc.into(),
             ..Default::default()
         })
         .await?
-        .into_inner();
-    Ok(file
+        .into_inner()
         .entries
-        .iter()
-        .filter(|e| e.kind == "complaint")
-        .filter_map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
-            v["tracking_number"].as_str().map(str::to_owned)
-        })
+        .into_iter()
+        .filter(|e| e.kind.starts_with("complaint"))
         .collect())
 }
 
 async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
-    let Some(t) = TestMesh::start(engine).await else {
+    // Friday 25 September 2026: fifteen working days from here run across the National Day
+    // break.
+    let clock = Arc::new(TestClock::at(date!(2026 - 09 - 25)));
+    let Some(t) = TestMesh::start_at(engine, clock).await else {
         return;
     };
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
     let mut public = ComplaintServiceClient::new(t.public().await);
     let submitted = public
         .submit_complaint(complaint("c-1", ""))
@@ -83,22 +95,27 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         1
     );
     assert_eq!(submitted.status, ComplaintStatus::Received as i32);
-
-    let tracked = public
-        .track_complaint(TrackComplaintRequest {
+    let track = |public: &mut ComplaintServiceClient<Channel>| {
+        let mut public = public.clone();
+        let req = TrackComplaintRequest {
             tracking_number: submitted.tracking_number.clone(),
             access_code: submitted.access_code.clone(),
-        })
-        .await
-        .expect("tracked")
-        .into_inner();
+        };
+        async move {
+            public
+                .track_complaint(req)
+                .await
+                .expect("tracked")
+                .into_inner()
+        }
+    };
+    let tracked = track(&mut public).await;
     assert_eq!(tracked.status, ComplaintStatus::Received as i32);
     assert_eq!(tracked.history.len(), 1);
     assert_eq!(
         tracked.history[0].principal, "",
         "officials stay anonymous to the public"
     );
-
     let wrong = public
         .track_complaint(TrackComplaintRequest {
             tracking_number: submitted.tracking_number.clone(),
@@ -108,31 +125,110 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         .unwrap_err();
     assert_eq!(wrong.code(), Code::NotFound);
 
+    // Received is not a fact: once delivered, the credit file still shows nothing of it.
+    let url = t.db_url("complaints");
+    eventually("the event delivered", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL";
+            (scalar_i64(&url, sql).await == 0).then_some(())
+        }
+    })
+    .await;
     let region = t.node("regulator-650000").await;
-    let expected = submitted.tracking_number.clone();
-    eventually(
-        "the complaint in the credit file",
+    assert!(
+        credit_file_entries(region.clone(), KASHGAR_AGENCY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Another prefecture neither sees nor accepts it; the holding authority does.
+    let accept = |request_id: &str| AcceptComplaintRequest {
+        request_id: request_id.into(),
+        tracking_number: submitted.tracking_number.clone(),
+    };
+    let mut urumqi = ComplaintServiceClient::new(t.node("regulator-650100").await);
+    let hidden = urumqi.accept_complaint(accept("a-0")).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    let queue = kashgar
+        .list_complaints(ListComplaintsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .complaints;
+    assert_eq!(queue.len(), 1);
+    assert!(queue[0].acceptance_deadline.is_some());
+    let accepted = kashgar
+        .accept_complaint(accept("a-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    let deadline = accepted.handling_deadline.clone().unwrap();
+    let expected = creditmesh_domain::calendar::Calendar::builtin()
+        .deadline(
+            date!(2026 - 09 - 25),
+            15,
+            creditmesh_domain::calendar::Layers::Xinjiang,
+        )
+        .unwrap();
+    assert_eq!(deadline.from_date, "2026-09-25");
+    assert_eq!(
+        deadline.due_date,
+        creditmesh_domain::calendar::format_date(expected.due)
+    );
+    assert!(
+        deadline.due_date.as_str() > "2026-10-16",
+        "the National Day break is not counted: {}",
+        deadline.due_date
+    );
+    assert!(!deadline.calendar_version.is_empty());
+    let again = kashgar.accept_complaint(accept("a-2")).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    // The finding against the agency, and only it, enters the credit file, as the regulator's.
+    let resolved = kashgar
+        .resolve_complaint(ResolveComplaintRequest {
+            request_id: "r-1".into(),
+            tracking_number: submitted.tracking_number.clone(),
+            outcome: "the agency offered a rating for a fee; ordered to stop".into(),
+            verified: "contract and payment records inspected on site".into(),
+            against_agency: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    assert_eq!(resolved.status, ComplaintStatus::Resolved as i32);
+    let entries = eventually(
+        "the finding in the credit file",
         Duration::from_secs(20),
         || {
             let region = region.clone();
-            let expected = expected.clone();
             async move {
-                let numbers = credit_file_tracking_numbers(region, KASHGAR_AGENCY)
-                    .await
-                    .ok()?;
-                numbers.contains(&expected).then_some(())
+                let entries = credit_file_entries(region, KASHGAR_AGENCY).await.ok()?;
+                (!entries.is_empty()).then_some(entries)
             }
         },
     )
     .await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, "complaint_finding");
+    assert!(
+        entries[0].principal.ends_with("/regulator/653100"),
+        "{}",
+        entries[0].principal
+    );
+    let tracked = track(&mut public).await;
+    assert_eq!(tracked.status, ComplaintStatus::Resolved as i32);
+    assert_eq!(tracked.outcome, resolved.outcome);
     assert_eq!(
-        scalar_i64(
-            &t.db_url("complaints"),
-            "SELECT COUNT(*) FROM complaints_outbox WHERE delivered_at IS NULL"
-        )
-        .await,
-        0,
-        "the delivered event is acknowledged in the outbox"
+        tracked.handling_deadline.unwrap().due_date,
+        deadline.due_date
     );
     t.stop().await;
 }
@@ -337,28 +433,42 @@ async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
         .await
         .unwrap()
         .into_inner();
-    let region = t.node("regulator-650000").await;
-    eventually(
-        "both complaints at the region",
-        Duration::from_secs(20),
-        || {
-            let region = region.clone();
-            let (a, b) = (
-                urumqi.tracking_number.clone(),
-                kashgar.tracking_number.clone(),
-            );
-            async move {
-                let n = credit_file_tracking_numbers(region, KASHGAR_AGENCY)
-                    .await
-                    .ok()?;
-                (n.contains(&a) && n.contains(&b)).then_some(())
-            }
-        },
-    )
-    .await;
-    let seen = credit_file_tracking_numbers(t.node("regulator-650100").await, KASHGAR_AGENCY)
-        .await
-        .unwrap();
-    assert_eq!(seen, HashSet::from([urumqi.tracking_number.clone()]));
+    let queue = |name: &'static str, tenant: &'static str| {
+        let t = &t;
+        async move {
+            ComplaintServiceClient::new(t.node(name).await)
+                .list_complaints(ListComplaintsRequest {
+                    tenant: tenant.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .complaints
+                        .into_iter()
+                        .map(|c| c.tracking_number)
+                        .collect::<HashSet<_>>()
+                })
+        }
+    };
+    assert_eq!(
+        queue("regulator-650000", "").await.unwrap(),
+        HashSet::from([
+            urumqi.tracking_number.clone(),
+            kashgar.tracking_number.clone()
+        ])
+    );
+    assert_eq!(
+        queue("regulator-650000", "653100").await.unwrap(),
+        HashSet::from([kashgar.tracking_number.clone()])
+    );
+    assert_eq!(
+        queue("regulator-650100", "").await.unwrap(),
+        HashSet::from([urumqi.tracking_number.clone()])
+    );
+    let other = queue("regulator-650100", "653100").await.unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
+    let agency = queue("agency", "").await.unwrap_err();
+    assert_eq!(agency.code(), Code::PermissionDenied, "{agency:?}");
     t.stop().await;
 }

@@ -111,7 +111,11 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     .await;
     let review_url = db_for("review").url;
     assert_eq!(
-        scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await,
+        scalar_i64(
+            &review_url,
+            "SELECT COUNT(*) FROM review_inbox WHERE event_type = 'complaints.complaint_submitted'"
+        )
+        .await,
         3
     );
 
@@ -122,10 +126,13 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         sqlx::any::install_default_drivers();
         use sqlx::Connection;
         let mut conn = sqlx::AnyConnection::connect(&review_url).await.unwrap();
-        sqlx::query_scalar("SELECT entry_id FROM review_credit_file ORDER BY entry_id LIMIT 1")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT event_id FROM review_inbox WHERE event_type = 'complaints.complaint_submitted' \
+             ORDER BY event_id LIMIT 1",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
     };
     let again = sink
         .deliver(DeliverRequest {
@@ -151,7 +158,11 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         .into_inner();
     assert!(again.duplicate);
     assert_eq!(
-        scalar_i64(&review_url, "SELECT COUNT(*) FROM review_credit_file").await,
+        scalar_i64(
+            &review_url,
+            "SELECT COUNT(*) FROM review_inbox WHERE event_type = 'complaints.complaint_submitted'"
+        )
+        .await,
         3
     );
 

@@ -1,14 +1,16 @@
 //! The binary as a person runs it: `dev` survives SIGKILL, configuration errors name their
 //! key, `migrate` is repeatable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use creditmesh_proto::complaints::v1::TrackComplaintRequest;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::complaints::v1::{
+    AcceptComplaintRequest, ResolveComplaintRequest, TrackComplaintRequest,
+};
 use creditmesh_proto::review::v1::GetCreditFileRequest;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_tests::{Engine, eventually, fresh_database, mtls, server_tls};
@@ -178,7 +180,6 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
 
 struct Dev {
     child: Child,
-    node: String,
     public: String,
     banner: String,
 }
@@ -232,13 +233,11 @@ async fn start_dev(data_dir: &Path) -> Dev {
             .unwrap_or_else(|| panic!("no {label} in banner:\n{banner}"))
             .to_owned()
     };
-    let node = addr("node listener");
     let public = addr("public listener");
     // Keep draining stdout so that the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Dev {
         child,
-        node,
         public,
         banner,
     }
@@ -304,47 +303,25 @@ async fn dev_loses_nothing_committed_when_killed() {
             .unwrap_or_else(|e| panic!("committed complaint {tracking_number} lost: {e}"));
     }
 
-    // Every complaint stored (including any whose answer the kill swallowed) reaches the
-    // credit file: no committed outbox event is lost.
-    let stored: HashSet<String> = {
-        sqlx::any::install_default_drivers();
-        use sqlx::Connection;
-        let url = format!("sqlite://{}/db/complaints.sqlite", dir.path().display());
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::query_scalar::<_, String>("SELECT tracking_number FROM complaints_complaint")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect()
+    // Every complaint stored (including any whose answer the kill swallowed) reached the
+    // review service once: no committed outbox event is lost or applied twice.
+    sqlx::any::install_default_drivers();
+    let count = |service: &str, sql: &'static str| {
+        let url = format!("sqlite://{}/db/{service}.sqlite", dir.path().display());
+        async move { creditmesh_tests::scalar_i64(&url, sql).await }
     };
-    assert!(stored.len() >= committed.len());
-    let region = mtls(dev.node.parse().unwrap(), &pki, "regulator-650000").await;
+    let stored = count("complaints", "SELECT COUNT(*) FROM complaints_complaint").await;
+    assert!(stored >= committed.len() as i64);
     eventually(
-        "every stored complaint in the credit file",
+        "every stored complaint delivered to review",
         Duration::from_secs(60),
-        || {
-            let region = region.clone();
-            let stored = stored.clone();
-            async move {
-                let file = ReviewServiceClient::new(region)
-                    .get_credit_file(GetCreditFileRequest {
-                        uscc: "91653101MA78KT005T".into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
-                let seen: HashSet<String> = file
-                    .entries
-                    .iter()
-                    .filter_map(|e| {
-                        let v: serde_json::Value = serde_json::from_slice(&e.details).ok()?;
-                        v["tracking_number"].as_str().map(str::to_owned)
-                    })
-                    .collect();
-                (seen == stored).then_some(())
-            }
+        || async {
+            let delivered = count(
+                "review",
+                "SELECT COUNT(*) FROM review_inbox WHERE event_type = 'complaints.complaint_submitted'",
+            )
+            .await;
+            (delivered == stored).then_some(())
         },
     )
     .await;
@@ -511,8 +488,27 @@ async fn serve_and_gateway_run_as_separate_processes() {
         .await
         .unwrap();
     let region = mtls(node_addr, &pki, "regulator-650000").await;
+    // The region accepts it and finds against the agency: the finding crosses to review.
+    let mut handler = ComplaintServiceClient::new(region.clone());
+    handler
+        .accept_complaint(AcceptComplaintRequest {
+            request_id: "a".into(),
+            tracking_number: submitted.tracking_number.clone(),
+        })
+        .await
+        .unwrap();
+    handler
+        .resolve_complaint(ResolveComplaintRequest {
+            request_id: "r".into(),
+            tracking_number: submitted.tracking_number.clone(),
+            outcome: "upheld".into(),
+            verified: "records inspected".into(),
+            against_agency: true,
+        })
+        .await
+        .unwrap();
     eventually(
-        "the complaint in the credit file",
+        "the finding in the credit file",
         Duration::from_secs(30),
         || {
             let region = region.clone();
@@ -537,7 +533,6 @@ async fn serve_and_gateway_run_as_separate_processes() {
     for child in [gateway, services] {
         terminate(Dev {
             child,
-            node: String::new(),
             public: String::new(),
             banner: String::new(),
         })

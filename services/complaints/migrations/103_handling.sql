@@ -1,0 +1,12 @@
+ALTER TABLE complaints_complaint ADD COLUMN acceptance_due TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN acceptance_provisional BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE complaints_complaint ADD COLUMN accepted_at BIGINT;
+ALTER TABLE complaints_complaint ADD COLUMN handling_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN handling_due TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN handling_provisional BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE complaints_complaint ADD COLUMN calendar_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN verified TEXT NOT NULL DEFAULT '';
+ALTER TABLE complaints_complaint ADD COLUMN against_agency BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE complaints_complaint ADD COLUMN resolved_at BIGINT;
+CREATE INDEX complaints_complaint_by_status ON complaints_complaint (tenant, status, tracking_number);

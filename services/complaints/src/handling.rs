@@ -1,0 +1,399 @@
+//! The holding authority's side of Art. 24: its triage queue, acceptance that starts the
+//! 15-working-day handling deadline, and resolution with what was verified and found.
+
+use creditmesh_domain::calendar::{Layers, cst_date, format_date};
+use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
+use creditmesh_proto::common::v1::{Deadline, StatusChange};
+use creditmesh_proto::complaints::v1::*;
+use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_storage::sqlx::AnyConnection;
+use tonic::{Request, Response, Status};
+
+use crate::api::{Api, status_name};
+use crate::events;
+use crate::store::{self, Accepted, ComplaintRow, Listing};
+
+/// Art. 24: a complaint accepted is handled within 15 working days of its acceptance.
+pub const HANDLING_WORKING_DAYS: u32 = 15;
+/// The Measures leave the acceptance period open; a complaint not accepted (or referred)
+/// within this many working days of its receipt shows as overdue.
+pub const ACCEPTANCE_WORKING_DAYS: u32 = 5;
+const MAX_PAGE: i32 = 100;
+const MAX_TEXT: usize = 4000;
+
+/// Only a regulator: of the complaint's tenant, or the region.
+fn may_handle(ctx: &CallContext, row: &ComplaintRow) -> bool {
+    let own = &ctx.principal.tenant;
+    own.is_region() || row.tenant == own.to_string()
+}
+
+fn today(api: &Api) -> Result<time::Date, Error> {
+    cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))
+}
+
+pub(crate) fn proto(row: ComplaintRow, history: Vec<store::HistoryRow>, today: &str) -> Complaint {
+    let received_on = cst_date(row.received_at)
+        .map(format_date)
+        .unwrap_or_default();
+    let overdue = match row.status.as_str() {
+        "received" => {
+            !row.acceptance_due.is_empty()
+                && !row.acceptance_provisional
+                && row.acceptance_due.as_str() < today
+        }
+        "accepted" => !row.handling_provisional && row.handling_due.as_str() < today,
+        _ => false,
+    };
+    Complaint {
+        tracking_number: row.tracking_number,
+        tenant: row.tenant,
+        agency_uscc: row.agency_uscc,
+        agency_name: row.agency_name,
+        subject: row.subject,
+        description: row.description,
+        status: status_name(&row.status) as i32,
+        received_at: Some(timestamp(row.received_at)),
+        handling_deadline: handling_deadline(
+            &row.handling_from,
+            &row.handling_due,
+            row.handling_provisional,
+            &row.calendar_version,
+        ),
+        history: history
+            .into_iter()
+            .map(|h| StatusChange {
+                status: h.status,
+                changed_at: Some(timestamp(h.changed_at)),
+                principal: h.principal,
+                note: h.note,
+            })
+            .collect(),
+        outcome: row.outcome,
+        against_agency: row.against_agency,
+        acceptance_deadline: (!row.acceptance_due.is_empty()).then(|| Deadline {
+            from_date: received_on,
+            working_days: ACCEPTANCE_WORKING_DAYS as i32,
+            due_date: row.acceptance_due,
+            calendar_version: String::new(),
+            provisional: row.acceptance_provisional,
+        }),
+        overdue,
+    }
+}
+
+pub(crate) fn handling_deadline(
+    from: &str,
+    due: &str,
+    provisional: bool,
+    calendar_version: &str,
+) -> Option<Deadline> {
+    (!due.is_empty()).then(|| Deadline {
+        from_date: from.to_owned(),
+        working_days: HANDLING_WORKING_DAYS as i32,
+        due_date: due.to_owned(),
+        calendar_version: calendar_version.to_owned(),
+        provisional,
+    })
+}
+
+/// The complaint `tracking_number` as its handler sees it, or `NOT_FOUND` for anyone else.
+async fn handled(
+    conn: &mut AnyConnection,
+    ctx: &CallContext,
+    tracking_number: &str,
+) -> Result<ComplaintRow, Error> {
+    let row = store::find(conn, tracking_number).await?;
+    match row {
+        Some(row) if may_handle(ctx, &row) => Ok(row),
+        _ => Err(Error::not_found(format!(
+            "no complaint {tracking_number} for this authority"
+        ))),
+    }
+}
+
+fn refused_move(row: &ComplaintRow, event: ComplaintEvent) -> Error {
+    let why = State::parse(&row.status)
+        .and_then(|s| s.on(event).err())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| format!("the complaint is {}", row.status));
+    Error::failed_precondition(format!("complaint {}: {why}", row.tracking_number))
+}
+
+pub(crate) async fn list_complaints(
+    api: &Api,
+    request: Request<ListComplaintsRequest>,
+) -> Result<Response<ListComplaintsResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        if !(0..=MAX_PAGE).contains(&req.page_size) {
+            v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
+        }
+        let limit = i64::from(if req.page_size == 0 {
+            20
+        } else {
+            req.page_size
+        });
+        let token = req.page_token.trim();
+        let is_number = |t: &str| {
+            t.len() == 14
+                && t.starts_with("TS")
+                && t[2..].chars().all(|c| c.is_ascii_alphanumeric())
+        };
+        if !(token.is_empty() || is_number(token)) {
+            v.add("page_token", "is not a token this list gave out");
+        }
+        let mut statuses = Vec::new();
+        for (i, s) in req.statuses.iter().enumerate() {
+            let name = match ComplaintStatus::try_from(*s) {
+                Ok(ComplaintStatus::Received) => "received",
+                Ok(ComplaintStatus::Accepted) => "accepted",
+                Ok(ComplaintStatus::Resolved) => "resolved",
+                Ok(ComplaintStatus::Referred) => "referred",
+                _ => {
+                    v.add(format!("statuses[{i}]"), "is not a complaint status");
+                    continue;
+                }
+            };
+            statuses.push(name);
+        }
+        let own = ctx.principal.tenant;
+        let tenant = match req.tenant.trim() {
+            "" if own.is_region() => String::new(),
+            "" => own.to_string(),
+            t => match Tenant::parse(t) {
+                Ok(t) if own.is_region() || t == own => t.to_string(),
+                Ok(_) => {
+                    return Err(Error::permission_denied(
+                        "a prefecture sees only its own tenant's complaints",
+                    ));
+                }
+                Err(e) => {
+                    v.add("tenant", e.to_string());
+                    String::new()
+                }
+            },
+        };
+        v.finish()?;
+        let today = format_date(today(api)?);
+        let mut conn = api.store.db.acquire().await?;
+        let mut rows = store::list(
+            &mut conn,
+            &Listing {
+                tenant: &tenant,
+                statuses,
+                overdue_on: req.overdue_only.then_some(today.as_str()),
+                after: token,
+                limit: limit + 1,
+            },
+        )
+        .await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| r.tracking_number.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListComplaintsResponse {
+            complaints: rows
+                .into_iter()
+                .map(|r| proto(r, Vec::new(), &today))
+                .collect(),
+            next_page_token,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn accept_complaint(
+    api: &Api,
+    request: Request<AcceptComplaintRequest>,
+) -> Result<Response<AcceptComplaintResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let checked = {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("tracking_number", &req.tracking_number);
+        v.finish()
+    };
+    edge::call(&api.store, &ctx, "AcceptComplaint", checked, |()| async {
+        let store = &api.store;
+        let (ctx, req) = (&ctx, &req);
+        store
+            .write_idempotent(
+                ctx,
+                "AcceptComplaint",
+                &req.request_id,
+                |mut tx| async move {
+                    let row = handled(&mut tx, ctx, req.tracking_number.trim()).await?;
+                    let today = today(api)?;
+                    let deadline = api
+                        .calendar
+                        .deadline(today, HANDLING_WORKING_DAYS, Layers::Xinjiang)
+                        .map_err(|e| Error::failed_precondition(e.to_string()))?;
+                    if store::transition(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        ComplaintEvent::Accept,
+                    )
+                    .await?
+                    .is_none()
+                    {
+                        return Err(refused_move(&row, ComplaintEvent::Accept));
+                    }
+                    let now = store.now();
+                    let (from, due) = (format_date(deadline.from), format_date(deadline.due));
+                    store::set_accepted(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        &Accepted {
+                            at: now,
+                            from: &from,
+                            due: &due,
+                            provisional: deadline.provisional,
+                            calendar_version: &deadline.calendar_version,
+                        },
+                    )
+                    .await?;
+                    store::add_history(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        State::Accepted.name(),
+                        now,
+                        &ctx.principal_id,
+                        &format!("accepted; to be handled by {due} (Art. 24)"),
+                    )
+                    .await?;
+                    let complaint =
+                        reread(&mut tx, &row.tracking_number, &format_date(today)).await?;
+                    Ok((
+                        tx,
+                        Written {
+                            value: AcceptComplaintResponse {
+                                complaint: Some(complaint),
+                            },
+                            tenant: row.tenant.clone(),
+                        },
+                    ))
+                },
+            )
+            .await
+    })
+    .await
+}
+
+async fn reread(
+    conn: &mut AnyConnection,
+    tracking_number: &str,
+    today: &str,
+) -> Result<Complaint, Error> {
+    let row = store::find(conn, tracking_number)
+        .await?
+        .ok_or_else(|| Error::internal("a complaint just written is missing"))?;
+    let history = store::history(conn, &row.tenant, &row.tracking_number).await?;
+    Ok(proto(row, history, today))
+}
+
+pub(crate) async fn resolve_complaint(
+    api: &Api,
+    request: Request<ResolveComplaintRequest>,
+) -> Result<Response<ResolveComplaintResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let checked = {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("tracking_number", &req.tracking_number);
+        v.require("outcome", &req.outcome);
+        v.max_chars("outcome", &req.outcome, MAX_TEXT);
+        v.require("verified", &req.verified);
+        v.max_chars("verified", &req.verified, MAX_TEXT);
+        v.finish()
+    };
+    edge::call(&api.store, &ctx, "ResolveComplaint", checked, |()| async {
+        let store = &api.store;
+        let (ctx, req) = (&ctx, &req);
+        store
+            .write_idempotent(
+                ctx,
+                "ResolveComplaint",
+                &req.request_id,
+                |mut tx| async move {
+                    let row = handled(&mut tx, ctx, req.tracking_number.trim()).await?;
+                    if store::transition(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        ComplaintEvent::Resolve,
+                    )
+                    .await?
+                    .is_none()
+                    {
+                        return Err(refused_move(&row, ComplaintEvent::Resolve));
+                    }
+                    let now = store.now();
+                    let (outcome, verified) = (req.outcome.trim(), req.verified.trim());
+                    store::set_resolved(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        now,
+                        outcome,
+                        verified,
+                        req.against_agency,
+                    )
+                    .await?;
+                    store::add_history(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        State::Resolved.name(),
+                        now,
+                        &ctx.principal_id,
+                        outcome,
+                    )
+                    .await?;
+                    store
+                        .publish_event(
+                            &mut tx,
+                            events::COMPLAINT_SUBMITTED_CONSUMERS,
+                            ctx,
+                            &row.tenant,
+                            &row.tracking_number,
+                            &creditmesh_proto::events::v1::ComplaintResolved {
+                                tracking_number: row.tracking_number.clone(),
+                                agency_uscc: row.agency_uscc.clone(),
+                                against_agency: req.against_agency,
+                                outcome: outcome.to_owned(),
+                                verified: verified.to_owned(),
+                            },
+                        )
+                        .await?;
+                    let today = format_date(today(api)?);
+                    let complaint = reread(&mut tx, &row.tracking_number, &today).await?;
+                    Ok((
+                        tx,
+                        Written {
+                            value: ResolveComplaintResponse {
+                                complaint: Some(complaint),
+                            },
+                            tenant: row.tenant.clone(),
+                        },
+                    ))
+                },
+            )
+            .await
+    })
+    .await
+}
