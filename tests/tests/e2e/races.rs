@@ -310,3 +310,84 @@ async fn two_history_entries_at_once_both_land() {
     );
     t.stop().await;
 }
+
+/// The region and the holding prefecture accept the same complaint at once, then resolve it at
+/// once: one acceptance, one resolution, one finding in the credit file, each round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_regulators_on_one_complaint_have_one_winner_each_step() {
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    use creditmesh_proto::complaints::v1::{AcceptComplaintRequest, ResolveComplaintRequest};
+    let Some(t) = mesh(Engine::Postgres).await else {
+        return;
+    };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let regulators = [
+        ComplaintServiceClient::new(t.node("regulator-653100").await),
+        ComplaintServiceClient::new(t.node("regulator-650000").await),
+    ];
+    const COMPLAINTS: usize = 30;
+    for round in 0..COMPLAINTS {
+        let number = public
+            .submit_complaint(super::complaints::complaint(&format!("race-{round}"), ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .tracking_number;
+        let accepts = regulators.clone().map(|mut r| {
+            let number = number.clone();
+            tokio::spawn(async move {
+                r.accept_complaint(AcceptComplaintRequest {
+                    request_id: format!("accept-{number}-{}", uuid::Uuid::new_v4()),
+                    tracking_number: number,
+                })
+                .await
+            })
+        });
+        let winners = |answers: Vec<Result<_, tonic::Status>>| {
+            let won = answers.iter().filter(|r| r.is_ok()).count();
+            for r in answers.iter().filter_map(|r| r.as_ref().err()) {
+                assert_eq!(r.code(), Code::FailedPrecondition, "{r:?}");
+            }
+            won
+        };
+        let accepted: Vec<_> = futures::future::join_all(accepts)
+            .await
+            .into_iter()
+            .map(|j| j.unwrap().map(|_| ()))
+            .collect();
+        assert_eq!(winners(accepted), 1, "round {round}: one acceptance");
+        let resolutions = regulators.clone().map(|mut r| {
+            let number = number.clone();
+            tokio::spawn(async move {
+                r.resolve_complaint(ResolveComplaintRequest {
+                    request_id: format!("resolve-{number}-{}", uuid::Uuid::new_v4()),
+                    tracking_number: number,
+                    outcome: "upheld".into(),
+                    verified: "records".into(),
+                    against_agency: true,
+                })
+                .await
+            })
+        });
+        let resolved: Vec<_> = futures::future::join_all(resolutions)
+            .await
+            .into_iter()
+            .map(|j| j.unwrap().map(|_| ()))
+            .collect();
+        assert_eq!(winners(resolved), 1, "round {round}: one resolution");
+    }
+    let review = t.db_url("review");
+    eventually("every finding recorded", Duration::from_secs(30), || {
+        let url = review.clone();
+        async move {
+            let n = scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM review_credit_file WHERE kind = 'complaint_finding'",
+            )
+            .await;
+            (n == COMPLAINTS as i64).then_some(())
+        }
+    })
+    .await;
+    t.stop().await;
+}
