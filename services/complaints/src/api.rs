@@ -63,6 +63,8 @@ pub(crate) fn status_name(s: &str) -> ComplaintStatus {
 }
 
 struct ValidComplaint {
+    /// The complainant named the authority.
+    addressed: bool,
     tenant: Tenant,
     uscc: Uscc,
 }
@@ -78,8 +80,9 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
         v.check("agency_uscc", Uscc::parse(&req.agency_uscc))
     };
     v.max_chars("agency_name", &req.agency_name, 200);
-    // Unaddressed, a complaint goes to the authority that holds the agency's filing by
-    // Art. 10: its prefecture of registration, or the region for one registered elsewhere.
+    // Unaddressed, a complaint goes to the authority holding the agency's filing (looked up
+    // in the write), else by Art. 10 to its prefecture of registration, or the region for one
+    // registered elsewhere.
     let tenant = if req.tenant.trim().is_empty() {
         Some(uscc.as_ref().map(Uscc::reviewing_tenant).unwrap_or(REGION))
     } else {
@@ -104,7 +107,11 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
         }
     }
     match (v.finish(), tenant, uscc) {
-        (Ok(()), Some(tenant), Some(uscc)) => Ok(ValidComplaint { tenant, uscc }),
+        (Ok(()), Some(tenant), Some(uscc)) => Ok(ValidComplaint {
+            addressed: !req.tenant.trim().is_empty(),
+            tenant,
+            uscc,
+        }),
         (Err(e), _, _) => Err(e),
         _ => Err(Error::internal("validation lost a field")),
     }
@@ -133,7 +140,10 @@ impl ComplaintService for Api {
         let (req, valid, ctx) = (&req, &valid, &ctx);
         let response = store
             .write_idempotent(ctx, "SubmitComplaint", &idempotency_key, |mut tx| async move {
-                let tenant = valid.tenant.to_string();
+                let tenant = match crate::holders::holder(&mut tx, valid.uscc.as_str()).await? {
+                    Some(holder) if !valid.addressed => holder,
+                    _ => valid.tenant.to_string(),
+                };
                 let tracking_number = format!("TS{}", random_code(12));
                 let access_code = random_code(20);
                 let now = store.now();

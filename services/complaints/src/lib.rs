@@ -2,11 +2,12 @@
 
 mod api;
 mod handling;
+mod holders;
 mod schema;
 mod store;
 
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
-use creditmesh_rpc::sink::{IgnoreEvents, with_sink};
+use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
@@ -36,5 +37,5 @@ fn routes(env: ServiceEnv) -> Routes {
     } = env;
     let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone(), calendar))
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(api), store, authn, IgnoreEvents)
+    with_sink(Routes::new(api), store, authn, holders::Handler)
 }

@@ -26,5 +26,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/103_handling.sql"),
             include_str!("../migrations/103_handling.sql"),
         ),
+        Migration::new(
+            104,
+            "who holds each agency's filing",
+            include_str!("../migrations/104_holders.sql"),
+            include_str!("../migrations/104_holders.sql"),
+        ),
     ]
 }

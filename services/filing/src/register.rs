@@ -10,7 +10,8 @@ use creditmesh_storage::{Infra, NewEvent, StorageError, Tx};
 use crate::model::{Documents, Facts};
 use crate::store;
 
-pub const CONSUMERS: &[&str] = &["disclosure"];
+/// The register, and complaints (which route a complaint to the authority holding the filing).
+pub const CONSUMERS: &[&str] = &["disclosure", "complaints"];
 
 /// What happened to the public record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

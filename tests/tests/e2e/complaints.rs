@@ -28,6 +28,7 @@ crate::on_both_engines!(
     every_call_is_audited_with_principal_tenant_and_request_id,
     concurrent_submissions_all_commit,
     prefecture_regulator_sees_only_its_own_tenant,
+    a_complaint_goes_to_the_authority_holding_the_filing,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -470,5 +471,88 @@ async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
     assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
     let agency = queue("agency", "").await.unwrap_err();
     assert_eq!(agency.code(), Code::PermissionDenied, "{agency:?}");
+    t.stop().await;
+}
+
+async fn a_complaint_goes_to_the_authority_holding_the_filing(engine: Engine) {
+    use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+    use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
+    let Some(t) = super::filing::mesh(engine).await else {
+        return;
+    };
+    // An approval tells complaints who holds the filing.
+    super::review::approve(&t, "holder").await;
+    let url = t.db_url("complaints");
+    eventually("the holder known", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM complaints_holder \
+                       WHERE uscc = '91653101MA78KT005T' AND tenant = '653100'";
+            (scalar_i64(&url, sql).await == 1).then_some(())
+        }
+    })
+    .await;
+    // An agency coded in Urumqi whose filing Kashgar holds (it registered its address there).
+    const MOVED: &str = "91650102MA7XJ0003G";
+    EventSinkServiceClient::new(
+        creditmesh_tests::mtls(t.service_addr("complaints"), &t.pki_dir, "service-filing").await,
+    )
+    .deliver(DeliverRequest {
+        event: Some(Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            r#type: RegisterChanged::TYPE.into(),
+            source: "filing".into(),
+            tenant: "653100".into(),
+            principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+            subject: "f".into(),
+            occurred_at: None,
+            payload: prost::Message::encode_to_vec(&RegisterChanged {
+                filing_id: "f".into(),
+                tenant: "653100".into(),
+                uscc: MOVED.into(),
+                notice: "published".into(),
+                status: "active".into(),
+                ..Default::default()
+            }),
+        }),
+    })
+    .await
+    .unwrap();
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let about_moved = |request_id: &str, tenant: &str| {
+        let mut c = complaint(request_id, tenant);
+        c.agency_uscc = MOVED.into();
+        c
+    };
+    public
+        .submit_complaint(about_moved("h-1", ""))
+        .await
+        .unwrap();
+    public
+        .submit_complaint(about_moved("h-2", "650100"))
+        .await
+        .unwrap();
+    let tenants = |tenant: &'static str| {
+        let url = url.clone();
+        async move {
+            let sql = match tenant {
+                "653100" => {
+                    "SELECT COUNT(*) FROM complaints_complaint \
+                             WHERE agency_uscc = '91650102MA7XJ0003G' AND tenant = '653100'"
+                }
+                _ => {
+                    "SELECT COUNT(*) FROM complaints_complaint \
+                      WHERE agency_uscc = '91650102MA7XJ0003G' AND tenant = '650100'"
+                }
+            };
+            scalar_i64(&url, sql).await
+        }
+    };
+    assert_eq!(tenants("653100").await, 1, "unaddressed: to the holder");
+    assert_eq!(
+        tenants("650100").await,
+        1,
+        "addressed: where the complainant said"
+    );
     t.stop().await;
 }
