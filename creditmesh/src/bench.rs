@@ -299,6 +299,7 @@ impl BenchMesh {
                 blob_store: dir.join("blobs").display().to_string(),
                 staging_dir: dir.join("staging"),
                 spot_check_percent: [10, 5, 20, 50],
+                complaint_acceptance_working_days: 5,
                 review_routing: Default::default(),
                 measures: None,
                 register: Default::default(),

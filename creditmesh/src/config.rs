@@ -89,10 +89,22 @@ pub struct BackendConfig {
     pub server_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupervisionConfig {
     pub spot_check_percent: SpotCheckPercent,
+    /// Working days after its receipt by which a complaint should be accepted or referred;
+    /// past it the complaint shows as overdue (Art. 24 leaves the period open).
+    pub complaint_acceptance_working_days: u32,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        Self {
+            spot_check_percent: SpotCheckPercent::default(),
+            complaint_acceptance_working_days: 5,
+        }
+    }
 }
 
 /// The Measures take effect on a date their text leaves open ("202x年xx月xx日") and are valid
@@ -422,6 +434,12 @@ impl Config {
         problems.extend(creditmesh_disclosure::register_config_problems(
             &self.register,
         ));
+        if !(1..=30).contains(&self.supervision.complaint_acceptance_working_days) {
+            problems.push((
+                "supervision.complaint_acceptance_working_days".into(),
+                "must be between 1 and 30".into(),
+            ));
+        }
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
         }
@@ -457,6 +475,7 @@ impl Config {
             calendar: std::sync::Arc::new(self.calendar.load()?),
             blob_store: self.blob_store(),
             staging_dir: self.data_dir.join("staging"),
+            complaint_acceptance_working_days: self.supervision.complaint_acceptance_working_days,
             spot_check_percent: {
                 let p = &self.supervision.spot_check_percent;
                 [p.unset, p.low, p.medium, p.high]
@@ -507,7 +526,17 @@ mod tests {
         cfg.database.max_connections = 0;
         cfg.log.format = "xml".into();
         cfg.review_routing.insert("653101".into(), "654200".into());
+        cfg.supervision.complaint_acceptance_working_days = 0;
+        cfg.register.cosignatures_required = 1;
         let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("config key `supervision.complaint_acceptance_working_days`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("config key `register.cosignatures_required`"),
+            "{err}"
+        );
         assert!(err.contains("config key `review_routing.653101`"), "{err}");
         assert!(err.contains("config key `database.url`"), "{err}");
         assert!(

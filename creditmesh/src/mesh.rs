@@ -58,6 +58,7 @@ pub struct Runtime {
     pub staging_dir: std::path::PathBuf,
     /// Spot-check ratio per risk tier, in percent: unset, low, medium, high.
     pub spot_check_percent: [u32; 4],
+    pub complaint_acceptance_working_days: u32,
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     pub measures: Option<creditmesh_domain::measures::Validity>,
     pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
@@ -101,6 +102,7 @@ pub async fn start_service(
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
         spot_check_percent: runtime.spot_check_percent,
+        complaint_acceptance_working_days: runtime.complaint_acceptance_working_days,
         review_routing: runtime.review_routing.clone(),
         measures: runtime.measures,
         pki_dir: runtime.pki_dir.clone(),

@@ -38,6 +38,9 @@ pub struct ServiceEnv {
     pub blobs: Blobs,
     /// Spot-check ratio per risk tier, in percent: unset, low, medium, high (Art. 14).
     pub spot_check_percent: [u32; 4],
+    /// Working days after its receipt by which a complaint should be accepted or referred
+    /// (Art. 24 leaves the period open).
+    pub complaint_acceptance_working_days: u32,
     /// Who reviews a filing, by the division of its registered address (Art. 10).
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     /// The Measures' validity window (Art. 32); `None` while no effective date is configured.

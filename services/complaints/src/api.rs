@@ -20,14 +20,22 @@ pub struct Api {
     pub(crate) store: ServiceStore,
     pub(crate) authn: Authn,
     pub(crate) calendar: Arc<Calendar>,
+    /// Art. 24 leaves the acceptance period open: see the configuration.
+    pub(crate) acceptance_working_days: u32,
 }
 
 impl Api {
-    pub fn new(store: ServiceStore, authn: Authn, calendar: Arc<Calendar>) -> Self {
+    pub fn new(
+        store: ServiceStore,
+        authn: Authn,
+        calendar: Arc<Calendar>,
+        acceptance_working_days: u32,
+    ) -> Self {
         Self {
             store,
             authn,
             calendar,
+            acceptance_working_days,
         }
     }
 }
@@ -166,11 +174,11 @@ impl ComplaintService for Api {
                     },
                 )
                 .await?;
-                // The Measures leave the acceptance period open: see handling.rs.
+                // The Measures leave the acceptance period open: it is configuration.
                 let received_on = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
                 if let Ok(due) = self.calendar.deadline(
                     received_on,
-                    handling::ACCEPTANCE_WORKING_DAYS,
+                    self.acceptance_working_days,
                     Layers::Xinjiang,
                 ) {
                     store::set_acceptance_due(

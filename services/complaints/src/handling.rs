@@ -16,9 +16,6 @@ use crate::store::{self, Accepted, ComplaintRow, Listing};
 
 /// Art. 24: a complaint accepted is handled within 15 working days of its acceptance.
 pub const HANDLING_WORKING_DAYS: u32 = 15;
-/// The Measures leave the acceptance period open; a complaint not accepted (or referred)
-/// within this many working days of its receipt shows as overdue.
-pub const ACCEPTANCE_WORKING_DAYS: u32 = 5;
 const MAX_PAGE: i32 = 100;
 const MAX_TEXT: usize = 4000;
 
@@ -32,7 +29,12 @@ fn today(api: &Api) -> Result<time::Date, Error> {
     cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))
 }
 
-pub(crate) fn proto(row: ComplaintRow, history: Vec<store::HistoryRow>, today: &str) -> Complaint {
+pub(crate) fn proto(
+    row: ComplaintRow,
+    history: Vec<store::HistoryRow>,
+    today: &str,
+    acceptance_working_days: u32,
+) -> Complaint {
     let received_on = cst_date(row.received_at)
         .map(format_date)
         .unwrap_or_default();
@@ -73,7 +75,7 @@ pub(crate) fn proto(row: ComplaintRow, history: Vec<store::HistoryRow>, today: &
         against_agency: row.against_agency,
         acceptance_deadline: (!row.acceptance_due.is_empty()).then(|| Deadline {
             from_date: received_on,
-            working_days: ACCEPTANCE_WORKING_DAYS as i32,
+            working_days: acceptance_working_days as i32,
             due_date: row.acceptance_due,
             calendar_version: String::new(),
             provisional: row.acceptance_provisional,
@@ -202,7 +204,7 @@ pub(crate) async fn list_complaints(
         Ok(ListComplaintsResponse {
             complaints: rows
                 .into_iter()
-                .map(|r| proto(r, Vec::new(), &today))
+                .map(|r| proto(r, Vec::new(), &today, api.acceptance_working_days))
                 .collect(),
             next_page_token,
         })
@@ -275,7 +277,7 @@ pub(crate) async fn accept_complaint(
                     )
                     .await?;
                     let complaint =
-                        reread(&mut tx, &row.tracking_number, &format_date(today)).await?;
+                        reread(api, &mut tx, &row.tracking_number, &format_date(today)).await?;
                     Ok((
                         tx,
                         Written {
@@ -293,6 +295,7 @@ pub(crate) async fn accept_complaint(
 }
 
 async fn reread(
+    api: &Api,
     conn: &mut AnyConnection,
     tracking_number: &str,
     today: &str,
@@ -301,7 +304,7 @@ async fn reread(
         .await?
         .ok_or_else(|| Error::internal("a complaint just written is missing"))?;
     let history = store::history(conn, &row.tenant, &row.tracking_number).await?;
-    Ok(proto(row, history, today))
+    Ok(proto(row, history, today, api.acceptance_working_days))
 }
 
 pub(crate) async fn resolve_complaint(
@@ -381,7 +384,7 @@ pub(crate) async fn resolve_complaint(
                         )
                         .await?;
                     let today = format_date(today(api)?);
-                    let complaint = reread(&mut tx, &row.tracking_number, &today).await?;
+                    let complaint = reread(api, &mut tx, &row.tracking_number, &today).await?;
                     Ok((
                         tx,
                         Written {

@@ -33,9 +33,15 @@ fn routes(env: ServiceEnv) -> Routes {
         store,
         authn,
         calendar,
+        complaint_acceptance_working_days,
         ..
     } = env;
-    let api = ComplaintServiceServer::new(api::Api::new(store.clone(), authn.clone(), calendar))
-        .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
+    let api = ComplaintServiceServer::new(api::Api::new(
+        store.clone(),
+        authn.clone(),
+        calendar,
+        complaint_acceptance_working_days,
+    ))
+    .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, holders::Handler)
 }

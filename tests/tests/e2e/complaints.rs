@@ -68,7 +68,7 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
     // Friday 25 September 2026: fifteen working days from here run across the National Day
     // break.
     let clock = Arc::new(TestClock::at(date!(2026 - 09 - 25)));
-    let Some(t) = TestMesh::start_at(engine, clock).await else {
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
         return;
     };
     t.issue(
@@ -160,7 +160,45 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
         .into_inner()
         .complaints;
     assert_eq!(queue.len(), 1);
-    assert!(queue[0].acceptance_deadline.is_some());
+    let to_accept = queue[0].acceptance_deadline.clone().unwrap();
+    assert_eq!(to_accept.working_days, 5);
+    let accept_by = creditmesh_domain::calendar::Calendar::builtin()
+        .deadline(
+            date!(2026 - 09 - 25),
+            5,
+            creditmesh_domain::calendar::Layers::Xinjiang,
+        )
+        .unwrap();
+    assert_eq!(
+        to_accept.due_date,
+        creditmesh_domain::calendar::format_date(accept_by.due)
+    );
+    assert!(!queue[0].overdue);
+    // Past its acceptance deadline, unaccepted, it is in the overdue view.
+    let overdue_view = |kashgar: &mut ComplaintServiceClient<Channel>| {
+        let mut k = kashgar.clone();
+        async move {
+            k.list_complaints(ListComplaintsRequest {
+                overdue_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .complaints
+        }
+    };
+    assert!(overdue_view(&mut kashgar).await.is_empty());
+    clock.set(accept_by.due);
+    assert!(
+        overdue_view(&mut kashgar).await.is_empty(),
+        "the period ends at the end of its last day"
+    );
+    clock.set(accept_by.due.next_day().unwrap());
+    let late = overdue_view(&mut kashgar).await;
+    assert_eq!(late.len(), 1);
+    assert!(late[0].overdue);
+    clock.set(date!(2026 - 09 - 25));
     let accepted = kashgar
         .accept_complaint(accept("a-1"))
         .await
