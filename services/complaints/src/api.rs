@@ -60,6 +60,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What makes two complaints the same: the agency, and the subject and description with case
+/// and runs of white space ignored.
+fn fingerprint(uscc: &str, subject: &str, description: &str) -> String {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    sha256_hex(format!("{uscc}\0{}\0{}", norm(subject), norm(description)).as_bytes())
+}
+
 pub(crate) fn status_name(s: &str) -> ComplaintStatus {
     match s {
         "received" => ComplaintStatus::Received,
@@ -190,6 +202,16 @@ impl ComplaintService for Api {
                     )
                     .await?;
                 }
+                let repeats = store::link_repeat(
+                    &mut tx,
+                    &tenant,
+                    &tracking_number,
+                    &fingerprint(valid.uscc.as_str(), &req.subject, &req.description),
+                )
+                .await?;
+                let note = repeats
+                    .map(|first| format!("repeats complaint {first}"))
+                    .unwrap_or_default();
                 store::add_history(
                     &mut tx,
                     &tenant,
@@ -197,7 +219,7 @@ impl ComplaintService for Api {
                     "received",
                     now,
                     &ctx.principal_id,
-                    "",
+                    &note,
                 )
                 .await?;
                 store

@@ -3,7 +3,7 @@
 
 use creditmesh_domain::calendar::{Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask};
 use creditmesh_proto::common::v1::{Deadline, StatusChange};
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
@@ -19,6 +19,23 @@ pub const HANDLING_WORKING_DAYS: u32 = 15;
 const MAX_PAGE: i32 = 100;
 const MAX_TEXT: usize = 4000;
 
+/// The complainant's name and contact as `ctx` may see them: whole for the holding
+/// authority's regulators, masked for the region looking at a prefecture's complaint.
+fn complainant(ctx: &CallContext, row: &ComplaintRow) -> (String, String) {
+    if ctx.principal.tenant.to_string() == row.tenant {
+        return (
+            row.complainant_name.clone(),
+            row.complainant_contact.clone(),
+        );
+    }
+    let contact = if row.complainant_contact.contains('@') {
+        mask::email(&row.complainant_contact)
+    } else {
+        mask::phone(&row.complainant_contact)
+    };
+    (mask::person_name(&row.complainant_name), contact)
+}
+
 /// Only a regulator: of the complaint's tenant, or the region.
 fn may_handle(ctx: &CallContext, row: &ComplaintRow) -> bool {
     let own = &ctx.principal.tenant;
@@ -30,11 +47,13 @@ fn today(api: &Api) -> Result<time::Date, Error> {
 }
 
 pub(crate) fn proto(
+    ctx: &CallContext,
     row: ComplaintRow,
     history: Vec<store::HistoryRow>,
     today: &str,
     acceptance_working_days: u32,
 ) -> Complaint {
+    let (complainant_name, complainant_contact) = complainant(ctx, &row);
     let received_on = cst_date(row.received_at)
         .map(format_date)
         .unwrap_or_default();
@@ -81,6 +100,10 @@ pub(crate) fn proto(
             provisional: row.acceptance_provisional,
         }),
         overdue,
+        complainant_name,
+        complainant_contact,
+        repeats: row.repeats,
+        repeated: row.repeated as i32,
     }
 }
 
@@ -204,7 +227,7 @@ pub(crate) async fn list_complaints(
         Ok(ListComplaintsResponse {
             complaints: rows
                 .into_iter()
-                .map(|r| proto(r, Vec::new(), &today, api.acceptance_working_days))
+                .map(|r| proto(&ctx, r, Vec::new(), &today, api.acceptance_working_days))
                 .collect(),
             next_page_token,
         })
@@ -277,7 +300,8 @@ pub(crate) async fn accept_complaint(
                     )
                     .await?;
                     let complaint =
-                        reread(api, &mut tx, &row.tracking_number, &format_date(today)).await?;
+                        reread(api, ctx, &mut tx, &row.tracking_number, &format_date(today))
+                            .await?;
                     Ok((
                         tx,
                         Written {
@@ -296,6 +320,7 @@ pub(crate) async fn accept_complaint(
 
 async fn reread(
     api: &Api,
+    ctx: &CallContext,
     conn: &mut AnyConnection,
     tracking_number: &str,
     today: &str,
@@ -304,7 +329,7 @@ async fn reread(
         .await?
         .ok_or_else(|| Error::internal("a complaint just written is missing"))?;
     let history = store::history(conn, &row.tenant, &row.tracking_number).await?;
-    Ok(proto(row, history, today, api.acceptance_working_days))
+    Ok(proto(ctx, row, history, today, api.acceptance_working_days))
 }
 
 pub(crate) async fn resolve_complaint(
@@ -384,7 +409,7 @@ pub(crate) async fn resolve_complaint(
                         )
                         .await?;
                     let today = format_date(today(api)?);
-                    let complaint = reread(api, &mut tx, &row.tracking_number, &today).await?;
+                    let complaint = reread(api, ctx, &mut tx, &row.tracking_number, &today).await?;
                     Ok((
                         tx,
                         Written {

@@ -32,5 +32,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/104_holders.sql"),
             include_str!("../migrations/104_holders.sql"),
         ),
+        Migration::new(
+            105,
+            "repeated complaints linked",
+            include_str!("../migrations/105_repeats.sql"),
+            include_str!("../migrations/105_repeats.sql"),
+        ),
     ]
 }

@@ -37,11 +37,19 @@ pub struct ComplaintRow {
     pub calendar_version: String,
     pub outcome: String,
     pub against_agency: bool,
+    pub complainant_name: String,
+    pub complainant_contact: String,
+    pub repeats: String,
+    /// How many later complaints repeat this one.
+    pub repeated: i64,
 }
 
 const COLUMNS: &str = "tenant, tracking_number, access_code_sha256, status, agency_uscc, \
     agency_name, subject, description, received_at, acceptance_due, acceptance_provisional, \
-    handling_from, handling_due, handling_provisional, calendar_version, outcome, against_agency";
+    handling_from, handling_due, handling_provisional, calendar_version, outcome, against_agency, \
+    complainant_name, complainant_contact, repeats, \
+    (SELECT COUNT(*) FROM complaints_complaint r WHERE r.tenant = complaints_complaint.tenant \
+     AND r.repeats = complaints_complaint.tracking_number)";
 
 fn complaint(r: &AnyRow) -> Result<ComplaintRow, sqlx::Error> {
     Ok(ComplaintRow {
@@ -62,6 +70,10 @@ fn complaint(r: &AnyRow) -> Result<ComplaintRow, sqlx::Error> {
         calendar_version: r.try_get(14)?,
         outcome: r.try_get(15)?,
         against_agency: r.try_get::<i64, _>(16)? != 0,
+        complainant_name: r.try_get(17)?,
+        complainant_contact: r.try_get(18)?,
+        repeats: r.try_get(19)?,
+        repeated: r.try_get(20)?,
     })
 }
 
@@ -297,4 +309,37 @@ pub async fn list(
         .map(complaint)
         .collect::<Result<_, _>>()
         .map_err(Into::into)
+}
+
+/// Marks a complaint just received as repeating the oldest open one of its tenant with the same
+/// fingerprint (agency, subject, description), and records its fingerprint.
+pub async fn link_repeat(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    fingerprint: &str,
+) -> Result<Option<String>, StorageError> {
+    let first = sqlx::query(
+        "SELECT tracking_number FROM complaints_complaint WHERE tenant = $1 AND fingerprint = $2 \
+         AND repeats = '' AND status IN ('received', 'accepted', 'referred') \
+         AND tracking_number <> $3 ORDER BY received_at, tracking_number LIMIT 1",
+    )
+    .bind(tenant.to_owned())
+    .bind(fingerprint.to_owned())
+    .bind(tracking_number.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|r| r.try_get::<String, _>(0))
+    .transpose()?;
+    sqlx::query(
+        "UPDATE complaints_complaint SET fingerprint = $1, repeats = $2 \
+         WHERE tenant = $3 AND tracking_number = $4",
+    )
+    .bind(fingerprint.to_owned())
+    .bind(first.clone().unwrap_or_default())
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(first)
 }

@@ -505,6 +505,42 @@ async fn prefecture_regulator_sees_only_its_own_tenant(engine: Engine) {
         queue("regulator-650100", "").await.unwrap(),
         HashSet::from([urumqi.tracking_number.clone()])
     );
+    // The same complaint again is linked to the open one; the holding authority sees who
+    // complained, the region only masked.
+    let again = public
+        .submit_complaint(complaint("t-3", "650100"))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = |name: &'static str| {
+        let t = &t;
+        async move {
+            ComplaintServiceClient::new(t.node(name).await)
+                .list_complaints(ListComplaintsRequest {
+                    tenant: "650100".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .complaints
+        }
+    };
+    let urumqi_view = listed("regulator-650100").await;
+    let first = urumqi_view
+        .iter()
+        .find(|c| c.tracking_number == urumqi.tracking_number)
+        .unwrap();
+    let repeat = urumqi_view
+        .iter()
+        .find(|c| c.tracking_number == again.tracking_number)
+        .unwrap();
+    assert_eq!(repeat.repeats, urumqi.tracking_number);
+    assert_eq!((first.repeats.as_str(), first.repeated), ("", 1));
+    assert_eq!(first.complainant_contact, "aynur@example.org");
+    let region_view = listed("regulator-650000").await;
+    assert_eq!(region_view[0].complainant_contact, "a***@example.org");
+    assert_eq!(region_view[0].complainant_name, "A****");
     let other = queue("regulator-650100", "653100").await.unwrap_err();
     assert_eq!(other.code(), Code::PermissionDenied, "{other:?}");
     let agency = queue("agency", "").await.unwrap_err();
