@@ -137,6 +137,24 @@ async fn handled(
     }
 }
 
+/// The complaint `tracking_number`, as it stood, once moved by `event`; `FAILED_PRECONDITION`
+/// naming its state when the machine does not allow the move.
+async fn moved(
+    conn: &mut AnyConnection,
+    ctx: &CallContext,
+    tracking_number: &str,
+    event: ComplaintEvent,
+) -> Result<ComplaintRow, Error> {
+    let row = handled(conn, ctx, tracking_number).await?;
+    if store::transition(conn, &row.tenant, &row.tracking_number, event)
+        .await?
+        .is_none()
+    {
+        return Err(refused_move(&row, event));
+    }
+    Ok(row)
+}
+
 fn refused_move(row: &ComplaintRow, event: ComplaintEvent) -> Error {
     let why = State::parse(&row.status)
         .and_then(|s| s.on(event).err())
@@ -257,23 +275,18 @@ pub(crate) async fn accept_complaint(
                 "AcceptComplaint",
                 &req.request_id,
                 |mut tx| async move {
-                    let row = handled(&mut tx, ctx, req.tracking_number.trim()).await?;
+                    let row = moved(
+                        &mut tx,
+                        ctx,
+                        req.tracking_number.trim(),
+                        ComplaintEvent::Accept,
+                    )
+                    .await?;
                     let today = today(api)?;
                     let deadline = api
                         .calendar
                         .deadline(today, HANDLING_WORKING_DAYS, Layers::Xinjiang)
                         .map_err(|e| Error::failed_precondition(e.to_string()))?;
-                    if store::transition(
-                        &mut tx,
-                        &row.tenant,
-                        &row.tracking_number,
-                        ComplaintEvent::Accept,
-                    )
-                    .await?
-                    .is_none()
-                    {
-                        return Err(refused_move(&row, ComplaintEvent::Accept));
-                    }
                     let now = store.now();
                     let (from, due) = (format_date(deadline.from), format_date(deadline.due));
                     store::set_accepted(
@@ -358,18 +371,13 @@ pub(crate) async fn resolve_complaint(
                 "ResolveComplaint",
                 &req.request_id,
                 |mut tx| async move {
-                    let row = handled(&mut tx, ctx, req.tracking_number.trim()).await?;
-                    if store::transition(
+                    let row = moved(
                         &mut tx,
-                        &row.tenant,
-                        &row.tracking_number,
+                        ctx,
+                        req.tracking_number.trim(),
                         ComplaintEvent::Resolve,
                     )
-                    .await?
-                    .is_none()
-                    {
-                        return Err(refused_move(&row, ComplaintEvent::Resolve));
-                    }
+                    .await?;
                     let now = store.now();
                     let (outcome, verified) = (req.outcome.trim(), req.verified.trim());
                     store::set_resolved(
