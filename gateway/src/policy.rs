@@ -178,6 +178,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         EVERYONE,
     ),
     (
+        "creditmesh.complaints.v1.ComplaintService/UploadEvidence",
+        EVERYONE,
+    ),
+    (
         "creditmesh.complaints.v1.ComplaintService/TrackComplaint",
         EVERYONE,
     ),

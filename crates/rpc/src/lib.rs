@@ -17,6 +17,7 @@ pub mod standard;
 pub mod store;
 pub mod telemetry;
 pub mod trace;
+pub mod upload;
 
 /// The largest message a service decodes; larger ones are refused with `RESOURCE_EXHAUSTED`.
 /// Documents travel in chunks below it.

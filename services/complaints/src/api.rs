@@ -9,6 +9,7 @@ use creditmesh_proto::common::v1::StatusChange;
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintService;
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{Authn, ServiceStore, Written, status, status_from, timestamp};
+use creditmesh_storage::Blobs;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -22,6 +23,8 @@ pub struct Api {
     pub(crate) calendar: Arc<Calendar>,
     /// Art. 24 leaves the acceptance period open: see the configuration.
     pub(crate) acceptance_working_days: u32,
+    /// Where evidence is kept.
+    pub(crate) blobs: Blobs,
 }
 
 impl Api {
@@ -30,12 +33,14 @@ impl Api {
         authn: Authn,
         calendar: Arc<Calendar>,
         acceptance_working_days: u32,
+        blobs: Blobs,
     ) -> Self {
         Self {
             store,
             authn,
             calendar,
             acceptance_working_days,
+            blobs,
         }
     }
 }
@@ -167,7 +172,14 @@ impl ComplaintService for Api {
                 let tracking_number = format!("TS{}", random_code(12));
                 let access_code = random_code(20);
                 let now = store.now();
-                let evidence: Vec<&str> = req.evidence.iter().map(|d| d.sha256.as_str()).collect();
+                let evidence: Vec<String> =
+                    req.evidence.iter().map(|d| d.sha256.to_ascii_lowercase()).collect();
+                if let Some((i, _)) = crate::evidence::missing(&mut tx, &evidence).await? {
+                    return Err(Error::invalid_field(
+                        format!("evidence[{i}].sha256"),
+                        "was not uploaded: upload it with UploadEvidence first",
+                    ));
+                }
                 store::insert(
                     &mut tx,
                     &NewComplaint {
@@ -302,6 +314,13 @@ impl ComplaintService for Api {
             referred_to: 0,
             outcome: row.outcome,
         }))
+    }
+
+    async fn upload_evidence(
+        &self,
+        request: Request<tonic::Streaming<UploadEvidenceRequest>>,
+    ) -> Result<Response<UploadEvidenceResponse>, Status> {
+        crate::evidence::upload_evidence(self, request).await
     }
 
     async fn list_complaints(

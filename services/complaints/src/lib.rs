@@ -1,6 +1,7 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
 mod api;
+mod evidence;
 mod handling;
 mod holders;
 mod schema;
@@ -34,6 +35,7 @@ fn routes(env: ServiceEnv) -> Routes {
         authn,
         calendar,
         complaint_acceptance_working_days,
+        blobs,
         ..
     } = env;
     let api = ComplaintServiceServer::new(api::Api::new(
@@ -41,6 +43,7 @@ fn routes(env: ServiceEnv) -> Routes {
         authn.clone(),
         calendar,
         complaint_acceptance_working_days,
+        blobs,
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, holders::Handler)

@@ -38,5 +38,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/105_repeats.sql"),
             include_str!("../migrations/105_repeats.sql"),
         ),
+        Migration::new(
+            106,
+            "evidence uploaded",
+            include_str!("../migrations/106_evidence.sql"),
+            include_str!("../migrations/106_evidence.sql"),
+        ),
     ]
 }

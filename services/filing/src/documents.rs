@@ -4,8 +4,8 @@ use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
-use creditmesh_rpc::{CallContext, Written, edge};
-use creditmesh_storage::blob::{Staging, sniff_media_type};
+use creditmesh_rpc::{CallContext, Written, edge, upload};
+use creditmesh_storage::blob::Staging;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -71,47 +71,18 @@ async fn receive(
     if let Err(e) = v.finish() {
         return Ok(Err(e));
     }
-    let io = |e: std::io::Error| Error::internal(format!("document store: {e}"));
-    let mut staging = match api.blobs.begin().await {
+    let parts = stream.map(|p| {
+        p.map(|p| match p.part {
+            Some(Part::Chunk(bytes)) => upload::Part::Chunk(bytes),
+            _ => upload::Part::Other,
+        })
+    });
+    let upload::Staged {
+        staging,
+        media_type,
+    } = match upload::stage(&api.blobs, meta.size_bytes, parts).await? {
         Ok(s) => s,
-        Err(e) => return Ok(Err(io(e))),
-    };
-    while let Some(part) = stream.next().await {
-        match part?.part {
-            Some(Part::Chunk(bytes)) => {
-                if staging.size() as i64 + bytes.len() as i64 > meta.size_bytes {
-                    return Ok(Err(Error::invalid_field(
-                        "chunk",
-                        "more bytes than metadata.size_bytes declared",
-                    )));
-                }
-                if let Err(e) = staging.write(&bytes).await {
-                    return Ok(Err(io(e)));
-                }
-            }
-            _ => {
-                return Ok(Err(Error::invalid_field(
-                    "metadata",
-                    "may be sent only once, first",
-                )));
-            }
-        }
-    }
-    if staging.size() as i64 != meta.size_bytes {
-        return Ok(Err(Error::invalid_field(
-            "chunk",
-            format!(
-                "{} bytes arrived, {} were declared",
-                staging.size(),
-                meta.size_bytes
-            ),
-        )));
-    }
-    let Some(media_type) = sniff_media_type(staging.head()) else {
-        return Ok(Err(Error::invalid_field(
-            "chunk",
-            "the content is not a PDF, OFD, JPEG or PNG document",
-        )));
+        Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(Received {
         uscc,

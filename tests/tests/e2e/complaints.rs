@@ -29,6 +29,7 @@ crate::on_both_engines!(
     concurrent_submissions_all_commit,
     prefecture_regulator_sees_only_its_own_tenant,
     a_complaint_goes_to_the_authority_holding_the_filing,
+    evidence_is_uploaded_publicly_and_checked_on_its_bytes,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -627,6 +628,92 @@ async fn a_complaint_goes_to_the_authority_holding_the_filing(engine: Engine) {
         tenants("650100").await,
         1,
         "addressed: where the complainant said"
+    );
+    t.stop().await;
+}
+
+async fn upload_evidence(
+    client: &mut ComplaintServiceClient<Channel>,
+    declared: i64,
+    bytes: Vec<u8>,
+) -> Result<creditmesh_proto::complaints::v1::UploadEvidenceResponse, tonic::Status> {
+    use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
+    use creditmesh_proto::complaints::v1::{EvidenceMetadata, UploadEvidenceRequest};
+    let half = bytes.len() / 2;
+    let parts = vec![
+        UploadEvidenceRequest {
+            part: Some(Part::Metadata(EvidenceMetadata {
+                file_name: "receipt.pdf".into(),
+                size_bytes: declared,
+            })),
+        },
+        UploadEvidenceRequest {
+            part: Some(Part::Chunk(bytes[..half].to_vec())),
+        },
+        UploadEvidenceRequest {
+            part: Some(Part::Chunk(bytes[half..].to_vec())),
+        },
+    ];
+    client
+        .upload_evidence(futures::stream::iter(parts))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn evidence_is_uploaded_publicly_and_checked_on_its_bytes(engine: Engine) {
+    use creditmesh_proto::common::v1::DocumentRef;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let receipt = super::filing::pdf("receipt for the promised rating");
+    let stored = upload_evidence(&mut public, receipt.len() as i64, receipt.clone())
+        .await
+        .unwrap();
+    assert_eq!(stored.media_type, "application/pdf");
+    assert_eq!(stored.size_bytes, receipt.len() as i64);
+    let sha = stored.document.unwrap().sha256;
+    let mut with_evidence = complaint("e-1", "");
+    with_evidence.evidence = vec![DocumentRef {
+        sha256: sha.clone(),
+    }];
+    public.submit_complaint(with_evidence).await.unwrap();
+
+    // Evidence nobody uploaded, bytes that are no document, a size that lies: each refused.
+    let mut unknown = complaint("e-2", "");
+    unknown.evidence = vec![DocumentRef {
+        sha256: "ab".repeat(32),
+    }];
+    let err = public.submit_complaint(unknown).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(super::lifecycle::fields(&err), ["evidence[0].sha256"]);
+    let err = upload_evidence(&mut public, 11, b"hello world".to_vec())
+        .await
+        .unwrap_err();
+    let why = |err: &tonic::Status| {
+        err.get_error_details()
+            .bad_request()
+            .map(|b| format!("{:?}", b.field_violations))
+            .unwrap_or_default()
+    };
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(why(&err).contains("not a PDF"), "{err:?}");
+    let err = upload_evidence(&mut public, receipt.len() as i64 + 5, receipt.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(why(&err).contains("were declared"), "{err:?}");
+    let err = upload_evidence(&mut public, 20 * 1024 * 1024, receipt)
+        .await
+        .unwrap_err();
+    assert_eq!(super::lifecycle::fields(&err), ["metadata.size_bytes"]);
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_evidence"
+        )
+        .await,
+        1
     );
     t.stop().await;
 }
