@@ -122,8 +122,9 @@ pub async fn submit(
 ) -> Result<(), String> {
     let note = newest.note.as_str();
     let witness = cosigner.verifier.name().to_owned();
-    let mut conn = store.db.acquire().await.map_err(|e| e.to_string())?;
-    let mut from = cosigned_size(&mut conn, &witness)
+    // A connection is taken for each read and given back before any call to the witness.
+    let conn = || async { store.db.acquire().await.map_err(|e| e.to_string()) };
+    let mut from = cosigned_size(&mut *conn().await?, &witness)
         .await
         .map_err(|e| e.to_string())?;
     if from == newest.size {
@@ -141,7 +142,7 @@ pub async fn submit(
         let proof = if from == 0 {
             Vec::new()
         } else {
-            log::prove_consistency(&mut conn, newest.size, from)
+            log::prove_consistency(&mut *conn().await?, newest.size, from)
                 .await
                 .map_err(|e| e.to_string())?
                 .into_iter()
