@@ -8,6 +8,7 @@ use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintService
 use creditmesh_tests::{Engine, TestMesh, eventually};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tonic::Code;
 use tracing_subscriber::layer::SubscriberExt;
 
 crate::on_both_engines!(
@@ -121,6 +122,18 @@ async fn gateway_counts_calls_by_method_tenant_and_status(engine: Engine) {
     let _ = client
         .list_complaints(ListComplaintsRequest::default())
         .await;
+    // A path no contract names is counted as "unknown", never under its own name.
+    let mut raw = tonic::client::Grpc::new(t.public().await);
+    raw.ready().await.unwrap();
+    let nowhere = raw
+        .unary::<(), (), _>(
+            tonic::Request::new(()),
+            http::uri::PathAndQuery::from_static("/made.up.v1.Service/Method123"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_ne!(nowhere.code(), Code::Ok);
     provider.force_flush().unwrap();
     let method = "creditmesh.complaints.v1.ComplaintService/ListComplaints";
     let mut counted = 0;
@@ -150,5 +163,26 @@ async fn gateway_counts_calls_by_method_tenant_and_status(engine: Engine) {
         }
     }
     assert!(counted >= 1, "no call counted for {method} / 650100 / OK");
+    let mut methods = std::collections::HashSet::new();
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for scope in rm.scope_metrics() {
+            for metric in scope.metrics() {
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+                    for point in sum.data_points() {
+                        for kv in point.attributes() {
+                            if kv.key.as_str() == "rpc.method" {
+                                methods.insert(kv.value.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(methods.contains("unknown"), "{methods:?}");
+    assert!(
+        !methods.iter().any(|m| m.contains("made.up")),
+        "{methods:?}"
+    );
     t.stop().await;
 }
