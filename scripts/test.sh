@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and the end-to-end suite, on SQLite and on PostgreSQL, with
 # documents on a local directory and on an S3-compatible store. PostgreSQL is found, or
-# installed and started, by scripts/postgres.sh; the S3 server by scripts/s3.sh.
+# installed and started, by scripts/postgres.sh; the S3 server by scripts/s3.sh; an SMTP
+# server that keeps what it receives by scripts/smtp.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 . scripts/s3.sh
+. scripts/smtp.sh
 ensure_postgres
 ensure_s3
+ensure_smtp
 drop_test_databases
 cargo test --workspace --locked "$@"
 drop_test_databases

@@ -303,6 +303,7 @@ impl BenchMesh {
                 review_routing: Default::default(),
                 measures: None,
                 register: Default::default(),
+                notifications: Default::default(),
             },
             database: creditmesh_storage::DbConfig {
                 url: url.clone(),

@@ -53,6 +53,8 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// The public register's witnesses, and whether this node is one.
     pub register: creditmesh_rpc::service::RegisterConfig,
+    /// How complainants are told; by default written as files under `DATA_DIR/notifications`.
+    pub notifications: creditmesh_rpc::service::NotificationsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -262,6 +264,7 @@ impl Default for Config {
             measures: MeasuresConfig::default(),
             shutdown_grace_ms: 20_000,
             register: Default::default(),
+            notifications: Default::default(),
         }
     }
 }
@@ -489,6 +492,16 @@ impl Config {
                     .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
             ),
             register: std::sync::Arc::new(self.register.clone()),
+            notifications: std::sync::Arc::new({
+                let mut n = self.notifications.clone();
+                if n.dir.is_empty() {
+                    n.dir = self.data_dir.join("notifications").display().to_string();
+                }
+                if n.from.is_empty() {
+                    n.from = format!("noreply@{}", self.trust_domain);
+                }
+                n
+            }),
         })
     }
 

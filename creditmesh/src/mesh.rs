@@ -62,6 +62,7 @@ pub struct Runtime {
     pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     pub measures: Option<creditmesh_domain::measures::Validity>,
     pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
+    pub notifications: Arc<creditmesh_rpc::service::NotificationsConfig>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -107,6 +108,7 @@ pub async fn start_service(
         measures: runtime.measures,
         pki_dir: runtime.pki_dir.clone(),
         register: runtime.register.clone(),
+        notifications: runtime.notifications.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());

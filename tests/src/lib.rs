@@ -58,6 +58,41 @@ pub fn s3_url() -> Option<String> {
     }
 }
 
+/// An SMTP server that keeps what it receives (its URL, and the Maildir it delivers into), or
+/// `None` when this run has none. Under CI a missing one fails the test instead of skipping it.
+pub fn smtp() -> Option<(String, PathBuf)> {
+    match (
+        std::env::var("CREDITMESH_TEST_SMTP_URL"),
+        std::env::var("CREDITMESH_TEST_SMTP_MAILDIR"),
+    ) {
+        (Ok(url), Ok(dir)) if !url.is_empty() && !dir.is_empty() => Some((url, dir.into())),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CREDITMESH_TEST_SMTP_URL must be set under CI: the SMTP run may not be skipped"
+                );
+            }
+            eprintln!("skipped: CREDITMESH_TEST_SMTP_URL is not set");
+            None
+        }
+    }
+}
+
+/// Every message in a Maildir (`new/` and `cur/`), raw.
+pub fn maildir_messages(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            for e in entries.flatten() {
+                if let Ok(text) = std::fs::read_to_string(e.path()) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The role the services connect as on PostgreSQL, as in production: neither superuser nor
 /// `BYPASSRLS`, so row-level security binds in every test. It owns the test's database and
 /// runs the migrations too.
@@ -422,6 +457,11 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         review_routing: Default::default(),
         measures: None,
         register: Default::default(),
+        notifications: Arc::new(creditmesh_rpc::service::NotificationsConfig {
+            smtp_url: String::new(),
+            from: "noreply@creditmesh.xinjiang".into(),
+            dir: dir.join("notifications").display().to_string(),
+        }),
     }
 }
 

@@ -49,6 +49,22 @@ pub struct ServiceEnv {
     pub pki_dir: std::path::PathBuf,
     /// The public register's witnesses, and whether this node is one.
     pub register: Arc<RegisterConfig>,
+    /// How complainants are told (Art. 24).
+    pub notifications: Arc<NotificationsConfig>,
+}
+
+/// How complainants are told (`[notifications]`): by e-mail over SMTP when `smtp_url` is set,
+/// else written as files into `dir` (the development default).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// `smtp://host:port` (plain, for a relay on the host), `smtp+starttls://…` or
+    /// `smtps://…`; credentials as `user:password@` in the URL.
+    pub smtp_url: String,
+    /// The sender of the mails.
+    pub from: String,
+    /// Where notifications are written when no SMTP server is configured.
+    pub dir: String,
 }
 
 /// The register's witnesses (`[register]`).

@@ -302,6 +302,20 @@ pub(crate) async fn accept_complaint(
                         },
                     )
                     .await?;
+                    crate::notify::queue(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        &row.complainant_contact,
+                        &format!("投诉举报 {} 已受理", row.tracking_number),
+                        &format!(
+                            "您的投诉举报 {} 已于 {from} 受理，将于 {due} 前办结（15 个工作日）。\n\
+                             Your complaint {} was accepted on {from}; it will be handled by {due}.",
+                            row.tracking_number, row.tracking_number
+                        ),
+                        now,
+                    )
+                    .await?;
                     store::add_history(
                         &mut tx,
                         &row.tenant,
@@ -388,6 +402,20 @@ pub(crate) async fn resolve_complaint(
                         outcome,
                         verified,
                         req.against_agency,
+                    )
+                    .await?;
+                    crate::notify::queue(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        &row.complainant_contact,
+                        &format!("投诉举报 {} 已办结", row.tracking_number),
+                        &format!(
+                            "您的投诉举报 {} 已办结：{outcome}\n\
+                             Your complaint {} was resolved: {outcome}",
+                            row.tracking_number, row.tracking_number
+                        ),
+                        now,
                     )
                     .await?;
                     store::add_history(

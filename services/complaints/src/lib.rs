@@ -4,6 +4,7 @@ mod api;
 mod evidence;
 mod handling;
 mod holders;
+pub mod notify;
 mod schema;
 mod store;
 
@@ -25,7 +26,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.complaints.v1.ComplaintService",
         migrations: schema::migrations,
         routes,
-        background: creditmesh_rpc::service::no_background,
+        background,
     }
 }
 
@@ -47,4 +48,15 @@ fn routes(env: ServiceEnv) -> Routes {
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, holders::Handler)
+}
+
+fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
+    match notify::notifier(&env.notifications) {
+        Ok(notifier) => {
+            tokio::spawn(notify::run(env.store, notifier, stop));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "complainants will not be told: notifications misconfigured")
+        }
+    }
 }

@@ -44,5 +44,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/106_evidence.sql"),
             include_str!("../migrations/106_evidence.sql"),
         ),
+        Migration::new(
+            107,
+            "notifications to complainants",
+            include_str!("../migrations/107_notifications.sql"),
+            include_str!("../migrations/107_notifications.sql"),
+        ),
     ]
 }

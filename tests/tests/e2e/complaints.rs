@@ -30,6 +30,7 @@ crate::on_both_engines!(
     prefecture_regulator_sees_only_its_own_tenant,
     a_complaint_goes_to_the_authority_holding_the_filing,
     evidence_is_uploaded_publicly_and_checked_on_its_bytes,
+    the_complainant_is_told_by_mail_once_at_each_step,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -714,6 +715,149 @@ async fn evidence_is_uploaded_publicly_and_checked_on_its_bytes(engine: Engine) 
         )
         .await,
         1
+    );
+    t.stop().await;
+}
+
+/// The text of a mail as its reader sees it: headers, and the body decoded.
+fn readable(raw: &str) -> String {
+    use base64::Engine as _;
+    let Some((head, body)) = raw
+        .split_once("\n\n")
+        .or_else(|| raw.split_once("\r\n\r\n"))
+    else {
+        return raw.to_owned();
+    };
+    let lower = head.to_ascii_lowercase();
+    let body = if lower.contains("content-transfer-encoding: base64") {
+        let compact: String = body.split_whitespace().collect();
+        String::from_utf8_lossy(
+            &base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .unwrap_or_default(),
+        )
+        .into_owned()
+    } else if lower.contains("content-transfer-encoding: quoted-printable") {
+        let joined = body.replace("=\r\n", "").replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'='
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    } else {
+        body.to_owned()
+    };
+    format!("{head}\n\n{body}")
+}
+
+async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
+    let Some((smtp_url, maildir)) = creditmesh_tests::smtp() else {
+        return;
+    };
+    let clock = Arc::new(TestClock::now());
+    let Some(t) = TestMesh::start_configured(engine, clock, |rt| {
+        rt.notifications = Arc::new(creditmesh_rpc::service::NotificationsConfig {
+            smtp_url,
+            from: "noreply@creditmesh.xinjiang".into(),
+            dir: String::new(),
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
+    let address = format!("c{}@example.org", uuid::Uuid::new_v4().simple());
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut told = complaint("m-1", "");
+    told.complainant_contact = address.clone();
+    let told = public.submit_complaint(told).await.unwrap().into_inner();
+    let mut by_phone = complaint("m-2", "");
+    by_phone.complainant_contact = "13912345678".into();
+    let by_phone = public
+        .submit_complaint(by_phone)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    for number in [&told.tracking_number, &by_phone.tracking_number] {
+        kashgar
+            .accept_complaint(AcceptComplaintRequest {
+                request_id: format!("a-{number}"),
+                tracking_number: number.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    kashgar
+        .resolve_complaint(ResolveComplaintRequest {
+            request_id: "r-m".into(),
+            tracking_number: told.tracking_number.clone(),
+            outcome: "the fee was refunded".into(),
+            verified: "receipts".into(),
+            against_agency: false,
+        })
+        .await
+        .unwrap();
+    let mine = || -> Vec<String> {
+        creditmesh_tests::maildir_messages(&maildir)
+            .iter()
+            .map(|m| readable(m))
+            .filter(|m| m.contains(&address))
+            .collect()
+    };
+    let mails = eventually("both mails delivered", Duration::from_secs(30), || async {
+        let m = mine();
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert!(
+        mails.iter().any(|m| m.contains(&format!(
+            "Your complaint {} was accepted",
+            told.tracking_number
+        ))),
+        "{mails:?}"
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("was resolved: the fee was refunded")),
+        "{mails:?}"
+    );
+    // Once each: nothing is sent again, and the complainant without an address is told
+    // through tracking alone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(mine().len(), 2);
+    let url = t.db_url("complaints");
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NOT NULL"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM complaints_notification").await,
+        2
     );
     t.stop().await;
 }

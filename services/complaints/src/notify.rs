@@ -1,0 +1,238 @@
+//! Telling the complainant (Art. 24 "通知投诉举报人"): each notification is written to an outbox
+//! in the transaction that accepts, refers or resolves the complaint, and a sender hands it to
+//! one adapter — e-mail over SMTP, or files in a directory as the development default —
+//! retrying with backoff until it goes out. An anonymous complainant, or one who left no
+//! address, is told through tracking alone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh_rpc::ServiceStore;
+use creditmesh_rpc::service::NotificationsConfig;
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio_util::sync::CancellationToken;
+
+/// One message to a complainant.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: String,
+    /// An e-mail address.
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Where notifications go. One implementation per channel.
+#[tonic::async_trait]
+pub trait Notifier: Send + Sync {
+    async fn send(&self, message: &Outgoing) -> Result<(), String>;
+}
+
+/// E-mail over SMTP.
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Smtp {
+    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("smtp url: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        let from = from.parse().map_err(|e| format!("sender {from:?}: {e}"))?;
+        Ok(Self { transport, from })
+    }
+}
+
+#[tonic::async_trait]
+impl Notifier for Smtp {
+    async fn send(&self, m: &Outgoing) -> Result<(), String> {
+        let to: Mailbox = m.to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let mail = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(m.subject.clone())
+            .message_id(Some(format!("<{}@creditmesh>", m.id)))
+            .body(m.body.clone())
+            .map_err(|e| e.to_string())?;
+        self.transport
+            .send(mail)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Files in a directory, one per notification (`<id>.txt`): the development default.
+pub struct Files {
+    dir: PathBuf,
+}
+
+#[tonic::async_trait]
+impl Notifier for Files {
+    async fn send(&self, m: &Outgoing) -> Result<(), String> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = format!("To: {}\nSubject: {}\n\n{}\n", m.to, m.subject, m.body);
+        tokio::fs::write(self.dir.join(format!("{}.txt", m.id)), text)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The adapter the configuration names.
+pub fn notifier(cfg: &NotificationsConfig) -> Result<Arc<dyn Notifier>, String> {
+    if cfg.smtp_url.is_empty() {
+        Ok(Arc::new(Files {
+            dir: PathBuf::from(&cfg.dir),
+        }))
+    } else {
+        Ok(Arc::new(Smtp::new(&cfg.smtp_url, &cfg.from)?))
+    }
+}
+
+/// The address a contact can be told at: an e-mail address, or none.
+pub fn email_of(contact: &str) -> Option<String> {
+    let c = contact.trim();
+    (c.contains('@') && c.parse::<Mailbox>().is_ok()).then(|| c.to_owned())
+}
+
+/// Queues a notification in `conn`'s transaction; nothing when there is no address.
+pub async fn queue(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    contact: &str,
+    subject: &str,
+    body: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    let Some(to) = email_of(contact) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
+         body, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .bind(to)
+    .bind(subject.to_owned())
+    .bind(body.to_owned())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// How long after `attempts` failures a notification is tried again: doubling from 5 s, at
+/// most an hour.
+fn backoff(attempts: i64) -> Duration {
+    Duration::from_secs((5u64 << attempts.clamp(0, 10)).min(3600))
+}
+
+/// Sends what is due, once each: a notification is marked sent by a guarded update after its
+/// adapter took it.
+pub async fn send_due(
+    store: &ServiceStore,
+    notifier: &dyn Notifier,
+) -> Result<usize, StorageError> {
+    let now = store.now();
+    let due: Vec<(Outgoing, i64)> = {
+        let mut conn = store.db.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, address, subject, body, attempts FROM complaints_notification \
+             WHERE sent_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT 20",
+        )
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    Outgoing {
+                        id: r.try_get(0)?,
+                        to: r.try_get(1)?,
+                        subject: r.try_get(2)?,
+                        body: r.try_get(3)?,
+                    },
+                    r.try_get::<i64, _>(4)?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?
+    };
+    let mut sent = 0;
+    for (m, attempts) in due {
+        let outcome = notifier.send(&m).await;
+        let mut conn = store.db.acquire().await?;
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE complaints_notification SET sent_at = $1, attempts = attempts + 1 \
+                     WHERE id = $2 AND sent_at IS NULL",
+                )
+                .bind(store.now())
+                .bind(m.id.clone())
+                .execute(&mut *conn)
+                .await?;
+                sent += 1;
+            }
+            Err(e) => {
+                tracing::warn!(notification = %m.id, error = %e, "complainant not told yet");
+                let next = now + backoff(attempts).as_micros() as i64;
+                sqlx::query(
+                    "UPDATE complaints_notification SET attempts = attempts + 1, next_at = $1, \
+                     last_error = $2 WHERE id = $3 AND sent_at IS NULL",
+                )
+                .bind(next)
+                .bind(e.chars().take(500).collect::<String>())
+                .bind(m.id.clone())
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends notifications as they come due, until `stop`.
+pub async fn run(store: ServiceStore, notifier: Arc<dyn Notifier>, stop: CancellationToken) {
+    loop {
+        if let Err(e) = send_due(&store, notifier.as_ref()).await {
+            tracing::warn!(error = %e, "notifications not sent");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_email_address_is_told_directly() {
+        assert_eq!(
+            email_of(" aynur@example.org "),
+            Some("aynur@example.org".into())
+        );
+        assert_eq!(email_of("13912345678"), None);
+        assert_eq!(email_of(""), None);
+    }
+
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        assert_eq!(backoff(0), Duration::from_secs(5));
+        assert_eq!(backoff(3), Duration::from_secs(40));
+        assert_eq!(backoff(30), Duration::from_secs(3600));
+    }
+}
