@@ -138,8 +138,12 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs((5u64 << attempts.clamp(0, 10)).min(3600))
 }
 
-/// Sends what is due, once each: a notification is marked sent by a guarded update after its
-/// adapter took it.
+/// How long a sender holds a notification it claimed before another may try it.
+const CLAIM: Duration = Duration::from_secs(60);
+
+/// Sends what is due, once each however many senders run: a sender first claims a
+/// notification (a guarded update moving its next attempt past the claim), sends it, then marks
+/// it sent.
 pub async fn send_due(
     store: &ServiceStore,
     notifier: &dyn Notifier,
@@ -170,6 +174,23 @@ pub async fn send_due(
     };
     let mut sent = 0;
     for (m, attempts) in due {
+        let claimed = {
+            let mut conn = store.db.acquire().await?;
+            sqlx::query(
+                "UPDATE complaints_notification SET next_at = $1 \
+                 WHERE id = $2 AND sent_at IS NULL AND next_at <= $3",
+            )
+            .bind(now + CLAIM.as_micros() as i64)
+            .bind(m.id.clone())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1
+        };
+        if !claimed {
+            continue;
+        }
         let outcome = notifier.send(&m).await;
         let mut conn = store.db.acquire().await?;
         match outcome {

@@ -391,3 +391,103 @@ async fn two_regulators_on_one_complaint_have_one_winner_each_step() {
     .await;
     t.stop().await;
 }
+
+/// Complainant notifications with several senders at once (the service's own and four more):
+/// each notification goes out exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_senders_tell_each_complainant_once() {
+    use std::sync::{Arc, Mutex};
+
+    use creditmesh_complaints::notify::{Notifier, Outgoing, queue, send_due};
+
+    struct Counting(Mutex<Vec<String>>);
+    #[tonic::async_trait]
+    impl Notifier for Counting {
+        async fn send(&self, m: &Outgoing) -> Result<(), String> {
+            self.0.lock().unwrap().push(m.id.clone());
+            Ok(())
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut db) = creditmesh_tests::fresh_database(Engine::Postgres, dir.path()).await else {
+        return;
+    };
+    db.url = db.url.replace("{service}", "complaints");
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let runtime = creditmesh_tests::runtime(&pki, dir.path());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let defs = creditmesh::mesh::all_services();
+    let def = defs.iter().find(|d| d.name == "complaints").unwrap();
+    let service = creditmesh::mesh::start_service(
+        def,
+        &db,
+        &runtime,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let store = service.store.clone();
+    const N: usize = 40;
+    {
+        let mut tx = store.db.begin().await.unwrap();
+        for i in 0..N {
+            queue(
+                &mut tx,
+                "653100",
+                &format!("TS{i:012}"),
+                &format!("c{i}@example.org"),
+                "s",
+                "b",
+                store.now(),
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let counting = Arc::new(Counting(Mutex::new(Vec::new())));
+    let url = db.url.clone();
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, counting, url) = (store.clone(), counting.clone(), url.clone());
+            tokio::spawn(async move {
+                loop {
+                    send_due(&store, counting.as_ref()).await.unwrap();
+                    let left = scalar_i64(
+                        &url,
+                        "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NULL",
+                    )
+                    .await;
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    // What the service's own sender wrote, and what the four counted.
+    let mut delivered: Vec<String> = std::fs::read_dir(dir.path().join("notifications"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .trim_end_matches(".txt")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    delivered.extend(counting.0.lock().unwrap().iter().cloned());
+    let distinct: std::collections::HashSet<_> = delivered.iter().cloned().collect();
+    assert_eq!(distinct.len(), N);
+    assert_eq!(delivered.len(), N, "a notification went out twice");
+    stop.cancel();
+}
