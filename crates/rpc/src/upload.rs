@@ -1,7 +1,7 @@
 //! The one way a streamed upload is received: its chunks staged up to the size declared first,
 //! then its media type recognised on the bytes themselves.
 
-use creditmesh_domain::Error;
+use creditmesh_domain::{Error, Violations};
 use creditmesh_storage::Blobs;
 use creditmesh_storage::blob::{Staging, sniff_media_type};
 use futures::{Stream, StreamExt};
@@ -12,6 +12,18 @@ use tonic::Status;
 pub enum Part {
     Chunk(Vec<u8>),
     Other,
+}
+
+/// Checks an upload's declared file name and size (at most `max` bytes).
+pub fn check_metadata(v: &mut Violations, file_name: &str, size_bytes: i64, max: i64) {
+    v.require("metadata.file_name", file_name);
+    v.max_chars("metadata.file_name", file_name, 255);
+    if size_bytes <= 0 || size_bytes > max {
+        v.add(
+            "metadata.size_bytes",
+            format!("must be between 1 and {max} bytes"),
+        );
+    }
 }
 
 /// An upload received whole: staged until committed, with its media type.

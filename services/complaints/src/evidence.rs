@@ -47,14 +47,7 @@ async fn receive(
         }
     };
     let mut v = Violations::default();
-    v.require("metadata.file_name", &meta.file_name);
-    v.max_chars("metadata.file_name", &meta.file_name, 255);
-    if meta.size_bytes <= 0 || meta.size_bytes > MAX_EVIDENCE_BYTES {
-        v.add(
-            "metadata.size_bytes",
-            format!("must be between 1 and {MAX_EVIDENCE_BYTES} bytes"),
-        );
-    }
+    upload::check_metadata(&mut v, &meta.file_name, meta.size_bytes, MAX_EVIDENCE_BYTES);
     if let Err(e) = v.finish() {
         return Ok(Err(e));
     }

@@ -52,18 +52,7 @@ pub(crate) fn uscc_field(v: &mut Violations, field: &str, value: &str) -> String
 }
 
 pub(crate) fn notice_proto(r: NoticeRow) -> Notice {
-    let kind = match r.kind.as_str() {
-        "published" => NoticeKind::Published,
-        "changed" => NoticeKind::Changed,
-        "revoked" => NoticeKind::Revoked,
-        "deregistered" => NoticeKind::Deregistered,
-        "correction" => NoticeKind::Correction,
-        "deregistering" => NoticeKind::Deregistering,
-        "deregistration_refused" => NoticeKind::DeregistrationRefused,
-        "erasure" => NoticeKind::Erasure,
-        "spot_check_draw" => NoticeKind::SpotCheckDraw,
-        _ => NoticeKind::Unspecified,
-    };
+    let kind = crate::store::kind_of(&r.kind);
     let erased = r.content.is_none();
     Notice {
         sequence: r.seq as i64,

@@ -100,16 +100,15 @@ async fn spot_check_drawn(tx: &mut Tx, event: &Event) -> Result<Applied, Error> 
     Ok(Applied::Done)
 }
 
+/// The kinds of notice filing's events may ask for, by name.
 pub fn notice_kind(name: &str) -> Option<NoticeKind> {
-    Some(match name {
-        "published" => NoticeKind::Published,
-        "changed" => NoticeKind::Changed,
-        "revoked" => NoticeKind::Revoked,
-        "deregistering" => NoticeKind::Deregistering,
-        "deregistration_refused" => NoticeKind::DeregistrationRefused,
-        "deregistered" => NoticeKind::Deregistered,
-        _ => return None,
-    })
+    match store::kind_of(name) {
+        NoticeKind::Unspecified
+        | NoticeKind::Correction
+        | NoticeKind::Erasure
+        | NoticeKind::SpotCheckDraw => None,
+        kind => Some(kind),
+    }
 }
 
 pub fn status_of(name: &str) -> AgencyStatus {

@@ -52,6 +52,14 @@ pub fn kind_name(kind: NoticeKind) -> &'static str {
     }
 }
 
+/// The kind a stored name stands for (`Unspecified` for none), the inverse of [`kind_name`].
+pub fn kind_of(name: &str) -> NoticeKind {
+    (1..)
+        .map_while(|n| NoticeKind::try_from(n).ok())
+        .find(|k| kind_name(*k) == name)
+        .unwrap_or(NoticeKind::Unspecified)
+}
+
 /// The canonical bytes a notice's leaf commits to: compact JSON, keys sorted.
 pub fn canonical(seq: u64, n: &NewNotice<'_>) -> String {
     let record = n.record.map(|r| {
@@ -373,6 +381,15 @@ mod tests {
     use creditmesh_proto::disclosure::v1::{FeeItem, FiledDocument};
 
     use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for n in 1..=9 {
+            let kind = NoticeKind::try_from(n).unwrap();
+            assert_eq!(kind_of(kind_name(kind)), kind);
+        }
+        assert_eq!(kind_of("nonsense"), NoticeKind::Unspecified);
+    }
 
     #[test]
     fn the_largest_record_filing_accepts_fits_one_log_entry() {

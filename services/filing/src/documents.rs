@@ -60,14 +60,7 @@ async fn receive(
     if kind == DocumentKind::Unspecified {
         v.add("metadata.kind", "is required");
     }
-    v.require("metadata.file_name", &meta.file_name);
-    v.max_chars("metadata.file_name", &meta.file_name, 255);
-    if meta.size_bytes <= 0 || meta.size_bytes > MAX_DOCUMENT_BYTES {
-        v.add(
-            "metadata.size_bytes",
-            format!("must be between 1 and {MAX_DOCUMENT_BYTES} bytes"),
-        );
-    }
+    upload::check_metadata(&mut v, &meta.file_name, meta.size_bytes, MAX_DOCUMENT_BYTES);
     if let Err(e) = v.finish() {
         return Ok(Err(e));
     }
