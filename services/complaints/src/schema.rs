@@ -50,5 +50,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/107_notifications.sql"),
             include_str!("../migrations/107_notifications.sql"),
         ),
+        Migration::new(
+            108,
+            "repeats found by the complaint they repeat",
+            include_str!("../migrations/108_repeats_by_original.sql"),
+            include_str!("../migrations/108_repeats_by_original.sql"),
+        ),
     ]
 }

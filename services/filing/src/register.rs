@@ -151,24 +151,22 @@ async fn filed_documents(
     uscc: &str,
     documents: &Documents,
 ) -> Result<Vec<FiledDocument>, StorageError> {
+    // One read for all of them: the days the agency uploaded each of its documents.
+    let uploaded: std::collections::HashMap<String, i64> =
+        sqlx::query("SELECT sha256, uploaded_at FROM filing_document WHERE uscc = $1")
+            .bind(uscc.to_owned())
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
     let mut out = Vec::new();
     for (kind, hashes) in documents {
         for sha256 in hashes {
-            let row = sqlx::query(
-                "SELECT uploaded_at FROM filing_document WHERE uscc = $1 AND sha256 = $2",
-            )
-            .bind(uscc.to_owned())
-            .bind(sha256.clone())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let filed_on = match row {
-                Some(r) => day(r.try_get(0)?),
-                None => String::new(),
-            };
             out.push(FiledDocument {
                 kind: kind.clone(),
                 sha256: sha256.clone(),
-                filed_on,
+                filed_on: uploaded.get(sha256).map(|at| day(*at)).unwrap_or_default(),
             });
         }
     }

@@ -1,0 +1,1 @@
+CREATE INDEX complaints_complaint_by_repeats ON complaints_complaint (tenant, repeats);
