@@ -304,6 +304,7 @@ impl BenchMesh {
                 measures: None,
                 register: Default::default(),
                 notifications: Default::default(),
+                referrals: Default::default(),
             },
             database: creditmesh_storage::DbConfig {
                 url: url.clone(),

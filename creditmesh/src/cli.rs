@@ -94,10 +94,37 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         interval_ms: u64,
     },
+    /// A department's node: receives the complaints referred to it (Art. 24) with signed
+    /// receipts; its people list, acknowledge and decline them here.
+    Department {
+        #[command(subcommand)]
+        command: DepartmentCommand,
+    },
     /// The regional CA and the certificates it issues.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DepartmentCommand {
+    /// Serves the referral receiver (`[department]`) until stopped.
+    Serve,
+    /// The referrals this node received, oldest first.
+    List {
+        /// Only those not yet acknowledged or declined.
+        #[arg(long)]
+        unanswered: bool,
+    },
+    /// Acknowledges a referral: the department handles the complaint.
+    Ack { referral_id: String },
+    /// Declines a referral as outside the department's competence; the complaint returns to
+    /// the regulator that referred it.
+    Decline {
+        referral_id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -336,6 +363,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway => gateway(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
+        Command::Department { command } => department(cfg, command).await,
         Command::Verify {
             key,
             witness_keys,
@@ -541,6 +569,72 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+async fn department(cfg: Config, command: DepartmentCommand) -> Result<()> {
+    let node = cfg.department_node()?;
+    let (url, server_name) = (
+        cfg.department.platform_url.as_str(),
+        cfg.department.platform_server_name.as_str(),
+    );
+    let answer = |id: &str, a| {
+        let node = node.clone();
+        let id = id.to_owned();
+        async move {
+            let db = creditmesh_department::open_database(&node.database).await?;
+            let r = creditmesh_department::answer(&node, &db, url, server_name, &id, a).await?;
+            println!("{}", referral_line(&r));
+            Ok(())
+        }
+    };
+    match command {
+        DepartmentCommand::Serve => {
+            let stop = CancellationToken::new();
+            let running = creditmesh_department::start(&node, stop.clone()).await?;
+            println!(
+                "department node of {} in {} listening on {} (mutual TLS)",
+                node.department, node.tenant, running.addr
+            );
+            shutdown_signal().await;
+            stop.cancel();
+            let _ = running.server.await;
+            running.db.close().await;
+            Ok(())
+        }
+        DepartmentCommand::List { unanswered } => {
+            let db = creditmesh_department::open_database(&node.database).await?;
+            let held = creditmesh_department::list(&db, unanswered).await?;
+            if held.is_empty() {
+                println!("no referrals");
+            }
+            for h in held {
+                println!(
+                    "{}  {}  received {}  {}",
+                    h.entry.referral_id,
+                    h.entry.status,
+                    creditmesh_domain::calendar::cst_date(h.entry.received_at)
+                        .map(creditmesh_domain::calendar::format_date)
+                        .unwrap_or_default(),
+                    referral_line(&h.referral)
+                );
+            }
+            Ok(())
+        }
+        DepartmentCommand::Ack { referral_id } => {
+            answer(&referral_id, creditmesh_department::Answer::Acknowledge).await
+        }
+        DepartmentCommand::Decline {
+            referral_id,
+            reason,
+        } => answer(&referral_id, creditmesh_department::Answer::Decline(reason)).await,
+    }
+}
+
+fn referral_line(r: &creditmesh_proto::complaints::v1::Referral) -> String {
+    format!(
+        "complaint {} from {} about {} ({}): {} — referred because: {}",
+        r.tracking_number, r.from_tenant, r.agency_uscc, r.agency_name, r.subject, r.reason
+    )
+}
+
 async fn dev(
     mut cfg: Config,
     data_dir: PathBuf,
@@ -554,8 +648,29 @@ async fn dev(
     if !database.url.starts_with("sqlite:") {
         bail!("dev runs on SQLite; unset database.url or point it at sqlite://");
     }
+    // The demo department's own node, which complaints may be referred to.
+    let department_stop = CancellationToken::new();
+    let department =
+        creditmesh_department::start(&cfg.department_node()?, department_stop.clone()).await?;
+    let mut runtime = cfg.runtime()?;
+    if runtime
+        .referrals
+        .node(&cfg.department.department, &cfg.department.tenant)
+        .is_none()
+    {
+        let mut referrals = (*runtime.referrals).clone();
+        referrals
+            .departments
+            .push(creditmesh_rpc::service::DepartmentPeer {
+                department: cfg.department.department.clone(),
+                tenant: cfg.department.tenant.clone(),
+                url: format!("https://{}", department.addr),
+                server_name: "department".into(),
+            });
+        runtime.referrals = std::sync::Arc::new(referrals);
+    }
     let mesh = mesh::start_mesh(MeshOptions {
-        runtime: cfg.runtime()?,
+        runtime,
         database,
         node_listen: node_listen.unwrap_or(cfg.node.listen),
         public_listen: public_listen.unwrap_or(cfg.public.listen),
@@ -564,9 +679,16 @@ async fn dev(
     })
     .await?;
     print_banner(&cfg, &pki_dir, pki.minted, &mesh);
+    println!(
+        "  department node {} ({} of {}; `creditmesh department list`)",
+        department.addr, cfg.department.department, cfg.department.tenant
+    );
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
     mesh.shutdown(cfg.shutdown_grace()).await;
+    department_stop.cancel();
+    let _ = department.server.await;
+    department.db.close().await;
     Ok(())
 }
 

@@ -55,6 +55,10 @@ pub struct Config {
     pub register: creditmesh_rpc::service::RegisterConfig,
     /// How complainants are told; by default written as files under `DATA_DIR/notifications`.
     pub notifications: creditmesh_rpc::service::NotificationsConfig,
+    /// The department nodes complaints may be referred to; `dev` adds its demo department.
+    pub referrals: creditmesh_rpc::service::ReferralsConfig,
+    /// This node as a department's referral receiver (`creditmesh department`).
+    pub department: DepartmentNodeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -202,6 +206,42 @@ impl CalendarConfig {
     }
 }
 
+/// A department's node (`creditmesh department`): it receives the referrals addressed to its
+/// department, answers each with a receipt signed by its certificate's key, and passes its
+/// acknowledgements and declines to the platform.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DepartmentNodeConfig {
+    /// The department's code; its certificate must name the same.
+    pub department: String,
+    /// Its division (GB/T 2260); its certificate must name the same.
+    pub tenant: String,
+    /// Listener of the referral receiver (mutual TLS).
+    pub listen: SocketAddr,
+    /// Its certificate and key in the PKI directory (`NAME.pem`, `NAME.key`).
+    pub identity: String,
+    /// Its own database; defaults to `sqlite://DATA_DIR/department.sqlite`.
+    pub database_url: String,
+    /// The platform's node listener, where acknowledgements and declines go.
+    pub platform_url: String,
+    /// The DNS name in the platform gateway's certificate.
+    pub platform_server_name: String,
+}
+
+impl Default for DepartmentNodeConfig {
+    fn default() -> Self {
+        Self {
+            department: "market-regulation".into(),
+            tenant: "650100".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7601)),
+            identity: "department-node".into(),
+            database_url: String::new(),
+            platform_url: "https://127.0.0.1:7443".into(),
+            platform_server_name: "gateway".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
@@ -265,6 +305,8 @@ impl Default for Config {
             shutdown_grace_ms: 20_000,
             register: Default::default(),
             notifications: Default::default(),
+            referrals: Default::default(),
+            department: Default::default(),
         }
     }
 }
@@ -437,6 +479,30 @@ impl Config {
         problems.extend(creditmesh_disclosure::register_config_problems(
             &self.register,
         ));
+        for (i, d) in self.referrals.departments.iter().enumerate() {
+            let key = format!("referrals.departments[{i}]");
+            if !creditmesh_domain::department::is_known(&d.department) {
+                problems.push((
+                    format!("{key}.department"),
+                    format!(
+                        "unknown department; known: {}",
+                        creditmesh_domain::department::CODES.join(", ")
+                    ),
+                ));
+            }
+            if let Err(e) = creditmesh_domain::Tenant::parse(&d.tenant) {
+                problems.push((format!("{key}.tenant"), e.to_string()));
+            }
+            if !d.url.starts_with("https://") {
+                problems.push((format!("{key}.url"), "must start with https://".into()));
+            }
+            if d.server_name.is_empty() {
+                problems.push((format!("{key}.server_name"), "is required".into()));
+            }
+        }
+        if !creditmesh_domain::department::is_known(&self.department.department) {
+            problems.push(("department.department".into(), "unknown department".into()));
+        }
         if !(1..=30).contains(&self.supervision.complaint_acceptance_working_days) {
             problems.push((
                 "supervision.complaint_acceptance_working_days".into(),
@@ -492,6 +558,7 @@ impl Config {
                     .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
             ),
             register: std::sync::Arc::new(self.register.clone()),
+            referrals: std::sync::Arc::new(self.referrals.clone()),
             notifications: std::sync::Arc::new({
                 let mut n = self.notifications.clone();
                 if n.dir.is_empty() {
@@ -512,6 +579,32 @@ impl Config {
     }
 
     /// The database settings of one service.
+    /// This node as a department's node (`[department]`).
+    pub fn department_node(&self) -> Result<creditmesh_department::NodeConfig> {
+        let mut database = self.db_config(creditmesh_department::NAME);
+        if !self.department.database_url.is_empty() {
+            database.url = self.department.database_url.clone();
+        } else if !self.database.url.is_empty() && !database.url.starts_with("sqlite:") {
+            // A department keeps its own store: never the platform's database by default.
+            database.url = format!(
+                "sqlite://{}/db/{}.sqlite",
+                self.data_dir.display(),
+                creditmesh_department::NAME
+            );
+        }
+        Ok(creditmesh_department::NodeConfig {
+            department: self.department.department.clone(),
+            tenant: creditmesh_domain::Tenant::parse(&self.department.tenant)
+                .map_err(|e| anyhow::anyhow!("config key `department.tenant`: {e}"))?,
+            listen: self.department.listen,
+            pki_dir: self.pki_dir(),
+            identity: self.department.identity.clone(),
+            trust_domain: self.trust_domain.clone(),
+            database,
+            clock: std::sync::Arc::new(creditmesh_domain::SystemClock),
+        })
+    }
+
     pub fn db_config(&self, service: &str) -> DbConfig {
         let url = if self.database.url.is_empty() {
             format!("sqlite://{}/db/{{service}}.sqlite", self.data_dir.display())

@@ -63,6 +63,7 @@ pub struct Runtime {
     pub measures: Option<creditmesh_domain::measures::Validity>,
     pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
     pub notifications: Arc<creditmesh_rpc::service::NotificationsConfig>,
+    pub referrals: Arc<creditmesh_rpc::service::ReferralsConfig>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -109,6 +110,7 @@ pub async fn start_service(
         pki_dir: runtime.pki_dir.clone(),
         register: runtime.register.clone(),
         notifications: runtime.notifications.clone(),
+        referrals: runtime.referrals.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());

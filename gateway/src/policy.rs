@@ -209,6 +209,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.complaints.v1.ComplaintService/AcknowledgeReferral",
         &[Department],
     ),
+    (
+        "creditmesh.complaints.v1.ComplaintService/DeclineReferral",
+        &[Department],
+    ),
     // Implemented by department nodes; the platform calls it, nobody calls it here.
     (
         "creditmesh.complaints.v1.ReferralReceiverService/ReceiveReferral",

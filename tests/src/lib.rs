@@ -189,6 +189,12 @@ impl TestClock {
         clock
     }
 
+    /// Moves the clock on by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_micros() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn set(&self, date: time::Date) {
         let days = i64::from(date.to_julian_day() - 2_440_588);
         let micros = (days * 86_400 + 2 * 3600) * 1_000_000;
@@ -415,6 +421,77 @@ impl TestMesh {
     }
 }
 
+/// A loopback address nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// The demo department (Urumqi market regulation) as the complaints service finds it at `addr`.
+pub fn demo_department(addr: SocketAddr) -> creditmesh_rpc::service::DepartmentPeer {
+    creditmesh_rpc::service::DepartmentPeer {
+        department: "market-regulation".into(),
+        tenant: "650100".into(),
+        url: format!("https://{addr}"),
+        server_name: "department".into(),
+    }
+}
+
+/// A department's node beside a test's mesh, with a store of its own; it stops when dropped.
+pub struct DepartmentNode {
+    pub addr: SocketAddr,
+    pub db: creditmesh_storage::Db,
+    pub config: creditmesh_department::NodeConfig,
+    stop: tokio_util::sync::CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DepartmentNode {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestMesh {
+    /// Starts a department's node on `listen` with the certificate `identity` (the demo's is
+    /// `department-node`), for `department` of `tenant`, on this test's engine.
+    pub async fn department_node(
+        &self,
+        listen: SocketAddr,
+        identity: &str,
+        department: &str,
+        tenant: &str,
+    ) -> DepartmentNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut database = fresh_database(self.engine, dir.path())
+            .await
+            .expect("the engine of the mesh");
+        database.url = database.url.replace("{service}", "department");
+        let config = creditmesh_department::NodeConfig {
+            department: department.into(),
+            tenant: creditmesh_domain::Tenant::parse(tenant).expect("a tenant"),
+            listen,
+            pki_dir: self.pki_dir.clone(),
+            identity: identity.into(),
+            trust_domain: TRUST_DOMAIN.into(),
+            database,
+            clock: Arc::new(SystemClock),
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = creditmesh_department::start(&config, stop.clone())
+            .await
+            .expect("the department node starts");
+        DepartmentNode {
+            addr: running.addr,
+            db: running.db,
+            config,
+            stop,
+            _dir: dir,
+        }
+    }
+}
+
 /// A service started beside a test's mesh; it stops when dropped.
 pub struct Replica {
     _running: creditmesh::mesh::RunningService,
@@ -457,6 +534,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         review_routing: Default::default(),
         measures: None,
         register: Default::default(),
+        referrals: Default::default(),
         notifications: Arc::new(creditmesh_rpc::service::NotificationsConfig {
             smtp_url: String::new(),
             from: "noreply@creditmesh.xinjiang".into(),

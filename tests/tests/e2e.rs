@@ -13,6 +13,7 @@ mod e2e {
     pub mod plans;
     pub mod process;
     pub mod races;
+    pub mod referrals;
     pub mod register;
     pub mod review;
     pub mod routing;

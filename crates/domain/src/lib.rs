@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod department;
 pub mod divisions;
 pub mod error;
 pub mod lifecycle;

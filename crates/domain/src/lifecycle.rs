@@ -493,6 +493,83 @@ impl Machine for Complaint {
     }
 }
 
+/// A referral of a complaint to a department (Art. 24): written, received by the department's
+/// node (with its signed receipt), then acknowledged, or declined as outside its competence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Referral {
+    Pending,
+    Delivered,
+    Acknowledged,
+    Declined,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReferralEvent {
+    /// The department's node answered with a receipt that verified.
+    Deliver,
+    Acknowledge,
+    Decline,
+}
+
+impl Machine for Referral {
+    type Event = ReferralEvent;
+
+    const STATES: &'static [Self] = &[
+        Self::Pending,
+        Self::Delivered,
+        Self::Acknowledged,
+        Self::Declined,
+    ];
+    const EVENTS: &'static [ReferralEvent] = &[
+        ReferralEvent::Deliver,
+        ReferralEvent::Acknowledge,
+        ReferralEvent::Decline,
+    ];
+    const TRANSITIONS: &'static [(Self, ReferralEvent, Self, &'static str)] = &[
+        (
+            Self::Pending,
+            ReferralEvent::Deliver,
+            Self::Delivered,
+            "Art. 24",
+        ),
+        (
+            Self::Delivered,
+            ReferralEvent::Acknowledge,
+            Self::Acknowledged,
+            "Art. 24",
+        ),
+        (
+            Self::Delivered,
+            ReferralEvent::Decline,
+            Self::Declined,
+            "Art. 24",
+        ),
+        (
+            Self::Acknowledged,
+            ReferralEvent::Decline,
+            Self::Declined,
+            "Art. 24",
+        ),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Acknowledged => "acknowledged",
+            Self::Declined => "declined",
+        }
+    }
+
+    fn event_name(event: ReferralEvent) -> &'static str {
+        match event {
+            ReferralEvent::Deliver => "delivery",
+            ReferralEvent::Acknowledge => "acknowledgement",
+            ReferralEvent::Decline => "decline",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +690,18 @@ mod tests {
             (Received, E::Refer, Referred),
             (Accepted, E::Refer, Referred),
             (Referred, E::Decline, Received),
+        ]);
+    }
+
+    #[test]
+    fn referral_pairs() {
+        use Referral::*;
+        use ReferralEvent as E;
+        walk::<Referral>(&[
+            (Pending, E::Deliver, Delivered),
+            (Delivered, E::Acknowledge, Acknowledged),
+            (Delivered, E::Decline, Declined),
+            (Acknowledged, E::Decline, Declined),
         ]);
     }
 }

@@ -264,6 +264,19 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
             Principal::new(PrincipalKind::Department, urumqi, "market-regulation"),
         ),
     ];
+    // The demo department's own node: it serves the referral receiver and signs receipts.
+    leaves.push(LeafSpec {
+        name: "department-node".into(),
+        principal: Principal::new(PrincipalKind::Department, urumqi, "market-regulation"),
+        dns_names: local_dns
+            .iter()
+            .cloned()
+            .chain(["department".to_owned()])
+            .collect(),
+        ip_addresses: local_ip.clone(),
+        usage: Usage::ClientAndServer,
+        lifetime_days: LEAF_LIFETIME_DAYS,
+    });
     for node in [
         "gateway",
         "filing",

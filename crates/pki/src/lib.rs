@@ -3,6 +3,7 @@
 
 mod ca;
 mod identity;
+pub mod receipt;
 mod revocation;
 mod tls;
 

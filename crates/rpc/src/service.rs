@@ -51,6 +51,39 @@ pub struct ServiceEnv {
     pub register: Arc<RegisterConfig>,
     /// How complainants are told (Art. 24).
     pub notifications: Arc<NotificationsConfig>,
+    /// The department nodes complaints are referred to (Art. 24).
+    pub referrals: Arc<ReferralsConfig>,
+}
+
+/// The department nodes referrals are delivered to (`[[referrals.departments]]`). A regulator
+/// may refer a complaint only to a department listed here.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferralsConfig {
+    pub departments: Vec<DepartmentPeer>,
+}
+
+/// One department node: which department of which division, and where it listens.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DepartmentPeer {
+    /// The department's code, as in its certificate (`market-regulation`, …).
+    pub department: String,
+    /// Its division (GB/T 2260), as in its certificate.
+    pub tenant: String,
+    /// `https://host:port` of its referral receiver.
+    pub url: String,
+    /// The DNS name in its node's certificate.
+    pub server_name: String,
+}
+
+impl ReferralsConfig {
+    /// The node of `department` in `tenant`.
+    pub fn node(&self, department: &str, tenant: &str) -> Option<&DepartmentPeer> {
+        self.departments
+            .iter()
+            .find(|d| d.department == department && d.tenant == tenant)
+    }
 }
 
 /// How complainants are told (`[notifications]`): by e-mail over SMTP when `smtp_url` is set,

@@ -8,6 +8,7 @@ use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
 use creditmesh_proto::common::v1::StatusChange;
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintService;
 use creditmesh_proto::complaints::v1::*;
+use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_rpc::{Authn, ServiceStore, Written, status, status_from, timestamp};
 use creditmesh_storage::Blobs;
 use prost::Message;
@@ -25,6 +26,8 @@ pub struct Api {
     pub(crate) acceptance_working_days: u32,
     /// Where evidence is kept.
     pub(crate) blobs: Blobs,
+    /// The departments complaints may be referred to.
+    pub(crate) referrals: Arc<ReferralsConfig>,
 }
 
 impl Api {
@@ -34,6 +37,7 @@ impl Api {
         calendar: Arc<Calendar>,
         acceptance_working_days: u32,
         blobs: Blobs,
+        referrals: Arc<ReferralsConfig>,
     ) -> Self {
         Self {
             store,
@@ -41,6 +45,7 @@ impl Api {
             calendar,
             acceptance_working_days,
             blobs,
+            referrals,
         }
     }
 }
@@ -292,6 +297,16 @@ impl ComplaintService for Api {
         let history = store::history(&mut conn, &row.tenant, &row.tracking_number)
             .await
             .map_err(status_from)?;
+        let referred_to = if row.status == "referred" {
+            crate::referral_store::of_complaint(&mut conn, &row.tenant, &row.tracking_number)
+                .await
+                .map_err(status_from)?
+                .last()
+                .map(|r| creditmesh_domain::department::value_of(&r.department))
+                .unwrap_or_default()
+        } else {
+            0
+        };
         Ok(Response::new(TrackComplaintResponse {
             tracking_number: row.tracking_number,
             status: status_name(&row.status) as i32,
@@ -311,7 +326,7 @@ impl ComplaintService for Api {
                 row.handling_provisional,
                 &row.calendar_version,
             ),
-            referred_to: 0,
+            referred_to,
             outcome: row.outcome,
         }))
     }
@@ -342,5 +357,33 @@ impl ComplaintService for Api {
         request: Request<ResolveComplaintRequest>,
     ) -> Result<Response<ResolveComplaintResponse>, Status> {
         handling::resolve_complaint(self, request).await
+    }
+
+    async fn refer_complaint(
+        &self,
+        request: Request<ReferComplaintRequest>,
+    ) -> Result<Response<ReferComplaintResponse>, Status> {
+        crate::referrals::refer_complaint(self, request).await
+    }
+
+    async fn list_referrals(
+        &self,
+        request: Request<ListReferralsRequest>,
+    ) -> Result<Response<ListReferralsResponse>, Status> {
+        crate::referrals::list_referrals(self, request).await
+    }
+
+    async fn acknowledge_referral(
+        &self,
+        request: Request<AcknowledgeReferralRequest>,
+    ) -> Result<Response<AcknowledgeReferralResponse>, Status> {
+        crate::referrals::acknowledge_referral(self, request).await
+    }
+
+    async fn decline_referral(
+        &self,
+        request: Request<DeclineReferralRequest>,
+    ) -> Result<Response<DeclineReferralResponse>, Status> {
+        crate::referrals::decline_referral(self, request).await
     }
 }

@@ -42,7 +42,7 @@ fn may_handle(ctx: &CallContext, row: &ComplaintRow) -> bool {
     own.is_region() || row.tenant == own.to_string()
 }
 
-fn today(api: &Api) -> Result<time::Date, Error> {
+pub(crate) fn today(api: &Api) -> Result<time::Date, Error> {
     cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))
 }
 
@@ -104,6 +104,7 @@ pub(crate) fn proto(
         complainant_contact,
         repeats: row.repeats,
         repeated: row.repeated as i32,
+        referrals: Vec::new(),
     }
 }
 
@@ -139,7 +140,7 @@ async fn handled(
 
 /// The complaint `tracking_number`, as it stood, once moved by `event`; `FAILED_PRECONDITION`
 /// naming its state when the machine does not allow the move.
-async fn moved(
+pub(crate) async fn moved(
     conn: &mut AnyConnection,
     ctx: &CallContext,
     tracking_number: &str,
@@ -345,7 +346,7 @@ pub(crate) async fn accept_complaint(
     .await
 }
 
-async fn reread(
+pub(crate) async fn reread(
     api: &Api,
     ctx: &CallContext,
     conn: &mut AnyConnection,
@@ -356,7 +357,20 @@ async fn reread(
         .await?
         .ok_or_else(|| Error::internal("a complaint just written is missing"))?;
     let history = store::history(conn, &row.tenant, &row.tracking_number).await?;
-    Ok(proto(ctx, row, history, today, api.acceptance_working_days))
+    let referrals = crate::referral_store::of_complaint(conn, &row.tenant, &row.tracking_number)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let mut r = crate::referrals::proto(r);
+            // The complainant is shown, masked as the caller may see it, on the complaint.
+            r.complainant_name.clear();
+            r.complainant_contact.clear();
+            r
+        })
+        .collect();
+    let mut complaint = proto(ctx, row, history, today, api.acceptance_working_days);
+    complaint.referrals = referrals;
+    Ok(complaint)
 }
 
 pub(crate) async fn resolve_complaint(

@@ -1,10 +1,13 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
 mod api;
+pub mod delivery;
 mod evidence;
 mod handling;
 mod holders;
 pub mod notify;
+mod referral_store;
+pub mod referrals;
 mod schema;
 mod store;
 
@@ -37,6 +40,7 @@ fn routes(env: ServiceEnv) -> Routes {
         calendar,
         complaint_acceptance_working_days,
         blobs,
+        referrals,
         ..
     } = env;
     let api = ComplaintServiceServer::new(api::Api::new(
@@ -45,6 +49,7 @@ fn routes(env: ServiceEnv) -> Routes {
         calendar,
         complaint_acceptance_working_days,
         blobs,
+        referrals,
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, holders::Handler)
@@ -53,10 +58,24 @@ fn routes(env: ServiceEnv) -> Routes {
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
     match notify::notifier(&env.notifications) {
         Ok(notifier) => {
-            tokio::spawn(notify::run(env.store, notifier, stop));
+            tokio::spawn(notify::run(env.store.clone(), notifier, stop.clone()));
         }
         Err(e) => {
             tracing::error!(error = %e, "complainants will not be told: notifications misconfigured")
+        }
+    }
+    match delivery::Delivery::new(
+        env.store.clone(),
+        &env.pki_dir,
+        env.authn.trust_domain(),
+        &env.referrals,
+        &stop,
+    ) {
+        Ok(d) => {
+            tokio::spawn(delivery::run(std::sync::Arc::new(d), stop));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "referrals will not be delivered: no client identity")
         }
     }
 }

@@ -56,5 +56,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/108_repeats_by_original.sql"),
             include_str!("../migrations/108_repeats_by_original.sql"),
         ),
+        Migration::new(
+            109,
+            "referrals to departments with their receipts",
+            include_str!("../migrations/109_referrals.sql"),
+            include_str!("../migrations/109_referrals.sql"),
+        ),
     ]
 }

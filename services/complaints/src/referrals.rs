@@ -1,0 +1,431 @@
+//! Referral of a complaint outside the regulator's remit to the competent department (Art. 24
+//! "不属于本部门职责范围的，移送有关部门处理"): the regulator refers with a reason, the platform
+//! delivers it to the department's node (see `delivery`), and the department acknowledges it or
+//! declines it back to the regulator for re-routing.
+
+use creditmesh_domain::lifecycle::{
+    Complaint as State, ComplaintEvent, Machine, Referral as ReferralState, ReferralEvent,
+};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department};
+use creditmesh_proto::complaints::v1::*;
+use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_storage::sqlx::AnyConnection;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use crate::api::Api;
+use crate::handling::{moved, reread, today};
+use crate::referral_store::{self, NewReferral, ReferralRow};
+use crate::store;
+
+const MAX_PAGE: i32 = 100;
+const MAX_TEXT: usize = 4000;
+
+fn status_of(s: &str) -> ReferralStatus {
+    match ReferralState::parse(s) {
+        Some(ReferralState::Pending) => ReferralStatus::Pending,
+        Some(ReferralState::Delivered) => ReferralStatus::Delivered,
+        Some(ReferralState::Acknowledged) => ReferralStatus::Acknowledged,
+        Some(ReferralState::Declined) => ReferralStatus::Declined,
+        None => ReferralStatus::Unspecified,
+    }
+}
+
+/// A stored referral as sent, with where it stands.
+pub fn proto(row: ReferralRow) -> Referral {
+    let mut r = Referral::decode(row.payload.as_slice()).unwrap_or_default();
+    r.status = status_of(&row.status) as i32;
+    r.receipt = row.received_at.map(|at| ReferralReceipt {
+        referral_id: row.referral_id.clone(),
+        sha256: row.payload_sha256.clone(),
+        received_at: Some(timestamp(at)),
+        signature: row.receipt_signature,
+        certificate: row.receipt_certificate,
+    });
+    r.acknowledged_at = row.acknowledged_at.map(timestamp);
+    r.declined_at = row.declined_at.map(timestamp);
+    r.decline_reason = row.decline_reason;
+    r
+}
+
+struct ValidReferral {
+    department: &'static str,
+    department_tenant: Tenant,
+}
+
+pub(crate) async fn refer_complaint(
+    api: &Api,
+    request: Request<ReferComplaintRequest>,
+) -> Result<Response<ReferComplaintResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let checked = (|| {
+        let mut v = Violations::default();
+        v.require("request_id", &req.request_id);
+        v.require("tracking_number", &req.tracking_number);
+        v.require("reason", &req.reason);
+        v.max_chars("reason", &req.reason, MAX_TEXT);
+        let department = department::code_of(req.department);
+        if department.is_none() {
+            v.add("department", "is required: the competent department");
+        }
+        let department_tenant = if req.department_tenant.trim().is_empty() {
+            v.add(
+                "department_tenant",
+                "is required: the department's division",
+            );
+            None
+        } else {
+            v.check(
+                "department_tenant",
+                Tenant::parse(req.department_tenant.trim()),
+            )
+        };
+        if let (Some(code), Some(tenant)) = (department, department_tenant)
+            && api.referrals.node(code, &tenant.to_string()).is_none()
+        {
+            v.add(
+                "department_tenant",
+                format!(
+                    "no node of department {code} in {tenant} is configured ([[referrals.departments]])"
+                ),
+            );
+        }
+        v.finish()?;
+        match (department, department_tenant) {
+            (Some(department), Some(department_tenant)) => Ok(ValidReferral {
+                department,
+                department_tenant,
+            }),
+            _ => Err(Error::internal("validation lost a field")),
+        }
+    })();
+    let (ctx_ref, req_ref) = (&ctx, &req);
+    edge::call(&api.store, &ctx, "ReferComplaint", checked, |valid| async move {
+        let store = &api.store;
+        let (ctx, req, valid) = (ctx_ref, req_ref, &valid);
+        store
+            .write_idempotent(ctx, "ReferComplaint", &req.request_id, |mut tx| async move {
+                let row = moved(&mut tx, ctx, req.tracking_number.trim(), ComplaintEvent::Refer)
+                    .await?;
+                let now = store.now();
+                let referral_id = uuid::Uuid::now_v7().to_string();
+                let reason = req.reason.trim();
+                let department_tenant = valid.department_tenant.to_string();
+                let payload = Referral {
+                    referral_id: referral_id.clone(),
+                    tracking_number: row.tracking_number.clone(),
+                    department: department::value_of(valid.department),
+                    department_tenant: department_tenant.clone(),
+                    from_tenant: row.tenant.clone(),
+                    agency_uscc: row.agency_uscc.clone(),
+                    agency_name: row.agency_name.clone(),
+                    subject: row.subject.clone(),
+                    description: row.description.clone(),
+                    referred_at: Some(timestamp(now)),
+                    reason: reason.to_owned(),
+                    complainant_name: row.complainant_name.clone(),
+                    complainant_contact: row.complainant_contact.clone(),
+                    ..Default::default()
+                }
+                .encode_to_vec();
+                referral_store::insert(
+                    &mut tx,
+                    &NewReferral {
+                        referral_id: &referral_id,
+                        tenant: &row.tenant,
+                        tracking_number: &row.tracking_number,
+                        department: valid.department,
+                        department_tenant: &department_tenant,
+                        reason,
+                        referred_at: now,
+                        referred_by: &ctx.principal_id,
+                        payload: &payload,
+                        payload_sha256: &hex::encode(Sha256::digest(&payload)),
+                    },
+                )
+                .await?;
+                let to = format!("{} ({department_tenant})", department::name_zh(valid.department));
+                crate::notify::queue(
+                    &mut tx,
+                    &row.tenant,
+                    &row.tracking_number,
+                    &row.complainant_contact,
+                    &format!("投诉举报 {} 已移送{to}", row.tracking_number),
+                    &format!(
+                        "您的投诉举报 {} 不属于本部门职责范围，已移送{to}处理。\n\
+                         Your complaint {} is outside the regulator's remit and was referred to \
+                         the {} department of {department_tenant}.",
+                        row.tracking_number, row.tracking_number, valid.department
+                    ),
+                    now,
+                )
+                .await?;
+                store::add_history(
+                    &mut tx,
+                    &row.tenant,
+                    &row.tracking_number,
+                    State::Referred.name(),
+                    now,
+                    &ctx.principal_id,
+                    &format!(
+                        "referred to {} of {department_tenant} (Art. 24): {reason}",
+                        valid.department
+                    ),
+                )
+                .await?;
+                let today = creditmesh_domain::calendar::format_date(today(api)?);
+                let complaint = reread(api, ctx, &mut tx, &row.tracking_number, &today).await?;
+                tracing::info!(tenant = %row.tenant, tracking_number = %row.tracking_number, %referral_id, department = valid.department, %department_tenant, "complaint referred");
+                Ok((
+                    tx,
+                    Written {
+                        value: ReferComplaintResponse {
+                            referral_id,
+                            complaint: Some(complaint),
+                        },
+                        tenant: row.tenant.clone(),
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}
+
+/// The referral `referral_id` if it is addressed to the calling department, else `NOT_FOUND`.
+async fn addressed(
+    conn: &mut AnyConnection,
+    ctx: &CallContext,
+    referral_id: &str,
+) -> Result<ReferralRow, Error> {
+    let p = &ctx.principal;
+    match referral_store::find(conn, referral_id).await? {
+        Some(r)
+            if r.department == p.subject
+                && r.department_tenant == p.tenant.to_string()
+                && r.status != ReferralState::Pending.name() =>
+        {
+            Ok(r)
+        }
+        _ => Err(Error::not_found(format!(
+            "no referral {referral_id} for this department"
+        ))),
+    }
+}
+
+pub(crate) async fn list_referrals(
+    api: &Api,
+    request: Request<ListReferralsRequest>,
+) -> Result<Response<ListReferralsResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Department])?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        if !(0..=MAX_PAGE).contains(&req.page_size) {
+            v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
+        }
+        let token = req.page_token.trim();
+        if !token.is_empty() && uuid::Uuid::parse_str(token).is_err() {
+            v.add("page_token", "is not a token this list gave out");
+        }
+        v.finish()?;
+        let limit = i64::from(if req.page_size == 0 {
+            20
+        } else {
+            req.page_size
+        });
+        let p = &ctx.principal;
+        let mut conn = api.store.db.acquire().await?;
+        let mut rows = referral_store::addressed_to(
+            &mut conn,
+            &p.subject,
+            &p.tenant.to_string(),
+            req.unacknowledged_only,
+            token,
+            limit + 1,
+        )
+        .await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| r.referral_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListReferralsResponse {
+            referrals: rows.into_iter().map(proto).collect(),
+            next_page_token,
+        })
+    })
+    .await
+}
+
+fn referral_id(v: &mut Violations, id: &str) {
+    v.require("referral_id", id);
+    if !id.trim().is_empty() && uuid::Uuid::parse_str(id.trim()).is_err() {
+        v.add("referral_id", "is not a referral id");
+    }
+}
+
+/// Moves the referral by `event`; a referral already where the event leads is answered as it
+/// stands (a repeated call changes nothing), any other state refuses the move.
+async fn answer(
+    conn: &mut AnyConnection,
+    ctx: &CallContext,
+    id: &str,
+    event: ReferralEvent,
+) -> Result<(ReferralRow, bool), Error> {
+    let row = addressed(conn, ctx, id).await?;
+    if referral_store::transition(conn, id, event).await?.is_some() {
+        return Ok((row, true));
+    }
+    let target = ReferralState::target(event);
+    if row.status == target.name() {
+        return Ok((row, false));
+    }
+    let why = ReferralState::parse(&row.status)
+        .and_then(|s| s.on(event).err())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| format!("the referral is {}", row.status));
+    Err(Error::failed_precondition(format!("referral {id}: {why}")))
+}
+
+pub(crate) async fn acknowledge_referral(
+    api: &Api,
+    request: Request<AcknowledgeReferralRequest>,
+) -> Result<Response<AcknowledgeReferralResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Department])?;
+    let req = request.into_inner();
+    let checked = {
+        let mut v = Violations::default();
+        referral_id(&mut v, &req.referral_id);
+        v.finish()
+    };
+    edge::call(
+        &api.store,
+        &ctx,
+        "AcknowledgeReferral",
+        checked,
+        |()| async {
+            let store = &api.store;
+            let (ctx, id) = (&ctx, req.referral_id.trim());
+            store
+                .write(ctx, "AcknowledgeReferral", |mut tx| async move {
+                    let (row, moved) = answer(&mut tx, ctx, id, ReferralEvent::Acknowledge).await?;
+                    if moved {
+                        let now = store.now();
+                        referral_store::set_acknowledged(&mut tx, id, now, &ctx.principal_id)
+                            .await?;
+                        store::add_history(
+                            &mut tx,
+                            &row.tenant,
+                            &row.tracking_number,
+                            State::Referred.name(),
+                            now,
+                            &ctx.principal_id,
+                            &format!(
+                                "acknowledged by {} of {}",
+                                row.department, row.department_tenant
+                            ),
+                        )
+                        .await?;
+                    }
+                    let referral = referral_store::find(&mut tx, id)
+                        .await?
+                        .map(proto)
+                        .ok_or_else(|| Error::internal("a referral just written is missing"))?;
+                    Ok((
+                        tx,
+                        Written {
+                            value: AcknowledgeReferralResponse {
+                                referral: Some(referral),
+                            },
+                            tenant: row.tenant,
+                        },
+                    ))
+                })
+                .await
+        },
+    )
+    .await
+}
+
+pub(crate) async fn decline_referral(
+    api: &Api,
+    request: Request<DeclineReferralRequest>,
+) -> Result<Response<DeclineReferralResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Department])?;
+    let req = request.into_inner();
+    let checked = {
+        let mut v = Violations::default();
+        referral_id(&mut v, &req.referral_id);
+        v.require("reason", &req.reason);
+        v.max_chars("reason", &req.reason, MAX_TEXT);
+        v.finish()
+    };
+    edge::call(&api.store, &ctx, "DeclineReferral", checked, |()| async {
+        let store = &api.store;
+        let (ctx, id, reason) = (&ctx, req.referral_id.trim(), req.reason.trim());
+        store
+            .write(ctx, "DeclineReferral", |mut tx| async move {
+                let (row, moved) = answer(&mut tx, ctx, id, ReferralEvent::Decline).await?;
+                if moved {
+                    let now = store.now();
+                    referral_store::set_declined(&mut tx, id, now, &ctx.principal_id, reason)
+                        .await?;
+                    // Back to the regulator that referred it, for re-routing.
+                    if store::transition(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        ComplaintEvent::Decline,
+                    )
+                    .await?
+                    .is_none()
+                    {
+                        return Err(Error::internal(format!(
+                            "complaint {} of a delivered referral is not referred",
+                            row.tracking_number
+                        )));
+                    }
+                    store::add_history(
+                        &mut tx,
+                        &row.tenant,
+                        &row.tracking_number,
+                        State::Received.name(),
+                        now,
+                        &ctx.principal_id,
+                        &format!(
+                            "declined by {} of {} as outside its competence: {reason}; \
+                             returned to {} for re-routing",
+                            row.department, row.department_tenant, row.tenant
+                        ),
+                    )
+                    .await?;
+                    tracing::info!(tenant = %row.tenant, tracking_number = %row.tracking_number, referral_id = %id, "referral declined");
+                }
+                let referral = referral_store::find(&mut tx, id)
+                    .await?
+                    .map(proto)
+                    .ok_or_else(|| Error::internal("a referral just written is missing"))?;
+                Ok((
+                    tx,
+                    Written {
+                        value: DeclineReferralResponse {
+                            referral: Some(referral),
+                        },
+                        tenant: row.tenant,
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}

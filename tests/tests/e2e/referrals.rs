@@ -1,0 +1,687 @@
+//! Referral of a complaint outside the regulator's remit (Art. 24): delivered to the
+//! department's node over mutual TLS however long it is down, once, with a receipt signed by
+//! the department's key that the platform verifies; acknowledged, or declined back to the
+//! regulator for re-routing; seen only by the department it is addressed to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::complaints::v1::referral_receiver_service_client::ReferralReceiverServiceClient;
+use creditmesh_proto::complaints::v1::{
+    AcceptComplaintRequest, AcknowledgeReferralRequest, ComplaintStatus, DeclineReferralRequest,
+    Department, ListReferralsRequest, ReceiveReferralRequest, ReferComplaintRequest, Referral,
+    ReferralStatus, TrackComplaintRequest,
+};
+use creditmesh_tests::{
+    DepartmentNode, Engine, TRUST_DOMAIN, TestClock, TestMesh, demo_department, eventually,
+    free_addr, mtls, scalar_i64,
+};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::e2e::complaints::complaint;
+
+crate::on_both_engines!(
+    a_referral_made_while_the_department_is_down_is_delivered_once_with_a_verified_receipt,
+    a_declined_referral_returns_the_complaint_for_re_routing,
+    a_department_sees_only_referrals_addressed_to_it,
+    a_node_that_is_not_the_department_gets_nothing_delivered,
+);
+
+/// A mesh whose complaints service refers to the demo department at `department` (nothing
+/// need listen there yet); mails go to `smtp` when given.
+async fn mesh(
+    engine: Engine,
+    department: std::net::SocketAddr,
+    smtp: Option<String>,
+) -> Option<(TestMesh, Arc<TestClock>)> {
+    let clock = Arc::new(TestClock::now());
+    let t = TestMesh::start_configured(engine, clock.clone(), |rt| {
+        rt.referrals = Arc::new(creditmesh_rpc::service::ReferralsConfig {
+            departments: vec![demo_department(department)],
+        });
+        if let Some(smtp_url) = smtp {
+            rt.notifications = Arc::new(creditmesh_rpc::service::NotificationsConfig {
+                smtp_url,
+                from: "noreply@creditmesh.xinjiang".into(),
+                dir: String::new(),
+            });
+        }
+    })
+    .await?;
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
+    Some((t, clock))
+}
+
+fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
+    ReferComplaintRequest {
+        request_id: request_id.into(),
+        tracking_number: tracking_number.into(),
+        department: Department::MarketRegulation as i32,
+        department_tenant: "650100".into(),
+        reason: "a licensing matter for market regulation, outside credit supervision".into(),
+    }
+}
+
+/// Submits a complaint (to Kashgar) and refers it; its tracking number, access code and
+/// referral id.
+async fn referred(t: &TestMesh, id: &str, contact: &str) -> (String, String, String) {
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut c = complaint(id, "");
+    c.complainant_contact = contact.into();
+    let c = public.submit_complaint(c).await.unwrap().into_inner();
+    let answer = ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .refer_complaint(refer(&format!("refer-{id}"), &c.tracking_number))
+        .await
+        .unwrap()
+        .into_inner();
+    let complaint = answer.complaint.unwrap();
+    assert_eq!(complaint.status, ComplaintStatus::Referred as i32);
+    assert_eq!(complaint.referrals.len(), 1);
+    assert_eq!(complaint.referrals[0].referral_id, answer.referral_id);
+    (c.tracking_number, c.access_code, answer.referral_id)
+}
+
+async fn referrals_of(channel: Channel) -> Result<Vec<Referral>, tonic::Status> {
+    Ok(ComplaintServiceClient::new(channel)
+        .list_referrals(ListReferralsRequest::default())
+        .await?
+        .into_inner()
+        .referrals)
+}
+
+/// Moves the clock a second on at each look, so that retries come due.
+async fn tried(url: &str, clock: &TestClock, times: i64) {
+    eventually("delivery was tried", Duration::from_secs(30), || async {
+        clock.advance(Duration::from_secs(1));
+        (scalar_i64(url, "SELECT MAX(attempts) FROM complaints_referral").await >= times)
+            .then_some(())
+    })
+    .await;
+}
+
+/// The referral as the department lists it once delivered; the clock moves a second on at
+/// each look, so that retries come due.
+async fn delivered(t: &TestMesh, clock: &TestClock, referral_id: &str) -> Referral {
+    eventually(
+        "the referral is delivered",
+        Duration::from_secs(60),
+        || async {
+            clock.advance(Duration::from_secs(1));
+            referrals_of(t.node("department").await)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.referral_id == referral_id)
+        },
+    )
+    .await
+}
+
+async fn received_rows(node: &DepartmentNode) -> i64 {
+    let mut conn = node.db.acquire().await.unwrap();
+    creditmesh_storage::sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM department_referral")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+}
+
+async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_verified_receipt(
+    engine: Engine,
+) {
+    let Some((smtp_url, maildir)) = creditmesh_tests::smtp() else {
+        return;
+    };
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, Some(smtp_url)).await else {
+        return;
+    };
+    let address = format!("r{}@example.org", uuid::Uuid::new_v4().simple());
+    let (number, code, referral_id) = referred(&t, "down-1", &address).await;
+
+    // Nobody listens: the platform keeps trying, with backoff, and says why.
+    let url = t.db_url("complaints");
+    tried(&url, &clock, 2).await;
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_referral WHERE status = 'pending' AND last_error <> ''"
+        )
+        .await,
+        1
+    );
+    assert!(
+        referrals_of(t.node("department").await)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a referral not yet received is not listed to the department"
+    );
+
+    let node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let listed = delivered(&t, &clock, &referral_id).await;
+    assert_eq!(listed.status, ReferralStatus::Delivered as i32);
+    assert_eq!(listed.tracking_number, number);
+    assert_eq!(listed.department, Department::MarketRegulation as i32);
+    assert_eq!(listed.complainant_contact, address);
+    assert!(listed.reason.contains("licensing"));
+
+    // The receipt proves what the department received: the hash of the bytes it keeps, signed
+    // by a key the regional CA certified for this department.
+    let receipt = listed.receipt.clone().expect("a receipt");
+    let (kept_payload, kept_sha) = {
+        let mut conn = node.db.acquire().await.unwrap();
+        let row: (String, String) =
+            creditmesh_storage::sqlx::query_as("SELECT payload, sha256 FROM department_referral")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        (hex::decode(row.0).unwrap(), row.1)
+    };
+    assert_eq!(receipt.sha256, kept_sha);
+    assert_eq!(hex::encode(Sha256::digest(&kept_payload)), receipt.sha256);
+    let at_micros = {
+        let ts = receipt.received_at.unwrap();
+        ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1000
+    };
+    let statement =
+        creditmesh_pki::receipt::referral_statement(&referral_id, &receipt.sha256, at_micros);
+    let ca = std::fs::read_to_string(t.pki_dir.join("ca.pem")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signer = creditmesh_pki::receipt::verify(
+        &ca,
+        TRUST_DOMAIN,
+        &receipt.certificate,
+        statement.as_bytes(),
+        &receipt.signature,
+        now,
+    )
+    .expect("the receipt verifies");
+    assert_eq!(signer.kind, PrincipalKind::Department);
+    assert_eq!(signer.subject, "market-regulation");
+    let mut forged = statement.clone().into_bytes();
+    let last = forged.len() - 2;
+    forged[last] ^= 1;
+    assert!(
+        creditmesh_pki::receipt::verify(
+            &ca,
+            TRUST_DOMAIN,
+            &receipt.certificate,
+            &forged,
+            &receipt.signature,
+            now
+        )
+        .is_err()
+    );
+
+    // Sent again (a lost answer, a second sender): the same receipt, nothing stored twice.
+    let again =
+        ReferralReceiverServiceClient::new(mtls(node.addr, &t.pki_dir, "service-complaints").await)
+            .receive_referral(ReceiveReferralRequest {
+                referral: kept_payload.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(again.receipt.unwrap().signature, receipt.signature);
+    assert_eq!(received_rows(&node).await, 1);
+    // Only the complaints service delivers: a department's own certificate is refused.
+    let refused =
+        ReferralReceiverServiceClient::new(mtls(node.addr, &t.pki_dir, "department").await)
+            .receive_referral(ReceiveReferralRequest {
+                referral: kept_payload,
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    // The complainant sees where it went and was told once, by mail.
+    let tracked = ComplaintServiceClient::new(t.public().await)
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: number.clone(),
+            access_code: code,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tracked.status, ComplaintStatus::Referred as i32);
+    assert_eq!(tracked.referred_to, Department::MarketRegulation as i32);
+    let notes: Vec<&str> = tracked.history.iter().map(|h| h.note.as_str()).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("referred to market-regulation of 650100")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("received by market-regulation")),
+        "{notes:?}"
+    );
+    let mine = || -> Vec<String> {
+        creditmesh_tests::maildir_messages(&maildir)
+            .into_iter()
+            .filter(|m| m.contains(&address))
+            .collect()
+    };
+    eventually("the referral mail", Duration::from_secs(30), || async {
+        (!mine().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(mine().len(), 1, "told once");
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_referral WHERE status = 'delivered'"
+        )
+        .await,
+        1
+    );
+
+    // The department acknowledges it, once; the trail shows it.
+    let mut department = ComplaintServiceClient::new(t.node("department").await);
+    for _ in 0..2 {
+        let acked = department
+            .acknowledge_referral(AcknowledgeReferralRequest {
+                referral_id: referral_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .referral
+            .unwrap();
+        assert_eq!(acked.status, ReferralStatus::Acknowledged as i32);
+        assert!(acked.acknowledged_at.is_some());
+    }
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_history WHERE note LIKE 'acknowledged by%'"
+        )
+        .await,
+        1
+    );
+}
+
+async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine) {
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    let node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let (number, code, referral_id) = referred(&t, "decline-1", "13912345678").await;
+    delivered(&t, &clock, &referral_id).await;
+
+    // The department's people decline it from their node's command line, which tells the
+    // platform through its gateway and then records it in the node's own store.
+    let listed = creditmesh_department::list(&node.db, true).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].referral.tracking_number, number);
+    let why = "not a market-regulation matter: the agency's filing is with the credit regulator";
+    let declined = creditmesh_department::answer(
+        &node.config,
+        &node.db,
+        &format!("https://{}", t.mesh.node_addr),
+        "gateway",
+        &referral_id,
+        creditmesh_department::Answer::Decline(why.into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(declined.status, ReferralStatus::Declined as i32);
+    assert_eq!(declined.decline_reason, why);
+    assert!(
+        creditmesh_department::list(&node.db, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Back with the regulator, the whole trail kept.
+    let tracked = ComplaintServiceClient::new(t.public().await)
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: number.clone(),
+            access_code: code,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tracked.status, ComplaintStatus::Received as i32);
+    assert_eq!(tracked.referred_to, 0);
+    let statuses: Vec<&str> = tracked.history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(statuses, ["received", "referred", "referred", "received"]);
+    assert!(tracked.history[3].note.contains(why));
+
+    // A second decline changes nothing; an acknowledgement now is refused.
+    let mut department = ComplaintServiceClient::new(t.node("department").await);
+    let again = department
+        .decline_referral(DeclineReferralRequest {
+            referral_id: referral_id.clone(),
+            reason: "again".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(again.decline_reason, why);
+    let refused = department
+        .acknowledge_referral(AcknowledgeReferralRequest {
+            referral_id: referral_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let url = t.db_url("complaints");
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_history WHERE note LIKE 'declined by%'"
+        )
+        .await,
+        1
+    );
+
+    // The regulator re-routes it: here it accepts it itself.
+    let accepted = ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .accept_complaint(AcceptComplaintRequest {
+            request_id: "accept-after-decline".into(),
+            tracking_number: number,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    assert_eq!(accepted.status, ComplaintStatus::Accepted as i32);
+    assert_eq!(accepted.referrals.len(), 1);
+    assert_eq!(
+        accepted.referrals[0].status,
+        ReferralStatus::Declined as i32
+    );
+}
+
+async fn a_department_sees_only_referrals_addressed_to_it(engine: Engine) {
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    let _node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let urumqi = Tenant::parse("650100").unwrap();
+    t.issue(
+        "department-cyberspace",
+        Principal::new(PrincipalKind::Department, urumqi, "cyberspace"),
+    );
+    t.issue(
+        "department-kashgar",
+        Principal::new(
+            PrincipalKind::Department,
+            Tenant::parse("653100").unwrap(),
+            "market-regulation",
+        ),
+    );
+    t.issue(
+        "regulator-654000",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("654000").unwrap(),
+            "",
+        ),
+    );
+    let (number, _, referral_id) = referred(&t, "scope-1", "13912345678").await;
+    delivered(&t, &clock, &referral_id).await;
+
+    for other in ["department-cyberspace", "department-kashgar"] {
+        assert!(
+            referrals_of(t.node(other).await).await.unwrap().is_empty(),
+            "{other} sees another department's referral"
+        );
+        let refused = ComplaintServiceClient::new(t.node(other).await)
+            .decline_referral(DeclineReferralRequest {
+                referral_id: referral_id.clone(),
+                reason: "not ours".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::NotFound, "{other}: {refused:?}");
+    }
+    // Nobody but departments lists referrals.
+    let refused = referrals_of(t.node("agency").await).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // Another prefecture can neither see nor refer the complaint.
+    let mut ili = ComplaintServiceClient::new(t.node("regulator-654000").await);
+    let mut second = complaint("scope-2", "");
+    second.description = "another matter entirely".into();
+    let second = ComplaintServiceClient::new(t.public().await)
+        .submit_complaint(second)
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = ili
+        .refer_complaint(refer("ili-refer", &second.tracking_number))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+
+    // Bad input names its fields; a department with no node configured cannot be chosen.
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    let bad = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            request_id: "bad".into(),
+            tracking_number: second.tracking_number.clone(),
+            department: 0,
+            department_tenant: "650100".into(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["reason", "department"]);
+    let mut unknown = refer("unknown-node", &second.tracking_number);
+    unknown.department = Department::PublicSecurity as i32;
+    let bad = kashgar.refer_complaint(unknown).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let violation = &bad.get_details_bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.field, "department_tenant");
+    assert!(violation.description.contains("public-security"), "{bad:?}");
+    // A resolved or referred complaint cannot be referred (again).
+    let again = kashgar
+        .refer_complaint(refer("refer-twice", &number))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+}
+
+async fn a_node_that_is_not_the_department_gets_nothing_delivered(engine: Engine) {
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    // A node of another department answers at the demo department's address, with a
+    // certificate that the CA issued and that carries the expected server name.
+    let ca = creditmesh_pki::Ca::load(&t.pki_dir).unwrap();
+    ca.issue(
+        &t.pki_dir,
+        TRUST_DOMAIN,
+        &creditmesh_pki::LeafSpec {
+            name: "cyberspace-node".into(),
+            principal: Principal::new(
+                PrincipalKind::Department,
+                Tenant::parse("650100").unwrap(),
+                "cyberspace",
+            ),
+            dns_names: vec!["department".into()],
+            ip_addresses: vec![],
+            usage: creditmesh_pki::Usage::ClientAndServer,
+            lifetime_days: 1,
+        },
+    )
+    .unwrap();
+    let node = t
+        .department_node(at, "cyberspace-node", "cyberspace", "650100")
+        .await;
+    let (_, _, referral_id) = referred(&t, "impostor-1", "13912345678").await;
+    let url = t.db_url("complaints");
+    tried(&url, &clock, 2).await;
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_referral WHERE status = 'pending'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(received_rows(&node).await, 0);
+    assert!(
+        referrals_of(t.node("department").await)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.referral_id != referral_id)
+    );
+}
+
+/// Referrals with five senders at once on PostgreSQL (the service's own and four more), all
+/// coming due together once the department's node is up: each referral is received once and
+/// recorded delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_senders_deliver_each_referral_once() {
+    let at = free_addr();
+    let Some((t, clock)) = mesh(Engine::Postgres, at, None).await else {
+        return;
+    };
+    const N: usize = 20;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let mut c = complaint(&format!("many-{i}"), "");
+        c.complainant_contact = "13912345678".into();
+        c.description = format!("matter {i}");
+        let number = ComplaintServiceClient::new(t.public().await)
+            .submit_complaint(c)
+            .await
+            .unwrap()
+            .into_inner()
+            .tracking_number;
+        ids.push(
+            ComplaintServiceClient::new(t.node("regulator-653100").await)
+                .refer_complaint(refer(&format!("refer-many-{i}"), &number))
+                .await
+                .unwrap()
+                .into_inner()
+                .referral_id,
+        );
+    }
+    let url = t.db_url("complaints");
+    eventually(
+        "every referral tried once",
+        Duration::from_secs(30),
+        || async {
+            (scalar_i64(&url, "SELECT MIN(attempts) FROM complaints_referral").await >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let store = t.mesh.store("complaints").unwrap().clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cfg = creditmesh_rpc::service::ReferralsConfig {
+        departments: vec![demo_department(at)],
+    };
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            Arc::new(
+                creditmesh_complaints::delivery::Delivery::new(
+                    store.clone(),
+                    &t.pki_dir,
+                    TRUST_DOMAIN,
+                    &cfg,
+                    &stop,
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    // Everything comes due at once for every sender.
+    clock.advance(Duration::from_secs(30));
+    let runs: Vec<_> = senders
+        .into_iter()
+        .map(|d| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut delivered = 0;
+                loop {
+                    delivered += d.deliver_due().await.unwrap();
+                    let left = scalar_i64(
+                        &url,
+                        "SELECT COUNT(*) FROM complaints_referral WHERE status = 'pending'",
+                    )
+                    .await;
+                    if left == 0 {
+                        return delivered;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    stop.cancel();
+    assert_eq!(received_rows(&node).await, N as i64);
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_referral WHERE status = 'delivered'"
+        )
+        .await,
+        N as i64
+    );
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_history WHERE note LIKE 'received by%'"
+        )
+        .await,
+        N as i64,
+        "each delivery recorded once"
+    );
+    let listed = referrals_of(t.node("department").await).await.unwrap();
+    let mut listed: Vec<String> = listed.into_iter().map(|r| r.referral_id).collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+}
