@@ -581,7 +581,14 @@ async fn department(cfg: Config, command: DepartmentCommand) -> Result<()> {
         async move {
             let db = creditmesh_department::open_database(&node.database).await?;
             let r = creditmesh_department::answer(&node, &db, url, server_name, &id, a).await?;
-            println!("{}", referral_line(&r));
+            let status = creditmesh_proto::complaints::v1::ReferralStatus::try_from(r.status)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("REFERRAL_STATUS_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            println!("{} {status}: {}", r.referral_id, referral_line(&r));
             Ok(())
         }
     };
@@ -629,9 +636,14 @@ async fn department(cfg: Config, command: DepartmentCommand) -> Result<()> {
 }
 
 fn referral_line(r: &creditmesh_proto::complaints::v1::Referral) -> String {
+    let name = if r.agency_name.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", r.agency_name)
+    };
     format!(
-        "complaint {} from {} about {} ({}): {} — referred because: {}",
-        r.tracking_number, r.from_tenant, r.agency_uscc, r.agency_name, r.subject, r.reason
+        "complaint {} from {} about {}{name}: {} — referred because: {}",
+        r.tracking_number, r.from_tenant, r.agency_uscc, r.subject, r.reason
     )
 }
 

@@ -479,6 +479,13 @@ impl Config {
         problems.extend(creditmesh_disclosure::register_config_problems(
             &self.register,
         ));
+        let sms = &self.notifications.sms_url;
+        if !(sms.is_empty() || sms.starts_with("https://") || sms.starts_with("http://")) {
+            problems.push((
+                "notifications.sms_url".into(),
+                "must be an http:// or https:// url".into(),
+            ));
+        }
         for (i, d) in self.referrals.departments.iter().enumerate() {
             let key = format!("referrals.departments[{i}]");
             if !creditmesh_domain::department::is_known(&d.department) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+use creditmesh_rpc::{CLIENT_ADDRESS_HEADER, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tonic::Status;
@@ -97,6 +97,11 @@ impl Proxy {
             PRINCIPAL_HEADER,
             HeaderValue::from_str(&caller.id).map_err(|_| Status::internal("principal header"))?,
         );
+        if self.public
+            && let Ok(address) = HeaderValue::from_str(&caller.key)
+        {
+            headers.insert(CLIENT_ADDRESS_HEADER, address);
+        }
         let request_id_ok = headers
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())

@@ -421,6 +421,72 @@ impl TestMesh {
     }
 }
 
+/// One message an [`SmsGateway`] received: its `Authorization` header and JSON body.
+#[derive(Debug, Clone)]
+pub struct TextMessage {
+    pub authorization: String,
+    pub body: serde_json::Value,
+}
+
+/// An SMS gateway's HTTP interface on loopback that keeps what it is sent and answers 200.
+pub struct SmsGateway {
+    pub url: String,
+    pub received: Arc<std::sync::Mutex<Vec<TextMessage>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl SmsGateway {
+    pub async fn start() -> Self {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/send", listener.local_addr().unwrap());
+        let received: Arc<std::sync::Mutex<Vec<TextMessage>>> = Default::default();
+        let kept = received.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let kept = kept.clone();
+                            async move {
+                                let authorization = req
+                                    .headers()
+                                    .get("authorization")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                let bytes = req.into_body().collect().await?.to_bytes();
+                                let body = serde_json::from_slice(&bytes)
+                                    .unwrap_or(serde_json::Value::Null);
+                                kept.lock().unwrap().push(TextMessage {
+                                    authorization,
+                                    body,
+                                });
+                                Ok::<_, hyper::Error>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from_static(b"{}")),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url,
+            received,
+            _server: server,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<TextMessage> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
 /// A loopback address nothing listens on (yet).
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -539,6 +605,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
             smtp_url: String::new(),
             from: "noreply@creditmesh.xinjiang".into(),
             dir: dir.join("notifications").display().to_string(),
+            ..Default::default()
         }),
     }
 }

@@ -9,6 +9,9 @@ use crate::connections::{Activity, once_per_connection};
 
 /// Metadata carrying the caller's SPIFFE ID (or `public`), set by the gateway alone.
 pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
+/// Metadata carrying a public caller's address, set by the gateway alone (for per-address
+/// limits a backend keeps, such as pending uploads).
+pub const CLIENT_ADDRESS_HEADER: &str = "x-creditmesh-client-address";
 /// Metadata carrying the request id, echoed in logs and the audit trail.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -18,6 +21,8 @@ pub struct CallContext {
     /// The principal's SPIFFE ID, or `public`.
     pub principal_id: String,
     pub request_id: String,
+    /// The address of a public caller as the gateway saw it; empty for everyone else.
+    pub client_address: String,
     /// Set once this call's outcome is in the audit trail, so that the edge audits a refusal
     /// exactly once (`edge::run`).
     pub audited: Arc<std::sync::atomic::AtomicBool>,
@@ -131,6 +136,12 @@ impl Authn {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         Ok(CallContext {
             audited: Default::default(),
+            client_address: md
+                .get(CLIENT_ADDRESS_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 64)
+                .map(str::to_owned)
+                .unwrap_or_default(),
             principal,
             principal_id,
             request_id,
@@ -152,6 +163,7 @@ impl CallContext {
             principal_id: principal.spiffe_id(trust_domain),
             principal,
             request_id: job.to_owned(),
+            client_address: String::new(),
         }
     }
 

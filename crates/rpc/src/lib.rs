@@ -23,7 +23,9 @@ pub mod upload;
 /// Documents travel in chunks below it.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-pub use context::{Authn, CallContext, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER};
+pub use context::{
+    Authn, CLIENT_ADDRESS_HEADER, CallContext, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER,
+};
 pub use error::{status, status_from};
 pub use lane::LaneLayer;
 pub use relay::prost_types_timestamp as timestamp;

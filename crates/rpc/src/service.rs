@@ -96,8 +96,13 @@ pub struct NotificationsConfig {
     pub smtp_url: String,
     /// The sender of the mails.
     pub from: String,
-    /// Where notifications are written when no SMTP server is configured.
+    /// Where notifications are written for a channel with no adapter configured.
     pub dir: String,
+    /// An SMS gateway: complainants who left a mobile number are told by a `POST` of
+    /// `{"id", "to", "text"}` (JSON) to this URL; any 2xx answer is taken as sent.
+    pub sms_url: String,
+    /// Sent as `Authorization: Bearer …` to the SMS gateway, when set.
+    pub sms_token: String,
 }
 
 /// The register's witnesses (`[register]`).

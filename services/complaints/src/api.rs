@@ -185,6 +185,7 @@ impl ComplaintService for Api {
                         "was not uploaded: upload it with UploadEvidence first",
                     ));
                 }
+                crate::evidence::named(&mut tx, &evidence).await?;
                 store::insert(
                     &mut tx,
                     &NewComplaint {

@@ -16,12 +16,105 @@ use crate::api::Api;
 const METHOD: &str = "UploadEvidence";
 /// The largest piece of evidence, in bytes.
 pub const MAX_EVIDENCE_BYTES: i64 = 10 * 1024 * 1024;
+/// Uploads one address may hold that no complaint names yet, within [`PENDING_WINDOW_MICROS`].
+pub const MAX_PENDING_UPLOADS: i64 = 20;
+const PENDING_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+fn too_many() -> Error {
+    Error::new(
+        creditmesh_domain::ErrorCode::ResourceExhausted,
+        format!(
+            "this address holds {MAX_PENDING_UPLOADS} uploads that no complaint names yet: \
+             submit the complaint naming them, or try again within a day"
+        ),
+    )
+}
+
+/// Uploads from `address` in the last day that no complaint names.
+async fn pending(conn: &mut AnyConnection, address: &str, now: i64) -> Result<i64, StorageError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM complaints_upload WHERE address = $1 AND named = 0 \
+         AND uploaded_at > $2",
+    )
+    .bind(address.to_owned())
+    .bind(now - PENDING_WINDOW_MICROS)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Counts an upload from `address` against its cap, in the transaction that keeps it. The
+/// address's quota row is locked first, so uploads from one address count one at a time
+/// (PostgreSQL); over the cap, nothing is kept.
+async fn count_upload(
+    conn: &mut AnyConnection,
+    address: &str,
+    sha256: &str,
+    now: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO complaints_upload_quota (address, touched_at) VALUES ($1, $2) \
+         ON CONFLICT (address) DO NOTHING",
+    )
+    .bind(address.to_owned())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(StorageError::from)?;
+    sqlx::query("UPDATE complaints_upload_quota SET touched_at = $1 WHERE address = $2")
+        .bind(now)
+        .bind(address.to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(StorageError::from)?;
+    if pending(conn, address, now).await? >= MAX_PENDING_UPLOADS {
+        return Err(too_many());
+    }
+    sqlx::query(
+        "INSERT INTO complaints_upload (id, address, sha256, uploaded_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(address.to_owned())
+    .bind(sha256.to_owned())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(StorageError::from)?;
+    Ok(())
+}
+
+/// The uploads of `hashes` are named by a complaint: they no longer count against any cap.
+pub async fn named(conn: &mut AnyConnection, hashes: &[String]) -> Result<(), StorageError> {
+    for h in hashes {
+        sqlx::query("UPDATE complaints_upload SET named = 1 WHERE sha256 = $1 AND named = 0")
+            .bind(h.clone())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
 
 pub(crate) async fn upload_evidence(
     api: &Api,
     request: Request<Streaming<UploadEvidenceRequest>>,
 ) -> Result<Response<UploadEvidenceResponse>, Status> {
     let ctx = api.authn.context(&request)?;
+    // Refused before a byte is taken; counted again, firmly, where the upload is kept.
+    if !ctx.client_address.is_empty() {
+        let mut conn = api
+            .store
+            .db
+            .acquire()
+            .await
+            .map_err(creditmesh_rpc::status_from)?;
+        let held = pending(&mut conn, &ctx.client_address, api.store.now())
+            .await
+            .map_err(creditmesh_rpc::status_from)?;
+        if held >= MAX_PENDING_UPLOADS {
+            return Err(creditmesh_rpc::status(
+                api.store.reject(&ctx, METHOD, too_many()).await,
+            ));
+        }
+    }
     let mut stream = request.into_inner();
     let received = receive(api, &mut stream).await?;
     edge::call(&api.store, &ctx, METHOD, received, |staged| {
@@ -74,8 +167,12 @@ async fn keep(
         .map_err(|e| Error::internal(format!("evidence store: {e}")))?;
     let store = &api.store;
     let sha = &sha256;
+    let address = ctx.client_address.as_str();
     store
         .write(ctx, METHOD, |mut tx| async move {
+            if !address.is_empty() {
+                count_upload(&mut tx, address, sha, store.now()).await?;
+            }
             sqlx::query(
                 "INSERT INTO complaints_evidence (sha256, media_type, size_bytes, uploaded_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",

@@ -2,7 +2,7 @@
 
 mod api;
 pub mod delivery;
-mod evidence;
+pub mod evidence;
 mod handling;
 mod holders;
 pub mod notify;
@@ -56,9 +56,9 @@ fn routes(env: ServiceEnv) -> Routes {
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
-    match notify::notifier(&env.notifications) {
-        Ok(notifier) => {
-            tokio::spawn(notify::run(env.store.clone(), notifier, stop.clone()));
+    match notify::notifiers(&env.notifications) {
+        Ok(notifiers) => {
+            tokio::spawn(notify::run(env.store.clone(), notifiers, stop.clone()));
         }
         Err(e) => {
             tracing::error!(error = %e, "complainants will not be told: notifications misconfigured")

@@ -1,8 +1,9 @@
 //! Telling the complainant (Art. 24 "通知投诉举报人"): each notification is written to an outbox
 //! in the transaction that accepts, refers or resolves the complaint, and a sender hands it to
-//! one adapter — e-mail over SMTP, or files in a directory as the development default —
-//! retrying with backoff until it goes out. An anonymous complainant, or one who left no
-//! address, is told through tracking alone.
+//! the adapter of its channel — e-mail over SMTP for an e-mail address, an SMS gateway for a
+//! mobile number, files in a directory for a channel with neither configured (the development
+//! default) — retrying with backoff until it goes out. A complainant who left neither is told
+//! through tracking alone.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +17,28 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
+/// How a complainant is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    fn name(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
 /// One message to a complainant.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub id: String,
-    /// An e-mail address.
+    pub channel: Channel,
+    /// An e-mail address or a mobile number, as the channel needs.
     pub to: String,
     pub subject: String,
     pub body: String,
@@ -86,21 +104,115 @@ impl Notifier for Files {
     }
 }
 
-/// The adapter the configuration names.
-pub fn notifier(cfg: &NotificationsConfig) -> Result<Arc<dyn Notifier>, String> {
-    if cfg.smtp_url.is_empty() {
-        Ok(Arc::new(Files {
-            dir: PathBuf::from(&cfg.dir),
-        }))
-    } else {
-        Ok(Arc::new(Smtp::new(&cfg.smtp_url, &cfg.from)?))
+/// Text messages through an SMS gateway's HTTP interface: one JSON `POST` per message.
+pub struct Sms {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Sms {
+    pub fn new(url: &str, token: &str) -> Result<Self, String> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!("sms url {url:?}: not an http(s) url"));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| format!("sms client: {e}"))?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            token: token.to_owned(),
+        })
     }
 }
 
-/// The address a contact can be told at: an e-mail address, or none.
-pub fn email_of(contact: &str) -> Option<String> {
+#[tonic::async_trait]
+impl Notifier for Sms {
+    async fn send(&self, m: &Outgoing) -> Result<(), String> {
+        // A text message carries the subject and the first line of the body.
+        let first = m.body.lines().next().unwrap_or_default();
+        let body = serde_json::json!({
+            "id": m.id,
+            "to": m.to,
+            "text": format!("{}：{first}", m.subject),
+        });
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", m.id.as_str())
+            .body(body.to_string());
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
+        let answer = request.send().await.map_err(|e| e.to_string())?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("sms gateway answered {}", answer.status()))
+        }
+    }
+}
+
+/// The adapter of each channel, as configured; a channel without one writes files.
+pub struct Notifiers {
+    pub email: Arc<dyn Notifier>,
+    pub sms: Arc<dyn Notifier>,
+}
+
+impl Notifiers {
+    fn of(&self, channel: Channel) -> &dyn Notifier {
+        match channel {
+            Channel::Email => self.email.as_ref(),
+            Channel::Sms => self.sms.as_ref(),
+        }
+    }
+}
+
+/// The adapters the configuration names.
+pub fn notifiers(cfg: &NotificationsConfig) -> Result<Notifiers, String> {
+    let files = || -> Arc<dyn Notifier> {
+        Arc::new(Files {
+            dir: PathBuf::from(&cfg.dir),
+        })
+    };
+    Ok(Notifiers {
+        email: if cfg.smtp_url.is_empty() {
+            files()
+        } else {
+            Arc::new(Smtp::new(&cfg.smtp_url, &cfg.from)?)
+        },
+        sms: if cfg.sms_url.is_empty() {
+            files()
+        } else {
+            Arc::new(Sms::new(&cfg.sms_url, &cfg.sms_token)?)
+        },
+    })
+}
+
+/// The channel and address a contact can be told at: an e-mail address, a mainland mobile
+/// number (11 digits from 13 to 19, with or without +86), or none.
+pub fn reach(contact: &str) -> Option<(Channel, String)> {
     let c = contact.trim();
-    (c.contains('@') && c.parse::<Mailbox>().is_ok()).then(|| c.to_owned())
+    if c.contains('@') {
+        return c
+            .parse::<Mailbox>()
+            .is_ok()
+            .then(|| (Channel::Email, c.to_owned()));
+    }
+    let digits: String = c.chars().filter(|ch| !matches!(ch, ' ' | '-')).collect();
+    let digits = digits
+        .strip_prefix("+86")
+        .or_else(|| digits.strip_prefix("0086"))
+        .unwrap_or(&digits);
+    let b = digits.as_bytes();
+    (b.len() == 11
+        && b[0] == b'1'
+        && (b'3'..=b'9').contains(&b[1])
+        && b.iter().all(u8::is_ascii_digit))
+    .then(|| (Channel::Sms, digits.to_owned()))
 }
 
 /// Queues a notification in `conn`'s transaction; nothing when there is no address.
@@ -113,12 +225,12 @@ pub async fn queue(
     body: &str,
     now: i64,
 ) -> Result<(), StorageError> {
-    let Some(to) = email_of(contact) else {
+    let Some((channel, to)) = reach(contact) else {
         return Ok(());
     };
     sqlx::query(
         "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
-         body, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+         body, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(tenant.to_owned())
@@ -127,6 +239,7 @@ pub async fn queue(
     .bind(subject.to_owned())
     .bind(body.to_owned())
     .bind(now)
+    .bind(channel.name())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -144,15 +257,12 @@ const CLAIM: Duration = Duration::from_secs(60);
 /// Sends what is due, once each however many senders run: a sender first claims a
 /// notification (a guarded update moving its next attempt past the claim), sends it, then marks
 /// it sent.
-pub async fn send_due(
-    store: &ServiceStore,
-    notifier: &dyn Notifier,
-) -> Result<usize, StorageError> {
+pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usize, StorageError> {
     let now = store.now();
     let due: Vec<(Outgoing, i64)> = {
         let mut conn = store.db.acquire().await?;
         let rows = sqlx::query(
-            "SELECT id, address, subject, body, attempts FROM complaints_notification \
+            "SELECT id, address, subject, body, attempts, channel FROM complaints_notification \
              WHERE sent_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT 20",
         )
         .bind(now)
@@ -160,9 +270,15 @@ pub async fn send_due(
         .await?;
         rows.iter()
             .map(|r| {
+                let channel: String = r.try_get(5)?;
                 Ok((
                     Outgoing {
                         id: r.try_get(0)?,
+                        channel: if channel == "sms" {
+                            Channel::Sms
+                        } else {
+                            Channel::Email
+                        },
                         to: r.try_get(1)?,
                         subject: r.try_get(2)?,
                         body: r.try_get(3)?,
@@ -191,7 +307,7 @@ pub async fn send_due(
         if !claimed {
             continue;
         }
-        let outcome = notifier.send(&m).await;
+        let outcome = notifiers.of(m.channel).send(&m).await;
         let mut conn = store.db.acquire().await?;
         match outcome {
             Ok(()) => {
@@ -224,9 +340,9 @@ pub async fn send_due(
 }
 
 /// Sends notifications as they come due, until `stop`.
-pub async fn run(store: ServiceStore, notifier: Arc<dyn Notifier>, stop: CancellationToken) {
+pub async fn run(store: ServiceStore, notifiers: Notifiers, stop: CancellationToken) {
     loop {
-        if let Err(e) = send_due(&store, notifier.as_ref()).await {
+        if let Err(e) = send_due(&store, &notifiers).await {
             tracing::warn!(error = %e, "notifications not sent");
         }
         tokio::select! {
@@ -241,13 +357,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_an_email_address_is_told_directly() {
+    fn an_email_address_or_a_mobile_number_is_told_directly() {
         assert_eq!(
-            email_of(" aynur@example.org "),
-            Some("aynur@example.org".into())
+            reach(" aynur@example.org "),
+            Some((Channel::Email, "aynur@example.org".into()))
         );
-        assert_eq!(email_of("13912345678"), None);
-        assert_eq!(email_of(""), None);
+        assert_eq!(
+            reach("+86 139-1234-5678"),
+            Some((Channel::Sms, "13912345678".into()))
+        );
+        assert_eq!(reach("13912345678").map(|r| r.0), Some(Channel::Sms));
+        assert_eq!(reach("12912345678"), None);
+        assert_eq!(reach("0991-1234567"), None);
+        assert_eq!(reach("not @ mail"), None);
+        assert_eq!(reach(""), None);
     }
 
     #[test]

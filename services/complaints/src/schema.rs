@@ -62,5 +62,17 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/109_referrals.sql"),
             include_str!("../migrations/109_referrals.sql"),
         ),
+        Migration::new(
+            110,
+            "uploads pending per address",
+            include_str!("../migrations/110_uploads_by_address.sql"),
+            include_str!("../migrations/110_uploads_by_address.sql"),
+        ),
+        Migration::new(
+            111,
+            "notifications by e-mail or text message",
+            include_str!("../migrations/111_notification_channels.sql"),
+            include_str!("../migrations/111_notification_channels.sql"),
+        ),
     ]
 }

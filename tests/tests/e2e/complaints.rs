@@ -31,6 +31,7 @@ crate::on_both_engines!(
     a_complaint_goes_to_the_authority_holding_the_filing,
     evidence_is_uploaded_publicly_and_checked_on_its_bytes,
     the_complainant_is_told_by_mail_once_at_each_step,
+    uploads_no_complaint_names_are_capped_per_address,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -719,6 +720,62 @@ async fn evidence_is_uploaded_publicly_and_checked_on_its_bytes(engine: Engine) 
     t.stop().await;
 }
 
+async fn uploads_no_complaint_names_are_capped_per_address(engine: Engine) {
+    use creditmesh_complaints::evidence::MAX_PENDING_UPLOADS;
+    use creditmesh_proto::common::v1::DocumentRef;
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let public = ComplaintServiceClient::new(t.public().await);
+    // Uploads at once from one address: exactly the cap is kept, the rest refused.
+    let tries = MAX_PENDING_UPLOADS as usize + 6;
+    let uploads = (0..tries).map(|i| {
+        let mut public = public.clone();
+        tokio::spawn(async move {
+            let bytes = super::filing::pdf(&format!("photo {i}"));
+            upload_evidence(&mut public, bytes.len() as i64, bytes).await
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .map(|j| j.unwrap())
+        .collect();
+    let kept: Vec<String> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .map(|a| a.document.clone().unwrap().sha256)
+        .collect();
+    assert_eq!(kept.len(), MAX_PENDING_UPLOADS as usize);
+    for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("no complaint names"),
+            "{refused:?}"
+        );
+    }
+    // A complaint naming some of them frees their places.
+    let mut naming = complaint("cap-1", "");
+    naming.evidence = kept[..2]
+        .iter()
+        .map(|s| DocumentRef { sha256: s.clone() })
+        .collect();
+    let mut public = public.clone();
+    public.submit_complaint(naming).await.unwrap();
+    for i in 0..2 {
+        let bytes = super::filing::pdf(&format!("after {i}"));
+        upload_evidence(&mut public, bytes.len() as i64, bytes)
+            .await
+            .unwrap();
+    }
+    let bytes = super::filing::pdf("one too many");
+    let err = upload_evidence(&mut public, bytes.len() as i64, bytes)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    t.stop().await;
+}
+
 /// The text of a mail as its reader sees it: headers, and the body decoded.
 fn readable(raw: &str) -> String {
     use base64::Engine as _;
@@ -765,12 +822,15 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
     let Some((smtp_url, maildir)) = creditmesh_tests::smtp() else {
         return;
     };
+    let sms = creditmesh_tests::SmsGateway::start().await;
     let clock = Arc::new(TestClock::now());
     let Some(t) = TestMesh::start_configured(engine, clock, |rt| {
         rt.notifications = Arc::new(creditmesh_rpc::service::NotificationsConfig {
             smtp_url,
             from: "noreply@creditmesh.xinjiang".into(),
             dir: String::new(),
+            sms_url: sms.url.clone(),
+            sms_token: "t0ken".into(),
         });
     })
     .await
@@ -791,14 +851,26 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
     told.complainant_contact = address.clone();
     let told = public.submit_complaint(told).await.unwrap().into_inner();
     let mut by_phone = complaint("m-2", "");
-    by_phone.complainant_contact = "13912345678".into();
+    by_phone.complainant_contact = "+86 139 1234 5678".into();
+    let mut no_address = complaint("m-3", "");
+    no_address.description = "a third matter".into();
+    no_address.complainant_contact = "ask at the front desk".into();
+    let no_address = public
+        .submit_complaint(no_address)
+        .await
+        .unwrap()
+        .into_inner();
     let by_phone = public
         .submit_complaint(by_phone)
         .await
         .unwrap()
         .into_inner();
     let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
-    for number in [&told.tracking_number, &by_phone.tracking_number] {
+    for number in [
+        &told.tracking_number,
+        &by_phone.tracking_number,
+        &no_address.tracking_number,
+    ] {
         kashgar
             .accept_complaint(AcceptComplaintRequest {
                 request_id: format!("a-{number}"),
@@ -842,10 +914,24 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
             .any(|m| m.contains("was resolved: the fee was refunded")),
         "{mails:?}"
     );
+    // The complainant who left a mobile number gets a text message through the SMS gateway.
+    let texts = eventually("the text message", Duration::from_secs(30), || async {
+        let m = sms.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(texts[0].authorization, "Bearer t0ken");
+    assert_eq!(texts[0].body["to"], "13912345678");
+    let text = texts[0].body["text"].as_str().unwrap();
+    assert!(
+        text.contains(&by_phone.tracking_number) && text.contains("已受理"),
+        "{text}"
+    );
     // Once each: nothing is sent again, and the complainant without an address is told
     // through tracking alone.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(mine().len(), 2);
+    assert_eq!(sms.messages().len(), 1);
     let url = t.db_url("complaints");
     assert_eq!(
         scalar_i64(
@@ -853,11 +939,11 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
             "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NOT NULL"
         )
         .await,
-        2
+        3
     );
     assert_eq!(
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_notification").await,
-        2
+        3
     );
     t.stop().await;
 }

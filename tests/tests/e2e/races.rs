@@ -398,7 +398,7 @@ async fn two_regulators_on_one_complaint_have_one_winner_each_step() {
 async fn many_senders_tell_each_complainant_once() {
     use std::sync::{Arc, Mutex};
 
-    use creditmesh_complaints::notify::{Notifier, Outgoing, queue, send_due};
+    use creditmesh_complaints::notify::{Notifier, Notifiers, Outgoing, queue, send_due};
 
     struct Counting(Mutex<Vec<String>>);
     #[tonic::async_trait]
@@ -452,10 +452,14 @@ async fn many_senders_tell_each_complainant_once() {
     let url = db.url.clone();
     let senders: Vec<_> = (0..4)
         .map(|_| {
-            let (store, counting, url) = (store.clone(), counting.clone(), url.clone());
+            let (store, url) = (store.clone(), url.clone());
+            let notifiers = Notifiers {
+                email: counting.clone(),
+                sms: counting.clone(),
+            };
             tokio::spawn(async move {
                 loop {
-                    send_due(&store, counting.as_ref()).await.unwrap();
+                    send_due(&store, &notifiers).await.unwrap();
                     let left = scalar_i64(
                         &url,
                         "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NULL",

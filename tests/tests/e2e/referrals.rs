@@ -49,6 +49,7 @@ async fn mesh(
                 smtp_url,
                 from: "noreply@creditmesh.xinjiang".into(),
                 dir: String::new(),
+                ..Default::default()
             });
         }
     })
