@@ -225,6 +225,7 @@ impl ComplaintService for Api {
                     &tenant,
                     &tracking_number,
                     &fingerprint(valid.uscc.as_str(), &req.subject, &req.description),
+                    now,
                 )
                 .await?;
                 let note = repeats

@@ -74,5 +74,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/111_notification_channels.sql"),
             include_str!("../migrations/111_notification_channels.sql"),
         ),
+        Migration::new(
+            112,
+            "identical complaints linked one at a time",
+            include_str!("../migrations/112_fingerprint_locks.sql"),
+            include_str!("../migrations/112_fingerprint_locks.sql"),
+        ),
     ]
 }

@@ -312,13 +312,33 @@ pub async fn list(
 }
 
 /// Marks a complaint just received as repeating the oldest open one of its tenant with the same
-/// fingerprint (agency, subject, description), and records its fingerprint.
+/// fingerprint (agency, subject, description), and records its fingerprint. Complaints with one
+/// fingerprint are linked one at a time (the fingerprint's row is locked first), so identical
+/// complaints arriving together still find each other on PostgreSQL.
 pub async fn link_repeat(
     conn: &mut AnyConnection,
     tenant: &str,
     tracking_number: &str,
     fingerprint: &str,
+    now: i64,
 ) -> Result<Option<String>, StorageError> {
+    sqlx::query(
+        "INSERT INTO complaints_fingerprint (tenant, fingerprint, touched_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant, fingerprint) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(fingerprint.to_owned())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE complaints_fingerprint SET touched_at = $1 WHERE tenant = $2 AND fingerprint = $3",
+    )
+    .bind(now)
+    .bind(tenant.to_owned())
+    .bind(fingerprint.to_owned())
+    .execute(&mut *conn)
+    .await?;
     let first = sqlx::query(
         "SELECT tracking_number FROM complaints_complaint WHERE tenant = $1 AND fingerprint = $2 \
          AND repeats = '' AND status IN ('received', 'accepted', 'referred') \

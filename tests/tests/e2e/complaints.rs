@@ -457,6 +457,23 @@ async fn concurrent_submissions_all_commit(engine: Engine) {
         .await,
         64
     );
+    // All the same complaint: one stands, the other 63 are linked to it, however they raced.
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_complaint WHERE repeats = ''"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(DISTINCT repeats) FROM complaints_complaint WHERE repeats <> ''"
+        )
+        .await,
+        1
+    );
     t.stop().await;
 }
 
