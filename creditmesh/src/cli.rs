@@ -35,6 +35,9 @@ enum Command {
         /// Public listener (server TLS).
         #[arg(long)]
         public_listen: Option<SocketAddr>,
+        /// The demo department node's listener (mutual TLS).
+        #[arg(long)]
+        department_listen: Option<SocketAddr>,
     },
     /// Runs the chosen services against the configured database.
     Serve {
@@ -350,7 +353,7 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let cfg = Config::load(cli.config.as_deref())?;
+    let mut cfg = Config::load(cli.config.as_deref())?;
     let _telemetry = creditmesh_rpc::telemetry::init(&cfg.log.filter, cfg.log.format == "json")?;
     crate::memory::spawn_collector();
     match cli.command {
@@ -358,7 +361,13 @@ async fn run(cli: Cli) -> Result<()> {
             data_dir,
             node_listen,
             public_listen,
-        } => dev(cfg, data_dir, node_listen, public_listen).await,
+            department_listen,
+        } => {
+            if let Some(listen) = department_listen {
+                cfg.department.listen = listen;
+            }
+            dev(cfg, data_dir, node_listen, public_listen).await
+        }
         Command::Serve { services } => serve(cfg, &services).await,
         Command::Gateway => gateway(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
@@ -690,11 +699,7 @@ async fn dev(
         limits: cfg.gateway.clone(),
     })
     .await?;
-    print_banner(&cfg, &pki_dir, pki.minted, &mesh);
-    println!(
-        "  department node {} ({} of {}; `creditmesh department list`)",
-        department.addr, cfg.department.department, cfg.department.tenant
-    );
+    print_banner(&cfg, &pki_dir, pki.minted, &mesh, department.addr);
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
     mesh.shutdown(cfg.shutdown_grace()).await;
@@ -704,7 +709,13 @@ async fn dev(
     Ok(())
 }
 
-fn print_banner(cfg: &Config, pki_dir: &Path, minted: bool, mesh: &crate::Mesh) {
+fn print_banner(
+    cfg: &Config,
+    pki_dir: &Path,
+    minted: bool,
+    mesh: &crate::Mesh,
+    department: SocketAddr,
+) {
     let p = pki_dir.display();
     println!("creditmesh dev is running");
     println!("  data directory  {}", cfg.data_dir.display());
@@ -718,7 +729,11 @@ fn print_banner(cfg: &Config, pki_dir: &Path, minted: bool, mesh: &crate::Mesh) 
         println!("  service         {:<44} at {}", s.grpc_name, s.addr);
     }
     println!(
-        "  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem (each with its .key)"
+        "  department node {department} ({} of {}: `creditmesh department list`)",
+        cfg.department.department, cfg.department.tenant
+    );
+    println!(
+        "  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem, department-node.pem (each with its .key)"
     );
     println!();
     println!("try it:");

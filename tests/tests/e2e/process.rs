@@ -181,6 +181,7 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
 struct Dev {
     child: Child,
     public: String,
+    node: String,
     banner: String,
 }
 
@@ -196,6 +197,8 @@ async fn start_dev(data_dir: &Path) -> Dev {
             "--node-listen",
             "127.0.0.1:0",
             "--public-listen",
+            "127.0.0.1:0",
+            "--department-listen",
             "127.0.0.1:0",
         ])
         .env_remove("CREDITMESH_DATABASE__URL")
@@ -234,13 +237,87 @@ async fn start_dev(data_dir: &Path) -> Dev {
             .to_owned()
     };
     let public = addr("public listener");
+    let node = addr("node listener");
     // Keep draining stdout so that the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Dev {
         child,
         public,
+        node,
         banner,
     }
+}
+
+/// The demo department's people answer a referral from its node's command line, against the
+/// node `dev` started: `department list` shows what the node received, `department ack` tells
+/// the platform through its gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_answers_referrals_from_its_command_line() {
+    use creditmesh_proto::complaints::v1::{Department, ReferComplaintRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let dev = start_dev(dir.path()).await;
+    assert!(dev.banner.contains("department node"), "{}", dev.banner);
+    let submitted =
+        ComplaintServiceClient::new(server_tls(dev.public.parse().unwrap(), &pki).await)
+            .submit_complaint(super::complaints::complaint("cli-1", ""))
+            .await
+            .unwrap()
+            .into_inner();
+    let referral_id = ComplaintServiceClient::new(
+        mtls(dev.node.parse().unwrap(), &pki, "regulator-650000").await,
+    )
+    .refer_complaint(ReferComplaintRequest {
+        request_id: "cli-refer".into(),
+        tracking_number: submitted.tracking_number.clone(),
+        department: Department::MarketRegulation as i32,
+        department_tenant: "650100".into(),
+        reason: "a licensing matter".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .referral_id;
+    let data_dir = dir.path().display().to_string();
+    let env = [
+        ("CREDITMESH_DATA_DIR", data_dir.as_str()),
+        ("RUST_LOG", "error"),
+    ];
+    let listed = eventually(
+        "the node lists the referral",
+        Duration::from_secs(30),
+        || async {
+            let (ok, out, _) = run(&["department", "list", "--unanswered"], &env).await;
+            (ok && out.contains(&referral_id)).then_some(out)
+        },
+    )
+    .await;
+    assert!(listed.contains(&submitted.tracking_number), "{listed}");
+    let platform = format!("https://{}", dev.node);
+    let env_ack = [
+        ("CREDITMESH_DATA_DIR", data_dir.as_str()),
+        ("CREDITMESH_DEPARTMENT__PLATFORM_URL", platform.as_str()),
+        ("RUST_LOG", "error"),
+    ];
+    let (ok, out, err) = run(&["department", "ack", &referral_id], &env_ack).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("acknowledged"), "{out}");
+    let (ok, out, _) = run(&["department", "list", "--unanswered"], &env).await;
+    assert!(ok && out.contains("no referrals"), "{out}");
+    // An id the node never received is refused, naming it.
+    let (ok, _, err) = run(
+        &[
+            "department",
+            "decline",
+            "01a22085-03cf-7068-86ed-84409831aa45",
+            "--reason",
+            "x",
+        ],
+        &env_ack,
+    )
+    .await;
+    assert!(!ok && err.contains("was received by this node"), "{err}");
+    terminate(dev).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,6 +611,7 @@ async fn serve_and_gateway_run_as_separate_processes() {
         terminate(Dev {
             child,
             public: String::new(),
+            node: String::new(),
             banner: String::new(),
         })
         .await;
