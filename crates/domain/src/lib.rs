@@ -10,6 +10,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod mask;
 pub mod measures;
+pub mod page;
 pub mod principal;
 pub mod resident_id;
 pub mod routing;

@@ -3,7 +3,7 @@
 
 use creditmesh_domain::calendar::{Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask, page};
 use creditmesh_proto::common::v1::{Deadline, StatusChange};
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
@@ -173,14 +173,7 @@ pub(crate) async fn list_complaints(
     let req = request.into_inner();
     edge::read(async {
         let mut v = Violations::default();
-        if !(0..=MAX_PAGE).contains(&req.page_size) {
-            v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
-        }
-        let limit = i64::from(if req.page_size == 0 {
-            20
-        } else {
-            req.page_size
-        });
+        let limit = page::size(&mut v, req.page_size, 20, MAX_PAGE);
         let token = req.page_token.trim();
         let is_number = |t: &str| {
             t.len() == 14
@@ -235,14 +228,7 @@ pub(crate) async fn list_complaints(
             },
         )
         .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| r.tracking_number.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::cut(&mut rows, limit, |r| r.tracking_number.clone());
         Ok(ListComplaintsResponse {
             complaints: rows
                 .into_iter()

@@ -6,7 +6,7 @@
 use creditmesh_domain::lifecycle::{
     Complaint as State, ComplaintEvent, Machine, Referral as ReferralState, ReferralEvent,
 };
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department, page};
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
@@ -225,19 +225,12 @@ pub(crate) async fn list_referrals(
     let req = request.into_inner();
     edge::read(async {
         let mut v = Violations::default();
-        if !(0..=MAX_PAGE).contains(&req.page_size) {
-            v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
-        }
+        let limit = page::size(&mut v, req.page_size, 20, MAX_PAGE);
         let token = req.page_token.trim();
         if !token.is_empty() && uuid::Uuid::parse_str(token).is_err() {
             v.add("page_token", "is not a token this list gave out");
         }
         v.finish()?;
-        let limit = i64::from(if req.page_size == 0 {
-            20
-        } else {
-            req.page_size
-        });
         let p = &ctx.principal;
         let mut conn = api.store.db.acquire().await?;
         let mut rows = referral_store::addressed_to(
@@ -249,14 +242,7 @@ pub(crate) async fn list_referrals(
             limit + 1,
         )
         .await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| r.referral_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page::cut(&mut rows, limit, |r| r.referral_id.clone());
         Ok(ListReferralsResponse {
             referrals: rows.into_iter().map(proto).collect(),
             next_page_token,

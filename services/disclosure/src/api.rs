@@ -27,14 +27,7 @@ pub struct Api {
 }
 
 pub(crate) fn page_size(v: &mut Violations, size: i32) -> i64 {
-    if !(0..=MAX_PAGE).contains(&size) {
-        v.add("page_size", format!("must be between 0 and {MAX_PAGE}"));
-    }
-    i64::from(if size == 0 {
-        DEFAULT_PAGE
-    } else {
-        size.clamp(1, MAX_PAGE)
-    })
+    creditmesh_domain::page::size(v, size, DEFAULT_PAGE, MAX_PAGE)
 }
 
 pub(crate) fn uscc_field(v: &mut Violations, field: &str, value: &str) -> String {
