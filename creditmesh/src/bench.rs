@@ -305,6 +305,7 @@ impl BenchMesh {
                 register: Default::default(),
                 notifications: Default::default(),
                 referrals: Default::default(),
+                datapush: Default::default(),
             },
             database: creditmesh_storage::DbConfig {
                 url: url.clone(),

@@ -59,6 +59,8 @@ pub struct Config {
     pub referrals: creditmesh_rpc::service::ReferralsConfig,
     /// This node as a department's referral receiver (`creditmesh department`).
     pub department: DepartmentNodeConfig,
+    /// Pushed credit information: the catalog and the keys it is sealed with.
+    pub datapush: creditmesh_rpc::service::DataPushConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -307,6 +309,7 @@ impl Default for Config {
             notifications: Default::default(),
             referrals: Default::default(),
             department: Default::default(),
+            datapush: Default::default(),
         }
     }
 }
@@ -479,6 +482,7 @@ impl Config {
         problems.extend(creditmesh_disclosure::register_config_problems(
             &self.register,
         ));
+        problems.extend(creditmesh_datapush::config_problems(&self.datapush));
         let sms = &self.notifications.sms_url;
         if !(sms.is_empty() || sms.starts_with("https://") || sms.starts_with("http://")) {
             problems.push((
@@ -566,6 +570,7 @@ impl Config {
             ),
             register: std::sync::Arc::new(self.register.clone()),
             referrals: std::sync::Arc::new(self.referrals.clone()),
+            datapush: std::sync::Arc::new(self.datapush.clone()),
             notifications: std::sync::Arc::new({
                 let mut n = self.notifications.clone();
                 if n.dir.is_empty() {

@@ -64,6 +64,7 @@ pub struct Runtime {
     pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
     pub notifications: Arc<creditmesh_rpc::service::NotificationsConfig>,
     pub referrals: Arc<creditmesh_rpc::service::ReferralsConfig>,
+    pub datapush: Arc<creditmesh_rpc::service::DataPushConfig>,
 }
 
 /// A service listening on its own mTLS listener.
@@ -111,6 +112,7 @@ pub async fn start_service(
         register: runtime.register.clone(),
         notifications: runtime.notifications.clone(),
         referrals: runtime.referrals.clone(),
+        datapush: runtime.datapush.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());

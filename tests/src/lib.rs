@@ -601,6 +601,7 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         measures: None,
         register: Default::default(),
         referrals: Default::default(),
+        datapush: Default::default(),
         notifications: Arc::new(creditmesh_rpc::service::NotificationsConfig {
             smtp_url: String::new(),
             from: "noreply@creditmesh.xinjiang".into(),

@@ -4,6 +4,7 @@
 mod e2e {
     pub mod certs;
     pub mod complaints;
+    pub mod datapush;
     pub mod durability;
     pub mod edge;
     pub mod filing;

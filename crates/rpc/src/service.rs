@@ -53,6 +53,52 @@ pub struct ServiceEnv {
     pub notifications: Arc<NotificationsConfig>,
     /// The department nodes complaints are referred to (Art. 24).
     pub referrals: Arc<ReferralsConfig>,
+    /// What agencies may push and how it is kept (Art. 20, 23, 27).
+    pub datapush: Arc<DataPushConfig>,
+}
+
+/// Pushed credit information (`[datapush]`): the catalog of categories, and the keys it is
+/// sealed with at rest.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataPushConfig {
+    /// The categories agencies may push; none configured: the built-in demonstration catalog.
+    pub categories: Vec<CategoryConfig>,
+    /// Key-encryption keys by tenant (a division code, or `*` for every tenant without its
+    /// own), newest first, each `ID:BASE64` of 32 bytes. The newest seals; every listed key
+    /// still opens what it sealed, so a key rotates by putting the new one first. None
+    /// configured: one generated key in the PKI directory (`datapush-kek.key`).
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Base64 of 32 bytes keying the hashes that find duplicates and a subject's records
+    /// without opening anything; it never rotates. Unset: generated in the PKI directory
+    /// (`datapush-index.key`).
+    pub index_key: String,
+}
+
+/// One category of the catalog (`[[datapush.categories]]`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CategoryConfig {
+    pub code: String,
+    pub description: String,
+    /// How long a record is kept after it was collected, in months (Art. 20).
+    pub retention_months: u32,
+    /// Whether its records hold personal information.
+    pub personal_data: bool,
+    /// Whose records it holds: `person`, `organisation` or `any`.
+    pub subjects: String,
+    /// The fields of a record's JSON content; no other field is accepted.
+    pub fields: Vec<FieldConfig>,
+}
+
+/// One field of a category's content.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldConfig {
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date` (YYYY-MM-DD).
+    pub r#type: String,
+    pub required: bool,
 }
 
 /// The department nodes referrals are delivered to (`[[referrals.departments]]`). A regulator

@@ -11,7 +11,7 @@ use crate::model::{Documents, Facts};
 use crate::store;
 
 /// The register, and complaints (which route a complaint to the authority holding the filing).
-pub const CONSUMERS: &[&str] = &["disclosure", "complaints"];
+pub const CONSUMERS: &[&str] = &["disclosure", "complaints", "datapush"];
 
 /// What happened to the public record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,423 @@
+//! The push stream (Art. 27): records arrive on one stream, are checked one by one, written a
+//! batch at a time, and each is acknowledged only after its batch committed. The agency's
+//! filing must be active when the stream opens and at every batch; a revocation ends the
+//! stream within a second, what was acknowledged before it stays.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
+use creditmesh_domain::resident_id::ResidentId;
+use creditmesh_domain::{Error, PrincipalKind, Uscc};
+use creditmesh_proto::datapush::v1::*;
+use creditmesh_rpc::{CallContext, Written, status, status_from};
+use futures::{FutureExt, StreamExt};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Api;
+use crate::agencies::{self, Standing};
+use crate::catalog::Subjects;
+use crate::store::{self, Prepared};
+
+/// Records written in one transaction at most.
+pub const BATCH: usize = 500;
+/// Acknowledgements waiting for the client before the stream stops reading.
+const ACKS_IN_FLIGHT: usize = 1024;
+/// How often an idle stream checks that the agency's filing is still active.
+const STANDING_CHECK: Duration = Duration::from_secs(1);
+
+pub type Acks = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<PushRecordsResponse, Status>> + Send + 'static>,
+>;
+
+fn not_active(uscc: &str, standing: Option<&Standing>) -> Status {
+    let why = match standing {
+        None => "has no filing on the register".to_owned(),
+        Some(s) => format!("has a filing that is {}", s.status),
+    };
+    Status::failed_precondition(format!(
+        "agency {uscc} {why}: only an agency whose filing is active may push (Art. 27)"
+    ))
+}
+
+pub(crate) async fn push_records(
+    api: &Api,
+    request: Request<Streaming<PushRecordsRequest>>,
+) -> Result<Response<Acks>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Agency])?;
+    let uscc = ctx.principal.subject.clone();
+    let standing = {
+        let mut conn = api.store.db.acquire().await.map_err(status_from)?;
+        agencies::standing(&mut conn, &uscc)
+            .await
+            .map_err(status_from)?
+    };
+    if !standing.as_ref().is_some_and(Standing::active) {
+        let refused = not_active(&uscc, standing.as_ref());
+        api.store
+            .reject(
+                &ctx,
+                "PushRecords",
+                Error::failed_precondition(refused.message()),
+            )
+            .await;
+        return Err(refused);
+    }
+    let (acks, rx) = mpsc::channel(ACKS_IN_FLIGHT);
+    let api = api.clone();
+    let inbound = request.into_inner();
+    tokio::spawn(async move {
+        if let Err(ended) = serve(&api, &ctx, &uscc, inbound, &acks).await {
+            tracing::info!(agency = %uscc, code = ?ended.code(), reason = %ended.message(), "push stream ended");
+            let _ = acks.send(Err(ended)).await;
+        }
+    });
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+/// Reads, writes and acknowledges until the client closes its side (`Ok`) or the stream must
+/// end with a status.
+async fn serve(
+    api: &Api,
+    ctx: &CallContext,
+    uscc: &str,
+    mut inbound: Streaming<PushRecordsRequest>,
+    acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+) -> Result<(), Status> {
+    let mut check = tokio::time::interval(STANDING_CHECK);
+    check.reset();
+    let mut carried: Option<CreditRecord> = None;
+    loop {
+        let first = match carried.take() {
+            Some(r) => r,
+            None => {
+                let next = tokio::select! {
+                    next = inbound.next() => next,
+                    _ = check.tick() => {
+                        still_active(api, uscc).await?;
+                        continue;
+                    }
+                };
+                match next {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(req)) => req.record.unwrap_or_default(),
+                }
+            }
+        };
+        let mut batch = vec![first];
+        let mut keys: HashSet<String> = HashSet::from([batch[0].record_key.clone()]);
+        while batch.len() < BATCH {
+            match inbound.next().now_or_never() {
+                Some(Some(Ok(req))) => {
+                    let record = req.record.unwrap_or_default();
+                    // One key twice in a batch: the second waits for the next batch, so that
+                    // versions follow the order they were sent in.
+                    if !keys.insert(record.record_key.clone()) {
+                        carried = Some(record);
+                        break;
+                    }
+                    batch.push(record);
+                }
+                Some(Some(Err(e))) => return Err(e),
+                // The client closed its side: this batch is the last.
+                Some(None) | None => break,
+            }
+        }
+        let answers = write(api, ctx, uscc, batch).await?;
+        for a in answers {
+            if acks.send(Ok(a)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn still_active(api: &Api, uscc: &str) -> Result<Standing, Status> {
+    let mut conn = api.store.db.acquire().await.map_err(status_from)?;
+    let standing = agencies::standing(&mut conn, uscc)
+        .await
+        .map_err(status_from)?;
+    match standing {
+        Some(s) if s.active() => Ok(s),
+        other => Err(not_active(uscc, other.as_ref())),
+    }
+}
+
+fn rejected(key: &str, problems: Vec<(String, String)>) -> PushRecordsResponse {
+    PushRecordsResponse {
+        record_key: key.to_owned(),
+        result: PushResult::Rejected as i32,
+        version: 0,
+        error: problems
+            .into_iter()
+            .map(|(f, why)| format!("{f}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Problems of a record, each with its field.
+type Problems = Vec<(String, String)>;
+
+/// A record that passed its checks, in canonical form.
+struct Checked {
+    subject: String,
+    kind: &'static str,
+    record: CreditRecord,
+}
+
+/// Checks a record on its own: its key, subject, category, content and collection day.
+fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Problems> {
+    let mut problems = Vec::new();
+    let key = r.record_key.trim();
+    if key.is_empty() {
+        problems.push(("record_key".into(), "is required".into()));
+    } else if key.len() > 128
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b))
+    {
+        problems.push((
+            "record_key".into(),
+            "must be at most 128 of [A-Za-z0-9._:-/]".into(),
+        ));
+    }
+    let category = api.catalog.get(r.category.trim());
+    if category.is_none() {
+        problems.push((
+            "category".into(),
+            format!("{:?} is not a category of the catalog", r.category),
+        ));
+    }
+    let (kind, subject) = match SubjectKind::try_from(r.subject_kind) {
+        Ok(SubjectKind::Person) => (
+            "person",
+            ResidentId::parse(r.subject_identifier.trim())
+                .map(|id| id.as_str().to_owned())
+                .map_err(|e| e.to_string()),
+        ),
+        Ok(SubjectKind::Organisation) => (
+            "organisation",
+            Uscc::parse(r.subject_identifier.trim())
+                .map(|u| u.to_string())
+                .map_err(|e| e.to_string()),
+        ),
+        _ => (
+            "",
+            Err("subject_kind must be person or organisation".to_owned()),
+        ),
+    };
+    let subject = match subject {
+        Ok(s) => s,
+        Err(why) if kind.is_empty() => {
+            problems.push(("subject_kind".into(), why));
+            String::new()
+        }
+        Err(why) => {
+            problems.push(("subject_identifier".into(), why));
+            String::new()
+        }
+    };
+    let mut content = Vec::new();
+    if let Some(c) = category {
+        let allowed = match c.subjects {
+            Subjects::Any => true,
+            Subjects::Person => kind == "person",
+            Subjects::Organisation => kind == "organisation",
+        };
+        if !allowed && !kind.is_empty() {
+            problems.push((
+                "subject_kind".into(),
+                format!("category {} does not hold {kind} records", c.code),
+            ));
+        }
+        match c.check(&r.content) {
+            // Stored in one canonical form: the same content written otherwise is a duplicate.
+            Ok(()) => {
+                content = serde_json::from_slice::<serde_json::Value>(&r.content)
+                    .and_then(|v| serde_json::to_vec(&v))
+                    .unwrap_or_default();
+            }
+            Err(p) => problems.extend(p),
+        }
+        match parse_iso_date(r.collected_on.trim()) {
+            Err(_) => problems.push(("collected_on".into(), "must be a date, YYYY-MM-DD".into())),
+            Ok(d) if d > today => problems.push(("collected_on".into(), "is in the future".into())),
+            Ok(d) => {
+                // Past its retention it would be purged at once (Art. 20): refused instead.
+                let months = c.retention_months as i32;
+                let (y, m) = (today.year(), today.month() as i32 - 1 - months);
+                let year = y + m.div_euclid(12);
+                let month = time::Month::try_from((m.rem_euclid(12) + 1) as u8)
+                    .unwrap_or(time::Month::January);
+                let day = today.day().min(month.length(year));
+                if let Ok(limit) = time::Date::from_calendar_date(year, month, day)
+                    && d < limit
+                {
+                    problems.push((
+                        "collected_on".into(),
+                        format!(
+                            "is before {}: past the category's retention of {months} months",
+                            format_date(limit)
+                        ),
+                    ));
+                }
+            }
+        }
+    } else if parse_iso_date(r.collected_on.trim()).is_err() {
+        problems.push(("collected_on".into(), "must be a date, YYYY-MM-DD".into()));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Checked {
+        subject: subject.clone(),
+        kind,
+        record: CreditRecord {
+            record_key: key.to_owned(),
+            subject_kind: r.subject_kind,
+            subject_identifier: subject,
+            category: r.category.trim().to_owned(),
+            content,
+            collected_on: r.collected_on.trim().to_owned(),
+        },
+    })
+}
+
+/// What a record's envelope is bound to: its agency and key.
+pub fn binding(agency: &str, record_key: &str) -> Vec<u8> {
+    [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
+}
+
+/// Checks, seals and writes one batch; one answer per record, in order.
+async fn write(
+    api: &Api,
+    ctx: &CallContext,
+    uscc: &str,
+    batch: Vec<CreditRecord>,
+) -> Result<Vec<PushRecordsResponse>, Status> {
+    let today = cst_date(api.store.now()).map_err(|e| Status::internal(e.to_string()))?;
+    let standing = still_active(api, uscc).await?;
+    let mut answers: Vec<Option<PushRecordsResponse>> = vec![None; batch.len()];
+    let mut checked = Vec::new();
+    for (i, r) in batch.iter().enumerate() {
+        match check(api, today, r) {
+            Ok(c) => checked.push((i, c)),
+            Err(p) => answers[i] = Some(rejected(&r.record_key, p)),
+        }
+    }
+    let fingerprints: Vec<String> = checked
+        .iter()
+        .map(
+            |(
+                _,
+                Checked {
+                    subject,
+                    kind,
+                    record: r,
+                },
+            )| {
+                api.keys.index(&[
+                    b"record",
+                    uscc.as_bytes(),
+                    r.record_key.as_bytes(),
+                    kind.as_bytes(),
+                    subject.as_bytes(),
+                    r.category.as_bytes(),
+                    &r.content,
+                    r.collected_on.as_bytes(),
+                ])
+            },
+        )
+        .collect();
+    let store = &api.store;
+    let keys: Vec<&str> = checked
+        .iter()
+        .map(|(_, c)| c.record.record_key.as_str())
+        .collect();
+    let (checked, fingerprints, keys) = (&checked, &fingerprints, &keys);
+    let tenant = standing.tenant.as_str();
+    let outcome = store
+        .write(ctx, "PushRecords", |mut tx| async move {
+            let held = store::held(&mut tx, uscc, keys).await?;
+            let mut to_write = Vec::new();
+            let mut results = Vec::new();
+            for (
+                (
+                    i,
+                    Checked {
+                        subject,
+                        kind,
+                        record: r,
+                    },
+                ),
+                fp,
+            ) in checked.iter().zip(fingerprints)
+            {
+                match held.iter().find(|h| h.record_key == r.record_key) {
+                    Some(h) if &h.fingerprint == fp => {
+                        results.push((*i, PushResult::Duplicate, h.version));
+                    }
+                    _ => {
+                        let sealed = api
+                            .keys
+                            .seal(tenant, &binding(uscc, &r.record_key), &r.encode_to_vec())
+                            .map_err(|e| Error::internal(format!("sealing: {e}")))?;
+                        to_write.push(Prepared {
+                            record_key: r.record_key.clone(),
+                            subject_kind: kind,
+                            subject_index: api.keys.index(&[
+                                b"subject",
+                                kind.as_bytes(),
+                                subject.as_bytes(),
+                            ]),
+                            category: r.category.clone(),
+                            collected_on: r.collected_on.clone(),
+                            fingerprint: fp.clone(),
+                            envelope: sealed.envelope,
+                            key_id: sealed.key_id,
+                        });
+                    }
+                }
+            }
+            let written = store::upsert(&mut tx, uscc, tenant, store.now(), &to_write).await?;
+            for (i, Checked { record: r, .. }) in checked.iter() {
+                if results.iter().any(|(j, _, _)| j == i) {
+                    continue;
+                }
+                match written.iter().find(|w| w.record_key == r.record_key) {
+                    Some(w) if w.version == 1 => results.push((*i, PushResult::Stored, 1)),
+                    Some(w) => results.push((*i, PushResult::Updated, w.version)),
+                    // Written by another stream with the same content meanwhile.
+                    None => {
+                        let now = store::held(&mut tx, uscc, &[r.record_key.as_str()]).await?;
+                        let v = now.first().map_or(0, |h| h.version);
+                        results.push((*i, PushResult::Duplicate, v));
+                    }
+                }
+            }
+            Ok((
+                tx,
+                Written {
+                    value: results,
+                    tenant: tenant.to_owned(),
+                },
+            ))
+        })
+        .await
+        .map_err(status)?;
+    for (i, result, version) in outcome {
+        answers[i] = Some(PushRecordsResponse {
+            record_key: batch[i].record_key.trim().to_owned(),
+            result: result as i32,
+            version,
+            error: String::new(),
+        });
+    }
+    Ok(answers.into_iter().flatten().collect())
+}

@@ -1,0 +1,12 @@
+//! The service's migrations (the same DDL on both engines).
+
+use creditmesh_storage::Migration;
+
+pub fn migrations() -> Vec<Migration> {
+    vec![Migration::new(
+        100,
+        "agencies that may push, records sealed, their versions",
+        include_str!("../migrations/100_records.sql"),
+        include_str!("../migrations/100_records.sql"),
+    )]
+}

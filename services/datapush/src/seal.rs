@@ -1,0 +1,332 @@
+//! Records at rest (Art. 23): each record's subject and content are sealed with a data key of
+//! its own (AES-256-GCM), and that key is wrapped by its tenant's key-encryption key, bound to
+//! the record it belongs to. Duplicates and a subject's records are found by keyed hashes, so
+//! nothing is opened to look them up. Keys rotate by listing a new one first: it seals from
+//! then on, and every key listed still opens what it sealed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use creditmesh_rpc::service::DataPushConfig;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+
+const KEY_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+/// Files of the generated keys in the PKI directory, when none are configured.
+pub const KEK_FILE: &str = "datapush-kek.key";
+pub const INDEX_FILE: &str = "datapush-index.key";
+
+struct Kek {
+    id: String,
+    key: LessSafeKey,
+}
+
+pub struct Keys {
+    by_tenant: HashMap<String, Vec<Kek>>,
+    index: hmac::Key,
+    rng: SystemRandom,
+}
+
+/// A sealed record: the id of the key that wrapped its data key, and the envelope (base64).
+pub struct Sealed {
+    pub key_id: String,
+    pub envelope: String,
+}
+
+fn aead(bytes: &[u8]) -> Result<LessSafeKey> {
+    Ok(LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow!("not a 32-byte key"))?,
+    ))
+}
+
+fn parse_kek(spec: &str) -> Result<Kek> {
+    let (id, b64) = spec
+        .split_once(':')
+        .ok_or_else(|| anyhow!("a key is ID:BASE64"))?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        bail!("key id {id:?} must be letters, digits and -");
+    }
+    let bytes = B64.decode(b64.trim()).context("key: not base64")?;
+    if bytes.len() != KEY_LEN {
+        bail!("key {id}: {} bytes, 32 needed", bytes.len());
+    }
+    Ok(Kek {
+        id: id.to_owned(),
+        key: aead(&bytes)?,
+    })
+}
+
+/// Reads `dir/name`, or writes it (owner-only) with what `make` gives when it is missing.
+fn generated(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> Result<String> {
+    let path = dir.join(name);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    let text = make()?;
+    std::fs::create_dir_all(dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            f.write_all(text.as_bytes())?;
+            Ok(text)
+        }
+        // Another replica wrote it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+/// What is wrong with the configured keys, each with its key.
+pub fn config_problems(cfg: &DataPushConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (tenant, specs) in &cfg.keys {
+        if tenant != "*" && creditmesh_domain::Tenant::parse(tenant).is_err() {
+            problems.push((
+                format!("datapush.keys.{tenant}"),
+                "must be a tenant's division code or *".into(),
+            ));
+        }
+        if specs.is_empty() {
+            problems.push((format!("datapush.keys.{tenant}"), "lists no key".into()));
+        }
+        for (i, s) in specs.iter().enumerate() {
+            if let Err(e) = parse_kek(s) {
+                problems.push((format!("datapush.keys.{tenant}[{i}]"), e.to_string()));
+            }
+        }
+    }
+    if !cfg.index_key.is_empty()
+        && B64
+            .decode(cfg.index_key.trim())
+            .map_or(true, |k| k.len() != KEY_LEN)
+    {
+        problems.push((
+            "datapush.index_key".into(),
+            "must be base64 of 32 bytes".into(),
+        ));
+    }
+    problems
+}
+
+impl Keys {
+    /// The configured keys, or keys generated once in `pki_dir` when none are configured.
+    pub fn load(cfg: &DataPushConfig, pki_dir: &Path) -> Result<Self> {
+        let rng = SystemRandom::new();
+        let random = |rng: &SystemRandom| -> Result<String> {
+            let mut k = [0u8; KEY_LEN];
+            rng.fill(&mut k).map_err(|_| anyhow!("no randomness"))?;
+            Ok(B64.encode(k))
+        };
+        let mut by_tenant = HashMap::new();
+        if cfg.keys.is_empty() {
+            let spec = generated(pki_dir, KEK_FILE, || Ok(format!("gen1:{}", random(&rng)?)))?;
+            by_tenant.insert("*".to_owned(), vec![parse_kek(&spec)?]);
+        } else {
+            for (tenant, specs) in &cfg.keys {
+                if specs.is_empty() {
+                    bail!("datapush.keys.{tenant}: no key");
+                }
+                let keks = specs
+                    .iter()
+                    .map(|s| parse_kek(s))
+                    .collect::<Result<Vec<_>>>()
+                    .with_context(|| format!("datapush.keys.{tenant}"))?;
+                by_tenant.insert(tenant.clone(), keks);
+            }
+        }
+        let index = if cfg.index_key.is_empty() {
+            generated(pki_dir, INDEX_FILE, || random(&rng))?
+        } else {
+            cfg.index_key.clone()
+        };
+        let index = B64
+            .decode(index.trim())
+            .context("datapush.index_key: not base64")?;
+        if index.len() != KEY_LEN {
+            bail!("datapush.index_key: {} bytes, 32 needed", index.len());
+        }
+        Ok(Self {
+            by_tenant,
+            index: hmac::Key::new(hmac::HMAC_SHA256, &index),
+            rng,
+        })
+    }
+
+    fn keks(&self, tenant: &str) -> Result<&[Kek]> {
+        self.by_tenant
+            .get(tenant)
+            .or_else(|| self.by_tenant.get("*"))
+            .map(Vec::as_slice)
+            .ok_or_else(|| anyhow!("no key configured for tenant {tenant}"))
+    }
+
+    /// A keyed hash (hex) of `parts`, each length-prefixed so that no two lists collide.
+    pub fn index(&self, parts: &[&[u8]]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.index);
+        for p in parts {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p);
+        }
+        hex::encode(ctx.sign().as_ref())
+    }
+
+    fn nonce(&self) -> Result<[u8; NONCE_LEN]> {
+        let mut n = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut n)
+            .map_err(|_| anyhow!("no randomness"))?;
+        Ok(n)
+    }
+
+    /// Seals `plaintext` for `tenant`, bound to `binding` (what identifies its record).
+    pub fn seal(&self, tenant: &str, binding: &[u8], plaintext: &[u8]) -> Result<Sealed> {
+        let kek = &self.keks(tenant)?[0];
+        let mut dek = [0u8; KEY_LEN];
+        self.rng
+            .fill(&mut dek)
+            .map_err(|_| anyhow!("no randomness"))?;
+        let wrap_nonce = self.nonce()?;
+        let mut wrapped = dek.to_vec();
+        kek.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(wrap_nonce),
+                Aad::from(binding),
+                &mut wrapped,
+            )
+            .map_err(|_| anyhow!("wrapping the data key"))?;
+        let nonce = self.nonce()?;
+        let mut body = plaintext.to_vec();
+        aead(&dek)?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(binding),
+                &mut body,
+            )
+            .map_err(|_| anyhow!("sealing"))?;
+        let mut envelope = Vec::with_capacity(2 * NONCE_LEN + wrapped.len() + body.len());
+        envelope.extend_from_slice(&wrap_nonce);
+        envelope.extend_from_slice(&wrapped);
+        envelope.extend_from_slice(&nonce);
+        envelope.extend_from_slice(&body);
+        Ok(Sealed {
+            key_id: kek.id.clone(),
+            envelope: B64.encode(envelope),
+        })
+    }
+
+    /// Opens what [`Self::seal`] sealed for `tenant` and `binding` with the key `key_id`.
+    pub fn open(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        binding: &[u8],
+        envelope: &str,
+    ) -> Result<Vec<u8>> {
+        let kek = self
+            .keks(tenant)?
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| anyhow!("key {key_id} is not configured for tenant {tenant}"))?;
+        let bytes = B64.decode(envelope).context("envelope: not base64")?;
+        let wrapped_len = KEY_LEN + TAG_LEN;
+        if bytes.len() < 2 * NONCE_LEN + wrapped_len + TAG_LEN {
+            bail!("envelope too short");
+        }
+        let (wrap_nonce, rest) = bytes.split_at(NONCE_LEN);
+        let (wrapped, rest) = rest.split_at(wrapped_len);
+        let (nonce, body) = rest.split_at(NONCE_LEN);
+        let mut dek = wrapped.to_vec();
+        let dek = kek
+            .key
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| anyhow!("nonce"))?,
+                Aad::from(binding),
+                &mut dek,
+            )
+            .map_err(|_| anyhow!("the data key does not open: wrong key or record"))?;
+        let mut body = body.to_vec();
+        let plain = aead(dek)?
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow!("nonce"))?,
+                Aad::from(binding),
+                &mut body,
+            )
+            .map_err(|_| anyhow!("the record does not open"))?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(keys: &[(&str, &[&str])]) -> DataPushConfig {
+        DataPushConfig {
+            keys: keys
+                .iter()
+                .map(|(t, ks)| (t.to_string(), ks.iter().map(|k| k.to_string()).collect()))
+                .collect(),
+            index_key: B64.encode([7u8; 32]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sealed_records_open_only_for_their_record_and_survive_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let k1 = format!("k1:{}", B64.encode([1u8; 32]));
+        let k2 = format!("k2:{}", B64.encode([2u8; 32]));
+        let old = Keys::load(&cfg(&[("653100", &[&k1])]), dir.path()).unwrap();
+        let sealed = old
+            .seal("653100", b"agency\0r1", b"secret content")
+            .unwrap();
+        assert_eq!(sealed.key_id, "k1");
+        assert!(!sealed.envelope.contains("secret"));
+        // Swapped onto another record: refused.
+        assert!(
+            old.open("653100", "k1", b"agency\0r2", &sealed.envelope)
+                .is_err()
+        );
+        // After rotation the new key seals, the old one still opens.
+        let rotated = Keys::load(&cfg(&[("653100", &[&k2, &k1])]), dir.path()).unwrap();
+        assert_eq!(
+            rotated
+                .open("653100", "k1", b"agency\0r1", &sealed.envelope)
+                .unwrap(),
+            b"secret content"
+        );
+        assert_eq!(rotated.seal("653100", b"x", b"y").unwrap().key_id, "k2");
+        // Another tenant's key does not open it.
+        assert!(
+            rotated
+                .open("650100", "k1", b"agency\0r1", &sealed.envelope)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_are_generated_once_when_none_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Keys::load(&DataPushConfig::default(), dir.path()).unwrap();
+        let sealed = a.seal("650100", b"b", b"content").unwrap();
+        let b = Keys::load(&DataPushConfig::default(), dir.path()).unwrap();
+        assert_eq!(
+            b.open("650100", &sealed.key_id, b"b", &sealed.envelope)
+                .unwrap(),
+            b"content"
+        );
+        assert_eq!(a.index(&[b"x", b"y"]), b.index(&[b"x", b"y"]));
+        assert_ne!(a.index(&[b"xy"]), a.index(&[b"x", b"y"]));
+    }
+}

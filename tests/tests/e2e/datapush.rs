@@ -1,0 +1,357 @@
+//! Pushed credit information (Art. 27): one stream, one acknowledgement per record after its
+//! batch committed; only an agency whose filing is active may push, and a revocation ends its
+//! stream; duplicates write nothing; records are sealed at rest.
+
+use std::time::Duration;
+
+use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+use creditmesh_proto::datapush::v1::*;
+use creditmesh_proto::events::v1::FilingRevoked;
+use creditmesh_tests::{Engine, TestMesh, eventually, scalar_i64};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::filing::{KASHGAR, active_kashgar_filing, mesh, person_id, review_says};
+
+crate::on_both_engines!(
+    an_active_agency_pushes_ten_thousand_records_each_acknowledged,
+    bad_records_are_rejected_one_by_one_and_the_stream_goes_on,
+    an_agency_without_an_active_filing_is_refused,
+    a_revocation_ends_the_stream_and_keeps_what_was_acknowledged,
+    record_content_is_sealed_at_rest,
+);
+
+fn record(i: usize, amount: f64) -> CreditRecord {
+    CreditRecord {
+        record_key: format!("loan-{i}"),
+        subject_kind: SubjectKind::Person as i32,
+        subject_identifier: person_id(&format!(
+            "6531011980{:02}{:02}{:03}",
+            1 + i % 12,
+            1 + i % 28,
+            i % 1000
+        )),
+        category: "loan-repayment".into(),
+        content: format!(
+            r#"{{"amount_due": {amount}, "due_on": "2026-09-30", "days_overdue": {}}}"#,
+            i % 90
+        )
+        .into_bytes(),
+        collected_on: "2026-10-15".into(),
+    }
+}
+
+/// A mesh whose Kashgar agency has an active filing that the data-push service knows of.
+async fn pushing(engine: Engine) -> Option<(TestMesh, String)> {
+    let t = mesh(engine).await?;
+    let (_, filing) = active_kashgar_filing(&t).await;
+    let url = t.db_url("datapush");
+    eventually(
+        "datapush knows the agency",
+        Duration::from_secs(30),
+        || async {
+            (scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM datapush_agency WHERE status = 'active'",
+            )
+            .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    Some((t, filing.filing_id))
+}
+
+/// Pushes `records` on one stream and collects every acknowledgement.
+async fn push(
+    channel: Channel,
+    records: Vec<CreditRecord>,
+) -> Result<Vec<PushRecordsResponse>, tonic::Status> {
+    let requests = tokio_stream::iter(
+        records
+            .into_iter()
+            .map(|r| PushRecordsRequest { record: Some(r) }),
+    );
+    let mut acks = DataPushServiceClient::new(channel)
+        .push_records(requests)
+        .await?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(a) = acks.message().await? {
+        out.push(a);
+    }
+    Ok(out)
+}
+
+async fn counts(t: &TestMesh) -> (i64, i64) {
+    let url = t.db_url("datapush");
+    (
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_record").await,
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_version").await,
+    )
+}
+
+async fn an_active_agency_pushes_ten_thousand_records_each_acknowledged(engine: Engine) {
+    let Some((t, _)) = pushing(engine).await else {
+        return;
+    };
+    const N: usize = 10_000;
+    let records: Vec<_> = (0..N).map(|i| record(i, 100.0 + i as f64)).collect();
+    let acks = push(t.node("agency-kashgar").await, records.clone())
+        .await
+        .unwrap();
+    assert_eq!(acks.len(), N);
+    for (i, a) in acks.iter().enumerate() {
+        assert_eq!(a.record_key, format!("loan-{i}"), "acks come in order");
+        assert_eq!(a.result, PushResult::Stored as i32, "{a:?}");
+        assert_eq!(a.version, 1);
+    }
+    assert_eq!(counts(&t).await, (N as i64, N as i64));
+
+    // The same again: every record a duplicate, nothing written.
+    let again = push(t.node("agency-kashgar").await, records.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), N);
+    assert!(
+        again
+            .iter()
+            .all(|a| a.result == PushResult::Duplicate as i32 && a.version == 1)
+    );
+    assert_eq!(counts(&t).await, (N as i64, N as i64));
+
+    // New content under a key already held: its next version, the history kept; the same
+    // content written otherwise (spaces, field order) is no change.
+    let mut changed = record(7, 999.5);
+    let mut respaced = record(8, 108.0);
+    respaced.content =
+        br#"{ "days_overdue": 8,   "due_on": "2026-09-30", "amount_due": 108 }"#.to_vec();
+    let acks = push(
+        t.node("agency-kashgar").await,
+        vec![changed.clone(), respaced],
+    )
+    .await
+    .unwrap();
+    assert_eq!(acks[0].result, PushResult::Updated as i32, "{acks:?}");
+    assert_eq!(acks[0].version, 2);
+    assert_eq!(acks[1].result, PushResult::Duplicate as i32, "{acks:?}");
+    assert_eq!(counts(&t).await, (N as i64, N as i64 + 1));
+
+    // The agency reads it back whole, at its new version.
+    let id: String = {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&t.db_url("datapush"))
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT record_id FROM datapush_record WHERE record_key = 'loan-7'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    let stored = DataPushServiceClient::new(t.node("agency-kashgar").await)
+        .get_record(GetRecordRequest {
+            record_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.agency_uscc, KASHGAR);
+    let content: serde_json::Value =
+        serde_json::from_slice(&stored.record.as_ref().unwrap().content).unwrap();
+    assert_eq!(content["amount_due"], 999.5);
+    changed.content = Vec::new();
+    assert_eq!(
+        stored.record.unwrap().subject_identifier,
+        changed.subject_identifier
+    );
+    // Another agency cannot read it.
+    let err = DataPushServiceClient::new(t.node("agency-beijing").await)
+        .get_record(GetRecordRequest { record_id: id })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    t.stop().await;
+}
+
+async fn bad_records_are_rejected_one_by_one_and_the_stream_goes_on(engine: Engine) {
+    let Some((t, _)) = pushing(engine).await else {
+        return;
+    };
+    let good = record(1, 10.0);
+    let mut bad_subject = record(2, 10.0);
+    bad_subject.subject_identifier = "650102198001010000".into();
+    let mut bad_category = record(3, 10.0);
+    bad_category.category = "gossip".into();
+    let mut bad_content = record(4, 10.0);
+    bad_content.content =
+        br#"{"amount_due": "lots", "due_on": "2026-09-30", "days_overdue": 1, "mood": "sad"}"#
+            .to_vec();
+    let mut future = record(5, 10.0);
+    future.collected_on = "2099-01-01".into();
+    let mut expired = record(6, 10.0);
+    expired.collected_on = "2001-01-01".into();
+    let mut org_in_person_only = record(7, 10.0);
+    org_in_person_only.category = "contract-performance".into();
+    org_in_person_only.content = br#"{"contract": "c-1", "performed": true}"#.to_vec();
+    let mut no_key = record(8, 10.0);
+    no_key.record_key = String::new();
+    // The same key twice on one stream: two versions, in the order sent.
+    let mut twice = record(1, 11.0);
+    twice.record_key = good.record_key.clone();
+    let acks = push(
+        t.node("agency-kashgar").await,
+        vec![
+            good,
+            bad_subject,
+            bad_category,
+            bad_content,
+            future,
+            expired,
+            org_in_person_only,
+            no_key,
+            twice,
+        ],
+    )
+    .await
+    .unwrap();
+    let results: Vec<(i32, &str)> = acks.iter().map(|a| (a.result, a.error.as_str())).collect();
+    assert_eq!(acks.len(), 9, "{results:?}");
+    assert_eq!(acks[0].result, PushResult::Stored as i32);
+    let rejected = |i: usize, field: &str| {
+        assert_eq!(acks[i].result, PushResult::Rejected as i32, "{:?}", acks[i]);
+        assert!(
+            acks[i].error.starts_with(&format!("{field}: ")),
+            "{:?}",
+            acks[i]
+        );
+    };
+    rejected(1, "subject_identifier");
+    rejected(2, "category");
+    rejected(3, "content.amount_due");
+    assert!(
+        acks[3].error.contains("content.mood: is not a field"),
+        "{:?}",
+        acks[3]
+    );
+    rejected(4, "collected_on");
+    rejected(5, "collected_on");
+    assert!(acks[5].error.contains("retention"), "{:?}", acks[5]);
+    rejected(6, "subject_kind");
+    rejected(7, "record_key");
+    assert_eq!(acks[8].result, PushResult::Updated as i32, "{:?}", acks[8]);
+    assert_eq!(acks[8].version, 2);
+    assert_eq!(counts(&t).await, (1, 2));
+    t.stop().await;
+}
+
+async fn an_agency_without_an_active_filing_is_refused(engine: Engine) {
+    let Some((t, _)) = pushing(engine).await else {
+        return;
+    };
+    let err = push(t.node("agency-beijing").await, vec![record(1, 1.0)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("no filing"), "{err:?}");
+    // Regulators do not push.
+    let err = push(t.node("regulator-653100").await, vec![record(1, 1.0)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(counts(&t).await, (0, 0));
+    t.stop().await;
+}
+
+async fn a_revocation_ends_the_stream_and_keeps_what_was_acknowledged(engine: Engine) {
+    let Some((t, filing_id)) = pushing(engine).await else {
+        return;
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let mut acks = DataPushServiceClient::new(t.node("agency-kashgar").await)
+        .push_records(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    for i in 0..100 {
+        tx.send(PushRecordsRequest {
+            record: Some(record(i, 1.0)),
+        })
+        .await
+        .unwrap();
+        let a = acks.message().await.unwrap().unwrap();
+        assert_eq!(a.result, PushResult::Stored as i32);
+    }
+    review_says(
+        &t,
+        "653100",
+        FilingRevoked {
+            filing_id,
+            uscc: KASHGAR.into(),
+            ground: "severe_dishonesty".into(),
+            ban_ends_on: String::new(),
+        },
+    )
+    .await;
+    // The stream stays open on the agency's side; the platform ends it.
+    let ended = tokio::time::timeout(Duration::from_secs(15), acks.message())
+        .await
+        .expect("the stream ends within seconds of the revocation")
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::FailedPrecondition, "{ended:?}");
+    assert!(ended.message().contains("revoked"), "{ended:?}");
+    assert_eq!(counts(&t).await, (100, 100));
+    // And a new stream is refused.
+    drop(tx);
+    let err = push(t.node("agency-kashgar").await, vec![record(1000, 1.0)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    t.stop().await;
+}
+
+async fn record_content_is_sealed_at_rest(engine: Engine) {
+    let Some((t, _)) = pushing(engine).await else {
+        return;
+    };
+    let mut r = record(1, 1.0);
+    r.content = br#"{"amount_due": 1, "due_on": "2026-09-30", "days_overdue": 3, "note": "MARKER-7f3a-overdue"}"#.to_vec();
+    let subject = r.subject_identifier.clone();
+    let acks = push(t.node("agency-kashgar").await, vec![r]).await.unwrap();
+    assert_eq!(acks[0].result, PushResult::Stored as i32, "{acks:?}");
+    match engine {
+        Engine::Sqlite => {
+            let url = t.db_url("datapush");
+            let path = url.trim_start_matches("sqlite://").to_owned();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("MARKER-7f3a"),
+                "content readable in the database file"
+            );
+            assert!(
+                !text.contains(&subject),
+                "subject readable in the database file"
+            );
+            assert!(text.contains("loan-1"), "the file read is the one written");
+        }
+        Engine::Postgres => {
+            let url = t.db_url("datapush");
+            for sql in [
+                "SELECT COUNT(*) FROM datapush_record WHERE envelope LIKE '%MARKER%' \
+                 OR subject_index LIKE '%6531011980%' OR fingerprint LIKE '%MARKER%'",
+                "SELECT COUNT(*) FROM datapush_version WHERE envelope LIKE '%MARKER%'",
+            ] {
+                assert_eq!(scalar_i64(&url, sql).await, 0, "{sql}");
+            }
+        }
+    }
+    t.stop().await;
+}
