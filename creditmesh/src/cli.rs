@@ -237,6 +237,17 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Records pushed through the gateway on one stream, then pushed again (all duplicates),
+    /// and on PostgreSQL as many rows loaded with COPY into the same table; ends with one
+    /// JSON line: rows/s of each, their ratio, rows written by the second push, peak RSS.
+    Push {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
+        /// otherwise, without COPY.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
     /// line: p50/p99 and resident memory of the first and the last window.
     Soak {
@@ -530,6 +541,17 @@ async fn run(cli: Cli) -> Result<()> {
                 connections,
                 watches,
                 rounds,
+            })
+            .await?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Push { records, postgres },
+        } => {
+            let figures = crate::push_bench::push_bench(crate::push_bench::PushOptions {
+                records: records.max(1),
+                postgres,
             })
             .await?;
             println!("{figures}");

@@ -11,7 +11,7 @@ use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, PrincipalKind, Uscc};
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_rpc::{CallContext, Written, status, status_from};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,6 +26,8 @@ use crate::store::{self, Prepared};
 pub const BATCH: usize = 500;
 /// Acknowledgements waiting for the client before the stream stops reading.
 const ACKS_IN_FLIGHT: usize = 1024;
+/// How long a batch waits for more records after its first.
+const LINGER: Duration = Duration::from_millis(5);
 /// How often an idle stream checks that the agency's filing is still active.
 const STANDING_CHECK: Duration = Duration::from_secs(1);
 
@@ -85,7 +87,35 @@ async fn serve(
     api: &Api,
     ctx: &CallContext,
     uscc: &str,
+    inbound: Streaming<PushRecordsRequest>,
+    acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+) -> Result<(), Status> {
+    // Records are read ahead while the previous batch is written, up to two batches: the
+    // network and the database work at once, and memory stays bounded.
+    let (ahead, received) = mpsc::channel(2 * BATCH);
+    let reader = tokio::spawn(read_ahead(inbound, ahead));
+    let served = serve_batches(api, ctx, uscc, received, acks).await;
+    reader.abort();
+    served
+}
+
+async fn read_ahead(
     mut inbound: Streaming<PushRecordsRequest>,
+    ahead: mpsc::Sender<Result<PushRecordsRequest, Status>>,
+) {
+    while let Some(next) = inbound.next().await {
+        let failed = next.is_err();
+        if ahead.send(next).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+async fn serve_batches(
+    api: &Api,
+    ctx: &CallContext,
+    uscc: &str,
+    mut inbound: mpsc::Receiver<Result<PushRecordsRequest, Status>>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
 ) -> Result<(), Status> {
     let mut check = tokio::time::interval(STANDING_CHECK);
@@ -96,7 +126,7 @@ async fn serve(
             Some(r) => r,
             None => {
                 let next = tokio::select! {
-                    next = inbound.next() => next,
+                    next = inbound.recv() => next,
                     _ = check.tick() => {
                         still_active(api, uscc).await?;
                         continue;
@@ -111,8 +141,18 @@ async fn serve(
         };
         let mut batch = vec![first];
         let mut keys: HashSet<String> = HashSet::from([batch[0].record_key.clone()]);
+        // A batch takes what arrives within a few milliseconds of its first record: one
+        // commit for many records when they stream in, little wait when one comes alone.
+        let linger = tokio::time::Instant::now() + LINGER;
         while batch.len() < BATCH {
-            match inbound.next().now_or_never() {
+            let next = match inbound.try_recv() {
+                Ok(next) => Some(Some(next)),
+                Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(linger, inbound.recv()).await.ok()
+                }
+            };
+            match next {
                 Some(Some(Ok(req))) => {
                     let record = req.record.unwrap_or_default();
                     // One key twice in a batch: the second waits for the next batch, so that
@@ -128,7 +168,10 @@ async fn serve(
                 Some(None) | None => break,
             }
         }
+        let size = batch.len();
+        let started = std::time::Instant::now();
         let answers = write(api, ctx, uscc, batch).await?;
+        tracing::debug!(agency = %uscc, size, took_ms = started.elapsed().as_millis() as u64, "batch written");
         for a in answers {
             if acks.send(Ok(a)).await.is_err() {
                 return Ok(());
@@ -344,6 +387,14 @@ async fn write(
     let tenant = standing.tenant.as_str();
     let outcome = store
         .write(ctx, "PushRecords", |mut tx| async move {
+            if store.db.engine() == creditmesh_storage::Engine::Postgres {
+                // Key lists of a batch look alike to the plan cache: a generic plan made
+                // while the table was small scans it whole once it is not.
+                creditmesh_storage::sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(creditmesh_storage::StorageError::from)?;
+            }
             let held = store::held(&mut tx, uscc, keys).await?;
             let mut to_write = Vec::new();
             let mut results = Vec::new();

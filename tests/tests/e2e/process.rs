@@ -735,6 +735,16 @@ async fn bench_register_prints_appends_and_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_push_prints_its_figures() {
+    let (last, figures) = bench(&["push", "--records", "1200"]).await;
+    assert_eq!(figures["stored"], 1200, "{last}");
+    assert_eq!(figures["duplicates"], 1200, "{last}");
+    assert_eq!(figures["rows_written_on_repush"], 0, "{last}");
+    assert!(figures["push_rows_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(figures["peak_rss_mib"].as_f64().unwrap() > 0.0, "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_fairness_prints_both_p99s() {
     let (last, figures) = bench(&[
         "fairness",
