@@ -2,7 +2,7 @@
 //! decides new, new version or duplicate, and the versions it made are copied into the history.
 
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 
 /// A record checked and sealed, ready to write.
 pub struct Prepared {
@@ -50,7 +50,11 @@ pub async fn held(
     for k in keys {
         q = q.bind((*k).to_owned());
     }
-    let rows = q.fetch_all(&mut *conn).await?;
+    held_rows(&q.fetch_all(&mut *conn).await?)
+}
+
+/// Rows of `record_key, record_id, version, fingerprint`.
+fn held_rows(rows: &[AnyRow]) -> Result<Vec<Held>, StorageError> {
     rows.iter()
         .map(|r| {
             Ok(Held {
@@ -116,18 +120,7 @@ pub async fn upsert(
             .bind(now)
             .bind(now);
     }
-    let rows = q.fetch_all(&mut *conn).await?;
-    let written: Vec<Held> = rows
-        .iter()
-        .map(|r| {
-            Ok(Held {
-                record_key: r.try_get(0)?,
-                record_id: r.try_get(1)?,
-                version: r.try_get(2)?,
-                fingerprint: r.try_get(3)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    let written = held_rows(&q.fetch_all(&mut *conn).await?)?;
     if !written.is_empty() {
         let sql = format!(
             "INSERT INTO datapush_version (record_id, version, fingerprint, envelope, key_id, \

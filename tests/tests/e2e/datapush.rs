@@ -355,3 +355,50 @@ async fn record_content_is_sealed_at_rest(engine: Engine) {
     }
     t.stop().await;
 }
+
+/// Two streams of one agency push the same keys with different content at once on
+/// PostgreSQL: every record is acknowledged, each key holds one record, and its versions run
+/// 1, 2, … without a gap or a repeat, each in the history once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_streams_on_the_same_keys_keep_one_record_and_gapless_versions() {
+    let Some((t, _)) = pushing(Engine::Postgres).await else {
+        return;
+    };
+    const N: usize = 300;
+    let mut streams = Vec::new();
+    for s in 0..2 {
+        let records: Vec<_> = (0..N).map(|i| record(i, 1.0 + s as f64)).collect();
+        streams.push(tokio::spawn(push(t.node("agency-kashgar").await, records)));
+    }
+    for s in streams {
+        let acks = s.await.unwrap().unwrap();
+        assert_eq!(acks.len(), N);
+        assert!(
+            acks.iter()
+                .all(|a| a.result == PushResult::Stored as i32
+                    || a.result == PushResult::Updated as i32),
+            "{acks:?}"
+        );
+    }
+    let url = t.db_url("datapush");
+    assert_eq!(counts(&t).await, (N as i64, 2 * N as i64));
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM datapush_record WHERE version <> 2"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM (SELECT record_id FROM datapush_version \
+             GROUP BY record_id HAVING MIN(version) <> 1 OR MAX(version) <> 2 \
+             OR COUNT(*) <> 2) gaps"
+        )
+        .await,
+        0
+    );
+    t.stop().await;
+}
