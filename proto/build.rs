@@ -33,6 +33,8 @@ const EVENT_KINDS: &[&str] = &[
     "FeeItem",
     "PublicFacts",
     "RegisterChanged",
+    "ObjectionOverdue",
+    "SubjectTold",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

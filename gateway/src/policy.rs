@@ -225,12 +225,16 @@ pub const POLICY: &[(&str, &[Role])] = &[
     ),
     (
         "creditmesh.datapush.v1.DataPushService/GetRecord",
-        AGENCY_AND_REGULATORS,
+        &[Agency, PrefectureRegulator, RegionalRegulator, Department],
     ),
-    // Data subjects are not authenticated by the mesh yet: a regulator acts for them.
+    (
+        "creditmesh.datapush.v1.DataPushService/FindRecords",
+        &[PrefectureRegulator, RegionalRegulator, Department],
+    ),
+    // The subject objects with an access code a desk issued; a desk or the agency for them.
     (
         "creditmesh.datapush.v1.DataPushService/FileObjection",
-        REGULATORS,
+        &[Public, Agency, PrefectureRegulator, RegionalRegulator],
     ),
     (
         "creditmesh.datapush.v1.DataPushService/ResolveObjection",
@@ -241,8 +245,20 @@ pub const POLICY: &[(&str, &[Role])] = &[
         AGENCY_AND_REGULATORS,
     ),
     (
-        "creditmesh.datapush.v1.DataPushService/GetSubjectReport",
+        "creditmesh.datapush.v1.DataPushService/AddSubjectStatement",
+        &[Public, PrefectureRegulator, RegionalRegulator],
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/IssueSubjectAccessCode",
         REGULATORS,
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/GetSubjectReport",
+        &[Public, Agency, PrefectureRegulator, RegionalRegulator],
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/ListCorrectionNotices",
+        &[Agency, PrefectureRegulator, RegionalRegulator, Department],
     ),
     // Outbox deliveries travel service to service.
     ("creditmesh.events.v1.EventSinkService/Deliver", NOBODY),

@@ -19,6 +19,7 @@ use crate::policy;
 pub const PUBLIC_SERVICES: &[&str] = &[
     "creditmesh.disclosure.v1.DisclosureService",
     "creditmesh.complaints.v1.ComplaintService",
+    "creditmesh.datapush.v1.DataPushService",
 ];
 
 /// Metadata prefix reserved for the mesh; whatever a caller sends under it is dropped.

@@ -51,6 +51,8 @@ pub mod events {
             ComplaintSubmitted = "complaints.complaint_submitted",
             ComplaintResolved = "complaints.complaint_resolved",
             RegisterChanged = "filing.register_changed",
+            ObjectionOverdue = "datapush.objection_overdue",
+            SubjectTold = "datapush.subject_told",
         }
     }
 }

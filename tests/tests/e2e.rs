@@ -11,6 +11,7 @@ mod e2e {
     pub mod fuzz;
     pub mod lifecycle;
     pub mod mesh;
+    pub mod objections;
     pub mod plans;
     pub mod process;
     pub mod races;

@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod contact;
 pub mod department;
 pub mod divisions;
 pub mod error;

@@ -570,6 +570,126 @@ impl Machine for Referral {
     }
 }
 
+/// A pushed credit record (Art. 22): marked at once when an objection is filed, and unmarked
+/// by the agency's decision, or deleted by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushedRecord {
+    Active,
+    UnderObjection,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushedRecordEvent {
+    Object,
+    Correct,
+    Keep,
+    Delete,
+}
+
+impl Machine for PushedRecord {
+    type Event = PushedRecordEvent;
+
+    const STATES: &'static [Self] = &[Self::Active, Self::UnderObjection, Self::Deleted];
+    const EVENTS: &'static [PushedRecordEvent] = &[
+        PushedRecordEvent::Object,
+        PushedRecordEvent::Correct,
+        PushedRecordEvent::Keep,
+        PushedRecordEvent::Delete,
+    ];
+    const TRANSITIONS: &'static [(Self, PushedRecordEvent, Self, &'static str)] = &[
+        (
+            Self::Active,
+            PushedRecordEvent::Object,
+            Self::UnderObjection,
+            "Art. 22",
+        ),
+        (
+            Self::UnderObjection,
+            PushedRecordEvent::Correct,
+            Self::Active,
+            "Art. 22",
+        ),
+        (
+            Self::UnderObjection,
+            PushedRecordEvent::Keep,
+            Self::Active,
+            "Art. 22",
+        ),
+        (
+            Self::UnderObjection,
+            PushedRecordEvent::Delete,
+            Self::Deleted,
+            "Art. 22",
+        ),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::UnderObjection => "under_objection",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    fn event_name(event: PushedRecordEvent) -> &'static str {
+        match event {
+            PushedRecordEvent::Object => "objection",
+            PushedRecordEvent::Correct => "correction",
+            PushedRecordEvent::Keep => "keeping",
+            PushedRecordEvent::Delete => "deletion",
+        }
+    }
+}
+
+/// An objection to a pushed record (Art. 22): open until the agency decides it, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Objection {
+    Open,
+    Corrected,
+    Deleted,
+    Kept,
+}
+
+impl Machine for Objection {
+    type Event = PushedRecordEvent;
+
+    const STATES: &'static [Self] = &[Self::Open, Self::Corrected, Self::Deleted, Self::Kept];
+    const EVENTS: &'static [PushedRecordEvent] = &[
+        PushedRecordEvent::Correct,
+        PushedRecordEvent::Keep,
+        PushedRecordEvent::Delete,
+    ];
+    const TRANSITIONS: &'static [(Self, PushedRecordEvent, Self, &'static str)] = &[
+        (
+            Self::Open,
+            PushedRecordEvent::Correct,
+            Self::Corrected,
+            "Art. 22",
+        ),
+        (Self::Open, PushedRecordEvent::Keep, Self::Kept, "Art. 22"),
+        (
+            Self::Open,
+            PushedRecordEvent::Delete,
+            Self::Deleted,
+            "Art. 22",
+        ),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Corrected => "corrected",
+            Self::Deleted => "deleted",
+            Self::Kept => "kept",
+        }
+    }
+
+    fn event_name(event: PushedRecordEvent) -> &'static str {
+        PushedRecord::event_name(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +810,32 @@ mod tests {
             (Received, E::Refer, Referred),
             (Accepted, E::Refer, Referred),
             (Referred, E::Decline, Received),
+        ]);
+    }
+
+    #[test]
+    fn pushed_record_pairs() {
+        use PushedRecord::*;
+        use PushedRecordEvent as E;
+        walk::<PushedRecord>(&[
+            (Active, E::Object, UnderObjection),
+            (UnderObjection, E::Correct, Active),
+            (UnderObjection, E::Keep, Active),
+            (UnderObjection, E::Delete, Deleted),
+        ]);
+        // A deleted record is never marked or revived.
+        assert!(Deleted.on(E::Object).is_err());
+        assert!(Deleted.on(E::Correct).is_err());
+    }
+
+    #[test]
+    fn objection_pairs() {
+        use Objection::*;
+        use PushedRecordEvent as E;
+        walk::<Objection>(&[
+            (Open, E::Correct, Corrected),
+            (Open, E::Keep, Kept),
+            (Open, E::Delete, Deleted),
         ]);
     }
 

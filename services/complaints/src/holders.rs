@@ -1,9 +1,10 @@
 //! Who holds each agency's filing, as the register says (filing's `register_changed`): a
 //! complaint about an agency on the register goes to that authority; about any other agency,
-//! to the prefecture of its registration division (the region outside Xinjiang).
+//! to the prefecture of its registration division (the region outside Xinjiang). Also takes
+//! what datapush has to tell a subject who objected (Art. 22) into the notification outbox.
 
 use creditmesh_domain::Error;
-use creditmesh_proto::events::v1::{Event, RegisterChanged};
+use creditmesh_proto::events::v1::{Event, RegisterChanged, SubjectTold};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use creditmesh_storage::{StorageError, Tx};
@@ -13,6 +14,21 @@ pub struct Handler;
 #[tonic::async_trait]
 impl EventHandler for Handler {
     async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+        if event.r#type == SubjectTold::TYPE {
+            // What datapush tells a subject who objected goes out as complainants are told.
+            let e: SubjectTold = decode(event)?;
+            crate::notify::queue(
+                tx,
+                &event.tenant,
+                &e.objection_id,
+                &e.contact,
+                &e.subject,
+                &e.body,
+                creditmesh_rpc::sink::occurred_micros(event),
+            )
+            .await?;
+            return Ok(Applied::Done);
+        }
         if event.r#type != RegisterChanged::TYPE {
             return Ok(Applied::Done);
         }

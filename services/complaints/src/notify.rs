@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use creditmesh_domain::contact::Contact;
 use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::NotificationsConfig;
 use creditmesh_storage::StorageError;
@@ -195,24 +196,13 @@ pub fn notifiers(cfg: &NotificationsConfig) -> Result<Notifiers, String> {
 /// The channel and address a contact can be told at: an e-mail address, a mainland mobile
 /// number (11 digits from 13 to 19, with or without +86), or none.
 pub fn reach(contact: &str) -> Option<(Channel, String)> {
-    let c = contact.trim();
-    if c.contains('@') {
-        return c
+    match creditmesh_domain::contact::parse(contact)? {
+        Contact::Email(address) => address
             .parse::<Mailbox>()
             .is_ok()
-            .then(|| (Channel::Email, c.to_owned()));
+            .then_some((Channel::Email, address)),
+        Contact::Mobile(number) => Some((Channel::Sms, number)),
     }
-    let digits: String = c.chars().filter(|ch| !matches!(ch, ' ' | '-')).collect();
-    let digits = digits
-        .strip_prefix("+86")
-        .or_else(|| digits.strip_prefix("0086"))
-        .unwrap_or(&digits);
-    let b = digits.as_bytes();
-    (b.len() == 11
-        && b[0] == b'1'
-        && (b'3'..=b'9').contains(&b[1])
-        && b.iter().all(u8::is_ascii_digit))
-    .then(|| (Channel::Sms, digits.to_owned()))
 }
 
 /// Queues a notification in `conn`'s transaction; nothing when there is no address.

@@ -202,6 +202,10 @@ impl Catalog {
         }
     }
 
+    pub fn categories(&self) -> impl Iterator<Item = &Category> {
+        self.0.values()
+    }
+
     pub fn get(&self, code: &str) -> Option<&Category> {
         self.0.get(code)
     }
@@ -213,6 +217,17 @@ fn field(name: &str, kind: &str, required: bool) -> FieldConfig {
         r#type: kind.into(),
         required,
     }
+}
+
+/// The earliest collection day still within a retention of `months` on `today`: the period
+/// counts from the day after collection and ends at the end of the corresponding day (Civil
+/// Code Art. 201-203), so a record collected on that day is kept through `today`.
+pub fn retention_limit(today: time::Date, months: u32) -> Option<time::Date> {
+    let m = today.month() as i32 - 1 - months as i32;
+    let year = today.year() + m.div_euclid(12);
+    let month = time::Month::try_from((m.rem_euclid(12) + 1) as u8).ok()?;
+    let day = today.day().min(month.length(year));
+    time::Date::from_calendar_date(year, month, day).ok()
 }
 
 /// Two categories to try the mesh with.

@@ -1,16 +1,19 @@
 //! The datapush service: non-public credit information pushed by filed agencies (Art. 20-23,
-//! 27): the push stream, the catalog it is checked against, and records sealed at rest.
-//!
-//! Objections, subject access, correction notices and retention are not built yet; those
-//! methods answer `UNIMPLEMENTED`.
+//! 27): the push stream, the catalog it is checked against, records sealed at rest, objections
+//! and their deadlines, subject access with every use logged, correction notices to earlier
+//! readers, and the retention purge.
 
 mod agencies;
 pub mod catalog;
+mod jobs;
+mod objection_store;
+mod objections;
 mod push;
 mod reads;
 mod schema;
 pub mod seal;
 mod store;
+mod subjects;
 
 use std::sync::Arc;
 
@@ -31,7 +34,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.datapush.v1.DataPushService",
         migrations: schema::migrations,
         routes,
-        background: creditmesh_rpc::service::no_background,
+        background,
     }
 }
 
@@ -41,6 +44,7 @@ pub(crate) struct Api {
     pub(crate) authn: Authn,
     pub(crate) catalog: Arc<catalog::Catalog>,
     pub(crate) keys: Arc<seal::Keys>,
+    pub(crate) calendar: Arc<creditmesh_domain::calendar::Calendar>,
 }
 
 #[tonic::async_trait]
@@ -58,6 +62,62 @@ impl DataPushService for Api {
     ) -> Result<Response<GetRecordResponse>, Status> {
         reads::get_record(self, request).await
     }
+
+    async fn find_records(
+        &self,
+        request: Request<FindRecordsRequest>,
+    ) -> Result<Response<FindRecordsResponse>, Status> {
+        reads::find_records(self, request).await
+    }
+
+    async fn file_objection(
+        &self,
+        request: Request<FileObjectionRequest>,
+    ) -> Result<Response<FileObjectionResponse>, Status> {
+        objections::file_objection(self, request).await
+    }
+
+    async fn resolve_objection(
+        &self,
+        request: Request<ResolveObjectionRequest>,
+    ) -> Result<Response<ResolveObjectionResponse>, Status> {
+        objections::resolve_objection(self, request).await
+    }
+
+    async fn list_objections(
+        &self,
+        request: Request<ListObjectionsRequest>,
+    ) -> Result<Response<ListObjectionsResponse>, Status> {
+        objections::list_objections(self, request).await
+    }
+
+    async fn add_subject_statement(
+        &self,
+        request: Request<AddSubjectStatementRequest>,
+    ) -> Result<Response<AddSubjectStatementResponse>, Status> {
+        objections::add_subject_statement(self, request).await
+    }
+
+    async fn issue_subject_access_code(
+        &self,
+        request: Request<IssueSubjectAccessCodeRequest>,
+    ) -> Result<Response<IssueSubjectAccessCodeResponse>, Status> {
+        objections::issue_subject_access_code(self, request).await
+    }
+
+    async fn get_subject_report(
+        &self,
+        request: Request<GetSubjectReportRequest>,
+    ) -> Result<Response<GetSubjectReportResponse>, Status> {
+        reads::get_subject_report(self, request).await
+    }
+
+    async fn list_correction_notices(
+        &self,
+        request: Request<ListCorrectionNoticesRequest>,
+    ) -> Result<Response<ListCorrectionNoticesResponse>, Status> {
+        reads::list_correction_notices(self, request).await
+    }
 }
 
 fn routes(env: ServiceEnv) -> Routes {
@@ -66,6 +126,7 @@ fn routes(env: ServiceEnv) -> Routes {
         authn,
         datapush,
         pki_dir,
+        calendar,
         ..
     } = env;
     // Configuration is checked at start (`creditmesh` validates the catalog); keys are read or
@@ -79,10 +140,18 @@ fn routes(env: ServiceEnv) -> Routes {
         authn: authn.clone(),
         catalog: Arc::new(catalog),
         keys: Arc::new(keys),
+        calendar,
     };
     let server = DataPushServiceServer::new(api)
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(server), store, authn, agencies::Handler)
+}
+
+fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
+    match catalog::Catalog::from_config(&env.datapush.categories) {
+        Ok(catalog) => jobs::spawn(env, Arc::new(catalog), stop),
+        Err(p) => tracing::error!(problems = ?p, "datapush timers not started: catalog invalid"),
+    }
 }
 
 /// What is wrong with `[datapush]`, each with its key.

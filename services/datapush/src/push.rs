@@ -280,12 +280,7 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
             ));
         }
         match c.check(&r.content) {
-            // Stored in one canonical form: the same content written otherwise is a duplicate.
-            Ok(()) => {
-                content = serde_json::from_slice::<serde_json::Value>(&r.content)
-                    .and_then(|v| serde_json::to_vec(&v))
-                    .unwrap_or_default();
-            }
+            Ok(()) => content = canonical(&r.content),
             Err(p) => problems.extend(p),
         }
         match parse_iso_date(r.collected_on.trim()) {
@@ -293,13 +288,8 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
             Ok(d) if d > today => problems.push(("collected_on".into(), "is in the future".into())),
             Ok(d) => {
                 // Past its retention it would be purged at once (Art. 20): refused instead.
-                let months = c.retention_months as i32;
-                let (y, m) = (today.year(), today.month() as i32 - 1 - months);
-                let year = y + m.div_euclid(12);
-                let month = time::Month::try_from((m.rem_euclid(12) + 1) as u8)
-                    .unwrap_or(time::Month::January);
-                let day = today.day().min(month.length(year));
-                if let Ok(limit) = time::Date::from_calendar_date(year, month, day)
+                let months = c.retention_months;
+                if let Some(limit) = crate::catalog::retention_limit(today, months)
                     && d < limit
                 {
                     problems.push((
@@ -337,6 +327,34 @@ pub fn binding(agency: &str, record_key: &str) -> Vec<u8> {
     [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
 }
 
+/// A keyed hash of everything a record of `agency` says: equal means duplicate.
+pub(crate) fn fingerprint(
+    keys: &crate::seal::Keys,
+    agency: &str,
+    kind: &str,
+    subject: &str,
+    r: &CreditRecord,
+) -> String {
+    keys.index(&[
+        b"record",
+        agency.as_bytes(),
+        r.record_key.as_bytes(),
+        kind.as_bytes(),
+        subject.as_bytes(),
+        r.category.as_bytes(),
+        &r.content,
+        r.collected_on.as_bytes(),
+    ])
+}
+
+/// Content as it is stored: one canonical JSON form, so that the same content written
+/// otherwise is a duplicate.
+pub(crate) fn canonical(content: &[u8]) -> Vec<u8> {
+    serde_json::from_slice::<serde_json::Value>(content)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default()
+}
+
 /// Checks, seals and writes one batch; one answer per record, in order.
 async fn write(
     api: &Api,
@@ -356,27 +374,7 @@ async fn write(
     }
     let fingerprints: Vec<String> = checked
         .iter()
-        .map(
-            |(
-                _,
-                Checked {
-                    subject,
-                    kind,
-                    record: r,
-                },
-            )| {
-                api.keys.index(&[
-                    b"record",
-                    uscc.as_bytes(),
-                    r.record_key.as_bytes(),
-                    kind.as_bytes(),
-                    subject.as_bytes(),
-                    r.category.as_bytes(),
-                    &r.content,
-                    r.collected_on.as_bytes(),
-                ])
-            },
-        )
+        .map(|(_, c)| fingerprint(&api.keys, uscc, c.kind, &c.subject, &c.record))
         .collect();
     let store = &api.store;
     let keys: Vec<&str> = checked
@@ -398,6 +396,7 @@ async fn write(
             let held = store::held(&mut tx, uscc, keys).await?;
             let mut to_write = Vec::new();
             let mut results = Vec::new();
+            let mut deleted = Vec::new();
             for (
                 (
                     i,
@@ -411,6 +410,9 @@ async fn write(
             ) in checked.iter().zip(fingerprints)
             {
                 match held.iter().find(|h| h.record_key == r.record_key) {
+                    Some(h) if h.status == "deleted" => {
+                        deleted.push(*i);
+                    }
                     Some(h) if &h.fingerprint == fp => {
                         results.push((*i, PushResult::Duplicate, h.version));
                     }
@@ -437,31 +439,52 @@ async fn write(
                 }
             }
             let written = store::upsert(&mut tx, uscc, tenant, store.now(), &to_write).await?;
+            for w in written.iter().filter(|w| w.version > 1) {
+                store::notify_readers(&mut tx, &w.record_id, w.version, "updated", store.now())
+                    .await?;
+            }
             for (i, Checked { record: r, .. }) in checked.iter() {
-                if results.iter().any(|(j, _, _)| j == i) {
+                if results.iter().any(|(j, _, _)| j == i) || deleted.contains(i) {
                     continue;
                 }
                 match written.iter().find(|w| w.record_key == r.record_key) {
                     Some(w) if w.version == 1 => results.push((*i, PushResult::Stored, 1)),
                     Some(w) => results.push((*i, PushResult::Updated, w.version)),
-                    // Written by another stream with the same content meanwhile.
+                    // Written by another stream with the same content meanwhile, or deleted.
                     None => {
                         let now = store::held(&mut tx, uscc, &[r.record_key.as_str()]).await?;
-                        let v = now.first().map_or(0, |h| h.version);
-                        results.push((*i, PushResult::Duplicate, v));
+                        match now.first() {
+                            Some(h) if h.status == "deleted" => deleted.push(*i),
+                            h => results.push((
+                                *i,
+                                PushResult::Duplicate,
+                                h.map_or(0, |h| h.version),
+                            )),
+                        }
                     }
                 }
             }
             Ok((
                 tx,
                 Written {
-                    value: results,
+                    value: (results, deleted),
                     tenant: tenant.to_owned(),
                 },
             ))
         })
         .await
         .map_err(status)?;
+    let (outcome, deleted) = outcome;
+    for i in deleted {
+        answers[i] = Some(rejected(
+            &batch[i].record_key,
+            vec![(
+                "record_key".into(),
+                "its record was deleted on an objection (Art. 22); new information needs a new key"
+                    .into(),
+            )],
+        ));
+    }
     for (i, result, version) in outcome {
         answers[i] = Some(PushRecordsResponse {
             record_key: batch[i].record_key.trim().to_owned(),

@@ -1,14 +1,21 @@
-//! Reading a record back: the agency that pushed it sees it whole.
+//! Reading records: the agency that pushed one sees it whole; a regulator or department reads
+//! for a stated purpose, and each read is logged as a use of the record (Art. 21); the subject
+//! sees every record about them with its history, uses and objections.
 
-use creditmesh_domain::{Error, PrincipalKind, Violations};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::*;
-use creditmesh_rpc::{edge, timestamp};
+use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_storage::sqlx::AnyConnection;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::Api;
+use crate::objection_store::{self, ObjectionRow};
 use crate::push::binding;
-use crate::store;
+use crate::store::{self, RecordRow, Use};
+use crate::{Api, objections, subjects};
+
+/// Longest purpose a reader may state.
+const PURPOSE_CHARS: usize = 500;
 
 fn status_of(s: &str) -> RecordStatus {
     match s {
@@ -19,44 +26,353 @@ fn status_of(s: &str) -> RecordStatus {
     }
 }
 
+/// Opens one sealed version of `row`'s content; empty for a deleted one.
+fn open(api: &Api, row: &RecordRow, key_id: &str, envelope: &str) -> Result<CreditRecord, Error> {
+    if envelope.is_empty() {
+        return Ok(CreditRecord {
+            record_key: row.record_key.clone(),
+            category: row.category.clone(),
+            collected_on: row.collected_on.clone(),
+            ..Default::default()
+        });
+    }
+    let id = &row.record_id;
+    let plain = api
+        .keys
+        .open(
+            &row.tenant,
+            key_id,
+            &binding(&row.agency_uscc, &row.record_key),
+            envelope,
+        )
+        .map_err(|e| Error::internal(format!("record {id}: {e}")))?;
+    CreditRecord::decode(plain.as_slice()).map_err(|e| Error::internal(format!("record {id}: {e}")))
+}
+
+pub(crate) fn content(api: &Api, row: &RecordRow) -> Result<CreditRecord, Error> {
+    open(api, row, &row.key_id, &row.envelope)
+}
+
+/// A record as every reader sees it: its content, and whether it is under objection, or kept
+/// with the agency's reasons and the subject's statement.
+pub(crate) async fn stored(
+    api: &Api,
+    conn: &mut AnyConnection,
+    row: &RecordRow,
+) -> Result<StoredRecord, Error> {
+    let objections = objection_store::of_record(conn, &row.record_id).await?;
+    stored_with(api, row, &objections)
+}
+
+fn stored_with(
+    api: &Api,
+    row: &RecordRow,
+    objections: &[ObjectionRow],
+) -> Result<StoredRecord, Error> {
+    let open = objections.iter().rev().find(|o| o.status == "open");
+    let last = objections.iter().rev().find(|o| o.status != "open");
+    let kept = last.filter(|o| o.status == "kept");
+    Ok(StoredRecord {
+        record_id: row.record_id.clone(),
+        agency_uscc: row.agency_uscc.clone(),
+        record: Some(content(api, row)?),
+        status: status_of(&row.status) as i32,
+        version: row.version,
+        received_at: Some(timestamp(row.received_at)),
+        open_objection_id: open.map(|o| o.objection_id.clone()).unwrap_or_default(),
+        subject_statement: kept
+            .map(|o| o.subject_statement.clone())
+            .unwrap_or_default(),
+        kept_reasons: kept.map(|o| o.decision_reasons.clone()).unwrap_or_default(),
+    })
+}
+
+/// The purpose a regulator or department states, checked.
+fn purpose(v: &mut Violations, purpose: &str) -> String {
+    v.require("purpose", purpose);
+    v.max_chars("purpose", purpose, PURPOSE_CHARS);
+    purpose.trim().to_owned()
+}
+
+/// Whether `ctx`'s caller, a regulator or department, may read records held by `tenant`.
+fn sees(ctx: &CallContext, tenant: &str) -> bool {
+    Tenant::parse(tenant).is_ok_and(|t| ctx.principal.tenant.can_see(t))
+}
+
+/// Logs each of `rows` as read by `ctx`'s caller for `purpose`, in one transaction with the
+/// audit line, and answers them as readers see them.
+async fn read_logged(
+    api: &Api,
+    ctx: &CallContext,
+    method: &str,
+    rows: Vec<RecordRow>,
+    purpose: &str,
+) -> Result<Vec<StoredRecord>, Error> {
+    let store = &api.store;
+    let tenant = ctx.principal.tenant.to_string();
+    let (rows, tenant) = (&rows, &tenant);
+    store
+        .write(ctx, method, |mut tx| async move {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                store::log_use(
+                    &mut tx,
+                    &Use {
+                        record_id: &row.record_id,
+                        version: row.version,
+                        principal: &ctx.principal_id,
+                        tenant,
+                        purpose,
+                        at: store.now(),
+                    },
+                )
+                .await?;
+                out.push(stored(api, &mut tx, row).await?);
+            }
+            Ok((
+                tx,
+                Written {
+                    value: out,
+                    tenant: tenant.clone(),
+                },
+            ))
+        })
+        .await
+}
+
 pub(crate) async fn get_record(
     api: &Api,
     request: Request<GetRecordRequest>,
 ) -> Result<Response<GetRecordResponse>, Status> {
     let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency])?;
+    ctx.require(&[
+        PrincipalKind::Agency,
+        PrincipalKind::Regulator,
+        PrincipalKind::Department,
+    ])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "GetRecord", async {
+        let mut v = Violations::default();
+        v.require("record_id", &req.record_id);
+        let agency = ctx.principal.kind == PrincipalKind::Agency;
+        let purpose = if agency {
+            String::new()
+        } else {
+            purpose(&mut v, &req.purpose)
+        };
+        v.finish()?;
+        let id = req.record_id.trim();
+        let not_found = || Error::not_found(format!("no record {id} you may read"));
+        let mut conn = api.store.db.acquire().await?;
+        let row = store::find(&mut conn, id).await?.ok_or_else(not_found)?;
+        let record = if agency {
+            if row.agency_uscc != ctx.principal.subject {
+                return Err(not_found());
+            }
+            stored(api, &mut conn, &row).await?
+        } else {
+            if !sees(ctx, &row.tenant) {
+                return Err(not_found());
+            }
+            drop(conn);
+            read_logged(api, ctx, "GetRecord", vec![row], &purpose)
+                .await?
+                .pop()
+                .ok_or_else(not_found)?
+        };
+        Ok(GetRecordResponse {
+            record: Some(record),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn find_records(
+    api: &Api,
+    request: Request<FindRecordsRequest>,
+) -> Result<Response<FindRecordsResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator, PrincipalKind::Department])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "FindRecords", async {
+        let mut v = Violations::default();
+        let subject = subjects::parse(
+            &api.keys,
+            req.subject_kind,
+            &req.subject_identifier,
+            "subject_identifier",
+            &mut v,
+        );
+        let purpose = purpose(&mut v, &req.purpose);
+        v.finish()?;
+        let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
+        let mut conn = api.store.db.acquire().await?;
+        let rows: Vec<RecordRow> = store::of_subject(&mut conn, &subject.index)
+            .await?
+            .into_iter()
+            .filter(|r| sees(ctx, &r.tenant))
+            .collect();
+        drop(conn);
+        let records = if rows.is_empty() {
+            Vec::new()
+        } else {
+            read_logged(api, ctx, "FindRecords", rows, &purpose).await?
+        };
+        Ok(FindRecordsResponse { records })
+    })
+    .await
+}
+
+/// One record as its subject sees it: with every version and every use.
+async fn subject_record(
+    api: &Api,
+    conn: &mut AnyConnection,
+    row: &RecordRow,
+) -> Result<SubjectRecordReport, Error> {
+    let record = stored(api, conn, row).await?;
+    let history = store::versions(conn, &row.record_id)
+        .await?
+        .into_iter()
+        .map(|ver| {
+            Ok::<_, Error>(RecordVersion {
+                version: ver.version,
+                content: open(api, row, &ver.key_id, &ver.envelope)?.content,
+                changed_at: Some(timestamp(ver.changed_at)),
+                change: ver.change,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let uses = store::uses(conn, &row.record_id)
+        .await?
+        .into_iter()
+        .map(|u| RecordUse {
+            used_at: Some(timestamp(u.used_at)),
+            used_by: u.principal,
+            purpose: u.purpose,
+        })
+        .collect();
+    Ok(SubjectRecordReport {
+        record: Some(record),
+        history,
+        uses,
+    })
+}
+
+pub(crate) async fn get_subject_report(
+    api: &Api,
+    request: Request<GetSubjectReportRequest>,
+) -> Result<Response<GetSubjectReportResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[
+        PrincipalKind::Public,
+        PrincipalKind::Agency,
+        PrincipalKind::Regulator,
+    ])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "GetSubjectReport", async {
+        let mut v = Violations::default();
+        let subject = subjects::parse(
+            &api.keys,
+            req.subject_kind,
+            &req.subject_identifier,
+            "subject_identifier",
+            &mut v,
+        );
+        let kind = ctx.principal.kind;
+        let purpose = if kind == PrincipalKind::Regulator {
+            purpose(&mut v, &req.purpose)
+        } else {
+            String::new()
+        };
+        if kind == PrincipalKind::Public {
+            v.require("access_code", &req.access_code);
+        }
+        v.finish()?;
+        let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
+        let mut conn = api.store.db.acquire().await?;
+        if kind == PrincipalKind::Public {
+            subjects::check_code(
+                &mut conn,
+                &api.keys,
+                &req.access_code,
+                &subject.index,
+                api.store.now(),
+            )
+            .await?;
+        }
+        let rows: Vec<RecordRow> = store::of_subject(&mut conn, &subject.index)
+            .await?
+            .into_iter()
+            .filter(|r| match kind {
+                PrincipalKind::Agency => r.agency_uscc == ctx.principal.subject,
+                PrincipalKind::Regulator => sees(ctx, &r.tenant),
+                _ => true,
+            })
+            .collect();
+        if kind == PrincipalKind::Regulator && !rows.is_empty() {
+            // A desk asking on the subject's behalf reads the records, and says why.
+            drop(conn);
+            read_logged(api, ctx, "GetSubjectReport", rows.clone(), &purpose).await?;
+            conn = api.store.db.acquire().await?;
+        }
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            records.push(subject_record(api, &mut conn, row).await?);
+        }
+        let today = objections::today(api)?;
+        let objections = objection_store::of_subject(&mut conn, &subject.index)
+            .await?
+            .iter()
+            .filter(|o| rows.iter().any(|r| r.record_id == o.record_id))
+            .map(|o| objections::to_proto(api, o, &today, true))
+            .collect::<Result<_, _>>()?;
+        Ok(GetSubjectReportResponse {
+            records,
+            objections,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn list_correction_notices(
+    api: &Api,
+    request: Request<ListCorrectionNoticesRequest>,
+) -> Result<Response<ListCorrectionNoticesResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[
+        PrincipalKind::Regulator,
+        PrincipalKind::Department,
+        PrincipalKind::Agency,
+    ])?;
     let req = request.into_inner();
     edge::read(async {
         let mut v = Violations::default();
-        v.require("record_id", &req.record_id);
-        v.finish()?;
-        let id = req.record_id.trim();
-        let not_found = || Error::not_found(format!("no record {id} of this agency"));
-        let mut conn = api.store.db.acquire().await?;
-        let row = store::find(&mut conn, id).await?.ok_or_else(not_found)?;
-        if row.agency_uscc != ctx.principal.subject {
-            return Err(not_found());
+        let limit = creditmesh_domain::page::size(&mut v, req.page_size, 50, 500);
+        if !creditmesh_domain::error::is_id_token(&req.page_token) {
+            v.add("page_token", "is not a token this list gave out");
         }
-        let plain = api
-            .keys
-            .open(
-                &row.tenant,
-                &row.key_id,
-                &binding(&row.agency_uscc, &row.record_key),
-                &row.envelope,
-            )
-            .map_err(|e| Error::internal(format!("record {id}: {e}")))?;
-        let record = CreditRecord::decode(plain.as_slice())
-            .map_err(|e| Error::internal(format!("record {id}: {e}")))?;
-        Ok(GetRecordResponse {
-            record: Some(StoredRecord {
-                record_id: row.record_id,
-                agency_uscc: row.agency_uscc,
-                record: Some(record),
-                status: status_of(&row.status) as i32,
-                version: row.version,
-                received_at: Some(timestamp(row.received_at)),
-            }),
+        v.finish()?;
+        let mut conn = api.store.db.acquire().await?;
+        let mut rows =
+            store::notices(&mut conn, &ctx.principal_id, &req.page_token, limit + 1).await?;
+        let next_page_token =
+            creditmesh_domain::page::cut(&mut rows, limit, |n| n.notice_id.clone());
+        Ok(ListCorrectionNoticesResponse {
+            notices: rows
+                .into_iter()
+                .map(|n| CorrectionNotice {
+                    notice_id: n.notice_id,
+                    record_id: n.record_id,
+                    version: n.version,
+                    change: n.change,
+                    created_at: Some(timestamp(n.created_at)),
+                    read_version: n.read_version,
+                })
+                .collect(),
+            next_page_token,
         })
     })
     .await

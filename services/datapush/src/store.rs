@@ -23,6 +23,7 @@ pub struct Held {
     pub record_id: String,
     pub version: i64,
     pub fingerprint: String,
+    pub status: String,
 }
 
 fn places(from: usize, n: usize) -> String {
@@ -42,7 +43,7 @@ pub async fn held(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT record_key, record_id, version, fingerprint FROM datapush_record \
+        "SELECT record_key, record_id, version, fingerprint, status FROM datapush_record \
          WHERE agency_uscc = $1 AND record_key IN ({})",
         places(2, keys.len())
     );
@@ -53,7 +54,7 @@ pub async fn held(
     held_rows(&q.fetch_all(&mut *conn).await?)
 }
 
-/// Rows of `record_key, record_id, version, fingerprint`.
+/// Rows of `record_key, record_id, version, fingerprint, status`.
 fn held_rows(rows: &[AnyRow]) -> Result<Vec<Held>, StorageError> {
     rows.iter()
         .map(|r| {
@@ -62,6 +63,7 @@ fn held_rows(rows: &[AnyRow]) -> Result<Vec<Held>, StorageError> {
                 record_id: r.try_get(1)?,
                 version: r.try_get(2)?,
                 fingerprint: r.try_get(3)?,
+                status: r.try_get(4)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -72,7 +74,7 @@ const COLUMNS: usize = 15;
 
 /// Writes `batch` (keys distinct) for `agency` of `tenant`: a key not held is stored at version
 /// 1, a key held with another fingerprint gets the next version, a key held with the same
-/// fingerprint is left alone. Answers what was written; a key missing from the answer was a
+/// fingerprint, or deleted on an objection, is left alone. Answers what was written; a key missing from the answer was a
 /// duplicate.
 pub async fn upsert(
     conn: &mut AnyConnection,
@@ -99,7 +101,8 @@ pub async fn upsert(
          key_id = excluded.key_id, version = datapush_record.version + 1, \
          updated_at = excluded.updated_at \
          WHERE datapush_record.fingerprint <> excluded.fingerprint \
-         RETURNING record_key, record_id, version, fingerprint"
+         AND datapush_record.status <> 'deleted' \
+         RETURNING record_key, record_id, version, fingerprint, status"
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for p in batch {
@@ -138,11 +141,15 @@ pub async fn upsert(
 }
 
 /// One record as stored, sealed.
+#[derive(Clone)]
 pub struct RecordRow {
     pub record_id: String,
     pub tenant: String,
     pub agency_uscc: String,
     pub record_key: String,
+    pub subject_index: String,
+    pub category: String,
+    pub collected_on: String,
     pub envelope: String,
     pub key_id: String,
     pub version: i64,
@@ -150,30 +157,269 @@ pub struct RecordRow {
     pub received_at: i64,
 }
 
+const RECORD_COLUMNS: &str = "record_id, tenant, agency_uscc, record_key, subject_index, \
+    category, collected_on, envelope, key_id, version, status, received_at";
+
+fn record_row(r: &AnyRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        record_id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        agency_uscc: r.try_get(2)?,
+        record_key: r.try_get(3)?,
+        subject_index: r.try_get(4)?,
+        category: r.try_get(5)?,
+        collected_on: r.try_get(6)?,
+        envelope: r.try_get(7)?,
+        key_id: r.try_get(8)?,
+        version: r.try_get(9)?,
+        status: r.try_get(10)?,
+        received_at: r.try_get(11)?,
+    })
+}
+
 pub async fn find(
     conn: &mut AnyConnection,
     record_id: &str,
 ) -> Result<Option<RecordRow>, StorageError> {
-    let row = sqlx::query(
-        "SELECT record_id, tenant, agency_uscc, record_key, envelope, key_id, version, status, \
-         received_at FROM datapush_record WHERE record_id = $1",
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM datapush_record WHERE record_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(record_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(record_row).transpose()?)
+}
+
+/// Every record about the subject of `subject_index`, oldest first.
+pub async fn of_subject(
+    conn: &mut AnyConnection,
+    subject_index: &str,
+) -> Result<Vec<RecordRow>, StorageError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM datapush_record WHERE subject_index = $1 \
+         ORDER BY received_at, record_id LIMIT 1000"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(subject_index.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().map(record_row).collect::<Result<_, _>>()?)
+}
+
+/// One version of a record as kept in its history.
+pub struct VersionRow {
+    pub version: i64,
+    pub envelope: String,
+    pub key_id: String,
+    pub changed_at: i64,
+    pub change: String,
+}
+
+pub async fn versions(
+    conn: &mut AnyConnection,
+    record_id: &str,
+) -> Result<Vec<VersionRow>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT version, envelope, key_id, changed_at, change FROM datapush_version \
+         WHERE record_id = $1 ORDER BY version",
     )
     .bind(record_id.to_owned())
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(row
+    Ok(rows
+        .iter()
         .map(|r| {
-            Ok::<_, sqlx::Error>(RecordRow {
-                record_id: r.try_get(0)?,
-                tenant: r.try_get(1)?,
-                agency_uscc: r.try_get(2)?,
-                record_key: r.try_get(3)?,
-                envelope: r.try_get(4)?,
-                key_id: r.try_get(5)?,
-                version: r.try_get(6)?,
-                status: r.try_get(7)?,
-                received_at: r.try_get(8)?,
+            Ok::<_, sqlx::Error>(VersionRow {
+                version: r.try_get(0)?,
+                envelope: r.try_get(1)?,
+                key_id: r.try_get(2)?,
+                changed_at: r.try_get(3)?,
+                change: r.try_get(4)?,
             })
         })
-        .transpose()?)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Gives the record new content (or none: `envelope` empty for a deletion) as its next version,
+/// kept in its history under `change`; answers the new version.
+pub async fn new_version(
+    conn: &mut AnyConnection,
+    record_id: &str,
+    fingerprint: &str,
+    envelope: &str,
+    key_id: &str,
+    now: i64,
+    change: &str,
+) -> Result<i64, StorageError> {
+    let version: i64 = sqlx::query(
+        "UPDATE datapush_record SET version = version + 1, fingerprint = $1, envelope = $2, \
+         key_id = $3, updated_at = $4 WHERE record_id = $5 RETURNING version",
+    )
+    .bind(fingerprint.to_owned())
+    .bind(envelope.to_owned())
+    .bind(key_id.to_owned())
+    .bind(now)
+    .bind(record_id.to_owned())
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    sqlx::query(
+        "INSERT INTO datapush_version (record_id, version, fingerprint, envelope, key_id, \
+         changed_at, change) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(record_id.to_owned())
+    .bind(version)
+    .bind(fingerprint.to_owned())
+    .bind(envelope.to_owned())
+    .bind(key_id.to_owned())
+    .bind(now)
+    .bind(change.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(version)
+}
+
+/// Erases the content of every earlier version of a deleted record: what was deleted is not
+/// kept in its history either.
+pub async fn erase_history(conn: &mut AnyConnection, record_id: &str) -> Result<(), StorageError> {
+    sqlx::query("UPDATE datapush_version SET envelope = '', key_id = '' WHERE record_id = $1")
+        .bind(record_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A read of a record, logged (Art. 21).
+pub struct Use<'a> {
+    pub record_id: &'a str,
+    pub version: i64,
+    pub principal: &'a str,
+    pub tenant: &'a str,
+    pub purpose: &'a str,
+    pub at: i64,
+}
+
+pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO datapush_use (use_id, record_id, version, principal, tenant, purpose, \
+         used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(u.record_id.to_owned())
+    .bind(u.version)
+    .bind(u.principal.to_owned())
+    .bind(u.tenant.to_owned())
+    .bind(u.purpose.to_owned())
+    .bind(u.at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A logged read: when, by whom, for what.
+pub struct UseRow {
+    pub used_at: i64,
+    pub principal: String,
+    pub purpose: String,
+}
+
+pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRow>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT used_at, principal, purpose FROM datapush_use WHERE record_id = $1 \
+         ORDER BY used_at, use_id",
+    )
+    .bind(record_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            Ok::<_, sqlx::Error>(UseRow {
+                used_at: r.try_get(0)?,
+                principal: r.try_get(1)?,
+                purpose: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<_, _>>()?)
+}
+
+/// Tells every principal that read an earlier version of `record_id` that it is now at
+/// `version` (corrected, updated or deleted): one notice per reader and version, however often
+/// this is asked. Answers how many readers were told now.
+pub async fn notify_readers(
+    conn: &mut AnyConnection,
+    record_id: &str,
+    version: i64,
+    change: &str,
+    now: i64,
+) -> Result<u64, StorageError> {
+    let readers = sqlx::query(
+        "SELECT principal, MAX(version) FROM datapush_use WHERE record_id = $1 AND version < $2 \
+         GROUP BY principal",
+    )
+    .bind(record_id.to_owned())
+    .bind(version)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut told = 0;
+    for r in &readers {
+        let principal: String = r.try_get(0)?;
+        let read_version: i64 = r.try_get(1)?;
+        told += sqlx::query(
+            "INSERT INTO datapush_notice (notice_id, principal, record_id, version, \
+             read_version, change, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (principal, record_id, version) DO NOTHING",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(principal)
+        .bind(record_id.to_owned())
+        .bind(version)
+        .bind(read_version)
+        .bind(change.to_owned())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(told)
+}
+
+/// A notice in a reader's inbox.
+pub struct NoticeRow {
+    pub notice_id: String,
+    pub record_id: String,
+    pub version: i64,
+    pub read_version: i64,
+    pub change: String,
+    pub created_at: i64,
+}
+
+/// `principal`'s notices after `after` (a notice id; empty for the first page), oldest first.
+pub async fn notices(
+    conn: &mut AnyConnection,
+    principal: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<NoticeRow>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT notice_id, record_id, version, read_version, change, created_at \
+         FROM datapush_notice WHERE principal = $1 AND notice_id > $2 ORDER BY notice_id LIMIT $3",
+    )
+    .bind(principal.to_owned())
+    .bind(after.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            Ok::<_, sqlx::Error>(NoticeRow {
+                notice_id: r.try_get(0)?,
+                record_id: r.try_get(1)?,
+                version: r.try_get(2)?,
+                read_version: r.try_get(3)?,
+                change: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, _>>()?)
 }

@@ -7,7 +7,7 @@ use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::{
     AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
-    EventKind, FilingRevokedForNoReport, FilingSubmitted,
+    EventKind, FilingRevokedForNoReport, FilingSubmitted, ObjectionOverdue,
 };
 use creditmesh_proto::review::v1::RefusalGround;
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
@@ -265,6 +265,18 @@ impl EventHandler for Handler {
                     })
                     .await?
                 }
+            }
+            ObjectionOverdue::TYPE => {
+                record(tx, event, "objection_overdue", |e: &ObjectionOverdue| {
+                    (
+                        e.agency_uscc.clone(),
+                        format!(
+                            "objection {} to record {} received {} not decided by {} (Art. 22)",
+                            e.objection_id, e.record_id, e.filed_on, e.due_date
+                        ),
+                    )
+                })
+                .await?
             }
             FilingSubmitted::TYPE => {
                 record(tx, event, "filing", |e: &FilingSubmitted| {

@@ -45,7 +45,12 @@ fn record(i: usize, amount: f64) -> CreditRecord {
 
 /// A mesh whose Kashgar agency has an active filing that the data-push service knows of.
 async fn pushing(engine: Engine) -> Option<(TestMesh, String)> {
-    let t = mesh(engine).await?;
+    Some(pushing_on(mesh(engine).await?).await)
+}
+
+/// `t` (issued as `filing::mesh_with` does) once its Kashgar agency has an active filing that
+/// the data-push service knows of, and that filing's id.
+pub async fn pushing_on(t: TestMesh) -> (TestMesh, String) {
     let (_, filing) = active_kashgar_filing(&t).await;
     let url = t.db_url("datapush");
     eventually(
@@ -62,11 +67,11 @@ async fn pushing(engine: Engine) -> Option<(TestMesh, String)> {
         },
     )
     .await;
-    Some((t, filing.filing_id))
+    (t, filing.filing_id)
 }
 
 /// Pushes `records` on one stream and collects every acknowledgement.
-async fn push(
+pub async fn push(
     channel: Channel,
     records: Vec<CreditRecord>,
 ) -> Result<Vec<PushRecordsResponse>, tonic::Status> {
@@ -155,6 +160,7 @@ async fn an_active_agency_pushes_ten_thousand_records_each_acknowledged(engine: 
     let stored = DataPushServiceClient::new(t.node("agency-kashgar").await)
         .get_record(GetRecordRequest {
             record_id: id.clone(),
+            purpose: String::new(),
         })
         .await
         .unwrap()
@@ -173,7 +179,10 @@ async fn an_active_agency_pushes_ten_thousand_records_each_acknowledged(engine: 
     );
     // Another agency cannot read it.
     let err = DataPushServiceClient::new(t.node("agency-beijing").await)
-        .get_record(GetRecordRequest { record_id: id })
+        .get_record(GetRecordRequest {
+            record_id: id,
+            purpose: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

@@ -1,0 +1,234 @@
+//! Durable timers of the datapush service: objections undecided past their deadline go into
+//! the agency's credit file (Art. 22), and records past their category's retention are purged
+//! (Art. 20). Each step is a guarded write, so that any number of replicas do it once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh_domain::calendar::{cst_date, format_date};
+use creditmesh_domain::lifecycle::{Objection, PushedRecordEvent};
+use creditmesh_domain::tenant::REGION;
+use creditmesh_domain::{Error, ErrorCode};
+use creditmesh_proto::events::v1::ObjectionOverdue;
+use creditmesh_rpc::{CallContext, ServiceEnv, ServiceStore, Written};
+use creditmesh_storage::sqlx::{self, Row};
+use creditmesh_storage::{StorageError, transition};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, retention_limit};
+use crate::objection_store;
+
+/// How often the timers look at the clock.
+const TICK: Duration = Duration::from_millis(500);
+/// Where an overdue objection is recorded: the agency's credit file, kept by review.
+const CREDIT_FILE: &[&str] = &["review"];
+
+pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let ctx = CallContext::system("datapush", env.authn.trust_domain(), "datapush-timers");
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = record_overdue(&env.store, &ctx).await {
+                tracing::warn!(error = %e, "overdue objections not recorded");
+            }
+            if let Err(e) = purge_expired(&env.store, &ctx, &catalog).await {
+                tracing::warn!(error = %e, "retention purge did not run");
+            }
+        }
+    });
+}
+
+fn today(store: &ServiceStore) -> Result<time::Date, Error> {
+    cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Records each open objection past its deadline in its agency's credit file, once.
+pub async fn record_overdue(store: &ServiceStore, ctx: &CallContext) -> Result<usize, Error> {
+    let today = format_date(today(store)?);
+    let due = {
+        let mut conn = store.db.acquire().await?;
+        objection_store::overdue_unrecorded(&mut conn, &today).await?
+    };
+    let mut recorded = 0;
+    for o in &due {
+        let done = store
+            .write(ctx, "RecordOverdueObjection", |mut tx| async move {
+                let marked =
+                    objection_store::mark_overdue_recorded(&mut tx, &o.objection_id, store.now())
+                        .await?;
+                if marked {
+                    let filed_on = format_date(
+                        cst_date(o.filed_at).map_err(|e| Error::internal(e.to_string()))?,
+                    );
+                    store
+                        .publish_event(
+                            &mut tx,
+                            CREDIT_FILE,
+                            ctx,
+                            &o.tenant,
+                            &o.agency_uscc,
+                            &ObjectionOverdue {
+                                objection_id: o.objection_id.clone(),
+                                agency_uscc: o.agency_uscc.clone(),
+                                record_id: o.record_id.clone(),
+                                filed_on,
+                                due_date: o.deadline_due.clone(),
+                            },
+                        )
+                        .await?;
+                    tracing::info!(objection = %o.objection_id, due = %o.deadline_due, "objection overdue recorded");
+                }
+                Ok((
+                    tx,
+                    Written {
+                        value: marked,
+                        tenant: o.tenant.clone(),
+                    },
+                ))
+            })
+            .await?;
+        recorded += usize::from(done);
+    }
+    Ok(recorded)
+}
+
+/// Once a day (the first replica to claim the day's run does it), removes every record whose
+/// category's retention ended before today, with its history, and records what it removed.
+/// An objection still open on such a record is closed as deleted.
+pub async fn purge_expired(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    catalog: &Catalog,
+) -> Result<usize, Error> {
+    let today = today(store)?;
+    let run = format!("retention-purge-{}", format_date(today));
+    {
+        let mut conn = store.db.acquire().await?;
+        let done = sqlx::query("SELECT 1 FROM datapush_job WHERE name = $1")
+            .bind(run.clone())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StorageError::from)?;
+        if done.is_some() {
+            return Ok(0);
+        }
+    }
+    let limits: Vec<(String, String)> = catalog
+        .categories()
+        .filter_map(|c| {
+            retention_limit(today, c.retention_months).map(|d| (c.code.clone(), format_date(d)))
+        })
+        .collect();
+    let (run, limits) = (&run, &limits);
+    let outcome = store
+        .write(ctx, "PurgeExpiredRecords", |mut tx| async move {
+            let now = store.now();
+            let claimed = sqlx::query(
+                "INSERT INTO datapush_job (name, done_at, summary) VALUES ($1, $2, '') \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(run.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?
+            .rows_affected()
+                == 1;
+            let mut purged = 0usize;
+            if claimed {
+                for (category, limit) in limits {
+                    purged += purge_category(&mut tx, run, category, limit, now).await?;
+                }
+                sqlx::query("UPDATE datapush_job SET summary = $1 WHERE name = $2")
+                    .bind(format!("{purged} records purged"))
+                    .bind(run.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StorageError::from)?;
+                tracing::info!(run = %run, purged, "retention purge ran");
+            }
+            Ok((
+                tx,
+                Written {
+                    value: purged,
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await;
+    match outcome {
+        // Another replica claimed the same run at the same moment and committed first.
+        Err(e) if e.code == ErrorCode::AlreadyExists => Ok(0),
+        other => other,
+    }
+}
+
+async fn purge_category(
+    tx: &mut creditmesh_storage::Tx,
+    run: &str,
+    category: &str,
+    limit: &str,
+    now: i64,
+) -> Result<usize, Error> {
+    let expired = sqlx::query(
+        "SELECT record_id, tenant, agency_uscc, record_key, collected_on FROM datapush_record \
+         WHERE category = $1 AND collected_on < $2",
+    )
+    .bind(category.to_owned())
+    .bind(limit.to_owned())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(StorageError::from)?;
+    for r in &expired {
+        let record_id: String = r.try_get(0).map_err(StorageError::from)?;
+        sqlx::query(
+            "INSERT INTO datapush_purge (record_id, run, tenant, agency_uscc, record_key, \
+             category, collected_on, purged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(record_id.clone())
+        .bind(run.to_owned())
+        .bind(r.try_get::<String, _>(1).map_err(StorageError::from)?)
+        .bind(r.try_get::<String, _>(2).map_err(StorageError::from)?)
+        .bind(r.try_get::<String, _>(3).map_err(StorageError::from)?)
+        .bind(category.to_owned())
+        .bind(r.try_get::<String, _>(4).map_err(StorageError::from)?)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(StorageError::from)?;
+        for o in objection_store::of_record(tx, &record_id).await? {
+            if o.status == "open" {
+                transition::apply::<Objection>(
+                    tx,
+                    "datapush_objection",
+                    &[("objection_id", &o.objection_id)],
+                    PushedRecordEvent::Delete,
+                )
+                .await?;
+                objection_store::set_decided(
+                    tx,
+                    &o.objection_id,
+                    "the record reached the end of its retention period (Art. 20) and was purged",
+                    "datapush",
+                    now,
+                )
+                .await?;
+            }
+        }
+        for table in ["datapush_version", "datapush_record"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE record_id = $1"
+            )))
+            .bind(record_id.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(StorageError::from)?;
+        }
+    }
+    Ok(expired.len())
+}

@@ -1,0 +1,291 @@
+//! SQL of objections and of the access codes subjects file them with.
+
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+
+/// One objection as stored; its statement and the subject's contact are sealed.
+pub struct ObjectionRow {
+    pub objection_id: String,
+    pub tenant: String,
+    pub record_id: String,
+    pub agency_uscc: String,
+    pub subject_index: String,
+    pub ground: String,
+    pub private_envelope: String,
+    pub key_id: String,
+    pub filed_by: String,
+    pub filed_at: i64,
+    pub deadline_from: String,
+    pub deadline_due: String,
+    pub deadline_provisional: bool,
+    pub calendar_version: String,
+    pub status: String,
+    pub decision_reasons: String,
+    pub decided_at: Option<i64>,
+    pub subject_statement: String,
+}
+
+const COLUMNS: &str = "objection_id, tenant, record_id, agency_uscc, subject_index, ground, \
+    private_envelope, key_id, filed_by, filed_at, deadline_from, deadline_due, \
+    deadline_provisional, calendar_version, status, decision_reasons, decided_at, \
+    subject_statement";
+
+fn row(r: &AnyRow) -> Result<ObjectionRow, sqlx::Error> {
+    Ok(ObjectionRow {
+        objection_id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        record_id: r.try_get(2)?,
+        agency_uscc: r.try_get(3)?,
+        subject_index: r.try_get(4)?,
+        ground: r.try_get(5)?,
+        private_envelope: r.try_get(6)?,
+        key_id: r.try_get(7)?,
+        filed_by: r.try_get(8)?,
+        filed_at: r.try_get(9)?,
+        deadline_from: r.try_get(10)?,
+        deadline_due: r.try_get(11)?,
+        deadline_provisional: r.try_get::<i64, _>(12)? != 0,
+        calendar_version: r.try_get(13)?,
+        status: r.try_get(14)?,
+        decision_reasons: r.try_get(15)?,
+        decided_at: r.try_get(16)?,
+        subject_statement: r.try_get(17)?,
+    })
+}
+
+fn rows(rs: &[AnyRow]) -> Result<Vec<ObjectionRow>, StorageError> {
+    Ok(rs.iter().map(row).collect::<Result<_, _>>()?)
+}
+
+pub async fn insert(conn: &mut AnyConnection, o: &ObjectionRow) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO datapush_objection (objection_id, tenant, record_id, agency_uscc, \
+         subject_index, ground, private_envelope, key_id, filed_by, filed_at, deadline_from, \
+         deadline_due, deadline_provisional, calendar_version, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(o.objection_id.clone())
+    .bind(o.tenant.clone())
+    .bind(o.record_id.clone())
+    .bind(o.agency_uscc.clone())
+    .bind(o.subject_index.clone())
+    .bind(o.ground.clone())
+    .bind(o.private_envelope.clone())
+    .bind(o.key_id.clone())
+    .bind(o.filed_by.clone())
+    .bind(o.filed_at)
+    .bind(o.deadline_from.clone())
+    .bind(o.deadline_due.clone())
+    .bind(i64::from(o.deadline_provisional))
+    .bind(o.calendar_version.clone())
+    .bind(o.status.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find(
+    conn: &mut AnyConnection,
+    objection_id: &str,
+) -> Result<Option<ObjectionRow>, StorageError> {
+    let sql = format!("SELECT {COLUMNS} FROM datapush_objection WHERE objection_id = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(objection_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(r.as_ref().map(row).transpose()?)
+}
+
+/// The objections on a record, oldest first.
+pub async fn of_record(
+    conn: &mut AnyConnection,
+    record_id: &str,
+) -> Result<Vec<ObjectionRow>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM datapush_objection WHERE record_id = $1 ORDER BY objection_id"
+    );
+    rows(
+        &sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(record_id.to_owned())
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// The objections about a subject, oldest first.
+pub async fn of_subject(
+    conn: &mut AnyConnection,
+    subject_index: &str,
+) -> Result<Vec<ObjectionRow>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM datapush_objection WHERE subject_index = $1 \
+         ORDER BY objection_id LIMIT 1000"
+    );
+    rows(
+        &sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(subject_index.to_owned())
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Which objections a list shows.
+pub struct Filter<'a> {
+    /// Only this agency's.
+    pub agency: Option<&'a str>,
+    /// Only of agencies this authority holds.
+    pub tenant: Option<&'a str>,
+    pub open_only: bool,
+    /// Only those open with a deadline before this day (YYYY-MM-DD).
+    pub due_before: Option<&'a str>,
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    f: &Filter<'_>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ObjectionRow>, StorageError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM datapush_objection WHERE objection_id > $1");
+    let mut binds: Vec<String> = vec![after.to_owned()];
+    let mut push = |sql: &mut String, clause: &str, value: &str| {
+        binds.push(value.to_owned());
+        sql.push_str(&format!(" AND {clause} ${}", binds.len()));
+    };
+    if let Some(a) = f.agency {
+        push(&mut sql, "agency_uscc =", a);
+    }
+    if let Some(t) = f.tenant {
+        push(&mut sql, "tenant =", t);
+    }
+    if f.open_only || f.due_before.is_some() {
+        sql.push_str(" AND status = 'open'");
+    }
+    if let Some(d) = f.due_before {
+        push(&mut sql, "deadline_due <", d);
+    }
+    sql.push_str(&format!(" ORDER BY objection_id LIMIT {limit}"));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    rows(&q.fetch_all(&mut *conn).await?)
+}
+
+/// Records the agency's decision on an objection that the guarded move has just decided.
+pub async fn set_decided(
+    conn: &mut AnyConnection,
+    objection_id: &str,
+    reasons: &str,
+    by: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE datapush_objection SET decision_reasons = $1, decided_by = $2, decided_at = $3 \
+         WHERE objection_id = $4",
+    )
+    .bind(reasons.to_owned())
+    .bind(by.to_owned())
+    .bind(at)
+    .bind(objection_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Attaches the subject's statement to an objection decided `kept`; `false` when it is not.
+pub async fn set_statement(
+    conn: &mut AnyConnection,
+    objection_id: &str,
+    statement: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE datapush_objection SET subject_statement = $1 \
+         WHERE objection_id = $2 AND status = 'kept'",
+    )
+    .bind(statement.to_owned())
+    .bind(objection_id.to_owned())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Open objections past their deadline whose lateness is not yet in the agency's credit file.
+pub async fn overdue_unrecorded(
+    conn: &mut AnyConnection,
+    today: &str,
+) -> Result<Vec<ObjectionRow>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM datapush_objection WHERE status = 'open' AND deadline_due < $1 \
+         AND overdue_recorded_at IS NULL ORDER BY objection_id LIMIT 100"
+    );
+    rows(
+        &sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(today.to_owned())
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Marks an open objection's lateness recorded; `false` when another replica did, or it was
+/// decided meanwhile.
+pub async fn mark_overdue_recorded(
+    conn: &mut AnyConnection,
+    objection_id: &str,
+    at: i64,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE datapush_objection SET overdue_recorded_at = $1 \
+         WHERE objection_id = $2 AND status = 'open' AND overdue_recorded_at IS NULL",
+    )
+    .bind(at)
+    .bind(objection_id.to_owned())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn insert_access_code(
+    conn: &mut AnyConnection,
+    code_index: &str,
+    subject_index: &str,
+    tenant: &str,
+    issued_by: &str,
+    at: i64,
+    expires_at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO datapush_access_code (code_index, subject_index, tenant, issued_by, \
+         issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(code_index.to_owned())
+    .bind(subject_index.to_owned())
+    .bind(tenant.to_owned())
+    .bind(issued_by.to_owned())
+    .bind(at)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the code of `code_index` was issued for `subject_index` and is still valid at `now`.
+pub async fn access_code_valid(
+    conn: &mut AnyConnection,
+    code_index: &str,
+    subject_index: &str,
+    now: i64,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM datapush_access_code WHERE code_index = $1 AND subject_index = $2 \
+         AND expires_at > $3",
+    )
+    .bind(code_index.to_owned())
+    .bind(subject_index.to_owned())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}

@@ -1,0 +1,711 @@
+//! Objections (Art. 22): filed by the subject (with a desk's access code), by a regulator's
+//! desk on the subject's behalf, or by the agency that received it; the record is marked at
+//! once. The agency decides within 10 working days of receiving the materials — correct (a
+//! new version), delete, or keep with reasons — and the subject is told. A subject who
+//! disagrees with "keep" attaches a statement that every reader sees with the record.
+
+use creditmesh_domain::calendar::{Layers, cst_date, format_date};
+use creditmesh_domain::lifecycle::{
+    Machine, Objection as ObjectionState, PushedRecord, PushedRecordEvent,
+};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
+use creditmesh_proto::common::v1 as common;
+use creditmesh_proto::datapush::v1::*;
+use creditmesh_proto::events::v1::SubjectTold;
+use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_storage::{Tx, transition};
+use prost::Message;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use crate::objection_store::{self, Filter, ObjectionRow};
+use crate::push::{canonical, fingerprint};
+use crate::store::{self, RecordRow};
+use crate::{Api, reads, subjects};
+
+/// Working days the agency has from receiving the materials (Art. 22).
+pub const OBJECTION_WORKING_DAYS: u32 = 10;
+/// Where what the subject is told goes: the notification outbox of complaints.
+const TOLD: &[&str] = &["complaints"];
+const STATEMENT_CHARS: usize = 4000;
+const REASONS_CHARS: usize = 4000;
+
+/// Today in China Standard Time, YYYY-MM-DD.
+pub fn today(api: &Api) -> Result<String, Error> {
+    Ok(format_date(
+        cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))?,
+    ))
+}
+
+fn ground_name(g: ObjectionGround) -> Option<&'static str> {
+    Some(match g {
+        ObjectionGround::Error => "error",
+        ObjectionGround::Omission => "omission",
+        ObjectionGround::ImproperEvaluation => "improper_evaluation",
+        ObjectionGround::TradeSecret => "trade_secret",
+        ObjectionGround::Privacy => "privacy",
+        ObjectionGround::Unspecified => return None,
+    })
+}
+
+fn ground_of(s: &str) -> ObjectionGround {
+    [
+        ObjectionGround::Error,
+        ObjectionGround::Omission,
+        ObjectionGround::ImproperEvaluation,
+        ObjectionGround::TradeSecret,
+        ObjectionGround::Privacy,
+    ]
+    .into_iter()
+    .find(|g| ground_name(*g) == Some(s))
+    .unwrap_or(ObjectionGround::Unspecified)
+}
+
+fn decision_of(status: &str) -> ObjectionDecision {
+    match status {
+        "corrected" => ObjectionDecision::Correct,
+        "deleted" => ObjectionDecision::Delete,
+        "kept" => ObjectionDecision::Keep,
+        _ => ObjectionDecision::Unspecified,
+    }
+}
+
+/// What an objection's sealed part is bound to.
+fn binding(objection_id: &str) -> Vec<u8> {
+    [b"objection\0".as_slice(), objection_id.as_bytes()].concat()
+}
+
+/// The statement and contact sealed in an objection.
+fn private(api: &Api, o: &ObjectionRow) -> Result<(String, String), Error> {
+    let plain = api
+        .keys
+        .open(
+            &o.tenant,
+            &o.key_id,
+            &binding(&o.objection_id),
+            &o.private_envelope,
+        )
+        .map_err(|e| Error::internal(format!("objection {}: {e}", o.objection_id)))?;
+    let v: Value = serde_json::from_slice(&plain)
+        .map_err(|e| Error::internal(format!("objection {}: {e}", o.objection_id)))?;
+    let field = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    Ok((field("statement"), field("contact")))
+}
+
+/// An objection as the API shows it; its statement only to those acting for the subject.
+pub fn to_proto(
+    api: &Api,
+    o: &ObjectionRow,
+    today: &str,
+    with_statement: bool,
+) -> Result<Objection, Error> {
+    let statement = if with_statement {
+        private(api, o)?.0
+    } else {
+        String::new()
+    };
+    Ok(Objection {
+        objection_id: o.objection_id.clone(),
+        record_id: o.record_id.clone(),
+        ground: ground_of(&o.ground) as i32,
+        statement,
+        filed_at: Some(timestamp(o.filed_at)),
+        deadline: Some(common::Deadline {
+            from_date: o.deadline_from.clone(),
+            working_days: OBJECTION_WORKING_DAYS as i32,
+            due_date: o.deadline_due.clone(),
+            calendar_version: o.calendar_version.clone(),
+            provisional: o.deadline_provisional,
+        }),
+        decision: decision_of(&o.status) as i32,
+        decision_reasons: o.decision_reasons.clone(),
+        status: if o.status == "open" {
+            "open"
+        } else {
+            "decided"
+        }
+        .into(),
+        filed_by: o.filed_by.clone(),
+        decided_at: o.decided_at.map(timestamp),
+        overdue: o.status == "open" && o.deadline_due.as_str() < today,
+        agency_uscc: o.agency_uscc.clone(),
+        subject_statement: o.subject_statement.clone(),
+    })
+}
+
+/// Public callers share one principal: their idempotency key also covers the request, so that
+/// nobody replays another subject's answer by reusing an id.
+fn idempotency_key<M: Message>(ctx: &CallContext, request_id: &str, req: &M) -> String {
+    if ctx.principal.kind == PrincipalKind::Public {
+        hex::encode(Sha256::digest(
+            [request_id.as_bytes(), b"\0", &req.encode_to_vec()].concat(),
+        ))
+    } else {
+        request_id.to_owned()
+    }
+}
+
+/// Queues what the subject is told, when they left a contact.
+async fn tell(
+    api: &Api,
+    tx: &mut Tx,
+    ctx: &CallContext,
+    o: &ObjectionRow,
+    contact: &str,
+    subject: &str,
+    body: String,
+) -> Result<(), Error> {
+    if contact.is_empty() {
+        return Ok(());
+    }
+    api.store
+        .publish_event(
+            tx,
+            TOLD,
+            ctx,
+            &o.tenant,
+            &o.objection_id,
+            &SubjectTold {
+                objection_id: o.objection_id.clone(),
+                contact: contact.to_owned(),
+                subject: subject.to_owned(),
+                body,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn file_objection(
+    api: &Api,
+    request: Request<FileObjectionRequest>,
+) -> Result<Response<FileObjectionResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[
+        PrincipalKind::Public,
+        PrincipalKind::Agency,
+        PrincipalKind::Regulator,
+    ])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "FileObjection", async {
+        let mut v = Violations::default();
+        v.require("record_id", &req.record_id);
+        let subject = subjects::parse(
+            &api.keys,
+            SubjectKind::Unspecified as i32,
+            &req.subject_identifier,
+            "subject_identifier",
+            &mut v,
+        );
+        let ground = ObjectionGround::try_from(req.ground)
+            .ok()
+            .and_then(ground_name);
+        if ground.is_none() {
+            v.add(
+                "ground",
+                "must be error, omission, improper_evaluation, trade_secret or privacy",
+            );
+        }
+        v.require("statement", &req.statement);
+        v.max_chars("statement", &req.statement, STATEMENT_CHARS);
+        let contact = req.contact.trim();
+        if !contact.is_empty() && creditmesh_domain::contact::parse(contact).is_none() {
+            v.add("contact", "must be an e-mail address or a mainland mobile number");
+        }
+        if ctx.principal.kind == PrincipalKind::Public {
+            v.require("access_code", &req.access_code);
+        }
+        v.finish()?;
+        let (subject, ground) = match (subject, ground) {
+            (Some(s), Some(g)) => (s, g),
+            _ => return Err(Error::internal("objection checked")),
+        };
+        let key = idempotency_key(ctx, &req.request_id, &req);
+        let (req, subject, key) = (&req, &subject, &key);
+        let store = &api.store;
+        store
+            .write_idempotent(ctx, "FileObjection", key, |mut tx| async move {
+                let id = req.record_id.trim();
+                let not_found = || Error::not_found(format!("no record {id} of this subject"));
+                let row = store::find(&mut tx, id).await?.ok_or_else(not_found)?;
+                if row.subject_index != subject.index {
+                    return Err(not_found());
+                }
+                let now = store.now();
+                subjects::may_act_for(
+                    &mut tx,
+                    &api.keys,
+                    &ctx.principal,
+                    &req.access_code,
+                    &subjects::Concerning {
+                        subject_index: &row.subject_index,
+                        tenant: &row.tenant,
+                        agency: &row.agency_uscc,
+                    },
+                    now,
+                )
+                .await?;
+                if transition::apply::<PushedRecord>(
+                    &mut tx,
+                    "datapush_record",
+                    &[("record_id", id)],
+                    PushedRecordEvent::Object,
+                )
+                .await?
+                .is_none()
+                {
+                    return Err(not_markable(&mut tx, &row).await);
+                }
+                let from = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
+                let deadline = api
+                    .calendar
+                    .deadline(from, OBJECTION_WORKING_DAYS, Layers::Xinjiang)
+                    .map_err(|e| Error::internal(format!("calendar: {e}")))?;
+                let objection_id = uuid::Uuid::now_v7().to_string();
+                let private = json!({"statement": req.statement.trim(), "contact": contact});
+                let sealed = api
+                    .keys
+                    .seal(
+                        &row.tenant,
+                        &binding(&objection_id),
+                        private.to_string().as_bytes(),
+                    )
+                    .map_err(|e| Error::internal(format!("sealing: {e}")))?;
+                let o = ObjectionRow {
+                    objection_id,
+                    tenant: row.tenant.clone(),
+                    record_id: row.record_id.clone(),
+                    agency_uscc: row.agency_uscc.clone(),
+                    subject_index: row.subject_index.clone(),
+                    ground: ground.into(),
+                    private_envelope: sealed.envelope,
+                    key_id: sealed.key_id,
+                    filed_by: ctx.principal_id.clone(),
+                    filed_at: now,
+                    deadline_from: format_date(deadline.from),
+                    deadline_due: format_date(deadline.due),
+                    deadline_provisional: deadline.provisional,
+                    calendar_version: deadline.calendar_version,
+                    status: ObjectionState::Open.name().into(),
+                    decision_reasons: String::new(),
+                    decided_at: None,
+                    subject_statement: String::new(),
+                };
+                objection_store::insert(&mut tx, &o).await?;
+                tell(
+                    api,
+                    &mut tx,
+                    ctx,
+                    &o,
+                    contact,
+                    "信用信息异议已受理 / objection received",
+                    format!(
+                        "异议 {id} 已受理，记录已作异议标注；信用服务机构 {agency} 应于 {due} 前作出决定。\n\
+                         Objection {id} was received and the record is marked as under objection; \
+                         agency {agency} decides by {due} (Art. 22).",
+                        id = o.objection_id,
+                        agency = o.agency_uscc,
+                        due = o.deadline_due,
+                    ),
+                )
+                .await?;
+                // The answer is kept for replays: without the statement, which stays sealed.
+                let objection = to_proto(api, &o, &format_date(from), false)?;
+                Ok((
+                    tx,
+                    Written {
+                        value: FileObjectionResponse {
+                            objection: Some(objection),
+                        },
+                        tenant: o.tenant,
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}
+
+/// Why a record could not be marked: deleted, or already under an objection.
+async fn not_markable(tx: &mut Tx, row: &RecordRow) -> Error {
+    let open = objection_store::of_record(tx, &row.record_id)
+        .await
+        .ok()
+        .and_then(|os| os.into_iter().find(|o| o.status == "open"));
+    match open {
+        Some(o) => Error::failed_precondition(format!(
+            "record {} is already under objection {}, to be decided by {}",
+            row.record_id, o.objection_id, o.deadline_due
+        )),
+        None => Error::failed_precondition(format!(
+            "record {} was deleted; there is nothing left to object to",
+            row.record_id
+        )),
+    }
+}
+
+pub(crate) async fn resolve_objection(
+    api: &Api,
+    request: Request<ResolveObjectionRequest>,
+) -> Result<Response<ResolveObjectionResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Agency])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "ResolveObjection", async {
+        let mut v = Violations::default();
+        v.require("objection_id", &req.objection_id);
+        let decision = ObjectionDecision::try_from(req.decision).unwrap_or_default();
+        let event = match decision {
+            ObjectionDecision::Correct => Some(PushedRecordEvent::Correct),
+            ObjectionDecision::Delete => Some(PushedRecordEvent::Delete),
+            ObjectionDecision::Keep => Some(PushedRecordEvent::Keep),
+            ObjectionDecision::Unspecified => None,
+        };
+        if event.is_none() {
+            v.add("decision", "must be correct, delete or keep");
+        }
+        if decision == ObjectionDecision::Keep {
+            // 作出不予更正或者删除决定的，应当说明理由。
+            v.require("reasons", &req.reasons);
+        }
+        v.max_chars("reasons", &req.reasons, REASONS_CHARS);
+        if decision == ObjectionDecision::Correct && req.corrected_content.is_empty() {
+            v.add("corrected_content", "is required to correct the record");
+        }
+        if decision != ObjectionDecision::Correct && !req.corrected_content.is_empty() {
+            v.add("corrected_content", "is only for a correction");
+        }
+        v.finish()?;
+        let event = event.ok_or_else(|| Error::internal("decision checked"))?;
+        let store = &api.store;
+        let req = &req;
+        store
+            .write_idempotent(ctx, "ResolveObjection", &req.request_id, |mut tx| async move {
+                let id = req.objection_id.trim();
+                let not_found = || Error::not_found(format!("no objection {id} to this agency"));
+                let o = objection_store::find(&mut tx, id).await?.ok_or_else(not_found)?;
+                if o.agency_uscc != ctx.principal.subject {
+                    return Err(not_found());
+                }
+                let row = store::find(&mut tx, &o.record_id)
+                    .await?
+                    .ok_or_else(|| Error::internal(format!("objection {id} without its record")))?;
+                // A correction is checked before anything moves.
+                let corrected = if event == PushedRecordEvent::Correct {
+                    let category = api.catalog.get(&row.category).ok_or_else(|| {
+                        Error::failed_precondition(format!(
+                            "category {} is no longer in the catalog; delete or keep instead",
+                            row.category
+                        ))
+                    })?;
+                    if let Err(problems) = category.check(&req.corrected_content) {
+                        let mut v = Violations::default();
+                        for (field, why) in problems {
+                            v.add(field.replacen("content", "corrected_content", 1), why);
+                        }
+                        v.finish()?;
+                    }
+                    let mut record = reads::content(api, &row)?;
+                    record.content = canonical(&req.corrected_content);
+                    Some(record)
+                } else {
+                    None
+                };
+                if transition::apply::<ObjectionState>(
+                    &mut tx,
+                    "datapush_objection",
+                    &[("objection_id", id)],
+                    event,
+                )
+                .await?
+                .is_none()
+                {
+                    return Err(Error::failed_precondition(format!(
+                        "objection {id} was already decided ({})",
+                        o.status
+                    )));
+                }
+                transition::apply::<PushedRecord>(
+                    &mut tx,
+                    "datapush_record",
+                    &[("record_id", &row.record_id)],
+                    event,
+                )
+                .await?
+                .ok_or_else(|| {
+                    Error::internal(format!("record {} was not under objection", row.record_id))
+                })?;
+                let now = store.now();
+                let reasons = req.reasons.trim();
+                let (told, version) = match (event, corrected) {
+                    (PushedRecordEvent::Correct, Some(record)) => {
+                        let kind = match SubjectKind::try_from(record.subject_kind) {
+                            Ok(SubjectKind::Organisation) => "organisation",
+                            _ => "person",
+                        };
+                        let fp = fingerprint(
+                            &api.keys,
+                            &row.agency_uscc,
+                            kind,
+                            &record.subject_identifier,
+                            &record,
+                        );
+                        let sealed = api
+                            .keys
+                            .seal(
+                                &row.tenant,
+                                &crate::push::binding(&row.agency_uscc, &row.record_key),
+                                &record.encode_to_vec(),
+                            )
+                            .map_err(|e| Error::internal(format!("sealing: {e}")))?;
+                        let version = store::new_version(
+                            &mut tx,
+                            &row.record_id,
+                            &fp,
+                            &sealed.envelope,
+                            &sealed.key_id,
+                            now,
+                            "corrected",
+                        )
+                        .await?;
+                        store::notify_readers(&mut tx, &row.record_id, version, "corrected", now)
+                            .await?;
+                        (
+                            format!(
+                                "记录已更正（第 {version} 版）。\nThe record was corrected \
+                                 (version {version})."
+                            ),
+                            version,
+                        )
+                    }
+                    (PushedRecordEvent::Delete, _) => {
+                        let version = store::new_version(
+                            &mut tx,
+                            &row.record_id,
+                            "deleted",
+                            "",
+                            "",
+                            now,
+                            "deleted",
+                        )
+                        .await?;
+                        store::erase_history(&mut tx, &row.record_id).await?;
+                        store::notify_readers(&mut tx, &row.record_id, version, "deleted", now)
+                            .await?;
+                        ("记录已删除。\nThe record was deleted.".to_owned(), version)
+                    }
+                    _ => (
+                        format!(
+                            "信用服务机构决定不予更正或删除，理由：{reasons}\n您可以提交个人声明，\
+                             与记录一并展示。\nThe agency keeps the record, for these reasons: \
+                             {reasons}\nYou may attach a statement, shown with the record."
+                        ),
+                        row.version,
+                    ),
+                };
+                objection_store::set_decided(&mut tx, id, reasons, &ctx.principal_id, now).await?;
+                let (_, contact) = private(api, &o)?;
+                tell(
+                    api,
+                    &mut tx,
+                    ctx,
+                    &o,
+                    &contact,
+                    "信用信息异议处理结果 / objection decided",
+                    format!("异议 {id}：{told}\nObjection {id}, record {}.", row.record_id),
+                )
+                .await?;
+                tracing::info!(objection = %id, decision = ?decision, version, "objection decided");
+                let decided = objection_store::find(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| Error::internal("objection decided"))?;
+                let today = format_date(cst_date(now).map_err(|e| Error::internal(e.to_string()))?);
+                Ok((
+                    tx,
+                    Written {
+                        value: ResolveObjectionResponse {
+                            objection: Some(to_proto(api, &decided, &today, false)?),
+                        },
+                        tenant: o.tenant.clone(),
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}
+
+pub(crate) async fn list_objections(
+    api: &Api,
+    request: Request<ListObjectionsRequest>,
+) -> Result<Response<ListObjectionsResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        let limit = creditmesh_domain::page::size(&mut v, req.page_size, 50, 500);
+        if !creditmesh_domain::error::is_id_token(&req.page_token) {
+            v.add("page_token", "is not a token this list gave out");
+        }
+        v.finish()?;
+        let today = today(api)?;
+        let tenant = ctx.principal.tenant.to_string();
+        let p = &ctx.principal;
+        let filter = Filter {
+            agency: (p.kind == PrincipalKind::Agency).then_some(p.subject.as_str()),
+            tenant: (p.kind == PrincipalKind::Regulator
+                && p.tenant != creditmesh_domain::tenant::REGION)
+                .then_some(tenant.as_str()),
+            open_only: req.open_only,
+            due_before: req.overdue_only.then_some(today.as_str()),
+        };
+        let mut conn = api.store.db.acquire().await?;
+        let mut rows =
+            objection_store::list(&mut conn, &filter, &req.page_token, limit + 1).await?;
+        let next_page_token =
+            creditmesh_domain::page::cut(&mut rows, limit, |o| o.objection_id.clone());
+        Ok(ListObjectionsResponse {
+            objections: rows
+                .iter()
+                .map(|o| to_proto(api, o, &today, p.kind == PrincipalKind::Agency))
+                .collect::<Result<_, _>>()?,
+            next_page_token,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn add_subject_statement(
+    api: &Api,
+    request: Request<AddSubjectStatementRequest>,
+) -> Result<Response<AddSubjectStatementResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Public, PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "AddSubjectStatement", async {
+        let mut v = Violations::default();
+        v.require("objection_id", &req.objection_id);
+        let subject = subjects::parse(
+            &api.keys,
+            SubjectKind::Unspecified as i32,
+            &req.subject_identifier,
+            "subject_identifier",
+            &mut v,
+        );
+        v.require("statement", &req.statement);
+        v.max_chars("statement", &req.statement, STATEMENT_CHARS);
+        if ctx.principal.kind == PrincipalKind::Public {
+            v.require("access_code", &req.access_code);
+        }
+        v.finish()?;
+        let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
+        let key = idempotency_key(ctx, &req.request_id, &req);
+        let (req, subject, key) = (&req, &subject, &key);
+        let store = &api.store;
+        store
+            .write_idempotent(ctx, "AddSubjectStatement", key, |mut tx| async move {
+                let id = req.objection_id.trim();
+                let not_found = || Error::not_found(format!("no objection {id} of this subject"));
+                let o = objection_store::find(&mut tx, id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                if o.subject_index != subject.index {
+                    return Err(not_found());
+                }
+                subjects::may_act_for(
+                    &mut tx,
+                    &api.keys,
+                    &ctx.principal,
+                    &req.access_code,
+                    &subjects::Concerning {
+                        subject_index: &o.subject_index,
+                        tenant: &o.tenant,
+                        agency: &o.agency_uscc,
+                    },
+                    store.now(),
+                )
+                .await?;
+                if !objection_store::set_statement(&mut tx, id, req.statement.trim()).await? {
+                    return Err(Error::failed_precondition(format!(
+                        "objection {id} is {}: a statement is attached to a decision to keep",
+                        o.status
+                    )));
+                }
+                let o = objection_store::find(&mut tx, id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                let today = today(api)?;
+                Ok((
+                    tx,
+                    Written {
+                        value: AddSubjectStatementResponse {
+                            objection: Some(to_proto(api, &o, &today, false)?),
+                        },
+                        tenant: o.tenant.clone(),
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}
+
+pub(crate) async fn issue_subject_access_code(
+    api: &Api,
+    request: Request<IssueSubjectAccessCodeRequest>,
+) -> Result<Response<IssueSubjectAccessCodeResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "IssueSubjectAccessCode", async {
+        let mut v = Violations::default();
+        let subject = subjects::parse(
+            &api.keys,
+            req.subject_kind,
+            &req.subject_identifier,
+            "subject_identifier",
+            &mut v,
+        );
+        v.finish()?;
+        let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
+        let store = &api.store;
+        let subject = &subject;
+        // Not idempotent on purpose: the answer holds the code, which is kept nowhere in clear.
+        store
+            .write(ctx, "IssueSubjectAccessCode", |mut tx| async move {
+                let code = subjects::new_code();
+                let now = store.now();
+                let expires_at = now + subjects::ACCESS_CODE_DAYS * 86_400 * 1_000_000;
+                let tenant: Tenant = ctx.principal.tenant;
+                objection_store::insert_access_code(
+                    &mut tx,
+                    &subjects::code_index(&api.keys, &code),
+                    &subject.index,
+                    &tenant.to_string(),
+                    &ctx.principal_id,
+                    now,
+                    expires_at,
+                )
+                .await?;
+                tracing::info!(kind = subject.kind, "subject access code issued");
+                Ok((
+                    tx,
+                    Written {
+                        value: IssueSubjectAccessCodeResponse {
+                            access_code: code,
+                            expires_at: Some(timestamp(expires_at)),
+                        },
+                        tenant: tenant.to_string(),
+                    },
+                ))
+            })
+            .await
+    })
+    .await
+}

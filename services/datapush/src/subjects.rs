@@ -1,0 +1,128 @@
+//! Data subjects: who a subject is (a resident identity number or a USCC, kept only as a keyed
+//! hash), and the access codes a regulator's service desk issues so that a subject can see the
+//! records about them and object (Art. 21, 22) without a certificate.
+
+use creditmesh_domain::resident_id::ResidentId;
+use creditmesh_domain::{Error, Principal, PrincipalKind, Tenant, Uscc, Violations};
+use creditmesh_proto::datapush::v1::SubjectKind;
+use creditmesh_storage::sqlx::AnyConnection;
+
+use crate::objection_store;
+use crate::seal::Keys;
+
+/// How long an access code is valid.
+pub const ACCESS_CODE_DAYS: i64 = 30;
+
+/// A subject as the records name it.
+pub struct Subject {
+    pub kind: &'static str,
+    /// The keyed hash records are found by.
+    pub index: String,
+}
+
+/// The subject `identifier` names (of `kind`, or inferred from its form when unspecified);
+/// `None` with the problem added to `v` under `field`.
+pub fn parse(
+    keys: &Keys,
+    kind: i32,
+    identifier: &str,
+    field: &str,
+    v: &mut Violations,
+) -> Option<Subject> {
+    let id = identifier.trim();
+    if id.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let person = || ResidentId::parse(id).map(|r| ("person", r.as_str().to_owned()));
+    let organisation = || Uscc::parse(id).map(|u| ("organisation", u.to_string()));
+    let parsed = match SubjectKind::try_from(kind) {
+        Ok(SubjectKind::Person) => person().map_err(|e| e.to_string()),
+        Ok(SubjectKind::Organisation) => organisation().map_err(|e| e.to_string()),
+        Ok(SubjectKind::Unspecified) => person().or_else(|_| organisation()).map_err(|_| {
+            "is neither a resident identity number nor a unified social credit code".to_owned()
+        }),
+        Err(_) => {
+            v.add("subject_kind", "must be person or organisation");
+            return None;
+        }
+    };
+    match parsed {
+        Ok((kind, identifier)) => Some(Subject {
+            kind,
+            index: keys.index(&[b"subject", kind.as_bytes(), identifier.as_bytes()]),
+        }),
+        Err(why) => {
+            v.add(field, why);
+            None
+        }
+    }
+}
+
+/// The keyed hash an access code is stored as.
+pub fn code_index(keys: &Keys, code: &str) -> String {
+    keys.index(&[b"access", code.trim().as_bytes()])
+}
+
+/// A new access code: 128 random bits, hex.
+pub fn new_code() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// What a record or objection says of whom it concerns and who holds it.
+pub struct Concerning<'a> {
+    pub subject_index: &'a str,
+    /// The authority holding the pushing agency's filing.
+    pub tenant: &'a str,
+    /// The pushing agency's USCC.
+    pub agency: &'a str,
+}
+
+/// Whether `caller` may act for the subject of what `about` describes: the pushing agency, a
+/// regulator holding it (or the region), or the subject with a valid access code. Anyone else
+/// learns nothing of the record.
+pub async fn may_act_for(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    caller: &Principal,
+    access_code: &str,
+    about: &Concerning<'_>,
+    now: i64,
+) -> Result<(), Error> {
+    match caller.kind {
+        PrincipalKind::Agency if caller.subject == about.agency => Ok(()),
+        PrincipalKind::Regulator
+            if Tenant::parse(about.tenant).is_ok_and(|t| caller.tenant.can_see(t)) =>
+        {
+            Ok(())
+        }
+        PrincipalKind::Public => {
+            check_code(conn, keys, access_code, about.subject_index, now).await
+        }
+        _ => Err(Error::not_found("no such record of this subject")),
+    }
+}
+
+/// Refuses unless `code` was issued for the subject of `subject_index` and has not expired.
+pub async fn check_code(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    code: &str,
+    subject_index: &str,
+    now: i64,
+) -> Result<(), Error> {
+    if code.trim().is_empty() {
+        return Err(Error::invalid_field(
+            "access_code",
+            "is required: a service desk issues one for your identity number",
+        ));
+    }
+    if objection_store::access_code_valid(conn, &code_index(keys, code), subject_index, now).await?
+    {
+        Ok(())
+    } else {
+        Err(Error::permission_denied(
+            "access_code: not valid for this identifier, or expired",
+        ))
+    }
+}

@@ -1,0 +1,835 @@
+//! Objections and subject access (Art. 21, 22): an objection marks the record at once for
+//! every reader; the agency's decision (correct, delete, keep) reaches the readers and the
+//! subject; every read by a regulator states its purpose and shows in the subject's report;
+//! each earlier reader is told of a correction once; an undecided objection past its 10
+//! working days is listed and enters the agency's credit file; the retention purge removes
+//! exactly the expired records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use creditmesh_domain::calendar::{Calendar, Layers, format_date};
+use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+use creditmesh_proto::datapush::v1::*;
+use creditmesh_proto::review::v1::GetCreditFileRequest;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_tests::{Engine, TestClock, TestMesh, eventually, scalar_i64};
+use time::macros::date;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::datapush::{push, pushing_on};
+use super::filing::{KASHGAR, mesh_with, person_id};
+use super::lifecycle::fields;
+
+crate::on_both_engines!(
+    each_decision_on_an_objection_reaches_readers_and_the_subject,
+    an_objection_undecided_past_its_deadline_is_listed_and_filed,
+    the_purge_removes_exactly_the_expired_records,
+);
+
+/// A query made at run time, for `scalar_i64`.
+fn sql(query: String) -> &'static str {
+    Box::leak(query.into_boxed_str())
+}
+
+fn subject() -> String {
+    person_id("65310119800101123")
+}
+
+fn loan(key: &str, subject: &str, collected_on: &str, amount: f64) -> CreditRecord {
+    CreditRecord {
+        record_key: key.into(),
+        subject_kind: SubjectKind::Person as i32,
+        subject_identifier: subject.into(),
+        category: "loan-repayment".into(),
+        content: format!(
+            r#"{{"amount_due": {amount}, "due_on": "2026-08-31", "days_overdue": 12}}"#
+        )
+        .into_bytes(),
+        collected_on: collected_on.into(),
+    }
+}
+
+/// A mesh on a clock standing at `day`, with a Kashgar agency that may push, a regional
+/// regulator and a Urumqi regulator besides the Kashgar one.
+async fn mesh_at(engine: Engine, day: time::Date) -> Option<(TestMesh, Arc<TestClock>)> {
+    let clock = Arc::new(TestClock::at(day));
+    let t = mesh_with(TestMesh::start_at(engine, clock.clone()).await?)?;
+    for (name, tenant) in [
+        ("regulator-650000", "650000"),
+        ("regulator-650100", "650100"),
+    ] {
+        t.issue(
+            name,
+            Principal::new(PrincipalKind::Regulator, Tenant::parse(tenant).unwrap(), ""),
+        );
+    }
+    let (t, _) = pushing_on(t).await;
+    Some((t, clock))
+}
+
+async fn client(t: &TestMesh, name: &str) -> DataPushServiceClient<Channel> {
+    DataPushServiceClient::new(t.node(name).await)
+}
+
+async fn public(t: &TestMesh) -> DataPushServiceClient<Channel> {
+    DataPushServiceClient::new(t.public().await)
+}
+
+async fn record_id(t: &TestMesh, key: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&t.db_url("datapush"))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT record_id FROM datapush_record WHERE record_key = $1")
+        .bind(key.to_owned())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn find(reader: &mut DataPushServiceClient<Channel>, purpose: &str) -> Vec<StoredRecord> {
+    reader
+        .find_records(FindRecordsRequest {
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: subject(),
+            purpose: purpose.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+}
+
+async fn notices(reader: &mut DataPushServiceClient<Channel>) -> Vec<CorrectionNotice> {
+    reader
+        .list_correction_notices(ListCorrectionNoticesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .notices
+}
+
+fn resolve(id: &str, request_id: &str, decision: ObjectionDecision) -> ResolveObjectionRequest {
+    ResolveObjectionRequest {
+        request_id: request_id.into(),
+        objection_id: id.into(),
+        decision: decision as i32,
+        ..Default::default()
+    }
+}
+
+async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: Engine) {
+    // Friday 25 September 2026: ten working days from here run across the National Day break.
+    let Some((t, _clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    let acks = push(
+        t.node("agency-kashgar").await,
+        ["r-1", "r-2", "r-3"]
+            .iter()
+            .map(|k| loan(k, &who, "2026-09-01", 500.0))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert!(acks.iter().all(|a| a.result == PushResult::Stored as i32));
+    let (r1, r2, r3) = (
+        record_id(&t, "r-1").await,
+        record_id(&t, "r-2").await,
+        record_id(&t, "r-3").await,
+    );
+    let mut agency = client(&t, "agency-kashgar").await;
+    let mut desk = client(&t, "regulator-653100").await;
+    let mut region = client(&t, "regulator-650000").await;
+    let mut urumqi = client(&t, "regulator-650100").await;
+    let mut anyone = public(&t).await;
+
+    // Regulators read only with a purpose, and only what they hold.
+    let err = desk
+        .find_records(FindRecordsRequest {
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+            purpose: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        fields(&err).iter().any(|f| f.starts_with("purpose")),
+        "{err:?}"
+    );
+    assert_eq!(
+        find(&mut desk, "supervision of loan reporting").await.len(),
+        3
+    );
+    assert_eq!(find(&mut desk, "second look").await.len(), 3);
+    assert_eq!(
+        find(&mut urumqi, "curiosity").await.len(),
+        0,
+        "another prefecture sees nothing"
+    );
+    let got = region
+        .get_record(GetRecordRequest {
+            record_id: r1.clone(),
+            purpose: "regional audit".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(got.status, RecordStatus::Active as i32);
+
+    // The desk issues the subject an access code; the subject objects with it.
+    let code = desk
+        .issue_subject_access_code(IssueSubjectAccessCodeRequest {
+            request_id: "code-1".into(),
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_code;
+    let objection = |record_id: &str, code: &str, request_id: &str| FileObjectionRequest {
+        request_id: request_id.into(),
+        record_id: record_id.into(),
+        subject_identifier: who.clone(),
+        ground: ObjectionGround::Error as i32,
+        statement: "the loan was repaid in August; receipt attached".into(),
+        access_code: code.into(),
+        contact: "aynur@example.org".into(),
+    };
+    let err = anyone
+        .file_objection(objection(&r1, "0123456789abcdef0123456789abcdef", "o-x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let err = anyone
+        .file_objection(objection(&r1, "", "o-y"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        fields(&err).iter().any(|f| f.starts_with("access_code")),
+        "{err:?}"
+    );
+    let o1 = anyone
+        .file_objection(objection(&r1, &code, "o-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    assert_eq!(o1.status, "open");
+    assert_eq!(o1.filed_by, "public");
+    let deadline = o1.deadline.clone().unwrap();
+    let expected = Calendar::builtin()
+        .deadline(date!(2026 - 09 - 25), 10, Layers::Xinjiang)
+        .unwrap();
+    assert_eq!(deadline.from_date, "2026-09-25");
+    assert_eq!(deadline.due_date, format_date(expected.due));
+    assert!(
+        deadline.due_date.as_str() > "2026-10-09",
+        "the National Day break is not counted: {}",
+        deadline.due_date
+    );
+    // Marked at once, for every reader.
+    for (reader, purpose) in [(&mut agency, ""), (&mut region, "check the mark")] {
+        let seen = reader
+            .get_record(GetRecordRequest {
+                record_id: r1.clone(),
+                purpose: purpose.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        assert_eq!(seen.status, RecordStatus::UnderObjection as i32);
+        assert_eq!(seen.open_objection_id, o1.objection_id);
+    }
+    let again = anyone
+        .file_objection(objection(&r1, &code, "o-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    // The subject's own replay answers the same objection.
+    let replay = anyone
+        .file_objection(objection(&r1, &code, "o-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    assert_eq!(replay.objection_id, o1.objection_id);
+
+    // Correct: a new version, readers told once each, the subject told.
+    let mut keep_without_reasons = resolve(&o1.objection_id, "d-0", ObjectionDecision::Keep);
+    keep_without_reasons.reasons = "  ".into();
+    let err = agency
+        .resolve_objection(keep_without_reasons)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        fields(&err).iter().any(|f| f.starts_with("reasons")),
+        "{err:?}"
+    );
+    let mut bad = resolve(&o1.objection_id, "d-bad", ObjectionDecision::Correct);
+    bad.corrected_content = br#"{"amount_due": "none"}"#.to_vec();
+    let err = agency.resolve_objection(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        fields(&err)
+            .iter()
+            .any(|f| f.starts_with("corrected_content")),
+        "{err:?}"
+    );
+    let mut correct = resolve(&o1.objection_id, "d-1", ObjectionDecision::Correct);
+    correct.corrected_content =
+        br#"{"amount_due": 0, "due_on": "2026-08-31", "days_overdue": 0, "settled": true}"#
+            .to_vec();
+    let decided = agency
+        .resolve_objection(correct)
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    assert_eq!(decided.decision, ObjectionDecision::Correct as i32);
+    let err = agency
+        .resolve_objection(resolve(&o1.objection_id, "d-1b", ObjectionDecision::Delete))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "decided once: {err:?}"
+    );
+    let seen = &find(&mut region, "after the correction").await;
+    let r1_now = seen.iter().find(|r| r.record_id == r1).unwrap();
+    assert_eq!(r1_now.status, RecordStatus::Active as i32);
+    assert_eq!(r1_now.version, 2);
+    let content: serde_json::Value =
+        serde_json::from_slice(&r1_now.record.as_ref().unwrap().content).unwrap();
+    assert_eq!(content["settled"], true);
+
+    // Delete, on an objection the agency itself recorded.
+    let o2 = agency
+        .file_objection(FileObjectionRequest {
+            request_id: "a-o2".into(),
+            record_id: r2.clone(),
+            subject_identifier: who.clone(),
+            ground: ObjectionGround::Privacy as i32,
+            statement: "told to our counter in person".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    agency
+        .resolve_objection(resolve(&o2.objection_id, "d-2", ObjectionDecision::Delete))
+        .await
+        .unwrap();
+    let gone = desk
+        .get_record(GetRecordRequest {
+            record_id: r2.clone(),
+            purpose: "after the deletion".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(gone.status, RecordStatus::Deleted as i32);
+    assert!(gone.record.unwrap().content.is_empty());
+    let repushed = push(
+        t.node("agency-kashgar").await,
+        vec![loan("r-2", &who, "2026-09-01", 500.0)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(repushed[0].result, PushResult::Rejected as i32);
+    assert!(
+        repushed[0].error.starts_with("record_key: "),
+        "{repushed:?}"
+    );
+
+    // Keep, on an objection the desk recorded for the subject; the subject answers.
+    let o3 = desk
+        .file_objection(FileObjectionRequest {
+            request_id: "desk-o3".into(),
+            record_id: r3.clone(),
+            subject_identifier: who.clone(),
+            ground: ObjectionGround::ImproperEvaluation as i32,
+            statement: "came to the service desk".into(),
+            contact: "13912345678".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    let mut keep = resolve(&o3.objection_id, "d-3", ObjectionDecision::Keep);
+    keep.reasons = "the bank's ledger shows the instalment unpaid".into();
+    agency.resolve_objection(keep).await.unwrap();
+    anyone
+        .add_subject_statement(AddSubjectStatementRequest {
+            request_id: "s-1".into(),
+            objection_id: o3.objection_id.clone(),
+            subject_identifier: who.clone(),
+            access_code: code.clone(),
+            statement: "I dispute this: the bank lost my payment".into(),
+        })
+        .await
+        .unwrap();
+    let err = anyone
+        .add_subject_statement(AddSubjectStatementRequest {
+            request_id: "s-2".into(),
+            objection_id: o1.objection_id.clone(),
+            subject_identifier: who.clone(),
+            access_code: code.clone(),
+            statement: "nothing to add".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "only to a keep: {err:?}"
+    );
+    let seen = find(&mut desk, "after the keep").await;
+    let r3_now = seen.iter().find(|r| r.record_id == r3).unwrap();
+    assert_eq!(r3_now.status, RecordStatus::Active as i32);
+    assert_eq!(
+        r3_now.kept_reasons,
+        "the bank's ledger shows the instalment unpaid"
+    );
+    assert_eq!(
+        r3_now.subject_statement,
+        "I dispute this: the bank lost my payment"
+    );
+
+    // Each earlier reader is told once per change; one who never read is told nothing.
+    let told = notices(&mut desk).await;
+    let mut changes: Vec<(String, String)> = told
+        .iter()
+        .map(|n| (n.record_id.clone(), n.change.clone()))
+        .collect();
+    changes.sort();
+    let mut want = vec![
+        (r1.clone(), "corrected".to_owned()),
+        (r2.clone(), "deleted".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(changes, want, "{told:?}");
+    assert!(told.iter().all(|n| n.read_version == 1 && n.version == 2));
+    assert_eq!(notices(&mut region).await.len(), 2);
+    assert!(notices(&mut urumqi).await.is_empty());
+
+    // The subject's report: every record, its history, every use with its purpose.
+    let report = anyone
+        .get_subject_report(GetSubjectReportRequest {
+            subject_identifier: who.clone(),
+            access_code: code.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.records.len(), 3);
+    let of = |id: &str| {
+        report
+            .records
+            .iter()
+            .find(|r| r.record.as_ref().unwrap().record_id == id)
+            .unwrap()
+    };
+    let r1_report = of(&r1);
+    assert_eq!(r1_report.history.len(), 2);
+    assert_eq!(r1_report.history[1].change, "corrected");
+    assert!(!r1_report.history[0].content.is_empty());
+    let purposes: Vec<&str> = r1_report.uses.iter().map(|u| u.purpose.as_str()).collect();
+    for p in [
+        "supervision of loan reporting",
+        "second look",
+        "regional audit",
+        "check the mark",
+        "after the correction",
+    ] {
+        assert!(purposes.contains(&p), "{p} missing from {purposes:?}");
+    }
+    assert!(
+        r1_report
+            .uses
+            .iter()
+            .all(|u| u.used_by.starts_with("spiffe://") && u.used_at.is_some())
+    );
+    assert!(
+        of(&r2).history.iter().all(|v| v.content.is_empty()),
+        "what was deleted is not kept in the history"
+    );
+    assert_eq!(report.objections.len(), 3);
+    let err = anyone
+        .get_subject_report(GetSubjectReportRequest {
+            subject_identifier: person_id("65310119900101123"),
+            access_code: code.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::PermissionDenied,
+        "a code is for one person: {err:?}"
+    );
+
+    // The subject is told at each step: received and decided, twice each by e-mail and SMS.
+    let url = t.db_url("complaints");
+    eventually("the subject is told", Duration::from_secs(30), || async {
+        (scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NOT NULL",
+        )
+        .await
+            == 4)
+            .then_some(())
+    })
+    .await;
+    for (channel, n) in [("email", 2), ("sms", 2)] {
+        assert_eq!(
+            scalar_i64(
+                &url,
+                sql(format!(
+                    "SELECT COUNT(*) FROM complaints_notification WHERE channel = '{channel}'"
+                ))
+            )
+            .await,
+            n
+        );
+    }
+    assert_eq!(
+        scalar_i64(
+            &url,
+            sql(format!(
+                "SELECT COUNT(*) FROM complaints_notification WHERE tracking_number = '{}' \
+                 AND body LIKE '%bank''s ledger%'",
+                o3.objection_id
+            ))
+        )
+        .await,
+        1,
+        "the subject is told the reasons for keeping"
+    );
+    t.stop().await;
+}
+
+async fn credit_file_kinds(t: &TestMesh) -> Vec<String> {
+    ReviewServiceClient::new(t.node("regulator-653100").await)
+        .get_credit_file(GetCreditFileRequest {
+            uscc: KASHGAR.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn an_objection_undecided_past_its_deadline_is_listed_and_filed(engine: Engine) {
+    let Some((t, clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    push(
+        t.node("agency-kashgar").await,
+        vec![loan("late-1", &who, "2026-09-01", 1.0)],
+    )
+    .await
+    .unwrap();
+    let id = record_id(&t, "late-1").await;
+    let mut desk = client(&t, "regulator-653100").await;
+    let o = desk
+        .file_objection(FileObjectionRequest {
+            request_id: "late".into(),
+            record_id: id,
+            subject_identifier: who,
+            ground: ObjectionGround::Omission as i32,
+            statement: "a repayment is missing".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    let due = o.deadline.unwrap().due_date;
+    let overdue = |desk: &mut DataPushServiceClient<Channel>| {
+        let mut desk = desk.clone();
+        async move {
+            desk.list_objections(ListObjectionsRequest {
+                overdue_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .objections
+        }
+    };
+    // On its last day it is not late.
+    clock.set(
+        time::Date::parse(&due, &time::format_description::well_known::Iso8601::DATE).unwrap(),
+    );
+    assert!(overdue(&mut desk).await.is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !credit_file_kinds(&t)
+            .await
+            .contains(&"objection_overdue".to_owned())
+    );
+    // The day after, it is, and it is filed once.
+    clock.advance(Duration::from_secs(86_400));
+    let late = overdue(&mut desk).await;
+    assert_eq!(late.len(), 1);
+    assert!(late[0].overdue);
+    eventually(
+        "the lateness reaches the credit file",
+        Duration::from_secs(30),
+        || async {
+            credit_file_kinds(&t)
+                .await
+                .contains(&"objection_overdue".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        credit_file_kinds(&t)
+            .await
+            .iter()
+            .filter(|k| *k == "objection_overdue")
+            .count(),
+        1
+    );
+    // Another prefecture's regulator does not see it.
+    let mut urumqi = client(&t, "regulator-650100").await;
+    assert!(overdue(&mut urumqi).await.is_empty());
+    t.stop().await;
+}
+
+async fn the_purge_removes_exactly_the_expired_records(engine: Engine) {
+    // The demonstration catalog keeps loan records 60 months.
+    let Some((t, clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    let acks = push(
+        t.node("agency-kashgar").await,
+        vec![
+            // Its retention ends at the end of 25 September 2026: kept today.
+            loan("last-day", &who, "2021-09-25", 1.0),
+            loan("day-after", &who, "2021-09-26", 1.0),
+            loan("recent", &who, "2026-01-01", 1.0),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        acks.iter().all(|a| a.result == PushResult::Stored as i32),
+        "{acks:?}"
+    );
+    let url = t.db_url("datapush");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_record").await,
+        3
+    );
+    let purged = |key: &'static str| {
+        let url = url.clone();
+        async move {
+            scalar_i64(
+                &url,
+                sql(format!(
+                    "SELECT COUNT(*) FROM datapush_purge WHERE record_key = '{key}'"
+                )),
+            )
+            .await
+        }
+    };
+    clock.advance(Duration::from_secs(86_400));
+    eventually(
+        "the first expired record is purged",
+        Duration::from_secs(30),
+        || async { (purged("last-day").await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_record").await,
+        2
+    );
+    assert_eq!(purged("day-after").await, 0);
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM datapush_version v WHERE NOT EXISTS \
+             (SELECT 1 FROM datapush_record r WHERE r.record_id = v.record_id)"
+        )
+        .await,
+        0,
+        "the history goes with the record"
+    );
+    clock.advance(Duration::from_secs(86_400));
+    eventually(
+        "the second is purged the day after",
+        Duration::from_secs(30),
+        || async { (purged("day-after").await == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_record").await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM datapush_job WHERE name LIKE 'retention-purge-%'"
+        )
+        .await,
+        3,
+        "one run a day"
+    );
+    t.stop().await;
+}
+
+/// Many objections to one record at once on PostgreSQL, then many decisions on it at once:
+/// one objection is open, one decision is taken, and the record has one version more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_objections_and_decisions_take_effect_once() {
+    let Some((t, _)) = mesh_at(Engine::Postgres, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    let url = t.db_url("datapush");
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        push(
+            t.node("agency-kashgar").await,
+            vec![loan(&key, &who, "2026-09-01", 1.0)],
+        )
+        .await
+        .unwrap();
+        let id = record_id(&t, &key).await;
+        let desk = client(&t, "regulator-653100").await;
+        let filed = futures::future::join_all((0..16).map(|i| {
+            let mut desk = desk.clone();
+            let (id, who) = (id.clone(), who.clone());
+            async move {
+                desk.file_objection(FileObjectionRequest {
+                    request_id: format!("race-{round}-{i}"),
+                    record_id: id,
+                    subject_identifier: who,
+                    ground: ObjectionGround::Error as i32,
+                    statement: format!("objection {i}"),
+                    ..Default::default()
+                })
+                .await
+            }
+        }))
+        .await;
+        let won: Vec<_> = filed.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{filed:?}");
+        assert!(
+            filed
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| e.code() == Code::FailedPrecondition),
+            "{filed:?}"
+        );
+        let objection_id = won[0]
+            .get_ref()
+            .objection
+            .as_ref()
+            .unwrap()
+            .objection_id
+            .clone();
+        let agency = client(&t, "agency-kashgar").await;
+        let decided = futures::future::join_all((0..12).map(|i| {
+            let mut agency = agency.clone();
+            let objection_id = objection_id.clone();
+            async move {
+                let mut req = match i % 3 {
+                    0 => resolve(&objection_id, "", ObjectionDecision::Delete),
+                    1 => resolve(&objection_id, "", ObjectionDecision::Keep),
+                    _ => resolve(&objection_id, "", ObjectionDecision::Correct),
+                };
+                req.request_id = format!("decide-{round}-{i}");
+                match i % 3 {
+                    1 => req.reasons = "verified".into(),
+                    2 => {
+                        req.corrected_content =
+                            br#"{"amount_due": 2, "due_on": "2026-08-31", "days_overdue": 0}"#
+                                .to_vec()
+                    }
+                    _ => {}
+                }
+                agency.resolve_objection(req).await
+            }
+        }))
+        .await;
+        assert_eq!(
+            decided.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{decided:?}"
+        );
+        assert!(
+            decided
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| e.code() == Code::FailedPrecondition),
+            "{decided:?}"
+        );
+        let versions = scalar_i64(
+            &url,
+            sql(format!(
+                "SELECT COUNT(*) FROM datapush_version v JOIN datapush_record r \
+                 ON r.record_id = v.record_id WHERE r.record_key = '{key}'"
+            )),
+        )
+        .await;
+        let kept = decided.iter().filter_map(|r| r.as_ref().ok()).any(|r| {
+            r.get_ref().objection.as_ref().unwrap().decision == ObjectionDecision::Keep as i32
+        });
+        assert_eq!(
+            versions,
+            if kept { 1 } else { 2 },
+            "one decision, one change"
+        );
+    }
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM datapush_objection WHERE status = 'open'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_objection").await,
+        5
+    );
+    t.stop().await;
+}
