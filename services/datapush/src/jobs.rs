@@ -1,6 +1,7 @@
 //! Durable timers of the datapush service: objections undecided past their deadline go into
 //! the agency's credit file (Art. 22), and records past their category's retention are purged
-//! (Art. 20). Each step is a guarded write, so that any number of replicas do it once.
+//! (Art. 20), and envelopes are wrapped again after a key rotation (Art. 23). Each step is a
+//! guarded write, so that any number of replicas do it once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +18,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, retention_limit};
 use crate::objection_store;
+use crate::seal::Keys;
 
 /// How often the timers look at the clock.
 const TICK: Duration = Duration::from_millis(500);
+/// How often sealed rows are looked over for envelopes under a key that no longer seals (and
+/// once at start, so that a rotation takes effect as each replica restarts with the new key).
+const REWRAP_EVERY: Duration = Duration::from_secs(300);
 /// Where an overdue objection is recorded: the agency's credit file, kept by review.
 const CREDIT_FILE: &[&str] = &["review"];
 
-pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, stop: CancellationToken) {
+pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: CancellationToken) {
     tokio::spawn(async move {
         let ctx = CallContext::system("datapush", env.authn.trust_domain(), "datapush-timers");
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rewrap_due = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            if tokio::time::Instant::now() >= rewrap_due {
+                rewrap_due += REWRAP_EVERY;
+                if let Err(e) = crate::rewrap::pass(&env.store, &ctx, &keys).await {
+                    tracing::warn!(error = %e, "envelopes not wrapped again under the current keys");
+                }
             }
             if let Err(e) = record_overdue(&env.store, &ctx).await {
                 tracing::warn!(error = %e, "overdue objections not recorded");

@@ -10,6 +10,7 @@ mod objection_store;
 mod objections;
 mod push;
 mod reads;
+mod rewrap;
 mod schema;
 pub mod seal;
 mod store;
@@ -148,9 +149,14 @@ fn routes(env: ServiceEnv) -> Routes {
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
-    match catalog::Catalog::from_config(&env.datapush.categories) {
-        Ok(catalog) => jobs::spawn(env, Arc::new(catalog), stop),
-        Err(p) => tracing::error!(problems = ?p, "datapush timers not started: catalog invalid"),
+    let catalog = catalog::Catalog::from_config(&env.datapush.categories);
+    let keys = seal::Keys::load(&env.datapush, &env.pki_dir);
+    match (catalog, keys) {
+        (Ok(catalog), Ok(keys)) => jobs::spawn(env, Arc::new(catalog), Arc::new(keys), stop),
+        (Err(p), _) => {
+            tracing::error!(problems = ?p, "datapush timers not started: catalog invalid")
+        }
+        (_, Err(e)) => tracing::error!(error = %e, "datapush timers not started: keys"),
     }
 }
 

@@ -119,6 +119,28 @@ pub fn config_problems(cfg: &DataPushConfig) -> Vec<(String, String)> {
     problems
 }
 
+/// The data key of an envelope, unwrapped with `kek`, and the sealed body that follows it.
+fn unwrap_dek<'a>(kek: &Kek, binding: &[u8], envelope: &'a [u8]) -> Result<(Vec<u8>, &'a [u8])> {
+    let wrapped_len = KEY_LEN + TAG_LEN;
+    if envelope.len() < 2 * NONCE_LEN + wrapped_len + TAG_LEN {
+        bail!("envelope too short");
+    }
+    let (wrap_nonce, rest) = envelope.split_at(NONCE_LEN);
+    let (wrapped, body) = rest.split_at(wrapped_len);
+    let mut dek = wrapped.to_vec();
+    let len = kek
+        .key
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| anyhow!("nonce"))?,
+            Aad::from(binding),
+            &mut dek,
+        )
+        .map_err(|_| anyhow!("the data key does not open: wrong key or record"))?
+        .len();
+    dek.truncate(len);
+    Ok((dek, body))
+}
+
 impl Keys {
     /// The configured keys, or keys generated once in `pki_dir` when none are configured.
     pub fn load(cfg: &DataPushConfig, pki_dir: &Path) -> Result<Self> {
@@ -233,30 +255,12 @@ impl Keys {
         binding: &[u8],
         envelope: &str,
     ) -> Result<Vec<u8>> {
-        let kek = self
-            .keks(tenant)?
-            .iter()
-            .find(|k| k.id == key_id)
-            .ok_or_else(|| anyhow!("key {key_id} is not configured for tenant {tenant}"))?;
+        let kek = self.kek(tenant, key_id)?;
         let bytes = B64.decode(envelope).context("envelope: not base64")?;
-        let wrapped_len = KEY_LEN + TAG_LEN;
-        if bytes.len() < 2 * NONCE_LEN + wrapped_len + TAG_LEN {
-            bail!("envelope too short");
-        }
-        let (wrap_nonce, rest) = bytes.split_at(NONCE_LEN);
-        let (wrapped, rest) = rest.split_at(wrapped_len);
-        let (nonce, body) = rest.split_at(NONCE_LEN);
-        let mut dek = wrapped.to_vec();
-        let dek = kek
-            .key
-            .open_in_place(
-                Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| anyhow!("nonce"))?,
-                Aad::from(binding),
-                &mut dek,
-            )
-            .map_err(|_| anyhow!("the data key does not open: wrong key or record"))?;
+        let (dek, sealed_body) = unwrap_dek(kek, binding, &bytes)?;
+        let (nonce, body) = sealed_body.split_at(NONCE_LEN);
         let mut body = body.to_vec();
-        let plain = aead(dek)?
+        let plain = aead(&dek)?
             .open_in_place(
                 Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow!("nonce"))?,
                 Aad::from(binding),
@@ -264,6 +268,61 @@ impl Keys {
             )
             .map_err(|_| anyhow!("the record does not open"))?;
         Ok(plain.to_vec())
+    }
+
+    fn kek(&self, tenant: &str, key_id: &str) -> Result<&Kek> {
+        self.keks(tenant)?
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| anyhow!("key {key_id} is not configured for tenant {tenant}"))
+    }
+
+    /// The id of the key that seals for `tenant` now.
+    pub fn current(&self, tenant: &str) -> Result<&str> {
+        Ok(&self.keks(tenant)?[0].id)
+    }
+
+    /// The ids of every key that seals for some tenant now: what is sealed under any other
+    /// key is due to be wrapped again.
+    pub fn current_ids(&self) -> Vec<String> {
+        self.by_tenant.values().map(|k| k[0].id.clone()).collect()
+    }
+
+    /// Wraps the data key of an envelope sealed under `key_id` again, under `tenant`'s
+    /// current key; the sealed content is not touched. `None` when it is current already.
+    pub fn rewrap(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        binding: &[u8],
+        envelope: &str,
+    ) -> Result<Option<Sealed>> {
+        let keks = self.keks(tenant)?;
+        let current = &keks[0];
+        if current.id == key_id {
+            return Ok(None);
+        }
+        let old = self.kek(tenant, key_id)?;
+        let bytes = B64.decode(envelope).context("envelope: not base64")?;
+        let (dek, sealed_body) = unwrap_dek(old, binding, &bytes)?;
+        let new_nonce = self.nonce()?;
+        let mut rewrapped = dek;
+        current
+            .key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(new_nonce),
+                Aad::from(binding),
+                &mut rewrapped,
+            )
+            .map_err(|_| anyhow!("wrapping the data key"))?;
+        let mut out = Vec::with_capacity(bytes.len());
+        out.extend_from_slice(&new_nonce);
+        out.extend_from_slice(&rewrapped);
+        out.extend_from_slice(sealed_body);
+        Ok(Some(Sealed {
+            key_id: current.id.clone(),
+            envelope: B64.encode(out),
+        }))
     }
 }
 
@@ -313,6 +372,46 @@ mod tests {
                 .open("650100", "k1", b"agency\0r1", &sealed.envelope)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_rewrapped_envelope_opens_without_the_retired_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let k1 = format!("k1:{}", B64.encode([1u8; 32]));
+        let k2 = format!("k2:{}", B64.encode([2u8; 32]));
+        let old = Keys::load(&cfg(&[("*", &[&k1])]), dir.path()).unwrap();
+        let sealed = old.seal("653100", b"a\0r1", b"secret content").unwrap();
+        let rotating = Keys::load(&cfg(&[("*", &[&k2, &k1])]), dir.path()).unwrap();
+        assert!(
+            rotating
+                .rewrap("653100", "k1", b"a\0r2", &sealed.envelope)
+                .is_err(),
+            "bound to its record"
+        );
+        let again = rotating
+            .rewrap("653100", "k1", b"a\0r1", &sealed.envelope)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.key_id, "k2");
+        assert!(
+            rotating
+                .rewrap("653100", "k2", b"a\0r1", &again.envelope)
+                .unwrap()
+                .is_none()
+        );
+        let retired = Keys::load(&cfg(&[("*", &[&k2])]), dir.path()).unwrap();
+        assert_eq!(
+            retired
+                .open("653100", "k2", b"a\0r1", &again.envelope)
+                .unwrap(),
+            b"secret content"
+        );
+        assert!(
+            retired
+                .open("653100", "k1", b"a\0r1", &sealed.envelope)
+                .is_err()
+        );
+        assert_eq!(retired.current_ids(), ["k2"]);
     }
 
     #[test]

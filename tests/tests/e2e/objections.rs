@@ -27,6 +27,7 @@ crate::on_both_engines!(
     each_decision_on_an_objection_reaches_readers_and_the_subject,
     an_objection_undecided_past_its_deadline_is_listed_and_filed,
     the_purge_removes_exactly_the_expired_records,
+    a_rotated_key_is_retired_once_every_envelope_is_wrapped_again,
 );
 
 /// A query made at run time, for `scalar_i64`.
@@ -830,6 +831,122 @@ async fn concurrent_objections_and_decisions_take_effect_once() {
     assert_eq!(
         scalar_i64(&url, "SELECT COUNT(*) FROM datapush_objection").await,
         5
+    );
+    t.stop().await;
+}
+
+async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: Engine) {
+    use creditmesh_datapush::seal::Keys;
+    use creditmesh_rpc::service::DataPushConfig;
+
+    let Some((t, clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    push(
+        t.node("agency-kashgar").await,
+        (0..450)
+            .map(|i| loan(&format!("k-{i}"), &who, "2026-09-01", i as f64))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let r0 = record_id(&t, "k-0").await;
+    let mut desk = client(&t, "regulator-653100").await;
+    let o = desk
+        .file_objection(FileObjectionRequest {
+            request_id: "rot".into(),
+            record_id: r0.clone(),
+            subject_identifier: who.clone(),
+            ground: ObjectionGround::Error as i32,
+            statement: "sealed statement".into(),
+            contact: "aynur@example.org".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    let mut correct = resolve(&o.objection_id, "rot-d", ObjectionDecision::Correct);
+    correct.corrected_content =
+        br#"{"amount_due": 0, "due_on": "2026-08-31", "days_overdue": 0}"#.to_vec();
+    client(&t, "agency-kashgar")
+        .await
+        .resolve_objection(correct)
+        .await
+        .unwrap();
+    let url = t.db_url("datapush");
+    let stale = "SELECT (SELECT COUNT(*) FROM datapush_record WHERE key_id <> 'k2') \
+                 + (SELECT COUNT(*) FROM datapush_version WHERE key_id <> 'k2') \
+                 + (SELECT COUNT(*) FROM datapush_objection WHERE key_id <> 'k2')";
+    assert_eq!(scalar_i64(&url, stale).await, 450 + 451 + 1);
+
+    // A replica starts with the new key listed first: it wraps everything again.
+    let generated = std::fs::read_to_string(t.pki_dir.join("datapush-kek.key")).unwrap();
+    let k2 = "k2:CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=".to_owned();
+    let rotating = DataPushConfig {
+        keys: [(
+            "*".to_owned(),
+            vec![k2.clone(), generated.trim().to_owned()],
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let rotating = std::sync::Arc::new(rotating);
+    let _replica = t
+        .replica("datapush", clock.clone(), |rt| {
+            rt.datapush = rotating.clone()
+        })
+        .await;
+    eventually(
+        "every envelope is under the new key",
+        Duration::from_secs(60),
+        || async { (scalar_i64(&url, stale).await == 0).then_some(()) },
+    )
+    .await;
+
+    // With the old key gone, everything still opens.
+    let retired = Keys::load(
+        &DataPushConfig {
+            keys: [("*".to_owned(), vec![k2])].into(),
+            ..Default::default()
+        },
+        &t.pki_dir,
+    )
+    .unwrap();
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT r.tenant, r.agency_uscc, r.record_key, v.key_id, v.envelope \
+         FROM datapush_version v JOIN datapush_record r ON r.record_id = v.record_id \
+         UNION ALL SELECT tenant, agency_uscc, record_key, key_id, envelope FROM datapush_record",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 451 + 450);
+    for r in &rows {
+        let (tenant, agency, key, key_id, envelope): (String, String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let binding = [agency.as_bytes(), b"\0", key.as_bytes()].concat();
+        let plain = retired.open(&tenant, &key_id, &binding, &envelope).unwrap();
+        assert!(!plain.is_empty());
+    }
+    let (tenant, key_id, envelope): (String, String, String) = {
+        let r = sqlx::query("SELECT tenant, key_id, private_envelope FROM datapush_objection")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    let binding = [b"objection\0".as_slice(), o.objection_id.as_bytes()].concat();
+    let plain = retired.open(&tenant, &key_id, &binding, &envelope).unwrap();
+    assert!(
+        String::from_utf8(plain)
+            .unwrap()
+            .contains("sealed statement")
     );
     t.stop().await;
 }
