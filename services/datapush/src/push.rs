@@ -3,7 +3,7 @@
 //! filing must be active when the stream opens and at every batch; a revocation ends the
 //! stream within a second, what was acknowledged before it stays.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
@@ -111,6 +111,40 @@ async fn read_ahead(
     }
 }
 
+/// Batches being written at once on one stream, each in its own transaction: one commits
+/// while the next is checked and sealed. Batches in flight never share a key, so a key's
+/// versions follow the order it was sent in; acknowledgements go out in order.
+const WRITERS: usize = 2;
+
+type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Status>>;
+
+/// Waits for the oldest batch in flight and sends its acknowledgements; `false` when the
+/// client has gone.
+async fn finish_oldest(
+    writing: &mut VecDeque<(Writing, HashSet<String>)>,
+    acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+) -> Result<bool, Status> {
+    let Some((handle, _)) = writing.front_mut() else {
+        return Ok(true);
+    };
+    let done = handle.await;
+    writing.pop_front();
+    send_acks(done, acks).await
+}
+
+async fn send_acks(
+    done: Result<Result<Vec<PushRecordsResponse>, Status>, tokio::task::JoinError>,
+    acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+) -> Result<bool, Status> {
+    let answers = done.map_err(|e| Status::internal(format!("batch writer: {e}")))??;
+    for a in answers {
+        if acks.send(Ok(a)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 async fn serve_batches(
     api: &Api,
     ctx: &CallContext,
@@ -120,20 +154,37 @@ async fn serve_batches(
 ) -> Result<(), Status> {
     let mut check = tokio::time::interval(STANDING_CHECK);
     check.reset();
+    let mut standing = still_active(api, uscc).await?;
+    let mut checked_at = tokio::time::Instant::now();
     let mut carried: Option<CreditRecord> = None;
+    let mut writing: VecDeque<(Writing, HashSet<String>)> = VecDeque::new();
     loop {
         let first = match carried.take() {
             Some(r) => r,
             None => {
+                let oldest_done = async {
+                    match writing.front_mut() {
+                        Some((handle, _)) => handle.await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let next = tokio::select! {
                     next = inbound.recv() => next,
+                    done = oldest_done => {
+                        writing.pop_front();
+                        if !send_acks(done, acks).await? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                     _ = check.tick() => {
-                        still_active(api, uscc).await?;
+                        standing = still_active(api, uscc).await?;
+                        checked_at = tokio::time::Instant::now();
                         continue;
                     }
                 };
                 match next {
-                    None => return Ok(()),
+                    None => break,
                     Some(Err(e)) => return Err(e),
                     Some(Ok(req)) => req.record.unwrap_or_default(),
                 }
@@ -144,6 +195,7 @@ async fn serve_batches(
         // A batch takes what arrives within a few milliseconds of its first record: one
         // commit for many records when they stream in, little wait when one comes alone.
         let linger = tokio::time::Instant::now() + LINGER;
+        let mut closed = false;
         while batch.len() < BATCH {
             let next = match inbound.try_recv() {
                 Ok(next) => Some(Some(next)),
@@ -165,19 +217,48 @@ async fn serve_batches(
                 }
                 Some(Some(Err(e))) => return Err(e),
                 // The client closed its side: this batch is the last.
-                Some(None) | None => break,
+                Some(None) => {
+                    closed = true;
+                    break;
+                }
+                None => break,
             }
         }
-        let size = batch.len();
-        let started = std::time::Instant::now();
-        let answers = write(api, ctx, uscc, batch).await?;
-        tracing::debug!(agency = %uscc, size, took_ms = started.elapsed().as_millis() as u64, "batch written");
-        for a in answers {
-            if acks.send(Ok(a)).await.is_err() {
+        // A batch in flight that holds one of these keys goes first, and never more than
+        // WRITERS at once.
+        while writing.len() >= WRITERS || writing.iter().any(|(_, held)| !held.is_disjoint(&keys)) {
+            if !finish_oldest(&mut writing, acks).await? {
                 return Ok(());
             }
         }
+        if checked_at.elapsed() >= STANDING_CHECK {
+            standing = still_active(api, uscc).await?;
+            checked_at = tokio::time::Instant::now();
+        }
+        let (api, ctx, uscc, tenant) = (
+            api.clone(),
+            ctx.clone(),
+            uscc.to_owned(),
+            standing.tenant.clone(),
+        );
+        let handle = tokio::spawn(async move {
+            let size = batch.len();
+            let started = std::time::Instant::now();
+            let answers = write(&api, &ctx, &uscc, &tenant, batch).await;
+            tracing::debug!(agency = %uscc, size, took_ms = started.elapsed().as_millis() as u64, "batch written");
+            answers
+        });
+        writing.push_back((handle, keys));
+        if closed {
+            break;
+        }
     }
+    while !writing.is_empty() {
+        if !finish_oldest(&mut writing, acks).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 async fn still_active(api: &Api, uscc: &str) -> Result<Standing, Status> {
@@ -360,10 +441,10 @@ async fn write(
     api: &Api,
     ctx: &CallContext,
     uscc: &str,
+    tenant: &str,
     batch: Vec<CreditRecord>,
 ) -> Result<Vec<PushRecordsResponse>, Status> {
     let today = cst_date(api.store.now()).map_err(|e| Status::internal(e.to_string()))?;
-    let standing = still_active(api, uscc).await?;
     let mut answers: Vec<Option<PushRecordsResponse>> = vec![None; batch.len()];
     let mut checked = Vec::new();
     for (i, r) in batch.iter().enumerate() {
@@ -382,7 +463,6 @@ async fn write(
         .map(|(_, c)| c.record.record_key.as_str())
         .collect();
     let (checked, fingerprints, keys) = (&checked, &fingerprints, &keys);
-    let tenant = standing.tenant.as_str();
     let outcome = store
         .write(ctx, "PushRecords", |mut tx| async move {
             if store.db.engine() == creditmesh_storage::Engine::Postgres {
@@ -393,7 +473,7 @@ async fn write(
                     .await
                     .map_err(creditmesh_storage::StorageError::from)?;
             }
-            let held = store::held(&mut tx, uscc, keys).await?;
+            let held = store::held(&mut tx, store.db.engine(), uscc, keys).await?;
             let mut to_write = Vec::new();
             let mut results = Vec::new();
             let mut deleted = Vec::new();
@@ -438,7 +518,15 @@ async fn write(
                     }
                 }
             }
-            let written = store::upsert(&mut tx, uscc, tenant, store.now(), &to_write).await?;
+            let written = store::upsert(
+                &mut tx,
+                store.db.engine(),
+                uscc,
+                tenant,
+                store.now(),
+                &to_write,
+            )
+            .await?;
             for w in written.iter().filter(|w| w.version > 1) {
                 store::notify_readers(&mut tx, &w.record_id, w.version, "updated", store.now())
                     .await?;
@@ -452,7 +540,9 @@ async fn write(
                     Some(w) => results.push((*i, PushResult::Updated, w.version)),
                     // Written by another stream with the same content meanwhile, or deleted.
                     None => {
-                        let now = store::held(&mut tx, uscc, &[r.record_key.as_str()]).await?;
+                        let now =
+                            store::held(&mut tx, store.db.engine(), uscc, &[r.record_key.as_str()])
+                                .await?;
                         match now.first() {
                             Some(h) if h.status == "deleted" => deleted.push(*i),
                             h => results.push((

@@ -1,8 +1,10 @@
 //! SQL of pushed records: a batch is written with one multi-row upsert whose conflict clause
 //! decides new, new version or duplicate, and the versions it made are copied into the history.
+//! On PostgreSQL a batch travels as one JSON parameter and the upsert and its history are one
+//! statement; SQLite takes a row of parameters per record.
 
-use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use creditmesh_storage::{Engine, StorageError};
 
 /// A record checked and sealed, ready to write.
 pub struct Prepared {
@@ -36,11 +38,23 @@ fn places(from: usize, n: usize) -> String {
 /// What `agency` holds under `keys`.
 pub async fn held(
     conn: &mut AnyConnection,
+    engine: Engine,
     agency: &str,
     keys: &[&str],
 ) -> Result<Vec<Held>, StorageError> {
     if keys.is_empty() {
         return Ok(Vec::new());
+    }
+    if engine == Engine::Postgres {
+        let rows = sqlx::query(
+            "SELECT record_key, record_id, version, fingerprint, status FROM datapush_record \
+             WHERE agency_uscc = $1 AND record_key IN (SELECT json_array_elements_text($2::json))",
+        )
+        .bind(agency.to_owned())
+        .bind(serde_json::to_string(keys).map_err(|e| StorageError::Other(e.to_string()))?)
+        .fetch_all(&mut *conn)
+        .await?;
+        return held_rows(&rows);
     }
     let sql = format!(
         "SELECT record_key, record_id, version, fingerprint, status FROM datapush_record \
@@ -78,6 +92,7 @@ const COLUMNS: usize = 15;
 /// duplicate.
 pub async fn upsert(
     conn: &mut AnyConnection,
+    engine: Engine,
     agency: &str,
     tenant: &str,
     now: i64,
@@ -86,6 +101,9 @@ pub async fn upsert(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
+    if engine == Engine::Postgres {
+        return upsert_pg(conn, agency, tenant, now, batch).await;
+    }
     let values = (0..batch.len())
         .map(|i| format!("({})", places(1 + i * COLUMNS, COLUMNS)))
         .collect::<Vec<_>>()
@@ -93,16 +111,7 @@ pub async fn upsert(
     let sql = format!(
         "INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, subject_kind, \
          subject_index, category, collected_on, fingerprint, envelope, key_id, version, status, \
-         received_at, updated_at) VALUES {values} \
-         ON CONFLICT (agency_uscc, record_key) DO UPDATE SET tenant = excluded.tenant, \
-         subject_kind = excluded.subject_kind, subject_index = excluded.subject_index, \
-         category = excluded.category, collected_on = excluded.collected_on, \
-         fingerprint = excluded.fingerprint, envelope = excluded.envelope, \
-         key_id = excluded.key_id, version = datapush_record.version + 1, \
-         updated_at = excluded.updated_at \
-         WHERE datapush_record.fingerprint <> excluded.fingerprint \
-         AND datapush_record.status <> 'deleted' \
-         RETURNING record_key, record_id, version, fingerprint, status"
+         received_at, updated_at) VALUES {values} {ON_CONFLICT}"
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for p in batch {
@@ -138,6 +147,67 @@ pub async fn upsert(
         q.execute(&mut *conn).await?;
     }
     Ok(written)
+}
+
+/// New content under a held key is its next version; the same content, or a key whose record
+/// was deleted on an objection, is left alone.
+const ON_CONFLICT: &str = "ON CONFLICT (agency_uscc, record_key) DO UPDATE SET \
+    tenant = excluded.tenant, subject_kind = excluded.subject_kind, \
+    subject_index = excluded.subject_index, category = excluded.category, \
+    collected_on = excluded.collected_on, fingerprint = excluded.fingerprint, \
+    envelope = excluded.envelope, key_id = excluded.key_id, \
+    version = datapush_record.version + 1, updated_at = excluded.updated_at \
+    WHERE datapush_record.fingerprint <> excluded.fingerprint \
+    AND datapush_record.status <> 'deleted' \
+    RETURNING record_key, record_id, version, fingerprint, status";
+
+/// The PostgreSQL form of [`upsert`]: the batch as one JSON parameter, the records and their
+/// history written by one statement.
+async fn upsert_pg(
+    conn: &mut AnyConnection,
+    agency: &str,
+    tenant: &str,
+    now: i64,
+    batch: &[Prepared],
+) -> Result<Vec<Held>, StorageError> {
+    let rows: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "record_id": uuid::Uuid::now_v7().to_string(),
+                "record_key": p.record_key,
+                "subject_kind": p.subject_kind,
+                "subject_index": p.subject_index,
+                "category": p.category,
+                "collected_on": p.collected_on,
+                "fingerprint": p.fingerprint,
+                "envelope": p.envelope,
+                "key_id": p.key_id,
+            })
+        })
+        .collect();
+    let sql = format!(
+        "WITH batch AS (SELECT * FROM json_to_recordset($4::json) AS x(record_id text, \
+         record_key text, subject_kind text, subject_index text, category text, \
+         collected_on text, fingerprint text, envelope text, key_id text)), \
+         written AS (INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, \
+         subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, \
+         version, status, received_at, updated_at) SELECT record_id, $1, $2, record_key, \
+         subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, 1, \
+         'active', $3, $3 FROM batch {ON_CONFLICT}, envelope, key_id, updated_at), \
+         history AS (INSERT INTO datapush_version (record_id, version, fingerprint, envelope, \
+         key_id, changed_at, change) SELECT record_id, version, fingerprint, envelope, key_id, \
+         updated_at, 'pushed' FROM written) \
+         SELECT record_key, record_id, version, fingerprint, status FROM written"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.to_owned())
+        .bind(agency.to_owned())
+        .bind(now)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    held_rows(&rows)
 }
 
 /// One record as stored, sealed.
