@@ -1,4 +1,4 @@
-//! The service's migrations (the same DDL on both engines).
+//! The service's migrations.
 
 use creditmesh_storage::Migration;
 
@@ -15,6 +15,14 @@ pub fn migrations() -> Vec<Migration> {
             "objections, uses, correction notices, access codes, purges",
             include_str!("../migrations/101_objections.sql"),
             include_str!("../migrations/101_objections.sql"),
+        ),
+        // A record holds its current version; the versions it had are kept by the database
+        // as it moves on, whatever statement moves it.
+        Migration::new(
+            102,
+            "history of earlier versions kept by a trigger",
+            include_str!("../migrations/102_history_by_trigger.sqlite.sql"),
+            include_str!("../migrations/102_history_by_trigger.postgres.sql"),
         ),
     ]
 }

@@ -1,7 +1,8 @@
 //! SQL of pushed records: a batch is written with one multi-row upsert whose conflict clause
-//! decides new, new version or duplicate, and the versions it made are copied into the history.
-//! On PostgreSQL a batch travels as one JSON parameter and the upsert and its history are one
-//! statement; SQLite takes a row of parameters per record.
+//! decides new, new version or duplicate. A record row holds its current version; the one it
+//! replaces goes to `datapush_version` by a trigger (migration 102), whatever statement moves
+//! it on. On PostgreSQL a batch travels as one JSON parameter; SQLite takes a row of parameters
+//! per record.
 
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::{Engine, StorageError};
@@ -132,21 +133,7 @@ pub async fn upsert(
             .bind(now)
             .bind(now);
     }
-    let written = held_rows(&q.fetch_all(&mut *conn).await?)?;
-    if !written.is_empty() {
-        let sql = format!(
-            "INSERT INTO datapush_version (record_id, version, fingerprint, envelope, key_id, \
-             changed_at, change) SELECT record_id, version, fingerprint, envelope, key_id, \
-             updated_at, 'pushed' FROM datapush_record WHERE record_id IN ({})",
-            places(1, written.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for w in &written {
-            q = q.bind(w.record_id.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(written)
+    held_rows(&q.fetch_all(&mut *conn).await?)
 }
 
 /// New content under a held key is its next version; the same content, or a key whose record
@@ -156,13 +143,12 @@ const ON_CONFLICT: &str = "ON CONFLICT (agency_uscc, record_key) DO UPDATE SET \
     subject_index = excluded.subject_index, category = excluded.category, \
     collected_on = excluded.collected_on, fingerprint = excluded.fingerprint, \
     envelope = excluded.envelope, key_id = excluded.key_id, \
-    version = datapush_record.version + 1, updated_at = excluded.updated_at \
-    WHERE datapush_record.fingerprint <> excluded.fingerprint \
+    version = datapush_record.version + 1, updated_at = excluded.updated_at, \
+    change = 'pushed' WHERE datapush_record.fingerprint <> excluded.fingerprint \
     AND datapush_record.status <> 'deleted' \
     RETURNING record_key, record_id, version, fingerprint, status";
 
-/// The PostgreSQL form of [`upsert`]: the batch as one JSON parameter, the records and their
-/// history written by one statement.
+/// The PostgreSQL form of [`upsert`]: the batch as one JSON parameter.
 async fn upsert_pg(
     conn: &mut AnyConnection,
     agency: &str,
@@ -187,18 +173,13 @@ async fn upsert_pg(
         })
         .collect();
     let sql = format!(
-        "WITH batch AS (SELECT * FROM json_to_recordset($4::json) AS x(record_id text, \
-         record_key text, subject_kind text, subject_index text, category text, \
-         collected_on text, fingerprint text, envelope text, key_id text)), \
-         written AS (INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, \
+        "INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, \
          subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, \
          version, status, received_at, updated_at) SELECT record_id, $1, $2, record_key, \
          subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, 1, \
-         'active', $3, $3 FROM batch {ON_CONFLICT}, envelope, key_id, updated_at), \
-         history AS (INSERT INTO datapush_version (record_id, version, fingerprint, envelope, \
-         key_id, changed_at, change) SELECT record_id, version, fingerprint, envelope, key_id, \
-         updated_at, 'pushed' FROM written) \
-         SELECT record_key, record_id, version, fingerprint, status FROM written"
+         'active', $3, $3 FROM json_to_recordset($4::json) AS x(record_id text, \
+         record_key text, subject_kind text, subject_index text, category text, \
+         collected_on text, fingerprint text, envelope text, key_id text) {ON_CONFLICT}"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.to_owned())
@@ -284,13 +265,15 @@ pub struct VersionRow {
     pub change: String,
 }
 
+/// Every version of a record, the current one last.
 pub async fn versions(
     conn: &mut AnyConnection,
     record_id: &str,
 ) -> Result<Vec<VersionRow>, StorageError> {
     let rows = sqlx::query(
         "SELECT version, envelope, key_id, changed_at, change FROM datapush_version \
-         WHERE record_id = $1 ORDER BY version",
+         WHERE record_id = $1 UNION ALL SELECT version, envelope, key_id, updated_at, change \
+         FROM datapush_record WHERE record_id = $1 ORDER BY 1",
     )
     .bind(record_id.to_owned())
     .fetch_all(&mut *conn)
@@ -310,7 +293,7 @@ pub async fn versions(
 }
 
 /// Gives the record new content (or none: `envelope` empty for a deletion) as its next version,
-/// kept in its history under `change`; answers the new version.
+/// made by `change`; the version it had goes to the history. Answers the new version.
 pub async fn new_version(
     conn: &mut AnyConnection,
     record_id: &str,
@@ -320,32 +303,19 @@ pub async fn new_version(
     now: i64,
     change: &str,
 ) -> Result<i64, StorageError> {
-    let version: i64 = sqlx::query(
+    Ok(sqlx::query(
         "UPDATE datapush_record SET version = version + 1, fingerprint = $1, envelope = $2, \
-         key_id = $3, updated_at = $4 WHERE record_id = $5 RETURNING version",
+         key_id = $3, updated_at = $4, change = $5 WHERE record_id = $6 RETURNING version",
     )
-    .bind(fingerprint.to_owned())
-    .bind(envelope.to_owned())
-    .bind(key_id.to_owned())
-    .bind(now)
-    .bind(record_id.to_owned())
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
-    sqlx::query(
-        "INSERT INTO datapush_version (record_id, version, fingerprint, envelope, key_id, \
-         changed_at, change) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(record_id.to_owned())
-    .bind(version)
     .bind(fingerprint.to_owned())
     .bind(envelope.to_owned())
     .bind(key_id.to_owned())
     .bind(now)
     .bind(change.to_owned())
-    .execute(&mut *conn)
-    .await?;
-    Ok(version)
+    .bind(record_id.to_owned())
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?)
 }
 
 /// Erases the content of every earlier version of a deleted record: what was deleted is not
