@@ -45,8 +45,9 @@ pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
 impl Category {
     /// Checks `content` (JSON) against the fields: an object, every required field present,
     /// every field of its type, no field the category does not name. Each problem names its
-    /// field as `content.NAME`.
-    pub fn check(&self, content: &[u8]) -> Result<(), Vec<(String, String)>> {
+    /// field as `content.NAME`. Answers the content in one canonical form (keys ordered, no
+    /// white space), so that the same content written otherwise is the same.
+    pub fn check(&self, content: &[u8]) -> Result<Vec<u8>, Vec<(String, String)>> {
         if content.len() > MAX_CONTENT_BYTES {
             return Err(vec![(
                 "content".into(),
@@ -82,7 +83,8 @@ impl Category {
             }
         }
         if problems.is_empty() {
-            Ok(())
+            serde_json::to_vec(&Value::Object(map))
+                .map_err(|e| vec![("content".to_owned(), e.to_string())])
         } else {
             Err(problems)
         }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::objection_store::{self, Filter, ObjectionRow};
-use crate::push::{canonical, fingerprint};
+use crate::push::fingerprint;
 use crate::store::{self, RecordRow};
 use crate::{Api, reads, subjects};
 
@@ -401,15 +401,18 @@ pub(crate) async fn resolve_objection(
                             row.category
                         ))
                     })?;
-                    if let Err(problems) = category.check(&req.corrected_content) {
-                        let mut v = Violations::default();
-                        for (field, why) in problems {
-                            v.add(field.replacen("content", "corrected_content", 1), why);
+                    let content = match category.check(&req.corrected_content) {
+                        Ok(canonical) => canonical,
+                        Err(problems) => {
+                            let mut v = Violations::default();
+                            for (field, why) in problems {
+                                v.add(field.replacen("content", "corrected_content", 1), why);
+                            }
+                            return Err(v.into_error());
                         }
-                        v.finish()?;
-                    }
+                    };
                     let mut record = reads::content(api, &row)?;
-                    record.content = canonical(&req.corrected_content);
+                    record.content = content;
                     Some(record)
                 } else {
                     None

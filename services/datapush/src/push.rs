@@ -114,7 +114,7 @@ async fn read_ahead(
 /// Batches being written at once on one stream, each in its own transaction: one commits
 /// while the next is checked and sealed. Batches in flight never share a key, so a key's
 /// versions follow the order it was sent in; acknowledgements go out in order.
-const WRITERS: usize = 2;
+const WRITERS: usize = 3;
 
 type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Status>>;
 
@@ -361,7 +361,7 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
             ));
         }
         match c.check(&r.content) {
-            Ok(()) => content = canonical(&r.content),
+            Ok(canonical) => content = canonical,
             Err(p) => problems.extend(p),
         }
         match parse_iso_date(r.collected_on.trim()) {
@@ -426,14 +426,6 @@ pub(crate) fn fingerprint(
         &r.content,
         r.collected_on.as_bytes(),
     ])
-}
-
-/// Content as it is stored: one canonical JSON form, so that the same content written
-/// otherwise is a duplicate.
-pub(crate) fn canonical(content: &[u8]) -> Vec<u8> {
-    serde_json::from_slice::<serde_json::Value>(content)
-        .and_then(|v| serde_json::to_vec(&v))
-        .unwrap_or_default()
 }
 
 /// Checks, seals and writes one batch; one answer per record, in order.

@@ -156,22 +156,33 @@ async fn upsert_pg(
     now: i64,
     batch: &[Prepared],
 ) -> Result<Vec<Held>, StorageError> {
-    let rows: Vec<serde_json::Value> = batch
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        record_id: String,
+        record_key: &'a str,
+        subject_kind: &'a str,
+        subject_index: &'a str,
+        category: &'a str,
+        collected_on: &'a str,
+        fingerprint: &'a str,
+        envelope: &'a str,
+        key_id: &'a str,
+    }
+    let rows: Vec<Row<'_>> = batch
         .iter()
-        .map(|p| {
-            serde_json::json!({
-                "record_id": uuid::Uuid::now_v7().to_string(),
-                "record_key": p.record_key,
-                "subject_kind": p.subject_kind,
-                "subject_index": p.subject_index,
-                "category": p.category,
-                "collected_on": p.collected_on,
-                "fingerprint": p.fingerprint,
-                "envelope": p.envelope,
-                "key_id": p.key_id,
-            })
+        .map(|p| Row {
+            record_id: uuid::Uuid::now_v7().to_string(),
+            record_key: &p.record_key,
+            subject_kind: p.subject_kind,
+            subject_index: &p.subject_index,
+            category: &p.category,
+            collected_on: &p.collected_on,
+            fingerprint: &p.fingerprint,
+            envelope: &p.envelope,
+            key_id: &p.key_id,
         })
         .collect();
+    let rows = serde_json::to_string(&rows).map_err(|e| StorageError::Other(e.to_string()))?;
     let sql = format!(
         "INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, \
          subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, \
@@ -185,7 +196,7 @@ async fn upsert_pg(
         .bind(tenant.to_owned())
         .bind(agency.to_owned())
         .bind(now)
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(rows)
         .fetch_all(&mut *conn)
         .await?;
     held_rows(&rows)
