@@ -61,15 +61,15 @@ impl Category {
         };
         let mut problems = Vec::new();
         for f in &self.fields {
-            let field = format!("content.{}", f.name);
+            let field = || format!("content.{}", f.name);
             match map.get(&f.name) {
                 None | Some(Value::Null) if f.required => {
-                    problems.push((field, "is required".into()))
+                    problems.push((field(), "is required".into()))
                 }
                 None | Some(Value::Null) => {}
                 Some(v) => {
                     if let Err(why) = f.kind.check(v) {
-                        problems.push((field, why));
+                        problems.push((field(), why));
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //! filing must be active when the stream opens and at every batch; a revocation ends the
 //! stream within a second, what was acknowledged before it stays.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
@@ -123,20 +123,27 @@ type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Status>>
 async fn finish_oldest(
     writing: &mut VecDeque<(Writing, HashSet<String>)>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+    fresh: &mut bool,
 ) -> Result<bool, Status> {
     let Some((handle, _)) = writing.front_mut() else {
         return Ok(true);
     };
     let done = handle.await;
     writing.pop_front();
-    send_acks(done, acks).await
+    send_acks(done, acks, fresh).await
 }
 
+/// Sends a batch's acknowledgements; `fresh` tells whether it held only new records (the
+/// next batch is then written without looking its keys up first).
 async fn send_acks(
     done: Result<Result<Vec<PushRecordsResponse>, Status>, tokio::task::JoinError>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
+    fresh: &mut bool,
 ) -> Result<bool, Status> {
     let answers = done.map_err(|e| Status::internal(format!("batch writer: {e}")))??;
+    *fresh = answers
+        .iter()
+        .all(|a| a.result == PushResult::Stored as i32 || a.result == PushResult::Rejected as i32);
     for a in answers {
         if acks.send(Ok(a)).await.is_err() {
             return Ok(false);
@@ -158,6 +165,7 @@ async fn serve_batches(
     let mut checked_at = tokio::time::Instant::now();
     let mut carried: Option<CreditRecord> = None;
     let mut writing: VecDeque<(Writing, HashSet<String>)> = VecDeque::new();
+    let mut fresh = false;
     loop {
         let first = match carried.take() {
             Some(r) => r,
@@ -172,7 +180,7 @@ async fn serve_batches(
                     next = inbound.recv() => next,
                     done = oldest_done => {
                         writing.pop_front();
-                        if !send_acks(done, acks).await? {
+                        if !send_acks(done, acks, &mut fresh).await? {
                             return Ok(());
                         }
                         continue;
@@ -227,7 +235,7 @@ async fn serve_batches(
         // A batch in flight that holds one of these keys goes first, and never more than
         // WRITERS at once.
         while writing.len() >= WRITERS || writing.iter().any(|(_, held)| !held.is_disjoint(&keys)) {
-            if !finish_oldest(&mut writing, acks).await? {
+            if !finish_oldest(&mut writing, acks, &mut fresh).await? {
                 return Ok(());
             }
         }
@@ -244,7 +252,7 @@ async fn serve_batches(
         let handle = tokio::spawn(async move {
             let size = batch.len();
             let started = std::time::Instant::now();
-            let answers = write(&api, &ctx, &uscc, &tenant, batch).await;
+            let answers = write(&api, &ctx, &uscc, &tenant, fresh, batch).await;
             tracing::debug!(agency = %uscc, size, took_ms = started.elapsed().as_millis() as u64, "batch written");
             answers
         });
@@ -254,7 +262,7 @@ async fn serve_batches(
         }
     }
     while !writing.is_empty() {
-        if !finish_oldest(&mut writing, acks).await? {
+        if !finish_oldest(&mut writing, acks, &mut fresh).await? {
             return Ok(());
         }
     }
@@ -434,6 +442,7 @@ async fn write(
     ctx: &CallContext,
     uscc: &str,
     tenant: &str,
+    fresh: bool,
     batch: Vec<CreditRecord>,
 ) -> Result<Vec<PushRecordsResponse>, Status> {
     let today = cst_date(api.store.now()).map_err(|e| Status::internal(e.to_string()))?;
@@ -465,7 +474,15 @@ async fn write(
                     .await
                     .map_err(creditmesh_storage::StorageError::from)?;
             }
-            let held = store::held(&mut tx, store.db.engine(), uscc, keys).await?;
+            // A stream of new records skips the lookup: the upsert tells what it wrote, and
+            // only what it did not write is looked up afterwards.
+            let held = if fresh {
+                Vec::new()
+            } else {
+                store::held(&mut tx, store.db.engine(), uscc, keys).await?
+            };
+            let held: HashMap<&str, &store::Held> =
+                held.iter().map(|h| (h.record_key.as_str(), h)).collect();
             let mut to_write = Vec::new();
             let mut results = Vec::new();
             let mut deleted = Vec::new();
@@ -481,7 +498,7 @@ async fn write(
                 fp,
             ) in checked.iter().zip(fingerprints)
             {
-                match held.iter().find(|h| h.record_key == r.record_key) {
+                match held.get(r.record_key.as_str()) {
                     Some(h) if h.status == "deleted" => {
                         deleted.push(*i);
                     }
@@ -519,31 +536,41 @@ async fn write(
                 &to_write,
             )
             .await?;
-            for w in written.iter().filter(|w| w.version > 1) {
+            let updated: Vec<&store::Held> = written.iter().filter(|w| w.version > 1).collect();
+            let ids: Vec<&str> = updated.iter().map(|w| w.record_id.as_str()).collect();
+            let read = store::read_before(&mut tx, &ids).await?;
+            for w in updated.iter().filter(|w| read.contains(&w.record_id)) {
                 store::notify_readers(&mut tx, &w.record_id, w.version, "updated", store.now())
                     .await?;
             }
+            let answered: HashSet<usize> = results
+                .iter()
+                .map(|(i, _, _)| *i)
+                .chain(deleted.iter().copied())
+                .collect();
+            let written: HashMap<&str, &store::Held> =
+                written.iter().map(|w| (w.record_key.as_str(), w)).collect();
+            let mut unwritten = Vec::new();
             for (i, Checked { record: r, .. }) in checked.iter() {
-                if results.iter().any(|(j, _, _)| j == i) || deleted.contains(i) {
+                if answered.contains(i) {
                     continue;
                 }
-                match written.iter().find(|w| w.record_key == r.record_key) {
+                match written.get(r.record_key.as_str()) {
                     Some(w) if w.version == 1 => results.push((*i, PushResult::Stored, 1)),
                     Some(w) => results.push((*i, PushResult::Updated, w.version)),
-                    // Written by another stream with the same content meanwhile, or deleted.
-                    None => {
-                        let now =
-                            store::held(&mut tx, store.db.engine(), uscc, &[r.record_key.as_str()])
-                                .await?;
-                        match now.first() {
-                            Some(h) if h.status == "deleted" => deleted.push(*i),
-                            h => results.push((
-                                *i,
-                                PushResult::Duplicate,
-                                h.map_or(0, |h| h.version),
-                            )),
-                        }
-                    }
+                    None => unwritten.push((*i, r.record_key.as_str())),
+                }
+            }
+            // Not written: the same content is held (sent before, or by another stream
+            // meanwhile), or the record was deleted on an objection.
+            let keys: Vec<&str> = unwritten.iter().map(|(_, k)| *k).collect();
+            let now = store::held(&mut tx, store.db.engine(), uscc, &keys).await?;
+            let now: HashMap<&str, &store::Held> =
+                now.iter().map(|h| (h.record_key.as_str(), h)).collect();
+            for (i, key) in unwritten {
+                match now.get(key) {
+                    Some(h) if h.status == "deleted" => deleted.push(i),
+                    h => results.push((i, PushResult::Duplicate, h.map_or(0, |h| h.version))),
                 }
             }
             Ok((

@@ -214,11 +214,17 @@ impl Keys {
     /// Seals `plaintext` for `tenant`, bound to `binding` (what identifies its record).
     pub fn seal(&self, tenant: &str, binding: &[u8], plaintext: &[u8]) -> Result<Sealed> {
         let kek = &self.keks(tenant)?[0];
-        let mut dek = [0u8; KEY_LEN];
+        // The data key and both nonces from one draw.
+        let mut fresh = [0u8; KEY_LEN + 2 * NONCE_LEN];
         self.rng
-            .fill(&mut dek)
+            .fill(&mut fresh)
             .map_err(|_| anyhow!("no randomness"))?;
-        let wrap_nonce = self.nonce()?;
+        let (dek, nonces) = fresh.split_at(KEY_LEN);
+        let (wrap_nonce, nonce) = nonces.split_at(NONCE_LEN);
+        let (wrap_nonce, nonce): ([u8; NONCE_LEN], [u8; NONCE_LEN]) = (
+            wrap_nonce.try_into().expect("nonce length"),
+            nonce.try_into().expect("nonce length"),
+        );
         let mut wrapped = dek.to_vec();
         kek.key
             .seal_in_place_append_tag(
@@ -227,9 +233,8 @@ impl Keys {
                 &mut wrapped,
             )
             .map_err(|_| anyhow!("wrapping the data key"))?;
-        let nonce = self.nonce()?;
         let mut body = plaintext.to_vec();
-        aead(&dek)?
+        aead(dek)?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(binding),

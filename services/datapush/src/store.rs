@@ -393,6 +393,29 @@ pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRo
         .collect::<Result<_, _>>()?)
 }
 
+/// Which of `record_ids` anyone has read.
+pub async fn read_before(
+    conn: &mut AnyConnection,
+    record_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StorageError> {
+    if record_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT DISTINCT record_id FROM datapush_use WHERE record_id IN ({})",
+        places(1, record_ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in record_ids {
+        q = q.bind((*id).to_owned());
+    }
+    Ok(q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
+}
+
 /// Tells every principal that read an earlier version of `record_id` that it is now at
 /// `version` (corrected, updated or deleted): one notice per reader and version, however often
 /// this is asked. Answers how many readers were told now.
