@@ -241,7 +241,7 @@ enum BenchCommand {
     /// and on PostgreSQL as many rows loaded with COPY into the same table; ends with one
     /// JSON line: rows/s of each, their ratio, rows written by the second push, peak RSS.
     Push {
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 1_000_000)]
         records: usize,
         /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
         /// otherwise, without COPY.
