@@ -329,6 +329,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             subject_identifier: who.clone(),
             ground: ObjectionGround::Privacy as i32,
             statement: "told to our counter in person".into(),
+            contact: "aynur@example.org".into(),
             ..Default::default()
         })
         .await
@@ -494,7 +495,8 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         "a code is for one person: {err:?}"
     );
 
-    // The subject is told at each step: received and decided, twice each by e-mail and SMS.
+    // The subject is told at each step: received and decided, for each of the three
+    // objections (two left an e-mail address, one a mobile number).
     let url = t.db_url("complaints");
     eventually("the subject is told", Duration::from_secs(30), || async {
         (scalar_i64(
@@ -502,11 +504,11 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NOT NULL",
         )
         .await
-            == 4)
+            == 6)
             .then_some(())
     })
     .await;
-    for (channel, n) in [("email", 2), ("sms", 2)] {
+    for (channel, n) in [("email", 4), ("sms", 2)] {
         assert_eq!(
             scalar_i64(
                 &url,
@@ -531,6 +533,23 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         1,
         "the subject is told the reasons for keeping"
     );
+    for (objection, says) in [
+        (&o1.objection_id, "corrected"),
+        (&o2.objection_id, "deleted"),
+    ] {
+        assert_eq!(
+            scalar_i64(
+                &url,
+                sql(format!(
+                    "SELECT COUNT(*) FROM complaints_notification WHERE tracking_number = \
+                     '{objection}' AND body LIKE '%{says}%'"
+                ))
+            )
+            .await,
+            1,
+            "the subject is told the record was {says}"
+        );
+    }
     t.stop().await;
 }
 
