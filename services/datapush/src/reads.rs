@@ -94,6 +94,36 @@ fn purpose(v: &mut Violations, purpose: &str) -> String {
     purpose.trim().to_owned()
 }
 
+/// Records per page of a subject's records.
+const PAGE: (i32, i32) = (20, 100);
+
+/// The page asked for: its size and the record it starts after, checked.
+fn page(v: &mut Violations, size: i32, token: &str) -> i64 {
+    if !creditmesh_domain::error::is_id_token(token) {
+        v.add("page_token", "is not a token this list gave out");
+    }
+    creditmesh_domain::page::size(v, size, PAGE.0, PAGE.1)
+}
+
+/// Whose records `ctx`'s caller sees: an agency its own, a prefecture's regulator or a
+/// department the agencies its authority holds, the region (and the subject) all.
+fn scope(ctx: &CallContext) -> store::Scope<'_> {
+    let p = &ctx.principal;
+    match p.kind {
+        PrincipalKind::Agency => store::Scope {
+            agency: Some(&p.subject),
+            tenant: None,
+        },
+        PrincipalKind::Regulator | PrincipalKind::Department if !p.tenant.is_region() => {
+            store::Scope {
+                tenant: Some(p.tenant.to_string()),
+                agency: None,
+            }
+        }
+        _ => store::Scope::default(),
+    }
+}
+
 /// Whether `ctx`'s caller, a regulator or department, may read records held by `tenant`.
 fn sees(ctx: &CallContext, tenant: &str) -> bool {
     Tenant::parse(tenant).is_ok_and(|t| ctx.principal.tenant.can_see(t))
@@ -206,21 +236,30 @@ pub(crate) async fn find_records(
             &mut v,
         );
         let purpose = purpose(&mut v, &req.purpose);
+        let limit = page(&mut v, req.page_size, &req.page_token);
         v.finish()?;
         let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
         let mut conn = api.store.db.acquire().await?;
-        let rows: Vec<RecordRow> = store::of_subject(&mut conn, &subject.index)
-            .await?
-            .into_iter()
-            .filter(|r| sees(ctx, &r.tenant))
-            .collect();
+        let mut rows = store::of_subject(
+            &mut conn,
+            &subject.index,
+            &scope(ctx),
+            &req.page_token,
+            limit + 1,
+        )
+        .await?;
         drop(conn);
+        let next_page_token =
+            creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
         let records = if rows.is_empty() {
             Vec::new()
         } else {
             read_logged(api, ctx, "FindRecords", rows, &purpose).await?
         };
-        Ok(FindRecordsResponse { records })
+        Ok(FindRecordsResponse {
+            records,
+            next_page_token,
+        })
     })
     .await
 }
@@ -290,6 +329,7 @@ pub(crate) async fn get_subject_report(
         if kind == PrincipalKind::Public {
             v.require("access_code", &req.access_code);
         }
+        let limit = page(&mut v, req.page_size, &req.page_token);
         v.finish()?;
         let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
         let mut conn = api.store.db.acquire().await?;
@@ -303,15 +343,16 @@ pub(crate) async fn get_subject_report(
             )
             .await?;
         }
-        let rows: Vec<RecordRow> = store::of_subject(&mut conn, &subject.index)
-            .await?
-            .into_iter()
-            .filter(|r| match kind {
-                PrincipalKind::Agency => r.agency_uscc == ctx.principal.subject,
-                PrincipalKind::Regulator => sees(ctx, &r.tenant),
-                _ => true,
-            })
-            .collect();
+        let mut rows = store::of_subject(
+            &mut conn,
+            &subject.index,
+            &scope(ctx),
+            &req.page_token,
+            limit + 1,
+        )
+        .await?;
+        let next_page_token =
+            creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
         if kind == PrincipalKind::Regulator && !rows.is_empty() {
             // A desk asking on the subject's behalf reads the records, and says why.
             drop(conn);
@@ -332,6 +373,7 @@ pub(crate) async fn get_subject_report(
         Ok(GetSubjectReportResponse {
             records,
             objections,
+            next_page_token,
         })
     })
     .await

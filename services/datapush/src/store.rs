@@ -251,17 +251,33 @@ pub async fn find(
     Ok(row.as_ref().map(record_row).transpose()?)
 }
 
-/// Every record about the subject of `subject_index`, oldest first.
+/// Whose records a reader may see: one authority's, one agency's, or all.
+#[derive(Default)]
+pub struct Scope<'a> {
+    pub tenant: Option<String>,
+    pub agency: Option<&'a str>,
+}
+
+/// The records about the subject of `subject_index` within `scope` after the record `after`
+/// (empty: from the first), in the order they were first received, at most `limit`.
 pub async fn of_subject(
     conn: &mut AnyConnection,
     subject_index: &str,
+    scope: &Scope<'_>,
+    after: &str,
+    limit: i64,
 ) -> Result<Vec<RecordRow>, StorageError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM datapush_record WHERE subject_index = $1 \
-         ORDER BY received_at, record_id LIMIT 1000"
+         AND record_id > $2 AND ($3 = '' OR tenant = $3) AND ($4 = '' OR agency_uscc = $4) \
+         ORDER BY record_id LIMIT $5"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(subject_index.to_owned())
+        .bind(after.to_owned())
+        .bind(scope.tenant.clone().unwrap_or_default())
+        .bind(scope.agency.unwrap_or_default().to_owned())
+        .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.iter().map(record_row).collect::<Result<_, _>>()?)

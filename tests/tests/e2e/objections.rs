@@ -98,6 +98,7 @@ async fn find(reader: &mut DataPushServiceClient<Channel>, purpose: &str) -> Vec
             subject_kind: SubjectKind::Person as i32,
             subject_identifier: subject(),
             purpose: purpose.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -156,6 +157,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             subject_kind: SubjectKind::Person as i32,
             subject_identifier: who.clone(),
             purpose: " ".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -494,6 +496,44 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         Code::PermissionDenied,
         "a code is for one person: {err:?}"
     );
+
+    // Both lists come in pages of the size asked for.
+    let page = |token: &str| FindRecordsRequest {
+        subject_kind: SubjectKind::Person as i32,
+        subject_identifier: who.clone(),
+        purpose: "paging".into(),
+        page_size: 2,
+        page_token: token.into(),
+    };
+    let first = region.find_records(page("")).await.unwrap().into_inner();
+    assert_eq!(first.records.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let second = region
+        .find_records(page(&first.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.records.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    let err = region.find_records(page("page-2")).await.unwrap_err();
+    assert!(fields(&err).contains(&"page_token".to_owned()), "{err:?}");
+    let paged = anyone
+        .get_subject_report(GetSubjectReportRequest {
+            subject_identifier: who.clone(),
+            access_code: code.clone(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(paged.records.len(), 1);
+    assert_eq!(
+        paged.objections.len(),
+        1,
+        "the objections of this page's record"
+    );
+    assert!(!paged.next_page_token.is_empty());
 
     // The subject is told at each step: received and decided, for each of the three
     // objections (two left an e-mail address, one a mobile number).
