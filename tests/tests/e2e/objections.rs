@@ -115,6 +115,32 @@ async fn notices(reader: &mut DataPushServiceClient<Channel>) -> Vec<CorrectionN
         .notices
 }
 
+/// An objection to `record_id` recorded by `filer` (the desk or the agency) for the subject.
+async fn object(
+    filer: &mut DataPushServiceClient<Channel>,
+    request_id: &str,
+    record_id: &str,
+    ground: ObjectionGround,
+    statement: &str,
+    contact: &str,
+) -> Objection {
+    filer
+        .file_objection(FileObjectionRequest {
+            request_id: request_id.into(),
+            record_id: record_id.into(),
+            subject_identifier: subject(),
+            ground: ground as i32,
+            statement: statement.into(),
+            contact: contact.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap()
+}
+
 fn resolve(id: &str, request_id: &str, decision: ObjectionDecision) -> ResolveObjectionRequest {
     ResolveObjectionRequest {
         request_id: request_id.into(),
@@ -324,21 +350,15 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
     assert_eq!(content["settled"], true);
 
     // Delete, on an objection the agency itself recorded.
-    let o2 = agency
-        .file_objection(FileObjectionRequest {
-            request_id: "a-o2".into(),
-            record_id: r2.clone(),
-            subject_identifier: who.clone(),
-            ground: ObjectionGround::Privacy as i32,
-            statement: "told to our counter in person".into(),
-            contact: "aynur@example.org".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .objection
-        .unwrap();
+    let o2 = object(
+        &mut agency,
+        "a-o2",
+        &r2,
+        ObjectionGround::Privacy,
+        "told to our counter in person",
+        "aynur@example.org",
+    )
+    .await;
     agency
         .resolve_objection(resolve(&o2.objection_id, "d-2", ObjectionDecision::Delete))
         .await
@@ -368,21 +388,15 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
     );
 
     // Keep, on an objection the desk recorded for the subject; the subject answers.
-    let o3 = desk
-        .file_objection(FileObjectionRequest {
-            request_id: "desk-o3".into(),
-            record_id: r3.clone(),
-            subject_identifier: who.clone(),
-            ground: ObjectionGround::ImproperEvaluation as i32,
-            statement: "came to the service desk".into(),
-            contact: "13912345678".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .objection
-        .unwrap();
+    let o3 = object(
+        &mut desk,
+        "desk-o3",
+        &r3,
+        ObjectionGround::ImproperEvaluation,
+        "came to the service desk",
+        "13912345678",
+    )
+    .await;
     let mut keep = resolve(&o3.objection_id, "d-3", ObjectionDecision::Keep);
     keep.reasons = "the bank's ledger shows the instalment unpaid".into();
     agency.resolve_objection(keep).await.unwrap();
@@ -621,20 +635,15 @@ async fn an_objection_undecided_past_its_deadline_is_listed_and_filed(engine: En
     .unwrap();
     let id = record_id(&t, "late-1").await;
     let mut desk = client(&t, "regulator-653100").await;
-    let o = desk
-        .file_objection(FileObjectionRequest {
-            request_id: "late".into(),
-            record_id: id,
-            subject_identifier: who,
-            ground: ObjectionGround::Omission as i32,
-            statement: "a repayment is missing".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .objection
-        .unwrap();
+    let o = object(
+        &mut desk,
+        "late",
+        &id,
+        ObjectionGround::Omission,
+        "a repayment is missing",
+        "",
+    )
+    .await;
     let due = o.deadline.unwrap().due_date;
     let overdue = |desk: &mut DataPushServiceClient<Channel>| {
         let mut desk = desk.clone();
@@ -912,21 +921,15 @@ async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: E
     .unwrap();
     let r0 = record_id(&t, "k-0").await;
     let mut desk = client(&t, "regulator-653100").await;
-    let o = desk
-        .file_objection(FileObjectionRequest {
-            request_id: "rot".into(),
-            record_id: r0.clone(),
-            subject_identifier: who.clone(),
-            ground: ObjectionGround::Error as i32,
-            statement: "sealed statement".into(),
-            contact: "aynur@example.org".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .objection
-        .unwrap();
+    let o = object(
+        &mut desk,
+        "rot",
+        &r0,
+        ObjectionGround::Error,
+        "sealed statement",
+        "aynur@example.org",
+    )
+    .await;
     let mut correct = resolve(&o.objection_id, "rot-d", ObjectionDecision::Correct);
     correct.corrected_content =
         br#"{"amount_due": 0, "due_on": "2026-08-31", "days_overdue": 0}"#.to_vec();
