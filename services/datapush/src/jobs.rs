@@ -61,7 +61,7 @@ fn today(store: &ServiceStore) -> Result<time::Date, Error> {
 
 /// Records each open objection past its deadline in its agency's credit file, once.
 pub async fn record_overdue(store: &ServiceStore, ctx: &CallContext) -> Result<usize, Error> {
-    let today = format_date(today(store)?);
+    let today = crate::objections::day_of(store.now())?;
     let due = {
         let mut conn = store.db.acquire().await?;
         objection_store::overdue_unrecorded(&mut conn, &today).await?
@@ -74,9 +74,7 @@ pub async fn record_overdue(store: &ServiceStore, ctx: &CallContext) -> Result<u
                     objection_store::mark_overdue_recorded(&mut tx, &o.objection_id, store.now())
                         .await?;
                 if marked {
-                    let filed_on = format_date(
-                        cst_date(o.filed_at).map_err(|e| Error::internal(e.to_string()))?,
-                    );
+                    let filed_on = crate::objections::day_of(o.filed_at)?;
                     store
                         .publish_event(
                             &mut tx,

@@ -31,11 +31,16 @@ const TOLD: &[&str] = &["complaints"];
 const STATEMENT_CHARS: usize = 4000;
 const REASONS_CHARS: usize = 4000;
 
+/// The day of `at` (µs) in China Standard Time, YYYY-MM-DD.
+pub fn day_of(at: i64) -> Result<String, Error> {
+    Ok(format_date(
+        cst_date(at).map_err(|e| Error::internal(e.to_string()))?,
+    ))
+}
+
 /// Today in China Standard Time, YYYY-MM-DD.
 pub fn today(api: &Api) -> Result<String, Error> {
-    Ok(format_date(
-        cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))?,
-    ))
+    day_of(api.store.now())
 }
 
 fn ground_name(g: ObjectionGround) -> Option<&'static str> {
@@ -72,7 +77,7 @@ fn decision_of(status: &str) -> ObjectionDecision {
 }
 
 /// What an objection's sealed part is bound to.
-fn binding(objection_id: &str) -> Vec<u8> {
+pub(crate) fn binding(objection_id: &str) -> Vec<u8> {
     [b"objection\0".as_slice(), objection_id.as_bytes()].concat()
 }
 
@@ -525,7 +530,7 @@ pub(crate) async fn resolve_objection(
                 let decided = objection_store::find(&mut tx, id)
                     .await?
                     .ok_or_else(|| Error::internal("objection decided"))?;
-                let today = format_date(cst_date(now).map_err(|e| Error::internal(e.to_string()))?);
+                let today = day_of(now)?;
                 Ok((
                     tx,
                     Written {

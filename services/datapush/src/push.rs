@@ -58,22 +58,25 @@ pub(crate) async fn push_records(
             .await
             .map_err(status_from)?
     };
-    if !standing.as_ref().is_some_and(Standing::active) {
-        let refused = not_active(&uscc, standing.as_ref());
-        api.store
-            .reject(
-                &ctx,
-                "PushRecords",
-                Error::failed_precondition(refused.message()),
-            )
-            .await;
-        return Err(refused);
-    }
+    let standing = match standing {
+        Some(s) if s.active() => s,
+        other => {
+            let refused = not_active(&uscc, other.as_ref());
+            api.store
+                .reject(
+                    &ctx,
+                    "PushRecords",
+                    Error::failed_precondition(refused.message()),
+                )
+                .await;
+            return Err(refused);
+        }
+    };
     let (acks, rx) = mpsc::channel(ACKS_IN_FLIGHT);
     let api = api.clone();
     let inbound = request.into_inner();
     tokio::spawn(async move {
-        if let Err(ended) = serve(&api, &ctx, &uscc, inbound, &acks).await {
+        if let Err(ended) = serve(&api, &ctx, &uscc, standing, inbound, &acks).await {
             tracing::info!(agency = %uscc, code = ?ended.code(), reason = %ended.message(), "push stream ended");
             let _ = acks.send(Err(ended)).await;
         }
@@ -87,6 +90,7 @@ async fn serve(
     api: &Api,
     ctx: &CallContext,
     uscc: &str,
+    standing: Standing,
     inbound: Streaming<PushRecordsRequest>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
 ) -> Result<(), Status> {
@@ -94,7 +98,7 @@ async fn serve(
     // network and the database work at once, and memory stays bounded.
     let (ahead, received) = mpsc::channel(2 * BATCH);
     let reader = tokio::spawn(read_ahead(inbound, ahead));
-    let served = serve_batches(api, ctx, uscc, received, acks).await;
+    let served = serve_batches(api, ctx, uscc, standing, received, acks).await;
     reader.abort();
     served
 }
@@ -156,12 +160,12 @@ async fn serve_batches(
     api: &Api,
     ctx: &CallContext,
     uscc: &str,
+    mut standing: Standing,
     mut inbound: mpsc::Receiver<Result<PushRecordsRequest, Status>>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
 ) -> Result<(), Status> {
     let mut check = tokio::time::interval(STANDING_CHECK);
     check.reset();
-    let mut standing = still_active(api, uscc).await?;
     let mut checked_at = tokio::time::Instant::now();
     let mut carried: Option<CreditRecord> = None;
     let mut writing: VecDeque<(Writing, HashSet<String>)> = VecDeque::new();

@@ -68,7 +68,7 @@ impl Kind {
 
     fn binding(self, a: &str, b: &str) -> Vec<u8> {
         match self {
-            Kind::Objection => [b"objection\0".as_slice(), a.as_bytes()].concat(),
+            Kind::Objection => crate::objections::binding(a),
             _ => crate::push::binding(a, b),
         }
     }
