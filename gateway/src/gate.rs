@@ -183,7 +183,7 @@ where
             tenant = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        if !span.is_disabled() {
+        if creditmesh_rpc::telemetry::exporting() {
             let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
         }
         let started = std::time::Instant::now();

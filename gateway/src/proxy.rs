@@ -110,9 +110,9 @@ impl Proxy {
         if !request_id_ok {
             headers.insert(REQUEST_ID_HEADER, request_id());
         }
-        // A disabled span has no context to pass on; the caller's own trace context, if any,
-        // travels on untouched.
-        if !tracing::Span::current().is_disabled() {
+        // Without an exporter the span has no context to pass on; the caller's own trace
+        // context, if any, travels on untouched.
+        if creditmesh_rpc::telemetry::exporting() {
             creditmesh_rpc::telemetry::inject_current(req.headers_mut());
         }
         tracing::debug!(%service, caller = %caller.id, "forwarding");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use creditmesh_pki::ClientTls;
+use creditmesh_rpc::coalesce::Coalesce;
 use futures::future::BoxFuture;
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
@@ -169,7 +170,7 @@ impl Upstream {
                 .initial_window_size(2 * 1024 * 1024)
                 .initial_connection_window_size(5 * 1024 * 1024)
                 .max_send_buffer_size(1024 * 1024)
-                .handshake::<_, Bytes>(tls)
+                .handshake::<_, Bytes>(Coalesce::new(tls))
                 .await?;
             Ok::<_, BoxError>((sender, connection))
         };

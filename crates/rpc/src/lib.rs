@@ -2,6 +2,7 @@
 //! (transaction + audit + outbox), mTLS listeners, event sinks and the outbox relay.
 
 pub mod client;
+pub mod coalesce;
 pub mod codec_status;
 pub mod connections;
 pub mod context;

@@ -28,11 +28,25 @@ impl Drop for Telemetry {
     }
 }
 
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans leave the process (OpenTelemetry is configured): only then is a caller's trace
+/// context worth reading into the span, or the span's worth passing on.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// For a process that installs its own OpenTelemetry layer instead of calling [`init`].
+pub fn set_exporting(on: bool) {
+    EXPORTING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Installs the global subscriber: `filter` (overridden by `RUST_LOG`), text or JSON lines on
 /// stderr, and OpenTelemetry when configured by the environment.
 pub fn init(filter: &str, json: bool) -> anyhow::Result<Telemetry> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
+    EXPORTING.store(otlp, std::sync::atomic::Ordering::Relaxed);
     let resource = Resource::builder().with_service_name("creditmesh").build();
     let (tracer, meter) = if otlp {
         let spans = opentelemetry_otlp::SpanExporter::builder()

@@ -54,7 +54,9 @@ where
             service = self.service,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+        if crate::telemetry::exporting() {
+            let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+        }
         let fut = self.inner.call(req);
         Box::pin(
             async move {

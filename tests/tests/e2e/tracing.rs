@@ -30,6 +30,7 @@ fn exporter() -> &'static InMemorySpanExporter {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        creditmesh_rpc::telemetry::set_exporting(true);
         exporter
     })
 }
