@@ -24,10 +24,6 @@ impl<IO> Coalesce<IO> {
         }
     }
 
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
-
     /// `true` when the write may go now; otherwise the task is queued again behind the others.
     fn may_write(&mut self, cx: &mut Context<'_>) -> bool {
         if self.yielded {

@@ -105,6 +105,20 @@ fn page(v: &mut Violations, size: i32, token: &str) -> i64 {
     creditmesh_domain::page::size(v, size, PAGE.0, PAGE.1)
 }
 
+/// One page of the records about a subject that `ctx`'s caller sees, with the token of the
+/// next page (empty on the last).
+async fn subject_page(
+    conn: &mut AnyConnection,
+    subject_index: &str,
+    ctx: &CallContext,
+    after: &str,
+    limit: i64,
+) -> Result<(Vec<RecordRow>, String), Error> {
+    let mut rows = store::of_subject(conn, subject_index, &scope(ctx), after, limit + 1).await?;
+    let next = creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
+    Ok((rows, next))
+}
+
 /// Whose records `ctx`'s caller sees: an agency its own, a prefecture's regulator or a
 /// department the agencies its authority holds, the region (and the subject) all.
 fn scope(ctx: &CallContext) -> store::Scope<'_> {
@@ -240,17 +254,9 @@ pub(crate) async fn find_records(
         v.finish()?;
         let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
         let mut conn = api.store.db.acquire().await?;
-        let mut rows = store::of_subject(
-            &mut conn,
-            &subject.index,
-            &scope(ctx),
-            &req.page_token,
-            limit + 1,
-        )
-        .await?;
+        let (rows, next_page_token) =
+            subject_page(&mut conn, &subject.index, ctx, &req.page_token, limit).await?;
         drop(conn);
-        let next_page_token =
-            creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
         let records = if rows.is_empty() {
             Vec::new()
         } else {
@@ -343,16 +349,8 @@ pub(crate) async fn get_subject_report(
             )
             .await?;
         }
-        let mut rows = store::of_subject(
-            &mut conn,
-            &subject.index,
-            &scope(ctx),
-            &req.page_token,
-            limit + 1,
-        )
-        .await?;
-        let next_page_token =
-            creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
+        let (rows, next_page_token) =
+            subject_page(&mut conn, &subject.index, ctx, &req.page_token, limit).await?;
         if kind == PrincipalKind::Regulator && !rows.is_empty() {
             // A desk asking on the subject's behalf reads the records, and says why.
             drop(conn);
