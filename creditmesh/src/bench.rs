@@ -378,11 +378,15 @@ impl BenchMesh {
 
 pub async fn gateway(
     opts: BenchOptions,
+    limits: creditmesh_gateway::LimitsConfig,
     nginx: Option<&std::path::Path>,
 ) -> Result<serde_json::Value> {
+    let backend_connections = limits.backend_connections;
+    let backend_calls_per_connection = limits.backend_calls_per_connection;
     // Two connections per service: on two cores, more SQLite worker threads only add
     // context switches to both paths alike.
-    let bench = BenchMesh::start("gateway", None, 2, Duration::from_secs(1)).await?;
+    let bench =
+        BenchMesh::start_limited("gateway", None, 2, Duration::from_secs(1), limits).await?;
     let (mesh, pki) = (&bench.mesh, &bench.pki);
     let backend = mesh
         .services
@@ -476,6 +480,8 @@ pub async fn gateway(
     figures["concurrency"] = opts.concurrency.into();
     figures["connections"] = opts.connections.into();
     figures["seconds"] = opts.seconds.into();
+    figures["backend_connections"] = backend_connections.into();
+    figures["backend_calls_per_connection"] = backend_calls_per_connection.into();
     Ok(figures)
 }
 

@@ -173,6 +173,12 @@ enum BenchCommand {
         /// Persistent connections per path.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// The gateway's `backend_connections` (default: the configuration's default).
+        #[arg(long)]
+        backend_connections: Option<u32>,
+        /// The gateway's `backend_calls_per_connection` (default: the configuration's default).
+        #[arg(long)]
+        backend_calls_per_connection: Option<u32>,
         /// Also measure nginx (`grpc_pass`) in front of the same backend: this binary, or
         /// `nginx` from the PATH or /usr/sbin when no path is given.
         #[arg(long, num_args = 0..=1, value_name = "PATH")]
@@ -451,6 +457,8 @@ async fn run(cli: Cli) -> Result<()> {
                     warmup_seconds,
                     concurrency,
                     connections,
+                    backend_connections,
+                    backend_calls_per_connection,
                     nginx,
                 },
         } => {
@@ -459,6 +467,13 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(None) => Some(crate::nginx::find().context("nginx is not on the PATH")?),
                 None => None,
             };
+            let mut limits = crate::bench::unlimited();
+            if let Some(n) = backend_connections {
+                limits.backend_connections = n.max(1);
+            }
+            if let Some(n) = backend_calls_per_connection {
+                limits.backend_calls_per_connection = n.max(1);
+            }
             let figures = crate::bench::gateway(
                 crate::bench::BenchOptions {
                     seconds,
@@ -466,6 +481,7 @@ async fn run(cli: Cli) -> Result<()> {
                     concurrency,
                     connections: connections.max(1),
                 },
+                limits,
                 nginx.as_deref(),
             )
             .await?;

@@ -452,6 +452,14 @@ impl Config {
                 "gateway.max_header_list_bytes",
                 self.gateway.max_header_list_bytes,
             ),
+            (
+                "gateway.backend_connections",
+                self.gateway.backend_connections,
+            ),
+            (
+                "gateway.backend_calls_per_connection",
+                self.gateway.backend_calls_per_connection,
+            ),
         ] {
             if v == 0 {
                 problems.push((key.into(), "must be positive".into()));

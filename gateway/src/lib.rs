@@ -14,7 +14,6 @@ mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
@@ -52,18 +51,34 @@ pub struct Routing {
     by_tenant: HashMap<Tenant, HashMap<String, Pool>>,
 }
 
-/// Several connections to one backend, taken in turn, so that one HTTP/2 connection does not
-/// carry all of the gateway's traffic.
+/// Up to `backend_connections` connections to one backend, filled in order: a call goes on the
+/// first connection with fewer than `backend_calls_per_connection` calls in flight, so that
+/// calls share a connection (and its writes) until one connection has enough to do; when all
+/// are that busy, on the least busy. A connection is opened on its first call.
 struct Pool {
     connections: Vec<Upstream>,
-    next: AtomicUsize,
+    calls_per_connection: usize,
 }
 
 impl Pool {
     fn pick(&self) -> Upstream {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.connections[i % self.connections.len()].clone()
+        let loads = self.connections.iter().map(Upstream::in_flight);
+        self.connections[fill_first(loads, self.calls_per_connection)].clone()
     }
+}
+
+/// The first of `loads` below `threshold`, else the smallest (the first of equals).
+fn fill_first(loads: impl Iterator<Item = usize>, threshold: usize) -> usize {
+    let mut least = (usize::MAX, 0);
+    for (i, load) in loads.enumerate() {
+        if load < threshold {
+            return i;
+        }
+        if load < least.0 {
+            least = (load, i);
+        }
+    }
+    least.1
 }
 
 impl Routing {
@@ -108,7 +123,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
             .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
         let pool = Pool {
             connections,
-            next: AtomicUsize::new(0),
+            calls_per_connection: cfg.limits.backend_calls_per_connection.max(1) as usize,
         };
         match b.tenant {
             Some(t) => routing
@@ -230,4 +245,24 @@ fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
         );
     }
     Ok(Routes::from(router.fallback_service(proxy)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_first;
+
+    #[test]
+    fn calls_fill_the_first_connection_before_the_next() {
+        assert_eq!(fill_first([0, 0, 0].into_iter(), 128), 0);
+        assert_eq!(fill_first([127, 0, 0].into_iter(), 128), 0);
+        assert_eq!(fill_first([128, 0, 0].into_iter(), 128), 1);
+        assert_eq!(fill_first([128, 200, 5].into_iter(), 128), 2);
+    }
+
+    #[test]
+    fn when_every_connection_is_busy_the_least_busy_takes_the_call() {
+        assert_eq!(fill_first([300, 140, 200].into_iter(), 128), 1);
+        assert_eq!(fill_first([140, 140].into_iter(), 128), 0);
+        assert_eq!(fill_first([5].into_iter(), 1), 0);
+    }
 }

@@ -33,8 +33,12 @@ pub struct LimitsConfig {
     /// counts them); beyond it the call is refused with `RESOURCE_EXHAUSTED`. HTTP/2 itself
     /// refuses lists above 16 times this with a bare 431.
     pub max_header_list_bytes: u32,
-    /// Connections the gateway keeps to each backend, used in turn.
+    /// Connections the gateway opens at most to each backend.
     pub backend_connections: u32,
+    /// Calls in flight on one backend connection before the next connection takes new calls
+    /// (calls sharing a connection share its writes; more connections spread the framing
+    /// over more cores).
+    pub backend_calls_per_connection: u32,
     /// Calls per second for each principal of a role (the public: per client address);
     /// 0 is unlimited. Bursts of up to one second's worth are allowed.
     pub rate_per_second: RateLimits,
@@ -65,6 +69,7 @@ impl Default for LimitsConfig {
             max_concurrent_streams: 256,
             max_header_list_bytes: 16 * 1024,
             backend_connections: 4,
+            backend_calls_per_connection: 128,
             rate_per_second: RateLimits::default(),
             connections: ConnectionLimits::default(),
             node_reserved_percent: 25,

@@ -5,7 +5,7 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -44,6 +44,8 @@ struct Inner {
     current: RwLock<Option<(u64, SendRequest<Bytes>)>>,
     generation: AtomicU64,
     connecting: tokio::sync::Mutex<()>,
+    /// Calls sent on this connection whose response has not ended (or was never received).
+    in_flight: AtomicUsize,
 }
 
 impl Upstream {
@@ -62,8 +64,14 @@ impl Upstream {
                 current: RwLock::new(None),
                 generation: AtomicU64::new(0),
                 connecting: tokio::sync::Mutex::new(()),
+                in_flight: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// Calls on this connection now, from the send until the response body is dropped.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
     }
 
     /// Sends `req` to the backend; the response's body streams from it as it arrives.
@@ -72,6 +80,7 @@ impl Upstream {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError> + Send,
     {
+        let counted = InFlight::count(&self.inner);
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -118,6 +127,7 @@ impl Upstream {
         Ok(response.map(|recv| UpstreamBody {
             recv,
             data_done: false,
+            _counted: counted,
         }))
     }
 
@@ -283,10 +293,27 @@ where
     Ok(())
 }
 
+/// One call counted in its connection's `in_flight` for as long as this lives.
+struct InFlight(Arc<Inner>);
+
+impl InFlight {
+    fn count(inner: &Arc<Inner>) -> Self {
+        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(inner.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A backend's response body: its data, then its trailers (where gRPC puts the status).
 pub struct UpstreamBody {
     recv: RecvStream,
     data_done: bool,
+    _counted: InFlight,
 }
 
 impl Body for UpstreamBody {
