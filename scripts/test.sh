@@ -2,15 +2,18 @@
 # The whole test suite: unit tests and the end-to-end suite, on SQLite and on PostgreSQL, with
 # documents on a local directory and on an S3-compatible store. PostgreSQL is found, or
 # installed and started, by scripts/postgres.sh; the S3 server by scripts/s3.sh; an SMTP
-# server that keeps what it receives by scripts/smtp.sh.
+# server that keeps what it receives by scripts/smtp.sh; Chromium and ChromeDriver for the
+# browser tests by scripts/browser.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 . scripts/s3.sh
 . scripts/smtp.sh
+. scripts/browser.sh
 ensure_postgres
 ensure_s3
 ensure_smtp
+ensure_browser
 drop_test_databases
 cargo test --workspace --locked "$@"
 drop_test_databases

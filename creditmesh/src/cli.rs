@@ -38,6 +38,9 @@ enum Command {
         /// The demo department node's listener (mutual TLS).
         #[arg(long)]
         department_listen: Option<SocketAddr>,
+        /// The public website (HTTP).
+        #[arg(long)]
+        web_listen: Option<SocketAddr>,
     },
     /// Runs the chosen services against the configured database.
     Serve {
@@ -47,6 +50,8 @@ enum Command {
     },
     /// Runs the gateway alone, forwarding to the configured backends.
     Gateway,
+    /// Runs the public website alone, a public caller of the configured gateway.
+    Web,
     /// Brings the schema of the chosen services (default: all) up to date, then exits.
     Migrate {
         #[arg(long, value_delimiter = ',')]
@@ -379,14 +384,19 @@ async fn run(cli: Cli) -> Result<()> {
             node_listen,
             public_listen,
             department_listen,
+            web_listen,
         } => {
             if let Some(listen) = department_listen {
                 cfg.department.listen = listen;
+            }
+            if let Some(listen) = web_listen {
+                cfg.web.listen = listen;
             }
             dev(cfg, data_dir, node_listen, public_listen).await
         }
         Command::Serve { services } => serve(cfg, &services).await,
         Command::Gateway => gateway(cfg).await,
+        Command::Web => web(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
         Command::Department { command } => department(cfg, command).await,
@@ -737,9 +747,17 @@ async fn dev(
         limits: cfg.gateway.clone(),
     })
     .await?;
+    let web_stop = CancellationToken::new();
+    let web = start_web(&cfg, mesh.public_addr, web_stop.clone()).await?;
     print_banner(&cfg, &pki_dir, pki.minted, &mesh, department.addr);
+    println!(
+        "  website         http://{}/ (the register, as a browser sees it)",
+        web.addr
+    );
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
+    web_stop.cancel();
+    let _ = web.task.await;
     mesh.shutdown(cfg.shutdown_grace()).await;
     department_stop.cancel();
     let _ = department.server.await;
@@ -862,6 +880,39 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     for s in &running {
         s.store.db.close().await;
     }
+    Ok(())
+}
+
+/// The website in front of the gateway's public listener at `public` (unless configured
+/// elsewhere), trusting the node's CA.
+async fn start_web(
+    cfg: &Config,
+    public: SocketAddr,
+    stop: CancellationToken,
+) -> Result<creditmesh_web::Web> {
+    let url = cfg.web.gateway_url.clone().unwrap_or_else(|| {
+        let host = if public.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], public.port()))
+        } else {
+            public
+        };
+        format!("https://{host}")
+    });
+    let upstream = creditmesh_web::Upstream {
+        url,
+        ca_file: cfg.pki_dir().join("ca.pem"),
+        server_name: cfg.web.gateway_server_name.clone(),
+    };
+    creditmesh_web::start(&cfg.web, &upstream, stop).await
+}
+
+async fn web(cfg: Config) -> Result<()> {
+    let stop = CancellationToken::new();
+    let web = start_web(&cfg, cfg.public.listen, stop.clone()).await?;
+    println!("creditmesh web at http://{}/", web.addr);
+    shutdown_signal().await;
+    stop.cancel();
+    let _ = web.task.await;
     Ok(())
 }
 

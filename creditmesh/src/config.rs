@@ -42,6 +42,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Limits the gateway enforces.
     pub gateway: creditmesh_gateway::LimitsConfig,
+    /// The public website (`web`; `dev` starts it too).
+    pub web: creditmesh_web::WebConfig,
     pub calendar: CalendarConfig,
     pub supervision: SupervisionConfig,
     /// Who reviews filings registered in a division the region administers itself (XPCC
@@ -300,6 +302,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             log: LogConfig::default(),
             gateway: Default::default(),
+            web: Default::default(),
             calendar: CalendarConfig::default(),
             supervision: SupervisionConfig::default(),
             review_routing: BTreeMap::new(),

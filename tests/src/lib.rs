@@ -1,6 +1,8 @@
 //! Harness of the end-to-end suite: a fresh database per test on SQLite or PostgreSQL, the
 //! whole mesh on port 0, and clients holding the development certificates.
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -42,9 +42,9 @@ crate::on_both_engines!(
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 
-type Register = DisclosureServiceClient<Channel>;
+pub type Register = DisclosureServiceClient<Channel>;
 
-async fn register(t: &TestMesh) -> Register {
+pub async fn register(t: &TestMesh) -> Register {
     DisclosureServiceClient::new(t.public().await)
 }
 
@@ -60,7 +60,7 @@ async fn notices(r: &mut Register, uscc: &str) -> Vec<Notice> {
 }
 
 /// Waits until the agency's notices are `kinds`, in order.
-async fn notices_become(r: &Register, uscc: &str, kinds: &[NoticeKind]) -> Vec<Notice> {
+pub async fn notices_become(r: &Register, uscc: &str, kinds: &[NoticeKind]) -> Vec<Notice> {
     let want: Vec<i32> = kinds.iter().map(|k| *k as i32).collect();
     eventually("the notices", Duration::from_secs(20), || {
         let mut r = r.clone();
@@ -120,7 +120,7 @@ async fn submit_kashgar(t: &TestMesh) -> String {
 }
 
 /// Kashgar's filing, submitted and approved; its id once the register shows it.
-async fn approve_kashgar(t: &TestMesh, r: &Register) -> String {
+pub async fn approve_kashgar(t: &TestMesh, r: &Register) -> String {
     let filing_id = submit_kashgar(t).await;
     review_says(
         t,
@@ -726,7 +726,7 @@ fn consistency_json(from: &str, to: &str, proof: &[Vec<u8>]) -> String {
     .to_string()
 }
 
-async fn verify_cli(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+pub async fn verify_cli(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
     let out = tokio::process::Command::new(BIN)
         .arg("verify")
         .args(args)

@@ -1,0 +1,333 @@
+//! The public website in a real browser (headless Chromium over WebDriver): what a visitor
+//! finds, what they see of a revoked agency, and how bad input is shown.
+
+use std::time::Duration;
+
+use creditmesh_proto::disclosure::v1::NoticeKind;
+use creditmesh_proto::events::v1::{FilingDecided, FilingRevoked};
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_tests::browser::Browser;
+use creditmesh_tests::{Engine, TestMesh};
+use fantoccini::Locator;
+use tokio_util::sync::CancellationToken;
+
+use super::filing::{KASHGAR, application, mesh, review_says};
+use super::register::{approve_kashgar, notices_become, register, verify_cli};
+
+crate::on_both_engines!(
+    the_register_finds_an_approved_agency_and_shows_its_revocation,
+    bad_input_is_marked_beside_its_field_and_shown_as_text,
+);
+
+/// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
+async fn website(t: &TestMesh) -> (String, CancellationToken) {
+    let stop = CancellationToken::new();
+    let cfg = creditmesh_web::WebConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rate_per_second: 0,
+        ..Default::default()
+    };
+    let upstream = creditmesh_web::Upstream {
+        url: format!("https://{}", t.mesh.public_addr),
+        ca_file: t.pki_dir.join("ca.pem"),
+        server_name: "localhost".into(),
+    };
+    let web = creditmesh_web::start(&cfg, &upstream, stop.clone())
+        .await
+        .expect("the website starts");
+    (format!("http://{}", web.addr), stop)
+}
+
+/// A second Kashgar agency whose filing the regulator refused.
+const REFUSED: &str = "91653101MA78KT013M";
+
+async fn refused_filing(t: &TestMesh) {
+    use creditmesh_domain::{Principal, PrincipalKind, Tenant};
+    t.issue(
+        "agency-refused",
+        Principal::new(
+            PrincipalKind::Agency,
+            Tenant::parse("653100").unwrap(),
+            REFUSED,
+        ),
+    );
+    let mut agency = FilingServiceClient::new(t.node("agency-refused").await);
+    let req = application(&mut agency, REFUSED, "2021-03-01", "refused-1").await;
+    let filing_id = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id;
+    review_says(
+        t,
+        "653100",
+        FilingDecided {
+            filing_id,
+            uscc: REFUSED.into(),
+            approved: false,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// The body of a plain GET, which must succeed.
+async fn get(url: &str) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let r = register(&t).await;
+    let filing_id = approve_kashgar(&t, &r).await;
+    refused_filing(&t).await;
+
+    // Search by name, as a visitor types it, and follow the result.
+    b.client.goto(&site).await.unwrap();
+    assert_eq!(text_of(&b, "h1").await, "信用服务机构名录");
+    let name = b.client.find(Locator::Id("name")).await.unwrap();
+    name.send_keys("Credit Agency").await.unwrap();
+    b.client
+        .find(Locator::Css("form.search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let results = text_of(&b, "table.agencies tbody").await;
+    assert!(results.contains(KASHGAR), "{results}");
+    assert!(results.contains("正常"), "{results}");
+    assert!(
+        !results.contains(REFUSED),
+        "a refused filing is not on the register: {results}"
+    );
+    b.screenshot("register-search-zh").await;
+    // Searching for the refused agency's code finds nothing.
+    b.client
+        .goto(&format!("{site}/?uscc={REFUSED}"))
+        .await
+        .unwrap();
+    assert!(text_of(&b, "p.empty").await.contains("没有符合条件"));
+
+    b.client
+        .goto(&format!("{site}/?name=Credit+Agency"))
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::LinkText(&format!("Credit Agency {KASHGAR}")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&b, "h1").await, format!("Credit Agency {KASHGAR}"));
+    let fees = text_of(&b, "table.fees").await;
+    assert!(
+        fees.contains("企业信用评价报告") && fees.contains("5000"),
+        "{fees}"
+    );
+    let timeline = text_of(&b, "ol.timeline").await;
+    assert!(timeline.contains("备案公示"), "{timeline}");
+    // The legal representative is shown masked, never in full.
+    let facts = text_of(&b, "dl.facts").await;
+    assert!(!facts.contains("阿依努尔"), "{facts}");
+
+    // Revoked with its ground: the status and a notice say so.
+    review_says(
+        &t,
+        "653100",
+        FilingRevoked {
+            filing_id,
+            uscc: KASHGAR.into(),
+            ground: "severe_dishonesty".into(),
+            ban_ends_on: String::new(),
+        },
+    )
+    .await;
+    notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Revoked]).await;
+    b.client.refresh().await.unwrap();
+    assert!(text_of(&b, "p.status").await.contains("已撤销备案"));
+    let revoked = text_of(&b, "ol.timeline li.grave").await;
+    assert!(revoked.contains("撤销备案"), "{revoked}");
+    assert!(
+        revoked.contains("severe_dishonesty"),
+        "the ground is shown: {revoked}"
+    );
+
+    // Each notice once checkpointed links its inclusion proof, as `creditmesh verify` reads it.
+    let proof_href = creditmesh_tests::eventually("a proof link", Duration::from_secs(20), || {
+        let b = &b;
+        async move {
+            b.client.refresh().await.ok()?;
+            let link = b
+                .client
+                .find(Locator::Css("#notice-0 a[download]"))
+                .await
+                .ok()?;
+            link.attr("href").await.ok().flatten()
+        }
+    })
+    .await;
+    assert_eq!(proof_href, "/proofs/0");
+    // What the link downloads is what `creditmesh verify` checks.
+    let proof = get(&format!("{site}{proof_href}")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notice-0-proof.json");
+    std::fs::write(&file, proof).unwrap();
+    let key = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
+    let (ok, out, err) = verify_cli(&["--key".as_ref(), key.as_os_str(), file.as_os_str()]).await;
+    assert!(ok && out.contains("is in the tree"), "{out}{err}");
+    b.screenshot("agency-revoked-zh").await;
+
+    // The same page in English.
+    b.client
+        .find(Locator::Css("nav a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of(&b, "p.status").await.contains("filing revoked"));
+    assert!(
+        text_of(&b, "ol.timeline")
+            .await
+            .contains("filing published")
+    );
+    let lang = b
+        .client
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .unwrap();
+    assert_eq!(lang, "en");
+    b.screenshot("agency-revoked-en").await;
+    b.client
+        .goto(&format!("{site}/?lang=en&name=Credit+Agency"))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&b, "table.agencies")
+            .await
+            .contains("filing revoked")
+    );
+    b.screenshot("register-search-en").await;
+
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}
+
+async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let r = register(&t).await;
+    approve_kashgar(&t, &r).await;
+
+    let injected = "<script>document.title='owned'</script><img src=x onerror=alert(1)>";
+    b.client.goto(&site).await.unwrap();
+    b.client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(injected)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("uscc"))
+        .await
+        .unwrap()
+        .send_keys("91653101MA78KT005X")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("form.search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The code's error is beside the code's field, tied to it for assistive technology.
+    let error = text_of(&b, "#uscc-error").await;
+    assert!(error.contains("校验位"), "{error}");
+    let uscc = b.client.find(Locator::Id("uscc")).await.unwrap();
+    assert_eq!(
+        uscc.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(
+        b.client.find(Locator::Id("name-error")).await.is_err(),
+        "the name is fine"
+    );
+    // What was typed comes back as text: no script ran, no element was made of it.
+    let name = b.client.find(Locator::Id("name")).await.unwrap();
+    assert_eq!(name.prop("value").await.unwrap().as_deref(), Some(injected));
+    let title = b.client.title().await.unwrap();
+    assert_ne!(title, "owned");
+    let made = b
+        .client
+        .execute(
+            "return document.scripts.length + document.images.length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(made, 0);
+    assert!(
+        b.client.get_alert_text().await.is_err(),
+        "no alert was raised"
+    );
+    assert!(b.client.find(Locator::Css("table.agencies")).await.is_err());
+    b.screenshot("register-field-error-zh").await;
+
+    // The injected text as a search is just a name nobody has.
+    b.client
+        .goto(&format!(
+            "{site}/?name={}",
+            "%3Cscript%3Edocument.title%3D%27owned%27%3C%2Fscript%3E"
+        ))
+        .await
+        .unwrap();
+    assert!(text_of(&b, "p.empty").await.contains("没有符合条件"));
+    assert_ne!(b.client.title().await.unwrap(), "owned");
+
+    // An unknown agency and an unknown page are plain "not found" pages.
+    b.client
+        .goto(&format!("{site}/agencies/91653101MA78KT021G"))
+        .await
+        .unwrap();
+    assert!(text_of(&b, "h1").await.contains("未找到"));
+
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}

@@ -1,0 +1,233 @@
+//! The pages' words in Chinese (the default) and English.
+
+use creditmesh_domain::Tenant;
+use creditmesh_proto::disclosure::v1::{AgencyStatus, NoticeKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// `en` chooses English; anything else, or nothing, Chinese.
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    /// The `lang` attribute of the page.
+    pub fn html(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-Hans",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn text(self) -> &'static Text {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+
+    pub fn tenant(self, t: Tenant) -> &'static str {
+        match self {
+            Lang::Zh => t.chinese_name(),
+            Lang::En => t.english_name(),
+        }
+    }
+
+    pub fn status(self, s: AgencyStatus) -> &'static str {
+        use AgencyStatus::*;
+        match (self, s) {
+            (Lang::Zh, Active) => "正常",
+            (Lang::Zh, Deregistering) => "注销办理中",
+            (Lang::Zh, Revoked) => "已撤销备案",
+            (Lang::Zh, Deregistered) => "已注销",
+            (Lang::Zh, Unspecified) => "未知",
+            (Lang::En, Active) => "active",
+            (Lang::En, Deregistering) => "deregistering",
+            (Lang::En, Revoked) => "filing revoked",
+            (Lang::En, Deregistered) => "deregistered",
+            (Lang::En, Unspecified) => "unknown",
+        }
+    }
+
+    pub fn notice(self, k: NoticeKind) -> &'static str {
+        use NoticeKind::*;
+        match (self, k) {
+            (Lang::Zh, Published) => "备案公示",
+            (Lang::Zh, Changed) => "变更公示",
+            (Lang::Zh, Revoked) => "撤销备案",
+            (Lang::Zh, Deregistered) => "注销",
+            (Lang::Zh, Correction) => "更正",
+            (Lang::Zh, Deregistering) => "申请注销",
+            (Lang::Zh, DeregistrationRefused) => "注销申请未获同意",
+            (Lang::Zh, Erasure) => "信息删除",
+            (Lang::Zh, SpotCheckDraw) => "抽查抽取",
+            (Lang::Zh, Unspecified) => "公告",
+            (Lang::En, Published) => "filing published",
+            (Lang::En, Changed) => "change published",
+            (Lang::En, Revoked) => "filing revoked",
+            (Lang::En, Deregistered) => "deregistered",
+            (Lang::En, Correction) => "correction",
+            (Lang::En, Deregistering) => "deregistration applied for",
+            (Lang::En, DeregistrationRefused) => "deregistration refused",
+            (Lang::En, Erasure) => "content erased",
+            (Lang::En, SpotCheckDraw) => "spot-check draw",
+            (Lang::En, Unspecified) => "notice",
+        }
+    }
+}
+
+/// Every fixed word of the pages, one field each.
+pub struct Text {
+    pub site: &'static str,
+    pub skip: &'static str,
+    pub other_language: &'static str,
+    pub register: &'static str,
+    pub search: &'static str,
+    pub name: &'static str,
+    pub name_hint: &'static str,
+    pub uscc: &'static str,
+    pub prefecture: &'static str,
+    pub any_prefecture: &'static str,
+    pub status: &'static str,
+    pub any_status: &'static str,
+    pub results: &'static str,
+    pub none_found: &'static str,
+    pub next_page: &'static str,
+    pub filed_on: &'static str,
+    pub legal_representative: &'static str,
+    pub registered_address: &'static str,
+    pub business_scope: &'static str,
+    pub registered_capital: &'static str,
+    pub yuan: &'static str,
+    pub staff: &'static str,
+    pub holding_authority: &'static str,
+    pub reviewing_authority: &'static str,
+    pub services_and_fees: &'static str,
+    pub service_item: &'static str,
+    pub fee: &'static str,
+    pub basis: &'static str,
+    pub unit: &'static str,
+    pub no_fees: &'static str,
+    pub notices: &'static str,
+    pub in_log: &'static str,
+    pub proof: &'static str,
+    pub verify_hint: &'static str,
+    pub erased: &'static str,
+    pub corrects: &'static str,
+    pub not_found: &'static str,
+    pub bad_request: &'static str,
+    pub unavailable: &'static str,
+    pub too_many: &'static str,
+    pub back: &'static str,
+    pub uscc_error: &'static str,
+    pub name_error: &'static str,
+    pub masked_note: &'static str,
+}
+
+pub const ZH: Text = Text {
+    site: "信用中国（新疆）· 信用服务机构备案公示",
+    skip: "跳到正文",
+    other_language: "English",
+    register: "信用服务机构名录",
+    search: "查询",
+    name: "机构名称",
+    name_hint: "名称中的任意部分",
+    uscc: "统一社会信用代码",
+    prefecture: "备案地",
+    any_prefecture: "全部地州市",
+    status: "状态",
+    any_status: "全部状态",
+    results: "查询结果",
+    none_found: "没有符合条件的机构。",
+    next_page: "下一页",
+    filed_on: "备案日期",
+    legal_representative: "法定代表人",
+    registered_address: "注册地",
+    business_scope: "业务范围",
+    registered_capital: "注册资本",
+    yuan: "元",
+    staff: "专业人员",
+    holding_authority: "备案机关",
+    reviewing_authority: "审核机关",
+    services_and_fees: "服务项目与收费标准",
+    service_item: "服务项目",
+    fee: "收费标准",
+    basis: "依据",
+    unit: "计费单位",
+    no_fees: "未公示收费项目。",
+    notices: "公示记录",
+    in_log: "已记入签名日志，序号",
+    proof: "下载包含证明",
+    verify_hint: "可用 creditmesh verify --key register-log.vkey 文件 离线核验。",
+    erased: "该公告内容已依决定删除",
+    corrects: "更正序号",
+    not_found: "未找到该机构。",
+    bad_request: "查询条件有误，请按字段旁的提示修改。",
+    unavailable: "服务暂时不可用，请稍后再试。",
+    too_many: "访问过于频繁，请稍后再试。",
+    back: "返回名录",
+    uscc_error: "统一社会信用代码应为18位数字或大写字母，且校验位正确。",
+    name_error: "机构名称不超过100个字符。",
+    masked_note: "个人信息已按脱敏规则处理。",
+};
+
+pub const EN: Text = Text {
+    site: "Credit China (Xinjiang) · Register of credit service agencies",
+    skip: "Skip to content",
+    other_language: "中文",
+    register: "Register of credit service agencies",
+    search: "Search",
+    name: "Agency name",
+    name_hint: "any part of the name",
+    uscc: "Unified social credit code",
+    prefecture: "Filed in",
+    any_prefecture: "every prefecture",
+    status: "Status",
+    any_status: "every status",
+    results: "Results",
+    none_found: "No agency matches.",
+    next_page: "Next page",
+    filed_on: "Filed on",
+    legal_representative: "Legal representative",
+    registered_address: "Registered in",
+    business_scope: "Business scope",
+    registered_capital: "Registered capital",
+    yuan: "yuan",
+    staff: "Professional staff",
+    holding_authority: "Filing authority",
+    reviewing_authority: "Reviewing authority",
+    services_and_fees: "Services and fees",
+    service_item: "Service",
+    fee: "Fee",
+    basis: "Basis",
+    unit: "Unit",
+    no_fees: "No fees published.",
+    notices: "Notices",
+    in_log: "In the signed log at index",
+    proof: "download the inclusion proof",
+    verify_hint: "Check it offline with creditmesh verify --key register-log.vkey FILE.",
+    erased: "The content of this notice was erased by decision",
+    corrects: "corrects index",
+    not_found: "No such agency.",
+    bad_request: "The search has a problem; see the marked fields.",
+    unavailable: "The service is unavailable for the moment; try again shortly.",
+    too_many: "Too many requests; try again shortly.",
+    back: "Back to the register",
+    uscc_error: "A unified social credit code has 18 digits or capital letters and a valid check character.",
+    name_error: "An agency name has at most 100 characters.",
+    masked_note: "Personal details are masked by the desensitisation rules.",
+};

@@ -1,0 +1,176 @@
+//! The public website: pages rendered on the server for people with a browser. It reaches
+//! the mesh only as an anonymous caller of the gateway's public listener (server TLS, no
+//! client certificate), so a visitor can do nothing here they could not do with a gRPC client.
+
+mod i18n;
+mod page;
+mod register;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+pub use i18n::Lang;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Where the pages are served (HTTP).
+    pub listen: SocketAddr,
+    /// Page requests per second of one visitor address (0: unlimited), as the gateway's
+    /// public listener allows one address its calls; bursts of one second's worth.
+    pub rate_per_second: u32,
+    /// The gateway's public listener, `https://host:port`; unset, this node's `public.listen`.
+    pub gateway_url: Option<String>,
+    /// The name in the gateway's server certificate.
+    pub gateway_server_name: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            rate_per_second: 20,
+            gateway_url: None,
+            gateway_server_name: "localhost".into(),
+        }
+    }
+}
+
+/// Where the gateway's public listener is and how its certificate is checked.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `https://host:port`.
+    pub url: String,
+    /// The CA bundle that signed the gateway's server certificate.
+    pub ca_file: PathBuf,
+    /// The name the gateway's certificate carries.
+    pub server_name: String,
+}
+
+pub struct Web {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct App {
+    register: DisclosureServiceClient<Channel>,
+}
+
+pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken) -> Result<Web> {
+    let ca = std::fs::read_to_string(&upstream.ca_file)
+        .with_context(|| format!("reading {}", upstream.ca_file.display()))?;
+    let channel = Endpoint::from_shared(upstream.url.clone())
+        .with_context(|| format!("gateway url {}", upstream.url))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name(upstream.server_name.clone()),
+        )?
+        .connect_lazy();
+    let app = App {
+        register: DisclosureServiceClient::new(channel),
+    };
+    let limiter = NonZeroU32::new(cfg.rate_per_second)
+        .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
+    let router = Router::new()
+        .route("/", get(register::search))
+        .route("/agencies/{uscc}", get(register::agency))
+        .route("/proofs/{sequence}", get(register::proof))
+        .route("/static/site.css", get(stylesheet))
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
+        .layer(axum::middleware::from_fn(security_headers));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding the web listener {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "web listener stopped with an error");
+        }
+    });
+    tracing::info!(%addr, "web listening");
+    Ok(Web { addr, task })
+}
+
+type Limiter = Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>;
+
+/// One visitor address's pages per second; beyond them, 429 with `Retry-After`.
+async fn rate_limit(
+    State(limiter): State<Limiter>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(limiter) = limiter
+        && limiter.check_key(&peer.ip()).is_err()
+    {
+        let lang = page::lang_of(req.uri());
+        let mut response = page::error(lang, StatusCode::TOO_MANY_REQUESTS, lang.text().too_many);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    next.run(req).await
+}
+
+/// Nothing from outside the site, no inline script, not framed, types as declared.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/site.css"),
+    )
+}
+
+async fn not_found(req: Request) -> Response {
+    let lang = page::lang_of(req.uri());
+    page::error(lang, StatusCode::NOT_FOUND, lang.text().not_found)
+}

@@ -1,0 +1,134 @@
+//! What every page shares: the language, the frame around the content, error pages, and the
+//! validators that let browsers and caches keep a page while it has not changed.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+
+use crate::i18n::{Lang, Text};
+
+/// The frame of a page: its language, title and the link to the same page in the other one.
+pub struct Chrome {
+    pub lang: Lang,
+    pub t: &'static Text,
+    pub title: String,
+    pub switch_href: String,
+}
+
+impl Chrome {
+    pub fn new(uri: &Uri, title: impl Into<String>) -> Self {
+        let lang = lang_of(uri);
+        let other = match lang {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        };
+        Self {
+            lang,
+            t: lang.text(),
+            title: title.into(),
+            switch_href: with_query(uri, &[("lang", other.code())], &[]),
+        }
+    }
+
+    /// `href` with this page's language kept.
+    pub fn link(&self, path: &str) -> String {
+        match self.lang {
+            Lang::Zh => path.to_owned(),
+            Lang::En => format!("{path}?lang=en"),
+        }
+    }
+}
+
+pub fn lang_of(uri: &Uri) -> Lang {
+    let lang = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "lang")
+        .map(|(_, v)| v.into_owned());
+    Lang::parse(lang.as_deref())
+}
+
+/// `uri`'s path with its query's `set` pairs replaced (or added) and `drop` removed.
+pub fn with_query(uri: &Uri, set: &[(&str, &str)], drop: &[&str]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        if !set.iter().any(|(s, _)| *s == k) && !drop.contains(&k.as_ref()) {
+            query.append_pair(&k, &v);
+        }
+    }
+    for (k, v) in set {
+        query.append_pair(k, v);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{query}", uri.path())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    c: Chrome,
+    message: &'a str,
+}
+
+pub fn error(lang: Lang, status: StatusCode, message: &str) -> Response {
+    let uri = Uri::from_static("/");
+    let mut c = Chrome::new(&uri, message);
+    c.lang = lang;
+    c.t = lang.text();
+    let body = ErrorPage { c, message }.render().unwrap_or_default();
+    (status, Html(body)).into_response()
+}
+
+/// The error page for a failed call to the mesh.
+pub fn failed(lang: Lang, status: &tonic::Status) -> Response {
+    let t = lang.text();
+    match status.code() {
+        // A notice not (yet) in a checkpoint has no proof to show.
+        tonic::Code::NotFound | tonic::Code::FailedPrecondition | tonic::Code::OutOfRange => {
+            error(lang, StatusCode::NOT_FOUND, t.not_found)
+        }
+        tonic::Code::InvalidArgument => error(lang, StatusCode::BAD_REQUEST, t.bad_request),
+        tonic::Code::ResourceExhausted => error(lang, StatusCode::TOO_MANY_REQUESTS, t.too_many),
+        _ => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "web: a call to the mesh failed");
+            error(lang, StatusCode::SERVICE_UNAVAILABLE, t.unavailable)
+        }
+    }
+}
+
+/// A rendered page, kept by browsers and caches for `max_age` seconds and revalidated by its
+/// content: an unchanged page is answered `304 Not Modified` without its body.
+pub fn cached(request: &HeaderMap, page: impl Template, max_age: u32) -> Response {
+    let body = match page.render() {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "web: a page did not render");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let cache = format!("public, max-age={max_age}");
+    let unchanged = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let headers = [
+        (header::ETAG, HeaderValue::from_str(&etag).expect("hex")),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&cache).expect("ascii"),
+        ),
+        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    ];
+    if unchanged {
+        (StatusCode::NOT_MODIFIED, headers).into_response()
+    } else {
+        (headers, Html(body)).into_response()
+    }
+}
