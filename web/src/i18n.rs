@@ -1,6 +1,7 @@
 //! The pages' words in Chinese (the default) and English.
 
 use creditmesh_domain::Tenant;
+use creditmesh_proto::complaints::v1::{ComplaintStatus, Department};
 use creditmesh_proto::disclosure::v1::{AgencyStatus, NoticeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,8 @@ pub struct Text {
     pub uscc_error: &'static str,
     pub name_error: &'static str,
     pub masked_note: &'static str,
+    pub complain: &'static str,
+    pub track: &'static str,
 }
 
 pub const ZH: Text = Text {
@@ -183,6 +186,8 @@ pub const ZH: Text = Text {
     uscc_error: "统一社会信用代码应为18位数字或大写字母，且校验位正确。",
     name_error: "机构名称不超过100个字符。",
     masked_note: "个人信息已按脱敏规则处理。",
+    complain: "投诉",
+    track: "查询投诉",
 };
 
 pub const EN: Text = Text {
@@ -230,4 +235,156 @@ pub const EN: Text = Text {
     uscc_error: "A unified social credit code has 18 digits or capital letters and a valid check character.",
     name_error: "An agency name has at most 100 characters.",
     masked_note: "Personal details are masked by the desensitisation rules.",
+    complain: "Complain",
+    track: "Track a complaint",
+};
+
+/// The complaint pages' words.
+pub struct ComplaintText {
+    pub complain: &'static str,
+    pub complain_intro: &'static str,
+    pub agency_uscc: &'static str,
+    pub agency_name: &'static str,
+    pub complainant_name: &'static str,
+    pub complainant_contact: &'static str,
+    pub contact_hint: &'static str,
+    pub subject: &'static str,
+    pub description: &'static str,
+    pub submit: &'static str,
+    pub required: &'static str,
+    pub optional: &'static str,
+    pub too_long: &'static str,
+    pub received: &'static str,
+    pub keep_these: &'static str,
+    pub tracking_number: &'static str,
+    pub access_code: &'static str,
+    pub track: &'static str,
+    pub track_intro: &'static str,
+    pub no_such_complaint: &'static str,
+    pub status: &'static str,
+    pub deadline: &'static str,
+    pub provisional: &'static str,
+    pub referred_to: &'static str,
+    pub outcome: &'static str,
+    pub history: &'static str,
+    pub fix_fields: &'static str,
+}
+
+impl Lang {
+    pub fn complaints(self) -> &'static ComplaintText {
+        match self {
+            Lang::Zh => &COMPLAINTS_ZH,
+            Lang::En => &COMPLAINTS_EN,
+        }
+    }
+
+    pub fn complaint_status(self, s: ComplaintStatus) -> &'static str {
+        use ComplaintStatus::*;
+        match (self, s) {
+            (Lang::Zh, Received) => "已收到",
+            (Lang::Zh, Accepted) => "已受理",
+            (Lang::Zh, Resolved) => "已办结",
+            (Lang::Zh, Referred) => "已转交有关部门",
+            (Lang::Zh, Unspecified) => "未知",
+            (Lang::En, Received) => "received",
+            (Lang::En, Accepted) => "accepted",
+            (Lang::En, Resolved) => "resolved",
+            (Lang::En, Referred) => "referred to a department",
+            (Lang::En, Unspecified) => "unknown",
+        }
+    }
+
+    /// A status as the complaint's history names it (`received`, `accepted`, ...).
+    pub fn complaint_status_named(self, name: &str) -> String {
+        let s = match name {
+            "received" => ComplaintStatus::Received,
+            "accepted" => ComplaintStatus::Accepted,
+            "resolved" => ComplaintStatus::Resolved,
+            "referred" => ComplaintStatus::Referred,
+            other => return other.to_owned(),
+        };
+        self.complaint_status(s).to_owned()
+    }
+
+    pub fn department(self, d: Department) -> &'static str {
+        use Department::*;
+        match (self, d) {
+            (Lang::Zh, Cyberspace) => "网信部门",
+            (Lang::Zh, MarketRegulation) => "市场监督管理部门",
+            (Lang::Zh, DigitalDevelopment) => "数字化发展部门",
+            (Lang::Zh, CivilAffairs) => "民政部门",
+            (Lang::Zh, HumanResourcesSocialSecurity) => "人力资源和社会保障部门",
+            (Lang::Zh, PublicSecurity) => "公安机关",
+            (Lang::Zh, PbocBranch) => "中国人民银行分支机构",
+            (Lang::Zh, Unspecified) => "",
+            (Lang::En, Cyberspace) => "cyberspace administration",
+            (Lang::En, MarketRegulation) => "market regulation",
+            (Lang::En, DigitalDevelopment) => "digital development",
+            (Lang::En, CivilAffairs) => "civil affairs",
+            (Lang::En, HumanResourcesSocialSecurity) => "human resources and social security",
+            (Lang::En, PublicSecurity) => "public security",
+            (Lang::En, PbocBranch) => "People's Bank of China branch",
+            (Lang::En, Unspecified) => "",
+        }
+    }
+}
+
+pub const COMPLAINTS_ZH: ComplaintText = ComplaintText {
+    complain: "投诉信用服务机构",
+    complain_intro: "投诉将送交该机构的备案机关处理，您会收到查询编号和查询码。",
+    agency_uscc: "被投诉机构统一社会信用代码",
+    agency_name: "被投诉机构名称",
+    complainant_name: "您的姓名",
+    complainant_contact: "联系方式",
+    contact_hint: "电话或电子邮箱，用于告知办理情况",
+    subject: "投诉事项",
+    description: "事实经过",
+    submit: "提交投诉",
+    required: "必填",
+    optional: "选填",
+    too_long: "内容过长",
+    received: "投诉已收到",
+    keep_these: "请保存查询编号和查询码，查询码只显示这一次。",
+    tracking_number: "查询编号",
+    access_code: "查询码",
+    track: "查询投诉办理情况",
+    track_intro: "输入提交投诉时取得的查询编号和查询码。",
+    no_such_complaint: "查询编号或查询码不正确。",
+    status: "办理状态",
+    deadline: "办理期限",
+    provisional: "（节假日安排未公布，期限可能调整）",
+    referred_to: "已转交",
+    outcome: "办理结果",
+    history: "办理经过",
+    fix_fields: "请按字段旁的提示修改后重新提交，尚未保存任何内容。",
+};
+
+pub const COMPLAINTS_EN: ComplaintText = ComplaintText {
+    complain: "Complain about a credit service agency",
+    complain_intro: "The complaint goes to the authority holding the agency's filing; you receive a tracking number and an access code.",
+    agency_uscc: "The agency's unified social credit code",
+    agency_name: "The agency's name",
+    complainant_name: "Your name",
+    complainant_contact: "Contact",
+    contact_hint: "a phone number or e-mail address, to tell you how it is handled",
+    subject: "What the complaint is about",
+    description: "What happened",
+    submit: "Submit the complaint",
+    required: "required",
+    optional: "optional",
+    too_long: "is too long",
+    received: "Complaint received",
+    keep_these: "Keep the tracking number and the access code: the code is shown only this once.",
+    tracking_number: "Tracking number",
+    access_code: "Access code",
+    track: "Track a complaint",
+    track_intro: "Enter the tracking number and access code you received when you complained.",
+    no_such_complaint: "The tracking number or access code is not right.",
+    status: "Status",
+    deadline: "Handling deadline",
+    provisional: " (holidays not yet announced; the deadline may move)",
+    referred_to: "Referred to",
+    outcome: "Outcome",
+    history: "History",
+    fix_fields: "Correct the marked fields and submit again; nothing has been stored yet.",
 };

@@ -2,6 +2,7 @@
 //! the mesh only as an anonymous caller of the gateway's public listener (server TLS, no
 //! client certificate), so a visitor can do nothing here they could not do with a gRPC client.
 
+mod complaints;
 mod i18n;
 mod page;
 mod register;
@@ -17,6 +18,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, StatusCode, header};
@@ -71,6 +73,7 @@ pub struct Web {
 #[derive(Clone)]
 struct App {
     register: DisclosureServiceClient<Channel>,
+    complaints: ComplaintServiceClient<Channel>,
 }
 
 pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken) -> Result<Web> {
@@ -85,7 +88,8 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         )?
         .connect_lazy();
     let app = App {
-        register: DisclosureServiceClient::new(channel),
+        register: DisclosureServiceClient::new(channel.clone()),
+        complaints: ComplaintServiceClient::new(channel),
     };
     let limiter = NonZeroU32::new(cfg.rate_per_second)
         .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
@@ -93,6 +97,11 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .route("/", get(register::search))
         .route("/agencies/{uscc}", get(register::agency))
         .route("/proofs/{sequence}", get(register::proof))
+        .route("/complaints", get(complaints::new).post(complaints::submit))
+        .route(
+            "/complaints/track",
+            get(complaints::track_form).post(complaints::track),
+        )
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)
         .with_state(app)

@@ -132,3 +132,21 @@ pub fn cached(request: &HeaderMap, page: impl Template, max_age: u32) -> Respons
         (headers, Html(body)).into_response()
     }
 }
+
+/// A Unix time as `YYYY-MM-DD HH:MM` in China Standard Time.
+pub fn cst_minute(seconds: i64) -> String {
+    let cst = time::UtcOffset::from_hms(8, 0, 0).expect("cst");
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map(|t| {
+            let t = t.to_offset(cst);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                t.year(),
+                t.month() as u8,
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default()
+}

@@ -187,6 +187,7 @@ pub struct AgencyPage {
     reviewing: &'static str,
     notices: Vec<NoticeRow>,
     home: String,
+    complain_href: String,
 }
 
 pub async fn agency(
@@ -240,6 +241,10 @@ pub async fn agency(
         holding: tenant_name(lang, &a.tenant),
         reviewing: tenant_name(lang, &a.reviewing_tenant),
         home: c.link("/"),
+        complain_href: match c.lang {
+            Lang::Zh => format!("/complaints?uscc={}", a.uscc),
+            Lang::En => format!("/complaints?uscc={}&lang=en", a.uscc),
+        },
         c,
         a,
         notices,
@@ -280,22 +285,9 @@ fn notice_class(kind: NoticeKind) -> &'static str {
 
 /// When a notice was published, in China Standard Time.
 fn published(n: &Notice) -> String {
-    let Some(ts) = &n.published_at else {
-        return String::new();
-    };
-    let cst = time::UtcOffset::from_hms(8, 0, 0).expect("cst");
-    time::OffsetDateTime::from_unix_timestamp(ts.seconds)
-        .map(|t| {
-            let t = t.to_offset(cst);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute()
-            )
-        })
+    n.published_at
+        .as_ref()
+        .map(|ts| page::cst_minute(ts.seconds))
         .unwrap_or_default()
 }
 

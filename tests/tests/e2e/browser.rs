@@ -17,6 +17,7 @@ use super::register::{approve_kashgar, notices_become, register, verify_cli};
 crate::on_both_engines!(
     the_register_finds_an_approved_agency_and_shows_its_revocation,
     bad_input_is_marked_beside_its_field_and_shown_as_text,
+    a_complaint_from_the_form_is_tracked_to_its_referral,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -115,13 +116,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     assert_eq!(text_of(&b, "h1").await, "信用服务机构名录");
     let name = b.client.find(Locator::Id("name")).await.unwrap();
     name.send_keys("Credit Agency").await.unwrap();
-    b.client
-        .find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&b, "form.search button").await;
     let results = text_of(&b, "table.agencies tbody").await;
     assert!(results.contains(KASHGAR), "{results}");
     assert!(results.contains("正常"), "{results}");
@@ -141,13 +136,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
         .goto(&format!("{site}/?name=Credit+Agency"))
         .await
         .unwrap();
-    b.client
-        .find(Locator::LinkText(&format!("Credit Agency {KASHGAR}")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(&b, Locator::LinkText(&format!("Credit Agency {KASHGAR}"))).await;
     assert_eq!(text_of(&b, "h1").await, format!("Credit Agency {KASHGAR}"));
     let fees = text_of(&b, "table.fees").await;
     assert!(
@@ -208,13 +197,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     b.screenshot("agency-revoked-zh").await;
 
     // The same page in English.
-    b.client
-        .find(Locator::Css("nav a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&b, "nav.lang a").await;
     assert!(text_of(&b, "p.status").await.contains("filing revoked"));
     assert!(
         text_of(&b, "ol.timeline")
@@ -269,13 +252,7 @@ async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) 
         .send_keys("91653101MA78KT005X")
         .await
         .unwrap();
-    b.client
-        .find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&b, "form.search button").await;
     // The code's error is beside the code's field, tied to it for assistive technology.
     let error = text_of(&b, "#uscc-error").await;
     assert!(error.contains("校验位"), "{error}");
@@ -326,6 +303,158 @@ async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) 
         .await
         .unwrap();
     assert!(text_of(&b, "h1").await.contains("未找到"));
+
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}
+
+async fn fill(b: &Browser, id: &str, text: &str) {
+    let field = b.client.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn press(b: &Browser, css: &str) {
+    click_through(b, Locator::Css(css)).await;
+}
+
+/// Clicks what leads to another page, and waits until the browser has left this one.
+async fn click_through(b: &Browser, what: Locator<'_>) {
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    b.client.find(what).await.unwrap().click().await.unwrap();
+    creditmesh_tests::eventually("the next page", Duration::from_secs(10), || {
+        let old = old.clone();
+        async move { old.tag_name().await.is_err().then_some(()) }
+    })
+    .await;
+}
+
+async fn complaints_held(t: &TestMesh) -> usize {
+    use creditmesh_proto::complaints::v1::ListComplaintsRequest;
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .list_complaints(ListComplaintsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .complaints
+        .len()
+}
+
+async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    let department = creditmesh_tests::free_addr();
+    let Some((t, _clock)) = super::referrals::mesh(engine, department, None).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+
+    // Wrong and missing input: each error beside its field, what was typed kept as text,
+    // and nothing stored.
+    b.client.goto(&format!("{site}/complaints")).await.unwrap();
+    let injected = "<script>document.title='owned'</script>";
+    fill(&b, "agency_uscc", "91653101MA78KT005X").await;
+    fill(&b, "description", injected).await;
+    press(&b, "form.complaint button").await;
+    assert!(text_of(&b, "#agency_uscc-error").await.contains("校验位"));
+    assert!(text_of(&b, "#subject-error").await.contains("必填"));
+    assert!(
+        text_of(&b, "#complainant_contact-error")
+            .await
+            .contains("必填")
+    );
+    assert!(
+        b.client
+            .find(Locator::Id("description-error"))
+            .await
+            .is_err()
+    );
+    let description = b.client.find(Locator::Id("description")).await.unwrap();
+    assert_eq!(
+        description.prop("value").await.unwrap().as_deref(),
+        Some(injected)
+    );
+    assert_ne!(b.client.title().await.unwrap(), "owned");
+    let scripts = b
+        .client
+        .execute("return document.scripts.length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(scripts, 0);
+    assert_eq!(
+        complaints_held(&t).await,
+        0,
+        "an invalid form stores nothing"
+    );
+    b.screenshot("complaint-field-errors-zh").await;
+
+    // Corrected, it is received; the confirmation shows the number and the code once.
+    fill(&b, "agency_uscc", KASHGAR).await;
+    fill(&b, "complainant_contact", "13912345678").await;
+    fill(&b, "subject", "收费超出公示标准").await;
+    press(&b, "form.complaint button").await;
+    assert_eq!(text_of(&b, "h1").await, "投诉已收到");
+    let number = text_of(&b, "#tracking-number").await;
+    let code = text_of(&b, "#access-code").await;
+    assert!(!number.is_empty() && !code.is_empty());
+    assert_eq!(complaints_held(&t).await, 1);
+    // Going back and submitting the same filling again files nothing new.
+    b.client.back().await.unwrap();
+    if b.client
+        .find(Locator::Css("form.complaint button"))
+        .await
+        .is_ok()
+    {
+        press(&b, "form.complaint button").await;
+        assert_eq!(
+            complaints_held(&t).await,
+            1,
+            "one filling of the form, one complaint"
+        );
+    }
+
+    // The regulator refers it; the complainant tracks it there.
+    ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .refer_complaint(super::referrals::refer("web-refer", &number))
+        .await
+        .unwrap();
+    b.client
+        .goto(&format!("{site}/complaints/track"))
+        .await
+        .unwrap();
+    fill(&b, "tracking_number", &number).await;
+    fill(&b, "access_code", "wrong-code").await;
+    press(&b, "form.search button").await;
+    assert!(text_of(&b, "#track-error").await.contains("不正确"));
+    assert!(
+        b.client
+            .find(Locator::Id("complaint-status"))
+            .await
+            .is_err()
+    );
+    fill(&b, "access_code", &code).await;
+    press(&b, "form.search button").await;
+    assert_eq!(text_of(&b, "#complaint-status").await, "已转交有关部门");
+    assert_eq!(text_of(&b, "#referred-to").await, "市场监督管理部门");
+    let history = text_of(&b, "ol.history").await;
+    assert!(
+        history.contains("已收到") && history.contains("已转交"),
+        "{history}"
+    );
+    // The access code never appears in an address.
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(&code)
+    );
+    b.screenshot("complaint-tracked-zh").await;
 
     b.close().await;
     stop.cancel();

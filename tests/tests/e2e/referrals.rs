@@ -34,7 +34,7 @@ crate::on_both_engines!(
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
 /// need listen there yet); mails go to `smtp` when given.
-async fn mesh(
+pub async fn mesh(
     engine: Engine,
     department: std::net::SocketAddr,
     smtp: Option<String>,
@@ -65,7 +65,7 @@ async fn mesh(
     Some((t, clock))
 }
 
-fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
+pub fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
     ReferComplaintRequest {
         request_id: request_id.into(),
         tracking_number: tracking_number.into(),
