@@ -13,7 +13,7 @@ use tonic_types::StatusExt;
 
 use crate::App;
 use crate::i18n::{ComplaintText, Lang};
-use crate::page::{self, Chrome};
+use crate::page::{self, Chrome, render};
 
 /// One input of a form: what it is called, what was typed, and what is wrong with it.
 pub struct Field {
@@ -355,13 +355,6 @@ pub async fn track(
         }
         Err(e) => page::failed(lang, &e),
     }
-}
-
-fn render(page: impl askama::Template) -> String {
-    page.render().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "web: a page did not render");
-        String::new()
-    })
 }
 
 /// Kept by nobody: the page holds a complainant's details or access code.

@@ -93,6 +93,9 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
     };
     let limiter = NonZeroU32::new(cfg.rate_per_second)
         .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
+    if let Some(limiter) = limiter.clone() {
+        tokio::spawn(forget_idle_visitors(limiter, stop.clone()));
+    }
     let router = Router::new()
         .route("/", get(register::search))
         .route("/agencies/{uscc}", get(register::agency))
@@ -127,6 +130,23 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
 }
 
 type Limiter = Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>;
+
+/// Drops the rate state of addresses that have not been seen for a while, so that a flood
+/// from many addresses does not keep its memory.
+async fn forget_idle_visitors(
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+    }
+}
 
 /// One visitor address's pages per second; beyond them, 429 with `Retry-After`.
 async fn rate_limit(

@@ -32,11 +32,12 @@ impl Chrome {
         }
     }
 
-    /// `href` with this page's language kept.
-    pub fn link(&self, path: &str) -> String {
+    /// `href` (a path, with or without a query) with this page's language kept.
+    pub fn link(&self, href: &str) -> String {
         match self.lang {
-            Lang::Zh => path.to_owned(),
-            Lang::En => format!("{path}?lang=en"),
+            Lang::Zh => href.to_owned(),
+            Lang::En if href.contains('?') => format!("{href}&lang=en"),
+            Lang::En => format!("{href}?lang=en"),
         }
     }
 }
@@ -75,12 +76,22 @@ struct ErrorPage<'a> {
 }
 
 pub fn error(lang: Lang, status: StatusCode, message: &str) -> Response {
-    let uri = Uri::from_static("/");
-    let mut c = Chrome::new(&uri, message);
-    c.lang = lang;
-    c.t = lang.text();
-    let body = ErrorPage { c, message }.render().unwrap_or_default();
-    (status, Html(body)).into_response()
+    // The language switch of an error page leads to the register's first page.
+    let home = Uri::from_static(match lang {
+        Lang::Zh => "/",
+        Lang::En => "/?lang=en",
+    });
+    let c = Chrome::new(&home, message);
+    (status, Html(render(ErrorPage { c, message }))).into_response()
+}
+
+/// The page's HTML; a page that does not render (it cannot, short of a formatting error) is
+/// logged and left empty.
+pub fn render(page: impl Template) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "web: a page did not render");
+        String::new()
+    })
 }
 
 /// The error page for a failed call to the mesh.

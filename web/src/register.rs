@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use creditmesh_domain::Tenant;
@@ -123,7 +123,7 @@ pub async fn search(
         next_href: None,
     };
     if page.name_error.is_some() || page.uscc_error.is_some() {
-        return (StatusCode::BAD_REQUEST, page::cached(&headers, page, 0)).into_response();
+        return (StatusCode::BAD_REQUEST, Html(page::render(page))).into_response();
     }
     let request = ListAgenciesRequest {
         tenant: prefecture.map(|p| p.to_string()).unwrap_or_default(),
@@ -241,10 +241,7 @@ pub async fn agency(
         holding: tenant_name(lang, &a.tenant),
         reviewing: tenant_name(lang, &a.reviewing_tenant),
         home: c.link("/"),
-        complain_href: match c.lang {
-            Lang::Zh => format!("/complaints?uscc={}", a.uscc),
-            Lang::En => format!("/complaints?uscc={}&lang=en", a.uscc),
-        },
+        complain_href: c.link(&format!("/complaints?uscc={}", a.uscc)),
         c,
         a,
         notices,

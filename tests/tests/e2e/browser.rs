@@ -11,7 +11,7 @@ use creditmesh_tests::{Engine, TestMesh};
 use fantoccini::Locator;
 use tokio_util::sync::CancellationToken;
 
-use super::filing::{KASHGAR, application, mesh, review_says};
+use super::filing::{KASHGAR, filed, mesh, review_says};
 use super::register::{approve_kashgar, notices_become, register, verify_cli};
 
 crate::on_both_engines!(
@@ -53,15 +53,7 @@ async fn refused_filing(t: &TestMesh) {
         ),
     );
     let mut agency = FilingServiceClient::new(t.node("agency-refused").await);
-    let req = application(&mut agency, REFUSED, "2021-03-01", "refused-1").await;
-    let filing_id = agency
-        .submit_filing(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .filing
-        .unwrap()
-        .filing_id;
+    let filing_id = filed(&mut agency, REFUSED, "2021-03-01", "refused-1").await;
     review_says(
         t,
         "653100",

@@ -166,6 +166,24 @@ pub async fn application(
     }
 }
 
+/// Submits `uscc`'s application (see [`application`]) through `client`; the new filing's id.
+pub async fn filed(
+    client: &mut FilingServiceClient<Channel>,
+    uscc: &str,
+    registered_on: &str,
+    request_id: &str,
+) -> String {
+    let req = application(client, uscc, registered_on, request_id).await;
+    client
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id
+}
+
 /// Delivers a review decision to the filing service as the review service would.
 pub async fn review_says<E: EventKind>(t: &TestMesh, tenant: &str, event: E) {
     let ch = mtls(t.service_addr("filing"), &t.pki_dir, "service-review").await;

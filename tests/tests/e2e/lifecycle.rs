@@ -19,7 +19,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use super::filing::{
-    BEIJING, KASHGAR, application, mesh, mesh_with, pdf, person_id, review_says, upload,
+    BEIJING, KASHGAR, application, filed, mesh, mesh_with, pdf, person_id, review_says, upload,
 };
 use super::review::{approve, filing_status, reaches, submit};
 
@@ -225,15 +225,7 @@ async fn a_listed_principal_bars_approval_and_nothing_revives_a_closed_filing(en
 
     // Listed while the application is under review: an Art. 9(2) hit, no revocation.
     let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
-    let req = application(&mut beijing, BEIJING, "2020-05-01", "b-1").await;
-    let beijing_filing = beijing
-        .submit_filing(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .filing
-        .unwrap()
-        .filing_id;
+    let beijing_filing = filed(&mut beijing, BEIJING, "2020-05-01", "b-1").await;
     let task = task_of(&region, "650000", TaskKind::Filing, TaskStatus::Open).await;
     assert!(task.automatic_checks.is_empty(), "{task:?}");
     let listed = list(&mut region, "gm", person_entry(GENERAL_MANAGER, "李四")).await;

@@ -13,7 +13,9 @@ use time::macros::date;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::filing::{BEIJING, KASHGAR, application, mesh, mesh_with, pdf, person_id, upload};
+use super::filing::{
+    BEIJING, KASHGAR, application, filed, mesh, mesh_with, pdf, person_id, upload,
+};
 
 crate::on_both_engines!(
     a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_day,
@@ -68,15 +70,7 @@ pub async fn reaches(t: &TestMesh, filing_id: &str, status: FilingStatus, what: 
 
 pub async fn submit(t: &TestMesh, request_id: &str) -> String {
     let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
-    let req = application(&mut agency, KASHGAR, "2020-05-01", request_id).await;
-    agency
-        .submit_filing(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .filing
-        .unwrap()
-        .filing_id
+    filed(&mut agency, KASHGAR, "2020-05-01", request_id).await
 }
 
 async fn a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_day(
@@ -522,15 +516,7 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
 
     // Beijing files with the region, which approves it itself.
     let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
-    let req = application(&mut beijing, BEIJING, "2020-05-01", "july-b").await;
-    let beijing_filing = beijing
-        .submit_filing(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .filing
-        .unwrap()
-        .filing_id;
+    let beijing_filing = filed(&mut beijing, BEIJING, "2020-05-01", "july-b").await;
     let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
     let task = eventually("the region's task", Duration::from_secs(20), || {
         let mut r = region.clone();
