@@ -135,7 +135,7 @@ fn form_page(uri: &http::Uri, form: &ComplaintForm, request_id: String) -> FormP
 }
 
 /// A fresh key for one filling of the form: submitting it twice files one complaint.
-fn request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -154,7 +154,7 @@ pub async fn new(
         agency_uscc: query.map(|Query(q)| q.uscc).unwrap_or_default(),
         ..Default::default()
     };
-    private(Html(render(form_page(&uri, &form, request_id()))).into_response())
+    private(Html(render(form_page(&uri, &form, new_request_id()))).into_response())
 }
 
 pub async fn submit(
@@ -165,7 +165,7 @@ pub async fn submit(
     let lang = page::lang_of(&uri);
     let ct = lang.complaints();
     let request_id = if form.request_id.is_empty() || form.request_id.len() > 64 {
-        request_id()
+        new_request_id()
     } else {
         form.request_id.clone()
     };
@@ -358,7 +358,7 @@ pub async fn track(
 }
 
 /// Kept by nobody: the page holds a complainant's details or access code.
-fn private(mut response: Response) -> Response {
+pub(crate) fn private(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -2,6 +2,7 @@
 
 use creditmesh_domain::Tenant;
 use creditmesh_proto::complaints::v1::{ComplaintStatus, Department};
+use creditmesh_proto::datapush::v1::{ObjectionDecision, ObjectionGround, RecordStatus};
 use creditmesh_proto::disclosure::v1::{AgencyStatus, NoticeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,7 @@ pub struct Text {
     pub masked_note: &'static str,
     pub complain: &'static str,
     pub track: &'static str,
+    pub access: &'static str,
 }
 
 pub const ZH: Text = Text {
@@ -188,6 +190,7 @@ pub const ZH: Text = Text {
     masked_note: "个人信息已按脱敏规则处理。",
     complain: "投诉",
     track: "查询投诉",
+    access: "查询本人信用信息",
 };
 
 pub const EN: Text = Text {
@@ -237,6 +240,7 @@ pub const EN: Text = Text {
     masked_note: "Personal details are masked by the desensitisation rules.",
     complain: "Complain",
     track: "Track a complaint",
+    access: "Your credit records",
 };
 
 /// The complaint pages' words.
@@ -388,3 +392,240 @@ pub const COMPLAINTS_EN: ComplaintText = ComplaintText {
     history: "History",
     fix_fields: "Correct the marked fields and submit again; nothing has been stored yet.",
 };
+
+/// The subject access pages' words (Art. 21, 22).
+pub struct AccessText {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub identifier: &'static str,
+    pub identifier_hint: &'static str,
+    pub access_code: &'static str,
+    pub code_hint: &'static str,
+    pub show: &'static str,
+    pub wrong: &'static str,
+    pub records: &'static str,
+    pub no_records: &'static str,
+    pub source: &'static str,
+    pub collected_on: &'static str,
+    pub received_at: &'static str,
+    pub version: &'static str,
+    pub content: &'static str,
+    pub history: &'static str,
+    pub uses: &'static str,
+    pub no_uses: &'static str,
+    pub used_at: &'static str,
+    pub used_by: &'static str,
+    pub purpose: &'static str,
+    pub objections: &'static str,
+    pub filed_at: &'static str,
+    pub ground: &'static str,
+    pub choose_ground: &'static str,
+    pub deadline: &'static str,
+    pub decision: &'static str,
+    pub undecided: &'static str,
+    pub overdue: &'static str,
+    pub reasons: &'static str,
+    pub kept_reasons: &'static str,
+    pub subject_statement: &'static str,
+    pub object: &'static str,
+    pub statement: &'static str,
+    pub statement_hint: &'static str,
+    pub contact: &'static str,
+    pub contact_hint: &'static str,
+    pub submit: &'static str,
+    pub received: &'static str,
+    pub not_markable: &'static str,
+    pub ground_error: &'static str,
+    pub next_page: &'static str,
+}
+
+pub const ACCESS_ZH: AccessText = AccessText {
+    title: "查询本人信用信息",
+    intro: "凭监管部门信用服务窗口发放的查询码，查看信用服务机构报送的关于您的信息、来源、变更经过和使用情况；认为有误的，可以提出异议。",
+    identifier: "身份证号码或统一社会信用代码",
+    identifier_hint: "与申请查询码时提供的一致",
+    access_code: "查询码",
+    code_hint: "由监管部门信用服务窗口发放，有效期内可多次使用",
+    show: "查看",
+    wrong: "证件号码或查询码不正确，或查询码已过期。",
+    records: "关于您的信息",
+    no_records: "没有信用服务机构报送的关于您的信息。",
+    source: "报送机构",
+    collected_on: "采集日期",
+    received_at: "报送时间",
+    version: "版本",
+    content: "内容",
+    history: "变更经过",
+    uses: "使用情况",
+    no_uses: "尚无查询使用记录。",
+    used_at: "时间",
+    used_by: "使用者",
+    purpose: "用途",
+    objections: "异议",
+    filed_at: "提出时间",
+    ground: "异议理由",
+    choose_ground: "请选择",
+    deadline: "处理期限",
+    decision: "处理决定",
+    undecided: "处理中",
+    overdue: "已逾期",
+    reasons: "理由",
+    kept_reasons: "机构保留该信息的理由",
+    subject_statement: "本人声明",
+    object: "对这条信息提出异议",
+    statement: "异议说明",
+    statement_hint: "哪里有误，以及能证明的材料（如还款凭证编号）",
+    contact: "联系方式",
+    contact_hint: "电话或电子邮箱，用于告知处理结果",
+    submit: "提交异议",
+    received: "异议已受理，该信息已作异议标注。信用服务机构应在此日期前作出决定：",
+    not_markable: "这条信息已有异议在处理，或已删除，暂不能再提出异议。",
+    ground_error: "请选择异议理由。",
+    next_page: "下一页",
+};
+
+pub const ACCESS_EN: AccessText = AccessText {
+    title: "Your credit records",
+    intro: "With the access code a regulator's service desk gave you, see what credit service agencies reported about you, where it came from, how it changed and who used it; object to what is wrong.",
+    identifier: "Resident identity number or unified social credit code",
+    identifier_hint: "the one you gave when the code was issued",
+    access_code: "Access code",
+    code_hint: "issued by a regulator's service desk; usable until it expires",
+    show: "Show",
+    wrong: "The identifier or the access code is not right, or the code has expired.",
+    records: "Records about you",
+    no_records: "No agency has reported anything about you.",
+    source: "Reported by",
+    collected_on: "Collected on",
+    received_at: "Received",
+    version: "Version",
+    content: "Content",
+    history: "History",
+    uses: "Uses",
+    no_uses: "Nobody has read it yet.",
+    used_at: "When",
+    used_by: "By",
+    purpose: "Purpose",
+    objections: "Objections",
+    filed_at: "Filed",
+    ground: "Ground",
+    choose_ground: "choose one",
+    deadline: "Decision due by",
+    decision: "Decision",
+    undecided: "pending",
+    overdue: "overdue",
+    reasons: "Reasons",
+    kept_reasons: "The agency's reasons for keeping it",
+    subject_statement: "Your statement",
+    object: "Object to this record",
+    statement: "What is wrong",
+    statement_hint: "what is wrong, and what shows it (a repayment receipt's number, say)",
+    contact: "Contact",
+    contact_hint: "a phone number or e-mail address, to tell you the decision",
+    submit: "File the objection",
+    received: "The objection was received and the record is marked as under objection. The agency decides by",
+    not_markable: "This record already has an objection being decided, or was deleted; it cannot be objected to now.",
+    ground_error: "Choose a ground.",
+    next_page: "Next page",
+};
+
+impl Lang {
+    pub fn access(self) -> &'static AccessText {
+        match self {
+            Lang::Zh => &ACCESS_ZH,
+            Lang::En => &ACCESS_EN,
+        }
+    }
+
+    pub fn record_status(self, s: RecordStatus) -> &'static str {
+        use RecordStatus::*;
+        match (self, s) {
+            (Lang::Zh, Active) => "有效",
+            (Lang::Zh, UnderObjection) => "异议处理中",
+            (Lang::Zh, Deleted) => "已删除",
+            (Lang::Zh, Unspecified) => "未知",
+            (Lang::En, Active) => "in effect",
+            (Lang::En, UnderObjection) => "under objection",
+            (Lang::En, Deleted) => "deleted",
+            (Lang::En, Unspecified) => "unknown",
+        }
+    }
+
+    /// A version's change as the record's history names it (`pushed`, `corrected`, ...).
+    pub fn record_change(self, name: &str) -> String {
+        let s = match (self, name) {
+            (Lang::Zh, "pushed") => "报送",
+            (Lang::Zh, "updated") => "机构更新",
+            (Lang::Zh, "corrected") => "因异议更正",
+            (Lang::Zh, "deleted") => "因异议删除",
+            (Lang::En, "pushed") => "reported",
+            (Lang::En, "updated") => "updated by the agency",
+            (Lang::En, "corrected") => "corrected on objection",
+            (Lang::En, "deleted") => "deleted on objection",
+            (_, other) => other,
+        };
+        s.to_owned()
+    }
+
+    pub fn ground(self, g: ObjectionGround) -> &'static str {
+        use ObjectionGround::*;
+        match (self, g) {
+            (Lang::Zh, Error) => "信息错误",
+            (Lang::Zh, Omission) => "信息遗漏",
+            (Lang::Zh, ImproperEvaluation) => "评价不当",
+            (Lang::Zh, TradeSecret) => "侵犯商业秘密",
+            (Lang::Zh, Privacy) => "侵犯个人隐私",
+            (Lang::Zh, Unspecified) => "",
+            (Lang::En, Error) => "the information is wrong",
+            (Lang::En, Omission) => "something is missing",
+            (Lang::En, ImproperEvaluation) => "the evaluation is improper",
+            (Lang::En, TradeSecret) => "it discloses a trade secret",
+            (Lang::En, Privacy) => "it infringes privacy",
+            (Lang::En, Unspecified) => "",
+        }
+    }
+
+    pub fn decision(self, d: ObjectionDecision) -> &'static str {
+        use ObjectionDecision::*;
+        match (self, d) {
+            (Lang::Zh, Correct) => "更正",
+            (Lang::Zh, Delete) => "删除",
+            (Lang::Zh, Keep) => "保留",
+            (Lang::Zh, Unspecified) => "",
+            (Lang::En, Correct) => "corrected",
+            (Lang::En, Delete) => "deleted",
+            (Lang::En, Keep) => "kept",
+            (Lang::En, Unspecified) => "",
+        }
+    }
+}
+
+impl Lang {
+    /// Who read a record, from the SPIFFE id the platform logged: the kind of reader and its
+    /// prefecture (an agency by its code); anything else as logged.
+    pub fn reader(self, spiffe_id: &str) -> String {
+        let path = spiffe_id
+            .strip_prefix("spiffe://")
+            .and_then(|rest| rest.split_once('/'))
+            .map_or("", |(_, path)| path);
+        let mut parts = path.split('/');
+        let (kind, tenant) = (
+            parts.next(),
+            parts.next().and_then(|t| Tenant::parse(t).ok()),
+        );
+        let subject = parts.next().unwrap_or_default();
+        let Some(tenant) = tenant else {
+            return spiffe_id.to_owned();
+        };
+        let place = self.tenant(tenant);
+        match (self, kind) {
+            (Lang::Zh, Some("regulator")) => format!("{place}信用主管部门"),
+            (Lang::Zh, Some("department")) => format!("{place}有关部门（{subject}）"),
+            (Lang::Zh, Some("agency")) => format!("信用服务机构 {subject}"),
+            (Lang::En, Some("regulator")) => format!("credit regulator of {place}"),
+            (Lang::En, Some("department")) => format!("{subject} department of {place}"),
+            (Lang::En, Some("agency")) => format!("credit service agency {subject}"),
+            _ => spiffe_id.to_owned(),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! the mesh only as an anonymous caller of the gateway's public listener (server TLS, no
 //! client certificate), so a visitor can do nothing here they could not do with a gRPC client.
 
+mod access;
 mod complaints;
 mod i18n;
 mod page;
@@ -17,8 +18,9 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, StatusCode, header};
@@ -74,6 +76,7 @@ pub struct Web {
 struct App {
     register: DisclosureServiceClient<Channel>,
     complaints: ComplaintServiceClient<Channel>,
+    datapush: DataPushServiceClient<Channel>,
 }
 
 pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken) -> Result<Web> {
@@ -89,7 +92,8 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .connect_lazy();
     let app = App {
         register: DisclosureServiceClient::new(channel.clone()),
-        complaints: ComplaintServiceClient::new(channel),
+        complaints: ComplaintServiceClient::new(channel.clone()),
+        datapush: DataPushServiceClient::new(channel),
     };
     let limiter = NonZeroU32::new(cfg.rate_per_second)
         .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
@@ -105,6 +109,8 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
             "/complaints/track",
             get(complaints::track_form).post(complaints::track),
         )
+        .route("/access", get(access::form).post(access::report))
+        .route("/access/objections", post(access::object))
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)
         .with_state(app)

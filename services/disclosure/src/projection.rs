@@ -170,6 +170,20 @@ fn masked(e: &RegisterChanged) -> AgencyRecord {
     }
 }
 
+/// A revocation's ground in the Measures' words, with its article and its code.
+fn revocation_ground(code: &str) -> String {
+    let words = match code {
+        "severe_dishonesty" => "被列入严重失信主体名单（《办法》第十五条第一项）",
+        "refused_rectification" => "违反建档承诺且拒不整改（《办法》第十五条第二项）",
+        "unlicensed_credit_reporting" => {
+            "未取得合法资质违规开展征信、信用评级业务（《办法》第十五条第三项）"
+        }
+        "no_annual_report" => "未按时提交年度报告（《办法》第十一条）",
+        other => return other.to_owned(),
+    };
+    format!("{words}［{code}］")
+}
+
 /// The notice's words, from masked values only.
 fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> String {
     let who = format!("{}（统一社会信用代码 {}）", r.agency_name, r.uscc);
@@ -182,7 +196,10 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
             "备案信息变更公示：{who}，变更事项：{}。",
             e.changed_fields.join("、")
         ),
-        NoticeKind::Revoked => format!("撤销备案公示：{who}，撤销依据：{}。", e.ground),
+        NoticeKind::Revoked => format!(
+            "撤销备案公示：{who}，撤销依据：{}。",
+            revocation_ground(&e.ground)
+        ),
         NoticeKind::Deregistering => {
             format!("申请注销备案：{who}已申请注销备案，不再作为在册机构公示。")
         }

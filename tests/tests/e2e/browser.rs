@@ -18,6 +18,7 @@ crate::on_both_engines!(
     the_register_finds_an_approved_agency_and_shows_its_revocation,
     bad_input_is_marked_beside_its_field_and_shown_as_text,
     a_complaint_from_the_form_is_tracked_to_its_referral,
+    a_subject_sees_their_records_and_objects_to_one,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -159,8 +160,8 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     let revoked = text_of(&b, "ol.timeline li.grave").await;
     assert!(revoked.contains("撤销备案"), "{revoked}");
     assert!(
-        revoked.contains("severe_dishonesty"),
-        "the ground is shown: {revoked}"
+        revoked.contains("严重失信主体名单") && revoked.contains("第十五条第一项"),
+        "the ground is shown in the Measures' words: {revoked}"
     );
 
     // Each notice once checkpointed links its inclusion proof, as `creditmesh verify` reads it.
@@ -347,6 +348,13 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
 
     // Wrong and missing input: each error beside its field, what was typed kept as text,
     // and nothing stored.
+    b.client
+        .goto(&format!("{site}/complaints?lang=en"))
+        .await
+        .unwrap();
+    press(&b, "form.complaint button").await;
+    assert!(text_of(&b, "#subject-error").await.contains("required"));
+    b.screenshot("complaint-field-errors-en").await;
     b.client.goto(&format!("{site}/complaints")).await.unwrap();
     let injected = "<script>document.title='owned'</script>";
     fill(&b, "agency_uscc", "91653101MA78KT005X").await;
@@ -448,7 +456,211 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     );
     b.screenshot("complaint-tracked-zh").await;
 
+    // Tracked in English.
+    b.client
+        .goto(&format!("{site}/complaints/track?lang=en"))
+        .await
+        .unwrap();
+    fill(&b, "tracking_number", &number).await;
+    fill(&b, "access_code", &code).await;
+    press(&b, "form.search button").await;
+    assert_eq!(
+        text_of(&b, "#complaint-status").await,
+        "referred to a department"
+    );
+    assert_eq!(text_of(&b, "#referred-to").await, "market regulation");
+    b.screenshot("complaint-tracked-en").await;
+
     b.close().await;
     stop.cancel();
     t.stop().await;
+}
+
+async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
+    use super::objections::{loan, mesh_at, record_id, subject};
+    use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+    use creditmesh_proto::datapush::v1::*;
+    let Some((t, _clock)) = mesh_at(engine, time::macros::date!(2026 - 11 - 02)).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let who = subject();
+    super::datapush::push(
+        t.node("agency-kashgar").await,
+        vec![
+            loan("web-1", &who, "2026-10-15", 1200.0),
+            loan("web-2", &who, "2026-10-20", 80.0),
+        ],
+    )
+    .await
+    .unwrap();
+    let (r1, r2) = (record_id(&t, "web-1").await, record_id(&t, "web-2").await);
+    let mut desk = DataPushServiceClient::new(t.node("regulator-653100").await);
+    // A regulator reads the records for a stated purpose: the subject sees that use.
+    let read = desk
+        .find_records(FindRecordsRequest {
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+            purpose: "loan reporting supervision".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(read.len(), 2);
+    let code = desk
+        .issue_subject_access_code(IssueSubjectAccessCodeRequest {
+            request_id: "web-code".into(),
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_code;
+
+    // A wrong code shows nothing.
+    b.client.goto(&format!("{site}/access")).await.unwrap();
+    assert_eq!(text_of(&b, "h1").await, "查询本人信用信息");
+    fill(&b, "subject_identifier", &who).await;
+    fill(&b, "access_code", "0123456789abcdef0123456789abcdef").await;
+    press(&b, "form.search button").await;
+    assert!(text_of(&b, "#access-error").await.contains("不正确"));
+    assert!(b.client.find(Locator::Id("records")).await.is_err());
+
+    // With the code: both records, their source, content, history and the regulator's use.
+    fill(&b, "access_code", &code).await;
+    press(&b, "form.search button").await;
+    assert_eq!(text_of(&b, "#records").await, "关于您的信息");
+    let records = b
+        .client
+        .find_all(Locator::Css("article.record"))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    let first = text_of(&b, "#record-0").await;
+    assert!(first.contains(KASHGAR), "the source: {first}");
+    assert!(
+        first.contains("amount_due") && first.contains("1200"),
+        "{first}"
+    );
+    assert_eq!(text_of(&b, "#record-0-status").await, "有效");
+    assert!(text_of(&b, "#record-0-history").await.contains("报送"));
+    let uses = text_of(&b, "#record-0-uses").await;
+    assert!(
+        uses.contains("loan reporting supervision") && uses.contains("喀什地区信用主管部门"),
+        "{uses}"
+    );
+    let shown = b
+        .client
+        .find(Locator::Css("#record-0 input[name=record_id]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.as_deref(),
+        Some(r1.as_str()),
+        "records in their order"
+    );
+    // The code is not in the address.
+    assert!(
+        !b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(&code)
+    );
+    b.screenshot("access-records-zh").await;
+
+    // An objection without ground or statement: errors beside those fields, nothing filed.
+    b.client
+        .find(Locator::Css("#record-0-object summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    press(&b, "#record-0-object button").await;
+    assert!(text_of(&b, "#ground-0-error").await.contains("请选择"));
+    assert!(text_of(&b, "#access-error").await.contains("尚未保存"));
+    assert!(text_of(&b, "#statement-0-error").await.contains("必填"));
+    assert!(b.client.find(Locator::Id("contact-0-error")).await.is_err());
+    assert_eq!(record_status(&t, &r1).await, RecordStatus::Active);
+    b.screenshot("access-objection-errors-zh").await;
+
+    // Filed with a ground and a statement that carries markup: the record is marked at once,
+    // and the statement comes back as text.
+    let injected = "已于8月还清 <script>document.title='owned'</script>";
+    b.client
+        .find(Locator::Css("#ground-0 option[value=error]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "statement-0", injected).await;
+    fill(&b, "contact-0", "13912345678").await;
+    press(&b, "#record-0-object button").await;
+    let received = text_of(&b, "#objection-received").await;
+    assert!(received.contains("异议已受理"), "{received}");
+    assert!(
+        received.contains("2026-11-16"),
+        "ten working days: {received}"
+    );
+    assert_eq!(text_of(&b, "#record-0-status").await, "异议处理中");
+    assert!(text_of(&b, "#record-0-objections").await.contains(injected));
+    assert!(b.client.find(Locator::Id("record-0-object")).await.is_err());
+    assert_eq!(text_of(&b, "#record-1-status").await, "有效");
+    assert_ne!(b.client.title().await.unwrap(), "owned");
+    let scripts = b
+        .client
+        .execute("return document.scripts.length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(scripts, 0);
+    assert_eq!(record_status(&t, &r1).await, RecordStatus::UnderObjection);
+    assert_eq!(record_status(&t, &r2).await, RecordStatus::Active);
+    b.screenshot("access-objected-zh").await;
+
+    // The same records in English.
+    b.client
+        .goto(&format!("{site}/access?lang=en"))
+        .await
+        .unwrap();
+    fill(&b, "subject_identifier", &who).await;
+    fill(&b, "access_code", &code).await;
+    press(&b, "form.search button").await;
+    assert_eq!(text_of(&b, "#record-0-status").await, "under objection");
+    b.screenshot("access-records-en").await;
+
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}
+
+/// A pushed record's status as its agency reads it.
+async fn record_status(
+    t: &TestMesh,
+    record_id: &str,
+) -> creditmesh_proto::datapush::v1::RecordStatus {
+    use creditmesh_proto::datapush::v1::GetRecordRequest;
+    use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+    DataPushServiceClient::new(t.node("agency-kashgar").await)
+        .get_record(GetRecordRequest {
+            record_id: record_id.into(),
+            purpose: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap()
+        .status()
 }

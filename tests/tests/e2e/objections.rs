@@ -35,11 +35,11 @@ fn sql(query: String) -> &'static str {
     Box::leak(query.into_boxed_str())
 }
 
-fn subject() -> String {
+pub fn subject() -> String {
     person_id("65310119800101123")
 }
 
-fn loan(key: &str, subject: &str, collected_on: &str, amount: f64) -> CreditRecord {
+pub fn loan(key: &str, subject: &str, collected_on: &str, amount: f64) -> CreditRecord {
     CreditRecord {
         record_key: key.into(),
         subject_kind: SubjectKind::Person as i32,
@@ -55,7 +55,7 @@ fn loan(key: &str, subject: &str, collected_on: &str, amount: f64) -> CreditReco
 
 /// A mesh on a clock standing at `day`, with a Kashgar agency that may push, a regional
 /// regulator and a Urumqi regulator besides the Kashgar one.
-async fn mesh_at(engine: Engine, day: time::Date) -> Option<(TestMesh, Arc<TestClock>)> {
+pub async fn mesh_at(engine: Engine, day: time::Date) -> Option<(TestMesh, Arc<TestClock>)> {
     let clock = Arc::new(TestClock::at(day));
     let t = mesh_with(TestMesh::start_at(engine, clock.clone()).await?)?;
     for (name, tenant) in [
@@ -79,7 +79,7 @@ async fn public(t: &TestMesh) -> DataPushServiceClient<Channel> {
     DataPushServiceClient::new(t.public().await)
 }
 
-async fn record_id(t: &TestMesh, key: &str) -> String {
+pub async fn record_id(t: &TestMesh, key: &str) -> String {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&t.db_url("datapush"))

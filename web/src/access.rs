@@ -1,0 +1,538 @@
+//! Subject access (Art. 21, 22): with the code a regulator's service desk issued, a person
+//! sees what agencies reported about them — the content, its source, every version and every
+//! use — and objects to a record, which marks it at once. The code travels only in POST bodies
+//! and the pages that hold it are never cached.
+
+use axum::Form;
+use axum::extract::{OriginalUri, State};
+use axum::response::{Html, IntoResponse, Response};
+use creditmesh_proto::datapush::v1::{
+    FileObjectionRequest, GetSubjectReportRequest, Objection, ObjectionDecision, ObjectionGround,
+    RecordStatus, SubjectRecordReport,
+};
+use http::{StatusCode, Uri};
+use serde::Deserialize;
+use tonic_types::StatusExt;
+
+use crate::App;
+use crate::complaints::{new_request_id, private};
+use crate::i18n::{AccessText, ComplaintText, Lang};
+use crate::page::{self, Chrome, render};
+
+const PAGE_SIZE: i32 = 20;
+const IDENTIFIER_CHARS: usize = 18;
+const STATEMENT_CHARS: usize = 4000;
+const CONTACT_CHARS: usize = 200;
+
+/// The grounds a visitor may choose, in the order the form lists them.
+const GROUNDS: [(ObjectionGround, &str); 5] = [
+    (ObjectionGround::Error, "error"),
+    (ObjectionGround::Omission, "omission"),
+    (ObjectionGround::ImproperEvaluation, "improper_evaluation"),
+    (ObjectionGround::TradeSecret, "trade_secret"),
+    (ObjectionGround::Privacy, "privacy"),
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessForm {
+    #[serde(default)]
+    subject_identifier: String,
+    #[serde(default)]
+    access_code: String,
+    #[serde(default)]
+    page_token: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ObjectionForm {
+    #[serde(default)]
+    subject_identifier: String,
+    #[serde(default)]
+    access_code: String,
+    #[serde(default)]
+    page_token: String,
+    #[serde(default)]
+    record_id: String,
+    #[serde(default)]
+    request_id: String,
+    #[serde(default)]
+    ground: String,
+    #[serde(default)]
+    statement: String,
+    #[serde(default)]
+    contact: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "access.html")]
+pub struct ReportPage {
+    c: Chrome,
+    at: &'static AccessText,
+    ct: &'static ComplaintText,
+    identifier: String,
+    identifier_error: Option<String>,
+    code_error: Option<String>,
+    error: Option<String>,
+    /// The decision date of an objection just filed.
+    received_due: Option<String>,
+    /// Kept for the forms of the page, which act for the same subject.
+    access_code: String,
+    page_token: String,
+    records: Option<Vec<RecordView>>,
+    next_page_token: String,
+}
+
+pub struct Pair {
+    pub key: String,
+    pub value: String,
+}
+
+pub struct VersionView {
+    pub version: i64,
+    pub when: String,
+    pub change: String,
+}
+
+pub struct UseView {
+    pub when: String,
+    pub by: String,
+    pub purpose: String,
+}
+
+pub struct ObjectionView {
+    pub filed_at: String,
+    pub ground: &'static str,
+    pub deadline: String,
+    pub decided: bool,
+    pub decision: &'static str,
+    pub overdue: bool,
+    pub reasons: String,
+    pub statement: String,
+}
+
+pub struct RecordView {
+    pub record_id: String,
+    pub category: String,
+    pub agency_uscc: String,
+    pub agency_href: String,
+    pub collected_on: String,
+    pub received_at: String,
+    pub version: i64,
+    pub status: &'static str,
+    pub under_objection: bool,
+    pub content: Vec<Pair>,
+    pub raw_content: String,
+    pub kept_reasons: String,
+    pub subject_statement: String,
+    pub history: Vec<VersionView>,
+    pub uses: Vec<UseView>,
+    pub objections: Vec<ObjectionView>,
+    pub form: Option<ObjectForm>,
+}
+
+/// The objection form under a record, with what was typed and what is wrong with it.
+pub struct ObjectForm {
+    pub open: bool,
+    pub request_id: String,
+    pub ground: String,
+    pub statement: String,
+    pub contact: String,
+    pub ground_error: Option<String>,
+    pub statement_error: Option<String>,
+    pub contact_error: Option<String>,
+    pub grounds: Vec<(&'static str, &'static str)>,
+}
+
+impl ObjectForm {
+    fn empty(lang: Lang) -> Self {
+        Self {
+            open: false,
+            request_id: new_request_id(),
+            ground: String::new(),
+            statement: String::new(),
+            contact: String::new(),
+            ground_error: None,
+            statement_error: None,
+            contact_error: None,
+            grounds: GROUNDS
+                .iter()
+                .map(|(g, name)| (*name, lang.ground(*g)))
+                .collect(),
+        }
+    }
+
+    fn has_errors(&self) -> bool {
+        self.ground_error.is_some()
+            || self.statement_error.is_some()
+            || self.contact_error.is_some()
+    }
+}
+
+impl ReportPage {
+    fn new(uri: &Uri, identifier: &str) -> Self {
+        let lang = page::lang_of(uri);
+        let at = lang.access();
+        Self {
+            c: Chrome::new(uri, at.title),
+            at,
+            ct: lang.complaints(),
+            identifier: identifier.trim().to_uppercase(),
+            identifier_error: None,
+            code_error: None,
+            error: None,
+            received_due: None,
+            access_code: String::new(),
+            page_token: String::new(),
+            records: None,
+            next_page_token: String::new(),
+        }
+    }
+
+    /// The identifier and the code are both needed; the service checks the rest.
+    fn check(&mut self, code: &str) -> bool {
+        let ct = self.ct;
+        if self.identifier.is_empty() {
+            self.identifier_error = Some(ct.required.to_owned());
+        } else if self.identifier.chars().count() > IDENTIFIER_CHARS {
+            self.identifier_error = Some(too_long(ct, &self.identifier, IDENTIFIER_CHARS));
+        }
+        if code.trim().is_empty() {
+            self.code_error = Some(ct.required.to_owned());
+        }
+        self.identifier_error.is_none() && self.code_error.is_none()
+    }
+
+    fn lang(&self) -> Lang {
+        self.c.lang
+    }
+}
+
+fn too_long(ct: &ComplaintText, value: &str, max: usize) -> String {
+    format!("{} ({} > {max})", ct.too_long, value.chars().count())
+}
+
+/// The empty form.
+pub async fn form(OriginalUri(uri): OriginalUri) -> Response {
+    private(Html(render(ReportPage::new(&uri, ""))).into_response())
+}
+
+/// The records about the subject, one page of them.
+pub async fn report(
+    State(app): State<App>,
+    OriginalUri(uri): OriginalUri,
+    Form(form): Form<AccessForm>,
+) -> Response {
+    let mut page = ReportPage::new(&uri, &form.subject_identifier);
+    if !page.check(&form.access_code) {
+        return answer(StatusCode::BAD_REQUEST, page);
+    }
+    match fetch(
+        &app,
+        &mut page,
+        form.access_code.trim(),
+        form.page_token.trim(),
+    )
+    .await
+    {
+        Ok(status) => answer(status, page),
+        Err(response) => response,
+    }
+}
+
+/// Files the subject's objection to one record of theirs, then shows the records again with
+/// that one marked.
+pub async fn object(
+    State(app): State<App>,
+    OriginalUri(uri): OriginalUri,
+    Form(form): Form<ObjectionForm>,
+) -> Response {
+    let mut page = ReportPage::new(&uri, &form.subject_identifier);
+    let lang = page.lang();
+    if !page.check(&form.access_code) {
+        return answer(StatusCode::BAD_REQUEST, page);
+    }
+    let code = form.access_code.trim();
+    let mut filled = ObjectForm::empty(lang);
+    filled.open = true;
+    if !form.request_id.is_empty() && form.request_id.len() <= 64 {
+        filled.request_id = form.request_id.clone();
+    }
+    filled.ground = form.ground.trim().to_owned();
+    filled.statement = form.statement.trim().to_owned();
+    filled.contact = form.contact.trim().to_owned();
+    let ground = GROUNDS
+        .iter()
+        .find(|(_, name)| *name == filled.ground)
+        .map(|(g, _)| *g);
+    let (at, ct) = (page.at, page.ct);
+    if ground.is_none() {
+        filled.ground_error = Some(at.ground_error.to_owned());
+    }
+    if filled.statement.is_empty() {
+        filled.statement_error = Some(ct.required.to_owned());
+    } else if filled.statement.chars().count() > STATEMENT_CHARS {
+        filled.statement_error = Some(too_long(ct, &filled.statement, STATEMENT_CHARS));
+    }
+    if filled.contact.chars().count() > CONTACT_CHARS {
+        filled.contact_error = Some(too_long(ct, &filled.contact, CONTACT_CHARS));
+    }
+    let mut status = StatusCode::BAD_REQUEST;
+    if !filled.has_errors() {
+        let request = FileObjectionRequest {
+            request_id: filled.request_id.clone(),
+            record_id: form.record_id.trim().to_owned(),
+            subject_identifier: page.identifier.clone(),
+            ground: ground.unwrap_or_default() as i32,
+            statement: filled.statement.clone(),
+            access_code: code.to_owned(),
+            contact: filled.contact.clone(),
+        };
+        match app.datapush.clone().file_objection(request).await {
+            Ok(r) => {
+                let objection = r.into_inner().objection.unwrap_or_default();
+                page.received_due =
+                    Some(objection.deadline.map(|d| d.due_date).unwrap_or_default());
+                return match fetch(&app, &mut page, code, form.page_token.trim()).await {
+                    Ok(status) => answer(status, page),
+                    Err(response) => response,
+                };
+            }
+            Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                for v in e
+                    .get_details_bad_request()
+                    .map(|b| b.field_violations)
+                    .unwrap_or_default()
+                {
+                    let slot = match v.field.as_str() {
+                        "ground" => &mut filled.ground_error,
+                        "statement" => &mut filled.statement_error,
+                        "contact" => &mut filled.contact_error,
+                        "subject_identifier" => &mut page.identifier_error,
+                        "access_code" => &mut page.code_error,
+                        other => {
+                            tracing::warn!(field = %other, "web: a violation of no form field");
+                            &mut page.error
+                        }
+                    };
+                    *slot = Some(v.description);
+                }
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+                page.error = Some(at.not_markable.to_owned());
+                status = StatusCode::CONFLICT;
+            }
+            Err(e) if denied(&e) => {
+                page.error = Some(at.wrong.to_owned());
+                return answer(StatusCode::FORBIDDEN, page);
+            }
+            Err(e) => return page::failed(lang, &e),
+        }
+    }
+    if filled.has_errors() && page.error.is_none() {
+        page.error = Some(ct.fix_fields.to_owned());
+    }
+    // The records again, with the form that was sent open under its record.
+    if let Err(response) = fetch(&app, &mut page, code, form.page_token.trim()).await {
+        return response;
+    }
+    if let Some(r) = page
+        .records
+        .iter_mut()
+        .flatten()
+        .find(|r| r.record_id == form.record_id.trim())
+        && r.form.is_some()
+    {
+        r.form = Some(filled);
+    }
+    answer(status, page)
+}
+
+fn denied(e: &tonic::Status) -> bool {
+    matches!(
+        e.code(),
+        tonic::Code::PermissionDenied | tonic::Code::NotFound | tonic::Code::Unauthenticated
+    )
+}
+
+/// Fills `page` with the subject's records; the status the page is answered with, or the
+/// answer for a failure the page cannot show.
+async fn fetch(
+    app: &App,
+    page: &mut ReportPage,
+    code: &str,
+    page_token: &str,
+) -> Result<StatusCode, Response> {
+    let lang = page.lang();
+    let request = GetSubjectReportRequest {
+        subject_identifier: page.identifier.clone(),
+        access_code: code.to_owned(),
+        subject_kind: 0,
+        purpose: String::new(),
+        page_size: PAGE_SIZE,
+        page_token: page_token.to_owned(),
+    };
+    match app.datapush.clone().get_subject_report(request).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            page.access_code = code.to_owned();
+            page.page_token = page_token.to_owned();
+            page.next_page_token = r.next_page_token;
+            page.records = Some(
+                r.records
+                    .into_iter()
+                    .map(|record| view(&page.c, record, &r.objections))
+                    .collect(),
+            );
+            Ok(StatusCode::OK)
+        }
+        Err(e) if e.code() == tonic::Code::InvalidArgument => {
+            for v in e
+                .get_details_bad_request()
+                .map(|b| b.field_violations)
+                .unwrap_or_default()
+            {
+                match v.field.as_str() {
+                    "subject_identifier" => page.identifier_error = Some(v.description),
+                    "access_code" => page.code_error = Some(v.description),
+                    _ => page.error = Some(lang.text().bad_request.to_owned()),
+                }
+            }
+            Ok(StatusCode::BAD_REQUEST)
+        }
+        Err(e) if denied(&e) => {
+            page.error = Some(page.at.wrong.to_owned());
+            Ok(StatusCode::FORBIDDEN)
+        }
+        Err(e) => Err(page::failed(lang, &e)),
+    }
+}
+
+fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> RecordView {
+    let lang = c.lang;
+    let stored = report.record.unwrap_or_default();
+    let record = stored.record.clone().unwrap_or_default();
+    let (content, raw_content) = content_of(&record.content);
+    let status = stored.status();
+    RecordView {
+        category: record.category,
+        agency_href: c.link(&format!("/agencies/{}", stored.agency_uscc)),
+        agency_uscc: stored.agency_uscc,
+        collected_on: record.collected_on,
+        received_at: stored
+            .received_at
+            .map(|t| page::cst_minute(t.seconds))
+            .unwrap_or_default(),
+        version: stored.version,
+        status: lang.record_status(status),
+        under_objection: status == RecordStatus::UnderObjection,
+        content,
+        raw_content,
+        kept_reasons: stored.kept_reasons,
+        subject_statement: stored.subject_statement,
+        history: report
+            .history
+            .into_iter()
+            .map(|v| VersionView {
+                version: v.version,
+                when: v
+                    .changed_at
+                    .map(|t| page::cst_minute(t.seconds))
+                    .unwrap_or_default(),
+                change: lang.record_change(&v.change),
+            })
+            .collect(),
+        uses: report
+            .uses
+            .into_iter()
+            .map(|u| UseView {
+                when: u
+                    .used_at
+                    .map(|t| page::cst_minute(t.seconds))
+                    .unwrap_or_default(),
+                by: lang.reader(&u.used_by),
+                purpose: u.purpose,
+            })
+            .collect(),
+        objections: objections
+            .iter()
+            .filter(|o| o.record_id == stored.record_id)
+            .map(|o| ObjectionView {
+                filed_at: o
+                    .filed_at
+                    .map(|t| page::cst_minute(t.seconds))
+                    .unwrap_or_default(),
+                ground: lang.ground(o.ground()),
+                deadline: o
+                    .deadline
+                    .as_ref()
+                    .map(|d| d.due_date.clone())
+                    .unwrap_or_default(),
+                decided: o.decision() != ObjectionDecision::Unspecified,
+                decision: lang.decision(o.decision()),
+                overdue: o.overdue,
+                reasons: o.decision_reasons.clone(),
+                statement: o.statement.clone(),
+            })
+            .collect(),
+        form: (status == RecordStatus::Active).then(|| ObjectForm::empty(lang)),
+        record_id: stored.record_id,
+    }
+}
+
+/// A record's JSON content as name–value pairs when it is an object, else as its text.
+fn content_of(bytes: &[u8]) -> (Vec<Pair>, String) {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(map)) => (
+            map.into_iter()
+                .map(|(key, value)| Pair {
+                    key,
+                    value: match value {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                })
+                .collect(),
+            String::new(),
+        ),
+        _ => (Vec::new(), String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+fn answer(status: StatusCode, page: ReportPage) -> Response {
+    private((status, Html(render(page))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_content_is_shown_as_pairs_and_anything_else_as_text() {
+        let (pairs, raw) = content_of(br#"{"amount_due": 120.5, "due_on": "2026-08-31"}"#);
+        assert!(raw.is_empty());
+        let shown: Vec<_> = pairs
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(shown, [("amount_due", "120.5"), ("due_on", "2026-08-31")]);
+        let (pairs, raw) = content_of(b"[1, 2]");
+        assert!(pairs.is_empty());
+        assert_eq!(raw, "[1, 2]");
+        let (_, raw) = content_of(&[0xff, b'a']);
+        assert_eq!(raw, "\u{fffd}a");
+    }
+
+    #[test]
+    fn a_reader_is_named_by_kind_and_prefecture() {
+        let id = "spiffe://creditmesh.xinjiang/regulator/653100";
+        assert_eq!(Lang::Zh.reader(id), "喀什地区信用主管部门");
+        assert_eq!(Lang::En.reader(id), "credit regulator of Kashgar");
+        let agency = "spiffe://creditmesh.xinjiang/agency/653100/91653101MA78KT005T";
+        assert_eq!(Lang::Zh.reader(agency), "信用服务机构 91653101MA78KT005T");
+        assert_eq!(Lang::Zh.reader("public"), "public");
+        assert_eq!(
+            Lang::Zh.reader("spiffe://x/regulator/999999"),
+            "spiffe://x/regulator/999999"
+        );
+    }
+}
