@@ -902,6 +902,9 @@ async fn start_web(
         url,
         ca_file: cfg.pki_dir().join("ca.pem"),
         server_name: cfg.web.gateway_server_name.clone(),
+        forwarder_token: creditmesh_pki::read_forwarder_token(
+            &cfg.pki_dir().join(creditmesh_pki::FORWARDER_TOKEN_FILE),
+        )?,
     };
     creditmesh_web::start(&cfg.web, &upstream, stop).await
 }
@@ -950,6 +953,9 @@ async fn gateway(cfg: Config) -> Result<()> {
             tls: TlsFiles::in_dir(&cfg.pki_dir(), "service-gateway"),
             backends,
             limits: cfg.gateway.clone(),
+            forwarder_token: creditmesh_pki::read_forwarder_token(
+                &cfg.pki_dir().join(creditmesh_pki::FORWARDER_TOKEN_FILE),
+            )?,
         },
         stop.clone(),
     )
@@ -1070,6 +1076,7 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
                 );
             }
             Ca::init(&dir, lifetime_days)?;
+            creditmesh_pki::ensure_forwarder_token(&dir)?;
             println!("{}", dir.join("ca.pem").display());
         }
         PkiCommand::Issue {

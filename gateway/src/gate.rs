@@ -13,6 +13,7 @@ use creditmesh_domain::Principal;
 use creditmesh_pki::ServerTls;
 use creditmesh_rpc::connections::{Activity, once_per_connection};
 use creditmesh_rpc::in_flight::hold_until_end;
+use creditmesh_rpc::{FORWARDED_FOR_HEADER, FORWARDER_HEADER};
 use http::{Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
@@ -51,12 +52,26 @@ struct Shared {
     tls: Option<Arc<ServerTls>>,
     trust_domain: Arc<str>,
     public: bool,
+    /// On the public listener: the token with which a forwarder (the website) names the
+    /// visitor it calls for.
+    forwarder: Option<Arc<str>>,
     metrics: Metrics,
 }
 
 impl GateLayer {
     /// `tls` is the node listener's configuration; `None` for the public listener.
     pub fn new(limits: Arc<Limits>, trust_domain: &str, tls: Option<Arc<ServerTls>>) -> Self {
+        Self::with_forwarder(limits, trust_domain, tls, None)
+    }
+
+    /// A public listener's gate that believes the visitor address a call carries when it
+    /// also carries `forwarder`, the forwarder token.
+    pub fn with_forwarder(
+        limits: Arc<Limits>,
+        trust_domain: &str,
+        tls: Option<Arc<ServerTls>>,
+        forwarder: Option<Arc<str>>,
+    ) -> Self {
         let public = tls.is_none();
         Self {
             shared: Arc::new(Shared {
@@ -64,6 +79,7 @@ impl GateLayer {
                 tls,
                 trust_domain: trust_domain.into(),
                 public,
+                forwarder: forwarder.filter(|_| public),
                 metrics: Metrics::new(),
             }),
         }
@@ -91,6 +107,9 @@ impl Shared {
     fn caller<B>(&self, req: &Request<B>) -> Result<Arc<Caller>, Status> {
         let caller =
             once_per_connection(req.extensions().get::<Arc<Activity>>(), || self.derive(req))?;
+        if self.public {
+            return Ok(self.forwarded(req, caller));
+        }
         if let (Some(tls), Some(serial)) = (&self.tls, &caller.serial)
             && tls.is_revoked(serial)
         {
@@ -98,6 +117,42 @@ impl Shared {
             return Err(Status::unauthenticated("client certificate revoked"));
         }
         Ok(caller)
+    }
+
+    /// The visitor a trusted forwarder names, counted by its own address in the place of the
+    /// forwarder's; without the token, or with an address that does not parse, the
+    /// connection's own caller.
+    fn forwarded<B>(&self, req: &Request<B>, caller: Arc<Caller>) -> Arc<Caller> {
+        let Some(token) = &self.forwarder else {
+            return caller;
+        };
+        let headers = req.headers();
+        let Some(visitor) = headers.get(FORWARDED_FOR_HEADER) else {
+            return caller;
+        };
+        let trusted = headers
+            .get(FORWARDER_HEADER)
+            .is_some_and(|v| same_bytes(v.as_bytes(), token.as_bytes()));
+        if !trusted {
+            tracing::debug!(address = %caller.key, "forwarded address without the forwarder token ignored");
+            return caller;
+        }
+        let Some(ip) = visitor
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        else {
+            tracing::warn!("the forwarder named a visitor address that does not parse");
+            return caller;
+        };
+        Arc::new(Caller {
+            principal: Principal::public(),
+            role: Role::Public,
+            id: caller.id.clone(),
+            key: ip.to_string().into(),
+            tenant: caller.tenant.clone(),
+            serial: None,
+        })
     }
 
     fn derive<B>(&self, req: &Request<B>) -> Result<Caller, Status> {
@@ -136,6 +191,11 @@ impl Shared {
             principal,
         })
     }
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

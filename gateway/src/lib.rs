@@ -100,6 +100,9 @@ pub struct GatewayConfig {
     pub tls: TlsFiles,
     pub backends: Vec<Backend>,
     pub limits: LimitsConfig,
+    /// The token with which the website names the visitor a public call is made for (see
+    /// `creditmesh_pki::ensure_forwarder_token`); `None`, no forwarded address is believed.
+    pub forwarder_token: Option<String>,
 }
 
 /// A running gateway.
@@ -196,7 +199,12 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         .accept_http1(true)
         .layer(InFlightLayer::new(public_connections))
         .layer(tiles::GrpcWebExceptFiles)
-        .layer(gate::GateLayer::new(limits, &cfg.trust_domain, None))
+        .layer(gate::GateLayer::with_forwarder(
+            limits,
+            &cfg.trust_domain,
+            None,
+            cfg.forwarder_token.as_deref().map(Arc::from),
+        ))
         .add_routes(public_routes)
         .serve_with_incoming_shutdown(public_incoming, stop.clone().cancelled_owned());
     tasks.push(tokio::spawn(async move {

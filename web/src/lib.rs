@@ -22,11 +22,16 @@ use axum::routing::{get, post};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use creditmesh_rpc::{FORWARDED_FOR_HEADER, FORWARDER_HEADER};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub use i18n::Lang;
@@ -65,6 +70,10 @@ pub struct Upstream {
     pub ca_file: PathBuf,
     /// The name the gateway's certificate carries.
     pub server_name: String,
+    /// The forwarder token the gateway trusts (`PKI_DIR/forwarder.token`): with it each call
+    /// names the visitor it is made for, and the gateway's per-address limits count visitors.
+    /// `None`: the gateway sees the website as one public caller.
+    pub forwarder_token: Option<String>,
 }
 
 pub struct Web {
@@ -72,11 +81,37 @@ pub struct Web {
     pub task: JoinHandle<()>,
 }
 
+type Mesh = InterceptedService<Channel, Forward>;
+
 #[derive(Clone)]
 struct App {
-    register: DisclosureServiceClient<Channel>,
-    complaints: ComplaintServiceClient<Channel>,
-    datapush: DataPushServiceClient<Channel>,
+    register: DisclosureServiceClient<Mesh>,
+    complaints: ComplaintServiceClient<Mesh>,
+    datapush: DataPushServiceClient<Mesh>,
+}
+
+tokio::task_local! {
+    /// The address of the visitor whose page is being made.
+    static VISITOR: IpAddr;
+}
+
+/// Names the visitor on every call to the gateway, with the token that makes it believed.
+#[derive(Clone)]
+struct Forward {
+    token: Option<MetadataValue<Ascii>>,
+}
+
+impl Interceptor for Forward {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.token
+            && let Ok(Ok(visitor)) = VISITOR.try_with(|ip| MetadataValue::try_from(ip.to_string()))
+        {
+            let m = request.metadata_mut();
+            m.insert(FORWARDER_HEADER, token.clone());
+            m.insert(FORWARDED_FOR_HEADER, visitor);
+        }
+        Ok(request)
+    }
 }
 
 pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken) -> Result<Web> {
@@ -90,10 +125,18 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
                 .domain_name(upstream.server_name.clone()),
         )?
         .connect_lazy();
+    let forward = Forward {
+        token: upstream
+            .forwarder_token
+            .as_deref()
+            .map(MetadataValue::try_from)
+            .transpose()
+            .context("the forwarder token is not ASCII")?,
+    };
     let app = App {
-        register: DisclosureServiceClient::new(channel.clone()),
-        complaints: ComplaintServiceClient::new(channel.clone()),
-        datapush: DataPushServiceClient::new(channel),
+        register: DisclosureServiceClient::with_interceptor(channel.clone(), forward.clone()),
+        complaints: ComplaintServiceClient::with_interceptor(channel.clone(), forward.clone()),
+        datapush: DataPushServiceClient::with_interceptor(channel, forward),
     };
     let limiter = NonZeroU32::new(cfg.rate_per_second)
         .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
@@ -154,7 +197,8 @@ async fn forget_idle_visitors(
     }
 }
 
-/// One visitor address's pages per second; beyond them, 429 with `Retry-After`.
+/// One visitor address's pages per second; beyond them, 429 with `Retry-After`. The page is
+/// made with the visitor's address known, for the calls it makes to the gateway.
 async fn rate_limit(
     State(limiter): State<Limiter>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -171,7 +215,7 @@ async fn rate_limit(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    next.run(req).await
+    VISITOR.scope(peer.ip(), next.run(req)).await
 }
 
 /// Nothing from outside the site, no inline script, not framed, types as declared.

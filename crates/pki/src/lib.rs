@@ -2,6 +2,7 @@
 //! and subject (SPIFFE style), and the rustls configurations built from them.
 
 mod ca;
+mod forwarder;
 mod identity;
 pub mod receipt;
 mod revocation;
@@ -10,6 +11,7 @@ mod tls;
 pub use ca::{
     Ca, DEMO_AGENCY_USCC, DevPki, LEAF_LIFETIME_DAYS, LeafSpec, Usage, dev_leaves, ensure_dev_pki,
 };
+pub use forwarder::{FORWARDER_TOKEN_FILE, ensure_forwarder_token, read_forwarder_token};
 pub use identity::{TlsFiles, principal_of};
 pub use revocation::{
     CRL_VALIDITY_DAYS, Revoked, load_crls, parse_reason, read_crl, revoked_serials, serial_of,

@@ -12,6 +12,11 @@ pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
 /// Metadata carrying a public caller's address, set by the gateway alone (for per-address
 /// limits a backend keeps, such as pending uploads).
 pub const CLIENT_ADDRESS_HEADER: &str = "x-creditmesh-client-address";
+/// Metadata by which a trusted forwarder (the website) names the visitor a public call is
+/// made for; the gateway believes it only with [`FORWARDER_HEADER`] and drops both.
+pub const FORWARDED_FOR_HEADER: &str = "x-creditmesh-forwarded-for";
+/// Metadata carrying the forwarder token (`PKI_DIR/forwarder.token`).
+pub const FORWARDER_HEADER: &str = "x-creditmesh-forwarder";
 /// Metadata carrying the request id, echoed in logs and the audit trail.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

@@ -25,7 +25,8 @@ pub mod upload;
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub use context::{
-    Authn, CLIENT_ADDRESS_HEADER, CallContext, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER,
+    Authn, CLIENT_ADDRESS_HEADER, CallContext, FORWARDED_FOR_HEADER, FORWARDER_HEADER,
+    PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER,
 };
 pub use error::{status, status_from};
 pub use lane::LaneLayer;

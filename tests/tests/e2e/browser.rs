@@ -19,6 +19,7 @@ crate::on_both_engines!(
     bad_input_is_marked_beside_its_field_and_shown_as_text,
     a_complaint_from_the_form_is_tracked_to_its_referral,
     a_subject_sees_their_records_and_objects_to_one,
+    the_website_is_limited_per_visitor_at_the_gateway,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -33,6 +34,10 @@ async fn website(t: &TestMesh) -> (String, CancellationToken) {
         url: format!("https://{}", t.mesh.public_addr),
         ca_file: t.pki_dir.join("ca.pem"),
         server_name: "localhost".into(),
+        forwarder_token: creditmesh_pki::read_forwarder_token(
+            &t.pki_dir.join(creditmesh_pki::FORWARDER_TOKEN_FILE),
+        )
+        .unwrap(),
     };
     let web = creditmesh_web::start(&cfg, &upstream, stop.clone())
         .await
@@ -663,4 +668,52 @@ async fn record_status(
         .record
         .unwrap()
         .status()
+}
+
+/// The status of a GET from the local address `from`.
+async fn status_from(from: std::net::IpAddr, url: &str) -> u16 {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(from));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(connector);
+    client
+        .get(url.parse().unwrap())
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The website names each visitor to the gateway, so the gateway's public rate counts the
+/// visitor (here 127.0.0.2) and not the website (127.0.0.1), which may still call.
+async fn the_website_is_limited_per_visitor_at_the_gateway(engine: Engine) {
+    use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
+    use creditmesh_proto::disclosure::v1::ListAgenciesRequest;
+    use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+    let limits = LimitsConfig {
+        rate_per_second: RateLimits {
+            public: 1,
+            ..RateLimits::off()
+        },
+        ..LimitsConfig::default()
+    };
+    let Some(t) = TestMesh::start_with(engine, limits).await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let visitor: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let page = format!("{site}/?name=nobody");
+    assert_eq!(status_from(visitor, &page).await, 200);
+    assert_eq!(
+        status_from(visitor, &format!("{site}/?name=still-nobody")).await,
+        429,
+        "the visitor's second page in the second is over the gateway's rate"
+    );
+    // The website's own address has its whole rate left.
+    DisclosureServiceClient::new(t.public().await)
+        .list_agencies(ListAgenciesRequest::default())
+        .await
+        .expect("the website's address is not charged for its visitors");
+    stop.cancel();
+    t.stop().await;
 }

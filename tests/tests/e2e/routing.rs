@@ -29,6 +29,7 @@ fn gateway_config(pki: &std::path::Path, backends: Vec<Backend>) -> GatewayConfi
         tls: TlsFiles::in_dir(pki, "service-gateway"),
         backends,
         limits: Default::default(),
+        forwarder_token: None,
     }
 }
 

@@ -8,7 +8,10 @@ use prost::Message;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-crate::on_both_engines!(grpc_web_reaches_public_methods);
+crate::on_both_engines!(
+    grpc_web_reaches_public_methods,
+    the_gateway_counts_the_visitor_a_forwarder_names,
+);
 
 /// Posts one gRPC-Web call and returns the response head (lowercased) and its body.
 async fn post(t: &TestMesh, path: &str, message: Vec<u8>) -> (String, Vec<u8>) {
@@ -138,5 +141,103 @@ async fn grpc_web_reaches_public_methods(engine: Engine) {
     let (_, trailers) = frames(&body);
     let status_7 = |s: &str| s.contains("grpc-status: 7") || s.contains("grpc-status:7");
     assert!(status_7(&head) || status_7(&trailers), "{head} {trailers}");
+    t.stop().await;
+}
+
+/// A public client that names `visitor` with `token` on every call, as the website does.
+async fn forwarding(
+    t: &TestMesh,
+    visitor: &str,
+    token: &str,
+) -> creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl tonic::service::Interceptor + Clone + use<>,
+    >,
+> {
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    let visitor: tonic::metadata::MetadataValue<_> = visitor.parse().unwrap();
+    let token: tonic::metadata::MetadataValue<_> = token.parse().unwrap();
+    ComplaintServiceClient::with_interceptor(t.public().await, move |mut r: tonic::Request<()>| {
+        r.metadata_mut()
+            .insert(creditmesh_rpc::FORWARDED_FOR_HEADER, visitor.clone());
+        r.metadata_mut()
+            .insert(creditmesh_rpc::FORWARDER_HEADER, token.clone());
+        Ok(r)
+    })
+}
+
+fn track() -> TrackComplaintRequest {
+    TrackComplaintRequest {
+        tracking_number: "TS-NOBODY".into(),
+        access_code: "nothing".into(),
+    }
+}
+
+/// With the forwarder token from the PKI directory, the gateway counts a public call against
+/// the visitor it names (rate, places, and the address the backend sees); without it, against
+/// the connection's own address, whatever address the call names.
+async fn the_gateway_counts_the_visitor_a_forwarder_names(engine: Engine) {
+    use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
+    let limits = LimitsConfig {
+        rate_per_second: RateLimits {
+            public: 1,
+            ..RateLimits::off()
+        },
+        ..LimitsConfig::default()
+    };
+    let Some(t) = TestMesh::start_with(engine, limits).await else {
+        return;
+    };
+    let token =
+        creditmesh_pki::read_forwarder_token(&t.pki_dir.join(creditmesh_pki::FORWARDER_TOKEN_FILE))
+            .unwrap()
+            .expect("the dev PKI makes a forwarder token");
+    let refused = |r: Result<tonic::Response<_>, tonic::Status>| matches!(r, Err(e) if e.code() == tonic::Code::ResourceExhausted);
+
+    // One visitor's second call in the second is over its rate; another visitor's is not.
+    let mut first = forwarding(&t, "203.0.113.1", &token).await;
+    assert!(!refused(first.track_complaint(track()).await));
+    assert!(refused(first.track_complaint(track()).await));
+    let mut second = forwarding(&t, "203.0.113.2", &token).await;
+    assert!(!refused(second.track_complaint(track()).await));
+
+    // Without the token the named address counts for nothing: the caller's own does.
+    let mut liar = forwarding(&t, "203.0.113.3", "0".repeat(64).as_str()).await;
+    assert!(!refused(liar.track_complaint(track()).await));
+    assert!(
+        refused(liar.track_complaint(track()).await),
+        "counted as the connection's address"
+    );
+    let mut third = forwarding(&t, "203.0.113.4", &token).await;
+    assert!(!refused(third.track_complaint(track()).await));
+
+    // The backend keeps the visitor's address (its per-address upload cap counts it).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
+    use creditmesh_proto::complaints::v1::{EvidenceMetadata, UploadEvidenceRequest};
+    let pdf = super::filing::pdf("forwarded evidence");
+    second
+        .upload_evidence(futures::stream::iter(vec![
+            UploadEvidenceRequest {
+                part: Some(Part::Metadata(EvidenceMetadata {
+                    file_name: "receipt.pdf".into(),
+                    size_bytes: pdf.len() as i64,
+                })),
+            },
+            UploadEvidenceRequest {
+                part: Some(Part::Chunk(pdf)),
+            },
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_upload WHERE address = '203.0.113.2'"
+        )
+        .await,
+        1
+    );
     t.stop().await;
 }

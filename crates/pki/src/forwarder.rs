@@ -1,0 +1,83 @@
+//! The secret the website shows the gateway's public listener to be trusted with a visitor's
+//! address: whoever holds it may say on whose behalf a public call is made, so that the
+//! gateway's per-address limits count visitors and not the website.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Its file in the PKI directory.
+pub const FORWARDER_TOKEN_FILE: &str = "forwarder.token";
+
+/// `DIR/forwarder.token`, made (32 random bytes, hex, readable by the owner only) unless it
+/// exists.
+pub fn ensure_forwarder_token(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(FORWARDER_TOKEN_FILE);
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness for the forwarder token"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The token in `path`, if the file exists; a file that exists but is empty or unreadable is
+/// an error rather than no token.
+pub fn read_forwarder_token(path: &Path) -> Result<Option<String>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_owned();
+    anyhow::ensure!(
+        token.len() >= 32,
+        "{}: the token is too short",
+        path.display()
+    );
+    Ok(Some(token))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_made_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_forwarder_token(&dir.path().join(FORWARDER_TOKEN_FILE)).unwrap(),
+            None
+        );
+        let path = ensure_forwarder_token(dir.path()).unwrap();
+        let token = read_forwarder_token(&path).unwrap().unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(ensure_forwarder_token(dir.path()).unwrap(), path);
+        assert_eq!(read_forwarder_token(&path).unwrap().unwrap(), token);
+        std::fs::write(&path, "short").unwrap();
+        assert!(read_forwarder_token(&path).is_err());
+    }
+}
