@@ -902,9 +902,7 @@ async fn start_web(
         url,
         ca_file: cfg.pki_dir().join("ca.pem"),
         server_name: cfg.web.gateway_server_name.clone(),
-        forwarder_token: creditmesh_pki::read_forwarder_token(
-            &cfg.pki_dir().join(creditmesh_pki::FORWARDER_TOKEN_FILE),
-        )?,
+        forwarder_token: creditmesh_pki::read_forwarder_token(&cfg.pki_dir())?,
     };
     creditmesh_web::start(&cfg.web, &upstream, stop).await
 }
@@ -953,9 +951,7 @@ async fn gateway(cfg: Config) -> Result<()> {
             tls: TlsFiles::in_dir(&cfg.pki_dir(), "service-gateway"),
             backends,
             limits: cfg.gateway.clone(),
-            forwarder_token: creditmesh_pki::read_forwarder_token(
-                &cfg.pki_dir().join(creditmesh_pki::FORWARDER_TOKEN_FILE),
-            )?,
+            forwarder_token: creditmesh_pki::read_forwarder_token(&cfg.pki_dir())?,
         },
         stop.clone(),
     )

@@ -266,12 +266,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
                 })
                 .collect(),
             limits: opts.limits.clone(),
-            forwarder_token: creditmesh_pki::read_forwarder_token(
-                &opts
-                    .runtime
-                    .pki_dir
-                    .join(creditmesh_pki::FORWARDER_TOKEN_FILE),
-            )?,
+            forwarder_token: creditmesh_pki::read_forwarder_token(&opts.runtime.pki_dir)?,
         },
         gateway_stop.clone(),
     )

@@ -43,14 +43,11 @@ pub struct AccessForm {
     page_token: String,
 }
 
+/// An objection to one record, sent with the subject's identifier, code and page.
 #[derive(Debug, Default, Deserialize)]
 pub struct ObjectionForm {
-    #[serde(default)]
-    subject_identifier: String,
-    #[serde(default)]
-    access_code: String,
-    #[serde(default)]
-    page_token: String,
+    #[serde(flatten)]
+    subject: AccessForm,
     #[serde(default)]
     record_id: String,
     #[serde(default)]
@@ -226,17 +223,7 @@ pub async fn report(
     if !page.check(&form.access_code) {
         return answer(StatusCode::BAD_REQUEST, page);
     }
-    match fetch(
-        &app,
-        &mut page,
-        form.access_code.trim(),
-        form.page_token.trim(),
-    )
-    .await
-    {
-        Ok(status) => answer(status, page),
-        Err(response) => response,
-    }
+    with_records(&app, page, form.access_code.trim(), form.page_token.trim()).await
 }
 
 /// Files the subject's objection to one record of theirs, then shows the records again with
@@ -246,12 +233,12 @@ pub async fn object(
     OriginalUri(uri): OriginalUri,
     Form(form): Form<ObjectionForm>,
 ) -> Response {
-    let mut page = ReportPage::new(&uri, &form.subject_identifier);
+    let mut page = ReportPage::new(&uri, &form.subject.subject_identifier);
     let lang = page.lang();
-    if !page.check(&form.access_code) {
+    if !page.check(&form.subject.access_code) {
         return answer(StatusCode::BAD_REQUEST, page);
     }
-    let code = form.access_code.trim();
+    let code = form.subject.access_code.trim();
     let mut filled = ObjectForm::empty(lang);
     filled.open = true;
     if !form.request_id.is_empty() && form.request_id.len() <= 64 {
@@ -292,10 +279,7 @@ pub async fn object(
                 let objection = r.into_inner().objection.unwrap_or_default();
                 page.received_due =
                     Some(objection.deadline.map(|d| d.due_date).unwrap_or_default());
-                return match fetch(&app, &mut page, code, form.page_token.trim()).await {
-                    Ok(status) => answer(status, page),
-                    Err(response) => response,
-                };
+                return with_records(&app, page, code, form.subject.page_token.trim()).await;
             }
             Err(e) if e.code() == tonic::Code::InvalidArgument => {
                 for v in e
@@ -332,7 +316,7 @@ pub async fn object(
         page.error = Some(ct.fix_fields.to_owned());
     }
     // The records again, with the form that was sent open under its record.
-    if let Err(response) = fetch(&app, &mut page, code, form.page_token.trim()).await {
+    if let Err(response) = fetch(&app, &mut page, code, form.subject.page_token.trim()).await {
         return response;
     }
     if let Some(r) = page
@@ -345,6 +329,14 @@ pub async fn object(
         r.form = Some(filled);
     }
     answer(status, page)
+}
+
+/// `page` with the subject's records, or the answer for a failure it cannot show.
+async fn with_records(app: &App, mut page: ReportPage, code: &str, page_token: &str) -> Response {
+    match fetch(app, &mut page, code, page_token).await {
+        Ok(status) => answer(status, page),
+        Err(response) => response,
+    }
 }
 
 fn denied(e: &tonic::Status) -> bool {

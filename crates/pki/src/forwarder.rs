@@ -26,9 +26,10 @@ pub fn ensure_forwarder_token(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The token in `path`, if the file exists; a file that exists but is empty or unreadable is
-/// an error rather than no token.
-pub fn read_forwarder_token(path: &Path) -> Result<Option<String>> {
+/// The token in `DIR/forwarder.token`, if the file exists; a file that exists but is too
+/// short or unreadable is an error rather than no token.
+pub fn read_forwarder_token(dir: &Path) -> Result<Option<String>> {
+    let path = &dir.join(FORWARDER_TOKEN_FILE);
     if !path.exists() {
         return Ok(None);
     }
@@ -68,16 +69,13 @@ mod tests {
     #[test]
     fn a_token_is_made_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            read_forwarder_token(&dir.path().join(FORWARDER_TOKEN_FILE)).unwrap(),
-            None
-        );
+        assert_eq!(read_forwarder_token(dir.path()).unwrap(), None);
         let path = ensure_forwarder_token(dir.path()).unwrap();
-        let token = read_forwarder_token(&path).unwrap().unwrap();
+        let token = read_forwarder_token(dir.path()).unwrap().unwrap();
         assert_eq!(token.len(), 64);
         assert_eq!(ensure_forwarder_token(dir.path()).unwrap(), path);
-        assert_eq!(read_forwarder_token(&path).unwrap().unwrap(), token);
+        assert_eq!(read_forwarder_token(dir.path()).unwrap().unwrap(), token);
         std::fs::write(&path, "short").unwrap();
-        assert!(read_forwarder_token(&path).is_err());
+        assert!(read_forwarder_token(dir.path()).is_err());
     }
 }

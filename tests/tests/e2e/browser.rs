@@ -34,10 +34,7 @@ async fn website(t: &TestMesh) -> (String, CancellationToken) {
         url: format!("https://{}", t.mesh.public_addr),
         ca_file: t.pki_dir.join("ca.pem"),
         server_name: "localhost".into(),
-        forwarder_token: creditmesh_pki::read_forwarder_token(
-            &t.pki_dir.join(creditmesh_pki::FORWARDER_TOKEN_FILE),
-        )
-        .unwrap(),
+        forwarder_token: creditmesh_pki::read_forwarder_token(&t.pki_dir).unwrap(),
     };
     let web = creditmesh_web::start(&cfg, &upstream, stop.clone())
         .await
@@ -328,6 +325,20 @@ async fn click_through(b: &Browser, what: Locator<'_>) {
     .await;
 }
 
+/// The secret is nowhere in the page's address.
+async fn assert_not_in_address(b: &Browser, secret: &str) {
+    let url = b.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains(secret), "{url}");
+}
+
+/// How many script elements the page holds.
+async fn scripts_on_page(b: &Browser) -> serde_json::Value {
+    b.client
+        .execute("return document.scripts.length", vec![])
+        .await
+        .unwrap()
+}
+
 async fn complaints_held(t: &TestMesh) -> usize {
     use creditmesh_proto::complaints::v1::ListComplaintsRequest;
     use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
@@ -384,12 +395,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         Some(injected)
     );
     assert_ne!(b.client.title().await.unwrap(), "owned");
-    let scripts = b
-        .client
-        .execute("return document.scripts.length", vec![])
-        .await
-        .unwrap();
-    assert_eq!(scripts, 0);
+    assert_eq!(scripts_on_page(&b).await, 0);
     assert_eq!(
         complaints_held(&t).await,
         0,
@@ -451,14 +457,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         "{history}"
     );
     // The access code never appears in an address.
-    assert!(
-        !b.client
-            .current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .contains(&code)
-    );
+    assert_not_in_address(&b, &code).await;
     b.screenshot("complaint-tracked-zh").await;
 
     // Tracked in English.
@@ -574,14 +573,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         "records in their order"
     );
     // The code is not in the address.
-    assert!(
-        !b.client
-            .current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .contains(&code)
-    );
+    assert_not_in_address(&b, &code).await;
     b.screenshot("access-records-zh").await;
 
     // An objection without ground or statement: errors beside those fields, nothing filed.
@@ -624,12 +616,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     assert!(b.client.find(Locator::Id("record-0-object")).await.is_err());
     assert_eq!(text_of(&b, "#record-1-status").await, "有效");
     assert_ne!(b.client.title().await.unwrap(), "owned");
-    let scripts = b
-        .client
-        .execute("return document.scripts.length", vec![])
-        .await
-        .unwrap();
-    assert_eq!(scripts, 0);
+    assert_eq!(scripts_on_page(&b).await, 0);
     assert_eq!(record_status(&t, &r1).await, RecordStatus::UnderObjection);
     assert_eq!(record_status(&t, &r2).await, RecordStatus::Active);
     b.screenshot("access-objected-zh").await;
@@ -687,16 +674,9 @@ async fn status_from(from: std::net::IpAddr, url: &str) -> u16 {
 /// The website names each visitor to the gateway, so the gateway's public rate counts the
 /// visitor (here 127.0.0.2) and not the website (127.0.0.1), which may still call.
 async fn the_website_is_limited_per_visitor_at_the_gateway(engine: Engine) {
-    use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
     use creditmesh_proto::disclosure::v1::ListAgenciesRequest;
     use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-    let limits = LimitsConfig {
-        rate_per_second: RateLimits {
-            public: 1,
-            ..RateLimits::off()
-        },
-        ..LimitsConfig::default()
-    };
+    let limits = super::web::one_public_call_per_second();
     let Some(t) = TestMesh::start_with(engine, limits).await else {
         return;
     };

@@ -174,25 +174,28 @@ fn track() -> TrackComplaintRequest {
     }
 }
 
-/// With the forwarder token from the PKI directory, the gateway counts a public call against
-/// the visitor it names (rate, places, and the address the backend sees); without it, against
-/// the connection's own address, whatever address the call names.
-async fn the_gateway_counts_the_visitor_a_forwarder_names(engine: Engine) {
+/// Default gateway limits but one public call per second per address, the rest unrated.
+pub fn one_public_call_per_second() -> creditmesh_gateway::limits::LimitsConfig {
     use creditmesh_gateway::limits::{LimitsConfig, RateLimits};
-    let limits = LimitsConfig {
+    LimitsConfig {
         rate_per_second: RateLimits {
             public: 1,
             ..RateLimits::off()
         },
         ..LimitsConfig::default()
-    };
-    let Some(t) = TestMesh::start_with(engine, limits).await else {
+    }
+}
+
+/// With the forwarder token from the PKI directory, the gateway counts a public call against
+/// the visitor it names (rate, places, and the address the backend sees); without it, against
+/// the connection's own address, whatever address the call names.
+async fn the_gateway_counts_the_visitor_a_forwarder_names(engine: Engine) {
+    let Some(t) = TestMesh::start_with(engine, one_public_call_per_second()).await else {
         return;
     };
-    let token =
-        creditmesh_pki::read_forwarder_token(&t.pki_dir.join(creditmesh_pki::FORWARDER_TOKEN_FILE))
-            .unwrap()
-            .expect("the dev PKI makes a forwarder token");
+    let token = creditmesh_pki::read_forwarder_token(&t.pki_dir)
+        .unwrap()
+        .expect("the dev PKI makes a forwarder token");
     let refused = |r: Result<tonic::Response<_>, tonic::Status>| matches!(r, Err(e) if e.code() == tonic::Code::ResourceExhausted);
 
     // One visitor's second call in the second is over its rate; another visitor's is not.
