@@ -2,16 +2,19 @@
 //! access code, and tracking. Answers that carry the access code are never cached.
 
 use axum::Form;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{Multipart, OriginalUri, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use creditmesh_domain::uscc::Uscc;
+use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::{Department, SubmitComplaintRequest, TrackComplaintRequest};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use tonic_types::StatusExt;
 
 use crate::App;
+use crate::evidence::{self, Attached};
 use crate::i18n::{ComplaintText, Lang};
 use crate::page::{self, Chrome, render};
 
@@ -61,22 +64,32 @@ impl Field {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ComplaintForm {
-    #[serde(default)]
     request_id: String,
-    #[serde(default)]
     agency_uscc: String,
-    #[serde(default)]
     agency_name: String,
-    #[serde(default)]
     complainant_name: String,
-    #[serde(default)]
     complainant_contact: String,
-    #[serde(default)]
     subject: String,
-    #[serde(default)]
     description: String,
+}
+
+impl ComplaintForm {
+    /// Sets the field `name` of the form; other names are ignored.
+    fn set(&mut self, name: &str, value: String) {
+        let field = match name {
+            "request_id" => &mut self.request_id,
+            "agency_uscc" => &mut self.agency_uscc,
+            "agency_name" => &mut self.agency_name,
+            "complainant_name" => &mut self.complainant_name,
+            "complainant_contact" => &mut self.complainant_contact,
+            "subject" => &mut self.subject,
+            "description" => &mut self.description,
+            _ => return,
+        };
+        *field = value;
+    }
 }
 
 #[derive(askama::Template)]
@@ -87,6 +100,8 @@ pub struct FormPage {
     request_id: String,
     fields: Vec<Field>,
     invalid: bool,
+    attached: Vec<Attached>,
+    evidence_error: Option<String>,
 }
 
 fn fields(lang: Lang, form: &ComplaintForm) -> Vec<Field> {
@@ -131,6 +146,8 @@ fn form_page(uri: &http::Uri, form: &ComplaintForm, request_id: String) -> FormP
         request_id,
         fields: fields(lang, form),
         invalid: false,
+        attached: Vec::new(),
+        evidence_error: None,
     }
 }
 
@@ -157,29 +174,21 @@ pub async fn new(
     private(Html(render(form_page(&uri, &form, new_request_id()))).into_response())
 }
 
+/// The form is sent as `multipart/form-data`: its text first, then its files. A file is handed
+/// to the mesh only when the text is fit to be filed, so a form that comes back for its text
+/// has uploaded nothing; one that comes back for a file keeps the files that were received.
 pub async fn submit(
     State(app): State<App>,
     OriginalUri(uri): OriginalUri,
-    Form(form): Form<ComplaintForm>,
+    body: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let lang = page::lang_of(&uri);
     let ct = lang.complaints();
-    let request_id = if form.request_id.is_empty() || form.request_id.len() > 64 {
-        new_request_id()
-    } else {
-        form.request_id.clone()
+    let Ok(body) = body else {
+        return page::error(lang, StatusCode::BAD_REQUEST, lang.text().bad_request);
     };
-    let mut page = form_page(&uri, &form, request_id.clone());
-    for f in &mut page.fields {
-        f.check(ct);
-    }
-    if let Some(uscc) = page.fields.iter_mut().find(|f| f.name == "agency_uscc")
-        && uscc.error.is_none()
-        && Uscc::parse(&uscc.value).is_err()
-    {
-        uscc.error = Some(lang.text().uscc_error.to_owned());
-    }
-    if page.fields.iter().any(|f| f.error.is_some()) {
+    let mut page = receive(&app, &uri, body).await;
+    if page.fields.iter().any(|f| f.error.is_some()) || page.evidence_error.is_some() {
         return invalid(page);
     }
     let value = |name: &str| {
@@ -190,7 +199,7 @@ pub async fn submit(
             .unwrap_or_default()
     };
     let request = SubmitComplaintRequest {
-        request_id,
+        request_id: page.request_id.clone(),
         agency_uscc: value("agency_uscc"),
         agency_name: value("agency_name"),
         tenant: String::new(),
@@ -198,7 +207,13 @@ pub async fn submit(
         complainant_contact: value("complainant_contact"),
         subject: value("subject"),
         description: value("description"),
-        evidence: Vec::new(),
+        evidence: page
+            .attached
+            .iter()
+            .map(|a| DocumentRef {
+                sha256: a.sha256.clone(),
+            })
+            .collect(),
     };
     match app.complaints.clone().submit_complaint(request).await {
         Ok(r) => {
@@ -212,6 +227,7 @@ pub async fn submit(
                 access_code: r.access_code,
                 status,
                 track_href,
+                attached: page.attached,
             };
             private(Html(render(done)).into_response())
         }
@@ -221,16 +237,153 @@ pub async fn submit(
                 .get_details_bad_request()
                 .map(|b| b.field_violations)
                 .unwrap_or_default();
+            let mut missing = Vec::new();
             for v in violations {
-                match page.fields.iter_mut().find(|f| f.name == v.field) {
-                    Some(f) => f.error = Some(v.description),
-                    None => tracing::warn!(field = %v.field, "web: a violation of no form field"),
+                if let Some(i) = evidence_place(&v.field) {
+                    missing.push(i);
+                } else if v.field == "evidence" {
+                    page.evidence_error = Some(ct.evidence_too_many.to_owned());
+                } else {
+                    match page.fields.iter_mut().find(|f| f.name == v.field) {
+                        Some(f) => f.error = Some(v.description),
+                        None => {
+                            tracing::warn!(field = %v.field, "web: a violation of no form field")
+                        }
+                    }
                 }
+            }
+            if !missing.is_empty() {
+                let gone: Vec<String> = missing
+                    .iter()
+                    .filter_map(|&i| page.attached.get(i))
+                    .map(|a| evidence::refusal(ct, &a.name, ct.evidence_missing))
+                    .collect();
+                let mut i = 0;
+                page.attached.retain(|_| {
+                    i += 1;
+                    !missing.contains(&(i - 1))
+                });
+                page.evidence_error = Some(gone.join(ct.list_separator));
             }
             invalid(page)
         }
         Err(e) => page::failed(lang, &e),
     }
+}
+
+/// `i` of a violation of `evidence[i].sha256`.
+fn evidence_place(field: &str) -> Option<usize> {
+    field
+        .strip_prefix("evidence[")?
+        .strip_suffix("].sha256")?
+        .parse()
+        .ok()
+}
+
+/// The form with what the visitor sent, checked: its text, the files kept from an earlier
+/// sending and the files sent now, each received by the mesh or refused with its reason.
+async fn receive(app: &App, uri: &http::Uri, mut body: Multipart) -> FormPage {
+    let ct = page::lang_of(uri).complaints();
+    let mut form = ComplaintForm::default();
+    let mut attached: Vec<Attached> = Vec::new();
+    let mut checked_page: Option<FormPage> = None;
+    let mut problems: Vec<String> = Vec::new();
+    let mut unsent = false;
+    let mut too_many = false;
+    loop {
+        let mut field = match body.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::info!(error = %e, "web: a complaint form broke off");
+                problems.push(ct.evidence_cut_off.to_owned());
+                break;
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let outcome = if name == "evidence" {
+            let file = field.file_name().unwrap_or_default().trim().to_owned();
+            if file.is_empty() {
+                // The file input with nothing chosen.
+                continue;
+            }
+            let page = checked_page.get_or_insert_with(|| checked(uri, &form));
+            if page.fields.iter().any(|f| f.error.is_some()) {
+                unsent = true;
+                continue;
+            }
+            if attached.len() >= evidence::MAX_FILES {
+                too_many = true;
+                continue;
+            }
+            match evidence::attach(app, ct, &mut field, &file).await {
+                Ok(a) => {
+                    if !attached.iter().any(|b| b.sha256 == a.sha256) {
+                        attached.push(a);
+                    }
+                    Ok(())
+                }
+                Err(Ok(why)) => {
+                    problems.push(why);
+                    Ok(())
+                }
+                Err(Err(e)) => Err(e),
+            }
+        } else {
+            evidence::text(&mut field, MAX_TEXT_BYTES)
+                .await
+                .map(|value| match name.as_str() {
+                    "kept" => attached.extend(
+                        Attached::parse(&value)
+                            .filter(|a| !attached.iter().any(|b| b.sha256 == a.sha256)),
+                    ),
+                    _ => form.set(&name, value),
+                })
+        };
+        if let Err(e) = outcome {
+            tracing::info!(error = %e, "web: a complaint form broke off");
+            problems.push(ct.evidence_cut_off.to_owned());
+            break;
+        }
+    }
+    let mut page = checked_page.unwrap_or_else(|| checked(uri, &form));
+    if too_many {
+        problems.push(ct.evidence_too_many.to_owned());
+    }
+    if unsent {
+        problems.push(ct.evidence_not_sent.to_owned());
+    }
+    if attached.len() > evidence::MAX_FILES {
+        attached.truncate(evidence::MAX_FILES);
+        problems.push(ct.evidence_too_many.to_owned());
+    }
+    page.attached = attached;
+    page.evidence_error = (!problems.is_empty()).then(|| problems.join(ct.list_separator));
+    page
+}
+
+/// The most bytes of one text field that are read; more is cut for the length check to refuse.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// The form page for `form`, each field checked as the service would.
+fn checked(uri: &http::Uri, form: &ComplaintForm) -> FormPage {
+    let lang = page::lang_of(uri);
+    let request_id = if form.request_id.is_empty() || form.request_id.len() > 64 {
+        new_request_id()
+    } else {
+        form.request_id.clone()
+    };
+    let mut page = form_page(uri, form, request_id);
+    for f in &mut page.fields {
+        f.check(lang.complaints());
+    }
+    if let Some(uscc) = page.fields.iter_mut().find(|f| f.name == "agency_uscc")
+        && uscc.error.is_none()
+        && Uscc::parse(&uscc.value).is_err()
+    {
+        uscc.error = Some(lang.text().uscc_error.to_owned());
+    }
+    page
 }
 
 fn invalid(mut page: FormPage) -> Response {
@@ -247,6 +400,7 @@ pub struct Received {
     access_code: String,
     status: &'static str,
     track_href: String,
+    attached: Vec<Attached>,
 }
 
 #[derive(Debug, Default, Deserialize)]

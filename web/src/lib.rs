@@ -4,6 +4,7 @@
 
 mod access;
 mod complaints;
+mod evidence;
 mod i18n;
 mod page;
 mod register;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -88,6 +89,8 @@ struct App {
     register: DisclosureServiceClient<Mesh>,
     complaints: ComplaintServiceClient<Mesh>,
     datapush: DataPushServiceClient<Mesh>,
+    /// Turns for evidence files held in memory on their way to the mesh.
+    turns: evidence::Turns,
 }
 
 tokio::task_local! {
@@ -137,6 +140,7 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         register: DisclosureServiceClient::with_interceptor(channel.clone(), forward.clone()),
         complaints: ComplaintServiceClient::with_interceptor(channel.clone(), forward.clone()),
         datapush: DataPushServiceClient::with_interceptor(channel, forward),
+        turns: evidence::Turns::default(),
     };
     let limiter = NonZeroU32::new(cfg.rate_per_second)
         .map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
@@ -147,7 +151,12 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .route("/", get(register::search))
         .route("/agencies/{uscc}", get(register::agency))
         .route("/proofs/{sequence}", get(register::proof))
-        .route("/complaints", get(complaints::new).post(complaints::submit))
+        .route(
+            "/complaints",
+            get(complaints::new)
+                .post(complaints::submit)
+                .layer(DefaultBodyLimit::max(evidence::MAX_BODY_BYTES)),
+        )
         .route(
             "/complaints/track",
             get(complaints::track_form).post(complaints::track),

@@ -4,7 +4,7 @@
 use creditmesh_domain::calendar::{Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask, page};
-use creditmesh_proto::common::v1::{Deadline, StatusChange};
+use creditmesh_proto::common::v1::{Deadline, DocumentRef, StatusChange};
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
@@ -105,6 +105,11 @@ pub(crate) fn proto(
         repeats: row.repeats,
         repeated: row.repeated as i32,
         referrals: Vec::new(),
+        evidence: row
+            .evidence
+            .into_iter()
+            .map(|sha256| DocumentRef { sha256 })
+            .collect(),
     }
 }
 

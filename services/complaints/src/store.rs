@@ -42,12 +42,14 @@ pub struct ComplaintRow {
     pub repeats: String,
     /// How many later complaints repeat this one.
     pub repeated: i64,
+    /// The SHA-256 of each piece of evidence, in the order the complainant gave them.
+    pub evidence: Vec<String>,
 }
 
 const COLUMNS: &str = "tenant, tracking_number, access_code_sha256, status, agency_uscc, \
     agency_name, subject, description, received_at, acceptance_due, acceptance_provisional, \
     handling_from, handling_due, handling_provisional, calendar_version, outcome, against_agency, \
-    complainant_name, complainant_contact, repeats, \
+    complainant_name, complainant_contact, repeats, evidence, \
     (SELECT COUNT(*) FROM complaints_complaint r WHERE r.tenant = complaints_complaint.tenant \
      AND r.repeats = complaints_complaint.tracking_number)";
 
@@ -73,7 +75,9 @@ fn complaint(r: &AnyRow) -> Result<ComplaintRow, sqlx::Error> {
         complainant_name: r.try_get(17)?,
         complainant_contact: r.try_get(18)?,
         repeats: r.try_get(19)?,
-        repeated: r.try_get(20)?,
+        evidence: serde_json::from_str(&r.try_get::<String, _>(20)?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        repeated: r.try_get(21)?,
     })
 }
 

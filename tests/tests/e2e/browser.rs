@@ -18,6 +18,7 @@ crate::on_both_engines!(
     the_register_finds_an_approved_agency_and_shows_its_revocation,
     bad_input_is_marked_beside_its_field_and_shown_as_text,
     a_complaint_from_the_form_is_tracked_to_its_referral,
+    evidence_over_its_limits_is_refused_beside_the_file_field,
     a_subject_sees_their_records_and_objects_to_one,
     the_website_is_limited_per_visitor_at_the_gateway,
 );
@@ -339,7 +340,7 @@ async fn scripts_on_page(b: &Browser) -> serde_json::Value {
         .unwrap()
 }
 
-async fn complaints_held(t: &TestMesh) -> usize {
+async fn complaints_held(t: &TestMesh) -> Vec<creditmesh_proto::complaints::v1::Complaint> {
     use creditmesh_proto::complaints::v1::ListComplaintsRequest;
     use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
     ComplaintServiceClient::new(t.node("regulator-653100").await)
@@ -348,7 +349,27 @@ async fn complaints_held(t: &TestMesh) -> usize {
         .unwrap()
         .into_inner()
         .complaints
-        .len()
+}
+
+/// How many pieces of evidence the mesh holds.
+async fn evidence_held(t: &TestMesh) -> i64 {
+    creditmesh_tests::scalar_i64(
+        &t.db_url("complaints"),
+        "SELECT COUNT(*) FROM complaints_evidence",
+    )
+    .await
+}
+
+/// Chooses the files at `paths` in the form's file input, as a visitor would.
+async fn choose_files(b: &Browser, paths: &[&std::path::Path]) {
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    b.client
+        .find(Locator::Id("evidence"))
+        .await
+        .unwrap()
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
 }
 
 async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
@@ -396,23 +417,69 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     );
     assert_ne!(b.client.title().await.unwrap(), "owned");
     assert_eq!(scripts_on_page(&b).await, 0);
-    assert_eq!(
-        complaints_held(&t).await,
-        0,
+    assert!(
+        complaints_held(&t).await.is_empty(),
         "an invalid form stores nothing"
     );
     b.screenshot("complaint-field-errors-zh").await;
 
-    // Corrected, it is received; the confirmation shows the number and the code once.
+    // Evidence: a file chosen with text that is not fit to be filed is not uploaded.
+    let files = tempfile::tempdir().unwrap();
+    let receipt = files.path().join("收据.pdf");
+    std::fs::write(&receipt, super::filing::pdf("web receipt")).unwrap();
+    let notes = files.path().join("notes.txt");
+    std::fs::write(&notes, "not a document").unwrap();
+    choose_files(&b, &[&receipt]).await;
+    press(&b, "form.complaint button").await;
+    assert!(text_of(&b, "#evidence-error").await.contains("尚未上传"));
+    assert!(text_of(&b, "#subject-error").await.contains("必填"));
+    assert_eq!(evidence_held(&t).await, 0, "nothing uploaded");
+
+    // Corrected, with a PDF and a file that is not a document: the PDF is received and kept
+    // on the form, the other refused beside the file field, no complaint filed yet.
     fill(&b, "agency_uscc", KASHGAR).await;
     fill(&b, "complainant_contact", "13912345678").await;
     fill(&b, "subject", "收费超出公示标准").await;
+    choose_files(&b, &[&receipt, &notes]).await;
+    press(&b, "form.complaint button").await;
+    let refused = text_of(&b, "#evidence-error").await;
+    assert!(refused.contains("notes.txt：不是 PDF"), "{refused}");
+    assert!(!refused.contains("收据.pdf"), "{refused}");
+    let kept = b.client.find(Locator::Id("kept-1")).await.unwrap();
+    assert_eq!(kept.prop("checked").await.unwrap().as_deref(), Some("true"));
+    assert!(text_of(&b, "ul.attached").await.contains("收据.pdf"));
+    let evidence = b.client.find(Locator::Id("evidence")).await.unwrap();
+    assert_eq!(
+        evidence.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(complaints_held(&t).await.is_empty());
+    assert_eq!(evidence_held(&t).await, 1, "the PDF only");
+    b.screenshot("complaint-evidence-error-zh").await;
+
+    // Sent again without choosing anything: received with the kept PDF; the confirmation
+    // shows the number and the code once, and the file.
     press(&b, "form.complaint button").await;
     assert_eq!(text_of(&b, "h1").await, "投诉已收到");
     let number = text_of(&b, "#tracking-number").await;
     let code = text_of(&b, "#access-code").await;
     assert!(!number.is_empty() && !code.is_empty());
-    assert_eq!(complaints_held(&t).await, 1);
+    assert!(text_of(&b, "#evidence-received").await.contains("收据.pdf"));
+    let held = complaints_held(&t).await;
+    assert_eq!(held.len(), 1);
+    let pdf_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(super::filing::pdf("web receipt")))
+    };
+    assert_eq!(
+        held[0]
+            .evidence
+            .iter()
+            .map(|d| d.sha256.as_str())
+            .collect::<Vec<_>>(),
+        [pdf_sha256.as_str()],
+        "the regulator sees the evidence the form attached"
+    );
     // Going back and submitting the same filling again files nothing new.
     b.client.back().await.unwrap();
     if b.client
@@ -422,7 +489,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     {
         press(&b, "form.complaint button").await;
         assert_eq!(
-            complaints_held(&t).await,
+            complaints_held(&t).await.len(),
             1,
             "one filling of the form, one complaint"
         );
@@ -474,6 +541,69 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     );
     assert_eq!(text_of(&b, "#referred-to").await, "market regulation");
     b.screenshot("complaint-tracked-en").await;
+
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}
+
+async fn evidence_over_its_limits_is_refused_beside_the_file_field(engine: Engine) {
+    use creditmesh_complaints::evidence::MAX_PENDING_UPLOADS;
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    let Some(t) = mesh(engine).await else { return };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let files = tempfile::tempdir().unwrap();
+    let mut big = super::filing::pdf("large scan");
+    big.resize(10 * 1024 * 1024 + 1, b' ');
+    let big_path = files.path().join("scan.pdf");
+    std::fs::write(&big_path, &big).unwrap();
+    let small = files.path().join("photo.pdf");
+    std::fs::write(&small, super::filing::pdf("one more")).unwrap();
+    let fill_form = async |b: &Browser| {
+        fill(b, "agency_uscc", KASHGAR).await;
+        fill(b, "complainant_contact", "13912345678").await;
+        fill(b, "subject", "收费超出公示标准").await;
+        fill(b, "description", "多收了服务费").await;
+    };
+
+    // A file over 10 MiB is refused by its size, in the visitor's language.
+    b.client
+        .goto(&format!("{site}/complaints?lang=en"))
+        .await
+        .unwrap();
+    fill_form(&b).await;
+    choose_files(&b, &[&big_path]).await;
+    press(&b, "form.complaint button").await;
+    let error = text_of(&b, "#evidence-error").await;
+    assert_eq!(error, "scan.pdf: is larger than 10 MiB");
+    assert_eq!(evidence_held(&t).await, 0);
+    assert!(complaints_held(&t).await.is_empty());
+    b.screenshot("complaint-evidence-too-large-en").await;
+
+    // This address already holds as many uploads as no complaint names as it may: the next
+    // is refused beside the field and not kept.
+    let public = ComplaintServiceClient::new(t.public().await);
+    for i in 0..MAX_PENDING_UPLOADS {
+        let bytes = super::filing::pdf(&format!("pending {i}"));
+        super::complaints::upload_evidence(&mut public.clone(), bytes.len() as i64, bytes)
+            .await
+            .unwrap();
+    }
+    b.client.goto(&format!("{site}/complaints")).await.unwrap();
+    fill_form(&b).await;
+    choose_files(&b, &[&small]).await;
+    press(&b, "form.complaint button").await;
+    let error = text_of(&b, "#evidence-error").await;
+    assert!(
+        error.starts_with("photo.pdf：") && error.contains("一天后"),
+        "{error}"
+    );
+    assert!(b.client.find(Locator::Css("ul.attached")).await.is_err());
+    assert_eq!(evidence_held(&t).await, MAX_PENDING_UPLOADS);
+    assert!(complaints_held(&t).await.is_empty());
 
     b.close().await;
     stop.cancel();

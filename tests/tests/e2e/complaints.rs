@@ -651,7 +651,7 @@ async fn a_complaint_goes_to_the_authority_holding_the_filing(engine: Engine) {
     t.stop().await;
 }
 
-async fn upload_evidence(
+pub async fn upload_evidence(
     client: &mut ComplaintServiceClient<Channel>,
     declared: i64,
     bytes: Vec<u8>,
