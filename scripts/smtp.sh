@@ -14,6 +14,17 @@ ensure_smtp() {
   local maildir="$venv/maildir"
   # A server started before, by another checkout, says where it delivers.
   local record="${TMPDIR:-/tmp}/creditmesh-smtp-$port.maildir"
+  local pidfile="${TMPDIR:-/tmp}/creditmesh-smtp-$port.pid"
+  # A server left by a checkout that is gone delivers into a directory nobody reads: stop it.
+  if [ -s "$pidfile" ] && { [ ! -s "$record" ] || [ ! -d "$(cat "$record")/new" ]; }; then
+    echo "smtp: stopping the server of a removed checkout"
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile" "$record"
+    for _ in $(seq 1 50); do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 2)" >/dev/null 2>&1 || break
+      sleep 0.2
+    done
+  fi
   if ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 2)" >/dev/null 2>&1; then
     if [ ! -x "$venv/bin/aiosmtpd" ]; then
       echo "smtp: installing aiosmtpd into $venv"
@@ -23,6 +34,7 @@ ensure_smtp() {
     mkdir -p "$maildir/tmp" "$maildir/new" "$maildir/cur"
     nohup "$venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" \
       -c aiosmtpd.handlers.Mailbox "$maildir" >"$venv/server.log" 2>&1 &
+    echo $! >"$pidfile"
     echo "$maildir" >"$record"
     for _ in $(seq 1 50); do
       python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 2)" >/dev/null 2>&1 && break

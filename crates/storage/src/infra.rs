@@ -74,9 +74,11 @@ impl Infra {
             insert_outbox: format!(
                 "INSERT INTO {s}_outbox (event_id, consumer, event_type, tenant, principal, subject, \
                  occurred_at, payload, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $7)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0)"
             )
             .into(),
+            // A new event is due at once (`next_attempt_at` 0), whatever time it says it
+            // happened: that time may come from another node's clock, ahead of this one.
             // An event waits behind an undelivered earlier event of the same aggregate (subject)
             // for the same consumer, so that a failed delivery is never overtaken.
             due: format!(

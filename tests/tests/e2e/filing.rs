@@ -196,7 +196,11 @@ pub async fn review_says<E: EventKind>(t: &TestMesh, tenant: &str, event: E) {
                 tenant: tenant.into(),
                 principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
                 subject: String::new(),
-                occurred_at: None,
+                // Stamped by the review node's clock, here an hour ahead of the mesh's (which
+                // stands still): what the decision causes must not wait for it.
+                occurred_at: Some(
+                    (std::time::SystemTime::now() + Duration::from_secs(3600)).into(),
+                ),
                 payload: prost::Message::encode_to_vec(&event),
             }),
         })
