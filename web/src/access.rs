@@ -7,8 +7,8 @@ use axum::Form;
 use axum::extract::{OriginalUri, State};
 use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::datapush::v1::{
-    FileObjectionRequest, GetSubjectReportRequest, Objection, ObjectionDecision, ObjectionGround,
-    RecordStatus, SubjectRecordReport,
+    AddSubjectStatementRequest, FileObjectionRequest, GetSubjectReportRequest, Objection,
+    ObjectionDecision, ObjectionGround, RecordStatus, SubjectRecordReport,
 };
 use http::{StatusCode, Uri};
 use serde::Deserialize;
@@ -60,6 +60,20 @@ pub struct ObjectionForm {
     contact: String,
 }
 
+/// The subject's statement on a decision to keep a record (Art. 22), sent with the
+/// subject's identifier, code and page.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatementForm {
+    #[serde(flatten)]
+    subject: AccessForm,
+    #[serde(default)]
+    objection_id: String,
+    #[serde(default)]
+    request_id: String,
+    #[serde(default)]
+    statement: String,
+}
+
 #[derive(askama::Template)]
 #[template(path = "access.html")]
 pub struct ReportPage {
@@ -72,6 +86,8 @@ pub struct ReportPage {
     error: Option<String>,
     /// The decision date of an objection just filed.
     received_due: Option<String>,
+    /// A statement was just attached.
+    statement_added: bool,
     /// Kept for the forms of the page, which act for the same subject.
     access_code: String,
     page_token: String,
@@ -97,6 +113,7 @@ pub struct UseView {
 }
 
 pub struct ObjectionView {
+    pub objection_id: String,
     pub filed_at: String,
     pub ground: &'static str,
     pub deadline: String,
@@ -105,6 +122,28 @@ pub struct ObjectionView {
     pub overdue: bool,
     pub reasons: String,
     pub statement: String,
+    pub subject_statement: String,
+    /// Under a decision to keep that has no statement of the subject yet.
+    pub say: Option<SayForm>,
+}
+
+/// The form for the subject's statement under a decision to keep.
+pub struct SayForm {
+    pub open: bool,
+    pub request_id: String,
+    pub statement: String,
+    pub error: Option<String>,
+}
+
+impl SayForm {
+    fn empty() -> Self {
+        Self {
+            open: false,
+            request_id: new_request_id(),
+            statement: String::new(),
+            error: None,
+        }
+    }
 }
 
 pub struct RecordView {
@@ -178,6 +217,7 @@ impl ReportPage {
             code_error: None,
             error: None,
             received_due: None,
+            statement_added: false,
             access_code: String::new(),
             page_token: String::new(),
             records: None,
@@ -331,6 +371,95 @@ pub async fn object(
     answer(status, page)
 }
 
+/// Attaches the subject's statement to a decision to keep one of their records, then shows
+/// the records again with it.
+pub async fn add_statement(
+    State(app): State<App>,
+    OriginalUri(uri): OriginalUri,
+    Form(form): Form<StatementForm>,
+) -> Response {
+    let mut page = ReportPage::new(&uri, &form.subject.subject_identifier);
+    let lang = page.lang();
+    if !page.check(&form.subject.access_code) {
+        return answer(StatusCode::BAD_REQUEST, page);
+    }
+    let code = form.subject.access_code.trim();
+    let page_token = form.subject.page_token.trim();
+    let objection_id = form.objection_id.trim();
+    let (at, ct) = (page.at, page.ct);
+    let mut filled = SayForm::empty();
+    filled.open = true;
+    if !form.request_id.is_empty() && form.request_id.len() <= 64 {
+        filled.request_id = form.request_id.clone();
+    }
+    filled.statement = form.statement.trim().to_owned();
+    if filled.statement.is_empty() {
+        filled.error = Some(ct.required.to_owned());
+    } else if filled.statement.chars().count() > STATEMENT_CHARS {
+        filled.error = Some(too_long(ct, &filled.statement, STATEMENT_CHARS));
+    }
+    let mut status = StatusCode::BAD_REQUEST;
+    if filled.error.is_none() {
+        let request = AddSubjectStatementRequest {
+            request_id: filled.request_id.clone(),
+            objection_id: objection_id.to_owned(),
+            subject_identifier: page.identifier.clone(),
+            access_code: code.to_owned(),
+            statement: filled.statement.clone(),
+        };
+        match app.datapush.clone().add_subject_statement(request).await {
+            Ok(_) => {
+                page.statement_added = true;
+                return with_records(&app, page, code, page_token).await;
+            }
+            Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                for v in e
+                    .get_details_bad_request()
+                    .map(|b| b.field_violations)
+                    .unwrap_or_default()
+                {
+                    let slot = match v.field.as_str() {
+                        "statement" => &mut filled.error,
+                        "subject_identifier" => &mut page.identifier_error,
+                        "access_code" => &mut page.code_error,
+                        other => {
+                            tracing::warn!(field = %other, "web: a violation of no form field");
+                            &mut page.error
+                        }
+                    };
+                    *slot = Some(v.description);
+                }
+            }
+            Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+                page.error = Some(at.statement_refused.to_owned());
+                status = StatusCode::CONFLICT;
+            }
+            Err(e) if denied(&e) => {
+                page.error = Some(at.wrong.to_owned());
+                return answer(StatusCode::FORBIDDEN, page);
+            }
+            Err(e) => return page::failed(lang, &e),
+        }
+    }
+    if filled.error.is_some() && page.error.is_none() {
+        page.error = Some(ct.fix_fields.to_owned());
+    }
+    if let Err(response) = fetch(&app, &mut page, code, page_token).await {
+        return response;
+    }
+    if let Some(o) = page
+        .records
+        .iter_mut()
+        .flatten()
+        .flat_map(|r| r.objections.iter_mut())
+        .find(|o| o.objection_id == objection_id)
+        && o.say.is_some()
+    {
+        o.say = Some(filled);
+    }
+    answer(status, page)
+}
+
 /// `page` with the subject's records, or the answer for a failure it cannot show.
 async fn with_records(app: &App, mut page: ReportPage, code: &str, page_token: &str) -> Response {
     match fetch(app, &mut page, code, page_token).await {
@@ -449,6 +578,10 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
             .iter()
             .filter(|o| o.record_id == stored.record_id)
             .map(|o| ObjectionView {
+                objection_id: o.objection_id.clone(),
+                say: (o.decision() == ObjectionDecision::Keep && o.subject_statement.is_empty())
+                    .then(SayForm::empty),
+                subject_statement: o.subject_statement.clone(),
                 filed_at: o
                     .filed_at
                     .map(|t| page::cst_minute(t.seconds))

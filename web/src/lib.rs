@@ -163,6 +163,7 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         )
         .route("/access", get(access::form).post(access::report))
         .route("/access/objections", post(access::object))
+        .route("/access/statements", post(access::add_statement))
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)
         .with_state(app)

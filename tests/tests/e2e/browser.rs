@@ -751,6 +751,61 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     assert_eq!(record_status(&t, &r2).await, RecordStatus::Active);
     b.screenshot("access-objected-zh").await;
 
+    // The agency keeps the record with its reasons; the subject attaches a statement to that
+    // decision from the page (an empty one is refused beside its field).
+    let mut agency = DataPushServiceClient::new(t.node("agency-kashgar").await);
+    let objection = agency
+        .list_objections(ListObjectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .objections
+        .remove(0);
+    agency
+        .resolve_objection(ResolveObjectionRequest {
+            request_id: "web-keep".into(),
+            objection_id: objection.objection_id.clone(),
+            decision: ObjectionDecision::Keep as i32,
+            reasons: "还款记录核实无误".into(),
+            corrected_content: Vec::new(),
+        })
+        .await
+        .unwrap();
+    b.client.goto(&format!("{site}/access")).await.unwrap();
+    fill(&b, "subject_identifier", &who).await;
+    fill(&b, "access_code", &code).await;
+    press(&b, "form.search button").await;
+    assert!(
+        text_of(&b, "#record-0-objections")
+            .await
+            .contains("还款记录核实无误")
+    );
+    b.client
+        .find(Locator::Css("#record-0-say-1 summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    press(&b, "#record-0-say-1 button").await;
+    assert!(text_of(&b, "#say-0-1-error").await.contains("必填"));
+    let said = "我不同意：<b>逾期</b>系银行扣款失败所致";
+    fill(&b, "say-0-1", said).await;
+    press(&b, "#record-0-say-1 button").await;
+    assert!(text_of(&b, "#statement-added").await.contains("声明已附"));
+    assert!(text_of(&b, "#record-0-statement-1").await.contains(said));
+    assert!(b.client.find(Locator::Id("record-0-say-1")).await.is_err());
+    assert!(b.client.find(Locator::Css("#record-0 b")).await.is_err());
+    let kept = agency
+        .list_objections(ListObjectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .objections
+        .remove(0);
+    assert_eq!(kept.subject_statement, said);
+    b.screenshot("access-statement-zh").await;
+
     // The same records in English.
     b.client
         .goto(&format!("{site}/access?lang=en"))
@@ -759,7 +814,12 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     fill(&b, "subject_identifier", &who).await;
     fill(&b, "access_code", &code).await;
     press(&b, "form.search button").await;
-    assert_eq!(text_of(&b, "#record-0-status").await, "under objection");
+    assert_eq!(text_of(&b, "#record-0-status").await, "in effect");
+    assert!(
+        text_of(&b, "#record-0-objections")
+            .await
+            .contains("Your statement")
+    );
     b.screenshot("access-records-en").await;
 
     b.close().await;
