@@ -203,12 +203,19 @@ impl Limits {
         let Some(limiter) = self.rates.get(role_key(role)) else {
             return Ok(());
         };
-        limiter.check_key(key).map_err(|_| {
-            Status::resource_exhausted(format!(
-                "rate limit of {} calls per second for {} callers exceeded",
-                self.config.for_role(role),
-                role_key(role)
-            ))
+        limiter.check_key(key).map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            // When the next call would be allowed, for clients that pace themselves.
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            <Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "rate limit of {} calls per second for {} callers exceeded",
+                    self.config.for_role(role),
+                    role_key(role)
+                ),
+                tonic_types::ErrorDetails::with_retry_info(Some(wait)),
+            )
         })
     }
 
@@ -337,6 +344,14 @@ mod tests {
         }
         let err = limits.charge(Role::Agency, &a).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        // It says when the next call would pass: within the second of three calls.
+        let wait = tonic_types::StatusExt::get_details_retry_info(&err)
+            .and_then(|r| r.retry_delay)
+            .expect("a retry delay");
+        assert!(
+            wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_millis(334),
+            "{wait:?}"
+        );
         limits.charge(Role::Agency, &b).unwrap();
         for _ in 0..100 {
             limits.charge(Role::Department, &d).unwrap();

@@ -215,7 +215,11 @@ pub async fn submit(
             })
             .collect(),
     };
-    match app.complaints.clone().submit_complaint(request).await {
+    let submitted = crate::pace::paced(|| {
+        let (mut complaints, request) = (app.complaints.clone(), request.clone());
+        async move { complaints.submit_complaint(request).await }
+    });
+    match submitted.await {
         Ok(r) => {
             let r = r.into_inner();
             let status = lang.complaint_status(r.status());
@@ -333,6 +337,7 @@ async fn receive(app: &App, uri: &http::Uri, mut body: Multipart) -> FormPage {
             evidence::text(&mut field, MAX_TEXT_BYTES)
                 .await
                 .map(|value| match name.as_str() {
+                    "kept" if attached.len() >= evidence::MAX_FILES => too_many = true,
                     "kept" => attached.extend(
                         Attached::parse(&value)
                             .filter(|a| !attached.iter().any(|b| b.sha256 == a.sha256)),
@@ -352,10 +357,6 @@ async fn receive(app: &App, uri: &http::Uri, mut body: Multipart) -> FormPage {
     }
     if unsent {
         problems.push(ct.evidence_not_sent.to_owned());
-    }
-    if attached.len() > evidence::MAX_FILES {
-        attached.truncate(evidence::MAX_FILES);
-        problems.push(ct.evidence_too_many.to_owned());
     }
     page.attached = attached;
     page.evidence_error = (!problems.is_empty()).then(|| problems.join(ct.list_separator));

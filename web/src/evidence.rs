@@ -116,12 +116,15 @@ pub async fn attach(
         part: Some(Part::Chunk(c.to_vec())),
     }));
     drop(bytes);
-    match app
-        .complaints
-        .clone()
-        .upload_evidence(futures::stream::iter(parts))
-        .await
-    {
+    let upload = crate::pace::paced(|| {
+        let (mut complaints, parts) = (app.complaints.clone(), parts.clone());
+        async move {
+            complaints
+                .upload_evidence(futures::stream::iter(parts))
+                .await
+        }
+    });
+    match upload.await {
         Ok(r) => match r.into_inner().document {
             Some(d) => Ok(Attached {
                 sha256: d.sha256,

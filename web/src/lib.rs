@@ -6,6 +6,7 @@ mod access;
 mod complaints;
 mod evidence;
 mod i18n;
+mod pace;
 mod page;
 mod register;
 

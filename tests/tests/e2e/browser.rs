@@ -19,6 +19,7 @@ crate::on_both_engines!(
     bad_input_is_marked_beside_its_field_and_shown_as_text,
     a_complaint_from_the_form_is_tracked_to_its_referral,
     evidence_over_its_limits_is_refused_beside_the_file_field,
+    a_complaint_with_files_is_paced_to_the_visitor_rate,
     a_subject_sees_their_records_and_objects_to_one,
     the_website_is_limited_per_visitor_at_the_gateway,
 );
@@ -605,6 +606,48 @@ async fn evidence_over_its_limits_is_refused_beside_the_file_field(engine: Engin
     assert_eq!(evidence_held(&t).await, MAX_PENDING_UPLOADS);
     assert!(complaints_held(&t).await.is_empty());
 
+    b.close().await;
+    stop.cancel();
+    t.stop().await;
+}
+
+/// A complaint with three files is four calls to the gateway for one visitor, who may make
+/// one a second: the website waits as long as the gateway says and files it whole.
+async fn a_complaint_with_files_is_paced_to_the_visitor_rate(engine: Engine) {
+    let limits = super::web::one_public_call_per_second();
+    let Some(t) = TestMesh::start_with(engine, limits).await else {
+        return;
+    };
+    let Some(t) = super::filing::mesh_with(t) else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let files = tempfile::tempdir().unwrap();
+    let paths: Vec<std::path::PathBuf> = (1..=3)
+        .map(|i| {
+            let path = files.path().join(format!("photo-{i}.pdf"));
+            std::fs::write(&path, super::filing::pdf(&format!("photo {i}"))).unwrap();
+            path
+        })
+        .collect();
+    b.client.goto(&format!("{site}/complaints")).await.unwrap();
+    fill(&b, "agency_uscc", KASHGAR).await;
+    fill(&b, "complainant_contact", "13912345678").await;
+    fill(&b, "subject", "收费超出公示标准").await;
+    fill(&b, "description", "多收了服务费").await;
+    choose_files(&b, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>()).await;
+    press(&b, "form.complaint button").await;
+    assert_eq!(text_of(&b, "h1").await, "投诉已收到");
+    let received = text_of(&b, "#evidence-received").await;
+    for i in 1..=3 {
+        assert!(received.contains(&format!("photo-{i}.pdf")), "{received}");
+    }
+    let held = complaints_held(&t).await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].evidence.len(), 3);
     b.close().await;
     stop.cancel();
     t.stop().await;
