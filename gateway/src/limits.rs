@@ -204,9 +204,9 @@ impl Limits {
             return Ok(());
         };
         limiter.check_key(key).map_err(|not_until| {
-            use governor::clock::{Clock, DefaultClock};
+            use governor::clock::Clock;
             // When the next call would be allowed, for clients that pace themselves.
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(limiter.clock().now());
             <Status as tonic_types::StatusExt>::with_error_details(
                 tonic::Code::ResourceExhausted,
                 format!(

@@ -12,7 +12,6 @@ use creditmesh_proto::datapush::v1::{
 };
 use http::{StatusCode, Uri};
 use serde::Deserialize;
-use tonic_types::StatusExt;
 
 use crate::App;
 use crate::complaints::{new_request_id, private};
@@ -322,11 +321,7 @@ pub async fn object(
                 return with_records(&app, page, code, form.subject.page_token.trim()).await;
             }
             Err(e) if e.code() == tonic::Code::InvalidArgument => {
-                for v in e
-                    .get_details_bad_request()
-                    .map(|b| b.field_violations)
-                    .unwrap_or_default()
-                {
+                for v in page::violations(&e) {
                     let slot = match v.field.as_str() {
                         "ground" => &mut filled.ground_error,
                         "statement" => &mut filled.statement_error,
@@ -413,11 +408,7 @@ pub async fn add_statement(
                 return with_records(&app, page, code, page_token).await;
             }
             Err(e) if e.code() == tonic::Code::InvalidArgument => {
-                for v in e
-                    .get_details_bad_request()
-                    .map(|b| b.field_violations)
-                    .unwrap_or_default()
-                {
+                for v in page::violations(&e) {
                     let slot = match v.field.as_str() {
                         "statement" => &mut filled.error,
                         "subject_identifier" => &mut page.identifier_error,
@@ -507,11 +498,7 @@ async fn fetch(
             Ok(StatusCode::OK)
         }
         Err(e) if e.code() == tonic::Code::InvalidArgument => {
-            for v in e
-                .get_details_bad_request()
-                .map(|b| b.field_violations)
-                .unwrap_or_default()
-            {
+            for v in page::violations(&e) {
                 match v.field.as_str() {
                     "subject_identifier" => page.identifier_error = Some(v.description),
                     "access_code" => page.code_error = Some(v.description),

@@ -11,7 +11,6 @@ use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::{Department, SubmitComplaintRequest, TrackComplaintRequest};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
-use tonic_types::StatusExt;
 
 use crate::App;
 use crate::evidence::{self, Attached};
@@ -237,10 +236,7 @@ pub async fn submit(
         }
         Err(e) if e.code() == tonic::Code::InvalidArgument => {
             // What only the service knows is wrong goes beside its field all the same.
-            let violations = e
-                .get_details_bad_request()
-                .map(|b| b.field_violations)
-                .unwrap_or_default();
+            let violations = page::violations(&e);
             let mut missing = Vec::new();
             for v in violations {
                 if let Some(i) = evidence_place(&v.field) {
@@ -257,16 +253,15 @@ pub async fn submit(
                 }
             }
             if !missing.is_empty() {
-                let gone: Vec<String> = missing
+                let (gone, held): (Vec<_>, Vec<_>) = std::mem::take(&mut page.attached)
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| missing.contains(i));
+                page.attached = held.into_iter().map(|(_, a)| a).collect();
+                let gone: Vec<String> = gone
                     .iter()
-                    .filter_map(|&i| page.attached.get(i))
-                    .map(|a| evidence::refusal(ct, &a.name, ct.evidence_missing))
+                    .map(|(_, a)| evidence::refusal(ct, &a.name, ct.evidence_missing))
                     .collect();
-                let mut i = 0;
-                page.attached.retain(|_| {
-                    i += 1;
-                    !missing.contains(&(i - 1))
-                });
                 page.evidence_error = Some(gone.join(ct.list_separator));
             }
             invalid(page)

@@ -10,7 +10,6 @@ use axum::extract::multipart::{Field, MultipartError};
 use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
 use creditmesh_proto::complaints::v1::{EvidenceMetadata, UploadEvidenceRequest};
 use tokio::sync::Semaphore;
-use tonic_types::StatusExt;
 
 use crate::App;
 use crate::i18n::ComplaintText;
@@ -106,18 +105,19 @@ pub async fn attach(
     };
     let size = bytes.len() as u64;
     let file_name: String = name.chars().take(255).collect();
-    let mut parts = vec![UploadEvidenceRequest {
-        part: Some(Part::Metadata(EvidenceMetadata {
-            file_name,
-            size_bytes: size as i64,
-        })),
-    }];
-    parts.extend(bytes.chunks(CHUNK_BYTES).map(|c| UploadEvidenceRequest {
-        part: Some(Part::Chunk(c.to_vec())),
-    }));
-    drop(bytes);
+    // Each attempt streams its own copy, made as it is sent.
     let upload = crate::pace::paced(|| {
-        let (mut complaints, parts) = (app.complaints.clone(), parts.clone());
+        let metadata = UploadEvidenceRequest {
+            part: Some(Part::Metadata(EvidenceMetadata {
+                file_name: file_name.clone(),
+                size_bytes: size as i64,
+            })),
+        };
+        let chunks = bytes.chunks(CHUNK_BYTES).map(|c| UploadEvidenceRequest {
+            part: Some(Part::Chunk(c.to_vec())),
+        });
+        let parts: Vec<_> = std::iter::once(metadata).chain(chunks).collect();
+        let mut complaints = app.complaints.clone();
         async move {
             complaints
                 .upload_evidence(futures::stream::iter(parts))
@@ -134,10 +134,10 @@ pub async fn attach(
             None => refused(ct.evidence_failed),
         },
         Err(e) if e.code() == tonic::Code::InvalidArgument => {
-            let fields: Vec<String> = e
-                .get_details_bad_request()
-                .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-                .unwrap_or_default();
+            let fields: Vec<String> = crate::page::violations(&e)
+                .into_iter()
+                .map(|v| v.field)
+                .collect();
             if fields.iter().any(|f| f == "metadata.size_bytes") {
                 refused(ct.evidence_too_large)
             } else if fields.iter().any(|f| f == "chunk") {

@@ -94,6 +94,15 @@ pub fn render(page: impl Template) -> String {
     })
 }
 
+/// The field violations an `INVALID_ARGUMENT` carries (none when it carries no details).
+pub fn violations(status: &tonic::Status) -> Vec<tonic_types::FieldViolation> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations)
+        .unwrap_or_default()
+}
+
 /// The error page for a failed call to the mesh.
 pub fn failed(lang: Lang, status: &tonic::Status) -> Response {
     let t = lang.text();
