@@ -361,6 +361,14 @@ async fn evidence_held(t: &TestMesh) -> i64 {
     .await
 }
 
+/// Fills the complaint form's text as fit to be filed.
+async fn fill_complaint(b: &Browser) {
+    fill(b, "agency_uscc", KASHGAR).await;
+    fill(b, "complainant_contact", "13912345678").await;
+    fill(b, "subject", "收费超出公示标准").await;
+    fill(b, "description", "多收了服务费").await;
+}
+
 /// Chooses the files at `paths` in the form's file input, as a visitor would.
 async fn choose_files(b: &Browser, paths: &[&std::path::Path]) {
     let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -563,19 +571,13 @@ async fn evidence_over_its_limits_is_refused_beside_the_file_field(engine: Engin
     std::fs::write(&big_path, &big).unwrap();
     let small = files.path().join("photo.pdf");
     std::fs::write(&small, super::filing::pdf("one more")).unwrap();
-    let fill_form = async |b: &Browser| {
-        fill(b, "agency_uscc", KASHGAR).await;
-        fill(b, "complainant_contact", "13912345678").await;
-        fill(b, "subject", "收费超出公示标准").await;
-        fill(b, "description", "多收了服务费").await;
-    };
 
     // A file over 10 MiB is refused by its size, in the visitor's language.
     b.client
         .goto(&format!("{site}/complaints?lang=en"))
         .await
         .unwrap();
-    fill_form(&b).await;
+    fill_complaint(&b).await;
     choose_files(&b, &[&big_path]).await;
     press(&b, "form.complaint button").await;
     let error = text_of(&b, "#evidence-error").await;
@@ -594,7 +596,7 @@ async fn evidence_over_its_limits_is_refused_beside_the_file_field(engine: Engin
             .unwrap();
     }
     b.client.goto(&format!("{site}/complaints")).await.unwrap();
-    fill_form(&b).await;
+    fill_complaint(&b).await;
     choose_files(&b, &[&small]).await;
     press(&b, "form.complaint button").await;
     let error = text_of(&b, "#evidence-error").await;
@@ -634,10 +636,7 @@ async fn a_complaint_with_files_is_paced_to_the_visitor_rate(engine: Engine) {
         })
         .collect();
     b.client.goto(&format!("{site}/complaints")).await.unwrap();
-    fill(&b, "agency_uscc", KASHGAR).await;
-    fill(&b, "complainant_contact", "13912345678").await;
-    fill(&b, "subject", "收费超出公示标准").await;
-    fill(&b, "description", "多收了服务费").await;
+    fill_complaint(&b).await;
     choose_files(&b, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>()).await;
     press(&b, "form.complaint button").await;
     assert_eq!(text_of(&b, "h1").await, "投诉已收到");
