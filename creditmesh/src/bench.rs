@@ -104,51 +104,69 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
-/// Closed loop: `concurrency` workers call back to back for `seconds`.
-async fn saturate(path: &Path, opts: BenchOptions) -> Outcome {
-    let run = |secs: u64| {
-        let path = path.clone();
-        async move {
-            let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            let workers: Vec<_> = (0..opts.concurrency)
-                .map(|w| {
-                    let path = path.clone();
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let (mut h, mut ok, mut errors) = (histogram(), 0u64, 0u64);
-                        while Instant::now() < deadline {
-                            let started = Instant::now();
-                            match path.call(w).await {
-                                Ok(()) => {
-                                    ok += 1;
-                                    let _ = h.record(started.elapsed().as_micros() as u64);
-                                }
-                                Err(_) => errors += 1,
-                            }
+/// Closed loop: `concurrency` workers call back to back for `length`.
+async fn saturate(path: &Path, concurrency: usize, length: Duration) -> Outcome {
+    let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
+    let deadline = Instant::now() + length;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let path = path.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let (mut h, mut ok, mut errors) = (histogram(), 0u64, 0u64);
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    match path.call(w).await {
+                        Ok(()) => {
+                            ok += 1;
+                            let _ = h.record(started.elapsed().as_micros() as u64);
                         }
-                        let mut s = shared.lock().await;
-                        let _ = s.0.add(&h);
-                        s.1 += ok;
-                        s.2 += errors;
-                    })
-                })
-                .collect();
-            for w in workers {
-                let _ = w.await;
-            }
-            let (h, ok, errors) = Arc::try_unwrap(shared)
-                .map(|m| m.into_inner())
-                .unwrap_or_else(|_| (histogram(), 0, 0));
-            Outcome {
-                rps: ok as f64 / secs as f64,
-                errors,
-                histogram: h,
-            }
+                        Err(_) => errors += 1,
+                    }
+                }
+                let mut s = shared.lock().await;
+                let _ = s.0.add(&h);
+                s.1 += ok;
+                s.2 += errors;
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let (h, ok, errors) = Arc::try_unwrap(shared)
+        .map(|m| m.into_inner())
+        .unwrap_or_else(|_| (histogram(), 0, 0));
+    Outcome {
+        rps: ok as f64 / length.as_secs_f64(),
+        errors,
+        histogram: h,
+    }
+}
+
+/// Every path warmed up, then saturated in turn in one-second slices, so that a change in
+/// the machine's speed during the run (on a shared host, a third from one minute to the
+/// next) falls on all paths alike rather than on whichever ran then.
+async fn saturate_alternating(paths: &[&Path], opts: BenchOptions) -> Vec<Outcome> {
+    for path in paths {
+        saturate(
+            path,
+            opts.concurrency,
+            Duration::from_secs(opts.warmup_seconds),
+        )
+        .await;
+    }
+    let slice = Duration::from_secs(1);
+    let slices = opts.seconds.max(1);
+    let mut outcomes: Vec<Outcome> = paths.iter().map(|_| Outcome::empty()).collect();
+    for _ in 0..slices {
+        for (path, outcome) in paths.iter().zip(outcomes.iter_mut()) {
+            let o = saturate(path, opts.concurrency, slice).await;
+            outcome.absorb(&o);
+            outcome.rps += o.rps / slices as f64;
         }
-    };
-    run(opts.warmup_seconds).await;
-    run(opts.seconds).await
+    }
+    outcomes
 }
 
 /// Open loop on every path in turn, in half-second slices, so that whatever else the machine
@@ -169,36 +187,47 @@ async fn fixed_rate_alternating(paths: &[&Path], rate: f64, opts: BenchOptions) 
 }
 
 /// Open loop: `call(i)` every `1 / rate` seconds for `length`, latency counted from the moment
-/// the call was due, so that a stall is not hidden.
+/// the call was due, so that a stall is not hidden. The calls are issued from a thread of their
+/// own that sleeps to each one's due time: tokio's timer has a resolution of a millisecond, and
+/// paced by it, the calls due within one millisecond would go out together, each waiting
+/// behind the others of its burst.
 pub(crate) async fn fixed_rate<F, Fut>(call: F, rate: f64, length: Duration) -> Outcome
 where
-    F: Fn(usize) -> Fut,
+    F: Fn(usize) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static,
 {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let total = (rate * length.as_secs_f64()) as u64;
     let shared = Arc::new(Mutex::new((histogram(), 0u64, 0u64)));
-    let start = tokio::time::Instant::now();
-    let mut calls = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
+    let start = Instant::now();
+    let issuing = {
         let shared = shared.clone();
-        let answer = call(i as usize);
-        calls.push(tokio::spawn(async move {
-            let result = answer.await;
-            let latency = due.elapsed().as_micros() as u64;
-            let mut s = shared.lock().await;
-            match result {
-                Ok(()) => {
-                    let _ = s.0.record(latency);
-                    s.1 += 1;
+        tokio::task::spawn_blocking(move || {
+            let mut calls = Vec::with_capacity(total as usize);
+            for i in 0..total {
+                let due = start + interval.mul_f64(i as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
                 }
-                Err(_) => s.2 += 1,
+                let shared = shared.clone();
+                let answer = call(i as usize);
+                calls.push(tokio::spawn(async move {
+                    let result = answer.await;
+                    let latency = due.elapsed().as_micros() as u64;
+                    let mut s = shared.lock().await;
+                    match result {
+                        Ok(()) => {
+                            let _ = s.0.record(latency);
+                            s.1 += 1;
+                        }
+                        Err(_) => s.2 += 1,
+                    }
+                }));
             }
-        }));
-    }
-    for c in calls {
+            calls
+        })
+    };
+    for c in issuing.await.unwrap_or_default() {
         let _ = c.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -493,17 +522,18 @@ async fn compare(
     nginx: Option<&Path>,
     opts: BenchOptions,
 ) -> serde_json::Value {
-    eprintln!("bench: saturating the backend directly ({}s)", opts.seconds);
-    let direct_sat = saturate(direct, opts).await;
-    eprintln!("bench: saturating through the gateway ({}s)", opts.seconds);
-    let gateway_sat = saturate(through, opts).await;
-    let nginx_sat = match nginx {
-        Some(path) => {
-            eprintln!("bench: saturating through nginx ({}s)", opts.seconds);
-            Some(saturate(path, opts).await)
-        }
-        None => None,
-    };
+    let mut paths = vec![direct, through];
+    paths.extend(nginx);
+    eprintln!(
+        "bench: saturating each path in turn ({} × 1 s each)",
+        opts.seconds
+    );
+    let mut saturated = saturate_alternating(&paths, opts).await.into_iter();
+    let (direct_sat, gateway_sat) = (
+        saturated.next().expect("direct"),
+        saturated.next().expect("gateway"),
+    );
+    let nginx_sat = saturated.next();
     // Half load: half of what the slowest path sustains, so that every path has headroom
     // and the difference is what the proxy adds, not a queue.
     let rate = nginx_sat
@@ -511,8 +541,6 @@ async fn compare(
         .fold(direct_sat.rps.min(gateway_sat.rps), |r, n| r.min(n.rps))
         / 2.0;
     eprintln!("bench: fixed rate {rate:.0}/s on each path in turn");
-    let mut paths = vec![direct, through];
-    paths.extend(nginx);
     let fixed = fixed_rate_alternating(&paths, rate, opts).await;
     let ms = |o: &Outcome, q: f64| o.histogram.value_at_quantile(q) as f64 / 1000.0;
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
+use creditmesh_rpc::coalesce::Coalesce;
 use creditmesh_rpc::connections::{Budget, Connections};
 use creditmesh_rpc::in_flight::InFlightLayer;
-use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
+use creditmesh_rpc::listener::{Accepted, TlsIncoming, bind_tls, spawn_reloader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -187,7 +188,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
             Some(node_tls),
         ))
         .add_routes(node_routes)
-        .serve_with_incoming_shutdown(node_incoming, stop.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(coalesced(node_incoming), stop.clone().cancelled_owned());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = node.await {
             tracing::error!(error = %e, "gateway node listener failed");
@@ -206,7 +207,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
             cfg.forwarder_token.as_deref().map(Arc::from),
         ))
         .add_routes(public_routes)
-        .serve_with_incoming_shutdown(public_incoming, stop.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(coalesced(public_incoming), stop.clone().cancelled_owned());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = public.await {
             tracing::error!(error = %e, "gateway public listener failed");
@@ -218,6 +219,13 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         public_addr,
         tasks,
     })
+}
+
+/// A caller's connection writes the answers of the calls finished together in one system call.
+fn coalesced(
+    incoming: TlsIncoming,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Coalesce<Accepted>>> {
+    tokio_stream::StreamExt::map(incoming, |accepted| accepted.map(Coalesce::new))
 }
 
 fn server(limits: &LimitsConfig) -> Server {

@@ -20,7 +20,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often certificate files are checked for rotation.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-pub type TlsIncoming = ReceiverStream<Result<Guarded<TlsStream<TcpStream>>, std::io::Error>>;
+/// An accepted connection, its handshake done, holding its place.
+pub type Accepted = Guarded<TlsStream<TcpStream>>;
+pub type TlsIncoming = ReceiverStream<Result<Accepted, std::io::Error>>;
 
 /// Longest pause of the accept loop while the process is out of descriptors.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
