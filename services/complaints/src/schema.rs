@@ -80,5 +80,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/112_fingerprint_locks.sql"),
             include_str!("../migrations/112_fingerprint_locks.sql"),
         ),
+        Migration::new(
+            113,
+            "a complaint's history numbered from a counter on its row",
+            include_str!("../migrations/113_history_counter.sql"),
+            include_str!("../migrations/113_history_counter.sql"),
+        ),
     ]
 }

@@ -110,6 +110,9 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewComplaint<'_>) -> Result<()
     Ok(())
 }
 
+/// Appends to a complaint's history. The next number comes from a counter on the complaint's
+/// row, so concurrent writers (a department answering a referral while the regulator acts)
+/// queue on that row instead of both taking `MAX(seq) + 1`.
 pub async fn add_history(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -119,13 +122,21 @@ pub async fn add_history(
     principal: &str,
     note: &str,
 ) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO complaints_history (tenant, tracking_number, seq, status, changed_at, principal, note) \
-         VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM complaints_history \
-         WHERE tenant = $1 AND tracking_number = $2), $3, $4, $5, $6)",
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE complaints_complaint SET history_seq = history_seq + 1 \
+         WHERE tenant = $1 AND tracking_number = $2 RETURNING history_seq",
     )
     .bind(tenant.to_owned())
     .bind(tracking_number.to_owned())
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO complaints_history (tenant, tracking_number, seq, status, changed_at, principal, note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .bind(seq)
     .bind(status.to_owned())
     .bind(changed_at)
     .bind(principal.to_owned())

@@ -321,6 +321,17 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
         .await,
         1
     );
+    // Each complaint's history is numbered 1, 2, … from the counter on its row.
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_complaint c WHERE c.history_seq < 3 OR c.history_seq <> \
+             (SELECT COUNT(*) FROM complaints_history h WHERE h.tenant = c.tenant \
+              AND h.tracking_number = c.tracking_number AND h.seq BETWEEN 1 AND c.history_seq)"
+        )
+        .await,
+        0
+    );
 }
 
 async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine) {
