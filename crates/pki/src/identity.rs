@@ -30,9 +30,8 @@ impl TlsFiles {
         }
     }
 
-    pub(crate) fn crls(
-        &self,
-    ) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>> {
+    /// The CA's revocation lists as on disk now; none when there is no list file.
+    pub fn crls(&self) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>> {
         match &self.crl {
             Some(path) => crate::revocation::load_crls(path),
             None => Ok(Vec::new()),

@@ -6,8 +6,11 @@ use creditmesh_domain::Principal;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use webpki::{EndEntityCert, KeyUsage};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use webpki::{
+    BorrowedCertRevocationList, CertRevocationList, EndEntityCert, KeyUsage, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy,
+};
 
 use crate::identity::{TlsFiles, principal_of};
 
@@ -69,10 +72,13 @@ impl Signer {
 }
 
 /// Checks that `certificate` chains to one of the CA certificates in `ca_pem`, was valid at
-/// `at_unix_seconds`, is a server or client certificate of this trust domain, and signed
-/// `statement` with `signature`; answers the principal it names.
+/// `at_unix_seconds` and is not revoked by `crls` (the CA's lists, as [`crate::load_crls`]
+/// reads them; a certificate of an issuer without a list is not refused for that), is a server
+/// or client certificate of this trust domain, and signed `statement` with `signature`;
+/// answers the principal it names.
 pub fn verify(
     ca_pem: &str,
+    crls: &[CertificateRevocationListDer<'_>],
     trust_domain: &str,
     certificate: &[u8],
     statement: &[u8],
@@ -87,6 +93,18 @@ pub fn verify(
         .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow!("CA certificate: {e}"))?;
+    let lists = crls
+        .iter()
+        .map(|der| BorrowedCertRevocationList::from_der(der.as_ref()).map(CertRevocationList::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("revocation list: {e}"))?;
+    let lists: Vec<&CertRevocationList<'_>> = lists.iter().collect();
+    let revocation = RevocationOptionsBuilder::new(&lists).ok().map(|options| {
+        options
+            .with_depth(RevocationCheckDepth::EndEntity)
+            .with_status_policy(UnknownStatusPolicy::Allow)
+            .build()
+    });
     let der = CertificateDer::from(certificate);
     let cert = EndEntityCert::try_from(&der).map_err(|e| anyhow!("certificate: {e}"))?;
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at_unix_seconds));
@@ -97,14 +115,16 @@ pub fn verify(
             &[],
             at,
             usage,
-            None,
+            revocation,
             None,
         )
         .map(|_| ())
     };
-    chained(KeyUsage::server_auth())
-        .or_else(|_| chained(KeyUsage::client_auth()))
-        .map_err(|e| anyhow!("certificate not issued by the CA for this use: {e}"))?;
+    match chained(KeyUsage::server_auth()).or_else(|_| chained(KeyUsage::client_auth())) {
+        Ok(()) => {}
+        Err(webpki::Error::CertRevoked) => bail!("the signing certificate is revoked"),
+        Err(e) => bail!("certificate not issued by the CA for this use: {e}"),
+    }
     cert.verify_signature(webpki::ring::ECDSA_P256_SHA256, statement, signature)
         .map_err(|e| anyhow!("signature: {e}"))?;
     principal_of(certificate, trust_domain)
@@ -156,6 +176,7 @@ mod tests {
         let sig = signer.sign(statement.as_bytes()).unwrap();
         let who = verify(
             &ca_pem,
+            &[],
             TD,
             signer.certificate(),
             statement.as_bytes(),
@@ -171,6 +192,7 @@ mod tests {
         assert!(
             verify(
                 &ca_pem,
+                &[],
                 TD,
                 signer.certificate(),
                 other.as_bytes(),
@@ -183,6 +205,7 @@ mod tests {
         assert!(
             verify(
                 &ca_pem,
+                &[],
                 TD,
                 signer.certificate(),
                 statement.as_bytes(),
@@ -206,6 +229,7 @@ mod tests {
         let sig = signer.sign(statement.as_bytes()).unwrap();
         let err = verify(
             &ca_pem,
+            &[],
             TD,
             signer.certificate(),
             statement.as_bytes(),
@@ -214,5 +238,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("not issued by the CA"), "{err}");
+    }
+
+    #[test]
+    fn a_receipt_signed_by_a_revoked_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::init(dir.path(), 10).unwrap();
+        let files = node(dir.path(), &ca, "dept", "market-regulation");
+        let signer = Signer::load(&files).unwrap();
+        let other = Signer::load(&node(dir.path(), &ca, "other", "taxation")).unwrap();
+        let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        let statement = referral_statement("r1", &"ab".repeat(32), 42);
+        let sig = signer.sign(statement.as_bytes()).unwrap();
+        let other_sig = other.sign(statement.as_bytes()).unwrap();
+        ca.revoke(
+            dir.path(),
+            &files.cert,
+            rcgen::RevocationReason::KeyCompromise,
+        )
+        .unwrap();
+        let crls = crate::load_crls(&dir.path().join("crl.pem")).unwrap();
+        assert_eq!(crls.len(), 1);
+        let verify_with = |crls: &[CertificateRevocationListDer<'_>], cert: &[u8], sig: &[u8]| {
+            verify(&ca_pem, crls, TD, cert, statement.as_bytes(), sig, now())
+        };
+        let err = verify_with(&crls, signer.certificate(), &sig).unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+        // The list names that certificate only; without the list it would have passed.
+        let who = verify_with(&crls, other.certificate(), &other_sig).unwrap();
+        assert_eq!(who.subject, "taxation");
+        verify_with(&[], signer.certificate(), &sig).unwrap();
     }
 }

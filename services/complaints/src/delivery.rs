@@ -157,6 +157,7 @@ impl Delivery {
         let received_at = at.seconds * 1_000_000 + i64::from(at.nanos) / 1000;
         let statement = receipt::referral_statement(&r.referral_id, &r.sha256, received_at);
         let ca = self.tls.read_ca_pem().map_err(|e| e.to_string())?;
+        let crls = self.tls.crls().map_err(|e| e.to_string())?;
         // Certificates are valid in real time, whatever clock the service counts deadlines by.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -164,6 +165,7 @@ impl Delivery {
             .unwrap_or_default();
         let signer = receipt::verify(
             &ca,
+            &crls,
             &self.trust_domain,
             &r.certificate,
             statement.as_bytes(),

@@ -30,6 +30,7 @@ crate::on_both_engines!(
     a_declined_referral_returns_the_complaint_for_re_routing,
     a_department_sees_only_referrals_addressed_to_it,
     a_node_that_is_not_the_department_gets_nothing_delivered,
+    a_receipt_signed_by_a_revoked_certificate_is_not_taken,
 );
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
@@ -207,6 +208,7 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
         .as_secs();
     let signer = creditmesh_pki::receipt::verify(
         &ca,
+        &[],
         TRUST_DOMAIN,
         &receipt.certificate,
         statement.as_bytes(),
@@ -222,6 +224,7 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
     assert!(
         creditmesh_pki::receipt::verify(
             &ca,
+            &[],
             TRUST_DOMAIN,
             &receipt.certificate,
             &forged,
@@ -581,6 +584,54 @@ async fn a_node_that_is_not_the_department_gets_nothing_delivered(engine: Engine
             .unwrap()
             .iter()
             .all(|r| r.referral_id != referral_id)
+    );
+}
+
+/// A department's certificate revoked (its key leaked) while the platform's connection to its
+/// node stays open: the next referral's receipt, signed with that key, is not taken, and the
+/// referral stays to be delivered.
+async fn a_receipt_signed_by_a_revoked_certificate_is_not_taken(engine: Engine) {
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    let node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let (_, _, first) = referred(&t, "revoked-1", "13912345678").await;
+    delivered(&t, &clock, &first).await;
+
+    let files = creditmesh_pki::TlsFiles::in_dir(&t.pki_dir, "department-node");
+    creditmesh_pki::Ca::load(&t.pki_dir)
+        .unwrap()
+        .revoke(
+            &t.pki_dir,
+            &files.cert,
+            creditmesh_pki::parse_reason("key-compromise").unwrap(),
+        )
+        .unwrap();
+    let (_, _, second) = referred(&t, "revoked-2", "13912345678").await;
+    let url = t.db_url("complaints");
+    // The first is delivered: the one pending is the second.
+    let refused = "SELECT COUNT(*) FROM complaints_referral WHERE status = 'pending' \
+         AND last_error LIKE '%signing certificate is revoked%'";
+    eventually(
+        "the receipt is refused",
+        Duration::from_secs(30),
+        || async {
+            clock.advance(Duration::from_secs(1));
+            (scalar_i64(&url, refused).await == 1).then_some(())
+        },
+    )
+    .await;
+    // The node holds it; the platform does not count it delivered.
+    assert_eq!(received_rows(&node).await, 2);
+    assert!(
+        referrals_of(t.node("department").await)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.referral_id != second)
     );
 }
 
