@@ -337,16 +337,27 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
     );
 }
 
-async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine) {
+/// A mesh with the demo department's node up and one referral delivered to it: the mesh, its
+/// clock, the node, and the complaint's tracking number, access code and referral id.
+async fn one_delivered(
+    engine: Engine,
+    id: &str,
+) -> Option<(TestMesh, Arc<TestClock>, DepartmentNode, [String; 3])> {
     let at = free_addr();
-    let Some((t, clock)) = mesh(engine, at, None).await else {
-        return;
-    };
+    let (t, clock) = mesh(engine, at, None).await?;
     let node = t
         .department_node(at, "department-node", "market-regulation", "650100")
         .await;
-    let (number, code, referral_id) = referred(&t, "decline-1", "13912345678").await;
+    let (number, code, referral_id) = referred(&t, id, "13912345678").await;
     delivered(&t, &clock, &referral_id).await;
+    Some((t, clock, node, [number, code, referral_id]))
+}
+
+async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine) {
+    let Some((t, _, node, [number, code, referral_id])) = one_delivered(engine, "decline-1").await
+    else {
+        return;
+    };
 
     // The department's people decline it from their node's command line, which tells the
     // platform through its gateway and then records it in the node's own store.
@@ -591,15 +602,9 @@ async fn a_node_that_is_not_the_department_gets_nothing_delivered(engine: Engine
 /// node stays open: the next referral's receipt, signed with that key, is not taken, and the
 /// referral stays to be delivered.
 async fn a_receipt_signed_by_a_revoked_certificate_is_not_taken(engine: Engine) {
-    let at = free_addr();
-    let Some((t, clock)) = mesh(engine, at, None).await else {
+    let Some((t, clock, node, _)) = one_delivered(engine, "revoked-1").await else {
         return;
     };
-    let node = t
-        .department_node(at, "department-node", "market-regulation", "650100")
-        .await;
-    let (_, _, first) = referred(&t, "revoked-1", "13912345678").await;
-    delivered(&t, &clock, &first).await;
 
     let files = creditmesh_pki::TlsFiles::in_dir(&t.pki_dir, "department-node");
     creditmesh_pki::Ca::load(&t.pki_dir)
