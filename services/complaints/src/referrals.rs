@@ -395,6 +395,33 @@ pub(crate) async fn decline_referral(
                         ),
                     )
                     .await?;
+                    // The complainant was told where it went; they are told it came back.
+                    if let Some(complaint) = store::find(&mut tx, &row.tracking_number).await? {
+                        let from = format!(
+                            "{} ({})",
+                            department::name_zh(&row.department),
+                            row.department_tenant
+                        );
+                        crate::notify::queue(
+                            &mut tx,
+                            &row.tenant,
+                            &row.tracking_number,
+                            &complaint.complainant_contact,
+                            &format!("投诉举报 {} 已由{from}退回", row.tracking_number),
+                            &format!(
+                                "您的投诉举报 {} 经{from}认定不属于其职责范围，已退回社会信用主管部门，\
+                                 将另行移送或处理。\n\
+                                 Your complaint {} was returned by the {} department of {} as \
+                                 outside its competence; the regulator will handle it or refer it again.",
+                                row.tracking_number,
+                                row.tracking_number,
+                                row.department,
+                                row.department_tenant
+                            ),
+                            now,
+                        )
+                        .await?;
+                    }
                     tracing::info!(tenant = %row.tenant, tracking_number = %row.tracking_number, referral_id = %id, "referral declined");
                 }
                 let referral = referral_store::find(&mut tx, id)

@@ -428,6 +428,16 @@ async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine
         .await,
         1
     );
+    // The complainant, told of the referral, is told once that it came back.
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_notification WHERE subject LIKE '%退回' \
+             AND body LIKE '%returned by the market-regulation department of 650100%'"
+        )
+        .await,
+        1
+    );
 
     // The regulator re-routes it: here it accepts it itself.
     let accepted = ComplaintServiceClient::new(t.node("regulator-653100").await)
