@@ -251,7 +251,9 @@ async fn forget_idle_callers(limits: Arc<Limits>, stop: CancellationToken) {
 fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
     let health = health::HealthProxy::new(routing.clone(), public);
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
-    let routes = creditmesh_rpc::standard::add_reflection(routes)?;
+    // The public listener lists only what the public may call.
+    let listed = public.then(policy::public_services);
+    let routes = creditmesh_rpc::standard::add_reflection_listing(routes, listed.as_deref())?;
     let proxy = proxy::Proxy::new(routing.clone(), public);
     let mut router = routes.into_axum_router();
     if public {

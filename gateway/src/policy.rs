@@ -286,6 +286,18 @@ pub fn is_public(method: &str) -> bool {
     allowed(method).is_some_and(|roles| roles.contains(&Public))
 }
 
+/// The services with a method the public may call, in the order of the policy.
+pub fn public_services() -> Vec<&'static str> {
+    let mut services: Vec<&'static str> = Vec::new();
+    for (method, roles) in POLICY {
+        let service = method.split_once('/').map_or(*method, |(s, _)| s);
+        if roles.contains(&Public) && !services.contains(&service) {
+            services.push(service);
+        }
+    }
+    services
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -335,6 +347,18 @@ mod tests {
             assert!(methods.contains(*m), "policy names an unknown method {m}");
             assert!(seen.insert(*m), "policy names {m} twice");
         }
+    }
+
+    #[test]
+    fn the_public_is_shown_the_services_it_may_call() {
+        assert_eq!(
+            public_services(),
+            [
+                "creditmesh.disclosure.v1.DisclosureService",
+                "creditmesh.complaints.v1.ComplaintService",
+                "creditmesh.datapush.v1.DataPushService",
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 crate::on_both_engines!(
     every_service_is_serving_through_the_gateway,
     reflection_lists_every_service,
+    public_reflection_lists_what_the_public_may_call,
     node_listener_refuses_callers_without_a_ca_certificate,
     backends_refuse_calls_that_bypass_the_gateway,
     spoofed_identity_metadata_is_ignored,
@@ -80,6 +81,56 @@ async fn reflection_lists_every_service(engine: Engine) {
             "{expected} missing from {names:?}"
         );
     }
+    t.stop().await;
+}
+
+/// The public listener's reflection lists the services the public may call (a stock client's
+/// `list` shows what can be tried there); their types still resolve.
+async fn public_reflection_lists_what_the_public_may_call(engine: Engine) {
+    let Some(t) = TestMesh::start(engine).await else {
+        return;
+    };
+    let mut client = ServerReflectionClient::new(t.public().await);
+    let ask = |message_request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message_request),
+    };
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter([
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "creditmesh.complaints.v1.ComplaintService".into(),
+            )),
+        ]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let answer = answers.message().await.expect("stream").expect("a list");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("expected a service list, got {:?}", answer.message_response);
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "creditmesh.complaints.v1.ComplaintService",
+            "creditmesh.datapush.v1.DataPushService",
+            "creditmesh.disclosure.v1.DisclosureService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
+    let answer = answers.message().await.expect("stream").expect("a file");
+    assert!(
+        matches!(
+            answer.message_response,
+            Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()
+        ),
+        "{:?}",
+        answer.message_response
+    );
     t.stop().await;
 }
 
