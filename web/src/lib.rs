@@ -9,6 +9,7 @@ mod i18n;
 mod pace;
 mod page;
 mod register;
+mod visitor;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -50,6 +51,9 @@ pub struct WebConfig {
     pub gateway_url: Option<String>,
     /// The name in the gateway's server certificate.
     pub gateway_server_name: String,
+    /// Reverse proxies in front of the website (addresses or networks) whose
+    /// `X-Forwarded-For` names the visitor; empty, the TCP peer is the visitor.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -59,6 +63,7 @@ impl Default for WebConfig {
             rate_per_second: 20,
             gateway_url: None,
             gateway_server_name: "localhost".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -148,6 +153,10 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
     if let Some(limiter) = limiter.clone() {
         tokio::spawn(forget_idle_visitors(limiter, stop.clone()));
     }
+    let visitors = Visitors {
+        limiter,
+        proxies: Arc::new(visitor::TrustedProxies::parse(&cfg.trusted_proxies)?),
+    };
     let router = Router::new()
         .route("/", get(register::search))
         .route("/agencies/{uscc}", get(register::agency))
@@ -168,7 +177,7 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)
         .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
+        .layer(axum::middleware::from_fn_with_state(visitors, rate_limit))
         .layer(axum::middleware::from_fn(security_headers));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -189,7 +198,12 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
     Ok(Web { addr, task })
 }
 
-type Limiter = Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>;
+/// How visitors are told apart and limited.
+#[derive(Clone)]
+struct Visitors {
+    limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    proxies: Arc<visitor::TrustedProxies>,
+}
 
 /// Drops the rate state of addresses that have not been seen for a while, so that a flood
 /// from many addresses does not keep its memory.
@@ -211,13 +225,14 @@ async fn forget_idle_visitors(
 /// One visitor address's pages per second; beyond them, 429 with `Retry-After`. The page is
 /// made with the visitor's address known, for the calls it makes to the gateway.
 async fn rate_limit(
-    State(limiter): State<Limiter>,
+    State(visitors): State<Visitors>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(limiter) = limiter
-        && limiter.check_key(&peer.ip()).is_err()
+    let visitor = visitors.proxies.visitor(peer.ip(), req.headers());
+    if let Some(limiter) = visitors.limiter
+        && limiter.check_key(&visitor).is_err()
     {
         let lang = page::lang_of(req.uri());
         let mut response = page::error(lang, StatusCode::TOO_MANY_REQUESTS, lang.text().too_many);
@@ -226,7 +241,7 @@ async fn rate_limit(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     }
-    VISITOR.scope(peer.ip(), next.run(req)).await
+    VISITOR.scope(visitor, next.run(req)).await
 }
 
 /// Nothing from outside the site, no inline script, not framed, types as declared.

@@ -22,14 +22,21 @@ crate::on_both_engines!(
     a_complaint_with_files_is_paced_to_the_visitor_rate,
     a_subject_sees_their_records_and_objects_to_one,
     the_website_is_limited_per_visitor_at_the_gateway,
+    behind_a_trusted_proxy_the_forwarded_visitor_is_counted,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
 async fn website(t: &TestMesh) -> (String, CancellationToken) {
+    website_behind(t, Vec::new()).await
+}
+
+/// The website, believing the `X-Forwarded-For` of `trusted_proxies`.
+async fn website_behind(t: &TestMesh, trusted_proxies: Vec<String>) -> (String, CancellationToken) {
     let stop = CancellationToken::new();
     let cfg = creditmesh_web::WebConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         rate_per_second: 0,
+        trusted_proxies,
         ..Default::default()
     };
     let upstream = creditmesh_web::Upstream {
@@ -891,12 +898,21 @@ async fn record_status(
 
 /// The status of a GET from the local address `from`.
 async fn status_from(from: std::net::IpAddr, url: &str) -> u16 {
+    status_via(from, url, None).await
+}
+
+/// The status of a GET from the local address `from`, with an `X-Forwarded-For` when given.
+async fn status_via(from: std::net::IpAddr, url: &str, forwarded_for: Option<&str>) -> u16 {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_local_address(Some(from));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, http_body_util::Empty<bytes::Bytes>>(connector);
+    let mut request = http::Request::get(url);
+    if let Some(hops) = forwarded_for {
+        request = request.header("x-forwarded-for", hops);
+    }
     client
-        .get(url.parse().unwrap())
+        .request(request.body(http_body_util::Empty::new()).unwrap())
         .await
         .unwrap()
         .status()
@@ -926,6 +942,45 @@ async fn the_website_is_limited_per_visitor_at_the_gateway(engine: Engine) {
         .list_agencies(ListAgenciesRequest::default())
         .await
         .expect("the website's address is not charged for its visitors");
+    stop.cancel();
+    t.stop().await;
+}
+
+/// Behind a reverse proxy the operator trusts (here 127.0.0.3), the visitor is the address the
+/// proxy names in `X-Forwarded-For`, and the gateway counts that visitor; from any other peer
+/// the header names nobody.
+async fn behind_a_trusted_proxy_the_forwarded_visitor_is_counted(engine: Engine) {
+    let limits = super::web::one_public_call_per_second();
+    let Some(t) = TestMesh::start_with(engine, limits).await else {
+        return;
+    };
+    let (site, stop) = website_behind(&t, vec!["127.0.0.3".into()]).await;
+    let page = |n: &str| format!("{site}/?name={n}");
+    let proxy: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    assert_eq!(
+        status_via(proxy, &page("a"), Some("203.0.113.7")).await,
+        200
+    );
+    assert_eq!(
+        status_via(proxy, &page("b"), Some("203.0.113.7")).await,
+        429,
+        "the same visitor's second page in the second"
+    );
+    assert_eq!(
+        status_via(proxy, &page("c"), Some("198.51.100.7, 203.0.113.8")).await,
+        200,
+        "another visitor behind the same proxy (what they wrote themselves is not read)"
+    );
+    let other: std::net::IpAddr = "127.0.0.4".parse().unwrap();
+    assert_eq!(
+        status_via(other, &page("d"), Some("203.0.113.9")).await,
+        200
+    );
+    assert_eq!(
+        status_via(other, &page("e"), Some("203.0.113.10")).await,
+        429,
+        "an untrusted peer is counted itself, whatever it forwards"
+    );
     stop.cancel();
     t.stop().await;
 }
