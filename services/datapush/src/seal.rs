@@ -62,7 +62,10 @@ fn parse_kek(spec: &str) -> Result<Kek> {
     })
 }
 
-/// Reads `dir/name`, or writes it (owner-only) with what `make` gives when it is missing.
+/// Reads `dir/name`, or writes it (owner-only) with what `make` gives when it is missing. The
+/// file appears whole or not at all: it is written under a name of its own and linked into
+/// place, so a replica starting at the same moment reads either nothing or the whole key, and
+/// the first link wins.
 fn generated(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> Result<String> {
     let path = dir.join(name);
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -70,16 +73,22 @@ fn generated(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> R
     }
     let text = make()?;
     std::fs::create_dir_all(dir)?;
+    let draft = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut f) => {
+    let written = options
+        .open(&draft)
+        .and_then(|mut f| {
             f.write_all(text.as_bytes())?;
-            Ok(text)
-        }
-        // Another replica wrote it first: use that one.
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&draft, &path));
+    let _ = std::fs::remove_file(&draft);
+    match written {
+        Ok(()) => Ok(text),
+        // Another replica linked its key first: use that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(std::fs::read_to_string(&path)?.trim().to_owned())
         }
@@ -432,5 +441,49 @@ mod tests {
         );
         assert_eq!(a.index(&[b"x", b"y"]), b.index(&[b"x", b"y"]));
         assert_ne!(a.index(&[b"xy"]), a.index(&[b"x", b"y"]));
+    }
+
+    #[test]
+    fn replicas_starting_at_once_generate_one_key_and_each_reads_it_whole() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let loaded: Vec<Keys> = (0..8)
+                .map(|_| {
+                    let (dir, start) = (dir.path().to_owned(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Keys::load(&DataPushConfig::default(), &dir)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().expect("every replica loads the keys"))
+                .collect();
+            let sealed = loaded[0].seal("650100", b"b", b"content").unwrap();
+            for keys in &loaded {
+                assert_eq!(keys.index(&[b"x"]), loaded[0].index(&[b"x"]));
+                assert_eq!(
+                    keys.open("650100", &sealed.key_id, b"b", &sealed.envelope)
+                        .unwrap(),
+                    b"content"
+                );
+            }
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, [INDEX_FILE, KEK_FILE], "no drafts are left");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(dir.path().join(KEK_FILE))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+        }
     }
 }
