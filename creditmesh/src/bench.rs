@@ -227,7 +227,10 @@ where
             calls
         })
     };
-    for c in issuing.await.unwrap_or_default() {
+    let calls = issuing
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    for c in calls {
         let _ = c.await;
     }
     let elapsed = start.elapsed().as_secs_f64();

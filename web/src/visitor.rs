@@ -41,14 +41,13 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<&str> = headers
+        let hops = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect();
+            .flat_map(|v| v.split(','));
         let mut visitor = peer;
-        for hop in hops.iter().rev() {
+        for hop in hops.rev() {
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) => {
                     visitor = ip;

@@ -111,8 +111,8 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewComplaint<'_>) -> Result<()
 }
 
 /// Appends to a complaint's history. The next number comes from a counter on the complaint's
-/// row, so concurrent writers (a department answering a referral while the regulator acts)
-/// queue on that row instead of both taking `MAX(seq) + 1`.
+/// row, so two writers of one complaint's history queue on that row, whatever rows they took
+/// before, instead of both taking `MAX(seq) + 1`.
 pub async fn add_history(
     conn: &mut AnyConnection,
     tenant: &str,
