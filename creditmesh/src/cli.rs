@@ -817,19 +817,30 @@ fn chosen(services: &[String]) -> Result<Vec<creditmesh_rpc::ServiceDef>> {
         .collect())
 }
 
-fn backends(cfg: &Config) -> std::collections::HashMap<String, (String, String)> {
-    cfg.backends
-        .iter()
-        .map(|(n, b)| {
-            (
-                n.clone(),
-                (
-                    b.url.clone(),
-                    b.server_name.clone().unwrap_or_else(|| n.clone()),
-                ),
-            )
-        })
-        .collect()
+/// Where the relays of `serve` send events: `backends`, and `tenant_backends` for the events
+/// of their tenants.
+fn relay_targets(cfg: &Config) -> mesh::RelayTargets {
+    let at = |name: &String, b: &crate::config::BackendConfig| {
+        (
+            b.url.clone(),
+            b.server_name.clone().unwrap_or_else(|| name.clone()),
+        )
+    };
+    mesh::RelayTargets {
+        default: cfg
+            .backends
+            .iter()
+            .map(|(name, b)| (name.clone(), at(name, b)))
+            .collect(),
+        by_tenant: cfg
+            .tenant_backends
+            .iter()
+            .flat_map(|(tenant, m)| {
+                m.iter()
+                    .map(move |(name, b)| ((tenant.clone(), name.clone()), at(name, b)))
+            })
+            .collect(),
+    }
 }
 
 async fn serve(cfg: Config, services: &[String]) -> Result<()> {
@@ -856,13 +867,13 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
             .await?,
         );
     }
-    let backends = backends(&cfg);
+    let targets = relay_targets(&cfg);
     let poll = Duration::from_millis(cfg.events.poll_interval_ms);
     let mut relays = Vec::new();
     for svc in &running {
         relays.push(mesh::start_relay(
             svc,
-            &backends,
+            &targets,
             &pki_dir,
             poll,
             stop.clone(),

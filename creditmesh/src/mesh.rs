@@ -136,8 +136,14 @@ pub async fn start_service(
         .with_context(|| format!("binding {} on {listen}", def.name))?;
     let name = def.name;
     let server = tokio::spawn(async move {
+        // A service's callers are the gateway and relays, whose connections carry many
+        // callers' streams at once: windows sized for that, so that HTTP/2's guard against
+        // many small frames (half the connection window of framing overhead) has room while
+        // a batch commits and the streams' frames wait to be read.
         let served = Server::builder()
             .http2_max_header_list_size(16 * 1024)
+            .initial_connection_window_size(8 * 1024 * 1024)
+            .initial_stream_window_size(1024 * 1024)
             .layer(InFlightLayer::new(connections))
             .layer(peers)
             .layer(lanes)
@@ -160,22 +166,40 @@ pub async fn start_service(
     })
 }
 
-/// Starts the outbox relay of `svc`, delivering to the services in `backends`
-/// (name → `(url, server_name)`).
+/// Where a relay sends its events: each consumer service's address, name → `(url,
+/// server_name)`, and the addresses of a tenant's own nodes of a service, `(tenant, name)` →
+/// `(url, server_name)`, which take that tenant's events (as the gateway's `tenant_backends`
+/// take its calls).
+#[derive(Debug, Clone, Default)]
+pub struct RelayTargets {
+    pub default: HashMap<String, (String, String)>,
+    pub by_tenant: HashMap<(String, String), (String, String)>,
+}
+
+/// Starts the outbox relay of `svc`, delivering to `targets`.
 pub fn start_relay(
     svc: &RunningService,
-    backends: &HashMap<String, (String, String)>,
+    targets: &RelayTargets,
     pki_dir: &std::path::Path,
     poll_interval: Duration,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>> {
     let tls = ClientTls::client(TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name)))?;
     spawn_reloader(tls.clone(), stop.clone());
-    let mut consumers = HashMap::new();
-    for (name, (url, server_name)) in backends {
-        consumers.insert(name.clone(), mtls_channel(url, tls.clone(), server_name)?);
-    }
-    let relay = Relay::new(svc.store.clone(), consumers, poll_interval);
+    let channel =
+        |(url, server_name): &(String, String)| mtls_channel(url, tls.clone(), server_name);
+    let consumers = targets
+        .default
+        .iter()
+        .map(|(name, at)| Ok((name.clone(), channel(at)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let tenant_consumers = targets
+        .by_tenant
+        .iter()
+        .map(|(key, at)| Ok((key.clone(), channel(at)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let relay = Relay::new(svc.store.clone(), consumers, poll_interval)
+        .with_tenant_consumers(tenant_consumers);
     Ok(tokio::spawn(relay.run(stop)))
 }
 
@@ -240,11 +264,15 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
             )
         })
         .collect();
+    let targets = RelayTargets {
+        default: backends,
+        ..RelayTargets::default()
+    };
     let mut relays = Vec::new();
     for svc in &services {
         relays.push(start_relay(
             svc,
-            &backends,
+            &targets,
             &opts.runtime.pki_dir,
             opts.poll_interval,
             services_stop.clone(),

@@ -127,6 +127,7 @@ impl Upstream {
         Ok(response.map(|recv| UpstreamBody {
             recv,
             data_done: false,
+            failed: None,
             _counted: counted,
         }))
     }
@@ -255,42 +256,88 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Sends a request body up the stream, within the backend's flow-control window.
+/// How much of a caller's stream is taken together into the frames sent up at once.
+const MERGE_BYTES: usize = 64 * 1024;
+/// Below this, a part of what is pending is not sent on its own: it waits for the window
+/// to open further, so that a backend never receives a stream as many small frames.
+const MIN_FRAME_BYTES: usize = 4 * 1024;
+
+/// Sends a request body up the stream, within the backend's flow-control window. What the
+/// caller has sent by the time a frame goes up is merged into it (up to [`MERGE_BYTES`]),
+/// and no frame smaller than [`MIN_FRAME_BYTES`] is sent while more is pending: a backend's
+/// HTTP/2 server counts many small frames as abuse and closes the whole connection, with
+/// every other caller's stream on it.
 async fn pump<B>(body: B, mut send: SendStream<Bytes>) -> Result<(), BoxError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(body);
-    while let Some(frame) = body.frame().await {
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) => {
-                send.send_reset(h2::Reason::CANCEL);
-                return Err(e.into());
-            }
-        };
-        match frame.into_data() {
-            Ok(mut data) => {
-                while !data.is_empty() {
-                    send.reserve_capacity(data.len());
-                    let granted = poll_fn(|cx| send.poll_capacity(cx))
-                        .await
-                        .ok_or("backend stream closed")??;
-                    let chunk = data.split_to(granted.min(data.len()));
-                    send.send_data(chunk, false)?;
-                }
-            }
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    send.send_trailers(trailers)?;
-                    return Ok(());
-                }
+    let mut pending = bytes::BytesMut::new();
+    let mut trailers = None;
+    let mut ended = false;
+    loop {
+        if pending.is_empty() && !ended {
+            let frame = body.frame().await;
+            ended = take(frame, &mut pending, &mut trailers, &mut send)?;
+        }
+        while !ended && pending.len() < MERGE_BYTES {
+            match futures::FutureExt::now_or_never(body.frame()) {
+                Some(frame) => ended = take(frame, &mut pending, &mut trailers, &mut send)?,
+                None => break,
             }
         }
+        if pending.is_empty() {
+            if ended {
+                break;
+            }
+            continue;
+        }
+        let wanted = pending.len().min(MIN_FRAME_BYTES);
+        send.reserve_capacity(pending.len());
+        while send.capacity() < wanted {
+            poll_fn(|cx| send.poll_capacity(cx))
+                .await
+                .ok_or("backend stream closed")??;
+        }
+        let n = send.capacity().min(pending.len());
+        send.send_data(pending.split_to(n).freeze(), false)?;
     }
-    send.send_data(Bytes::new(), true)?;
+    match trailers {
+        Some(trailers) => send.send_trailers(trailers)?,
+        None => send.send_data(Bytes::new(), true)?,
+    }
     Ok(())
+}
+
+/// Adds a caller's frame to what is pending; `true` when the body has ended.
+fn take<E: Into<BoxError>>(
+    frame: Option<Result<Frame<Bytes>, E>>,
+    pending: &mut bytes::BytesMut,
+    trailers: &mut Option<HeaderMap>,
+    send: &mut SendStream<Bytes>,
+) -> Result<bool, BoxError> {
+    let frame = match frame {
+        None => return Ok(true),
+        Some(Ok(frame)) => frame,
+        Some(Err(e)) => {
+            send.send_reset(h2::Reason::CANCEL);
+            return Err(e.into());
+        }
+    };
+    match frame.into_data() {
+        Ok(data) => {
+            pending.extend_from_slice(&data);
+            Ok(false)
+        }
+        Err(frame) => match frame.into_trailers() {
+            Ok(t) => {
+                *trailers = Some(t);
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        },
+    }
 }
 
 /// One call counted in its connection's `in_flight` for as long as this lives.
@@ -309,11 +356,45 @@ impl Drop for InFlight {
     }
 }
 
-/// A backend's response body: its data, then its trailers (where gRPC puts the status).
+/// A backend's response body: its data, then its trailers (where gRPC puts the status). The
+/// data that has arrived by the time the caller's connection asks for more goes down as one
+/// frame (up to [`MERGE_BYTES`]), for the caller's HTTP/2 stack has the same guard against
+/// many small frames as a backend's.
 pub struct UpstreamBody {
     recv: RecvStream,
     data_done: bool,
+    /// An error met after data that was passed on first.
+    failed: Option<h2::Error>,
     _counted: InFlight,
+}
+
+impl UpstreamBody {
+    /// Data that has arrived and follows `first`, appended to it.
+    fn merged(&mut self, first: Bytes, cx: &mut Context<'_>) -> Bytes {
+        let mut merged: Option<bytes::BytesMut> = None;
+        let mut len = first.len();
+        while len < MERGE_BYTES {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(more))) => {
+                    let _ = self.recv.flow_control().release_capacity(more.len());
+                    len += more.len();
+                    merged
+                        .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                        .extend_from_slice(&more);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.failed = Some(e);
+                    break;
+                }
+                Poll::Ready(None) => {
+                    self.data_done = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        merged.map_or(first, bytes::BytesMut::freeze)
+    }
 }
 
 impl Body for UpstreamBody {
@@ -324,10 +405,14 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if !self.data_done {
             match ready!(self.recv.poll_data(cx)) {
                 Some(Ok(data)) => {
                     let _ = self.recv.flow_control().release_capacity(data.len());
+                    let data = self.merged(data, cx);
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
@@ -342,7 +427,7 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        self.failed.is_none() && self.recv.is_end_stream()
     }
 }
 

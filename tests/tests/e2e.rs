@@ -18,6 +18,7 @@ mod e2e {
     pub mod races;
     pub mod referrals;
     pub mod register;
+    pub mod replicas;
     pub mod review;
     pub mod routing;
     pub mod tenancy;

@@ -13,13 +13,23 @@ use crate::store::ServiceStore;
 
 const BATCH: i64 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long one delivery to a consumer may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the rows a pass claims are this relay's alone: longer than a delivery may take, so
+/// that a live relay's lease never lapses while it delivers; a relay that dies holding rows
+/// holds them this long at most.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// How often the stored answers past their window are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Relay {
     store: ServiceStore,
     consumers: HashMap<String, EventSinkServiceClient<Channel>>,
+    /// A tenant's own consumers, by (tenant, consumer): where a prefecture runs its own
+    /// backends, the events of its tenant go there, as its calls do at the gateway.
+    tenant_consumers: HashMap<(String, String), EventSinkServiceClient<Channel>>,
     poll_interval: Duration,
+    lease: Duration,
 }
 
 impl Relay {
@@ -35,8 +45,39 @@ impl Relay {
                 .into_iter()
                 .map(|(k, ch)| (k, EventSinkServiceClient::new(ch)))
                 .collect(),
+            tenant_consumers: HashMap::new(),
             poll_interval,
+            lease: LEASE,
         }
+    }
+
+    /// The same relay sending the events of a tenant to that tenant's own consumers:
+    /// `(tenant, consumer name)` → a channel to its event sink.
+    pub fn with_tenant_consumers(mut self, consumers: HashMap<(String, String), Channel>) -> Self {
+        self.tenant_consumers = consumers
+            .into_iter()
+            .map(|(k, ch)| (k, EventSinkServiceClient::new(ch)))
+            .collect();
+        self
+    }
+
+    /// Where `row` goes: its tenant's own consumer when one is configured, else the default.
+    fn destination(&self, row: &OutboxRow) -> Destination {
+        let key = (row.tenant.clone(), row.consumer.clone());
+        Destination {
+            consumer: row.consumer.clone(),
+            tenant: self
+                .tenant_consumers
+                .contains_key(&key)
+                .then(|| row.tenant.clone()),
+        }
+    }
+
+    /// The same relay holding what it claims for `lease` (at least twice a delivery's timeout
+    /// is sensible; tests shorten it to see a dead relay's rows taken over).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     pub async fn run(self, stop: CancellationToken) {
@@ -80,22 +121,38 @@ impl Relay {
     }
 
     /// One pass over the due deliveries, in batches per consumer, oldest first; returns how
-    /// many were acknowledged. Acknowledged deliveries are marked together at the end of the
-    /// pass: one write instead of one per event (a crash before it only delivers them again).
+    /// many were acknowledged. The pass claims its rows first, so that replicas sharing the
+    /// database deliver each row from one relay at a time. Acknowledged deliveries are marked
+    /// together at the end of the pass: one write instead of one per event (a crash before it
+    /// only delivers them again, once the lease lapses); rows the pass did not get to are
+    /// released at once.
     pub async fn tick(&self) -> Result<usize, StorageError> {
         let store = &self.store;
-        let rows = store.infra.due(&store.db, store.now(), BATCH).await?;
-        let mut by_consumer: Vec<(String, Vec<OutboxRow>)> = Vec::new();
+        let started = tokio::time::Instant::now();
+        let rows = store
+            .infra
+            .claim(&store.db, store.now(), BATCH, self.lease.as_micros() as i64)
+            .await?;
+        let mut by_destination: Vec<(Destination, Vec<OutboxRow>)> = Vec::new();
         for row in rows {
-            match by_consumer.iter_mut().find(|(c, _)| *c == row.consumer) {
+            let to = self.destination(&row);
+            match by_destination.iter_mut().find(|(d, _)| *d == to) {
                 Some((_, list)) => list.push(row),
-                None => by_consumer.push((row.consumer.clone(), vec![row])),
+                None => by_destination.push((to, vec![row])),
             }
         }
+        // A delivery starts only while the lease outlasts its timeout.
+        let timeout = DELIVERY_TIMEOUT.min(self.lease / 2);
         let mut acknowledged = Vec::new();
-        for (consumer, rows) in by_consumer {
-            for chunk in rows.chunks(crate::sink::MAX_BATCH) {
-                let (accepted, failure) = match self.deliver(&consumer, chunk).await {
+        let mut untouched = Vec::new();
+        for (to, rows) in by_destination {
+            let mut chunks = rows.chunks(crate::sink::MAX_BATCH);
+            for chunk in chunks.by_ref() {
+                if started.elapsed() + timeout > self.lease {
+                    untouched.extend(chunk.iter().map(|r| r.seq));
+                    break;
+                }
+                let (accepted, failure) = match self.deliver(&to, chunk, timeout).await {
                     Ok((accepted, error)) if error.is_empty() => (accepted, None),
                     Ok((accepted, error)) => (accepted, Some(error)),
                     Err(why) => (0, Some(why)),
@@ -121,21 +178,34 @@ impl Relay {
                     .mark_failed(&store.db, row.seq, next, &why)
                     .await?;
                 // The rest of this consumer's events wait for the next pass.
+                untouched.extend(chunk.iter().skip(accepted + 1).map(|r| r.seq));
                 break;
             }
+            untouched.extend(chunks.flatten().map(|r| r.seq));
         }
         store
             .infra
             .mark_delivered_all(&store.db, &acknowledged, store.now())
             .await?;
+        store.infra.release(&store.db, &untouched).await?;
         Ok(acknowledged.len())
     }
 
-    /// Delivers `rows`, in order, to `consumer`: how many it accepted, and why the next failed.
-    async fn deliver(&self, consumer: &str, rows: &[OutboxRow]) -> Result<(usize, String), String> {
-        let mut client = self
-            .consumers
-            .get(consumer)
+    /// Delivers `rows`, in order, to `to`: how many it accepted, and why the next failed.
+    async fn deliver(
+        &self,
+        to: &Destination,
+        rows: &[OutboxRow],
+        timeout: Duration,
+    ) -> Result<(usize, String), String> {
+        let consumer = &to.consumer;
+        let client = match &to.tenant {
+            Some(tenant) => self
+                .tenant_consumers
+                .get(&(tenant.clone(), consumer.clone())),
+            None => self.consumers.get(consumer),
+        };
+        let mut client = client
             .cloned()
             .ok_or_else(|| format!("no address configured for consumer {consumer}"))?;
         let events = rows
@@ -152,7 +222,7 @@ impl Relay {
             })
             .collect();
         let mut request = tonic::Request::new(DeliverBatchRequest { events });
-        request.set_timeout(Duration::from_secs(30));
+        request.set_timeout(timeout);
         let answer = client
             .deliver_batch(request)
             .await
@@ -160,6 +230,13 @@ impl Relay {
             .into_inner();
         Ok((answer.accepted as usize, answer.error))
     }
+}
+
+/// A consumer, and the tenant whose own node of it receives the events (none: the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Destination {
+    consumer: String,
+    tenant: Option<String>,
 }
 
 fn backoff(attempts: i64) -> Duration {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use crate::db::Db;
+use crate::db::{Db, Engine};
 use crate::error::StorageError;
 use crate::migrate::Migration;
 
@@ -47,6 +47,23 @@ pub struct AuditEntry<'a> {
     pub detail: &'a str,
 }
 
+/// The database's clock in microseconds since the epoch, by which outbox leases are judged.
+const NOW_SQLITE: &str = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)";
+const NOW_POSTGRES: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
+
+/// The sequence numbers of the deliveries due now (`$1`, the relay's clock), oldest first, at
+/// most `$2`: not delivered, not leased by the database clock `now`, and each the earliest
+/// undelivered event of its aggregate for its consumer.
+fn due(s: &str, now: &str, lock: &str) -> String {
+    format!(
+        "SELECT o.seq FROM {s}_outbox o \
+         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 AND o.leased_until <= {now} \
+         AND NOT EXISTS (SELECT 1 FROM {s}_outbox e WHERE e.consumer = o.consumer \
+         AND e.subject = o.subject AND e.delivered_at IS NULL AND e.seq < o.seq) \
+         ORDER BY o.seq LIMIT $2{lock}"
+    )
+}
+
 /// The infrastructure tables of one service, with their SQL prepared once.
 #[derive(Debug, Clone)]
 pub struct Infra {
@@ -57,7 +74,8 @@ pub struct Infra {
 #[derive(Debug)]
 struct Sql {
     insert_outbox: Arc<str>,
-    due: Arc<str>,
+    claim_sqlite: Arc<str>,
+    claim_postgres: Arc<str>,
     failed: Arc<str>,
     pending: Arc<str>,
     inbox: Arc<str>,
@@ -70,6 +88,10 @@ struct Sql {
 impl Infra {
     pub fn new(service: &'static str) -> Self {
         let s = service;
+        let returning = "seq, event_id, consumer, event_type, tenant, principal, subject, \
+                         occurred_at, payload, attempts";
+        let now_sqlite = NOW_SQLITE.to_owned();
+        let now_postgres = NOW_POSTGRES.to_owned();
         let sql = Sql {
             insert_outbox: format!(
                 "INSERT INTO {s}_outbox (event_id, consumer, event_type, tenant, principal, subject, \
@@ -80,19 +102,29 @@ impl Infra {
             // A new event is due at once (`next_attempt_at` 0), whatever time it says it
             // happened: that time may come from another node's clock, ahead of this one.
             // An event waits behind an undelivered earlier event of the same aggregate (subject)
-            // for the same consumer, so that a failed delivery is never overtaken.
-            due: format!(
-                "SELECT o.seq, o.event_id, o.consumer, o.event_type, o.tenant, o.principal, o.subject, \
-                 o.occurred_at, o.payload, o.attempts FROM {s}_outbox o \
-                 WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM {s}_outbox e WHERE e.consumer = o.consumer \
-                 AND e.subject = o.subject AND e.delivered_at IS NULL AND e.seq < o.seq) \
-                 ORDER BY o.seq LIMIT $2"
+            // for the same consumer, so that a failed delivery is never overtaken. A claimed
+            // row is leased until the database's clock passes `leased_until`: every replica
+            // judges a lease by the same clock, and skips the rows another holds.
+            claim_sqlite: format!(
+                "UPDATE {s}_outbox SET leased_until = {now_sqlite} + $3 WHERE seq IN ({due}) \
+                 RETURNING {returning}",
+                due = due(s, &now_sqlite, ""),
+            )
+            .into(),
+            claim_postgres: format!(
+                "WITH claimed AS ({due}) UPDATE {s}_outbox SET leased_until = {now_postgres} + $3 \
+                 FROM claimed WHERE {s}_outbox.seq = claimed.seq RETURNING {returning}",
+                due = due(s, &now_postgres, " FOR UPDATE OF o SKIP LOCKED"),
+                returning = returning
+                    .split(", ")
+                    .map(|c| format!("{s}_outbox.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
             .into(),
             failed: format!(
-                "UPDATE {s}_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
-                 WHERE seq = $3"
+                "UPDATE {s}_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+                 leased_until = 0 WHERE seq = $3"
             )
             .into(),
             pending: format!("SELECT COUNT(*) FROM {s}_outbox WHERE delivered_at IS NULL").into(),
@@ -186,6 +218,19 @@ impl Infra {
                 )
                 .into(),
             },
+            // Replicas share one outbox: a relay leases the rows it delivers.
+            Migration {
+                version: 4,
+                name: Cow::Borrowed("outbox leases"),
+                sqlite: format!(
+                    "ALTER TABLE {s}_outbox ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;"
+                )
+                .into(),
+                postgres: format!(
+                    "ALTER TABLE {s}_outbox ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;"
+                )
+                .into(),
+            },
         ]
     }
 
@@ -214,19 +259,29 @@ impl Infra {
         Ok(id)
     }
 
-    /// Deliveries whose time has come, oldest first.
-    pub async fn due(
+    /// Claims the deliveries whose time has come, oldest first, at most `limit`, leasing each
+    /// for `lease_micros` by the database's clock: until it expires, or the row is marked
+    /// delivered, failed or released, no other relay on this database takes it. On
+    /// PostgreSQL rows another relay is claiming are skipped, not waited for.
+    pub async fn claim(
         &self,
         db: &Db,
         now_micros: i64,
         limit: i64,
+        lease_micros: i64,
     ) -> Result<Vec<OutboxRow>, StorageError> {
-        let rows = sqlx::query(AssertSqlSafe(self.sql.due.clone()))
+        let sql = match db.engine() {
+            Engine::Sqlite => self.sql.claim_sqlite.clone(),
+            Engine::Postgres => self.sql.claim_postgres.clone(),
+        };
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(now_micros)
             .bind(limit)
+            .bind(lease_micros)
             .fetch_all(&mut *db.acquire().await?)
             .await?;
-        rows.iter()
+        let mut rows = rows
+            .iter()
             .map(|r| {
                 Ok(OutboxRow {
                     seq: r.try_get(0)?,
@@ -241,8 +296,24 @@ impl Infra {
                     attempts: r.try_get(9)?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
+    }
+
+    /// Gives back the leases of claimed rows this relay did not deliver, for any relay to take.
+    pub async fn release(&self, db: &Db, seqs: &[i64]) -> Result<(), StorageError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {}_outbox SET leased_until = 0 WHERE seq IN ({}) AND delivered_at IS NULL",
+            self.service,
+            seq_list(seqs)
+        )))
+        .execute(&mut *db.acquire().await?)
+        .await?;
+        Ok(())
     }
 
     /// Marks many deliveries done in one statement.
@@ -255,14 +326,10 @@ impl Infra {
         if seqs.is_empty() {
             return Ok(());
         }
-        let list = seqs
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
         sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {}_outbox SET delivered_at = $1 WHERE seq IN ({list})",
-            self.service
+            "UPDATE {}_outbox SET delivered_at = $1 WHERE seq IN ({})",
+            self.service,
+            seq_list(seqs)
         )))
         .bind(now_micros)
         .execute(&mut *db.acquire().await?)
@@ -383,4 +450,11 @@ impl Infra {
             .await?;
         Ok(())
     }
+}
+
+fn seq_list(seqs: &[i64]) -> String {
+    seqs.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -117,8 +117,19 @@ async fn read_ahead(
 
 /// Batches being written at once on one stream, each in its own transaction: one commits
 /// while the next is checked and sealed. Batches in flight never share a key, so a key's
-/// versions follow the order it was sent in; acknowledgements go out in order.
-const WRITERS: usize = 3;
+/// versions follow the order it was sent in; acknowledgements go out in order. SQLite has one
+/// writer at a time whatever the streams do, so there a stream writes one batch at a time and
+/// leaves the other connections to the other streams.
+fn writers(engine: creditmesh_storage::Engine) -> usize {
+    match engine {
+        creditmesh_storage::Engine::Sqlite => 1,
+        creditmesh_storage::Engine::Postgres => 3,
+    }
+}
+
+/// How long a batch is tried again while the database is busy (nothing of it is written until
+/// it commits) before the stream ends with `UNAVAILABLE`.
+const BUSY_PATIENCE: Duration = Duration::from_secs(30);
 
 type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Status>>;
 
@@ -237,8 +248,9 @@ async fn serve_batches(
             }
         }
         // A batch in flight that holds one of these keys goes first, and never more than
-        // WRITERS at once.
-        while writing.len() >= WRITERS || writing.iter().any(|(_, held)| !held.is_disjoint(&keys)) {
+        // `writers` at once.
+        let most = writers(api.store.db.engine());
+        while writing.len() >= most || writing.iter().any(|(_, held)| !held.is_disjoint(&keys)) {
             if !finish_oldest(&mut writing, acks, &mut fresh).await? {
                 return Ok(());
             }
@@ -256,7 +268,20 @@ async fn serve_batches(
         let handle = tokio::spawn(async move {
             let size = batch.len();
             let started = std::time::Instant::now();
-            let answers = write(&api, &ctx, &uscc, &tenant, fresh, batch).await;
+            let mut pause = Duration::from_millis(20);
+            let answers = loop {
+                match write(&api, &ctx, &uscc, &tenant, fresh, &batch).await {
+                    Err(busy)
+                        if busy.code() == tonic::Code::Unavailable
+                            && started.elapsed() + pause < BUSY_PATIENCE =>
+                    {
+                        tracing::debug!(agency = %uscc, size, "database busy; the batch is tried again");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
+                    answers => break answers,
+                }
+            };
             tracing::debug!(agency = %uscc, size, took_ms = started.elapsed().as_millis() as u64, "batch written");
             answers
         });
@@ -447,7 +472,7 @@ async fn write(
     uscc: &str,
     tenant: &str,
     fresh: bool,
-    batch: Vec<CreditRecord>,
+    batch: &[CreditRecord],
 ) -> Result<Vec<PushRecordsResponse>, Status> {
     let today = cst_date(api.store.now()).map_err(|e| Status::internal(e.to_string()))?;
     let mut answers: Vec<Option<PushRecordsResponse>> = vec![None; batch.len()];

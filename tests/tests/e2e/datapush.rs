@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::filing::{KASHGAR, active_kashgar_filing, mesh, person_id, review_says};
+use super::filing::{KASHGAR, active_filing, active_kashgar_filing, mesh, person_id, review_says};
 
 crate::on_both_engines!(
     an_active_agency_pushes_ten_thousand_records_each_acknowledged,
@@ -21,6 +21,8 @@ crate::on_both_engines!(
     an_agency_without_an_active_filing_is_refused,
     a_revocation_ends_the_stream_and_keeps_what_was_acknowledged,
     record_content_is_sealed_at_rest,
+    four_agencies_pushing_at_once_through_one_gateway_each_get_every_ack,
+    a_malformed_message_on_the_stream_is_invalid_argument,
 );
 
 fn record(i: usize, amount: f64) -> CreditRecord {
@@ -420,5 +422,110 @@ async fn two_streams_on_the_same_keys_keep_one_record_and_gapless_versions() {
         .await,
         0
     );
+    t.stop().await;
+}
+
+/// Records each agency pushes in the test of agencies pushing at once.
+const AT_ONCE: usize = 25_000;
+
+async fn four_agencies_pushing_at_once_through_one_gateway_each_get_every_ack(engine: Engine) {
+    let Some(t) = mesh(engine).await else {
+        return;
+    };
+    let kashgar = creditmesh_domain::Tenant::parse("653100").unwrap();
+    let mut agencies = Vec::new();
+    for i in 0..4 {
+        let uscc = creditmesh_domain::uscc::Uscc::completing(&format!("91653101MA78KT1{i}"))
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let cert = format!("agency-at-once-{i}");
+        t.issue(
+            &cert,
+            creditmesh_domain::Principal::new(
+                creditmesh_domain::PrincipalKind::Agency,
+                kashgar,
+                &uscc,
+            ),
+        );
+        active_filing(&t, &cert, &uscc, &format!("at-once-{i}")).await;
+        agencies.push(cert);
+    }
+    let url = t.db_url("datapush");
+    eventually(
+        "datapush knows the agencies",
+        Duration::from_secs(30),
+        || async {
+            (scalar_i64(
+                &url,
+                "SELECT COUNT(*) FROM datapush_agency WHERE status = 'active'",
+            )
+            .await
+                == 4)
+                .then_some(())
+        },
+    )
+    .await;
+    // Each agency on a connection of its own to the gateway, all four streams at once on the
+    // gateway's connection to the data-push service.
+    let mut pushes = Vec::new();
+    for cert in &agencies {
+        let channel = t.node(cert).await;
+        let records: Vec<_> = (0..AT_ONCE).map(|i| record(i, 50.0 + i as f64)).collect();
+        pushes.push(tokio::spawn(push(channel, records)));
+    }
+    for (cert, pushed) in agencies.iter().zip(pushes) {
+        let acks = pushed
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{cert}'s stream failed: {e:?}"));
+        assert_eq!(acks.len(), AT_ONCE, "{cert} got every ack");
+        assert!(
+            acks.iter()
+                .all(|a| a.result == PushResult::Stored as i32 && a.version == 1),
+            "{cert}: every record stored"
+        );
+    }
+    assert_eq!(
+        scalar_i64(&url, "SELECT COUNT(*) FROM datapush_record").await,
+        4 * AT_ONCE as i64
+    );
+    t.stop().await;
+}
+
+/// Bytes that are no `PushRecordsRequest` after a valid record on the stream: refused as the
+/// caller's error, as the same bytes are on a unary call, after the valid record's ack.
+async fn a_malformed_message_on_the_stream_is_invalid_argument(engine: Engine) {
+    let Some((t, _)) = pushing(engine).await else {
+        return;
+    };
+    let good = prost::Message::encode_to_vec(&PushRecordsRequest {
+        record: Some(record(1, 10.0)),
+    });
+    // Field 1 (the record) announced as 255 bytes long, with two of them present.
+    let malformed = vec![0x0a, 0xff, 0x01, 0x01, 0x02];
+    let mut grpc = tonic::client::Grpc::new(t.node("agency-kashgar").await);
+    grpc.ready().await.unwrap();
+    let mut acks = grpc
+        .streaming(
+            tonic::Request::new(futures::stream::iter([good, malformed])),
+            "/creditmesh.datapush.v1.DataPushService/PushRecords"
+                .parse()
+                .unwrap(),
+            super::fuzz::Raw,
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let mut acked = 0;
+    let ended = loop {
+        match acks.message().await {
+            Ok(Some(_)) => acked += 1,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::InvalidArgument, "{ended:?}");
+    assert!(acked <= 1);
     t.stop().await;
 }

@@ -46,12 +46,15 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         .unwrap()
         .local_addr()
         .unwrap();
-    let backends = [(
-        "review".to_owned(),
-        (format!("https://{review_addr}"), "review".to_owned()),
-    )]
-    .into_iter()
-    .collect();
+    let backends = creditmesh::mesh::RelayTargets {
+        default: [(
+            "review".to_owned(),
+            (format!("https://{review_addr}"), "review".to_owned()),
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
     let relay = start_relay(
         &complaints,
         &backends,

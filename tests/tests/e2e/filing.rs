@@ -210,8 +210,18 @@ pub async fn review_says<E: EventKind>(t: &TestMesh, tenant: &str, event: E) {
 
 /// A Kashgar filing, approved.
 pub async fn active_kashgar_filing(t: &TestMesh) -> (FilingServiceClient<Channel>, Filing) {
-    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
-    let req = application(&mut agency, KASHGAR, "2020-05-01", "k-active").await;
+    active_filing(t, "agency-kashgar", KASHGAR, "k-active").await
+}
+
+/// A Kashgar agency `uscc` holding the certificate `cert`, its filing approved.
+pub async fn active_filing(
+    t: &TestMesh,
+    cert: &str,
+    uscc: &str,
+    request_id: &str,
+) -> (FilingServiceClient<Channel>, Filing) {
+    let mut agency = FilingServiceClient::new(t.node(cert).await);
+    let req = application(&mut agency, uscc, "2020-05-01", request_id).await;
     let filing = agency
         .submit_filing(req)
         .await

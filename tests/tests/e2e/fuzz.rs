@@ -375,7 +375,7 @@ impl Rng {
 
 /// Messages as bytes, unencoded and undecoded.
 #[derive(Clone, Copy)]
-struct Raw;
+pub struct Raw;
 
 impl Codec for Raw {
     type Encode = Vec<u8>;
