@@ -251,6 +251,9 @@ enum BenchCommand {
     /// Records pushed through the gateway on one stream, then pushed again (all duplicates),
     /// and on PostgreSQL as many rows loaded with COPY into the same table; ends with one
     /// JSON line: rows/s of each, their ratio, rows written by the second push, peak RSS.
+    /// With `--agencies N`, N agencies push `--records` each at once through the gateway, on a
+    /// connection each, `--rounds` times; the line says in how many rounds every stream ended
+    /// with every ack.
     Push {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
@@ -258,6 +261,10 @@ enum BenchCommand {
         /// otherwise, without COPY.
         #[arg(long)]
         postgres: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        agencies: usize,
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
     /// line: p50/p99 and resident memory of the first and the last window.
@@ -573,13 +580,23 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Push { records, postgres },
+            command:
+                BenchCommand::Push {
+                    records,
+                    postgres,
+                    agencies,
+                    rounds,
+                },
         } => {
-            let figures = crate::push_bench::push_bench(crate::push_bench::PushOptions {
+            let options = crate::push_bench::PushOptions {
                 records: records.max(1),
                 postgres,
-            })
-            .await?;
+            };
+            let figures = if agencies > 1 {
+                crate::push_bench::at_once(options, agencies, rounds.max(1)).await?
+            } else {
+                crate::push_bench::push_bench(options).await?
+            };
             println!("{figures}");
             Ok(())
         }

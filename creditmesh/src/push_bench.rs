@@ -65,9 +65,21 @@ fn peak_rss_mib() -> f64 {
 /// Pushes records `0..n` on one stream; how long until the last acknowledgement, and how many
 /// acknowledgements were of `want`.
 async fn push(channel: Channel, n: usize, want: PushResult) -> Result<(Duration, usize)> {
+    push_keyed(channel, n, want, String::new()).await
+}
+
+/// [`push`] with record keys prefixed by `prefix`.
+async fn push_keyed(
+    channel: Channel,
+    n: usize,
+    want: PushResult,
+    prefix: String,
+) -> Result<(Duration, usize)> {
     let started = Instant::now();
-    let requests = futures::stream::iter((0..n).map(|i| PushRecordsRequest {
-        record: Some(record(i)),
+    let requests = futures::stream::iter((0..n).map(move |i| {
+        let mut r = record(i);
+        r.record_key = format!("{prefix}{}", r.record_key);
+        PushRecordsRequest { record: Some(r) }
     }));
     let request = tonic::Request::new(requests);
     let mut acks = DataPushServiceClient::new(channel)
@@ -136,26 +148,17 @@ async fn copy(url: &str, n: usize, envelope_len: usize) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-pub async fn push_bench(opts: PushOptions) -> Result<serde_json::Value> {
-    let bench = BenchMesh::start(
-        "push",
-        opts.postgres.as_deref(),
-        8,
-        Duration::from_millis(200),
-    )
-    .await?;
-    let service = |name: &str| {
-        bench
-            .mesh
-            .services
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.addr)
-            .context("the service runs")
-    };
-    // The register says the demo agency's filing is active, as filing would.
+/// Tells the data-push service of `bench` that `uscc`'s filing is active, as filing would.
+async fn activate(bench: &BenchMesh, uscc: &str) -> Result<()> {
+    let datapush = bench
+        .mesh
+        .services
+        .iter()
+        .find(|s| s.name == "datapush")
+        .map(|s| s.addr)
+        .context("the service runs")?;
     let sink = creditmesh_rpc::client::mtls_channel(
-        &format!("https://{}", service("datapush")?),
+        &format!("https://{datapush}"),
         creditmesh_pki::ClientTls::client(creditmesh_pki::TlsFiles::in_dir(
             &bench.pki,
             "service-filing",
@@ -173,7 +176,7 @@ pub async fn push_bench(opts: PushOptions) -> Result<serde_json::Value> {
                 subject: String::new(),
                 occurred_at: None,
                 payload: prost::Message::encode_to_vec(&RegisterChanged {
-                    uscc: creditmesh_pki::DEMO_AGENCY_USCC.into(),
+                    uscc: uscc.into(),
                     tenant: "650100".into(),
                     status: "active".into(),
                     notice: "published".into(),
@@ -182,6 +185,112 @@ pub async fn push_bench(opts: PushOptions) -> Result<serde_json::Value> {
             }),
         })
         .await?;
+    Ok(())
+}
+
+async fn start(opts: &PushOptions) -> Result<BenchMesh> {
+    BenchMesh::start(
+        "push",
+        opts.postgres.as_deref(),
+        8,
+        Duration::from_millis(200),
+    )
+    .await
+}
+
+/// `agencies` agencies of Urumqi, each on a connection of its own to the gateway, push
+/// `opts.records` records at once, `rounds` times (new keys each round): in how many rounds
+/// every stream ended with every ack, and the records per second of the slowest round.
+pub async fn at_once(
+    opts: PushOptions,
+    agencies: usize,
+    rounds: usize,
+) -> Result<serde_json::Value> {
+    let bench = start(&opts).await?;
+    let ca = creditmesh_pki::Ca::load(&bench.pki)?;
+    let urumqi = creditmesh_domain::Tenant::parse("650100")?;
+    let mut channels = Vec::new();
+    for a in 0..agencies {
+        let uscc = creditmesh_domain::uscc::Uscc::completing(&format!("91650102MA7{a:05}"))?;
+        let name = format!("bench-agency-{a}");
+        ca.issue(
+            &bench.pki,
+            creditmesh_pki::DEFAULT_TRUST_DOMAIN,
+            &creditmesh_pki::LeafSpec {
+                name: name.clone(),
+                principal: creditmesh_domain::Principal::new(
+                    creditmesh_domain::PrincipalKind::Agency,
+                    urumqi,
+                    uscc.as_str(),
+                ),
+                dns_names: vec![],
+                ip_addresses: vec![],
+                usage: creditmesh_pki::Usage::Client,
+                lifetime_days: 1,
+            },
+        )?;
+        activate(&bench, uscc.as_str()).await?;
+        channels.push(bench.node(1, &name)?.remove(0));
+    }
+    eprintln!(
+        "bench: {agencies} agencies pushing {} records each at once, {rounds} rounds, on {}",
+        opts.records, bench.engine
+    );
+    let (mut whole, mut slowest, mut failures) = (0, 0.0f64, Vec::new());
+    for round in 0..rounds {
+        let started = Instant::now();
+        let pushes: Vec<_> = channels
+            .iter()
+            .map(|ch| {
+                let prefix = format!("r{round}-");
+                tokio::spawn(push_keyed(
+                    ch.clone(),
+                    opts.records,
+                    PushResult::Stored,
+                    prefix,
+                ))
+            })
+            .collect();
+        let mut complete = true;
+        for (a, pushed) in pushes.into_iter().enumerate() {
+            match pushed.await? {
+                Ok((_, stored)) if stored == opts.records => {}
+                Ok((_, stored)) => {
+                    complete = false;
+                    failures.push(format!("round {round}, agency {a}: {stored} stored"));
+                }
+                Err(e) => {
+                    complete = false;
+                    failures.push(format!("round {round}, agency {a}: {e:#}"));
+                }
+            }
+        }
+        let rate = (agencies * opts.records) as f64 / started.elapsed().as_secs_f64();
+        eprintln!(
+            "bench: round {round}: {} ({rate:.0} records/s)",
+            if complete { "every ack" } else { "incomplete" }
+        );
+        whole += usize::from(complete);
+        slowest = if round == 0 { rate } else { slowest.min(rate) };
+    }
+    let figures = serde_json::json!({
+        "bench": "push_at_once",
+        "engine": bench.engine,
+        "agencies": agencies,
+        "records_each": opts.records,
+        "rounds": rounds,
+        "rounds_with_every_ack": whole,
+        "slowest_round_records_per_s": slowest.round(),
+        "failures": failures.iter().take(10).collect::<Vec<_>>(),
+        "peak_rss_mib": peak_rss_mib().round(),
+    });
+    bench.stop().await?;
+    Ok(figures)
+}
+
+pub async fn push_bench(opts: PushOptions) -> Result<serde_json::Value> {
+    let bench = start(&opts).await?;
+    activate(&bench, creditmesh_pki::DEMO_AGENCY_USCC).await?;
     let url = bench.url.replace("{service}", "datapush");
     let channel = bench.node(1, "agency")?.remove(0);
     eprintln!(

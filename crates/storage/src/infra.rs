@@ -75,6 +75,7 @@ pub struct Infra {
 struct Sql {
     insert_outbox: Arc<str>,
     claim_sqlite: Arc<str>,
+    any_due_sqlite: Arc<str>,
     claim_postgres: Arc<str>,
     failed: Arc<str>,
     pending: Arc<str>,
@@ -111,6 +112,9 @@ impl Infra {
                 due = due(s, &now_sqlite, ""),
             )
             .into(),
+            // The claim takes SQLite's one write lock even when it finds nothing: a relay looks
+            // first, so that an idle poll never queues behind (or ahead of) a writer.
+            any_due_sqlite: due(s, &now_sqlite, "").into(),
             claim_postgres: format!(
                 "WITH claimed AS ({due}) UPDATE {s}_outbox SET leased_until = {now_postgres} + $3 \
                  FROM claimed WHERE {s}_outbox.seq = claimed.seq RETURNING {returning}",
@@ -270,15 +274,26 @@ impl Infra {
         limit: i64,
         lease_micros: i64,
     ) -> Result<Vec<OutboxRow>, StorageError> {
+        let mut conn = db.acquire().await?;
         let sql = match db.engine() {
-            Engine::Sqlite => self.sql.claim_sqlite.clone(),
+            Engine::Sqlite => {
+                let any = sqlx::query(AssertSqlSafe(self.sql.any_due_sqlite.clone()))
+                    .bind(now_micros)
+                    .bind(1i64)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if any.is_none() {
+                    return Ok(Vec::new());
+                }
+                self.sql.claim_sqlite.clone()
+            }
             Engine::Postgres => self.sql.claim_postgres.clone(),
         };
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(now_micros)
             .bind(limit)
             .bind(lease_micros)
-            .fetch_all(&mut *db.acquire().await?)
+            .fetch_all(&mut *conn)
             .await?;
         let mut rows = rows
             .iter()
