@@ -54,9 +54,15 @@ async fn pushing(engine: Engine) -> Option<(TestMesh, String)> {
 /// the data-push service knows of, and that filing's id.
 pub async fn pushing_on(t: TestMesh) -> (TestMesh, String) {
     let (_, filing) = active_kashgar_filing(&t).await;
+    agencies_known(&t, 1).await;
+    (t, filing.filing_id)
+}
+
+/// Waits until the data-push service knows of `n` agencies with an active filing.
+async fn agencies_known(t: &TestMesh, n: i64) {
     let url = t.db_url("datapush");
     eventually(
-        "datapush knows the agency",
+        "datapush knows the agencies",
         Duration::from_secs(30),
         || async {
             (scalar_i64(
@@ -64,12 +70,11 @@ pub async fn pushing_on(t: TestMesh) -> (TestMesh, String) {
                 "SELECT COUNT(*) FROM datapush_agency WHERE status = 'active'",
             )
             .await
-                == 1)
+                == n)
                 .then_some(())
         },
     )
     .await;
-    (t, filing.filing_id)
 }
 
 /// Pushes `records` on one stream and collects every acknowledgement.
@@ -451,21 +456,8 @@ async fn four_agencies_pushing_at_once_through_one_gateway_each_get_every_ack(en
         active_filing(&t, &cert, &uscc, &format!("at-once-{i}")).await;
         agencies.push(cert);
     }
+    agencies_known(&t, 4).await;
     let url = t.db_url("datapush");
-    eventually(
-        "datapush knows the agencies",
-        Duration::from_secs(30),
-        || async {
-            (scalar_i64(
-                &url,
-                "SELECT COUNT(*) FROM datapush_agency WHERE status = 'active'",
-            )
-            .await
-                == 4)
-                .then_some(())
-        },
-    )
-    .await;
     // Each agency on a connection of its own to the gateway, all four streams at once on the
     // gateway's connection to the data-push service.
     let mut pushes = Vec::new();
