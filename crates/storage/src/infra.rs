@@ -116,19 +116,15 @@ impl Infra {
             // first, so that an idle poll never queues behind (or ahead of) a writer.
             any_due_sqlite: due(s, &now_sqlite, "").into(),
             claim_postgres: format!(
-                "WITH claimed AS ({due}) UPDATE {s}_outbox SET leased_until = {now_postgres} + $3 \
-                 FROM claimed WHERE {s}_outbox.seq = claimed.seq RETURNING {returning}",
+                "WITH claimed (claimed_seq) AS ({due}) UPDATE {s}_outbox \
+                 SET leased_until = {now_postgres} + $3 FROM claimed WHERE seq = claimed_seq \
+                 RETURNING {returning}",
                 due = due(s, &now_postgres, " FOR UPDATE OF o SKIP LOCKED"),
-                returning = returning
-                    .split(", ")
-                    .map(|c| format!("{s}_outbox.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             )
             .into(),
             failed: format!(
                 "UPDATE {s}_outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
-                 leased_until = 0 WHERE seq = $3"
+                 leased_until = 0 WHERE seq = $3 AND delivered_at IS NULL"
             )
             .into(),
             pending: format!("SELECT COUNT(*) FROM {s}_outbox WHERE delivered_at IS NULL").into(),
