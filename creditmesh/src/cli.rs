@@ -837,11 +837,9 @@ fn chosen(services: &[String]) -> Result<Vec<creditmesh_rpc::ServiceDef>> {
 /// Where the relays of `serve` send events: `backends`, and `tenant_backends` for the events
 /// of their tenants.
 fn relay_targets(cfg: &Config) -> mesh::RelayTargets {
-    let at = |name: &String, b: &crate::config::BackendConfig| {
-        (
-            b.url.clone(),
-            b.server_name.clone().unwrap_or_else(|| name.clone()),
-        )
+    let at = |name: &String, b: &crate::config::BackendConfig| mesh::Target {
+        urls: b.urls(),
+        server_name: b.server_name.clone().unwrap_or_else(|| name.clone()),
     };
     mesh::RelayTargets {
         default: cfg
@@ -888,13 +886,7 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let poll = Duration::from_millis(cfg.events.poll_interval_ms);
     let mut relays = Vec::new();
     for svc in &running {
-        relays.push(mesh::start_relay(
-            svc,
-            &targets,
-            &pki_dir,
-            poll,
-            stop.clone(),
-        )?);
+        relays.push(mesh::start_relay(svc, &targets, &pki_dir, poll, stop.clone()).await?);
     }
     shutdown_signal().await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();
@@ -965,7 +957,7 @@ async fn gateway(cfg: Config) -> Result<()> {
                 .transpose()?;
             Ok(Backend {
                 grpc_name: def.grpc_name.to_owned(),
-                url: b.url.clone(),
+                urls: b.urls(),
                 server_name: b.server_name.clone().unwrap_or_else(|| name.clone()),
                 tenant,
             })

@@ -92,11 +92,39 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `https://host:port`.
-    pub url: String,
+    /// `https://host:port`, or a list of them (one per replica). Every address a host resolves
+    /// to is a replica (a headless Service's name, say); names are looked up again every few
+    /// seconds.
+    pub url: Urls,
     /// DNS name in the backend's certificate; defaults to the service name.
     #[serde(default)]
     pub server_name: Option<String>,
+}
+
+/// One URL or several.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Urls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl BackendConfig {
+    /// One replica, or every address of one name.
+    pub fn at(url: String) -> Self {
+        Self {
+            url: Urls::One(url),
+            server_name: None,
+        }
+    }
+
+    /// Every URL given.
+    pub fn urls(&self) -> Vec<String> {
+        match &self.url {
+            Urls::One(url) => vec![url.clone()],
+            Urls::Many(urls) => urls.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -277,10 +305,7 @@ impl Default for Config {
             .map(|(n, s)| {
                 (
                     n.clone(),
-                    BackendConfig {
-                        url: format!("https://{}", s.listen),
-                        server_name: None,
-                    },
+                    BackendConfig::at(format!("https://{}", s.listen)),
                 )
             })
             .collect();
@@ -430,11 +455,18 @@ impl Config {
             if !SERVICE_NAMES.contains(&name.as_str()) {
                 problems.push((key.clone(), "unknown service".into()));
             }
-            if !b.url.starts_with("https://") {
-                problems.push((
-                    format!("{key}.url"),
-                    "must start with https:// (every hop is mutual TLS)".into(),
-                ));
+            if b.urls().is_empty() {
+                problems.push((format!("{key}.url"), "lists no url".into()));
+            }
+            for url in b.urls() {
+                if !url.starts_with("https://") {
+                    problems.push((
+                        format!("{key}.url"),
+                        format!("{url}: must start with https:// (every hop is mutual TLS)"),
+                    ));
+                } else if let Err(e) = creditmesh_rpc::resolve::Targets::parse(&[url]) {
+                    problems.push((format!("{key}.url"), e.to_string()));
+                }
             }
         }
         for tenant in self.tenant_backends.keys() {
@@ -673,6 +705,39 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("config key `log.format`"), "{err}");
+    }
+
+    #[test]
+    fn a_backend_is_one_url_or_a_list_of_them() {
+        let file = "[backends.filing]\nurl = [\"https://10.0.0.2:7501\", \"https://10.0.0.3:7501\"]\n\
+                    [backends.review]\nurl = []\n\
+                    [backends.disclosure]\nurl = [\"https://a:1\", \"http://b:2\", \"https://c\"]\n";
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(file))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            cfg.backends["filing"].urls(),
+            vec!["https://10.0.0.2:7501", "https://10.0.0.3:7501"]
+        );
+        assert_eq!(
+            cfg.backends["complaints"].urls(),
+            vec!["https://127.0.0.1:7504"]
+        );
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("config key `backends.review.url`: lists no url"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`backends.disclosure.url`: http://b:2: must start"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`backends.disclosure.url`: https://c: no port"),
+            "{err}"
+        );
+        assert!(!err.contains("backends.filing"), "{err}");
     }
 
     #[test]

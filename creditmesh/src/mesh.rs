@@ -10,7 +10,7 @@ use creditmesh_domain::Clock;
 use creditmesh_domain::calendar::Calendar;
 use creditmesh_gateway::{Backend, GatewayConfig};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
-use creditmesh_rpc::client::mtls_channel;
+use creditmesh_rpc::client::Spread;
 use creditmesh_rpc::connections::{Budget, ConnectionLimits, Connections};
 use creditmesh_rpc::in_flight::InFlightLayer;
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
@@ -73,6 +73,8 @@ pub struct RunningService {
     pub grpc_name: &'static str,
     pub addr: SocketAddr,
     pub store: ServiceStore,
+    /// The listener's connections, and the calls it has served.
+    pub connections: Arc<Connections>,
     pub(crate) server: Option<JoinHandle<()>>,
 }
 
@@ -135,6 +137,7 @@ pub async fn start_service(
         .await
         .with_context(|| format!("binding {} on {listen}", def.name))?;
     let name = def.name;
+    let in_flight = InFlightLayer::new(connections.clone());
     let server = tokio::spawn(async move {
         // A service's callers are the gateway and relays, whose connections carry many
         // callers' streams at once: windows sized for that, so that HTTP/2's guard against
@@ -144,7 +147,7 @@ pub async fn start_service(
             .http2_max_header_list_size(16 * 1024)
             .initial_connection_window_size(8 * 1024 * 1024)
             .initial_stream_window_size(1024 * 1024)
-            .layer(InFlightLayer::new(connections))
+            .layer(in_flight)
             .layer(peers)
             .layer(lanes)
             .layer(ServerTraceLayer { service: name })
@@ -162,22 +165,41 @@ pub async fn start_service(
         grpc_name: def.grpc_name,
         addr,
         store,
+        connections,
         server: Some(server),
     })
 }
 
-/// Where a relay sends its events: each consumer service's address, name → `(url,
-/// server_name)`, and the addresses of a tenant's own nodes of a service, `(tenant, name)` →
-/// `(url, server_name)`, which take that tenant's events (as the gateway's `tenant_backends`
-/// take its calls).
-#[derive(Debug, Clone, Default)]
-pub struct RelayTargets {
-    pub default: HashMap<String, (String, String)>,
-    pub by_tenant: HashMap<(String, String), (String, String)>,
+/// Where one consumer service is reached: its URLs (every address they resolve to is a
+/// replica) and the DNS name its certificate carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub urls: Vec<String>,
+    pub server_name: String,
 }
 
-/// Starts the outbox relay of `svc`, delivering to `targets`.
-pub fn start_relay(
+impl Target {
+    /// One replica at `url`.
+    pub fn at(url: String, server_name: &str) -> Self {
+        Self {
+            urls: vec![url],
+            server_name: server_name.to_owned(),
+        }
+    }
+}
+
+/// Where a relay sends its events: each consumer service by name, and a tenant's own nodes
+/// of a service by `(tenant, name)`, which take that tenant's events (as the gateway's
+/// `tenant_backends` take its calls).
+#[derive(Debug, Clone, Default)]
+pub struct RelayTargets {
+    pub default: HashMap<String, Target>,
+    pub by_tenant: HashMap<(String, String), Target>,
+}
+
+/// Starts the outbox relay of `svc`, delivering to `targets`, spread over each consumer's
+/// replicas.
+pub async fn start_relay(
     svc: &RunningService,
     targets: &RelayTargets,
     pki_dir: &std::path::Path,
@@ -186,18 +208,20 @@ pub fn start_relay(
 ) -> Result<JoinHandle<()>> {
     let tls = ClientTls::client(TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name)))?;
     spawn_reloader(tls.clone(), stop.clone());
-    let channel =
-        |(url, server_name): &(String, String)| mtls_channel(url, tls.clone(), server_name);
-    let consumers = targets
-        .default
-        .iter()
-        .map(|(name, at)| Ok((name.clone(), channel(at)?)))
-        .collect::<Result<HashMap<_, _>>>()?;
-    let tenant_consumers = targets
-        .by_tenant
-        .iter()
-        .map(|(key, at)| Ok((key.clone(), channel(at)?)))
-        .collect::<Result<HashMap<_, _>>>()?;
+    let mut consumers = HashMap::new();
+    for (name, t) in &targets.default {
+        let spread = Spread::resolve(&t.urls, tls.clone(), &t.server_name, stop.clone())
+            .await
+            .with_context(|| format!("consumer {name}"))?;
+        consumers.insert(name.clone(), spread);
+    }
+    let mut tenant_consumers = HashMap::new();
+    for ((tenant, name), t) in &targets.by_tenant {
+        let spread = Spread::resolve(&t.urls, tls.clone(), &t.server_name, stop.clone())
+            .await
+            .with_context(|| format!("consumer {name} of tenant {tenant}"))?;
+        tenant_consumers.insert((tenant.clone(), name.clone()), spread);
+    }
     let relay = Relay::new(svc.store.clone(), consumers, poll_interval)
         .with_tenant_consumers(tenant_consumers);
     Ok(tokio::spawn(relay.run(stop)))
@@ -255,13 +279,11 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
             .await?,
         );
     }
-    let backends: HashMap<String, (String, String)> = services
+    let backends: HashMap<String, Target> = services
         .iter()
         .map(|s| {
-            (
-                s.name.to_owned(),
-                (format!("https://{}", s.addr), s.name.to_owned()),
-            )
+            let at = Target::at(format!("https://{}", s.addr), s.name);
+            (s.name.to_owned(), at)
         })
         .collect();
     let targets = RelayTargets {
@@ -270,13 +292,16 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
     };
     let mut relays = Vec::new();
     for svc in &services {
-        relays.push(start_relay(
-            svc,
-            &targets,
-            &opts.runtime.pki_dir,
-            opts.poll_interval,
-            services_stop.clone(),
-        )?);
+        relays.push(
+            start_relay(
+                svc,
+                &targets,
+                &opts.runtime.pki_dir,
+                opts.poll_interval,
+                services_stop.clone(),
+            )
+            .await?,
+        );
     }
     let gateway = creditmesh_gateway::start(
         GatewayConfig {
@@ -288,7 +313,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
                 .iter()
                 .map(|s| Backend {
                     grpc_name: s.grpc_name.to_owned(),
-                    url: format!("https://{}", s.addr),
+                    urls: vec![format!("https://{}", s.addr)],
                     server_name: s.name.to_owned(),
                     tenant: None,
                 })

@@ -13,7 +13,7 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::Routing;
 use crate::proxy::PUBLIC_SERVICES;
-use crate::upstream::Upstream;
+use crate::replicas::Replicas;
 
 pub struct HealthProxy {
     routing: Arc<Routing>,
@@ -25,13 +25,13 @@ impl HealthProxy {
         Self { routing, public }
     }
 
-    fn backend(&self, service: &str) -> Result<HealthClient<Upstream>, Status> {
+    fn backend(&self, service: &str) -> Result<HealthClient<Replicas>, Status> {
         if self.public && !PUBLIC_SERVICES.contains(&service) {
             return Err(Status::not_found(format!("unknown service {service}")));
         }
         self.routing
-            .upstream(service, None)
-            .map(HealthClient::new)
+            .backend(service, None)
+            .map(|r| HealthClient::new(r.clone()))
             .ok_or_else(|| Status::not_found(format!("unknown service {service}")))
     }
 }

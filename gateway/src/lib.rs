@@ -8,6 +8,7 @@ mod health;
 pub mod limits;
 pub mod policy;
 mod proxy;
+mod replicas;
 mod tiles;
 mod upstream;
 
@@ -28,7 +29,7 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::limits::Limits;
-use crate::upstream::Upstream;
+use crate::replicas::{PoolShape, Replicas, ReplicasSpec};
 
 pub use limits::LimitsConfig;
 pub use proxy::PUBLIC_SERVICES;
@@ -38,8 +39,8 @@ pub use proxy::PUBLIC_SERVICES;
 pub struct Backend {
     /// Fully qualified gRPC service name.
     pub grpc_name: String,
-    /// `https://host:port`.
-    pub url: String,
+    /// `https://host:port` each: every address they resolve to is a replica.
+    pub urls: Vec<String>,
     /// DNS name the backend's certificate carries.
     pub server_name: String,
     /// Set for a backend serving one tenant's traffic; unset for the default backend.
@@ -48,46 +49,15 @@ pub struct Backend {
 
 /// Which backend serves a call: the tenant's own when one is configured, else the default.
 pub struct Routing {
-    default: HashMap<String, Pool>,
-    by_tenant: HashMap<Tenant, HashMap<String, Pool>>,
-}
-
-/// Up to `backend_connections` connections to one backend, filled in order: a call goes on the
-/// first connection with fewer than `backend_calls_per_connection` calls in flight, so that
-/// calls share a connection (and its writes) until one connection has enough to do; when all
-/// are that busy, on the least busy. A connection is opened on its first call.
-struct Pool {
-    connections: Vec<Upstream>,
-    calls_per_connection: usize,
-}
-
-impl Pool {
-    fn pick(&self) -> Upstream {
-        let loads = self.connections.iter().map(Upstream::in_flight);
-        self.connections[fill_first(loads, self.calls_per_connection)].clone()
-    }
-}
-
-/// The first of `loads` below `threshold`, else the smallest (the first of equals).
-fn fill_first(loads: impl Iterator<Item = usize>, threshold: usize) -> usize {
-    let mut least = (usize::MAX, 0);
-    for (i, load) in loads.enumerate() {
-        if load < threshold {
-            return i;
-        }
-        if load < least.0 {
-            least = (load, i);
-        }
-    }
-    least.1
+    default: HashMap<String, Replicas>,
+    by_tenant: HashMap<Tenant, HashMap<String, Replicas>>,
 }
 
 impl Routing {
-    fn upstream(&self, service: &str, tenant: Option<Tenant>) -> Option<Upstream> {
+    fn backend(&self, service: &str, tenant: Option<Tenant>) -> Option<&Replicas> {
         tenant
             .and_then(|t| self.by_tenant.get(&t)?.get(service))
             .or_else(|| self.default.get(service))
-            .map(Pool::pick)
     }
 }
 
@@ -120,15 +90,21 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         default: HashMap::new(),
         by_tenant: HashMap::new(),
     };
+    let shape = PoolShape {
+        connections: cfg.limits.backend_connections.max(1) as usize,
+        calls_per_connection: cfg.limits.backend_calls_per_connection.max(1) as usize,
+    };
     for b in &cfg.backends {
-        let connections = (0..cfg.limits.backend_connections.max(1))
-            .map(|_| Upstream::new(&b.url, client_tls.clone(), &b.server_name))
-            .collect::<Result<Vec<_>>>()
-            .with_context(|| format!("backend {} at {}", b.grpc_name, b.url))?;
-        let pool = Pool {
-            connections,
-            calls_per_connection: cfg.limits.backend_calls_per_connection.max(1) as usize,
+        let spec = ReplicasSpec {
+            service: &b.grpc_name,
+            urls: &b.urls,
+            server_name: &b.server_name,
+            tls: client_tls.clone(),
+            shape,
         };
+        let pool = Replicas::start(spec, stop.clone())
+            .await
+            .with_context(|| format!("backend {} at {}", b.grpc_name, b.urls.join(", ")))?;
         match b.tenant {
             Some(t) => routing
                 .by_tenant
@@ -263,24 +239,4 @@ fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
         );
     }
     Ok(Routes::from(router.fallback_service(proxy)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fill_first;
-
-    #[test]
-    fn calls_fill_the_first_connection_before_the_next() {
-        assert_eq!(fill_first([0, 0, 0].into_iter(), 128), 0);
-        assert_eq!(fill_first([127, 0, 0].into_iter(), 128), 0);
-        assert_eq!(fill_first([128, 0, 0].into_iter(), 128), 1);
-        assert_eq!(fill_first([128, 200, 5].into_iter(), 128), 2);
-    }
-
-    #[test]
-    fn when_every_connection_is_busy_the_least_busy_takes_the_call() {
-        assert_eq!(fill_first([300, 140, 200].into_iter(), 128), 1);
-        assert_eq!(fill_first([140, 140].into_iter(), 128), 0);
-        assert_eq!(fill_first([5].into_iter(), 1), 0);
-    }
 }

@@ -33,7 +33,7 @@ pub struct LimitsConfig {
     /// counts them); beyond it the call is refused with `RESOURCE_EXHAUSTED`. HTTP/2 itself
     /// refuses lists above 16 times this with a bare 431.
     pub max_header_list_bytes: u32,
-    /// Connections the gateway opens at most to each backend.
+    /// Connections the gateway opens at most to each replica of a backend.
     pub backend_connections: u32,
     /// Calls in flight on one backend connection before the next connection takes new calls
     /// (calls sharing a connection share its writes; more connections spread the framing

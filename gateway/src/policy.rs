@@ -298,6 +298,63 @@ pub fn public_services() -> Vec<&'static str> {
     services
 }
 
+/// Whether a call of `method` may be sent again after a replica failed under it: its
+/// contract marks it `NO_SIDE_EFFECTS` (a read) or `IDEMPOTENT` (a write keyed by its
+/// `request_id`, which a replica answers a second time from what it stored), and the caller
+/// sends one message.
+pub fn replayable(method: &str) -> bool {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+    static REPLAYABLE: OnceLock<HashSet<String>> = OnceLock::new();
+    REPLAYABLE
+        .get_or_init(|| {
+            contract_methods()
+                .filter(|m| !m.client_streaming && m.idempotent)
+                .map(|m| m.path)
+                .collect()
+        })
+        .contains(method)
+}
+
+/// One RPC of the contracts, as the descriptors describe it.
+struct ContractMethod {
+    /// `package.Service/Method`.
+    path: String,
+    client_streaming: bool,
+    /// Marked `NO_SIDE_EFFECTS` or `IDEMPOTENT`.
+    idempotent: bool,
+}
+
+fn contract_methods() -> impl Iterator<Item = ContractMethod> {
+    use prost::Message;
+    use prost_types::method_options::IdempotencyLevel;
+    let fds = prost_types::FileDescriptorSet::decode(creditmesh_proto::FILE_DESCRIPTOR_SET)
+        .expect("the contracts' descriptors decode");
+    fds.file.into_iter().flat_map(|file| {
+        let package = file.package.unwrap_or_default();
+        file.service.into_iter().flat_map(move |service| {
+            let package = package.clone();
+            let service_name = service.name.unwrap_or_default();
+            service.method.into_iter().map(move |method| {
+                let level = method
+                    .options
+                    .as_ref()
+                    .map_or(IdempotencyLevel::IdempotencyUnknown, |o| {
+                        o.idempotency_level()
+                    });
+                ContractMethod {
+                    path: format!("{package}.{service_name}/{}", method.name()),
+                    client_streaming: method.client_streaming(),
+                    idempotent: matches!(
+                        level,
+                        IdempotencyLevel::NoSideEffects | IdempotencyLevel::Idempotent
+                    ),
+                }
+            })
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -305,6 +362,69 @@ mod tests {
     use prost::Message;
 
     use super::*;
+
+    #[test]
+    fn reads_and_writes_keyed_by_request_id_may_be_replayed_nothing_else() {
+        for m in [
+            "creditmesh.filing.v1.FilingService/GetFiling",
+            "creditmesh.filing.v1.FilingService/SubmitFiling",
+            "creditmesh.disclosure.v1.DisclosureService/GetTile",
+            "creditmesh.complaints.v1.ComplaintService/SubmitComplaint",
+        ] {
+            assert!(replayable(m), "{m}");
+        }
+        for m in [
+            // Streams and reads logged as a use of personal data are sent once.
+            "creditmesh.filing.v1.FilingService/UploadDocument",
+            "creditmesh.datapush.v1.DataPushService/PushRecords",
+            "creditmesh.datapush.v1.DataPushService/GetRecord",
+            "creditmesh.datapush.v1.DataPushService/IssueSubjectAccessCode",
+            "creditmesh.complaints.v1.ComplaintService/AcknowledgeReferral",
+            "no.such.Service/Method",
+        ] {
+            assert!(!replayable(m), "{m}");
+        }
+    }
+
+    /// A write marked `IDEMPOTENT` is one a replica can recognise when it comes again: its
+    /// request carries the `request_id` it is keyed by.
+    #[test]
+    fn every_idempotent_write_carries_a_request_id() {
+        use prost_types::method_options::IdempotencyLevel;
+        let fds =
+            prost_types::FileDescriptorSet::decode(creditmesh_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let messages: std::collections::HashMap<String, Vec<String>> = fds
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.message_type.iter().map(move |m| {
+                    (
+                        format!("{}.{}", f.package(), m.name()),
+                        m.field.iter().map(|x| x.name().to_owned()).collect(),
+                    )
+                })
+            })
+            .collect();
+        let mut writes = 0;
+        for file in &fds.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let level = method.options.as_ref().map(|o| o.idempotency_level());
+                    if level != Some(IdempotencyLevel::Idempotent) {
+                        continue;
+                    }
+                    writes += 1;
+                    let input = method.input_type().trim_start_matches('.');
+                    assert!(
+                        messages[input].iter().any(|f| f == "request_id"),
+                        "{} is marked IDEMPOTENT but {input} has no request_id",
+                        method.name()
+                    );
+                }
+            }
+        }
+        assert!(writes >= 20, "{writes} idempotent writes");
+    }
 
     fn contract_methods() -> BTreeSet<String> {
         let fds = prost_types::FileDescriptorSet::decode(creditmesh_proto::FILE_DESCRIPTOR_SET)

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
+use bytes::{Bytes, BytesMut};
 use creditmesh_rpc::{CLIENT_ADDRESS_HEADER, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
 use tonic::Status;
 
 use crate::Routing;
@@ -74,10 +78,12 @@ impl Proxy {
         }
         // The public has no tenant: its calls go to the default backends.
         let tenant = (!self.public).then_some(caller.principal.tenant);
-        let upstream = self
+        let backend = self
             .routing
-            .upstream(service, tenant)
+            .backend(service, tenant)
+            .cloned()
             .ok_or_else(|| Status::unavailable(format!("no backend configured for {service}")))?;
+        let replayable = policy::replayable(method);
         let service = service.to_owned();
 
         let headers = req.headers_mut();
@@ -117,12 +123,47 @@ impl Proxy {
         }
         tracing::debug!(%service, caller = %caller.id, "forwarding");
 
-        let response = upstream
-            .send(req)
-            .await
+        let response = if replayable {
+            let (head, body) = req.into_parts();
+            match kept(body).await? {
+                Kept::Whole(body) => backend.send_replayable(&head, body).await,
+                Kept::TooLarge(body) => backend.send(Request::from_parts(head, body)).await,
+            }
+        } else {
+            backend.send(req).await
+        };
+        let response = response
             .map_err(|e| Status::unavailable(format!("backend of {service} unreachable: {e}")))?;
         Ok(response.map(Body::new))
     }
+}
+
+/// The most of a call's body kept to replay it on another replica: a message as large as a
+/// service accepts, with its frame header.
+const REPLAY_BYTES: usize = creditmesh_rpc::MAX_MESSAGE_BYTES + 5;
+
+/// A call's body read whole, or as much as was read before it grew too large to keep,
+/// followed by the rest.
+enum Kept {
+    Whole(Bytes),
+    TooLarge(Body),
+}
+
+async fn kept(mut body: Body) -> Result<Kept, Status> {
+    let mut whole = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Status::cancelled(format!("request not received: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        whole.extend_from_slice(&data);
+        if whole.len() > REPLAY_BYTES {
+            let read = futures::stream::once(async move { Ok(Frame::data(whole.freeze())) });
+            let rest = http_body_util::BodyStream::new(body);
+            return Ok(Kept::TooLarge(Body::new(StreamBody::new(read.chain(rest)))));
+        }
+    }
+    Ok(Kept::Whole(whole.freeze()))
 }
 
 impl tower::Service<Request<Body>> for Proxy {

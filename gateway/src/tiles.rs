@@ -19,7 +19,7 @@ const DISCLOSURE: &str = "creditmesh.disclosure.v1.DisclosureService";
 pub const ROUTE: &str = "/register/{*path}";
 
 pub async fn file(State(routing): State<Arc<Routing>>, Path(path): Path<String>) -> Response {
-    let Some(upstream) = routing.upstream(DISCLOSURE, None) else {
+    let Some(upstream) = routing.backend(DISCLOSURE, None).cloned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "the register is not served here\n",

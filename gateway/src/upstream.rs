@@ -37,6 +37,8 @@ pub struct Upstream {
 }
 
 struct Inner {
+    /// Where the connection goes: one replica's address.
+    connect_to: String,
     authority: Authority,
     server_name: ServerName<'static>,
     tls: Arc<ClientTls>,
@@ -48,17 +50,37 @@ struct Inner {
     in_flight: AtomicUsize,
 }
 
+/// Why a call did not get its answer.
+pub enum Failure<B> {
+    /// Nothing of the call left for the backend: the request comes back, to be sent to
+    /// another replica.
+    Unsent(Box<Request<B>>, BoxError),
+    /// The call was sent, or may have been: only a call that may be replayed can be tried
+    /// again.
+    Sent(BoxError),
+}
+
+impl<B> Failure<B> {
+    pub fn into_error(self) -> BoxError {
+        match self {
+            Failure::Unsent(_, e) | Failure::Sent(e) => e,
+        }
+    }
+}
+
 impl Upstream {
-    /// `url` is `https://host:port`; `server_name` is the DNS name its certificate carries.
-    pub fn new(url: &str, tls: Arc<ClientTls>, server_name: &str) -> anyhow::Result<Self> {
-        let uri: Uri = url.parse()?;
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("{url}: no host and port"))?;
+    /// A connection to the replica at `connect_to` (`host:port`) whose calls carry
+    /// `authority`; `server_name` is the DNS name its certificate carries.
+    pub fn new(
+        connect_to: String,
+        authority: &str,
+        tls: Arc<ClientTls>,
+        server_name: &str,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             inner: Arc::new(Inner {
-                authority,
+                connect_to,
+                authority: authority.parse()?,
                 server_name: ServerName::try_from(server_name.to_owned())?,
                 tls,
                 current: RwLock::new(None),
@@ -75,12 +97,31 @@ impl Upstream {
     }
 
     /// Sends `req` to the backend; the response's body streams from it as it arrives.
-    pub async fn send<B>(&self, req: Request<B>) -> Result<Response<UpstreamBody>, BoxError>
+    pub async fn send<B>(&self, req: Request<B>) -> Result<Response<UpstreamBody>, Failure<B>>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError> + Send,
     {
         let counted = InFlight::count(&self.inner);
+        let sender = match self.ready_sender().await {
+            Ok(sender) => sender,
+            Err(e) => return Err(Failure::Unsent(Box::new(req), e)),
+        };
+        self.send_on(sender, req, counted)
+            .await
+            .map_err(Failure::Sent)
+    }
+
+    async fn send_on<B>(
+        &self,
+        mut sender: SendRequest<Bytes>,
+        req: Request<B>,
+        counted: InFlight,
+    ) -> Result<Response<UpstreamBody>, BoxError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + Send,
+    {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -98,7 +139,7 @@ impl Upstream {
         let head = Request::from_parts(parts, ());
         let end_of_stream = body.is_end_stream();
 
-        let (response, send) = self.open_stream(head, end_of_stream).await?;
+        let (response, send) = sender.send_request(head, end_of_stream)?;
         let response = if end_of_stream {
             response.await?
         } else {
@@ -132,18 +173,14 @@ impl Upstream {
         }))
     }
 
-    /// A stream on the current connection; on a connection that has ended, one retry on a new
-    /// one (nothing of the call was sent on the old).
-    async fn open_stream(
-        &self,
-        head: Request<()>,
-        end_of_stream: bool,
-    ) -> Result<(h2::client::ResponseFuture, SendStream<Bytes>), BoxError> {
+    /// The current connection, ready for a stream; on a connection that has ended, one retry
+    /// on a new one (nothing of the call was sent on the old).
+    async fn ready_sender(&self) -> Result<SendRequest<Bytes>, BoxError> {
         let mut retried = false;
         loop {
             let (generation, sender) = self.sender().await?;
             match sender.ready().await {
-                Ok(mut ready) => return Ok(ready.send_request(head, end_of_stream)?),
+                Ok(ready) => return Ok(ready),
                 Err(e) if !retried && (e.is_io() || e.is_go_away()) => {
                     tracing::debug!(error = %e, backend = %self.inner.authority, "reconnecting");
                     self.inner.forget(generation);
@@ -171,7 +208,7 @@ impl Upstream {
     async fn connect(&self) -> Result<SendRequest<Bytes>, BoxError> {
         let inner = &self.inner;
         let handshake = async {
-            let tcp = TcpStream::connect(inner.authority.as_str()).await?;
+            let tcp = TcpStream::connect(inner.connect_to.as_str()).await?;
             tcp.set_nodelay(true)?;
             let tls = TlsConnector::from(inner.tls.current())
                 .connect(inner.server_name.clone(), tcp)
@@ -443,6 +480,6 @@ impl tower::Service<Request<tonic::body::Body>> for Upstream {
 
     fn call(&mut self, req: Request<tonic::body::Body>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { this.send(req).await })
+        Box::pin(async move { this.send(req).await.map_err(Failure::into_error) })
     }
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL when `CREDITMESH_TEST_DATABASE_URL` is set.
 
 mod e2e {
+    pub mod balancing;
     pub mod browser;
     pub mod certs;
     pub mod complaints;

@@ -122,6 +122,8 @@ pub struct Connections {
     open: RwLock<HashMap<SocketAddr, Arc<Activity>>>,
     first_call: Duration,
     idle: Duration,
+    /// Calls begun on this listener since it started.
+    calls: AtomicU64,
 }
 
 impl Connections {
@@ -135,7 +137,18 @@ impl Connections {
             open: RwLock::default(),
             first_call: Duration::from_secs(limits.first_call_seconds.max(1)),
             idle: Duration::from_secs(limits.idle_seconds.max(1)),
+            calls: AtomicU64::new(0),
         })
+    }
+
+    /// Counts one call begun on this listener.
+    pub fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls begun on this listener since it started.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// A place for a connection from `peer`, held until the [`Slot`] is dropped.

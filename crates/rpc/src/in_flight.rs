@@ -54,6 +54,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        self.connections.count_call();
         let activity = activity_of(&self.connections, &req);
         let guard = activity.as_ref().map(Activity::begin);
         if let Some(a) = activity {

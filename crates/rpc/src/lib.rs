@@ -12,6 +12,7 @@ pub mod in_flight;
 pub mod lane;
 pub mod listener;
 pub mod relay;
+pub mod resolve;
 pub mod service;
 pub mod sink;
 pub mod standard;

@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::client::Spread;
+use crate::store::ServiceStore;
 use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
 use creditmesh_proto::events::v1::{DeliverBatchRequest, Event};
 use creditmesh_storage::{OutboxRow, StorageError};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-
-use crate::store::ServiceStore;
 
 const BATCH: i64 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -24,26 +23,27 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Relay {
     store: ServiceStore,
-    consumers: HashMap<String, EventSinkServiceClient<Channel>>,
+    consumers: HashMap<String, Spread>,
     /// A tenant's own consumers, by (tenant, consumer): where a prefecture runs its own
     /// backends, the events of its tenant go there, as its calls do at the gateway.
-    tenant_consumers: HashMap<(String, String), EventSinkServiceClient<Channel>>,
+    tenant_consumers: HashMap<(String, String), Spread>,
     poll_interval: Duration,
     lease: Duration,
 }
 
 impl Relay {
-    /// `consumers` maps a consumer service name to a channel reaching its event sink.
-    pub fn new(
+    /// `consumers` maps a consumer service name to the channels reaching its event sink (a
+    /// `tonic::transport::Channel` for one replica, a [`Spread`] for all).
+    pub fn new<C: Into<Spread>>(
         store: ServiceStore,
-        consumers: HashMap<String, Channel>,
+        consumers: HashMap<String, C>,
         poll_interval: Duration,
     ) -> Self {
         Self {
             store,
             consumers: consumers
                 .into_iter()
-                .map(|(k, ch)| (k, EventSinkServiceClient::new(ch)))
+                .map(|(k, ch)| (k, ch.into()))
                 .collect(),
             tenant_consumers: HashMap::new(),
             poll_interval,
@@ -53,10 +53,13 @@ impl Relay {
 
     /// The same relay sending the events of a tenant to that tenant's own consumers:
     /// `(tenant, consumer name)` → a channel to its event sink.
-    pub fn with_tenant_consumers(mut self, consumers: HashMap<(String, String), Channel>) -> Self {
+    pub fn with_tenant_consumers<C: Into<Spread>>(
+        mut self,
+        consumers: HashMap<(String, String), C>,
+    ) -> Self {
         self.tenant_consumers = consumers
             .into_iter()
-            .map(|(k, ch)| (k, EventSinkServiceClient::new(ch)))
+            .map(|(k, ch)| (k, ch.into()))
             .collect();
         self
     }
@@ -191,7 +194,9 @@ impl Relay {
         Ok(acknowledged.len())
     }
 
-    /// Delivers `rows`, in order, to `to`: how many it accepted, and why the next failed.
+    /// Delivers `rows`, in order, to `to`: how many it accepted, and why the next failed. A
+    /// replica that cannot be reached passes the batch to the next (a consumer applies an
+    /// event once, however often it arrives).
     async fn deliver(
         &self,
         to: &Destination,
@@ -205,10 +210,9 @@ impl Relay {
                 .get(&(tenant.clone(), consumer.clone())),
             None => self.consumers.get(consumer),
         };
-        let mut client = client
-            .cloned()
-            .ok_or_else(|| format!("no address configured for consumer {consumer}"))?;
-        let events = rows
+        let spread =
+            client.ok_or_else(|| format!("no address configured for consumer {consumer}"))?;
+        let events: Vec<Event> = rows
             .iter()
             .map(|row| Event {
                 id: row.event_id.clone(),
@@ -221,14 +225,36 @@ impl Relay {
                 payload: row.payload.clone(),
             })
             .collect();
-        let mut request = tonic::Request::new(DeliverBatchRequest { events });
-        request.set_timeout(timeout);
-        let answer = client
-            .deliver_batch(request)
-            .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
-            .into_inner();
-        Ok((answer.accepted as usize, answer.error))
+        let attempts = spread.len().clamp(1, 3);
+        let mut why = String::new();
+        let mut events = Some(events);
+        for attempt in 1..=attempts {
+            let channel = spread
+                .next()
+                .ok_or_else(|| format!("no replica of consumer {consumer} found"))?;
+            let events = match attempt == attempts {
+                true => events.take().unwrap_or_default(),
+                false => events.clone().unwrap_or_default(),
+            };
+            let mut request = tonic::Request::new(DeliverBatchRequest { events });
+            request.set_timeout(timeout);
+            match EventSinkServiceClient::new(channel)
+                .deliver_batch(request)
+                .await
+            {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    return Ok((answer.accepted as usize, answer.error));
+                }
+                Err(s) => {
+                    why = format!("{:?}: {}", s.code(), s.message());
+                    if s.code() != tonic::Code::Unavailable {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(why)
     }
 }
 

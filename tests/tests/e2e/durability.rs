@@ -49,7 +49,7 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     let backends = creditmesh::mesh::RelayTargets {
         default: [(
             "review".to_owned(),
-            (format!("https://{review_addr}"), "review".to_owned()),
+            creditmesh::mesh::Target::at(format!("https://{review_addr}"), "review"),
         )]
         .into_iter()
         .collect(),
@@ -62,6 +62,7 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         Duration::from_millis(100),
         stop.clone(),
     )
+    .await
     .unwrap();
 
     // Act as the gateway towards the complaints backend.

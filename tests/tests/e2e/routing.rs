@@ -95,7 +95,7 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
 
     let backend = |addr: SocketAddr, tenant| Backend {
         grpc_name: review.grpc_name.into(),
-        url: format!("https://{addr}"),
+        urls: vec![format!("https://{addr}")],
         server_name: "review".into(),
         tenant,
     };
@@ -167,7 +167,7 @@ async fn the_gateway_reconnects_to_a_backend_that_restarted(engine: Engine) {
             &pki,
             vec![Backend {
                 grpc_name: review.grpc_name.into(),
-                url: format!("https://{addr}"),
+                urls: vec![format!("https://{addr}")],
                 server_name: "review".into(),
                 tenant: None,
             }],
