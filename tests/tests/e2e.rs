@@ -23,6 +23,7 @@ mod e2e {
     pub mod review;
     pub mod routing;
     pub mod tenancy;
+    pub mod topology;
     pub mod tracing;
     pub mod web;
 }

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# The region's topology on one machine: each node a host of its own (a network namespace with
+# its own address, joined to the others by veth and a bridge), each with its own PostgreSQL
+# cluster and its own certificates from one regional CA; calls and events cross real addresses
+# with mutual TLS. Run as root.
+#
+#   scripts/topology.sh up      build nothing; start the nodes with $TOPOLOGY_BIN
+#   scripts/topology.sh down    stop everything and remove the hosts
+#   scripts/topology.sh test    up, the topology test of the suite, down
+#
+# Nodes (addresses on 10.77.0.0/24; the machine itself is 10.77.0.1):
+#   region   10.77.0.10 and 10.77.0.20: the gateway (node listener 10.77.0.10:7443, public
+#            10.77.0.10:8080) and two replicas of each service (one per address), sharing the
+#            region's database; names such as `filing` resolve to both replicas, as a headless
+#            Service's do in a cluster
+#   urumqi   10.77.0.11: the review service of tenant 650100 on Urumqi's own database
+#   kashgar  10.77.0.12: the review service of tenant 653100 on Kashgar's own database
+# Every node has the same configuration shape (deploy/ uses it too): `backends.<name>.url` by
+# name, `tenant_backends` sending a prefecture's calls and events to its own node.
+#
+# Files under $TOPOLOGY_DIR (default /tmp/creditmesh-topology): ca/ (the CA),
+# callers/ (client certificates for agencies and regulators, with ca.pem), <node>/ (pki,
+# data, pg, configuration, logs).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${TOPOLOGY_DIR:-/tmp/creditmesh-topology}
+BIN=${TOPOLOGY_BIN:-$ROOT/target/debug/creditmesh}
+BRIDGE=cm-br0
+NODES=(region urumqi kashgar)
+SERVICES=(filing review disclosure complaints datapush)
+TRUST_DOMAIN=creditmesh.xinjiang
+
+address() {
+  case $1 in
+    region) echo 10.77.0.10 ;;
+    region-b) echo 10.77.0.20 ;;
+    urumqi) echo 10.77.0.11 ;;
+    kashgar) echo 10.77.0.12 ;;
+  esac
+}
+
+port() {
+  case $1 in
+    filing) echo 7501 ;; review) echo 7502 ;; disclosure) echo 7503 ;;
+    complaints) echo 7504 ;; datapush) echo 7505 ;;
+  esac
+}
+
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1
+}
+
+in_node() {
+  local node=$1
+  shift
+  ip netns exec "cm-$node" "$@"
+}
+
+# A process of a node, in the background, its pid kept to stop it.
+start() {
+  local node=$1 name=$2
+  shift 2
+  mkdir -p "$DIR/$node/log"
+  in_node "$node" env -u CREDITMESH_DATABASE__URL -u CREDITMESH_CONFIG setsid "$@" \
+    >"$DIR/$node/log/$name.log" 2>&1 </dev/null &
+  echo $! >"$DIR/$node/$name.pid"
+}
+
+wait_port() {
+  local addr=$1 port=$2 what=$3
+  for _ in $(seq 1 600); do
+    if timeout 1 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "topology: $what ($addr:$port) did not start; its log:" >&2
+  tail -n 30 "$DIR"/*/log/*.log >&2 || true
+  return 1
+}
+
+hosts() {
+  cat <<EOF
+127.0.0.1 localhost
+$(address region) filing review disclosure complaints datapush gateway region-node
+$(address region-b) filing review disclosure complaints datapush
+$(address urumqi) urumqi-node review-urumqi
+$(address kashgar) kashgar-node review-kashgar
+EOF
+}
+
+network_up() {
+  ip link add "$BRIDGE" type bridge
+  ip addr add 10.77.0.1/24 dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  for node in "${NODES[@]}"; do
+    ip netns add "cm-$node"
+    ip link add "cm-$node-h" type veth peer name eth0 netns "cm-$node"
+    ip link set "cm-$node-h" master "$BRIDGE" up
+    in_node "$node" ip link set lo up
+    in_node "$node" ip addr add "$(address "$node")/24" dev eth0
+    in_node "$node" ip link set eth0 up
+    mkdir -p "/etc/netns/cm-$node"
+    hosts >"/etc/netns/cm-$node/hosts"
+  done
+  in_node region ip addr add "$(address region-b)/24" dev eth0
+}
+
+# The regional CA, the callers' certificates, and each node's own service certificates.
+pki_up() {
+  "$BIN" pki init --dir "$DIR/ca" >/dev/null
+  mkdir -p "$DIR/callers"
+  issue() {
+    "$BIN" pki issue --dir "$DIR/ca" "$@" >/dev/null
+  }
+  issue --kind agency --tenant 650100 --subject 91650102MA7XJ0003G --name agency-urumqi
+  for tenant in 650000 650100 653100; do
+    issue --kind regulator --tenant "$tenant" --name "regulator-$tenant"
+  done
+  mv "$DIR"/ca/agency-urumqi.* "$DIR"/ca/regulator-* "$DIR/callers/"
+  cp "$DIR/ca/ca.pem" "$DIR/callers/"
+  for node in "${NODES[@]}"; do
+    local pki="$DIR/$node/pki" names=()
+    mkdir -p "$pki"
+    case $node in
+      region) names=("${SERVICES[@]}" gateway) ;;
+      *) names=(review) ;;
+    esac
+    for name in "${names[@]}"; do
+      local ips=(--ip "$(address "$node")")
+      if [ "$node" = region ]; then ips+=(--ip "$(address region-b)"); fi
+      issue --kind service --tenant 650000 --subject "$name" --name "service-$name" \
+        --dns "$name" --dns localhost "${ips[@]}"
+      mv "$DIR/ca/service-$name.pem" "$DIR/ca/service-$name.key" "$pki/"
+    done
+    cp "$DIR/ca/ca.pem" "$pki/"
+    if [ -f "$DIR/ca/crl.pem" ]; then cp "$DIR/ca/crl.pem" "$pki/"; fi
+  done
+}
+
+postgres_up() {
+  local bin node
+  bin=$(pg_bin)
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
+  for node in "${NODES[@]}"; do
+    local pg="$DIR/$node/pg"
+    mkdir -p "$pg"
+    chown postgres: "$pg"
+    runuser -u postgres -- "$bin/initdb" -D "$pg" -A trust -U postgres >/dev/null
+    in_node "$node" runuser -u postgres -- "$bin/pg_ctl" -D "$pg" -l "$pg/server.log" -w \
+      -o "-p 5432 -k $pg -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    in_node "$node" psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE creditmesh" >/dev/null
+  done
+}
+
+# The configuration every node shares; `$1` is the node.
+config() {
+  local node=$1
+  cat <<EOF
+trust_domain = "$TRUST_DOMAIN"
+data_dir = "$DIR/$node/data"
+pki_dir = "$DIR/$node/pki"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/creditmesh"
+[events]
+poll_interval_ms = 100
+[node]
+listen = "$(address region):7443"
+[public]
+listen = "$(address region):8080"
+[gateway.rate_per_second]
+agency = 0
+prefecture_regulator = 0
+regional_regulator = 0
+EOF
+  for s in "${SERVICES[@]}"; do
+    printf '[backends.%s]\nurl = "https://%s:%s"\n' "$s" "$s" "$(port "$s")"
+  done
+  printf '[tenant_backends."650100".review]\nurl = "https://review-urumqi:7502"\nserver_name = "review"\n'
+  printf '[tenant_backends."653100".review]\nurl = "https://review-kashgar:7502"\nserver_name = "review"\n'
+}
+
+# `$1` node, `$2` the address its services listen on, then the services.
+listening() {
+  local at=$1
+  shift
+  for s in "$@"; do
+    printf '[services.%s]\nlisten = "%s:%s"\n' "$s" "$at" "$(port "$s")"
+  done
+}
+
+nodes_up() {
+  local csv
+  csv=$(IFS=,; echo "${SERVICES[*]}")
+  for replica in region region-b; do
+    { config region; listening "$(address "$replica")" "${SERVICES[@]}"; } >"$DIR/region/$replica.toml"
+  done
+  # The first replica makes the schema; the second finds it.
+  start region serve-a "$BIN" serve --services "$csv" --config "$DIR/region/region.toml"
+  wait_port "$(address region)" 7505 "the region's first replica"
+  start region serve-b "$BIN" serve --services "$csv" --config "$DIR/region/region-b.toml"
+  start region gateway "$BIN" gateway --config "$DIR/region/region.toml"
+  for node in urumqi kashgar; do
+    { config "$node"; listening "$(address "$node")" review; } >"$DIR/$node/$node.toml"
+    start "$node" serve "$BIN" serve --services review --config "$DIR/$node/$node.toml"
+  done
+  for s in "${SERVICES[@]}"; do
+    wait_port "$(address region-b)" "$(port "$s")" "$s on the region's second replica"
+  done
+  for node in urumqi kashgar; do
+    wait_port "$(address "$node")" 7502 "review on $node"
+  done
+  wait_port "$(address region)" 7443 "the gateway"
+}
+
+up() {
+  [ "$(id -u)" -eq 0 ] || { echo "topology: run as root (network namespaces)" >&2; exit 1; }
+  [ -x "$BIN" ] || { echo "topology: no binary at $BIN (cargo build, or set TOPOLOGY_BIN)" >&2; exit 1; }
+  down 2>/dev/null || true
+  mkdir -p "$DIR"
+  chmod 755 "$DIR"
+  network_up
+  pki_up
+  postgres_up
+  nodes_up
+  echo "topology: up; gateway at $(address region):7443 (node) and :8080 (public); files in $DIR"
+}
+
+down() {
+  local pidfile
+  for pidfile in "$DIR"/*/*.pid; do
+    [ -f "$pidfile" ] || continue
+    kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  # Anything else still running in a node's namespace (setsid children, PostgreSQL).
+  for node in "${NODES[@]}"; do
+    ip netns pids "cm-$node" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  done
+  sleep 0.2
+  for node in "${NODES[@]}"; do
+    ip netns del "cm-$node" 2>/dev/null || true
+    rm -rf "/etc/netns/cm-$node"
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  rm -rf "$DIR"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  test)
+    up
+    trap down EXIT
+    cd "$ROOT"
+    TOPOLOGY=running cargo test --workspace --locked --test e2e -- topology --nocapture
+    ;;
+  *)
+    echo "usage: $0 up|down|test" >&2
+    exit 2
+    ;;
+esac
