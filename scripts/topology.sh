@@ -14,7 +14,10 @@
 #            region's database; names such as `filing` resolve to both replicas, as a headless
 #            Service's do in a cluster
 #   urumqi   10.77.0.11: the review service of tenant 650100 on Urumqi's own database
-#   kashgar  10.77.0.12: the review service of tenant 653100 on Kashgar's own database
+#   kashgar  10.77.0.12: the review service of tenant 653100 on Kashgar's own database, and a
+#            disclosure service as the register's witness (the region's register serves only
+#            checkpoints it has cosigned)
+#   department 10.77.0.13: Urumqi's market-regulation department's node, receiving referrals
 # Every node has the same configuration shape (deploy/ uses it too): `backends.<name>.url` by
 # name, `tenant_backends` sending a prefecture's calls and events to its own node.
 #
@@ -26,7 +29,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${TOPOLOGY_DIR:-/tmp/creditmesh-topology}
 BIN=${TOPOLOGY_BIN:-$ROOT/target/debug/creditmesh}
 BRIDGE=cm-br0
-NODES=(region urumqi kashgar)
+NODES=(region urumqi kashgar department)
+# The nodes with a PostgreSQL cluster of their own (the department keeps SQLite).
+DATABASES=(region urumqi kashgar)
 SERVICES=(filing review disclosure complaints datapush)
 TRUST_DOMAIN=creditmesh.xinjiang
 
@@ -36,6 +41,7 @@ address() {
     region-b) echo 10.77.0.20 ;;
     urumqi) echo 10.77.0.11 ;;
     kashgar) echo 10.77.0.12 ;;
+    department) echo 10.77.0.13 ;;
   esac
 }
 
@@ -61,9 +67,19 @@ start() {
   local node=$1 name=$2
   shift 2
   mkdir -p "$DIR/$node/log"
-  in_node "$node" env -u CREDITMESH_DATABASE__URL -u CREDITMESH_CONFIG setsid "$@" \
+  # exec all the way down, so that the pid kept is the process's own.
+  (exec ip netns exec "cm-$node" env -u CREDITMESH_DATABASE__URL -u CREDITMESH_CONFIG setsid "$@") \
     >"$DIR/$node/log/$name.log" 2>&1 </dev/null &
   echo $! >"$DIR/$node/$name.pid"
+}
+
+# Kills a process `start` started and waits for its end (its ports free again).
+stop() {
+  local pidfile="$DIR/$1/$2.pid" pid
+  pid=$(cat "$pidfile")
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
 }
 
 wait_port() {
@@ -86,6 +102,7 @@ $(address region) filing review disclosure complaints datapush gateway region-no
 $(address region-b) filing review disclosure complaints datapush
 $(address urumqi) urumqi-node review-urumqi
 $(address kashgar) kashgar-node review-kashgar
+$(address department) department-node
 EOF
 }
 
@@ -117,14 +134,17 @@ pki_up() {
   for tenant in 650000 650100 653100; do
     issue --kind regulator --tenant "$tenant" --name "regulator-$tenant"
   done
-  mv "$DIR"/ca/agency-urumqi.* "$DIR"/ca/regulator-* "$DIR/callers/"
+  issue --kind department --tenant 650100 --subject market-regulation --name department
+  mv "$DIR"/ca/agency-urumqi.* "$DIR"/ca/regulator-* "$DIR"/ca/department.* "$DIR/callers/"
   cp "$DIR/ca/ca.pem" "$DIR/callers/"
   for node in "${NODES[@]}"; do
     local pki="$DIR/$node/pki" names=()
     mkdir -p "$pki"
     case $node in
       region) names=("${SERVICES[@]}" gateway) ;;
-      *) names=(review) ;;
+      urumqi) names=(review) ;;
+      kashgar) names=(review disclosure) ;;
+      department) names=() ;;
     esac
     for name in "${names[@]}"; do
       local ips=(--ip "$(address "$node")")
@@ -133,6 +153,11 @@ pki_up() {
         --dns "$name" --dns localhost "${ips[@]}"
       mv "$DIR/ca/service-$name.pem" "$DIR/ca/service-$name.key" "$pki/"
     done
+    if [ "$node" = department ]; then
+      issue --kind department --tenant 650100 --subject market-regulation --name department-node \
+        --server --dns department-node --ip "$(address department)"
+      mv "$DIR"/ca/department-node.* "$pki/"
+    fi
     cp "$DIR/ca/ca.pem" "$pki/"
     if [ -f "$DIR/ca/crl.pem" ]; then cp "$DIR/ca/crl.pem" "$pki/"; fi
   done
@@ -142,7 +167,7 @@ postgres_up() {
   local bin node
   bin=$(pg_bin)
   id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
-  for node in "${NODES[@]}"; do
+  for node in "${DATABASES[@]}"; do
     local pg="$DIR/$node/pg"
     mkdir -p "$pg"
     chown postgres: "$pg"
@@ -178,6 +203,43 @@ EOF
   done
   printf '[tenant_backends."650100".review]\nurl = "https://review-urumqi:7502"\nserver_name = "review"\n'
   printf '[tenant_backends."653100".review]\nurl = "https://review-kashgar:7502"\nserver_name = "review"\n'
+  cat <<EOF
+[[referrals.departments]]
+department = "market-regulation"
+tenant = "650100"
+url = "https://department-node:7601"
+server_name = "department-node"
+[department]
+department = "market-regulation"
+tenant = "650100"
+listen = "$(address department):7601"
+platform_url = "https://gateway:7443"
+platform_server_name = "gateway"
+EOF
+}
+
+# The register's witness on Kashgar's node, and the region's register asking it.
+witnessing() {
+  case $1 in
+    kashgar)
+      printf '[register]\nwitness_of = "%s"\nwitness_name = "witness.kashgar/w1"\n' \
+        "$(cat "$DIR/region/pki/register-log.vkey")"
+      ;;
+    region)
+      printf '[register]\ncosignatures_required = 1\n[[register.witnesses]]\n'
+      printf 'url = "https://kashgar-node:7503"\nserver_name = "disclosure"\nverifier_key = "%s"\n' \
+        "$(cat "$DIR/kashgar/pki/witness.vkey")"
+      ;;
+  esac
+}
+
+wait_file() {
+  for _ in $(seq 1 300); do
+    [ -s "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "topology: $1 was not made" >&2
+  return 1
 }
 
 # `$1` node, `$2` the address its services listen on, then the services.
@@ -192,24 +254,36 @@ listening() {
 nodes_up() {
   local csv
   csv=$(IFS=,; echo "${SERVICES[*]}")
+  # The register's key comes from the region's first start; the witness's from Kashgar's,
+  # which needs the register's; then the region starts for good, asking the witness.
+  { config region; listening "$(address region)" "${SERVICES[@]}"; } >"$DIR/region/first.toml"
+  start region first "$BIN" serve --services "$csv" --config "$DIR/region/first.toml"
+  wait_port "$(address region)" 7505 "the region's first start"
+  wait_file "$DIR/region/pki/register-log.vkey"
+  stop region first
+  { config kashgar; listening "$(address kashgar)" review disclosure; witnessing kashgar; } \
+    >"$DIR/kashgar/kashgar.toml"
+  start kashgar serve "$BIN" serve --services review,disclosure --config "$DIR/kashgar/kashgar.toml"
+  wait_file "$DIR/kashgar/pki/witness.vkey"
+  { config urumqi; listening "$(address urumqi)" review; } >"$DIR/urumqi/urumqi.toml"
+  start urumqi serve "$BIN" serve --services review --config "$DIR/urumqi/urumqi.toml"
   for replica in region region-b; do
-    { config region; listening "$(address "$replica")" "${SERVICES[@]}"; } >"$DIR/region/$replica.toml"
+    { config region; listening "$(address "$replica")" "${SERVICES[@]}"; witnessing region; } \
+      >"$DIR/region/$replica.toml"
   done
-  # The first replica makes the schema; the second finds it.
   start region serve-a "$BIN" serve --services "$csv" --config "$DIR/region/region.toml"
-  wait_port "$(address region)" 7505 "the region's first replica"
   start region serve-b "$BIN" serve --services "$csv" --config "$DIR/region/region-b.toml"
   start region gateway "$BIN" gateway --config "$DIR/region/region.toml"
-  for node in urumqi kashgar; do
-    { config "$node"; listening "$(address "$node")" review; } >"$DIR/$node/$node.toml"
-    start "$node" serve "$BIN" serve --services review --config "$DIR/$node/$node.toml"
-  done
+  config department >"$DIR/department/department.toml"
+  start department serve "$BIN" department serve --config "$DIR/department/department.toml"
   for s in "${SERVICES[@]}"; do
+    wait_port "$(address region)" "$(port "$s")" "$s on the region's first replica"
     wait_port "$(address region-b)" "$(port "$s")" "$s on the region's second replica"
   done
-  for node in urumqi kashgar; do
-    wait_port "$(address "$node")" 7502 "review on $node"
-  done
+  wait_port "$(address urumqi)" 7502 "review on urumqi"
+  wait_port "$(address kashgar)" 7502 "review on kashgar"
+  wait_port "$(address kashgar)" 7503 "the witness on kashgar"
+  wait_port "$(address department)" 7601 "the department's node"
   wait_port "$(address region)" 7443 "the gateway"
 }
 

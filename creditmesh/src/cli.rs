@@ -317,6 +317,9 @@ enum PkiCommand {
         dns: Vec<String>,
         #[arg(long)]
         ip: Vec<IpAddr>,
+        /// The certificate also serves TLS (a department's node); a service's always does.
+        #[arg(long)]
+        server: bool,
         #[arg(long, default_value_t = creditmesh_pki::LEAF_LIFETIME_DAYS)]
         lifetime_days: i64,
     },
@@ -1103,6 +1106,7 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
             name,
             dns,
             ip,
+            server,
             lifetime_days,
         } => {
             let tenant = Tenant::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
@@ -1116,7 +1120,7 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
             // Round-trip through the parser so that only identities the mesh accepts are issued.
             Principal::parse_spiffe(&principal.spiffe_id(&cfg.trust_domain), &cfg.trust_domain)
                 .map_err(|e| anyhow::anyhow!("identity: {e}"))?;
-            let usage = if kind == PrincipalKind::Service {
+            let usage = if server || kind == PrincipalKind::Service {
                 Usage::ClientAndServer
             } else {
                 Usage::Client

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use creditmesh_proto::disclosure::v1::ListAgenciesRequest;
+use creditmesh_proto::complaints::v1::ListReferralsRequest;
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+use creditmesh_proto::disclosure::v1::{GetRegisterHeadRequest, ListAgenciesRequest};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
@@ -64,6 +66,32 @@ impl Topology {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Topology {
+    /// What the department's node lists as received, by its own command on its own host.
+    fn department_received(&self) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "cm-department",
+                BIN,
+                "department",
+                "list",
+                "--config",
+            ])
+            .arg(Path::new(DIR).join("department/department.toml"))
+            .env_remove("CREDITMESH_DATABASE__URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -183,4 +211,61 @@ async fn a_filing_crosses_the_region_and_its_prefecture_node() {
         },
     )
     .await;
+
+    // The register serves only checkpoints the witness on Kashgar's node has cosigned.
+    let head = eventually("a cosigned checkpoint", Duration::from_secs(30), || {
+        let mut register = register.clone();
+        async move {
+            let head = register
+                .get_register_head(GetRegisterHeadRequest::default())
+                .await
+                .ok()?
+                .into_inner();
+            (head.size > 0).then_some(head)
+        }
+    })
+    .await;
+    assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
+    assert!(
+        head.checkpoint.contains("\u{2014} witness.kashgar/w1 "),
+        "{}",
+        head.checkpoint
+    );
+
+    // A complaint referred to Urumqi's market regulation reaches that department's node.
+    let mut public = ComplaintServiceClient::new(server_tls(public, &callers).await);
+    let submitted = public
+        .submit_complaint(super::complaints::complaint("topo-complaint-1", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let referral_id = ComplaintServiceClient::new(mtls(node, &callers, "regulator-653100").await)
+        .refer_complaint(super::referrals::refer(
+            "topo-refer-1",
+            &submitted.tracking_number,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral_id;
+    let department = ComplaintServiceClient::new(mtls(node, &callers, "department").await);
+    eventually("the referral delivered", Duration::from_secs(30), || {
+        let mut department = department.clone();
+        let referral_id = referral_id.clone();
+        async move {
+            let listed = department
+                .list_referrals(ListReferralsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .referrals;
+            listed
+                .iter()
+                .any(|r| r.referral_id == referral_id)
+                .then_some(())
+        }
+    })
+    .await;
+    let received = topology.department_received();
+    assert!(received.contains(&referral_id), "{received}");
 }
