@@ -6,7 +6,13 @@
 #
 #   scripts/topology.sh up      build nothing; start the nodes with $TOPOLOGY_BIN
 #   scripts/topology.sh down    stop everything and remove the hosts
-#   scripts/topology.sh test    up, the topology test of the suite, down
+#   scripts/topology.sh test    up, the topology tests of the suite, down
+# Faults, on a topology that is up (PROCESS is a name under <node>/, such as serve-b):
+#   kill NODE PROCESS           SIGKILL, and wait until it is gone
+#   revive NODE PROCESS         start it again as it was started
+#   skew NODE PROCESS SECONDS   start it again with its clock SECONDS ahead (libfaketime)
+#   cut NODE / heal NODE        take the node's link down / up
+#   pg-restart NODE             restart the node's PostgreSQL (immediate shutdown)
 #
 # Nodes (addresses on 10.77.0.0/24; the machine itself is 10.77.0.1):
 #   region   10.77.0.10 and 10.77.0.20: the gateway (node listener 10.77.0.10:7443, public
@@ -62,14 +68,18 @@ in_node() {
   ip netns exec "cm-$node" "$@"
 }
 
-# A process of a node, in the background, its pid kept to stop it.
+# A process of a node, in the background, its pid kept to stop it and its command to start
+# it again.
 start() {
   local node=$1 name=$2
   shift 2
   mkdir -p "$DIR/$node/log"
+  # The command as first started: a process started again under a skewed clock goes back
+  # to it when revived.
+  [ -e "$DIR/$node/$name.cmd" ] || printf '%q ' "$@" >"$DIR/$node/$name.cmd"
   # exec all the way down, so that the pid kept is the process's own.
   (exec ip netns exec "cm-$node" env -u CREDITMESH_DATABASE__URL -u CREDITMESH_CONFIG setsid "$@") \
-    >"$DIR/$node/log/$name.log" 2>&1 </dev/null &
+    >>"$DIR/$node/log/$name.log" 2>&1 </dev/null &
   echo $! >"$DIR/$node/$name.pid"
 }
 
@@ -79,7 +89,32 @@ stop() {
   pid=$(cat "$pidfile")
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
+    sleep 0.05
+  done
   rm -f "$pidfile"
+}
+
+# Starts a process again with the command it was first started with; `$3...` go before it.
+revive() {
+  local node=$1 name=$2
+  shift 2
+  local cmd
+  cmd=$(cat "$DIR/$node/$name.cmd")
+  eval "start \"\$node\" \"\$name\" \"\$@\" $cmd"
+}
+
+faketime_lib() {
+  local lib
+  lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
+  if [ -z "$lib" ]; then
+    echo "topology: installing libfaketime from Debian's packages" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null 2>&1
+    lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -n 1)
+  fi
+  echo "$lib"
 }
 
 wait_port() {
@@ -189,6 +224,7 @@ pki_dir = "$DIR/$node/pki"
 url = "postgres://postgres@127.0.0.1:5432/creditmesh"
 [events]
 poll_interval_ms = 100
+lease_ms = 5000
 [node]
 listen = "$(address region):7443"
 [public]
@@ -197,6 +233,7 @@ listen = "$(address region):8080"
 agency = 0
 prefecture_regulator = 0
 regional_regulator = 0
+public = 0
 EOF
   for s in "${SERVICES[@]}"; do
     printf '[backends.%s]\nurl = "https://%s:%s"\n' "$s" "$s" "$(port "$s")"
@@ -323,6 +360,20 @@ down() {
 case ${1:-} in
   up) up ;;
   down) down ;;
+  kill) stop "$2" "$3" ;;
+  revive) revive "$2" "$3" ;;
+  skew)
+    lib=$(faketime_lib)
+    stop "$2" "$3"
+    revive "$2" "$3" env "LD_PRELOAD=$lib" "FAKETIME=+${4}s" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+      FAKETIME_NO_CACHE=1
+    ;;
+  cut) ip link set "cm-$2-h" down ;;
+  heal) ip link set "cm-$2-h" up ;;
+  pg-restart)
+    in_node "$2" runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$DIR/$2/pg" -m immediate -w \
+      restart >/dev/null
+    ;;
   test)
     up
     trap down EXIT

@@ -886,10 +886,13 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
         );
     }
     let targets = relay_targets(&cfg);
-    let poll = Duration::from_millis(cfg.events.poll_interval_ms);
+    let timing = mesh::RelayTiming {
+        poll_interval: Duration::from_millis(cfg.events.poll_interval_ms),
+        lease: Duration::from_millis(cfg.events.lease_ms),
+    };
     let mut relays = Vec::new();
     for svc in &running {
-        relays.push(mesh::start_relay(svc, &targets, &pki_dir, poll, stop.clone()).await?);
+        relays.push(mesh::start_relay(svc, &targets, &pki_dir, timing, stop.clone()).await?);
     }
     shutdown_signal().await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();

@@ -279,6 +279,9 @@ impl Default for DepartmentNodeConfig {
 pub struct EventsConfig {
     /// How often a relay looks for due deliveries when nothing woke it.
     pub poll_interval_ms: u64,
+    /// How long the outbox rows a relay claims are its alone; a replica that dies holding
+    /// rows holds them this long (its deliveries time out at half of it, 30 s at most).
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -359,6 +362,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         Self {
             poll_interval_ms: 1000,
+            lease_ms: 60_000,
         }
     }
 }
@@ -565,6 +569,9 @@ impl Config {
         }
         if self.events.poll_interval_ms == 0 {
             problems.push(("events.poll_interval_ms".into(), "must be positive".into()));
+        }
+        if self.events.lease_ms < 1000 {
+            problems.push(("events.lease_ms".into(), "must be at least 1000".into()));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(("log.format".into(), "must be text or json".into()));

@@ -197,13 +197,30 @@ pub struct RelayTargets {
     pub by_tenant: HashMap<(String, String), Target>,
 }
 
+/// How often a relay looks for due deliveries, and how long it holds what it claims.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayTiming {
+    pub poll_interval: Duration,
+    pub lease: Duration,
+}
+
+impl RelayTiming {
+    /// Polling every `poll_interval`, with the default lease.
+    pub fn polling(poll_interval: Duration) -> Self {
+        Self {
+            poll_interval,
+            lease: creditmesh_rpc::relay::LEASE,
+        }
+    }
+}
+
 /// Starts the outbox relay of `svc`, delivering to `targets`, spread over each consumer's
 /// replicas.
 pub async fn start_relay(
     svc: &RunningService,
     targets: &RelayTargets,
     pki_dir: &std::path::Path,
-    poll_interval: Duration,
+    timing: RelayTiming,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>> {
     let tls = ClientTls::client(TlsFiles::in_dir(pki_dir, &format!("service-{}", svc.name)))?;
@@ -222,8 +239,9 @@ pub async fn start_relay(
             .with_context(|| format!("consumer {name} of tenant {tenant}"))?;
         tenant_consumers.insert((tenant.clone(), name.clone()), spread);
     }
-    let relay = Relay::new(svc.store.clone(), consumers, poll_interval)
-        .with_tenant_consumers(tenant_consumers);
+    let relay = Relay::new(svc.store.clone(), consumers, timing.poll_interval)
+        .with_tenant_consumers(tenant_consumers)
+        .with_lease(timing.lease);
     Ok(tokio::spawn(relay.run(stop)))
 }
 
@@ -297,7 +315,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
                 svc,
                 &targets,
                 &opts.runtime.pki_dir,
-                opts.poll_interval,
+                RelayTiming::polling(opts.poll_interval),
                 services_stop.clone(),
             )
             .await?,

@@ -59,7 +59,7 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         &complaints,
         &backends,
         &pki,
-        Duration::from_millis(100),
+        creditmesh::mesh::RelayTiming::polling(Duration::from_millis(100)),
         stop.clone(),
     )
     .await

@@ -5,24 +5,37 @@
 //! prefecture's node alone, and the decision taken there reaches the region's filing and
 //! register.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use creditmesh_proto::complaints::v1::ListReferralsRequest;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use creditmesh_proto::disclosure::v1::{GetRegisterHeadRequest, ListAgenciesRequest};
+use creditmesh_proto::disclosure::v1::{
+    GetRegisterHeadRequest, ListAgenciesRequest, PublishCorrectionRequest,
+};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::{DecideReviewTaskRequest, ListReviewTasksRequest};
 use creditmesh_tests::{eventually, mtls, server_tls};
+use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 const DIR: &str = "/tmp/creditmesh-topology";
 const URUMQI_AGENCY: &str = "91650102MA7XJ0003G";
+/// The gateway's node and public listeners, on the regional node.
+const NODE: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 77, 0, 10)),
+    7443,
+);
+const PUBLIC: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 77, 0, 10)),
+    8080,
+);
 
 /// The topology, started for this test and removed when it ends (unless `TOPOLOGY=running`
 /// says one is already up, as `scripts/topology.sh test` does).
@@ -126,12 +139,57 @@ fn callers() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filing_crosses_the_region_and_its_prefecture_node() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(topology) = Topology::up() else {
         return;
     };
-    let node: SocketAddr = "10.77.0.10:7443".parse().unwrap();
-    let public: SocketAddr = "10.77.0.10:8080".parse().unwrap();
-    let callers = callers();
+    let (node, public, callers) = (NODE, PUBLIC, callers());
+    an_agency_filed_through_its_prefecture(&topology).await;
+    // A complaint referred to Urumqi's market regulation reaches that department's node.
+    let mut public = ComplaintServiceClient::new(server_tls(public, &callers).await);
+    let submitted = public
+        .submit_complaint(super::complaints::complaint("topo-complaint-1", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let referral_id = ComplaintServiceClient::new(mtls(node, &callers, "regulator-653100").await)
+        .refer_complaint(super::referrals::refer(
+            "topo-refer-1",
+            &submitted.tracking_number,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral_id;
+    let department = ComplaintServiceClient::new(mtls(node, &callers, "department").await);
+    eventually("the referral delivered", Duration::from_secs(30), || {
+        let mut department = department.clone();
+        let referral_id = referral_id.clone();
+        async move {
+            let listed = department
+                .list_referrals(ListReferralsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .referrals;
+            listed
+                .iter()
+                .any(|r| r.referral_id == referral_id)
+                .then_some(())
+        }
+    })
+    .await;
+    let received = topology.department_received();
+    assert!(received.contains(&referral_id), "{received}");
+}
+
+/// The Urumqi agency files at the region; its review task is made on Urumqi's node alone, and
+/// the decision taken there makes the filing active at the region and puts the agency on the
+/// register, whose head the witness on Kashgar's node has cosigned. That head.
+async fn an_agency_filed_through_its_prefecture(
+    topology: &Topology,
+) -> creditmesh_proto::disclosure::v1::GetRegisterHeadResponse {
+    let (node, public, callers) = (NODE, PUBLIC, callers());
 
     let mut agency = FilingServiceClient::new(mtls(node, &callers, "agency-urumqi").await);
     let req = super::filing::application(&mut agency, URUMQI_AGENCY, "2020-05-01", "topo-1").await;
@@ -231,41 +289,306 @@ async fn a_filing_crosses_the_region_and_its_prefecture_node() {
         "{}",
         head.checkpoint
     );
+    head
+}
 
-    // A complaint referred to Urumqi's market regulation reaches that department's node.
-    let mut public = ComplaintServiceClient::new(server_tls(public, &callers).await);
-    let submitted = public
-        .submit_complaint(super::complaints::complaint("topo-complaint-1", ""))
-        .await
-        .unwrap()
-        .into_inner();
-    let referral_id = ComplaintServiceClient::new(mtls(node, &callers, "regulator-653100").await)
-        .refer_complaint(super::referrals::refer(
-            "topo-refer-1",
-            &submitted.tracking_number,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .referral_id;
-    let department = ComplaintServiceClient::new(mtls(node, &callers, "department").await);
-    eventually("the referral delivered", Duration::from_secs(30), || {
-        let mut department = department.clone();
-        let referral_id = referral_id.clone();
+/// The topology's names and addresses are fixed: its tests take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Topology {
+    /// A fault (or its repair) by `scripts/topology.sh`.
+    fn fault(&self, args: &[&str]) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = Command::new("bash")
+            .arg(root.join("scripts/topology.sh"))
+            .args(args)
+            .env("TOPOLOGY_BIN", BIN)
+            .env("TOPOLOGY_DIR", DIR)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "topology.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The rows `sql` selects in the database of `node`, one line each.
+    fn lines(&self, node: &str, sql: &str) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("cm-{node}"), "psql"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "creditmesh",
+                "-tAc",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// The ids of the complaint events for `tenant`'s review the region has written, and of
+    /// those `node`'s review has applied.
+    fn complaint_events(&self, tenant: &str, node: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+        let written = self.lines(
+            "region",
+            &format!(
+                "SELECT event_id FROM complaints_outbox WHERE consumer = 'review' AND tenant = '{tenant}'"
+            ),
+        );
+        let applied = self.lines(
+            node,
+            "SELECT event_id FROM review_inbox WHERE source = 'complaints'",
+        );
+        (written.into_iter().collect(), applied.into_iter().collect())
+    }
+}
+
+/// One complaint submitted until it was acknowledged: its tenant, tracking number, when its
+/// first attempt began and its acknowledgement came, and how many attempts failed.
+#[derive(Debug, Clone)]
+struct Acknowledged {
+    tenant: &'static str,
+    tracking_number: String,
+    began: Instant,
+    ended: Instant,
+    failed_attempts: u32,
+}
+
+/// The public submitting complaints, about an agency of Urumqi or of Kashgar in turn, from
+/// `callers` tasks each pausing 20 ms between complaints; a refused or lost call is sent again with the same request id until it is
+/// acknowledged, as a client of an idempotent call does.
+async fn complaints_load(
+    public: Channel,
+    callers: usize,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<Acknowledged> {
+    let tasks = (0..callers).map(|c| {
+        let mut client = ComplaintServiceClient::new(public.clone());
+        let stop = stop.clone();
         async move {
-            let listed = department
-                .list_referrals(ListReferralsRequest::default())
+            let mut done = Vec::new();
+            for n in 0.. {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let tenant = if n % 2 == 0 { "650100" } else { "653100" };
+                let request = super::complaints::complaint(&format!("load-{c}-{n}"), tenant);
+                let began = Instant::now();
+                let mut failed_attempts = 0;
+                let answer = loop {
+                    let mut call = tonic::Request::new(request.clone());
+                    call.set_timeout(Duration::from_secs(5));
+                    match client.submit_complaint(call).await {
+                        Ok(answer) => break answer.into_inner(),
+                        Err(_) => {
+                            failed_attempts += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                };
+                done.push(Acknowledged {
+                    tenant,
+                    tracking_number: answer.tracking_number,
+                    began,
+                    ended: Instant::now(),
+                    failed_attempts,
+                });
+                // A steady load, not a flood: the suite runs beside it.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            done
+        }
+    });
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// What a fault cost the callers: the attempts refused while it lasted, and the longest wait
+/// for an acknowledgement by a complaint begun in its window.
+fn cost(acked: &[Acknowledged], from: Instant, to: Instant) -> (u32, Duration) {
+    let within = acked.iter().filter(|a| a.began >= from && a.began < to);
+    within.fold((0, Duration::ZERO), |(failed, longest), a| {
+        (failed + a.failed_attempts, longest.max(a.ended - a.began))
+    })
+}
+
+/// Under a steady load of complaints at the region: a region replica of every service killed
+/// with SIGKILL, Kashgar's node cut off then healed, the region's PostgreSQL restarted, and
+/// Kashgar's node started again with its clock five minutes ahead. Every complaint the
+/// callers submitted is stored once, every complaint event reaches its prefecture's node
+/// exactly once (and no other node), and the register is still served cosigned. The figures
+/// (attempts refused, longest wait, catch-up) are printed; `TOPOLOGY_OUTAGE_SECONDS` sets how
+/// long the replica stays dead and the link down (default 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_between_nodes_lose_no_acknowledged_write() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(topology) = Topology::up() else {
+        return;
+    };
+    let outage = Duration::from_secs(
+        std::env::var("TOPOLOGY_OUTAGE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
+    let (public, callers) = (PUBLIC, callers());
+    let before = an_agency_filed_through_its_prefecture(&topology).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn(complaints_load(
+        server_tls(public, &callers).await,
+        4,
+        stop.clone(),
+    ));
+    let settle = Duration::from_secs(2);
+    tokio::time::sleep(settle).await;
+
+    let mut phases: Vec<(&str, Instant, Instant)> = Vec::new();
+    let began = Instant::now();
+    topology.fault(&["kill", "region", "serve-b"]);
+    tokio::time::sleep(outage).await;
+    topology.fault(&["revive", "region", "serve-b"]);
+    phases.push((
+        "a region replica of every service killed",
+        began,
+        Instant::now(),
+    ));
+    tokio::time::sleep(settle).await;
+
+    let began = Instant::now();
+    topology.fault(&["cut", "kashgar"]);
+    tokio::time::sleep(outage).await;
+    topology.fault(&["heal", "kashgar"]);
+    let healed = Instant::now();
+    phases.push(("Kashgar's node cut off", began, healed));
+    let caught_up = eventually(
+        "Kashgar's node caught up",
+        Duration::from_secs(60),
+        || async {
+            let (written, applied) = topology.complaint_events("653100", "kashgar");
+            written.is_subset(&applied).then(|| healed.elapsed())
+        },
+    )
+    .await;
+    tokio::time::sleep(settle).await;
+
+    let began = Instant::now();
+    topology.fault(&["pg-restart", "region"]);
+    phases.push(("the region's PostgreSQL restarted", began, Instant::now()));
+    tokio::time::sleep(settle * 2).await;
+
+    let began = Instant::now();
+    topology.fault(&["skew", "kashgar", "serve", "300"]);
+    phases.push((
+        "Kashgar's node restarted 5 min ahead",
+        began,
+        Instant::now(),
+    ));
+    tokio::time::sleep(settle * 2).await;
+    stop.cancel();
+    let acked = load.await.unwrap();
+
+    eprintln!(
+        "topology faults (outage {outage:?}), {} complaints acknowledged:",
+        acked.len()
+    );
+    for (name, from, to) in &phases {
+        let (failed, longest) = cost(&acked, *from, *to + settle);
+        eprintln!("  {name}: {failed} attempts refused, longest wait {longest:?}");
+    }
+    eprintln!("  Kashgar's node applied its backlog {caught_up:?} after the link came back");
+
+    // Every acknowledged complaint is stored once, and nothing else is.
+    assert!(acked.len() > 50, "a steady load ran: {}", acked.len());
+    let stored = topology.lines("region", "SELECT tracking_number FROM complaints_complaint");
+    let stored_set: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(stored.len(), stored_set.len(), "no complaint stored twice");
+    let acked_set: BTreeSet<&String> = acked.iter().map(|a| &a.tracking_number).collect();
+    assert_eq!(
+        acked_set.len(),
+        acked.len(),
+        "each acknowledgement names its own complaint"
+    );
+    assert_eq!(
+        stored_set, acked_set,
+        "what was acknowledged is what is stored"
+    );
+
+    // Each complaint's event reaches its own prefecture's node, and only that one.
+    for (tenant, node, other) in [
+        ("650100", "urumqi", "kashgar"),
+        ("653100", "kashgar", "urumqi"),
+    ] {
+        let (written, _) = topology.complaint_events(tenant, node);
+        assert_eq!(
+            written.len(),
+            acked.iter().filter(|a| a.tenant == tenant).count(),
+            "one event for {tenant}'s review per complaint"
+        );
+        eventually(
+            "every event applied where it belongs",
+            Duration::from_secs(60),
+            || async {
+                written
+                    .is_subset(&topology.complaint_events(tenant, node).1)
+                    .then_some(())
+            },
+        )
+        .await;
+        let (_, elsewhere) = topology.complaint_events(tenant, other);
+        assert!(
+            written.is_disjoint(&elsewhere),
+            "{tenant}'s events reached {other}"
+        );
+        let region = topology.lines("region", "SELECT event_id FROM review_inbox");
+        assert!(
+            region.iter().all(|id| !written.contains(id)),
+            "{tenant}'s events reached the region's review"
+        );
+    }
+
+    // The register grows by a correction, and its new head is cosigned by the witness whose
+    // clock is now ahead.
+    let mut regulator =
+        DisclosureServiceClient::new(mtls(NODE, &callers, "regulator-650100").await);
+    regulator
+        .publish_correction(PublishCorrectionRequest {
+            request_id: "topo-correction-1".into(),
+            uscc: URUMQI_AGENCY.into(),
+            corrects_sequence: 0,
+            text: "更正：注册地址录入有误".into(),
+        })
+        .await
+        .unwrap();
+    let register = DisclosureServiceClient::new(server_tls(public, &callers).await);
+    let head = eventually("a larger cosigned head", Duration::from_secs(30), || {
+        let mut register = register.clone();
+        async move {
+            let head = register
+                .get_register_head(GetRegisterHeadRequest::default())
                 .await
                 .ok()?
-                .into_inner()
-                .referrals;
-            listed
-                .iter()
-                .any(|r| r.referral_id == referral_id)
-                .then_some(())
+                .into_inner();
+            (head.size > before.size).then_some(head)
         }
     })
     .await;
-    let received = topology.department_received();
-    assert!(received.contains(&referral_id), "{received}");
+    assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
 }
