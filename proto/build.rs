@@ -20,6 +20,7 @@ const EVENT_KINDS: &[&str] = &[
     "DeregistrationRequested",
     "FilingRevokedForNoReport",
     "FilingDecided",
+    "ReviewForwarded",
     "FilingRevoked",
     "ChangeDecided",
     "DeregistrationDecided",

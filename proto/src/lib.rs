@@ -42,6 +42,7 @@ pub mod events {
             DeregistrationRequested = "filing.deregistration_requested",
             FilingRevokedForNoReport = "filing.revoked",
             FilingDecided = "review.filing_decided",
+            ReviewForwarded = "review.task_forwarded",
             FilingRevoked = "review.filing_revoked",
             ChangeDecided = "review.change_decided",
             DeregistrationDecided = "review.deregistration_decided",

@@ -200,14 +200,33 @@ pub(crate) async fn decide_review_task(
                     }
                     crate::decision::Kind::Supervision => {}
                 }
+                // The reviewed materials go on to the region (Art. 10) as an event for its
+                // tenant: its review node keeps them, wherever this prefecture's review runs.
                 if forwards {
-                    let mut copy = task.clone();
-                    copy.tenant = creditmesh_domain::tenant::REGION.to_string();
-                    copy.task_id = uuid::Uuid::now_v7().to_string();
-                    copy.status = "forwarded".into();
-                    copy.forwarded_from = task.task_id.clone();
-                    copy.created_at = now;
-                    tasks::insert(&mut tx, &copy).await?;
+                    api.store
+                        .publish_event(
+                            &mut tx,
+                            events::FORWARDED_CONSUMERS,
+                            ctx,
+                            &creditmesh_domain::tenant::REGION.to_string(),
+                            &task.filing_id,
+                            &ev::ReviewForwarded {
+                                task_id: task.task_id.clone(),
+                                from_tenant: task.tenant.clone(),
+                                kind: task.kind.clone(),
+                                filing_id: task.filing_id.clone(),
+                                subject_id: task.subject_id.clone(),
+                                uscc: task.uscc.clone(),
+                                agency_name: task.agency_name.clone(),
+                                deadline_from: task.deadline_from.clone(),
+                                deadline_due: task.deadline_due.clone(),
+                                deadline_provisional: task.deadline_provisional,
+                                calendar_version: task.calendar_version.clone(),
+                                checks: task.checks.clone(),
+                                principals: task.principals.clone(),
+                            },
+                        )
+                        .await?;
                 }
                 let summary = match kind {
                     crate::decision::Kind::Supervision => {

@@ -7,7 +7,7 @@ use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::{
     AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
-    EventKind, FilingRevokedForNoReport, FilingSubmitted, ObjectionOverdue,
+    EventKind, FilingRevokedForNoReport, FilingSubmitted, ObjectionOverdue, ReviewForwarded,
 };
 use creditmesh_proto::review::v1::RefusalGround;
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
@@ -20,6 +20,9 @@ use crate::tasks::{self, TaskRow};
 /// Where review's events go: filing applies the decisions; disclosure (as it is built)
 /// publishes revocations and spot-check draws on the register.
 pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
+
+/// Where a prefecture's reviewed materials go (Art. 10): the region's review.
+pub const FORWARDED_CONSUMERS: &[&str] = &["review"];
 
 /// Working days a regulator has to review (Art. 10).
 pub const REVIEW_WORKING_DAYS: u32 = 10;
@@ -252,6 +255,28 @@ impl EventHandler for Handler {
             return Ok(Applied::NotApplied(why));
         }
         match event.r#type.as_str() {
+            ReviewForwarded::TYPE => {
+                let e: ReviewForwarded = decode(event)?;
+                let copy = TaskRow {
+                    tenant: event.tenant.clone(),
+                    task_id: uuid::Uuid::now_v7().to_string(),
+                    kind: e.kind,
+                    status: "forwarded".into(),
+                    filing_id: e.filing_id,
+                    subject_id: e.subject_id,
+                    uscc: e.uscc,
+                    agency_name: e.agency_name,
+                    created_at: occurred_micros(event),
+                    deadline_from: e.deadline_from,
+                    deadline_due: e.deadline_due,
+                    deadline_provisional: e.deadline_provisional,
+                    calendar_version: e.calendar_version,
+                    checks: e.checks,
+                    forwarded_from: e.task_id,
+                    principals: e.principals,
+                };
+                tasks::insert(tx, &copy).await?;
+            }
             // A complaint received is an accusation, not a fact: only the regulator's finding
             // against the agency enters its credit file.
             ComplaintResolved::TYPE => {

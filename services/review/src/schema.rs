@@ -52,5 +52,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/110_rows_found_by_their_id.sql"),
             include_str!("../migrations/110_rows_found_by_their_id.sql"),
         ),
+        Migration::new(
+            111,
+            "the region receives forwarded copies; a prefecture writes no region row",
+            include_str!("../migrations/111_the_region_receives_forwarded_copies.sqlite.sql"),
+            include_str!("../migrations/111_the_region_receives_forwarded_copies.postgres.sql"),
+        ),
     ]
 }

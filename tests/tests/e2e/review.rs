@@ -163,16 +163,24 @@ async fn a_prefecture_approval_reaches_the_region_and_activates_the_filing(engin
         .unwrap();
     assert_eq!(decided.status, TaskStatus::Forwarded as i32);
 
-    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
-    let arrived = region
-        .list_review_tasks(ListReviewTasksRequest {
-            tenant: "650000".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tasks;
+    // The reviewed materials reach the region as an event (Art. 10).
+    let region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let arrived = eventually("the forwarded copy", Duration::from_secs(20), || {
+        let mut region = region.clone();
+        async move {
+            let tasks = region
+                .list_review_tasks(ListReviewTasksRequest {
+                    tenant: "650000".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            (!tasks.is_empty()).then_some(tasks)
+        }
+    })
+    .await;
     assert_eq!(arrived.len(), 1);
     assert_eq!(arrived[0].forwarded_from_task_id, task.task_id);
     assert_eq!(arrived[0].filing_id, filing_id);

@@ -231,12 +231,43 @@ async fn an_agency_filed_through_its_prefecture(
     urumqi
         .decide_review_task(DecideReviewTaskRequest {
             request_id: "topo-decision-1".into(),
-            task_id: task.task_id,
+            task_id: task.task_id.clone(),
             approve: true,
             ..Default::default()
         })
         .await
         .unwrap();
+    // The reviewed materials reach the regional regulator, on the region's node (Art. 10).
+    let region = ReviewServiceClient::new(mtls(node, &callers, "regulator-650000").await);
+    eventually(
+        "the forwarded copy at the region",
+        Duration::from_secs(30),
+        || {
+            let mut region = region.clone();
+            let from = task.task_id.clone();
+            async move {
+                let tasks = region
+                    .list_review_tasks(ListReviewTasksRequest {
+                        tenant: "650000".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .tasks;
+                tasks
+                    .iter()
+                    .any(|t| t.forwarded_from_task_id == from)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (held("urumqi"), held("kashgar"), held("region")),
+        (1, 0, 1),
+        "the prefecture's task on its node, the forwarded copy on the region's"
+    );
     eventually("the filing active", Duration::from_secs(30), || {
         let mut agency = agency.clone();
         let filing_id = filing.filing_id.clone();

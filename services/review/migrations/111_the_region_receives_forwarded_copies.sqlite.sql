@@ -1,0 +1,2 @@
+-- Row security exists on PostgreSQL alone.
+SELECT 1;
