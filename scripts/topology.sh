@@ -24,6 +24,9 @@
 #            disclosure service as the register's witness (the region's register serves only
 #            checkpoints it has cosigned)
 #   department 10.77.0.13: Urumqi's market-regulation department's node, receiving referrals
+# TOPOLOGY_REPLICAS=1 runs one region replica of each service instead of two;
+# TOPOLOGY_PREFECTURE_NODES=0 runs no prefecture node (the region serves every tenant, and the
+# register asks no witness) — the shapes whose cost `topology::cost_*` compares.
 # Every node has the same configuration shape (deploy/ uses it too): `backends.<name>.url` by
 # name, `tenant_backends` sending a prefecture's calls and events to its own node.
 #
@@ -35,9 +38,20 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${TOPOLOGY_DIR:-/tmp/creditmesh-topology}
 BIN=${TOPOLOGY_BIN:-$ROOT/target/debug/creditmesh}
 BRIDGE=cm-br0
-NODES=(region urumqi kashgar department)
-# The nodes with a PostgreSQL cluster of their own (the department keeps SQLite).
-DATABASES=(region urumqi kashgar)
+REPLICAS=${TOPOLOGY_REPLICAS:-2}
+PREFECTURE_NODES=${TOPOLOGY_PREFECTURE_NODES:-2}
+ALL_NODES=(region urumqi kashgar department)
+if [ "$PREFECTURE_NODES" -eq 0 ]; then
+  NODES=(region department)
+  DATABASES=(region)
+else
+  NODES=(region urumqi kashgar department)
+  # The nodes with a PostgreSQL cluster of their own (the department keeps SQLite).
+  DATABASES=(region urumqi kashgar)
+fi
+# The region's replicas, by the name of their address.
+REGION_REPLICAS=(region)
+[ "$REPLICAS" -eq 1 ] || REGION_REPLICAS+=(region-b)
 SERVICES=(filing review disclosure complaints datapush)
 TRUST_DOMAIN=creditmesh.xinjiang
 
@@ -134,7 +148,7 @@ hosts() {
   cat <<EOF
 127.0.0.1 localhost
 $(address region) filing review disclosure complaints datapush gateway region-node
-$(address region-b) filing review disclosure complaints datapush
+$([ "$REPLICAS" -eq 1 ] || echo "$(address region-b) filing review disclosure complaints datapush")
 $(address urumqi) urumqi-node review-urumqi
 $(address kashgar) kashgar-node review-kashgar
 $(address department) department-node
@@ -155,7 +169,7 @@ network_up() {
     mkdir -p "/etc/netns/cm-$node"
     hosts >"/etc/netns/cm-$node/hosts"
   done
-  in_node region ip addr add "$(address region-b)/24" dev eth0
+  if [ "$REPLICAS" -ne 1 ]; then in_node region ip addr add "$(address region-b)/24" dev eth0; fi
 }
 
 # The regional CA, the callers' certificates, and each node's own service certificates.
@@ -238,8 +252,10 @@ EOF
   for s in "${SERVICES[@]}"; do
     printf '[backends.%s]\nurl = "https://%s:%s"\n' "$s" "$s" "$(port "$s")"
   done
-  printf '[tenant_backends."650100".review]\nurl = "https://review-urumqi:7502"\nserver_name = "review"\n'
-  printf '[tenant_backends."653100".review]\nurl = "https://review-kashgar:7502"\nserver_name = "review"\n'
+  if [ "$PREFECTURE_NODES" -ne 0 ]; then
+    printf '[tenant_backends."650100".review]\nurl = "https://review-urumqi:7502"\nserver_name = "review"\n'
+    printf '[tenant_backends."653100".review]\nurl = "https://review-kashgar:7502"\nserver_name = "review"\n'
+  fi
   cat <<EOF
 [[referrals.departments]]
 department = "market-regulation"
@@ -291,35 +307,46 @@ listening() {
 nodes_up() {
   local csv
   csv=$(IFS=,; echo "${SERVICES[*]}")
-  # The register's key comes from the region's first start; the witness's from Kashgar's,
-  # which needs the register's; then the region starts for good, asking the witness.
-  { config region; listening "$(address region)" "${SERVICES[@]}"; } >"$DIR/region/first.toml"
-  start region first "$BIN" serve --services "$csv" --config "$DIR/region/first.toml"
-  wait_port "$(address region)" 7505 "the region's first start"
-  wait_file "$DIR/region/pki/register-log.vkey"
-  stop region first
-  { config kashgar; listening "$(address kashgar)" review disclosure; witnessing kashgar; } \
-    >"$DIR/kashgar/kashgar.toml"
-  start kashgar serve "$BIN" serve --services review,disclosure --config "$DIR/kashgar/kashgar.toml"
-  wait_file "$DIR/kashgar/pki/witness.vkey"
-  { config urumqi; listening "$(address urumqi)" review; } >"$DIR/urumqi/urumqi.toml"
-  start urumqi serve "$BIN" serve --services review --config "$DIR/urumqi/urumqi.toml"
-  for replica in region region-b; do
-    { config region; listening "$(address "$replica")" "${SERVICES[@]}"; witnessing region; } \
-      >"$DIR/region/$replica.toml"
+  if [ "$PREFECTURE_NODES" -ne 0 ]; then
+    # The register's key comes from the region's first start; the witness's from Kashgar's,
+    # which needs the register's; then the region starts for good, asking the witness.
+    { config region; listening "$(address region)" "${SERVICES[@]}"; } >"$DIR/region/first.toml"
+    start region first "$BIN" serve --services "$csv" --config "$DIR/region/first.toml"
+    wait_port "$(address region)" 7505 "the region's first start"
+    wait_file "$DIR/region/pki/register-log.vkey"
+    stop region first
+    { config kashgar; listening "$(address kashgar)" review disclosure; witnessing kashgar; } \
+      >"$DIR/kashgar/kashgar.toml"
+    start kashgar serve "$BIN" serve --services review,disclosure --config "$DIR/kashgar/kashgar.toml"
+    wait_file "$DIR/kashgar/pki/witness.vkey"
+    { config urumqi; listening "$(address urumqi)" review; } >"$DIR/urumqi/urumqi.toml"
+    start urumqi serve "$BIN" serve --services review --config "$DIR/urumqi/urumqi.toml"
+  fi
+  local replica
+  for replica in "${REGION_REPLICAS[@]}"; do
+    {
+      config region
+      listening "$(address "$replica")" "${SERVICES[@]}"
+      if [ "$PREFECTURE_NODES" -ne 0 ]; then witnessing region; fi
+    } >"$DIR/region/$replica.toml"
   done
   start region serve-a "$BIN" serve --services "$csv" --config "$DIR/region/region.toml"
-  start region serve-b "$BIN" serve --services "$csv" --config "$DIR/region/region-b.toml"
+  if [ "$REPLICAS" -ne 1 ]; then
+    start region serve-b "$BIN" serve --services "$csv" --config "$DIR/region/region-b.toml"
+  fi
   start region gateway "$BIN" gateway --config "$DIR/region/region.toml"
   config department >"$DIR/department/department.toml"
   start department serve "$BIN" department serve --config "$DIR/department/department.toml"
   for s in "${SERVICES[@]}"; do
-    wait_port "$(address region)" "$(port "$s")" "$s on the region's first replica"
-    wait_port "$(address region-b)" "$(port "$s")" "$s on the region's second replica"
+    for replica in "${REGION_REPLICAS[@]}"; do
+      wait_port "$(address "$replica")" "$(port "$s")" "$s on the region's replica at $replica"
+    done
   done
-  wait_port "$(address urumqi)" 7502 "review on urumqi"
-  wait_port "$(address kashgar)" 7502 "review on kashgar"
-  wait_port "$(address kashgar)" 7503 "the witness on kashgar"
+  if [ "$PREFECTURE_NODES" -ne 0 ]; then
+    wait_port "$(address urumqi)" 7502 "review on urumqi"
+    wait_port "$(address kashgar)" 7502 "review on kashgar"
+    wait_port "$(address kashgar)" 7503 "the witness on kashgar"
+  fi
   wait_port "$(address department)" 7601 "the department's node"
   wait_port "$(address region)" 7443 "the gateway"
 }
@@ -345,11 +372,11 @@ down() {
     rm -f "$pidfile"
   done
   # Anything else still running in a node's namespace (setsid children, PostgreSQL).
-  for node in "${NODES[@]}"; do
+  for node in "${ALL_NODES[@]}"; do
     ip netns pids "cm-$node" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   done
   sleep 0.2
-  for node in "${NODES[@]}"; do
+  for node in "${ALL_NODES[@]}"; do
     ip netns del "cm-$node" 2>/dev/null || true
     rm -rf "/etc/netns/cm-$node"
   done

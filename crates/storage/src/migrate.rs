@@ -72,12 +72,17 @@ OR row_tenant = current_setting('creditmesh.tenant', true) $$;";
 /// Returns how many were applied.
 pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usize, StorageError> {
     let table = format!("{service}_schema_migrations");
+    // Under the same lock as each migration: two replicas starting at once on a new database
+    // would otherwise both create the table, and PostgreSQL refuses the second.
+    let mut tx = db.begin().await?;
+    lock(db, &mut tx, &table).await?;
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)"
     )))
-    .execute(&mut *db.acquire().await?)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
 
     let mut sorted: Vec<&Migration> = migrations.iter().collect();
     sorted.sort_by_key(|m| m.version);
@@ -86,13 +91,7 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
         let sql = m.sql(db.engine());
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         let mut tx = db.begin().await?;
-        if db.engine() == Engine::Postgres {
-            // Serialises concurrent starts of several replicas of the same service.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(table.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
+        lock(db, &mut tx, &table).await?;
         let existing = sqlx::query(AssertSqlSafe(format!(
             "SELECT checksum FROM {table} WHERE version = $1"
         )))
@@ -126,6 +125,18 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
         applied += 1;
     }
     Ok(applied)
+}
+
+/// On PostgreSQL, serialises concurrent starts of several replicas of the same service for
+/// the rest of `tx`.
+async fn lock(db: &Db, tx: &mut crate::Tx, table: &str) -> Result<(), StorageError> {
+    if db.engine() == Engine::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(table.to_owned())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 fn unix_micros() -> i64 {

@@ -41,20 +41,62 @@ const PUBLIC: SocketAddr = SocketAddr::new(
 /// says one is already up, as `scripts/topology.sh test` does).
 struct Topology {
     owned: bool,
+    shape: Shape,
+}
+
+/// How many region replicas of each service, and how many prefecture nodes.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    replicas: u8,
+    prefecture_nodes: u8,
 }
 
 impl Topology {
     fn up() -> Option<Self> {
+        Self::up_shaped(Shape {
+            replicas: 2,
+            prefecture_nodes: 2,
+        })
+    }
+
+    fn up_shaped(shape: Shape) -> Option<Self> {
         if std::env::var("TOPOLOGY").as_deref() == Ok("running") {
-            return Some(Self { owned: false });
+            return Some(Self {
+                owned: false,
+                shape,
+            });
         }
         let uid = Command::new("id").arg("-u").output().unwrap().stdout;
         if String::from_utf8_lossy(&uid).trim() != "0" {
             eprintln!("topology: skipped, network namespaces need root");
             return None;
         }
-        script("up");
-        Some(Self { owned: true })
+        let topology = Self { owned: true, shape };
+        topology.script(&["up"]);
+        Some(topology)
+    }
+
+    /// `scripts/topology.sh` with `args`, for this shape.
+    fn script(&self, args: &[&str]) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = Command::new("bash")
+            .arg(root.join("scripts/topology.sh"))
+            .args(args)
+            .env("TOPOLOGY_BIN", BIN)
+            .env("TOPOLOGY_DIR", DIR)
+            .env("TOPOLOGY_REPLICAS", self.shape.replicas.to_string())
+            .env(
+                "TOPOLOGY_PREFECTURE_NODES",
+                self.shape.prefecture_nodes.to_string(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "topology.sh {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// How many rows `sql` counts in the database of `node`.
@@ -111,26 +153,9 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         if self.owned {
-            script("down");
+            self.script(&["down"]);
         }
     }
-}
-
-fn script(command: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = Command::new("bash")
-        .arg(root.join("scripts/topology.sh"))
-        .arg(command)
-        .env("TOPOLOGY_BIN", BIN)
-        .env("TOPOLOGY_DIR", DIR)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "topology.sh {command}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn callers() -> PathBuf {
@@ -329,19 +354,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 impl Topology {
     /// A fault (or its repair) by `scripts/topology.sh`.
     fn fault(&self, args: &[&str]) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let out = Command::new("bash")
-            .arg(root.join("scripts/topology.sh"))
-            .args(args)
-            .env("TOPOLOGY_BIN", BIN)
-            .env("TOPOLOGY_DIR", DIR)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "topology.sh {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.script(args);
     }
 
     /// The rows `sql` selects in the database of `node`, one line each.
@@ -401,11 +414,12 @@ struct Acknowledged {
 }
 
 /// The public submitting complaints, about an agency of Urumqi or of Kashgar in turn, from
-/// `callers` tasks each pausing 20 ms between complaints; a refused or lost call is sent again with the same request id until it is
+/// `callers` tasks each pausing `pause` between complaints; a refused or lost call is sent again with the same request id until it is
 /// acknowledged, as a client of an idempotent call does.
 async fn complaints_load(
     public: Channel,
     callers: usize,
+    pause: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) -> Vec<Acknowledged> {
     let tasks = (0..callers).map(|c| {
@@ -439,8 +453,7 @@ async fn complaints_load(
                     ended: Instant::now(),
                     failed_attempts,
                 });
-                // A steady load, not a flood: the suite runs beside it.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(pause).await;
             }
             done
         }
@@ -483,9 +496,11 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     let (public, callers) = (PUBLIC, callers());
     let before = an_agency_filed_through_its_prefecture(&topology).await;
     let stop = tokio_util::sync::CancellationToken::new();
+    // A steady load, not a flood: the suite runs beside it.
     let load = tokio::spawn(complaints_load(
         server_tls(public, &callers).await,
         4,
+        Duration::from_millis(20),
         stop.clone(),
     ));
     let settle = Duration::from_secs(2);
@@ -622,4 +637,85 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     })
     .await;
     assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
+}
+
+/// How cost grows with replicas and prefecture nodes: for each shape of the topology, the
+/// public's complaints acknowledged per second through the gateway (`TOPOLOGY_CALLERS`
+/// callers, default 16, no pause, for `TOPOLOGY_SECONDS`, default 15), and the complaint
+/// events applied per second by review wherever each tenant's review runs (from the first
+/// event applied to the last). A benchmark: run by hand, as root,
+/// `cargo test --test e2e -- --ignored topology::cost --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark that prints figures; run by hand"]
+async fn cost_of_replicas_and_prefecture_nodes() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let knob = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (callers_n, seconds) = (knob("TOPOLOGY_CALLERS", 16), knob("TOPOLOGY_SECONDS", 15));
+    let mut lines = Vec::new();
+    for (replicas, prefecture_nodes) in [(1, 0), (2, 0), (1, 2), (2, 2)] {
+        let shape = Shape {
+            replicas,
+            prefecture_nodes,
+        };
+        let Some(topology) = Topology::up_shaped(shape) else {
+            return;
+        };
+        let callers = callers();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let load = tokio::spawn(complaints_load(
+            server_tls(PUBLIC, &callers).await,
+            callers_n as usize,
+            Duration::ZERO,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.cancel();
+        let acked = load.await.unwrap();
+        let first = acked.iter().map(|a| a.began).min().unwrap();
+        let last = acked.iter().map(|a| a.ended).max().unwrap();
+        let calls = acked.len() as f64 / (last - first).as_secs_f64();
+        let nodes: &[&str] = if prefecture_nodes == 0 {
+            &["region"]
+        } else {
+            &["urumqi", "kashgar"]
+        };
+        let applied = eventually("every event applied", Duration::from_secs(300), || async {
+            let mut count = 0;
+            let (mut from, mut to) = (i64::MAX, i64::MIN);
+            for node in nodes {
+                let row = topology.lines(
+                    node,
+                    "SELECT COUNT(*) || ' ' || MIN(received_at) || ' ' || MAX(received_at) \
+                     FROM review_inbox WHERE source = 'complaints'",
+                );
+                let f: Vec<i64> = row
+                    .first()?
+                    .split(' ')
+                    .map(|x| x.parse().unwrap())
+                    .collect();
+                count += f[0] as usize;
+                from = from.min(f[1]);
+                to = to.max(f[2]);
+            }
+            (count >= acked.len()).then_some((count, from, to))
+        })
+        .await;
+        let events = applied.0 as f64 / ((applied.2 - applied.1) as f64 / 1e6);
+        let line = format!(
+            "{replicas} replica(s), {prefecture_nodes} prefecture node(s): {} complaints, \
+             {calls:.0} calls/s, {events:.0} events/s applied",
+            acked.len()
+        );
+        eprintln!("{line}");
+        lines.push(line);
+    }
+    eprintln!(
+        "topology cost ({callers_n} callers, {seconds} s):\n  {}",
+        lines.join("\n  ")
+    );
 }
