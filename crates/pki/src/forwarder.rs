@@ -14,15 +14,14 @@ pub const FORWARDER_TOKEN_FILE: &str = "forwarder.token";
 /// exists.
 pub fn ensure_forwarder_token(dir: &Path) -> Result<PathBuf> {
     let path = dir.join(FORWARDER_TOKEN_FILE);
-    if path.exists() {
-        return Ok(path);
-    }
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no randomness for the forwarder token"))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    crate::made_once(&path, || {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| std::io::Error::other("no randomness for the forwarder token"))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    })
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -43,23 +42,6 @@ pub fn read_forwarder_token(dir: &Path) -> Result<Option<String>> {
         path.display()
     );
     Ok(Some(token))
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! then on, and every key listed still opens what it sealed.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -62,38 +61,12 @@ fn parse_kek(spec: &str) -> Result<Kek> {
     })
 }
 
-/// Reads `dir/name`, or writes it (owner-only) with what `make` gives when it is missing. The
-/// file appears whole or not at all: it is written under a name of its own and linked into
-/// place, so a replica starting at the same moment reads either nothing or the whole key, and
-/// the first link wins.
+/// Reads `dir/name`, or writes it (owner-only) with what `make` gives when it is missing;
+/// replicas starting together all read the one made first.
 fn generated(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> Result<String> {
     let path = dir.join(name);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.trim().to_owned());
-    }
-    let text = make()?;
-    std::fs::create_dir_all(dir)?;
-    let draft = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(&draft)
-        .and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::hard_link(&draft, &path));
-    let _ = std::fs::remove_file(&draft);
-    match written {
-        Ok(()) => Ok(text),
-        // Another replica linked its key first: use that one.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
-        }
-        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
-    }
+    creditmesh_pki::made_once(&path, || make().map_err(std::io::Error::other))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// What is wrong with the configured keys, each with its key.

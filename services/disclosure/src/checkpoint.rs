@@ -85,35 +85,19 @@ impl LogKey {
     }
 }
 
-/// An Ed25519 seed kept in `path` as hex, created (mode 0600) when missing.
+/// An Ed25519 seed kept in `path` as hex, created (owner-only) when missing; replicas
+/// starting together all read the one made first.
 pub fn load_or_create_seed(path: &Path) -> std::io::Result<[u8; 32]> {
-    loop {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                return hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        std::io::Error::other(format!("{}: not a hex Ed25519 seed", path.display()))
-                    });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = [0u8; 32];
-                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-                    .map_err(|_| std::io::Error::other("no randomness for a key"))?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                match write_private(path, &hex::encode(seed)) {
-                    Ok(()) => return Ok(seed),
-                    // Another process created it first: read theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let text = creditmesh_pki::made_once(path, || {
+        let mut seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| std::io::Error::other("no randomness for a key"))?;
+        Ok(hex::encode(seed))
+    })?;
+    hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| std::io::Error::other(format!("{}: not a hex Ed25519 seed", path.display())))
 }
 
 fn key_id_of(vkey: &str) -> u32 {
@@ -121,23 +105,6 @@ fn key_id_of(vkey: &str) -> u32 {
         .nth(1)
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .unwrap_or_default()
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 /// A stored checkpoint, its note carrying the witnesses' cosignatures.
