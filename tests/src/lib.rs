@@ -567,6 +567,13 @@ pub struct Replica {
     _blobs: tempfile::TempDir,
 }
 
+impl Replica {
+    /// Where the replica listens.
+    pub fn addr(&self) -> SocketAddr {
+        self._running.addr
+    }
+}
+
 impl Drop for Replica {
     fn drop(&mut self) {
         self.stop.cancel();
@@ -716,6 +723,18 @@ pub async fn scalar_i64(url: &str, sql: &'static str) -> i64 {
     let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
     let v: i64 = sqlx::query_scalar(sql)
         .fetch_one(&mut conn)
+        .await
+        .expect("query");
+    conn.close().await.ok();
+    v
+}
+
+/// Every value of the one column `sql` selects.
+pub async fn column_i64(url: &str, sql: &'static str) -> Vec<i64> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
+    let v: Vec<i64> = sqlx::query_scalar(sql)
+        .fetch_all(&mut conn)
         .await
         .expect("query");
     conn.close().await.ok();

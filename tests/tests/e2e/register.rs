@@ -17,7 +17,7 @@ use creditmesh_proto::filing::v1::{
     ApplicationForm, DeregistrationReason, DocumentKind, FeeItem as FiledFee,
     RequestDeregistrationRequest, SubmitChangeRequest,
 };
-use creditmesh_tests::{Engine, TestMesh, eventually, mtls};
+use creditmesh_tests::{Engine, TestClock, TestMesh, eventually, mtls};
 use futures::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -609,17 +609,26 @@ fn register_changed(i: usize) -> Event {
     }
 }
 
+/// Appends arriving at once at two replicas of disclosure leave one log: every notice is in
+/// the final tree once, and every checkpoint signed on the way is consistent with the last.
 async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
     const N: usize = 120;
     let Some(t) = TestMesh::start(engine).await else {
         return;
     };
-    let sink = EventSinkServiceClient::new(
-        mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
-    );
+    // Two replicas of disclosure on the one database, each taking half of the appends.
+    let second = t
+        .replica("disclosure", Arc::new(TestClock::now()), |_| {})
+        .await;
+    let sinks = [
+        EventSinkServiceClient::new(
+            mtls(t.service_addr("disclosure"), &t.pki_dir, "service-filing").await,
+        ),
+        EventSinkServiceClient::new(mtls(second.addr(), &t.pki_dir, "service-filing").await),
+    ];
     let delivered: Vec<_> = futures::stream::iter(0..N)
         .map(|i| {
-            let mut sink = sink.clone();
+            let mut sink = sinks[i % 2].clone();
             async move {
                 sink.deliver(DeliverRequest {
                     event: Some(register_changed(i)),
@@ -690,6 +699,32 @@ async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
     for c in checked {
         c.expect("every notice is in the final tree");
     }
+    // Every checkpoint either replica signed is a prefix of the last: one log, never forked.
+    let sizes = creditmesh_tests::column_i64(
+        &t.admin_db_url("disclosure"),
+        "SELECT size FROM disclosure_checkpoint WHERE size > 0 ORDER BY size",
+    )
+    .await;
+    assert!(
+        sizes.len() > 1,
+        "several checkpoints were signed: {sizes:?}"
+    );
+    for size in sizes {
+        let p = r
+            .clone()
+            .get_consistency_proof(GetConsistencyProofRequest {
+                from_size: size,
+                to_size: N as i64,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let older = creditmesh_disclosure::verify::checkpoint(&p.from_checkpoint, &key).unwrap();
+        let newer = creditmesh_disclosure::verify::checkpoint(&p.to_checkpoint, &key).unwrap();
+        creditmesh_disclosure::verify::consistency(&older, &newer, &p.proof)
+            .unwrap_or_else(|e| panic!("checkpoint {size}: {e}"));
+    }
+    drop(second);
     t.stop().await;
 }
 

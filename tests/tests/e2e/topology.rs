@@ -101,26 +101,7 @@ impl Topology {
 
     /// How many rows `sql` counts in the database of `node`.
     fn count(&self, node: &str, sql: &str) -> i64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &format!("cm-{node}"), "psql"])
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "creditmesh",
-                "-tAc",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        self.lines(node, sql)[0].parse().unwrap()
     }
 }
 
