@@ -180,11 +180,12 @@ pki_up() {
     "$BIN" pki issue --dir "$DIR/ca" "$@" >/dev/null
   }
   issue --kind agency --tenant 650100 --subject 91650102MA7XJ0003G --name agency-urumqi
+  issue --kind agency --tenant 650100 --subject 91650102MA7XJ0011B --name agency-urumqi-2
   for tenant in 650000 650100 653100; do
     issue --kind regulator --tenant "$tenant" --name "regulator-$tenant"
   done
   issue --kind department --tenant 650100 --subject market-regulation --name department
-  mv "$DIR"/ca/agency-urumqi.* "$DIR"/ca/regulator-* "$DIR"/ca/department.* "$DIR/callers/"
+  mv "$DIR"/ca/agency-urumqi* "$DIR"/ca/regulator-* "$DIR"/ca/department.* "$DIR/callers/"
   cp "$DIR/ca/ca.pem" "$DIR/callers/"
   for node in "${NODES[@]}"; do
     local pki="$DIR/$node/pki" names=()

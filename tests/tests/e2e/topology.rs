@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 const DIR: &str = "/tmp/creditmesh-topology";
 const URUMQI_AGENCY: &str = "91650102MA7XJ0003G";
+const SECOND_URUMQI_AGENCY: &str = "91650102MA7XJ0011B";
 /// The gateway's node and public listeners, on the regional node.
 const NODE: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 77, 0, 10)),
@@ -523,8 +524,9 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
 
     let began = Instant::now();
     topology.fault(&["skew", "kashgar", "serve", "300"]);
+    topology.fault(&["skew", "urumqi", "serve", "300"]);
     phases.push((
-        "Kashgar's node restarted 5 min ahead",
+        "Kashgar's and Urumqi's nodes restarted 5 min ahead",
         began,
         Instant::now(),
     ));
@@ -590,6 +592,40 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
             "{tenant}'s events reached the region's review"
         );
     }
+
+    // A filing reviewed on Urumqi's node, whose clock is now ahead, is timed by the region's
+    // clock, where it was filed (its deadline counts from that time).
+    let mut second = FilingServiceClient::new(mtls(NODE, &callers, "agency-urumqi-2").await);
+    let req =
+        super::filing::application(&mut second, SECOND_URUMQI_AGENCY, "2021-03-01", "topo-2").await;
+    let filing = second
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    let urumqi = ReviewServiceClient::new(mtls(NODE, &callers, "regulator-650100").await);
+    let task = eventually("the task on Urumqi's node", Duration::from_secs(30), || {
+        let mut urumqi = urumqi.clone();
+        let filing_id = filing.filing_id.clone();
+        async move {
+            let tasks = urumqi
+                .list_review_tasks(ListReviewTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            tasks.into_iter().find(|t| t.filing_id == filing_id)
+        }
+    })
+    .await;
+    let seconds = |t: Option<prost_types::Timestamp>| t.unwrap().seconds;
+    let apart = seconds(task.created_at) - seconds(filing.submitted_at);
+    assert!(
+        apart.abs() <= 1,
+        "the task is timed by the region's clock, not its node's ({apart} s apart)"
+    );
 
     // The register grows by a correction, and its new head is cosigned by the witness whose
     // clock is now ahead.
