@@ -25,7 +25,7 @@ crate::on_both_engines!(
     a_malformed_message_on_the_stream_is_invalid_argument,
 );
 
-fn record(i: usize, amount: f64) -> CreditRecord {
+pub fn record(i: usize, amount: f64) -> CreditRecord {
     CreditRecord {
         record_key: format!("loan-{i}"),
         subject_kind: SubjectKind::Person as i32,

@@ -626,23 +626,28 @@ async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
         ),
         EventSinkServiceClient::new(mtls(second.addr(), &t.pki_dir, "service-filing").await),
     ];
-    let delivered: Vec<_> = futures::stream::iter(0..N)
-        .map(|i| {
-            let mut sink = sinks[i % 2].clone();
-            async move {
-                sink.deliver(DeliverRequest {
-                    event: Some(register_changed(i)),
-                })
-                .await
-            }
-        })
-        .buffer_unordered(24)
-        .collect()
-        .await;
-    for d in delivered {
-        d.expect("every append commits");
-    }
     let r = register(&t).await;
+    // In two waves, so that a checkpoint is signed between them whatever the pace.
+    for wave in [0..N / 2, N / 2..N] {
+        let end = wave.end;
+        let delivered: Vec<_> = futures::stream::iter(wave)
+            .map(|i| {
+                let mut sink = sinks[i % 2].clone();
+                async move {
+                    sink.deliver(DeliverRequest {
+                        event: Some(register_changed(i)),
+                    })
+                    .await
+                }
+            })
+            .buffer_unordered(24)
+            .collect()
+            .await;
+        for d in delivered {
+            d.expect("every append commits");
+        }
+        head_covering(&r, end as i64).await;
+    }
     let head = head_covering(&r, N as i64).await;
     assert_eq!(head.size, N as i64);
     let key = vkey(&t);

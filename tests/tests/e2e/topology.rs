@@ -447,6 +447,43 @@ async fn complaints_load(
         .collect()
 }
 
+/// The filed Urumqi agency pushing credit records, 50 to a stream with a pause of 50 ms
+/// between streams, until `stop`; a stream that fails is pushed again whole. How many
+/// records were acknowledged, and how many streams failed.
+async fn pushes_load(agency: Channel, stop: tokio_util::sync::CancellationToken) -> (usize, u32) {
+    use creditmesh_proto::datapush::v1::PushResult;
+    let (mut pushed, mut refused) = (0, 0);
+    for batch in 0.. {
+        if stop.is_cancelled() {
+            break;
+        }
+        let records: Vec<_> = (0..50)
+            .map(|i| super::datapush::record(batch * 50 + i, 100.0))
+            .collect();
+        let acks = loop {
+            match super::datapush::push(agency.clone(), records.clone()).await {
+                Ok(acks) if acks.len() == records.len() => break acks,
+                _ => {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        for a in &acks {
+            let result = PushResult::try_from(a.result).unwrap();
+            assert!(
+                matches!(result, PushResult::Stored | PushResult::Duplicate),
+                "{}: {result:?} {}",
+                a.record_key,
+                a.error
+            );
+        }
+        pushed += acks.len();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (pushed, refused)
+}
+
 /// What a fault cost the callers: the attempts refused while it lasted, and the longest wait
 /// for an acknowledgement by a complaint begun in its window.
 fn cost(acked: &[Acknowledged], from: Instant, to: Instant) -> (u32, Duration) {
@@ -483,6 +520,20 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         server_tls(public, &callers).await,
         4,
         Duration::from_millis(20),
+        stop.clone(),
+    ));
+    // The filed agency pushes credit records to the region's data-push service meanwhile.
+    eventually(
+        "data push knows the agency",
+        Duration::from_secs(30),
+        || async {
+            let sql = "SELECT COUNT(*) FROM datapush_agency WHERE status = 'active'";
+            (topology.count("region", sql) == 1).then_some(())
+        },
+    )
+    .await;
+    let pushes = tokio::spawn(pushes_load(
+        mtls(NODE, &callers, "agency-urumqi").await,
         stop.clone(),
     ));
     let settle = Duration::from_secs(2);
@@ -533,6 +584,7 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     tokio::time::sleep(settle * 2).await;
     stop.cancel();
     let acked = load.await.unwrap();
+    let (pushed, refused_streams) = pushes.await.unwrap();
 
     eprintln!(
         "topology faults (outage {outage:?}), {} complaints acknowledged:",
@@ -543,6 +595,23 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         eprintln!("  {name}: {failed} attempts refused, longest wait {longest:?}");
     }
     eprintln!("  Kashgar's node applied its backlog {caught_up:?} after the link came back");
+    eprintln!("  {pushed} credit records pushed, {refused_streams} push streams refused");
+
+    // Every record pushed is held once, at its first version (a stream sent again after a
+    // fault finds what it had already stored and is told so).
+    assert!(pushed >= 500, "pushes ran throughout: {pushed}");
+    let held = topology.lines(
+        "region",
+        &format!(
+            "SELECT COUNT(*) || ' ' || COUNT(DISTINCT record_key) || ' ' || MAX(version) \
+             FROM datapush_record WHERE agency_uscc = '{URUMQI_AGENCY}'"
+        ),
+    );
+    assert_eq!(
+        held,
+        [format!("{pushed} {pushed} 1")],
+        "each record held once"
+    );
 
     // Every acknowledged complaint is stored once, and nothing else is.
     assert!(acked.len() > 50, "a steady load ran: {}", acked.len());
