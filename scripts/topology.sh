@@ -6,7 +6,7 @@
 #
 #   scripts/topology.sh up      build nothing; start the nodes with $TOPOLOGY_BIN
 #   scripts/topology.sh down    stop everything and remove the hosts
-#   scripts/topology.sh test    up, the topology tests of the suite, down
+#   scripts/topology.sh test    the topology tests of the suite (each starts its own)
 # Faults, on a topology that is up (PROCESS is a name under <node>/, such as serve-b):
 #   kill NODE PROCESS           SIGKILL, and wait until it is gone
 #   revive NODE PROCESS         start it again as it was started
@@ -403,10 +403,11 @@ case ${1:-} in
       restart >/dev/null
     ;;
   test)
-    up
-    trap down EXIT
+    # Each test starts its own topology and removes it (TOPOLOGY=running makes a test use
+    # one already up instead, for one test at a time).
     cd "$ROOT"
-    TOPOLOGY=running cargo test --workspace --locked --test e2e -- topology --nocapture
+    cargo build --workspace --locked --tests
+    cargo test --workspace --locked --test e2e -- topology --nocapture
     ;;
   *)
     echo "usage: $0 up|down|test" >&2
