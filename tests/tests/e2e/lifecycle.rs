@@ -77,29 +77,13 @@ async fn task_of(
     kind: TaskKind,
     status: TaskStatus,
 ) -> ReviewTask {
-    eventually(
-        &format!("a {kind:?} task {status:?}"),
-        Duration::from_secs(20),
-        || {
-            let mut r = regulator.clone();
-            let tenant = tenant.to_owned();
-            async move {
-                r.list_review_tasks(ListReviewTasksRequest {
-                    tenant,
-                    kinds: vec![kind as i32],
-                    statuses: vec![status as i32],
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .tasks
-                .into_iter()
-                .next()
-            }
-        },
-    )
-    .await
+    let request = ListReviewTasksRequest {
+        tenant: tenant.to_owned(),
+        kinds: vec![kind as i32],
+        statuses: vec![status as i32],
+        ..Default::default()
+    };
+    super::review::task_where(regulator, request, |_| true).await
 }
 
 async fn decide(

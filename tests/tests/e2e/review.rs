@@ -31,16 +31,27 @@ crate::on_both_engines!(
 
 /// The open task of the Kashgar regulator, once the filing event has arrived.
 pub async fn the_task(regulator: &mut ReviewServiceClient<Channel>) -> ReviewTask {
-    eventually("the review task", Duration::from_secs(20), || {
+    task_where(regulator, ListReviewTasksRequest::default(), |_| true).await
+}
+
+/// The first task `regulator` lists for `request` that `wanted` accepts, once there is one.
+pub async fn task_where(
+    regulator: &ReviewServiceClient<Channel>,
+    request: ListReviewTasksRequest,
+    wanted: impl Fn(&ReviewTask) -> bool,
+) -> ReviewTask {
+    eventually("the review task", Duration::from_secs(30), || {
         let mut r = regulator.clone();
+        let request = request.clone();
+        let wanted = &wanted;
         async move {
-            r.list_review_tasks(ListReviewTasksRequest::default())
+            r.list_review_tasks(request)
                 .await
                 .ok()?
                 .into_inner()
                 .tasks
                 .into_iter()
-                .next()
+                .find(wanted)
         }
     })
     .await

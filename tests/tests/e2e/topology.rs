@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::review::task_where;
 use creditmesh_proto::complaints::v1::ListReferralsRequest;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
@@ -246,29 +247,13 @@ async fn an_agency_filed_through_its_prefecture(
         .unwrap();
     // The reviewed materials reach the regional regulator, on the region's node (Art. 10).
     let region = ReviewServiceClient::new(mtls(node, &callers, "regulator-650000").await);
-    eventually(
-        "the forwarded copy at the region",
-        Duration::from_secs(30),
-        || {
-            let mut region = region.clone();
-            let from = task.task_id.clone();
-            async move {
-                let tasks = region
-                    .list_review_tasks(ListReviewTasksRequest {
-                        tenant: "650000".into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .tasks;
-                tasks
-                    .iter()
-                    .any(|t| t.forwarded_from_task_id == from)
-                    .then_some(())
-            }
-        },
-    )
+    let to_region = ListReviewTasksRequest {
+        tenant: "650000".into(),
+        ..Default::default()
+    };
+    task_where(&region, to_region, |t| {
+        t.forwarded_from_task_id == task.task_id
+    })
     .await;
     assert_eq!(
         (held("urumqi"), held("kashgar"), held("region")),
@@ -675,18 +660,8 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         .filing
         .unwrap();
     let urumqi = ReviewServiceClient::new(mtls(NODE, &callers, "regulator-650100").await);
-    let task = eventually("the task on Urumqi's node", Duration::from_secs(30), || {
-        let mut urumqi = urumqi.clone();
-        let filing_id = filing.filing_id.clone();
-        async move {
-            let tasks = urumqi
-                .list_review_tasks(ListReviewTasksRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .tasks;
-            tasks.into_iter().find(|t| t.filing_id == filing_id)
-        }
+    let task = task_where(&urumqi, ListReviewTasksRequest::default(), |t| {
+        t.filing_id == filing.filing_id
     })
     .await;
     let seconds = |t: Option<prost_types::Timestamp>| t.unwrap().seconds;
