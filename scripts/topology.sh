@@ -7,7 +7,7 @@
 #   scripts/topology.sh up      build nothing; start the nodes with $TOPOLOGY_BIN
 #   scripts/topology.sh down    stop everything and remove the hosts
 #   scripts/topology.sh test    the topology tests of the suite (each starts its own)
-# Faults, on a topology that is up (PROCESS is a name under <node>/, such as serve-b):
+# Faults, on a topology that is up (PROCESS is a name under <node>/, such as serve-review-b):
 #   kill NODE PROCESS           SIGKILL, and wait until it is gone
 #   revive NODE PROCESS         start it again as it was started
 #   skew NODE PROCESS SECONDS   start it again with its clock SECONDS ahead (libfaketime)
@@ -16,8 +16,9 @@
 #
 # Nodes (addresses on 10.77.0.0/24; the machine itself is 10.77.0.1):
 #   region   10.77.0.10 and 10.77.0.20: the gateway (node listener 10.77.0.10:7443, public
-#            10.77.0.10:8080) and two replicas of each service (one per address), sharing the
-#            region's database; names such as `filing` resolve to both replicas, as a headless
+#            10.77.0.10:8080) and two replicas of each service (one per address, each its own
+#            process: serve-filing-a on .10, serve-filing-b on .20, ...), sharing the region's
+#            database; names such as `filing` resolve to both replicas, as a headless
 #            Service's do in a cluster
 #   urumqi   10.77.0.11: the review service of tenant 650100 on Urumqi's own database
 #   kashgar  10.77.0.12: the review service of tenant 653100 on Kashgar's own database, and a
@@ -181,11 +182,21 @@ pki_up() {
   }
   issue --kind agency --tenant 650100 --subject 91650102MA7XJ0003G --name agency-urumqi
   issue --kind agency --tenant 650100 --subject 91650102MA7XJ0011B --name agency-urumqi-2
+  # Agencies that file while the faults last, four of each prefecture.
+  local n=0 uscc
+  for uscc in 91650102MA7XJ2009H 91650102MA7XJ2017C 91650102MA7XJ20257 91650102MA7XJ20332; do
+    n=$((n + 1))
+    issue --kind agency --tenant 650100 --subject "$uscc" --name "agency-filer-$n"
+  done
+  for uscc in 91653101MA78KT304Q 91653101MA78KT312K 91653101MA78KT320E 91653101MA78KT339B; do
+    n=$((n + 1))
+    issue --kind agency --tenant 653100 --subject "$uscc" --name "agency-filer-$n"
+  done
   for tenant in 650000 650100 653100; do
     issue --kind regulator --tenant "$tenant" --name "regulator-$tenant"
   done
   issue --kind department --tenant 650100 --subject market-regulation --name department
-  mv "$DIR"/ca/agency-urumqi* "$DIR"/ca/regulator-* "$DIR"/ca/department.* "$DIR/callers/"
+  mv "$DIR"/ca/agency-* "$DIR"/ca/regulator-* "$DIR"/ca/department.* "$DIR/callers/"
   cp "$DIR/ca/ca.pem" "$DIR/callers/"
   for node in "${NODES[@]}"; do
     local pki="$DIR/$node/pki" names=()
@@ -331,10 +342,14 @@ nodes_up() {
       if [ "$PREFECTURE_NODES" -ne 0 ]; then witnessing region; fi
     } >"$DIR/region/$replica.toml"
   done
-  start region serve-a "$BIN" serve --services "$csv" --config "$DIR/region/region.toml"
-  if [ "$REPLICAS" -ne 1 ]; then
-    start region serve-b "$BIN" serve --services "$csv" --config "$DIR/region/region-b.toml"
-  fi
+  # One process per service and replica, so that one replica of one service can be lost.
+  local s
+  for s in "${SERVICES[@]}"; do
+    start region "serve-$s-a" "$BIN" serve --services "$s" --config "$DIR/region/region.toml"
+    if [ "$REPLICAS" -ne 1 ]; then
+      start region "serve-$s-b" "$BIN" serve --services "$s" --config "$DIR/region/region-b.toml"
+    fi
+  done
   start region gateway "$BIN" gateway --config "$DIR/region/region.toml"
   config department >"$DIR/department/department.toml"
   start department serve "$BIN" department serve --config "$DIR/department/department.toml"

@@ -109,14 +109,24 @@ pub async fn application(
     registered_on: &str,
     request_id: &str,
 ) -> SubmitFilingRequest {
+    try_application(client, uscc, registered_on, request_id)
+        .await
+        .unwrap()
+}
+
+/// [`application`], or the refusal of the first upload that failed.
+pub async fn try_application(
+    client: &mut FilingServiceClient<Channel>,
+    uscc: &str,
+    registered_on: &str,
+    request_id: &str,
+) -> Result<SubmitFilingRequest, tonic::Status> {
     let mut doc = async |kind, tag: &str| {
-        Some(DocumentRef {
-            sha256: upload(client, kind, pdf(&format!("{uscc} {tag}")))
-                .await
-                .unwrap(),
-        })
+        Ok::<_, tonic::Status>(Some(DocumentRef {
+            sha256: upload(client, kind, pdf(&format!("{uscc} {tag}"))).await?,
+        }))
     };
-    SubmitFilingRequest {
+    Ok(SubmitFilingRequest {
         request_id: request_id.into(),
         form: Some(ApplicationForm {
             agency_name: format!("Credit Agency {uscc}"),
@@ -149,21 +159,22 @@ pub async fn application(
                 },
             ],
         }),
-        application_form_document: doc(DocumentKind::ApplicationForm, "form").await,
-        business_licence: doc(DocumentKind::BusinessLicence, "licence").await,
-        articles_of_association: doc(DocumentKind::ArticlesOfAssociation, "articles").await,
-        senior_management_register: doc(DocumentKind::SeniorManagementRegister, "managers").await,
-        technical_staff_register: doc(DocumentKind::TechnicalStaffRegister, "staff").await,
-        annual_credit_service_report: doc(DocumentKind::AnnualCreditServiceReport, "report").await,
+        application_form_document: doc(DocumentKind::ApplicationForm, "form").await?,
+        business_licence: doc(DocumentKind::BusinessLicence, "licence").await?,
+        articles_of_association: doc(DocumentKind::ArticlesOfAssociation, "articles").await?,
+        senior_management_register: doc(DocumentKind::SeniorManagementRegister, "managers").await?,
+        technical_staff_register: doc(DocumentKind::TechnicalStaffRegister, "staff").await?,
+        annual_credit_service_report: doc(DocumentKind::AnnualCreditServiceReport, "report")
+            .await?,
         credit_commitment: Some(CreditCommitment {
-            letter: doc(DocumentKind::CreditCommitmentLetter, "commitment").await,
+            letter: doc(DocumentKind::CreditCommitmentLetter, "commitment").await?,
             signed_by_legal_representative: true,
             sealed: true,
         }),
-        fee_schedule: doc(DocumentKind::FeeSchedule, "fees").await,
-        model_documents: vec![doc(DocumentKind::ModelDocument, "model").await.unwrap()],
+        fee_schedule: doc(DocumentKind::FeeSchedule, "fees").await?,
+        model_documents: vec![doc(DocumentKind::ModelDocument, "model").await?.unwrap()],
         other_materials: vec![],
-    }
+    })
 }
 
 /// Submits `uscc`'s application (see [`application`]) through `client`; the new filing's id.

@@ -12,7 +12,7 @@ use creditmesh_proto::complaints::v1::referral_receiver_service_client::Referral
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, AcknowledgeReferralRequest, ComplaintStatus, DeclineReferralRequest,
     Department, ListReferralsRequest, ReceiveReferralRequest, ReferComplaintRequest, Referral,
-    ReferralStatus, TrackComplaintRequest,
+    ReferralReceipt, ReferralStatus, TrackComplaintRequest,
 };
 use creditmesh_tests::{
     DepartmentNode, Engine, TRUST_DOMAIN, TestClock, TestMesh, demo_department, eventually,
@@ -74,6 +74,40 @@ pub fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
         department_tenant: "650100".into(),
         reason: "a licensing matter for market regulation, outside credit supervision".into(),
     }
+}
+
+/// The statement a receipt for `referral_id` signs, and the time now in Unix seconds.
+fn receipt_statement(referral_id: &str, receipt: &ReferralReceipt) -> (String, u64) {
+    let at_micros = {
+        let ts = receipt.received_at.unwrap();
+        ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1000
+    };
+    let statement =
+        creditmesh_pki::receipt::referral_statement(referral_id, &receipt.sha256, at_micros);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (statement, now)
+}
+
+/// Who signed `receipt` for `referral_id`, verified against the CA bundle `ca` (PEM): its
+/// certificate chains to the CA and its signature is over the statement of what was received.
+pub fn receipt_signer(
+    ca: &str,
+    referral_id: &str,
+    receipt: &ReferralReceipt,
+) -> anyhow::Result<Principal> {
+    let (statement, now) = receipt_statement(referral_id, receipt);
+    creditmesh_pki::receipt::verify(
+        ca,
+        &[],
+        TRUST_DOMAIN,
+        &receipt.certificate,
+        statement.as_bytes(),
+        &receipt.signature,
+        now,
+    )
 }
 
 /// Submits a complaint (to Kashgar) and refers it; its tracking number, access code and
@@ -195,29 +229,11 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
     };
     assert_eq!(receipt.sha256, kept_sha);
     assert_eq!(hex::encode(Sha256::digest(&kept_payload)), receipt.sha256);
-    let at_micros = {
-        let ts = receipt.received_at.unwrap();
-        ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1000
-    };
-    let statement =
-        creditmesh_pki::receipt::referral_statement(&referral_id, &receipt.sha256, at_micros);
     let ca = std::fs::read_to_string(t.pki_dir.join("ca.pem")).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let signer = creditmesh_pki::receipt::verify(
-        &ca,
-        &[],
-        TRUST_DOMAIN,
-        &receipt.certificate,
-        statement.as_bytes(),
-        &receipt.signature,
-        now,
-    )
-    .expect("the receipt verifies");
+    let signer = receipt_signer(&ca, &referral_id, &receipt).expect("the receipt verifies");
     assert_eq!(signer.kind, PrincipalKind::Department);
     assert_eq!(signer.subject, "market-regulation");
+    let (statement, now) = receipt_statement(&referral_id, &receipt);
     let mut forged = statement.clone().into_bytes();
     let last = forged.len() - 2;
     forged[last] ^= 1;

@@ -102,6 +102,23 @@ fn vkey(t: &TestMesh) -> String {
         .expect("the log's verifier key is published")
 }
 
+/// Whether the register's checkpoint of size `to` extends the one of size `from`: both signed
+/// by the log's key `vkey`, and the consistency proof between them holds.
+pub async fn extends(r: &Register, vkey: &str, from: i64, to: i64) -> Result<(), String> {
+    let p = r
+        .clone()
+        .get_consistency_proof(GetConsistencyProofRequest {
+            from_size: from,
+            to_size: to,
+        })
+        .await
+        .map_err(|e| format!("consistency proof: {e}"))?
+        .into_inner();
+    let older = creditmesh_disclosure::verify::checkpoint(&p.from_checkpoint, vkey)?;
+    let newer = creditmesh_disclosure::verify::checkpoint(&p.to_checkpoint, vkey)?;
+    creditmesh_disclosure::verify::consistency(&older, &newer, &p.proof)
+}
+
 /// The newest checkpoint once it covers `size` notices.
 async fn head_covering(r: &Register, size: i64) -> GetRegisterHeadResponse {
     eventually("a checkpoint", Duration::from_secs(20), || {
@@ -715,18 +732,8 @@ async fn concurrent_appends_leave_one_consistent_log(engine: Engine) {
         "several checkpoints were signed: {sizes:?}"
     );
     for size in sizes {
-        let p = r
-            .clone()
-            .get_consistency_proof(GetConsistencyProofRequest {
-                from_size: size,
-                to_size: N as i64,
-            })
+        extends(&r, &key, size, N as i64)
             .await
-            .unwrap()
-            .into_inner();
-        let older = creditmesh_disclosure::verify::checkpoint(&p.from_checkpoint, &key).unwrap();
-        let newer = creditmesh_disclosure::verify::checkpoint(&p.to_checkpoint, &key).unwrap();
-        creditmesh_disclosure::verify::consistency(&older, &newer, &p.proof)
             .unwrap_or_else(|e| panic!("checkpoint {size}: {e}"));
     }
     drop(second);
@@ -1165,21 +1172,9 @@ async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
     let mut provable = proves(&r, &key, after.size).await;
     provable.remove(revoked.sequence as usize);
     assert!(provable.iter().all(|ok| *ok), "{provable:?}");
-    let c = r
-        .clone()
-        .get_consistency_proof(GetConsistencyProofRequest {
-            from_size: before.size,
-            to_size: after.size,
-        })
+    extends(&r, &key, before.size, after.size)
         .await
-        .unwrap()
-        .into_inner();
-    creditmesh_disclosure::verify::consistency(
-        &creditmesh_disclosure::verify::checkpoint(&c.from_checkpoint, &key).unwrap(),
-        &creditmesh_disclosure::verify::checkpoint(&c.to_checkpoint, &key).unwrap(),
-        &c.proof,
-    )
-    .expect("the erasure rewrote nothing");
+        .expect("the erasure rewrote nothing");
     t.stop().await;
 }
 

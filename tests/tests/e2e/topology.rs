@@ -5,15 +5,18 @@
 //! prefecture's node alone, and the decision taken there reaches the region's filing and
 //! register.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::review::task_where;
-use creditmesh_proto::complaints::v1::ListReferralsRequest;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::complaints::v1::{
+    AcceptComplaintRequest, ListReferralsRequest, ResolveComplaintRequest,
+};
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use creditmesh_proto::disclosure::v1::{
     GetRegisterHeadRequest, ListAgenciesRequest, PublishCorrectionRequest,
@@ -23,6 +26,7 @@ use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::{DecideReviewTaskRequest, ListReviewTasksRequest};
 use creditmesh_tests::{eventually, mtls, server_tls};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -84,7 +88,11 @@ impl Topology {
         let out = Command::new("bash")
             .arg(root.join("scripts/topology.sh"))
             .args(args)
-            .env("TOPOLOGY_BIN", BIN)
+            // A binary of another build (release, for figures) when one is named.
+            .env(
+                "TOPOLOGY_BIN",
+                std::env::var("TOPOLOGY_BIN").unwrap_or_else(|_| BIN.into()),
+            )
             .env("TOPOLOGY_DIR", DIR)
             .env("TOPOLOGY_REPLICAS", self.shape.replicas.to_string())
             .env(
@@ -381,17 +389,20 @@ struct Acknowledged {
 }
 
 /// The public submitting complaints, about an agency of Urumqi or of Kashgar in turn, from
-/// `callers` tasks each pausing `pause` between complaints; a refused or lost call is sent again with the same request id until it is
-/// acknowledged, as a client of an idempotent call does.
+/// `callers` tasks each pausing `pause` between complaints; a refused or lost call is sent
+/// again with the same request id until it is acknowledged, as a client of an idempotent call
+/// does. Each acknowledgement is also sent to `acked`, as it comes.
 async fn complaints_load(
     public: Channel,
     callers: usize,
     pause: Duration,
     stop: tokio_util::sync::CancellationToken,
+    acked: Option<UnboundedSender<Acknowledged>>,
 ) -> Vec<Acknowledged> {
     let tasks = (0..callers).map(|c| {
         let mut client = ComplaintServiceClient::new(public.clone());
         let stop = stop.clone();
+        let acked = acked.clone();
         async move {
             let mut done = Vec::new();
             for n in 0.. {
@@ -413,13 +424,17 @@ async fn complaints_load(
                         }
                     }
                 };
-                done.push(Acknowledged {
+                let ack = Acknowledged {
                     tenant,
                     tracking_number: answer.tracking_number,
                     began,
                     ended: Instant::now(),
                     failed_attempts,
-                });
+                };
+                if let Some(acked) = &acked {
+                    let _ = acked.send(ack.clone());
+                }
+                done.push(ack);
                 tokio::time::sleep(pause).await;
             }
             done
@@ -469,6 +484,184 @@ async fn pushes_load(agency: Channel, stop: tokio_util::sync::CancellationToken)
     (pushed, refused)
 }
 
+/// What the prefectures' regulators did with complaints while the faults lasted: the
+/// complaints resolved (tenant, tracking number) and the referrals made.
+#[derive(Debug, Default)]
+struct Handled {
+    resolved: Vec<(&'static str, String)>,
+    referrals: Vec<String>,
+}
+
+/// The regulators of the complaints' prefectures handling them as they are acknowledged:
+/// every fourth accepted and resolved (so its second event for the prefecture's review
+/// follows its first, perhaps while that node is cut off), and one in twenty-five, up to
+/// six, referred to Urumqi's market regulation. Each call is sent again with its request id
+/// until it is answered. Ends when the complaints' load does.
+async fn handling_load(callers: PathBuf, mut acked: UnboundedReceiver<Acknowledged>) -> Handled {
+    let mut regulators = HashMap::new();
+    for tenant in ["650100", "653100"] {
+        let channel = mtls(NODE, &callers, &format!("regulator-{tenant}")).await;
+        regulators.insert(tenant, ComplaintServiceClient::new(channel));
+    }
+    let mut handled = Handled::default();
+    let mut n = 0;
+    while let Some(a) = acked.recv().await {
+        n += 1;
+        let client = &regulators[a.tenant];
+        let tracking_number = a.tracking_number;
+        if n % 4 == 0 {
+            let accept = AcceptComplaintRequest {
+                request_id: format!("accept-{tracking_number}"),
+                tracking_number: tracking_number.clone(),
+            };
+            answered("accept", accept, |r| {
+                let mut c = client.clone();
+                async move { c.accept_complaint(r).await }
+            })
+            .await;
+            let resolve = ResolveComplaintRequest {
+                request_id: format!("resolve-{tracking_number}"),
+                tracking_number: tracking_number.clone(),
+                outcome: "the agency refunded the fee".into(),
+                verified: "the invoice and the refund were checked".into(),
+                against_agency: n % 8 == 0,
+            };
+            answered("resolve", resolve, |r| {
+                let mut c = client.clone();
+                async move { c.resolve_complaint(r).await }
+            })
+            .await;
+            handled.resolved.push((a.tenant, tracking_number));
+        } else if n % 25 == 1 && handled.referrals.len() < 6 {
+            let refer =
+                super::referrals::refer(&format!("refer-{tracking_number}"), &tracking_number);
+            let referral = answered("refer", refer, |r| {
+                let mut c = client.clone();
+                async move { c.refer_complaint(r).await }
+            })
+            .await;
+            handled.referrals.push(referral.referral_id);
+        }
+    }
+    handled
+}
+
+/// `call` with `message` (5 s to answer) until it is answered; a fault refuses it for a
+/// while, nothing for long.
+async fn answered<M, T, F, Fut>(what: &str, message: M, mut call: F) -> T
+where
+    M: Clone,
+    F: FnMut(tonic::Request<M>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut attempts = 0;
+    loop {
+        let mut request = tonic::Request::new(message.clone());
+        request.set_timeout(Duration::from_secs(5));
+        match call(request).await {
+            Ok(answer) => return answer.into_inner(),
+            Err(e) if attempts < 600 => {
+                attempts += 1;
+                if attempts % 50 == 0 {
+                    eprintln!("{what}: refused {attempts} times, last: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{what}: still refused after {attempts} attempts: {e}"),
+        }
+    }
+}
+
+/// Agencies that file while the faults last: the name of each one's certificate, its code,
+/// and the node where its prefecture's review runs.
+const FILERS: [(&str, &str, &str); 8] = [
+    ("agency-filer-1", "91650102MA7XJ2009H", "urumqi"),
+    ("agency-filer-2", "91650102MA7XJ2017C", "urumqi"),
+    ("agency-filer-3", "91650102MA7XJ20257", "urumqi"),
+    ("agency-filer-4", "91650102MA7XJ20332", "urumqi"),
+    ("agency-filer-5", "91653101MA78KT304Q", "kashgar"),
+    ("agency-filer-6", "91653101MA78KT312K", "kashgar"),
+    ("agency-filer-7", "91653101MA78KT320E", "kashgar"),
+    ("agency-filer-8", "91653101MA78KT339B", "kashgar"),
+];
+
+/// Each of the [`FILERS`] files in turn, `pause` apart; an application refused or lost is
+/// made again (its documents uploaded anew, the filing sent with the same request id) until
+/// it is acknowledged. The id of each one's filing.
+async fn filings_load(callers: PathBuf, pause: Duration) -> Vec<String> {
+    let mut filed = Vec::new();
+    for (name, uscc, _) in FILERS {
+        tokio::time::sleep(pause).await;
+        let mut client = FilingServiceClient::new(mtls(NODE, &callers, name).await);
+        let request_id = format!("topo-{name}");
+        let mut attempts = 0;
+        let filing_id = loop {
+            let attempt = async {
+                let req =
+                    super::filing::try_application(&mut client, uscc, "2022-06-01", &request_id)
+                        .await?;
+                let mut call = tonic::Request::new(req);
+                call.set_timeout(Duration::from_secs(10));
+                client.submit_filing(call).await
+            };
+            match attempt.await {
+                Ok(answer) => break answer.into_inner().filing.unwrap().filing_id,
+                Err(e) => {
+                    attempts += 1;
+                    assert!(attempts < 300, "{name}'s filing: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        filed.push(filing_id);
+    }
+    filed
+}
+
+impl Topology {
+    /// The complaints of `tenant` with more than one event for review, checked against what
+    /// `node` applied: each complaint's events applied in the order the region wrote them.
+    /// The tracking numbers of those complaints, once every one of their events is applied.
+    fn applied_in_order(&self, tenant: &str, node: &str) -> Option<BTreeSet<String>> {
+        let written = self.lines(
+            "region",
+            &format!(
+                "SELECT subject || ' ' || event_id FROM complaints_outbox \
+                 WHERE consumer = 'review' AND tenant = '{tenant}' ORDER BY seq"
+            ),
+        );
+        let applied: HashMap<String, i64> = self
+            .lines(
+                node,
+                "SELECT event_id || ' ' || received_at FROM review_inbox WHERE source = 'complaints'",
+            )
+            .iter()
+            .map(|l| {
+                let (id, at) = l.split_once(' ').unwrap();
+                (id.to_owned(), at.parse().unwrap())
+            })
+            .collect();
+        let mut by_complaint: HashMap<&str, Vec<&str>> = HashMap::new();
+        for line in &written {
+            let (subject, event_id) = line.split_once(' ').unwrap();
+            by_complaint.entry(subject).or_default().push(event_id);
+        }
+        let mut several = BTreeSet::new();
+        for (subject, events) in by_complaint.into_iter().filter(|(_, e)| e.len() > 1) {
+            let times: Vec<i64> = events
+                .iter()
+                .map(|e| applied.get(*e).copied())
+                .collect::<Option<_>>()?;
+            assert!(
+                times.is_sorted(),
+                "{subject}'s events applied on {node} out of the order written: {times:?}"
+            );
+            several.insert(subject.to_owned());
+        }
+        Some(several)
+    }
+}
+
 /// What a fault cost the callers: the attempts refused while it lasted, and the longest wait
 /// for an acknowledgement by a complaint begun in its window.
 fn cost(acked: &[Acknowledged], from: Instant, to: Instant) -> (u32, Duration) {
@@ -478,13 +671,17 @@ fn cost(acked: &[Acknowledged], from: Instant, to: Instant) -> (u32, Duration) {
     })
 }
 
-/// Under a steady load of complaints at the region: a region replica of every service killed
-/// with SIGKILL, Kashgar's node cut off then healed, the region's PostgreSQL restarted, and
-/// Kashgar's node started again with its clock five minutes ahead. Every complaint the
-/// callers submitted is stored once, every complaint event reaches its prefecture's node
-/// exactly once (and no other node), and the register is still served cosigned. The figures
-/// (attempts refused, longest wait, catch-up) are printed; `TOPOLOGY_OUTAGE_SECONDS` sets how
-/// long the replica stays dead and the link down (default 5).
+/// Under a steady load at the region (the public's complaints, the filed agency's record
+/// pushes, agencies filing, the prefectures' regulators resolving and referring complaints):
+/// one region replica of each service killed with SIGKILL in turn, Kashgar's node cut off
+/// then healed, the region's PostgreSQL restarted, and Kashgar's and Urumqi's nodes started
+/// again with their clocks five minutes ahead. Every complaint, record and filing
+/// acknowledged is stored once; every complaint event reaches its prefecture's node exactly
+/// once (and no other node), a complaint's events in the order written; every filing's task
+/// is on its prefecture's node alone; every referral reaches the department once with a
+/// receipt that verifies; the register is still served cosigned and extends its head from
+/// before the faults. The figures (attempts refused, longest wait, catch-up) are printed;
+/// `TOPOLOGY_OUTAGE_SECONDS` sets how long a replica stays dead and the link down (default 5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_between_nodes_lose_no_acknowledged_write() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -501,11 +698,19 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     let before = an_agency_filed_through_its_prefecture(&topology).await;
     let stop = tokio_util::sync::CancellationToken::new();
     // A steady load, not a flood: the suite runs beside it.
+    let (acked_tx, acked_rx) = tokio::sync::mpsc::unbounded_channel();
     let load = tokio::spawn(complaints_load(
         server_tls(public, &callers).await,
         4,
         Duration::from_millis(20),
         stop.clone(),
+        Some(acked_tx),
+    ));
+    // The regulators handle complaints as they come, and agencies file, meanwhile.
+    let handling = tokio::spawn(handling_load(callers.clone(), acked_rx));
+    let filings = tokio::spawn(filings_load(
+        callers.clone(),
+        outage.max(Duration::from_secs(5)),
     ));
     // The filed agency pushes credit records to the region's data-push service meanwhile.
     eventually(
@@ -524,24 +729,34 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     let settle = Duration::from_secs(2);
     tokio::time::sleep(settle).await;
 
-    let mut phases: Vec<(&str, Instant, Instant)> = Vec::new();
-    let began = Instant::now();
-    topology.fault(&["kill", "region", "serve-b"]);
-    tokio::time::sleep(outage).await;
-    topology.fault(&["revive", "region", "serve-b"]);
-    phases.push((
-        "a region replica of every service killed",
-        began,
-        Instant::now(),
-    ));
-    tokio::time::sleep(settle).await;
+    let mut phases: Vec<(String, Instant, Instant)> = Vec::new();
+    // One replica of each service in turn, alternating between the two addresses.
+    for (service, replica) in [
+        ("filing", "a"),
+        ("review", "b"),
+        ("disclosure", "a"),
+        ("complaints", "b"),
+        ("datapush", "a"),
+    ] {
+        let process = format!("serve-{service}-{replica}");
+        let began = Instant::now();
+        topology.fault(&["kill", "region", &process]);
+        tokio::time::sleep(outage).await;
+        topology.fault(&["revive", "region", &process]);
+        phases.push((
+            format!("{service}: region replica {replica} killed"),
+            began,
+            Instant::now(),
+        ));
+        tokio::time::sleep(settle).await;
+    }
 
     let began = Instant::now();
     topology.fault(&["cut", "kashgar"]);
     tokio::time::sleep(outage).await;
     topology.fault(&["heal", "kashgar"]);
     let healed = Instant::now();
-    phases.push(("Kashgar's node cut off", began, healed));
+    phases.push(("Kashgar's node cut off".into(), began, healed));
     let caught_up = eventually(
         "Kashgar's node caught up",
         Duration::from_secs(60),
@@ -555,14 +770,18 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
 
     let began = Instant::now();
     topology.fault(&["pg-restart", "region"]);
-    phases.push(("the region's PostgreSQL restarted", began, Instant::now()));
+    phases.push((
+        "the region's PostgreSQL restarted".into(),
+        began,
+        Instant::now(),
+    ));
     tokio::time::sleep(settle * 2).await;
 
     let began = Instant::now();
     topology.fault(&["skew", "kashgar", "serve", "300"]);
     topology.fault(&["skew", "urumqi", "serve", "300"]);
     phases.push((
-        "Kashgar's and Urumqi's nodes restarted 5 min ahead",
+        "Kashgar's and Urumqi's nodes restarted 5 min ahead".into(),
         began,
         Instant::now(),
     ));
@@ -570,6 +789,8 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     stop.cancel();
     let acked = load.await.unwrap();
     let (pushed, refused_streams) = pushes.await.unwrap();
+    let handled = handling.await.unwrap();
+    let filed = filings.await.unwrap();
 
     eprintln!(
         "topology faults (outage {outage:?}), {} complaints acknowledged:",
@@ -581,6 +802,12 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     }
     eprintln!("  Kashgar's node applied its backlog {caught_up:?} after the link came back");
     eprintln!("  {pushed} credit records pushed, {refused_streams} push streams refused");
+    eprintln!(
+        "  {} complaints resolved, {} referred, {} agencies filed",
+        handled.resolved.len(),
+        handled.referrals.len(),
+        filed.len()
+    );
 
     // Every record pushed is held once, at its first version (a stream sent again after a
     // fault finds what it had already stored and is told so).
@@ -620,10 +847,11 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         ("653100", "kashgar", "urumqi"),
     ] {
         let (written, _) = topology.complaint_events(tenant, node);
+        let resolved = handled.resolved.iter().filter(|(t, _)| *t == tenant);
         assert_eq!(
             written.len(),
-            acked.iter().filter(|a| a.tenant == tenant).count(),
-            "one event for {tenant}'s review per complaint"
+            acked.iter().filter(|a| a.tenant == tenant).count() + resolved.count(),
+            "one event for {tenant}'s review per complaint, and one per resolution"
         );
         eventually(
             "every event applied where it belongs",
@@ -644,6 +872,94 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         assert!(
             region.iter().all(|id| !written.contains(id)),
             "{tenant}'s events reached the region's review"
+        );
+    }
+
+    // A complaint resolved has a second event for its prefecture's review: each node applied
+    // every such pair in the order the region wrote it, whatever the faults in between.
+    for (tenant, node) in [("650100", "urumqi"), ("653100", "kashgar")] {
+        let resolved: BTreeSet<String> = handled
+            .resolved
+            .iter()
+            .filter(|(t, _)| *t == tenant)
+            .map(|(_, n)| n.clone())
+            .collect();
+        assert!(!resolved.is_empty(), "{tenant}'s regulator resolved some");
+        let in_order = eventually(
+            "the resolutions applied",
+            Duration::from_secs(60),
+            || async { topology.applied_in_order(tenant, node) },
+        )
+        .await;
+        assert_eq!(in_order, resolved, "complaints of {tenant} with two events");
+    }
+
+    // Every filing acknowledged is held once at the region, and its review task once, on
+    // its prefecture's node alone.
+    assert_eq!(filed.len(), FILERS.len());
+    for ((name, uscc, node), filing_id) in FILERS.iter().zip(&filed) {
+        let at_region = format!("SELECT COUNT(*) FROM filing_filing WHERE uscc = '{uscc}'");
+        assert_eq!(topology.count("region", &at_region), 1, "{name} filed once");
+        let tasks = format!("SELECT COUNT(*) FROM review_task WHERE filing_id = '{filing_id}'");
+        eventually(
+            "the filing's review task",
+            Duration::from_secs(60),
+            || async { (topology.count(node, &tasks) > 0).then_some(()) },
+        )
+        .await;
+        let other = if *node == "urumqi" {
+            "kashgar"
+        } else {
+            "urumqi"
+        };
+        assert_eq!(
+            [*node, other, "region"].map(|n| topology.count(n, &tasks)),
+            [1, 0, 0],
+            "{name}'s task held once, on its prefecture's node"
+        );
+    }
+
+    // Every referral reaches the department's node once, and the receipt its node signed
+    // verifies against the regional CA.
+    assert!(
+        !handled.referrals.is_empty(),
+        "some complaints were referred"
+    );
+    let department = ComplaintServiceClient::new(mtls(NODE, &callers, "department").await);
+    let listed = eventually("the referrals received", Duration::from_secs(60), || {
+        let mut department = department.clone();
+        let wanted = handled.referrals.clone();
+        async move {
+            let listed = department
+                .list_referrals(ListReferralsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .referrals;
+            let with_receipts: HashMap<String, _> = listed
+                .into_iter()
+                .filter_map(|r| Some((r.referral_id.clone(), r.receipt?)))
+                .collect();
+            wanted
+                .iter()
+                .all(|id| with_receipts.contains_key(id))
+                .then_some(with_receipts)
+        }
+    })
+    .await;
+    let ca = std::fs::read_to_string(callers.join("ca.pem")).unwrap();
+    let received = topology.department_received();
+    for id in &handled.referrals {
+        let signer = super::referrals::receipt_signer(&ca, id, &listed[id])
+            .unwrap_or_else(|e| panic!("the receipt for {id}: {e}"));
+        assert_eq!(signer.subject, "market-regulation");
+        assert_eq!(
+            received
+                .lines()
+                .filter(|l| l.starts_with(id.as_str()))
+                .count(),
+            1,
+            "{id} received once: {received}"
         );
     }
 
@@ -698,6 +1014,12 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
     })
     .await;
     assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
+    // Signed by the log's key, and extending the head served before the faults.
+    let vkey =
+        std::fs::read_to_string(Path::new(DIR).join("region/pki/register-log.vkey")).unwrap();
+    super::register::extends(&register, &vkey, before.size, head.size)
+        .await
+        .expect("the register only grew through the faults");
 }
 
 /// How cost grows with replicas and prefecture nodes: for each shape of the topology, the
@@ -733,6 +1055,7 @@ async fn cost_of_replicas_and_prefecture_nodes() {
             callers_n as usize,
             Duration::ZERO,
             stop.clone(),
+            None,
         ));
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.cancel();
