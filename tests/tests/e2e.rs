@@ -6,6 +6,7 @@ mod e2e {
     pub mod browser;
     pub mod certs;
     pub mod complaints;
+    pub mod database_tls;
     pub mod datapush;
     pub mod durability;
     pub mod edge;

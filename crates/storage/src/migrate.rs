@@ -75,7 +75,7 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
     // Under the same lock as each migration: two replicas starting at once on a new database
     // would otherwise both create the table, and PostgreSQL refuses the second.
     let mut tx = db.begin().await?;
-    lock(db, &mut tx, &table).await?;
+    lock(db, &mut tx).await?;
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)"
@@ -91,7 +91,7 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
         let sql = m.sql(db.engine());
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         let mut tx = db.begin().await?;
-        lock(db, &mut tx, &table).await?;
+        lock(db, &mut tx).await?;
         let existing = sqlx::query(AssertSqlSafe(format!(
             "SELECT checksum FROM {table} WHERE version = $1"
         )))
@@ -127,12 +127,13 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
     Ok(applied)
 }
 
-/// On PostgreSQL, serialises concurrent starts of several replicas of the same service for
-/// the rest of `tx`.
-async fn lock(db: &Db, tx: &mut crate::Tx, table: &str) -> Result<(), StorageError> {
+/// On PostgreSQL, serialises the migrations of every process starting on the database for
+/// the rest of `tx`: replicas of one service, and the services that share a database, whose
+/// migrations replace shared objects (`creditmesh_tenant_visible`; PostgreSQL refuses two
+/// concurrent replacements of one function with "tuple concurrently updated").
+async fn lock(db: &Db, tx: &mut crate::Tx) -> Result<(), StorageError> {
     if db.engine() == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(table.to_owned())
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('creditmesh schema migrations'))")
             .execute(&mut **tx)
             .await?;
     }

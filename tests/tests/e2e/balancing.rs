@@ -43,7 +43,7 @@ async fn filing_replica(
 }
 
 /// A gateway on free ports whose filing backend is `urls`.
-async fn gateway(pki: &Path, urls: Vec<String>, stop: &CancellationToken) -> SocketAddr {
+pub async fn gateway(pki: &Path, urls: Vec<String>, stop: &CancellationToken) -> SocketAddr {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let gw = creditmesh_gateway::start(
         GatewayConfig {
