@@ -894,6 +894,10 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     for svc in &running {
         relays.push(mesh::start_relay(svc, &targets, &pki_dir, timing, stop.clone()).await?);
     }
+    if let Some(listen) = cfg.ops.listen {
+        let url_of = |name: &str| cfg.db_config(name).url;
+        crate::ops::start(listen, &running, url_of, stop.clone()).await?;
+    }
     shutdown_signal().await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();
     stop.cancel();

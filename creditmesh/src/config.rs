@@ -63,6 +63,16 @@ pub struct Config {
     pub department: DepartmentNodeConfig,
     /// Pushed credit information: the catalog and the keys it is sealed with.
     pub datapush: creditmesh_rpc::service::DataPushConfig,
+    /// The operations port of `serve` (plain HTTP: `/livez`, `/readyz`, `/metrics`).
+    pub ops: OpsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Where the operations port listens; unset, it is off. Cluster-internal: it has no TLS
+    /// and no authentication, and says nothing a caller could not learn from a probe.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -341,6 +351,7 @@ impl Default for Config {
             referrals: Default::default(),
             department: Default::default(),
             datapush: Default::default(),
+            ops: OpsConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod flood;
 pub mod memory;
 pub mod mesh;
 mod nginx;
+pub mod ops;
 pub mod push_bench;
 pub mod register_bench;
 pub mod soak;

@@ -75,6 +75,8 @@ pub struct RunningService {
     pub store: ServiceStore,
     /// The listener's connections, and the calls it has served.
     pub connections: Arc<Connections>,
+    /// The gRPC health the service reports (SERVING from its start).
+    pub health: tonic_health::server::HealthReporter,
     pub(crate) server: Option<JoinHandle<()>>,
 }
 
@@ -120,7 +122,7 @@ pub async fn start_service(
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
     let lanes = creditmesh_rpc::LaneLayer::new(trust_domain);
     let routes = (def.routes)(env);
-    let (routes, _health) = creditmesh_rpc::standard::add_health_and_reflection(
+    let (routes, health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
         &[def.grpc_name, "creditmesh.events.v1.EventSinkService"],
     )
@@ -166,6 +168,7 @@ pub async fn start_service(
         addr,
         store,
         connections,
+        health,
         server: Some(server),
     })
 }

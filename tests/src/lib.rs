@@ -2,6 +2,7 @@
 //! whole mesh on port 0, and clients holding the development certificates.
 
 pub mod browser;
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

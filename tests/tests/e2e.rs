@@ -15,6 +15,7 @@ mod e2e {
     pub mod lifecycle;
     pub mod mesh;
     pub mod objections;
+    pub mod ops;
     pub mod plans;
     pub mod process;
     pub mod races;

@@ -35,6 +35,15 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
+/// The deliveries waiting for one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub consumer: String,
+    pub pending: i64,
+    /// When the oldest pending event occurred, microseconds since the epoch.
+    pub oldest_occurred_at: i64,
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
@@ -79,6 +88,7 @@ struct Sql {
     claim_postgres: Arc<str>,
     failed: Arc<str>,
     pending: Arc<str>,
+    backlog: Arc<str>,
     inbox: Arc<str>,
     audit: Arc<str>,
     idem_get: Arc<str>,
@@ -128,6 +138,11 @@ impl Infra {
             )
             .into(),
             pending: format!("SELECT COUNT(*) FROM {s}_outbox WHERE delivered_at IS NULL").into(),
+            backlog: format!(
+                "SELECT consumer, COUNT(*), MIN(occurred_at) FROM {s}_outbox \
+                 WHERE delivered_at IS NULL GROUP BY consumer"
+            )
+            .into(),
             inbox: format!(
                 "INSERT INTO {s}_inbox (event_id, source, event_type, received_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (event_id) DO NOTHING"
@@ -370,6 +385,23 @@ impl Infra {
             .fetch_one(&mut *db.acquire().await?)
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// What waits for each consumer: the deliveries not yet acknowledged, and when the oldest
+    /// of their events occurred (microseconds). A consumer with nothing pending is absent.
+    pub async fn backlog(&self, db: &Db) -> Result<Vec<Backlog>, StorageError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.backlog.clone()))
+            .fetch_all(&mut *db.acquire().await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Backlog {
+                    consumer: r.try_get(0)?,
+                    pending: r.try_get(1)?,
+                    oldest_occurred_at: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     /// Records an incoming event id in the caller's transaction; `false` when it was applied

@@ -17,7 +17,7 @@ pub mod transition;
 pub use blob::Blobs;
 pub use db::{Conn, Db, DbConfig, Engine, Tx};
 pub use error::StorageError;
-pub use infra::{AuditEntry, Infra, NewEvent, OutboxRow};
+pub use infra::{AuditEntry, Backlog, Infra, NewEvent, OutboxRow};
 pub use migrate::Migration;
 
 pub use sqlx;

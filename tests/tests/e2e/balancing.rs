@@ -44,6 +44,21 @@ async fn filing_replica(
 
 /// A gateway on free ports whose filing backend is `urls`.
 pub async fn gateway(pki: &Path, urls: Vec<String>, stop: &CancellationToken) -> SocketAddr {
+    let backend = Backend {
+        grpc_name: FILING.into(),
+        urls,
+        server_name: "filing".into(),
+        tenant: None,
+    };
+    gateway_for(pki, backend, stop).await.0
+}
+
+/// A gateway on free ports in front of `backend` alone: its node and public addresses.
+pub async fn gateway_for(
+    pki: &Path,
+    backend: Backend,
+    stop: &CancellationToken,
+) -> (SocketAddr, SocketAddr) {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let gw = creditmesh_gateway::start(
         GatewayConfig {
@@ -51,12 +66,7 @@ pub async fn gateway(pki: &Path, urls: Vec<String>, stop: &CancellationToken) ->
             public_listen: any,
             trust_domain: TRUST_DOMAIN.into(),
             tls: TlsFiles::in_dir(pki, "service-gateway"),
-            backends: vec![Backend {
-                grpc_name: FILING.into(),
-                urls,
-                server_name: "filing".into(),
-                tenant: None,
-            }],
+            backends: vec![backend],
             limits: unlimited(),
             forwarder_token: None,
         },
@@ -64,7 +74,7 @@ pub async fn gateway(pki: &Path, urls: Vec<String>, stop: &CancellationToken) ->
     )
     .await
     .unwrap();
-    gw.node_addr
+    (gw.node_addr, gw.public_addr)
 }
 
 /// The default limits, without the agencies' rate (the load here is one agency's).

@@ -3,8 +3,7 @@
 //! started with a certificate, that refuses every connection not made over TLS.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use creditmesh::mesh::{all_services, start_service};
 use creditmesh_domain::{Principal, PrincipalKind, tenant::REGION};
@@ -13,105 +12,14 @@ use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{DocumentKind, ListFilingsRequest};
 use creditmesh_storage::DbConfig;
 use creditmesh_storage::sqlx::{self, Connection};
+use creditmesh_tests::cluster::Cluster;
 use creditmesh_tests::{TRUST_DOMAIN, mtls};
 use tokio_util::sync::CancellationToken;
 
-/// A PostgreSQL cluster in a directory of its own, stopped when dropped.
-struct Cluster {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    as_postgres: bool,
-}
-
-impl Cluster {
-    /// `bin/NAME ARGS`, as the `postgres` user when the test runs as root (PostgreSQL will
-    /// not run as root).
-    fn run(&self, name: &str, args: &[&str]) {
-        let program = self.bin.join(name);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        let out = command.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{name} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `postgres://postgres@HOST:PORT/postgres` with `query`.
-    fn url(&self, host: &str, query: &str) -> String {
-        format!("postgres://postgres@{host}:{}/postgres?{query}", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.data.display().to_string();
-        let _ = std::panic::catch_unwind(|| {
-            self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
-        });
-    }
-}
-
-/// The newest PostgreSQL server binaries installed, if any.
-fn pg_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists())
-        .collect();
-    found.sort_by_key(|p| {
-        p.parent()
-            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    found.pop()
-}
-
 /// Starts a cluster under `dir` whose certificate, for `localhost`, the CA in `ca_dir` issued,
-/// and whose `pg_hba.conf` admits TCP connections over TLS only.
-fn start_cluster(bin: PathBuf, dir: &Path, ca: &Ca, ca_dir: &Path) -> Cluster {
-    let as_postgres =
-        String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim()
-            == "0";
-    let data = dir.join("pg");
-    std::fs::create_dir_all(&data).unwrap();
-    if as_postgres {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let _ = Command::new("useradd")
-            .args(["--system", "--home-dir", "/var/lib/postgresql", "postgres"])
-            .output();
-        let chown = Command::new("chown")
-            .arg("postgres:")
-            .arg(&data)
-            .status()
-            .unwrap();
-        assert!(chown.success());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cluster = Cluster {
-        bin,
-        data: data.clone(),
-        port,
-        as_postgres,
-    };
-    let data_arg = data.display().to_string();
-    cluster.run(
-        "initdb",
-        &["-D", &data_arg, "-A", "trust", "-U", "postgres"],
-    );
+/// and whose `pg_hba.conf` admits TCP connections over TLS only; `None` without PostgreSQL.
+fn tls_cluster(dir: &Path, ca: &Ca, ca_dir: &Path) -> Option<Cluster> {
+    let cluster = Cluster::init(dir)?;
     let server = LeafSpec {
         name: "postgres".into(),
         principal: Principal::new(PrincipalKind::Service, REGION, "postgres"),
@@ -121,6 +29,7 @@ fn start_cluster(bin: PathBuf, dir: &Path, ca: &Ca, ca_dir: &Path) -> Cluster {
         lifetime_days: 30,
     };
     ca.issue(ca_dir, TRUST_DOMAIN, &server).unwrap();
+    let data = cluster.data();
     std::fs::copy(ca_dir.join("postgres.pem"), data.join("server.crt")).unwrap();
     std::fs::copy(ca_dir.join("postgres.key"), data.join("server.key")).unwrap();
     std::fs::write(
@@ -129,24 +38,9 @@ fn start_cluster(bin: PathBuf, dir: &Path, ca: &Ca, ca_dir: &Path) -> Cluster {
          hostnossl all all 127.0.0.1/32 reject\n",
     )
     .unwrap();
-    if as_postgres {
-        let chown = Command::new("chown")
-            .args(["-R", "postgres:"])
-            .arg(&data)
-            .status()
-            .unwrap();
-        assert!(chown.success());
-    }
-    let options = format!(
-        "-p {port} -k {data_arg} -c listen_addresses=127.0.0.1 -c ssl=on \
-         -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
-    );
-    let log = data.join("server.log").display().to_string();
-    cluster.run(
-        "pg_ctl",
-        &["-D", &data_arg, "-l", &log, "-w", "-o", &options, "start"],
-    );
-    cluster
+    cluster.give_to_postgres();
+    cluster.start("-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+    Some(cluster)
 }
 
 /// The filing service on the database at `url`: its address and the token that stops it, or
@@ -175,14 +69,13 @@ async fn service_on(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_reaches_postgres_over_verified_tls_and_no_other_server() {
-    let Some(bin) = pg_bin() else {
-        eprintln!("database_tls: skipped, no PostgreSQL server binaries under /usr/lib/postgresql");
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
     let ca = Ca::init(&ca_dir, 30).unwrap();
-    let cluster = start_cluster(bin, dir.path(), &ca, &ca_dir);
+    let Some(cluster) = tls_cluster(dir.path(), &ca, &ca_dir) else {
+        eprintln!("database_tls: skipped, no PostgreSQL server binaries under /usr/lib/postgresql");
+        return;
+    };
     let ca_file = ca_dir.join("ca.pem").display().to_string();
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
