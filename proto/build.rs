@@ -10,6 +10,7 @@ const FILES: &[&str] = &[
     "creditmesh/review/v1/review.proto",
     "creditmesh/disclosure/v1/disclosure.proto",
     "creditmesh/complaints/v1/complaints.proto",
+    "creditmesh/complaints/v2/referrals.proto",
     "creditmesh/datapush/v1/datapush.proto",
 ];
 

@@ -60,4 +60,11 @@ for p in problems:
     print(p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  echo "deploy-check: a container daemon answers: building the image creditmesh:$VERSION"
+  docker build -q -f deploy/Dockerfile -t "creditmesh:$VERSION" .
+  docker run --rm "creditmesh:$VERSION" --version
+else
+  echo "deploy-check: no container daemon here; the image is not built"
+fi
 echo "deploy-check: ok"

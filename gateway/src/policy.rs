@@ -218,6 +218,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.complaints.v1.ReferralReceiverService/ReceiveReferral",
         NOBODY,
     ),
+    (
+        "creditmesh.complaints.v2.ReferralReceiverService/ReceiveReferral",
+        NOBODY,
+    ),
     // datapush (Art. 21-23, 27)
     (
         "creditmesh.datapush.v1.DataPushService/PushRecords",

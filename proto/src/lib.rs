@@ -80,6 +80,10 @@ pub mod complaints {
     pub mod v1 {
         tonic::include_proto!("creditmesh.complaints.v1");
     }
+    /// The referral receiver whose request carries the referral's bytes as encoded.
+    pub mod v2 {
+        tonic::include_proto!("creditmesh.complaints.v2");
+    }
 }
 
 pub mod datapush {

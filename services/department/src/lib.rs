@@ -13,10 +13,10 @@ use anyhow::{Context, Result, bail};
 use creditmesh_domain::{Clock, PrincipalKind, Tenant};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles, receipt};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use creditmesh_proto::complaints::v1::referral_receiver_service_server::ReferralReceiverServiceServer;
 use creditmesh_proto::complaints::v1::{
     AcknowledgeReferralRequest, DeclineReferralRequest, Referral,
 };
+use creditmesh_proto::complaints::{v1, v2};
 use creditmesh_rpc::Authn;
 use creditmesh_rpc::connections::{Budget, ConnectionLimits, Connections};
 use creditmesh_rpc::listener::{bind_tls, spawn_reloader};
@@ -27,7 +27,11 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 
 pub const NAME: &str = "department";
-pub const GRPC_NAME: &str = "creditmesh.complaints.v1.ReferralReceiverService";
+/// The receiver's two versions: v2 (the referral's bytes) and v1 (as first published).
+pub const GRPC_NAMES: [&str; 2] = [
+    "creditmesh.complaints.v2.ReferralReceiverService",
+    "creditmesh.complaints.v1.ReferralReceiverService",
+];
 
 /// What a department node runs with.
 #[derive(Clone)]
@@ -103,9 +107,17 @@ pub async fn start(cfg: &NodeConfig, stop: CancellationToken) -> Result<RunningN
         tenant: cfg.tenant,
         clock: cfg.clock.clone(),
     };
-    let routes = Routes::new(ReferralReceiverServiceServer::new(receiver));
+    let receiver = Arc::new(receiver);
+    let routes = Routes::new(
+        v2::referral_receiver_service_server::ReferralReceiverServiceServer::from_arc(
+            receiver.clone(),
+        ),
+    )
+    .add_service(
+        v1::referral_receiver_service_server::ReferralReceiverServiceServer::from_arc(receiver),
+    );
     let (routes, _health) =
-        creditmesh_rpc::standard::add_health_and_reflection(routes, &[GRPC_NAME]).await?;
+        creditmesh_rpc::standard::add_health_and_reflection(routes, &GRPC_NAMES).await?;
     let limits = ConnectionLimits::default();
     let connections = Connections::new(Budget::new(limits.max_connections), &limits, 0);
     let (addr, incoming) = bind_tls(cfg.listen, tls, connections, stop.clone())

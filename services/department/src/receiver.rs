@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use creditmesh_domain::{Clock, PrincipalKind, Tenant};
 use creditmesh_pki::receipt;
-use creditmesh_proto::complaints::v1::referral_receiver_service_server::ReferralReceiverService;
-use creditmesh_proto::complaints::v1::{
-    ReceiveReferralRequest, ReceiveReferralResponse, Referral, ReferralReceipt,
-};
+use creditmesh_proto::complaints::v1::{Referral, ReferralReceipt};
+use creditmesh_proto::complaints::{v1, v2};
 use creditmesh_rpc::{Authn, status_from, timestamp};
 use creditmesh_storage::Db;
 use prost::Message;
@@ -31,19 +29,65 @@ fn invalid(why: impl Into<String>) -> Status {
 }
 
 #[tonic::async_trait]
-impl ReferralReceiverService for Receiver {
+impl v2::referral_receiver_service_server::ReferralReceiverService for Receiver {
     async fn receive_referral(
         &self,
-        request: Request<ReceiveReferralRequest>,
-    ) -> Result<Response<ReceiveReferralResponse>, Status> {
-        // Only the platform's complaints service delivers referrals.
-        let peer = self.authn.service_peer(&request)?;
+        request: Request<v2::ReceiveReferralRequest>,
+    ) -> Result<Response<v2::ReceiveReferralResponse>, Status> {
+        let peer = self.complaints_service(&request)?;
+        let bytes = request.into_inner().referral;
+        let (duplicate, receipt) = self.receive(&peer, bytes).await?;
+        Ok(Response::new(v2::ReceiveReferralResponse {
+            duplicate,
+            receipt: Some(receipt),
+        }))
+    }
+}
+
+/// The contract as first published: the referral as a message, kept and hashed as this node
+/// encodes it.
+#[tonic::async_trait]
+impl v1::referral_receiver_service_server::ReferralReceiverService for Receiver {
+    async fn receive_referral(
+        &self,
+        request: Request<v1::ReceiveReferralRequest>,
+    ) -> Result<Response<v1::ReceiveReferralResponse>, Status> {
+        let peer = self.complaints_service(&request)?;
+        let referral = request
+            .into_inner()
+            .referral
+            .ok_or_else(|| invalid("referral: is required"))?;
+        let (duplicate, receipt) = self.receive(&peer, referral.encode_to_vec()).await?;
+        Ok(Response::new(v1::ReceiveReferralResponse {
+            duplicate,
+            receipt: Some(receipt),
+        }))
+    }
+}
+
+impl Receiver {
+    /// The calling peer, when it is the platform's complaints service: only it delivers
+    /// referrals.
+    fn complaints_service<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<creditmesh_domain::Principal, Status> {
+        let peer = self.authn.service_peer(request)?;
         if peer.kind != PrincipalKind::Service || peer.subject != "complaints" {
             return Err(Status::permission_denied(
                 "only the complaints service delivers referrals",
             ));
         }
-        let bytes = request.into_inner().referral;
+        Ok(peer)
+    }
+
+    /// Keeps the first delivery of the encoded referral `bytes`; whether it was received
+    /// before, and the receipt of its first delivery.
+    async fn receive(
+        &self,
+        peer: &creditmesh_domain::Principal,
+        bytes: Vec<u8>,
+    ) -> Result<(bool, ReferralReceipt), Status> {
         let referral = Referral::decode(bytes.as_slice())
             .map_err(|e| invalid(format!("referral: not an encoded referral: {e}")))?;
         if uuid::Uuid::parse_str(&referral.referral_id).is_err() {
@@ -100,15 +144,15 @@ impl ReferralReceiverService for Receiver {
         if first {
             tracing::info!(referral_id = %kept.referral_id, tracking_number = %referral.tracking_number, "referral received");
         }
-        Ok(Response::new(ReceiveReferralResponse {
-            duplicate: !first,
-            receipt: Some(ReferralReceipt {
+        Ok((
+            !first,
+            ReferralReceipt {
                 referral_id: kept.referral_id,
                 sha256: kept.sha256,
                 received_at: Some(timestamp(kept.received_at)),
                 signature: kept.signature,
                 certificate: self.signer.certificate().to_vec(),
-            }),
-        }))
+            },
+        ))
     }
 }

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-use creditmesh_proto::complaints::v1::referral_receiver_service_client::ReferralReceiverServiceClient;
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, AcknowledgeReferralRequest, ComplaintStatus, DeclineReferralRequest,
-    Department, ListReferralsRequest, ReceiveReferralRequest, ReferComplaintRequest, Referral,
-    ReferralReceipt, ReferralStatus, TrackComplaintRequest,
+    Department, ListReferralsRequest, ReferComplaintRequest, Referral, ReferralReceipt,
+    ReferralStatus, TrackComplaintRequest,
 };
+use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
+use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
 use creditmesh_tests::{
     DepartmentNode, Engine, TRUST_DOMAIN, TestClock, TestMesh, demo_department, eventually,
     free_addr, mtls, scalar_i64,
@@ -261,6 +262,25 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
             .into_inner();
     assert!(again.duplicate);
     assert_eq!(again.receipt.unwrap().signature, receipt.signature);
+    assert_eq!(received_rows(&node).await, 1);
+    // Sent in the form first published (v1: the referral as a message), it is the same
+    // referral: the node encodes it as it was sent, and answers with the same receipt.
+    use creditmesh_proto::complaints::v1 as first;
+    let as_first_published =
+        first::referral_receiver_service_client::ReferralReceiverServiceClient::new(
+            mtls(node.addr, &t.pki_dir, "service-complaints").await,
+        )
+        .receive_referral(first::ReceiveReferralRequest {
+            referral: Some(<Referral as prost::Message>::decode(kept_payload.as_slice()).unwrap()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(as_first_published.duplicate);
+    assert_eq!(
+        as_first_published.receipt.unwrap().signature,
+        receipt.signature
+    );
     assert_eq!(received_rows(&node).await, 1);
     // Only the complaints service delivers: a department's own certificate is refused.
     let refused =
