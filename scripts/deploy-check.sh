@@ -24,7 +24,7 @@ echo "deploy-check: hadolint deploy/Dockerfile"
 echo "deploy-check: manifests against Kubernetes $KUBERNETES_VERSION"
 "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" deploy/k8s/*.yaml
 
-echo "deploy-check: every workload runs creditmesh:$VERSION as $UID_GID, unprivileged"
+echo "deploy-check: every workload runs creditmesh:$VERSION as $UID_GID, unprivileged, with resources, a disruption budget, behind default-deny"
 "$venv/bin/python" - "$UID_GID" "$VERSION" deploy/k8s/*.yaml <<'PY'
 import sys
 import yaml
@@ -32,11 +32,33 @@ import yaml
 uid = int(sys.argv[1])
 version = sys.argv[2]
 problems = []
-for path in sys.argv[3:]:
-    for doc in yaml.safe_load_all(open(path)):
-        if not doc or doc["kind"] not in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+docs = [
+    (path, doc)
+    for path in sys.argv[3:]
+    for doc in yaml.safe_load_all(open(path))
+    if doc
+]
+budgets = {
+    d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+    for _, d in docs
+    if d["kind"] == "PodDisruptionBudget"
+}
+if not any(
+    d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] == {}
+    and set(d["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+    and not d["spec"].get("ingress") and not d["spec"].get("egress")
+    for _, d in docs
+):
+    problems.append("no default-deny NetworkPolicy (every pod, ingress and egress, nothing allowed)")
+for path, doc in docs:
+        if doc["kind"] not in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
             continue
         name = f'{path}: {doc["kind"]} {doc["metadata"]["name"]}'
+        label = doc["spec"]["template"].get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name")
+        if label is None:
+            problems.append(f"{name}: its pods carry no app.kubernetes.io/name label")
+        if doc["kind"] == "Deployment" and label not in budgets:
+            problems.append(f"{name}: no PodDisruptionBudget selects its pods")
         pod = doc["spec"]["template"]["spec"]
         ctx = pod.get("securityContext", {})
         want = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True, "fsGroup": uid}
@@ -54,6 +76,11 @@ for path in sys.argv[3:]:
                 problems.append(f"{where}: privilege escalation is allowed")
             if cc.get("capabilities", {}).get("drop") != ["ALL"]:
                 problems.append(f"{where}: capabilities are not all dropped")
+            resources = c.get("resources", {})
+            for kind in ("requests", "limits"):
+                for what in ("cpu", "memory"):
+                    if what not in resources.get(kind, {}):
+                        problems.append(f"{where}: no {what} in resources.{kind}")
             if c["image"] != f"creditmesh:{version}":
                 problems.append(f'{where}: image {c["image"]} is not creditmesh:{version}')
 for p in problems:
