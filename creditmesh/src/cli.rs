@@ -285,11 +285,22 @@ enum BenchCommand {
 
 #[derive(Subcommand)]
 enum PkiCommand {
-    /// Mints the development PKI into DIR (CA, demo callers, one identity per node), keeping
-    /// whatever already exists.
+    /// Mints the development PKI into DIR (CA, demo callers, one identity per node) and the
+    /// node's keys (as `pki keys`), keeping whatever already exists.
     Dev {
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Makes in DIR the keys a node signs and seals with, where missing: the register's log
+    /// key (and its verifier key), data push's key-encryption and index keys, the forwarder
+    /// token, and with --witness-name a witness's key. `serve` makes none of its own: its
+    /// replicas share the files made here, provided with their other secrets.
+    Keys {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The name this node's cosignatures carry, when it witnesses another's register.
+        #[arg(long)]
+        witness_name: Option<String>,
     },
     /// Mints a new regional CA into DIR (ca.pem, ca.key).
     Init {
@@ -863,6 +874,10 @@ fn relay_targets(cfg: &Config) -> mesh::RelayTargets {
 
 async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let defs = chosen(services)?;
+    // A replica never mints a key of its own beside the one its peers share.
+    creditmesh_pki::forbid_making();
+    let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
+    crate::keys::require(&cfg, &names)?;
     let stop = CancellationToken::new();
     let pki_dir = cfg.pki_dir();
     let runtime = cfg.runtime()?;
@@ -1088,11 +1103,17 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
     match command {
         PkiCommand::Dev { dir } => {
             let pki = creditmesh_pki::ensure_dev_pki(&dir, &cfg.trust_domain)?;
+            crate::keys::make(&dir, &cfg.trust_domain, None)?;
             println!(
                 "{} ({})",
                 dir.display(),
                 if pki.minted { "minted now" } else { "reused" }
             );
+        }
+        PkiCommand::Keys { dir, witness_name } => {
+            for file in crate::keys::make(&dir, &cfg.trust_domain, witness_name.as_deref())? {
+                println!("{}", file.display());
+            }
         }
         PkiCommand::Init { dir, lifetime_days } => {
             if dir.join("ca.pem").exists() {

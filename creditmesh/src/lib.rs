@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod fairness;
 pub mod flood;
+pub mod keys;
 pub mod memory;
 pub mod mesh;
 mod nginx;

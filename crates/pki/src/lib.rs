@@ -17,7 +17,7 @@ pub use identity::{TlsFiles, principal_of};
 pub use revocation::{
     CRL_VALIDITY_DAYS, Revoked, load_crls, parse_reason, read_crl, revoked_serials, serial_of,
 };
-pub use secret_file::made_once;
+pub use secret_file::{forbid_making, made_once};
 pub use tls::{ClientAuth, ClientTls, Reloading, ServerTls};
 
 /// The trust domain of the SPIFFE IDs, unless configured otherwise.

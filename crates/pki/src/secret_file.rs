@@ -1,10 +1,21 @@
-//! Secrets a node makes for itself on its first start (signing keys, data keys, tokens), in
-//! files only their owner may read. Replicas that share a directory may start at the same
-//! moment: a file appears whole or not at all, and the first one made is the one all use.
+//! Secrets a node makes for itself (signing keys, data keys, tokens), in files only their
+//! owner may read: `dev` and `creditmesh pki keys` make them; `serve` only reads them (its
+//! replicas must share one set, provisioned with their other secrets), see [`forbid_making`].
+//! Replicas that share a directory may start at the same moment: a file appears whole or not
+//! at all, and the first one made is the one all use.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static MAKING_FORBIDDEN: AtomicBool = AtomicBool::new(false);
+
+/// From now on this process makes no secret: [`made_once`] fails, naming the file and how to
+/// make it, where one is missing. A production node (`serve`) calls it at start, so that a
+/// replica never mints a key of its own beside the one its peers share.
+pub fn forbid_making() {
+    MAKING_FORBIDDEN.store(true, Ordering::Relaxed);
+}
 
 /// The text of `path` (trimmed), or, when there is no such file, what `make` gives, written
 /// there readable by the owner alone. The text is written under a name of its own and linked
@@ -14,8 +25,20 @@ pub fn made_once(
     path: &Path,
     make: impl FnOnce() -> std::io::Result<String>,
 ) -> std::io::Result<String> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return Ok(text.trim().to_owned());
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if MAKING_FORBIDDEN.load(Ordering::Relaxed) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} is missing, and this node makes no keys of its own: make them once with \
+                 `creditmesh pki keys --dir DIR` and give every replica the same files",
+                path.display()
+            ),
+        ));
     }
     let text = make()?;
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -58,15 +58,7 @@ impl LogKey {
             name,
             key,
         };
-        let vkey_path = pki_dir.join(VKEY_FILE);
-        if std::fs::read_to_string(&vkey_path)
-            .ok()
-            .as_deref()
-            .map(str::trim)
-            != Some(&vkey)
-        {
-            std::fs::write(&vkey_path, format!("{vkey}\n"))?;
-        }
+        publish_vkey(&pki_dir.join(VKEY_FILE), &vkey);
         Ok(this)
     }
 
@@ -82,6 +74,19 @@ impl LogKey {
             signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
         note.add_sigs(&[self]).map_err(|e| e.to_string())?;
         String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// Writes the verifier key `vkey` beside its key, for operators and witnesses to take, unless
+/// it is there already. Where the directory is read-only (a mounted Secret), a verifier key
+/// that is missing or stale is only reported: it can be derived from the key at any time, and
+/// the node serves it with its head.
+pub fn publish_vkey(path: &Path, vkey: &str) {
+    if std::fs::read_to_string(path).ok().as_deref().map(str::trim) == Some(vkey) {
+        return;
+    }
+    if let Err(e) = std::fs::write(path, format!("{vkey}\n")) {
+        tracing::warn!(path = %path.display(), error = %e, "verifier key not written beside its key");
     }
 }
 

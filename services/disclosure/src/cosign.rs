@@ -58,10 +58,7 @@ impl CosignerKey {
         let path = dir.join(file);
         let seed = crate::checkpoint::load_or_create_seed(&path)?;
         let key = Self::new(name, seed).map_err(std::io::Error::other)?;
-        std::fs::write(
-            path.with_extension("vkey"),
-            format!("{}\n", key.verifier_key()),
-        )?;
+        crate::checkpoint::publish_vkey(&path.with_extension("vkey"), &key.verifier_key());
         Ok(key)
     }
 

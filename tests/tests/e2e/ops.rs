@@ -22,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
 const COMPLAINTS: &str = "creditmesh.complaints.v1.ComplaintService";
 
 /// `GET path` over plain HTTP/1.1: the status and the body.
-async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+pub async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
     let head = format!("GET {path} HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n");
     tcp.write_all(head.as_bytes()).await.ok()?;

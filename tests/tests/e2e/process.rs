@@ -36,6 +36,7 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
     creditmesh_rpc::connections::raise_descriptor_limit();
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    creditmesh::keys::make(&pki, creditmesh_tests::TRUST_DOMAIN, None).unwrap();
     let (node_port, public_port) = (free_port(), free_port());
     let mut config = format!(
         "pki_dir = \"{}\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
@@ -661,6 +662,83 @@ async fn bench_gateway_prints_its_figures() {
     assert!(refused["gateway_rps"].as_f64().unwrap() > 0.0, "{last}");
     assert!(refused["ratio"].is_number(), "{last}");
     assert_eq!(refused["errors"], 0, "{last}");
+}
+
+/// `serve` makes no key of its own: without the keys its services need it refuses to start,
+/// naming each missing file and the command that makes them; with the files `pki keys` made,
+/// it starts, becomes ready and signs with that log key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_makes_no_keys_and_starts_with_those_made_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let ops_port = free_port();
+    let mut config = format!(
+        "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+         [ops]\nlisten = \"127.0.0.1:{ops_port}\"\n",
+        pki.display(),
+        dir.path().display()
+    );
+    for name in ["disclosure", "datapush"] {
+        let port = free_port();
+        config.push_str(&format!(
+            "[services.{name}]\nlisten = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    let config_path = dir.path().join("creditmesh.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let config_arg = config_path.display().to_string();
+    let serve = [
+        "serve",
+        "--services",
+        "disclosure,datapush",
+        "--config",
+        &config_arg,
+    ];
+    let keys_in = |pki: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(pki)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = keys_in(&pki);
+
+    let (ok, _, stderr) = run(&serve, &[]).await;
+    assert!(!ok, "serve started without its keys");
+    for missing in ["register-log.key", "datapush-kek.key", "datapush-index.key"] {
+        assert!(stderr.contains(missing), "{missing} named: {stderr}");
+    }
+    assert!(stderr.contains("creditmesh pki keys --dir"), "{stderr}");
+    assert_eq!(keys_in(&pki), before, "serve made nothing");
+
+    let pki_arg = pki.display().to_string();
+    let (ok, made, stderr) = run(&["pki", "keys", "--dir", &pki_arg], &[]).await;
+    assert!(ok, "{stderr}");
+    assert!(made.contains("register-log.vkey"), "{made}");
+    let made_files = keys_in(&pki);
+    let vkey = std::fs::read_to_string(pki.join("register-log.vkey")).unwrap();
+
+    let _serve = Command::new(BIN)
+        .args(serve)
+        .env_remove("CREDITMESH_DATABASE__URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ops = std::net::SocketAddr::from(([127, 0, 0, 1], ops_port));
+    eventually("ready", Duration::from_secs(60), || async {
+        (super::ops::get(ops, "/readyz").await?.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(keys_in(&pki), made_files, "serve made no other key");
+    assert_eq!(
+        std::fs::read_to_string(pki.join("register-log.vkey")).unwrap(),
+        vkey,
+        "the log key made for it"
+    );
 }
 
 async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
