@@ -28,6 +28,7 @@ mod e2e {
     pub mod topology;
     pub mod tracing;
     pub mod web;
+    pub mod workloads;
 }
 
 /// Declares `NAME` once per engine: `sqlite::NAME` and `postgres::NAME`, each calling
