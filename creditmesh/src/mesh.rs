@@ -121,6 +121,7 @@ pub async fn start_service(
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
     let lanes = creditmesh_rpc::LaneLayer::new(trust_domain);
+    let calls = creditmesh_rpc::metrics::CallMetricsLayer::new(trust_domain);
     let routes = (def.routes)(env);
     let (routes, health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
@@ -150,6 +151,7 @@ pub async fn start_service(
             .initial_connection_window_size(8 * 1024 * 1024)
             .initial_stream_window_size(1024 * 1024)
             .layer(in_flight)
+            .layer(calls)
             .layer(peers)
             .layer(lanes)
             .layer(ServerTraceLayer { service: name })

@@ -1,7 +1,8 @@
 //! The operations port of a `serve` process: plain HTTP, for the cluster's probes and
 //! Prometheus, never exposed beyond the node. `/livez` answers while the process runs;
 //! `/readyz` only while every service's database answers (a service is started only once its
-//! migrations are applied and its keys loaded); `/metrics` in the Prometheus text format.
+//! migrations are applied and its keys loaded); `/metrics` in the Prometheus text format: the
+//! calls answered (`creditmesh_rpc::metrics`), readiness, outbox backlogs, the pool.
 //! The gRPC health of each service follows the same readiness: NOT_SERVING while its
 //! database does not answer.
 
@@ -202,24 +203,25 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
             oldest.get_or_create(&labels).set(age);
         }
     }
-    let mut registry = Registry::with_prefix("creditmesh");
+    let mut registry = Registry::default();
+    creditmesh_rpc::metrics::register(&mut registry);
     registry.register(
-        "ready",
+        "creditmesh_ready",
         "Whether the service's database answers (1) or not (0)",
         ready,
     );
     registry.register(
-        "outbox_backlog",
+        "creditmesh_outbox_backlog",
         "Events written and not yet acknowledged by the consumer",
         backlog,
     );
     registry.register(
-        "outbox_oldest_age_seconds",
+        "creditmesh_outbox_oldest_age_seconds",
         "How long ago the oldest event not yet acknowledged by the consumer occurred",
         oldest,
     );
     registry.register(
-        "db_pool_connections",
+        "creditmesh_db_pool_connections",
         "The database pool's open connections, in use or idle",
         pool,
     );

@@ -11,6 +11,7 @@ pub mod error;
 pub mod in_flight;
 pub mod lane;
 pub mod listener;
+pub mod metrics;
 pub mod relay;
 pub mod resolve;
 pub mod service;

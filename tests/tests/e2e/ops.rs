@@ -43,6 +43,7 @@ fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let matches = s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
         match (matches, &s.value) {
             (true, prometheus_parse::Value::Gauge(v)) => Some(*v),
+            (true, prometheus_parse::Value::Counter(v)) => Some(*v),
             (true, prometheus_parse::Value::Untyped(v)) => Some(*v),
             _ => None,
         }
@@ -145,6 +146,25 @@ async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
         let ready = gauge(&text, "creditmesh_ready", &[("service", "complaints")]);
         assert_eq!(ready, Some(1.0), "{text}");
     }
+
+    // Every call answered is counted by method, caller's tenant and status: the ten
+    // complaints, and one refused for what it lacks.
+    let mut refused = super::complaints::complaint("ops-refused", "");
+    refused.complainant_contact.clear();
+    let answer = public.submit_complaint(refused).await.unwrap_err();
+    assert_eq!(answer.code(), tonic::Code::InvalidArgument, "{answer:?}");
+    let text = get(ops, "/metrics").await.unwrap().1;
+    let calls = |code| {
+        let labels = [
+            ("rpc_service", COMPLAINTS),
+            ("rpc_method", "SubmitComplaint"),
+            ("tenant", "public"),
+            ("rpc_grpc_status_code", code),
+        ];
+        gauge(&text, "rpc_server_calls_total", &labels)
+    };
+    assert_eq!(calls("0"), Some(10.0), "{text}");
+    assert_eq!(calls("3"), Some(1.0), "{text}");
 
     // PostgreSQL stops: unready within 5 s, gRPC health NOT_SERVING, alive all the while.
     cluster.stop();
