@@ -47,7 +47,16 @@ pub fn init(filter: &str, json: bool) -> anyhow::Result<Telemetry> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
     EXPORTING.store(otlp, std::sync::atomic::Ordering::Relaxed);
-    let resource = Resource::builder().with_service_name("creditmesh").build();
+    // The builder reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; the name is ours only
+    // where neither names the service.
+    let mut resource = Resource::builder();
+    if !named_by_environment(
+        std::env::var("OTEL_SERVICE_NAME").ok().as_deref(),
+        std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+    ) {
+        resource = resource.with_service_name("creditmesh");
+    }
+    let resource = resource.build();
     let (tracer, meter) = if otlp {
         let spans = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -92,6 +101,25 @@ pub fn init(filter: &str, json: bool) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { tracer, meter })
 }
 
+/// Whether the standard variables name the service: `OTEL_SERVICE_NAME`, or `service.name`
+/// among `OTEL_RESOURCE_ATTRIBUTES` (`key=value,…`).
+fn named_by_environment(service_name: Option<&str>, attributes: Option<&str>) -> bool {
+    service_name.is_some_and(|n| !n.trim().is_empty())
+        || attributes.is_some_and(|a| {
+            a.split(',').any(|kv| {
+                kv.split_once('=')
+                    .is_some_and(|(k, _)| k.trim() == "service.name")
+            })
+        })
+}
+
+/// The trace id a W3C `traceparent` header carries (`00-<trace id>-<parent id>-<flags>`).
+pub fn traceparent_trace_id(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let id = value.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
 /// Reads W3C trace context from HTTP headers.
 pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
 
@@ -129,4 +157,44 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let cx = tracing::Span::current().context();
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_names_the_service_by_either_variable() {
+        assert!(!named_by_environment(None, None));
+        assert!(!named_by_environment(
+            Some(" "),
+            Some("deployment.environment=prod")
+        ));
+        assert!(named_by_environment(Some("creditmesh-filing"), None));
+        assert!(named_by_environment(
+            None,
+            Some("k8s.pod.name=a, service.name=filing")
+        ));
+    }
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(traceparent_trace_id(&h), None);
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            traceparent_trace_id(&h),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        h.insert(
+            "traceparent",
+            "00-nothex-00f067aa0ba902b7-01".parse().unwrap(),
+        );
+        assert_eq!(traceparent_trace_id(&h), None);
+    }
 }

@@ -3,6 +3,7 @@
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -53,9 +54,21 @@ where
             rpc.method = %method,
             service = self.service,
             rpc.grpc.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
+        // Every log line inside the call carries its trace (JSON logs name the span's fields):
+        // this span's own ids where spans are exported, else the caller's trace id.
         if crate::telemetry::exporting() {
             let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+            let cx = span.context();
+            let ids = cx.span().span_context().clone();
+            if ids.is_valid() {
+                span.record("trace_id", ids.trace_id().to_string());
+                span.record("span_id", ids.span_id().to_string());
+            }
+        } else if let Some(id) = crate::telemetry::traceparent_trace_id(req.headers()) {
+            span.record("trace_id", id);
         }
         let fut = self.inner.call(req);
         Box::pin(

@@ -187,3 +187,95 @@ async fn gateway_counts_calls_by_method_tenant_and_status(engine: Engine) {
     );
     t.stop().await;
 }
+
+/// A `serve` process logging JSON lines with its spans exported (to an endpoint that is not
+/// there, as a collector that is down): a line logged inside a call carries the call's trace
+/// id — the one the caller's `traceparent` began — and the call's span id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_inside_a_call_carry_its_trace() {
+    const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let (port, collector) = (free_port(), free_port());
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+             [log]\nformat = \"json\"\n[services.complaints]\nlisten = \"127.0.0.1:{port}\"\n",
+            pki.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let _serve = tokio::process::Command::new(BIN)
+        .args(["serve", "--services", "complaints", "--config"])
+        .arg(&config)
+        .env_remove("CREDITMESH_DATABASE__URL")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{collector}"),
+        )
+        .env("OTEL_SERVICE_NAME", "complaints-under-test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let backend = creditmesh_gateway::Backend {
+        grpc_name: "creditmesh.complaints.v1.ComplaintService".into(),
+        urls: vec![format!("https://127.0.0.1:{port}")],
+        server_name: "complaints".into(),
+        tenant: None,
+    };
+    let (_, public) = super::balancing::gateway_for(&pki, backend, &stop).await;
+    let client = ComplaintServiceClient::new(creditmesh_tests::server_tls(public, &pki).await);
+    eventually("a complaint taken", Duration::from_secs(60), || {
+        let mut client = client.clone();
+        async move {
+            let mut call = tonic::Request::new(super::complaints::complaint("traced-1", ""));
+            call.metadata_mut().insert(
+                "traceparent",
+                format!("00-{TRACE_ID}-00f067aa0ba902b7-01")
+                    .parse()
+                    .unwrap(),
+            );
+            client.submit_complaint(call).await.ok()
+        }
+    })
+    .await;
+    let line = eventually("the call's log line", Duration::from_secs(10), || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(log).ok()?;
+            text.lines()
+                .find(|l| l.contains("complaint received"))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // The line names the spans it is inside; the call's is one of them.
+    let span = json["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|s| s["name"] == "grpc.server"))
+        .unwrap_or_else(|| panic!("inside the call's span: {line}"));
+    assert_eq!(span["trace_id"], TRACE_ID, "{line}");
+    let span_id = span["span_id"].as_str().unwrap_or_default();
+    assert!(
+        span_id.len() == 16 && span_id != "00f067aa0ba902b7",
+        "the call's own span: {line}"
+    );
+    stop.cancel();
+}
