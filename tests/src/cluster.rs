@@ -23,11 +23,7 @@ impl Cluster {
         let as_postgres = String::from_utf8_lossy(&uid).trim() == "0";
         let data = dir.join("pg");
         std::fs::create_dir_all(&data).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let cluster = Self {
             bin,
             data,

@@ -4,6 +4,15 @@
 pub mod browser;
 pub mod cluster;
 
+/// A TCP port on 127.0.0.1 free a moment ago, for a process the test starts to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use creditmesh_pki::TlsFiles;
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{DocumentKind, ListFilingsRequest};
 use creditmesh_storage::DbConfig;
+use creditmesh_tests::free_port;
 use creditmesh_tests::{Engine, TRUST_DOMAIN, eventually, fresh_database, mtls};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -206,14 +207,6 @@ async fn three_replicas_share_the_calls_and_one_that_stops_is_probed_back(engine
     for (_, s) in replicas {
         s.cancel();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One `serve --services filing` process on the shared configuration, listening on `port`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use creditmesh_gateway::Backend;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_tests::cluster::Cluster;
+use creditmesh_tests::free_port;
 use creditmesh_tests::{TRUST_DOMAIN, eventually, mtls, server_tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -48,14 +49,6 @@ fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             _ => None,
         }
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

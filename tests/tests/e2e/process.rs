@@ -13,6 +13,7 @@ use creditmesh_proto::complaints::v1::{
 };
 use creditmesh_proto::review::v1::GetCreditFileRequest;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_tests::free_port;
 use creditmesh_tests::{Engine, eventually, fresh_database, mtls, server_tls};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -498,14 +499,6 @@ async fn migrate_is_repeatable(engine: Engine) {
             .len() as i64,
         "each migration applied once"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `serve` and `gateway` as separate processes, wired by a configuration file alone.

@@ -195,13 +195,7 @@ async fn gateway_counts_calls_by_method_tenant_and_status(engine: Engine) {
 async fn json_log_lines_inside_a_call_carry_its_trace() {
     const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let free_port = creditmesh_tests::free_port;
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use creditmesh_tests::free_port;
 use creditmesh_tests::{Engine, TRUST_DOMAIN, fresh_database};
 use tokio::process::{Child, Command};
 
@@ -56,14 +57,6 @@ fn workloads() -> Vec<Workload> {
         }
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn sh(script: &str, args: &[&str]) {
