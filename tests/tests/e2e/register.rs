@@ -1619,3 +1619,162 @@ async fn a_completed_deregistration_is_a_notice(engine: Engine) {
     );
     t.stop().await;
 }
+
+/// The register backed up while corrections are published (`pg_dump`, a consistent snapshot)
+/// and restored into a new database (`pg_restore`), as `docs/operations.md` says: a disclosure
+/// service started on the restored database serves a log that extends the checkpoint signed
+/// before the backup, holds as many notices as its head counts, and is a prefix of the log
+/// the original went on to sign (the same leaves). PostgreSQL only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_checkpoints() {
+    let Some(t) = mesh(Engine::Postgres).await else {
+        return;
+    };
+    let r = register(&t).await;
+    let published = approved_kashgar(&t, &r).await;
+    let before = head_covering(&r, 1).await;
+    let key = std::fs::read_to_string(t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE))
+        .unwrap();
+
+    // Corrections published all the while the backup is taken.
+    let kashgar = DisclosureServiceClient::new(t.node("regulator-653100").await);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn({
+        let stop = stop.clone();
+        let mut kashgar = kashgar.clone();
+        async move {
+            let mut n: i64 = 0;
+            while !stop.is_cancelled() {
+                n += 1;
+                kashgar
+                    .publish_correction(PublishCorrectionRequest {
+                        request_id: format!("backup-{n}"),
+                        uscc: KASHGAR.into(),
+                        corrects_sequence: published.sequence,
+                        text: format!("更正 {n}"),
+                    })
+                    .await
+                    .unwrap();
+            }
+            n
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let admin = t.admin_db_url("disclosure");
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("register.dump");
+    let out = tokio::process::Command::new("pg_dump")
+        .args(["--format=custom", "--no-owner", "--file"])
+        .arg(&dump)
+        .arg(&admin)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let published_during = load.await.unwrap();
+    assert!(published_during > 5, "corrections ran: {published_during}");
+    let after = head_covering(&r, before.size + published_during).await;
+
+    // Restored into a new database owned by the services' role.
+    let restored = creditmesh_tests::fresh_database(Engine::Postgres, dir.path())
+        .await
+        .unwrap();
+    let name = restored
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
+    let restored_admin = admin.replacen(
+        admin.rsplit('/').next().unwrap().split('?').next().unwrap(),
+        name,
+        1,
+    );
+    let out = tokio::process::Command::new("pg_restore")
+        .args([
+            "--no-owner",
+            "--role",
+            creditmesh_tests::APP_ROLE,
+            "--dbname",
+        ])
+        .arg(&restored_admin)
+        .arg(&dump)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A disclosure service on the restored database, with the node's keys.
+    let defs = creditmesh::mesh::all_services();
+    let def = defs.iter().find(|d| d.name == "disclosure").unwrap();
+    let node_stop = tokio_util::sync::CancellationToken::new();
+    let runtime = creditmesh_tests::runtime(&t.pki_dir, dir.path());
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let svc = creditmesh::mesh::start_service(def, &restored, &runtime, any, node_stop.clone())
+        .await
+        .unwrap();
+    let backend = creditmesh_gateway::Backend {
+        grpc_name: "creditmesh.disclosure.v1.DisclosureService".into(),
+        urls: vec![format!("https://{}", svc.addr)],
+        server_name: "disclosure".into(),
+        tenant: None,
+    };
+    let (_, public) = super::balancing::gateway_for(&t.pki_dir, backend, &node_stop).await;
+    let back = DisclosureServiceClient::new(creditmesh_tests::server_tls(public, &t.pki_dir).await);
+    let head = eventually("the restored head", Duration::from_secs(30), || {
+        let mut back = back.clone();
+        async move {
+            let head = back
+                .get_register_head(GetRegisterHeadRequest::default())
+                .await
+                .ok()?
+                .into_inner();
+            (head.size > before.size).then_some(head)
+        }
+    })
+    .await;
+    assert!(head.size <= after.size, "{} of {}", head.size, after.size);
+    extends(&back, &key, before.size, head.size)
+        .await
+        .expect("the restored log extends the checkpoint signed before the backup");
+    let held =
+        creditmesh_tests::scalar_i64(&restored.url, "SELECT COUNT(*) FROM disclosure_notice").await;
+    assert_eq!(held, head.size, "as many notices as the head counts");
+    // The original went on from the same log: its first leaves are the restored ones.
+    let leaves = |url: String| async move {
+        use creditmesh_storage::sqlx::Connection;
+        let mut conn = creditmesh_storage::sqlx::PgConnection::connect(&url)
+            .await
+            .unwrap();
+        let sql = format!(
+            "SELECT leaf_hash FROM disclosure_notice WHERE seq < {} ORDER BY seq",
+            head.size
+        );
+        creditmesh_storage::sqlx::query_scalar::<_, String>(
+            creditmesh_storage::sqlx::AssertSqlSafe(sql),
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    };
+    let (original, restored_leaves) = (leaves(admin.clone()).await, leaves(restored_admin).await);
+    assert_eq!(original.len() as i64, head.size);
+    assert_eq!(
+        original, restored_leaves,
+        "the restored log is a prefix of the original's"
+    );
+    node_stop.cancel();
+    t.stop().await;
+}
