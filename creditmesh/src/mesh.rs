@@ -77,6 +77,10 @@ pub struct RunningService {
     pub connections: Arc<Connections>,
     /// The gRPC health the service reports (SERVING from its start).
     pub health: tonic_health::server::HealthReporter,
+    /// What the service reports on the operations port beyond its calls and outbox.
+    pub gauges: fn(
+        creditmesh_rpc::ServiceStore,
+    ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>>,
     pub(crate) server: Option<JoinHandle<()>>,
 }
 
@@ -171,6 +175,7 @@ pub async fn start_service(
         store,
         connections,
         health,
+        gauges: def.gauges,
         server: Some(server),
     })
 }

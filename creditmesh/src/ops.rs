@@ -6,6 +6,7 @@
 //! The gRPC health of each service follows the same readiness: NOT_SERVING while its
 //! database does not answer.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use creditmesh_rpc::ServiceStore;
+use creditmesh_rpc::service::Gauge as ServiceGauge;
 use creditmesh_storage::sqlx::{self, AnyConnection, Connection};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -44,6 +46,7 @@ struct Watched {
     url: String,
     health: HealthReporter,
     ready: Arc<AtomicBool>,
+    gauges: fn(ServiceStore) -> futures::future::BoxFuture<'static, Vec<ServiceGauge>>,
 }
 
 /// Starts the operations port on `listen` for `services`, each on the database at
@@ -63,6 +66,7 @@ pub async fn start(
             url: url_of(s.name),
             health: s.health.clone(),
             ready: Arc::new(AtomicBool::new(true)),
+            gauges: s.gauges,
         })
         .collect();
     for w in watched.iter() {
@@ -143,6 +147,8 @@ async fn readyz(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
     }
 }
 
+type GaugeF64 = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
     service: String,
@@ -165,8 +171,11 @@ struct PoolLabels {
 async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
     let ready = Family::<ServiceLabel, Gauge>::default();
     let backlog = Family::<ConsumerLabels, Gauge>::default();
-    let oldest = Family::<ConsumerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let oldest = Family::<ConsumerLabels, GaugeF64>::default();
     let pool = Family::<PoolLabels, Gauge>::default();
+    // The services' own, by name.
+    let mut own: BTreeMap<&'static str, (&'static str, Family<ServiceLabel, GaugeF64>)> =
+        BTreeMap::new();
     for w in watched.iter() {
         let now = w.store.clock.now_micros();
         let service = w.name.to_owned();
@@ -187,6 +196,19 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
         }
         if !is_ready {
             continue;
+        }
+        if let Ok(reported) = tokio::time::timeout(ANSWER_WITHIN, (w.gauges)(w.store.clone())).await
+        {
+            for g in reported {
+                let (_, family) = own
+                    .entry(g.name)
+                    .or_insert_with(|| (g.help, Family::default()));
+                family
+                    .get_or_create(&ServiceLabel {
+                        service: service.clone(),
+                    })
+                    .set(g.value);
+            }
         }
         let Ok(Ok(waiting)) =
             tokio::time::timeout(ANSWER_WITHIN, w.store.infra.backlog(&w.store.db)).await
@@ -225,6 +247,9 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
         "The database pool's open connections, in use or idle",
         pool,
     );
+    for (name, (help, family)) in own {
+        registry.register(name, help, family);
+    }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => (

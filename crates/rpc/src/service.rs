@@ -22,10 +22,27 @@ pub struct ServiceDef {
     pub routes: fn(ServiceEnv) -> Routes,
     /// Starts the service's timers and jobs, which stop with the token.
     pub background: fn(ServiceEnv, CancellationToken),
+    /// What an operator watches of the service beyond its calls and outbox, read from its
+    /// database when the operations port is scraped.
+    pub gauges: fn(ServiceStore) -> futures::future::BoxFuture<'static, Vec<Gauge>>,
 }
 
 /// For services without timers.
 pub fn no_background(_: ServiceEnv, _: CancellationToken) {}
+
+/// One value a service reports on the operations port (`/metrics`), labelled by the service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    /// A Prometheus name, `creditmesh_…`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
+}
+
+/// For services with nothing to report beyond their calls and outbox.
+pub fn no_gauges(_: ServiceStore) -> futures::future::BoxFuture<'static, Vec<Gauge>> {
+    Box::pin(async { Vec::new() })
+}
 
 /// What a service is given to run with.
 #[derive(Clone)]

@@ -30,6 +30,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background,
+        gauges: creditmesh_rpc::service::no_gauges,
     }
 }
 

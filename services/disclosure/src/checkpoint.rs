@@ -158,6 +158,60 @@ pub async fn find(
     }))
 }
 
+/// What an operator watches of the register: how many notices the log holds, the newest
+/// checkpoint's size, how long ago it was signed, and how many witnesses cosigned it. A log
+/// that grows while its checkpoint ages, or a checkpoint without its cosignatures, is a signer
+/// or a witness not keeping up. Nothing before the first checkpoint.
+pub fn gauges(
+    store: ServiceStore,
+) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
+    use creditmesh_rpc::service::Gauge;
+    Box::pin(async move {
+        let read = async {
+            let mut conn = store.db.acquire().await?;
+            let row = sqlx::query(
+                "SELECT (SELECT size FROM disclosure_log_head WHERE id = 1), c.size, c.signed_at, \
+                 (SELECT COUNT(*) FROM disclosure_cosignature s WHERE s.size = c.size) \
+                 FROM disclosure_checkpoint c ORDER BY c.size DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(r) = row else {
+                return Ok::<_, StorageError>(Vec::new());
+            };
+            let (log, size, signed_at, cosigned): (i64, i64, i64, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let age = (store.clock.now_micros() - signed_at).max(0) as f64 / 1e6;
+            Ok(vec![
+                Gauge {
+                    name: "creditmesh_register_size",
+                    help: "Notices in the register's log",
+                    value: log as f64,
+                },
+                Gauge {
+                    name: "creditmesh_register_checkpoint_size",
+                    help: "Notices the newest signed checkpoint covers",
+                    value: size as f64,
+                },
+                Gauge {
+                    name: "creditmesh_register_checkpoint_age_seconds",
+                    help: "How long ago the newest checkpoint was signed",
+                    value: age,
+                },
+                Gauge {
+                    name: "creditmesh_register_checkpoint_cosignatures",
+                    help: "Witnesses' cosignatures the newest checkpoint carries",
+                    value: cosigned as f64,
+                },
+            ])
+        };
+        read.await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the register's gauges were not read");
+            Vec::new()
+        })
+    })
+}
+
 /// The cosignature lines stored for the checkpoint of `size`, by witness name.
 async fn cosignatures(conn: &mut AnyConnection, size: u64) -> Result<Vec<String>, StorageError> {
     let rows =

@@ -34,6 +34,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background,
+        gauges: checkpoint::gauges,
     }
 }
 

@@ -32,6 +32,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background: jobs::spawn,
+        gauges: creditmesh_rpc::service::no_gauges,
     }
 }
 

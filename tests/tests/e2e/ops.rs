@@ -37,7 +37,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 /// The value of gauge `name` with `labels` in the scrape `text`, read by a Prometheus text
 /// parser.
-fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .expect("the metrics parse");
     scrape.samples.iter().find_map(|s| {

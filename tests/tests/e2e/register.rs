@@ -1752,6 +1752,36 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     let held =
         creditmesh_tests::scalar_i64(&restored.url, "SELECT COUNT(*) FROM disclosure_notice").await;
     assert_eq!(held, head.size, "as many notices as the head counts");
+    // Its operations port reports the register: the log's size, the checkpoint's, its age and
+    // its cosignatures (this mesh asks no witness).
+    let url = restored.url.clone();
+    let ops = creditmesh::ops::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        std::slice::from_ref(&svc),
+        move |_| url.clone(),
+        node_stop.clone(),
+    )
+    .await
+    .unwrap();
+    let text = super::ops::get(ops, "/metrics").await.unwrap().1;
+    let service = [("service", "disclosure")];
+    let gauge = |name| super::ops::gauge(&text, name, &service);
+    assert_eq!(
+        gauge("creditmesh_register_size"),
+        Some(head.size as f64),
+        "{text}"
+    );
+    let signed = gauge("creditmesh_register_checkpoint_size").unwrap();
+    assert!(
+        signed >= before.size as f64 && signed <= head.size as f64,
+        "{text}"
+    );
+    assert!(gauge("creditmesh_register_checkpoint_age_seconds").unwrap() >= 0.0);
+    assert_eq!(
+        gauge("creditmesh_register_checkpoint_cosignatures"),
+        Some(0.0),
+        "{text}"
+    );
     // The original went on from the same log: its first leaves are the restored ones.
     let leaves = |url: String| async move {
         use creditmesh_storage::sqlx::Connection;
