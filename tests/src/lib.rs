@@ -422,15 +422,19 @@ impl TestMesh {
     /// The database URL of one service as the test server's administrator, for what only an
     /// administrator may do (creating roles).
     pub fn admin_db_url(&self, service: &str) -> String {
-        match (self.engine, postgres_url()) {
-            (Engine::Postgres, Some(base)) => {
-                let name = self.db.url.rsplit('/').next().unwrap_or_default();
-                let name = name.split('?').next().unwrap_or_default();
-                with_database(&base, name)
-            }
-            _ => self.db_url(service),
+        match self.engine {
+            Engine::Postgres => admin_url(&self.db.url).unwrap_or_else(|| self.db_url(service)),
+            Engine::Sqlite => self.db_url(service),
         }
     }
+}
+
+/// The PostgreSQL database `url` names, reached as the test server's administrator; `None`
+/// without a test server.
+pub fn admin_url(url: &str) -> Option<String> {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = name.split('?').next().unwrap_or_default();
+    Some(with_database(&postgres_url()?, name))
 }
 
 /// One message an [`SmsGateway`] received: its `Authorization` header and JSON body.

@@ -112,12 +112,7 @@ where
         Box::pin(async move {
             let res = fut.await;
             let code = match &res {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("0")
-                    .to_owned(),
+                Ok(r) => crate::trace::header_status(r).to_owned(),
                 // The server could not answer at all.
                 Err(_) => "14".to_owned(),
             };

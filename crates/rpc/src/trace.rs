@@ -75,18 +75,21 @@ where
             async move {
                 let res = fut.await;
                 if let Ok(r) = &res {
-                    // A call that failed answers its status in the headers.
-                    let code = r
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("0")
-                        .to_owned();
-                    tracing::Span::current().record("rpc.grpc.status_code", code.as_str());
+                    tracing::Span::current().record("rpc.grpc.status_code", header_status(r));
                 }
                 res
             }
             .instrument(span),
         )
     }
+}
+
+/// The gRPC status a response's headers carry: a call that failed answers its status there
+/// (trailers-only); one that answered, or a stream that failed after it began sending, `0`.
+pub(crate) fn header_status<R>(response: &http::Response<R>) -> &str {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
 }

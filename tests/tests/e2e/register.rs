@@ -119,9 +119,9 @@ pub async fn extends(r: &Register, vkey: &str, from: i64, to: i64) -> Result<(),
     creditmesh_disclosure::verify::consistency(&older, &newer, &p.proof)
 }
 
-/// The newest checkpoint once it covers `size` notices.
-async fn head_covering(r: &Register, size: i64) -> GetRegisterHeadResponse {
-    eventually("a checkpoint", Duration::from_secs(20), || {
+/// The newest checkpoint the register serves, once it covers `size` notices.
+pub async fn head_covering(r: &Register, size: i64) -> GetRegisterHeadResponse {
+    eventually("a checkpoint", Duration::from_secs(30), || {
         let mut r = r.clone();
         async move {
             let head = r.get_register_head(GetRegisterHeadRequest {}).await.ok()?;
@@ -1685,19 +1685,7 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     let restored = creditmesh_tests::fresh_database(Engine::Postgres, dir.path())
         .await
         .unwrap();
-    let name = restored
-        .url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap();
-    let restored_admin = admin.replacen(
-        admin.rsplit('/').next().unwrap().split('?').next().unwrap(),
-        name,
-        1,
-    );
+    let restored_admin = creditmesh_tests::admin_url(&restored.url).unwrap();
     let out = tokio::process::Command::new("pg_restore")
         .args([
             "--no-owner",
@@ -1733,18 +1721,7 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     };
     let (_, public) = super::balancing::gateway_for(&t.pki_dir, backend, &node_stop).await;
     let back = DisclosureServiceClient::new(creditmesh_tests::server_tls(public, &t.pki_dir).await);
-    let head = eventually("the restored head", Duration::from_secs(30), || {
-        let mut back = back.clone();
-        async move {
-            let head = back
-                .get_register_head(GetRegisterHeadRequest::default())
-                .await
-                .ok()?
-                .into_inner();
-            (head.size > before.size).then_some(head)
-        }
-    })
-    .await;
+    let head = head_covering(&back, before.size + 1).await;
     assert!(head.size <= after.size, "{} of {}", head.size, after.size);
     extends(&back, &key, before.size, head.size)
         .await

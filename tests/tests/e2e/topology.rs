@@ -18,9 +18,7 @@ use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, ListReferralsRequest, ResolveComplaintRequest,
 };
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use creditmesh_proto::disclosure::v1::{
-    GetRegisterHeadRequest, ListAgenciesRequest, PublishCorrectionRequest,
-};
+use creditmesh_proto::disclosure::v1::{ListAgenciesRequest, PublishCorrectionRequest};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
@@ -302,18 +300,7 @@ async fn an_agency_filed_through_its_prefecture(
     .await;
 
     // The register serves only checkpoints the witness on Kashgar's node has cosigned.
-    let head = eventually("a cosigned checkpoint", Duration::from_secs(30), || {
-        let mut register = register.clone();
-        async move {
-            let head = register
-                .get_register_head(GetRegisterHeadRequest::default())
-                .await
-                .ok()?
-                .into_inner();
-            (head.size > 0).then_some(head)
-        }
-    })
-    .await;
+    let head = super::register::head_covering(&register, 1).await;
     assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
     assert!(
         head.checkpoint.contains("\u{2014} witness.kashgar/w1 "),
@@ -1001,18 +988,7 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
         .await
         .unwrap();
     let register = DisclosureServiceClient::new(server_tls(public, &callers).await);
-    let head = eventually("a larger cosigned head", Duration::from_secs(30), || {
-        let mut register = register.clone();
-        async move {
-            let head = register
-                .get_register_head(GetRegisterHeadRequest::default())
-                .await
-                .ok()?
-                .into_inner();
-            (head.size > before.size).then_some(head)
-        }
-    })
-    .await;
+    let head = super::register::head_covering(&register, before.size + 1).await;
     assert_eq!(head.cosignatures, 1, "{}", head.checkpoint);
     // Signed by the log's key, and extending the head served before the faults.
     let vkey =
