@@ -77,9 +77,10 @@ enum Command {
     /// Checks answers of the public register against its log's verifier key (offline), or
     /// follows a register and stops at the first inconsistency.
     Verify {
-        /// The log's verifier key file (`register-log.vkey` beside the regional node's PKI).
-        #[arg(long)]
-        key: PathBuf,
+        /// A file of the log's verifier keys (`register-log.vkey` beside the regional node's
+        /// PKI; after a rotation also `register-log.retired.vkey`); repeat for each file.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
         /// A witness's cosigner key file; repeat for each witness trusted.
         #[arg(long = "witness-key")]
         witness_keys: Vec<PathBuf>,
@@ -302,6 +303,18 @@ enum PkiCommand {
         #[arg(long)]
         witness_name: Option<String>,
     },
+    /// Rotates the register's log key in DIR in two steps. First (without --finish) it makes
+    /// the next key (register-log.next.key): nodes restarted with it sign every checkpoint
+    /// with both keys, while witnesses and verifiers add its verifier key. Then --finish makes
+    /// it the log's key, keeps the old verifier key in register-log.retired.vkey for the
+    /// checkpoints it signed, and destroys the old key.
+    RotateLogKey {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Ends the rotation begun earlier.
+        #[arg(long)]
+        finish: bool,
+    },
     /// Mints a new regional CA into DIR (ca.pem, ca.key).
     Init {
         #[arg(long)]
@@ -422,7 +435,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pki { command } => pki(cfg, command),
         Command::Department { command } => department(cfg, command).await,
         Command::Verify {
-            key,
+            keys,
             witness_keys,
             cosignatures,
             files,
@@ -431,7 +444,7 @@ async fn run(cli: Cli) -> Result<()> {
             server_name,
             interval_ms,
         } => {
-            let trust = crate::verify::Trust::load(&key, &witness_keys, cosignatures)?;
+            let trust = crate::verify::Trust::load(&keys, &witness_keys, cosignatures)?;
             match follow {
                 Some(url) => {
                     let ca =
@@ -1113,6 +1126,27 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
         PkiCommand::Keys { dir, witness_name } => {
             for file in crate::keys::make(&dir, &cfg.trust_domain, witness_name.as_deref())? {
                 println!("{}", file.display());
+            }
+        }
+        PkiCommand::RotateLogKey { dir, finish } => {
+            use creditmesh_disclosure::checkpoint::{self as log, Rotation};
+            let step = if finish {
+                log::finish_rotation(&dir, &cfg.trust_domain)
+            } else {
+                log::begin_rotation(&dir, &cfg.trust_domain)
+            };
+            match step.map_err(anyhow::Error::msg)? {
+                Rotation::Begun { next_vkey } => println!(
+                    "next log key: {}\nverifier key: {next_vkey}\nrestart the register's \
+                     replicas with it, give the verifier key to the witnesses (register.witness_of) \
+                     and verifiers, then run this again with --finish",
+                    dir.join(log::NEXT_KEY_FILE).display()
+                ),
+                Rotation::Finished { retired_vkey, vkey } => println!(
+                    "log key: {vkey}\nretired: {retired_vkey} (kept in {})\nrestart the \
+                     register's replicas with the new key",
+                    dir.join(log::RETIRED_VKEY_FILE).display()
+                ),
             }
         }
         PkiCommand::Init { dir, lifetime_days } => {

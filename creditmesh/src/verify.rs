@@ -66,17 +66,22 @@ fn proof(v: &Value) -> Result<Vec<Vec<u8>>> {
     }
 }
 
-/// Whom a checkpoint must be signed by: the log's key, and a quorum of witnesses.
+/// Whom a checkpoint must be signed by: one of the log's keys, and a quorum of witnesses.
 pub struct Trust {
+    /// The log's verifier keys, one per line.
     pub vkey: String,
     pub witnesses: Vec<creditmesh_disclosure::cosign::CosignerVerifier>,
     pub required: usize,
 }
 
 impl Trust {
-    /// The log's key and the witness keys in the files given; `required` defaults to all of
-    /// them.
-    pub fn load(key: &Path, witness_keys: &[PathBuf], required: Option<usize>) -> Result<Self> {
+    /// The log's keys and the witness keys in the files given; `required` defaults to all of
+    /// the witnesses.
+    pub fn load(
+        keys: &[PathBuf],
+        witness_keys: &[PathBuf],
+        required: Option<usize>,
+    ) -> Result<Self> {
         let witnesses = witness_keys
             .iter()
             .map(|f| {
@@ -91,8 +96,14 @@ impl Trust {
                 witnesses.len()
             );
         }
+        let vkey = keys
+            .iter()
+            .map(|f| read_vkey(f))
+            .collect::<Result<Vec<_>>>()?
+            .join("\n");
+        verify::verifiers(&vkey).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
         Ok(Self {
-            vkey: read_vkey(key)?,
+            vkey,
             witnesses,
             required,
         })

@@ -176,8 +176,9 @@ pub struct RegisterConfig {
     pub witnesses: Vec<WitnessPeer>,
     /// The register serves the newest checkpoint carrying at least this many cosignatures.
     pub cosignatures_required: u32,
-    /// Makes this node's disclosure service a witness of the log with this verifier key
-    /// (C2SP signed-note vkey); empty: not a witness.
+    /// Makes this node's disclosure service a witness of the log with these verifier keys
+    /// (C2SP signed-note vkeys, one per line: across a rotation of the log's key, the old and
+    /// the new); empty: not a witness.
     pub witness_of: String,
     /// This witness's name (a schema-less URL); its key is `witness.key` in the PKI directory.
     pub witness_name: String,

@@ -10,7 +10,7 @@ use creditmesh_proto::disclosure::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, timestamp};
 use tonic::{Request, Response, Status};
 
-use crate::checkpoint::LogKey;
+use crate::checkpoint::LogKeys;
 use crate::store::NoticeRow;
 use crate::{decisions, proofs, reads};
 
@@ -22,7 +22,7 @@ const DEFAULT_PAGE: i32 = 20;
 pub struct Api {
     pub store: ServiceStore,
     pub authn: Authn,
-    pub key: Arc<LogKey>,
+    pub key: Arc<LogKeys>,
     pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
 }
 

@@ -13,10 +13,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::log;
 
-/// The file holding the log's signing key (hex of the Ed25519 seed), created on first start.
+/// The file holding the log's signing key (hex of the Ed25519 seed).
 pub const KEY_FILE: &str = "register-log.key";
 /// The file holding its verifier key (C2SP signed-note `vkey`), for anyone who verifies.
 pub const VKEY_FILE: &str = "register-log.vkey";
+/// The key a rotation brings in: while it is there, every checkpoint is signed by both keys.
+pub const NEXT_KEY_FILE: &str = "register-log.next.key";
+/// Its verifier key.
+pub const NEXT_VKEY_FILE: &str = "register-log.next.vkey";
+/// The verifier keys of the keys rotations retired, one per line: the checkpoints they signed
+/// still verify with them.
+pub const RETIRED_VKEY_FILE: &str = "register-log.retired.vkey";
 
 /// How often a checkpoint is signed when the log has grown.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -49,17 +56,30 @@ impl LogKey {
 
     /// Loads the key from `pki_dir`, creating it (and its verifier key file) when missing.
     pub fn load_or_create(pki_dir: &Path, trust_domain: &str) -> std::io::Result<Self> {
-        let seed = load_or_create_seed(&pki_dir.join(KEY_FILE))?;
+        Self::in_file(pki_dir, KEY_FILE, VKEY_FILE, trust_domain)
+    }
+
+    fn in_file(
+        dir: &Path,
+        file: &str,
+        vkey_file: &str,
+        trust_domain: &str,
+    ) -> std::io::Result<Self> {
+        let seed = load_or_create_seed(&dir.join(file))?;
+        let this = Self::from_seed(seed, trust_domain);
+        publish_vkey(&dir.join(vkey_file), &this.verifier_key());
+        Ok(this)
+    }
+
+    fn from_seed(seed: [u8; 32], trust_domain: &str) -> Self {
         let key = SigningKey::from_bytes(&seed);
         let name = Self::origin(trust_domain);
         let vkey = signed_note::new_ed25519_verifier_key(&name, &key.verifying_key());
-        let this = Self {
+        Self {
             id: key_id_of(&vkey),
             name,
             key,
-        };
-        publish_vkey(&pki_dir.join(VKEY_FILE), &vkey);
-        Ok(this)
+        }
     }
 
     /// The verifier key (`<name>+<key id>+<base64 key>`).
@@ -75,6 +95,134 @@ impl LogKey {
         note.add_sigs(&[self]).map_err(|e| e.to_string())?;
         String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
     }
+}
+
+/// The keys that sign the log's checkpoints — its key, and during a rotation the next one too
+/// — and the verifier keys of those rotations retired.
+pub struct LogKeys {
+    signing: Vec<LogKey>,
+    retired: Vec<String>,
+}
+
+impl LogKeys {
+    /// The log's key from `pki_dir` (created when missing, where making keys is allowed), the
+    /// next key when a rotation has begun, and the retired verifier keys.
+    pub fn load(pki_dir: &Path, trust_domain: &str) -> std::io::Result<Self> {
+        let mut signing = vec![LogKey::load_or_create(pki_dir, trust_domain)?];
+        if pki_dir.join(NEXT_KEY_FILE).exists() {
+            signing.push(LogKey::in_file(
+                pki_dir,
+                NEXT_KEY_FILE,
+                NEXT_VKEY_FILE,
+                trust_domain,
+            )?);
+        }
+        Ok(Self {
+            signing,
+            retired: retired_vkeys(pki_dir)?,
+        })
+    }
+
+    /// The signed note of the checkpoint of a tree of `size` leaves with root `root`, one
+    /// signature per signing key.
+    pub fn sign(&self, size: u64, root: Hash) -> Result<String, String> {
+        let name = &self.signing[0].name;
+        let checkpoint = Checkpoint::new(name, size, root, "").map_err(|e| e.to_string())?;
+        let mut note =
+            signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
+        let signers: Vec<&dyn signed_note::Signer> = self
+            .signing
+            .iter()
+            .map(|k| k as &dyn signed_note::Signer)
+            .collect();
+        note.add_sigs(&signers).map_err(|e| e.to_string())?;
+        String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+    }
+
+    /// Every verifier key of the log, one per line: those signing now, then those retired.
+    pub fn verifier_keys(&self) -> String {
+        let signing = self.signing.iter().map(LogKey::verifier_key);
+        signing
+            .chain(self.retired.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The retired verifier keys kept in `dir`, none when there is no file.
+fn retired_vkeys(dir: &Path) -> std::io::Result<Vec<String>> {
+    match std::fs::read_to_string(dir.join(RETIRED_VKEY_FILE)) {
+        Ok(text) => Ok(text.split_whitespace().map(str::to_owned).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where a rotation of the log key stands in a key directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The next key is made: the verifier key to hand to witnesses and verifiers.
+    Begun { next_vkey: String },
+    /// The next key signs alone; the retired verifier key was kept.
+    Finished { retired_vkey: String, vkey: String },
+}
+
+/// Begins a rotation of the log key in `dir`: makes the next key, which signs beside the
+/// current one once the node restarts with it. Refuses while one is under way.
+pub fn begin_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, String> {
+    if !dir.join(KEY_FILE).exists() {
+        return Err(format!(
+            "{}: no log key to rotate",
+            dir.join(KEY_FILE).display()
+        ));
+    }
+    if dir.join(NEXT_KEY_FILE).exists() {
+        return Err(format!(
+            "{}: a rotation is under way; finish it first (or delete the file to abandon it)",
+            dir.join(NEXT_KEY_FILE).display()
+        ));
+    }
+    let next = LogKey::in_file(dir, NEXT_KEY_FILE, NEXT_VKEY_FILE, trust_domain)
+        .map_err(|e| format!("the next key: {e}"))?;
+    Ok(Rotation::Begun {
+        next_vkey: next.verifier_key(),
+    })
+}
+
+/// Finishes the rotation begun in `dir`: the current key's verifier key joins the retired
+/// ones, the next key becomes the log's key and the old seed is gone. Each step can be run
+/// again after a failure part-way.
+pub fn finish_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, String> {
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let next_path = dir.join(NEXT_KEY_FILE);
+    if !next_path.exists() {
+        return Err(format!(
+            "{}: no rotation was begun (`creditmesh pki rotate-log-key` begins one)",
+            next_path.display()
+        ));
+    }
+    let current = LogKey::load_or_create(dir, trust_domain).map_err(|e| io("the log key", e))?;
+    let retired_vkey = current.verifier_key();
+    let mut retired = retired_vkeys(dir).map_err(|e| io(RETIRED_VKEY_FILE, e))?;
+    if !retired.contains(&retired_vkey) {
+        retired.push(retired_vkey.clone());
+        let text: String = retired.iter().map(|k| format!("{k}\n")).collect();
+        write_replacing(&dir.join(RETIRED_VKEY_FILE), &text)
+            .map_err(|e| io(RETIRED_VKEY_FILE, e))?;
+    }
+    std::fs::rename(&next_path, dir.join(KEY_FILE)).map_err(|e| io(KEY_FILE, e))?;
+    let key = LogKey::load_or_create(dir, trust_domain).map_err(|e| io("the new log key", e))?;
+    let vkey = key.verifier_key();
+    write_replacing(&dir.join(VKEY_FILE), &format!("{vkey}\n")).map_err(|e| io(VKEY_FILE, e))?;
+    let _ = std::fs::remove_file(dir.join(NEXT_VKEY_FILE));
+    Ok(Rotation::Finished { retired_vkey, vkey })
+}
+
+/// Replaces `path` with `text` whole: written beside it, then renamed over it.
+fn write_replacing(path: &Path, text: &str) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Writes the verifier key `vkey` beside its key, for operators and witnesses to take, unless
@@ -228,7 +376,7 @@ async fn cosignatures(conn: &mut AnyConnection, size: u64) -> Result<Vec<String>
 /// Signs a checkpoint of the log as it stands when it grew since the newest one.
 pub async fn sign_if_grown(
     store: &ServiceStore,
-    key: &LogKey,
+    key: &LogKeys,
 ) -> Result<Option<u64>, StorageError> {
     let mut conn = store.db.acquire().await?;
     let size = log::size(&mut conn).await?;
@@ -254,7 +402,7 @@ pub async fn sign_if_grown(
 /// Signs checkpoints as the log grows and has its witnesses cosign them, until `stop`.
 pub async fn run(
     store: ServiceStore,
-    key: std::sync::Arc<LogKey>,
+    key: std::sync::Arc<LogKeys>,
     mut cosigners: Vec<crate::witnessing::Cosigner>,
     stop: CancellationToken,
 ) {
@@ -281,5 +429,42 @@ pub async fn run(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(INTERVAL) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(seeds: &[u8]) -> LogKeys {
+        LogKeys {
+            signing: seeds
+                .iter()
+                .map(|s| LogKey::from_seed([*s; 32], "creditmesh.test"))
+                .collect(),
+            retired: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn during_a_rotation_each_key_alone_verifies_and_after_it_both_are_needed() {
+        let (old, new) = (keys(&[1]), keys(&[2]));
+        let (old_vkey, new_vkey) = (old.verifier_keys(), new.verifier_keys());
+        let both = keys(&[1, 2]);
+        assert_eq!(both.verifier_keys(), format!("{old_vkey}\n{new_vkey}"));
+        let root = Hash([9; 32]);
+        let window = both.sign(5, root).unwrap();
+        for trusted in [&old_vkey, &new_vkey, &both.verifier_keys()] {
+            let c = crate::verify::checkpoint(&window, trusted).unwrap();
+            assert_eq!((c.size(), *c.hash()), (5, root));
+        }
+        // Signed by the new key alone: the old key does not verify it; both do.
+        let after = new.sign(6, root).unwrap();
+        assert!(crate::verify::checkpoint(&after, &old_vkey).is_err());
+        crate::verify::checkpoint(&after, &format!("{old_vkey}\n{new_vkey}")).unwrap();
+        // A checkpoint signed by a key of the same name nobody trusts verifies with nothing.
+        let stranger = keys(&[3]).sign(6, root).unwrap();
+        let err = crate::verify::checkpoint(&stranger, &both.verifier_keys()).unwrap_err();
+        assert!(err.contains("signature"), "{err}");
     }
 }

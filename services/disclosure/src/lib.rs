@@ -38,9 +38,9 @@ pub fn definition() -> ServiceDef {
     }
 }
 
-fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKey> {
-    let key = checkpoint::LogKey::load_or_create(&env.pki_dir, env.authn.trust_domain())
-        .unwrap_or_else(|e| {
+fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKeys> {
+    let key =
+        checkpoint::LogKeys::load(&env.pki_dir, env.authn.trust_domain()).unwrap_or_else(|e| {
             panic!(
                 "register log key in {}: {e}",
                 env.pki_dir.join(checkpoint::KEY_FILE).display()
@@ -125,10 +125,10 @@ pub fn register_config_problems(cfg: &RegisterConfig) -> Vec<(String, String)> {
         ));
     }
     if !cfg.witness_of.is_empty() {
-        if let Err(e) = signed_note::StandardVerifier::new(cfg.witness_of.trim()) {
+        if let Err(e) = verify::verifiers(&cfg.witness_of) {
             out.push((
                 "register.witness_of".into(),
-                format!("not a verifier key: {e}"),
+                format!("not verifier keys: {e}"),
             ));
         }
         if let Err(e) = cosign::CosignerKey::new(&cfg.witness_name, [0; 32]) {

@@ -52,7 +52,7 @@ pub(crate) async fn get_register_head(
             size: c.size as i64,
             root_hash: c.root,
             checkpoint: c.note,
-            verifier_key: api.key.verifier_key(),
+            verifier_key: api.key.verifier_keys(),
             cosignatures: c.cosignatures as i32,
         })
     })

@@ -6,13 +6,30 @@ use tlog_tiles::{Checkpoint, Hash};
 
 use crate::log;
 
-/// The checkpoint in `note`, once its signature by `vkey` is verified.
-pub fn checkpoint(note: &str, vkey: &str) -> Result<Checkpoint, String> {
-    let verifier = StandardVerifier::new(vkey.trim()).map_err(|e| format!("verifier key: {e}"))?;
+/// The checkpoint in `note`, once its signature by one of the log's keys `vkeys` (verifier
+/// keys, one per line: across a rotation, the old and the new) is verified. A signature by a
+/// listed key that does not verify fails the note; one by a key not listed is passed over.
+pub fn checkpoint(note: &str, vkeys: &str) -> Result<Checkpoint, String> {
     let note = Note::from_bytes(note.as_bytes()).map_err(|e| format!("checkpoint note: {e}"))?;
-    note.verify(&VerifierList::new(vec![Box::new(verifier)]))
+    note.verify(&verifiers(vkeys)?)
         .map_err(|e| format!("checkpoint signature: {e}"))?;
     Checkpoint::from_bytes(note.text()).map_err(|e| format!("checkpoint: {e}"))
+}
+
+/// The log's verifier keys in `vkeys`, one per line (or separated by any white space).
+pub fn verifiers(vkeys: &str) -> Result<VerifierList, String> {
+    let list = vkeys
+        .split_whitespace()
+        .map(|k| {
+            StandardVerifier::new(k)
+                .map(|v| Box::new(v) as Box<dyn signed_note::Verifier>)
+                .map_err(|e| format!("verifier key {k:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() {
+        return Err("no verifier key".into());
+    }
+    Ok(VerifierList::new(list))
 }
 
 fn hashes(proof: &[Vec<u8>]) -> Result<Vec<Hash>, String> {

@@ -1785,3 +1785,232 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     node_stop.cancel();
     t.stop().await;
 }
+
+/// A disclosure service on `db` with the keys in `pki`, behind a gateway of its own: its
+/// address, the register as the public reads it, and what stops both.
+async fn disclosure_on(
+    db: &creditmesh_storage::DbConfig,
+    pki: &std::path::Path,
+    dir: &std::path::Path,
+) -> (
+    std::net::SocketAddr,
+    Register,
+    tokio_util::sync::CancellationToken,
+) {
+    let defs = creditmesh::mesh::all_services();
+    let def = defs.iter().find(|d| d.name == "disclosure").unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runtime = creditmesh_tests::runtime(pki, dir);
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let svc = creditmesh::mesh::start_service(def, db, &runtime, any, stop.clone())
+        .await
+        .unwrap();
+    let backend = creditmesh_gateway::Backend {
+        grpc_name: "creditmesh.disclosure.v1.DisclosureService".into(),
+        urls: vec![format!("https://{}", svc.addr)],
+        server_name: "disclosure".into(),
+        tenant: None,
+    };
+    let (_, public) = super::balancing::gateway_for(pki, backend, &stop).await;
+    let register = DisclosureServiceClient::new(creditmesh_tests::server_tls(public, pki).await);
+    (svc.addr, register, stop)
+}
+
+/// Register notices `range` delivered straight to the disclosure service at `addr`.
+async fn deliver_to(
+    addr: std::net::SocketAddr,
+    pki: &std::path::Path,
+    range: std::ops::Range<usize>,
+) {
+    let mut sink = EventSinkServiceClient::new(mtls(addr, pki, "service-filing").await);
+    for i in range {
+        sink.deliver(DeliverRequest {
+            event: Some(register_changed(i)),
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// `creditmesh` with `args`; its success and what it printed.
+async fn cli(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_remove("CREDITMESH_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The register's log key rotated as `docs/operations.md` says, with `creditmesh pki
+/// rotate-log-key`: while the next key is in, every checkpoint is signed by both (each key
+/// alone verifies it); once the rotation is finished, by the new key alone, the old key's
+/// verifier key kept as retired. A proof and a checkpoint taken before the rotation, and the
+/// consistency of the tree before with the tree after, verify with `creditmesh verify` given
+/// the log's keys; with the new key alone the old ones do not. PostgreSQL only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_key_rotation_keeps_every_old_proof_verifiable() {
+    use creditmesh_disclosure::checkpoint::{
+        NEXT_KEY_FILE, NEXT_VKEY_FILE, RETIRED_VKEY_FILE, VKEY_FILE,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = creditmesh_tests::fresh_database(Engine::Postgres, dir.path()).await else {
+        return;
+    };
+    let pki = dir.path().join("pki");
+    creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
+    let (ok, out) = cli(&[
+        "pki".as_ref(),
+        "keys".as_ref(),
+        "--dir".as_ref(),
+        pki.as_os_str(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let read = |file: &str| {
+        std::fs::read_to_string(pki.join(file))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let old_vkey = read(VKEY_FILE);
+    let files = dir.path().join("answers");
+    std::fs::create_dir(&files).unwrap();
+    let save = |name: &str, text: &str| {
+        let path = files.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let signers = |note: &str| note.lines().filter(|l| l.starts_with("— ")).count();
+
+    // Before: the old key signs alone.
+    let (addr, r, stop) = disclosure_on(&db, &pki, dir.path()).await;
+    deliver_to(addr, &pki, 0..3).await;
+    let before = head_covering(&r, 3).await;
+    assert_eq!(signers(&before.checkpoint), 1, "{}", before.checkpoint);
+    assert_eq!(before.verifier_key, old_vkey);
+    let p = r
+        .clone()
+        .get_notice_proof(GetNoticeProofRequest {
+            sequence: 1,
+            tree_size: before.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let content = p.notice.as_ref().unwrap().content.clone();
+    let old_proof = save("old-proof.json", &proof_json(&p, &content));
+    let old_head = save("old-head.txt", &before.checkpoint);
+    stop.cancel();
+
+    // The rotation begins: a second run refuses while it is under way.
+    let (ok, out) = cli(&[
+        "pki".as_ref(),
+        "rotate-log-key".as_ref(),
+        "--dir".as_ref(),
+        pki.as_os_str(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let new_vkey = read(NEXT_VKEY_FILE);
+    assert!(out.contains(&new_vkey), "{out}");
+    assert_ne!(new_vkey, old_vkey);
+    let (again, out) = cli(&[
+        "pki".as_ref(),
+        "rotate-log-key".as_ref(),
+        "--dir".as_ref(),
+        pki.as_os_str(),
+    ])
+    .await;
+    assert!(!again && out.contains("under way"), "{out}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (addr, r, stop) = disclosure_on(&db, &pki, dir.path()).await;
+    deliver_to(addr, &pki, 3..6).await;
+    let window = head_covering(&r, 6).await;
+    assert_eq!(signers(&window.checkpoint), 2, "{}", window.checkpoint);
+    assert_eq!(window.verifier_key, format!("{old_vkey}\n{new_vkey}"));
+    for key in [&old_vkey, &new_vkey] {
+        creditmesh_disclosure::verify::checkpoint(&window.checkpoint, key)
+            .expect("during the window each key alone verifies the checkpoint");
+    }
+    extends(&r, &old_vkey, before.size, window.size)
+        .await
+        .expect("the window's tree extends the one before it, by the old key");
+    let err = extends(&r, &new_vkey, before.size, window.size)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("signature"),
+        "the old checkpoint is the old key's: {err}"
+    );
+    stop.cancel();
+
+    // The rotation ends: the new key is the log's, the old one retired.
+    let (ok, out) = cli(&[
+        "pki".as_ref(),
+        "rotate-log-key".as_ref(),
+        "--dir".as_ref(),
+        pki.as_os_str(),
+        "--finish".as_ref(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(read(VKEY_FILE), new_vkey);
+    assert_eq!(read(RETIRED_VKEY_FILE), old_vkey);
+    assert!(!pki.join(NEXT_KEY_FILE).exists() && !pki.join(NEXT_VKEY_FILE).exists());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (addr, r, stop) = disclosure_on(&db, &pki, dir.path()).await;
+    deliver_to(addr, &pki, 6..9).await;
+    let after = head_covering(&r, 9).await;
+    assert_eq!(signers(&after.checkpoint), 1, "{}", after.checkpoint);
+    assert_eq!(after.verifier_key, format!("{new_vkey}\n{old_vkey}"));
+    assert!(creditmesh_disclosure::verify::checkpoint(&after.checkpoint, &old_vkey).is_err());
+    let across = r
+        .clone()
+        .get_consistency_proof(GetConsistencyProofRequest {
+            from_size: before.size,
+            to_size: after.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let across = save(
+        "across.json",
+        &consistency_json(
+            &across.from_checkpoint,
+            &across.to_checkpoint,
+            &across.proof,
+        ),
+    );
+    let new_head = save("new-head.txt", &after.checkpoint);
+
+    // Verifiers given the log's keys (the key file and the retired keys) verify everything.
+    let (key, retired) = (pki.join(VKEY_FILE), pki.join(RETIRED_VKEY_FILE));
+    let answers = [&old_proof, &old_head, &across, &new_head];
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--key".as_ref(),
+        retired.as_os_str(),
+    ];
+    args.extend(answers.iter().map(|f| f.as_os_str()));
+    let (ok, out, err) = verify_cli(&args).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("valid: ")).count(),
+        4,
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("extends the tree of {}", before.size)),
+        "{out}"
+    );
+    // With the new key alone, what the old key signed does not verify.
+    let (ok, _, err) =
+        verify_cli(&["--key".as_ref(), key.as_os_str(), old_proof.as_os_str()]).await;
+    assert!(!ok && err.contains("old-proof.json"), "{err}");
+    stop.cancel();
+}
