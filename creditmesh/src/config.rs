@@ -395,11 +395,13 @@ fn is_config_key(key: &str) -> bool {
 }
 
 impl Config {
-    /// Defaults, then the file (when given), then `CREDITMESH_*` variables, where `__`
-    /// separates nesting: `CREDITMESH_DATABASE__URL` sets `database.url`.
-    pub fn load(file: Option<&Path>) -> Result<Self> {
+    /// Defaults, then the files in order (a table's keys merge, a later value wins), then
+    /// `CREDITMESH_*` variables, where `__` separates nesting: `CREDITMESH_DATABASE__URL` sets
+    /// `database.url`.
+    pub fn load(files: &[impl AsRef<Path>]) -> Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = file {
+        for path in files {
+            let path = path.as_ref();
             if !path.exists() {
                 bail!("config file {} does not exist", path.display());
             }
@@ -723,6 +725,36 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("config key `log.format`"), "{err}");
+    }
+
+    #[test]
+    fn a_node_file_after_the_shared_one_adds_and_overrides_key_by_key() {
+        let dir = std::env::temp_dir().join(format!("creditmesh-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (shared, node) = (dir.join("config.toml"), dir.join("node.toml"));
+        std::fs::write(
+            &shared,
+            "pki_dir = \"/pki\"\n[backends.filing]\nurl = \"https://filing:7501\"\n\
+             [backends.review]\nurl = \"https://review:7502\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &node,
+            "[backends.review]\nurl = \"https://review.kashgar:7502\"\n\
+             [register]\ncosignatures_required = 0\nwitness_name = \"witness.kashgar/w1\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&[&shared, &node]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(cfg.pki_dir(), std::path::PathBuf::from("/pki"));
+        assert_eq!(cfg.backends["filing"].urls(), vec!["https://filing:7501"]);
+        assert_eq!(
+            cfg.backends["review"].urls(),
+            vec!["https://review.kashgar:7502"]
+        );
+        assert_eq!(cfg.register.witness_name, "witness.kashgar/w1");
+        let missing = Config::load(&[shared]).unwrap_err().to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
     }
 
     #[test]

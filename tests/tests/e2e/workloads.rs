@@ -25,17 +25,28 @@ struct Workload {
     gid: u32,
 }
 
-/// The workloads in `deploy/k8s`: each document with container `args` (written as a JSON
-/// array, as the manifests do) and the pod's `runAsUser` and `runAsGroup`.
+/// The YAML files under `dir`, at any depth, in order.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(yaml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The workloads in `deploy/k8s` (the base and the components the nodes' overlays add): each
+/// document with container `args` (written as a JSON array, as the manifests do) and the
+/// pod's `runAsUser` and `runAsGroup`.
 fn workloads() -> Vec<Workload> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s");
     let mut found = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for path in files {
+    for path in yaml_files(&dir) {
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in text.split("\n---\n") {
             let field = |key: &str| {
@@ -49,7 +60,7 @@ fn workloads() -> Vec<Workload> {
             };
             let number = |key| field(key).unwrap_or_else(|| panic!("{key} in {path:?}"));
             found.push(Workload {
-                file: path.file_name().unwrap().to_string_lossy().into_owned(),
+                file: path.strip_prefix(&dir).unwrap().display().to_string(),
                 args: serde_json::from_str(args).unwrap(),
                 uid: number("runAsUser:").parse().unwrap(),
                 gid: number("runAsGroup:").parse().unwrap(),
@@ -255,5 +266,31 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
         eprintln!("workloads: {what} ready");
         let _ = child.start_kill();
         let _ = child.wait().await;
+    }
+}
+
+/// Each node's configuration as its overlay mounts it — the region's shared file, then the
+/// node's own — loads and passes every check `serve` makes of it.
+#[test]
+fn every_node_configuration_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s");
+    let shared = dir.join("base/config.toml");
+    let mut nodes = Vec::new();
+    for entry in std::fs::read_dir(dir.join("overlays")).unwrap() {
+        let node = entry.unwrap().path().join("node.toml");
+        let cfg = creditmesh::Config::load(&[&shared, &node])
+            .unwrap_or_else(|e| panic!("{}: {e:#}", node.display()));
+        nodes.push((node, cfg));
+    }
+    assert!(nodes.len() >= 3, "the region and its prefectures' nodes");
+    for (node, cfg) in &nodes {
+        assert_eq!(cfg.pki_dir(), PathBuf::from("/pki"), "{}", node.display());
+        let region = node.parent().unwrap().ends_with("region");
+        assert_eq!(
+            cfg.tenant_backends.contains_key("650100"),
+            region,
+            "{}: only the region sends a prefecture's review to its node",
+            node.display()
+        );
     }
 }
