@@ -78,11 +78,16 @@ pub struct RunningService {
     /// The gRPC health the service reports (SERVING from its start).
     pub health: tonic_health::server::HealthReporter,
     /// What the service reports on the operations port beyond its calls and outbox.
-    pub gauges: fn(
-        creditmesh_rpc::ServiceStore,
-    ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>>,
+    pub gauges: ReadGauges,
     pub(crate) server: Option<JoinHandle<()>>,
 }
+
+/// Reads a service's own gauges (its [`ServiceDef::gauges`] with what it runs with).
+pub type ReadGauges = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>>
+        + Send
+        + Sync,
+>;
 
 /// Opens the database and starts serving one service; its relay starts separately, once
 /// every consumer's address is known.
@@ -126,6 +131,10 @@ pub async fn start_service(
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
     let lanes = creditmesh_rpc::LaneLayer::new(trust_domain);
     let calls = creditmesh_rpc::metrics::CallMetricsLayer::new(trust_domain);
+    let gauges: ReadGauges = {
+        let (read, env) = (def.gauges, env.clone());
+        Arc::new(move || read(env.clone()))
+    };
     let routes = (def.routes)(env);
     let (routes, health) = creditmesh_rpc::standard::add_health_and_reflection(
         routes,
@@ -175,7 +184,7 @@ pub async fn start_service(
         store,
         connections,
         health,
-        gauges: def.gauges,
+        gauges,
         server: Some(server),
     })
 }

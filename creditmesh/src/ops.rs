@@ -19,7 +19,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use creditmesh_rpc::ServiceStore;
-use creditmesh_rpc::service::Gauge as ServiceGauge;
 use creditmesh_storage::sqlx::{self, AnyConnection, Connection};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -46,7 +45,7 @@ struct Watched {
     url: String,
     health: HealthReporter,
     ready: Arc<AtomicBool>,
-    gauges: fn(ServiceStore) -> futures::future::BoxFuture<'static, Vec<ServiceGauge>>,
+    gauges: crate::mesh::ReadGauges,
 }
 
 /// Starts the operations port on `listen` for `services`, each on the database at
@@ -66,7 +65,7 @@ pub async fn start(
             url: url_of(s.name),
             health: s.health.clone(),
             ready: Arc::new(AtomicBool::new(true)),
-            gauges: s.gauges,
+            gauges: s.gauges.clone(),
         })
         .collect();
     for w in watched.iter() {
@@ -148,6 +147,8 @@ async fn readyz(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
 }
 
 type GaugeF64 = Gauge<f64, std::sync::atomic::AtomicU64>;
+/// A service's own gauge, by its labels (the service's first).
+type Labelled = Family<Vec<(String, String)>, GaugeF64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
@@ -174,8 +175,8 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
     let oldest = Family::<ConsumerLabels, GaugeF64>::default();
     let pool = Family::<PoolLabels, Gauge>::default();
     // The services' own, by name.
-    let mut own: BTreeMap<&'static str, (&'static str, Family<ServiceLabel, GaugeF64>)> =
-        BTreeMap::new();
+    let mut own: BTreeMap<&'static str, (&'static str, Labelled)> = BTreeMap::new();
+    let pool_waiting = Family::<ServiceLabel, Gauge>::default();
     for w in watched.iter() {
         let now = w.store.clock.now_micros();
         let service = w.name.to_owned();
@@ -194,20 +195,23 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
             })
             .set(i64::from(n));
         }
+        let (_, waiting) = w.store.db.gate().snapshot();
+        pool_waiting
+            .get_or_create(&ServiceLabel {
+                service: service.clone(),
+            })
+            .set(waiting.values().sum::<usize>() as i64);
         if !is_ready {
             continue;
         }
-        if let Ok(reported) = tokio::time::timeout(ANSWER_WITHIN, (w.gauges)(w.store.clone())).await
-        {
+        if let Ok(reported) = tokio::time::timeout(ANSWER_WITHIN, (w.gauges)()).await {
             for g in reported {
                 let (_, family) = own
                     .entry(g.name)
                     .or_insert_with(|| (g.help, Family::default()));
-                family
-                    .get_or_create(&ServiceLabel {
-                        service: service.clone(),
-                    })
-                    .set(g.value);
+                let mut labels = vec![("service".to_owned(), service.clone())];
+                labels.extend(g.labels.into_iter().map(|(k, v)| (k.to_owned(), v)));
+                family.get_or_create(&labels).set(g.value);
             }
         }
         let Ok(Ok(waiting)) =
@@ -246,6 +250,11 @@ async fn metrics(State(watched): State<Arc<[Watched]>>) -> impl IntoResponse {
         "creditmesh_db_pool_connections",
         "The database pool's open connections, in use or idle",
         pool,
+    );
+    registry.register(
+        "creditmesh_db_pool_waiting",
+        "Calls and jobs waiting for a database connection (the pool is busy)",
+        pool_waiting,
     );
     for (name, (help, family)) in own {
         registry.register(name, help, family);

@@ -6,6 +6,7 @@ pub mod coalesce;
 pub mod codec_status;
 pub mod connections;
 pub mod context;
+pub mod deadlines;
 pub mod edge;
 pub mod error;
 pub mod in_flight;

@@ -24,23 +24,25 @@ pub struct ServiceDef {
     pub background: fn(ServiceEnv, CancellationToken),
     /// What an operator watches of the service beyond its calls and outbox, read from its
     /// database when the operations port is scraped.
-    pub gauges: fn(ServiceStore) -> futures::future::BoxFuture<'static, Vec<Gauge>>,
+    pub gauges: fn(ServiceEnv) -> futures::future::BoxFuture<'static, Vec<Gauge>>,
 }
 
 /// For services without timers.
 pub fn no_background(_: ServiceEnv, _: CancellationToken) {}
 
-/// One value a service reports on the operations port (`/metrics`), labelled by the service.
+/// One value a service reports on the operations port (`/metrics`), labelled by the service
+/// and by `labels`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gauge {
     /// A Prometheus name, `creditmesh_…`.
     pub name: &'static str,
     pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
     pub value: f64,
 }
 
 /// For services with nothing to report beyond their calls and outbox.
-pub fn no_gauges(_: ServiceStore) -> futures::future::BoxFuture<'static, Vec<Gauge>> {
+pub fn no_gauges(_: ServiceEnv) -> futures::future::BoxFuture<'static, Vec<Gauge>> {
     Box::pin(async { Vec::new() })
 }
 

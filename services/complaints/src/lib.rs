@@ -30,7 +30,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background,
-        gauges: creditmesh_rpc::service::no_gauges,
+        gauges: deadline_gauges,
     }
 }
 
@@ -79,4 +79,18 @@ fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
             tracing::error!(error = %e, "referrals will not be delivered: no client identity")
         }
     }
+}
+
+/// How close the complaints waiting to be accepted, and those accepted and being handled, are
+/// to their deadlines.
+fn deadline_gauges(
+    env: ServiceEnv,
+) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
+    creditmesh_rpc::deadlines::reported(
+        env,
+        "SELECT tenant, 'acceptance', acceptance_due FROM complaints_complaint \
+         WHERE status = 'received' AND acceptance_due <> '' \
+         UNION ALL SELECT tenant, 'handling', handling_due FROM complaints_complaint \
+         WHERE status = 'accepted' AND handling_due <> ''",
+    )
 }

@@ -36,7 +36,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background,
-        gauges: creditmesh_rpc::service::no_gauges,
+        gauges: deadline_gauges,
     }
 }
 
@@ -168,4 +168,15 @@ pub fn config_problems(cfg: &creditmesh_rpc::service::DataPushConfig) -> Vec<(St
         .unwrap_or_default();
     problems.extend(seal::config_problems(cfg));
     problems
+}
+
+/// How close the open objections to pushed records are to their deadlines.
+fn deadline_gauges(
+    env: ServiceEnv,
+) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
+    creditmesh_rpc::deadlines::reported(
+        env,
+        "SELECT tenant, 'objection', deadline_due FROM datapush_objection \
+         WHERE status = 'open' AND deadline_due <> ''",
+    )
 }

@@ -311,9 +311,10 @@ pub async fn find(
 /// that grows while its checkpoint ages, or a checkpoint without its cosignatures, is a signer
 /// or a witness not keeping up. Nothing before the first checkpoint.
 pub fn gauges(
-    store: ServiceStore,
+    env: creditmesh_rpc::ServiceEnv,
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
     use creditmesh_rpc::service::Gauge;
+    let store = env.store;
     Box::pin(async move {
         let read = async {
             let mut conn = store.db.acquire().await?;
@@ -334,21 +335,25 @@ pub fn gauges(
                 Gauge {
                     name: "creditmesh_register_size",
                     help: "Notices in the register's log",
+                    labels: Vec::new(),
                     value: log as f64,
                 },
                 Gauge {
                     name: "creditmesh_register_checkpoint_size",
                     help: "Notices the newest signed checkpoint covers",
+                    labels: Vec::new(),
                     value: size as f64,
                 },
                 Gauge {
                     name: "creditmesh_register_checkpoint_age_seconds",
                     help: "How long ago the newest checkpoint was signed",
+                    labels: Vec::new(),
                     value: age,
                 },
                 Gauge {
                     name: "creditmesh_register_checkpoint_cosignatures",
                     help: "Witnesses' cosignatures the newest checkpoint carries",
+                    labels: Vec::new(),
                     value: cosigned as f64,
                 },
             ])

@@ -30,7 +30,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background: jobs::spawn,
-        gauges: creditmesh_rpc::service::no_gauges,
+        gauges: deadline_gauges,
     }
 }
 
@@ -52,4 +52,18 @@ fn routes(env: ServiceEnv) -> Routes {
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(api), store, authn, events::Handler { calendar })
+}
+
+/// How close the open reviews (by the task's kind) and rectification orders are to their
+/// deadlines.
+fn deadline_gauges(
+    env: ServiceEnv,
+) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
+    creditmesh_rpc::deadlines::reported(
+        env,
+        "SELECT tenant, kind, deadline_due FROM review_task WHERE status = 'open' \
+         AND deadline_due <> '' \
+         UNION ALL SELECT tenant, 'rectification', due_date FROM review_rectification \
+         WHERE status = 'open'",
+    )
 }

@@ -658,11 +658,23 @@ async fn an_objection_undecided_past_its_deadline_is_listed_and_filed(engine: En
             .objections
         }
     };
-    // On its last day it is not late.
+    // On its last day it is not late; the operations port counts it as due.
     clock.set(
         time::Date::parse(&due, &time::format_description::well_known::Iso8601::DATE).unwrap(),
     );
     assert!(overdue(&mut desk).await.is_empty());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ops = super::ops::port(&t, &stop).await;
+    let labels = [
+        ("service", "datapush"),
+        ("tenant", "653100"),
+        ("kind", "objection"),
+    ];
+    let due_within_1 = [labels.as_slice(), &[("within", "1")]].concat();
+    assert_eq!(
+        super::ops::scrape(ops, "creditmesh_deadlines_due", &due_within_1).await,
+        Some(1.0)
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !credit_file_kinds(&t)
@@ -674,6 +686,11 @@ async fn an_objection_undecided_past_its_deadline_is_listed_and_filed(engine: En
     let late = overdue(&mut desk).await;
     assert_eq!(late.len(), 1);
     assert!(late[0].overdue);
+    assert_eq!(
+        super::ops::scrape(ops, "creditmesh_deadlines_overdue", &labels).await,
+        Some(1.0)
+    );
+    stop.cancel();
     eventually(
         "the lateness reaches the credit file",
         Duration::from_secs(30),

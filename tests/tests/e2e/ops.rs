@@ -51,6 +51,19 @@ pub fn gauge(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// The operations port over a test mesh's services, until `stop`.
+pub async fn port(t: &creditmesh_tests::TestMesh, stop: &CancellationToken) -> SocketAddr {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    creditmesh::ops::start(any, &t.mesh.services, |s| t.db_url(s), stop.clone())
+        .await
+        .unwrap()
+}
+
+/// Gauge `name` with `labels` as the operations port at `ops` reports it now.
+pub async fn scrape(ops: SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    gauge(&get(ops, "/metrics").await?.1, name, labels)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,6 +81,7 @@ async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
         format!(
             "pki_dir = \"{}\"\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n\
              [events]\npoll_interval_ms = 100\n[ops]\nlisten = \"127.0.0.1:{ops_port}\"\n\
+             [supervision]\ncomplaint_acceptance_working_days = 3\n\
              [services.complaints]\nlisten = \"127.0.0.1:{port}\"\n\
              [backends.review]\nurl = \"https://127.0.0.1:{dead_port}\"\n",
             pki.display(),
@@ -158,6 +172,24 @@ async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
     };
     assert_eq!(calls("0"), Some(10.0), "{text}");
     assert_eq!(calls("3"), Some(1.0), "{text}");
+    // The ten complaints are due to be accepted on the third working day from today: due
+    // within three working days, not within one; nothing waits for the pool.
+    let acceptance = |within| {
+        let labels = [
+            ("service", "complaints"),
+            ("kind", "acceptance"),
+            ("within", within),
+        ];
+        gauge(&text, "creditmesh_deadlines_due", &labels)
+    };
+    assert_eq!(acceptance("3"), Some(10.0), "{text}");
+    assert_eq!(acceptance("1"), None, "{text}");
+    let waiting = gauge(
+        &text,
+        "creditmesh_db_pool_waiting",
+        &[("service", "complaints")],
+    );
+    assert_eq!(waiting, Some(0.0), "{text}");
 
     // PostgreSQL stops: unready within 5 s, gRPC health NOT_SERVING, alive all the while.
     cluster.stop();

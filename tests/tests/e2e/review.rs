@@ -117,10 +117,35 @@ async fn a_deadline_spans_the_national_day_break_and_falls_overdue_on_the_right_
         .tasks
         .len()
     };
+    // The operations port counts it among the deadlines close at hand, in working days of
+    // the calendar: on Wednesday 30 September its due day (Friday 9 October) is the second
+    // working day ahead, past the holiday; on Thursday 8 October the first.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ops = super::ops::port(&t, &stop).await;
+    let gauge = async |name: &str, within: Option<&str>| {
+        let mut labels = vec![
+            ("service", "review"),
+            ("tenant", "653100"),
+            ("kind", "filing"),
+        ];
+        labels.extend(within.map(|w| ("within", w)));
+        super::ops::scrape(ops, name, &labels).await
+    };
+    let due = "creditmesh_deadlines_due";
+    clock.set(date!(2026 - 09 - 30));
+    assert_eq!(gauge(due, Some("1")).await, None);
+    assert_eq!(gauge(due, Some("3")).await, Some(1.0));
+    clock.set(date!(2026 - 10 - 08));
+    assert_eq!(gauge(due, Some("1")).await, Some(1.0));
+
     clock.set(date!(2026 - 10 - 09));
     assert_eq!(overdue(&mut kashgar).await, 0, "due today is not overdue");
+    assert_eq!(gauge(due, Some("1")).await, Some(1.0), "due today");
     clock.set(date!(2026 - 10 - 10));
     assert_eq!(overdue(&mut kashgar).await, 1, "overdue the day after");
+    assert_eq!(gauge("creditmesh_deadlines_overdue", None).await, Some(1.0));
+    assert_eq!(gauge(due, Some("3")).await, None);
+    stop.cancel();
     let got = kashgar
         .get_review_task(GetReviewTaskRequest {
             task_id: task.task_id,
