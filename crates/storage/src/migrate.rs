@@ -68,8 +68,9 @@ SELECT COALESCE(current_setting('creditmesh.tenant', true), '') IN ('', '650000'
 OR row_tenant = current_setting('creditmesh.tenant', true) $$;";
 
 /// Applies the migrations of one service that are not applied yet, in version order, each in
-/// its own write transaction, and refuses to start when an applied one has changed since.
-/// Returns how many were applied.
+/// its own write transaction, and refuses to start when an applied one has changed since, or
+/// when the database holds one this build does not know (a newer build migrated it: running
+/// an older one on it is not a rollback). Returns how many were applied.
 pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usize, StorageError> {
     let table = format!("{service}_schema_migrations");
     // Under the same lock as each migration: two replicas starting at once on a new database
@@ -82,7 +83,24 @@ pub async fn run(db: &Db, service: &str, migrations: &[Migration]) -> Result<usi
     )))
     .execute(&mut *tx)
     .await?;
+    let known: Vec<i64> = migrations.iter().map(|m| m.version).collect();
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT version, name FROM {table} ORDER BY version"
+    )))
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
+    for row in rows {
+        let version: i64 = row.try_get(0)?;
+        if !known.contains(&version) {
+            let name: String = row.try_get(1)?;
+            return Err(StorageError::Config(format!(
+                "the {service} database holds migration {version} ({name}), which this build \
+                 does not know: a newer build migrated it; run that build, or restore the \
+                 backup taken before the upgrade"
+            )));
+        }
+    }
 
     let mut sorted: Vec<&Migration> = migrations.iter().collect();
     sorted.sort_by_key(|m| m.version);
