@@ -1832,10 +1832,13 @@ async fn deliver_to(
     }
 }
 
-/// `creditmesh` with `args`; its success and what it printed.
-async fn cli(args: &[&std::ffi::OsStr]) -> (bool, String) {
+/// `creditmesh pki <args> --dir <dir>`; its success and what it printed.
+async fn pki_cli(args: &[&str], dir: &std::path::Path) -> (bool, String) {
     let out = tokio::process::Command::new(BIN)
+        .arg("pki")
         .args(args)
+        .arg("--dir")
+        .arg(dir)
         .env_remove("CREDITMESH_CONFIG")
         .output()
         .await
@@ -1862,13 +1865,7 @@ async fn a_log_key_rotation_keeps_every_old_proof_verifiable() {
     };
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
-    let (ok, out) = cli(&[
-        "pki".as_ref(),
-        "keys".as_ref(),
-        "--dir".as_ref(),
-        pki.as_os_str(),
-    ])
-    .await;
+    let (ok, out) = pki_cli(&["keys"], &pki).await;
     assert!(ok, "{out}");
     let read = |file: &str| {
         std::fs::read_to_string(pki.join(file))
@@ -1907,24 +1904,12 @@ async fn a_log_key_rotation_keeps_every_old_proof_verifiable() {
     stop.cancel();
 
     // The rotation begins: a second run refuses while it is under way.
-    let (ok, out) = cli(&[
-        "pki".as_ref(),
-        "rotate-log-key".as_ref(),
-        "--dir".as_ref(),
-        pki.as_os_str(),
-    ])
-    .await;
+    let (ok, out) = pki_cli(&["rotate-log-key"], &pki).await;
     assert!(ok, "{out}");
     let new_vkey = read(NEXT_VKEY_FILE);
     assert!(out.contains(&new_vkey), "{out}");
     assert_ne!(new_vkey, old_vkey);
-    let (again, out) = cli(&[
-        "pki".as_ref(),
-        "rotate-log-key".as_ref(),
-        "--dir".as_ref(),
-        pki.as_os_str(),
-    ])
-    .await;
+    let (again, out) = pki_cli(&["rotate-log-key"], &pki).await;
     assert!(!again && out.contains("under way"), "{out}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (addr, r, stop) = disclosure_on(&db, &pki, dir.path()).await;
@@ -1949,14 +1934,7 @@ async fn a_log_key_rotation_keeps_every_old_proof_verifiable() {
     stop.cancel();
 
     // The rotation ends: the new key is the log's, the old one retired.
-    let (ok, out) = cli(&[
-        "pki".as_ref(),
-        "rotate-log-key".as_ref(),
-        "--dir".as_ref(),
-        pki.as_os_str(),
-        "--finish".as_ref(),
-    ])
-    .await;
+    let (ok, out) = pki_cli(&["rotate-log-key", "--finish"], &pki).await;
     assert!(ok, "{out}");
     assert_eq!(read(VKEY_FILE), new_vkey);
     assert_eq!(read(RETIRED_VKEY_FILE), old_vkey);
