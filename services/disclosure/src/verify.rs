@@ -10,8 +10,9 @@ use crate::log;
 /// keys, one per line: across a rotation, the old and the new) is verified. A signature by a
 /// listed key that does not verify fails the note; one by a key not listed is passed over.
 pub fn checkpoint(note: &str, vkeys: &str) -> Result<Checkpoint, String> {
+    let known = verifiers(vkeys)?;
     let note = Note::from_bytes(note.as_bytes()).map_err(|e| format!("checkpoint note: {e}"))?;
-    note.verify(&verifiers(vkeys)?)
+    note.verify(&known)
         .map_err(|e| format!("checkpoint signature: {e}"))?;
     Checkpoint::from_bytes(note.text()).map_err(|e| format!("checkpoint: {e}"))
 }
