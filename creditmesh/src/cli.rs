@@ -1016,6 +1016,10 @@ async fn gateway(cfg: Config) -> Result<()> {
         stop.clone(),
     )
     .await?;
+    if let Some(listen) = cfg.ops.listen {
+        // Ready once both listeners are bound; the calls it forwarded on /metrics.
+        crate::ops::start(listen, &[], |_| String::new(), stop.clone()).await?;
+    }
     shutdown_signal().await;
     let deadline = tokio::time::Instant::now() + cfg.shutdown_grace();
     stop.cancel();

@@ -1,5 +1,6 @@
-//! The operations port of a `serve` process: plain HTTP, for the cluster's probes and
-//! Prometheus, never exposed beyond the node. `/livez` answers while the process runs;
+//! The operations port of a `serve` or `gateway` process: plain HTTP, for the cluster's probes
+//! and Prometheus, never exposed beyond the node. The gateway's has no services to watch: it
+//! is ready once its listeners are bound, and its `/metrics` counts the calls it forwarded. `/livez` answers while the process runs;
 //! `/readyz` only while every service's database answers (a service is started only once its
 //! migrations are applied and its keys loaded); `/metrics` in the Prometheus text format: the
 //! calls answered (`creditmesh_rpc::metrics`), readiness, outbox backlogs, the pool.

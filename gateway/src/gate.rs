@@ -293,6 +293,13 @@ struct Metrics {
 
 impl Metrics {
     fn record(&self, method: String, tenant: Arc<str>, status: &str, elapsed: std::time::Duration) {
+        // For the operations port too; a caller refused before it was known has no tenant.
+        let known = if tenant.is_empty() {
+            "unknown"
+        } else {
+            &tenant
+        };
+        creditmesh_rpc::metrics::record(&method, known.to_owned(), status.to_owned(), elapsed);
         let attrs = [
             KeyValue::new("rpc.method", method),
             KeyValue::new("tenant", tenant),

@@ -44,6 +44,25 @@ static CALLS: LazyLock<Calls> = LazyLock::new(|| Calls {
     duration: Durations::new_with_constructor(durations),
 });
 
+/// Counts one call of `path` (`/package.Service/Method`) by a caller of `tenant`, answered
+/// with `status` (the gRPC code) after `elapsed`: what the layer below records for a service,
+/// and the gateway for the calls it forwards.
+pub fn record(path: &str, tenant: String, status: String, elapsed: std::time::Duration) {
+    let path = path.trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let labels = CallLabels {
+        rpc_service: service.to_owned(),
+        rpc_method: method.to_owned(),
+        tenant,
+        rpc_grpc_status_code: status,
+    };
+    CALLS.count.get_or_create(&labels).inc();
+    CALLS
+        .duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+}
+
 /// Adds the calls answered so far to `registry`.
 pub fn register(registry: &mut Registry) {
     registry.register(
@@ -103,9 +122,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let path = req.uri().path().trim_start_matches('/');
-        let (service, method) = path.split_once('/').unwrap_or((path, ""));
-        let (service, method) = (service.to_owned(), method.to_owned());
+        let path = req.uri().path().to_owned();
         let tenant = lane_of(req.headers(), &self.trust_domain).to_string();
         let began = Instant::now();
         let fut = self.inner.call(req);
@@ -116,17 +133,7 @@ where
                 // The server could not answer at all.
                 Err(_) => "14".to_owned(),
             };
-            let labels = CallLabels {
-                rpc_service: service,
-                rpc_method: method,
-                tenant,
-                rpc_grpc_status_code: code,
-            };
-            CALLS.count.get_or_create(&labels).inc();
-            CALLS
-                .duration
-                .get_or_create(&labels)
-                .observe(began.elapsed().as_secs_f64());
+            record(&path, tenant, code, began.elapsed());
             res
         })
     }

@@ -224,10 +224,12 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
                                 let at = SocketAddr::from(([127, 0, 0, 1], ops));
                                 (super::ops::get(at, "/readyz").await?.0 == 200).then_some(())
                             }
-                            "gateway" => tokio::net::TcpStream::connect(("127.0.0.1", public))
-                                .await
-                                .ok()
-                                .map(|_| ()),
+                            "gateway" => {
+                                let at = SocketAddr::from(([127, 0, 0, 1], ops));
+                                let ready = super::ops::get(at, "/readyz").await?.0 == 200;
+                                let public = tokio::net::TcpStream::connect(("127.0.0.1", public));
+                                (ready && public.await.is_ok()).then_some(())
+                            }
                             "web" => {
                                 let at = SocketAddr::from(([127, 0, 0, 1], web));
                                 (super::ops::get(at, "/static/site.css").await?.0 == 200)
@@ -264,9 +266,41 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
             panic!("{what}: {why}\n{log}");
         }
         eprintln!("workloads: {what} ready");
+        if w.args[0] == "gateway" {
+            gateway_counts_what_it_forwards(public, ops, &secrets).await;
+        }
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
+}
+
+/// A public call through the gateway on `public` (its backend is not running here) is counted
+/// on the gateway's operations port `ops` by method, caller and status.
+async fn gateway_counts_what_it_forwards(public: u16, ops: u16, pki: &Path) {
+    use creditmesh_proto::disclosure::v1::GetRegisterHeadRequest;
+    use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
+    let at = SocketAddr::from(([127, 0, 0, 1], public));
+    let mut register = DisclosureServiceClient::new(creditmesh_tests::server_tls(at, pki).await);
+    let answer = register
+        .get_register_head(GetRegisterHeadRequest {})
+        .await
+        .unwrap_err();
+    let code = (answer.code() as i32).to_string();
+    let text = super::ops::get(SocketAddr::from(([127, 0, 0, 1], ops)), "/metrics")
+        .await
+        .unwrap()
+        .1;
+    let labels = [
+        ("rpc_service", "creditmesh.disclosure.v1.DisclosureService"),
+        ("rpc_method", "GetRegisterHead"),
+        ("tenant", "public"),
+        ("rpc_grpc_status_code", code.as_str()),
+    ];
+    assert_eq!(
+        super::ops::gauge(&text, "rpc_server_calls_total", &labels),
+        Some(1.0),
+        "{answer:?}\n{text}"
+    );
 }
 
 /// Each node's configuration as its overlay mounts it — the region's shared file, then the
