@@ -104,6 +104,10 @@ enum Command {
         /// How often to ask for the newest checkpoint (with --follow).
         #[arg(long, default_value_t = 2000)]
         interval_ms: u64,
+        /// A checkpoint the register must extend from the start (with --follow): one a
+        /// witness holds, or a head saved earlier.
+        #[arg(long, requires = "follow")]
+        since: Option<PathBuf>,
     },
     /// A department's node: receives the complaints referred to it (Art. 24) with signed
     /// receipts; its people list, acknowledge and decline them here.
@@ -445,8 +449,12 @@ async fn run(cli: Cli) -> Result<()> {
             ca,
             server_name,
             interval_ms,
+            since,
         } => {
             let trust = crate::verify::Trust::load(&keys, &witness_keys, cosignatures)?;
+            let since = since
+                .map(|f| crate::verify::checkpoint_file(&f, &trust))
+                .transpose()?;
             match follow {
                 Some(url) => {
                     let ca =
@@ -457,6 +465,7 @@ async fn run(cli: Cli) -> Result<()> {
                         &ca,
                         &server_name,
                         Duration::from_millis(interval_ms.max(100)),
+                        since,
                     )
                     .await
                 }

@@ -233,14 +233,25 @@ pub fn files(trust: &Trust, files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// The checkpoint note in `file` (as a witness holds it, or as saved from an earlier head),
+/// its signatures checked.
+pub fn checkpoint_file(file: &Path, trust: &Trust) -> Result<Checkpoint> {
+    let note =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    signed(&note, trust).with_context(|| format!("{}", file.display()))
+}
+
 /// Follows the register at `url` (its public listener), checking every new checkpoint's
-/// signature and that it extends the last one seen; returns at the first inconsistency.
+/// signature and that it extends the last one seen — from the start, `since` when given (a
+/// register restored from a backup must extend what its witnesses hold); returns at the first
+/// inconsistency.
 pub async fn follow(
     trust: &Trust,
     url: &str,
     ca: &Path,
     domain: &str,
     interval: Duration,
+    since: Option<Checkpoint>,
 ) -> Result<()> {
     let pem = std::fs::read_to_string(ca).with_context(|| format!("CA {}", ca.display()))?;
     let tls = ClientTlsConfig::new()
@@ -251,7 +262,8 @@ pub async fn follow(
         .tls_config(tls)?
         .connect_lazy();
     let mut register = DisclosureServiceClient::new(channel);
-    let mut last: Option<Checkpoint> = None;
+    let mut first = true;
+    let mut last = since;
     loop {
         match register.get_register_head(GetRegisterHeadRequest {}).await {
             Err(e) => eprintln!("register unreachable: {}", e.message()),
@@ -292,9 +304,15 @@ pub async fn follow(
                             old.size()
                         );
                     }
+                    Some(_) if first => println!(
+                        "consistent: {} notices, root {}, the checkpoint given",
+                        c.size(),
+                        c.hash()
+                    ),
                     Some(_) => {}
                     None => println!("checkpoint: {} notices, root {}", c.size(), c.hash()),
                 }
+                first = false;
                 last = Some(c);
             }
         }

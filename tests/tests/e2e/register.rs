@@ -1726,6 +1726,40 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     extends(&back, &key, before.size, head.size)
         .await
         .expect("the restored log extends the checkpoint signed before the backup");
+    // As the runbook checks it: `creditmesh verify --follow --since` the checkpoint held from
+    // before the backup finds the restored register consistent with it.
+    let held = dir.path().join("held-checkpoint.txt");
+    std::fs::write(&held, &before.checkpoint).unwrap();
+    let key_file = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
+    let mut follower = tokio::process::Command::new(BIN)
+        .arg("verify")
+        .args(["--key".as_ref(), key_file.as_os_str()])
+        .args([
+            "--follow",
+            &format!("https://{public}"),
+            "--interval-ms",
+            "200",
+        ])
+        .args(["--since".as_ref(), held.as_os_str()])
+        .args(["--ca".as_ref(), t.pki_dir.join("ca.pem").as_os_str()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        follower.stdout.take().unwrap(),
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the follower reports the restored head")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("consistent: ") && first.ends_with(&format!("extends {}", before.size)),
+        "{first}"
+    );
+    follower.kill().await.ok();
     let held =
         creditmesh_tests::scalar_i64(&restored.url, "SELECT COUNT(*) FROM disclosure_notice").await;
     assert_eq!(held, head.size, "as many notices as the head counts");
