@@ -63,7 +63,8 @@ pub struct Config {
     pub department: DepartmentNodeConfig,
     /// Pushed credit information: the catalog and the keys it is sealed with.
     pub datapush: creditmesh_rpc::service::DataPushConfig,
-    /// The operations port of `serve` (plain HTTP: `/livez`, `/readyz`, `/metrics`).
+    /// The operations port of `serve` and `gateway` (plain HTTP: `/livez`, `/readyz`,
+    /// `/metrics`).
     pub ops: OpsConfig,
 }
 

@@ -269,11 +269,7 @@ where
                 };
                 // Unary calls that fail answer their status in the headers; the rest are OK
                 // as far as the gateway can tell without holding the body.
-                let status = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("0");
+                let status = creditmesh_rpc::trace::header_status(&response);
                 tracing::Span::current().record("rpc.grpc.status_code", status);
                 shared
                     .metrics

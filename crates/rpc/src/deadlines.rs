@@ -14,12 +14,13 @@ use crate::service::{Gauge, ServiceEnv};
 /// The working days ahead the gauges look.
 pub const WITHIN: [u32; 2] = [1, 3];
 
-/// An open item's deadline: its tenant, its kind and the day it falls due (ISO date).
+/// How many open items of a tenant and kind fall due on one day (ISO date).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Due {
     pub tenant: String,
     pub kind: String,
     pub due: String,
+    pub count: u64,
 }
 
 /// `creditmesh_deadlines_overdue` (due before `today`) and `creditmesh_deadlines_due` with
@@ -42,12 +43,12 @@ pub fn gauges(calendar: &Calendar, today: Date, items: &[Due]) -> Vec<Gauge> {
         };
         let key = (item.tenant.as_str(), item.kind.as_str());
         if date < today {
-            *overdue.entry(key).or_default() += 1;
+            *overdue.entry(key).or_default() += item.count;
             continue;
         }
         for &(n, end) in &ends {
             if date <= end {
-                *due.entry((key.0, key.1, n)).or_default() += 1;
+                *due.entry((key.0, key.1, n)).or_default() += item.count;
             }
         }
     }
@@ -75,13 +76,19 @@ pub fn gauges(calendar: &Calendar, today: Date, items: &[Due]) -> Vec<Gauge> {
     out
 }
 
-/// The gauges of the open items `sql` selects (`tenant, kind, due date` per row) from the
-/// service's database, counted from today in China Standard Time.
+/// The gauges of the open items `sql` selects (columns `tenant`, `kind`, `due`, one row per
+/// item) from the service's database, counted from today in China Standard Time. The
+/// database counts them by day, so that a scrape reads a row per tenant, kind and day.
 pub async fn read(env: &ServiceEnv, sql: &'static str) -> Result<Vec<Gauge>, StorageError> {
     let today =
         cst_date(env.store.clock.now_micros()).map_err(|e| StorageError::Other(e.to_string()))?;
+    let by_day = format!(
+        "SELECT tenant, kind, due, COUNT(*) FROM ({sql}) AS open_items GROUP BY tenant, kind, due"
+    );
     let mut conn = env.store.db.acquire().await?;
-    let rows = sqlx::query(sql).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(by_day))
+        .fetch_all(&mut *conn)
+        .await?;
     let items = rows
         .iter()
         .map(|r| {
@@ -89,6 +96,7 @@ pub async fn read(env: &ServiceEnv, sql: &'static str) -> Result<Vec<Gauge>, Sto
                 tenant: r.try_get(0)?,
                 kind: r.try_get(1)?,
                 due: r.try_get(2)?,
+                count: r.try_get::<i64, _>(3)?.max(0) as u64,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -118,6 +126,7 @@ mod tests {
             tenant: tenant.into(),
             kind: kind.into(),
             due: due.into(),
+            count: 1,
         }
     }
 

@@ -86,7 +86,7 @@ where
 
 /// The gRPC status a response's headers carry: a call that failed answers its status there
 /// (trailers-only); one that answered, or a stream that failed after it began sending, `0`.
-pub(crate) fn header_status<R>(response: &http::Response<R>) -> &str {
+pub fn header_status<R>(response: &http::Response<R>) -> &str {
     response
         .headers()
         .get("grpc-status")

@@ -88,7 +88,7 @@ fn deadline_gauges(
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
     creditmesh_rpc::deadlines::reported(
         env,
-        "SELECT tenant, 'acceptance', acceptance_due FROM complaints_complaint \
+        "SELECT tenant, 'acceptance' AS kind, acceptance_due AS due FROM complaints_complaint \
          WHERE status = 'received' AND acceptance_due <> '' \
          UNION ALL SELECT tenant, 'handling', handling_due FROM complaints_complaint \
          WHERE status = 'accepted' AND handling_due <> ''",

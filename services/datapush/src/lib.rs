@@ -176,7 +176,7 @@ fn deadline_gauges(
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
     creditmesh_rpc::deadlines::reported(
         env,
-        "SELECT tenant, 'objection', deadline_due FROM datapush_objection \
+        "SELECT tenant, 'objection' AS kind, deadline_due AS due FROM datapush_objection \
          WHERE status = 'open' AND deadline_due <> ''",
     )
 }

@@ -89,12 +89,22 @@ impl LogKey {
 
     /// The signed note of the checkpoint of a tree of `size` leaves with root `root`.
     pub fn sign(&self, size: u64, root: Hash) -> Result<String, String> {
-        let checkpoint = Checkpoint::new(&self.name, size, root, "").map_err(|e| e.to_string())?;
-        let mut note =
-            signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
-        note.add_sigs(&[self]).map_err(|e| e.to_string())?;
-        String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+        signed_checkpoint(&[self], size, root)
     }
+}
+
+/// The checkpoint of a tree of `size` leaves with root `root` as a note signed by each of
+/// `keys` (all of the log's name), in order.
+fn signed_checkpoint(keys: &[&LogKey], size: u64, root: Hash) -> Result<String, String> {
+    let checkpoint = Checkpoint::new(&keys[0].name, size, root, "").map_err(|e| e.to_string())?;
+    let mut note =
+        signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
+    let signers: Vec<&dyn signed_note::Signer> = keys
+        .iter()
+        .map(|k| *k as &dyn signed_note::Signer)
+        .collect();
+    note.add_sigs(&signers).map_err(|e| e.to_string())?;
+    String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
 }
 
 /// The keys that sign the log's checkpoints — its key, and during a rotation the next one too
@@ -126,17 +136,8 @@ impl LogKeys {
     /// The signed note of the checkpoint of a tree of `size` leaves with root `root`, one
     /// signature per signing key.
     pub fn sign(&self, size: u64, root: Hash) -> Result<String, String> {
-        let name = &self.signing[0].name;
-        let checkpoint = Checkpoint::new(name, size, root, "").map_err(|e| e.to_string())?;
-        let mut note =
-            signed_note::Note::new(&checkpoint.to_bytes(), &[]).map_err(|e| e.to_string())?;
-        let signers: Vec<&dyn signed_note::Signer> = self
-            .signing
-            .iter()
-            .map(|k| k as &dyn signed_note::Signer)
-            .collect();
-        note.add_sigs(&signers).map_err(|e| e.to_string())?;
-        String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+        let keys: Vec<&LogKey> = self.signing.iter().collect();
+        signed_checkpoint(&keys, size, root)
     }
 
     /// Every verifier key of the log, one per line: those signing now, then those retired.
@@ -167,15 +168,20 @@ pub enum Rotation {
     Finished { retired_vkey: String, vkey: String },
 }
 
+/// Refuses unless `dir` holds the log's key: a rotation never makes the key it retires.
+fn require_log_key(dir: &Path) -> Result<(), String> {
+    let path = dir.join(KEY_FILE);
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(format!("{}: no log key to rotate", path.display()))
+    }
+}
+
 /// Begins a rotation of the log key in `dir`: makes the next key, which signs beside the
 /// current one once the node restarts with it. Refuses while one is under way.
 pub fn begin_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, String> {
-    if !dir.join(KEY_FILE).exists() {
-        return Err(format!(
-            "{}: no log key to rotate",
-            dir.join(KEY_FILE).display()
-        ));
-    }
+    require_log_key(dir)?;
     if dir.join(NEXT_KEY_FILE).exists() {
         return Err(format!(
             "{}: a rotation is under way; finish it first (or delete the file to abandon it)",
@@ -190,10 +196,12 @@ pub fn begin_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, String
 }
 
 /// Finishes the rotation begun in `dir`: the current key's verifier key joins the retired
-/// ones, the next key becomes the log's key and the old seed is gone. Each step can be run
-/// again after a failure part-way.
+/// ones, the next key becomes the log's key and the old seed is gone. A failure before the
+/// key is replaced leaves the rotation to be finished again; one after it leaves at most a
+/// stale `register-log.vkey`, which `creditmesh pki keys` writes again from the key.
 pub fn finish_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, String> {
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    require_log_key(dir)?;
     let next_path = dir.join(NEXT_KEY_FILE);
     if !next_path.exists() {
         return Err(format!(
@@ -201,6 +209,8 @@ pub fn finish_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, Strin
             next_path.display()
         ));
     }
+    let next = LogKey::in_file(dir, NEXT_KEY_FILE, NEXT_VKEY_FILE, trust_domain)
+        .map_err(|e| io("the next key", e))?;
     let current = LogKey::load_or_create(dir, trust_domain).map_err(|e| io("the log key", e))?;
     let retired_vkey = current.verifier_key();
     let mut retired = retired_vkeys(dir).map_err(|e| io(RETIRED_VKEY_FILE, e))?;
@@ -211,8 +221,7 @@ pub fn finish_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, Strin
             .map_err(|e| io(RETIRED_VKEY_FILE, e))?;
     }
     std::fs::rename(&next_path, dir.join(KEY_FILE)).map_err(|e| io(KEY_FILE, e))?;
-    let key = LogKey::load_or_create(dir, trust_domain).map_err(|e| io("the new log key", e))?;
-    let vkey = key.verifier_key();
+    let vkey = next.verifier_key();
     write_replacing(&dir.join(VKEY_FILE), &format!("{vkey}\n")).map_err(|e| io(VKEY_FILE, e))?;
     let _ = std::fs::remove_file(dir.join(NEXT_VKEY_FILE));
     Ok(Rotation::Finished { retired_vkey, vkey })

@@ -61,7 +61,7 @@ fn deadline_gauges(
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
     creditmesh_rpc::deadlines::reported(
         env,
-        "SELECT tenant, kind, deadline_due FROM review_task WHERE status = 'open' \
+        "SELECT tenant, kind, deadline_due AS due FROM review_task WHERE status = 'open' \
          AND deadline_due <> '' \
          UNION ALL SELECT tenant, 'rectification', due_date FROM review_rectification \
          WHERE status = 'open'",
