@@ -321,6 +321,21 @@ enum PkiCommand {
         #[arg(long)]
         finish: bool,
     },
+    /// Rotates data push's index key in DIR in three steps, each followed by a restart of
+    /// datapush's replicas with the files: first the next key is made (looked up, not yet
+    /// written); --switch makes it the key that writes, the old one the previous (looked up
+    /// while every keyed hash is computed again); --finish destroys the previous key once
+    /// `creditmesh_datapush_index_stale` is 0 in every kind.
+    RotateIndexKey {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Makes the next key the one that writes.
+        #[arg(long, conflicts_with = "finish")]
+        switch: bool,
+        /// Destroys the previous key.
+        #[arg(long)]
+        finish: bool,
+    },
     /// Mints a new regional CA into DIR (ca.pem, ca.key).
     Init {
         #[arg(long)]
@@ -1163,6 +1178,33 @@ fn pki(cfg: Config, command: PkiCommand) -> Result<()> {
                     dir.join(log::RETIRED_VKEY_FILE).display()
                 ),
             }
+        }
+        PkiCommand::RotateIndexKey {
+            dir,
+            switch,
+            finish,
+        } => {
+            use creditmesh_datapush::index;
+            let next = match (switch, finish) {
+                (true, _) => {
+                    index::switch(&dir)?;
+                    "the next key writes now; restart datapush's replicas with the files, \
+                     then wait for creditmesh_datapush_index_stale to be 0 in every kind \
+                     (access codes issued before expire within 30 days) and run this again \
+                     with --finish"
+                }
+                (_, true) => {
+                    index::finish(&dir)?;
+                    "the previous key is destroyed; restart datapush's replicas with the files"
+                }
+                _ => {
+                    index::begin(&dir)?;
+                    "next index key made; restart datapush's replicas with it (they look it \
+                     up, and still write under the current key), then run this again with \
+                     --switch"
+                }
+            };
+            println!("{next}");
         }
         PkiCommand::Init { dir, lifetime_days } => {
             if dir.join("ca.pem").exists() {

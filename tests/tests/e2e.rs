@@ -12,6 +12,7 @@ mod e2e {
     pub mod edge;
     pub mod filing;
     pub mod fuzz;
+    pub mod index_keys;
     pub mod lifecycle;
     pub mod mesh;
     pub mod objections;

@@ -88,10 +88,16 @@ pub struct DataPushConfig {
     /// still opens what it sealed, so a key rotates by putting the new one first. None
     /// configured: one generated key in the PKI directory (`datapush-kek.key`).
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
-    /// Base64 of 32 bytes keying the hashes that find duplicates and a subject's records
-    /// without opening anything; it never rotates. Unset: generated in the PKI directory
+    /// Base64 of 32 bytes keying the hashes that find duplicates, a subject's records and
+    /// access codes without opening anything. Unset: the one in the PKI directory
     /// (`datapush-index.key`).
     pub index_key: String,
+    /// During a rotation of the index key, the key it moves to, looked up while `index_key`
+    /// still writes. Unset: `datapush-index.next.key` in the PKI directory, when there.
+    pub next_index_key: String,
+    /// During a rotation, the key it moved from, looked up until every row is hashed again
+    /// under `index_key`. Unset: `datapush-index.previous.key` in the PKI directory, when there.
+    pub previous_index_key: String,
 }
 
 /// One category of the catalog (`[[datapush.categories]]`).

@@ -1,6 +1,7 @@
 //! Durable timers of the datapush service: objections undecided past their deadline go into
 //! the agency's credit file (Art. 22), and records past their category's retention are purged
-//! (Art. 20), and envelopes are wrapped again after a key rotation (Art. 23). Each step is a
+//! (Art. 20), and envelopes are wrapped again and keyed hashes computed again after a key
+//! rotation (Art. 23). Each step is a
 //! guarded write, so that any number of replicas do it once.
 
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: Canc
                 rewrap_due += REWRAP_EVERY;
                 if let Err(e) = crate::rewrap::pass(&env.store, &ctx, &keys).await {
                     tracing::warn!(error = %e, "envelopes not wrapped again under the current keys");
+                }
+                if let Err(e) = crate::reindex::pass(&env.store, &ctx, &keys).await {
+                    tracing::warn!(error = %e, "keyed hashes not computed again under the current index key");
                 }
             }
             if let Err(e) = record_overdue(&env.store, &ctx).await {

@@ -5,11 +5,13 @@
 
 mod agencies;
 pub mod catalog;
+pub mod index;
 mod jobs;
 mod objection_store;
 mod objections;
 mod push;
 mod reads;
+mod reindex;
 mod rewrap;
 mod schema;
 pub mod seal;
@@ -36,7 +38,7 @@ pub fn definition() -> ServiceDef {
         migrations: schema::migrations,
         routes,
         background,
-        gauges: deadline_gauges,
+        gauges,
     }
 }
 
@@ -170,13 +172,38 @@ pub fn config_problems(cfg: &creditmesh_rpc::service::DataPushConfig) -> Vec<(St
     problems
 }
 
-/// How close the open objections to pushed records are to their deadlines.
-fn deadline_gauges(
+/// How close the open objections to pushed records are to their deadlines, and how many
+/// keyed hashes are left under an index key other than the current one.
+fn gauges(
     env: ServiceEnv,
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
-    creditmesh_rpc::deadlines::reported(
-        env,
-        "SELECT tenant, 'objection' AS kind, deadline_due AS due FROM datapush_objection \
-         WHERE status = 'open' AND deadline_due <> ''",
-    )
+    Box::pin(async move {
+        let mut gauges = creditmesh_rpc::deadlines::reported(
+            env.clone(),
+            "SELECT tenant, 'objection' AS kind, deadline_due AS due FROM datapush_objection \
+             WHERE status = 'open' AND deadline_due <> ''",
+        )
+        .await;
+        match index_gauges(&env).await {
+            Ok(more) => gauges.extend(more),
+            Err(e) => tracing::warn!(error = %e, "index key gauges were not read"),
+        }
+        gauges
+    })
+}
+
+async fn index_gauges(env: &ServiceEnv) -> anyhow::Result<Vec<creditmesh_rpc::service::Gauge>> {
+    let keys = seal::Keys::load(&env.datapush, &env.pki_dir)?;
+    let mut conn = env.store.db.acquire().await?;
+    let stale = reindex::stale(&mut conn, keys.index_keys(), env.store.now()).await?;
+    Ok(stale
+        .into_iter()
+        .map(|(kind, n)| creditmesh_rpc::service::Gauge {
+            name: "creditmesh_datapush_index_stale",
+            help: "Keyed hashes under an index key other than the current one (access codes: \
+                   those still valid); 0 in every kind ends a rotation",
+            labels: vec![("kind", kind.to_owned())],
+            value: n as f64,
+        })
+        .collect())
 }

@@ -3,6 +3,8 @@
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 
+use crate::index::Hashed;
+
 /// One objection as stored; its statement and the subject's contact are sealed.
 pub struct ObjectionRow {
     pub objection_id: String,
@@ -10,6 +12,8 @@ pub struct ObjectionRow {
     pub record_id: String,
     pub agency_uscc: String,
     pub subject_index: String,
+    /// The id of the index key `subject_index` is under.
+    pub index_key: String,
     pub ground: String,
     pub private_envelope: String,
     pub key_id: String,
@@ -28,7 +32,7 @@ pub struct ObjectionRow {
 const COLUMNS: &str = "objection_id, tenant, record_id, agency_uscc, subject_index, ground, \
     private_envelope, key_id, filed_by, filed_at, deadline_from, deadline_due, \
     deadline_provisional, calendar_version, status, decision_reasons, decided_at, \
-    subject_statement";
+    subject_statement, index_key";
 
 fn row(r: &AnyRow) -> Result<ObjectionRow, sqlx::Error> {
     Ok(ObjectionRow {
@@ -50,6 +54,7 @@ fn row(r: &AnyRow) -> Result<ObjectionRow, sqlx::Error> {
         decision_reasons: r.try_get(15)?,
         decided_at: r.try_get(16)?,
         subject_statement: r.try_get(17)?,
+        index_key: r.try_get(18)?,
     })
 }
 
@@ -61,8 +66,8 @@ pub async fn insert(conn: &mut AnyConnection, o: &ObjectionRow) -> Result<(), St
     sqlx::query(
         "INSERT INTO datapush_objection (objection_id, tenant, record_id, agency_uscc, \
          subject_index, ground, private_envelope, key_id, filed_by, filed_at, deadline_from, \
-         deadline_due, deadline_provisional, calendar_version, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         deadline_due, deadline_provisional, calendar_version, status, index_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(o.objection_id.clone())
     .bind(o.tenant.clone())
@@ -79,6 +84,7 @@ pub async fn insert(conn: &mut AnyConnection, o: &ObjectionRow) -> Result<(), St
     .bind(i64::from(o.deadline_provisional))
     .bind(o.calendar_version.clone())
     .bind(o.status.clone())
+    .bind(o.index_key.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -115,15 +121,17 @@ pub async fn of_record(
 /// The objections about a subject, oldest first.
 pub async fn of_subject(
     conn: &mut AnyConnection,
-    subject_index: &str,
+    subject: &Hashed,
 ) -> Result<Vec<ObjectionRow>, StorageError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM datapush_objection WHERE subject_index = $1 \
+        "SELECT {COLUMNS} FROM datapush_objection WHERE subject_index IN ($1, $2) \
          ORDER BY objection_id LIMIT 1000"
     );
+    let (a, b) = subject.pair();
     rows(
         &sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(subject_index.to_owned())
+            .bind(a)
+            .bind(b)
             .fetch_all(&mut *conn)
             .await?,
     )
@@ -247,10 +255,16 @@ pub async fn mark_overdue_recorded(
         == 1)
 }
 
+/// An access code's hash and its subject's, and the id of the index key both are under.
+pub struct AccessCode<'a> {
+    pub code_index: &'a str,
+    pub subject_index: &'a str,
+    pub index_key: &'a str,
+}
+
 pub async fn insert_access_code(
     conn: &mut AnyConnection,
-    code_index: &str,
-    subject_index: &str,
+    code: &AccessCode<'_>,
     tenant: &str,
     issued_by: &str,
     at: i64,
@@ -258,32 +272,36 @@ pub async fn insert_access_code(
 ) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO datapush_access_code (code_index, subject_index, tenant, issued_by, \
-         issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         issued_at, expires_at, index_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(code_index.to_owned())
-    .bind(subject_index.to_owned())
+    .bind(code.code_index.to_owned())
+    .bind(code.subject_index.to_owned())
     .bind(tenant.to_owned())
     .bind(issued_by.to_owned())
     .bind(at)
     .bind(expires_at)
+    .bind(code.index_key.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Whether the code of `code_index` was issued for `subject_index` and is still valid at `now`.
+/// Whether the code of `code` was issued for `subject` and is still valid at `now`.
 pub async fn access_code_valid(
     conn: &mut AnyConnection,
-    code_index: &str,
-    subject_index: &str,
+    code: &Hashed,
+    subject: &Hashed,
     now: i64,
 ) -> Result<bool, StorageError> {
+    let ((c1, c2), (s1, s2)) = (code.pair(), subject.pair());
     Ok(sqlx::query(
-        "SELECT 1 FROM datapush_access_code WHERE code_index = $1 AND subject_index = $2 \
-         AND expires_at > $3",
+        "SELECT 1 FROM datapush_access_code WHERE code_index IN ($1, $2) \
+         AND subject_index IN ($3, $4) AND expires_at > $5",
     )
-    .bind(code_index.to_owned())
-    .bind(subject_index.to_owned())
+    .bind(c1)
+    .bind(c2)
+    .bind(s1)
+    .bind(s2)
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?

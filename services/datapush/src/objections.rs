@@ -235,7 +235,7 @@ pub(crate) async fn file_objection(
                 let id = req.record_id.trim();
                 let not_found = || Error::not_found(format!("no record {id} of this subject"));
                 let row = store::find(&mut tx, id).await?.ok_or_else(not_found)?;
-                if row.subject_index != subject.index {
+                if !subject.index.matches(&row.subject_index) {
                     return Err(not_found());
                 }
                 let now = store.now();
@@ -245,7 +245,7 @@ pub(crate) async fn file_objection(
                     &ctx.principal,
                     &req.access_code,
                     &subjects::Concerning {
-                        subject_index: &row.subject_index,
+                        subject: &subject.index,
                         tenant: &row.tenant,
                         agency: &row.agency_uscc,
                     },
@@ -269,7 +269,14 @@ pub(crate) async fn file_objection(
                     .deadline(from, OBJECTION_WORKING_DAYS, Layers::Xinjiang)
                     .map_err(|e| Error::internal(format!("calendar: {e}")))?;
                 let objection_id = uuid::Uuid::now_v7().to_string();
-                let private = json!({"statement": req.statement.trim(), "contact": contact});
+                // The subject is sealed with it too, so that it can be hashed again under a
+                // new index key even after its record is deleted or purged.
+                let private = json!({
+                    "statement": req.statement.trim(),
+                    "contact": contact,
+                    "subject_kind": subject.kind,
+                    "subject": subject.identifier,
+                });
                 let sealed = api
                     .keys
                     .seal(
@@ -283,7 +290,8 @@ pub(crate) async fn file_objection(
                     tenant: row.tenant.clone(),
                     record_id: row.record_id.clone(),
                     agency_uscc: row.agency_uscc.clone(),
-                    subject_index: row.subject_index.clone(),
+                    subject_index: subject.index.current.clone(),
+                    index_key: api.keys.index_keys().current.id.clone(),
                     ground: ground.into(),
                     private_envelope: sealed.envelope,
                     key_id: sealed.key_id,
@@ -472,7 +480,7 @@ pub(crate) async fn resolve_objection(
                         let version = store::new_version(
                             &mut tx,
                             &row.record_id,
-                            &fp,
+                            &fp.current,
                             &sealed.envelope,
                             &sealed.key_id,
                             now,
@@ -622,7 +630,7 @@ pub(crate) async fn add_subject_statement(
                 let o = objection_store::find(&mut tx, id)
                     .await?
                     .ok_or_else(not_found)?;
-                if o.subject_index != subject.index {
+                if !subject.index.matches(&o.subject_index) {
                     return Err(not_found());
                 }
                 subjects::may_act_for(
@@ -631,7 +639,7 @@ pub(crate) async fn add_subject_statement(
                     &ctx.principal,
                     &req.access_code,
                     &subjects::Concerning {
-                        subject_index: &o.subject_index,
+                        subject: &subject.index,
                         tenant: &o.tenant,
                         agency: &o.agency_uscc,
                     },
@@ -693,8 +701,11 @@ pub(crate) async fn issue_subject_access_code(
                 let tenant: Tenant = ctx.principal.tenant;
                 objection_store::insert_access_code(
                     &mut tx,
-                    &subjects::code_index(&api.keys, &code),
-                    &subject.index,
+                    &objection_store::AccessCode {
+                        code_index: &subjects::code_index(&api.keys, &code).current,
+                        subject_index: &subject.index.current,
+                        index_key: &api.keys.index_keys().current.id,
+                    },
                     &tenant.to_string(),
                     &ctx.principal_id,
                     now,

@@ -445,15 +445,16 @@ pub fn binding(agency: &str, record_key: &str) -> Vec<u8> {
     [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
 }
 
-/// A keyed hash of everything a record of `agency` says: equal means duplicate.
+/// A keyed hash of everything a record of `agency` says: equal means duplicate. During a
+/// rotation of the index key, under both keys.
 pub(crate) fn fingerprint(
     keys: &crate::seal::Keys,
     agency: &str,
     kind: &str,
     subject: &str,
     r: &CreditRecord,
-) -> String {
-    keys.index(&[
+) -> crate::index::Hashed {
+    keys.hashed(&[
         b"record",
         agency.as_bytes(),
         r.record_key.as_bytes(),
@@ -483,7 +484,7 @@ async fn write(
             Err(p) => answers[i] = Some(rejected(&r.record_key, p)),
         }
     }
-    let fingerprints: Vec<String> = checked
+    let fingerprints: Vec<crate::index::Hashed> = checked
         .iter()
         .map(|(_, c)| fingerprint(&api.keys, uscc, c.kind, &c.subject, &c.record))
         .collect();
@@ -504,8 +505,9 @@ async fn write(
                     .map_err(creditmesh_storage::StorageError::from)?;
             }
             // A stream of new records skips the lookup: the upsert tells what it wrote, and
-            // only what it did not write is looked up afterwards.
-            let held = if fresh {
+            // only what it did not write is looked up afterwards. Not while the index key
+            // rotates: the upsert compares fingerprints under the current key only.
+            let held = if fresh && !api.keys.index_keys().rotating() {
                 Vec::new()
             } else {
                 store::held(&mut tx, store.db.engine(), uscc, keys).await?
@@ -531,7 +533,7 @@ async fn write(
                     Some(h) if h.status == "deleted" => {
                         deleted.push(*i);
                     }
-                    Some(h) if &h.fingerprint == fp => {
+                    Some(h) if fp.matches(&h.fingerprint) => {
                         results.push((*i, PushResult::Duplicate, h.version));
                     }
                     _ => {
@@ -542,16 +544,13 @@ async fn write(
                         to_write.push(Prepared {
                             record_key: r.record_key.clone(),
                             subject_kind: kind,
-                            subject_index: api.keys.index(&[
-                                b"subject",
-                                kind.as_bytes(),
-                                subject.as_bytes(),
-                            ]),
+                            subject_index: crate::subjects::index(&api.keys, kind, subject).current,
                             category: r.category.clone(),
                             collected_on: r.collected_on.clone(),
-                            fingerprint: fp.clone(),
+                            fingerprint: fp.current.clone(),
                             envelope: sealed.envelope,
                             key_id: sealed.key_id,
+                            index_key: api.keys.index_keys().current.id.clone(),
                         });
                     }
                 }

@@ -109,12 +109,12 @@ fn page(v: &mut Violations, size: i32, token: &str) -> i64 {
 /// next page (empty on the last).
 async fn subject_page(
     conn: &mut AnyConnection,
-    subject_index: &str,
+    subject: &crate::index::Hashed,
     ctx: &CallContext,
     after: &str,
     limit: i64,
 ) -> Result<(Vec<RecordRow>, String), Error> {
-    let mut rows = store::of_subject(conn, subject_index, &scope(ctx), after, limit + 1).await?;
+    let mut rows = store::of_subject(conn, subject, &scope(ctx), after, limit + 1).await?;
     let next = creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
     Ok((rows, next))
 }

@@ -56,7 +56,7 @@ impl Kind {
             }
             Kind::Version => {
                 "UPDATE datapush_version SET envelope = $1, key_id = $2 WHERE record_id = $3 \
-                 AND version = $4 AND key_id = $5 AND envelope = $6"
+                 AND version = CAST($4 AS BIGINT) AND key_id = $5 AND envelope = $6"
             }
             Kind::Objection => {
                 "UPDATE datapush_objection SET private_envelope = $1, key_id = $2 \
@@ -76,6 +76,40 @@ impl Kind {
 
 /// A row to write back: its id and version, the key and envelope it had, and the new one.
 type Again = (String, i64, String, String, crate::seal::Sealed);
+
+/// Runs `sql` once with each row of `binds` in one transaction, as `operation` of `ctx`;
+/// answers how many rows it changed. Every update here is guarded by what it replaces.
+pub(crate) async fn guarded(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    operation: &'static str,
+    sql: &'static str,
+    binds: &[Vec<String>],
+) -> Result<usize, Error> {
+    store
+        .write(ctx, operation, |mut tx| async move {
+            let mut n = 0;
+            for row in binds {
+                let mut q = sqlx::query(sql);
+                for b in row {
+                    q = q.bind(b.clone());
+                }
+                n += q
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StorageError::from)?
+                    .rows_affected() as usize;
+            }
+            Ok((
+                tx,
+                Written {
+                    value: n,
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await
+}
 
 /// One pass over everything sealed under a key that no longer seals; answers how many
 /// envelopes were wrapped again.
@@ -123,32 +157,20 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
                     }
                 }
             }
-            let again = &again;
-            let written = store
-                .write(ctx, "RewrapKeys", |mut tx| async move {
-                    let mut n = 0;
-                    for (id, version, old_key, old_envelope, sealed) in again {
-                        n += sqlx::query(kind.update())
-                            .bind(sealed.envelope.clone())
-                            .bind(sealed.key_id.clone())
-                            .bind(id.clone())
-                            .bind(*version)
-                            .bind(old_key.clone())
-                            .bind(old_envelope.clone())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(StorageError::from)?
-                            .rows_affected() as usize;
-                    }
-                    Ok((
-                        tx,
-                        Written {
-                            value: n,
-                            tenant: REGION.to_string(),
-                        },
-                    ))
+            let binds: Vec<Vec<String>> = again
+                .into_iter()
+                .map(|(id, version, old_key, old_envelope, sealed)| {
+                    vec![
+                        sealed.envelope,
+                        sealed.key_id,
+                        id,
+                        version.to_string(),
+                        old_key,
+                        old_envelope,
+                    ]
                 })
-                .await?;
+                .collect();
+            let written = guarded(store, ctx, "RewrapKeys", kind.update(), &binds).await?;
             total += written;
             if (rows.len() as i64) < BATCH {
                 break;

@@ -24,5 +24,13 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/102_history_by_trigger.sqlite.sql"),
             include_str!("../migrations/102_history_by_trigger.postgres.sql"),
         ),
+        // Which index key each keyed hash is under, so that a rotation can find what is
+        // left to hash again.
+        Migration::new(
+            103,
+            "the index key of each keyed hash",
+            include_str!("../migrations/103_index_key.sqlite.sql"),
+            include_str!("../migrations/103_index_key.postgres.sql"),
+        ),
     ]
 }

@@ -12,14 +12,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use creditmesh_rpc::service::DataPushConfig;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 /// Files of the generated keys in the PKI directory, when none are configured.
 pub const KEK_FILE: &str = "datapush-kek.key";
-pub const INDEX_FILE: &str = "datapush-index.key";
+pub use crate::index::INDEX_FILE;
+use crate::index::{Hashed, IndexKeys};
 
 struct Kek {
     id: String,
@@ -28,7 +28,7 @@ struct Kek {
 
 pub struct Keys {
     by_tenant: HashMap<String, Vec<Kek>>,
-    index: hmac::Key,
+    index: IndexKeys,
     rng: SystemRandom,
 }
 
@@ -88,14 +88,26 @@ pub fn config_problems(cfg: &DataPushConfig) -> Vec<(String, String)> {
             }
         }
     }
-    if !cfg.index_key.is_empty()
-        && B64
-            .decode(cfg.index_key.trim())
-            .map_or(true, |k| k.len() != KEY_LEN)
-    {
+    for (key, value) in [
+        ("index_key", &cfg.index_key),
+        ("next_index_key", &cfg.next_index_key),
+        ("previous_index_key", &cfg.previous_index_key),
+    ] {
+        if !value.is_empty()
+            && B64
+                .decode(value.trim())
+                .map_or(true, |k| k.len() != KEY_LEN)
+        {
+            problems.push((
+                format!("datapush.{key}"),
+                "must be base64 of 32 bytes".into(),
+            ));
+        }
+    }
+    if !cfg.next_index_key.is_empty() && !cfg.previous_index_key.is_empty() {
         problems.push((
-            "datapush.index_key".into(),
-            "must be base64 of 32 bytes".into(),
+            "datapush.next_index_key".into(),
+            "a rotation is switched already (previous_index_key is set): finish it first".into(),
         ));
     }
     problems
@@ -154,15 +166,11 @@ impl Keys {
         } else {
             cfg.index_key.clone()
         };
-        let index = B64
-            .decode(index.trim())
-            .context("datapush.index_key: not base64")?;
-        if index.len() != KEY_LEN {
-            bail!("datapush.index_key: {} bytes, 32 needed", index.len());
-        }
+        let index =
+            IndexKeys::from_dir(pki_dir, index, &cfg.next_index_key, &cfg.previous_index_key)?;
         Ok(Self {
             by_tenant,
-            index: hmac::Key::new(hmac::HMAC_SHA256, &index),
+            index,
             rng,
         })
     }
@@ -175,14 +183,19 @@ impl Keys {
             .ok_or_else(|| anyhow!("no key configured for tenant {tenant}"))
     }
 
-    /// A keyed hash (hex) of `parts`, each length-prefixed so that no two lists collide.
+    /// A keyed hash (hex) of `parts` under the index key that writes.
     pub fn index(&self, parts: &[&[u8]]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.index);
-        for p in parts {
-            ctx.update(&(p.len() as u64).to_be_bytes());
-            ctx.update(p);
-        }
-        hex::encode(ctx.sign().as_ref())
+        self.index.hash(parts)
+    }
+
+    /// A keyed hash of `parts` to look up: during a rotation, under both index keys.
+    pub fn hashed(&self, parts: &[&[u8]]) -> Hashed {
+        self.index.hashed(parts)
+    }
+
+    /// The index keys: which writes, and where a rotation stands.
+    pub fn index_keys(&self) -> &IndexKeys {
+        &self.index
     }
 
     fn nonce(&self) -> Result<[u8; NONCE_LEN]> {

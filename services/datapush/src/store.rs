@@ -7,6 +7,8 @@
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::{Engine, StorageError};
 
+use crate::index::Hashed;
+
 /// A record checked and sealed, ready to write.
 pub struct Prepared {
     pub record_key: String,
@@ -18,6 +20,8 @@ pub struct Prepared {
     pub fingerprint: String,
     pub envelope: String,
     pub key_id: String,
+    /// The id of the index key `subject_index` and `fingerprint` are under.
+    pub index_key: String,
 }
 
 /// What a record's key holds now: its id, version and fingerprint.
@@ -85,7 +89,7 @@ fn held_rows(rows: &[AnyRow]) -> Result<Vec<Held>, StorageError> {
         .map_err(Into::into)
 }
 
-const COLUMNS: usize = 15;
+const COLUMNS: usize = 16;
 
 /// Writes `batch` (keys distinct) for `agency` of `tenant`: a key not held is stored at version
 /// 1, a key held with another fingerprint gets the next version, a key held with the same
@@ -112,7 +116,7 @@ pub async fn upsert(
     let sql = format!(
         "INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, subject_kind, \
          subject_index, category, collected_on, fingerprint, envelope, key_id, version, status, \
-         received_at, updated_at) VALUES {values} {ON_CONFLICT}"
+         received_at, updated_at, index_key) VALUES {values} {ON_CONFLICT}"
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for p in batch {
@@ -131,7 +135,8 @@ pub async fn upsert(
             .bind(1i64)
             .bind("active")
             .bind(now)
-            .bind(now);
+            .bind(now)
+            .bind(p.index_key.clone());
     }
     held_rows(&q.fetch_all(&mut *conn).await?)
 }
@@ -142,7 +147,7 @@ const ON_CONFLICT: &str = "ON CONFLICT (agency_uscc, record_key) DO UPDATE SET \
     tenant = excluded.tenant, subject_kind = excluded.subject_kind, \
     subject_index = excluded.subject_index, category = excluded.category, \
     collected_on = excluded.collected_on, fingerprint = excluded.fingerprint, \
-    envelope = excluded.envelope, key_id = excluded.key_id, \
+    envelope = excluded.envelope, key_id = excluded.key_id, index_key = excluded.index_key, \
     version = datapush_record.version + 1, updated_at = excluded.updated_at, \
     change = 'pushed' WHERE datapush_record.fingerprint <> excluded.fingerprint \
     AND datapush_record.status <> 'deleted' \
@@ -167,6 +172,7 @@ async fn upsert_pg(
         fingerprint: &'a str,
         envelope: &'a str,
         key_id: &'a str,
+        index_key: &'a str,
     }
     let rows: Vec<Row<'_>> = batch
         .iter()
@@ -180,17 +186,19 @@ async fn upsert_pg(
             fingerprint: &p.fingerprint,
             envelope: &p.envelope,
             key_id: &p.key_id,
+            index_key: &p.index_key,
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| StorageError::Other(e.to_string()))?;
     let sql = format!(
         "INSERT INTO datapush_record (record_id, tenant, agency_uscc, record_key, \
          subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, \
-         version, status, received_at, updated_at) SELECT record_id, $1, $2, record_key, \
-         subject_kind, subject_index, category, collected_on, fingerprint, envelope, key_id, 1, \
-         'active', $3, $3 FROM json_to_recordset($4::json) AS x(record_id text, \
-         record_key text, subject_kind text, subject_index text, category text, \
-         collected_on text, fingerprint text, envelope text, key_id text) {ON_CONFLICT}"
+         version, status, received_at, updated_at, index_key) SELECT record_id, $1, $2, \
+         record_key, subject_kind, subject_index, category, collected_on, fingerprint, \
+         envelope, key_id, 1, 'active', $3, $3, index_key FROM json_to_recordset($4::json) \
+         AS x(record_id text, record_key text, subject_kind text, subject_index text, \
+         category text, collected_on text, fingerprint text, envelope text, key_id text, \
+         index_key text) {ON_CONFLICT}"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenant.to_owned())
@@ -217,10 +225,12 @@ pub struct RecordRow {
     pub version: i64,
     pub status: String,
     pub received_at: i64,
+    /// `person` or `organisation`.
+    pub subject_kind: String,
 }
 
 const RECORD_COLUMNS: &str = "record_id, tenant, agency_uscc, record_key, subject_index, \
-    category, collected_on, envelope, key_id, version, status, received_at";
+    category, collected_on, envelope, key_id, version, status, received_at, subject_kind";
 
 fn record_row(r: &AnyRow) -> Result<RecordRow, sqlx::Error> {
     Ok(RecordRow {
@@ -236,6 +246,7 @@ fn record_row(r: &AnyRow) -> Result<RecordRow, sqlx::Error> {
         version: r.try_get(9)?,
         status: r.try_get(10)?,
         received_at: r.try_get(11)?,
+        subject_kind: r.try_get(12)?,
     })
 }
 
@@ -258,26 +269,28 @@ pub struct Scope<'a> {
     pub agency: Option<&'a str>,
 }
 
-/// The records about the subject of `subject_index` within `scope` after the record `after`
-/// (empty: from the first), in the order they were first received, at most `limit`.
+/// The records about `subject` within `scope` after the record `after` (empty: from the
+/// first), in the order they were first received, at most `limit`.
 pub async fn of_subject(
     conn: &mut AnyConnection,
-    subject_index: &str,
+    subject: &Hashed,
     scope: &Scope<'_>,
     after: &str,
     limit: i64,
 ) -> Result<Vec<RecordRow>, StorageError> {
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM datapush_record WHERE subject_index = $1 \
+        "SELECT {RECORD_COLUMNS} FROM datapush_record WHERE subject_index IN ($1, $6) \
          AND record_id > $2 AND ($3 = '' OR tenant = $3) AND ($4 = '' OR agency_uscc = $4) \
          ORDER BY record_id LIMIT $5"
     );
+    let (a, b) = subject.pair();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(subject_index.to_owned())
+        .bind(a)
         .bind(after.to_owned())
         .bind(scope.tenant.clone().unwrap_or_default())
         .bind(scope.agency.unwrap_or_default().to_owned())
         .bind(limit)
+        .bind(b)
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.iter().map(record_row).collect::<Result<_, _>>()?)
@@ -348,10 +361,13 @@ pub async fn new_version(
 /// Erases the content of every earlier version of a deleted record: what was deleted is not
 /// kept in its history either.
 pub async fn erase_history(conn: &mut AnyConnection, record_id: &str) -> Result<(), StorageError> {
-    sqlx::query("UPDATE datapush_version SET envelope = '', key_id = '' WHERE record_id = $1")
-        .bind(record_id.to_owned())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE datapush_version SET envelope = '', key_id = '', fingerprint = '' \
+         WHERE record_id = $1",
+    )
+    .bind(record_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

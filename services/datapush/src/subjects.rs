@@ -7,6 +7,7 @@ use creditmesh_domain::{Error, Principal, PrincipalKind, Tenant, Uscc, Violation
 use creditmesh_proto::datapush::v1::SubjectKind;
 use creditmesh_storage::sqlx::AnyConnection;
 
+use crate::index::Hashed;
 use crate::objection_store;
 use crate::seal::Keys;
 
@@ -16,8 +17,15 @@ pub const ACCESS_CODE_DAYS: i64 = 30;
 /// A subject as the records name it.
 pub struct Subject {
     pub kind: &'static str,
+    /// The identifier as records hold it.
+    pub identifier: String,
     /// The keyed hash records are found by.
-    pub index: String,
+    pub index: Hashed,
+}
+
+/// The keyed hash a subject's records are found by.
+pub fn index(keys: &Keys, kind: &str, identifier: &str) -> Hashed {
+    keys.hashed(&[b"subject", kind.as_bytes(), identifier.as_bytes()])
 }
 
 /// The subject `identifier` names (of `kind`, or inferred from its form when unspecified);
@@ -50,7 +58,8 @@ pub fn parse(
     match parsed {
         Ok((kind, identifier)) => Some(Subject {
             kind,
-            index: keys.index(&[b"subject", kind.as_bytes(), identifier.as_bytes()]),
+            index: index(keys, kind, &identifier),
+            identifier,
         }),
         Err(why) => {
             v.add(field, why);
@@ -60,8 +69,8 @@ pub fn parse(
 }
 
 /// The keyed hash an access code is stored as.
-pub fn code_index(keys: &Keys, code: &str) -> String {
-    keys.index(&[b"access", code.trim().as_bytes()])
+pub fn code_index(keys: &Keys, code: &str) -> Hashed {
+    keys.hashed(&[b"access", code.trim().as_bytes()])
 }
 
 /// A new access code: 128 random bits, hex.
@@ -71,7 +80,8 @@ pub fn new_code() -> String {
 
 /// What a record or objection says of whom it concerns and who holds it.
 pub struct Concerning<'a> {
-    pub subject_index: &'a str,
+    /// The subject the caller named, found to be the one it concerns.
+    pub subject: &'a Hashed,
     /// The authority holding the pushing agency's filing.
     pub tenant: &'a str,
     /// The pushing agency's USCC.
@@ -96,19 +106,17 @@ pub async fn may_act_for(
         {
             Ok(())
         }
-        PrincipalKind::Public => {
-            check_code(conn, keys, access_code, about.subject_index, now).await
-        }
+        PrincipalKind::Public => check_code(conn, keys, access_code, about.subject, now).await,
         _ => Err(Error::not_found("no such record of this subject")),
     }
 }
 
-/// Refuses unless `code` was issued for the subject of `subject_index` and has not expired.
+/// Refuses unless `code` was issued for `subject` and has not expired.
 pub async fn check_code(
     conn: &mut AnyConnection,
     keys: &Keys,
     code: &str,
-    subject_index: &str,
+    subject: &Hashed,
     now: i64,
 ) -> Result<(), Error> {
     if code.trim().is_empty() {
@@ -117,8 +125,7 @@ pub async fn check_code(
             "is required: a service desk issues one for your identity number",
         ));
     }
-    if objection_store::access_code_valid(conn, &code_index(keys, code), subject_index, now).await?
-    {
+    if objection_store::access_code_valid(conn, &code_index(keys, code), subject, now).await? {
         Ok(())
     } else {
         Err(Error::permission_denied(

@@ -31,7 +31,7 @@ crate::on_both_engines!(
 );
 
 /// A query made at run time, for `scalar_i64`.
-fn sql(query: String) -> &'static str {
+pub fn sql(query: String) -> &'static str {
     Box::leak(query.into_boxed_str())
 }
 
@@ -71,11 +71,11 @@ pub async fn mesh_at(engine: Engine, day: time::Date) -> Option<(TestMesh, Arc<T
     Some((t, clock))
 }
 
-async fn client(t: &TestMesh, name: &str) -> DataPushServiceClient<Channel> {
+pub async fn client(t: &TestMesh, name: &str) -> DataPushServiceClient<Channel> {
     DataPushServiceClient::new(t.node(name).await)
 }
 
-async fn public(t: &TestMesh) -> DataPushServiceClient<Channel> {
+pub async fn public(t: &TestMesh) -> DataPushServiceClient<Channel> {
     DataPushServiceClient::new(t.public().await)
 }
 
@@ -116,7 +116,7 @@ async fn notices(reader: &mut DataPushServiceClient<Channel>) -> Vec<CorrectionN
 }
 
 /// An objection to `record_id` recorded by `filer` (the desk or the agency) for the subject.
-async fn object(
+pub async fn object(
     filer: &mut DataPushServiceClient<Channel>,
     request_id: &str,
     record_id: &str,
@@ -141,7 +141,7 @@ async fn object(
         .unwrap()
 }
 
-fn resolve(id: &str, request_id: &str, decision: ObjectionDecision) -> ResolveObjectionRequest {
+pub fn resolve(id: &str, request_id: &str, decision: ObjectionDecision) -> ResolveObjectionRequest {
     ResolveObjectionRequest {
         request_id: request_id.into(),
         objection_id: id.into(),

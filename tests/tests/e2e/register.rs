@@ -1867,7 +1867,7 @@ async fn deliver_to(
 }
 
 /// `creditmesh pki <args> --dir <dir>`; its success and what it printed.
-async fn pki_cli(args: &[&str], dir: &std::path::Path) -> (bool, String) {
+pub async fn pki_cli(args: &[&str], dir: &std::path::Path) -> (bool, String) {
     let out = tokio::process::Command::new(BIN)
         .arg("pki")
         .args(args)

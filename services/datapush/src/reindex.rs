@@ -1,0 +1,404 @@
+//! Hashing again under a new index key: once a rotation is switched, every keyed hash under
+//! another key is computed again from what it was computed from, which is sealed beside it —
+//! a record's subject and content from its envelope, a version's content from its own, an
+//! objection's subject from its sealed part (added from its record to objections filed before
+//! it was kept there), a deleted record's subject from its objections. Access codes cannot be
+//! hashed again (the code is kept nowhere in clear): they expire. Each update is guarded by
+//! what it replaces, so a row changed meanwhile is left for the next pass.
+
+use creditmesh_domain::Error;
+use creditmesh_proto::datapush::v1::CreditRecord;
+use creditmesh_rpc::{CallContext, ServiceStore};
+use creditmesh_storage::StorageError;
+use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use prost::Message;
+use serde_json::Value;
+
+use crate::index::IndexKeys;
+use crate::seal::Keys;
+
+/// Rows hashed again per transaction.
+const BATCH: i64 = 200;
+
+/// The tables holding keyed hashes, with the label their gauge carries.
+pub const TABLES: [(&str, &str); 4] = [
+    ("datapush_record", "record"),
+    ("datapush_version", "version"),
+    ("datapush_objection", "objection"),
+    ("datapush_access_code", "access_code"),
+];
+
+/// A condition true of rows whose `column` holds none of `ids`, written as ranges so that an
+/// index on the column answers it without a scan when no such row is left.
+pub fn outside(column: &str, ids: &[&str]) -> String {
+    let mut ids: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let Some(first) = ids.first() else {
+        return "1 = 1".into();
+    };
+    let mut ranges = vec![format!("{column} < '{first}'")];
+    for pair in ids.windows(2) {
+        ranges.push(format!(
+            "({column} > '{}' AND {column} < '{}')",
+            pair[0], pair[1]
+        ));
+    }
+    ranges.push(format!("{column} > '{}'", ids[ids.len() - 1]));
+    format!("({})", ranges.join(" OR "))
+}
+
+/// How many rows of each table hold hashes under a key other than the current one (access
+/// codes only while valid), by the label of [`TABLES`].
+pub async fn stale(
+    conn: &mut AnyConnection,
+    index: &IndexKeys,
+    now: i64,
+) -> Result<Vec<(&'static str, i64)>, StorageError> {
+    let mut counts = Vec::new();
+    for (table, label) in TABLES {
+        let valid = if table == "datapush_access_code" {
+            format!(" AND expires_at > {now}")
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM {table} WHERE {}{valid}",
+            outside("index_key", &[&index.current.id])
+        );
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        counts.push((label, n));
+    }
+    Ok(counts)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Record,
+    Version,
+    Objection,
+    DeletedRecord,
+}
+
+impl Kind {
+    /// Selects rows where `unsettled` holds, after the cursor `($1, $2)`; the first two
+    /// columns are the cursor.
+    fn select(self, unsettled: &str) -> String {
+        let (sql, order) = match self {
+            Kind::Record => (
+                "SELECT record_id, CAST(0 AS BIGINT), tenant, agency_uscc, record_key, \
+                 subject_kind, envelope, key_id, index_key FROM datapush_record \
+                 WHERE envelope <> '' AND record_id > $1 AND CAST($2 AS BIGINT) >= 0 AND",
+                "record_id",
+            ),
+            Kind::Version => (
+                "SELECT v.record_id, v.version, r.tenant, r.agency_uscc, r.record_key, \
+                 r.subject_kind, v.envelope, v.key_id, v.index_key FROM datapush_version v \
+                 JOIN datapush_record r ON r.record_id = v.record_id \
+                 WHERE (v.record_id > $1 OR (v.record_id = $1 AND v.version > $2)) AND",
+                "v.record_id, v.version",
+            ),
+            Kind::Objection => (
+                "SELECT objection_id, CAST(0 AS BIGINT), tenant, record_id, private_envelope, \
+                 key_id, index_key FROM datapush_objection \
+                 WHERE objection_id > $1 AND CAST($2 AS BIGINT) >= 0 AND",
+                "objection_id",
+            ),
+            Kind::DeletedRecord => (
+                "SELECT record_id, CAST(0 AS BIGINT), subject_kind, index_key \
+                 FROM datapush_record WHERE envelope = '' AND record_id > $1 \
+                 AND CAST($2 AS BIGINT) >= 0 AND",
+                "record_id",
+            ),
+        };
+        let column = if self == Kind::Version {
+            "v.index_key"
+        } else {
+            "index_key"
+        };
+        format!(
+            "{sql} {} ORDER BY {order} LIMIT {BATCH}",
+            unsettled.replace("index_key", column)
+        )
+    }
+
+    /// Binds the new values, then the row's key and what it held.
+    fn update(self) -> &'static str {
+        match self {
+            Kind::Record => {
+                "UPDATE datapush_record SET subject_index = $1, fingerprint = $2, index_key = $3 \
+                 WHERE record_id = $4 AND envelope = $5 AND index_key = $6"
+            }
+            Kind::Version => {
+                "UPDATE datapush_version SET fingerprint = $1, index_key = $2 \
+                 WHERE record_id = $3 AND version = CAST($4 AS BIGINT) AND envelope = $5 \
+                 AND index_key = $6"
+            }
+            Kind::Objection => {
+                "UPDATE datapush_objection SET subject_index = $1, private_envelope = $2, \
+                 key_id = $3, index_key = $4 WHERE objection_id = $5 AND private_envelope = $6 \
+                 AND index_key = $7"
+            }
+            Kind::DeletedRecord => {
+                "UPDATE datapush_record SET subject_index = $1, index_key = $2 \
+                 WHERE record_id = $3 AND envelope = '' AND index_key = $4"
+            }
+        }
+    }
+}
+
+fn text(r: &AnyRow, i: usize) -> Result<String, StorageError> {
+    Ok(r.try_get::<String, _>(i)?)
+}
+
+/// A record's content, opened.
+fn record(
+    keys: &Keys,
+    tenant: &str,
+    agency: &str,
+    record_key: &str,
+    key_id: &str,
+    envelope: &str,
+) -> anyhow::Result<CreditRecord> {
+    let plain = keys.open(
+        tenant,
+        key_id,
+        &crate::push::binding(agency, record_key),
+        envelope,
+    )?;
+    Ok(CreditRecord::decode(plain.as_slice())?)
+}
+
+/// The subject (kind, identifier) an objection's sealed part holds, with that part opened.
+fn objection_subject(
+    keys: &Keys,
+    tenant: &str,
+    objection_id: &str,
+    key_id: &str,
+    envelope: &str,
+) -> anyhow::Result<(Value, Option<(String, String)>)> {
+    let plain = keys.open(
+        tenant,
+        key_id,
+        &crate::objections::binding(objection_id),
+        envelope,
+    )?;
+    let v: Value = serde_json::from_slice(&plain)?;
+    let subject = match (v["subject_kind"].as_str(), v["subject"].as_str()) {
+        (Some(k), Some(s)) if !s.is_empty() => Some((k.to_owned(), s.to_owned())),
+        _ => None,
+    };
+    Ok((v, subject))
+}
+
+/// The subject of the record `record_id` from its content, when it still has some.
+async fn subject_of_record(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    record_id: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let Some(r) = crate::store::find(conn, record_id).await? else {
+        return Ok(None);
+    };
+    if r.envelope.is_empty() {
+        return Ok(None);
+    }
+    let content = record(
+        keys,
+        &r.tenant,
+        &r.agency_uscc,
+        &r.record_key,
+        &r.key_id,
+        &r.envelope,
+    )?;
+    Ok(Some((r.subject_kind, content.subject_identifier)))
+}
+
+/// The new values of one row and its guard, or `None` when it cannot be hashed again.
+async fn redo(
+    kind: Kind,
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    r: &AnyRow,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let current = keys.index_keys().current.id.clone();
+    let subject_index = |kind: &str, id: &str| crate::subjects::index(keys, kind, id).current;
+    Ok(match kind {
+        Kind::Record => {
+            let (id, tenant, agency, key) = (text(r, 0)?, text(r, 2)?, text(r, 3)?, text(r, 4)?);
+            let (subject_kind, envelope, key_id, old) =
+                (text(r, 5)?, text(r, 6)?, text(r, 7)?, text(r, 8)?);
+            let content = record(keys, &tenant, &agency, &key, &key_id, &envelope)?;
+            let fp = crate::push::fingerprint(
+                keys,
+                &agency,
+                &subject_kind,
+                &content.subject_identifier,
+                &content,
+            );
+            Some(vec![
+                subject_index(&subject_kind, &content.subject_identifier),
+                fp.current,
+                current,
+                id,
+                envelope,
+                old,
+            ])
+        }
+        Kind::Version => {
+            let (id, tenant, agency, key) = (text(r, 0)?, text(r, 2)?, text(r, 3)?, text(r, 4)?);
+            let version: i64 = r.try_get(1)?;
+            let (subject_kind, envelope, key_id, old) =
+                (text(r, 5)?, text(r, 6)?, text(r, 7)?, text(r, 8)?);
+            // What was deleted keeps no hash of its content.
+            let fp = if envelope.is_empty() {
+                String::new()
+            } else {
+                let content = record(keys, &tenant, &agency, &key, &key_id, &envelope)?;
+                crate::push::fingerprint(
+                    keys,
+                    &agency,
+                    &subject_kind,
+                    &content.subject_identifier,
+                    &content,
+                )
+                .current
+            };
+            Some(vec![fp, current, id, version.to_string(), envelope, old])
+        }
+        Kind::Objection => {
+            let (id, tenant, record_id) = (text(r, 0)?, text(r, 2)?, text(r, 3)?);
+            let (envelope, key_id, old) = (text(r, 4)?, text(r, 5)?, text(r, 6)?);
+            let (mut private, subject) = objection_subject(keys, &tenant, &id, &key_id, &envelope)?;
+            let (subject, sealed) = match subject {
+                Some(s) => (s, None),
+                None => match subject_of_record(conn, keys, &record_id).await? {
+                    // Kept with it from now on, for when its record is gone.
+                    Some((k, s)) => {
+                        private["subject_kind"] = Value::from(k.clone());
+                        private["subject"] = Value::from(s.clone());
+                        let sealed = keys.seal(
+                            &tenant,
+                            &crate::objections::binding(&id),
+                            private.to_string().as_bytes(),
+                        )?;
+                        ((k, s), Some(sealed))
+                    }
+                    None => return Ok(None),
+                },
+            };
+            let (new_envelope, new_key) = match sealed {
+                Some(s) => (s.envelope, s.key_id),
+                None => (envelope.clone(), key_id),
+            };
+            Some(vec![
+                subject_index(&subject.0, &subject.1),
+                new_envelope,
+                new_key,
+                current,
+                id,
+                envelope,
+                old,
+            ])
+        }
+        Kind::DeletedRecord => {
+            let (id, subject_kind, old) = (text(r, 0)?, text(r, 2)?, text(r, 3)?);
+            let mut found = None;
+            for o in crate::objection_store::of_record(conn, &id).await? {
+                let (_, s) = objection_subject(
+                    keys,
+                    &o.tenant,
+                    &o.objection_id,
+                    &o.key_id,
+                    &o.private_envelope,
+                )?;
+                if let Some(s) = s.filter(|(k, _)| *k == subject_kind) {
+                    found = Some(s);
+                    break;
+                }
+            }
+            found.map(|(k, s)| vec![subject_index(&k, &s), current, id, old])
+        }
+    })
+}
+
+/// One pass over every keyed hash left to compute again under the current key; answers how
+/// many rows were. With nothing to do, it costs one lookup per table in an index.
+pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Result<usize, Error> {
+    let index = keys.index_keys();
+    let unsettled = if index.moving() {
+        outside("index_key", &[&index.current.id])
+    } else {
+        "index_key = ''".to_owned()
+    };
+    let mut total = 0;
+    let mut left = 0;
+    for kind in [
+        Kind::Record,
+        Kind::Version,
+        Kind::Objection,
+        Kind::DeletedRecord,
+    ] {
+        let mut cursor = (String::new(), 0i64);
+        loop {
+            let mut conn = store.db.acquire().await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(kind.select(&unsettled)))
+                .bind(cursor.0.clone())
+                .bind(cursor.1)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(StorageError::from)?;
+            let Some(last) = rows.last() else { break };
+            cursor = (text(last, 0)?, last.try_get(1).map_err(StorageError::from)?);
+            let mut again = Vec::with_capacity(rows.len());
+            for r in &rows {
+                match redo(kind, &mut conn, keys, r).await {
+                    Ok(Some(binds)) => again.push(binds),
+                    Ok(None) => left += 1,
+                    Err(e) => {
+                        left += 1;
+                        tracing::warn!(kind = ?kind, id = %text(r, 0)?, error = %e, "not hashed again under the current index key")
+                    }
+                }
+            }
+            drop(conn);
+            total += crate::rewrap::guarded(store, ctx, "ReindexSubjects", kind.update(), &again)
+                .await?;
+            if (rows.len() as i64) < BATCH {
+                break;
+            }
+        }
+    }
+    if total > 0 || left > 0 {
+        tracing::info!(
+            reindexed = total,
+            left,
+            index_key = %index.current.id,
+            "keyed hashes computed again under the current index key"
+        );
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outside;
+
+    #[test]
+    fn rows_outside_the_settled_keys_are_ranges() {
+        assert_eq!(outside("k", &["b"]), "(k < 'b' OR k > 'b')");
+        assert_eq!(
+            outside("k", &["c", "a", "c"]),
+            "(k < 'a' OR (k > 'a' AND k < 'c') OR k > 'c')"
+        );
+        // Only hex ids are ever written into the statement.
+        assert_eq!(outside("k", &["x'; --"]), "1 = 1");
+    }
+}
