@@ -389,10 +389,11 @@ impl Default for LogConfig {
 }
 
 /// Whether a `CREDITMESH_*` variable is a configuration key: `CREDITMESH_CONFIG` names the
-/// file, and `CREDITMESH_TEST_*` belong to the test suite.
+/// file, `CREDITMESH_TEST_*` belong to the test suite and `CREDITMESH_TOOLS_*` to the
+/// project's scripts.
 fn is_config_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key != "config" && !key.starts_with("test_")
+    key != "config" && !key.starts_with("test_") && !key.starts_with("tools_")
 }
 
 impl Config {
@@ -796,6 +797,7 @@ mod tests {
         assert!(!is_config_key("TEST_S3_URL"));
         assert!(!is_config_key("test_database_url"));
         assert!(!is_config_key("CONFIG"));
+        assert!(!is_config_key("TOOLS_VENV"));
         assert!(is_config_key("DATABASE__URL"));
     }
 
