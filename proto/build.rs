@@ -37,6 +37,7 @@ const EVENT_KINDS: &[&str] = &[
     "RegisterChanged",
     "ObjectionOverdue",
     "SubjectTold",
+    "NamedPrincipal",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

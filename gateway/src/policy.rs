@@ -65,6 +65,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.filing.v1.FilingService/ListFilings",
         AGENCY_AND_REGULATORS,
     ),
+    (
+        "creditmesh.filing.v1.FilingService/ReadDocument",
+        AGENCY_AND_REGULATORS,
+    ),
     // review and supervision (Art. 9-11, 13-16, 18)
     (
         "creditmesh.review.v1.ReviewService/ListReviewTasks",

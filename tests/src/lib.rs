@@ -609,6 +609,32 @@ pub fn settled_2026_calendar() -> Calendar {
     .expect("a valid calendar file")
 }
 
+/// The built-in calendar with 2027 settled by test notices (national and Xinjiang's), its days
+/// off `days_off` (YYYY-MM-DD) besides the weekends.
+pub fn calendar_2027(days_off: &[&str]) -> Calendar {
+    let holidays = days_off
+        .iter()
+        .map(|d| format!("{{ date = \"{d}\", name = \"test day\" }}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Calendar::with_overrides([
+        (
+            "national/2027.toml".to_owned(),
+            format!(
+                "year = 2027\nsource = \"test notice\"\nholidays = [{holidays}]\n\
+                 working_days = []\n"
+            ),
+        ),
+        (
+            "regional/xinjiang-2027.toml".to_owned(),
+            "year = 2027\nregion = \"650000\"\nsource = \"test notice\"\nholidays = []\n\
+             working_days = []\n"
+                .to_owned(),
+        ),
+    ])
+    .expect("valid calendar files")
+}
+
 /// What the services of a test share: the PKI in `pki_dir`, blobs under `dir`.
 pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
     Runtime {

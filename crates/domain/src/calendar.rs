@@ -386,6 +386,30 @@ impl Calendar {
         })
     }
 
+    /// The last day of a period whose last day by the count is `last`: that day, or when it
+    /// is a day off, the first working day after it (Civil Code Art. 203: "期间的最后一日是法定
+    /// 休假日的，以法定休假日结束的次日为期间的最后一日").
+    pub fn period_end(&self, last: Date, layers: Layers) -> Result<Deadline, CalendarError> {
+        let (mut date, mut provisional) = (last, false);
+        loop {
+            let answer = self.day(date, layers)?;
+            provisional |= answer.provisional;
+            if answer.working {
+                break;
+            }
+            date = date
+                .checked_add(Duration::days(1))
+                .ok_or(CalendarError::OutOfRange)?;
+        }
+        Ok(Deadline {
+            from: last,
+            working_days: 0,
+            due: date,
+            provisional,
+            calendar_version: self.version.clone(),
+        })
+    }
+
     /// Working days after `from` up to and including `to` (0 when `to` is not after `from`),
     /// and whether unknown data was crossed.
     pub fn working_days_between(
@@ -578,6 +602,24 @@ mod tests {
             "1-3 Jan off, Sunday 4 Jan worked"
         );
         assert_ne!(partial.version(), full.version());
+    }
+
+    #[test]
+    fn a_period_ending_on_a_day_off_ends_on_the_next_working_day() {
+        let end = |d| cal().period_end(d, Layers::Xinjiang).unwrap();
+        assert_eq!(end(date!(2026 - 06 - 30)).due, date!(2026 - 06 - 30));
+        assert_eq!(
+            end(date!(2026 - 06 - 27)).due,
+            date!(2026 - 06 - 29),
+            "a Saturday"
+        );
+        let national_day = end(date!(2026 - 10 - 01));
+        assert_eq!(national_day.due, date!(2026 - 10 - 08));
+        assert!(!national_day.provisional);
+        // 30 June 2029 is a Saturday; without that year's data the end is a weekday guess.
+        let guessed = end(date!(2029 - 06 - 30));
+        assert_eq!(guessed.due, date!(2029 - 07 - 02));
+        assert!(guessed.provisional);
     }
 
     #[test]

@@ -120,6 +120,16 @@ impl Blobs {
         }
     }
 
+    /// The bytes stored under `sha256`, as they come from the store.
+    pub async fn stream(
+        &self,
+        sha256: &str,
+    ) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        use futures::StreamExt;
+        let got = self.store.get(&Self::key(sha256)).await.map_err(other)?;
+        Ok(got.into_stream().map(|c| c.map_err(other)).boxed())
+    }
+
     pub async fn read(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
         let got = self.store.get(&Self::key(sha256)).await.map_err(other)?;
         Ok(got.bytes().await.map_err(other)?.to_vec())

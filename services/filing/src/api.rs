@@ -226,6 +226,13 @@ impl FilingService for Api {
     ) -> Result<Response<ListFilingsResponse>, Status> {
         crate::reads::list_filings(self, request).await
     }
+
+    async fn read_document(
+        &self,
+        request: Request<ReadDocumentRequest>,
+    ) -> Result<Response<crate::documents::DocumentStream>, Status> {
+        crate::documents::read_document(self, request).await
+    }
 }
 
 /// Status changes a filing shows at most, and the notes' bytes.

@@ -10,7 +10,7 @@ use time::Date;
 use tonic::{Request, Response, Status};
 
 use crate::api::{Api, CHANGE_WORKING_DAYS};
-use crate::convert::{facts_from, principals};
+use crate::convert::{facts_from, named_principals, principals};
 use crate::model::{Documents, Facts};
 use crate::store::{self, ChangeRow};
 use crate::validate::{check_facts, check_owned, merge, require_doc};
@@ -211,6 +211,7 @@ async fn submit(
                     agency_name: merged.agency_name.clone(),
                     business_scope: merged.business_scope.clone(),
                     principals: principals(&merged),
+                    named_principals: named_principals(&merged),
                 },
             )
             .await?;

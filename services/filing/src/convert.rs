@@ -42,6 +42,22 @@ pub(crate) fn principals(f: &Facts) -> Vec<String> {
         .collect()
 }
 
+/// The same principals with their role and name.
+pub(crate) fn named_principals(f: &Facts) -> Vec<creditmesh_proto::events::v1::NamedPrincipal> {
+    [
+        ("legal_representative", &f.legal_representative),
+        ("chair", &f.chair),
+        ("general_manager", &f.general_manager),
+    ]
+    .into_iter()
+    .map(|(role, p)| creditmesh_proto::events::v1::NamedPrincipal {
+        role: role.into(),
+        name: p.name.clone(),
+        identity_number: p.identity_number.clone(),
+    })
+    .collect()
+}
+
 pub(crate) fn person(p: &Option<common::Person>) -> Person {
     p.as_ref()
         .map(|p| Person {

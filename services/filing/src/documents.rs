@@ -4,7 +4,7 @@ use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
-use creditmesh_rpc::{CallContext, Written, edge, upload};
+use creditmesh_rpc::{CallContext, Written, edge, status, status_from, upload};
 use creditmesh_storage::blob::Staging;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -13,6 +13,7 @@ use crate::api::{Api, MAX_DOCUMENT_BYTES};
 use crate::store;
 
 const METHOD: &str = "UploadDocument";
+const READ_METHOD: &str = "ReadDocument";
 
 pub(crate) async fn upload_document(
     api: &Api,
@@ -133,4 +134,109 @@ async fn keep(api: &Api, ctx: &CallContext, r: Received) -> Result<UploadDocumen
         media_type: media_type.to_owned(),
         size_bytes: size,
     })
+}
+
+/// Bytes in one message of a document read.
+const READ_CHUNK: usize = 256 * 1024;
+
+pub(crate) type DocumentStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<ReadDocumentResponse, Status>> + Send>>;
+
+/// Streams a document of a filing to a caller who may see the filing, once the read is
+/// recorded: the metadata first, then the bytes.
+pub(crate) async fn read_document(
+    api: &Api,
+    request: Request<ReadDocumentRequest>,
+) -> Result<Response<DocumentStream>, Status> {
+    use read_document_response::Part as Out;
+    let ctx = api.authn.context(&request)?;
+    let req = request.into_inner();
+    let mut v = Violations::default();
+    let filing_id = req.filing_id.trim();
+    v.require("filing_id", filing_id);
+    let sha256 = req.sha256.trim().to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        v.add(
+            "sha256",
+            "must be the 64 hex digits of a document's SHA-256",
+        );
+    }
+    let purpose = req.purpose.trim();
+    if ctx.principal.kind == creditmesh_domain::PrincipalKind::Regulator {
+        v.require("purpose", purpose);
+    }
+    v.max_chars("purpose", purpose, 500);
+    if let Err(e) = v.finish() {
+        return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
+    }
+    let store = &api.store;
+    let (ctx_ref, sha) = (&ctx, &sha256);
+    let filing = store
+        .write(ctx_ref, READ_METHOD, |mut tx| async move {
+            let filing = api.visible_filing(&mut tx, ctx_ref, filing_id).await?;
+            if !store::refers_to(&mut tx, &filing.tenant, &filing.filing_id, sha).await? {
+                return Err(Error::not_found(format!(
+                    "filing {filing_id} holds no document {sha}"
+                )));
+            }
+            store::insert_document_read(
+                &mut tx,
+                &filing.tenant,
+                &filing.filing_id,
+                sha,
+                &ctx_ref.principal_id,
+                purpose,
+                store.now(),
+            )
+            .await?;
+            let tenant = filing.tenant.clone();
+            Ok((
+                tx,
+                Written {
+                    value: filing,
+                    tenant,
+                },
+            ))
+        })
+        .await
+        .map_err(status)?;
+    let mut conn = store.db.acquire().await.map_err(status_from)?;
+    let (kind, media_type, size_bytes, file_name) = store::document(&mut conn, &filing.uscc, sha)
+        .await
+        .map_err(status_from)?
+        .ok_or_else(|| Status::internal(format!("document {sha} is referred to, not recorded")))?;
+    drop(conn);
+    let bytes = api
+        .blobs
+        .stream(sha)
+        .await
+        .map_err(|e| Status::internal(format!("document store: {e}")))?;
+    tracing::info!(filing = %filing.filing_id, sha256 = %sha, "document read");
+    let first = ReadDocumentResponse {
+        part: Some(Out::Metadata(ReadDocumentMetadata {
+            sha256: sha256.clone(),
+            kind: DocumentKind::from_str_name(&kind.to_ascii_uppercase())
+                .unwrap_or(DocumentKind::Other) as i32,
+            file_name,
+            media_type,
+            size_bytes,
+        })),
+    };
+    let chunks = bytes.flat_map(|chunk| {
+        let parts: Vec<Result<ReadDocumentResponse, Status>> = match chunk {
+            Ok(b) => (0..b.len())
+                .step_by(READ_CHUNK)
+                .map(|at| {
+                    Ok(ReadDocumentResponse {
+                        part: Some(Out::Chunk(b[at..(at + READ_CHUNK).min(b.len())].to_vec())),
+                    })
+                })
+                .collect(),
+            Err(e) => vec![Err(Status::internal(format!("document store: {e}")))],
+        };
+        futures::stream::iter(parts)
+    });
+    Ok(Response::new(Box::pin(
+        futures::stream::once(async { Ok(first) }).chain(chunks),
+    )))
 }

@@ -97,17 +97,31 @@ fn cst_midnight(d: Date) -> i64 {
     (i64::from(d.to_julian_day() - 2_440_588) * 86_400 - 8 * 3600) * 1_000_000
 }
 
-/// From 1 July of year Y, revokes every active filing submitted before Y that holds no
-/// annual report for Y-1 (Art. 11: "未按时提交年度报告的信用服务机构将自动撤销建档"). A filing
-/// whose agency applied to deregister is not active, and is spared. The revocation carries no
-/// 12-month restriction: that paragraph belongs to Art. 15.
+/// The day after the report for Y-1 was due (1 July of Y, later when 30 June is a day off),
+/// revokes every active filing submitted before Y that holds no annual report for Y-1 (Art.
+/// 11: "未按时提交年度报告的信用服务机构将自动撤销建档"). A filing whose agency applied to
+/// deregister is not active, and is spared. The revocation carries no 12-month restriction:
+/// that paragraph belongs to Art. 15. It never runs on a weekday guess: while the calendar
+/// has no data for the due day, it waits for it.
 pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let today = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
-    if (u8::from(today.month()), today.day()) < (7, 1) {
+    let year = i64::from(today.year()) - 1;
+    let due = crate::reports::due(&env.calendar, year as i32)?;
+    if today <= due.due {
         return Ok(0);
     }
-    let year = i64::from(today.year()) - 1;
+    if due.provisional {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                year,
+                due = %due,
+                "the annual-report cut-off waits for the calendar data of the day reports are due"
+            )
+        });
+        return Ok(0);
+    }
     let name = format!("annual-report-cutoff-{year}");
     let start_of_year = Date::from_calendar_date(today.year(), Month::January, 1)
         .map_err(|e| Error::internal(e.to_string()))?;
@@ -119,7 +133,7 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
     }
     drop(conn);
     let ctx = system_context(env, &name);
-    let (ctx, name) = (&ctx, &name);
+    let (ctx, name, due) = (&ctx, &name, &due);
     let outcome = store
         .write(ctx, "AnnualReportCutoff", |mut tx| async move {
             let now = store.now();
@@ -143,8 +157,8 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
                 };
                 store::withdraw_changes(&mut tx, filing_id).await?;
                 let note = format!(
-                    "revoked: no annual report for {year} by 30 June {} (Art. 11)",
-                    year + 1
+                    "revoked: no annual report for {year} by {} (Art. 11)",
+                    format_date(due.due)
                 );
                 store::add_history(
                     &mut tx,

@@ -1,6 +1,7 @@
 //! Annual reports (Art. 11).
 
 use creditmesh_domain::Uscc;
+use creditmesh_domain::calendar::{Calendar, Deadline, Layers, format_date};
 use creditmesh_domain::lifecycle::{Filing as State, Machine};
 use creditmesh_domain::{Error, ErrorCode, Violations};
 use creditmesh_proto::events::v1 as ev;
@@ -15,6 +16,16 @@ use crate::store::{self};
 use crate::validate::{check_owned, require_doc};
 
 const METHOD: &str = "SubmitAnnualReport";
+
+/// The last day the report for `year` is due (Art. 11: "每年6月30日前"): 30 June of the next
+/// year, or when that is a day off, the first working day after it (Civil Code Art. 203).
+pub fn due(calendar: &Calendar, year: i32) -> Result<Deadline, Error> {
+    let june_30 = time::Date::from_calendar_date(year + 1, time::Month::June, 30)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    calendar
+        .period_end(june_30, Layers::Xinjiang)
+        .map_err(|e| Error::internal(format!("calendar: {e}")))
+}
 
 pub(crate) async fn submit_annual_report(
     api: &Api,
@@ -86,7 +97,7 @@ async fn submit(
     caller: Uscc,
     docs: Documents,
 ) -> Result<SubmitAnnualReportResponse, Error> {
-    let due = format!("{:04}-06-30", req.year + 1);
+    let due = format_date(due(&api.calendar, req.year)?.due);
     let (docs, caller, due) = (&docs, &caller, &due);
     api.store
         .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {

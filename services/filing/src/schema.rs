@@ -36,5 +36,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/104_rows_found_by_their_id.sql"),
             include_str!("../migrations/104_rows_found_by_their_id.sql"),
         ),
+        Migration::new(
+            105,
+            "reads of submitted documents, with their purpose",
+            include_str!("../migrations/105_document_reads.sql"),
+            include_str!("../migrations/105_document_reads.sql"),
+        ),
+        Migration::tenant_row_security(106, &["filing_document_read"]),
     ]
 }

@@ -50,6 +50,79 @@ fn filing(r: &AnyRow) -> Result<FilingRow, sqlx::Error> {
     })
 }
 
+/// Whether the filing `filing_id` of `tenant` refers to the document `sha256` (hex): in its
+/// application, a change's materials, an annual report or its deregistration.
+pub async fn refers_to(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    sha256: &str,
+) -> Result<bool, StorageError> {
+    let quoted = format!("%\"{sha256}\"%");
+    Ok(sqlx::query(
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM filing_filing WHERE tenant = $1 \
+         AND filing_id = $2 AND documents LIKE $3) \
+         OR EXISTS (SELECT 1 FROM filing_change WHERE filing_id = $2 AND documents LIKE $3) \
+         OR EXISTS (SELECT 1 FROM filing_annual_report WHERE filing_id = $2 AND content LIKE $3) \
+         OR EXISTS (SELECT 1 FROM filing_deregistration WHERE filing_id = $2 \
+         AND (disposal_plan = $4 OR COALESCE(disposal_record, '') LIKE $3))",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(quoted)
+    .bind(sha256.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}
+
+/// What an agency uploaded under `sha256`: kind, media type, size, file name.
+pub async fn document(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    sha256: &str,
+) -> Result<Option<(String, String, i64, String)>, StorageError> {
+    let row = sqlx::query(
+        "SELECT kind, media_type, size_bytes, file_name FROM filing_document \
+         WHERE uscc = $1 AND sha256 = $2 ORDER BY uploaded_at LIMIT 1",
+    )
+    .bind(uscc.to_owned())
+    .bind(sha256.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
+        None => None,
+    })
+}
+
+/// Records a read of a document of the filing `filing_id`.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_document_read(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    sha256: &str,
+    principal: &str,
+    purpose: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_document_read (tenant, read_id, filing_id, sha256, principal, \
+         purpose, read_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.to_owned())
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(filing_id.to_owned())
+    .bind(sha256.to_owned())
+    .bind(principal.to_owned())
+    .bind(purpose.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn insert_document(
     conn: &mut AnyConnection,

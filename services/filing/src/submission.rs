@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use creditmesh_storage::StorageError;
 
 use crate::api::{Api, REVIEW_WORKING_DAYS};
-use crate::convert::{facts_from, principals};
+use crate::convert::{facts_from, named_principals, principals};
 use crate::model::{Documents, Facts};
 use crate::store::{self, FilingRow};
 use crate::validate::{check_facts, check_owned, require_doc};
@@ -274,6 +274,7 @@ async fn submit(
                     agency_name: facts.agency_name.clone(),
                     business_scope: facts.business_scope.clone(),
                     principals: principals(facts),
+                    named_principals: named_principals(facts),
                     reviewing_tenant: tenant.clone(),
                     registered_division: facts.registered_division.clone(),
                     routing_note: routing_note.to_string(),

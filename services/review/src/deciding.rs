@@ -56,8 +56,7 @@ pub(crate) async fn decide_review_task(
                 {
                     // Art. 9(2) is mandatory ("不予登记建档"): checked against the list as it
                     // stands now, not only as it stood when the application arrived.
-                    let principals: Vec<String> =
-                        serde_json::from_str(&task.principals).unwrap_or_default();
+                    let principals = events::Named::parse_list(&task.principals);
                     let hits = events::dishonesty_hits(&mut tx, &task.uscc, &principals).await?;
                     if !hits.is_empty() {
                         return Err(Error::failed_precondition(format!(

@@ -7,7 +7,8 @@ use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Uscc};
 use creditmesh_proto::events::v1::{
     AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
-    EventKind, FilingRevokedForNoReport, FilingSubmitted, ObjectionOverdue, ReviewForwarded,
+    EventKind, FilingRevokedForNoReport, FilingSubmitted, NamedPrincipal, ObjectionOverdue,
+    ReviewForwarded,
 };
 use creditmesh_proto::review::v1::RefusalGround;
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
@@ -31,26 +32,85 @@ pub struct Handler {
     pub calendar: Arc<Calendar>,
 }
 
+/// A principal an approval is checked against (Art. 9(2)), as the filing names them; role and
+/// name are empty for tasks from before they were carried.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Named {
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub name: String,
+    pub identity_number: String,
+}
+
+impl Named {
+    /// The principals an event carries: named where it names them, else identity numbers.
+    pub fn of_event(ids: &[String], named: &[NamedPrincipal]) -> Vec<Named> {
+        if named.is_empty() {
+            return ids
+                .iter()
+                .map(|id| Named {
+                    identity_number: id.clone(),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        named
+            .iter()
+            .map(|p| Named {
+                role: p.role.clone(),
+                name: p.name.clone(),
+                identity_number: p.identity_number.clone(),
+            })
+            .collect()
+    }
+
+    /// A task's `principals` column: a list of these, or of identity numbers alone.
+    pub fn parse_list(json: &str) -> Vec<Named> {
+        serde_json::from_str(json).unwrap_or_else(|_| {
+            let ids: Vec<String> = serde_json::from_str(json).unwrap_or_default();
+            Named::of_event(&ids, &[])
+        })
+    }
+
+    /// As the regulator deciding sees them: role, name and the number in full.
+    fn described(&self) -> String {
+        let role = self.role.replace('_', " ");
+        match (role.is_empty(), self.name.is_empty()) {
+            (false, false) => format!("the {role} {} ({})", self.name, self.identity_number),
+            (false, true) => format!("the {role} ({})", self.identity_number),
+            _ => format!("principal {}", self.identity_number),
+        }
+    }
+}
+
 /// What the severe-dishonesty list says of an agency and its principals (Art. 9(2)), one
-/// line of evidence per listed party, identity numbers masked.
+/// line of evidence per listed party, each principal named as the regulator deciding may see
+/// them.
 pub async fn dishonesty_hits(
     tx: &mut Tx,
     uscc: &str,
-    principals: &[String],
+    principals: &[Named],
 ) -> Result<Vec<String>, Error> {
     let mut found = Vec::new();
     if let Some(l) = tasks::listed(tx, uscc).await? {
         found.push(listed_evidence(&l, uscc));
     }
-    for id in principals.iter().filter(|id| !id.is_empty()) {
-        if let Some(l) = tasks::listed(tx, id).await? {
-            found.push(listed_evidence(&l, uscc));
+    for p in principals.iter().filter(|p| !p.identity_number.is_empty()) {
+        if let Some(l) = tasks::listed(tx, &p.identity_number).await? {
+            found.push(format!(
+                "{} is on the severe-dishonesty list since {} ({})",
+                p.described(),
+                l.listed_on,
+                l.source
+            ));
         }
     }
     Ok(found)
 }
 
-/// One line of evidence for a listing that concerns the agency `uscc`.
+/// One line of evidence for a listing that concerns the agency `uscc`, a principal's
+/// identity number masked: it goes into the credit file.
 pub fn listed_evidence(l: &tasks::Listing, uscc: &str) -> String {
     if l.identifier == uscc {
         format!(
@@ -72,7 +132,7 @@ pub async fn automatic_checks(
     tx: &mut Tx,
     uscc: &str,
     business_scope: &str,
-    principals: &[String],
+    principals: &[Named],
 ) -> Result<Vec<(RefusalGround, String)>, Error> {
     let mut found = Vec::new();
     let scope = business_scope.to_lowercase();
@@ -111,7 +171,7 @@ impl Handler {
         uscc: &str,
         agency_name: &str,
         checks: String,
-        principals: &[String],
+        principals: &[Named],
     ) -> Result<(), Error> {
         let at = occurred_micros(event);
         let from = cst_date(at).map_err(|e| Error::internal(e.to_string()))?;
@@ -162,8 +222,9 @@ impl Handler {
                         e.uscc, e.filing_id
                     )));
                 }
+                let principals = Named::of_event(&e.principals, &e.named_principals);
                 let mut found =
-                    automatic_checks(tx, &e.uscc, &e.business_scope, &e.principals).await?;
+                    automatic_checks(tx, &e.uscc, &e.business_scope, &principals).await?;
                 if !e.routing_note.is_empty() {
                     found.push((RefusalGround::Unspecified, e.routing_note.clone()));
                 }
@@ -176,13 +237,14 @@ impl Handler {
                     &e.uscc,
                     &e.agency_name,
                     checks_json(&found),
-                    &e.principals,
+                    &principals,
                 )
                 .await?;
             }
             ChangeSubmitted::TYPE => {
                 let e: ChangeSubmitted = decode(event)?;
-                let found = automatic_checks(tx, &e.uscc, &e.business_scope, &e.principals).await?;
+                let principals = Named::of_event(&e.principals, &e.named_principals);
+                let found = automatic_checks(tx, &e.uscc, &e.business_scope, &principals).await?;
                 self.open_task(
                     tx,
                     event,
@@ -192,7 +254,7 @@ impl Handler {
                     &e.uscc,
                     &e.agency_name,
                     checks_json(&found),
-                    &e.principals,
+                    &principals,
                 )
                 .await?;
             }

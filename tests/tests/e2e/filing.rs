@@ -28,6 +28,7 @@ crate::on_both_engines!(
     deregistration_completes_with_a_disposal_record,
     uploads_are_checked_on_their_bytes,
     long_histories_are_bounded_and_pages_fit_a_stock_client,
+    a_regulator_holding_a_filing_opens_its_documents_and_no_other_can,
 );
 
 pub const KASHGAR: &str = "91653101MA78KT005T";
@@ -894,5 +895,123 @@ async fn long_histories_are_bounded_and_pages_fit_a_stock_client(engine: Engine)
     let mut expected = [filing.filing_id, other.filing_id];
     expected.sort();
     assert_eq!(ids, expected);
+    t.stop().await;
+}
+
+/// A document of `filing_id` as `client` reads it: its metadata and its bytes.
+pub async fn read_document(
+    client: &mut FilingServiceClient<Channel>,
+    filing_id: &str,
+    sha256: &str,
+    purpose: &str,
+) -> Result<(ReadDocumentMetadata, Vec<u8>), tonic::Status> {
+    use creditmesh_proto::filing::v1::read_document_response::Part as Out;
+    let mut stream = client
+        .read_document(ReadDocumentRequest {
+            filing_id: filing_id.into(),
+            sha256: sha256.into(),
+            purpose: purpose.into(),
+        })
+        .await?
+        .into_inner();
+    let mut meta = None;
+    let mut bytes = Vec::new();
+    while let Some(m) = stream.message().await? {
+        match m.part {
+            Some(Out::Metadata(m)) => meta = Some(m),
+            Some(Out::Chunk(c)) => bytes.extend_from_slice(&c),
+            None => {}
+        }
+    }
+    Ok((meta.expect("the metadata comes first"), bytes))
+}
+
+/// Art. 10: the authority reviewing a filing opens what was submitted with it (each read
+/// recorded with its purpose); the region opens anything, the agency its own; another
+/// prefecture, another agency, or a document the filing does not hold: NOT_FOUND.
+async fn a_regulator_holding_a_filing_opens_its_documents_and_no_other_can(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    for (name, tenant) in [
+        ("regulator-650000", "650000"),
+        ("regulator-650100", "650100"),
+    ] {
+        t.issue(
+            name,
+            Principal::new(PrincipalKind::Regulator, Tenant::parse(tenant).unwrap(), ""),
+        );
+    }
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let req = application(&mut agency, KASHGAR, "2020-05-01", "k-docs").await;
+    let licence = req.business_licence.clone().unwrap().sha256;
+    let filing_id = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap()
+        .filing_id;
+    let stray = upload(&mut agency, DocumentKind::Other, pdf("never submitted"))
+        .await
+        .unwrap();
+
+    let mut kashgar = FilingServiceClient::new(t.node("regulator-653100").await);
+    let (meta, bytes) = read_document(&mut kashgar, &filing_id, &licence, "Art. 9(3) check")
+        .await
+        .unwrap();
+    assert_eq!(bytes, pdf(&format!("{KASHGAR} licence")));
+    assert_eq!(meta.kind, DocumentKind::BusinessLicence as i32);
+    assert_eq!(meta.media_type, "application/pdf");
+    assert_eq!(meta.size_bytes, bytes.len() as i64);
+    let mut region = FilingServiceClient::new(t.node("regulator-650000").await);
+    read_document(&mut region, &filing_id, &licence, "forwarded materials")
+        .await
+        .unwrap();
+    read_document(&mut agency, &filing_id, &licence, "")
+        .await
+        .unwrap();
+
+    let unstated = read_document(&mut kashgar, &filing_id, &licence, " ")
+        .await
+        .unwrap_err();
+    assert_eq!(unstated.code(), Code::InvalidArgument, "{unstated:?}");
+    assert!(
+        super::lifecycle::fields(&unstated)
+            .iter()
+            .any(|f| f.starts_with("purpose")),
+        "{unstated:?}"
+    );
+    let mut urumqi = FilingServiceClient::new(t.node("regulator-650100").await);
+    let mut beijing = FilingServiceClient::new(t.node("agency-beijing").await);
+    for (who, client) in [("urumqi", &mut urumqi), ("beijing", &mut beijing)] {
+        let err = read_document(client, &filing_id, &licence, "curiosity")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{who}: {err:?}");
+    }
+    let err = read_document(&mut kashgar, &filing_id, &stray, "anything uploaded")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "not submitted with the filing: {err:?}"
+    );
+
+    let url = t.db_url("filing");
+    assert_eq!(
+        creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM filing_document_read").await,
+        3,
+        "each read that happened is recorded, and only those"
+    );
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM filing_document_read WHERE purpose = 'Art. 9(3) check' \
+             AND principal LIKE '%653100%'"
+        )
+        .await,
+        1
+    );
     t.stop().await;
 }

@@ -24,7 +24,8 @@ crate::on_both_engines!(
     automatic_checks_prefill_refusal_grounds,
     refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends,
     the_same_seed_draws_the_same_sample,
-    the_first_of_july_revokes_exactly_the_agencies_without_a_report_once,
+    the_day_after_the_reports_were_due_revokes_exactly_the_agencies_without_one_once,
+    the_cutoff_waits_for_the_calendar_data_of_the_day_reports_are_due,
     a_missed_rectification_deadline_is_overdue_not_a_refusal,
     a_new_calendar_file_makes_a_provisional_deadline_final,
 );
@@ -546,13 +547,46 @@ async fn the_same_seed_draws_the_same_sample(engine: Engine) {
     t.stop().await;
 }
 
-async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(engine: Engine) {
+/// With no calendar data for 2027 the day reports for 2026 are due is a weekday guess: the
+/// cut-off does not revoke on it.
+async fn the_cutoff_waits_for_the_calendar_data_of_the_day_reports_are_due(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 12 - 10)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    let filing = approve(&t, "no-data").await;
+    clock.set(date!(2027 - 07 - 05));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &t.db_url("filing"),
+            "SELECT COUNT(*) FROM filing_job WHERE name = 'annual-report-cutoff-2026'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        filing_status(&t, &filing).await,
+        FilingStatus::Active as i32
+    );
+    t.stop().await;
+}
+
+async fn the_day_after_the_reports_were_due_revokes_exactly_the_agencies_without_one_once(
+    engine: Engine,
+) {
     use creditmesh_proto::common::v1::DocumentRef;
     use creditmesh_proto::filing::v1::{DocumentKind, SubmitAnnualReportRequest};
 
-    // Both agencies file in 2026, so both owe a report for 2026 by 30 June 2027.
+    // Both agencies file in 2026, so both owe a report for 2026 by 30 June 2027 — here a day
+    // off, so the period ends on Thursday 1 July (Civil Code Art. 203).
     let clock = Arc::new(TestClock::at(date!(2026 - 12 - 10)));
-    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+    let calendar = Arc::new(creditmesh_tests::calendar_2027(&["2027-06-30"]));
+    let in_mesh = calendar.clone();
+    let Some(t) =
+        TestMesh::start_configured(engine, clock.clone(), |rt| rt.calendar = in_mesh).await
+    else {
         return;
     };
     let Some(t) = mesh_with(t) else { return };
@@ -589,7 +623,7 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
         .unwrap();
 
     // Kashgar reports for 2026 on the last day; Beijing does not.
-    clock.set(date!(2027 - 06 - 30));
+    clock.set(date!(2027 - 07 - 01));
     let mut kashgar = FilingServiceClient::new(t.node("agency-kashgar").await);
     let market = upload(
         &mut kashgar,
@@ -598,7 +632,7 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
     )
     .await
     .unwrap();
-    kashgar
+    let report = kashgar
         .submit_annual_report(SubmitAnnualReportRequest {
             request_id: "k-2026".into(),
             filing_id: kashgar_filing.clone(),
@@ -608,21 +642,25 @@ async fn the_first_of_july_revokes_exactly_the_agencies_without_a_report_once(en
             projects: vec![],
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.due_date, "2027-07-01");
     // A second replica of filing on the same database: the cut-off decides from filing's own
     // record of the reports, so it needs no event to have arrived anywhere.
     let review_url = t.db_url("review");
     let filing_url = t.db_url("filing");
-    let _replica = t.replica("filing", clock.clone(), |_| {}).await;
+    let _replica = t
+        .replica("filing", clock.clone(), |rt| rt.calendar = calendar)
+        .await;
 
-    // 30 June is still in time: nothing is revoked on the last day.
+    // The last day is still in time: nothing is revoked on it.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         filing_status(&t, &beijing_filing).await,
         FilingStatus::Active as i32,
-        "not revoked before 1 July"
+        "not revoked on the last day"
     );
-    clock.set(date!(2027 - 07 - 01));
+    clock.set(date!(2027 - 07 - 02));
     eventually("Beijing revoked", Duration::from_secs(20), || {
         let beijing_filing = beijing_filing.clone();
         let mut b = beijing.clone();
