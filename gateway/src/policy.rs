@@ -186,6 +186,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         EVERYONE,
     ),
     (
+        "creditmesh.complaints.v1.ComplaintService/ReadEvidence",
+        REGULATORS,
+    ),
+    (
         "creditmesh.complaints.v1.ComplaintService/TrackComplaint",
         EVERYONE,
     ),

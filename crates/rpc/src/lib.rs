@@ -7,6 +7,7 @@ pub mod codec_status;
 pub mod connections;
 pub mod context;
 pub mod deadlines;
+pub mod download;
 pub mod edge;
 pub mod error;
 pub mod in_flight;

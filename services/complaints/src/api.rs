@@ -340,6 +340,13 @@ impl ComplaintService for Api {
         crate::evidence::upload_evidence(self, request).await
     }
 
+    async fn read_evidence(
+        &self,
+        request: Request<ReadEvidenceRequest>,
+    ) -> Result<Response<creditmesh_rpc::download::Download<ReadEvidenceResponse>>, Status> {
+        crate::evidence::read_evidence(self, request).await
+    }
+
     async fn list_complaints(
         &self,
         request: Request<ListComplaintsRequest>,

@@ -5,7 +5,7 @@ use creditmesh_domain::{Error, Violations};
 use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
 use creditmesh_proto::complaints::v1::*;
-use creditmesh_rpc::{CallContext, Written, edge, upload};
+use creditmesh_rpc::{CallContext, Written, download, edge, status, status_from, upload};
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection};
 use futures::StreamExt;
@@ -215,4 +215,83 @@ pub async fn missing(
         }
     }
     Ok(None)
+}
+
+const READ_METHOD: &str = "ReadEvidence";
+
+/// Streams one piece of evidence of a complaint the calling regulator handles, once the read
+/// is recorded with its purpose: the metadata first, then the bytes.
+pub(crate) async fn read_evidence(
+    api: &Api,
+    request: Request<ReadEvidenceRequest>,
+) -> Result<Response<download::Download<ReadEvidenceResponse>>, Status> {
+    use read_evidence_response::Part as Out;
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[creditmesh_domain::PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    let mut v = Violations::default();
+    let tracking_number = req.tracking_number.trim();
+    v.require("tracking_number", tracking_number);
+    let (sha256, purpose) =
+        download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
+    if let Err(e) = v.finish() {
+        return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
+    }
+    let store = &api.store;
+    let (ctx_ref, sha) = (&ctx, &sha256);
+    store
+        .write(ctx_ref, READ_METHOD, |mut tx| async move {
+            let row = crate::handling::handled(&mut tx, ctx_ref, tracking_number).await?;
+            if !row.evidence.iter().any(|e| e == sha) {
+                return Err(Error::not_found(format!(
+                    "complaint {tracking_number} names no evidence {sha}"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO complaints_evidence_read (tenant, read_id, tracking_number, sha256, \
+                 principal, purpose, read_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.tenant.clone())
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(row.tracking_number.clone())
+            .bind(sha.clone())
+            .bind(ctx_ref.principal_id.clone())
+            .bind(purpose.to_owned())
+            .bind(store.now())
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?;
+            Ok((
+                tx,
+                Written {
+                    value: (),
+                    tenant: row.tenant,
+                },
+            ))
+        })
+        .await
+        .map_err(status)?;
+    let mut conn = store.db.acquire().await.map_err(status_from)?;
+    let (media_type, size_bytes): (String, i64) =
+        sqlx::query_as("SELECT media_type, size_bytes FROM complaints_evidence WHERE sha256 = $1")
+            .bind(sha256.clone())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| status_from(StorageError::from(e)))?
+            .ok_or_else(|| Status::internal(format!("evidence {sha256} is named, not recorded")))?;
+    drop(conn);
+    let first = ReadEvidenceResponse {
+        part: Some(Out::Metadata(UploadEvidenceResponse {
+            document: Some(DocumentRef {
+                sha256: sha256.clone(),
+            }),
+            media_type,
+            size_bytes,
+        })),
+    };
+    download::stream(&api.blobs, &sha256, first, |c| ReadEvidenceResponse {
+        part: Some(Out::Chunk(c)),
+    })
+    .await
+    .map(Response::new)
 }

@@ -129,7 +129,7 @@ pub(crate) fn handling_deadline(
 }
 
 /// The complaint `tracking_number` as its handler sees it, or `NOT_FOUND` for anyone else.
-async fn handled(
+pub(crate) async fn handled(
     conn: &mut AnyConnection,
     ctx: &CallContext,
     tracking_number: &str,

@@ -86,5 +86,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/113_history_counter.sql"),
             include_str!("../migrations/113_history_counter.sql"),
         ),
+        Migration::new(
+            114,
+            "reads of evidence, with their purpose",
+            include_str!("../migrations/114_evidence_reads.sql"),
+            include_str!("../migrations/114_evidence_reads.sql"),
+        ),
+        Migration::tenant_row_security(115, &["complaints_evidence_read"]),
     ]
 }

@@ -4,7 +4,7 @@ use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
-use creditmesh_rpc::{CallContext, Written, edge, status, status_from, upload};
+use creditmesh_rpc::{CallContext, Written, download, edge, status, status_from, upload};
 use creditmesh_storage::blob::Staging;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -136,11 +136,7 @@ async fn keep(api: &Api, ctx: &CallContext, r: Received) -> Result<UploadDocumen
     })
 }
 
-/// Bytes in one message of a document read.
-const READ_CHUNK: usize = 256 * 1024;
-
-pub(crate) type DocumentStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<ReadDocumentResponse, Status>> + Send>>;
+pub(crate) type DocumentStream = download::Download<ReadDocumentResponse>;
 
 /// Streams a document of a filing to a caller who may see the filing, once the read is
 /// recorded: the metadata first, then the bytes.
@@ -154,18 +150,8 @@ pub(crate) async fn read_document(
     let mut v = Violations::default();
     let filing_id = req.filing_id.trim();
     v.require("filing_id", filing_id);
-    let sha256 = req.sha256.trim().to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        v.add(
-            "sha256",
-            "must be the 64 hex digits of a document's SHA-256",
-        );
-    }
-    let purpose = req.purpose.trim();
-    if ctx.principal.kind == creditmesh_domain::PrincipalKind::Regulator {
-        v.require("purpose", purpose);
-    }
-    v.max_chars("purpose", purpose, 500);
+    let (sha256, purpose) =
+        download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
     if let Err(e) = v.finish() {
         return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
     }
@@ -206,11 +192,6 @@ pub(crate) async fn read_document(
         .map_err(status_from)?
         .ok_or_else(|| Status::internal(format!("document {sha} is referred to, not recorded")))?;
     drop(conn);
-    let bytes = api
-        .blobs
-        .stream(sha)
-        .await
-        .map_err(|e| Status::internal(format!("document store: {e}")))?;
     tracing::info!(filing = %filing.filing_id, sha256 = %sha, "document read");
     let first = ReadDocumentResponse {
         part: Some(Out::Metadata(ReadDocumentMetadata {
@@ -222,21 +203,9 @@ pub(crate) async fn read_document(
             size_bytes,
         })),
     };
-    let chunks = bytes.flat_map(|chunk| {
-        let parts: Vec<Result<ReadDocumentResponse, Status>> = match chunk {
-            Ok(b) => (0..b.len())
-                .step_by(READ_CHUNK)
-                .map(|at| {
-                    Ok(ReadDocumentResponse {
-                        part: Some(Out::Chunk(b[at..(at + READ_CHUNK).min(b.len())].to_vec())),
-                    })
-                })
-                .collect(),
-            Err(e) => vec![Err(Status::internal(format!("document store: {e}")))],
-        };
-        futures::stream::iter(parts)
-    });
-    Ok(Response::new(Box::pin(
-        futures::stream::once(async { Ok(first) }).chain(chunks),
-    )))
+    let stream = download::stream(&api.blobs, sha, first, |c| ReadDocumentResponse {
+        part: Some(Out::Chunk(c)),
+    })
+    .await?;
+    Ok(Response::new(stream))
 }

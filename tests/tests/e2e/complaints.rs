@@ -10,8 +10,8 @@ use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::complaints::v1::{
-    AcceptComplaintRequest, ComplaintStatus, ListComplaintsRequest, ResolveComplaintRequest,
-    SubmitComplaintRequest, TrackComplaintRequest,
+    AcceptComplaintRequest, ComplaintStatus, ListComplaintsRequest, ReadEvidenceRequest,
+    ResolveComplaintRequest, SubmitComplaintRequest, TrackComplaintRequest, UploadEvidenceResponse,
 };
 use creditmesh_proto::review::v1::GetCreditFileRequest;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
@@ -679,6 +679,35 @@ pub async fn upload_evidence(
         .map(tonic::Response::into_inner)
 }
 
+/// A complaint's evidence as `client` reads it: its metadata and its bytes.
+async fn read_evidence(
+    mut client: ComplaintServiceClient<Channel>,
+    tracking_number: &str,
+    sha256: &str,
+    purpose: &str,
+) -> Result<(UploadEvidenceResponse, Vec<u8>), tonic::Status> {
+    use creditmesh_proto::complaints::v1::read_evidence_response::Part;
+    let mut stream = client
+        .read_evidence(ReadEvidenceRequest {
+            tracking_number: tracking_number.into(),
+            sha256: sha256.into(),
+            purpose: purpose.into(),
+        })
+        .await?
+        .into_inner();
+    let (mut meta, mut bytes) = (None, Vec::new());
+    while let Some(m) = stream.message().await? {
+        match m.part {
+            Some(Part::Metadata(m)) => meta = Some(m),
+            Some(Part::Chunk(c)) => bytes.extend_from_slice(&c),
+            None => {}
+        }
+    }
+    Ok((meta.expect("the metadata comes first"), bytes))
+}
+
+/// Evidence is uploaded on the public listener, checked on its bytes, named by a complaint,
+/// and opened by the authority handling the complaint (Art. 24), each read recorded.
 async fn evidence_is_uploaded_publicly_and_checked_on_its_bytes(engine: Engine) {
     use creditmesh_proto::common::v1::DocumentRef;
     let Some(t) = TestMesh::start(engine).await else {
@@ -692,11 +721,56 @@ async fn evidence_is_uploaded_publicly_and_checked_on_its_bytes(engine: Engine) 
     assert_eq!(stored.media_type, "application/pdf");
     assert_eq!(stored.size_bytes, receipt.len() as i64);
     let sha = stored.document.unwrap().sha256;
-    let mut with_evidence = complaint("e-1", "");
+    let mut with_evidence = complaint("e-1", "653100");
     with_evidence.evidence = vec![DocumentRef {
         sha256: sha.clone(),
     }];
-    public.submit_complaint(with_evidence).await.unwrap();
+    let filed = public
+        .submit_complaint(with_evidence)
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The authority handling the complaint opens its evidence, stating why; another
+    // prefecture finds no such complaint, and the public cannot read it back.
+    for (name, tenant) in [
+        ("regulator-653100", "653100"),
+        ("regulator-650100", "650100"),
+    ] {
+        t.issue(
+            name,
+            creditmesh_domain::Principal::new(
+                creditmesh_domain::PrincipalKind::Regulator,
+                creditmesh_domain::Tenant::parse(tenant).unwrap(),
+                "",
+            ),
+        );
+    }
+    let read = |client: ComplaintServiceClient<Channel>, purpose: &'static str| {
+        let (number, sha) = (filed.tracking_number.clone(), sha.clone());
+        async move { read_evidence(client, &number, &sha, purpose).await }
+    };
+    let kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    let (meta, bytes) = read(kashgar.clone(), "verifying the complaint")
+        .await
+        .unwrap();
+    assert_eq!(bytes, receipt);
+    assert_eq!(meta.media_type, "application/pdf");
+    assert_eq!(meta.size_bytes, receipt.len() as i64);
+    let err = read(kashgar, "").await.unwrap_err();
+    assert_eq!(super::lifecycle::fields(&err), ["purpose"]);
+    let urumqi = ComplaintServiceClient::new(t.node("regulator-650100").await);
+    let err = read(urumqi, "curiosity").await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(read(public.clone(), "mine").await.is_err());
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_evidence_read WHERE purpose = 'verifying the complaint'"
+        )
+        .await,
+        1
+    );
 
     // Evidence nobody uploaded, bytes that are no document, a size that lies: each refused.
     let mut unknown = complaint("e-2", "");

@@ -343,8 +343,11 @@ async fn automatic_checks_prefill_refusal_grounds(engine: Engine) {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        !evidence.contains(&person_id("65010219900307123")),
-        "identity numbers are masked: {evidence}"
+        evidence.contains(&format!(
+            "the general manager 李四 ({})",
+            person_id("65010219900307123")
+        )),
+        "the reviewer sees whom the list names: {evidence}"
     );
 
     let refused = kashgar

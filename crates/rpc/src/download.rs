@@ -1,0 +1,59 @@
+//! The one way a stored document is streamed back: a first message with its metadata, then
+//! its bytes in messages of at most [`CHUNK`] bytes, whatever sizes the store hands them in.
+
+use creditmesh_storage::Blobs;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use tonic::Status;
+
+/// Bytes in one message of a download.
+pub const CHUNK: usize = 256 * 1024;
+
+/// A server stream of `M`.
+pub type Download<M> = std::pin::Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
+
+/// What a caller asks to read: the document's SHA-256 (lowercased) and the purpose it states,
+/// required of regulators (each read is recorded with it). Problems go to `v`, by field.
+pub fn check_request<'a>(
+    v: &mut creditmesh_domain::Violations,
+    caller: &creditmesh_domain::Principal,
+    sha256: &str,
+    purpose: &'a str,
+) -> (String, &'a str) {
+    let sha256 = sha256.trim().to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        v.add(
+            "sha256",
+            "must be the 64 hex digits of a document's SHA-256",
+        );
+    }
+    let purpose = purpose.trim();
+    if caller.kind == creditmesh_domain::PrincipalKind::Regulator {
+        v.require("purpose", purpose);
+    }
+    v.max_chars("purpose", purpose, 500);
+    (sha256, purpose)
+}
+
+/// `first`, then the bytes stored under `sha256`, each chunk wrapped by `chunk`.
+pub async fn stream<M: Send + 'static>(
+    blobs: &Blobs,
+    sha256: &str,
+    first: M,
+    chunk: fn(Vec<u8>) -> M,
+) -> Result<Download<M>, Status> {
+    let bytes: BoxStream<'static, std::io::Result<bytes::Bytes>> = blobs
+        .stream(sha256)
+        .await
+        .map_err(|e| Status::internal(format!("document store: {e}")))?;
+    let chunks = bytes.flat_map(move |part| {
+        let out: Vec<Result<M, Status>> = match part {
+            Ok(b) => b.chunks(CHUNK).map(|c| Ok(chunk(c.to_vec()))).collect(),
+            Err(e) => vec![Err(Status::internal(format!("document store: {e}")))],
+        };
+        futures::stream::iter(out)
+    });
+    Ok(Box::pin(
+        futures::stream::once(async { Ok(first) }).chain(chunks),
+    ))
+}
