@@ -46,6 +46,25 @@ impl Validity {
         }
         Ok(())
     }
+
+    /// Whether `act`, a consequence under the Measures (a revocation, a ban, an entry for
+    /// lateness), may be taken on `day`: only inside the window, whenever what led to it began.
+    pub fn check_act(&self, day: Date, act: &str) -> Result<(), Error> {
+        if day < self.effective_on || day > self.last_day() {
+            return Err(Error::failed_precondition(format!(
+                "the Measures are in force from {} through {} (Art. 32); {act} on {} lies outside",
+                format_date(self.effective_on),
+                format_date(self.last_day()),
+                format_date(day)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// [`Validity::check_act`] where a window is configured; without one, every day is inside.
+pub fn check_act(window: Option<Validity>, day: Date, act: &str) -> Result<(), Error> {
+    window.map_or(Ok(()), |w| w.check_act(day, act))
 }
 
 impl std::fmt::Display for Validity {
@@ -65,6 +84,22 @@ mod tests {
     use time::macros::date;
 
     use super::*;
+
+    #[test]
+    fn an_act_with_a_consequence_is_taken_only_inside_the_window() {
+        let w = Validity::new(date!(2026 - 03 - 01), 1).unwrap();
+        assert!(w.check_act(date!(2026 - 03 - 01), "a revocation").is_ok());
+        assert!(w.check_act(date!(2027 - 02 - 28), "a revocation").is_ok());
+        let late = w
+            .check_act(date!(2027 - 03 - 01), "a revocation")
+            .unwrap_err();
+        assert!(
+            late.message.contains("a revocation on 2027-03-01"),
+            "{late}"
+        );
+        assert!(w.check_act(date!(2026 - 02 - 28), "a ban").is_err());
+        assert!(check_act(None, date!(1999 - 01 - 01), "anything").is_ok());
+    }
 
     #[test]
     fn five_years_from_the_effective_date() {

@@ -49,7 +49,7 @@ pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: Canc
                     tracing::warn!(error = %e, "keyed hashes not computed again under the current index key");
                 }
             }
-            if let Err(e) = record_overdue(&env.store, &ctx).await {
+            if let Err(e) = record_overdue(&env.store, &ctx, env.measures).await {
                 tracing::warn!(error = %e, "overdue objections not recorded");
             }
             if let Err(e) = purge_expired(&env.store, &ctx, &catalog).await {
@@ -64,7 +64,16 @@ fn today(store: &ServiceStore) -> Result<time::Date, Error> {
 }
 
 /// Records each open objection past its deadline in its agency's credit file, once.
-pub async fn record_overdue(store: &ServiceStore, ctx: &CallContext) -> Result<usize, Error> {
+pub async fn record_overdue(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    window: Option<creditmesh_domain::measures::Validity>,
+) -> Result<usize, Error> {
+    // Lateness has consequences only while the Measures are in force (Art. 32).
+    let day = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
+    if creditmesh_domain::measures::check_act(window, day, "an overdue entry").is_err() {
+        return Ok(0);
+    }
     let today = crate::objections::day_of(store.now())?;
     let due = {
         let mut conn = store.db.acquire().await?;

@@ -111,6 +111,11 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
     if today <= due.due {
         return Ok(0);
     }
+    // No revocation outside the Measures' validity (Art. 32); the run is not claimed, so
+    // that it runs if the window is corrected.
+    if creditmesh_domain::measures::check_act(env.measures, today, "the Art. 11 cut-off").is_err() {
+        return Ok(0);
+    }
     if due.provisional {
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {

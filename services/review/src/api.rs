@@ -64,6 +64,13 @@ impl Api {
         }
     }
 
+    /// Whether today lies inside the Measures' validity (Art. 32), where one is configured.
+    pub(crate) fn in_force_today(&self) -> bool {
+        cst_date(self.store.now()).is_ok_and(|today| {
+            creditmesh_domain::measures::check_act(self.measures, today, "an act").is_ok()
+        })
+    }
+
     /// Revokes an active (or deregistering) filing under Art. 15, with the 12-month
     /// restriction of its last paragraph: the restriction's last day is the day corresponding
     /// to today a year on (Civil Code Art. 201-203), and a new application is accepted from the
@@ -78,13 +85,14 @@ impl Api {
         why: &str,
     ) -> Result<String, Error> {
         let (tenant, filing_id, status) = agency;
+        let now = self.store.now();
+        let today = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
+        creditmesh_domain::measures::check_act(self.measures, today, "a revocation under Art. 15")?;
         if !tasks::agency_transition(tx, uscc, filing_id, FilingEvent::Revoke).await? {
             return Err(Error::failed_precondition(format!(
                 "the filing is {status}; only an active filing can be revoked (Art. 15)"
             )));
         }
-        let now = self.store.now();
-        let today = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
         let ban_ends_on = format_date(add_years(today, 1));
         tasks::withdraw_open(tx, filing_id, now, &ctx.principal_id).await?;
         self.credit_entry(
@@ -337,6 +345,10 @@ impl Api {
                 continue;
             }
             let evidence = events::listed_evidence(entry, &uscc);
+            if entry.identifier == uscc && !self.in_force_today() {
+                tracing::warn!(uscc = %uscc, "a listed agency is not revoked outside the Measures' validity (Art. 32)");
+                continue;
+            }
             if entry.identifier == uscc {
                 let agency = (tenant, filing_id.clone(), status);
                 self.revoke(

@@ -52,6 +52,10 @@ fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
 pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let today = cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))?;
+    // Lateness has consequences only while the Measures are in force (Art. 32).
+    if creditmesh_domain::measures::check_act(env.measures, today, "an overdue entry").is_err() {
+        return Ok(0);
+    }
     let today_s = creditmesh_domain::calendar::format_date(today);
     let mut conn = store.db.acquire().await?;
     let overdue = supervision::overdue_orders(&mut conn, &today_s).await?;

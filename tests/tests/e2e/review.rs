@@ -26,6 +26,7 @@ crate::on_both_engines!(
     the_same_seed_draws_the_same_sample,
     the_day_after_the_reports_were_due_revokes_exactly_the_agencies_without_one_once,
     the_cutoff_waits_for_the_calendar_data_of_the_day_reports_are_due,
+    outside_the_measures_validity_no_revocation_runs,
     a_missed_rectification_deadline_is_overdue_not_a_refusal,
     a_new_calendar_file_makes_a_provisional_deadline_final,
 );
@@ -547,6 +548,60 @@ async fn the_same_seed_draws_the_same_sample(engine: Engine) {
         draws[0].text
     );
     assert!(draws[0].text.contains(&a.population_digest));
+    t.stop().await;
+}
+
+/// Art. 32: the Measures in force through 2026 only. In 2027 neither the Art. 11 cut-off
+/// nor an Art. 15 revocation by hand revokes anyone.
+async fn outside_the_measures_validity_no_revocation_runs(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 12 - 10)));
+    let calendar = Arc::new(creditmesh_tests::calendar_2027(&[]));
+    let window = creditmesh_domain::measures::Validity::new(date!(2026 - 01 - 01), 1).unwrap();
+    let Some(t) = TestMesh::start_configured(engine, clock.clone(), |rt| {
+        rt.calendar = calendar;
+        rt.measures = Some(window);
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(t) = mesh_with(t) else { return };
+    t.issue(
+        "regulator-650000",
+        creditmesh_domain::Principal::new(
+            creditmesh_domain::PrincipalKind::Regulator,
+            creditmesh_domain::tenant::REGION,
+            "",
+        ),
+    );
+    let filing = approve(&t, "window").await;
+    clock.set(date!(2027 - 07 - 05));
+    let mut region = ReviewServiceClient::new(t.node("regulator-650000").await);
+    let err = region
+        .revoke_filing(RevokeFilingRequest {
+            request_id: "late-revocation".into(),
+            filing_id: filing.clone(),
+            ground: RevocationGround::UnlicensedCreditReporting as i32,
+            reason: "credit reporting without a licence".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("Art. 32"), "{}", err.message());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        creditmesh_tests::scalar_i64(
+            &t.db_url("filing"),
+            "SELECT COUNT(*) FROM filing_job WHERE name = 'annual-report-cutoff-2026'"
+        )
+        .await,
+        0,
+        "the cut-off does not run outside the window"
+    );
+    assert_eq!(
+        filing_status(&t, &filing).await,
+        FilingStatus::Active as i32
+    );
     t.stop().await;
 }
 
