@@ -246,6 +246,8 @@ config() {
 trust_domain = "$TRUST_DOMAIN"
 data_dir = "$DIR/$node/data"
 pki_dir = "$DIR/$node/pki"
+[measures]
+effective_on = "2026-01-01"
 [database]
 url = "postgres://postgres@127.0.0.1:5432/creditmesh"
 [events]

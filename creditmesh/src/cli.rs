@@ -920,6 +920,14 @@ async fn serve(cfg: Config, services: &[String]) -> Result<()> {
     let stop = CancellationToken::new();
     let pki_dir = cfg.pki_dir();
     let runtime = cfg.runtime()?;
+    if runtime.measures.is_none() && names.iter().any(|n| *n != "disclosure") {
+        bail!(
+            "config key `measures.effective_on` is not set: every deadline and consequence of \
+             the Measures depends on their validity (Art. 32), so `serve` does not start without \
+             it; set it to the date they took effect ([measures] effective_on, or \
+             CREDITMESH_MEASURES__EFFECTIVE_ON). Only `dev` runs without it"
+        );
+    }
     mesh::announce_measures(runtime.measures);
     let mut running = Vec::new();
     for def in &defs {

@@ -242,7 +242,7 @@ async fn a_replica_killed_under_load_loses_no_call_not_yet_sent() {
     let ports = [free_port(), free_port(), free_port()];
     let (node, public) = (free_port(), free_port());
     let shared = format!(
-        "pki_dir = \"{}\"\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n",
+        "pki_dir = \"{}\"\ndata_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"{}\"\n",
         pki.display(),
         dir.path().join("data").display(),
         db.url

@@ -79,7 +79,7 @@ async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
     std::fs::write(
         &config,
         format!(
-            "pki_dir = \"{}\"\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n\
+            "pki_dir = \"{}\"\ndata_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"{}\"\n\
              [events]\npoll_interval_ms = 100\n[ops]\nlisten = \"127.0.0.1:{ops_port}\"\n\
              [supervision]\ncomplaint_acceptance_working_days = 3\n\
              [services.complaints]\nlisten = \"127.0.0.1:{port}\"\n\

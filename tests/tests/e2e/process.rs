@@ -40,7 +40,7 @@ async fn idle_connections_under_a_descriptor_limit_leave_the_node_listener_worki
     creditmesh::keys::make(&pki, creditmesh_tests::TRUST_DOMAIN, None).unwrap();
     let (node_port, public_port) = (free_port(), free_port());
     let mut config = format!(
-        "pki_dir = \"{}\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
+        "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"{}\"\nmax_connections = 4\n\
          [node]\nlisten = \"127.0.0.1:{node_port}\"\n[public]\nlisten = \"127.0.0.1:{public_port}\"\n\
          [gateway.connections]\nfirst_call_seconds = 120\n[gateway.rate_per_second]\npublic = 0\n",
         pki.display(),
@@ -509,7 +509,7 @@ async fn serve_and_gateway_run_as_separate_processes() {
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
     let (node, public) = (free_port(), free_port());
     let mut config = format!(
-        "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+        "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
          [node]\nlisten = \"127.0.0.1:{node}\"\n[public]\nlisten = \"127.0.0.1:{public}\"\n\
          [events]\npoll_interval_ms = 100\n",
         pki.display(),
@@ -658,8 +658,9 @@ async fn bench_gateway_prints_its_figures() {
 }
 
 /// `serve` makes no key of its own: without the keys its services need it refuses to start,
-/// naming each missing file and the command that makes them; with the files `pki keys` made,
-/// it starts, becomes ready and signs with that log key.
+/// naming each missing file and the command that makes them; without the Measures' effective
+/// date too; with the files `pki keys` made, it starts, becomes ready and signs with that log
+/// key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_makes_no_keys_and_starts_with_those_made_for_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -667,7 +668,7 @@ async fn serve_makes_no_keys_and_starts_with_those_made_for_it() {
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
     let ops_port = free_port();
     let mut config = format!(
-        "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+        "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
          [ops]\nlisten = \"127.0.0.1:{ops_port}\"\n",
         pki.display(),
         dir.path().display()
@@ -712,6 +713,30 @@ async fn serve_makes_no_keys_and_starts_with_those_made_for_it() {
     assert!(made.contains("register-log.vkey"), "{made}");
     let made_files = keys_in(&pki);
     let vkey = std::fs::read_to_string(pki.join("register-log.vkey")).unwrap();
+
+    // Nor without the Measures' effective date (Art. 32), which every deadline depends on.
+    let undated = dir.path().join("undated.toml");
+    std::fs::write(
+        &undated,
+        std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("[measures]\neffective_on = \"2026-01-01\"\n", ""),
+    )
+    .unwrap();
+    let undated = undated.display().to_string();
+    let (ok, _, stderr) = run(
+        &[
+            "serve",
+            "--services",
+            "disclosure,datapush",
+            "--config",
+            &undated,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok, "serve started without the Measures' effective date");
+    assert!(stderr.contains("measures.effective_on"), "{stderr}");
 
     let _serve = Command::new(BIN)
         .args(serve)

@@ -204,7 +204,7 @@ async fn json_log_lines_inside_a_call_carry_its_trace() {
     std::fs::write(
         &config,
         format!(
-            "pki_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
+            "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"sqlite://{}/db/{{service}}.sqlite\"\n\
              [log]\nformat = \"json\"\n[services.complaints]\nlisten = \"127.0.0.1:{port}\"\n",
             pki.display(),
             dir.path().display()

@@ -167,7 +167,7 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
     let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
     let (node, public, ops, web) = (free_port(), free_port(), free_port(), free_port());
     let mut shared = format!(
-        "pki_dir = \"{}\"\n[database]\nurl = \"{}\"\n[node]\nlisten = \"127.0.0.1:{node}\"\n\
+        "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"{}\"\n[node]\nlisten = \"127.0.0.1:{node}\"\n\
          [public]\nlisten = \"127.0.0.1:{public}\"\n[ops]\nlisten = \"127.0.0.1:{ops}\"\n\
          [web]\nlisten = \"127.0.0.1:{web}\"\ngateway_url = \"https://127.0.0.1:{public}\"\n",
         secrets.display(),
