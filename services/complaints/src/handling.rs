@@ -6,6 +6,7 @@ use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask, page};
 use creditmesh_proto::common::v1::{Deadline, DocumentRef, StatusChange};
 use creditmesh_proto::complaints::v1::*;
+use creditmesh_proto::review::v1::FindingCategory;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
 use tonic::{Request, Response, Status};
@@ -379,8 +380,23 @@ pub(crate) async fn resolve_complaint(
         v.max_chars("outcome", &req.outcome, MAX_TEXT);
         v.require("verified", &req.verified);
         v.max_chars("verified", &req.verified, MAX_TEXT);
+        let category = FindingCategory::try_from(req.category).unwrap_or_default();
+        if req.against_agency && category == FindingCategory::Unspecified {
+            v.add(
+                "category",
+                "is required when the finding is against the agency: what it did (Art. 13, 14, 16, 19)",
+            );
+        }
         v.finish()
     };
+    let category = match FindingCategory::try_from(req.category) {
+        Ok(c) if req.against_agency && c != FindingCategory::Unspecified => c
+            .as_str_name()
+            .trim_start_matches("FINDING_CATEGORY_")
+            .to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let category = &category;
     edge::call(&api.store, &ctx, "ResolveComplaint", checked, |()| async {
         let store = &api.store;
         let (ctx, req) = (&ctx, &req);
@@ -446,6 +462,7 @@ pub(crate) async fn resolve_complaint(
                                 against_agency: req.against_agency,
                                 outcome: outcome.to_owned(),
                                 verified: verified.to_owned(),
+                                category: category.clone(),
                             },
                         )
                         .await?;

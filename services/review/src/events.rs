@@ -10,7 +10,7 @@ use creditmesh_proto::events::v1::{
     EventKind, FilingRevokedForNoReport, FilingSubmitted, NamedPrincipal, ObjectionOverdue,
     ReviewForwarded,
 };
-use creditmesh_proto::review::v1::RefusalGround;
+use creditmesh_proto::review::v1::{FindingCategory, RefusalGround};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
 use creditmesh_storage::Tx;
 use serde_json::json;
@@ -345,9 +345,25 @@ impl EventHandler for Handler {
                 let e: ComplaintResolved = decode(event)?;
                 if e.against_agency {
                     record(tx, event, "complaint_finding", |e: &ComplaintResolved| {
+                        let category = FindingCategory::from_str_name(&format!(
+                            "FINDING_CATEGORY_{}",
+                            e.category.to_ascii_uppercase()
+                        ))
+                        .filter(|c| *c != FindingCategory::Unspecified);
+                        let found = match category {
+                            Some(c) => format!(
+                                " ({}: {})",
+                                crate::inspection::article(c),
+                                crate::inspection::category_name(c)
+                            ),
+                            None => String::new(),
+                        };
                         (
                             e.agency_uscc.clone(),
-                            format!("complaint {} upheld: {}", e.tracking_number, e.outcome),
+                            format!(
+                                "complaint {} upheld{found}: {}",
+                                e.tracking_number, e.outcome
+                            ),
                         )
                     })
                     .await?

@@ -60,6 +60,31 @@ pub(crate) async fn record_inspection(
     .await
 }
 
+/// The article a finding's category breaches.
+pub fn article(category: FindingCategory) -> &'static str {
+    use FindingCategory::*;
+    match category {
+        MisleadingPromotion | PromisedRating => "Art. 13, 16(4)",
+        FeeLinkedResult | ConflictOfInterest | FalseEvaluation | CertificateLent
+        | OutsideBusinessScope => "Art. 13",
+        ObstructedInspection => "Art. 14",
+        UnlawfulCollection => "Art. 16(1)",
+        InformationLeakedOrFalsified => "Art. 16(2)",
+        UnauthorisedQuery => "Art. 16(3)",
+        MaliciousEvaluation => "Art. 16(5)",
+        UnlistedFee => "Art. 19",
+        OtherViolation | Unspecified => "Art. 17",
+    }
+}
+
+/// A category's name as entries carry it ("promised_rating").
+pub fn category_name(category: FindingCategory) -> String {
+    category
+        .as_str_name()
+        .trim_start_matches("FINDING_CATEGORY_")
+        .to_ascii_lowercase()
+}
+
 pub(crate) async fn record_finding(
     api: &Api,
     request: Request<RecordFindingRequest>,
@@ -78,7 +103,8 @@ pub(crate) async fn record_finding(
         }
         v.require("description", &req.description);
         v.finish()?;
-        let name = category.as_str_name().to_ascii_lowercase();
+        let name = category_name(category);
+        let article = article(category);
         let entry_id = api
             .supervise(
                 ctx,
@@ -86,8 +112,8 @@ pub(crate) async fn record_finding(
                 &req.request_id,
                 &req.uscc,
                 "finding",
-                format!("finding of prohibited conduct: {name}"),
-                json!({"category": name, "description": req.description.trim()}),
+                format!("finding of prohibited conduct ({article}): {name}"),
+                json!({"category": name, "article": article, "description": req.description.trim()}),
                 None,
             )
             .await?;

@@ -166,11 +166,22 @@ pub(crate) async fn get_credit_file(
                 "an agency reads only its own credit file",
             ));
         }
-        // A prefecture reads the entries its own tenant holds; the region and the agency itself
-        // read every entry.
-        let tenant = (p.kind == PrincipalKind::Regulator && !p.tenant.is_region())
-            .then(|| p.tenant.to_string());
+        // One credit file per agency: the region, the agency itself and the authority holding
+        // its filing read every entry, each naming the authority that wrote it; another
+        // prefecture reads the entries it wrote itself.
         let db = &api.store.db;
+        let mine = (p.kind == PrincipalKind::Regulator && !p.tenant.is_region())
+            .then(|| p.tenant.to_string());
+        let holds = match &mine {
+            None => true,
+            Some(mine) => {
+                let mut conn = db.acquire().await?;
+                tasks::agency(&mut conn, uscc.as_str())
+                    .await?
+                    .is_some_and(|(held_by, _, _)| &held_by == mine)
+            }
+        };
+        let tenant = if holds { None } else { mine };
         let mut tx = db.read_scoped(tenant.as_deref()).await?;
         let mut entries =
             store::entries(&mut tx, uscc.as_str(), tenant.as_deref(), after, limit + 1).await?;
@@ -185,12 +196,6 @@ pub(crate) async fn get_credit_file(
         };
         // A risk tier is the holding authority's judgement: a prefecture sees it only for
         // the agencies it holds.
-        let holds = match &tenant {
-            None => true,
-            Some(mine) => tasks::agency(&mut tx, uscc.as_str())
-                .await?
-                .is_some_and(|(held_by, _, _)| &held_by == mine),
-        };
         let tier = if holds {
             crate::supervision::tier(&mut tx, uscc.as_str())
                 .await?

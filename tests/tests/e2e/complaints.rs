@@ -32,6 +32,7 @@ crate::on_both_engines!(
     evidence_is_uploaded_publicly_and_checked_on_its_bytes,
     the_complainant_is_told_by_mail_once_at_each_step,
     uploads_no_complaint_names_are_capped_per_address,
+    a_finding_by_another_prefecture_is_in_the_holders_credit_file,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -231,6 +232,19 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
     let again = kashgar.accept_complaint(accept("a-2")).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
 
+    // A finding against the agency says what it did.
+    let unnamed = kashgar
+        .resolve_complaint(ResolveComplaintRequest {
+            request_id: "r-0".into(),
+            tracking_number: submitted.tracking_number.clone(),
+            outcome: "upheld".into(),
+            verified: "records".into(),
+            against_agency: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(super::lifecycle::fields(&unnamed), ["category"]);
     // The finding against the agency, and only it, enters the credit file, as the regulator's.
     let resolved = kashgar
         .resolve_complaint(ResolveComplaintRequest {
@@ -239,6 +253,7 @@ async fn a_complaint_is_tracked_and_reaches_the_credit_file(engine: Engine) {
             outcome: "the agency offered a rating for a fee; ordered to stop".into(),
             verified: "contract and payment records inspected on site".into(),
             against_agency: true,
+            category: creditmesh_proto::review::v1::FindingCategory::PromisedRating as i32,
         })
         .await
         .unwrap()
@@ -977,6 +992,7 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
             outcome: "the fee was refunded".into(),
             verified: "receipts".into(),
             against_agency: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -1036,5 +1052,102 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_notification").await,
         3
     );
+    t.stop().await;
+}
+
+/// One credit file per agency: a finding by the authority a complaint was addressed to reaches
+/// the file the holding authority reads, naming who wrote it; that authority reads what it
+/// wrote, and a third prefecture reads nothing.
+async fn a_finding_by_another_prefecture_is_in_the_holders_credit_file(engine: Engine) {
+    let Some(t) = super::filing::mesh(engine).await else {
+        return;
+    };
+    for (name, tenant) in [
+        ("regulator-650100", "650100"),
+        ("regulator-654000", "654000"),
+    ] {
+        t.issue(
+            name,
+            Principal::new(PrincipalKind::Regulator, Tenant::parse(tenant).unwrap(), ""),
+        );
+    }
+    super::review::approve(&t, "one-file").await;
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let filed = public
+        .submit_complaint(complaint("x-1", "650100"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut urumqi = ComplaintServiceClient::new(t.node("regulator-650100").await);
+    urumqi
+        .accept_complaint(AcceptComplaintRequest {
+            request_id: "x-a".into(),
+            tracking_number: filed.tracking_number.clone(),
+        })
+        .await
+        .unwrap();
+    urumqi
+        .resolve_complaint(ResolveComplaintRequest {
+            request_id: "x-r".into(),
+            tracking_number: filed.tracking_number.clone(),
+            outcome: "fees charged outside the published schedule".into(),
+            verified: "invoices inspected".into(),
+            against_agency: true,
+            category: creditmesh_proto::review::v1::FindingCategory::PromisedRating as i32,
+        })
+        .await
+        .unwrap();
+    let kashgar = t.node("regulator-653100").await;
+    let entries = eventually(
+        "the finding in the holder's file",
+        Duration::from_secs(20),
+        || {
+            let kashgar = kashgar.clone();
+            async move {
+                let entries = credit_file_entries(kashgar, KASHGAR_AGENCY).await.ok()?;
+                (!entries.is_empty()).then_some(entries)
+            }
+        },
+    )
+    .await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].tenant, "650100");
+    assert!(
+        entries[0]
+            .summary
+            .contains("(Art. 13, 16(4): promised_rating)"),
+        "{}",
+        entries[0].summary
+    );
+    assert!(
+        entries[0].principal.ends_with("/regulator/650100"),
+        "{}",
+        entries[0].principal
+    );
+    let all = |name: &'static str| {
+        let t = &t;
+        async move {
+            ReviewServiceClient::new(t.node(name).await)
+                .get_credit_file(GetCreditFileRequest {
+                    uscc: KASHGAR_AGENCY.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+        }
+    };
+    let holder = all("regulator-653100").await;
+    assert!(
+        holder.iter().any(|e| e.tenant == "653100") && holder.iter().any(|e| e.tenant == "650100"),
+        "the holder reads every entry: {holder:?}"
+    );
+    let writer = all("regulator-650100").await;
+    assert!(
+        !writer.is_empty() && writer.iter().all(|e| e.tenant == "650100"),
+        "{writer:?}"
+    );
+    assert!(all("regulator-654000").await.is_empty());
     t.stop().await;
 }

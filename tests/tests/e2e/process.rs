@@ -584,6 +584,7 @@ async fn serve_and_gateway_run_as_separate_processes() {
             outcome: "upheld".into(),
             verified: "records inspected".into(),
             against_agency: true,
+            category: creditmesh_proto::review::v1::FindingCategory::PromisedRating as i32,
         })
         .await
         .unwrap();

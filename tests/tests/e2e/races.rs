@@ -365,6 +365,7 @@ async fn two_regulators_on_one_complaint_have_one_winner_each_step() {
                     outcome: "upheld".into(),
                     verified: "records".into(),
                     against_agency: true,
+                    category: creditmesh_proto::review::v1::FindingCategory::UnlistedFee as i32,
                 })
                 .await
             })

@@ -27,6 +27,7 @@ crate::on_both_engines!(
     the_day_after_the_reports_were_due_revokes_exactly_the_agencies_without_one_once,
     the_cutoff_waits_for_the_calendar_data_of_the_day_reports_are_due,
     outside_the_measures_validity_no_revocation_runs,
+    a_finding_names_the_act_and_its_article,
     a_missed_rectification_deadline_is_overdue_not_a_refusal,
     a_new_calendar_file_makes_a_provisional_deadline_final,
 );
@@ -548,6 +549,53 @@ async fn the_same_seed_draws_the_same_sample(engine: Engine) {
         draws[0].text
     );
     assert!(draws[0].text.contains(&a.population_digest));
+    t.stop().await;
+}
+
+/// A finding names what the agency did and the article that forbids it.
+async fn a_finding_names_the_act_and_its_article(engine: Engine) {
+    let Some(t) = super::filing::mesh(engine).await else {
+        return;
+    };
+    approve(&t, "finding").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    let finding = |request_id: &str, category: FindingCategory| RecordFindingRequest {
+        request_id: request_id.into(),
+        uscc: KASHGAR.into(),
+        category: category as i32,
+        description: "a 'priority review' fee charged, not in the published schedule".into(),
+    };
+    let err = kashgar
+        .record_finding(finding("f-0", FindingCategory::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(super::lifecycle::fields(&err), ["category"]);
+    for (id, category) in [
+        ("f-1", FindingCategory::UnlistedFee),
+        ("f-2", FindingCategory::UnauthorisedQuery),
+    ] {
+        kashgar.record_finding(finding(id, category)).await.unwrap();
+    }
+    let summaries: Vec<String> = kashgar
+        .get_credit_file(GetCreditFileRequest {
+            uscc: KASHGAR.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter(|e| e.kind == "finding")
+        .map(|e| e.summary)
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "finding of prohibited conduct (Art. 19): unlisted_fee",
+            "finding of prohibited conduct (Art. 16(3)): unauthorised_query"
+        ]
+    );
     t.stop().await;
 }
 

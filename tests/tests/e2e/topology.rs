@@ -512,6 +512,7 @@ async fn handling_load(callers: PathBuf, mut acked: UnboundedReceiver<Acknowledg
                 outcome: "the agency refunded the fee".into(),
                 verified: "the invoice and the refund were checked".into(),
                 against_agency: n % 8 == 0,
+                category: creditmesh_proto::review::v1::FindingCategory::UnlistedFee as i32,
             };
             answered("resolve", resolve, |r| {
                 let mut c = client.clone();
