@@ -1139,6 +1139,9 @@ fn check_id(code: &str) -> (bool, String) {
             ),
         );
     }
+    if let Some(d) = creditmesh_domain::identity_document::IdentityDocument::infer(code) {
+        return (true, format!("{}", d.kind().name().replace('_', " ")));
+    }
     // Digits with an optional final X look like a person's number; anything else like a USCC.
     let personal = code.len() == 18
         && code[..17].bytes().all(|b| b.is_ascii_digit())

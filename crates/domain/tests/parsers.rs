@@ -20,6 +20,7 @@ fn text() -> impl Strategy<Value = String> {
         "6[0-9]{5}",
         "spiffe://[a-z.]{0,20}/(agency|regulator|department|service|public)(/[0-9 ]{0,7}){0,3}/?",
         "[0-9]{17}[0-9X]",
+        "[HM9][0-9]{7,17}",
     ]
 }
 
@@ -43,6 +44,16 @@ proptest! {
     #[test]
     fn resident_ids_never_panic(s in text()) {
         let _ = ResidentId::parse(&s);
+    }
+
+    #[test]
+    fn identity_documents_round_trip(s in text()) {
+        use creditmesh_domain::identity_document::{DocumentKind, IdentityDocument};
+        for kind in DocumentKind::ALL {
+            if let Ok(d) = IdentityDocument::parse(kind, &s) {
+                prop_assert_eq!(IdentityDocument::parse(kind, d.number()).ok(), Some(d));
+            }
+        }
     }
 
     #[test]

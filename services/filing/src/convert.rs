@@ -1,5 +1,6 @@
 //! Proto ↔ stored form of a filing.
 
+use creditmesh_domain::identity_document::DocumentKind;
 use creditmesh_domain::lifecycle::{Filing as State, Machine};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::*;
@@ -63,14 +64,44 @@ pub(crate) fn person(p: &Option<common::Person>) -> Person {
         .map(|p| Person {
             name: p.name.trim().to_owned(),
             identity_number: p.identity_number.trim().to_ascii_uppercase(),
+            document_type: document_kind(p.document_type)
+                .filter(|k| *k != DocumentKind::ResidentId)
+                .map(|k| k.name().to_owned())
+                .unwrap_or_else(|| {
+                    // Kept as sent, so that validation names what is wrong with it.
+                    if common::IdentityDocumentType::try_from(p.document_type).is_err() {
+                        format!("unknown ({})", p.document_type)
+                    } else {
+                        String::new()
+                    }
+                }),
         })
         .unwrap_or_default()
 }
 
+/// The kind of document a contract's type names; unspecified is a resident identity card.
+pub(crate) fn document_kind(t: i32) -> Option<DocumentKind> {
+    let t = common::IdentityDocumentType::try_from(t).ok()?;
+    if t == common::IdentityDocumentType::Unspecified {
+        return Some(DocumentKind::ResidentId);
+    }
+    DocumentKind::parse_name(
+        &t.as_str_name()
+            .trim_start_matches("IDENTITY_DOCUMENT_TYPE_")
+            .to_ascii_lowercase(),
+    )
+}
+
 pub(crate) fn person_proto(p: &Person) -> Option<common::Person> {
+    let kind = DocumentKind::parse_name(&p.document_type).unwrap_or(DocumentKind::ResidentId);
     Some(common::Person {
         name: p.name.clone(),
         identity_number: p.identity_number.clone(),
+        document_type: common::IdentityDocumentType::from_str_name(&format!(
+            "IDENTITY_DOCUMENT_TYPE_{}",
+            kind.name().to_ascii_uppercase()
+        ))
+        .unwrap_or_default() as i32,
     })
 }
 

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub struct Person {
     pub name: String,
     pub identity_number: String,
+    /// The kind of document the number is of (`identity_document::DocumentKind::name`);
+    /// empty for a resident identity number.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub document_type: String,
 }
 
 /// A service item and its fee (Art. 19).

@@ -1,7 +1,7 @@
 //! Checks of what an application, a change or a report declares (Art. 6, 8, 12).
 
 use creditmesh_domain::calendar::parse_iso_date;
-use creditmesh_domain::resident_id::ResidentId;
+use creditmesh_domain::identity_document::{DocumentKind, IdentityDocument};
 use creditmesh_domain::routing::RegisteredDivision;
 use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
@@ -135,13 +135,25 @@ pub(crate) fn check_facts(v: &mut Violations, p: &str, f: &Facts, today: Date) -
         ("general_manager", &f.general_manager),
     ] {
         v.require(&format!("{p}.{field}.name"), &who.name);
-        if who.identity_number.is_empty() {
-            v.add(format!("{p}.{field}.identity_number"), "is required");
+        let kind = if who.document_type.is_empty() {
+            Some(DocumentKind::ResidentId)
         } else {
-            v.check(
-                &format!("{p}.{field}.identity_number"),
-                ResidentId::parse(&who.identity_number),
-            );
+            DocumentKind::parse_name(&who.document_type)
+        };
+        match kind {
+            None => v.add(
+                format!("{p}.{field}.document_type"),
+                "is not a type of identity document the contract names",
+            ),
+            Some(_) if who.identity_number.is_empty() => {
+                v.add(format!("{p}.{field}.identity_number"), "is required")
+            }
+            Some(kind) => {
+                v.check(
+                    &format!("{p}.{field}.identity_number"),
+                    IdentityDocument::parse(kind, &who.identity_number),
+                );
+            }
         }
     }
     if f.professional_staff_count <= 0 {

@@ -1,6 +1,7 @@
 //! The severe-dishonesty list and what a listing does (Art. 9(2), 15(1)).
 
 use creditmesh_domain::calendar::parse_iso_date;
+use creditmesh_domain::identity_document::IdentityDocument;
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::review::v1::*;
@@ -26,11 +27,14 @@ fn listing(
         ListedParty::Organisation => {
             v.check(&format!("{prefix}.identifier"), Uscc::parse(&identifier));
         }
+        // A person by the number of any identity document they may be named by in a filing.
         ListedParty::Person => {
-            v.check(
-                &format!("{prefix}.identifier"),
-                ResidentId::parse(&identifier),
-            );
+            if IdentityDocument::infer(&identifier).is_none() {
+                v.check(
+                    &format!("{prefix}.identifier"),
+                    ResidentId::parse(&identifier),
+                );
+            }
         }
         ListedParty::Unspecified => v.add(format!("{prefix}.party"), "is required"),
     }
@@ -213,7 +217,10 @@ pub(crate) async fn list_dishonesty_entries(
     edge::read(async {
         Api::regulator(&ctx)?;
         let token = req.page_token.trim();
-        if !token.is_empty() && Uscc::parse(token).is_err() && ResidentId::parse(token).is_err() {
+        if !token.is_empty()
+            && Uscc::parse(token).is_err()
+            && IdentityDocument::infer(token).is_none()
+        {
             return Err(Error::invalid_field(
                 "page_token",
                 "is not a token this list gave out",

@@ -29,6 +29,7 @@ crate::on_both_engines!(
     uploads_are_checked_on_their_bytes,
     long_histories_are_bounded_and_pages_fit_a_stock_client,
     a_regulator_holding_a_filing_opens_its_documents_and_no_other_can,
+    principals_are_named_by_the_document_they_hold,
 );
 
 pub const KASHGAR: &str = "91653101MA78KT005T";
@@ -42,6 +43,7 @@ fn person(name: &str, first17: &str) -> Option<Person> {
     Some(Person {
         name: name.into(),
         identity_number: person_id(first17),
+        ..Default::default()
     })
 }
 
@@ -1012,6 +1014,61 @@ async fn a_regulator_holding_a_filing_opens_its_documents_and_no_other_can(engin
         )
         .await,
         1
+    );
+    t.stop().await;
+}
+
+/// Art. 9: a principal named by another identity document than the mainland card (here a
+/// Taiwan resident's residence permit) files; each number is checked by its own document's
+/// rule, and the filing keeps which document it is.
+async fn principals_are_named_by_the_document_they_hold(engine: Engine) {
+    use creditmesh_proto::common::v1::IdentityDocumentType;
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let permit = person_id("83000019850101123");
+    let mut req = application(&mut agency, KASHGAR, "2020-05-01", "k-permit").await;
+    req.form.as_mut().unwrap().general_manager = Some(Person {
+        name: "陳美玲".into(),
+        identity_number: permit.clone(),
+        document_type: IdentityDocumentType::HkMacaoTaiwanResidencePermit as i32,
+    });
+    // The same number read as a mainland card, or a permit number given as a travel permit's:
+    // refused, naming the field.
+    for (request_id, document_type) in [
+        ("k-permit-0", IdentityDocumentType::Unspecified),
+        ("k-permit-1", IdentityDocumentType::TaiwanTravelPermit),
+    ] {
+        let mut wrong = req.clone();
+        wrong.request_id = request_id.into();
+        wrong
+            .form
+            .as_mut()
+            .unwrap()
+            .general_manager
+            .as_mut()
+            .unwrap()
+            .document_type = document_type as i32;
+        let err = agency.submit_filing(wrong).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            super::lifecycle::fields(&err)
+                .iter()
+                .any(|f| f.ends_with("general_manager.identity_number")),
+            "{err:?}"
+        );
+    }
+    let filing = agency
+        .submit_filing(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .filing
+        .unwrap();
+    let gm = filing.form.unwrap().general_manager.unwrap();
+    assert_eq!(gm.identity_number, permit);
+    assert_eq!(
+        gm.document_type,
+        IdentityDocumentType::HkMacaoTaiwanResidencePermit as i32
     );
     t.stop().await;
 }

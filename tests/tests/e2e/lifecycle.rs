@@ -616,6 +616,7 @@ fn change(
             general_manager: gm.map(|id| creditmesh_proto::common::v1::Person {
                 name: "新经理".into(),
                 identity_number: person_id(id),
+                ..Default::default()
             }),
             registered_address: if gm.is_none() {
                 "新疆喀什地区喀什市解放路2号".into()

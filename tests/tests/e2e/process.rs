@@ -1061,4 +1061,8 @@ async fn id_check_decodes_or_says_why_not() {
         out.starts_with("invalid: resident identity number: birth date"),
         "{out}"
     );
+    let permit = super::filing::person_id("83000019850101123");
+    let (ok, out, _) = run(&["id", "check", &permit], &[]).await;
+    assert!(ok, "{out}");
+    assert_eq!(out, "valid: hk macao taiwan residence permit\n");
 }
