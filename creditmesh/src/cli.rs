@@ -1140,7 +1140,7 @@ fn check_id(code: &str) -> (bool, String) {
         );
     }
     if let Some(d) = creditmesh_domain::identity_document::IdentityDocument::infer(code) {
-        return (true, format!("{}", d.kind().name().replace('_', " ")));
+        return (true, d.kind().name().replace('_', " "));
     }
     // Digits with an optional final X look like a person's number; anything else like a USCC.
     let personal = code.len() == 18
