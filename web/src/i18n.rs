@@ -54,7 +54,7 @@ impl Lang {
         match (self, s) {
             (Lang::Zh, Active) => "正常",
             (Lang::Zh, Deregistering) => "注销办理中",
-            (Lang::Zh, Revoked) => "已撤销备案",
+            (Lang::Zh, Revoked) => "已撤销建档",
             (Lang::Zh, Deregistered) => "已注销",
             (Lang::Zh, Unspecified) => "未知",
             (Lang::En, Active) => "active",
@@ -68,9 +68,9 @@ impl Lang {
     pub fn notice(self, k: NoticeKind) -> &'static str {
         use NoticeKind::*;
         match (self, k) {
-            (Lang::Zh, Published) => "备案公示",
+            (Lang::Zh, Published) => "登记建档公示",
             (Lang::Zh, Changed) => "变更公示",
-            (Lang::Zh, Revoked) => "撤销备案",
+            (Lang::Zh, Revoked) => "撤销建档",
             (Lang::Zh, Deregistered) => "注销",
             (Lang::Zh, Correction) => "更正",
             (Lang::Zh, Deregistering) => "申请注销",
@@ -144,7 +144,7 @@ pub struct Text {
 }
 
 pub const ZH: Text = Text {
-    site: "信用中国（新疆）· 信用服务机构备案公示",
+    site: "信用中国（新疆）· 信用服务机构登记建档公示",
     skip: "跳到正文",
     other_language: "English",
     register: "信用服务机构名录",
@@ -152,21 +152,21 @@ pub const ZH: Text = Text {
     name: "机构名称",
     name_hint: "名称中的任意部分",
     uscc: "统一社会信用代码",
-    prefecture: "备案地",
+    prefecture: "建档所在地",
     any_prefecture: "全部地州市",
     status: "状态",
     any_status: "全部状态",
     results: "查询结果",
     none_found: "没有符合条件的机构。",
     next_page: "下一页",
-    filed_on: "备案日期",
+    filed_on: "建档日期",
     legal_representative: "法定代表人",
     registered_address: "注册地",
     business_scope: "业务范围",
     registered_capital: "注册资本",
     yuan: "元",
     staff: "专业人员",
-    holding_authority: "备案机关",
+    holding_authority: "建档所在地社会信用主管部门",
     reviewing_authority: "审核机关",
     services_and_fees: "服务项目与收费标准",
     service_item: "服务项目",
@@ -352,7 +352,7 @@ impl Lang {
 
 pub const COMPLAINTS_ZH: ComplaintText = ComplaintText {
     complain: "投诉信用服务机构",
-    complain_intro: "投诉将送交该机构的备案机关处理，您会收到查询编号和查询码。",
+    complain_intro: "投诉将送交该机构建档所在地的社会信用主管部门处理，您会收到查询编号和查询码。",
     agency_uscc: "被投诉机构统一社会信用代码",
     agency_name: "被投诉机构名称",
     complainant_name: "您的姓名",

@@ -189,24 +189,24 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
     let who = format!("{}（统一社会信用代码 {}）", r.agency_name, r.uscc);
     match kind {
         NoticeKind::Published => format!(
-            "信用服务机构备案公示：{who}，备案机关 {}，备案日期 {}。",
+            "信用服务机构登记建档公示：{who}，建档所在地社会信用主管部门 {}，建档日期 {}。",
             r.tenant, r.filed_on
         ),
         NoticeKind::Changed => format!(
-            "备案信息变更公示：{who}，变更事项：{}。",
+            "建档信息变更公示：{who}，变更事项：{}。",
             e.changed_fields.join("、")
         ),
         NoticeKind::Revoked => format!(
-            "撤销备案公示：{who}，撤销依据：{}。",
+            "撤销建档公示：{who}，撤销依据：{}。",
             revocation_ground(&e.ground)
         ),
         NoticeKind::Deregistering => {
-            format!("申请注销备案：{who}已申请注销备案，不再作为在册机构公示。")
+            format!("申请注销：{who}已向建档所在地社会信用主管部门申请注销，不再作为在册机构公示。")
         }
         NoticeKind::DeregistrationRefused => {
-            format!("注销备案申请未予同意：{who}继续在册。")
+            format!("注销申请未予同意：{who}继续在册。")
         }
-        NoticeKind::Deregistered => format!("注销备案公示：{who}已完成注销备案。"),
+        NoticeKind::Deregistered => format!("注销公示：{who}已注销，信用网站停止公示其相关信息。"),
         NoticeKind::Correction
         | NoticeKind::Erasure
         | NoticeKind::SpotCheckDraw

@@ -70,12 +70,32 @@ pub(crate) async fn list_agencies(
             String::new()
         };
         Ok(ListAgenciesResponse {
-            agencies,
+            agencies: agencies.into_iter().map(as_presented).collect(),
             next_page_token,
             register_version,
         })
     })
     .await
+}
+
+/// What the register presents of `record` now: a revoked or deregistered agency shows as such
+/// — who it was, its status, when it was filed — and its facts, documents and fees are no
+/// longer published as if current (Art. 18: "信用网站停止公示相关信息"); its notices stay.
+fn as_presented(mut record: AgencyRecord) -> AgencyRecord {
+    let closed = matches!(
+        AgencyStatus::try_from(record.status),
+        Ok(AgencyStatus::Revoked | AgencyStatus::Deregistered)
+    );
+    if closed {
+        record.legal_representative.clear();
+        record.registered_address.clear();
+        record.business_scope.clear();
+        record.registered_capital_yuan = 0;
+        record.professional_staff_count = 0;
+        record.documents.clear();
+        record.fee_items.clear();
+    }
+    record
 }
 
 /// The record the register shows for the USCC in field `uscc`, once `v` (with the other
@@ -87,6 +107,7 @@ async fn shown(api: &Api, mut v: Violations, uscc: &str) -> Result<AgencyRecord,
     let mut conn = api.store.db.acquire().await?;
     store::agency(&mut conn, &uscc)
         .await?
+        .map(as_presented)
         .ok_or_else(|| Error::not_found(format!("no agency {uscc} on the register")))
 }
 

@@ -65,9 +65,12 @@ fn change_ground(g: i32) -> Option<&'static str> {
     })
 }
 
+// The deprecated ground is matched so that it is refused by name.
+#[allow(deprecated)]
 fn deregistration_ground(g: i32) -> Option<&'static str> {
     Some(match DeregistrationRefusalGround::try_from(g).ok()? {
-        DeregistrationRefusalGround::StillOperating => "still_operating",
+        // Art. 18 gives no such ground: the application itself says the agency stops.
+        DeregistrationRefusalGround::StillOperating => return None,
         DeregistrationRefusalGround::DisposalPlanInadequate => "disposal_plan_inadequate",
         DeregistrationRefusalGround::IncompleteMaterials => "incomplete_materials",
         DeregistrationRefusalGround::Unspecified => return None,

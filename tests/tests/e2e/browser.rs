@@ -148,7 +148,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
         "{fees}"
     );
     let timeline = text_of(&b, "ol.timeline").await;
-    assert!(timeline.contains("备案公示"), "{timeline}");
+    assert!(timeline.contains("登记建档公示"), "{timeline}");
     // The legal representative is shown masked, never in full.
     let facts = text_of(&b, "dl.facts").await;
     assert!(!facts.contains("阿依努尔"), "{facts}");
@@ -167,9 +167,9 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     .await;
     notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Revoked]).await;
     b.client.refresh().await.unwrap();
-    assert!(text_of(&b, "p.status").await.contains("已撤销备案"));
+    assert!(text_of(&b, "p.status").await.contains("已撤销建档"));
     let revoked = text_of(&b, "ol.timeline li.grave").await;
-    assert!(revoked.contains("撤销备案"), "{revoked}");
+    assert!(revoked.contains("撤销建档"), "{revoked}");
     assert!(
         revoked.contains("严重失信主体名单") && revoked.contains("第十五条第一项"),
         "the ground is shown in the Measures' words: {revoked}"

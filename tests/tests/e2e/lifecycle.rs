@@ -560,13 +560,31 @@ async fn deregistration_starts_with_the_agency_and_its_decision_drives_the_statu
     let mut named = fields(&wrong_article);
     named.sort();
     assert_eq!(named, ["deregistration_grounds", "grounds"]);
+    // "Still operating" is no ground Art. 18 gives: the application says the agency stops.
+    #[allow(deprecated)]
+    let still_operating = DeregistrationRefusalGround::StillOperating as i32;
+    let not_a_ground = decide(
+        &mut kashgar,
+        DecideReviewTaskRequest {
+            request_id: "refuse-18-0".into(),
+            task_id: task.task_id.clone(),
+            deregistration_grounds: vec![still_operating],
+            reason: "still trading under its own name".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(fields(&not_a_ground), ["deregistration_grounds[0]"]);
     decide(
         &mut kashgar,
         DecideReviewTaskRequest {
             request_id: "refuse-18".into(),
             task_id: task.task_id.clone(),
-            deregistration_grounds: vec![DeregistrationRefusalGround::StillOperating as i32],
-            reason: "still trading under its own name".into(),
+            deregistration_grounds: vec![
+                DeregistrationRefusalGround::DisposalPlanInadequate as i32,
+            ],
+            reason: "the plan does not say how the database is erased".into(),
             ..Default::default()
         },
     )
@@ -577,7 +595,7 @@ async fn deregistration_starts_with_the_agency_and_its_decision_drives_the_statu
         history(&t, "agency-kashgar", &filing_id)
             .await
             .iter()
-            .any(|(s, n)| s == "active" && n.contains("still trading under its own name")),
+            .any(|(s, n)| s == "active" && n.contains("how the database is erased")),
     );
 
     agency

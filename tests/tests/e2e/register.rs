@@ -281,7 +281,7 @@ async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
         .into_inner();
     assert!(unchanged.not_modified && unchanged.agency.is_none());
     let notice = &published[0];
-    assert!(notice.text.contains("备案公示"), "{}", notice.text);
+    assert!(notice.text.contains("登记建档公示"), "{}", notice.text);
     let content = String::from_utf8(notice.content.clone()).unwrap();
     assert!(
         !content.contains("阿依努尔") && !content.contains("人民路"),
@@ -376,9 +376,11 @@ async fn deregistration_and_revocation_change_what_the_register_shows(engine: En
         &[NoticeKind::Published, NoticeKind::Deregistering],
     )
     .await;
-    assert_eq!(
-        agency(&mut r, KASHGAR).await.status,
-        AgencyStatus::Deregistering as i32
+    let deregistering = agency(&mut r, KASHGAR).await;
+    assert_eq!(deregistering.status, AgencyStatus::Deregistering as i32);
+    assert!(
+        !deregistering.business_scope.is_empty() && !deregistering.fee_items.is_empty(),
+        "still published while the application runs: {deregistering:?}"
     );
     let active = ListAgenciesRequest {
         statuses: vec![AgencyStatus::Active as i32],
@@ -409,10 +411,26 @@ async fn deregistration_and_revocation_change_what_the_register_shows(engine: En
     )
     .await;
     assert!(all[2].text.contains("severe_dishonesty"), "{}", all[2].text);
-    assert_eq!(
-        agency(&mut r, KASHGAR).await.status,
-        AgencyStatus::Revoked as i32
+    // Shown as revoked, its facts and fees no longer presented as current (Art. 18); its
+    // notices stay.
+    let shown = agency(&mut r, KASHGAR).await;
+    assert_eq!(shown.status, AgencyStatus::Revoked as i32);
+    assert!(!shown.agency_name.is_empty() && !shown.filed_on.is_empty());
+    assert!(
+        shown.business_scope.is_empty()
+            && shown.legal_representative.is_empty()
+            && shown.fee_items.is_empty()
+            && shown.documents.is_empty(),
+        "{shown:?}"
     );
+    let fees = r
+        .get_fee_schedule(GetFeeScheduleRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(fees.items.is_empty(), "{fees:?}");
     let revoked = ListAgenciesRequest {
         statuses: vec![AgencyStatus::Revoked as i32],
         ..Default::default()
@@ -1612,7 +1630,7 @@ async fn a_completed_deregistration_is_a_notice(engine: Engine) {
         ],
     )
     .await;
-    assert!(all[2].text.contains("注销备案"), "{}", all[2].text);
+    assert!(all[2].text.contains("注销公示"), "{}", all[2].text);
     assert_eq!(
         agency(&mut r, KASHGAR).await.status,
         AgencyStatus::Deregistered as i32
