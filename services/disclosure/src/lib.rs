@@ -10,10 +10,11 @@ mod projection;
 mod proofs;
 mod reads;
 mod schema;
-mod store;
+pub mod store;
 pub mod verify;
 pub mod witness;
 pub mod witnessing;
+mod wording;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureServi
 use creditmesh_proto::disclosure::v1::witness_service_server::WitnessServiceServer;
 use creditmesh_rpc::service::RegisterConfig;
 use creditmesh_rpc::sink::with_sink;
-use creditmesh_rpc::{ServiceDef, ServiceEnv};
+use creditmesh_rpc::{CallContext, ServiceDef, ServiceEnv};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
@@ -66,6 +67,13 @@ fn background(env: ServiceEnv, stop: CancellationToken) {
             Err(e) => tracing::error!(error = %e, "no client identity to reach the witnesses"),
         }
     }
+    let (store, trust_domain) = (env.store.clone(), env.authn.trust_domain().to_owned());
+    tokio::spawn(async move {
+        let ctx = CallContext::system(NAME, &trust_domain, "wording-correction");
+        if let Err(e) = wording::correct(&store, &ctx).await {
+            tracing::warn!(error = %e, "notices in the old words not corrected");
+        }
+    });
     tokio::spawn(checkpoint::run(env.store, key, cosigners, stop));
 }
 

@@ -29,5 +29,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/104_cosignatures.sql"),
             include_str!("../migrations/104_cosignatures.sql"),
         ),
+        Migration::new(
+            105,
+            "one-time jobs, each claimed once",
+            include_str!("../migrations/105_jobs.sql"),
+            include_str!("../migrations/105_jobs.sql"),
+        ),
     ]
 }

@@ -38,6 +38,7 @@ crate::on_both_engines!(
     the_register_serves_checkpoints_its_witness_cosigned,
     the_log_is_served_as_tiles_over_http,
     a_completed_deregistration_is_a_notice,
+    notices_in_the_old_words_are_corrected_once,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -2043,4 +2044,72 @@ async fn a_log_key_rotation_keeps_every_old_proof_verifiable() {
         verify_cli(&["--key".as_ref(), key.as_os_str(), old_proof.as_os_str()]).await;
     assert!(!ok && err.contains("old-proof.json"), "{err}");
     stop.cancel();
+}
+
+/// A notice signed before the register spoke the Measures' words (备案) gets one correction in
+/// those words (登记建档) when disclosure starts on the database; started again, it corrects
+/// nothing twice, and the log stays one consistent log.
+async fn notices_in_the_old_words_are_corrected_once(engine: Engine) {
+    use creditmesh_disclosure::store::{NewNotice, append_notice};
+    use sqlx::Connection;
+    let Some(t) = mesh(engine).await else { return };
+    let r = register(&t).await;
+    let url = t.db_url("disclosure");
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let old = append_notice(
+        &mut conn,
+        &NewNotice {
+            tenant: "653100",
+            uscc: KASHGAR,
+            kind: NoticeKind::Published,
+            published_at: 1_767_225_600_000_000,
+            text: "信用服务机构备案公示：某信用服务有限公司（统一社会信用代码 91653101MA78KT005T），\
+                   备案机关 653100，备案日期 2026-01-05。",
+            corrects: None,
+            record: None,
+        },
+    )
+    .await
+    .unwrap();
+    // A database from before the correction ran.
+    sqlx::query("DELETE FROM disclosure_job")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let clock = Arc::new(TestClock::now());
+    let corrections = || {
+        let r = r.clone();
+        async move {
+            r.clone()
+                .list_notices(ListNoticesRequest {
+                    kinds: vec![NoticeKind::Correction as i32],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .notices
+        }
+    };
+    let first = t.replica("disclosure", clock.clone(), |_| {}).await;
+    let found = eventually("the correction", Duration::from_secs(20), || async {
+        let c = corrections().await;
+        (!c.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].corrects_sequence, old as i64);
+    assert!(
+        found[0].text.contains("信用服务机构登记建档公示")
+            && found[0].text.contains("建档日期 2026-01-05")
+            && !found[0].text.contains("备案公示"),
+        "{}",
+        found[0].text
+    );
+    drop(first);
+    let _again = t.replica("disclosure", clock, |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(corrections().await.len(), 1, "corrected once");
+    t.stop().await;
 }
