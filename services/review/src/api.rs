@@ -132,7 +132,8 @@ impl Api {
     }
 
     /// Writes one supervision record into the agency's credit file, idempotently, with the
-    /// agency's new risk tier when one is given.
+    /// agency's new risk tier when one is given, tying the rectification order `order` to it
+    /// when one is named (an interview that follows an order, Art. 15(2)).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn supervise(
         &self,
@@ -144,6 +145,7 @@ impl Api {
         summary: String,
         details: serde_json::Value,
         risk_tier: Option<i64>,
+        order: Option<&str>,
     ) -> Result<String, Error> {
         let uscc = Uscc::parse(uscc).map_err(|e| Error::invalid_field("uscc", e.to_string()))?;
         let (summary, details, kind) = (&summary, &details, kind);
@@ -176,6 +178,20 @@ impl Api {
                     },
                 )
                 .await?;
+                if let Some(order_id) = order
+                    && !crate::supervision::tie_interview(
+                        &mut tx,
+                        order_id,
+                        uscc.as_str(),
+                        &entry_id,
+                    )
+                    .await?
+                {
+                    return Err(Error::invalid_field(
+                        "order_id",
+                        format!("is no rectification order of {uscc} left without an interview"),
+                    ));
+                }
                 Ok((
                     tx,
                     Written {

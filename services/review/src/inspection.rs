@@ -29,7 +29,8 @@ pub(crate) async fn record_interview(
         let entry_id = api
             .supervise(ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
                 format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
-                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim()}), None)
+                json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim(), "order_id": req.order_id.trim()}),
+                None, Some(req.order_id.trim()).filter(|o| !o.is_empty()))
             .await?;
         Ok(RecordInterviewResponse { entry_id })
     })
@@ -53,7 +54,7 @@ pub(crate) async fn record_inspection(
         let entry_id = api
             .supervise(ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
                 format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
-                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None)
+                json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None, None)
             .await?;
         Ok(RecordInspectionResponse { entry_id })
     })
@@ -115,6 +116,7 @@ pub(crate) async fn record_finding(
                 format!("finding of prohibited conduct ({article}): {name}"),
                 json!({"category": name, "article": article, "description": req.description.trim()}),
                 None,
+                None,
             )
             .await?;
         Ok(RecordFindingResponse { entry_id })
@@ -151,6 +153,7 @@ pub(crate) async fn set_risk_tier(
             ),
             json!({"tier": tier as i32, "reason": req.reason.trim()}),
             Some(tier as i64),
+            None,
         )
         .await?;
         Ok(SetRiskTierResponse {})

@@ -44,9 +44,21 @@ pub(crate) async fn issue_rectification_order(
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let agency = api.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                let interview = req.interview_entry_id.trim();
+                if !interview.is_empty()
+                    && !store::entry_is(&mut tx, interview, uscc.as_str(), "interview").await?
+                {
+                    return Err(Error::invalid_field(
+                        "interview_entry_id",
+                        format!("is no interview recorded in the credit file of {uscc}"),
+                    ));
+                }
                 let order_id = uuid::Uuid::now_v7().to_string();
                 let due = format_date(deadline.due);
                 crate::supervision::insert_order(&mut tx, &agency.0, &order_id, uscc.as_str(), api.store.now(), deadline).await?;
+                if !interview.is_empty() {
+                    crate::supervision::tie_interview(&mut tx, &order_id, uscc.as_str(), interview).await?;
+                }
                 api.credit_entry(&mut tx, ctx, &agency.0, uscc.as_str(), "rectification",
                     format!("rectification ordered by {due}: {}", req.required_actions.trim()),
                     json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due})).await?;
@@ -106,9 +118,9 @@ pub(crate) async fn record_rectification_outcome(
                             agency.0
                         )));
                     }
-                    if !store::has_entry(&mut tx, &uscc, &agency.0, "interview").await? {
+                    if crate::supervision::order_interview(&mut tx, order_id).await?.is_empty() {
                         return Err(Error::failed_precondition(format!(
-                            "no interview (约谈) of {uscc} is recorded; Art. 15(2) requires one before a refusal to rectify revokes"
+                            "order {order_id} is tied to no interview (约谈) of {uscc}; Art. 15(2) revokes on a refusal to rectify only after one: issue the order with interview_entry_id, or record the interview with order_id"
                         )));
                     }
                     if !crate::supervision::order_transition(&mut tx, order_id, OrderEvent::Refused).await? {

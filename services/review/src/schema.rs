@@ -58,5 +58,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/111_the_region_receives_forwarded_copies.sqlite.sql"),
             include_str!("../migrations/111_the_region_receives_forwarded_copies.postgres.sql"),
         ),
+        Migration::new(
+            112,
+            "a rectification order tied to the interview of Art. 15(2)",
+            include_str!("../migrations/112_orders_tied_to_interviews.sql"),
+            include_str!("../migrations/112_orders_tied_to_interviews.sql"),
+        ),
     ]
 }

@@ -72,18 +72,18 @@ pub async fn entries(
         .map_err(Into::into)
 }
 
-/// Whether the credit file holds an entry of `kind` about `uscc` kept by `tenant`.
-pub async fn has_entry(
+/// Whether `entry_id` is an entry of `kind` in the credit file of `uscc`.
+pub async fn entry_is(
     conn: &mut AnyConnection,
+    entry_id: &str,
     uscc: &str,
-    tenant: &str,
     kind: &str,
 ) -> Result<bool, StorageError> {
     Ok(sqlx::query(
-        "SELECT 1 FROM review_credit_file WHERE uscc = $1 AND tenant = $2 AND kind = $3",
+        "SELECT 1 FROM review_credit_file WHERE entry_id = $1 AND uscc = $2 AND kind = $3",
     )
+    .bind(entry_id.to_owned())
     .bind(uscc.to_owned())
-    .bind(tenant.to_owned())
     .bind(kind.to_owned())
     .fetch_optional(&mut *conn)
     .await?

@@ -105,6 +105,41 @@ pub async fn set_order_deadline(
 }
 
 /// `(tenant, uscc, status)` of an order.
+/// Ties the order `order_id` of `uscc` to the interview `entry_id`, unless it is tied already;
+/// answers whether it was.
+pub async fn tie_interview(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    uscc: &str,
+    entry_id: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE review_rectification SET interview_entry_id = $1 WHERE order_id = $2 \
+         AND uscc = $3 AND interview_entry_id = ''",
+    )
+    .bind(entry_id.to_owned())
+    .bind(order_id.to_owned())
+    .bind(uscc.to_owned())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The interview the order `order_id` is tied to; empty when none.
+pub async fn order_interview(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<String, StorageError> {
+    Ok(sqlx::query_scalar(
+        "SELECT interview_entry_id FROM review_rectification WHERE order_id = $1",
+    )
+    .bind(order_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or_default())
+}
+
 pub async fn get_order(
     conn: &mut AnyConnection,
     order_id: &str,

@@ -1153,6 +1153,7 @@ async fn a_credit_file_comes_in_bounded_pages(engine: Engine) {
                 held_on: "2026-11-20".into(),
                 subject: format!("interview {i}"),
                 summary: "noted".into(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1192,6 +1193,7 @@ async fn a_credit_file_comes_in_bounded_pages(engine: Engine) {
             held_on: "9999-01-01".into(),
             subject: "x".into(),
             summary: "x".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

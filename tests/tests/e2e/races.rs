@@ -195,6 +195,7 @@ async fn a_timer_and_two_regulators_on_one_order_leave_one_outcome() {
                     findings: "fees not shown".into(),
                     required_actions: "publish the fee schedule".into(),
                     working_days: 1,
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

@@ -389,16 +389,20 @@ async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: 
     let Some(t) = mesh_with(t) else { return };
     let filing_id = approve(&t, "rectify").await;
     let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
-    kashgar
+    let interview = kashgar
         .record_interview(RecordInterviewRequest {
             request_id: "i-1".into(),
             uscc: KASHGAR.into(),
             held_on: "2026-03-02".into(),
             subject: "fees tied to ratings".into(),
             summary: "the agency was told to stop".into(),
+            ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .entry_id;
+    // The order follows the interview (Art. 15(2)); it names it.
     let order = kashgar
         .issue_rectification_order(IssueRectificationOrderRequest {
             request_id: "o-1".into(),
@@ -406,6 +410,7 @@ async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: 
             findings: "ratings promised for fees".into(),
             required_actions: "withdraw the offer".into(),
             working_days: 15,
+            interview_entry_id: interview,
         })
         .await
         .unwrap()
@@ -834,6 +839,7 @@ async fn a_missed_rectification_deadline_is_overdue_not_a_refusal(engine: Engine
             findings: "misleading promotion".into(),
             required_actions: "withdraw the advertisements".into(),
             working_days: 2,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -903,6 +909,24 @@ async fn a_missed_rectification_deadline_is_overdue_not_a_refusal(engine: Engine
         Code::FailedPrecondition,
         "{no_interview:?}"
     );
+    // An interview about something else ties nothing: still no revocation.
+    kashgar
+        .record_interview(RecordInterviewRequest {
+            request_id: "i-0".into(),
+            uscc: KASHGAR.into(),
+            held_on: "2026-03-05".into(),
+            subject: "another matter".into(),
+            summary: "staff certificates".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let untied = kashgar
+        .record_rectification_outcome(refuse("refused-1b"))
+        .await
+        .unwrap_err();
+    assert_eq!(untied.code(), Code::FailedPrecondition, "{untied:?}");
+    // The interview that follows the order names it; then the refusal revokes.
     kashgar
         .record_interview(RecordInterviewRequest {
             request_id: "i-1".into(),
@@ -910,6 +934,7 @@ async fn a_missed_rectification_deadline_is_overdue_not_a_refusal(engine: Engine
             held_on: "2026-03-05".into(),
             subject: "the overdue order".into(),
             summary: "the agency said it will not comply".into(),
+            order_id: order.order_id.clone(),
         })
         .await
         .unwrap();
@@ -940,6 +965,7 @@ async fn a_new_calendar_file_makes_a_provisional_deadline_final(engine: Engine) 
             findings: "fees not shown".into(),
             required_actions: "publish the fee schedule".into(),
             working_days: 10,
+            ..Default::default()
         })
         .await
         .unwrap()
