@@ -4,9 +4,7 @@
 
 use std::fmt;
 
-use time::{Date, Month};
-
-use crate::resident_id::{ResidentId, check_char};
+use crate::resident_id::ResidentId;
 
 /// The kinds of document, by the names the contracts give them (lowercase, without prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,51 +73,9 @@ fn form(kind: DocumentKind, why: impl Into<String>) -> IdentityDocumentError {
     }
 }
 
-/// Whether `yyyymmdd` is a date from 1900 on.
-fn birth_date(yyyymmdd: &str) -> bool {
-    (|| {
-        let y: i32 = yyyymmdd.get(..4)?.parse().ok()?;
-        let m: u8 = yyyymmdd.get(4..6)?.parse().ok()?;
-        let d: u8 = yyyymmdd.get(6..8)?.parse().ok()?;
-        (y >= 1900).then_some(())?;
-        Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()
-    })()
-    .is_some()
-}
-
-/// The 18-character forms that share the resident number's layout: 17 digits (birth date at
-/// 7-14) and a check character.
+/// The 18-character forms that share the resident number's layout.
 fn eighteen(kind: DocumentKind, s: &str) -> Result<(), IdentityDocumentError> {
-    let b = s.as_bytes();
-    if b.len() != 18 {
-        return Err(form(
-            kind,
-            format!("must be 18 characters, found {}", s.chars().count()),
-        ));
-    }
-    if !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
-        return Err(form(
-            kind,
-            "characters 1-17 must be digits and character 18 a digit or X",
-        ));
-    }
-    if !birth_date(&s[6..14]) {
-        return Err(form(
-            kind,
-            format!("birth date (characters 7-14) {} is not a date", &s[6..14]),
-        ));
-    }
-    let expected = check_char(&b[..17]);
-    if b[17] as char != expected {
-        return Err(form(
-            kind,
-            format!(
-                "check character is {:?}, expected {expected:?}",
-                b[17] as char
-            ),
-        ));
-    }
-    Ok(())
+    crate::resident_id::check_layout(s, |_| Ok(())).map_err(|e| form(kind, e.to_string()))
 }
 
 impl IdentityDocument {
@@ -213,6 +169,7 @@ impl fmt::Display for IdentityDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resident_id::check_char;
 
     fn with_check(first17: &str) -> String {
         format!("{first17}{}", check_char(first17.as_bytes()))

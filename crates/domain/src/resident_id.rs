@@ -35,37 +35,52 @@ pub fn check_char(first17: &[u8]) -> char {
     CHECK[(sum % 11) as usize] as char
 }
 
+/// The layout GB 11643 gives a number (and the permits that share it): 18 characters, 17
+/// digits and a check character, the address code (characters 1-6) as `address` checks it, a
+/// birth date at 7-14, and the check character of the first 17.
+pub(crate) fn check_layout(
+    s: &str,
+    address: impl FnOnce(&str) -> Result<(), ResidentIdError>,
+) -> Result<(), ResidentIdError> {
+    let b = s.as_bytes();
+    if b.len() != 18 || s.chars().count() != 18 {
+        return Err(ResidentIdError::Length(s.chars().count()));
+    }
+    if !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
+        return Err(ResidentIdError::Characters);
+    }
+    address(&s[..6])?;
+    let birth = &s[6..14];
+    let date = (|| {
+        let y: i32 = birth[..4].parse().ok()?;
+        let m: u8 = birth[4..6].parse().ok()?;
+        let d: u8 = birth[6..8].parse().ok()?;
+        if y < 1900 {
+            return None;
+        }
+        Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()
+    })();
+    if date.is_none() {
+        return Err(ResidentIdError::BirthDate(birth.to_owned()));
+    }
+    let expected = check_char(&b[..17]);
+    if b[17] as char != expected {
+        return Err(ResidentIdError::Check {
+            found: b[17] as char,
+            expected,
+        });
+    }
+    Ok(())
+}
+
 impl ResidentId {
     pub fn parse(s: &str) -> Result<Self, ResidentIdError> {
         let s = s.trim().to_ascii_uppercase();
-        let b = s.as_bytes();
-        if b.len() != 18 || s.chars().count() != 18 {
-            return Err(ResidentIdError::Length(s.chars().count()));
-        }
-        if !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
-            return Err(ResidentIdError::Characters);
-        }
-        crate::divisions::locate(&s[..6]).map_err(ResidentIdError::Address)?;
-        let birth = &s[6..14];
-        let date = (|| {
-            let y: i32 = birth[..4].parse().ok()?;
-            let m: u8 = birth[4..6].parse().ok()?;
-            let d: u8 = birth[6..8].parse().ok()?;
-            if y < 1900 {
-                return None;
-            }
-            Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()
-        })();
-        if date.is_none() {
-            return Err(ResidentIdError::BirthDate(birth.to_owned()));
-        }
-        let expected = check_char(&b[..17]);
-        if b[17] as char != expected {
-            return Err(ResidentIdError::Check {
-                found: b[17] as char,
-                expected,
-            });
-        }
+        check_layout(&s, |code| {
+            crate::divisions::locate(code)
+                .map(|_| ())
+                .map_err(ResidentIdError::Address)
+        })?;
         Ok(Self(s))
     }
 

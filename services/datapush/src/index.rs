@@ -212,7 +212,10 @@ pub fn switch(dir: &Path) -> Result<()> {
     let current = std::fs::read_to_string(dir.join(INDEX_FILE)).context(INDEX_FILE)?;
     let next = std::fs::read_to_string(dir.join(NEXT_INDEX_FILE)).context(NEXT_INDEX_FILE)?;
     IndexKeys::new(&next, "", &current)?;
-    write_private(&dir.join(PREVIOUS_INDEX_FILE), &current)?;
+    creditmesh_pki::made_once(&dir.join(PREVIOUS_INDEX_FILE), || {
+        Ok(current.trim().to_owned())
+    })
+    .context(PREVIOUS_INDEX_FILE)?;
     std::fs::rename(dir.join(NEXT_INDEX_FILE), dir.join(INDEX_FILE)).context(INDEX_FILE)?;
     Ok(())
 }
@@ -234,24 +237,6 @@ fn require(dir: &Path, name: &str, why: &str) -> Result<()> {
     } else {
         bail!("{}: {why}", dir.join(name).display())
     }
-}
-
-/// Writes `text` to `path` whole and owner-only: beside it, then renamed over it.
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    let partial = path.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(
-        &mut options
-            .open(&partial)
-            .with_context(|| partial.display().to_string())?,
-        text.as_bytes(),
-    )?;
-    std::fs::rename(&partial, path).with_context(|| path.display().to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]

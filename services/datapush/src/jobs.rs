@@ -74,7 +74,7 @@ pub async fn record_overdue(
     if creditmesh_domain::measures::check_act(window, day, "an overdue entry").is_err() {
         return Ok(0);
     }
-    let today = crate::objections::day_of(store.now())?;
+    let today = format_date(day);
     let due = {
         let mut conn = store.db.acquire().await?;
         objection_store::overdue_unrecorded(&mut conn, &today).await?

@@ -52,6 +52,17 @@ pub fn outside(column: &str, ids: &[&str]) -> String {
     format!("({})", ranges.join(" OR "))
 }
 
+/// Rows whose `column` says they are left to hash again: once a rotation is switched, those
+/// under any key but the current one; otherwise only those from before keys had ids, so that
+/// a replica not yet restarted never moves rows back.
+fn left_to_hash(column: &str, index: &IndexKeys) -> String {
+    if index.moving() {
+        outside(column, &[&index.current.id])
+    } else {
+        format!("{column} = ''")
+    }
+}
+
 /// How many rows of each table hold hashes under a key other than the current one (access
 /// codes only while valid), by the label of [`TABLES`].
 pub async fn stale(
@@ -88,9 +99,9 @@ enum Kind {
 }
 
 impl Kind {
-    /// Selects rows where `unsettled` holds, after the cursor `($1, $2)`; the first two
-    /// columns are the cursor.
-    fn select(self, unsettled: &str) -> String {
+    /// Selects rows left to hash again under `index`, after the cursor `($1, $2)`; the first
+    /// two columns are the cursor.
+    fn select(self, index: &IndexKeys) -> String {
         let (sql, order) = match self {
             Kind::Record => (
                 "SELECT record_id, CAST(0 AS BIGINT), tenant, agency_uscc, record_key, \
@@ -125,7 +136,7 @@ impl Kind {
         };
         format!(
             "{sql} {} ORDER BY {order} LIMIT {BATCH}",
-            unsettled.replace("index_key", column)
+            left_to_hash(column, index)
         )
     }
 
@@ -333,11 +344,6 @@ async fn redo(
 /// many rows were. With nothing to do, it costs one lookup per table in an index.
 pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Result<usize, Error> {
     let index = keys.index_keys();
-    let unsettled = if index.moving() {
-        outside("index_key", &[&index.current.id])
-    } else {
-        "index_key = ''".to_owned()
-    };
     let mut total = 0;
     let mut left = 0;
     for kind in [
@@ -349,7 +355,7 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
         let mut cursor = (String::new(), 0i64);
         loop {
             let mut conn = store.db.acquire().await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(kind.select(&unsettled)))
+            let rows = sqlx::query(sqlx::AssertSqlSafe(kind.select(index)))
                 .bind(cursor.0.clone())
                 .bind(cursor.1)
                 .fetch_all(&mut *conn)

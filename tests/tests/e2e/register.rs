@@ -2092,7 +2092,11 @@ async fn notices_in_the_old_words_are_corrected_once(engine: Engine) {
                 .notices
         }
     };
-    let first = t.replica("disclosure", clock.clone(), |_| {}).await;
+    // Two replicas start on it at once.
+    let (first, second) = tokio::join!(
+        t.replica("disclosure", clock.clone(), |_| {}),
+        t.replica("disclosure", clock.clone(), |_| {})
+    );
     let found = eventually("the correction", Duration::from_secs(20), || async {
         let c = corrections().await;
         (!c.is_empty()).then_some(c)
@@ -2107,7 +2111,7 @@ async fn notices_in_the_old_words_are_corrected_once(engine: Engine) {
         "{}",
         found[0].text
     );
-    drop(first);
+    drop((first, second));
     let _again = t.replica("disclosure", clock, |_| {}).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(corrections().await.len(), 1, "corrected once");
