@@ -38,6 +38,7 @@ const EVENT_KINDS: &[&str] = &[
     "ObjectionOverdue",
     "SubjectTold",
     "NamedPrincipal",
+    "FilingTransferred",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1025,7 +1025,10 @@ async fn gateway(cfg: Config) -> Result<()> {
                 .find(|d| d.name == name)
                 .with_context(|| format!("config key `backends.{name}`: unknown service"))?;
             let tenant = tenant
-                .map(|t| Tenant::parse(t).map_err(|e| anyhow::anyhow!("tenant_backends.{t}: {e}")))
+                .map(|t| {
+                    Tenant::parse_holding(t)
+                        .map_err(|e| anyhow::anyhow!("tenant_backends.{t}: {e}"))
+                })
                 .transpose()?;
             Ok(Backend {
                 grpc_name: def.grpc_name.to_owned(),

@@ -489,7 +489,7 @@ impl Config {
             }
         }
         for tenant in self.tenant_backends.keys() {
-            if let Err(e) = creditmesh_domain::Tenant::parse(tenant) {
+            if let Err(e) = creditmesh_domain::Tenant::parse_holding(tenant) {
                 problems.push((format!("tenant_backends.{tenant}"), e.to_string()));
             }
         }

@@ -412,3 +412,20 @@ pub async fn join_until(tasks: Vec<JoinHandle<()>>, deadline: tokio::time::Insta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use creditmesh_storage::migrate::Migration;
+
+    #[test]
+    fn every_service_leaves_row_security_nested() {
+        for def in super::all_services() {
+            assert!(
+                Migration::leave_nested_tenants(&def.all_migrations()),
+                "{}'s migrations end with the flat tenant visibility: end them with \
+                 Migration::nested_tenants",
+                def.name
+            );
+        }
+    }
+}

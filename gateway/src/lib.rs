@@ -47,7 +47,8 @@ pub struct Backend {
     pub tenant: Option<Tenant>,
 }
 
-/// Which backend serves a call: the tenant's own when one is configured, else the default.
+/// Which backend serves a call: the tenant's own when one is configured (a county's is its
+/// prefecture's), else the default.
 pub struct Routing {
     default: HashMap<String, Replicas>,
     by_tenant: HashMap<Tenant, HashMap<String, Replicas>>,
@@ -56,7 +57,7 @@ pub struct Routing {
 impl Routing {
     fn backend(&self, service: &str, tenant: Option<Tenant>) -> Option<&Replicas> {
         tenant
-            .and_then(|t| self.by_tenant.get(&t)?.get(service))
+            .and_then(|t| self.by_tenant.get(&t.prefecture())?.get(service))
             .or_else(|| self.default.get(service))
     }
 }

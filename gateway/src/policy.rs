@@ -6,6 +6,7 @@ use creditmesh_domain::{Principal, PrincipalKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Agency,
+    /// A prefecture's or a county's social-credit authority: the service decides what its tenant sees.
     PrefectureRegulator,
     RegionalRegulator,
     Department,

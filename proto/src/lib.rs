@@ -38,6 +38,7 @@ pub mod events {
         kinds! {
             FilingSubmitted = "filing.submitted",
             ChangeSubmitted = "filing.change_submitted",
+            FilingTransferred = "filing.transferred",
             AnnualReportSubmitted = "filing.annual_report_submitted",
             DeregistrationRequested = "filing.deregistration_requested",
             FilingRevokedForNoReport = "filing.revoked",

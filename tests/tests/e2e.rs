@@ -6,6 +6,7 @@ mod e2e {
     pub mod browser;
     pub mod certs;
     pub mod complaints;
+    pub mod counties;
     pub mod database_tls;
     pub mod datapush;
     pub mod durability;
@@ -17,6 +18,7 @@ mod e2e {
     pub mod mesh;
     pub mod objections;
     pub mod ops;
+    pub mod parties;
     pub mod plans;
     pub mod process;
     pub mod races;

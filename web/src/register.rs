@@ -92,7 +92,7 @@ pub async fn search(
     let name_error = (name.chars().count() > MAX_NAME_CHARS).then_some(t.name_error);
     let uscc_error = (!uscc.is_empty() && Uscc::parse(&uscc).is_err()).then_some(t.uscc_error);
     // Choices outside the lists are dropped: only a hand-made address sends them.
-    let prefecture = Tenant::parse(&form.prefecture).ok();
+    let prefecture = Tenant::parse_holding(&form.prefecture).ok();
     let status = STATUSES
         .iter()
         .find(|(v, _)| *v == form.status)

@@ -58,6 +58,10 @@ pub enum PrincipalError {
     MissingSubject(&'static str),
     #[error("subject {0:?} has characters outside [A-Za-z0-9._-]")]
     Subject(String),
+    #[error(
+        "a county ({0}) names regulators and departments only; agencies and services belong to the region or a prefecture"
+    )]
+    County(Tenant),
     #[error("too many path segments")]
     TooLong,
     #[error("{0:?} is not in canonical form (spiffe://<trust-domain>/<kind>/<tenant>[/<subject>])")]
@@ -89,6 +93,11 @@ impl Principal {
         let kind =
             PrincipalKind::parse(kind_str).ok_or_else(|| PrincipalError::Kind(kind_str.into()))?;
         let tenant = Tenant::parse(parts.next().unwrap_or_default())?;
+        if tenant.is_county()
+            && !matches!(kind, PrincipalKind::Regulator | PrincipalKind::Department)
+        {
+            return Err(PrincipalError::County(tenant));
+        }
         let subject = parts.next().unwrap_or_default().to_owned();
         if parts.next().is_some() {
             return Err(PrincipalError::TooLong);
@@ -197,5 +206,15 @@ mod tests {
             Err(PrincipalError::TooLong)
         ));
         assert!(Principal::parse_spiffe("spiffe://creditmesh.test/public/650000/x", TD).is_err());
+        assert!(matches!(
+            Principal::parse_spiffe(
+                "spiffe://creditmesh.test/agency/653101/91653100MA78A1B2C3",
+                TD
+            ),
+            Err(PrincipalError::County(_))
+        ));
+        let county =
+            Principal::parse_spiffe("spiffe://creditmesh.test/regulator/653101", TD).unwrap();
+        assert!(county.tenant.is_county());
     }
 }

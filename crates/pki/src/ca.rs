@@ -259,6 +259,15 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
             "regulator-650100",
             Principal::new(PrincipalKind::Regulator, urumqi, ""),
         ),
+        // A county's authority (Kashgar City, Art. 5): supervises the activity in its area.
+        caller(
+            "regulator-653101",
+            Principal::new(
+                PrincipalKind::Regulator,
+                Tenant::parse("653101").expect("known tenant"),
+                "",
+            ),
+        ),
         caller(
             "department",
             Principal::new(PrincipalKind::Department, urumqi, "market-regulation"),

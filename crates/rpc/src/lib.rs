@@ -10,6 +10,7 @@ pub mod deadlines;
 pub mod download;
 pub mod edge;
 pub mod error;
+pub mod identity;
 pub mod in_flight;
 pub mod lane;
 pub mod listener;

@@ -32,9 +32,23 @@ impl Migration {
     }
 
     /// Row-level security on PostgreSQL for tables with a `tenant` column: a transaction
-    /// scoped to a tenant (`Db::scope`) reads and writes only that tenant's rows; one scoped to
-    /// the region (`650000`), or not scoped, sees all. A no-op on SQLite.
+    /// scoped to a tenant (`Db::scope`) reads and writes only the rows that tenant may see
+    /// (`creditmesh_tenant_visible`); one scoped to the region (`650000`), or not scoped, sees
+    /// all. A no-op on SQLite. It (re)creates the function as first written, flat, so that the
+    /// migrations already applied keep their checksums: new tables take [`Self::row_security`],
+    /// and a list's last word on the function must not be this one
+    /// ([`Self::leave_nested_tenants`]).
     pub fn tenant_row_security(version: i64, tables: &[&str]) -> Self {
+        Self::policies(version, TENANT_VISIBLE_FLAT, tables)
+    }
+
+    /// Row-level security on PostgreSQL for tables with a `tenant` column, by the tenants'
+    /// hierarchy (see [`Self::nested_tenants`]). A no-op on SQLite.
+    pub fn row_security(version: i64, tables: &[&str]) -> Self {
+        Self::policies(version, TENANT_VISIBLE, tables)
+    }
+
+    fn policies(version: i64, function: &str, tables: &[&str]) -> Self {
         let mut pg = String::new();
         for t in tables {
             pg.push_str(&format!(
@@ -49,7 +63,30 @@ impl Migration {
             version,
             name: Cow::Borrowed("tenant row-level security"),
             sqlite: Cow::Borrowed("SELECT 1;"),
-            postgres: Cow::Owned(format!("{TENANT_VISIBLE}\n{pg}")),
+            postgres: Cow::Owned(format!("{function}\n{pg}")),
+        }
+    }
+
+    /// Whether `migrations`, applied in order, leave the visibility function as it is now.
+    /// Services sharing a database each replace it: a list that did not would undo the others.
+    pub fn leave_nested_tenants(migrations: &[Migration]) -> bool {
+        let mut sorted: Vec<_> = migrations.iter().collect();
+        sorted.sort_by_key(|m| m.version);
+        sorted
+            .iter()
+            .rev()
+            .find(|m| m.postgres.contains("FUNCTION creditmesh_tenant_visible"))
+            .is_none_or(|m| m.postgres.starts_with(TENANT_VISIBLE))
+    }
+
+    /// Row security by the tenants' hierarchy (Art. 5): a prefecture's scope sees its own rows
+    /// and its counties', a county's its own. A no-op on SQLite.
+    pub fn nested_tenants(version: i64) -> Self {
+        Self {
+            version,
+            name: Cow::Borrowed("a prefecture sees its counties' rows"),
+            sqlite: Cow::Borrowed("SELECT 1;"),
+            postgres: Cow::Borrowed(TENANT_VISIBLE),
         }
     }
 
@@ -61,11 +98,22 @@ impl Migration {
     }
 }
 
-/// Whether a row of `row_tenant` is visible to the transaction's tenant scope.
-const TENANT_VISIBLE: &str = "CREATE OR REPLACE FUNCTION creditmesh_tenant_visible(row_tenant TEXT) \
+/// Whether a row of `row_tenant` was visible to the transaction's tenant scope before there
+/// were counties: the scope's own rows only.
+const TENANT_VISIBLE_FLAT: &str = "CREATE OR REPLACE FUNCTION creditmesh_tenant_visible(row_tenant TEXT) \
 RETURNS BOOLEAN LANGUAGE sql STABLE AS $$ \
 SELECT COALESCE(current_setting('creditmesh.tenant', true), '') IN ('', '650000') \
 OR row_tenant = current_setting('creditmesh.tenant', true) $$;";
+
+/// Whether a row of `row_tenant` is visible to the transaction's tenant scope, as
+/// `Tenant::can_see` says: the region all, a prefecture (`xxxx00`) its own and its counties'
+/// (`xxxxnn`), a county its own.
+const TENANT_VISIBLE: &str = "CREATE OR REPLACE FUNCTION creditmesh_tenant_visible(row_tenant TEXT) \
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$ \
+SELECT COALESCE(current_setting('creditmesh.tenant', true), '') IN ('', '650000') \
+OR row_tenant = current_setting('creditmesh.tenant', true) \
+OR (right(current_setting('creditmesh.tenant', true), 2) = '00' \
+AND left(row_tenant, 4) = left(current_setting('creditmesh.tenant', true), 4)) $$;";
 
 /// Applies the migrations of one service that are not applied yet, in version order, each in
 /// its own write transaction, and refuses to start when an applied one has changed since, or

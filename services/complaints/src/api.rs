@@ -116,7 +116,7 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
     let tenant = if req.tenant.trim().is_empty() {
         Some(uscc.as_ref().map(Uscc::reviewing_tenant).unwrap_or(REGION))
     } else {
-        v.check("tenant", Tenant::parse(&req.tenant))
+        v.check("tenant", Tenant::parse_holding(&req.tenant))
     };
     v.max_chars("complainant_name", &req.complainant_name, 100);
     v.require("complainant_contact", &req.complainant_contact);

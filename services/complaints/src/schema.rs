@@ -93,5 +93,6 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/114_evidence_reads.sql"),
         ),
         Migration::tenant_row_security(115, &["complaints_evidence_read"]),
+        Migration::nested_tenants(116),
     ]
 }

@@ -73,7 +73,7 @@ fn generated(dir: &Path, name: &str, make: impl FnOnce() -> Result<String>) -> R
 pub fn config_problems(cfg: &DataPushConfig) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (tenant, specs) in &cfg.keys {
-        if tenant != "*" && creditmesh_domain::Tenant::parse(tenant).is_err() {
+        if tenant != "*" && creditmesh_domain::Tenant::parse_holding(tenant).is_err() {
             problems.push((
                 format!("datapush.keys.{tenant}"),
                 "must be a tenant's division code or *".into(),

@@ -33,7 +33,7 @@ pub(crate) async fn list_agencies(
         };
         let tenant = req.tenant.trim();
         if !tenant.is_empty()
-            && let Err(e) = Tenant::parse(tenant)
+            && let Err(e) = Tenant::parse_holding(tenant)
         {
             v.add("tenant", e.to_string());
         }

@@ -35,5 +35,6 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/105_jobs.sql"),
             include_str!("../migrations/105_jobs.sql"),
         ),
+        Migration::nested_tenants(106),
     ]
 }

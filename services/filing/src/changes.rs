@@ -131,13 +131,15 @@ async fn submit(
             check_facts(&mut v, "changed_facts", &merged, today);
             v.finish()?;
             let uscc = Uscc::parse(&filing.uscc).map_err(|e| Error::internal(e.to_string()))?;
+            // A registered address moved into another authority's area: the holder reviews
+            // the change (Art. 12), and once approved the filing is held where the agency is
+            // now registered (Art. 10).
             let (routed, _) = api.route(&uscc, &merged.registered_division)?;
-            if routed.to_string() != filing.tenant {
-                return Err(Error::failed_precondition(format!(
-                    "the new registered address lies in the area of {routed}, not of the holding authority {}; a move to another authority's area is filed anew with {routed} after deregistration here",
-                    filing.tenant
-                )));
-            }
+            let moves_to = if routed.to_string() != filing.tenant {
+                routed.to_string()
+            } else {
+                String::new()
+            };
             let cal_err = |e: creditmesh_domain::calendar::CalendarError| {
                 Error::invalid_field("changed_on", e.to_string())
             };
@@ -173,16 +175,22 @@ async fn submit(
                     calendar_version: due.calendar_version.clone(),
                     documents: serde_json::to_string(docs)
                         .map_err(|e| Error::internal(e.to_string()))?,
+                    moves_to: moves_to.clone(),
                 },
             )
             .await?;
-            let note = if late {
+            let mut note = if late {
                 format!(
                     "change {change_id} submitted late: {elapsed} working days after the change"
                 )
             } else {
                 format!("change {change_id} submitted")
             };
+            if !moves_to.is_empty() {
+                note.push_str(&format!(
+                    "; the registered address moves into the area of {moves_to}, which will hold the filing once the change is approved"
+                ));
+            }
             store::add_history(
                 &mut tx,
                 &filing.tenant,
@@ -212,6 +220,7 @@ async fn submit(
                     business_scope: merged.business_scope.clone(),
                     principals: principals(&merged),
                     named_principals: named_principals(&merged),
+                    moves_to: moves_to.clone(),
                 },
             )
             .await?;

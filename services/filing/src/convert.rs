@@ -4,6 +4,7 @@ use creditmesh_domain::identity_document::DocumentKind;
 use creditmesh_domain::lifecycle::{Filing as State, Machine};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::*;
+use creditmesh_rpc::identity::document_kind;
 
 use crate::model::{Facts, FeeItem as StoredFee, Person};
 
@@ -77,19 +78,6 @@ pub(crate) fn person(p: &Option<common::Person>) -> Person {
                 }),
         })
         .unwrap_or_default()
-}
-
-/// The kind of document a contract's type names; unspecified is a resident identity card.
-pub(crate) fn document_kind(t: i32) -> Option<DocumentKind> {
-    let t = common::IdentityDocumentType::try_from(t).ok()?;
-    if t == common::IdentityDocumentType::Unspecified {
-        return Some(DocumentKind::ResidentId);
-    }
-    DocumentKind::parse_name(
-        &t.as_str_name()
-            .trim_start_matches("IDENTITY_DOCUMENT_TYPE_")
-            .to_ascii_lowercase(),
-    )
 }
 
 pub(crate) fn person_proto(p: &Person) -> Option<common::Person> {

@@ -4,10 +4,10 @@ use creditmesh_domain::Error;
 use creditmesh_domain::lifecycle::{ChangeEvent, Filing, FilingEvent, Machine};
 use creditmesh_proto::events::v1::{
     ChangeDecided, DeadlineRecomputed, DeregistrationCompleted, DeregistrationDecided, Event,
-    FilingDecided, FilingRevoked,
+    FilingDecided, FilingRevoked, FilingTransferred,
 };
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
-use creditmesh_storage::{Infra, Tx};
+use creditmesh_storage::{Infra, NewEvent, Tx};
 
 use crate::register::{self, Notice, Tell};
 use crate::store;
@@ -247,6 +247,58 @@ async fn change_decided(
         let before: crate::model::Facts = serde_json::from_str(&filing.facts)
             .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
         store::set_facts(tx, &tenant, &filing_id, &parsed.agency_name, &facts).await?;
+        let moves_to = store::change_moves_to(tx, change_id).await?;
+        if !moves_to.is_empty() && moves_to != tenant {
+            store::transfer(tx, &filing_id, &moves_to).await?;
+            let moved = FilingTransferred {
+                filing_id: filing_id.clone(),
+                uscc: filing.uscc.clone(),
+                change_id: change_id.to_owned(),
+                from_tenant: tenant.clone(),
+                to_tenant: moves_to.clone(),
+                registered_division: parsed.registered_division.clone(),
+            };
+            infra
+                .publish(
+                    tx,
+                    CONSUMERS,
+                    NewEvent {
+                        event_type: FilingTransferred::TYPE,
+                        tenant: &moves_to,
+                        principal: by,
+                        subject: &filing_id,
+                        payload: prost::Message::encode_to_vec(&moved),
+                    },
+                    at,
+                )
+                .await?;
+            store::add_history(
+                tx,
+                &moves_to,
+                &filing_id,
+                &filing.status,
+                at,
+                by,
+                &format!(
+                    "change {change_id} approved: the registered address lies in the area of {moves_to}, which holds the filing from now on, transferred from {tenant} with its history (Art. 10, 12)"
+                ),
+            )
+            .await?;
+            register::tell(
+                tx,
+                infra,
+                Tell {
+                    filing_id: &filing_id,
+                    notice: Notice::Changed,
+                    ground: "",
+                    changed_fields: register::changed_fields(&before, &parsed),
+                    at,
+                    principal: by,
+                },
+            )
+            .await?;
+            return Ok(Applied::Done);
+        }
         register::tell(
             tx,
             infra,

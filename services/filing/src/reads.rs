@@ -55,7 +55,7 @@ async fn list(
     let requested_tenant = if req.tenant.is_empty() {
         None
     } else {
-        v.check("tenant", Tenant::parse(&req.tenant))
+        v.check("tenant", Tenant::parse_holding(&req.tenant))
     };
     if req.page_size < 0 || req.page_size > 500 {
         v.add("page_size", "must be between 0 and 500");

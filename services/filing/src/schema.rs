@@ -43,5 +43,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/105_document_reads.sql"),
         ),
         Migration::tenant_row_security(106, &["filing_document_read"]),
+        Migration::nested_tenants(107),
+        Migration::new(
+            108,
+            "a filing moves with its registered address",
+            include_str!("../migrations/108_filings_move_with_their_address.sql"),
+            include_str!("../migrations/108_filings_move_with_their_address.sql"),
+        ),
     ]
 }

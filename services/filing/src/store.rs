@@ -440,14 +440,16 @@ pub struct ChangeRow {
     pub calendar_version: String,
     /// The change materials (变更信息资料), document hashes as JSON.
     pub documents: String,
+    /// The authority the filing moves to once the change is approved; empty when it stays.
+    pub moves_to: String,
 }
 
 pub async fn insert_change(conn: &mut AnyConnection, c: &ChangeRow) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO filing_change (tenant, change_id, filing_id, changed_on, submitted_at, \
          working_days_late, late, facts, description, status, due_date, due_provisional, \
-         calendar_version, documents) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         calendar_version, documents, moves_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(c.tenant.clone())
     .bind(c.change_id.clone())
@@ -463,8 +465,47 @@ pub async fn insert_change(conn: &mut AnyConnection, c: &ChangeRow) -> Result<()
     .bind(i64::from(c.due_provisional))
     .bind(c.calendar_version.clone())
     .bind(c.documents.clone())
+    .bind(c.moves_to.clone())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// The authority a change moves its filing to once approved; empty when none.
+pub async fn change_moves_to(
+    conn: &mut AnyConnection,
+    change_id: &str,
+) -> Result<String, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT moves_to FROM filing_change WHERE change_id = $1")
+            .bind(change_id.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
+/// Moves a filing to the tenant `to` with everything kept of it: its history, changes,
+/// annual reports, deregistration and the record of who read its documents.
+pub async fn transfer(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+    to: &str,
+) -> Result<(), StorageError> {
+    for sql in [
+        "UPDATE filing_filing SET tenant = $1, reviewing_tenant = $1 WHERE filing_id = $2",
+        "UPDATE filing_history SET tenant = $1 WHERE filing_id = $2",
+        "UPDATE filing_change SET tenant = $1 WHERE filing_id = $2",
+        "UPDATE filing_annual_report SET tenant = $1 WHERE filing_id = $2",
+        "UPDATE filing_deregistration SET tenant = $1 WHERE filing_id = $2",
+        "UPDATE filing_document_read SET tenant = $1 WHERE filing_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(to.to_owned())
+            .bind(filing_id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

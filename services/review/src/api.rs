@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use creditmesh_domain::calendar::{Calendar, add_years, cst_date, format_date};
 use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, Task};
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc};
+use creditmesh_domain::{Error, PrincipalKind, Tenant};
 use creditmesh_proto::common::v1::Deadline;
 use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::review::v1::review_service_server::ReviewService;
@@ -16,6 +16,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::events::{self, REVIEW_WORKING_DAYS};
+use crate::party::Party;
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
 
@@ -29,6 +30,17 @@ pub struct Api {
 
 /// A supervised agency: `(tenant, filing_id, status)`.
 pub(crate) type Supervised = (String, String, String);
+
+/// How a regulator stands to the party it acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// It holds the agency's filing, or is the region.
+    Holder,
+    /// The authority of a place where an agency filed elsewhere works (Art. 5).
+    Place(Tenant),
+    /// An agency that has not filed, or a practitioner: supervised in the caller's own tenant.
+    Own(Tenant),
+}
 
 impl Api {
     pub fn new(
@@ -131,33 +143,83 @@ impl Api {
         Ok(ban_ends_on)
     }
 
-    /// Writes one supervision record into the agency's credit file, idempotently, with the
+    /// Writes one supervision record into the party's credit file, idempotently, with the
     /// agency's new risk tier when one is given, tying the rectification order `order` to it
     /// when one is named (an interview that follows an order, Art. 15(2)).
+    ///
+    /// The authority holding the filing, and the region, act in the holder's tenant. Any
+    /// other authority — a prefecture's or a county's where the agency works (Art. 5: 在本行政区域内)
+    /// — interviews, inspects and records findings as the authority of that place: the entry
+    /// is written in its own tenant and names the place, and the holder reads it in the one
+    /// credit file. An agency that has not filed, and a practitioner, are supervised by any
+    /// authority in its own tenant (Art. 2), and enter its register of supervised parties. A
+    /// risk tier and an interview under Art. 15(2) stay the holder's.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn supervise(
         &self,
         ctx: &CallContext,
         method: &str,
         request_id: &str,
-        uscc: &str,
+        party: &Party,
         kind: &str,
         summary: String,
         details: serde_json::Value,
         risk_tier: Option<i64>,
         order: Option<&str>,
     ) -> Result<String, Error> {
-        let uscc = Uscc::parse(uscc).map_err(|e| Error::invalid_field("uscc", e.to_string()))?;
+        let standing = self.standing(ctx, party).await?;
+        if standing != Standing::Holder {
+            if risk_tier.is_some() {
+                return Err(Error::permission_denied(
+                    "a risk tier is set for a filed agency, by the authority holding the filing or the region (Art. 14)",
+                ));
+            }
+            if order.is_some() {
+                return Err(Error::invalid_field(
+                    "order_id",
+                    "only the authority holding a filing ties an interview to its order (Art. 15(2))",
+                ));
+            }
+        }
+        Self::named(standing, party)?;
+        let mut details = details;
+        party.describe(&mut details);
+        let summary = match (standing, party) {
+            (Standing::Place(place), _) => {
+                details["place"] = json!(place.to_string());
+                details["place_name"] = json!(place.authority_name());
+                format!(
+                    "{summary} — by the authority of the place of activity, {}",
+                    place.authority_name()
+                )
+            }
+            (Standing::Holder, _) => summary,
+            (Standing::Own(_), Party::Agency { name, .. }) => {
+                format!("{summary} — {name}, an agency that has not filed")
+            }
+            (Standing::Own(_), Party::Practitioner { name, .. }) => {
+                format!("{summary} — practitioner {name}")
+            }
+        };
         let (summary, details, kind) = (&summary, &details, kind);
         let response = self
             .store
             .write_idempotent(ctx, method, request_id, |mut tx| async move {
-                let agency = self.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                let tenant = match standing {
+                    Standing::Place(t) => t.to_string(),
+                    Standing::Own(t) => {
+                        let t = t.to_string();
+                        let now = self.store.now();
+                        store::enter_party(&mut tx, &t, party, now, &ctx.principal_id).await?;
+                        t
+                    }
+                    Standing::Holder => self.supervised(&mut tx, ctx, party.key()).await?.0,
+                };
                 if let Some(tier) = risk_tier {
                     crate::supervision::set_tier(
                         &mut tx,
-                        &agency.0,
-                        uscc.as_str(),
+                        &tenant,
+                        party.key(),
                         tier,
                         self.store.now(),
                     )
@@ -167,9 +229,9 @@ impl Api {
                 store::insert_entry(
                     &mut tx,
                     &Entry {
-                        tenant: agency.0.clone(),
+                        tenant: tenant.clone(),
                         entry_id: entry_id.clone(),
-                        uscc: uscc.to_string(),
+                        uscc: party.key().to_owned(),
                         kind: kind.into(),
                         recorded_at: self.store.now(),
                         principal: ctx.principal_id.clone(),
@@ -179,29 +241,66 @@ impl Api {
                 )
                 .await?;
                 if let Some(order_id) = order
-                    && !crate::supervision::tie_interview(
-                        &mut tx,
-                        order_id,
-                        uscc.as_str(),
-                        &entry_id,
-                    )
-                    .await?
+                    && !crate::supervision::tie_interview(&mut tx, order_id, party.key(), &entry_id)
+                        .await?
                 {
                     return Err(Error::invalid_field(
                         "order_id",
-                        format!("is no rectification order of {uscc} left without an interview"),
+                        format!(
+                            "is no rectification order of {} left without an interview",
+                            party.key()
+                        ),
                     ));
                 }
                 Ok((
                     tx,
                     Written {
                         value: RecordInterviewResponse { entry_id },
-                        tenant: agency.0,
+                        tenant,
                     },
                 ))
             })
             .await?;
         Ok(response.entry_id)
+    }
+
+    /// How the calling regulator stands to `party`. Read before the write: a prefecture's
+    /// transaction does not see another tenant's agencies.
+    pub(crate) async fn standing(
+        &self,
+        ctx: &CallContext,
+        party: &Party,
+    ) -> Result<Standing, Error> {
+        let me = Self::regulator(ctx)?;
+        let uscc = match party {
+            Party::Practitioner { .. } => return Ok(Standing::Own(me)),
+            Party::Agency { uscc, .. } => uscc,
+        };
+        let mut conn = self.store.db.acquire().await?;
+        Ok(match tasks::agency(&mut conn, uscc.as_str()).await? {
+            Some(agency) => match Tenant::parse(&agency.0) {
+                Ok(holder) if me.can_see(holder) => Standing::Holder,
+                _ => Standing::Place(me),
+            },
+            None => Standing::Own(me),
+        })
+    }
+
+    /// An agency that has not filed is entered by its name: INVALID_ARGUMENT without one.
+    pub(crate) fn named(standing: Standing, party: &Party) -> Result<(), Error> {
+        match party {
+            Party::Agency { uscc, name }
+                if matches!(standing, Standing::Own(_)) && name.is_empty() =>
+            {
+                Err(Error::invalid_field(
+                    "agency_name",
+                    format!(
+                        "is required for an agency that has not filed ({uscc} is not on the register of filings)"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The regional regulator, or PERMISSION_DENIED: the severe-dishonesty list is kept by

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::FilingEvent;
-use creditmesh_domain::{Error, Uscc};
+use creditmesh_domain::{Error, Tenant, Uscc};
 use creditmesh_proto::events::v1::{
     AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
-    EventKind, FilingRevokedForNoReport, FilingSubmitted, NamedPrincipal, ObjectionOverdue,
-    ReviewForwarded,
+    EventKind, FilingRevokedForNoReport, FilingSubmitted, FilingTransferred, NamedPrincipal,
+    ObjectionOverdue, ReviewForwarded,
 };
 use creditmesh_proto::review::v1::{FindingCategory, RefusalGround};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
@@ -206,6 +206,17 @@ impl Handler {
 
     async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
         match event.r#type.as_str() {
+            FilingTransferred::TYPE => {
+                let e: FilingTransferred = decode(event)?;
+                if !tasks::transfer_agency(tx, &e.uscc, &e.filing_id, &e.from_tenant, &e.to_tenant)
+                    .await?
+                {
+                    return Ok(Applied::NotApplied(format!(
+                        "filing {} is not held by {} here; its transfer to {} changes nothing",
+                        e.filing_id, e.from_tenant, e.to_tenant
+                    )));
+                }
+            }
             FilingSubmitted::TYPE => {
                 let e: FilingSubmitted = decode(event)?;
                 if !tasks::put_agency(
@@ -244,7 +255,17 @@ impl Handler {
             ChangeSubmitted::TYPE => {
                 let e: ChangeSubmitted = decode(event)?;
                 let principals = Named::of_event(&e.principals, &e.named_principals);
-                let found = automatic_checks(tx, &e.uscc, &e.business_scope, &principals).await?;
+                let mut found =
+                    automatic_checks(tx, &e.uscc, &e.business_scope, &principals).await?;
+                if let Ok(to) = Tenant::parse(&e.moves_to) {
+                    found.push((
+                        RefusalGround::Unspecified,
+                        format!(
+                            "the registered address moves into the area of {} ({to}): approved, the filing is transferred there with its history (Art. 10, 12)",
+                            to.authority_name()
+                        ),
+                    ));
+                }
                 self.open_task(
                     tx,
                     event,
@@ -376,6 +397,25 @@ impl EventHandler for Handler {
                         format!(
                             "objection {} to record {} received {} not decided by {} (Art. 22)",
                             e.objection_id, e.record_id, e.filed_on, e.due_date
+                        ),
+                    )
+                })
+                .await?
+            }
+            FilingTransferred::TYPE => {
+                record(tx, event, "transfer", |e: &FilingTransferred| {
+                    let name = |t: &str| {
+                        Tenant::parse(t).map_or_else(|_| t.to_owned(), |t| t.authority_name())
+                    };
+                    (
+                        e.uscc.clone(),
+                        format!(
+                            "filing transferred from {} ({}) to {} ({}): the registered address moved to {} (Art. 10, 12)",
+                            name(&e.from_tenant),
+                            e.from_tenant,
+                            name(&e.to_tenant),
+                            e.to_tenant,
+                            e.registered_division
                         ),
                     )
                 })

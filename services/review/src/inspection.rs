@@ -2,7 +2,7 @@
 //! reproducible spot-check draws.
 
 use creditmesh_domain::calendar::parse_iso_date;
-use creditmesh_domain::{Error, Tenant, Uscc, Violations};
+use creditmesh_domain::{Error, Tenant, Violations};
 use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{Written, edge, timestamp};
@@ -10,6 +10,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use crate::api::Api;
+use crate::party::Party;
 
 pub(crate) async fn record_interview(
     api: &Api,
@@ -21,13 +22,14 @@ pub(crate) async fn record_interview(
     edge::run(&api.store, ctx, "RecordInterview", async {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
-        v.check("uscc", Uscc::parse(&req.uscc));
+        let party = Party::parse(&mut v, &req.uscc, req.practitioner.as_ref(), &req.agency_name);
         v.check("held_on", parse_iso_date(&req.held_on));
         v.require("subject", &req.subject);
         v.require("summary", &req.summary);
         v.finish()?;
+        let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
         let entry_id = api
-            .supervise(ctx, "RecordInterview", &req.request_id, &req.uscc, "interview",
+            .supervise(ctx, "RecordInterview", &req.request_id, &party, "interview",
                 format!("interview (约谈) on {}: {}", req.held_on.trim(), req.subject.trim()),
                 json!({"held_on": req.held_on.trim(), "subject": req.subject.trim(), "summary": req.summary.trim(), "order_id": req.order_id.trim()}),
                 None, Some(req.order_id.trim()).filter(|o| !o.is_empty()))
@@ -47,12 +49,13 @@ pub(crate) async fn record_inspection(
     edge::run(&api.store, ctx, "RecordInspection", async {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
-        v.check("uscc", Uscc::parse(&req.uscc));
+        let party = Party::parse(&mut v, &req.uscc, req.practitioner.as_ref(), &req.agency_name);
         v.check("inspected_on", parse_iso_date(&req.inspected_on));
         v.require("result", &req.result);
         v.finish()?;
+        let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
         let entry_id = api
-            .supervise(ctx, "RecordInspection", &req.request_id, &req.uscc, "inspection",
+            .supervise(ctx, "RecordInspection", &req.request_id, &party, "inspection",
                 format!("inspection on {}: {}", req.inspected_on.trim(), req.result.trim()),
                 json!({"inspected_on": req.inspected_on.trim(), "result": req.result.trim(), "draw_id": req.draw_id.trim()}), None, None)
             .await?;
@@ -96,7 +99,7 @@ pub(crate) async fn record_finding(
     edge::run(&api.store, ctx, "RecordFinding", async {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
-        v.check("uscc", Uscc::parse(&req.uscc));
+        let party = Party::parse(&mut v, &req.uscc, req.practitioner.as_ref(), &req.agency_name);
         let category =
             FindingCategory::try_from(req.category).unwrap_or(FindingCategory::Unspecified);
         if category == FindingCategory::Unspecified {
@@ -104,6 +107,7 @@ pub(crate) async fn record_finding(
         }
         v.require("description", &req.description);
         v.finish()?;
+        let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
         let name = category_name(category);
         let article = article(category);
         let entry_id = api
@@ -111,7 +115,7 @@ pub(crate) async fn record_finding(
                 ctx,
                 "RecordFinding",
                 &req.request_id,
-                &req.uscc,
+                &party,
                 "finding",
                 format!("finding of prohibited conduct ({article}): {name}"),
                 json!({"category": name, "article": article, "description": req.description.trim()}),
@@ -134,18 +138,18 @@ pub(crate) async fn set_risk_tier(
     edge::run(&api.store, ctx, "SetRiskTier", async {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
-        v.check("uscc", Uscc::parse(&req.uscc));
+        let party = Party::parse(&mut v, &req.uscc, None, "");
         let tier = RiskTier::try_from(req.tier).unwrap_or(RiskTier::Unspecified);
         if tier == RiskTier::Unspecified {
             v.add("tier", "is required");
         }
         v.finish()?;
-        let uscc = req.uscc.trim().to_ascii_uppercase();
+        let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
         api.supervise(
             ctx,
             "SetRiskTier",
             &req.request_id,
-            &uscc,
+            &party,
             "risk_tier",
             format!(
                 "risk tier set to {}",
@@ -176,7 +180,7 @@ pub(crate) async fn draw_spot_check(
         let tenant = if req.tenant.is_empty() {
             Some(me)
         } else {
-            v.check("tenant", Tenant::parse(&req.tenant))
+            v.check("tenant", Tenant::parse_holding(&req.tenant))
         };
         v.max_chars("seed", &req.seed, 128);
         v.finish()?;

@@ -69,10 +69,23 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
                 if !supervision::order_transition(&mut tx, order_id, OrderEvent::DeadlinePassed).await? {
                     return Ok((tx, Written { value: false, tenant: REGION.to_string() }));
                 }
-                let Some((tenant, filing_id, _)) = tasks::agency(&mut tx, uscc).await? else {
-                    return Ok((tx, Written { value: true, tenant: REGION.to_string() }));
-                };
                 let what = format!("rectification order {order_id} passed its deadline unanswered");
+                let Some((tenant, filing_id, _)) = tasks::agency(&mut tx, uscc).await? else {
+                    // A party without a filing: the overdue order stands in its file, under
+                    // the authority that issued it.
+                    let tenant = supervision::get_order(&mut tx, order_id).await?.map(|o| o.0).unwrap_or_else(|| REGION.to_string());
+                    store::insert_entry(&mut tx, &Entry {
+                        tenant: tenant.clone(),
+                        entry_id: uuid::Uuid::now_v7().to_string(),
+                        uscc: uscc.clone(),
+                        kind: "rectification".into(),
+                        recorded_at: store.now(),
+                        principal: ctx.principal_id.clone(),
+                        summary: format!("{what}: overdue (Art. 14)"),
+                        details: json!({"order_id": order_id}).to_string().into_bytes(),
+                    }).await?;
+                    return Ok((tx, Written { value: true, tenant }));
+                };
                 let task_id =
                     tasks::open_supervision(&mut tx, &tenant, uscc, &filing_id, store.now(), &what).await?;
                 store::insert_entry(

@@ -8,6 +8,7 @@ mod events;
 mod inspection;
 mod jobs;
 mod listing;
+mod party;
 mod reads;
 mod rectification;
 mod revocation;

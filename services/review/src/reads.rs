@@ -1,6 +1,6 @@
 //! Reading tasks and credit files, scoped to what the caller may see.
 
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc, Violations};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{edge, status, timestamp};
 use tonic::{Request, Response, Status};
@@ -21,7 +21,7 @@ pub(crate) async fn list_review_tasks(
         let wanted = if req.tenant.is_empty() {
             None
         } else {
-            v.check("tenant", Tenant::parse(&req.tenant))
+            v.check("tenant", Tenant::parse_holding(&req.tenant))
         };
         if !(0..=500).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 500");
@@ -134,7 +134,7 @@ pub(crate) async fn get_credit_file(
     let req = request.into_inner();
     edge::read(async {
         let mut v = Violations::default();
-        let uscc = v.check("uscc", Uscc::parse(&req.uscc));
+        let uscc = crate::party::file_key(&mut v, &req.uscc, req.practitioner.as_ref());
         if !(0..=500).contains(&req.page_size) {
             v.add("page_size", "must be between 0 and 500");
         }
@@ -161,14 +161,15 @@ pub(crate) async fn get_credit_file(
         };
         let uscc = uscc.ok_or_else(|| Error::internal("validation lost uscc"))?;
         let p = &ctx.principal;
-        if p.kind == PrincipalKind::Agency && p.subject != uscc.as_str() {
+        if p.kind == PrincipalKind::Agency && p.subject != uscc {
             return Err(Error::permission_denied(
                 "an agency reads only its own credit file",
             ));
         }
-        // One credit file per agency: the region, the agency itself and the authority holding
+        // One credit file per party: the region, the agency itself and the authority holding
         // its filing read every entry, each naming the authority that wrote it; another
-        // prefecture reads the entries it wrote itself.
+        // authority (a prefecture's, a county's where the agency works) reads the entries it
+        // and its counties wrote. A party without a filing has no holder.
         let db = &api.store.db;
         let mine = (p.kind == PrincipalKind::Regulator && !p.tenant.is_region())
             .then(|| p.tenant.to_string());
@@ -176,7 +177,7 @@ pub(crate) async fn get_credit_file(
             None => true,
             Some(mine) => {
                 let mut conn = db.acquire().await?;
-                tasks::agency(&mut conn, uscc.as_str())
+                tasks::agency(&mut conn, &uscc)
                     .await?
                     .is_some_and(|(held_by, _, _)| &held_by == mine)
             }
@@ -184,7 +185,7 @@ pub(crate) async fn get_credit_file(
         let tenant = if holds { None } else { mine };
         let mut tx = db.read_scoped(tenant.as_deref()).await?;
         let mut entries =
-            store::entries(&mut tx, uscc.as_str(), tenant.as_deref(), after, limit + 1).await?;
+            store::entries(&mut tx, &uscc, tenant.as_deref(), after, limit + 1).await?;
         let next_page_token = if entries.len() as i64 > limit {
             entries.truncate(limit as usize);
             entries
@@ -197,14 +198,19 @@ pub(crate) async fn get_credit_file(
         // A risk tier is the holding authority's judgement: a prefecture sees it only for
         // the agencies it holds.
         let tier = if holds {
-            crate::supervision::tier(&mut tx, uscc.as_str())
+            crate::supervision::tier(&mut tx, &uscc)
                 .await?
                 .unwrap_or_default() as i32
         } else {
             0
         };
+        let (party_kind, name) = store::party(&mut tx, &uscc, tenant.as_deref())
+            .await?
+            .unwrap_or_default();
         Ok(GetCreditFileResponse {
-            uscc: uscc.to_string(),
+            uscc,
+            name,
+            party_kind,
             entries: entries
                 .into_iter()
                 .map(|e| CreditFileEntry {

@@ -2,15 +2,17 @@
 
 use creditmesh_domain::calendar::{Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::OrderEvent;
-use creditmesh_domain::{Error, Uscc, Violations};
+use creditmesh_domain::{Error, Tenant, Violations};
 use creditmesh_proto::common::v1::Deadline;
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{Written, edge};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
+use crate::api::{Api, Standing};
+use crate::party::Party;
 use crate::store::{self};
+use crate::tasks;
 
 pub(crate) async fn issue_rectification_order(
     api: &Api,
@@ -23,14 +25,27 @@ pub(crate) async fn issue_rectification_order(
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
-        let uscc = v.check("uscc", Uscc::parse(&req.uscc));
+        let party = Party::parse(&mut v, &req.uscc, req.practitioner.as_ref(), &req.agency_name);
         v.require("findings", &req.findings);
         v.require("required_actions", &req.required_actions);
         if !(1..=120).contains(&req.working_days) {
             v.add("working_days", "must be between 1 and 120");
         }
         v.finish()?;
-        let uscc = uscc.ok_or_else(|| Error::internal("validation lost uscc"))?;
+        let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
+        let standing = api.standing(ctx, &party).await?;
+        if let Standing::Place(_) = standing {
+            return Err(Error::permission_denied(
+                "a rectification order to a filed agency is issued by the authority holding its filing (Art. 14, 15(2)); the authority of the place of activity records its interview, inspection or finding, which the holder reads",
+            ));
+        }
+        Api::named(standing, &party)?;
+        if standing != Standing::Holder && !req.interview_entry_id.trim().is_empty() {
+            return Err(Error::invalid_field(
+                "interview_entry_id",
+                "only the authority holding a filing ties an order to its interview (Art. 15(2))",
+            ));
+        }
         let today = cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))?;
         if let Some(Err(e)) = api.measures.map(|m| m.check(today)) {
             return Err(e);
@@ -39,14 +54,22 @@ pub(crate) async fn issue_rectification_order(
             .calendar
             .deadline(today, req.working_days as u32, Layers::Xinjiang)
             .map_err(|e| Error::internal(e.to_string()))?;
-        let (ctx, req, uscc, deadline) = (ctx, &req, &uscc, &deadline);
+        let (ctx, req, party, deadline) = (ctx, &req, &party, &deadline);
+        let uscc = party.key();
         api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                let agency = api.supervised(&mut tx, ctx, uscc.as_str()).await?;
+                let tenant = match standing {
+                    Standing::Own(me) => {
+                        let me = me.to_string();
+                        store::enter_party(&mut tx, &me, party, api.store.now(), &ctx.principal_id).await?;
+                        me
+                    }
+                    _ => api.supervised(&mut tx, ctx, uscc).await?.0,
+                };
                 let interview = req.interview_entry_id.trim();
                 if !interview.is_empty()
-                    && !store::entry_is(&mut tx, interview, uscc.as_str(), "interview").await?
+                    && !store::entry_is(&mut tx, interview, uscc, "interview").await?
                 {
                     return Err(Error::invalid_field(
                         "interview_entry_id",
@@ -55,13 +78,15 @@ pub(crate) async fn issue_rectification_order(
                 }
                 let order_id = uuid::Uuid::now_v7().to_string();
                 let due = format_date(deadline.due);
-                crate::supervision::insert_order(&mut tx, &agency.0, &order_id, uscc.as_str(), api.store.now(), deadline).await?;
+                crate::supervision::insert_order(&mut tx, &tenant, &order_id, uscc, api.store.now(), deadline).await?;
                 if !interview.is_empty() {
-                    crate::supervision::tie_interview(&mut tx, &order_id, uscc.as_str(), interview).await?;
+                    crate::supervision::tie_interview(&mut tx, &order_id, uscc, interview).await?;
                 }
-                api.credit_entry(&mut tx, ctx, &agency.0, uscc.as_str(), "rectification",
+                let mut details = json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due});
+                party.describe(&mut details);
+                api.credit_entry(&mut tx, ctx, &tenant, uscc, "rectification",
                     format!("rectification ordered by {due}: {}", req.required_actions.trim()),
-                    json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due})).await?;
+                    details).await?;
                 let value = IssueRectificationOrderResponse {
                     order_id,
                     deadline: Some(Deadline {
@@ -72,7 +97,7 @@ pub(crate) async fn issue_rectification_order(
                         provisional: deadline.provisional,
                     }),
                 };
-                Ok((tx, Written { value, tenant: agency.0 }))
+                Ok((tx, Written { value, tenant }))
             })
             .await
     })
@@ -101,14 +126,36 @@ pub(crate) async fn record_rectification_outcome(
         api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                let (_, uscc, state) = crate::supervision::get_order(&mut tx, req.order_id.trim())
+                let (order_tenant, uscc, state) = crate::supervision::get_order(&mut tx, req.order_id.trim())
                     .await?
                     .ok_or_else(|| {
                         Error::not_found(format!("no rectification order {}", req.order_id.trim()))
                     })?;
-                let agency = api.supervised(&mut tx, ctx, &uscc).await?;
-                let mut value = RecordRectificationOutcomeResponse::default();
+                let me = Api::regulator(ctx)?;
                 let order_id = req.order_id.trim();
+                let held = match tasks::agency(&mut tx, &uscc).await? {
+                    Some(a) if Tenant::parse(&a.0).is_ok_and(|t| me.can_see(t)) => Some(a),
+                    _ => None,
+                };
+                let Some(agency) = held else {
+                    // An order to a party without a filing the caller holds (an agency that
+                    // had not filed, a practitioner): its outcome is the issuer's to record, and
+                    // a refusal stands in the party's file with no filing to revoke.
+                    if !Tenant::parse(&order_tenant).is_ok_and(|t| me.can_see(t)) {
+                        return Err(Error::not_found(format!("no rectification order {order_id}")));
+                    }
+                    let (event, note) = match outcome {
+                        RectificationOutcome::Refused => (OrderEvent::Refused, "refused to rectify (拒不整改)"),
+                        _ => (OrderEvent::Rectified, "rectified"),
+                    };
+                    if !crate::supervision::order_transition(&mut tx, order_id, event).await? {
+                        return Err(Error::failed_precondition(format!("the order is {state} already")));
+                    }
+                    api.credit_entry(&mut tx, ctx, &order_tenant, &uscc, "rectification", note.into(),
+                        json!({"order_id": order_id, "note": req.note.trim()})).await?;
+                    return Ok((tx, Written { value: RecordRectificationOutcomeResponse::default(), tenant: order_tenant }));
+                };
+                let mut value = RecordRectificationOutcomeResponse::default();
                 if outcome == RectificationOutcome::Refused {
                     // Art. 15(2): the holding authority interviews, orders rectification and
                     // records the refusal; only then does the refusal revoke.

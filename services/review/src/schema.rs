@@ -64,5 +64,13 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/112_orders_tied_to_interviews.sql"),
             include_str!("../migrations/112_orders_tied_to_interviews.sql"),
         ),
+        Migration::nested_tenants(113),
+        Migration::new(
+            114,
+            "the register of supervised parties without a filing",
+            include_str!("../migrations/114_supervised_parties.sql"),
+            include_str!("../migrations/114_supervised_parties.sql"),
+        ),
+        Migration::row_security(115, &["review_party"]),
     ]
 }

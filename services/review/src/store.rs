@@ -33,7 +33,8 @@ pub async fn insert_entry(conn: &mut AnyConnection, e: &Entry) -> Result<(), Sto
 }
 
 /// A page of the credit file of `uscc`, oldest first, after the entry `(recorded_at,
-/// entry_id)` when given; `tenant` restricts it to one tenant's entries.
+/// entry_id)` when given; `tenant` restricts it to the entries that tenant may see (a
+/// prefecture's own and its counties', as `Tenant::can_see` says).
 pub async fn entries(
     conn: &mut AnyConnection,
     uscc: &str,
@@ -44,7 +45,8 @@ pub async fn entries(
     let (at, id) = after.unwrap_or((i64::MIN, ""));
     let rows = sqlx::query(
         "SELECT tenant, entry_id, uscc, kind, recorded_at, principal, summary, details \
-         FROM review_credit_file WHERE uscc = $1 AND ($2 = '' OR tenant = $2) \
+         FROM review_credit_file WHERE uscc = $1 AND ($2 = '' OR tenant = $2 \
+         OR (substr($2, 5, 2) = '00' AND substr(tenant, 1, 4) = substr($2, 1, 4))) \
          AND (recorded_at > $3 OR (recorded_at = $3 AND entry_id > $4)) \
          ORDER BY recorded_at, entry_id LIMIT $5",
     )
@@ -88,4 +90,63 @@ pub async fn entry_is(
     .fetch_optional(&mut *conn)
     .await?
     .is_some())
+}
+
+/// Enters `party` in `tenant`'s register of supervised parties, once.
+pub async fn enter_party(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    party: &crate::party::Party,
+    at: i64,
+    principal: &str,
+) -> Result<(), StorageError> {
+    use crate::party::Party;
+    let (kind, name, document) = match party {
+        Party::Agency { name, .. } => ("agency", name.clone(), String::new()),
+        Party::Practitioner { name, document, .. } => (
+            "practitioner",
+            name.clone(),
+            format!(
+                "{} {}",
+                document.kind().name(),
+                creditmesh_domain::mask::identity_number(document.number())
+            ),
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO review_party (tenant, party, kind, name, document, recorded_at, principal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, party) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(party.key().to_owned())
+    .bind(kind)
+    .bind(name)
+    .bind(document)
+    .bind(at)
+    .bind(principal.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `(kind, name)` of `party` as the first authority that entered it, among those `tenant`
+/// may see (every one when `None`), has it.
+pub async fn party(
+    conn: &mut AnyConnection,
+    party: &str,
+    tenant: Option<&str>,
+) -> Result<Option<(String, String)>, StorageError> {
+    let row = sqlx::query(
+        "SELECT kind, name FROM review_party WHERE party = $1 AND ($2 = '' OR tenant = $2 \
+         OR (substr($2, 5, 2) = '00' AND substr(tenant, 1, 4) = substr($2, 1, 4))) \
+         ORDER BY recorded_at, tenant LIMIT 1",
+    )
+    .bind(party.to_owned())
+    .bind(tenant.unwrap_or_default().to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    })
 }

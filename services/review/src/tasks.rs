@@ -231,6 +231,43 @@ pub async fn agency_transition(
     .is_some())
 }
 
+/// Moves the agency `uscc` of `filing_id`, held by `from`, to `to` (Art. 10, 12: its
+/// registered address moved into `to`'s area): its risk tier and its open tasks go with it;
+/// decided tasks stay `from`'s record. `false` when `from` does not hold it.
+pub async fn transfer_agency(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    filing_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<bool, StorageError> {
+    let moved = sqlx::query(
+        "UPDATE review_agency SET tenant = $1 WHERE uscc = $2 AND filing_id = $3 AND tenant = $4",
+    )
+    .bind(to.to_owned())
+    .bind(uscc.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(from.to_owned())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    for sql in [
+        "UPDATE review_risk SET tenant = $1 WHERE uscc = $2 AND tenant = $3",
+        "UPDATE review_task SET tenant = $1 WHERE uscc = $2 AND tenant = $3 AND status = 'open'",
+    ] {
+        sqlx::query(sql)
+            .bind(to.to_owned())
+            .bind(uscc.to_owned())
+            .bind(from.to_owned())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(true)
+}
+
 pub async fn set_agency_principals(
     conn: &mut AnyConnection,
     uscc: &str,

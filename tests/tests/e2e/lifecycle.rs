@@ -1163,6 +1163,7 @@ async fn a_credit_file_comes_in_bounded_pages(engine: Engine) {
             uscc: KASHGAR.into(),
             page_size: size,
             page_token: token,
+            ..Default::default()
         })
         .await
     };

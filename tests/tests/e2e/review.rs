@@ -411,6 +411,7 @@ async fn refusing_to_rectify_revokes_and_bars_filing_until_the_ban_ends(engine: 
             required_actions: "withdraw the offer".into(),
             working_days: 15,
             interview_entry_id: interview,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -569,6 +570,7 @@ async fn a_finding_names_the_act_and_its_article(engine: Engine) {
         uscc: KASHGAR.into(),
         category: category as i32,
         description: "a 'priority review' fee charged, not in the published schedule".into(),
+        ..Default::default()
     };
     let err = kashgar
         .record_finding(finding("f-0", FindingCategory::Unspecified))
@@ -935,6 +937,7 @@ async fn a_missed_rectification_deadline_is_overdue_not_a_refusal(engine: Engine
             subject: "the overdue order".into(),
             summary: "the agency said it will not comply".into(),
             order_id: order.order_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

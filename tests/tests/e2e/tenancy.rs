@@ -211,3 +211,67 @@ async fn prefecture<'c>(
         .unwrap();
     tx
 }
+
+/// Row security follows the tenants' hierarchy (Art. 5): a prefecture's session sees its own
+/// rows and its counties', a county's its own; a county writes only its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_row_security_nests_counties_in_their_prefecture() {
+    let Some(t) = TestMesh::start(Engine::Postgres).await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&t.db_url("review"))
+        .await
+        .unwrap();
+    let entry = |tenant: &str, id: &str| {
+        format!(
+            "INSERT INTO review_credit_file (tenant, entry_id, uscc, kind, recorded_at, principal, \
+             summary, details) VALUES ('{tenant}', '{id}', 'u', 'interview', 0, 'p', 's', '')"
+        )
+    };
+    for (tenant, id) in [
+        ("650100", "a"),
+        ("653100", "b"),
+        ("653101", "c"),
+        ("653121", "d"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(entry(tenant, id)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let mut seen = async |scope: &str| -> Vec<String> {
+        let mut tx = prefecture(&mut conn, scope).await;
+        let tenants = sqlx::query_scalar("SELECT tenant FROM review_credit_file ORDER BY tenant")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        tenants
+    };
+    assert_eq!(seen("653100").await, ["653100", "653101", "653121"]);
+    assert_eq!(seen("653101").await, ["653101"]);
+    assert_eq!(seen("650100").await, ["650100"]);
+    assert_eq!(seen("650000").await.len(), 4);
+
+    let mut tx = prefecture(&mut conn, "653101").await;
+    let err = sqlx::raw_sql(sqlx::AssertSqlSafe(entry("653100", "e")))
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .unwrap_or_default();
+    assert_eq!(
+        code, "42501",
+        "a county writes no row of its prefecture: {err}"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = prefecture(&mut conn, "653101").await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(entry("653101", "f")))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    t.stop().await;
+}
