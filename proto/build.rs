@@ -39,6 +39,8 @@ const EVENT_KINDS: &[&str] = &[
     "SubjectTold",
     "NamedPrincipal",
     "FilingTransferred",
+    "RevocationReferred",
+    "ReferralDeclined",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -45,6 +45,8 @@ pub mod events {
             FilingDecided = "review.filing_decided",
             ReviewForwarded = "review.task_forwarded",
             FilingRevoked = "review.filing_revoked",
+            RevocationReferred = "review.revocation_referred",
+            ReferralDeclined = "complaints.referral_declined",
             ChangeDecided = "review.change_decided",
             DeregistrationDecided = "review.deregistration_decided",
             DeregistrationCompleted = "review.deregistration_completed",

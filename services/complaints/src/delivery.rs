@@ -209,19 +209,22 @@ impl Delivery {
             },
         )
         .await?;
-        store::add_history(
-            &mut tx,
-            &row.tenant,
-            &row.tracking_number,
-            State::Referred.name(),
-            self.store.now(),
-            &v.signer,
-            &format!(
-                "received by {} of {} (signed receipt verified)",
-                row.department, row.department_tenant
-            ),
-        )
-        .await?;
+        // A referral of a revocation (Art. 15(3)) has no complaint to note it in.
+        if !row.tracking_number.is_empty() {
+            store::add_history(
+                &mut tx,
+                &row.tenant,
+                &row.tracking_number,
+                State::Referred.name(),
+                self.store.now(),
+                &v.signer,
+                &format!(
+                    "received by {} of {} (signed receipt verified)",
+                    row.department, row.department_tenant
+                ),
+            )
+            .await?;
+        }
         tx.commit().await.map_err(StorageError::from)?;
         tracing::info!(referral_id = %row.referral_id, tenant = %row.tenant, tracking_number = %row.tracking_number, "referral delivered");
         Ok(true)

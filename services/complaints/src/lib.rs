@@ -21,6 +21,8 @@ pub const NAME: &str = "complaints";
 /// Event types this service publishes, with the services that consume them.
 pub mod events {
     pub const COMPLAINT_SUBMITTED_CONSUMERS: &[&str] = &["review"];
+    /// A department's decline of an Art. 15(3) referral goes back to review.
+    pub const REFERRAL_DECLINED_CONSUMERS: &[&str] = &["review"];
 }
 
 pub fn definition() -> ServiceDef {
@@ -50,10 +52,15 @@ fn routes(env: ServiceEnv) -> Routes {
         calendar,
         complaint_acceptance_working_days,
         blobs,
-        referrals,
+        referrals.clone(),
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(api), store, authn, holders::Handler)
+    with_sink(
+        Routes::new(api),
+        store,
+        authn,
+        holders::Handler { referrals },
+    )
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {

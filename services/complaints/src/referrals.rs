@@ -8,6 +8,7 @@ use creditmesh_domain::lifecycle::{
 };
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department, page};
 use creditmesh_proto::complaints::v1::*;
+use creditmesh_proto::events::v1::ReferralDeclined;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
 use prost::Message;
@@ -308,6 +309,9 @@ pub(crate) async fn acknowledge_referral(
                         let now = store.now();
                         referral_store::set_acknowledged(&mut tx, id, now, &ctx.principal_id)
                             .await?;
+                    }
+                    if moved && !row.tracking_number.is_empty() {
+                        let now = store.now();
                         store::add_history(
                             &mut tx,
                             &row.tenant,
@@ -366,6 +370,33 @@ pub(crate) async fn decline_referral(
                     let now = store.now();
                     referral_store::set_declined(&mut tx, id, now, &ctx.principal_id, reason)
                         .await?;
+                }
+                // A revocation's referral (Art. 15(3)) goes back to the holding authority's
+                // review, which opens a task: the conduct still awaits disposal.
+                if moved && row.tracking_number.is_empty() {
+                    let sent = Referral::decode(row.payload.as_slice())
+                        .map_err(|e| Error::internal(format!("stored referral: {e}")))?;
+                    store
+                        .publish_event(
+                            &mut tx,
+                            crate::events::REFERRAL_DECLINED_CONSUMERS,
+                            ctx,
+                            &row.tenant,
+                            &sent.revoked_filing_id,
+                            &ReferralDeclined {
+                                referral_id: row.referral_id.clone(),
+                                filing_id: sent.revoked_filing_id.clone(),
+                                uscc: sent.agency_uscc,
+                                department: row.department.clone(),
+                                department_tenant: row.department_tenant.clone(),
+                                reason: reason.to_owned(),
+                            },
+                        )
+                        .await?;
+                    tracing::info!(tenant = %row.tenant, referral_id = %id, "revocation referral declined");
+                }
+                if moved && !row.tracking_number.is_empty() {
+                    let now = store.now();
                     // Back to the regulator that referred it, for re-routing.
                     if store::transition(
                         &mut tx,

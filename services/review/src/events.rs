@@ -8,7 +8,7 @@ use creditmesh_domain::{Error, Tenant, Uscc};
 use creditmesh_proto::events::v1::{
     AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
     EventKind, FilingRevokedForNoReport, FilingSubmitted, FilingTransferred, NamedPrincipal,
-    ObjectionOverdue, ReviewForwarded,
+    ObjectionOverdue, ReferralDeclined, ReviewForwarded,
 };
 use creditmesh_proto::review::v1::{FindingCategory, RefusalGround};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
@@ -24,6 +24,10 @@ pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
 
 /// Where a prefecture's reviewed materials go (Art. 10): the region's review.
 pub const FORWARDED_CONSUMERS: &[&str] = &["review"];
+
+/// An Art. 15(3) referral goes to the complaints service, which delivers referrals to the
+/// departments' nodes.
+pub const REFERRAL_CONSUMERS: &[&str] = &["complaints"];
 
 /// Working days a regulator has to review (Art. 10).
 pub const REVIEW_WORKING_DAYS: u32 = 10;
@@ -389,6 +393,43 @@ impl EventHandler for Handler {
                     })
                     .await?
                 }
+            }
+            // A department declined the Art. 15(3) referral: the holder is told, by a task.
+            ReferralDeclined::TYPE => {
+                let e: ReferralDeclined = decode(event)?;
+                let what = format!(
+                    "the Art. 15(3) referral {} was declined by {} ({}): {}",
+                    e.referral_id,
+                    creditmesh_domain::department::name_zh(&e.department),
+                    e.department_tenant,
+                    e.reason
+                );
+                let task_id = tasks::open_supervision(
+                    tx,
+                    &event.tenant,
+                    &e.uscc,
+                    &e.filing_id,
+                    occurred_micros(event),
+                    &what,
+                )
+                .await?;
+                let details = json!({"referral_id": e.referral_id, "filing_id": e.filing_id,
+                    "department": e.department, "department_tenant": e.department_tenant,
+                    "reason": e.reason, "task_id": task_id});
+                store::insert_entry(
+                    tx,
+                    &Entry {
+                        tenant: event.tenant.clone(),
+                        entry_id: event.id.clone(),
+                        uscc: e.uscc.clone(),
+                        kind: "referral".into(),
+                        recorded_at: occurred_micros(event),
+                        principal: event.principal.clone(),
+                        summary: what,
+                        details: details.to_string().into_bytes(),
+                    },
+                )
+                .await?;
             }
             ObjectionOverdue::TYPE => {
                 record(tx, event, "objection_overdue", |e: &ObjectionOverdue| {

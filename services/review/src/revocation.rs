@@ -11,7 +11,11 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use crate::api::Api;
+use crate::events;
 use crate::tasks::{self};
+
+/// The department that disposes of unlicensed credit reporting and rating (Art. 15(3)).
+const PBOC: &str = "pboc-branch";
 
 pub(crate) async fn revoke_filing(
     api: &Api,
@@ -58,8 +62,23 @@ pub(crate) async fn revoke_filing(
                 let ban_ends_on = api.revoke(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim()).await?;
                 if ground == RevocationGround::UnlicensedCreditReporting {
                     api.credit_entry(&mut tx, ctx, &agency.0, &uscc, "referral",
-                        "referred to the competent authorities for unlicensed credit reporting or rating (Art. 15(3))".into(),
-                        json!({"filing_id": agency.1, "reason": req.reason.trim()})).await?;
+                        "referred to the People's Bank branch for unlicensed credit reporting or rating (Art. 15(3))".into(),
+                        json!({"filing_id": agency.1, "reason": req.reason.trim(), "department": PBOC}))
+                        .await?;
+                    // 由相关管理部门依法处置: the referral reaches the branch's node (complaints delivers it).
+                    let agency_name = tasks::agency_name(&mut tx, &uscc).await?;
+                    api.store
+                        .publish_event(&mut tx, events::REFERRAL_CONSUMERS, ctx, &agency.0, &agency.1,
+                            &ev::RevocationReferred {
+                                filing_id: agency.1.clone(),
+                                uscc: uscc.clone(),
+                                agency_name,
+                                ground: name.clone(),
+                                reason: req.reason.trim().to_owned(),
+                                department: PBOC.into(),
+                                ban_ends_on: ban_ends_on.clone(),
+                            })
+                        .await?;
                 }
                 Ok((tx, Written { value: RevokeFilingResponse { ban_ends_on }, tenant: agency.0 }))
             })

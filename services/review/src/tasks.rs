@@ -231,6 +231,18 @@ pub async fn agency_transition(
     .is_some())
 }
 
+/// The agency's name as its latest task has it; empty when it has none.
+pub async fn agency_name(conn: &mut AnyConnection, uscc: &str) -> Result<String, StorageError> {
+    Ok(sqlx::query_scalar(
+        "SELECT agency_name FROM review_task WHERE uscc = $1 AND agency_name <> '' \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(uscc.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or_default())
+}
+
 /// Moves the agency `uscc` of `filing_id`, held by `from`, to `to` (Art. 10, 12: its
 /// registered address moved into `to`'s area): its risk tier and its open tasks go with it;
 /// decided tasks stay `from`'s record. `false` when `from` does not hold it.

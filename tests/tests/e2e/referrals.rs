@@ -15,6 +15,10 @@ use creditmesh_proto::complaints::v1::{
 };
 use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_proto::review::v1::{
+    GetCreditFileRequest, ListReviewTasksRequest, RevocationGround, RevokeFilingRequest, TaskKind,
+};
 use creditmesh_tests::{
     DepartmentNode, Engine, TRUST_DOMAIN, TestClock, TestMesh, demo_department, eventually,
     free_addr, mtls, scalar_i64,
@@ -32,6 +36,7 @@ crate::on_both_engines!(
     a_department_sees_only_referrals_addressed_to_it,
     a_node_that_is_not_the_department_gets_nothing_delivered,
     a_receipt_signed_by_a_revoked_certificate_is_not_taken,
+    an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_to_review,
 );
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
@@ -798,4 +803,137 @@ async fn many_senders_deliver_each_referral_once() {
     listed.sort();
     ids.sort();
     assert_eq!(listed, ids);
+}
+
+/// Art. 15(3) 由相关管理部门依法处置: revoking a filing for unlicensed credit reporting refers the
+/// agency to the People's Bank branch, whose node receives it with a verified receipt; a decline
+/// goes back to the holding authority as a supervision task.
+async fn an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_to_review(
+    engine: Engine,
+) {
+    let at = free_addr();
+    let clock = Arc::new(TestClock::now());
+    let Some(t) = TestMesh::start_configured(engine, clock.clone(), |rt| {
+        rt.referrals = Arc::new(creditmesh_rpc::service::ReferralsConfig {
+            departments: vec![creditmesh_rpc::service::DepartmentPeer {
+                department: "pboc-branch".into(),
+                tenant: "650000".into(),
+                url: format!("https://{at}"),
+                server_name: "pboc".into(),
+            }],
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(t) = super::filing::mesh_with(t) else {
+        return;
+    };
+    creditmesh_pki::Ca::load(&t.pki_dir)
+        .unwrap()
+        .issue(
+            &t.pki_dir,
+            TRUST_DOMAIN,
+            &creditmesh_pki::LeafSpec {
+                name: "pboc-node".into(),
+                principal: Principal::new(
+                    PrincipalKind::Department,
+                    creditmesh_domain::tenant::REGION,
+                    "pboc-branch",
+                ),
+                dns_names: vec!["pboc".into()],
+                ip_addresses: vec![],
+                usage: creditmesh_pki::Usage::ClientAndServer,
+                lifetime_days: 1,
+            },
+        )
+        .unwrap();
+    let node = t
+        .department_node(at, "pboc-node", "pboc-branch", "650000")
+        .await;
+    let filing_id = super::review::approve(&t, "unlicensed").await;
+    let mut kashgar = ReviewServiceClient::new(t.node("regulator-653100").await);
+    kashgar
+        .revoke_filing(RevokeFilingRequest {
+            request_id: "r-15-3".into(),
+            filing_id: filing_id.clone(),
+            ground: RevocationGround::UnlicensedCreditReporting as i32,
+            reason: "individual credit reports sold without a PBoC credit-reporting licence".into(),
+        })
+        .await
+        .unwrap();
+
+    // The branch's node has it, receipted; the platform lists it for the branch.
+    let pboc = t.node("pboc-node").await;
+    let referral = eventually(
+        "the referral delivered",
+        Duration::from_secs(30),
+        || async {
+            clock.advance(Duration::from_secs(1));
+            referrals_of(pboc.clone())
+                .await
+                .ok()?
+                .into_iter()
+                .find(|r| r.status == ReferralStatus::Delivered as i32)
+        },
+    )
+    .await;
+    assert_eq!(received_rows(&node).await, 1);
+    assert_eq!(referral.revoked_filing_id, filing_id);
+    assert_eq!(referral.agency_uscc, super::filing::KASHGAR);
+    assert!(referral.tracking_number.is_empty());
+    assert_eq!(referral.from_tenant, "653100");
+    assert_eq!(referral.department, Department::PbocBranch as i32);
+    assert!(
+        referral.subject.contains("第十五条第三项"),
+        "{}",
+        referral.subject
+    );
+    assert!(
+        referral.reason.contains("without a PBoC"),
+        "{}",
+        referral.reason
+    );
+    assert!(referral.receipt.is_some());
+
+    // Declined: the holding authority gets a task and the file says so.
+    ComplaintServiceClient::new(pboc.clone())
+        .decline_referral(DeclineReferralRequest {
+            referral_id: referral.referral_id.clone(),
+            reason: "the reports were commercial ratings; refer to market regulation".into(),
+        })
+        .await
+        .unwrap();
+    let task = super::review::task_where(
+        &kashgar,
+        ListReviewTasksRequest {
+            kinds: vec![TaskKind::Supervision as i32],
+            ..Default::default()
+        },
+        |t| {
+            t.automatic_checks
+                .iter()
+                .any(|c| c.evidence.contains(&referral.referral_id))
+        },
+    )
+    .await;
+    assert_eq!(task.filing_id, filing_id);
+    let file = kashgar
+        .get_credit_file(GetCreditFileRequest {
+            uscc: super::filing::KASHGAR.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let referrals: Vec<_> = file.iter().filter(|e| e.kind == "referral").collect();
+    assert_eq!(referrals.len(), 2, "{file:?}");
+    assert!(
+        referrals[1].summary.contains("declined"),
+        "{}",
+        referrals[1].summary
+    );
+    t.stop().await;
 }
