@@ -41,6 +41,7 @@ const EVENT_KINDS: &[&str] = &[
     "FilingTransferred",
     "RevocationReferred",
     "ReferralDeclined",
+    "PlaceSupervised",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

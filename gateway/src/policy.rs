@@ -188,7 +188,7 @@ pub const POLICY: &[(&str, &[Role])] = &[
     ),
     (
         "creditmesh.complaints.v1.ComplaintService/ReadEvidence",
-        REGULATORS,
+        &[PrefectureRegulator, RegionalRegulator, Department],
     ),
     (
         "creditmesh.complaints.v1.ComplaintService/TrackComplaint",

@@ -46,6 +46,7 @@ pub mod events {
             ReviewForwarded = "review.task_forwarded",
             FilingRevoked = "review.filing_revoked",
             RevocationReferred = "review.revocation_referred",
+            PlaceSupervised = "review.place_supervised",
             ReferralDeclined = "complaints.referral_declined",
             ChangeDecided = "review.change_decided",
             DeregistrationDecided = "review.deregistration_decided",

@@ -221,13 +221,44 @@ const READ_METHOD: &str = "ReadEvidence";
 
 /// Streams one piece of evidence of a complaint the calling regulator handles, once the read
 /// is recorded with its purpose: the metadata first, then the bytes.
+/// The complaint, when a referral that reached the calling department shares its evidence
+/// (Art. 24: the regulator chose to); NOT_FOUND otherwise.
+async fn shared(
+    conn: &mut creditmesh_storage::sqlx::AnyConnection,
+    ctx: &creditmesh_rpc::CallContext,
+    tracking_number: &str,
+) -> Result<crate::store::ComplaintRow, Error> {
+    let p = &ctx.principal;
+    let not_found = || {
+        Error::not_found(format!(
+            "no complaint {tracking_number} shared with the caller"
+        ))
+    };
+    if !crate::referral_store::shares_evidence_with(
+        conn,
+        tracking_number,
+        &p.subject,
+        &p.tenant.to_string(),
+    )
+    .await?
+    {
+        return Err(not_found());
+    }
+    crate::store::find(conn, tracking_number)
+        .await?
+        .ok_or_else(not_found)
+}
+
 pub(crate) async fn read_evidence(
     api: &Api,
     request: Request<ReadEvidenceRequest>,
 ) -> Result<Response<download::Download<ReadEvidenceResponse>>, Status> {
     use read_evidence_response::Part as Out;
     let ctx = api.authn.context(&request)?;
-    ctx.require(&[creditmesh_domain::PrincipalKind::Regulator])?;
+    ctx.require(&[
+        creditmesh_domain::PrincipalKind::Regulator,
+        creditmesh_domain::PrincipalKind::Department,
+    ])?;
     let req = request.into_inner();
     let mut v = Violations::default();
     let tracking_number = req.tracking_number.trim();
@@ -241,7 +272,11 @@ pub(crate) async fn read_evidence(
     let (ctx_ref, sha) = (&ctx, &sha256);
     store
         .write(ctx_ref, READ_METHOD, |mut tx| async move {
-            let row = crate::handling::handled(&mut tx, ctx_ref, tracking_number).await?;
+            let row = if ctx_ref.principal.kind == creditmesh_domain::PrincipalKind::Department {
+                shared(&mut tx, ctx_ref, tracking_number).await?
+            } else {
+                crate::handling::handled(&mut tx, ctx_ref, tracking_number).await?
+            };
             if !row.evidence.iter().any(|e| e == sha) {
                 return Err(Error::not_found(format!(
                     "complaint {tracking_number} names no evidence {sha}"

@@ -70,6 +70,7 @@ impl Handler {
                 referred_by: &event.principal,
                 payload: &payload,
                 payload_sha256: &hex::encode(Sha256::digest(&payload)),
+                shares_evidence: false,
             },
         )
         .await?;

@@ -17,6 +17,8 @@ pub struct NewReferral<'a> {
     /// The encoded `Referral` sent, as delivered every time.
     pub payload: &'a [u8],
     pub payload_sha256: &'a str,
+    /// Whether the department may open the complaint's evidence.
+    pub shares_evidence: bool,
 }
 
 pub struct ReferralRow {
@@ -78,7 +80,8 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
     sqlx::query(
         "INSERT INTO complaints_referral (referral_id, tenant, tracking_number, department, \
          department_tenant, reason, referred_at, referred_by, payload, payload_sha256, status, \
-         next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $7)",
+         next_at, shares_evidence) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $7, $11)",
     )
     .bind(r.referral_id.to_owned())
     .bind(r.tenant.to_owned())
@@ -90,9 +93,31 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
     .bind(r.referred_by.to_owned())
     .bind(hex::encode(r.payload))
     .bind(r.payload_sha256.to_owned())
+    .bind(i64::from(r.shares_evidence))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Whether a referral of `tracking_number` that reached `department` of `department_tenant`,
+/// and was not declined, shares the complaint's evidence with it.
+pub async fn shares_evidence_with(
+    conn: &mut AnyConnection,
+    tracking_number: &str,
+    department: &str,
+    department_tenant: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM complaints_referral WHERE tracking_number = $1 AND department = $2 \
+         AND department_tenant = $3 AND shares_evidence = 1 \
+         AND status IN ('delivered', 'acknowledged')",
+    )
+    .bind(tracking_number.to_owned())
+    .bind(department.to_owned())
+    .bind(department_tenant.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
 }
 
 pub async fn find(

@@ -7,6 +7,7 @@ use creditmesh_domain::lifecycle::{
     Complaint as State, ComplaintEvent, Machine, Referral as ReferralState, ReferralEvent,
 };
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department, page};
+use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_proto::events::v1::ReferralDeclined;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
@@ -129,6 +130,16 @@ pub(crate) async fn refer_complaint(
                     reason: reason.to_owned(),
                     complainant_name: row.complainant_name.clone(),
                     complainant_contact: row.complainant_contact.clone(),
+                    evidence: if req.share_evidence {
+                        row.evidence
+                            .iter()
+                            .map(|sha256| DocumentRef {
+                                sha256: sha256.clone(),
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                     ..Default::default()
                 }
                 .encode_to_vec();
@@ -145,6 +156,7 @@ pub(crate) async fn refer_complaint(
                         referred_by: &ctx.principal_id,
                         payload: &payload,
                         payload_sha256: &hex::encode(Sha256::digest(&payload)),
+                        shares_evidence: req.share_evidence,
                     },
                 )
                 .await?;

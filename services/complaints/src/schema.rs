@@ -94,5 +94,11 @@ pub fn migrations() -> Vec<Migration> {
         ),
         Migration::tenant_row_security(115, &["complaints_evidence_read"]),
         Migration::nested_tenants(116),
+        Migration::new(
+            117,
+            "evidence shared with a referral's department",
+            include_str!("../migrations/117_evidence_shared_with_departments.sql"),
+            include_str!("../migrations/117_evidence_shared_with_departments.sql"),
+        ),
     ]
 }

@@ -138,6 +138,36 @@ async fn keep(api: &Api, ctx: &CallContext, r: Received) -> Result<UploadDocumen
 
 pub(crate) type DocumentStream = download::Download<ReadDocumentResponse>;
 
+/// The filing, when the calling regulator does not hold it but supervises the agency as the
+/// authority of a place where it works (Art. 5: review reported an act of it or one of its
+/// counties) and the filing holds the document; `None` for every other caller, who is judged
+/// as a holder is.
+async fn place_reader(
+    api: &Api,
+    ctx: &creditmesh_rpc::CallContext,
+    filing_id: &str,
+    sha256: &str,
+) -> Result<Option<store::FilingRow>, Error> {
+    let p = &ctx.principal;
+    if p.kind != creditmesh_domain::PrincipalKind::Regulator {
+        return Ok(None);
+    }
+    let mut conn = api.store.db.acquire().await?;
+    let Some(filing) = store::get_filing(&mut conn, filing_id).await? else {
+        return Ok(None);
+    };
+    let holds = creditmesh_domain::Tenant::parse(&filing.tenant).is_ok_and(|t| p.tenant.can_see(t));
+    if holds || !store::supervises_at(&mut conn, &filing.uscc, &p.tenant.to_string()).await? {
+        return Ok(None);
+    }
+    if !store::refers_to(&mut conn, &filing.tenant, &filing.filing_id, sha256).await? {
+        return Err(Error::not_found(format!(
+            "filing {filing_id} holds no document {sha256}"
+        )));
+    }
+    Ok(Some(filing))
+}
+
 /// Streams a document of a filing to a caller who may see the filing, once the read is
 /// recorded: the metadata first, then the bytes.
 pub(crate) async fn read_document(
@@ -157,17 +187,31 @@ pub(crate) async fn read_document(
     }
     let store = &api.store;
     let (ctx_ref, sha) = (&ctx, &sha256);
+    let at_place = match place_reader(api, &ctx, filing_id, &sha256).await {
+        Ok(found) => found,
+        Err(e) => return Err(status(api.store.reject(&ctx, READ_METHOD, e).await)),
+    };
+    let at_place = &at_place;
     let filing = store
         .write(ctx_ref, READ_METHOD, |mut tx| async move {
-            let filing = api.visible_filing(&mut tx, ctx_ref, filing_id).await?;
-            if !store::refers_to(&mut tx, &filing.tenant, &filing.filing_id, sha).await? {
-                return Err(Error::not_found(format!(
-                    "filing {filing_id} holds no document {sha}"
-                )));
-            }
+            // The authority of a place of activity was checked before: its scope does not
+            // see the holder's rows, and its read is recorded in its own tenant.
+            let (filing, read_in) = match at_place {
+                Some(filing) => (filing.clone(), ctx_ref.principal.tenant.to_string()),
+                None => {
+                    let filing = api.visible_filing(&mut tx, ctx_ref, filing_id).await?;
+                    if !store::refers_to(&mut tx, &filing.tenant, &filing.filing_id, sha).await? {
+                        return Err(Error::not_found(format!(
+                            "filing {filing_id} holds no document {sha}"
+                        )));
+                    }
+                    let tenant = filing.tenant.clone();
+                    (filing, tenant)
+                }
+            };
             store::insert_document_read(
                 &mut tx,
-                &filing.tenant,
+                &read_in,
                 &filing.filing_id,
                 sha,
                 &ctx_ref.principal_id,
@@ -175,12 +219,11 @@ pub(crate) async fn read_document(
                 store.now(),
             )
             .await?;
-            let tenant = filing.tenant.clone();
             Ok((
                 tx,
                 Written {
                     value: filing,
-                    tenant,
+                    tenant: read_in,
                 },
             ))
         })

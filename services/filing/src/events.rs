@@ -4,7 +4,7 @@ use creditmesh_domain::Error;
 use creditmesh_domain::lifecycle::{ChangeEvent, Filing, FilingEvent, Machine};
 use creditmesh_proto::events::v1::{
     ChangeDecided, DeadlineRecomputed, DeregistrationCompleted, DeregistrationDecided, Event,
-    FilingDecided, FilingRevoked, FilingTransferred,
+    FilingDecided, FilingRevoked, FilingTransferred, PlaceSupervised,
 };
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::{Infra, NewEvent, Tx};
@@ -53,6 +53,11 @@ impl EventHandler for Handler {
             }
             ChangeDecided::TYPE => {
                 return change_decided(tx, &self.infra, decode(event)?, at, by).await;
+            }
+            PlaceSupervised::TYPE => {
+                let e: PlaceSupervised = decode(event)?;
+                store::add_place(tx, &e.place, &e.uscc, at, &e.entry_id).await?;
+                return Ok(Applied::Done);
             }
             FilingDecided::TYPE => {
                 let e: FilingDecided = decode(event)?;

@@ -50,5 +50,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/108_filings_move_with_their_address.sql"),
             include_str!("../migrations/108_filings_move_with_their_address.sql"),
         ),
+        Migration::new(
+            109,
+            "the authorities of the places where an agency works",
+            include_str!("../migrations/109_places_of_activity.sql"),
+            include_str!("../migrations/109_places_of_activity.sql"),
+        ),
+        Migration::row_security(110, &["filing_place"]),
     ]
 }

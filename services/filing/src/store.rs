@@ -6,6 +6,7 @@ use creditmesh_domain::lifecycle::{Change, ChangeEvent, Filing, FilingEvent, Mac
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::{StorageError, transition};
 
+#[derive(Clone)]
 pub struct FilingRow {
     pub tenant: String,
     pub filing_id: String,
@@ -507,6 +508,45 @@ pub async fn transfer(
             .await?;
     }
     Ok(())
+}
+
+/// Records that `place` supervises `uscc` where it works (Art. 5), once.
+pub async fn add_place(
+    conn: &mut AnyConnection,
+    place: &str,
+    uscc: &str,
+    at: i64,
+    entry_id: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_place (tenant, uscc, since, entry_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant, uscc) DO NOTHING",
+    )
+    .bind(place.to_owned())
+    .bind(uscc.to_owned())
+    .bind(at)
+    .bind(entry_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `tenant`, or one of its counties, has supervised `uscc` as the authority of a
+/// place where it works.
+pub async fn supervises_at(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    tenant: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM filing_place WHERE uscc = $1 AND (tenant = $2 \
+         OR (substr($2, 5, 2) = '00' AND substr(tenant, 1, 4) = substr($2, 1, 4)))",
+    )
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
 }
 
 /// `(tenant, filing_id, facts, status)` of a change.

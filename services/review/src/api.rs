@@ -240,6 +240,23 @@ impl Api {
                     },
                 )
                 .await?;
+                if let Standing::Place(place) = standing {
+                    self.store
+                        .publish_event(
+                            &mut tx,
+                            events::PLACE_CONSUMERS,
+                            ctx,
+                            &tenant,
+                            party.key(),
+                            &ev::PlaceSupervised {
+                                uscc: party.key().to_owned(),
+                                place: place.to_string(),
+                                entry_id: entry_id.clone(),
+                                kind: kind.to_owned(),
+                            },
+                        )
+                        .await?;
+                }
                 if let Some(order_id) = order
                     && !crate::supervision::tie_interview(&mut tx, order_id, party.key(), &entry_id)
                         .await?

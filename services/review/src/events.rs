@@ -25,6 +25,10 @@ pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
 /// Where a prefecture's reviewed materials go (Art. 10): the region's review.
 pub const FORWARDED_CONSUMERS: &[&str] = &["review"];
 
+/// An act by the authority of a place of activity goes to filing, which lets that authority
+/// open what the agency filed.
+pub const PLACE_CONSUMERS: &[&str] = &["filing"];
+
 /// An Art. 15(3) referral goes to the complaints service, which delivers referrals to the
 /// departments' nodes.
 pub const REFERRAL_CONSUMERS: &[&str] = &["complaints"];

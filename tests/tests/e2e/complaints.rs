@@ -695,7 +695,7 @@ pub async fn upload_evidence(
 }
 
 /// A complaint's evidence as `client` reads it: its metadata and its bytes.
-async fn read_evidence(
+pub async fn read_evidence(
     mut client: ComplaintServiceClient<Channel>,
     tracking_number: &str,
     sha256: &str,

@@ -14,10 +14,10 @@ use creditmesh_proto::filing::v1::{
 };
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::*;
-use creditmesh_tests::{Engine, TestMesh, eventually};
+use creditmesh_tests::{Engine, TestMesh, eventually, scalar_i64};
 use tonic::Code;
 
-use super::filing::{filed, pdf, today, upload};
+use super::filing::{filed, pdf, read_document, today, upload};
 use super::review::{reaches, the_task};
 
 crate::on_both_engines!(
@@ -183,6 +183,48 @@ async fn a_county_interviews_an_agency_filed_elsewhere_and_the_holder_sees_it(en
     assert!(credit_file(&t, "regulator-650102").await.is_empty());
     let region = credit_file(&t, "regulator-650000").await;
     assert_eq!(region.len(), holder.len());
+
+    // Having supervised it there, the county opens what the agency filed, each read recorded
+    // with its purpose; so does its prefecture; a county that has not, nothing.
+    use sha2::Digest;
+    let licence = hex::encode(sha2::Sha256::digest(pdf(&format!(
+        "{URUMQI_AGENCY} licence"
+    ))));
+    let read = |reader: &'static str, purpose: &'static str| {
+        let (t, filing_id, licence) = (&t, filing_id.clone(), licence.clone());
+        async move {
+            let mut client = FilingServiceClient::new(t.node(reader).await);
+            read_document(&mut client, &filing_id, &licence, purpose).await
+        }
+    };
+    let (_, bytes) = eventually(
+        "the county reads the licence",
+        Duration::from_secs(20),
+        || async {
+            read(
+                "regulator-653101",
+                "the branch's licence, for the interview",
+            )
+            .await
+            .ok()
+        },
+    )
+    .await;
+    assert_eq!(bytes, pdf(&format!("{URUMQI_AGENCY} licence")));
+    read("regulator-653100", "the county's case").await.unwrap();
+    for reader in ["regulator-653121", "regulator-650102"] {
+        let err = read(reader, "curiosity").await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{reader}: {err:?}");
+    }
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("filing"),
+            "SELECT COUNT(*) FROM filing_document_read WHERE tenant = '653101' \
+             AND purpose = 'the branch''s licence, for the interview'"
+        )
+        .await,
+        1
+    );
 
     // A county holds no filing: it cannot decide one, nor be an agency's tenant.
     let mut urumqi_district = FilingServiceClient::new(t.node("regulator-650102").await);

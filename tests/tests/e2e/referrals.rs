@@ -37,6 +37,7 @@ crate::on_both_engines!(
     a_node_that_is_not_the_department_gets_nothing_delivered,
     a_receipt_signed_by_a_revoked_certificate_is_not_taken,
     an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_to_review,
+    a_department_reads_the_evidence_the_regulator_shared,
 );
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
@@ -79,6 +80,7 @@ pub fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
         department: Department::MarketRegulation as i32,
         department_tenant: "650100".into(),
         reason: "a licensing matter for market regulation, outside credit supervision".into(),
+        share_evidence: false,
     }
 }
 
@@ -573,6 +575,7 @@ async fn a_department_sees_only_referrals_addressed_to_it(engine: Engine) {
             department: 0,
             department_tenant: "650100".into(),
             reason: String::new(),
+            share_evidence: false,
         })
         .await
         .unwrap_err();
@@ -934,6 +937,72 @@ async fn an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_
         referrals[1].summary.contains("declined"),
         "{}",
         referrals[1].summary
+    );
+    t.stop().await;
+}
+
+/// A referral may share the complaint's evidence (Art. 24): the department it reached opens each
+/// file, the read recorded with its purpose; a referral that does not share it leaves the
+/// evidence with the regulator.
+async fn a_department_reads_the_evidence_the_regulator_shared(engine: Engine) {
+    use creditmesh_proto::common::v1::DocumentRef;
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    let _node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let receipt = super::filing::pdf("an invoice for a licence nobody holds");
+    let sha =
+        super::complaints::upload_evidence(&mut public, receipt.len() as i64, receipt.clone())
+            .await
+            .unwrap()
+            .document
+            .unwrap()
+            .sha256;
+    let mut shared_ids = Vec::new();
+    for (id, share) in [("shared-1", true), ("kept-1", false)] {
+        let mut c = complaint(id, "");
+        c.evidence = vec![DocumentRef {
+            sha256: sha.clone(),
+        }];
+        let c = public.submit_complaint(c).await.unwrap().into_inner();
+        let answer = ComplaintServiceClient::new(t.node("regulator-653100").await)
+            .refer_complaint(ReferComplaintRequest {
+                share_evidence: share,
+                ..refer(&format!("refer-{id}"), &c.tracking_number)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let referral = delivered(&t, &clock, &answer.referral_id).await;
+        assert_eq!(referral.evidence.len(), usize::from(share), "{referral:?}");
+        shared_ids.push(c.tracking_number);
+    }
+    let department = ComplaintServiceClient::new(t.node("department").await);
+    let (_, bytes) = super::complaints::read_evidence(
+        department.clone(),
+        &shared_ids[0],
+        &sha,
+        "checking the licence claim",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bytes, receipt);
+    let kept = super::complaints::read_evidence(department, &shared_ids[1], &sha, "curiosity")
+        .await
+        .unwrap_err();
+    assert_eq!(kept.code(), Code::NotFound, "{kept:?}");
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("complaints"),
+            "SELECT COUNT(*) FROM complaints_evidence_read WHERE principal LIKE '%/department/%' \
+             AND purpose = 'checking the licence claim'"
+        )
+        .await,
+        1
     );
     t.stop().await;
 }
