@@ -68,7 +68,7 @@ pub const POLICY: &[(&str, &[Role])] = &[
     ),
     (
         "creditmesh.filing.v1.FilingService/ReadDocument",
-        AGENCY_AND_REGULATORS,
+        &[Agency, PrefectureRegulator, RegionalRegulator, Department],
     ),
     // review and supervision (Art. 9-11, 13-16, 18)
     (

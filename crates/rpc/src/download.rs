@@ -13,7 +13,8 @@ pub const CHUNK: usize = 256 * 1024;
 pub type Download<M> = std::pin::Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 
 /// What a caller asks to read: the document's SHA-256 (lowercased) and the purpose it states,
-/// required of regulators (each read is recorded with it). Problems go to `v`, by field.
+/// required of regulators and departments (each read is recorded with it). Problems go to `v`,
+/// by field.
 pub fn check_request<'a>(
     v: &mut creditmesh_domain::Violations,
     caller: &creditmesh_domain::Principal,
@@ -28,7 +29,10 @@ pub fn check_request<'a>(
         );
     }
     let purpose = purpose.trim();
-    if caller.kind == creditmesh_domain::PrincipalKind::Regulator {
+    if matches!(
+        caller.kind,
+        creditmesh_domain::PrincipalKind::Regulator | creditmesh_domain::PrincipalKind::Department
+    ) {
         v.require("purpose", purpose);
     }
     v.max_chars("purpose", purpose, 500);

@@ -138,26 +138,34 @@ async fn keep(api: &Api, ctx: &CallContext, r: Received) -> Result<UploadDocumen
 
 pub(crate) type DocumentStream = download::Download<ReadDocumentResponse>;
 
-/// The filing, when the calling regulator does not hold it but supervises the agency as the
-/// authority of a place where it works (Art. 5: review reported an act of it or one of its
-/// counties) and the filing holds the document; `None` for every other caller, who is judged
-/// as a holder is.
-async fn place_reader(
+/// The filing, when the caller does not hold it but may open it all the same: a regulator
+/// supervising the agency as the authority of a place where it works (Art. 5: review reported
+/// an act of it or one of its counties), or the department a revocation referred the agency to
+/// with its documents shared (Art. 15(3)); and the filing holds the document. `None` for every
+/// other caller, who is judged as a holder is.
+async fn beyond_holder(
     api: &Api,
     ctx: &creditmesh_rpc::CallContext,
     filing_id: &str,
     sha256: &str,
 ) -> Result<Option<store::FilingRow>, Error> {
+    use creditmesh_domain::PrincipalKind;
     let p = &ctx.principal;
-    if p.kind != creditmesh_domain::PrincipalKind::Regulator {
+    if !matches!(p.kind, PrincipalKind::Regulator | PrincipalKind::Department) {
         return Ok(None);
     }
     let mut conn = api.store.db.acquire().await?;
     let Some(filing) = store::get_filing(&mut conn, filing_id).await? else {
         return Ok(None);
     };
-    let holds = creditmesh_domain::Tenant::parse(&filing.tenant).is_ok_and(|t| p.tenant.can_see(t));
-    if holds || !store::supervises_at(&mut conn, &filing.uscc, &p.tenant.to_string()).await? {
+    let admitted = if p.kind == PrincipalKind::Department {
+        store::shared_with(&mut conn, filing_id, &p.subject).await?
+    } else {
+        let holds =
+            creditmesh_domain::Tenant::parse(&filing.tenant).is_ok_and(|t| p.tenant.can_see(t));
+        !holds && store::supervises_at(&mut conn, &filing.uscc, &p.tenant.to_string()).await?
+    };
+    if !admitted {
         return Ok(None);
     }
     if !store::refers_to(&mut conn, &filing.tenant, &filing.filing_id, sha256).await? {
@@ -187,16 +195,22 @@ pub(crate) async fn read_document(
     }
     let store = &api.store;
     let (ctx_ref, sha) = (&ctx, &sha256);
-    let at_place = match place_reader(api, &ctx, filing_id, &sha256).await {
+    let at_place = match beyond_holder(api, &ctx, filing_id, &sha256).await {
         Ok(found) => found,
         Err(e) => return Err(status(api.store.reject(&ctx, READ_METHOD, e).await)),
     };
     let at_place = &at_place;
     let filing = store
         .write(ctx_ref, READ_METHOD, |mut tx| async move {
-            // The authority of a place of activity was checked before: its scope does not
-            // see the holder's rows, and its read is recorded in its own tenant.
+            // A reader beyond the holder was checked before: a place's scope does not see the
+            // holder's rows, and its read is recorded in its own tenant; a department's in
+            // the filing's.
             let (filing, read_in) = match at_place {
+                Some(filing)
+                    if ctx_ref.principal.kind == creditmesh_domain::PrincipalKind::Department =>
+                {
+                    (filing.clone(), filing.tenant.clone())
+                }
                 Some(filing) => (filing.clone(), ctx_ref.principal.tenant.to_string()),
                 None => {
                     let filing = api.visible_filing(&mut tx, ctx_ref, filing_id).await?;

@@ -76,6 +76,9 @@ impl EventHandler for Handler {
             }
             FilingRevoked::TYPE => {
                 let e: FilingRevoked = decode(event)?;
+                if !e.shared_with.is_empty() {
+                    store::share(tx, &event.tenant, &e.filing_id, &e.shared_with, at).await?;
+                }
                 Ask {
                     filing_id: e.filing_id,
                     transition: FilingEvent::Revoke,
@@ -253,7 +256,8 @@ async fn change_decided(
             .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
         store::set_facts(tx, &tenant, &filing_id, &parsed.agency_name, &facts).await?;
         let moves_to = store::change_moves_to(tx, change_id).await?;
-        if !moves_to.is_empty() && moves_to != tenant {
+        let moves = !moves_to.is_empty() && moves_to != tenant;
+        if moves {
             store::transfer(tx, &filing_id, &moves_to).await?;
             let moved = FilingTransferred {
                 filing_id: filing_id.clone(),
@@ -289,20 +293,6 @@ async fn change_decided(
                 ),
             )
             .await?;
-            register::tell(
-                tx,
-                infra,
-                Tell {
-                    filing_id: &filing_id,
-                    notice: Notice::Changed,
-                    ground: "",
-                    changed_fields: register::changed_fields(&before, &parsed),
-                    at,
-                    principal: by,
-                },
-            )
-            .await?;
-            return Ok(Applied::Done);
         }
         register::tell(
             tx,
@@ -317,6 +307,9 @@ async fn change_decided(
             },
         )
         .await?;
+        if moves {
+            return Ok(Applied::Done);
+        }
     }
     let note = if e.approved {
         format!("change {change_id} approved")

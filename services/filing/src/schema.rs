@@ -52,10 +52,10 @@ pub fn migrations() -> Vec<Migration> {
         ),
         Migration::new(
             109,
-            "the authorities of the places where an agency works",
+            "the authorities of the places where an agency works; documents shared with departments",
             include_str!("../migrations/109_places_of_activity.sql"),
             include_str!("../migrations/109_places_of_activity.sql"),
         ),
-        Migration::row_security(110, &["filing_place"]),
+        Migration::row_security(110, &["filing_place", "filing_share"]),
     ]
 }

@@ -531,6 +531,43 @@ pub async fn add_place(
     Ok(())
 }
 
+/// Shares the documents of `filing_id` (held by `tenant`) with `department`, once.
+pub async fn share(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+    department: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO filing_share (tenant, filing_id, department, since) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant, filing_id, department) DO NOTHING",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(department.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the documents of `filing_id` are shared with `department`.
+pub async fn shared_with(
+    conn: &mut AnyConnection,
+    filing_id: &str,
+    department: &str,
+) -> Result<bool, StorageError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM filing_share WHERE filing_id = $1 AND department = $2")
+            .bind(filing_id.to_owned())
+            .bind(department.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some(),
+    )
+}
+
 /// Whether `tenant`, or one of its counties, has supervised `uscc` as the authority of a
 /// place where it works.
 pub async fn supervises_at(

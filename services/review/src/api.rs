@@ -96,6 +96,23 @@ impl Api {
         ground: &str,
         why: &str,
     ) -> Result<String, Error> {
+        self.revoke_sharing(tx, ctx, uscc, agency, ground, why, "")
+            .await
+    }
+
+    /// [`Self::revoke`], sharing what the agency filed with the department `shared_with`
+    /// (a code; none when empty) that the revocation is referred to (Art. 15(3)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn revoke_sharing(
+        &self,
+        tx: &mut Tx,
+        ctx: &CallContext,
+        uscc: &str,
+        agency: &Supervised,
+        ground: &str,
+        why: &str,
+        shared_with: &str,
+    ) -> Result<String, Error> {
         let (tenant, filing_id, status) = agency;
         let now = self.store.now();
         let today = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
@@ -137,6 +154,7 @@ impl Api {
                 uscc: uscc.to_owned(),
                 ground: ground.to_owned(),
                 ban_ends_on: ban_ends_on.clone(),
+                shared_with: shared_with.to_owned(),
             },
         )
         .await?;

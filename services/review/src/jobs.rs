@@ -70,24 +70,19 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
                     return Ok((tx, Written { value: false, tenant: REGION.to_string() }));
                 }
                 let what = format!("rectification order {order_id} passed its deadline unanswered");
-                let Some((tenant, filing_id, _)) = tasks::agency(&mut tx, uscc).await? else {
-                    // A party without a filing: the overdue order stands in its file, under
-                    // the authority that issued it.
-                    let tenant = supervision::get_order(&mut tx, order_id).await?.map(|o| o.0).unwrap_or_else(|| REGION.to_string());
-                    store::insert_entry(&mut tx, &Entry {
-                        tenant: tenant.clone(),
-                        entry_id: uuid::Uuid::now_v7().to_string(),
-                        uscc: uscc.clone(),
-                        kind: "rectification".into(),
-                        recorded_at: store.now(),
-                        principal: ctx.principal_id.clone(),
-                        summary: format!("{what}: overdue (Art. 14)"),
-                        details: json!({"order_id": order_id}).to_string().into_bytes(),
-                    }).await?;
-                    return Ok((tx, Written { value: true, tenant }));
+                // A filed agency's holder gets a task; a party without a filing has the
+                // overdue order stand in its file, under the authority that issued it.
+                let (tenant, summary, details) = match tasks::agency(&mut tx, uscc).await? {
+                    Some((tenant, filing_id, _)) => {
+                        let task_id = tasks::open_supervision(&mut tx, &tenant, uscc, &filing_id, store.now(), &what).await?;
+                        (tenant, format!("{what}: overdue, referred to the holding authority (Art. 14)"),
+                            json!({"order_id": order_id, "filing_id": filing_id, "task_id": task_id}))
+                    }
+                    None => {
+                        let tenant = supervision::get_order(&mut tx, order_id).await?.map(|o| o.0).unwrap_or_else(|| REGION.to_string());
+                        (tenant, format!("{what}: overdue (Art. 14)"), json!({"order_id": order_id}))
+                    }
                 };
-                let task_id =
-                    tasks::open_supervision(&mut tx, &tenant, uscc, &filing_id, store.now(), &what).await?;
                 store::insert_entry(
                     &mut tx,
                     &Entry {
@@ -97,10 +92,8 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
                         kind: "rectification".into(),
                         recorded_at: store.now(),
                         principal: ctx.principal_id.clone(),
-                        summary: format!("{what}: overdue, referred to the holding authority (Art. 14)"),
-                        details: json!({"order_id": order_id, "filing_id": filing_id, "task_id": task_id})
-                            .to_string()
-                            .into_bytes(),
+                        summary,
+                        details: details.to_string().into_bytes(),
                     },
                 )
                 .await?;

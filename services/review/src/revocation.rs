@@ -34,6 +34,12 @@ pub(crate) async fn revoke_filing(
             v.add("ground", "is required (Art. 11, 15)");
         }
         v.require("reason", &req.reason);
+        if req.share_documents && ground != RevocationGround::UnlicensedCreditReporting {
+            v.add(
+                "share_documents",
+                "only a revocation under Art. 15(3) is referred to a department to share them with",
+            );
+        }
         v.finish()?;
         let req = &req;
         api
@@ -59,7 +65,8 @@ pub(crate) async fn revoke_filing(
                     }
                     _ => {}
                 }
-                let ban_ends_on = api.revoke(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim()).await?;
+                let shared_with = if req.share_documents { PBOC } else { "" };
+                let ban_ends_on = api.revoke_sharing(&mut tx, ctx, &uscc, &agency, &name, req.reason.trim(), shared_with).await?;
                 if ground == RevocationGround::UnlicensedCreditReporting {
                     api.credit_entry(&mut tx, ctx, &agency.0, &uscc, "referral",
                         "referred to the People's Bank branch for unlicensed credit reporting or rating (Art. 15(3))".into(),

@@ -162,6 +162,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
             uscc: KASHGAR.into(),
             ground: "severe_dishonesty".into(),
             ban_ends_on: String::new(),
+            ..Default::default()
         },
     )
     .await;

@@ -133,6 +133,7 @@ async fn a_county_interviews_an_agency_filed_elsewhere_and_the_holder_sees_it(en
             filing_id: filing_id.clone(),
             ground: RevocationGround::UnlicensedCreditReporting as i32,
             reason: "credit reporting without a licence".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

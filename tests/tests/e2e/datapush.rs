@@ -322,6 +322,7 @@ async fn a_revocation_ends_the_stream_and_keeps_what_was_acknowledged(engine: En
             uscc: KASHGAR.into(),
             ground: "severe_dishonesty".into(),
             ban_ends_on: String::new(),
+            ..Default::default()
         },
     )
     .await;

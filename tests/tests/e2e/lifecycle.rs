@@ -364,6 +364,7 @@ async fn art_15_1_revokes_the_listed_agency_and_supervises_a_listed_principal(en
             filing_id: filing_id.clone(),
             ground: RevocationGround::SevereDishonesty as i32,
             reason: "listed".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -412,6 +413,7 @@ async fn every_art_15_revocation_restricts_refiling_through_the_anniversary(engi
         filing_id: filing_id.clone(),
         ground: ground as i32,
         reason: "found by inspection".into(),
+        ..Default::default()
     };
     let by_hand = kashgar
         .revoke_filing(revoke("r-11", RevocationGround::NoAnnualReport))

@@ -15,6 +15,7 @@ use creditmesh_proto::complaints::v1::{
 };
 use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::{
     GetCreditFileRequest, ListReviewTasksRequest, RevocationGround, RevokeFilingRequest, TaskKind,
@@ -863,6 +864,7 @@ async fn an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_
             filing_id: filing_id.clone(),
             ground: RevocationGround::UnlicensedCreditReporting as i32,
             reason: "individual credit reports sold without a PBoC credit-reporting licence".into(),
+            share_documents: true,
         })
         .await
         .unwrap();
@@ -899,6 +901,47 @@ async fn an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_
         referral.reason
     );
     assert!(referral.receipt.is_some());
+    // What the agency filed is shared with the branch: it opens the licence, stating why; the
+    // market-regulation department, with nothing shared, cannot.
+    use sha2::Digest;
+    let licence = hex::encode(sha2::Sha256::digest(super::filing::pdf(&format!(
+        "{} licence",
+        super::filing::KASHGAR
+    ))));
+    let mut branch = FilingServiceClient::new(pboc.clone());
+    // The share reaches filing with the revocation, an event of its own.
+    let (_, bytes) = eventually(
+        "the branch opens the licence",
+        Duration::from_secs(20),
+        || {
+            let (mut branch, filing_id, licence) =
+                (branch.clone(), filing_id.clone(), licence.clone());
+            async move {
+                super::filing::read_document(
+                    &mut branch,
+                    &filing_id,
+                    &licence,
+                    "Art. 15(3) disposal",
+                )
+                .await
+                .ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        bytes,
+        super::filing::pdf(&format!("{} licence", super::filing::KASHGAR))
+    );
+    let unstated = super::filing::read_document(&mut branch, &filing_id, &licence, "")
+        .await
+        .unwrap_err();
+    assert_eq!(super::lifecycle::fields(&unstated), ["purpose"]);
+    let mut market = FilingServiceClient::new(t.node("department").await);
+    let other = super::filing::read_document(&mut market, &filing_id, &licence, "curiosity")
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound, "{other:?}");
 
     // Declined: the holding authority gets a task and the file says so.
     ComplaintServiceClient::new(pboc.clone())

@@ -398,6 +398,7 @@ async fn deregistration_and_revocation_change_what_the_register_shows(engine: En
             uscc: KASHGAR.into(),
             ground: "severe_dishonesty".into(),
             ban_ends_on: String::new(),
+            ..Default::default()
         },
     )
     .await;
@@ -1104,6 +1105,7 @@ async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
             uscc: KASHGAR.into(),
             ground: "misleading_publicity".into(),
             ban_ends_on: String::new(),
+            ..Default::default()
         },
     )
     .await;

@@ -638,6 +638,7 @@ async fn outside_the_measures_validity_no_revocation_runs(engine: Engine) {
             filing_id: filing.clone(),
             ground: RevocationGround::UnlicensedCreditReporting as i32,
             reason: "credit reporting without a licence".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
