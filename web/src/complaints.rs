@@ -105,13 +105,13 @@ pub struct FormPage {
 
 fn fields(lang: Lang, form: &ComplaintForm) -> Vec<Field> {
     let ct = lang.complaints();
+    // Optional: a report may be anonymous (Art. 24 举报).
     let mut contact = Field::new(
         "complainant_contact",
         ct.complainant_contact,
         &form.complainant_contact,
         200,
-    )
-    .required();
+    );
     contact.hint = Some(ct.contact_hint);
     let mut description =
         Field::new("description", ct.description, &form.description, 10_000).required();

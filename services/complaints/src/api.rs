@@ -119,8 +119,15 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
         v.check("tenant", Tenant::parse_holding(&req.tenant))
     };
     v.max_chars("complainant_name", &req.complainant_name, 100);
-    v.require("complainant_contact", &req.complainant_contact);
+    // Optional: a report may be anonymous (举报), its tracking number and access code telling the
+    // complainant everything; a contact that is given must be one.
     v.max_chars("complainant_contact", &req.complainant_contact, 200);
+    if !req.complainant_contact.trim().is_empty() {
+        v.check(
+            "complainant_contact",
+            creditmesh_domain::contact::check(&req.complainant_contact),
+        );
+    }
     v.require("subject", &req.subject);
     v.max_chars("subject", &req.subject, 200);
     v.require("description", &req.description);

@@ -14,7 +14,7 @@ use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::NotificationsConfig;
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
@@ -72,12 +72,14 @@ impl Smtp {
 impl Notifier for Smtp {
     async fn send(&self, m: &Outgoing) -> Result<(), String> {
         let to: Mailbox = m.to.parse().map_err(|e| format!("recipient: {e}"))?;
+        // A single text/plain part in UTF-8 (MIME-Version, Content-Type with its charset, and
+        // a transfer encoding lettre picks for the text), so any reader shows the Chinese.
         let mail = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.clone())
             .message_id(Some(format!("<{}@creditmesh>", m.id)))
-            .body(m.body.clone())
+            .singlepart(SinglePart::plain(m.body.clone()))
             .map_err(|e| e.to_string())?;
         self.transport
             .send(mail)
@@ -194,7 +196,7 @@ pub fn notifiers(cfg: &NotificationsConfig) -> Result<Notifiers, String> {
 }
 
 /// The channel and address a contact can be told at: an e-mail address, a mainland mobile
-/// number (11 digits from 13 to 19, with or without +86), or none.
+/// number (11 digits from 13 to 19, with or without +86), or none (a landline, no contact).
 pub fn reach(contact: &str) -> Option<(Channel, String)> {
     match creditmesh_domain::contact::parse(contact)? {
         Contact::Email(address) => address
@@ -202,6 +204,8 @@ pub fn reach(contact: &str) -> Option<(Channel, String)> {
             .is_ok()
             .then_some((Channel::Email, address)),
         Contact::Mobile(number) => Some((Channel::Sms, number)),
+        // A number to call: the regulator or department calls; no message can be sent.
+        Contact::Landline(_) => None,
     }
 }
 

@@ -216,7 +216,16 @@ pub(crate) async fn file_objection(
         v.require("statement", &req.statement);
         v.max_chars("statement", &req.statement, STATEMENT_CHARS);
         let contact = req.contact.trim();
-        if !contact.is_empty() && creditmesh_domain::contact::parse(contact).is_none() {
+        // The decision is sent to it (Art. 22): a number to call does not carry it.
+        if !contact.is_empty()
+            && !matches!(
+                creditmesh_domain::contact::parse(contact),
+                Some(
+                    creditmesh_domain::contact::Contact::Email(_)
+                        | creditmesh_domain::contact::Contact::Mobile(_)
+                )
+            )
+        {
             v.add("contact", "must be an e-mail address or a mainland mobile number");
         }
         if ctx.principal.kind == PrincipalKind::Public {

@@ -157,7 +157,7 @@ async fn the_operations_port_follows_the_database_and_shows_the_backlog() {
     // Every call answered is counted by method, caller's tenant and status: the ten
     // complaints, and one refused for what it lacks.
     let mut refused = super::complaints::complaint("ops-refused", "");
-    refused.complainant_contact.clear();
+    refused.subject.clear();
     let answer = public.submit_complaint(refused).await.unwrap_err();
     assert_eq!(answer.code(), tonic::Code::InvalidArgument, "{answer:?}");
     let text = get(ops, "/metrics").await.unwrap().1;
