@@ -241,6 +241,7 @@ pub(crate) async fn file_objection(
         let store = &api.store;
         store
             .write_idempotent(ctx, "FileObjection", key, |mut tx| async move {
+                code_first(api, &mut tx, ctx, &req.access_code, subject).await?;
                 let id = req.record_id.trim();
                 let not_found = || Error::not_found(format!("no record {id} of this subject"));
                 let row = store::find(&mut tx, id).await?.ok_or_else(not_found)?;
@@ -634,6 +635,7 @@ pub(crate) async fn add_subject_statement(
         let store = &api.store;
         store
             .write_idempotent(ctx, "AddSubjectStatement", key, |mut tx| async move {
+                code_first(api, &mut tx, ctx, &req.access_code, subject).await?;
                 let id = req.objection_id.trim();
                 let not_found = || Error::not_found(format!("no objection {id} of this subject"));
                 let o = objection_store::find(&mut tx, id)
@@ -678,6 +680,22 @@ pub(crate) async fn add_subject_statement(
             .await
     })
     .await
+}
+
+/// A member of the public is checked against their access code before anything is read, so
+/// that a wrong code is answered alike whether or not a record or objection exists (and whose
+/// it is).
+async fn code_first(
+    api: &Api,
+    conn: &mut creditmesh_storage::sqlx::AnyConnection,
+    ctx: &creditmesh_rpc::CallContext,
+    code: &str,
+    subject: &crate::subjects::Subject,
+) -> Result<(), Error> {
+    if ctx.principal.kind != PrincipalKind::Public {
+        return Ok(());
+    }
+    subjects::check_code(conn, &api.keys, code, &subject.index, api.store.now()).await
 }
 
 pub(crate) async fn issue_subject_access_code(

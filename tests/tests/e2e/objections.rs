@@ -239,6 +239,21 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // The code is checked before anything is read: a wrong one is answered alike whether the
+    // record exists and concerns this person or not.
+    let unknown = anyone
+        .file_objection(objection(
+            "01900000-0000-7000-8000-000000000000",
+            "0123456789abcdef0123456789abcdef",
+            "o-x2",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.code(), unknown.message()),
+        (err.code(), err.message()),
+        "a wrong code tells nothing of the record"
+    );
     let err = anyone
         .file_objection(objection(&r1, "", "o-y"))
         .await
