@@ -195,6 +195,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         EVERYONE,
     ),
     (
+        "creditmesh.complaints.v1.ComplaintService/GetComplaint",
+        REGULATORS,
+    ),
+    (
         "creditmesh.complaints.v1.ComplaintService/ListComplaints",
         REGULATORS,
     ),

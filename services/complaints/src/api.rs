@@ -361,6 +361,13 @@ impl ComplaintService for Api {
         handling::list_complaints(self, request).await
     }
 
+    async fn get_complaint(
+        &self,
+        request: Request<GetComplaintRequest>,
+    ) -> Result<Response<GetComplaintResponse>, Status> {
+        handling::get_complaint(self, request).await
+    }
+
     async fn accept_complaint(
         &self,
         request: Request<AcceptComplaintRequest>,

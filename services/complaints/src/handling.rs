@@ -246,6 +246,30 @@ pub(crate) async fn list_complaints(
     .await
 }
 
+/// One complaint whole, to the authority that may handle it: NOT_FOUND to any other.
+pub(crate) async fn get_complaint(
+    api: &Api,
+    request: Request<GetComplaintRequest>,
+) -> Result<Response<GetComplaintResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Regulator])?;
+    let req = request.into_inner();
+    edge::read(async {
+        let mut v = Violations::default();
+        let number = req.tracking_number.trim();
+        v.require("tracking_number", number);
+        v.finish()?;
+        let today = format_date(today(api)?);
+        let mut conn = api.store.db.acquire().await?;
+        handled(&mut conn, &ctx, number).await?;
+        let complaint = reread(api, &ctx, &mut conn, number, &today).await?;
+        Ok(GetComplaintResponse {
+            complaint: Some(complaint),
+        })
+    })
+    .await
+}
+
 pub(crate) async fn accept_complaint(
     api: &Api,
     request: Request<AcceptComplaintRequest>,

@@ -10,8 +10,8 @@ use creditmesh_domain::{Principal, PrincipalKind, Tenant};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, AcknowledgeReferralRequest, ComplaintStatus, DeclineReferralRequest,
-    Department, ListReferralsRequest, ReferComplaintRequest, Referral, ReferralReceipt,
-    ReferralStatus, TrackComplaintRequest,
+    Department, GetComplaintRequest, ListReferralsRequest, ReferComplaintRequest, Referral,
+    ReferralReceipt, ReferralStatus, TrackComplaintRequest,
 };
 use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
@@ -442,6 +442,45 @@ async fn a_declined_referral_returns_the_complaint_for_re_routing(engine: Engine
     let statuses: Vec<&str> = tracked.history.iter().map(|h| h.status.as_str()).collect();
     assert_eq!(statuses, ["received", "referred", "referred", "received"]);
     assert!(tracked.history[3].note.contains(why));
+    // The regulator sees it whole: the trail, the referral with its receipt and the decline.
+    let whole = ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .get_complaint(GetComplaintRequest {
+            tracking_number: number.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    assert_eq!(whole.history.len(), 4);
+    assert_eq!(whole.referrals.len(), 1);
+    let referral = &whole.referrals[0];
+    assert_eq!(referral.referral_id, referral_id);
+    assert_eq!(referral.status, ReferralStatus::Declined as i32);
+    assert_eq!(referral.decline_reason, why);
+    assert!(referral.receipt.is_some(), "{referral:?}");
+    let elsewhere = ComplaintServiceClient::new(t.node("department").await)
+        .get_complaint(GetComplaintRequest {
+            tracking_number: number.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), Code::PermissionDenied, "{elsewhere:?}");
+    t.issue(
+        "regulator-650100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("650100").unwrap(),
+            "",
+        ),
+    );
+    let other = ComplaintServiceClient::new(t.node("regulator-650100").await)
+        .get_complaint(GetComplaintRequest {
+            tracking_number: number.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound, "{other:?}");
 
     // A second decline changes nothing; an acknowledgement now is refused.
     let mut department = ComplaintServiceClient::new(t.node("department").await);
