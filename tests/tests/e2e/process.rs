@@ -401,9 +401,11 @@ async fn dev_loses_nothing_committed_when_killed() {
     };
     let stored = count("complaints", "SELECT COUNT(*) FROM complaints_complaint").await;
     assert!(stored >= committed.len() as i64);
+    // Rows the killed process had leased come free when their lease (60 s, `relay::LEASE`)
+    // runs out, and are sent at the next pass after it: wait past both.
     eventually(
         "every stored complaint delivered to review",
-        Duration::from_secs(60),
+        creditmesh_rpc::relay::LEASE + Duration::from_secs(60),
         || async {
             let delivered = count(
                 "review",
