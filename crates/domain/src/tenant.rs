@@ -2,7 +2,7 @@ use std::fmt;
 
 /// A tenant of the platform, by GB/T 2260 code: the region, one of its 14 prefectures, or a
 /// county-level division of one (Art. 5: 县级以上社会信用主管部门). Filings, tasks and complaints
-/// are held by the region or a prefecture ([`Tenant::holds`]); a county's authority supervises
+/// are held by the region or a prefecture ([`Tenant::parse_holding`]); a county's authority supervises
 /// the activity in its own area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tenant(u32);
@@ -201,11 +201,6 @@ impl Tenant {
 
     pub fn is_county(self) -> bool {
         !self.0.is_multiple_of(100)
-    }
-
-    /// Whether this tenant holds filings, tasks and complaints (the region or a prefecture).
-    pub fn holds(self) -> bool {
-        !self.is_county()
     }
 
     /// The prefecture a county lies in; a prefecture or the region is its own.
