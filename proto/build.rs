@@ -42,6 +42,11 @@ const EVENT_KINDS: &[&str] = &[
     "RevocationReferred",
     "ReferralDeclined",
     "PlaceSupervised",
+    "PlaceReported",
+    "AgencyHandedOver",
+    "HandedRisk",
+    "HandedTask",
+    "HandedEntry",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

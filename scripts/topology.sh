@@ -192,7 +192,9 @@ pki_up() {
     n=$((n + 1))
     issue --kind agency --tenant 653100 --subject "$uscc" --name "agency-filer-$n"
   done
-  for tenant in 650000 650100 653100; do
+  # The region, both prefectures, and Kashgar City (a county of Kashgar's, whose calls go to
+  # Kashgar's node).
+  for tenant in 650000 650100 653100 653101; do
     issue --kind regulator --tenant "$tenant" --name "regulator-$tenant"
   done
   issue --kind department --tenant 650100 --subject market-regulation --name department

@@ -47,6 +47,8 @@ pub mod events {
             FilingRevoked = "review.filing_revoked",
             RevocationReferred = "review.revocation_referred",
             PlaceSupervised = "review.place_supervised",
+            PlaceReported = "filing.place_reported",
+            AgencyHandedOver = "review.agency_handed_over",
             ReferralDeclined = "complaints.referral_declined",
             ChangeDecided = "review.change_decided",
             DeregistrationDecided = "review.deregistration_decided",

@@ -4,7 +4,7 @@ use creditmesh_domain::Error;
 use creditmesh_domain::lifecycle::{ChangeEvent, Filing, FilingEvent, Machine};
 use creditmesh_proto::events::v1::{
     ChangeDecided, DeadlineRecomputed, DeregistrationCompleted, DeregistrationDecided, Event,
-    FilingDecided, FilingRevoked, FilingTransferred, PlaceSupervised,
+    FilingDecided, FilingRevoked, FilingTransferred, PlaceReported, PlaceSupervised,
 };
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::{Infra, NewEvent, Tx};
@@ -56,8 +56,7 @@ impl EventHandler for Handler {
             }
             PlaceSupervised::TYPE => {
                 let e: PlaceSupervised = decode(event)?;
-                store::add_place(tx, &e.place, &e.uscc, at, &e.entry_id).await?;
-                return Ok(Applied::Done);
+                return place_supervised(tx, &self.infra, e, at, by).await;
             }
             FilingDecided::TYPE => {
                 let e: FilingDecided = decode(event)?;
@@ -273,7 +272,7 @@ async fn change_decided(
                     CONSUMERS,
                     NewEvent {
                         event_type: FilingTransferred::TYPE,
-                        tenant: &moves_to,
+                        tenant: &tenant,
                         principal: by,
                         subject: &filing_id,
                         payload: prost::Message::encode_to_vec(&moved),
@@ -317,5 +316,52 @@ async fn change_decided(
         format!("change {change_id} refused: {}", e.reason)
     };
     store::add_history(tx, &tenant, &filing_id, &filing.status, at, by, &note).await?;
+    Ok(Applied::Done)
+}
+
+/// An act of the authority of a place of activity (Art. 5): that authority may open what the
+/// agency filed, and the act is passed on to the authority holding the filing, whose review
+/// may run on a node of its own. An act on an agency that never filed stays where it was.
+async fn place_supervised(
+    tx: &mut Tx,
+    infra: &Infra,
+    e: PlaceSupervised,
+    at: i64,
+    by: &str,
+) -> Result<Applied, Error> {
+    store::add_place(tx, &e.place, &e.uscc, at, &e.entry_id).await?;
+    let Some(holder) = store::holder(tx, &e.uscc).await? else {
+        return Ok(Applied::Done);
+    };
+    if holder == e.place {
+        return Ok(Applied::Done);
+    }
+    let reported = PlaceReported {
+        uscc: e.uscc,
+        place: e.place,
+        entry_id: e.entry_id,
+        kind: e.kind,
+        recorded_at: if e.recorded_at == 0 {
+            at
+        } else {
+            e.recorded_at
+        },
+        summary: e.summary,
+        details: e.details,
+    };
+    infra
+        .publish(
+            tx,
+            CONSUMERS,
+            NewEvent {
+                event_type: PlaceReported::TYPE,
+                tenant: &holder,
+                principal: by,
+                subject: &reported.uscc,
+                payload: prost::Message::encode_to_vec(&reported),
+            },
+            at,
+        )
+        .await?;
     Ok(Applied::Done)
 }

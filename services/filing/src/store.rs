@@ -230,6 +230,21 @@ pub async fn open_filing(
     })
 }
 
+/// The tenant holding the latest filing of `uscc`, whatever its state.
+pub async fn holder(conn: &mut AnyConnection, uscc: &str) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query(
+        "SELECT tenant FROM filing_filing WHERE uscc = $1 \
+         ORDER BY submitted_at DESC, filing_id DESC LIMIT 1",
+    )
+    .bind(uscc.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
 pub async fn insert_filing(conn: &mut AnyConnection, f: &FilingRow) -> Result<(), StorageError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO filing_filing ({FILING_COLUMNS}) \

@@ -42,6 +42,20 @@ pub(crate) enum Standing {
     Own(Tenant),
 }
 
+/// An act's summary as the authority of the place of activity `place` records it, naming
+/// the place in `details` too; the region acts everywhere and is named by its entry's tenant.
+pub(crate) fn place_form(summary: &str, details: &mut serde_json::Value, place: Tenant) -> String {
+    if place.is_region() {
+        return summary.to_owned();
+    }
+    details["place"] = json!(place.to_string());
+    details["place_name"] = json!(place.authority_name());
+    format!(
+        "{summary} — by the authority of the place of activity, {}",
+        place.authority_name()
+    )
+}
+
 impl Api {
     pub fn new(
         store: ServiceStore,
@@ -202,24 +216,25 @@ impl Api {
         Self::named(standing, party)?;
         let mut details = details;
         party.describe(&mut details);
+        let (act, act_details) = (summary.clone(), details.to_string());
         let summary = match (standing, party) {
-            (Standing::Place(place), _) => {
-                details["place"] = json!(place.to_string());
-                details["place_name"] = json!(place.authority_name());
-                format!(
-                    "{summary} — by the authority of the place of activity, {}",
-                    place.authority_name()
-                )
-            }
+            (Standing::Place(place), _) => place_form(&summary, &mut details, place),
             (Standing::Holder, _) => summary,
             (Standing::Own(_), Party::Agency { name, .. }) => {
-                format!("{summary} — {name}, an agency that has not filed")
+                format!("{summary} — {name}, an agency with no filing on record")
             }
             (Standing::Own(_), Party::Practitioner { name, .. }) => {
                 format!("{summary} — practitioner {name}")
             }
         };
+        // Where the agency filed with an authority whose review runs elsewhere, filing passes
+        // the act on to it.
+        let place = match (standing, party) {
+            (Standing::Place(t), _) | (Standing::Own(t), Party::Agency { .. }) => Some(t),
+            _ => None,
+        };
         let (summary, details, kind) = (&summary, &details, kind);
+        let (act, act_details) = (&act, &act_details);
         let response = self
             .store
             .write_idempotent(ctx, method, request_id, |mut tx| async move {
@@ -244,6 +259,7 @@ impl Api {
                     .await?;
                 }
                 let entry_id = uuid::Uuid::now_v7().to_string();
+                let recorded_at = self.store.now();
                 store::insert_entry(
                     &mut tx,
                     &Entry {
@@ -251,14 +267,14 @@ impl Api {
                         entry_id: entry_id.clone(),
                         uscc: party.key().to_owned(),
                         kind: kind.into(),
-                        recorded_at: self.store.now(),
+                        recorded_at,
                         principal: ctx.principal_id.clone(),
                         summary: summary.clone(),
                         details: details.to_string().into_bytes(),
                     },
                 )
                 .await?;
-                if let Standing::Place(place) = standing {
+                if let Some(place) = place {
                     self.store
                         .publish_event(
                             &mut tx,
@@ -271,6 +287,9 @@ impl Api {
                                 place: place.to_string(),
                                 entry_id: entry_id.clone(),
                                 kind: kind.to_owned(),
+                                recorded_at,
+                                summary: act.clone(),
+                                details: act_details.clone(),
                             },
                         )
                         .await?;
@@ -330,7 +349,7 @@ impl Api {
                 Err(Error::invalid_field(
                     "agency_name",
                     format!(
-                        "is required for an agency that has not filed ({uscc} is not on the register of filings)"
+                        "is required for an agency that has not filed ({uscc} has no filing on record)"
                     ),
                 ))
             }

@@ -6,13 +6,14 @@ use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
 use creditmesh_domain::lifecycle::FilingEvent;
 use creditmesh_domain::{Error, Tenant, Uscc};
 use creditmesh_proto::events::v1::{
-    AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved, DeregistrationRequested, Event,
-    EventKind, FilingRevokedForNoReport, FilingSubmitted, FilingTransferred, NamedPrincipal,
-    ObjectionOverdue, ReferralDeclined, ReviewForwarded,
+    AgencyHandedOver, AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved,
+    DeregistrationRequested, Event, EventKind, FilingRevokedForNoReport, FilingSubmitted,
+    FilingTransferred, NamedPrincipal, ObjectionOverdue, PlaceReported, ReferralDeclined,
+    ReviewForwarded,
 };
 use creditmesh_proto::review::v1::{FindingCategory, RefusalGround};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
-use creditmesh_storage::Tx;
+use creditmesh_storage::{Infra, NewEvent, Tx};
 use serde_json::json;
 
 use crate::store::{self, Entry};
@@ -29,6 +30,9 @@ pub const FORWARDED_CONSUMERS: &[&str] = &["review"];
 /// open what the agency filed.
 pub const PLACE_CONSUMERS: &[&str] = &["filing"];
 
+/// A transferred filing's review rows go to the receiving authority's review.
+pub const HANDOVER_CONSUMERS: &[&str] = &["review"];
+
 /// An Art. 15(3) referral goes to the complaints service, which delivers referrals to the
 /// departments' nodes.
 pub const REFERRAL_CONSUMERS: &[&str] = &["complaints"];
@@ -38,6 +42,8 @@ pub const REVIEW_WORKING_DAYS: u32 = 10;
 
 pub struct Handler {
     pub calendar: Arc<Calendar>,
+    /// For the events a transfer and an act passed on publish.
+    pub infra: Infra,
 }
 
 /// A principal an approval is checked against (Art. 9(2)), as the filing names them; role and
@@ -212,6 +218,58 @@ impl Handler {
         Ok(())
     }
 
+    /// A transferred filing's entry in the credit file, in the receiving authority's tenant,
+    /// and its review rows handed over to that authority's review, wherever it runs.
+    async fn transferred(
+        &self,
+        tx: &mut Tx,
+        event: &Event,
+        e: &FilingTransferred,
+    ) -> Result<(), Error> {
+        let name = |t: &str| Tenant::parse(t).map_or_else(|_| t.to_owned(), |t| t.authority_name());
+        let summary = format!(
+            "filing transferred from {} ({}) to {} ({}): the registered address moved to {} (Art. 10, 12)",
+            name(&e.from_tenant),
+            e.from_tenant,
+            name(&e.to_tenant),
+            e.to_tenant,
+            e.registered_division
+        );
+        let details = serde_json::to_vec(e).map_err(|err| Error::internal(err.to_string()))?;
+        store::insert_entry(
+            tx,
+            &Entry {
+                tenant: e.to_tenant.clone(),
+                entry_id: event.id.clone(),
+                uscc: e.uscc.clone(),
+                kind: "transfer".into(),
+                recorded_at: occurred_micros(event),
+                principal: event.principal.clone(),
+                summary,
+                details,
+            },
+        )
+        .await?;
+        let handed =
+            crate::handover::collect(tx, &e.uscc, &e.filing_id, &e.from_tenant, &e.to_tenant)
+                .await?;
+        self.infra
+            .publish(
+                tx,
+                HANDOVER_CONSUMERS,
+                NewEvent {
+                    event_type: AgencyHandedOver::TYPE,
+                    tenant: &e.to_tenant,
+                    principal: &event.principal,
+                    subject: &e.filing_id,
+                    payload: prost::Message::encode_to_vec(&handed),
+                },
+                occurred_micros(event),
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn tasks_for(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
         match event.r#type.as_str() {
             FilingTransferred::TYPE => {
@@ -224,6 +282,7 @@ impl Handler {
                         e.filing_id, e.from_tenant, e.to_tenant
                     )));
                 }
+                self.transferred(tx, event, &e).await?;
             }
             FilingSubmitted::TYPE => {
                 let e: FilingSubmitted = decode(event)?;
@@ -447,24 +506,33 @@ impl EventHandler for Handler {
                 })
                 .await?
             }
-            FilingTransferred::TYPE => {
-                record(tx, event, "transfer", |e: &FilingTransferred| {
-                    let name = |t: &str| {
-                        Tenant::parse(t).map_or_else(|_| t.to_owned(), |t| t.authority_name())
-                    };
-                    (
-                        e.uscc.clone(),
-                        format!(
-                            "filing transferred from {} ({}) to {} ({}): the registered address moved to {} (Art. 10, 12)",
-                            name(&e.from_tenant),
-                            e.from_tenant,
-                            name(&e.to_tenant),
-                            e.to_tenant,
-                            e.registered_division
-                        ),
-                    )
-                })
-                .await?
+            // An act of the authority of a place of activity, passed on by filing to the
+            // authority holding the agency's filing: written here where the act was not.
+            PlaceReported::TYPE => {
+                let e: PlaceReported = decode(event)?;
+                let place = Tenant::parse(&e.place)
+                    .map_err(|err| Error::invalid_field("event.payload.place", err.to_string()))?;
+                let mut details: serde_json::Value =
+                    serde_json::from_str(&e.details).unwrap_or_else(|_| json!({}));
+                let summary = crate::api::place_form(&e.summary, &mut details, place);
+                store::insert_entry(
+                    tx,
+                    &Entry {
+                        tenant: e.place,
+                        entry_id: e.entry_id,
+                        uscc: e.uscc,
+                        kind: e.kind,
+                        recorded_at: e.recorded_at,
+                        principal: event.principal.clone(),
+                        summary,
+                        details: details.to_string().into_bytes(),
+                    },
+                )
+                .await?;
+            }
+            AgencyHandedOver::TYPE => {
+                let e: AgencyHandedOver = decode(event)?;
+                crate::handover::take_over(tx, &e).await?;
             }
             FilingSubmitted::TYPE => {
                 record(tx, event, "filing", |e: &FilingSubmitted| {

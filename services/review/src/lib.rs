@@ -5,6 +5,7 @@ mod deciding;
 mod decision;
 mod draw;
 mod events;
+mod handover;
 mod inspection;
 mod jobs;
 mod listing;
@@ -52,7 +53,13 @@ fn routes(env: ServiceEnv) -> Routes {
         measures,
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(api), store, authn, events::Handler { calendar })
+    let infra = store.infra.clone();
+    with_sink(
+        Routes::new(api),
+        store,
+        authn,
+        events::Handler { calendar, infra },
+    )
 }
 
 /// How close the open reviews (by the task's kind) and rectification orders are to their

@@ -14,10 +14,12 @@ pub struct Entry {
     pub details: Vec<u8>,
 }
 
+/// Writes an entry once: an entry already written under its tenant and id is left as it is.
 pub async fn insert_entry(conn: &mut AnyConnection, e: &Entry) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO review_credit_file (tenant, entry_id, uscc, kind, recorded_at, principal, \
-         summary, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         summary, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant, entry_id) DO NOTHING",
     )
     .bind(e.tenant.clone())
     .bind(e.entry_id.clone())

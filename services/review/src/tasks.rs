@@ -50,10 +50,11 @@ fn task(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
     })
 }
 
+/// Stores a task once: a task already stored under its tenant and id is left as it is.
 pub async fn insert(conn: &mut AnyConnection, t: &TaskRow) -> Result<(), StorageError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO review_task ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11, $12, $13, $14, $15, $16)"
+         $11, $12, $13, $14, $15, $16) ON CONFLICT (tenant, task_id) DO NOTHING"
     )))
     .bind(t.tenant.clone())
     .bind(t.task_id.clone())
@@ -74,6 +75,26 @@ pub async fn insert(conn: &mut AnyConnection, t: &TaskRow) -> Result<(), Storage
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The open tasks of `uscc` in `tenant`, oldest first.
+pub async fn open_of(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    tenant: &str,
+) -> Result<Vec<TaskRow>, StorageError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM review_task WHERE uscc = $1 AND tenant = $2 AND status = 'open' \
+         ORDER BY created_at, task_id"
+    )))
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(task)
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 pub async fn get(conn: &mut AnyConnection, task_id: &str) -> Result<Option<TaskRow>, StorageError> {

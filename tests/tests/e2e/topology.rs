@@ -13,6 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::review::task_where;
+use creditmesh_domain::calendar::format_date;
+use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, ListReferralsRequest, ResolveComplaintRequest,
@@ -20,7 +22,9 @@ use creditmesh_proto::complaints::v1::{
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use creditmesh_proto::disclosure::v1::{ListAgenciesRequest, PublishCorrectionRequest};
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
-use creditmesh_proto::filing::v1::{FilingStatus, GetFilingRequest};
+use creditmesh_proto::filing::v1::{
+    ApplicationForm, DocumentKind, FilingStatus, GetFilingRequest, SubmitChangeRequest,
+};
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::{DecideReviewTaskRequest, ListReviewTasksRequest};
 use creditmesh_tests::{eventually, mtls, server_tls};
@@ -158,7 +162,7 @@ async fn a_filing_crosses_the_region_and_its_prefecture_node() {
         return;
     };
     let (node, public, callers) = (NODE, PUBLIC, callers());
-    an_agency_filed_through_its_prefecture(&topology).await;
+    let (filing_id, _) = an_agency_filed_through_its_prefecture(&topology).await;
     // A complaint referred to Urumqi's market regulation reaches that department's node.
     let mut public = ComplaintServiceClient::new(server_tls(public, &callers).await);
     let submitted = public
@@ -195,6 +199,182 @@ async fn a_filing_crosses_the_region_and_its_prefecture_node() {
     .await;
     let received = topology.department_received();
     assert!(received.contains(&referral_id), "{received}");
+    a_place_act_and_a_move_cross_prefecture_nodes(&topology, &filing_id).await;
+}
+
+/// Art. 5, 10, 12 across nodes. Kashgar City, whose calls go to Kashgar's node, interviews the
+/// Urumqi agency there, though that node holds no filing of it: the act reaches Urumqi's node,
+/// where the holder reads it, and Kashgar City may open what the agency filed. Then the
+/// agency's registered address moves to Kashgar City: its review rows are handed from Urumqi's
+/// node to Kashgar's, where Kashgar supervises it as the holder with its whole credit file.
+async fn a_place_act_and_a_move_cross_prefecture_nodes(topology: &Topology, filing_id: &str) {
+    use creditmesh_proto::review::v1::{
+        GetCreditFileRequest, RecordInterviewRequest, RiskTier, SetRiskTierRequest, TaskKind,
+        TaskStatus,
+    };
+    let (node, callers) = (NODE, callers());
+    let mut county = ReviewServiceClient::new(mtls(node, &callers, "regulator-653101").await);
+    let interview = county
+        .record_interview(RecordInterviewRequest {
+            request_id: "topo-county-interview".into(),
+            uscc: URUMQI_AGENCY.into(),
+            agency_name: format!("Credit Agency {URUMQI_AGENCY}"),
+            held_on: "2026-03-02".into(),
+            subject: "ratings promised to Kashgar City firms".into(),
+            summary: "the branch manager was told to stop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entry_id;
+    let credit_file = |reader: &'static str| {
+        let callers = callers.clone();
+        async move {
+            ReviewServiceClient::new(mtls(node, &callers, reader).await)
+                .get_credit_file(GetCreditFileRequest {
+                    uscc: URUMQI_AGENCY.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+        }
+    };
+    let seen = eventually(
+        "the county's act on Urumqi's node",
+        Duration::from_secs(30),
+        || async {
+            credit_file("regulator-650100")
+                .await
+                .into_iter()
+                .find(|e| e.entry_id == interview)
+        },
+    )
+    .await;
+    assert_eq!(seen.tenant, "653101");
+    assert!(
+        seen.summary
+            .contains("by the authority of the place of activity, 喀什地区喀什市"),
+        "{}",
+        seen.summary
+    );
+    let details: serde_json::Value = serde_json::from_slice(&seen.details).unwrap();
+    assert_eq!(details["place"], "653101");
+    let written = format!("SELECT COUNT(*) FROM review_credit_file WHERE entry_id = '{interview}'");
+    assert_eq!(
+        (
+            topology.count("urumqi", &written),
+            topology.count("kashgar", &written)
+        ),
+        (1, 1),
+        "written where it was recorded and passed on to the holder's node"
+    );
+
+    // Having supervised it there, Kashgar City opens what the agency filed at the region.
+    use sha2::Digest;
+    let licence = super::filing::pdf(&format!("{URUMQI_AGENCY} licence"));
+    let sha = hex::encode(sha2::Sha256::digest(&licence));
+    let county_filing = FilingServiceClient::new(mtls(node, &callers, "regulator-653101").await);
+    let (_, bytes) = eventually(
+        "Kashgar City reads the licence",
+        Duration::from_secs(30),
+        || {
+            let (mut c, filing_id, sha) =
+                (county_filing.clone(), filing_id.to_owned(), sha.clone());
+            async move {
+                super::filing::read_document(&mut c, &filing_id, &sha, "the interview's file")
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(bytes, licence);
+
+    // The registered address moves to Kashgar City; Urumqi, holding the filing, approves it.
+    let mut agency = FilingServiceClient::new(mtls(node, &callers, "agency-urumqi").await);
+    let lease = super::filing::upload(
+        &mut agency,
+        DocumentKind::ChangeMaterial,
+        super::filing::pdf("kashgar lease"),
+    )
+    .await
+    .unwrap();
+    agency
+        .submit_change(SubmitChangeRequest {
+            request_id: "topo-move".into(),
+            filing_id: filing_id.to_owned(),
+            changed_on: format_date(super::filing::today()),
+            changed_facts: Some(ApplicationForm {
+                registered_address: "新疆喀什地区喀什市人民东路8号".into(),
+                registered_division: "653101".into(),
+                ..Default::default()
+            }),
+            supporting_documents: vec![DocumentRef { sha256: lease }],
+            description: "registered office moved to Kashgar City".into(),
+        })
+        .await
+        .unwrap();
+    let urumqi = ReviewServiceClient::new(mtls(node, &callers, "regulator-650100").await);
+    let change = task_where(
+        &urumqi,
+        ListReviewTasksRequest {
+            kinds: vec![TaskKind::Change as i32],
+            ..Default::default()
+        },
+        |t| t.status == TaskStatus::Open as i32,
+    )
+    .await;
+    urumqi
+        .clone()
+        .decide_review_task(DecideReviewTaskRequest {
+            request_id: "topo-move-decision".into(),
+            task_id: change.task_id,
+            approve: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Kashgar's node holds the agency now, with the whole credit file: the filing Urumqi
+    // reviewed, Kashgar City's interview, the transfer.
+    let file = eventually(
+        "the credit file on Kashgar's node",
+        Duration::from_secs(30),
+        || async {
+            let file = credit_file("regulator-653100").await;
+            file.iter().any(|e| e.kind == "transfer").then_some(file)
+        },
+    )
+    .await;
+    assert!(
+        file.iter()
+            .any(|e| e.kind == "filing" && e.tenant == "650100")
+            && file.iter().any(|e| e.entry_id == interview)
+            && file
+                .iter()
+                .any(|e| e.kind == "transfer" && e.tenant == "653100"),
+        "{file:?}"
+    );
+    assert_eq!(
+        topology.lines(
+            "kashgar",
+            &format!("SELECT tenant, filing_id FROM review_agency WHERE uscc = '{URUMQI_AGENCY}'")
+        ),
+        [format!("653100|{filing_id}")]
+    );
+    let mut kashgar = ReviewServiceClient::new(mtls(node, &callers, "regulator-653100").await);
+    kashgar
+        .set_risk_tier(SetRiskTierRequest {
+            request_id: "topo-kashgar-tier".into(),
+            uscc: URUMQI_AGENCY.into(),
+            tier: RiskTier::Low as i32,
+            reason: "newly arrived".into(),
+        })
+        .await
+        .unwrap();
 }
 
 /// The Urumqi agency files at the region; its review task is made on Urumqi's node alone, and
@@ -202,7 +382,10 @@ async fn a_filing_crosses_the_region_and_its_prefecture_node() {
 /// register, whose head the witness on Kashgar's node has cosigned. That head.
 async fn an_agency_filed_through_its_prefecture(
     topology: &Topology,
-) -> creditmesh_proto::disclosure::v1::GetRegisterHeadResponse {
+) -> (
+    String,
+    creditmesh_proto::disclosure::v1::GetRegisterHeadResponse,
+) {
     let (node, public, callers) = (NODE, PUBLIC, callers());
 
     let mut agency = FilingServiceClient::new(mtls(node, &callers, "agency-urumqi").await);
@@ -307,7 +490,7 @@ async fn an_agency_filed_through_its_prefecture(
         "{}",
         head.checkpoint
     );
-    head
+    (filing.filing_id, head)
 }
 
 /// The topology's names and addresses are fixed: its tests take turns.
@@ -683,7 +866,7 @@ async fn faults_between_nodes_lose_no_acknowledged_write() {
             .unwrap_or(5),
     );
     let (public, callers) = (PUBLIC, callers());
-    let before = an_agency_filed_through_its_prefecture(&topology).await;
+    let (_, before) = an_agency_filed_through_its_prefecture(&topology).await;
     let stop = tokio_util::sync::CancellationToken::new();
     // A steady load, not a flood: the suite runs beside it.
     let (acked_tx, acked_rx) = tokio::sync::mpsc::unbounded_channel();
