@@ -18,7 +18,11 @@ const DISCLOSURE: &str = "creditmesh.disclosure.v1.DisclosureService";
 /// The route the public listener serves the log's files on.
 pub const ROUTE: &str = "/register/{*path}";
 
-pub async fn file(State(routing): State<Arc<Routing>>, Path(path): Path<String>) -> Response {
+pub async fn file(
+    State(routing): State<Arc<Routing>>,
+    Path(path): Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
     let Some(upstream) = routing.backend(DISCLOSURE, None).cloned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -42,17 +46,42 @@ pub async fn file(State(routing): State<Arc<Routing>>, Path(path): Path<String>)
     {
         Ok(answer) => {
             let answer = answer.into_inner();
-            let cache = if answer.immutable {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
             let content_type = HeaderValue::from_str(&answer.content_type)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            if answer.immutable {
+                let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
+                return (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::CACHE_CONTROL, cache),
+                    ],
+                    answer.data,
+                )
+                    .into_response();
+            }
+            // What can change (the checkpoint, a partial tile, an entry bundle a decision
+            // erased from) is revalidated by its digest.
+            let etag = etag(&answer.data);
+            let cache = HeaderValue::from_static("no-cache");
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+            {
+                return (
+                    StatusCode::NOT_MODIFIED,
+                    [
+                        (header::ETAG, header_value(&etag)),
+                        (header::CACHE_CONTROL, cache),
+                    ],
+                )
+                    .into_response();
+            }
             (
                 [
                     (header::CONTENT_TYPE, content_type),
-                    (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+                    (header::CACHE_CONTROL, cache),
+                    (header::ETAG, header_value(&etag)),
                 ],
                 answer.data,
             )
@@ -69,6 +98,16 @@ pub async fn file(State(routing): State<Arc<Routing>>, Path(path): Path<String>)
             (code, format!("{}\n", status.message())).into_response()
         }
     }
+}
+
+/// A strong validator of a file's bytes: the first 128 bits of their SHA-256, quoted.
+fn etag(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(data)[..16]))
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// gRPC-Web in front of everything but the log's files, which plain HTTP/1.1 clients fetch

@@ -27,6 +27,40 @@ pub struct Field {
     pub required: bool,
     pub multiline: bool,
     pub max_chars: usize,
+    /// When not empty, the field is a choice among these groups of `(value, label)`.
+    pub choices: Vec<Choices>,
+}
+
+/// A group of choices in a select.
+pub struct Choices {
+    pub label: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// Where the conduct took place: each prefecture, then its counties, in the visitor's
+/// language.
+fn places(lang: Lang) -> Vec<Choices> {
+    use creditmesh_domain::tenant::{COUNTIES, PREFECTURES};
+    let name = |en: &str, zh: &str| match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    };
+    PREFECTURES
+        .iter()
+        .map(|(code, en, zh)| {
+            let mut options = vec![(format!("{code:06}"), name(en, zh))];
+            options.extend(
+                COUNTIES
+                    .iter()
+                    .filter(|(c, _, _)| c / 100 == code / 100)
+                    .map(|(c, en, zh)| (format!("{c:06}"), name(en, zh))),
+            );
+            Choices {
+                label: name(en, zh),
+                options,
+            }
+        })
+        .collect()
 }
 
 impl Field {
@@ -40,6 +74,7 @@ impl Field {
             required: false,
             multiline: false,
             max_chars,
+            choices: Vec::new(),
         }
     }
 
@@ -70,6 +105,7 @@ pub struct ComplaintForm {
     agency_name: String,
     complainant_name: String,
     complainant_contact: String,
+    place_of_activity: String,
     subject: String,
     description: String,
 }
@@ -83,6 +119,7 @@ impl ComplaintForm {
             "agency_name" => &mut self.agency_name,
             "complainant_name" => &mut self.complainant_name,
             "complainant_contact" => &mut self.complainant_contact,
+            "place_of_activity" => &mut self.place_of_activity,
             "subject" => &mut self.subject,
             "description" => &mut self.description,
             _ => return,
@@ -113,6 +150,15 @@ fn fields(lang: Lang, form: &ComplaintForm) -> Vec<Field> {
         200,
     );
     contact.hint = Some(ct.contact_hint);
+    // Optional: where it happened decides who handles it (Art. 5).
+    let mut place = Field::new(
+        "place_of_activity",
+        ct.place_of_activity,
+        &form.place_of_activity,
+        6,
+    );
+    place.hint = Some(ct.place_hint);
+    place.choices = places(lang);
     let mut description =
         Field::new("description", ct.description, &form.description, 10_000).required();
     description.multiline = true;
@@ -132,6 +178,7 @@ fn fields(lang: Lang, form: &ComplaintForm) -> Vec<Field> {
             100,
         ),
         contact,
+        place,
         Field::new("subject", ct.subject, &form.subject, 200).required(),
         description,
     ]
@@ -204,6 +251,7 @@ pub async fn submit(
         tenant: String::new(),
         complainant_name: value("complainant_name"),
         complainant_contact: value("complainant_contact"),
+        place_of_activity: value("place_of_activity"),
         subject: value("subject"),
         description: value("description"),
         evidence: page
@@ -427,7 +475,7 @@ pub struct Tracked {
     pub status: &'static str,
     pub deadline: String,
     pub provisional: bool,
-    pub referred_to: Option<&'static str>,
+    pub referred_to: Option<String>,
     pub outcome: String,
     pub history: Vec<Change>,
 }
@@ -473,8 +521,19 @@ pub async fn track(
                 status,
                 deadline: deadline.due_date,
                 provisional: deadline.provisional,
-                referred_to: (r.referred_to() != Department::Unspecified)
-                    .then(|| lang.department(r.referred_to())),
+                // The department with its division, as the complainant was told; its kind alone
+                // in English.
+                referred_to: (r.referred_to() != Department::Unspecified).then(|| {
+                    match (lang, r.referred_to_name.is_empty()) {
+                        (Lang::Zh, false) => r.referred_to_name.clone(),
+                        (_, false) => format!(
+                            "{} ({})",
+                            lang.department(r.referred_to()),
+                            r.referred_to_name
+                        ),
+                        _ => lang.department(r.referred_to()).to_owned(),
+                    }
+                }),
                 outcome: r.outcome,
                 history: r
                     .history

@@ -13,23 +13,30 @@ pub const CODES: &[&str] = &[
     "pboc-branch",
 ];
 
+/// A department outside [`CODES`], named by the referral itself and reached by letter; no
+/// node or certificate carries it. The contract's value after the listed ones.
+pub const OTHER: &str = "other";
+
+/// Whether `code` names a department a node or certificate may carry.
 pub fn is_known(code: &str) -> bool {
     CODES.contains(&code)
 }
 
 /// The code of the contract's `Department` value; `None` for unspecified or unknown values.
 pub fn code_of(value: i32) -> Option<&'static str> {
-    usize::try_from(value)
-        .ok()
-        .and_then(|v| v.checked_sub(1))
-        .and_then(|i| CODES.get(i))
-        .copied()
+    let i = usize::try_from(value).ok()?.checked_sub(1)?;
+    match CODES.get(i) {
+        Some(code) => Some(code),
+        None if i == CODES.len() => Some(OTHER),
+        None => None,
+    }
 }
 
 /// The contract's `Department` value of a code; 0 (unspecified) for an unknown one.
 pub fn value_of(code: &str) -> i32 {
     CODES
         .iter()
+        .chain([&OTHER])
         .position(|c| *c == code)
         .map_or(0, |i| i as i32 + 1)
 }
@@ -56,7 +63,10 @@ mod tests {
     fn codes_and_contract_values_map_both_ways() {
         assert_eq!(code_of(2), Some("market-regulation"));
         assert_eq!(code_of(0), None);
-        assert_eq!(code_of(8), None);
+        assert_eq!(code_of(8), Some(OTHER));
+        assert_eq!(value_of(OTHER), 8);
+        assert!(!is_known(OTHER));
+        assert_eq!(code_of(9), None);
         assert_eq!(code_of(-1), None);
         for c in CODES {
             assert_eq!(code_of(value_of(c)), Some(*c));

@@ -501,6 +501,8 @@ pub enum Referral {
     Delivered,
     Acknowledged,
     Declined,
+    /// Sent by letter: no node delivers it, and no receipt comes back.
+    SentByLetter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -519,6 +521,7 @@ impl Machine for Referral {
         Self::Delivered,
         Self::Acknowledged,
         Self::Declined,
+        Self::SentByLetter,
     ];
     const EVENTS: &'static [ReferralEvent] = &[
         ReferralEvent::Deliver,
@@ -550,6 +553,18 @@ impl Machine for Referral {
             Self::Declined,
             "Art. 24",
         ),
+        (
+            Self::SentByLetter,
+            ReferralEvent::Acknowledge,
+            Self::Acknowledged,
+            "Art. 24",
+        ),
+        (
+            Self::SentByLetter,
+            ReferralEvent::Decline,
+            Self::Declined,
+            "Art. 24",
+        ),
     ];
 
     fn name(self) -> &'static str {
@@ -558,6 +573,7 @@ impl Machine for Referral {
             Self::Delivered => "delivered",
             Self::Acknowledged => "acknowledged",
             Self::Declined => "declined",
+            Self::SentByLetter => "sent_by_letter",
         }
     }
 
@@ -848,6 +864,10 @@ mod tests {
             (Delivered, E::Acknowledge, Acknowledged),
             (Delivered, E::Decline, Declined),
             (Acknowledged, E::Decline, Declined),
+            (SentByLetter, E::Acknowledge, Acknowledged),
+            (SentByLetter, E::Decline, Declined),
         ]);
+        // A letter is never delivered by a node.
+        assert!(SentByLetter.on(E::Deliver).is_err());
     }
 }

@@ -93,10 +93,26 @@ pub(crate) fn status_name(s: &str) -> ComplaintStatus {
 }
 
 struct ValidComplaint {
-    /// The complainant named the authority.
-    addressed: bool,
-    tenant: Tenant,
+    /// The authority the complainant addressed, if they did.
+    addressed: Option<Tenant>,
+    /// Where the conduct took place, if the complainant named it.
+    place: Option<Tenant>,
     uscc: Uscc,
+}
+
+impl ValidComplaint {
+    /// Who handles the complaint: the authority addressed; else the authority of the place of
+    /// activity (a county's prefecture); else the authority holding the agency's filing
+    /// (`holder`); else the region. The code a USCC embeds names where the code was issued,
+    /// not where the agency is or works, so it routes nothing.
+    fn route(&self, holder: Option<String>) -> String {
+        match (self.addressed, self.place, holder) {
+            (Some(t), _, _) => t.to_string(),
+            (None, Some(place), _) => place.prefecture().to_string(),
+            (None, None, Some(holder)) => holder,
+            (None, None, None) => REGION.to_string(),
+        }
+    }
 }
 
 fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
@@ -110,13 +126,25 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
         v.check("agency_uscc", Uscc::parse(&req.agency_uscc))
     };
     v.max_chars("agency_name", &req.agency_name, 200);
-    // Unaddressed, a complaint goes to the authority holding the agency's filing (looked up
-    // in the write), else by Art. 10 to its prefecture of registration, or the region for one
-    // registered elsewhere.
-    let tenant = if req.tenant.trim().is_empty() {
-        Some(uscc.as_ref().map(Uscc::reviewing_tenant).unwrap_or(REGION))
+    let addressed = if req.tenant.trim().is_empty() {
+        None
     } else {
         v.check("tenant", Tenant::parse_holding(&req.tenant))
+    };
+    let place = req.place_of_activity.trim();
+    let place = if place.is_empty() {
+        None
+    } else {
+        match Tenant::parse(place) {
+            Ok(t) if t.is_region() => {
+                v.add(
+                    "place_of_activity",
+                    "names the region: name the prefecture or county where it took place",
+                );
+                None
+            }
+            other => v.check("place_of_activity", other),
+        }
     };
     v.max_chars("complainant_name", &req.complainant_name, 100);
     // Optional: a report may be anonymous (举报), its tracking number and access code telling the
@@ -143,13 +171,13 @@ fn validate(req: &SubmitComplaintRequest) -> Result<ValidComplaint, Error> {
             );
         }
     }
-    match (v.finish(), tenant, uscc) {
-        (Ok(()), Some(tenant), Some(uscc)) => Ok(ValidComplaint {
-            addressed: !req.tenant.trim().is_empty(),
-            tenant,
+    match (v.finish(), uscc) {
+        (Ok(()), Some(uscc)) => Ok(ValidComplaint {
+            addressed,
+            place,
             uscc,
         }),
-        (Err(e), _, _) => Err(e),
+        (Err(e), _) => Err(e),
         _ => Err(Error::internal("validation lost a field")),
     }
 }
@@ -177,10 +205,7 @@ impl ComplaintService for Api {
         let (req, valid, ctx) = (&req, &valid, &ctx);
         let response = store
             .write_idempotent(ctx, "SubmitComplaint", &idempotency_key, |mut tx| async move {
-                let tenant = match crate::holders::holder(&mut tx, valid.uscc.as_str()).await? {
-                    Some(holder) if !valid.addressed => holder,
-                    _ => valid.tenant.to_string(),
-                };
+                let tenant = valid.route(crate::holders::holder(&mut tx, valid.uscc.as_str()).await?);
                 let tracking_number = format!("TS{}", random_code(12));
                 let access_code = random_code(20);
                 let now = store.now();
@@ -208,6 +233,7 @@ impl ComplaintService for Api {
                         evidence_json: &serde_json::to_string(&evidence)
                             .map_err(|e| Error::internal(e.to_string()))?,
                         received_at: now,
+                        place: &valid.place.map(|p| p.to_string()).unwrap_or_default(),
                     },
                 )
                 .await?;
@@ -306,16 +332,22 @@ impl ComplaintService for Api {
         let history = store::history(&mut conn, &row.tenant, &row.tracking_number)
             .await
             .map_err(status_from)?;
-        let referred_to = if row.status == "referred" {
+        let referral = if row.status == "referred" {
             crate::referral_store::of_complaint(&mut conn, &row.tenant, &row.tracking_number)
                 .await
                 .map_err(status_from)?
-                .last()
-                .map(|r| creditmesh_domain::department::value_of(&r.department))
-                .unwrap_or_default()
+                .pop()
         } else {
-            0
+            None
         };
+        let referred_to = referral
+            .as_ref()
+            .map(|r| creditmesh_domain::department::value_of(&r.department))
+            .unwrap_or_default();
+        let referred_to_name = referral
+            .as_ref()
+            .map(crate::referrals::addressee_of)
+            .unwrap_or_default();
         Ok(Response::new(TrackComplaintResponse {
             tracking_number: row.tracking_number,
             status: status_name(&row.status) as i32,
@@ -336,6 +368,7 @@ impl ComplaintService for Api {
                 &row.calendar_version,
             ),
             referred_to,
+            referred_to_name,
             outcome: row.outcome,
         }))
     }

@@ -111,6 +111,7 @@ pub(crate) fn proto(
             .into_iter()
             .map(|sha256| DocumentRef { sha256 })
             .collect(),
+        place_of_activity: row.place,
     }
 }
 

@@ -71,6 +71,7 @@ impl Handler {
                 payload: &payload,
                 payload_sha256: &hex::encode(Sha256::digest(&payload)),
                 shares_evidence: false,
+                by_letter: false,
             },
         )
         .await?;

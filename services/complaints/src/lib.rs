@@ -1,6 +1,7 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
 mod api;
+mod deadlines;
 pub mod delivery;
 pub mod evidence;
 mod handling;
@@ -64,6 +65,16 @@ fn routes(env: ServiceEnv) -> Routes {
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
+    let recompute = env.clone();
+    tokio::spawn(async move {
+        match deadlines::recompute(&recompute).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recomputed = n, "provisional complaint deadlines recomputed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "provisional complaint deadlines were not recomputed")
+            }
+        }
+    });
     match notify::notifiers(&env.notifications) {
         Ok(notifiers) => {
             tokio::spawn(notify::run(env.store.clone(), notifiers, stop.clone()));

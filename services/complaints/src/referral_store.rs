@@ -1,6 +1,6 @@
 //! SQL of referrals to departments; each status write is a guarded update.
 
-use creditmesh_domain::lifecycle::{Referral, ReferralEvent};
+use creditmesh_domain::lifecycle::{Machine, Referral, ReferralEvent};
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::transition;
@@ -19,6 +19,8 @@ pub struct NewReferral<'a> {
     pub payload_sha256: &'a str,
     /// Whether the department may open the complaint's evidence.
     pub shares_evidence: bool,
+    /// Sent by letter: no node delivers it.
+    pub by_letter: bool,
 }
 
 pub struct ReferralRow {
@@ -81,7 +83,7 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
         "INSERT INTO complaints_referral (referral_id, tenant, tracking_number, department, \
          department_tenant, reason, referred_at, referred_by, payload, payload_sha256, status, \
          next_at, shares_evidence) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $7, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $7, $11)",
     )
     .bind(r.referral_id.to_owned())
     .bind(r.tenant.to_owned())
@@ -94,6 +96,11 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
     .bind(hex::encode(r.payload))
     .bind(r.payload_sha256.to_owned())
     .bind(i64::from(r.shares_evidence))
+    .bind(if r.by_letter {
+        Referral::SentByLetter.name()
+    } else {
+        Referral::Pending.name()
+    })
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -110,7 +117,7 @@ pub async fn shares_evidence_with(
     Ok(sqlx::query(
         "SELECT 1 FROM complaints_referral WHERE tracking_number = $1 AND department = $2 \
          AND department_tenant = $3 AND shares_evidence = 1 \
-         AND status IN ('delivered', 'acknowledged')",
+         AND status IN ('delivered', 'acknowledged', 'sent_by_letter')",
     )
     .bind(tracking_number.to_owned())
     .bind(department.to_owned())
@@ -150,8 +157,8 @@ pub async fn of_complaint(
     rows(&found)
 }
 
-/// Referrals addressed to one department of one division that its node has received, by id
-/// after `after`.
+/// Referrals addressed to one department of one division that its node has received, or that
+/// were sent to it by letter, by id after `after`.
 pub async fn addressed_to(
     conn: &mut AnyConnection,
     department: &str,
@@ -161,9 +168,9 @@ pub async fn addressed_to(
     limit: i64,
 ) -> Result<Vec<ReferralRow>, StorageError> {
     let statuses = if unanswered_only {
-        "('delivered')"
+        "('delivered', 'sent_by_letter')"
     } else {
-        "('delivered', 'acknowledged', 'declined')"
+        "('delivered', 'acknowledged', 'declined', 'sent_by_letter')"
     };
     let found = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM complaints_referral WHERE department = $1 \

@@ -30,6 +30,7 @@ fn status_of(s: &str) -> ReferralStatus {
         Some(ReferralState::Delivered) => ReferralStatus::Delivered,
         Some(ReferralState::Acknowledged) => ReferralStatus::Acknowledged,
         Some(ReferralState::Declined) => ReferralStatus::Declined,
+        Some(ReferralState::SentByLetter) => ReferralStatus::SentByLetter,
         None => ReferralStatus::Unspecified,
     }
 }
@@ -51,9 +52,71 @@ pub fn proto(row: ReferralRow) -> Referral {
     r
 }
 
+/// The department a stored referral went to, as the complainant was told.
+pub(crate) fn addressee_of(row: &ReferralRow) -> String {
+    let name = Referral::decode(row.payload.as_slice())
+        .map(|r| r.department_name)
+        .unwrap_or_default();
+    match Tenant::parse(&row.department_tenant) {
+        Ok(t) => addressee(&row.department, &name, t),
+        Err(_) => format!(
+            "{} ({})",
+            department::name_zh(&row.department),
+            row.department_tenant
+        ),
+    }
+}
+
 struct ValidReferral {
     department: &'static str,
     department_tenant: Tenant,
+    /// The department as the referral names it, with its division.
+    addressee: String,
+    letter: Option<(String, time::Date)>,
+}
+
+const MAX_NAME: usize = 200;
+const MAX_REFERENCE: usize = 100;
+
+/// The department a referral goes to, named as the complainant is told: the division's
+/// authority name and the department's (e.g. 喀什地区喀什市金融监管部门).
+fn addressee(department: &str, department_name: &str, tenant: Tenant) -> String {
+    if !department_name.is_empty() {
+        return format!("{}{department_name}", tenant.authority_name());
+    }
+    format!(
+        "{}{}",
+        tenant.authority_name(),
+        department::name_zh(department)
+    )
+}
+
+/// A referral's letter, when it goes by one: its reference and the day it was sent, not after
+/// `today`.
+fn letter(
+    v: &mut Violations,
+    letter: Option<&ReferralLetter>,
+    today: time::Date,
+) -> Option<(String, time::Date)> {
+    let l = letter?;
+    let reference = l.reference.trim();
+    v.require("letter.reference", reference);
+    v.max_chars("letter.reference", reference, MAX_REFERENCE);
+    let sent_on = if l.sent_on.trim().is_empty() {
+        v.add("letter.sent_on", "is required: the day the letter was sent");
+        None
+    } else {
+        v.check(
+            "letter.sent_on",
+            creditmesh_domain::calendar::parse_iso_date(l.sent_on.trim()),
+        )
+    };
+    if let Some(d) = sent_on
+        && d > today
+    {
+        v.add("letter.sent_on", format!("is after today ({today})"));
+    }
+    Some((reference.to_owned(), sent_on?))
 }
 
 pub(crate) async fn refer_complaint(
@@ -73,6 +136,29 @@ pub(crate) async fn refer_complaint(
         if department.is_none() {
             v.add("department", "is required: the competent department");
         }
+        let department_name = req.department_name.trim();
+        v.max_chars("department_name", department_name, MAX_NAME);
+        let by_letter = letter(&mut v, req.letter.as_ref(), today(api)?);
+        if department == Some(department::OTHER) {
+            if department_name.is_empty() {
+                v.add(
+                    "department_name",
+                    "is required for a department outside the list: the body the letter is addressed to",
+                );
+            }
+            if req.letter.is_none() {
+                v.add(
+                    "letter",
+                    "is required for a department outside the list: no node of it exists, so the referral goes by letter",
+                );
+            }
+            if req.share_evidence {
+                v.add(
+                    "share_evidence",
+                    "a department outside the platform cannot open evidence here; send copies with the letter",
+                );
+            }
+        }
         let department_tenant = if req.department_tenant.trim().is_empty() {
             v.add(
                 "department_tenant",
@@ -86,12 +172,14 @@ pub(crate) async fn refer_complaint(
             )
         };
         if let (Some(code), Some(tenant)) = (department, department_tenant)
+            && req.letter.is_none()
+            && code != department::OTHER
             && api.referrals.node(code, &tenant.to_string()).is_none()
         {
             v.add(
                 "department_tenant",
                 format!(
-                    "no node of department {code} in {tenant} is configured ([[referrals.departments]])"
+                    "no node of department {code} in {tenant} is configured ([[referrals.departments]]); without one, refer by letter (letter)"
                 ),
             );
         }
@@ -100,6 +188,8 @@ pub(crate) async fn refer_complaint(
             (Some(department), Some(department_tenant)) => Ok(ValidReferral {
                 department,
                 department_tenant,
+                addressee: addressee(department, department_name, department_tenant),
+                letter: by_letter,
             }),
             _ => Err(Error::internal("validation lost a field")),
         }
@@ -112,6 +202,16 @@ pub(crate) async fn refer_complaint(
             .write_idempotent(ctx, "ReferComplaint", &req.request_id, |mut tx| async move {
                 let row = moved(&mut tx, ctx, req.tracking_number.trim(), ComplaintEvent::Refer)
                     .await?;
+                if let Some((_, sent_on)) = &valid.letter {
+                    let received = creditmesh_domain::calendar::cst_date(row.received_at)
+                        .map_err(|e| Error::internal(e.to_string()))?;
+                    if *sent_on < received {
+                        return Err(Error::invalid_field(
+                            "letter.sent_on",
+                            format!("is before the complaint was received ({received})"),
+                        ));
+                    }
+                }
                 let now = store.now();
                 let referral_id = uuid::Uuid::now_v7().to_string();
                 let reason = req.reason.trim();
@@ -140,6 +240,11 @@ pub(crate) async fn refer_complaint(
                     } else {
                         Vec::new()
                     },
+                    department_name: req.department_name.trim().to_owned(),
+                    letter: valid.letter.as_ref().map(|(reference, sent_on)| ReferralLetter {
+                        reference: reference.clone(),
+                        sent_on: creditmesh_domain::calendar::format_date(*sent_on),
+                    }),
                     ..Default::default()
                 }
                 .encode_to_vec();
@@ -157,10 +262,18 @@ pub(crate) async fn refer_complaint(
                         payload: &payload,
                         payload_sha256: &hex::encode(Sha256::digest(&payload)),
                         shares_evidence: req.share_evidence,
+                        by_letter: valid.letter.is_some(),
                     },
                 )
                 .await?;
-                let to = format!("{} ({department_tenant})", department::name_zh(valid.department));
+                let to = &valid.addressee;
+                let (by_letter_zh, by_letter_en) = match &valid.letter {
+                    Some((reference, sent_on)) => (
+                        format!("（移送函 {reference}，{sent_on}）"),
+                        format!(" by letter {reference} of {sent_on}"),
+                    ),
+                    None => Default::default(),
+                };
                 crate::notify::queue(
                     &mut tx,
                     &row.tenant,
@@ -168,9 +281,9 @@ pub(crate) async fn refer_complaint(
                     &row.complainant_contact,
                     &format!("投诉举报 {} 已移送{to}", row.tracking_number),
                     &format!(
-                        "您的投诉举报 {} 不属于本部门职责范围，已移送{to}处理。\n\
+                        "您的投诉举报 {} 不属于本部门职责范围，已移送{to}处理{by_letter_zh}。\n\
                          Your complaint {} is outside the regulator's remit and was referred to \
-                         the {} department of {department_tenant}.",
+                         {to} ({} of {department_tenant}){by_letter_en}.",
                         row.tracking_number, row.tracking_number, valid.department
                     ),
                     now,
@@ -184,8 +297,14 @@ pub(crate) async fn refer_complaint(
                     now,
                     &ctx.principal_id,
                     &format!(
-                        "referred to {} of {department_tenant} (Art. 24): {reason}",
-                        valid.department
+                        "referred to {} of {department_tenant} ({}){} (Art. 24): {reason}",
+                        valid.department,
+                        valid.addressee,
+                        valid
+                            .letter
+                            .as_ref()
+                            .map(|(r, d)| format!(" by letter {r} of {d}"))
+                            .unwrap_or_default()
                     ),
                 )
                 .await?;

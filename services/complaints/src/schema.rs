@@ -100,5 +100,11 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/117_evidence_shared_with_departments.sql"),
             include_str!("../migrations/117_evidence_shared_with_departments.sql"),
         ),
+        Migration::new(
+            118,
+            "where the conduct complained of took place",
+            include_str!("../migrations/118_place_of_activity.sql"),
+            include_str!("../migrations/118_place_of_activity.sql"),
+        ),
     ]
 }

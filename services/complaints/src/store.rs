@@ -17,6 +17,8 @@ pub struct NewComplaint<'a> {
     pub description: &'a str,
     pub evidence_json: &'a str,
     pub received_at: i64,
+    /// Where the conduct took place, as the complainant named it; empty when not named.
+    pub place: &'a str,
 }
 
 pub struct ComplaintRow {
@@ -44,12 +46,14 @@ pub struct ComplaintRow {
     pub repeated: i64,
     /// The SHA-256 of each piece of evidence, in the order the complainant gave them.
     pub evidence: Vec<String>,
+    /// Where the conduct took place, as the complainant named it (a prefecture or county).
+    pub place: String,
 }
 
 const COLUMNS: &str = "tenant, tracking_number, access_code_sha256, status, agency_uscc, \
     agency_name, subject, description, received_at, acceptance_due, acceptance_provisional, \
     handling_from, handling_due, handling_provisional, calendar_version, outcome, against_agency, \
-    complainant_name, complainant_contact, repeats, evidence, \
+    complainant_name, complainant_contact, repeats, evidence, place, \
     (SELECT COUNT(*) FROM complaints_complaint r WHERE r.tenant = complaints_complaint.tenant \
      AND r.repeats = complaints_complaint.tracking_number)";
 
@@ -77,7 +81,8 @@ fn complaint(r: &AnyRow) -> Result<ComplaintRow, sqlx::Error> {
         repeats: r.try_get(19)?,
         evidence: serde_json::from_str(&r.try_get::<String, _>(20)?)
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        repeated: r.try_get(21)?,
+        place: r.try_get(21)?,
+        repeated: r.try_get(22)?,
     })
 }
 
@@ -92,7 +97,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewComplaint<'_>) -> Result<()
     sqlx::query(
         "INSERT INTO complaints_complaint (tenant, tracking_number, access_code_sha256, agency_uscc, \
          agency_name, complainant_name, complainant_contact, subject, description, evidence, status, \
-         received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'received', $11)",
+         received_at, place) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'received', $11, $12)",
     )
     .bind(c.tenant.to_owned())
     .bind(c.tracking_number.to_owned())
@@ -105,6 +110,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &NewComplaint<'_>) -> Result<()
     .bind(c.description.to_owned())
     .bind(c.evidence_json.to_owned())
     .bind(c.received_at)
+    .bind(c.place.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -199,6 +205,66 @@ pub async fn set_acceptance_due(
     )
     .bind(due.to_owned())
     .bind(i64::from(provisional))
+    .bind(tenant.to_owned())
+    .bind(tracking_number.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A complaint whose open deadline was computed provisionally.
+pub struct Provisional {
+    pub tenant: String,
+    pub tracking_number: String,
+    pub status: String,
+    pub received_at: i64,
+    pub handling_from: String,
+}
+
+/// Complaints waiting to be accepted under a provisional acceptance deadline, and accepted
+/// ones under a provisional handling deadline computed by a calendar other than `version`.
+pub async fn provisional_deadlines(
+    conn: &mut AnyConnection,
+    version: &str,
+) -> Result<Vec<Provisional>, StorageError> {
+    let found = sqlx::query(
+        "SELECT tenant, tracking_number, status, received_at, handling_from \
+         FROM complaints_complaint WHERE (status = 'received' AND acceptance_provisional = 1) \
+         OR (status = 'accepted' AND handling_provisional = 1 AND calendar_version <> $1) \
+         ORDER BY tenant, tracking_number",
+    )
+    .bind(version.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            Ok(Provisional {
+                tenant: r.try_get(0)?,
+                tracking_number: r.try_get(1)?,
+                status: r.try_get(2)?,
+                received_at: r.try_get(3)?,
+                handling_from: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// An accepted complaint's handling deadline, computed again.
+pub async fn set_handling_due(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    tracking_number: &str,
+    d: &creditmesh_domain::calendar::Deadline,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE complaints_complaint SET handling_due = $1, handling_provisional = $2, \
+         calendar_version = $3 WHERE tenant = $4 AND tracking_number = $5 AND status = 'accepted'",
+    )
+    .bind(creditmesh_domain::calendar::format_date(d.due))
+    .bind(i64::from(d.provisional))
+    .bind(d.calendar_version.clone())
     .bind(tenant.to_owned())
     .bind(tracking_number.to_owned())
     .execute(&mut *conn)

@@ -32,6 +32,13 @@ const CREDIT_FILE: &[&str] = &["review"];
 pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: CancellationToken) {
     tokio::spawn(async move {
         let ctx = CallContext::system("datapush", env.authn.trust_domain(), "datapush-timers");
+        match recompute_provisional_deadlines(&env, &ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recomputed = n, "provisional objection deadlines recomputed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "provisional objection deadlines were not recomputed")
+            }
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rewrap_due = tokio::time::Instant::now();
@@ -57,6 +64,48 @@ pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: Canc
             }
         }
     });
+}
+
+/// The deadlines of open objections computed provisionally (past the calendar data then
+/// loaded) are computed again with the calendar this process loaded, once at start: a new
+/// year's file arrives with a restart.
+pub async fn recompute_provisional_deadlines(
+    env: &ServiceEnv,
+    ctx: &CallContext,
+) -> Result<usize, Error> {
+    let (store, calendar) = (&env.store, &env.calendar);
+    let mut conn = store.db.acquire().await?;
+    if objection_store::provisional_deadlines(&mut conn, calendar.version())
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    drop(conn);
+    store
+        .write(ctx, "RecomputeObjectionDeadlines", |mut tx| async move {
+            let stale = objection_store::provisional_deadlines(&mut tx, calendar.version()).await?;
+            for (objection_id, from) in &stale {
+                let from =
+                    creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
+                let d = calendar
+                    .deadline(
+                        from,
+                        crate::objections::OBJECTION_WORKING_DAYS,
+                        creditmesh_domain::calendar::Layers::Xinjiang,
+                    )
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                objection_store::set_deadline(&mut tx, objection_id, &d).await?;
+            }
+            Ok((
+                tx,
+                Written {
+                    value: stale.len(),
+                    tenant: REGION.to_string(),
+                },
+            ))
+        })
+        .await
 }
 
 fn today(store: &ServiceStore) -> Result<time::Date, Error> {

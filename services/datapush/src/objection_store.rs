@@ -144,7 +144,7 @@ pub struct Filter<'a> {
     /// Only of agencies this authority holds.
     pub tenant: Option<&'a str>,
     pub open_only: bool,
-    /// Only those open with a deadline before this day (YYYY-MM-DD).
+    /// Only those open with a final deadline before this day (YYYY-MM-DD).
     pub due_before: Option<&'a str>,
 }
 
@@ -170,6 +170,7 @@ pub async fn list(
         sql.push_str(" AND status = 'open'");
     }
     if let Some(d) = f.due_before {
+        sql.push_str(" AND deadline_provisional = 0");
         push(&mut sql, "deadline_due <", d);
     }
     sql.push_str(&format!(" ORDER BY objection_id LIMIT {limit}"));
@@ -219,14 +220,16 @@ pub async fn set_statement(
         == 1)
 }
 
-/// Open objections past their deadline whose lateness is not yet in the agency's credit file.
+/// Open objections past their final deadline whose lateness is not yet in the agency's credit
+/// file.
 pub async fn overdue_unrecorded(
     conn: &mut AnyConnection,
     today: &str,
 ) -> Result<Vec<ObjectionRow>, StorageError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM datapush_objection WHERE status = 'open' AND deadline_due < $1 \
-         AND overdue_recorded_at IS NULL ORDER BY objection_id LIMIT 100"
+         AND deadline_provisional = 0 AND overdue_recorded_at IS NULL \
+         ORDER BY objection_id LIMIT 100"
     );
     rows(
         &sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -306,4 +309,43 @@ pub async fn access_code_valid(
     .fetch_optional(&mut *conn)
     .await?
     .is_some())
+}
+
+/// Open objections whose deadline was computed provisionally by a calendar other than
+/// `version`: `(objection_id, deadline_from)`.
+pub async fn provisional_deadlines(
+    conn: &mut AnyConnection,
+    version: &str,
+) -> Result<Vec<(String, String)>, StorageError> {
+    let found = sqlx::query(
+        "SELECT objection_id, deadline_from FROM datapush_objection WHERE status = 'open' \
+         AND deadline_provisional = 1 AND calendar_version <> $1 ORDER BY objection_id",
+    )
+    .bind(version.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    found
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// An open objection's deadline, computed again.
+pub async fn set_deadline(
+    conn: &mut AnyConnection,
+    objection_id: &str,
+    d: &creditmesh_domain::calendar::Deadline,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE datapush_objection SET deadline_due = $1, deadline_provisional = $2, \
+         calendar_version = $3 WHERE objection_id = $4 AND status = 'open'",
+    )
+    .bind(creditmesh_domain::calendar::format_date(d.due))
+    .bind(i64::from(d.provisional))
+    .bind(d.calendar_version.clone())
+    .bind(objection_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

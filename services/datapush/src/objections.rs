@@ -133,7 +133,8 @@ pub fn to_proto(
         .into(),
         filed_by: o.filed_by.clone(),
         decided_at: o.decided_at.map(timestamp),
-        overdue: o.status == "open" && o.deadline_due.as_str() < today,
+        // Lateness is judged against a final deadline only: a provisional one may yet move.
+        overdue: o.status == "open" && !o.deadline_provisional && o.deadline_due.as_str() < today,
         agency_uscc: o.agency_uscc.clone(),
         subject_statement: o.subject_statement.clone(),
     })

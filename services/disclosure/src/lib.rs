@@ -9,6 +9,7 @@ pub mod log;
 mod projection;
 mod proofs;
 mod reads;
+mod remask;
 mod schema;
 pub mod store;
 pub mod verify;
@@ -72,6 +73,10 @@ fn background(env: ServiceEnv, stop: CancellationToken) {
         let ctx = CallContext::system(NAME, &trust_domain, "wording-correction");
         if let Err(e) = wording::correct(&store, &ctx).await {
             tracing::warn!(error = %e, "notices in the old words not corrected");
+        }
+        let ctx = CallContext::system(NAME, &trust_domain, "remask");
+        if let Err(e) = remask::run(&store, &ctx).await {
+            tracing::warn!(error = %e, "register records not masked again");
         }
     });
     tokio::spawn(checkpoint::run(env.store, key, cosigners, stop));

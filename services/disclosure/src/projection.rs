@@ -161,13 +161,30 @@ fn masked(e: &RegisterChanged) -> AgencyRecord {
             .fee_items
             .iter()
             .map(|i| FeeItem {
-                service_item: i.service_item.clone(),
-                fee: i.fee.clone(),
-                basis: i.basis.clone(),
-                unit: i.unit.clone(),
+                service_item: mask::text(&i.service_item),
+                fee: mask::text(&i.fee),
+                basis: mask::text(&i.basis),
+                unit: mask::text(&i.unit),
             })
             .collect(),
     }
+}
+
+/// A record shown under an older masking policy, masked again under the current one: the
+/// free text it shows is masked text, which the current policy leaves as it is but for what
+/// the older one let through. `false` when it is current already.
+pub fn remasked(r: &mut AgencyRecord) -> bool {
+    if r.masking_policy_version == mask::POLICY_VERSION {
+        return false;
+    }
+    r.business_scope = mask::text(&r.business_scope);
+    for i in &mut r.fee_items {
+        for field in [&mut i.service_item, &mut i.fee, &mut i.basis, &mut i.unit] {
+            *field = mask::text(field);
+        }
+    }
+    r.masking_policy_version = mask::POLICY_VERSION.into();
+    true
 }
 
 /// A revocation's ground in the Measures' words, with its article and its code.
@@ -211,5 +228,32 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
         | NoticeKind::Erasure
         | NoticeKind::SpotCheckDraw
         | NoticeKind::Unspecified => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_an_older_policy_is_masked_again_once() {
+        let mut r = AgencyRecord {
+            business_scope: "信用咨询；专线 133 9204 6178，*******8000".into(),
+            masking_policy_version: "xj-mask-1".into(),
+            fee_items: vec![FeeItem {
+                basis: "咨询 0998-2345678".into(),
+                fee: "4500".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(remasked(&mut r));
+        assert_eq!(r.business_scope, "信用咨询；专线 *******6178，*******8000");
+        assert_eq!(r.fee_items[0].basis, "咨询 *******5678");
+        assert_eq!(r.fee_items[0].fee, "4500");
+        assert_eq!(r.masking_policy_version, mask::POLICY_VERSION);
+        let before = r.clone();
+        assert!(!remasked(&mut r));
+        assert_eq!(r, before);
     }
 }

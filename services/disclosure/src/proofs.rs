@@ -168,7 +168,9 @@ pub(crate) async fn get_tile(
         Ok(GetTileResponse {
             data,
             content_type: "application/octet-stream".into(),
-            immutable: width == 1 << TILE_HEIGHT,
+            // A full hash tile never changes; an entry bundle changes when a regulator's
+            // decision erases a notice's content, so it is revalidated.
+            immutable: width == 1 << TILE_HEIGHT && !entries,
         })
     })
     .await

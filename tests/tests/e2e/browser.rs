@@ -370,8 +370,20 @@ async fn evidence_held(t: &TestMesh) -> i64 {
 }
 
 /// Fills the complaint form's text as fit to be filed.
+/// Chooses where the conduct took place, as a visitor would.
+async fn choose_place(b: &Browser, code: &str) {
+    b.client
+        .find(Locator::Id("place_of_activity"))
+        .await
+        .unwrap()
+        .select_by_value(code)
+        .await
+        .unwrap();
+}
+
 async fn fill_complaint(b: &Browser) {
     fill(b, "agency_uscc", KASHGAR).await;
+    choose_place(b, "653101").await;
     fill(b, "complainant_contact", "13912345678").await;
     fill(b, "subject", "收费超出公示标准").await;
     fill(b, "description", "多收了服务费").await;
@@ -455,8 +467,10 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     assert_eq!(evidence_held(&t).await, 0, "nothing uploaded");
 
     // Corrected, with a PDF and a file that is not a document: the PDF is received and kept
-    // on the form, the other refused beside the file field, no complaint filed yet.
+    // on the form, the other refused beside the file field, no complaint filed yet. Where it
+    // happened (Kashgar City) decides who handles it.
     fill(&b, "agency_uscc", KASHGAR).await;
+    choose_place(&b, "653101").await;
     fill(&b, "complainant_contact", "13912345678").await;
     fill(&b, "subject", "收费超出公示标准").await;
     choose_files(&b, &[&receipt, &notes]).await;
@@ -486,6 +500,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     assert!(text_of(&b, "#evidence-received").await.contains("收据.pdf"));
     let held = complaints_held(&t).await;
     assert_eq!(held.len(), 1);
+    assert_eq!(held[0].place_of_activity, "653101");
     let pdf_sha256 = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(super::filing::pdf("web receipt")))
@@ -536,7 +551,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     fill(&b, "access_code", &code).await;
     press(&b, "form.search button").await;
     assert_eq!(text_of(&b, "#complaint-status").await, "已转交有关部门");
-    assert_eq!(text_of(&b, "#referred-to").await, "市场监督管理部门");
+    assert_eq!(text_of(&b, "#referred-to").await, "乌鲁木齐市市场监管部门");
     let history = text_of(&b, "ol.history").await;
     assert!(
         history.contains("已收到") && history.contains("已转交"),
@@ -558,7 +573,10 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         text_of(&b, "#complaint-status").await,
         "referred to a department"
     );
-    assert_eq!(text_of(&b, "#referred-to").await, "market regulation");
+    assert_eq!(
+        text_of(&b, "#referred-to").await,
+        "market regulation (乌鲁木齐市市场监管部门)"
+    );
     b.screenshot("complaint-tracked-en").await;
 
     b.close().await;

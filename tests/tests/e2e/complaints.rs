@@ -33,6 +33,8 @@ crate::on_both_engines!(
     the_complainant_is_told_by_mail_once_at_each_step,
     uploads_no_complaint_names_are_capped_per_address,
     a_finding_by_another_prefecture_is_in_the_holders_credit_file,
+    a_provisional_handling_deadline_waits_for_the_new_years_calendar,
+    a_complaint_goes_to_the_place_of_activity_then_the_holder_then_the_region,
 );
 
 const KASHGAR_AGENCY: &str = "91653101MA78KT005T";
@@ -48,6 +50,8 @@ pub fn complaint(request_id: &str, tenant: &str) -> SubmitComplaintRequest {
         subject: "rating promised for a fee".into(),
         description: "the agency promised an AAA rating if we paid twice the fee".into(),
         evidence: vec![],
+        // Kashgar City, where the complainant met the agency.
+        place_of_activity: "653101".into(),
     }
 }
 
@@ -666,6 +670,86 @@ async fn a_complaint_goes_to_the_authority_holding_the_filing(engine: Engine) {
     t.stop().await;
 }
 
+/// Art. 5 (在本行政区域内), Art. 24: a complaint goes where the complainant addressed it, else
+/// to the authority of the place where the conduct took place (a county's prefecture, the
+/// county recorded), else to the authority holding the agency's filing, else to the region —
+/// never by the division a USCC was issued in.
+async fn a_complaint_goes_to_the_place_of_activity_then_the_holder_then_the_region(engine: Engine) {
+    let Some(t) = super::filing::mesh(engine).await else {
+        return;
+    };
+    super::review::approve(&t, "place").await;
+    let url = t.db_url("complaints");
+    eventually("the holder known", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM complaints_holder \
+                       WHERE uscc = '91653101MA78KT005T' AND tenant = '653100'";
+            (scalar_i64(&url, sql).await == 1).then_some(())
+        }
+    })
+    .await;
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut submit = async |id: &str, uscc: &str, place: &str| {
+        let mut c = complaint(id, "");
+        c.agency_uscc = uscc.into();
+        c.place_of_activity = place.into();
+        let number = public
+            .submit_complaint(c)
+            .await
+            .map(|r| r.into_inner().tracking_number)?;
+        let sql = format!(
+            "SELECT tenant || '/' || place FROM complaints_complaint WHERE tracking_number = '{number}'"
+        );
+        use creditmesh_storage::sqlx::{self, Connection};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let at: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        Ok::<_, tonic::Status>(at)
+    };
+    const FILED: &str = "91653101MA78KT005T";
+    const UNFILED: &str = "91650102MA7XJ0011B";
+    // Tianshan District (Urumqi) for the agency Kashgar holds: the place, not the holder.
+    assert_eq!(
+        submit("p-1", FILED, "650102").await.unwrap(),
+        "650100/650102"
+    );
+    assert_eq!(
+        submit("p-2", FILED, "650100").await.unwrap(),
+        "650100/650100"
+    );
+    assert_eq!(submit("p-3", FILED, "").await.unwrap(), "653100/");
+    // Not filed, no place named: the region, whatever division the code was issued in.
+    assert_eq!(submit("p-4", UNFILED, "").await.unwrap(), "650000/");
+    assert_eq!(
+        submit("p-5", UNFILED, "653101").await.unwrap(),
+        "653100/653101"
+    );
+    for bad in ["650000", "110101", "6531"] {
+        let refused = submit("p-bad", UNFILED, bad).await.unwrap_err();
+        assert_eq!(
+            super::lifecycle::fields(&refused),
+            ["place_of_activity"],
+            "{bad}: {refused:?}"
+        );
+    }
+    // The regulator reads where it took place.
+    let listed = ComplaintServiceClient::new(t.node("regulator-653100").await)
+        .list_complaints(ListComplaintsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .complaints;
+    assert!(
+        listed.iter().any(|c| c.place_of_activity == "653101"),
+        "{listed:?}"
+    );
+    t.stop().await;
+}
+
 pub async fn upload_evidence(
     client: &mut ComplaintServiceClient<Channel>,
     declared: i64,
@@ -1166,5 +1250,87 @@ async fn a_finding_by_another_prefecture_is_in_the_holders_credit_file(engine: E
         "{writer:?}"
     );
     assert!(all("regulator-654000").await.is_empty());
+    t.stop().await;
+}
+
+/// Fifteen working days from Friday 11 December 2026, before the 2027 calendar is loaded:
+/// the handling deadline (1 January 2027) is provisional and shows nothing overdue on
+/// 2 January. With the 2027 notice (1 January off) the restarted service computes it again —
+/// Monday 4 January, final — and the complaint is overdue from the day after.
+async fn a_provisional_handling_deadline_waits_for_the_new_years_calendar(engine: Engine) {
+    let clock = Arc::new(TestClock::at(date!(2026 - 12 - 11)));
+    let Some(t) = TestMesh::start_at(engine, clock.clone()).await else {
+        return;
+    };
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
+    let submitted = ComplaintServiceClient::new(t.public().await)
+        .submit_complaint(complaint("turn-1", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    let accepted = kashgar
+        .accept_complaint(AcceptComplaintRequest {
+            request_id: "turn-accept".into(),
+            tracking_number: submitted.tracking_number.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap();
+    let deadline = accepted.handling_deadline.unwrap();
+    assert_eq!(
+        (deadline.due_date.as_str(), deadline.provisional),
+        ("2027-01-01", true)
+    );
+    let overdue = |k: &ComplaintServiceClient<Channel>| {
+        let mut k = k.clone();
+        async move {
+            k.list_complaints(ListComplaintsRequest {
+                overdue_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .complaints
+        }
+    };
+    clock.set(date!(2027 - 01 - 02));
+    assert!(overdue(&kashgar).await.is_empty());
+
+    let _restarted = t
+        .replica("complaints", clock.clone(), |rt| {
+            rt.calendar = Arc::new(creditmesh_tests::calendar_2027(&["2027-01-01"]))
+        })
+        .await;
+    let url = t.db_url("complaints");
+    eventually(
+        "the deadline computed again, final",
+        Duration::from_secs(20),
+        || async {
+            let sql = "SELECT COUNT(*) FROM complaints_complaint WHERE handling_due = '2027-01-04' \
+                       AND handling_provisional = 0";
+            (scalar_i64(&url, sql).await == 1).then_some(())
+        },
+    )
+    .await;
+    clock.set(date!(2027 - 01 - 04));
+    assert!(
+        overdue(&kashgar).await.is_empty(),
+        "its last day is not late"
+    );
+    clock.set(date!(2027 - 01 - 05));
+    let late = overdue(&kashgar).await;
+    assert_eq!(late.len(), 1);
+    assert!(late[0].overdue);
     t.stop().await;
 }

@@ -28,6 +28,7 @@ crate::on_both_engines!(
     an_objection_undecided_past_its_deadline_is_listed_and_filed,
     the_purge_removes_exactly_the_expired_records,
     a_rotated_key_is_retired_once_every_envelope_is_wrapped_again,
+    a_provisional_objection_deadline_waits_for_the_new_years_calendar,
 );
 
 /// A query made at run time, for `scalar_i64`.
@@ -1043,5 +1044,98 @@ async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: E
             .unwrap()
             .contains("sealed statement")
     );
+    t.stop().await;
+}
+
+/// Art. 22's ten working days across the turn of the year, before the 2027 calendar is
+/// loaded: filed on Friday 18 December 2026, the objection's deadline (1 January 2027, a
+/// weekday the built-in data cannot yet call a holiday) is provisional, and nothing is overdue
+/// on 2 January. Loaded with the 2027 notice (1 January off), the restarted service computes it
+/// again — Monday 4 January, final — and only past that is it overdue and filed.
+async fn a_provisional_objection_deadline_waits_for_the_new_years_calendar(engine: Engine) {
+    let Some((t, clock)) = mesh_at(engine, date!(2026 - 12 - 18)).await else {
+        return;
+    };
+    let who = subject();
+    push(
+        t.node("agency-kashgar").await,
+        vec![loan("turn-1", &who, "2026-12-01", 1.0)],
+    )
+    .await
+    .unwrap();
+    let id = record_id(&t, "turn-1").await;
+    let mut desk = client(&t, "regulator-653100").await;
+    let o = object(
+        &mut desk,
+        "turn",
+        &id,
+        ObjectionGround::Omission,
+        "a repayment is missing",
+        "",
+    )
+    .await;
+    let deadline = o.deadline.unwrap();
+    assert_eq!(
+        (deadline.due_date.as_str(), deadline.provisional),
+        ("2027-01-01", true)
+    );
+    let listed = |desk: &DataPushServiceClient<Channel>, overdue_only: bool| {
+        let mut desk = desk.clone();
+        async move {
+            desk.list_objections(ListObjectionsRequest {
+                overdue_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .objections
+        }
+    };
+    clock.set(date!(2027 - 01 - 02));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(listed(&desk, true).await.is_empty());
+    assert!(!listed(&desk, false).await[0].overdue);
+    assert!(
+        !credit_file_kinds(&t)
+            .await
+            .contains(&"objection_overdue".to_owned()),
+        "a provisional deadline makes nothing overdue"
+    );
+
+    let _restarted = t
+        .replica("datapush", clock.clone(), |rt| {
+            rt.calendar = Arc::new(creditmesh_tests::calendar_2027(&["2027-01-01"]))
+        })
+        .await;
+    let url = t.db_url("datapush");
+    eventually(
+        "the deadline computed again, final",
+        Duration::from_secs(20),
+        || async {
+            let sql = "SELECT COUNT(*) FROM datapush_objection WHERE deadline_due = '2027-01-04' \
+                       AND deadline_provisional = 0";
+            (scalar_i64(&url, sql).await == 1).then_some(())
+        },
+    )
+    .await;
+    clock.set(date!(2027 - 01 - 04));
+    assert!(
+        listed(&desk, true).await.is_empty(),
+        "its last day is not late"
+    );
+    clock.set(date!(2027 - 01 - 05));
+    assert_eq!(listed(&desk, true).await.len(), 1);
+    eventually(
+        "the lateness reaches the credit file",
+        Duration::from_secs(30),
+        || async {
+            credit_file_kinds(&t)
+                .await
+                .contains(&"objection_overdue".to_owned())
+                .then_some(())
+        },
+    )
+    .await;
     t.stop().await;
 }

@@ -284,7 +284,7 @@ async fn a_department_answers_referrals_from_its_command_line() {
         department: Department::MarketRegulation as i32,
         department_tenant: "650100".into(),
         reason: "a licensing matter".into(),
-        share_evidence: false,
+        ..Default::default()
     })
     .await
     .unwrap()

@@ -11,7 +11,7 @@ use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintService
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, AcknowledgeReferralRequest, ComplaintStatus, DeclineReferralRequest,
     Department, GetComplaintRequest, ListReferralsRequest, ReferComplaintRequest, Referral,
-    ReferralReceipt, ReferralStatus, TrackComplaintRequest,
+    ReferralLetter, ReferralReceipt, ReferralStatus, TrackComplaintRequest,
 };
 use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
@@ -39,6 +39,7 @@ crate::on_both_engines!(
     a_receipt_signed_by_a_revoked_certificate_is_not_taken,
     an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_to_review,
     a_department_reads_the_evidence_the_regulator_shared,
+    a_complaint_is_referred_by_letter_to_a_county_financial_regulator,
 );
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
@@ -81,7 +82,7 @@ pub fn refer(request_id: &str, tracking_number: &str) -> ReferComplaintRequest {
         department: Department::MarketRegulation as i32,
         department_tenant: "650100".into(),
         reason: "a licensing matter for market regulation, outside credit supervision".into(),
-        share_evidence: false,
+        ..Default::default()
     }
 }
 
@@ -615,7 +616,7 @@ async fn a_department_sees_only_referrals_addressed_to_it(engine: Engine) {
             department: 0,
             department_tenant: "650100".into(),
             reason: String::new(),
-            share_evidence: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1086,5 +1087,197 @@ async fn a_department_reads_the_evidence_the_regulator_shared(engine: Engine) {
         .await,
         1
     );
+    t.stop().await;
+}
+
+/// The field names of an INVALID_ARGUMENT answer, in order.
+fn violated(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+/// Art. 24 (移交相关部门并通知投诉举报人) where no node exists: a complaint is referred by letter
+/// to the financial regulator of a county, a body outside the listed departments; the
+/// complainant is told where it went, sees it when tracking, and nothing tries to deliver it.
+/// A listed department of a county without a node is referred to by letter too, and answers
+/// with its certificate. A letter without its reference or day, or dated before the complaint
+/// came, is refused by field.
+async fn a_complaint_is_referred_by_letter_to_a_county_financial_regulator(engine: Engine) {
+    let Some((t, _clock)) = mesh(engine, free_addr(), None).await else {
+        return;
+    };
+    t.issue(
+        "market-regulation-650102",
+        Principal::new(
+            PrincipalKind::Department,
+            Tenant::parse("650102").unwrap(),
+            "market-regulation",
+        ),
+    );
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut c = complaint("letter-1", "");
+    c.complainant_contact = "letter@example.org".into();
+    let c = public.submit_complaint(c).await.unwrap().into_inner();
+    let today = creditmesh_domain::calendar::format_date(super::filing::today());
+    let letter = |reference: &str, sent_on: &str| {
+        Some(ReferralLetter {
+            reference: reference.into(),
+            sent_on: sent_on.into(),
+        })
+    };
+    let to_the_county = |id: &str| ReferComplaintRequest {
+        department: Department::Other as i32,
+        department_name: "金融监管部门".into(),
+        department_tenant: "653101".into(),
+        letter: letter("喀信移〔2026〕3号", &today),
+        reason: "a bank's loan practice, for the financial regulator".into(),
+        ..refer(id, &c.tracking_number)
+    };
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+
+    // A body outside the list is named, reached by letter, and cannot open evidence here.
+    let bad = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            department_name: String::new(),
+            letter: None,
+            share_evidence: true,
+            ..to_the_county("bad-other")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated(&bad),
+        ["department_name", "letter", "share_evidence"]
+    );
+    let bad = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            letter: letter(" ", "2999-01-01"),
+            ..to_the_county("bad-letter")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&bad), ["letter.reference", "letter.sent_on"]);
+    let early = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            letter: letter("喀信移〔2026〕1号", "2020-01-01"),
+            ..to_the_county("early-letter")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&early), ["letter.sent_on"]);
+    let why = &early.get_details_bad_request().unwrap().field_violations[0].description;
+    assert!(why.contains("before the complaint was received"), "{why}");
+    // A listed department without a node: refused without a letter, the letter suggested.
+    let no_node = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            department: Department::MarketRegulation as i32,
+            department_tenant: "650102".into(),
+            ..refer("no-node", &c.tracking_number)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&no_node), ["department_tenant"]);
+    let why = &no_node.get_details_bad_request().unwrap().field_violations[0].description;
+    assert!(why.contains("refer by letter"), "{why}");
+
+    let answer = kashgar
+        .refer_complaint(to_the_county("by-letter"))
+        .await
+        .unwrap()
+        .into_inner();
+    let referred = answer.complaint.unwrap();
+    assert_eq!(referred.status, ComplaintStatus::Referred as i32);
+    let referral = &referred.referrals[0];
+    assert_eq!(referral.status, ReferralStatus::SentByLetter as i32);
+    assert_eq!(referral.department, Department::Other as i32);
+    assert_eq!(referral.department_name, "金融监管部门");
+    assert_eq!(referral.department_tenant, "653101");
+    assert_eq!(
+        referral.letter.as_ref().unwrap().reference,
+        "喀信移〔2026〕3号"
+    );
+    assert!(referral.receipt.is_none());
+
+    // The complainant is told, and sees where it went.
+    let tracked = ComplaintServiceClient::new(t.public().await)
+        .track_complaint(TrackComplaintRequest {
+            tracking_number: c.tracking_number.clone(),
+            access_code: c.access_code.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tracked.status, ComplaintStatus::Referred as i32);
+    assert_eq!(tracked.referred_to, Department::Other as i32);
+    assert_eq!(tracked.referred_to_name, "喀什地区喀什市金融监管部门");
+    assert!(
+        tracked
+            .history
+            .iter()
+            .any(|h| h.note.contains("by letter 喀信移〔2026〕3号")),
+        "{:?}",
+        tracked.history
+    );
+    let url = t.db_url("complaints");
+    let told = format!(
+        "SELECT COUNT(*) FROM complaints_notification WHERE tracking_number = '{}' \
+         AND subject LIKE '%已移送喀什地区喀什市金融监管部门%' AND body LIKE '%喀信移〔2026〕3号%'",
+        c.tracking_number
+    );
+    assert_eq!(scalar_i64(&url, told.leak()).await, 1);
+    // Nothing tries to deliver a letter.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_referral WHERE status = 'sent_by_letter' \
+             AND attempts = 0 AND last_error = ''"
+        )
+        .await,
+        1
+    );
+
+    // A county's market regulation without a node: by letter, and it answers here.
+    let mut second = complaint("letter-2", "");
+    second.complainant_contact = String::new();
+    let second = public.submit_complaint(second).await.unwrap().into_inner();
+    let referral_id = kashgar
+        .refer_complaint(ReferComplaintRequest {
+            department: Department::MarketRegulation as i32,
+            department_tenant: "650102".into(),
+            letter: letter("喀信移〔2026〕4号", &today),
+            ..refer("by-letter-2", &second.tracking_number)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral_id;
+    let mut county = ComplaintServiceClient::new(t.node("market-regulation-650102").await);
+    let listed = referrals_of(t.node("market-regulation-650102").await)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.referral_id.as_str())
+            .collect::<Vec<_>>(),
+        [referral_id.as_str()]
+    );
+    let acked = county
+        .acknowledge_referral(AcknowledgeReferralRequest {
+            referral_id: referral_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    assert_eq!(acked.status, ReferralStatus::Acknowledged as i32);
     t.stop().await;
 }

@@ -39,6 +39,7 @@ crate::on_both_engines!(
     the_log_is_served_as_tiles_over_http,
     a_completed_deregistration_is_a_notice,
     notices_in_the_old_words_are_corrected_once,
+    phone_numbers_however_written_are_published_masked,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
@@ -238,7 +239,7 @@ async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
     let record = agency(&mut r, KASHGAR).await;
     assert_eq!(record.status, AgencyStatus::Active as i32);
     assert_eq!(record.tenant, "653100");
-    assert_eq!(record.masking_policy_version, "xj-mask-1");
+    assert_eq!(record.masking_policy_version, "xj-mask-2");
     assert_eq!(record.legal_representative, "阿***");
     assert_eq!(record.registered_address, "新疆喀什地区****");
     assert_eq!(record.registered_capital_yuan, 10_000_000);
@@ -1469,6 +1470,11 @@ async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
 
 /// `GET path` over HTTP/1.1 and TLS on the public listener: status, headers, body.
 async fn http_get(t: &TestMesh, path: &str) -> (u16, String, Vec<u8>) {
+    http_get_with(t, path, "").await
+}
+
+/// [`http_get`] with `extra` request header lines (each ending in CRLF).
+async fn http_get_with(t: &TestMesh, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
     use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = creditmesh_tests::public_tls_config(&t.pki_dir, b"http/1.1");
@@ -1480,7 +1486,8 @@ async fn http_get(t: &TestMesh, path: &str) -> (u16, String, Vec<u8>) {
         .await
         .unwrap();
     tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .unwrap();
@@ -1547,8 +1554,27 @@ async fn the_log_is_served_as_tiles_over_http(engine: Engine) {
     assert_eq!((status, level1.len()), (200, 32));
 
     // The entries hash to the tile's leaves, and the leaves to the checkpoint's root.
-    let (status, _, bundle) = http_get(&t, "/register/tile/entries/000").await;
+    let (status, headers, bundle) = http_get(&t, "/register/tile/entries/000").await;
     assert_eq!(status, 200);
+    // An entry bundle changes when a decision erases a notice's content: it is revalidated by
+    // its digest, never cached for good.
+    assert!(
+        !headers.contains("immutable") && headers.contains("cache-control: no-cache"),
+        "{headers}"
+    );
+    let etag = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an entity tag")
+        .trim()
+        .to_owned();
+    let (status, _, body) = http_get_with(
+        &t,
+        "/register/tile/entries/000",
+        &format!("If-None-Match: {etag}\r\n"),
+    )
+    .await;
+    assert_eq!((status, body.len()), (304, 0));
     let mut at = 0;
     let mut leaf = 0;
     while at < bundle.len() {
@@ -2126,5 +2152,81 @@ async fn notices_in_the_old_words_are_corrected_once(engine: Engine) {
     let _again = t.replica("disclosure", clock, |_| {}).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(corrections().await.len(), 1, "corrected once");
+    t.stop().await;
+}
+
+/// Art. 10 (脱敏后公示): a business scope and a fee schedule that carry phone numbers and an
+/// e-mail address however they are written — spaced, hyphenated, full-width, behind +86 — are
+/// published with only the numbers' last four digits, on the record, the fee schedule and the
+/// notice's leaf alike.
+async fn phone_numbers_however_written_are_published_masked(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let r = register(&t).await;
+    let filing_id = approve_kashgar(&t, &r).await;
+    let mut filer = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let material = upload(&mut filer, DocumentKind::ChangeMaterial, pdf("new scope"))
+        .await
+        .unwrap();
+    let today = creditmesh_domain::calendar::cst_date(creditmesh_domain::Clock::now_micros(
+        &creditmesh_domain::SystemClock,
+    ))
+    .unwrap();
+    let change = filer
+        .submit_change(SubmitChangeRequest {
+            request_id: "scope-with-phones".into(),
+            filing_id: filing_id.clone(),
+            changed_on: creditmesh_domain::calendar::format_date(today),
+            changed_facts: Some(ApplicationForm {
+                business_scope:
+                    "信用评价、信用咨询；业务专线 133 9204 6178，投诉电话 151-8892-5615，\
+                                 热线 +86 １３８ ００１３ ８０００，邮箱 aynur.k@example.org"
+                        .into(),
+                fee_items: vec![FiledFee {
+                    service_item: "企业信用评价报告".into(),
+                    fee: "4500".into(),
+                    unit: "份".into(),
+                    basis: "咨询 0998-2345678".into(),
+                }],
+                ..Default::default()
+            }),
+            supporting_documents: vec![DocumentRef { sha256: material }],
+            description: "new scope".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    review_says(
+        &t,
+        "653100",
+        ChangeDecided {
+            change_id: change.change_id,
+            filing_id,
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let all = notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Changed]).await;
+    let mut reader = r.clone();
+    let record = agency(&mut reader, KASHGAR).await;
+    assert_eq!(record.masking_policy_version, "xj-mask-2");
+    assert_eq!(
+        record.business_scope,
+        "信用评价、信用咨询；业务专线 *******6178，投诉电话 *******5615，\
+         热线 *********8000，邮箱 a***@example.org"
+    );
+    let fees = reader
+        .get_fee_schedule(GetFeeScheduleRequest {
+            uscc: KASHGAR.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fees.items[0].basis, "咨询 *******5678");
+    let leaf = String::from_utf8(all[1].content.clone()).unwrap();
+    for leaked in ["9204", "8892", "１３８", "aynur", "2345678", "0998-"] {
+        assert!(!leaf.contains(leaked), "{leaked} in {leaf}");
+        assert!(!all[1].text.contains(leaked), "{leaked} in {}", all[1].text);
+    }
     t.stop().await;
 }

@@ -1,0 +1,1 @@
+ALTER TABLE complaints_complaint ADD COLUMN place TEXT NOT NULL DEFAULT '';
