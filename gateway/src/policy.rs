@@ -253,9 +253,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.datapush.v1.DataPushService/FileObjection",
         &[Public, Agency, PrefectureRegulator, RegionalRegulator],
     ),
+    // The agency while its filing stands; the authority holding it once it is gone.
     (
         "creditmesh.datapush.v1.DataPushService/ResolveObjection",
-        &[Agency],
+        AGENCY_AND_REGULATORS,
     ),
     (
         "creditmesh.datapush.v1.DataPushService/ListObjections",

@@ -151,6 +151,9 @@ pub struct RecordView {
     pub agency_uscc: String,
     pub agency_href: String,
     pub collected_on: String,
+    /// The last day the platform keeps it, and why.
+    pub kept_until: String,
+    pub retention_basis: String,
     pub received_at: String,
     pub version: i64,
     pub status: &'static str,
@@ -526,6 +529,8 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
         agency_href: c.link(&format!("/agencies/{}", stored.agency_uscc)),
         agency_uscc: stored.agency_uscc,
         collected_on: record.collected_on,
+        kept_until: report.kept_until,
+        retention_basis: report.retention_basis,
         received_at: stored
             .received_at
             .map(|t| page::cst_minute(t.seconds))

@@ -106,8 +106,12 @@ pub struct DataPushConfig {
 pub struct CategoryConfig {
     pub code: String,
     pub description: String,
-    /// How long a record is kept after it was collected, in months (Art. 20).
+    /// How long the platform keeps a record after it was collected, in months.
     pub retention_months: u32,
+    /// Why it is kept that long: the rule or policy the term comes from, shown to the subject.
+    /// Required. Art. 20 obliges agencies to keep their own service archives (信用服务档案) as
+    /// national and regional rules say; it sets no term for the platform.
+    pub retention_basis: String,
     /// Whether its records hold personal information.
     pub personal_data: bool,
     /// Whose records it holds: `person`, `organisation` or `any`.

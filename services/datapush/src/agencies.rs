@@ -44,6 +44,11 @@ impl Standing {
     pub fn active(&self) -> bool {
         self.status == "active"
     }
+
+    /// Revoked or deregistered: the agency acts on the register no longer.
+    pub fn gone(&self) -> bool {
+        matches!(self.status.as_str(), "revoked" | "deregistered")
+    }
 }
 
 pub async fn standing(

@@ -34,6 +34,8 @@ pub struct Category {
     pub code: String,
     pub description: String,
     pub retention_months: u32,
+    /// The rule or policy the retention comes from, as the subject is shown it.
+    pub retention_basis: String,
     pub personal_data: bool,
     pub subjects: Subjects,
     pub fields: Vec<Field>,
@@ -168,6 +170,12 @@ impl Catalog {
             if c.retention_months == 0 {
                 problems.push((format!("{key}.retention_months"), "must be positive".into()));
             }
+            if c.retention_basis.trim().is_empty() {
+                problems.push((
+                    format!("{key}.retention_basis"),
+                    "is required: the rule or policy the retention comes from, shown to the subject".into(),
+                ));
+            }
             let mut fields = Vec::new();
             for (j, f) in c.fields.iter().enumerate() {
                 match FieldType::parse(&f.r#type) {
@@ -191,6 +199,7 @@ impl Catalog {
                     code: c.code.clone(),
                     description: c.description.clone(),
                     retention_months: c.retention_months,
+                    retention_basis: c.retention_basis.trim().to_owned(),
                     personal_data: c.personal_data,
                     subjects,
                     fields,
@@ -232,6 +241,17 @@ pub fn retention_limit(today: time::Date, months: u32) -> Option<time::Date> {
     time::Date::from_calendar_date(year, month, day).ok()
 }
 
+/// The last day a record collected on `collected` is kept under a retention of `months`: the
+/// corresponding day `months` on, or the last day of that month when it has none (Civil Code
+/// Art. 202), as [`retention_limit`] counts it.
+pub fn kept_until(collected: time::Date, months: u32) -> Option<time::Date> {
+    let m = collected.month() as i32 - 1 + months as i32;
+    let year = collected.year() + m.div_euclid(12);
+    let month = time::Month::try_from((m.rem_euclid(12) + 1) as u8).ok()?;
+    let day = collected.day().min(month.length(year));
+    time::Date::from_calendar_date(year, month, day).ok()
+}
+
 /// Two categories to try the mesh with.
 fn demo() -> Vec<CategoryConfig> {
     vec![
@@ -239,6 +259,9 @@ fn demo() -> Vec<CategoryConfig> {
             code: "loan-repayment".into(),
             description: "repayment of a loan: amounts due and days overdue".into(),
             retention_months: 60,
+            retention_basis: "demonstration policy: 60 months from collection, within the five \
+                years《征信业管理条例》Art. 16 allows for adverse credit information"
+                .into(),
             personal_data: true,
             subjects: "any".into(),
             fields: vec![
@@ -253,6 +276,7 @@ fn demo() -> Vec<CategoryConfig> {
             code: "contract-performance".into(),
             description: "performance of a commercial contract".into(),
             retention_months: 60,
+            retention_basis: "demonstration policy: 60 months from collection".into(),
             personal_data: false,
             subjects: "organisation".into(),
             fields: vec![
@@ -301,6 +325,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_kept_through_the_day_retention_limit_lets_it_stay() {
+        use time::macros::date;
+        for (collected, months) in [
+            (date!(2026 - 08 - 31), 6),
+            (date!(2026 - 01 - 15), 60),
+            (date!(2024 - 02 - 29), 12),
+        ] {
+            let last = kept_until(collected, months).unwrap();
+            assert!(
+                retention_limit(last, months).unwrap() <= collected,
+                "{collected}"
+            );
+            let next = last.next_day().unwrap();
+            assert!(
+                retention_limit(next, months).unwrap() > collected,
+                "{collected}"
+            );
+        }
+        assert_eq!(
+            kept_until(date!(2026 - 08 - 31), 6),
+            Some(date!(2027 - 02 - 28))
+        );
+    }
+
+    #[test]
     fn a_bad_catalog_names_its_keys() {
         let bad = CategoryConfig {
             code: "Bad Code".into(),
@@ -316,6 +365,7 @@ mod tests {
                 "datapush.categories[0].code",
                 "datapush.categories[0].subjects",
                 "datapush.categories[0].retention_months",
+                "datapush.categories[0].retention_basis",
                 "datapush.categories[0].fields[0]"
             ]
         );

@@ -1,7 +1,7 @@
 //! Durable timers of the datapush service: objections undecided past their deadline go into
-//! the agency's credit file (Art. 22), and records past their category's retention are purged
-//! (Art. 20), and envelopes are wrapped again and keyed hashes computed again after a key
-//! rotation (Art. 23). Each step is a
+//! the agency's credit file (Art. 22), subjects are told who decides once an agency is gone,
+//! records past their category's configured retention are purged, and envelopes are wrapped
+//! again and keyed hashes computed again after a key rotation (Art. 23). Each step is a
 //! guarded write, so that any number of replicas do it once.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use creditmesh_storage::{StorageError, transition};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, retention_limit};
-use crate::objection_store;
+use crate::objection_store::{self, Once};
 use crate::seal::Keys;
 
 /// How often the timers look at the clock.
@@ -55,6 +55,9 @@ pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: Canc
                 if let Err(e) = crate::reindex::pass(&env.store, &ctx, &keys).await {
                     tracing::warn!(error = %e, "keyed hashes not computed again under the current index key");
                 }
+            }
+            if let Err(e) = tell_new_decider(&env.store, &ctx, &keys).await {
+                tracing::warn!(error = %e, "subjects not told who decides their objections");
             }
             if let Err(e) = record_overdue(&env.store, &ctx, env.measures).await {
                 tracing::warn!(error = %e, "overdue objections not recorded");
@@ -108,6 +111,52 @@ pub async fn recompute_provisional_deadlines(
         .await
 }
 
+/// Tells the subject of each open objection to what an agency whose filing is now revoked or
+/// deregistered pushed that the authority holding the filing decides it (Art. 22), once.
+pub async fn tell_new_decider(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    keys: &Keys,
+) -> Result<usize, Error> {
+    let due = {
+        let mut conn = store.db.acquire().await?;
+        objection_store::decider_untold(&mut conn).await?
+    };
+    let mut told = 0;
+    for (o, holder) in &due {
+        let authority = creditmesh_domain::Tenant::parse(holder)
+            .map(|t| t.authority_name())
+            .unwrap_or_else(|_| holder.clone());
+        let moved = store
+            .write(ctx, "TellObjectionDecider", |mut tx| async move {
+                let now = store.now();
+                if !objection_store::mark_once(&mut tx, Once::DeciderTold, &o.objection_id, now).await? {
+                    return Ok((tx, Written { value: false, tenant: o.tenant.clone() }));
+                }
+                let (_, contact) = crate::objections::private(keys, o)?;
+                crate::objections::tell(
+                    store,
+                    &mut tx,
+                    ctx,
+                    o,
+                    &contact,
+                    "信用信息异议改由主管部门处理 / who decides your objection",
+                    format!(
+                        "异议 {id}：报送记录的信用服务机构已被撤销建档或已注销，您的异议由{authority}社会信用主管部门处理。\n\
+                         Objection {id}: the agency that pushed the record no longer holds a filing; \
+                         the credit authority of {authority} decides your objection.",
+                        id = o.objection_id
+                    ),
+                )
+                .await?;
+                Ok((tx, Written { value: true, tenant: o.tenant.clone() }))
+            })
+            .await?;
+        told += usize::from(moved);
+    }
+    Ok(told)
+}
+
 fn today(store: &ServiceStore) -> Result<time::Date, Error> {
     cst_date(store.now()).map_err(|e| Error::internal(e.to_string()))
 }
@@ -133,7 +182,7 @@ pub async fn record_overdue(
         let done = store
             .write(ctx, "RecordOverdueObjection", |mut tx| async move {
                 let marked =
-                    objection_store::mark_overdue_recorded(&mut tx, &o.objection_id, store.now())
+                    objection_store::mark_once(&mut tx, Once::OverdueRecorded, &o.objection_id, store.now())
                         .await?;
                 if marked {
                     let filed_on = crate::objections::day_of(o.filed_at)?;
@@ -285,7 +334,7 @@ async fn purge_category(
                 objection_store::set_decided(
                     tx,
                     &o.objection_id,
-                    "the record reached the end of its retention period (Art. 20) and was purged",
+                    "the record reached the end of its category's retention period and was purged",
                     "datapush",
                     now,
                 )

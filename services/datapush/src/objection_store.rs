@@ -221,7 +221,7 @@ pub async fn set_statement(
 }
 
 /// Open objections past their final deadline whose lateness is not yet in the agency's credit
-/// file.
+/// file. An agency whose filing is gone no longer decides, so its file gets none.
 pub async fn overdue_unrecorded(
     conn: &mut AnyConnection,
     today: &str,
@@ -229,6 +229,8 @@ pub async fn overdue_unrecorded(
     let sql = format!(
         "SELECT {COLUMNS} FROM datapush_objection WHERE status = 'open' AND deadline_due < $1 \
          AND deadline_provisional = 0 AND overdue_recorded_at IS NULL \
+         AND agency_uscc NOT IN (SELECT uscc FROM datapush_agency \
+         WHERE status IN ('revoked', 'deregistered')) \
          ORDER BY objection_id LIMIT 100"
     );
     rows(
@@ -239,22 +241,39 @@ pub async fn overdue_unrecorded(
     )
 }
 
-/// Marks an open objection's lateness recorded; `false` when another replica did, or it was
+/// What is done once for an open objection.
+#[derive(Debug, Clone, Copy)]
+pub enum Once {
+    /// Its lateness recorded in the agency's credit file.
+    OverdueRecorded,
+    /// Its subject told who decides it now that the agency is gone.
+    DeciderTold,
+}
+
+/// Marks `what` done for an open objection; `false` when another replica did, or it was
 /// decided meanwhile.
-pub async fn mark_overdue_recorded(
+pub async fn mark_once(
     conn: &mut AnyConnection,
+    what: Once,
     objection_id: &str,
     at: i64,
 ) -> Result<bool, StorageError> {
-    Ok(sqlx::query(
-        "UPDATE datapush_objection SET overdue_recorded_at = $1 \
-         WHERE objection_id = $2 AND status = 'open' AND overdue_recorded_at IS NULL",
-    )
-    .bind(at)
-    .bind(objection_id.to_owned())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
+    let sql = match what {
+        Once::OverdueRecorded => {
+            "UPDATE datapush_objection SET overdue_recorded_at = $1 \
+             WHERE objection_id = $2 AND status = 'open' AND overdue_recorded_at IS NULL"
+        }
+        Once::DeciderTold => {
+            "UPDATE datapush_objection SET decider_told_at = $1 \
+             WHERE objection_id = $2 AND status = 'open' AND decider_told_at IS NULL"
+        }
+    };
+    Ok(sqlx::query(sql)
+        .bind(at)
+        .bind(objection_id.to_owned())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
         == 1)
 }
 
@@ -348,4 +367,30 @@ pub async fn set_deadline(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Open objections to what an agency whose filing is revoked or deregistered pushed, whose
+/// subject has not been told who decides now: each with the authority holding the filing.
+pub async fn decider_untold(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(ObjectionRow, String)>, StorageError> {
+    let cols = COLUMNS
+        .split(',')
+        .map(|c| format!("o.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols}, a.tenant FROM datapush_objection o \
+         JOIN datapush_agency a ON a.uscc = o.agency_uscc \
+         WHERE o.status = 'open' AND o.decider_told_at IS NULL \
+         AND a.status IN ('revoked', 'deregistered') ORDER BY o.objection_id LIMIT 100"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let width = COLUMNS.split(',').count();
+    found
+        .iter()
+        .map(|r| Ok((row(r)?, r.try_get(width)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }

@@ -12,7 +12,7 @@ use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_proto::events::v1::SubjectTold;
-use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_rpc::{CallContext, ServiceStore, Written, edge, timestamp};
 use creditmesh_storage::{Tx, transition};
 use prost::Message;
 use serde_json::{Value, json};
@@ -21,8 +21,9 @@ use tonic::{Request, Response, Status};
 
 use crate::objection_store::{self, Filter, ObjectionRow};
 use crate::push::fingerprint;
+use crate::seal::Keys;
 use crate::store::{self, RecordRow};
-use crate::{Api, reads, subjects};
+use crate::{Api, agencies, reads, subjects};
 
 /// Working days the agency has from receiving the materials (Art. 22).
 pub const OBJECTION_WORKING_DAYS: u32 = 10;
@@ -82,9 +83,8 @@ pub(crate) fn binding(objection_id: &str) -> Vec<u8> {
 }
 
 /// The statement and contact sealed in an objection.
-fn private(api: &Api, o: &ObjectionRow) -> Result<(String, String), Error> {
-    let plain = api
-        .keys
+pub(crate) fn private(keys: &Keys, o: &ObjectionRow) -> Result<(String, String), Error> {
+    let plain = keys
         .open(
             &o.tenant,
             &o.key_id,
@@ -106,7 +106,7 @@ pub fn to_proto(
     with_statement: bool,
 ) -> Result<Objection, Error> {
     let statement = if with_statement {
-        private(api, o)?.0
+        private(&api.keys, o)?.0
     } else {
         String::new()
     };
@@ -153,8 +153,8 @@ fn idempotency_key<M: Message>(ctx: &CallContext, request_id: &str, req: &M) -> 
 }
 
 /// Queues what the subject is told, when they left a contact.
-async fn tell(
-    api: &Api,
+pub(crate) async fn tell(
+    store: &ServiceStore,
     tx: &mut Tx,
     ctx: &CallContext,
     o: &ObjectionRow,
@@ -165,7 +165,7 @@ async fn tell(
     if contact.is_empty() {
         return Ok(());
     }
-    api.store
+    store
         .publish_event(
             tx,
             TOLD,
@@ -227,7 +227,10 @@ pub(crate) async fn file_objection(
                 )
             )
         {
-            v.add("contact", "must be an e-mail address or a mainland mobile number");
+            v.add(
+                "contact",
+                "must be an e-mail address or a mainland mobile number",
+            );
         }
         if ctx.principal.kind == PrincipalKind::Public {
             v.require("access_code", &req.access_code);
@@ -318,19 +321,40 @@ pub(crate) async fn file_objection(
                     subject_statement: String::new(),
                 };
                 objection_store::insert(&mut tx, &o).await?;
+                // An agency whose filing is gone no longer decides: its holder does, and the
+                // subject is told so now rather than later.
+                let standing = agencies::standing(&mut tx, &o.agency_uscc).await?;
+                let (zh, en) = match decider_of(standing.as_ref()) {
+                    Some(holder) => {
+                        objection_store::mark_once(
+                            &mut tx,
+                            objection_store::Once::DeciderTold,
+                            &o.objection_id,
+                            now,
+                        )
+                        .await?;
+                        (
+                            format!("{}社会信用主管部门", holder.authority_name()),
+                            format!("the credit authority of {}", holder.english_name()),
+                        )
+                    }
+                    None => (
+                        format!("信用服务机构 {}", o.agency_uscc),
+                        format!("agency {}", o.agency_uscc),
+                    ),
+                };
                 tell(
-                    api,
+                    &api.store,
                     &mut tx,
                     ctx,
                     &o,
                     contact,
                     "信用信息异议已受理 / objection received",
                     format!(
-                        "异议 {id} 已受理，记录已作异议标注；信用服务机构 {agency} 应于 {due} 前作出决定。\n\
+                        "异议 {id} 已受理，记录已作异议标注；{zh}应于 {due} 前作出决定。\n\
                          Objection {id} was received and the record is marked as under objection; \
-                         agency {agency} decides by {due} (Art. 22).",
+                         {en} decides by {due} (Art. 22).",
                         id = o.objection_id,
-                        agency = o.agency_uscc,
                         due = o.deadline_due,
                     ),
                 )
@@ -370,12 +394,66 @@ async fn not_markable(tx: &mut Tx, row: &RecordRow) -> Error {
     }
 }
 
+/// Who decides an objection, as the subject is told.
+struct Decider {
+    zh: String,
+    en: String,
+}
+
+/// Who decides objections to what `uscc` pushed: the agency while its filing stands; once it is
+/// revoked or deregistered, the authority holding it (Art. 22: the record must not stay under
+/// objection with no one to decide it).
+pub(crate) fn decider_of(standing: Option<&agencies::Standing>) -> Option<Tenant> {
+    standing
+        .filter(|s| s.gone())
+        .and_then(|s| Tenant::parse(&s.tenant).ok())
+}
+
+/// Who may decide `o` as the caller, or `None` for a caller who does not see it. An agency
+/// whose filing is gone, and an authority while the agency's filing stands, are refused.
+async fn decider(
+    tx: &mut Tx,
+    ctx: &CallContext,
+    o: &ObjectionRow,
+) -> Result<Option<Decider>, Error> {
+    let standing = agencies::standing(tx, &o.agency_uscc).await?;
+    let holder = decider_of(standing.as_ref());
+    let p = &ctx.principal;
+    match (p.kind, holder) {
+        (PrincipalKind::Agency, _) if p.subject != o.agency_uscc => Ok(None),
+        (PrincipalKind::Agency, Some(holder)) => Err(Error::failed_precondition(format!(
+            "the agency's filing is {}: the authority holding it, {}, decides its objections (Art. 22)",
+            standing.map(|s| s.status).unwrap_or_default(),
+            holder.authority_name()
+        ))),
+        (PrincipalKind::Agency, None) => Ok(Some(Decider {
+            zh: "信用服务机构".into(),
+            en: "The agency".into(),
+        })),
+        (PrincipalKind::Regulator, Some(holder)) if p.tenant.can_see(holder) => Ok(Some(Decider {
+            zh: format!("{}社会信用主管部门", holder.authority_name()),
+            en: format!("The credit authority of {}", holder.english_name()),
+        })),
+        (PrincipalKind::Regulator, None)
+            if standing
+                .as_ref()
+                .and_then(|s| Tenant::parse(&s.tenant).ok())
+                .is_some_and(|t| p.tenant.can_see(t)) =>
+        {
+            Err(Error::permission_denied(
+                "the agency decides the objections to what it pushed while its filing stands (Art. 22)",
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub(crate) async fn resolve_objection(
     api: &Api,
     request: Request<ResolveObjectionRequest>,
 ) -> Result<Response<ResolveObjectionResponse>, Status> {
     let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency])?;
+    ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
     let req = request.into_inner();
     let ctx = &ctx;
     edge::run(&api.store, ctx, "ResolveObjection", async {
@@ -411,9 +489,7 @@ pub(crate) async fn resolve_objection(
                 let id = req.objection_id.trim();
                 let not_found = || Error::not_found(format!("no objection {id} to this agency"));
                 let o = objection_store::find(&mut tx, id).await?.ok_or_else(not_found)?;
-                if o.agency_uscc != ctx.principal.subject {
-                    return Err(not_found());
-                }
+                let decider = decider(&mut tx, ctx, &o).await?.ok_or_else(not_found)?;
                 let row = store::find(&mut tx, &o.record_id)
                     .await?
                     .ok_or_else(|| Error::internal(format!("objection {id} without its record")))?;
@@ -526,17 +602,18 @@ pub(crate) async fn resolve_objection(
                     }
                     _ => (
                         format!(
-                            "信用服务机构决定不予更正或删除，理由：{reasons}\n您可以提交个人声明，\
-                             与记录一并展示。\nThe agency keeps the record, for these reasons: \
-                             {reasons}\nYou may attach a statement, shown with the record."
+                            "{}决定不予更正或删除，理由：{reasons}\n您可以提交个人声明，\
+                             与记录一并展示。\n{} keeps the record, for these reasons: \
+                             {reasons}\nYou may attach a statement, shown with the record.",
+                            decider.zh, decider.en
                         ),
                         row.version,
                     ),
                 };
                 objection_store::set_decided(&mut tx, id, reasons, &ctx.principal_id, now).await?;
-                let (_, contact) = private(api, &o)?;
+                let (_, contact) = private(&api.keys, &o)?;
                 tell(
-                    api,
+                    &api.store,
                     &mut tx,
                     ctx,
                     &o,

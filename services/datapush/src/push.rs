@@ -405,7 +405,7 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
             Err(_) => problems.push(("collected_on".into(), "must be a date, YYYY-MM-DD".into())),
             Ok(d) if d > today => problems.push(("collected_on".into(), "is in the future".into())),
             Ok(d) => {
-                // Past its retention it would be purged at once (Art. 20): refused instead.
+                // Past its retention it would be purged at once: refused instead.
                 let months = c.retention_months;
                 if let Some(limit) = crate::catalog::retention_limit(today, months)
                     && d < limit

@@ -298,10 +298,20 @@ async fn subject_record(
             purpose: u.purpose,
         })
         .collect();
+    let category = api.catalog.get(&row.category);
+    let kept_until = category
+        .zip(creditmesh_domain::calendar::parse_iso_date(&row.collected_on).ok())
+        .and_then(|(c, collected)| crate::catalog::kept_until(collected, c.retention_months))
+        .map(creditmesh_domain::calendar::format_date)
+        .unwrap_or_default();
     Ok(SubjectRecordReport {
         record: Some(record),
         history,
         uses,
+        kept_until,
+        retention_basis: category
+            .map(|c| c.retention_basis.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -32,5 +32,13 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/103_index_key.sqlite.sql"),
             include_str!("../migrations/103_index_key.postgres.sql"),
         ),
+        // An objection whose agency's filing is revoked or deregistered is decided by the
+        // authority holding it; the subject is told so once.
+        Migration::new(
+            104,
+            "the subject told who decides an objection once the agency is gone",
+            include_str!("../migrations/104_decider_told.sql"),
+            include_str!("../migrations/104_decider_told.sql"),
+        ),
     ]
 }

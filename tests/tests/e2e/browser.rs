@@ -752,6 +752,11 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         first.contains("amount_due") && first.contains("1200"),
         "{first}"
     );
+    // How long the platform keeps it, and why.
+    assert!(
+        first.contains("平台保存至") && first.contains("60 months from collection"),
+        "{first}"
+    );
     assert_eq!(text_of(&b, "#record-0-status").await, "有效");
     assert!(text_of(&b, "#record-0-history").await.contains("报送"));
     let uses = text_of(&b, "#record-0-uses").await;

@@ -29,6 +29,7 @@ crate::on_both_engines!(
     the_purge_removes_exactly_the_expired_records,
     a_rotated_key_is_retired_once_every_envelope_is_wrapped_again,
     a_provisional_objection_deadline_waits_for_the_new_years_calendar,
+    a_revoked_agencys_objection_is_decided_by_the_authority_holding_it,
 );
 
 /// A query made at run time, for `scalar_i64`.
@@ -489,6 +490,18 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             .unwrap()
     };
     let r1_report = of(&r1);
+    // How long the platform keeps it, and why (Art. 20 sets no term for the platform).
+    assert_eq!(
+        r1_report.kept_until, "2031-09-01",
+        "collected 2026-09-01, kept 60 months"
+    );
+    assert!(
+        r1_report
+            .retention_basis
+            .contains("60 months from collection"),
+        "{}",
+        r1_report.retention_basis
+    );
     assert_eq!(r1_report.history.len(), 2);
     assert_eq!(r1_report.history[1].change, "corrected");
     assert!(!r1_report.history[0].content.is_empty());
@@ -1134,6 +1147,126 @@ async fn a_provisional_objection_deadline_waits_for_the_new_years_calendar(engin
                 .await
                 .contains(&"objection_overdue".to_owned())
                 .then_some(())
+        },
+    )
+    .await;
+    t.stop().await;
+}
+
+/// Art. 22 once the agency is gone: while its filing stands the agency decides and the
+/// authority may not; revoked, the agency may no longer, the authority holding the filing
+/// decides, another prefecture sees nothing, and the subject is told once who decides now.
+async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engine: Engine) {
+    let Some((t, _clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    let who = subject();
+    push(
+        t.node("agency-kashgar").await,
+        vec![loan("gone-1", &who, "2026-09-01", 1.0)],
+    )
+    .await
+    .unwrap();
+    let id = record_id(&t, "gone-1").await;
+    let mut desk = client(&t, "regulator-653100").await;
+    let o = object(
+        &mut desk,
+        "gone",
+        &id,
+        ObjectionGround::Error,
+        "the amount is wrong",
+        "subject@example.org",
+    )
+    .await;
+    let keep = |request_id: &str| ResolveObjectionRequest {
+        reasons: "the loan contract shows the amount".into(),
+        ..resolve(&o.objection_id, request_id, ObjectionDecision::Keep)
+    };
+    let early = desk.resolve_objection(keep("early")).await.unwrap_err();
+    assert_eq!(early.code(), Code::PermissionDenied, "{early:?}");
+    assert!(
+        early.message().contains("while its filing stands"),
+        "{early:?}"
+    );
+
+    // The register says the filing is revoked (filing's register_changed, as review's
+    // revocation makes it).
+    use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+    use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
+    EventSinkServiceClient::new(
+        creditmesh_tests::mtls(t.service_addr("datapush"), &t.pki_dir, "service-filing").await,
+    )
+    .deliver(DeliverRequest {
+        event: Some(Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            r#type: RegisterChanged::TYPE.into(),
+            source: "filing".into(),
+            tenant: "653100".into(),
+            principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+            subject: "f".into(),
+            // Later than the notice that made it active.
+            occurred_at: Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into()),
+            payload: prost::Message::encode_to_vec(&RegisterChanged {
+                filing_id: "f".into(),
+                tenant: "653100".into(),
+                uscc: KASHGAR.into(),
+                notice: "revoked".into(),
+                status: "revoked".into(),
+                ..Default::default()
+            }),
+        }),
+    })
+    .await
+    .unwrap();
+    let (datapush, complaints) = (t.db_url("datapush"), t.db_url("complaints"));
+    eventually(
+        "the subject told who decides now",
+        Duration::from_secs(30),
+        || async {
+            let told = scalar_i64(
+                &datapush,
+                "SELECT COUNT(*) FROM datapush_objection WHERE decider_told_at IS NOT NULL",
+            )
+            .await;
+            let queued = scalar_i64(
+                &complaints,
+                "SELECT COUNT(*) FROM complaints_notification \
+                 WHERE body LIKE '%由喀什地区社会信用主管部门处理%'",
+            )
+            .await;
+            (told == 1 && queued == 1).then_some(())
+        },
+    )
+    .await;
+
+    let mut agency = client(&t, "agency-kashgar").await;
+    let gone = agency
+        .resolve_objection(keep("by-agency"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::FailedPrecondition, "{gone:?}");
+    assert!(gone.message().contains("喀什地区"), "{gone:?}");
+    let hidden = client(&t, "regulator-650100")
+        .await
+        .resolve_objection(keep("by-urumqi"))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    let decided = desk
+        .resolve_objection(keep("by-holder"))
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    assert_eq!(decided.decision, ObjectionDecision::Keep as i32);
+    eventually(
+        "the subject told the decision",
+        Duration::from_secs(30),
+        || async {
+            let sql = "SELECT COUNT(*) FROM complaints_notification \
+                   WHERE body LIKE '%喀什地区社会信用主管部门决定不予更正或删除%'";
+            (scalar_i64(&complaints, sql).await == 1).then_some(())
         },
     )
     .await;

@@ -1093,13 +1093,7 @@ async fn a_department_reads_the_evidence_the_regulator_shared(engine: Engine) {
 /// The field names of an INVALID_ARGUMENT answer, in order.
 fn violated(status: &tonic::Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect()
+    super::lifecycle::fields(status)
 }
 
 /// Art. 24 (移交相关部门并通知投诉举报人) where no node exists: a complaint is referred by letter

@@ -1,0 +1,1 @@
+ALTER TABLE datapush_objection ADD COLUMN decider_told_at BIGINT;
