@@ -1122,11 +1122,10 @@ fn check_id(code: &str) -> (bool, String) {
         return (
             true,
             format!(
-                "unified social credit code; registration authority {}; registered in {}; \
-                 filing reviewed by {}",
+                "unified social credit code; registration authority {}; code issued in {} \
+                 (a filing is reviewed where the registered address lies, Art. 10)",
                 u.registration_authority(),
-                u.location(),
-                u.reviewing_tenant()
+                u.location()
             ),
         );
     }

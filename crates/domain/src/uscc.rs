@@ -153,12 +153,6 @@ impl Uscc {
         crate::divisions::locate(self.division()).expect("checked when parsed")
     }
 
-    /// The authority that reviews this agency's filing (Art. 10): the prefecture of
-    /// registration inside Xinjiang, the regional regulator otherwise.
-    pub fn reviewing_tenant(&self) -> crate::Tenant {
-        self.location().tenant()
-    }
-
     pub fn registration_authority(&self) -> &'static str {
         match self.0.as_bytes()[0] {
             b'1' => "institutional establishment (机构编制)",
@@ -238,14 +232,13 @@ mod tests {
     }
 
     #[test]
-    fn routes_by_registration_division() {
+    fn locates_the_division_the_code_was_issued_in() {
         let urumqi = Uscc::parse("91650102MA7XJ0003G").unwrap();
-        assert_eq!(urumqi.reviewing_tenant().to_string(), "650100");
+        assert_eq!(urumqi.location().tenant().to_string(), "650100");
         let kashgar = Uscc::parse("91653101MA78KT005T").unwrap();
-        assert_eq!(kashgar.reviewing_tenant().to_string(), "653100");
+        assert_eq!(kashgar.location().tenant().to_string(), "653100");
         let beijing = Uscc::parse("91110108MA01BJ00XX").unwrap();
         assert!(!beijing.location().in_xinjiang());
-        assert_eq!(beijing.reviewing_tenant().to_string(), "650000");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
+use crate::store;
+
 /// How a complainant is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -222,6 +224,13 @@ pub async fn queue(
     let Some((channel, to)) = reach(contact) else {
         return Ok(());
     };
+    // A complainant's contact stays on their complaint alone: the notification refers to it
+    // and the sender reads it when it sends.
+    let to = if store::find(conn, tracking_number).await?.is_some() {
+        String::new()
+    } else {
+        to
+    };
     sqlx::query(
         "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
          body, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
@@ -256,8 +265,11 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
     let due: Vec<(Outgoing, i64)> = {
         let mut conn = store.db.acquire().await?;
         let rows = sqlx::query(
-            "SELECT id, address, subject, body, attempts, channel FROM complaints_notification \
-             WHERE sent_at IS NULL AND next_at <= $1 ORDER BY next_at LIMIT 20",
+            "SELECT n.id, n.address, n.subject, n.body, n.attempts, n.channel, \
+             c.complainant_contact FROM complaints_notification n \
+             LEFT JOIN complaints_complaint c ON c.tenant = n.tenant \
+             AND c.tracking_number = n.tracking_number \
+             WHERE n.sent_at IS NULL AND n.next_at <= $1 ORDER BY n.next_at LIMIT 20",
         )
         .bind(now)
         .fetch_all(&mut *conn)
@@ -265,6 +277,16 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
         rows.iter()
             .map(|r| {
                 let channel: String = r.try_get(5)?;
+                let address: String = r.try_get(1)?;
+                // A complaint's notification is sent where its complaint says now.
+                let to = if address.is_empty() {
+                    r.try_get::<Option<String>, _>(6)?
+                        .and_then(|contact| reach(&contact))
+                        .map(|(_, to)| to)
+                        .unwrap_or_default()
+                } else {
+                    address
+                };
                 Ok((
                     Outgoing {
                         id: r.try_get(0)?,
@@ -273,7 +295,7 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
                         } else {
                             Channel::Email
                         },
-                        to: r.try_get(1)?,
+                        to,
                         subject: r.try_get(2)?,
                         body: r.try_get(3)?,
                     },
@@ -301,7 +323,22 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
         if !claimed {
             continue;
         }
-        let outcome = notifiers.of(m.channel).send(&m).await;
+        let outcome = if m.to.is_empty() {
+            // The complaint no longer says where to reach its complainant: nothing to send.
+            let mut conn = store.db.acquire().await?;
+            sqlx::query(
+                "UPDATE complaints_notification SET sent_at = $1, \
+                 last_error = 'not sent: the complaint names no contact' \
+                 WHERE id = $2 AND sent_at IS NULL",
+            )
+            .bind(store.now())
+            .bind(m.id.clone())
+            .execute(&mut *conn)
+            .await?;
+            continue;
+        } else {
+            notifiers.of(m.channel).send(&m).await
+        };
         let mut conn = store.db.acquire().await?;
         match outcome {
             Ok(()) => {

@@ -106,5 +106,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/118_place_of_activity.sql"),
             include_str!("../migrations/118_place_of_activity.sql"),
         ),
+        // A complainant's contact stays on the complaint: notifications refer to it.
+        Migration::new(
+            119,
+            "a complaint's notifications refer to its contact",
+            include_str!("../migrations/119_notifications_refer_to_the_contact.sql"),
+            include_str!("../migrations/119_notifications_refer_to_the_contact.sql"),
+        ),
     ]
 }

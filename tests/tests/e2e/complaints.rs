@@ -1153,6 +1153,15 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
         scalar_i64(&url, "SELECT COUNT(*) FROM complaints_notification").await,
         3
     );
+    // The contact stays on the complaint: no notification row holds it.
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_notification WHERE address <> ''"
+        )
+        .await,
+        0
+    );
     t.stop().await;
 }
 
