@@ -86,7 +86,7 @@ impl EventHandler for Handler {
         if event.r#type == SubjectTold::TYPE {
             // What datapush tells a subject who objected goes out as complainants are told.
             let e: SubjectTold = decode(event)?;
-            crate::notify::queue_to(
+            crate::notify::queue(
                 tx,
                 &event.tenant,
                 &e.objection_id,

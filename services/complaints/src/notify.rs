@@ -18,6 +18,8 @@ use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
 
+use crate::store;
+
 /// How a complainant is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -209,9 +211,7 @@ pub fn reach(contact: &str) -> Option<(Channel, String)> {
     }
 }
 
-/// Queues a notification to the complainant of `tracking_number` in `conn`'s transaction;
-/// nothing when `contact` (theirs) cannot be told. The contact stays on the complaint alone:
-/// the notification refers to it and the sender reads it when it sends.
+/// Queues a notification in `conn`'s transaction; nothing when there is no address.
 pub async fn queue(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -221,50 +221,16 @@ pub async fn queue(
     body: &str,
     now: i64,
 ) -> Result<(), StorageError> {
-    let Some((channel, _)) = reach(contact) else {
-        return Ok(());
-    };
-    insert(
-        conn,
-        tenant,
-        tracking_number,
-        channel,
-        "",
-        subject,
-        body,
-        now,
-    )
-    .await
-}
-
-/// Queues a notification to `contact` itself, for someone who is not a complainant (a
-/// subject who objected, told through datapush's event).
-pub async fn queue_to(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    reference: &str,
-    contact: &str,
-    subject: &str,
-    body: &str,
-    now: i64,
-) -> Result<(), StorageError> {
     let Some((channel, to)) = reach(contact) else {
         return Ok(());
     };
-    insert(conn, tenant, reference, channel, &to, subject, body, now).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    tracking_number: &str,
-    channel: Channel,
-    to: &str,
-    subject: &str,
-    body: &str,
-    now: i64,
-) -> Result<(), StorageError> {
+    // A complainant's contact stays on their complaint alone: the notification refers to it
+    // and the sender reads it when it sends.
+    let to = if store::find(conn, tracking_number).await?.is_some() {
+        String::new()
+    } else {
+        to
+    };
     sqlx::query(
         "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
          body, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
@@ -272,7 +238,7 @@ async fn insert(
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(tenant.to_owned())
     .bind(tracking_number.to_owned())
-    .bind(to.to_owned())
+    .bind(to)
     .bind(subject.to_owned())
     .bind(body.to_owned())
     .bind(now)
