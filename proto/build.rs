@@ -41,6 +41,7 @@ const EVENT_KINDS: &[&str] = &[
     "FilingTransferred",
     "RevocationReferred",
     "ReferralDeclined",
+    "ReferralReceived",
     "PlaceSupervised",
     "PlaceReported",
     "AgencyHandedOver",

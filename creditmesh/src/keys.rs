@@ -1,5 +1,6 @@
 //! The secrets a node signs and seals with, besides its certificates: the register's log key,
-//! a witness's key, data push's key-encryption and index keys, the forwarder token. `dev`
+//! a witness's key, data push's key-encryption and index keys, the forwarder token, the key
+//! that seals a person's contact between data push and the complaints sender. `dev`
 //! makes whatever is missing as it goes; a production node (`serve`) makes none and refuses to
 //! start without the ones its services need, which `creditmesh pki keys` makes once for all
 //! its replicas to share.
@@ -21,6 +22,9 @@ pub fn needed(cfg: &Config, services: &[&str]) -> Vec<PathBuf> {
         if !cfg.register.witness_of.is_empty() {
             files.push(dir.join(creditmesh_disclosure::witnessing::WITNESS_KEY_FILE));
         }
+    }
+    if services.contains(&"datapush") || services.contains(&"complaints") {
+        files.push(dir.join(creditmesh_pki::CONTACT_KEY_FILE));
     }
     if services.contains(&"datapush") {
         if cfg.datapush.keys.is_empty() {
@@ -74,5 +78,6 @@ pub fn make(dir: &Path, trust_domain: &str, witness_name: Option<&str>) -> Resul
     files.push(dir.join(creditmesh_datapush::seal::KEK_FILE));
     files.push(dir.join(creditmesh_datapush::seal::INDEX_FILE));
     files.push(creditmesh_pki::ensure_forwarder_token(dir)?);
+    files.push(creditmesh_pki::ensure_contact_key(dir)?);
     Ok(files)
 }

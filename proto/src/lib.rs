@@ -50,6 +50,7 @@ pub mod events {
             PlaceReported = "filing.place_reported",
             AgencyHandedOver = "review.agency_handed_over",
             ReferralDeclined = "complaints.referral_declined",
+            ReferralReceived = "complaints.referral_received",
             ChangeDecided = "review.change_decided",
             DeregistrationDecided = "review.deregistration_decided",
             DeregistrationCompleted = "review.deregistration_completed",

@@ -316,6 +316,7 @@ pub fn ensure_dev_pki(dir: &Path, trust_domain: &str) -> Result<DevPki> {
         Ca::load(dir)?
     };
     crate::ensure_forwarder_token(dir)?;
+    crate::ensure_contact_key(dir)?;
     for leaf in dev_leaves() {
         let cert = dir.join(format!("{}.pem", leaf.name));
         let renew = days_left(&cert).is_none_or(|d| d < RENEW_WITHIN_DAYS);

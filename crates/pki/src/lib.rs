@@ -2,6 +2,7 @@
 //! and subject (SPIFFE style), and the rustls configurations built from them.
 
 mod ca;
+mod contacts;
 mod forwarder;
 mod identity;
 pub mod receipt;
@@ -12,6 +13,7 @@ mod tls;
 pub use ca::{
     Ca, DEMO_AGENCY_USCC, DevPki, LEAF_LIFETIME_DAYS, LeafSpec, Usage, dev_leaves, ensure_dev_pki,
 };
+pub use contacts::{CONTACT_KEY_FILE, ContactKey, ensure_contact_key, is_sealed};
 pub use forwarder::{FORWARDER_TOKEN_FILE, ensure_forwarder_token, read_forwarder_token};
 pub use identity::{TlsFiles, principal_of};
 pub use revocation::{

@@ -11,11 +11,14 @@ use std::time::Duration;
 use creditmesh_domain::PrincipalKind;
 use creditmesh_domain::lifecycle::{Complaint as State, Machine, ReferralEvent};
 use creditmesh_pki::{ClientTls, TlsFiles, receipt};
+use creditmesh_proto::complaints::v1::Referral;
 use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
+use creditmesh_proto::events::v1::ReferralReceived;
 use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_storage::StorageError;
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -209,6 +212,24 @@ impl Delivery {
             },
         )
         .await?;
+        let sent = Referral::decode(row.payload.as_slice())
+            .map_err(|e| StorageError::Corrupt(format!("referral {}: {e}", row.referral_id)))?;
+        crate::referrals::publish_received(
+            &self.store,
+            &mut tx,
+            &v.signer,
+            &row.tenant,
+            ReferralReceived {
+                referral_id: row.referral_id.clone(),
+                tracking_number: row.tracking_number.clone(),
+                uscc: sent.agency_uscc,
+                department: row.department.clone(),
+                department_tenant: row.department_tenant.clone(),
+                received_at: v.received_at,
+                sent_on: String::new(),
+            },
+        )
+        .await?;
         // A referral of a revocation (Art. 15(3)) has no complaint to note it in.
         if !row.tracking_number.is_empty() {
             store::add_history(
@@ -226,6 +247,7 @@ impl Delivery {
             .await?;
         }
         tx.commit().await.map_err(StorageError::from)?;
+        self.store.relay_wakeup().notify_one();
         tracing::info!(referral_id = %row.referral_id, tenant = %row.tenant, tracking_number = %row.tracking_number, "referral delivered");
         Ok(true)
     }

@@ -21,6 +21,8 @@ use crate::referral_store::{self, NewReferral};
 
 pub struct Handler {
     pub referrals: Arc<ReferralsConfig>,
+    /// Opens the contact a subject's notice carries sealed, to seal it again for the sender.
+    pub contacts: Arc<creditmesh_pki::ContactKey>,
 }
 
 impl Handler {
@@ -86,11 +88,22 @@ impl EventHandler for Handler {
         if event.r#type == SubjectTold::TYPE {
             // What datapush tells a subject who objected goes out as complainants are told.
             let e: SubjectTold = decode(event)?;
-            crate::notify::queue(
+            let contact = if e.sealed_contact.is_empty() {
+                // An event written before contacts travelled sealed.
+                e.contact
+            } else {
+                self.contacts
+                    .open(&e.objection_id, &e.sealed_contact)
+                    .map_err(|err| {
+                        Error::invalid_field("sealed_contact", format!("does not open: {err}"))
+                    })?
+            };
+            crate::notify::queue_to(
                 tx,
+                &self.contacts,
                 &event.tenant,
                 &e.objection_id,
-                &e.contact,
+                &contact,
                 &e.subject,
                 &e.body,
                 creditmesh_rpc::sink::occurred_micros(event),

@@ -22,8 +22,12 @@ pub const NAME: &str = "complaints";
 /// Event types this service publishes, with the services that consume them.
 pub mod events {
     pub const COMPLAINT_SUBMITTED_CONSUMERS: &[&str] = &["review"];
-    /// A department's decline of an Art. 15(3) referral goes back to review.
-    pub const REFERRAL_DECLINED_CONSUMERS: &[&str] = &["review"];
+    /// A department's decline of an Art. 15(3) referral goes back to review; a decline of
+    /// either kind ends the department's case in datapush.
+    pub const REVOCATION_DECLINED_CONSUMERS: &[&str] = &["review", "datapush"];
+    pub const REFERRAL_DECLINED_CONSUMERS: &[&str] = &["datapush"];
+    /// A referral received opens the department's case in datapush.
+    pub const REFERRAL_RECEIVED_CONSUMERS: &[&str] = &["datapush"];
 }
 
 pub fn definition() -> ServiceDef {
@@ -45,8 +49,13 @@ fn routes(env: ServiceEnv) -> Routes {
         complaint_acceptance_working_days,
         blobs,
         referrals,
+        pki_dir,
         ..
     } = env;
+    // Keys are checked at start (`serve` refuses without them); a node that cannot read its
+    // contact key has no business taking what others are to be told.
+    let contacts = creditmesh_pki::ContactKey::load(&pki_dir)
+        .unwrap_or_else(|e| panic!("complaints contact key: {e:#}"));
     let api = ComplaintServiceServer::new(api::Api::new(
         store.clone(),
         authn.clone(),
@@ -60,7 +69,10 @@ fn routes(env: ServiceEnv) -> Routes {
         Routes::new(api),
         store,
         authn,
-        holders::Handler { referrals },
+        holders::Handler {
+            referrals,
+            contacts: std::sync::Arc::new(contacts),
+        },
     )
 }
 
@@ -75,12 +87,23 @@ fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
             }
         }
     });
-    match notify::notifiers(&env.notifications) {
-        Ok(notifiers) => {
-            tokio::spawn(notify::run(env.store.clone(), notifiers, stop.clone()));
+    match (
+        notify::notifiers(&env.notifications),
+        creditmesh_pki::ContactKey::load(&env.pki_dir),
+    ) {
+        (Ok(notifiers), Ok(contacts)) => {
+            tokio::spawn(notify::run(
+                env.store.clone(),
+                notifiers,
+                contacts,
+                stop.clone(),
+            ));
         }
-        Err(e) => {
+        (Err(e), _) => {
             tracing::error!(error = %e, "complainants will not be told: notifications misconfigured")
+        }
+        (_, Err(e)) => {
+            tracing::error!(error = %e, "nobody will be told: the contact key is missing")
         }
     }
     match delivery::Delivery::new(

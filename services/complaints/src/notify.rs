@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use creditmesh_domain::contact::Contact;
+use creditmesh_pki::ContactKey;
 use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::NotificationsConfig;
 use creditmesh_storage::StorageError;
@@ -17,8 +18,6 @@ use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
-
-use crate::store;
 
 /// How a complainant is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,24 +220,69 @@ pub async fn queue(
     body: &str,
     now: i64,
 ) -> Result<(), StorageError> {
-    let Some((channel, to)) = reach(contact) else {
+    let Some((channel, _)) = reach(contact) else {
         return Ok(());
     };
     // A complainant's contact stays on their complaint alone: the notification refers to it
     // and the sender reads it when it sends.
-    let to = if store::find(conn, tracking_number).await?.is_some() {
-        String::new()
-    } else {
-        to
+    insert(
+        conn,
+        tenant,
+        tracking_number,
+        "",
+        channel,
+        subject,
+        body,
+        now,
+    )
+    .await
+}
+
+/// Queues a notification to someone with no complaint here (a subject who objected to a
+/// pushed record): their `contact` is kept sealed under `contacts`, bound to `reference`, and
+/// opened only by the sender.
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_to(
+    conn: &mut AnyConnection,
+    contacts: &ContactKey,
+    tenant: &str,
+    reference: &str,
+    contact: &str,
+    subject: &str,
+    body: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    let Some((channel, to)) = reach(contact) else {
+        return Ok(());
     };
+    let sealed = contacts
+        .seal(reference, &to)
+        .map_err(|e| StorageError::Other(format!("sealing a contact: {e}")))?;
+    insert(
+        conn, tenant, reference, &sealed, channel, subject, body, now,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    reference: &str,
+    to: &str,
+    channel: Channel,
+    subject: &str,
+    body: &str,
+    now: i64,
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
          body, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(tenant.to_owned())
-    .bind(tracking_number.to_owned())
-    .bind(to)
+    .bind(reference.to_owned())
+    .bind(to.to_owned())
     .bind(subject.to_owned())
     .bind(body.to_owned())
     .bind(now)
@@ -260,13 +304,17 @@ const CLAIM: Duration = Duration::from_secs(60);
 /// Sends what is due, once each however many senders run: a sender first claims a
 /// notification (a guarded update moving its next attempt past the claim), sends it, then marks
 /// it sent.
-pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usize, StorageError> {
+pub async fn send_due(
+    store: &ServiceStore,
+    notifiers: &Notifiers,
+    contacts: &ContactKey,
+) -> Result<usize, StorageError> {
     let now = store.now();
     let due: Vec<(Outgoing, i64)> = {
         let mut conn = store.db.acquire().await?;
         let rows = sqlx::query(
             "SELECT n.id, n.address, n.subject, n.body, n.attempts, n.channel, \
-             c.complainant_contact FROM complaints_notification n \
+             c.complainant_contact, n.tracking_number FROM complaints_notification n \
              LEFT JOIN complaints_complaint c ON c.tenant = n.tenant \
              AND c.tracking_number = n.tracking_number \
              WHERE n.sent_at IS NULL AND n.next_at <= $1 ORDER BY n.next_at LIMIT 20",
@@ -278,14 +326,19 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
             .map(|r| {
                 let channel: String = r.try_get(5)?;
                 let address: String = r.try_get(1)?;
-                // A complaint's notification is sent where its complaint says now.
+                // A complaint's notification is sent where its complaint says now; another's
+                // where its sealed address says, opened only here.
                 let to = if address.is_empty() {
                     r.try_get::<Option<String>, _>(6)?
                         .and_then(|contact| reach(&contact))
                         .map(|(_, to)| to)
                         .unwrap_or_default()
                 } else {
-                    address
+                    let reference: String = r.try_get(7)?;
+                    contacts.open(&reference, &address).unwrap_or_else(|e| {
+                        tracing::warn!(%reference, error = %e, "a sealed contact does not open");
+                        String::new()
+                    })
                 };
                 Ok((
                     Outgoing {
@@ -324,11 +377,12 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
             continue;
         }
         let outcome = if m.to.is_empty() {
-            // The complaint no longer says where to reach its complainant: nothing to send.
+            // The complaint no longer says where to reach its complainant (or a sealed address
+            // does not open): nothing to send.
             let mut conn = store.db.acquire().await?;
             sqlx::query(
                 "UPDATE complaints_notification SET sent_at = $1, \
-                 last_error = 'not sent: the complaint names no contact' \
+                 last_error = 'not sent: no contact to reach' \
                  WHERE id = $2 AND sent_at IS NULL",
             )
             .bind(store.now())
@@ -371,9 +425,14 @@ pub async fn send_due(store: &ServiceStore, notifiers: &Notifiers) -> Result<usi
 }
 
 /// Sends notifications as they come due, until `stop`.
-pub async fn run(store: ServiceStore, notifiers: Notifiers, stop: CancellationToken) {
+pub async fn run(
+    store: ServiceStore,
+    notifiers: Notifiers,
+    contacts: ContactKey,
+    stop: CancellationToken,
+) {
     loop {
-        if let Err(e) = send_due(&store, &notifiers).await {
+        if let Err(e) = send_due(&store, &notifiers, &contacts).await {
             tracing::warn!(error = %e, "notifications not sent");
         }
         tokio::select! {

@@ -9,9 +9,10 @@ use creditmesh_domain::lifecycle::{
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department, page};
 use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::*;
-use creditmesh_proto::events::v1::ReferralDeclined;
-use creditmesh_rpc::{CallContext, Written, edge, timestamp};
+use creditmesh_proto::events::v1::{ReferralDeclined, ReferralReceived};
+use creditmesh_rpc::{CallContext, ServiceStore, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
+use creditmesh_storage::{StorageError, Tx};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -50,6 +51,33 @@ pub fn proto(row: ReferralRow) -> Referral {
     r.declined_at = row.declined_at.map(timestamp);
     r.decline_reason = row.decline_reason;
     r
+}
+
+/// Tells datapush that a department received a referral (its receipt verified, or the letter
+/// sent): a case in which it may read what the referred agency pushed (Art. 23).
+pub(crate) async fn publish_received(
+    store: &ServiceStore,
+    tx: &mut Tx,
+    principal: &str,
+    tenant: &str,
+    received: ReferralReceived,
+) -> Result<(), StorageError> {
+    store
+        .infra
+        .publish(
+            tx,
+            crate::events::REFERRAL_RECEIVED_CONSUMERS,
+            creditmesh_storage::infra::NewEvent {
+                event_type: ReferralReceived::TYPE,
+                tenant,
+                principal,
+                subject: &received.referral_id,
+                payload: received.encode_to_vec(),
+            },
+            store.now(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The department a stored referral went to, as the complainant was told.
@@ -266,6 +294,24 @@ pub(crate) async fn refer_complaint(
                     },
                 )
                 .await?;
+                if let Some((_, sent_on)) = &valid.letter {
+                    publish_received(
+                        store,
+                        &mut tx,
+                        &ctx.principal_id,
+                        &row.tenant,
+                        ReferralReceived {
+                            referral_id: referral_id.clone(),
+                            tracking_number: row.tracking_number.clone(),
+                            uscc: row.agency_uscc.clone(),
+                            department: valid.department.to_owned(),
+                            department_tenant: department_tenant.clone(),
+                            received_at: 0,
+                            sent_on: creditmesh_domain::calendar::format_date(*sent_on),
+                        },
+                    )
+                    .await?;
+                }
                 let to = &valid.addressee;
                 let (by_letter_zh, by_letter_en) = match &valid.letter {
                     Some((reference, sent_on)) => (
@@ -503,14 +549,20 @@ pub(crate) async fn decline_referral(
                         .await?;
                 }
                 // A revocation's referral (Art. 15(3)) goes back to the holding authority's
-                // review, which opens a task: the conduct still awaits disposal.
-                if moved && row.tracking_number.is_empty() {
+                // review, which opens a task: the conduct still awaits disposal. Either kind
+                // ends the department's case in datapush.
+                if moved {
                     let sent = Referral::decode(row.payload.as_slice())
                         .map_err(|e| Error::internal(format!("stored referral: {e}")))?;
+                    let consumers = if row.tracking_number.is_empty() {
+                        crate::events::REVOCATION_DECLINED_CONSUMERS
+                    } else {
+                        crate::events::REFERRAL_DECLINED_CONSUMERS
+                    };
                     store
                         .publish_event(
                             &mut tx,
-                            crate::events::REFERRAL_DECLINED_CONSUMERS,
+                            consumers,
                             ctx,
                             &row.tenant,
                             &sent.revoked_filing_id,
@@ -524,6 +576,8 @@ pub(crate) async fn decline_referral(
                             },
                         )
                         .await?;
+                }
+                if moved && row.tracking_number.is_empty() {
                     tracing::info!(tenant = %row.tenant, referral_id = %id, "revocation referral declined");
                 }
                 if moved && !row.tracking_number.is_empty() {

@@ -3,22 +3,16 @@
 
 use creditmesh_domain::Error;
 use creditmesh_proto::events::v1::{Event, RegisterChanged};
-use creditmesh_rpc::sink::{Applied, EventHandler, decode};
+use creditmesh_rpc::sink::{Applied, decode};
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use creditmesh_storage::{StorageError, Tx};
 
-pub struct Handler;
-
-#[tonic::async_trait]
-impl EventHandler for Handler {
-    async fn apply(&self, tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
-        if event.r#type != RegisterChanged::TYPE {
-            return Ok(Applied::Done);
-        }
-        let e: RegisterChanged = decode(event)?;
-        let at = creditmesh_rpc::sink::occurred_micros(event);
-        // A notice older than what is known changes nothing.
-        sqlx::query(
+/// Records a change of the register; a notice older than what is known changes nothing.
+pub async fn changed(tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
+    let e: RegisterChanged = decode(event)?;
+    let at = creditmesh_rpc::sink::occurred_micros(event);
+    // A notice older than what is known changes nothing.
+    sqlx::query(
             "INSERT INTO datapush_agency (uscc, tenant, status, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, status = excluded.status, \
              updated_at = excluded.updated_at WHERE datapush_agency.updated_at <= excluded.updated_at",
@@ -30,8 +24,7 @@ impl EventHandler for Handler {
         .execute(&mut **tx)
         .await
         .map_err(StorageError::from)?;
-        Ok(Applied::Done)
-    }
+    Ok(Applied::Done)
 }
 
 /// The filing of an agency as the register shows it: its holding authority and status.

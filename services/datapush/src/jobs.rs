@@ -136,6 +136,7 @@ pub async fn tell_new_decider(
                 let (_, contact) = crate::objections::private(keys, o)?;
                 crate::objections::tell(
                     store,
+                    keys,
                     &mut tx,
                     ctx,
                     o,

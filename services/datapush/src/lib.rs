@@ -4,6 +4,7 @@
 //! readers, and the retention purge.
 
 mod agencies;
+mod cases;
 pub mod catalog;
 pub mod index;
 mod jobs;
@@ -148,7 +149,32 @@ fn routes(env: ServiceEnv) -> Routes {
     };
     let server = DataPushServiceServer::new(api)
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(server), store, authn, agencies::Handler)
+    with_sink(Routes::new(server), store, authn, Events)
+}
+
+/// The events datapush consumes: the register's changes, and the referrals departments
+/// receive and decline.
+struct Events;
+
+#[tonic::async_trait]
+impl creditmesh_rpc::sink::EventHandler for Events {
+    async fn apply(
+        &self,
+        tx: &mut creditmesh_storage::Tx,
+        event: &creditmesh_proto::events::v1::Event,
+    ) -> Result<creditmesh_rpc::sink::Applied, creditmesh_domain::Error> {
+        use creditmesh_proto::events::v1::{ReferralDeclined, ReferralReceived, RegisterChanged};
+        let kind = event.r#type.as_str();
+        if kind == RegisterChanged::TYPE {
+            agencies::changed(tx, event).await
+        } else if kind == ReferralReceived::TYPE {
+            cases::received(tx, event).await
+        } else if kind == ReferralDeclined::TYPE {
+            cases::declined(tx, event).await
+        } else {
+            Ok(creditmesh_rpc::sink::Applied::Done)
+        }
+    }
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {

@@ -153,8 +153,10 @@ fn idempotency_key<M: Message>(ctx: &CallContext, request_id: &str, req: &M) -> 
 }
 
 /// Queues what the subject is told, when they left a contact.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn tell(
     store: &ServiceStore,
+    keys: &crate::seal::Keys,
     tx: &mut Tx,
     ctx: &CallContext,
     o: &ObjectionRow,
@@ -174,9 +176,12 @@ pub(crate) async fn tell(
             &o.objection_id,
             &SubjectTold {
                 objection_id: o.objection_id.clone(),
-                contact: contact.to_owned(),
+                sealed_contact: keys
+                    .seal_contact(&o.objection_id, contact)
+                    .map_err(|e| Error::internal(format!("sealing a contact: {e}")))?,
                 subject: subject.to_owned(),
                 body,
+                ..Default::default()
             },
         )
         .await?;
@@ -345,6 +350,7 @@ pub(crate) async fn file_objection(
                 };
                 tell(
                     &api.store,
+                    &api.keys,
                     &mut tx,
                     ctx,
                     &o,
@@ -614,6 +620,7 @@ pub(crate) async fn resolve_objection(
                 let (_, contact) = private(&api.keys, &o)?;
                 tell(
                     &api.store,
+                    &api.keys,
                     &mut tx,
                     ctx,
                     &o,

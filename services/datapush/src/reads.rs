@@ -94,6 +94,61 @@ fn purpose(v: &mut Violations, purpose: &str) -> String {
     purpose.trim().to_owned()
 }
 
+/// Why a regulator or department reads, as each read is logged (Art. 21).
+#[derive(Default)]
+struct Basis {
+    purpose: String,
+    /// A department's: the provision it reads under, and the referral it reads in.
+    legal_basis: String,
+    referral_id: String,
+}
+
+/// The basis `ctx`'s caller states, checked: a purpose, and of a department the referral it
+/// reads in and its legal basis.
+fn basis(
+    v: &mut Violations,
+    ctx: &CallContext,
+    stated_purpose: &str,
+    referral_id: &str,
+    legal_basis: &str,
+) -> Basis {
+    let purpose = purpose(v, stated_purpose);
+    if ctx.principal.kind == PrincipalKind::Department {
+        v.require("referral_id", referral_id);
+        v.max_chars("referral_id", referral_id, 64);
+        v.require("legal_basis", legal_basis);
+        v.max_chars("legal_basis", legal_basis, PURPOSE_CHARS);
+    } else if !referral_id.trim().is_empty() {
+        v.add(
+            "referral_id",
+            "is for departments, which read only within a referral they received",
+        );
+    }
+    Basis {
+        purpose,
+        legal_basis: legal_basis.trim().to_owned(),
+        referral_id: referral_id.trim().to_owned(),
+    }
+}
+
+/// The case a department reads in, checked against what the platform knows of it; none for
+/// another caller.
+async fn case_of(
+    api: &Api,
+    conn: &mut AnyConnection,
+    ctx: &CallContext,
+    basis: &Basis,
+) -> Result<Option<crate::cases::Case>, Error> {
+    if ctx.principal.kind != PrincipalKind::Department {
+        return Ok(None);
+    }
+    let today = creditmesh_domain::calendar::cst_date(api.store.now())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    crate::cases::open_to(conn, &ctx.principal, &basis.referral_id, today)
+        .await
+        .map(Some)
+}
+
 /// Records per page of a subject's records.
 const PAGE: (i32, i32) = (20, 100);
 
@@ -110,37 +165,54 @@ fn page(v: &mut Violations, size: i32, token: &str) -> i64 {
 async fn subject_page(
     conn: &mut AnyConnection,
     subject: &crate::index::Hashed,
-    ctx: &CallContext,
+    scope: &store::Scope<'_>,
     after: &str,
     limit: i64,
 ) -> Result<(Vec<RecordRow>, String), Error> {
-    let mut rows = store::of_subject(conn, subject, &scope(ctx), after, limit + 1).await?;
+    let mut rows = store::of_subject(conn, subject, scope, after, limit + 1).await?;
     let next = creditmesh_domain::page::cut(&mut rows, limit, |r| r.record_id.clone());
     Ok((rows, next))
 }
 
-/// Whose records `ctx`'s caller sees: an agency its own, a prefecture's regulator or a
-/// department the agencies its authority holds, the region (and the subject) all.
-fn scope(ctx: &CallContext) -> store::Scope<'_> {
+/// Whose records `ctx`'s caller sees: an agency its own, a prefecture's regulator the agencies
+/// its authority holds, a department those of the agency referred to it in `case`, the region
+/// (and the subject) all.
+fn scope<'a>(ctx: &'a CallContext, case: Option<&'a crate::cases::Case>) -> store::Scope<'a> {
     let p = &ctx.principal;
-    match p.kind {
-        PrincipalKind::Agency => store::Scope {
+    match (p.kind, case) {
+        (PrincipalKind::Agency, _) => store::Scope {
             agency: Some(&p.subject),
             tenant: None,
         },
-        PrincipalKind::Regulator | PrincipalKind::Department if !p.tenant.is_region() => {
-            store::Scope {
-                tenant: Some(p.tenant.to_string()),
-                agency: None,
-            }
-        }
-        _ => store::Scope::default(),
+        (PrincipalKind::Department, Some(case)) => store::Scope {
+            agency: Some(&case.agency_uscc),
+            tenant: None,
+        },
+        (PrincipalKind::Regulator, _) if !p.tenant.is_region() => store::Scope {
+            tenant: Some(p.tenant.to_string()),
+            agency: None,
+        },
+        (PrincipalKind::Regulator | PrincipalKind::Public, _) => store::Scope::default(),
+        // Outside a case a department sees nothing: no agency's records match.
+        _ => store::Scope {
+            agency: Some(NOBODY),
+            tenant: None,
+        },
     }
 }
 
-/// Whether `ctx`'s caller, a regulator or department, may read records held by `tenant`.
-fn sees(ctx: &CallContext, tenant: &str) -> bool {
-    Tenant::parse(tenant).is_ok_and(|t| ctx.principal.tenant.can_see(t))
+/// An agency no record is pushed by.
+const NOBODY: &str = "-";
+
+/// Whether `ctx`'s caller, a regulator or a department in `case`, may read `row`.
+fn sees(ctx: &CallContext, case: Option<&crate::cases::Case>, row: &RecordRow) -> bool {
+    match case {
+        Some(case) => row.agency_uscc == case.agency_uscc,
+        None => {
+            ctx.principal.kind == PrincipalKind::Regulator
+                && Tenant::parse(&row.tenant).is_ok_and(|t| ctx.principal.tenant.can_see(t))
+        }
+    }
 }
 
 /// Logs each of `rows` as read by `ctx`'s caller for `purpose`, in one transaction with the
@@ -150,7 +222,7 @@ async fn read_logged(
     ctx: &CallContext,
     method: &str,
     rows: Vec<RecordRow>,
-    purpose: &str,
+    basis: &Basis,
 ) -> Result<Vec<StoredRecord>, Error> {
     let store = &api.store;
     let tenant = ctx.principal.tenant.to_string();
@@ -166,7 +238,9 @@ async fn read_logged(
                         version: row.version,
                         principal: &ctx.principal_id,
                         tenant,
-                        purpose,
+                        purpose: &basis.purpose,
+                        legal_basis: &basis.legal_basis,
+                        referral_id: &basis.referral_id,
                         at: store.now(),
                     },
                 )
@@ -200,15 +274,23 @@ pub(crate) async fn get_record(
         let mut v = Violations::default();
         v.require("record_id", &req.record_id);
         let agency = ctx.principal.kind == PrincipalKind::Agency;
-        let purpose = if agency {
-            String::new()
+        let basis = if agency {
+            Basis::default()
         } else {
-            purpose(&mut v, &req.purpose)
+            basis(
+                &mut v,
+                ctx,
+                &req.purpose,
+                &req.referral_id,
+                &req.legal_basis,
+            )
         };
         v.finish()?;
         let id = req.record_id.trim();
         let not_found = || Error::not_found(format!("no record {id} you may read"));
         let mut conn = api.store.db.acquire().await?;
+        // A department's case is checked before any record is looked up.
+        let case = case_of(api, &mut conn, ctx, &basis).await?;
         let row = store::find(&mut conn, id).await?.ok_or_else(not_found)?;
         let record = if agency {
             if row.agency_uscc != ctx.principal.subject {
@@ -216,11 +298,11 @@ pub(crate) async fn get_record(
             }
             stored(api, &mut conn, &row).await?
         } else {
-            if !sees(ctx, &row.tenant) {
+            if !sees(ctx, case.as_ref(), &row) {
                 return Err(not_found());
             }
             drop(conn);
-            read_logged(api, ctx, "GetRecord", vec![row], &purpose)
+            read_logged(api, ctx, "GetRecord", vec![row], &basis)
                 .await?
                 .pop()
                 .ok_or_else(not_found)?
@@ -249,18 +331,26 @@ pub(crate) async fn find_records(
             "subject_identifier",
             &mut v,
         );
-        let purpose = purpose(&mut v, &req.purpose);
+        let basis = basis(
+            &mut v,
+            ctx,
+            &req.purpose,
+            &req.referral_id,
+            &req.legal_basis,
+        );
         let limit = page(&mut v, req.page_size, &req.page_token);
         v.finish()?;
         let subject = subject.ok_or_else(|| Error::internal("subject checked"))?;
         let mut conn = api.store.db.acquire().await?;
+        let case = case_of(api, &mut conn, ctx, &basis).await?;
+        let scope = scope(ctx, case.as_ref());
         let (rows, next_page_token) =
-            subject_page(&mut conn, &subject.index, ctx, &req.page_token, limit).await?;
+            subject_page(&mut conn, &subject.index, &scope, &req.page_token, limit).await?;
         drop(conn);
         let records = if rows.is_empty() {
             Vec::new()
         } else {
-            read_logged(api, ctx, "FindRecords", rows, &purpose).await?
+            read_logged(api, ctx, "FindRecords", rows, &basis).await?
         };
         Ok(FindRecordsResponse {
             records,
@@ -296,6 +386,8 @@ async fn subject_record(
             used_at: Some(timestamp(u.used_at)),
             used_by: u.principal,
             purpose: u.purpose,
+            legal_basis: u.legal_basis,
+            referral_id: u.referral_id,
         })
         .collect();
     let category = api.catalog.get(&row.category);
@@ -337,10 +429,13 @@ pub(crate) async fn get_subject_report(
             &mut v,
         );
         let kind = ctx.principal.kind;
-        let purpose = if kind == PrincipalKind::Regulator {
-            purpose(&mut v, &req.purpose)
+        let basis = if kind == PrincipalKind::Regulator {
+            Basis {
+                purpose: purpose(&mut v, &req.purpose),
+                ..Default::default()
+            }
         } else {
-            String::new()
+            Basis::default()
         };
         if kind == PrincipalKind::Public {
             v.require("access_code", &req.access_code);
@@ -359,12 +454,18 @@ pub(crate) async fn get_subject_report(
             )
             .await?;
         }
-        let (rows, next_page_token) =
-            subject_page(&mut conn, &subject.index, ctx, &req.page_token, limit).await?;
+        let (rows, next_page_token) = subject_page(
+            &mut conn,
+            &subject.index,
+            &scope(ctx, None),
+            &req.page_token,
+            limit,
+        )
+        .await?;
         if kind == PrincipalKind::Regulator && !rows.is_empty() {
             // A desk asking on the subject's behalf reads the records, and says why.
             drop(conn);
-            read_logged(api, ctx, "GetSubjectReport", rows.clone(), &purpose).await?;
+            read_logged(api, ctx, "GetSubjectReport", rows.clone(), &basis).await?;
             conn = api.store.db.acquire().await?;
         }
         let mut records = Vec::with_capacity(rows.len());

@@ -40,5 +40,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/104_decider_told.sql"),
             include_str!("../migrations/104_decider_told.sql"),
         ),
+        // A department reads only in a case the platform knows: a referral it received.
+        Migration::new(
+            105,
+            "departments' cases, and the legal basis and case of each read",
+            include_str!("../migrations/105_cases.sql"),
+            include_str!("../migrations/105_cases.sql"),
+        ),
     ]
 }

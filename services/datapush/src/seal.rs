@@ -29,6 +29,8 @@ struct Kek {
 pub struct Keys {
     by_tenant: HashMap<String, Vec<Kek>>,
     index: IndexKeys,
+    /// Seals an objector's contact for the complaints service's sender, which alone opens it.
+    contacts: creditmesh_pki::ContactKey,
     rng: SystemRandom,
 }
 
@@ -168,11 +170,20 @@ impl Keys {
         };
         let index =
             IndexKeys::from_dir(pki_dir, index, &cfg.next_index_key, &cfg.previous_index_key)?;
+        creditmesh_pki::ensure_contact_key(pki_dir)?;
+        let contacts = creditmesh_pki::ContactKey::load(pki_dir)?;
         Ok(Self {
             by_tenant,
             index,
+            contacts,
             rng,
         })
+    }
+
+    /// `contact` sealed for the complaints service's sender, bound to `binding` (the
+    /// objection it is the contact for).
+    pub fn seal_contact(&self, binding: &str, contact: &str) -> Result<String> {
+        self.contacts.seal(binding, contact)
     }
 
     fn keks(&self, tenant: &str) -> Result<&[Kek]> {

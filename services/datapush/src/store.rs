@@ -378,13 +378,15 @@ pub struct Use<'a> {
     pub principal: &'a str,
     pub tenant: &'a str,
     pub purpose: &'a str,
+    pub legal_basis: &'a str,
+    pub referral_id: &'a str,
     pub at: i64,
 }
 
 pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO datapush_use (use_id, record_id, version, principal, tenant, purpose, \
-         used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         used_at, legal_basis, referral_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(u.record_id.to_owned())
@@ -393,6 +395,8 @@ pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), Storag
     .bind(u.tenant.to_owned())
     .bind(u.purpose.to_owned())
     .bind(u.at)
+    .bind(u.legal_basis.to_owned())
+    .bind(u.referral_id.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -403,11 +407,14 @@ pub struct UseRow {
     pub used_at: i64,
     pub principal: String,
     pub purpose: String,
+    pub legal_basis: String,
+    pub referral_id: String,
 }
 
 pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRow>, StorageError> {
     let rows = sqlx::query(
-        "SELECT used_at, principal, purpose FROM datapush_use WHERE record_id = $1 \
+        "SELECT used_at, principal, purpose, legal_basis, referral_id FROM datapush_use \
+         WHERE record_id = $1 \
          ORDER BY used_at, use_id",
     )
     .bind(record_id.to_owned())
@@ -420,6 +427,8 @@ pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRo
                 used_at: r.try_get(0)?,
                 principal: r.try_get(1)?,
                 purpose: r.try_get(2)?,
+                legal_basis: r.try_get(3)?,
+                referral_id: r.try_get(4)?,
             })
         })
         .collect::<Result<_, _>>()?)

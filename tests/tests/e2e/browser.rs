@@ -913,6 +913,7 @@ async fn record_status(
         .get_record(GetRecordRequest {
             record_id: record_id.into(),
             purpose: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -178,6 +178,7 @@ async fn an_active_agency_pushes_ten_thousand_records_each_acknowledged(engine: 
         .get_record(GetRecordRequest {
             record_id: id.clone(),
             purpose: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -199,6 +200,7 @@ async fn an_active_agency_pushes_ten_thousand_records_each_acknowledged(engine: 
         .get_record(GetRecordRequest {
             record_id: id,
             purpose: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -208,6 +208,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         .get_record(GetRecordRequest {
             record_id: r1.clone(),
             purpose: "regional audit".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -291,6 +292,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             .get_record(GetRecordRequest {
                 record_id: r1.clone(),
                 purpose: purpose.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -384,6 +386,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         .get_record(GetRecordRequest {
             record_id: r2.clone(),
             purpose: "after the deletion".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -547,6 +550,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         purpose: "paging".into(),
         page_size: 2,
         page_token: token.into(),
+        ..Default::default()
     };
     let first = region.find_records(page("")).await.unwrap().into_inner();
     assert_eq!(first.records.len(), 2);
@@ -633,7 +637,51 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
             "the subject is told the record was {says}"
         );
     }
+    // Their contacts travel and wait sealed: neither data push's outbox nor the notification
+    // rows hold one in clear, and each row's address is sealed.
+    for (service, table, column) in [
+        ("datapush", "datapush_outbox", "payload"),
+        ("complaints", "complaints_notification", "address"),
+    ] {
+        let stored = stored_bytes(&t.db_url(service), table, column).await;
+        assert!(!stored.is_empty(), "{table}");
+        for contact in ["aynur@example.org", "13912345678"] {
+            assert!(
+                !stored
+                    .iter()
+                    .any(|b| b.windows(contact.len()).any(|w| w == contact.as_bytes())),
+                "{table}.{column} holds {contact} in clear"
+            );
+        }
+    }
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_notification WHERE address NOT LIKE 'sealed1:%'"
+        )
+        .await,
+        0
+    );
     t.stop().await;
+}
+
+/// Every value of `table.column`, as bytes.
+async fn stored_bytes(url: &str, table: &str, column: &str) -> Vec<Vec<u8>> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let query = sql(format!("SELECT {column} FROM {table}"));
+    sqlx::query(sqlx::AssertSqlSafe(query))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.try_get::<Vec<u8>, _>(0)
+                .or_else(|_| r.try_get::<String, _>(0).map(String::into_bytes))
+                .unwrap()
+        })
+        .collect()
 }
 
 async fn credit_file_kinds(t: &TestMesh) -> Vec<String> {

@@ -400,7 +400,7 @@ async fn two_regulators_on_one_complaint_have_one_winner_each_step() {
 async fn many_senders_tell_each_complainant_once() {
     use std::sync::{Arc, Mutex};
 
-    use creditmesh_complaints::notify::{Notifier, Notifiers, Outgoing, queue, send_due};
+    use creditmesh_complaints::notify::{Notifier, Notifiers, Outgoing, queue_to, send_due};
 
     struct Counting(Mutex<Vec<String>>);
     #[tonic::async_trait]
@@ -432,12 +432,14 @@ async fn many_senders_tell_each_complainant_once() {
     .await
     .unwrap();
     let store = service.store.clone();
+    let contacts = Arc::new(creditmesh_pki::ContactKey::load(&pki).unwrap());
     const N: usize = 40;
     {
         let mut tx = store.db.begin().await.unwrap();
         for i in 0..N {
-            queue(
+            queue_to(
                 &mut tx,
+                &contacts,
                 "653100",
                 &format!("TS{i:012}"),
                 &format!("c{i}@example.org"),
@@ -454,14 +456,14 @@ async fn many_senders_tell_each_complainant_once() {
     let url = db.url.clone();
     let senders: Vec<_> = (0..4)
         .map(|_| {
-            let (store, url) = (store.clone(), url.clone());
+            let (store, url, contacts) = (store.clone(), url.clone(), contacts.clone());
             let notifiers = Notifiers {
                 email: counting.clone(),
                 sms: counting.clone(),
             };
             tokio::spawn(async move {
                 loop {
-                    send_due(&store, &notifiers).await.unwrap();
+                    send_due(&store, &notifiers, &contacts).await.unwrap();
                     let left = scalar_i64(
                         &url,
                         "SELECT COUNT(*) FROM complaints_notification WHERE sent_at IS NULL",

@@ -40,6 +40,7 @@ crate::on_both_engines!(
     an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_to_review,
     a_department_reads_the_evidence_the_regulator_shared,
     a_complaint_is_referred_by_letter_to_a_county_financial_regulator,
+    a_department_reads_records_only_within_a_referral_it_received,
 );
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
@@ -1273,5 +1274,194 @@ async fn a_complaint_is_referred_by_letter_to_a_county_financial_regulator(engin
         .referral
         .unwrap();
     assert_eq!(acked.status, ReferralStatus::Acknowledged as i32);
+    t.stop().await;
+}
+
+/// Art. 23 (保密): a department reads an agency's non-public records only within a referral it
+/// received, for the agency referred, with the provision it reads under; it is logged and
+/// shown to the subject. Without a referral, with another department's, after declining it or
+/// once its term has run, it is refused; a referral about another agency shows nothing.
+async fn a_department_reads_records_only_within_a_referral_it_received(engine: Engine) {
+    use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+    use creditmesh_proto::datapush::v1::{FindRecordsRequest, GetRecordRequest, SubjectKind};
+    let at = free_addr();
+    let Some((t, clock)) = mesh(engine, at, None).await else {
+        return;
+    };
+    let (t, _) = super::datapush::pushing_on(super::filing::mesh_with(t).unwrap()).await;
+    let _node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
+    t.issue(
+        "cyberspace-650100",
+        Principal::new(
+            PrincipalKind::Department,
+            Tenant::parse("650100").unwrap(),
+            "cyberspace",
+        ),
+    );
+    let who = super::objections::subject();
+    super::datapush::push(
+        t.node("agency-kashgar").await,
+        vec![super::objections::loan(
+            "case-1",
+            &who,
+            "2026-10-15",
+            1200.0,
+        )],
+    )
+    .await
+    .unwrap();
+    let record_id = super::objections::record_id(&t, "case-1").await;
+
+    // One complaint about the agency that pushed, one about another; both referred.
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut referral_ids = Vec::new();
+    for (id, uscc) in [
+        ("case-kashgar", super::filing::KASHGAR),
+        ("case-beijing", super::filing::BEIJING),
+    ] {
+        let mut c = complaint(id, "");
+        c.agency_uscc = uscc.into();
+        let c = public.submit_complaint(c).await.unwrap().into_inner();
+        let answer = ComplaintServiceClient::new(t.node("regulator-653100").await)
+            .refer_complaint(refer(&format!("refer-{id}"), &c.tracking_number))
+            .await
+            .unwrap()
+            .into_inner();
+        delivered(&t, &clock, &answer.referral_id).await;
+        referral_ids.push(answer.referral_id);
+    }
+    let (kashgar_case, beijing_case) = (&referral_ids[0], &referral_ids[1]);
+    let find = |referral_id: &str, legal_basis: &str| FindRecordsRequest {
+        subject_kind: SubjectKind::Person as i32,
+        subject_identifier: who.clone(),
+        purpose: "checking the licence claim of the complaint".into(),
+        referral_id: referral_id.into(),
+        legal_basis: legal_basis.into(),
+        ..Default::default()
+    };
+    const BASIS: &str = "《市场监督管理投诉举报处理暂行办法》第十五条";
+    let mut department = DataPushServiceClient::new(t.node("department").await);
+
+    // Without a referral or a legal basis: which fields are missing.
+    let err = department.find_records(find("", "")).await.unwrap_err();
+    assert_eq!(violated(&err), ["referral_id", "legal_basis"]);
+    // A referral the platform does not know, and another department's, alike.
+    let unknown = department
+        .find_records(find("0190aaaa-0000-7000-8000-000000000000", BASIS))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::PermissionDenied, "{unknown:?}");
+    let mut cyberspace = DataPushServiceClient::new(t.node("cyberspace-650100").await);
+    let others = cyberspace
+        .find_records(find(kashgar_case, BASIS))
+        .await
+        .unwrap_err();
+    assert_eq!(others.code(), Code::PermissionDenied, "{others:?}");
+    assert_eq!(
+        others.message().replace(kashgar_case, "ID"),
+        unknown
+            .message()
+            .replace("0190aaaa-0000-7000-8000-000000000000", "ID")
+    );
+
+    // Within the referral about the agency that pushed: its record, read and logged.
+    let read = eventually(
+        "the department's case is known",
+        Duration::from_secs(30),
+        || {
+            let mut department = department.clone();
+            let req = find(kashgar_case, BASIS);
+            async move { department.find_records(req).await.ok() }
+        },
+    )
+    .await
+    .into_inner()
+    .records;
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].record_id, record_id);
+    let one = department
+        .get_record(GetRecordRequest {
+            record_id: record_id.clone(),
+            purpose: "the amount the complainant disputes".into(),
+            referral_id: kashgar_case.clone(),
+            legal_basis: BASIS.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.record.unwrap().record_id, record_id);
+    // Within the referral about another agency: nothing of this one's.
+    let beijing = eventually("the second case is known", Duration::from_secs(30), || {
+        let mut department = department.clone();
+        let req = find(beijing_case, BASIS);
+        async move { department.find_records(req).await.ok() }
+    })
+    .await
+    .into_inner()
+    .records;
+    assert!(beijing.is_empty(), "{beijing:?}");
+    let err = department
+        .get_record(GetRecordRequest {
+            record_id: record_id.clone(),
+            purpose: "curiosity".into(),
+            referral_id: beijing_case.clone(),
+            legal_basis: BASIS.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let logged = scalar_i64(
+        &t.db_url("datapush"),
+        super::objections::sql(format!(
+            "SELECT COUNT(*) FROM datapush_use WHERE principal LIKE '%/department/%' \
+             AND referral_id = '{kashgar_case}' AND legal_basis = '{BASIS}'"
+        )),
+    )
+    .await;
+    assert_eq!(logged, 2);
+    // The subject sees the read with its basis, through the desk's report.
+    let report = DataPushServiceClient::new(t.node("regulator-653100").await)
+        .get_subject_report(creditmesh_proto::datapush::v1::GetSubjectReportRequest {
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+            purpose: "the subject asked at the desk".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let uses = &report.records[0].uses;
+    assert!(
+        uses.iter()
+            .any(|u| u.referral_id == *kashgar_case && u.legal_basis == BASIS),
+        "{uses:?}"
+    );
+
+    // Declined, the referral is no case any more.
+    ComplaintServiceClient::new(t.node("department").await)
+        .decline_referral(DeclineReferralRequest {
+            referral_id: beijing_case.clone(),
+            reason: "not a market-regulation matter".into(),
+        })
+        .await
+        .unwrap();
+    let closed = eventually("the case is closed", Duration::from_secs(30), || {
+        let mut department = department.clone();
+        let req = find(beijing_case, BASIS);
+        async move { department.find_records(req).await.err() }
+    })
+    .await;
+    assert_eq!(closed.code(), Code::PermissionDenied, "{closed:?}");
+    assert!(closed.message().contains("closed"), "{closed:?}");
+    // Six months after its receipt the other one has ended too.
+    clock.advance(Duration::from_secs(186 * 86_400));
+    let ended = department
+        .find_records(find(kashgar_case, BASIS))
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::PermissionDenied, "{ended:?}");
+    assert!(ended.message().contains("ended on"), "{ended:?}");
     t.stop().await;
 }
