@@ -253,6 +253,14 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.datapush.v1.DataPushService/FileObjection",
         &[Public, Agency, PrefectureRegulator, RegionalRegulator],
     ),
+    (
+        "creditmesh.datapush.v1.DataPushService/UploadObjectionMaterial",
+        &[Public, Agency, PrefectureRegulator, RegionalRegulator],
+    ),
+    (
+        "creditmesh.datapush.v1.DataPushService/ReadObjectionMaterial",
+        &[Agency, PrefectureRegulator, RegionalRegulator],
+    ),
     // The agency while its filing stands; the authority holding it once it is gone.
     (
         "creditmesh.datapush.v1.DataPushService/ResolveObjection",

@@ -315,6 +315,7 @@ pub async fn object(
             statement: filled.statement.clone(),
             access_code: code.to_owned(),
             contact: filled.contact.clone(),
+            ..Default::default()
         };
         match app.datapush.clone().file_objection(request).await {
             Ok(r) => {

@@ -32,29 +32,87 @@ pub struct Staged {
     pub media_type: &'static str,
 }
 
+/// Where the bytes of an upload go as they arrive.
+trait Sink {
+    fn size(&self) -> u64;
+    fn head(&self) -> &[u8];
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Staging {
+    fn size(&self) -> u64 {
+        Staging::size(self)
+    }
+    fn head(&self) -> &[u8] {
+        Staging::head(self)
+    }
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        Staging::write(self, bytes).await
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn head(&self) -> &[u8] {
+        self
+    }
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Stages `parts`, which must come to exactly `declared` bytes (at most `max`). A stream that
 /// breaks is answered as it broke (`Err`); content refused is `Ok(Err(..))`, for the edge to
 /// audit.
 pub async fn stage(
     blobs: &Blobs,
     declared: i64,
-    mut parts: impl Stream<Item = Result<Part, Status>> + Unpin,
+    parts: impl Stream<Item = Result<Part, Status>> + Unpin,
 ) -> Result<Result<Staged, Error>, Status> {
-    let io = |e: std::io::Error| Error::internal(format!("document store: {e}"));
-    let mut staging = match blobs.begin().await {
+    let staging = match blobs.begin().await {
         Ok(s) => s,
         Err(e) => return Ok(Err(io(e))),
     };
+    Ok(receive(staging, declared, parts)
+        .await?
+        .map(|(staging, media_type)| Staged {
+            staging,
+            media_type,
+        }))
+}
+
+/// Receives `parts` in memory, as [`stage`] does on disk: for small uploads that are sealed
+/// before anything is written.
+pub async fn collect(
+    declared: i64,
+    parts: impl Stream<Item = Result<Part, Status>> + Unpin,
+) -> Result<Result<(Vec<u8>, &'static str), Error>, Status> {
+    let buffer = Vec::with_capacity(usize::try_from(declared).unwrap_or_default());
+    receive(buffer, declared, parts).await
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::internal(format!("document store: {e}"))
+}
+
+async fn receive<S: Sink>(
+    mut sink: S,
+    declared: i64,
+    mut parts: impl Stream<Item = Result<Part, Status>> + Unpin,
+) -> Result<Result<(S, &'static str), Error>, Status> {
     while let Some(part) = parts.next().await {
         match part? {
             Part::Chunk(bytes) => {
-                if staging.size() as i64 + bytes.len() as i64 > declared {
+                if sink.size() as i64 + bytes.len() as i64 > declared {
                     return Ok(Err(Error::invalid_field(
                         "chunk",
                         "more bytes than metadata.size_bytes declared",
                     )));
                 }
-                if let Err(e) = staging.write(&bytes).await {
+                if let Err(e) = sink.write(&bytes).await {
                     return Ok(Err(io(e)));
                 }
             }
@@ -66,24 +124,17 @@ pub async fn stage(
             }
         }
     }
-    if staging.size() as i64 != declared {
+    if sink.size() as i64 != declared {
         return Ok(Err(Error::invalid_field(
             "chunk",
-            format!(
-                "{} bytes arrived, {} were declared",
-                staging.size(),
-                declared
-            ),
+            format!("{} bytes arrived, {} were declared", sink.size(), declared),
         )));
     }
-    let Some(media_type) = sniff_media_type(staging.head()) else {
+    let Some(media_type) = sniff_media_type(sink.head()) else {
         return Ok(Err(Error::invalid_field(
             "chunk",
             "the content is not a PDF, OFD, JPEG or PNG document",
         )));
     };
-    Ok(Ok(Staged {
-        staging,
-        media_type,
-    }))
+    Ok(Ok((sink, media_type)))
 }

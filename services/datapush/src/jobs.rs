@@ -342,7 +342,7 @@ async fn purge_category(
                 .await?;
             }
         }
-        for table in ["datapush_version", "datapush_record"] {
+        for table in ["datapush_material", "datapush_version", "datapush_record"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE record_id = $1"
             )))

@@ -8,6 +8,7 @@ mod cases;
 pub mod catalog;
 pub mod index;
 mod jobs;
+mod materials;
 mod objection_store;
 mod objections;
 mod push;
@@ -80,6 +81,21 @@ impl DataPushService for Api {
         request: Request<FileObjectionRequest>,
     ) -> Result<Response<FileObjectionResponse>, Status> {
         objections::file_objection(self, request).await
+    }
+
+    async fn upload_objection_material(
+        &self,
+        request: Request<Streaming<UploadObjectionMaterialRequest>>,
+    ) -> Result<Response<UploadObjectionMaterialResponse>, Status> {
+        materials::upload_objection_material(self, request).await
+    }
+
+    async fn read_objection_material(
+        &self,
+        request: Request<ReadObjectionMaterialRequest>,
+    ) -> Result<Response<creditmesh_rpc::download::Download<ReadObjectionMaterialResponse>>, Status>
+    {
+        materials::read_objection_material(self, request).await
     }
 
     async fn resolve_objection(

@@ -27,12 +27,14 @@ pub struct ObjectionRow {
     pub decision_reasons: String,
     pub decided_at: Option<i64>,
     pub subject_statement: String,
+    /// What the subject asked for: correct, delete, other, or '' (not stated).
+    pub requested_measure: String,
 }
 
 const COLUMNS: &str = "objection_id, tenant, record_id, agency_uscc, subject_index, ground, \
     private_envelope, key_id, filed_by, filed_at, deadline_from, deadline_due, \
     deadline_provisional, calendar_version, status, decision_reasons, decided_at, \
-    subject_statement, index_key";
+    subject_statement, index_key, requested_measure";
 
 fn row(r: &AnyRow) -> Result<ObjectionRow, sqlx::Error> {
     Ok(ObjectionRow {
@@ -55,6 +57,7 @@ fn row(r: &AnyRow) -> Result<ObjectionRow, sqlx::Error> {
         decided_at: r.try_get(16)?,
         subject_statement: r.try_get(17)?,
         index_key: r.try_get(18)?,
+        requested_measure: r.try_get(19)?,
     })
 }
 
@@ -66,8 +69,9 @@ pub async fn insert(conn: &mut AnyConnection, o: &ObjectionRow) -> Result<(), St
     sqlx::query(
         "INSERT INTO datapush_objection (objection_id, tenant, record_id, agency_uscc, \
          subject_index, ground, private_envelope, key_id, filed_by, filed_at, deadline_from, \
-         deadline_due, deadline_provisional, calendar_version, status, index_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         deadline_due, deadline_provisional, calendar_version, status, index_key, \
+         requested_measure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(o.objection_id.clone())
     .bind(o.tenant.clone())
@@ -85,6 +89,7 @@ pub async fn insert(conn: &mut AnyConnection, o: &ObjectionRow) -> Result<(), St
     .bind(o.calendar_version.clone())
     .bind(o.status.clone())
     .bind(o.index_key.clone())
+    .bind(o.requested_measure.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())

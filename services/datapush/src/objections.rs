@@ -68,6 +68,24 @@ fn ground_of(s: &str) -> ObjectionGround {
     .unwrap_or(ObjectionGround::Unspecified)
 }
 
+fn measure_name(m: RequestedMeasure) -> &'static str {
+    match m {
+        RequestedMeasure::Unspecified => "",
+        RequestedMeasure::Correct => "correct",
+        RequestedMeasure::Delete => "delete",
+        RequestedMeasure::Other => "other",
+    }
+}
+
+fn measure_of(s: &str) -> RequestedMeasure {
+    match s {
+        "correct" => RequestedMeasure::Correct,
+        "delete" => RequestedMeasure::Delete,
+        "other" => RequestedMeasure::Other,
+        _ => RequestedMeasure::Unspecified,
+    }
+}
+
 fn decision_of(status: &str) -> ObjectionDecision {
     match status {
         "corrected" => ObjectionDecision::Correct,
@@ -137,7 +155,23 @@ pub fn to_proto(
         overdue: o.status == "open" && !o.deadline_provisional && o.deadline_due.as_str() < today,
         agency_uscc: o.agency_uscc.clone(),
         subject_statement: o.subject_statement.clone(),
+        requested_measure: measure_of(&o.requested_measure) as i32,
+        materials: Vec::new(),
     })
+}
+
+/// [`to_proto`] with the materials filed with it.
+pub async fn to_proto_whole(
+    api: &Api,
+    conn: &mut creditmesh_storage::sqlx::AnyConnection,
+    o: &ObjectionRow,
+    today: &str,
+    with_statement: bool,
+) -> Result<Objection, Error> {
+    let mut out = [to_proto(api, o, today, with_statement)?];
+    crate::materials::fill(conn, &mut out).await?;
+    let [out] = out;
+    Ok(out)
 }
 
 /// Public callers share one principal: their idempotency key also covers the request, so that
@@ -240,13 +274,24 @@ pub(crate) async fn file_objection(
         if ctx.principal.kind == PrincipalKind::Public {
             v.require("access_code", &req.access_code);
         }
+        let measure = match RequestedMeasure::try_from(req.requested_measure) {
+            Ok(m) => measure_name(m),
+            Err(_) => {
+                v.add(
+                    "requested_measure",
+                    "must be correct, delete, other, or left unspecified",
+                );
+                ""
+            }
+        };
+        let material_ids = crate::materials::check_named(&mut v, &req.material_ids);
         v.finish()?;
         let (subject, ground) = match (subject, ground) {
             (Some(s), Some(g)) => (s, g),
             _ => return Err(Error::internal("objection checked")),
         };
         let key = idempotency_key(ctx, &req.request_id, &req);
-        let (req, subject, key) = (&req, &subject, &key);
+        let (req, subject, key, material_ids) = (&req, &subject, &key, &material_ids);
         let store = &api.store;
         store
             .write_idempotent(ctx, "FileObjection", key, |mut tx| async move {
@@ -324,8 +369,21 @@ pub(crate) async fn file_objection(
                     decision_reasons: String::new(),
                     decided_at: None,
                     subject_statement: String::new(),
+                    requested_measure: measure.to_owned(),
                 };
                 objection_store::insert(&mut tx, &o).await?;
+                // The materials are received with the objection: the deadline counts from now.
+                let code = (ctx.principal.kind == PrincipalKind::Public)
+                    .then(|| subjects::code_index(&api.keys, &req.access_code));
+                crate::materials::attach(
+                    &mut tx,
+                    material_ids,
+                    &o.record_id,
+                    ctx,
+                    code.as_ref(),
+                    &o.objection_id,
+                )
+                .await?;
                 // An agency whose filing is gone no longer decides: its holder does, and the
                 // subject is told so now rather than later.
                 let standing = agencies::standing(&mut tx, &o.agency_uscc).await?;
@@ -366,7 +424,7 @@ pub(crate) async fn file_objection(
                 )
                 .await?;
                 // The answer is kept for replays: without the statement, which stays sealed.
-                let objection = to_proto(api, &o, &format_date(from), false)?;
+                let objection = to_proto_whole(api, &mut tx, &o, &format_date(from), false).await?;
                 Ok((
                     tx,
                     Written {
@@ -634,11 +692,12 @@ pub(crate) async fn resolve_objection(
                     .await?
                     .ok_or_else(|| Error::internal("objection decided"))?;
                 let today = day_of(now)?;
+                let objection = to_proto_whole(api, &mut tx, &decided, &today, false).await?;
                 Ok((
                     tx,
                     Written {
                         value: ResolveObjectionResponse {
-                            objection: Some(to_proto(api, &decided, &today, false)?),
+                            objection: Some(objection),
                         },
                         tenant: o.tenant.clone(),
                     },
@@ -679,11 +738,13 @@ pub(crate) async fn list_objections(
             objection_store::list(&mut conn, &filter, &req.page_token, limit + 1).await?;
         let next_page_token =
             creditmesh_domain::page::cut(&mut rows, limit, |o| o.objection_id.clone());
+        let mut objections = rows
+            .iter()
+            .map(|o| to_proto(api, o, &today, p.kind == PrincipalKind::Agency))
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::materials::fill(&mut conn, &mut objections).await?;
         Ok(ListObjectionsResponse {
-            objections: rows
-                .iter()
-                .map(|o| to_proto(api, o, &today, p.kind == PrincipalKind::Agency))
-                .collect::<Result<_, _>>()?,
+            objections,
             next_page_token,
         })
     })
@@ -752,11 +813,12 @@ pub(crate) async fn add_subject_statement(
                     .await?
                     .ok_or_else(not_found)?;
                 let today = today(api)?;
+                let objection = to_proto_whole(api, &mut tx, &o, &today, false).await?;
                 Ok((
                     tx,
                     Written {
                         value: AddSubjectStatementResponse {
-                            objection: Some(to_proto(api, &o, &today, false)?),
+                            objection: Some(objection),
                         },
                         tenant: o.tenant.clone(),
                     },

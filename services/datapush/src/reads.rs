@@ -473,12 +473,13 @@ pub(crate) async fn get_subject_report(
             records.push(subject_record(api, &mut conn, row).await?);
         }
         let today = objections::today(api)?;
-        let objections = objection_store::of_subject(&mut conn, &subject.index)
+        let mut objections = objection_store::of_subject(&mut conn, &subject.index)
             .await?
             .iter()
             .filter(|o| rows.iter().any(|r| r.record_id == o.record_id))
             .map(|o| objections::to_proto(api, o, &today, true))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::materials::fill(&mut conn, &mut objections).await?;
         Ok(GetSubjectReportResponse {
             records,
             objections,

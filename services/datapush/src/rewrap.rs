@@ -20,6 +20,7 @@ enum Kind {
     Record,
     Version,
     Objection,
+    Material,
 }
 
 impl Kind {
@@ -44,6 +45,11 @@ impl Kind {
                  private_envelope FROM datapush_objection WHERE key_id <> '' \
                  AND objection_id > $1 AND CAST($2 AS BIGINT) >= 0 AND key_id NOT IN"
             }
+            Kind::Material => {
+                "SELECT material_id, CAST(0 AS BIGINT), tenant, material_id, '', key_id, \
+                 envelope FROM datapush_material WHERE key_id <> '' \
+                 AND material_id > $1 AND CAST($2 AS BIGINT) >= 0 AND key_id NOT IN"
+            }
         }
     }
 
@@ -63,12 +69,18 @@ impl Kind {
                  WHERE objection_id = $3 AND CAST($4 AS BIGINT) >= 0 AND key_id = $5 \
                  AND private_envelope = $6"
             }
+            Kind::Material => {
+                "UPDATE datapush_material SET envelope = $1, key_id = $2 \
+                 WHERE material_id = $3 AND CAST($4 AS BIGINT) >= 0 AND key_id = $5 \
+                 AND envelope = $6"
+            }
         }
     }
 
     fn binding(self, a: &str, b: &str) -> Vec<u8> {
         match self {
             Kind::Objection => crate::objections::binding(a),
+            Kind::Material => crate::materials::binding(a),
             _ => crate::push::binding(a, b),
         }
     }
@@ -121,7 +133,7 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
         .collect::<Vec<_>>()
         .join(", ");
     let mut total = 0;
-    for kind in [Kind::Record, Kind::Version, Kind::Objection] {
+    for kind in [Kind::Record, Kind::Version, Kind::Objection, Kind::Material] {
         let mut cursor = (String::new(), 0i64);
         loop {
             // Key ids are letters, digits and dashes (checked when the keys load).

@@ -47,5 +47,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/105_cases.sql"),
             include_str!("../migrations/105_cases.sql"),
         ),
+        // An objection's supporting materials, sealed; a quota on each access code.
+        Migration::new(
+            106,
+            "objection materials, the measure asked for, uploads per access code",
+            include_str!("../migrations/106_materials.sql"),
+            include_str!("../migrations/106_materials.sql"),
+        ),
     ]
 }

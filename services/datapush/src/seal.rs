@@ -471,7 +471,11 @@ mod tests {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             names.sort();
-            assert_eq!(names, [INDEX_FILE, KEK_FILE], "no drafts are left");
+            assert_eq!(
+                names,
+                [creditmesh_pki::CONTACT_KEY_FILE, INDEX_FILE, KEK_FILE],
+                "no drafts are left"
+            );
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;

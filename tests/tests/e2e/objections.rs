@@ -30,6 +30,7 @@ crate::on_both_engines!(
     a_rotated_key_is_retired_once_every_envelope_is_wrapped_again,
     a_provisional_objection_deadline_waits_for_the_new_years_calendar,
     a_revoked_agencys_objection_is_decided_by_the_authority_holding_it,
+    a_subject_files_a_bank_receipt_with_an_objection_and_the_agency_opens_it,
 );
 
 /// A query made at run time, for `scalar_i64`.
@@ -236,6 +237,7 @@ async fn each_decision_on_an_objection_reaches_readers_and_the_subject(engine: E
         statement: "the loan was repaid in August; receipt attached".into(),
         access_code: code.into(),
         contact: "aynur@example.org".into(),
+        ..Default::default()
     };
     let err = anyone
         .file_objection(objection(&r1, "0123456789abcdef0123456789abcdef", "o-x"))
@@ -1318,5 +1320,261 @@ async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engi
         },
     )
     .await;
+    t.stop().await;
+}
+
+/// Uploads `bytes` as a material of an objection to `record_id`, in two chunks.
+async fn upload_material(
+    client: &mut DataPushServiceClient<Channel>,
+    record_id: &str,
+    code: &str,
+    bytes: Vec<u8>,
+) -> Result<ObjectionMaterial, tonic::Status> {
+    use upload_objection_material_request::Part;
+    let half = bytes.len() / 2;
+    let parts = vec![
+        UploadObjectionMaterialRequest {
+            part: Some(Part::Metadata(MaterialMetadata {
+                record_id: record_id.into(),
+                subject_identifier: subject(),
+                access_code: code.into(),
+                file_name: "工商银行回单.pdf".into(),
+                size_bytes: bytes.len() as i64,
+            })),
+        },
+        UploadObjectionMaterialRequest {
+            part: Some(Part::Chunk(bytes[..half].to_vec())),
+        },
+        UploadObjectionMaterialRequest {
+            part: Some(Part::Chunk(bytes[half..].to_vec())),
+        },
+    ];
+    Ok(client
+        .upload_objection_material(futures::stream::iter(parts))
+        .await?
+        .into_inner()
+        .material
+        .unwrap())
+}
+
+/// The bytes of `material_id` of `objection_id` as `reader` opens it.
+async fn open_material(
+    reader: &mut DataPushServiceClient<Channel>,
+    objection_id: &str,
+    material_id: &str,
+    purpose: &str,
+) -> Result<(ObjectionMaterial, Vec<u8>), tonic::Status> {
+    use read_objection_material_response::Part;
+    let mut stream = reader
+        .read_objection_material(ReadObjectionMaterialRequest {
+            objection_id: objection_id.into(),
+            material_id: material_id.into(),
+            purpose: purpose.into(),
+        })
+        .await?
+        .into_inner();
+    let (mut meta, mut bytes) = (None, Vec::new());
+    while let Some(m) = stream.message().await? {
+        match m.part {
+            Some(Part::Metadata(m)) => meta = Some(m),
+            Some(Part::Chunk(c)) => bytes.extend(c),
+            None => {}
+        }
+    }
+    Ok((meta.unwrap(), bytes))
+}
+
+/// Art. 22 (提交相应证明材料并要求采取更正、删除等必要措施): the subject uploads a bank receipt
+/// with their access code, checked on its bytes and sealed at rest, and files the objection
+/// naming it and the measure asked for; the agency that pushed the record and the authority
+/// holding it open it (the authority stating why, recorded), nobody else does. A wrong code is
+/// refused before a byte is taken, a file that is no document is refused, a code's quota is
+/// kept, and a material is named by one objection of its uploader only.
+async fn a_subject_files_a_bank_receipt_with_an_objection_and_the_agency_opens_it(engine: Engine) {
+    let Some((t, _clock)) = mesh_at(engine, date!(2026 - 11 - 02)).await else {
+        return;
+    };
+    let who = subject();
+    push(
+        t.node("agency-kashgar").await,
+        vec![
+            loan("m-1", &who, "2026-09-01", 500.0),
+            loan("m-2", &who, "2026-09-02", 600.0),
+        ],
+    )
+    .await
+    .unwrap();
+    let (r1, r2) = (record_id(&t, "m-1").await, record_id(&t, "m-2").await);
+    let mut desk = client(&t, "regulator-653100").await;
+    let mut anyone = public(&t).await;
+    let issue = |request_id: &str| IssueSubjectAccessCodeRequest {
+        request_id: request_id.into(),
+        subject_kind: SubjectKind::Person as i32,
+        subject_identifier: who.clone(),
+    };
+    let code = desk
+        .issue_subject_access_code(issue("m-code"))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_code;
+    let receipt = super::filing::pdf("ICBC receipt 88120: instalment of 2026-08-31 paid");
+
+    // A wrong code is refused before anything is read or taken; a non-document on its bytes.
+    let wrong = upload_material(
+        &mut anyone,
+        &r1,
+        "0123456789abcdef0123456789abcdef",
+        receipt.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied, "{wrong:?}");
+    let text = upload_material(&mut anyone, &r1, &code, b"just words".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&text), ["chunk"], "{text:?}");
+
+    let material = upload_material(&mut anyone, &r1, &code, receipt.clone())
+        .await
+        .unwrap();
+    assert_eq!(material.media_type, "application/pdf");
+    assert_eq!(material.size_bytes, receipt.len() as i64);
+    // Sealed at rest: neither the bytes nor the file's name are kept in clear.
+    for needle in ["ICBC receipt 88120", "工商银行回单"] {
+        let stored = stored_bytes(&t.db_url("datapush"), "datapush_material", "envelope").await;
+        assert!(
+            !stored
+                .iter()
+                .any(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes())),
+            "{needle} in clear"
+        );
+    }
+
+    // Filed with the material and the measure asked for.
+    let file = |record_id: &str, request_id: &str, ids: Vec<String>| FileObjectionRequest {
+        request_id: request_id.into(),
+        record_id: record_id.into(),
+        subject_identifier: who.clone(),
+        ground: ObjectionGround::Error as i32,
+        statement: "repaid on 31 August: the bank receipt is attached".into(),
+        access_code: code.clone(),
+        requested_measure: RequestedMeasure::Correct as i32,
+        material_ids: ids,
+        ..Default::default()
+    };
+    let objection = anyone
+        .file_objection(file(&r1, "m-o1", vec![material.material_id.clone()]))
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
+    assert_eq!(
+        objection.requested_measure,
+        RequestedMeasure::Correct as i32
+    );
+    assert_eq!(objection.materials, vec![material.clone()]);
+    // Named once: another objection cannot name it again, nor another record's.
+    let again = anyone
+        .file_objection(file(&r2, "m-o2", vec![material.material_id.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&again), ["material_ids[0]"], "{again:?}");
+
+    // The agency sees it listed and opens it; the holding authority, stating why.
+    let mut agency = client(&t, "agency-kashgar").await;
+    let listed = agency
+        .list_objections(ListObjectionsRequest {
+            open_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objections;
+    let listed = listed
+        .iter()
+        .find(|o| o.objection_id == objection.objection_id)
+        .unwrap();
+    assert_eq!(listed.materials, vec![material.clone()]);
+    assert_eq!(listed.requested_measure, RequestedMeasure::Correct as i32);
+    let (meta, bytes) = open_material(
+        &mut agency,
+        &objection.objection_id,
+        &material.material_id,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!((meta, bytes), (material.clone(), receipt.clone()));
+    let why = desk
+        .read_objection_material(ReadObjectionMaterialRequest {
+            objection_id: objection.objection_id.clone(),
+            material_id: material.material_id.clone(),
+            purpose: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&why), ["purpose"], "{why:?}");
+    let (_, bytes) = open_material(
+        &mut desk,
+        &objection.objection_id,
+        &material.material_id,
+        "checking the agency's handling",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bytes, receipt);
+    for stranger in ["agency-beijing", "regulator-650100"] {
+        let err = open_material(
+            &mut client(&t, stranger).await,
+            &objection.objection_id,
+            &material.material_id,
+            "curiosity",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{stranger}: {err:?}");
+    }
+    assert_eq!(
+        scalar_i64(
+            &t.db_url("datapush"),
+            "SELECT COUNT(*) FROM datapush_material_read WHERE purpose = 'checking the agency''s handling'"
+        )
+        .await,
+        1
+    );
+
+    // A code uploads at most five files.
+    for _ in 0..4 {
+        upload_material(&mut anyone, &r2, &code, receipt.clone())
+            .await
+            .unwrap();
+    }
+    let spent = upload_material(&mut anyone, &r2, &code, receipt.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(spent.code(), Code::ResourceExhausted, "{spent:?}");
+    // Eight at once under a new code: five are kept, however they race.
+    let code = desk
+        .issue_subject_access_code(issue("m-code-2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_code;
+    let tries = (0..8).map(|_| {
+        let (mut anyone, code, r2, receipt) =
+            (anyone.clone(), code.clone(), r2.clone(), receipt.clone());
+        tokio::spawn(async move { upload_material(&mut anyone, &r2, &code, receipt).await })
+    });
+    let mut kept = 0;
+    for outcome in futures::future::join_all(tries).await {
+        match outcome.unwrap() {
+            Ok(_) => kept += 1,
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}"),
+        }
+    }
+    assert_eq!(kept, 5);
     t.stop().await;
 }
