@@ -1034,12 +1034,17 @@ async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: E
         .resolve_objection(correct)
         .await
         .unwrap();
+    let receipt = super::filing::pdf("a sealed receipt");
+    let material = upload_material(&mut desk, &r0, "", receipt.clone())
+        .await
+        .unwrap();
     let url = t.db_url("datapush");
     let stale = "SELECT (SELECT COUNT(*) FROM datapush_record WHERE key_id <> 'k2') \
                  + (SELECT COUNT(*) FROM datapush_version WHERE key_id <> 'k2') \
-                 + (SELECT COUNT(*) FROM datapush_objection WHERE key_id <> 'k2')";
-    // 450 records, the first version of the corrected one, the objection.
-    assert_eq!(scalar_i64(&url, stale).await, 450 + 1 + 1);
+                 + (SELECT COUNT(*) FROM datapush_objection WHERE key_id <> 'k2') \
+                 + (SELECT COUNT(*) FROM datapush_material WHERE key_id <> 'k2')";
+    // 450 records, the first version of the corrected one, the objection, the material.
+    assert_eq!(scalar_i64(&url, stale).await, 450 + 1 + 1 + 1);
 
     // A replica starts with the new key listed first: it wraps everything again.
     let generated = std::fs::read_to_string(t.pki_dir.join("datapush-kek.key")).unwrap();
@@ -1106,6 +1111,18 @@ async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: E
         String::from_utf8(plain)
             .unwrap()
             .contains("sealed statement")
+    );
+    let (tenant, key_id, envelope): (String, String, String) = {
+        let r = sqlx::query("SELECT tenant, key_id, envelope FROM datapush_material")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    let binding = [b"material\0".as_slice(), material.material_id.as_bytes()].concat();
+    assert_eq!(
+        retired.open(&tenant, &key_id, &binding, &envelope).unwrap(),
+        receipt
     );
     t.stop().await;
 }
