@@ -46,6 +46,10 @@ fn record(i: usize) -> CreditRecord {
         )
         .into_bytes(),
         collected_on: "2026-10-15".into(),
+        source: Some(RecordSource {
+            provider: "Kashi Rural Commercial Bank".into(),
+            legal_basis: "the borrower's written consent of 2026-03-02 (征信业管理条例 Art. 14)".into(),
+        }),
     }
 }
 

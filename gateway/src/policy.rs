@@ -261,6 +261,10 @@ pub const POLICY: &[(&str, &[Role])] = &[
         "creditmesh.datapush.v1.DataPushService/ReadObjectionMaterial",
         &[Agency, PrefectureRegulator, RegionalRegulator],
     ),
+    (
+        "creditmesh.datapush.v1.DataPushService/RecordAgencyUse",
+        &[Agency],
+    ),
     // The agency while its filing stands; the authority holding it once it is gone.
     (
         "creditmesh.datapush.v1.DataPushService/ResolveObjection",

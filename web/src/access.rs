@@ -103,12 +103,19 @@ pub struct VersionView {
     pub version: i64,
     pub when: String,
     pub change: String,
+    /// Where this version's information came from (Art. 21 信息来源).
+    pub provider: String,
+    pub legal_basis: String,
 }
 
 pub struct UseView {
     pub when: String,
     pub by: String,
     pub purpose: String,
+    pub legal_basis: String,
+    /// Recorded by the reporting agency of its own use; to whom it disclosed the record.
+    pub by_agency: bool,
+    pub recipient: String,
 }
 
 pub struct ObjectionView {
@@ -151,6 +158,8 @@ pub struct RecordView {
     pub agency_uscc: String,
     pub agency_href: String,
     pub collected_on: String,
+    pub provider: String,
+    pub legal_basis: String,
     /// The last day the platform keeps it, and why.
     pub kept_until: String,
     pub retention_basis: String,
@@ -524,12 +533,15 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
     let stored = report.record.unwrap_or_default();
     let record = stored.record.clone().unwrap_or_default();
     let (content, raw_content) = content_of(&record.content);
+    let source = record.source.clone().unwrap_or_default();
     let status = stored.status();
     RecordView {
         category: record.category,
         agency_href: c.link(&format!("/agencies/{}", stored.agency_uscc)),
         agency_uscc: stored.agency_uscc,
         collected_on: record.collected_on,
+        provider: source.provider,
+        legal_basis: source.legal_basis,
         kept_until: report.kept_until,
         retention_basis: report.retention_basis,
         received_at: stored
@@ -553,6 +565,8 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
                     .map(|t| page::cst_minute(t.seconds))
                     .unwrap_or_default(),
                 change: lang.record_change(&v.change),
+                provider: v.source.clone().unwrap_or_default().provider,
+                legal_basis: v.source.unwrap_or_default().legal_basis,
             })
             .collect(),
         uses: report
@@ -565,6 +579,9 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
                     .unwrap_or_default(),
                 by: lang.reader(&u.used_by),
                 purpose: u.purpose,
+                legal_basis: u.legal_basis,
+                by_agency: u.recorded_by_agency,
+                recipient: u.recipient,
             })
             .collect(),
         objections: objections

@@ -133,6 +133,13 @@ impl DataPushService for Api {
         reads::get_subject_report(self, request).await
     }
 
+    async fn record_agency_use(
+        &self,
+        request: Request<RecordAgencyUseRequest>,
+    ) -> Result<Response<RecordAgencyUseResponse>, Status> {
+        reads::record_agency_use(self, request).await
+    }
+
     async fn list_correction_notices(
         &self,
         request: Request<ListCorrectionNoticesRequest>,

@@ -423,6 +423,21 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
     } else if parse_iso_date(r.collected_on.trim()).is_err() {
         problems.push(("collected_on".into(), "must be a date, YYYY-MM-DD".into()));
     }
+    let source = r.source.clone().unwrap_or_default();
+    let (provider, legal_basis) = (source.provider.trim(), source.legal_basis.trim());
+    for (field, value, max) in [
+        ("source.provider", provider, SOURCE_PROVIDER_CHARS),
+        ("source.legal_basis", legal_basis, SOURCE_BASIS_CHARS),
+    ] {
+        if value.is_empty() {
+            problems.push((
+                field.into(),
+                "is required: the subject is shown where a record came from (Art. 21)".into(),
+            ));
+        } else if value.chars().count() > max {
+            problems.push((field.into(), format!("is longer than {max} characters")));
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -436,13 +451,29 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
             category: r.category.trim().to_owned(),
             content,
             collected_on: r.collected_on.trim().to_owned(),
+            source: Some(RecordSource {
+                provider: provider.to_owned(),
+                legal_basis: legal_basis.to_owned(),
+            }),
         },
     })
 }
 
+/// Longest provider and legal basis a record's source may name.
+const SOURCE_PROVIDER_CHARS: usize = 200;
+const SOURCE_BASIS_CHARS: usize = 500;
+
 /// What a record's envelope is bound to: its agency and key.
 pub fn binding(agency: &str, record_key: &str) -> Vec<u8> {
     [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
+}
+
+fn source_of(r: &CreditRecord) -> &RecordSource {
+    static NONE: RecordSource = RecordSource {
+        provider: String::new(),
+        legal_basis: String::new(),
+    };
+    r.source.as_ref().unwrap_or(&NONE)
 }
 
 /// A keyed hash of everything a record of `agency` says: equal means duplicate. During a
@@ -463,6 +494,8 @@ pub(crate) fn fingerprint(
         r.category.as_bytes(),
         &r.content,
         r.collected_on.as_bytes(),
+        source_of(r).provider.as_bytes(),
+        source_of(r).legal_basis.as_bytes(),
     ])
 }
 

@@ -241,6 +241,8 @@ async fn read_logged(
                         purpose: &basis.purpose,
                         legal_basis: &basis.legal_basis,
                         referral_id: &basis.referral_id,
+                        kind: store::READ,
+                        recipient: "",
                         at: store.now(),
                     },
                 )
@@ -371,11 +373,13 @@ async fn subject_record(
         .await?
         .into_iter()
         .map(|ver| {
+            let opened = open(api, row, &ver.key_id, &ver.envelope)?;
             Ok::<_, Error>(RecordVersion {
                 version: ver.version,
-                content: open(api, row, &ver.key_id, &ver.envelope)?.content,
+                content: opened.content,
                 changed_at: Some(timestamp(ver.changed_at)),
                 change: ver.change,
+                source: opened.source,
             })
         })
         .collect::<Result<_, _>>()?;
@@ -388,6 +392,8 @@ async fn subject_record(
             purpose: u.purpose,
             legal_basis: u.legal_basis,
             referral_id: u.referral_id,
+            recorded_by_agency: u.kind == store::AGENCY_USE,
+            recipient: u.recipient,
         })
         .collect();
     let category = api.catalog.get(&row.category);
@@ -526,6 +532,69 @@ pub(crate) async fn list_correction_notices(
                 .collect(),
             next_page_token,
         })
+    })
+    .await
+}
+
+pub(crate) async fn record_agency_use(
+    api: &Api,
+    request: Request<RecordAgencyUseRequest>,
+) -> Result<Response<RecordAgencyUseResponse>, Status> {
+    let ctx = api.authn.context(&request)?;
+    ctx.require(&[PrincipalKind::Agency])?;
+    let req = request.into_inner();
+    let ctx = &ctx;
+    edge::run(&api.store, ctx, "RecordAgencyUse", async {
+        let mut v = Violations::default();
+        v.require("record_id", &req.record_id);
+        let purpose = purpose(&mut v, &req.purpose);
+        v.max_chars("recipient", &req.recipient, PURPOSE_CHARS);
+        v.require("legal_basis", &req.legal_basis);
+        v.max_chars("legal_basis", &req.legal_basis, PURPOSE_CHARS);
+        v.finish()?;
+        let id = req.record_id.trim();
+        let store = &api.store;
+        let (req, purpose) = (&req, &purpose);
+        store
+            .write_idempotent(ctx, "RecordAgencyUse", &req.request_id, |mut tx| async move {
+                let row = store::find(&mut tx, id)
+                    .await?
+                    .filter(|r| r.agency_uscc == ctx.principal.subject)
+                    .ok_or_else(|| Error::not_found(format!("no record {id} you pushed")))?;
+                let used = Use {
+                    record_id: &row.record_id,
+                    version: row.version,
+                    principal: &ctx.principal_id,
+                    tenant: &row.tenant,
+                    purpose,
+                    legal_basis: req.legal_basis.trim(),
+                    referral_id: "",
+                    kind: store::AGENCY_USE,
+                    recipient: req.recipient.trim(),
+                    at: store.now(),
+                };
+                store::log_use(&mut tx, &used).await?;
+                tracing::info!(record_id = %row.record_id, tenant = %row.tenant, "agency use recorded");
+                let recorded = RecordUse {
+                    used_at: Some(timestamp(used.at)),
+                    used_by: ctx.principal_id.clone(),
+                    purpose: purpose.clone(),
+                    legal_basis: used.legal_basis.to_owned(),
+                    referral_id: String::new(),
+                    recorded_by_agency: true,
+                    recipient: used.recipient.to_owned(),
+                };
+                Ok((
+                    tx,
+                    Written {
+                        value: RecordAgencyUseResponse {
+                            r#use: Some(recorded),
+                        },
+                        tenant: row.tenant.clone(),
+                    },
+                ))
+            })
+            .await
     })
     .await
 }

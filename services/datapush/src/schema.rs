@@ -54,5 +54,13 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/106_materials.sql"),
             include_str!("../migrations/106_materials.sql"),
         ),
+        // Art. 21 相关使用: the pushing agency's own uses and disclosures beside the platform's
+        // reads.
+        Migration::new(
+            107,
+            "agencies' own uses of their records",
+            include_str!("../migrations/107_agency_uses.sql"),
+            include_str!("../migrations/107_agency_uses.sql"),
+        ),
     ]
 }

@@ -380,13 +380,22 @@ pub struct Use<'a> {
     pub purpose: &'a str,
     pub legal_basis: &'a str,
     pub referral_id: &'a str,
+    /// [`READ`] on the platform, or [`AGENCY_USE`] recorded by the pushing agency.
+    pub kind: &'a str,
+    pub recipient: &'a str,
     pub at: i64,
 }
+
+/// A read through the platform, by a regulator or department.
+pub const READ: &str = "read";
+/// A use or disclosure the pushing agency recorded.
+pub const AGENCY_USE: &str = "agency";
 
 pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO datapush_use (use_id, record_id, version, principal, tenant, purpose, \
-         used_at, legal_basis, referral_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         used_at, legal_basis, referral_id, kind, recipient) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(u.record_id.to_owned())
@@ -397,6 +406,8 @@ pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), Storag
     .bind(u.at)
     .bind(u.legal_basis.to_owned())
     .bind(u.referral_id.to_owned())
+    .bind(u.kind.to_owned())
+    .bind(u.recipient.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -409,11 +420,14 @@ pub struct UseRow {
     pub purpose: String,
     pub legal_basis: String,
     pub referral_id: String,
+    pub kind: String,
+    pub recipient: String,
 }
 
 pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRow>, StorageError> {
     let rows = sqlx::query(
-        "SELECT used_at, principal, purpose, legal_basis, referral_id FROM datapush_use \
+        "SELECT used_at, principal, purpose, legal_basis, referral_id, kind, recipient \
+         FROM datapush_use \
          WHERE record_id = $1 \
          ORDER BY used_at, use_id",
     )
@@ -429,6 +443,8 @@ pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRo
                 purpose: r.try_get(2)?,
                 legal_basis: r.try_get(3)?,
                 referral_id: r.try_get(4)?,
+                kind: r.try_get(5)?,
+                recipient: r.try_get(6)?,
             })
         })
         .collect::<Result<_, _>>()?)
@@ -443,7 +459,7 @@ pub async fn read_before(
         return Ok(Default::default());
     }
     let sql = format!(
-        "SELECT DISTINCT record_id FROM datapush_use WHERE record_id IN ({})",
+        "SELECT DISTINCT record_id FROM datapush_use WHERE kind = 'read' AND record_id IN ({})",
         places(1, record_ids.len())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -468,7 +484,8 @@ pub async fn notify_readers(
     now: i64,
 ) -> Result<u64, StorageError> {
     let readers = sqlx::query(
-        "SELECT principal, MAX(version) FROM datapush_use WHERE record_id = $1 AND version < $2 \
+        "SELECT principal, MAX(version) FROM datapush_use WHERE record_id = $1 \
+         AND kind = 'read' AND version < $2 \
          GROUP BY principal",
     )
     .bind(record_id.to_owned())

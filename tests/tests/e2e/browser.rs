@@ -757,8 +757,17 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         first.contains("平台保存至") && first.contains("60 months from collection"),
         "{first}"
     );
+    // Where it came from and under what basis (Art. 21 信息来源), with each version.
+    assert!(
+        first.contains("信息来源") && first.contains("Kashi Rural Commercial Bank"),
+        "{first}"
+    );
     assert_eq!(text_of(&b, "#record-0-status").await, "有效");
-    assert!(text_of(&b, "#record-0-history").await.contains("报送"));
+    let history = text_of(&b, "#record-0-history").await;
+    assert!(
+        history.contains("报送") && history.contains("Kashi Rural Commercial Bank"),
+        "{history}"
+    );
     let uses = text_of(&b, "#record-0-uses").await;
     assert!(
         uses.contains("loan reporting supervision") && uses.contains("喀什地区信用主管部门"),

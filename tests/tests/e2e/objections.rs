@@ -31,6 +31,7 @@ crate::on_both_engines!(
     a_provisional_objection_deadline_waits_for_the_new_years_calendar,
     a_revoked_agencys_objection_is_decided_by_the_authority_holding_it,
     a_subject_files_a_bank_receipt_with_an_objection_and_the_agency_opens_it,
+    the_subject_sees_each_versions_source_and_the_agencys_own_uses,
 );
 
 /// A query made at run time, for `scalar_i64`.
@@ -53,6 +54,11 @@ pub fn loan(key: &str, subject: &str, collected_on: &str, amount: f64) -> Credit
         )
         .into_bytes(),
         collected_on: collected_on.into(),
+        source: Some(RecordSource {
+            provider: "Kashi Rural Commercial Bank".into(),
+            legal_basis: "the borrower's written consent of 2026-03-02 (征信业管理条例 Art. 14)"
+                .into(),
+        }),
     }
 }
 
@@ -1593,5 +1599,153 @@ async fn a_subject_files_a_bank_receipt_with_an_objection_and_the_agency_opens_i
         }
     }
     assert_eq!(kept, 5);
+    t.stop().await;
+}
+
+/// Art. 21 (信息来源…相关使用等情况): a record without its source is refused by field; the subject
+/// sees the source of every version, and beside the platform's reads the uses and disclosures
+/// the agency recorded, which earn the agency no correction notice of its own record.
+async fn the_subject_sees_each_versions_source_and_the_agencys_own_uses(engine: Engine) {
+    let Some((t, _clock)) = mesh_at(engine, date!(2026 - 11 - 02)).await else {
+        return;
+    };
+    let who = subject();
+    let mut bare = loan("s-1", &who, "2026-09-01", 500.0);
+    bare.source = None;
+    let acks = push(t.node("agency-kashgar").await, vec![bare])
+        .await
+        .unwrap();
+    assert_eq!(acks[0].result, PushResult::Rejected as i32, "{acks:?}");
+    assert!(acks[0].error.starts_with("source.provider: "), "{acks:?}");
+    assert!(acks[0].error.contains("source.legal_basis: "), "{acks:?}");
+
+    push(
+        t.node("agency-kashgar").await,
+        vec![loan("s-1", &who, "2026-09-01", 500.0)],
+    )
+    .await
+    .unwrap();
+    let mut second = loan("s-1", &who, "2026-09-01", 450.0);
+    second.source = Some(RecordSource {
+        provider: "Kashgar Prefecture Housing Provident Fund Centre".into(),
+        legal_basis: "《征信业管理条例》第十四条 (a public body's administrative record)".into(),
+    });
+    let acks = push(t.node("agency-kashgar").await, vec![second.clone()])
+        .await
+        .unwrap();
+    assert_eq!(acks[0].result, PushResult::Updated as i32, "{acks:?}");
+    let r1 = record_id(&t, "s-1").await;
+
+    // The agency records that it provided the record to a lender; only its own records.
+    let mut agency = client(&t, "agency-kashgar").await;
+    let used = RecordAgencyUseRequest {
+        request_id: "use-1".into(),
+        record_id: r1.clone(),
+        purpose: "credit report for a loan application".into(),
+        recipient: "Kashi Rural Commercial Bank".into(),
+        legal_basis: "the subject's written consent of 2026-11-01".into(),
+    };
+    let recorded = agency
+        .record_agency_use(used.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .r#use
+        .unwrap();
+    assert!(recorded.recorded_by_agency);
+    let missing = agency
+        .record_agency_use(RecordAgencyUseRequest {
+            request_id: "use-2".into(),
+            legal_basis: String::new(),
+            ..used.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&missing), ["legal_basis"], "{missing:?}");
+    let other = client(&t, "agency-beijing")
+        .await
+        .record_agency_use(RecordAgencyUseRequest {
+            request_id: "use-3".into(),
+            ..used.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound, "{other:?}");
+    // The desk reads it for the subject; then the agency corrects it once more.
+    let mut desk = client(&t, "regulator-653100").await;
+    assert_eq!(
+        find(&mut desk, "the subject asked at the desk").await.len(),
+        1
+    );
+    push(
+        t.node("agency-kashgar").await,
+        vec![loan("s-1", &who, "2026-09-01", 400.0)],
+    )
+    .await
+    .unwrap();
+    assert!(
+        notices(&mut agency).await.is_empty(),
+        "the agency's own use is no read of another's record"
+    );
+    assert_eq!(notices(&mut desk).await.len(), 1);
+
+    // The subject sees each version's source and both kinds of use.
+    let code = desk
+        .issue_subject_access_code(IssueSubjectAccessCodeRequest {
+            request_id: "s-code".into(),
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_code;
+    let report = public(&t)
+        .await
+        .get_subject_report(GetSubjectReportRequest {
+            subject_kind: SubjectKind::Person as i32,
+            subject_identifier: who.clone(),
+            access_code: code,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let record = &report.records[0];
+    let providers: Vec<&str> = record
+        .history
+        .iter()
+        .map(|v| v.source.as_ref().unwrap().provider.as_str())
+        .collect();
+    assert_eq!(
+        providers,
+        [
+            "Kashi Rural Commercial Bank",
+            "Kashgar Prefecture Housing Provident Fund Centre",
+            "Kashi Rural Commercial Bank",
+        ]
+    );
+    let current = record.record.as_ref().unwrap().record.as_ref().unwrap();
+    assert_eq!(
+        current.source.as_ref().unwrap().provider,
+        "Kashi Rural Commercial Bank"
+    );
+    let agency_uses: Vec<&RecordUse> = record
+        .uses
+        .iter()
+        .filter(|u| u.recorded_by_agency)
+        .collect();
+    assert_eq!(agency_uses.len(), 1, "{:?}", record.uses);
+    assert_eq!(agency_uses[0].recipient, "Kashi Rural Commercial Bank");
+    assert_eq!(
+        agency_uses[0].legal_basis,
+        "the subject's written consent of 2026-11-01"
+    );
+    assert!(
+        record
+            .uses
+            .iter()
+            .any(|u| !u.recorded_by_agency && u.purpose == "the subject asked at the desk")
+    );
     t.stop().await;
 }

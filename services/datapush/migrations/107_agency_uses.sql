@@ -1,0 +1,2 @@
+ALTER TABLE datapush_use ADD COLUMN kind TEXT NOT NULL DEFAULT 'read';
+ALTER TABLE datapush_use ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
