@@ -84,6 +84,36 @@ async fn erase(
             )
             .await?;
             let missing = |n: u64| StorageError::Corrupt(format!("notice {n} is missing"));
+            // A leak is made good: the words again, masked by the current policy, with the
+            // record as the register now shows it (masked again at start).
+            let republished = match (&notice.text, req.republish_masked) {
+                (Some(words), true) => {
+                    let agency = store::agency(&mut tx, &notice.uscc).await?;
+                    let text = format!(
+                        "第 {seq} 号公示依现行脱敏规则重新公示：{}",
+                        mask::text(words)
+                    );
+                    let again = store::append_notice(
+                        &mut tx,
+                        &NewNotice {
+                            tenant: &notice.tenant,
+                            uscc: &notice.uscc,
+                            kind: NoticeKind::Correction,
+                            published_at: store.now(),
+                            text: &text,
+                            corrects: Some(seq),
+                            record: agency.as_ref(),
+                        },
+                    )
+                    .await?;
+                    Some(
+                        store::notice_at(&mut tx, again)
+                            .await?
+                            .ok_or_else(|| missing(again))?,
+                    )
+                }
+                _ => None,
+            };
             let erased = store::notice_at(&mut tx, seq)
                 .await?
                 .ok_or_else(|| missing(seq))?;
@@ -96,6 +126,7 @@ async fn erase(
                     value: EraseNoticeResponse {
                         erased: Some(notice_proto(erased)),
                         notice: Some(notice_proto(appended)),
+                        republished: republished.map(notice_proto),
                     },
                     tenant: notice.tenant.clone(),
                 },

@@ -1118,6 +1118,7 @@ async fn an_erased_notice_keeps_its_leaf_and_every_proof(engine: Engine) {
         request_id: request_id.into(),
         sequence: revoked.sequence,
         reason: "信用修复决定 喀信修〔2026〕12号".into(),
+        ..Default::default()
     };
 
     // Another prefecture may not erase it; the holding authority may, once.
@@ -2227,6 +2228,38 @@ async fn phone_numbers_however_written_are_published_masked(engine: Engine) {
     for leaked in ["9204", "8892", "１３８", "aynur", "2345678", "0998-"] {
         assert!(!leaf.contains(leaked), "{leaked} in {leaf}");
         assert!(!all[1].text.contains(leaked), "{leaked} in {}", all[1].text);
+    }
+
+    // A notice that let personal data through (one published under an older policy) is
+    // erased by the holding authority's decision and published again, masked, with the
+    // record as the register now shows it.
+    let answer = DisclosureServiceClient::new(t.node("regulator-653100").await)
+        .erase_notice(EraseNoticeRequest {
+            request_id: "leak-1".into(),
+            sequence: all[1].sequence,
+            reason: "公示信息含个人联系方式，依《办法》第十条脱敏后重新公示".into(),
+            republish_masked: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.erased.unwrap().text.is_empty());
+    let again = answer.republished.unwrap();
+    assert_eq!(again.kind, NoticeKind::Correction as i32);
+    assert_eq!(again.corrects_sequence, all[1].sequence);
+    assert!(
+        again.text.starts_with(&format!(
+            "第 {} 号公示依现行脱敏规则重新公示：",
+            all[1].sequence
+        )),
+        "{}",
+        again.text
+    );
+    let leaf = String::from_utf8(again.content.clone()).unwrap();
+    assert!(leaf.contains("*******6178"), "{leaf}");
+    for leaked in ["9204", "8892", "１３８", "aynur", "2345678", "0998-"] {
+        assert!(!leaf.contains(leaked), "{leaked} in {leaf}");
+        assert!(!again.text.contains(leaked), "{leaked} in {}", again.text);
     }
     t.stop().await;
 }
