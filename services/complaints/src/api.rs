@@ -28,6 +28,8 @@ pub struct Api {
     pub(crate) blobs: Blobs,
     /// The departments complaints may be referred to.
     pub(crate) referrals: Arc<ReferralsConfig>,
+    /// Seals a complainant's contact in a referral waiting to be delivered.
+    pub(crate) contacts: Arc<creditmesh_pki::ContactKey>,
 }
 
 impl Api {
@@ -38,6 +40,7 @@ impl Api {
         acceptance_working_days: u32,
         blobs: Blobs,
         referrals: Arc<ReferralsConfig>,
+        contacts: Arc<creditmesh_pki::ContactKey>,
     ) -> Self {
         Self {
             store,
@@ -46,6 +49,7 @@ impl Api {
             acceptance_working_days,
             blobs,
             referrals,
+            contacts,
         }
     }
 }

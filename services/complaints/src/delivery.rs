@@ -40,6 +40,8 @@ pub struct Delivery {
     trust_domain: String,
     /// By (department, division).
     nodes: HashMap<(String, String), ReferralReceiverServiceClient<Channel>>,
+    /// Opens the complainant's contact into what is sent.
+    contacts: creditmesh_pki::ContactKey,
 }
 
 impl Delivery {
@@ -68,6 +70,7 @@ impl Delivery {
             tls,
             trust_domain: trust_domain.to_owned(),
             nodes,
+            contacts: creditmesh_pki::ContactKey::load(pki_dir)?,
         })
     }
 
@@ -136,9 +139,8 @@ impl Delivery {
                     row.department, row.department_tenant
                 )
             })?;
-        let mut request = tonic::Request::new(ReceiveReferralRequest {
-            referral: row.payload.clone(),
-        });
+        let (_, referral) = crate::referrals::as_sent(row, &self.contacts)?;
+        let mut request = tonic::Request::new(ReceiveReferralRequest { referral });
         request.set_timeout(Duration::from_secs(20));
         let answer = client
             .receive_referral(request)

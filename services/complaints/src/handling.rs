@@ -378,7 +378,7 @@ pub(crate) async fn reread(
         .await?
         .into_iter()
         .map(|r| {
-            let mut r = crate::referrals::proto(r);
+            let mut r = crate::referrals::proto(r, &api.contacts);
             // The complainant is shown, masked as the caller may see it, on the complaint.
             r.complainant_name.clear();
             r.complainant_contact.clear();

@@ -72,6 +72,7 @@ impl Handler {
                 referred_by: &event.principal,
                 payload: &payload,
                 payload_sha256: &hex::encode(Sha256::digest(&payload)),
+                sealed_contact: "",
                 shares_evidence: false,
                 by_letter: false,
             },

@@ -54,8 +54,10 @@ fn routes(env: ServiceEnv) -> Routes {
     } = env;
     // Keys are checked at start (`serve` refuses without them); a node that cannot read its
     // contact key has no business taking what others are to be told.
-    let contacts = creditmesh_pki::ContactKey::load(&pki_dir)
-        .unwrap_or_else(|e| panic!("complaints contact key: {e:#}"));
+    let contacts = std::sync::Arc::new(
+        creditmesh_pki::ContactKey::load(&pki_dir)
+            .unwrap_or_else(|e| panic!("complaints contact key: {e:#}")),
+    );
     let api = ComplaintServiceServer::new(api::Api::new(
         store.clone(),
         authn.clone(),
@@ -63,6 +65,7 @@ fn routes(env: ServiceEnv) -> Routes {
         complaint_acceptance_working_days,
         blobs,
         referrals.clone(),
+        contacts.clone(),
     ))
     .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(
@@ -71,12 +74,29 @@ fn routes(env: ServiceEnv) -> Routes {
         authn,
         holders::Handler {
             referrals,
-            contacts: std::sync::Arc::new(contacts),
+            contacts,
         },
     )
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
+    let sealing = env.clone();
+    tokio::spawn(async move {
+        let sealed = match creditmesh_pki::ContactKey::load(&sealing.pki_dir) {
+            Ok(contacts) => referrals::seal_stored_contacts(&sealing.store, &contacts)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match sealed {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                sealed = n,
+                "complainants' contacts sealed in stored referrals"
+            ),
+            Err(e) => tracing::warn!(error = %e, "stored referrals' contacts were not sealed"),
+        }
+    });
     let recompute = env.clone();
     tokio::spawn(async move {
         match deadlines::recompute(&recompute).await {

@@ -14,9 +14,12 @@ pub struct NewReferral<'a> {
     pub reason: &'a str,
     pub referred_at: i64,
     pub referred_by: &'a str,
-    /// The encoded `Referral` sent, as delivered every time.
+    /// The encoded `Referral` without the complainant's contact, which is kept sealed in
+    /// `sealed_contact` and opened into it when it is sent; `payload_sha256` is of the bytes
+    /// sent, as delivered every time.
     pub payload: &'a [u8],
     pub payload_sha256: &'a str,
+    pub sealed_contact: &'a str,
     /// Whether the department may open the complaint's evidence.
     pub shares_evidence: bool,
     /// Sent by letter: no node delivers it.
@@ -40,11 +43,12 @@ pub struct ReferralRow {
     pub acknowledged_at: Option<i64>,
     pub declined_at: Option<i64>,
     pub decline_reason: String,
+    pub sealed_contact: String,
 }
 
 const COLUMNS: &str = "referral_id, tenant, tracking_number, department, department_tenant, \
     payload, payload_sha256, status, attempts, last_error, received_at, receipt_signature, \
-    receipt_certificate, acknowledged_at, declined_at, decline_reason";
+    receipt_certificate, acknowledged_at, declined_at, decline_reason, sealed_contact";
 
 fn unhex(s: String) -> Result<Vec<u8>, sqlx::Error> {
     hex::decode(s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -68,6 +72,7 @@ fn referral(r: &AnyRow) -> Result<ReferralRow, sqlx::Error> {
         acknowledged_at: r.try_get(13)?,
         declined_at: r.try_get(14)?,
         decline_reason: r.try_get(15)?,
+        sealed_contact: r.try_get(16)?,
     })
 }
 
@@ -82,8 +87,8 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
     sqlx::query(
         "INSERT INTO complaints_referral (referral_id, tenant, tracking_number, department, \
          department_tenant, reason, referred_at, referred_by, payload, payload_sha256, status, \
-         next_at, shares_evidence) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $7, $11)",
+         next_at, shares_evidence, sealed_contact) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $7, $11, $13)",
     )
     .bind(r.referral_id.to_owned())
     .bind(r.tenant.to_owned())
@@ -101,6 +106,7 @@ pub async fn insert(conn: &mut AnyConnection, r: &NewReferral<'_>) -> Result<(),
     } else {
         Referral::Pending.name()
     })
+    .bind(r.sealed_contact.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())

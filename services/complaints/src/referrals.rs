@@ -7,6 +7,7 @@ use creditmesh_domain::lifecycle::{
     Complaint as State, ComplaintEvent, Machine, Referral as ReferralState, ReferralEvent,
 };
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, department, page};
+use creditmesh_pki::ContactKey;
 use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_proto::events::v1::{ReferralDeclined, ReferralReceived};
@@ -36,9 +37,30 @@ fn status_of(s: &str) -> ReferralStatus {
     }
 }
 
+/// The referral as its department receives it: the stored bytes with the complainant's
+/// contact opened into them, and those bytes (whose SHA-256 the referral was stored with).
+pub(crate) fn as_sent(
+    row: &ReferralRow,
+    contacts: &ContactKey,
+) -> Result<(Referral, Vec<u8>), String> {
+    let mut r = Referral::decode(row.payload.as_slice())
+        .map_err(|e| format!("stored referral {}: {e}", row.referral_id))?;
+    if row.sealed_contact.is_empty() {
+        return Ok((r, row.payload.clone()));
+    }
+    r.complainant_contact = contacts
+        .open(&row.referral_id, &row.sealed_contact)
+        .map_err(|e| format!("referral {}: {e}", row.referral_id))?;
+    let bytes = r.encode_to_vec();
+    Ok((r, bytes))
+}
+
 /// A stored referral as sent, with where it stands.
-pub fn proto(row: ReferralRow) -> Referral {
-    let mut r = Referral::decode(row.payload.as_slice()).unwrap_or_default();
+pub fn proto(row: ReferralRow, contacts: &ContactKey) -> Referral {
+    let mut r = as_sent(&row, contacts).map(|(r, _)| r).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "a referral is shown without its complainant's contact");
+        Referral::decode(row.payload.as_slice()).unwrap_or_default()
+    });
     r.status = status_of(&row.status) as i32;
     r.receipt = row.received_at.map(|at| ReferralReceipt {
         referral_id: row.referral_id.clone(),
@@ -244,7 +266,7 @@ pub(crate) async fn refer_complaint(
                 let referral_id = uuid::Uuid::now_v7().to_string();
                 let reason = req.reason.trim();
                 let department_tenant = valid.department_tenant.to_string();
-                let payload = Referral {
+                let sent = Referral {
                     referral_id: referral_id.clone(),
                     tracking_number: row.tracking_number.clone(),
                     department: department::value_of(valid.department),
@@ -274,6 +296,20 @@ pub(crate) async fn refer_complaint(
                         sent_on: creditmesh_domain::calendar::format_date(*sent_on),
                     }),
                     ..Default::default()
+                };
+                // What waits to be delivered keeps the contact sealed; the bytes the
+                // department receives (and signs the hash of) have it opened into them.
+                let payload_sha256 = hex::encode(Sha256::digest(sent.encode_to_vec()));
+                let sealed_contact = if sent.complainant_contact.is_empty() {
+                    String::new()
+                } else {
+                    api.contacts
+                        .seal(&referral_id, &sent.complainant_contact)
+                        .map_err(|e| Error::internal(format!("sealing a contact: {e}")))?
+                };
+                let payload = Referral {
+                    complainant_contact: String::new(),
+                    ..sent
                 }
                 .encode_to_vec();
                 referral_store::insert(
@@ -288,7 +324,8 @@ pub(crate) async fn refer_complaint(
                         referred_at: now,
                         referred_by: &ctx.principal_id,
                         payload: &payload,
-                        payload_sha256: &hex::encode(Sha256::digest(&payload)),
+                        payload_sha256: &payload_sha256,
+                        sealed_contact: &sealed_contact,
                         shares_evidence: req.share_evidence,
                         by_letter: valid.letter.is_some(),
                     },
@@ -422,7 +459,7 @@ pub(crate) async fn list_referrals(
         .await?;
         let next_page_token = page::cut(&mut rows, limit, |r| r.referral_id.clone());
         Ok(ListReferralsResponse {
-            referrals: rows.into_iter().map(proto).collect(),
+            referrals: rows.into_iter().map(|r| proto(r, &api.contacts)).collect(),
             next_page_token,
         })
     })
@@ -505,7 +542,7 @@ pub(crate) async fn acknowledge_referral(
                     }
                     let referral = referral_store::find(&mut tx, id)
                         .await?
-                        .map(proto)
+                        .map(|r| proto(r, &api.contacts))
                         .ok_or_else(|| Error::internal("a referral just written is missing"))?;
                     Ok((
                         tx,
@@ -642,7 +679,7 @@ pub(crate) async fn decline_referral(
                 }
                 let referral = referral_store::find(&mut tx, id)
                     .await?
-                    .map(proto)
+                    .map(|r| proto(r, &api.contacts))
                     .ok_or_else(|| Error::internal("a referral just written is missing"))?;
                 Ok((
                     tx,
@@ -657,4 +694,49 @@ pub(crate) async fn decline_referral(
             .await
     })
     .await
+}
+
+/// Seals the complainant's contact of referrals stored before contacts were sealed, once, so
+/// that none waits in clear; the hash of what is sent stays as it was. Answers how many.
+pub async fn seal_stored_contacts(
+    store: &ServiceStore,
+    contacts: &ContactKey,
+) -> Result<usize, StorageError> {
+    use creditmesh_storage::sqlx::{self, Row};
+    let mut conn = store.db.acquire().await?;
+    let rows = sqlx::query(
+        "SELECT referral_id, payload FROM complaints_referral WHERE sealed_contact = ''",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sealed = 0;
+    for r in &rows {
+        let referral_id: String = r.try_get(0)?;
+        let payload: String = r.try_get(1)?;
+        let Ok(mut referral) = hex::decode(&payload)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Referral::decode(b.as_slice()).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        if referral.complainant_contact.is_empty() {
+            continue;
+        }
+        let sealed_contact = contacts
+            .seal(&referral_id, &referral.complainant_contact)
+            .map_err(|e| StorageError::Other(format!("sealing a contact: {e}")))?;
+        referral.complainant_contact.clear();
+        sealed += sqlx::query(
+            "UPDATE complaints_referral SET payload = $1, sealed_contact = $2 \
+             WHERE referral_id = $3 AND sealed_contact = '' AND payload = $4",
+        )
+        .bind(hex::encode(referral.encode_to_vec()))
+        .bind(sealed_contact)
+        .bind(referral_id)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(sealed)
 }

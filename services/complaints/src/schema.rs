@@ -113,5 +113,13 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/119_notifications_refer_to_the_contact.sql"),
             include_str!("../migrations/119_notifications_refer_to_the_contact.sql"),
         ),
+        // A referral waiting to be delivered holds the complainant's contact sealed; the sender
+        // opens it into what it sends.
+        Migration::new(
+            120,
+            "a referral's complainant contact sealed",
+            include_str!("../migrations/120_referral_contact_sealed.sql"),
+            include_str!("../migrations/120_referral_contact_sealed.sql"),
+        ),
     ]
 }

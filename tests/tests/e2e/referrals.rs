@@ -41,7 +41,26 @@ crate::on_both_engines!(
     a_department_reads_the_evidence_the_regulator_shared,
     a_complaint_is_referred_by_letter_to_a_county_financial_regulator,
     a_department_reads_records_only_within_a_referral_it_received,
+    a_referral_stored_with_its_contact_in_clear_is_sealed_at_start,
 );
+
+/// The only referral's stored bytes and sealed contact.
+async fn stored_referral(url: &str) -> (Vec<u8>, String) {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query("SELECT payload, sealed_contact FROM complaints_referral")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    (hex::decode(row.get::<String, _>(0)).unwrap(), row.get(1))
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
 
 /// A mesh whose complaints service refers to the demo department at `department` (nothing
 /// need listen there yet); mails go to `smtp` when given.
@@ -225,6 +244,13 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
     assert_eq!(listed.department, Department::MarketRegulation as i32);
     assert_eq!(listed.complainant_contact, address);
     assert!(listed.reason.contains("licensing"));
+    // While it waited, the contact was sealed in its row; what the department received has it.
+    let (stored, sealed) = stored_referral(&url).await;
+    assert!(
+        !contains(&stored, &address),
+        "the referral row holds the contact in clear"
+    );
+    assert!(sealed.starts_with("sealed1:"), "{sealed}");
 
     // The receipt proves what the department received: the hash of the bytes it keeps, signed
     // by a key the regional CA certified for this department.
@@ -1463,5 +1489,48 @@ async fn a_department_reads_records_only_within_a_referral_it_received(engine: E
         .unwrap_err();
     assert_eq!(ended.code(), Code::PermissionDenied, "{ended:?}");
     assert!(ended.message().contains("ended on"), "{ended:?}");
+    t.stop().await;
+}
+
+/// A referral stored before contacts were sealed (its contact in the stored bytes) is sealed
+/// when the complaints service starts, and the department still sees the contact.
+async fn a_referral_stored_with_its_contact_in_clear_is_sealed_at_start(engine: Engine) {
+    use prost::Message;
+    use sqlx::Connection;
+    let Some((t, clock, _node, [_, _, referral_id])) = one_delivered(engine, "old-1").await else {
+        return;
+    };
+    let url = t.db_url("complaints");
+    let (stored, sealed) = stored_referral(&url).await;
+    assert!(!sealed.is_empty() && !contains(&stored, "13912345678"));
+    // As an earlier version stored it.
+    let mut old = Referral::decode(stored.as_slice()).unwrap();
+    old.complainant_contact = "13912345678".into();
+    {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE complaints_referral SET payload = $1, sealed_contact = ''")
+            .bind(hex::encode(old.encode_to_vec()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _replica = t.replica("complaints", clock.clone(), |_| {}).await;
+    let (stored, sealed) = eventually("the contact is sealed", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let (stored, sealed) = stored_referral(&url).await;
+            (!sealed.is_empty()).then_some((stored, sealed))
+        }
+    })
+    .await;
+    assert!(sealed.starts_with("sealed1:"), "{sealed}");
+    assert!(!contains(&stored, "13912345678"));
+    let listed = referrals_of(t.node("department").await).await.unwrap();
+    let listed = listed
+        .iter()
+        .find(|r| r.referral_id == referral_id)
+        .unwrap();
+    assert_eq!(listed.complainant_contact, "13912345678");
     t.stop().await;
 }
