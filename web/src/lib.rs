@@ -5,6 +5,7 @@
 mod access;
 mod complaints;
 mod evidence;
+mod forms;
 mod i18n;
 mod pace;
 mod page;
@@ -177,6 +178,10 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)
         .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(
+            forms::FormKey::new(upstream.forwarder_token.as_deref()),
+            forms::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(visitors, rate_limit))
         .layer(axum::middleware::from_fn(security_headers));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -244,10 +249,15 @@ async fn rate_limit(
     VISITOR.scope(visitor, next.run(req)).await
 }
 
-/// Nothing from outside the site, no inline script, not framed, types as declared.
+/// Nothing from outside the site, no inline script, not framed, types as declared; and every
+/// `429` says when to come back, whichever limit answered it (the site's or the gateway's).
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
+    let limited = response.status() == StatusCode::TOO_MANY_REQUESTS;
     let h = response.headers_mut();
+    if limited && !h.contains_key(header::RETRY_AFTER) {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -32,6 +32,12 @@ impl Chrome {
         }
     }
 
+    /// The address a form of this page posts to: `href` with this page's language kept and
+    /// the form's token.
+    pub fn form_action(&self, href: &str) -> String {
+        crate::forms::action(&self.link(href))
+    }
+
     /// `href` (a path, with or without a query) with this page's language kept.
     pub fn link(&self, href: &str) -> String {
         match self.lang {

@@ -23,6 +23,7 @@ crate::on_both_engines!(
     a_subject_sees_their_records_and_objects_to_one,
     the_website_is_limited_per_visitor_at_the_gateway,
     behind_a_trusted_proxy_the_forwarded_visitor_is_counted,
+    a_form_from_another_site_is_refused_and_nothing_is_filed,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -939,6 +940,15 @@ async fn status_from(from: std::net::IpAddr, url: &str) -> u16 {
 
 /// The status of a GET from the local address `from`, with an `X-Forwarded-For` when given.
 async fn status_via(from: std::net::IpAddr, url: &str, forwarded_for: Option<&str>) -> u16 {
+    response_via(from, url, forwarded_for).await.0
+}
+
+/// The status and headers of a GET from the local address `from`.
+async fn response_via(
+    from: std::net::IpAddr,
+    url: &str,
+    forwarded_for: Option<&str>,
+) -> (u16, http::HeaderMap) {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_local_address(Some(from));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -947,12 +957,11 @@ async fn status_via(from: std::net::IpAddr, url: &str, forwarded_for: Option<&st
     if let Some(hops) = forwarded_for {
         request = request.header("x-forwarded-for", hops);
     }
-    client
+    let response = client
         .request(request.body(http_body_util::Empty::new()).unwrap())
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    (response.status().as_u16(), response.headers().clone())
 }
 
 /// The website names each visitor to the gateway, so the gateway's public rate counts the
@@ -968,10 +977,18 @@ async fn the_website_is_limited_per_visitor_at_the_gateway(engine: Engine) {
     let visitor: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let page = format!("{site}/?name=nobody");
     assert_eq!(status_from(visitor, &page).await, 200);
+    let (status, headers) =
+        response_via(visitor, &format!("{site}/?name=still-nobody"), None).await;
     assert_eq!(
-        status_from(visitor, &format!("{site}/?name=still-nobody")).await,
-        429,
+        status, 429,
         "the visitor's second page in the second is over the gateway's rate"
+    );
+    assert_eq!(
+        headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "a 429 says when to come back, whichever limit answered"
     );
     // The website's own address has its whole rate left.
     DisclosureServiceClient::new(t.public().await)
@@ -1017,6 +1034,69 @@ async fn behind_a_trusted_proxy_the_forwarded_visitor_is_counted(engine: Engine)
         429,
         "an untrusted peer is counted itself, whatever it forwards"
     );
+    stop.cancel();
+    t.stop().await;
+}
+
+/// A form on another site that posts a complaint to this one: the visitor's browser sends it,
+/// the site refuses it (the browser says it came from elsewhere), and nothing is filed. A post
+/// from no browser at all, without the token its form carries, is refused as well; the form
+/// sent from the site's own page is taken.
+async fn a_form_from_another_site_is_refused_and_nothing_is_filed(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (site, stop) = website(&t).await;
+    let url = t.db_url("complaints");
+    let complaints_filed =
+        || creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM complaints_complaint");
+
+    let forged = format!(
+        "<!doctype html><meta charset=utf-8><form method=post action='{site}/complaints' \
+         enctype='multipart/form-data'><input name=agency_uscc value=91653101MA78KT005T>\
+         <input name=agency_name value='Kashgar Credit Rating Co.'>\
+         <input name=subject value='written by another site'>\
+         <input name=description value='a complaint the visitor never wrote'>\
+         <button id=go>go</button></form>"
+    );
+    use base64::Engine as _;
+    let forged = base64::engine::general_purpose::STANDARD.encode(forged);
+    b.client
+        .goto(&format!("data:text/html;base64,{forged}"))
+        .await
+        .unwrap();
+    press(&b, "#go").await;
+    let body = text_of(&b, "body").await;
+    assert!(body.contains("本站只受理从本站页面提交的表单"), "{body}");
+    assert_eq!(complaints_filed().await, 0, "nothing is filed");
+
+    // No browser, no token: refused before the form is read.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::post(format!("{site}/complaints/track"))
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"tracking_number=TS000000000000&access_code=X",
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    // From the site's own page, the same browser is heard.
+    b.client
+        .goto(&format!("{site}/complaints/track"))
+        .await
+        .unwrap();
+    fill(&b, "tracking_number", "TS000000000000").await;
+    fill(&b, "access_code", "ABCDEFGH").await;
+    press(&b, "form.search button").await;
+    let body = text_of(&b, "body").await;
+    assert!(!body.contains("本站只受理"), "{body}");
+    assert!(!body.contains("表单已失效"), "{body}");
     stop.cancel();
     t.stop().await;
 }
