@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::{OriginalUri, State};
 use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::datapush::v1::{
-    AddSubjectStatementRequest, FileObjectionRequest, GetSubjectReportRequest, Objection,
+    AddSubjectStatementRequest, FileObjectionRequest, GetSubjectReportRequest, Labels, Objection,
     ObjectionDecision, ObjectionGround, RecordStatus, SubjectRecordReport,
 };
 use http::{StatusCode, Uri};
@@ -532,11 +532,16 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
     let lang = c.lang;
     let stored = report.record.unwrap_or_default();
     let record = stored.record.clone().unwrap_or_default();
-    let (content, raw_content) = content_of(&record.content);
+    let labels = report.labels.clone().unwrap_or_default();
+    let (content, raw_content) = content_of(&record.content, &labels, lang);
     let source = record.source.clone().unwrap_or_default();
     let status = stored.status();
     RecordView {
-        category: record.category,
+        category: match lang {
+            Lang::Zh if !labels.category_zh.is_empty() => labels.category_zh.clone(),
+            Lang::En if !labels.category_en.is_empty() => labels.category_en.clone(),
+            _ => record.category,
+        },
         agency_href: c.link(&format!("/agencies/{}", stored.agency_uscc)),
         agency_uscc: stored.agency_uscc,
         collected_on: record.collected_on,
@@ -615,14 +620,32 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
 }
 
 /// A record's JSON content as name–value pairs when it is an object, else as its text.
-fn content_of(bytes: &[u8]) -> (Vec<Pair>, String) {
+/// A record's content as people read it: each field by the catalog's label in `lang`, a yes or
+/// no for a boolean; what is not an object, as text.
+fn content_of(bytes: &[u8], labels: &Labels, lang: Lang) -> (Vec<Pair>, String) {
+    let label = |key: &str| {
+        labels
+            .fields
+            .iter()
+            .find(|f| f.name == key)
+            .map(|f| match lang {
+                Lang::Zh => f.zh.clone(),
+                Lang::En => f.en.clone(),
+            })
+            .unwrap_or_else(|| key.to_owned())
+    };
+    let (yes, no) = match lang {
+        Lang::Zh => ("是", "否"),
+        Lang::En => ("yes", "no"),
+    };
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(map)) => (
             map.into_iter()
                 .map(|(key, value)| Pair {
-                    key,
+                    key: label(&key),
                     value: match value {
                         serde_json::Value::String(s) => s,
+                        serde_json::Value::Bool(b) => (if b { yes } else { no }).to_owned(),
                         other => other.to_string(),
                     },
                 })
@@ -639,21 +662,42 @@ fn answer(status: StatusCode, page: ReportPage) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use creditmesh_proto::datapush::v1::FieldLabel;
+
     use super::*;
 
     #[test]
     fn object_content_is_shown_as_pairs_and_anything_else_as_text() {
-        let (pairs, raw) = content_of(br#"{"amount_due": 120.5, "due_on": "2026-08-31"}"#);
+        let labels = Labels {
+            fields: vec![FieldLabel {
+                name: "amount_due".into(),
+                zh: "应还金额（元）".into(),
+                en: "Amount due (yuan)".into(),
+            }],
+            ..Default::default()
+        };
+        let (pairs, raw) = content_of(
+            br#"{"amount_due": 120.5, "due_on": "2026-08-31", "settled": true}"#,
+            &labels,
+            Lang::Zh,
+        );
         assert!(raw.is_empty());
         let shown: Vec<_> = pairs
             .iter()
             .map(|p| (p.key.as_str(), p.value.as_str()))
             .collect();
-        assert_eq!(shown, [("amount_due", "120.5"), ("due_on", "2026-08-31")]);
-        let (pairs, raw) = content_of(b"[1, 2]");
+        assert_eq!(
+            shown,
+            [
+                ("应还金额（元）", "120.5"),
+                ("due_on", "2026-08-31"),
+                ("settled", "是")
+            ]
+        );
+        let (pairs, raw) = content_of(b"[1, 2]", &labels, Lang::En);
         assert!(pairs.is_empty());
         assert_eq!(raw, "[1, 2]");
-        let (_, raw) = content_of(&[0xff, b'a']);
+        let (_, raw) = content_of(&[0xff, b'a'], &labels, Lang::Zh);
         assert_eq!(raw, "\u{fffd}a");
     }
 

@@ -159,6 +159,67 @@ pub async fn search(
     page::cached(&headers, page, 30)
 }
 
+/// An amount in yuan as people read it: 500万元, 1234.5万元, 800元; 5,000,000 yuan.
+fn amount(lang: Lang, yuan: i64) -> String {
+    match lang {
+        Lang::Zh if yuan.abs() >= 10_000 => {
+            let wan = format!("{}.{:04}", yuan / 10_000, (yuan % 10_000).abs());
+            format!("{}万元", wan.trim_end_matches('0').trim_end_matches('.'))
+        }
+        Lang::Zh => format!("{yuan}元"),
+        Lang::En => {
+            let digits = yuan.unsigned_abs().to_string();
+            let mut grouped = String::new();
+            for (i, d) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(d);
+            }
+            let sign = if yuan < 0 { "-" } else { "" };
+            format!("{sign}{grouped} yuan")
+        }
+    }
+}
+
+/// A notice's words with each division code (six digits standing alone) named as the
+/// authority it is: `乌鲁木齐市（650100）`. Notices are signed as written; this is how they
+/// are shown.
+fn with_division_names(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    // A code already in brackets after its name (as notices now say it) stays as it is.
+    let flush = |run: &mut String, out: &mut String, next: Option<char>| {
+        let standalone = next.is_none_or(|c| !c.is_ascii_alphanumeric());
+        let named = out.ends_with('（');
+        match Tenant::parse(run) {
+            Ok(t) if run.len() == 6 && standalone && !named => {
+                out.push_str(&format!("{}（{run}）", t.authority_name()));
+            }
+            _ => out.push_str(run),
+        }
+        run.clear();
+    };
+    let mut previous: Option<char> = None;
+    for c in text.chars() {
+        if c.is_ascii_digit()
+            && (!run.is_empty() || previous.is_none_or(|p| !p.is_ascii_alphanumeric()))
+        {
+            run.push(c);
+        } else {
+            if !run.is_empty() {
+                flush(&mut run, &mut out, Some(c));
+            }
+            out.push(c);
+        }
+        previous = Some(c);
+    }
+    if !run.is_empty() {
+        flush(&mut run, &mut out, None);
+    }
+    out
+}
+
 fn tenant_name(lang: Lang, code: &str) -> &'static str {
     Tenant::parse(code).map_or("", |t| lang.tenant(t))
 }
@@ -182,6 +243,8 @@ pub struct NoticeRow {
 pub struct AgencyPage {
     c: Chrome,
     a: AgencyRecord,
+    /// The registered capital in the units people read.
+    capital: String,
     status: &'static str,
     holding: &'static str,
     reviewing: &'static str,
@@ -233,10 +296,11 @@ pub async fn agency(
             erased_by: n.erased_by.clone(),
             erasure_reason: n.erasure_reason.clone(),
             corrects: (n.kind() == NoticeKind::Correction).then_some(n.corrects_sequence),
-            text: n.text,
+            text: with_division_names(&creditmesh_domain::facts::named_zh(&n.text)),
         })
         .collect();
     let page = AgencyPage {
+        capital: amount(lang, a.registered_capital_yuan),
         status: lang.status(a.status()),
         holding: tenant_name(lang, &a.tenant),
         reviewing: tenant_name(lang, &a.reviewing_tenant),
@@ -340,4 +404,37 @@ pub async fn proof(
         Json(body),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod shown {
+    use super::*;
+
+    #[test]
+    fn amounts_are_in_the_units_people_read() {
+        assert_eq!(amount(Lang::Zh, 5_000_000), "500万元");
+        assert_eq!(amount(Lang::Zh, 12_345_000), "1234.5万元");
+        assert_eq!(amount(Lang::Zh, 800), "800元");
+        assert_eq!(amount(Lang::En, 5_000_000), "5,000,000 yuan");
+        assert_eq!(amount(Lang::En, 800), "800 yuan");
+    }
+
+    #[test]
+    fn division_codes_in_a_notice_are_named() {
+        assert_eq!(
+            with_division_names(
+                "公示：甲（统一社会信用代码 91650102MA7XJ0003G），建档所在地社会信用主管部门 650100，建档日期 2026-01-05。"
+            ),
+            "公示：甲（统一社会信用代码 91650102MA7XJ0003G），建档所在地社会信用主管部门 乌鲁木齐市（650100），建档日期 2026-01-05。"
+        );
+        assert_eq!(
+            with_division_names("号码 1234567 与 653101"),
+            "号码 1234567 与 喀什地区喀什市（653101）"
+        );
+        assert_eq!(with_division_names("A650100 999999"), "A650100 999999");
+        assert_eq!(
+            with_division_names("主管部门 喀什地区（653100），"),
+            "主管部门 喀什地区（653100），"
+        );
+    }
 }

@@ -8,6 +8,7 @@ pub mod contact;
 pub mod department;
 pub mod divisions;
 pub mod error;
+pub mod facts;
 pub mod identity_document;
 pub mod lifecycle;
 pub mod mask;

@@ -106,6 +106,9 @@ pub struct DataPushConfig {
 pub struct CategoryConfig {
     pub code: String,
     pub description: String,
+    /// What the subject is shown the category as, in Chinese and English (the code when unset).
+    pub name_zh: String,
+    pub name_en: String,
     /// How long the platform keeps a record after it was collected, in months.
     pub retention_months: u32,
     /// Why it is kept that long: the rule or policy the term comes from, shown to the subject.
@@ -128,6 +131,9 @@ pub struct FieldConfig {
     /// `string`, `integer`, `number`, `boolean` or `date` (YYYY-MM-DD).
     pub r#type: String,
     pub required: bool,
+    /// What the subject is shown the field as, in Chinese and English (the name when unset).
+    pub label_zh: String,
+    pub label_en: String,
 }
 
 /// The department nodes referrals are delivered to (`[[referrals.departments]]`). A regulator

@@ -27,12 +27,16 @@ pub struct Field {
     pub name: String,
     pub kind: FieldType,
     pub required: bool,
+    pub label_zh: String,
+    pub label_en: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Category {
     pub code: String,
     pub description: String,
+    pub name_zh: String,
+    pub name_en: String,
     pub retention_months: u32,
     /// The rule or policy the retention comes from, as the subject is shown it.
     pub retention_basis: String,
@@ -183,6 +187,8 @@ impl Catalog {
                         name: f.name.clone(),
                         kind,
                         required: f.required,
+                        label_zh: f.label_zh.trim().to_owned(),
+                        label_en: f.label_en.trim().to_owned(),
                     }),
                     _ => problems.push((
                         format!("{key}.fields[{j}]"),
@@ -198,6 +204,8 @@ impl Catalog {
                 Category {
                     code: c.code.clone(),
                     description: c.description.clone(),
+                    name_zh: c.name_zh.trim().to_owned(),
+                    name_en: c.name_en.trim().to_owned(),
                     retention_months: c.retention_months,
                     retention_basis: c.retention_basis.trim().to_owned(),
                     personal_data: c.personal_data,
@@ -222,11 +230,13 @@ impl Catalog {
     }
 }
 
-fn field(name: &str, kind: &str, required: bool) -> FieldConfig {
+fn field(name: &str, kind: &str, required: bool, (zh, en): (&str, &str)) -> FieldConfig {
     FieldConfig {
         name: name.into(),
         r#type: kind.into(),
         required,
+        label_zh: zh.into(),
+        label_en: en.into(),
     }
 }
 
@@ -258,6 +268,8 @@ fn demo() -> Vec<CategoryConfig> {
         CategoryConfig {
             code: "loan-repayment".into(),
             description: "repayment of a loan: amounts due and days overdue".into(),
+            name_zh: "贷款还款".into(),
+            name_en: "Loan repayment".into(),
             retention_months: 60,
             retention_basis: "demonstration policy: 60 months from collection, within the five \
                 years《征信业管理条例》Art. 16 allows for adverse credit information"
@@ -265,24 +277,36 @@ fn demo() -> Vec<CategoryConfig> {
             personal_data: true,
             subjects: "any".into(),
             fields: vec![
-                field("amount_due", "number", true),
-                field("due_on", "date", true),
-                field("days_overdue", "integer", true),
-                field("settled", "boolean", false),
-                field("note", "string", false),
+                field(
+                    "amount_due",
+                    "number",
+                    true,
+                    ("应还金额（元）", "Amount due (yuan)"),
+                ),
+                field("due_on", "date", true, ("应还日期", "Due on")),
+                field(
+                    "days_overdue",
+                    "integer",
+                    true,
+                    ("逾期天数", "Days overdue"),
+                ),
+                field("settled", "boolean", false, ("是否已结清", "Settled")),
+                field("note", "string", false, ("备注", "Note")),
             ],
         },
         CategoryConfig {
             code: "contract-performance".into(),
             description: "performance of a commercial contract".into(),
+            name_zh: "合同履约".into(),
+            name_en: "Contract performance".into(),
             retention_months: 60,
             retention_basis: "demonstration policy: 60 months from collection".into(),
             personal_data: false,
             subjects: "organisation".into(),
             fields: vec![
-                field("contract", "string", true),
-                field("performed", "boolean", true),
-                field("note", "string", false),
+                field("contract", "string", true, ("合同", "Contract")),
+                field("performed", "boolean", true, ("是否已履行", "Performed")),
+                field("note", "string", false, ("备注", "Note")),
             ],
         },
     ]
@@ -354,7 +378,7 @@ mod tests {
         let bad = CategoryConfig {
             code: "Bad Code".into(),
             subjects: "aliens".into(),
-            fields: vec![field("x", "colour", true)],
+            fields: vec![field("x", "colour", true, ("", ""))],
             ..Default::default()
         };
         let problems = Catalog::from_config(&[bad]).unwrap_err();

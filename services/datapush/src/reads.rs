@@ -410,7 +410,32 @@ async fn subject_record(
         retention_basis: category
             .map(|c| c.retention_basis.clone())
             .unwrap_or_default(),
+        labels: category.map(labels),
     })
+}
+
+/// How people read a category and its fields: the catalog's names, else the codes.
+fn labels(c: &crate::catalog::Category) -> Labels {
+    let or = |label: &str, code: &str| {
+        if label.is_empty() {
+            code.to_owned()
+        } else {
+            label.to_owned()
+        }
+    };
+    Labels {
+        category_zh: or(&c.name_zh, &c.code),
+        category_en: or(&c.name_en, &c.code),
+        fields: c
+            .fields
+            .iter()
+            .map(|f| FieldLabel {
+                name: f.name.clone(),
+                zh: or(&f.label_zh, &f.name),
+                en: or(&f.label_en, &f.name),
+            })
+            .collect(),
+    }
 }
 
 pub(crate) async fn get_subject_report(

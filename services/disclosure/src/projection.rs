@@ -206,12 +206,20 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
     let who = format!("{}（统一社会信用代码 {}）", r.agency_name, r.uscc);
     match kind {
         NoticeKind::Published => format!(
-            "信用服务机构登记建档公示：{who}，建档所在地社会信用主管部门 {}，建档日期 {}。",
-            r.tenant, r.filed_on
+            "信用服务机构登记建档公示：{who}，建档所在地社会信用主管部门 {}（{}），建档日期 {}。",
+            creditmesh_domain::Tenant::parse(&r.tenant)
+                .map(|t| t.authority_name())
+                .unwrap_or_default(),
+            r.tenant,
+            r.filed_on
         ),
         NoticeKind::Changed => format!(
             "建档信息变更公示：{who}，变更事项：{}。",
-            e.changed_fields.join("、")
+            e.changed_fields
+                .iter()
+                .map(|f| creditmesh_domain::facts::name_zh(f).unwrap_or(f))
+                .collect::<Vec<_>>()
+                .join("、")
         ),
         NoticeKind::Revoked => format!(
             "撤销建档公示：{who}，撤销依据：{}。",

@@ -150,9 +150,15 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     );
     let timeline = text_of(&b, "ol.timeline").await;
     assert!(timeline.contains("登记建档公示"), "{timeline}");
-    // The legal representative is shown masked, never in full.
+    // The authority is named, not given as its division code.
+    assert!(
+        timeline.contains("建档所在地社会信用主管部门 喀什地区（653100）"),
+        "{timeline}"
+    );
+    // The legal representative is shown masked, never in full; capital in 万元.
     let facts = text_of(&b, "dl.facts").await;
     assert!(!facts.contains("阿依努尔"), "{facts}");
+    assert!(facts.contains("1000万元"), "{facts}");
 
     // Revoked with its ground: the status and a notice say so.
     review_says(
@@ -749,10 +755,14 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     assert_eq!(records.len(), 2);
     let first = text_of(&b, "#record-0").await;
     assert!(first.contains(KASHGAR), "the source: {first}");
+    // As people read it: the catalog's names, no codes.
     assert!(
-        first.contains("amount_due") && first.contains("1200"),
+        first.contains("贷款还款") && first.contains("应还金额（元）") && first.contains("1200"),
         "{first}"
     );
+    for code in ["loan-repayment", "amount_due", "days_overdue", "due_on"] {
+        assert!(!first.contains(code), "{code} shown raw: {first}");
+    }
     // How long the platform keeps it, and why.
     assert!(
         first.contains("平台保存至") && first.contains("60 months from collection"),

@@ -1072,8 +1072,14 @@ async fn an_approved_change_updates_the_record_and_says_what_changed(engine: Eng
     )
     .await;
     let all = notices_become(&r, KASHGAR, &[NoticeKind::Published, NoticeKind::Changed]).await;
+    // What changed, named as people read it.
     assert!(
-        all[1].text.contains("registered_address") && all[1].text.contains("fee_items"),
+        all[1].text.contains("变更事项：注册地址、收费项目及标准"),
+        "{}",
+        all[1].text
+    );
+    assert!(
+        !all[1].text.contains("registered_address"),
         "{}",
         all[1].text
     );
