@@ -94,7 +94,8 @@ impl Lang {
 
 /// Every fixed word of the pages, one field each.
 pub struct Text {
-    pub site: &'static str,
+    pub operator: &'static str,
+    pub contact_us: &'static str,
     pub skip: &'static str,
     pub other_language: &'static str,
     pub register: &'static str,
@@ -146,7 +147,8 @@ pub struct Text {
 }
 
 pub const ZH: Text = Text {
-    site: "信用中国（新疆）· 信用服务机构登记建档公示",
+    operator: "运营单位：",
+    contact_us: "联系方式：",
     skip: "跳到正文",
     other_language: "English",
     register: "信用服务机构名录",
@@ -198,7 +200,8 @@ pub const ZH: Text = Text {
 };
 
 pub const EN: Text = Text {
-    site: "Credit China (Xinjiang) · Register of credit service agencies",
+    operator: "Run by: ",
+    contact_us: "Contact: ",
     skip: "Skip to content",
     other_language: "中文",
     register: "Register of credit service agencies",

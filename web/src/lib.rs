@@ -55,6 +55,14 @@ pub struct WebConfig {
     /// Reverse proxies in front of the website (addresses or networks) whose
     /// `X-Forwarded-For` names the visitor; empty, the TCP peer is the visitor.
     pub trusted_proxies: Vec<String>,
+    /// What the site calls itself, in Chinese and English: an official name (信用中国 and the
+    /// like) is the operator's to give, so the default says it is a demonstration.
+    pub site_name_zh: String,
+    pub site_name_en: String,
+    /// Who runs it and how to reach them, shown at the foot of every page when set.
+    pub operator_zh: String,
+    pub operator_en: String,
+    pub contact: String,
 }
 
 impl Default for WebConfig {
@@ -65,6 +73,11 @@ impl Default for WebConfig {
             gateway_url: None,
             gateway_server_name: "localhost".into(),
             trusted_proxies: Vec::new(),
+            site_name_zh: "信用服务机构登记建档公示（演示站点）".into(),
+            site_name_en: "Register of credit service agencies (demonstration site)".into(),
+            operator_zh: String::new(),
+            operator_en: String::new(),
+            contact: String::new(),
         }
     }
 }
@@ -181,6 +194,10 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .layer(axum::middleware::from_fn_with_state(
             forms::FormKey::new(upstream.forwarder_token.as_deref()),
             forms::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(page::Site::of(cfg)),
+            page::with_site,
         ))
         .layer(axum::middleware::from_fn_with_state(visitors, rate_limit))
         .layer(axum::middleware::from_fn(security_headers));

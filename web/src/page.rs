@@ -9,12 +9,60 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 
 use crate::i18n::{Lang, Text};
 
+/// What the site calls itself and who runs it, from its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub name: String,
+    pub operator: String,
+    pub contact: String,
+    name_en: String,
+    operator_en: String,
+}
+
+impl Site {
+    pub fn of(cfg: &crate::WebConfig) -> Self {
+        Self {
+            name: cfg.site_name_zh.clone(),
+            operator: cfg.operator_zh.clone(),
+            contact: cfg.contact.clone(),
+            name_en: cfg.site_name_en.clone(),
+            operator_en: cfg.operator_en.clone(),
+        }
+    }
+
+    /// As a page in `lang` shows it.
+    fn in_lang(&self, lang: Lang) -> Self {
+        match lang {
+            Lang::Zh => self.clone(),
+            Lang::En => Self {
+                name: self.name_en.clone(),
+                operator: self.operator_en.clone(),
+                ..self.clone()
+            },
+        }
+    }
+}
+
+tokio::task_local! {
+    static SITE: std::sync::Arc<Site>;
+}
+
+/// Makes the site's identity known to the page being made.
+pub async fn with_site(
+    axum::extract::State(site): axum::extract::State<std::sync::Arc<Site>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    SITE.scope(site, next.run(req)).await
+}
+
 /// The frame of a page: its language, title and the link to the same page in the other one.
 pub struct Chrome {
     pub lang: Lang,
     pub t: &'static Text,
     pub title: String,
     pub switch_href: String,
+    pub site: Site,
 }
 
 impl Chrome {
@@ -29,6 +77,9 @@ impl Chrome {
             t: lang.text(),
             title: title.into(),
             switch_href: with_query(uri, &[("lang", other.code())], &[]),
+            site: SITE
+                .try_with(|s| s.in_lang(lang))
+                .unwrap_or_else(|_| Site::of(&crate::WebConfig::default()).in_lang(lang)),
         }
     }
 

@@ -24,6 +24,7 @@ crate::on_both_engines!(
     the_website_is_limited_per_visitor_at_the_gateway,
     behind_a_trusted_proxy_the_forwarded_visitor_is_counted,
     a_form_from_another_site_is_refused_and_nothing_is_filed,
+    the_site_is_named_by_its_operator_and_fits_a_phone,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -33,12 +34,26 @@ async fn website(t: &TestMesh) -> (String, CancellationToken) {
 
 /// The website, believing the `X-Forwarded-For` of `trusted_proxies`.
 async fn website_behind(t: &TestMesh, trusted_proxies: Vec<String>) -> (String, CancellationToken) {
+    website_configured(
+        t,
+        creditmesh_web::WebConfig {
+            trusted_proxies,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The website configured as `cfg` says, on a port of its own, without a page limit.
+async fn website_configured(
+    t: &TestMesh,
+    cfg: creditmesh_web::WebConfig,
+) -> (String, CancellationToken) {
     let stop = CancellationToken::new();
     let cfg = creditmesh_web::WebConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         rate_per_second: 0,
-        trusted_proxies,
-        ..Default::default()
+        ..cfg
     };
     let upstream = creditmesh_web::Upstream {
         url: format!("https://{}", t.mesh.public_addr),
@@ -1108,5 +1123,78 @@ async fn a_form_from_another_site_is_refused_and_nothing_is_filed(engine: Engine
     assert!(!body.contains("本站只受理"), "{body}");
     assert!(!body.contains("表单已失效"), "{body}");
     stop.cancel();
+    t.stop().await;
+}
+
+/// The site calls itself what its operator configured, and says who runs it; unconfigured it
+/// claims no official name. On a 360 px phone the header fits: nothing runs off the side and
+/// no link breaks over two lines.
+async fn the_site_is_named_by_its_operator_and_fits_a_phone(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (plain, stop_plain) = website(&t).await;
+    b.client.goto(&plain).await.unwrap();
+    let name = text_of(&b, ".site-name").await;
+    assert!(!name.contains("信用中国"), "{name}");
+    assert!(name.contains("演示"), "{name}");
+    assert!(b.client.find(Locator::Css("footer.site")).await.is_err());
+
+    let (site, stop) = website_configured(
+        &t,
+        creditmesh_web::WebConfig {
+            site_name_zh: "新疆信用服务机构公示平台".into(),
+            site_name_en: "Xinjiang register of credit service agencies".into(),
+            operator_zh: "自治区社会信用体系建设领导小组办公室".into(),
+            operator_en: "the region's social credit office".into(),
+            contact: "0991-1234567".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    b.client.set_window_size(360, 740).await.unwrap();
+    for (path, name, operator) in [
+        (
+            "/",
+            "新疆信用服务机构公示平台",
+            "运营单位：自治区社会信用体系建设领导小组办公室",
+        ),
+        (
+            "/complaints?lang=en",
+            "Xinjiang register of credit service agencies",
+            "Run by: the region's social credit office",
+        ),
+    ] {
+        b.client.goto(&format!("{site}{path}")).await.unwrap();
+        assert_eq!(text_of(&b, ".site-name").await, name);
+        assert!(b.client.title().await.unwrap().ends_with(name));
+        let footer = text_of(&b, "footer.site").await;
+        assert!(
+            footer.contains(operator) && footer.contains("0991-1234567"),
+            "{footer}"
+        );
+        let overflow = b
+            .client
+            .execute("return document.documentElement.scrollWidth", vec![])
+            .await
+            .unwrap();
+        assert!(overflow.as_i64().unwrap() <= 360, "{path}: {overflow}");
+        for link in b
+            .client
+            .find_all(Locator::Css("header.site nav a"))
+            .await
+            .unwrap()
+        {
+            let (_, _, _, height) = link.rectangle().await.unwrap();
+            assert!(
+                height < 30.0,
+                "{path}: a link breaks over lines ({height}px)"
+            );
+        }
+    }
+    b.screenshot("site-on-a-phone").await;
+    stop.cancel();
+    stop_plain.cancel();
     t.stop().await;
 }
