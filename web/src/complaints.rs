@@ -544,7 +544,12 @@ pub async fn track(
                             .map(|t| page::cst_minute(t.seconds))
                             .unwrap_or_default(),
                         status: lang.complaint_status_named(&h.status),
-                        note: h.note,
+                        // A Chinese page shows the Chinese note alone: a change written
+                        // before notes had one shows its status only.
+                        note: match lang {
+                            Lang::Zh => h.note_zh,
+                            Lang::En => h.note,
+                        },
                     })
                     .collect(),
             });

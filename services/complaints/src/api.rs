@@ -265,8 +265,13 @@ impl ComplaintService for Api {
                     now,
                 )
                 .await?;
-                let note = repeats
-                    .map(|first| format!("repeats complaint {first}"))
+                let (note, note_zh) = repeats
+                    .map(|first| {
+                        (
+                            format!("repeats complaint {first}"),
+                            format!("与投诉举报 {first} 重复"),
+                        )
+                    })
                     .unwrap_or_default();
                 store::add_history(
                     &mut tx,
@@ -275,7 +280,7 @@ impl ComplaintService for Api {
                     "received",
                     now,
                     &ctx.principal_id,
-                    &note,
+                    (&note, &note_zh),
                 )
                 .await?;
                 store
@@ -363,6 +368,7 @@ impl ComplaintService for Api {
                     // The public sees that a change happened, not which official made it.
                     principal: String::new(),
                     note: h.note,
+                    note_zh: h.note_zh,
                 })
                 .collect(),
             handling_deadline: handling::handling_deadline(

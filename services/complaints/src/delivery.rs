@@ -241,9 +241,15 @@ impl Delivery {
                 State::Referred.name(),
                 self.store.now(),
                 &v.signer,
-                &format!(
-                    "received by {} of {} (signed receipt verified)",
-                    row.department, row.department_tenant
+                (
+                    &format!(
+                        "received by {} of {} (signed receipt verified)",
+                        row.department, row.department_tenant
+                    ),
+                    &format!(
+                        "{}已签收（回执签名已核验）",
+                        crate::referrals::department_zh(&row.department, &row.department_tenant)
+                    ),
                 ),
             )
             .await?;

@@ -89,6 +89,7 @@ pub(crate) fn proto(
                 changed_at: Some(timestamp(h.changed_at)),
                 principal: h.principal,
                 note: h.note,
+                note_zh: h.note_zh,
             })
             .collect(),
         outcome: row.outcome,
@@ -341,7 +342,10 @@ pub(crate) async fn accept_complaint(
                         State::Accepted.name(),
                         now,
                         &ctx.principal_id,
-                        &format!("accepted; to be handled by {due} (Art. 24)"),
+                        (
+                            &format!("accepted; to be handled by {due} (Art. 24)"),
+                            &format!("已受理，应于 {due} 前办结（《办法》第二十四条）"),
+                        ),
                     )
                     .await?;
                     let complaint =
@@ -471,7 +475,7 @@ pub(crate) async fn resolve_complaint(
                         State::Resolved.name(),
                         now,
                         &ctx.principal_id,
-                        outcome,
+                        (outcome, outcome),
                     )
                     .await?;
                     store

@@ -102,6 +102,14 @@ pub(crate) async fn publish_received(
     Ok(())
 }
 
+/// A department of a division as the Chinese pages name it: 乌鲁木齐市市场监督管理部门.
+pub(crate) fn department_zh(code: &str, tenant: &str) -> String {
+    let division = Tenant::parse(tenant)
+        .map(|t| t.authority_name())
+        .unwrap_or_else(|_| tenant.to_owned());
+    format!("{division}{}", department::name_zh(code))
+}
+
 /// The department a stored referral went to, as the complainant was told.
 pub(crate) fn addressee_of(row: &ReferralRow) -> String {
     let name = Referral::decode(row.payload.as_slice())
@@ -379,15 +387,18 @@ pub(crate) async fn refer_complaint(
                     State::Referred.name(),
                     now,
                     &ctx.principal_id,
-                    &format!(
-                        "referred to {} of {department_tenant} ({}){} (Art. 24): {reason}",
-                        valid.department,
-                        valid.addressee,
-                        valid
-                            .letter
-                            .as_ref()
-                            .map(|(r, d)| format!(" by letter {r} of {d}"))
-                            .unwrap_or_default()
+                    (
+                        &format!(
+                            "referred to {} of {department_tenant} ({}){} (Art. 24): {reason}",
+                            valid.department,
+                            valid.addressee,
+                            valid
+                                .letter
+                                .as_ref()
+                                .map(|(r, d)| format!(" by letter {r} of {d}"))
+                                .unwrap_or_default()
+                        ),
+                        &format!("已移送{to}{by_letter_zh}（《办法》第二十四条）：{reason}"),
                     ),
                 )
                 .await?;
@@ -533,9 +544,15 @@ pub(crate) async fn acknowledge_referral(
                             State::Referred.name(),
                             now,
                             &ctx.principal_id,
-                            &format!(
-                                "acknowledged by {} of {}",
-                                row.department, row.department_tenant
+                            (
+                                &format!(
+                                    "acknowledged by {} of {}",
+                                    row.department, row.department_tenant
+                                ),
+                                &format!(
+                                    "{}已确认接收",
+                                    department_zh(&row.department, &row.department_tenant)
+                                ),
                             ),
                         )
                         .await?;
@@ -641,10 +658,19 @@ pub(crate) async fn decline_referral(
                         State::Received.name(),
                         now,
                         &ctx.principal_id,
-                        &format!(
-                            "declined by {} of {} as outside its competence: {reason}; \
-                             returned to {} for re-routing",
-                            row.department, row.department_tenant, row.tenant
+                        (
+                            &format!(
+                                "declined by {} of {} as outside its competence: {reason}; \
+                                 returned to {} for re-routing",
+                                row.department, row.department_tenant, row.tenant
+                            ),
+                            &format!(
+                                "{}认为不属于其职责范围而退回：{reason}；由{}社会信用主管部门另行处理",
+                                department_zh(&row.department, &row.department_tenant),
+                                Tenant::parse(&row.tenant)
+                                    .map(|t| t.authority_name())
+                                    .unwrap_or_else(|_| row.tenant.clone())
+                            ),
                         ),
                     )
                     .await?;

@@ -121,5 +121,12 @@ pub fn migrations() -> Vec<Migration> {
             include_str!("../migrations/120_referral_contact_sealed.sql"),
             include_str!("../migrations/120_referral_contact_sealed.sql"),
         ),
+        // What the public page in Chinese shows of each change, beside the note in English.
+        Migration::new(
+            121,
+            "each change's note in Chinese",
+            include_str!("../migrations/121_history_in_chinese.sql"),
+            include_str!("../migrations/121_history_in_chinese.sql"),
+        ),
     ]
 }

@@ -91,6 +91,7 @@ pub struct HistoryRow {
     pub changed_at: i64,
     pub principal: String,
     pub note: String,
+    pub note_zh: String,
 }
 
 pub async fn insert(conn: &mut AnyConnection, c: &NewComplaint<'_>) -> Result<(), StorageError> {
@@ -126,7 +127,7 @@ pub async fn add_history(
     status: &str,
     changed_at: i64,
     principal: &str,
-    note: &str,
+    (note, note_zh): (&str, &str),
 ) -> Result<(), StorageError> {
     let seq: i64 = sqlx::query_scalar(
         "UPDATE complaints_complaint SET history_seq = history_seq + 1 \
@@ -137,8 +138,8 @@ pub async fn add_history(
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO complaints_history (tenant, tracking_number, seq, status, changed_at, principal, note) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO complaints_history (tenant, tracking_number, seq, status, changed_at, principal, note, note_zh) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant.to_owned())
     .bind(tracking_number.to_owned())
@@ -147,6 +148,7 @@ pub async fn add_history(
     .bind(changed_at)
     .bind(principal.to_owned())
     .bind(note.to_owned())
+    .bind(note_zh.to_owned())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -171,7 +173,7 @@ pub async fn history(
     tracking_number: &str,
 ) -> Result<Vec<HistoryRow>, StorageError> {
     let rows = sqlx::query(
-        "SELECT status, changed_at, note, principal FROM complaints_history \
+        "SELECT status, changed_at, note, principal, note_zh FROM complaints_history \
          WHERE tenant = $1 AND tracking_number = $2 ORDER BY seq",
     )
     .bind(tenant.to_owned())
@@ -185,6 +187,7 @@ pub async fn history(
                 changed_at: r.try_get(1)?,
                 note: r.try_get(2)?,
                 principal: r.try_get(3)?,
+                note_zh: r.try_get(4)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

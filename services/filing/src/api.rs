@@ -256,6 +256,7 @@ fn bounded_history(newest: Vec<store::HistoryRow>) -> (Vec<common::StatusChange>
             changed_at: Some(timestamp(h.changed_at)),
             principal: h.principal,
             note: h.note,
+            ..Default::default()
         });
     }
     shown.reverse();

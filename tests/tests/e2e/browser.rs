@@ -579,6 +579,11 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         history.contains("已收到") && history.contains("已转交"),
         "{history}"
     );
+    // The referral's note in Chinese, no English fragment.
+    assert!(history.contains("已移送乌鲁木齐市市场监管部门"), "{history}");
+    for english in ["referred to", "Art. 24", "market-regulation"] {
+        assert!(!history.contains(english), "{english} in {history}");
+    }
     // The access code never appears in an address.
     assert_not_in_address(&b, &code).await;
     b.screenshot("complaint-tracked-zh").await;

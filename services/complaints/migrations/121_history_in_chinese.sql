@@ -1,0 +1,1 @@
+ALTER TABLE complaints_history ADD COLUMN note_zh TEXT NOT NULL DEFAULT '';
