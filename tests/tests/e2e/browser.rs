@@ -580,7 +580,10 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         "{history}"
     );
     // The referral's note in Chinese, no English fragment.
-    assert!(history.contains("已移送乌鲁木齐市市场监管部门"), "{history}");
+    assert!(
+        history.contains("已移送乌鲁木齐市市场监管部门"),
+        "{history}"
+    );
     for english in ["referred to", "Art. 24", "market-regulation"] {
         assert!(!history.contains(english), "{english} in {history}");
     }
