@@ -253,8 +253,9 @@ async fn rate_limit(
     next: Next,
 ) -> Response {
     let visitor = visitors.proxies.visitor(peer.ip(), req.headers());
+    let cost = page_cost(req.method(), req.uri().path());
     if let Some(limiter) = visitors.limiter
-        && limiter.check_key(&visitor).is_err()
+        && !matches!(limiter.check_key_n(&visitor, cost), Ok(Ok(())))
     {
         let lang = page::lang_of(req.uri());
         let mut response = page::error(lang, StatusCode::TOO_MANY_REQUESTS, lang.text().too_many);
@@ -264,6 +265,20 @@ async fn rate_limit(
         return response;
     }
     VISITOR.scope(visitor, next.run(req)).await
+}
+
+/// What a page costs of a visitor's budget: the calls to the gateway it makes (at least
+/// one), so that the site's limit per visitor and the gateway's agree and a page is refused
+/// whole here rather than half made there.
+fn page_cost(method: &http::Method, path: &str) -> NonZeroU32 {
+    let calls = match (method.as_str(), path) {
+        // The record, the register's head and the notices.
+        ("GET", p) if p.starts_with("/agencies/") => 3,
+        // The write, then the subject's records again.
+        ("POST", "/access/objections" | "/access/statements") => 2,
+        _ => 1,
+    };
+    NonZeroU32::new(calls).unwrap_or(NonZeroU32::MIN)
 }
 
 /// Nothing from outside the site, no inline script, not framed, types as declared; and every

@@ -25,6 +25,7 @@ crate::on_both_engines!(
     behind_a_trusted_proxy_the_forwarded_visitor_is_counted,
     a_form_from_another_site_is_refused_and_nothing_is_filed,
     the_site_is_named_by_its_operator_and_fits_a_phone,
+    a_page_costs_the_visitor_the_gateway_calls_it_makes,
 );
 
 /// The website in front of `t`'s public listener, as `creditmesh dev` starts it.
@@ -38,13 +39,14 @@ async fn website_behind(t: &TestMesh, trusted_proxies: Vec<String>) -> (String, 
         t,
         creditmesh_web::WebConfig {
             trusted_proxies,
+            rate_per_second: 0,
             ..Default::default()
         },
     )
     .await
 }
 
-/// The website configured as `cfg` says, on a port of its own, without a page limit.
+/// The website configured as `cfg` says, on a port of its own.
 async fn website_configured(
     t: &TestMesh,
     cfg: creditmesh_web::WebConfig,
@@ -52,7 +54,6 @@ async fn website_configured(
     let stop = CancellationToken::new();
     let cfg = creditmesh_web::WebConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        rate_per_second: 0,
         ..cfg
     };
     let upstream = creditmesh_web::Upstream {
@@ -1157,6 +1158,7 @@ async fn the_site_is_named_by_its_operator_and_fits_a_phone(engine: Engine) {
             operator_zh: "自治区社会信用体系建设领导小组办公室".into(),
             operator_en: "the region's social credit office".into(),
             contact: "0991-1234567".into(),
+            rate_per_second: 0,
             ..Default::default()
         },
     )
@@ -1204,5 +1206,32 @@ async fn the_site_is_named_by_its_operator_and_fits_a_phone(engine: Engine) {
     b.screenshot("site-on-a-phone").await;
     stop.cancel();
     stop_plain.cancel();
+    t.stop().await;
+}
+
+/// A visitor's budget is counted in the gateway calls a page makes: with six a second, two
+/// agency pages (three calls each) are made and the third is refused whole, with
+/// `Retry-After`, before any call reaches the gateway.
+async fn a_page_costs_the_visitor_the_gateway_calls_it_makes(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let (site, stop) = website_configured(
+        &t,
+        creditmesh_web::WebConfig {
+            rate_per_second: 6,
+            ..Default::default()
+        },
+    )
+    .await;
+    let visitor: std::net::IpAddr = "127.0.0.4".parse().unwrap();
+    let page = format!("{site}/agencies/{KASHGAR}");
+    // Not on the register: the calls are made all the same.
+    assert_eq!(status_from(visitor, &page).await, 404);
+    assert_eq!(status_from(visitor, &page).await, 404);
+    let (status, headers) = response_via(visitor, &page, None).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key(http::header::RETRY_AFTER));
+    // Another visitor has a budget of its own.
+    assert_eq!(status_from("127.0.0.5".parse().unwrap(), &page).await, 404);
+    stop.cancel();
     t.stop().await;
 }
