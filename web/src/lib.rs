@@ -45,8 +45,9 @@ pub use i18n::Lang;
 pub struct WebConfig {
     /// Where the pages are served (HTTP).
     pub listen: SocketAddr,
-    /// Page requests per second of one visitor address (0: unlimited), as the gateway's
-    /// public listener allows one address its calls; bursts of one second's worth.
+    /// Gateway calls' worth of pages per second of one visitor address (0: unlimited), as
+    /// the gateway's public listener allows one address its calls; bursts of one second's
+    /// worth. A page costs the calls it makes.
     pub rate_per_second: u32,
     /// The gateway's public listener, `https://host:port`; unset, this node's `public.listen`.
     pub gateway_url: Option<String>,

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::index::Hashed;
-use crate::{Api, objection_store, store, subjects};
+use crate::{Api, objection_store, subjects};
 
 const METHOD: &str = "UploadObjectionMaterial";
 const READ_METHOD: &str = "ReadObjectionMaterial";
@@ -142,22 +142,13 @@ async fn uploader(
     } else {
         None
     };
-    let id = meta.record_id.trim();
-    let not_found = || Error::not_found(format!("no record {id} of this subject"));
-    let row = store::find(&mut conn, id).await?.ok_or_else(not_found)?;
-    if !subject.index.matches(&row.subject_index) {
-        return Err(not_found());
-    }
-    subjects::may_act_for(
+    let row = subjects::record_for(
         &mut conn,
         &api.keys,
         &ctx.principal,
         &meta.access_code,
-        &subjects::Concerning {
-            subject: &subject.index,
-            tenant: &row.tenant,
-            agency: &row.agency_uscc,
-        },
+        &subject,
+        meta.record_id.trim(),
         now,
     )
     .await?;

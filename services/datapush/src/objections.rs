@@ -297,22 +297,14 @@ pub(crate) async fn file_objection(
             .write_idempotent(ctx, "FileObjection", key, |mut tx| async move {
                 code_first(api, &mut tx, ctx, &req.access_code, subject).await?;
                 let id = req.record_id.trim();
-                let not_found = || Error::not_found(format!("no record {id} of this subject"));
-                let row = store::find(&mut tx, id).await?.ok_or_else(not_found)?;
-                if !subject.index.matches(&row.subject_index) {
-                    return Err(not_found());
-                }
                 let now = store.now();
-                subjects::may_act_for(
+                let row = subjects::record_for(
                     &mut tx,
                     &api.keys,
                     &ctx.principal,
                     &req.access_code,
-                    &subjects::Concerning {
-                        subject: &subject.index,
-                        tenant: &row.tenant,
-                        agency: &row.agency_uscc,
-                    },
+                    subject,
+                    id,
                     now,
                 )
                 .await?;

@@ -111,6 +111,33 @@ pub async fn may_act_for(
     }
 }
 
+/// The record `record_id` when it concerns `subject` and `caller` may act for the subject
+/// (see [`may_act_for`]); NOT_FOUND alike when it does not exist or concerns someone else.
+pub async fn record_for(
+    conn: &mut AnyConnection,
+    keys: &Keys,
+    caller: &Principal,
+    access_code: &str,
+    subject: &Subject,
+    record_id: &str,
+    now: i64,
+) -> Result<crate::store::RecordRow, Error> {
+    let not_found = || Error::not_found(format!("no record {record_id} of this subject"));
+    let row = crate::store::find(conn, record_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !subject.index.matches(&row.subject_index) {
+        return Err(not_found());
+    }
+    let about = Concerning {
+        subject: &subject.index,
+        tenant: &row.tenant,
+        agency: &row.agency_uscc,
+    };
+    may_act_for(conn, keys, caller, access_code, &about, now).await?;
+    Ok(row)
+}
+
 /// Refuses unless `code` was issued for `subject` and has not expired.
 pub async fn check_code(
     conn: &mut AnyConnection,
