@@ -19,6 +19,18 @@ ensure_s3() {
   local port=55433
   local endpoint="http://127.0.0.1:${port}"
   local venv="${CREDITMESH_S3_VENV:-$PWD/target/moto-venv}"
+  # A server left by a checkout that is gone may hold the port without answering: stop it.
+  local record="${TMPDIR:-/tmp}/creditmesh-s3-$port.venv"
+  local pidfile="${TMPDIR:-/tmp}/creditmesh-s3-$port.pid"
+  if [ -s "$pidfile" ] && { [ ! -s "$record" ] || [ ! -x "$(cat "$record")/bin/moto_server" ]; }; then
+    echo "s3: stopping the server of a removed checkout"
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile" "$record"
+    for _ in $(seq 1 50); do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 2)" >/dev/null 2>&1 || break
+      sleep 0.2
+    done
+  fi
   if ! s3_answers "$endpoint"; then
     if [ ! -x "$venv/bin/moto_server" ]; then
       local sudo=""
@@ -33,6 +45,8 @@ ensure_s3() {
       "$venv/bin/pip" install -q "moto[server]"
     fi
     nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$venv/server.log" 2>&1 &
+    echo $! >"$pidfile"
+    echo "$venv" >"$record"
     for _ in $(seq 1 50); do
       s3_answers "$endpoint" && break
       sleep 0.2
