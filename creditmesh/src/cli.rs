@@ -43,6 +43,9 @@ enum Command {
         /// The public website (HTTP).
         #[arg(long)]
         web_listen: Option<SocketAddr>,
+        /// The authorities' console (HTTPS, officers' certificates).
+        #[arg(long)]
+        console_listen: Option<SocketAddr>,
     },
     /// Runs the chosen services against the configured database.
     Serve {
@@ -54,6 +57,8 @@ enum Command {
     Gateway,
     /// Runs the public website alone, a public caller of the configured gateway.
     Web,
+    /// Runs the authorities' console alone, in front of the configured gateway's node listener.
+    Console,
     /// Brings the schema of the chosen services (default: all) up to date, then exits.
     Migrate {
         #[arg(long, value_delimiter = ',')]
@@ -440,7 +445,11 @@ async fn run(cli: Cli) -> Result<()> {
             public_listen,
             department_listen,
             web_listen,
+            console_listen,
         } => {
+            if let Some(listen) = console_listen {
+                cfg.console.listen = listen;
+            }
             if let Some(listen) = department_listen {
                 cfg.department.listen = listen;
             }
@@ -452,6 +461,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve { services } => serve(cfg, &services).await,
         Command::Gateway => gateway(cfg).await,
         Command::Web => web(cfg).await,
+        Command::Console => console(cfg).await,
         Command::Migrate { services } => migrate(cfg, &services).await,
         Command::Pki { command } => pki(cfg, command),
         Command::Department { command } => department(cfg, command).await,
@@ -819,15 +829,21 @@ async fn dev(
     .await?;
     let web_stop = CancellationToken::new();
     let web = start_web(&cfg, mesh.public_addr, web_stop.clone()).await?;
+    let console = start_console(&cfg, mesh.node_addr, web_stop.clone()).await?;
     print_banner(&cfg, &pki_dir, pki.minted, &mesh, department.addr);
     println!(
         "  website         http://{}/ (the register, as a browser sees it)",
         web.addr
     );
+    println!(
+        "  console         https://{}/ (officers sign in with a regulator's certificate, such as regulator-650100.pem; see the README)",
+        console.addr
+    );
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
     web_stop.cancel();
     let _ = web.task.await;
+    let _ = console.task.await;
     mesh.shutdown(cfg.shutdown_grace()).await;
     department_stop.cancel();
     let _ = department.server.await;
@@ -997,6 +1013,40 @@ async fn start_web(
         forwarder_token: creditmesh_pki::read_forwarder_token(&cfg.pki_dir())?,
     };
     creditmesh_web::start(&cfg.web, &upstream, stop).await
+}
+
+/// The console in front of the gateway's node listener at `node` (unless configured
+/// elsewhere), with the console's own certificate.
+async fn start_console(
+    cfg: &Config,
+    node: SocketAddr,
+    stop: CancellationToken,
+) -> Result<creditmesh_web::Web> {
+    let url = cfg.console.gateway_url.clone().unwrap_or_else(|| {
+        let host = if node.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], node.port()))
+        } else {
+            node
+        };
+        format!("https://{host}")
+    });
+    let console = creditmesh_web::console::ConsoleNode {
+        tls: TlsFiles::in_dir(&cfg.pki_dir(), "service-console"),
+        trust_domain: cfg.trust_domain.clone(),
+        gateway_url: url,
+        form_seed: creditmesh_pki::read_forwarder_token(&cfg.pki_dir())?,
+    };
+    creditmesh_web::console::start(&cfg.console, &console, stop).await
+}
+
+async fn console(cfg: Config) -> Result<()> {
+    let stop = CancellationToken::new();
+    let console = start_console(&cfg, cfg.node.listen, stop.clone()).await?;
+    println!("creditmesh console at https://{}/", console.addr);
+    shutdown_signal().await;
+    stop.cancel();
+    let _ = console.task.await;
+    Ok(())
 }
 
 async fn web(cfg: Config) -> Result<()> {

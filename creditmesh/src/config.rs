@@ -44,6 +44,8 @@ pub struct Config {
     pub gateway: creditmesh_gateway::LimitsConfig,
     /// The public website (`web`; `dev` starts it too).
     pub web: creditmesh_web::WebConfig,
+    /// The authorities' console (`console`; `dev` starts it too).
+    pub console: creditmesh_web::console::ConsoleConfig,
     pub calendar: CalendarConfig,
     pub supervision: SupervisionConfig,
     /// Who reviews filings registered in a division the region administers itself (XPCC
@@ -342,6 +344,7 @@ impl Default for Config {
             log: LogConfig::default(),
             gateway: Default::default(),
             web: Default::default(),
+            console: Default::default(),
             calendar: CalendarConfig::default(),
             supervision: SupervisionConfig::default(),
             review_routing: BTreeMap::new(),

@@ -9,11 +9,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use creditmesh_domain::Principal;
-use creditmesh_pki::ServerTls;
+use base64::Engine as _;
+use creditmesh_domain::{Principal, PrincipalKind};
+use creditmesh_pki::{DelegationTls, ServerTls};
 use creditmesh_rpc::connections::{Activity, once_per_connection};
 use creditmesh_rpc::in_flight::hold_until_end;
-use creditmesh_rpc::{FORWARDED_FOR_HEADER, FORWARDER_HEADER};
+use creditmesh_rpc::{
+    CONSOLE_SERVICE, FORWARDED_FOR_HEADER, FORWARDER_HEADER, OFFICER_CERT_HEADER,
+};
 use http::{Request, Response};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
@@ -55,6 +58,8 @@ struct Shared {
     /// On the public listener: the token with which a forwarder (the website) names the
     /// visitor it calls for.
     forwarder: Option<Arc<str>>,
+    /// On the node listener: the check of the officer certificates the console forwards.
+    delegation: Option<Arc<DelegationTls>>,
     metrics: Metrics,
 }
 
@@ -62,6 +67,21 @@ impl GateLayer {
     /// `tls` is the node listener's configuration; `None` for the public listener.
     pub fn new(limits: Arc<Limits>, trust_domain: &str, tls: Option<Arc<ServerTls>>) -> Self {
         Self::with_forwarder(limits, trust_domain, tls, None)
+    }
+
+    /// A node listener's gate that lets the console call as the officer whose certificate it
+    /// forwards, once `delegation` has checked that certificate.
+    pub fn node(
+        limits: Arc<Limits>,
+        trust_domain: &str,
+        tls: Arc<ServerTls>,
+        delegation: Arc<DelegationTls>,
+    ) -> Self {
+        let mut gate = Self::new(limits, trust_domain, Some(tls));
+        if let Some(shared) = Arc::get_mut(&mut gate.shared) {
+            shared.delegation = Some(delegation);
+        }
+        gate
     }
 
     /// A public listener's gate that believes the visitor address a call carries when it
@@ -80,6 +100,7 @@ impl GateLayer {
                 trust_domain: trust_domain.into(),
                 public,
                 forwarder: forwarder.filter(|_| public),
+                delegation: None,
                 metrics: Metrics::new(),
             }),
         }
@@ -116,7 +137,52 @@ impl Shared {
             tracing::warn!(caller = %caller.id, "call with a revoked certificate refused");
             return Err(Status::unauthenticated("client certificate revoked"));
         }
-        Ok(caller)
+        match req.headers().get(OFFICER_CERT_HEADER) {
+            Some(cert) => self.officer(cert.as_bytes(), &caller).map(Arc::new),
+            None => Ok(caller),
+        }
+    }
+
+    /// The officer the console calls for, named by the certificate the officer signed in to
+    /// the console with: checked as this listener checks its own clients' (the CA's, valid,
+    /// not revoked, for client authentication), and a regulator's. No other caller may name
+    /// anyone but itself.
+    fn officer(&self, cert: &[u8], console: &Caller) -> Result<Caller, Status> {
+        let p = &console.principal;
+        if p.kind != PrincipalKind::Service || p.subject != CONSOLE_SERVICE {
+            tracing::warn!(caller = %console.id, "an officer certificate from a caller that is not the console refused");
+            return Err(Status::permission_denied(
+                "only the console calls on an officer's behalf",
+            ));
+        }
+        let check = self.delegation.as_ref().ok_or_else(|| {
+            Status::permission_denied("this listener takes no officer certificates")
+        })?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(cert)
+            .map_err(|_| Status::unauthenticated("officer certificate: not standard base64"))?;
+        let (principal, serial) = check
+            .current()
+            .principal(&der)
+            .map_err(|e| Status::unauthenticated(format!("officer certificate: {e}")))?;
+        if self.tls.as_ref().is_some_and(|tls| tls.is_revoked(&serial)) {
+            return Err(Status::unauthenticated("officer certificate revoked"));
+        }
+        if principal.kind != PrincipalKind::Regulator {
+            return Err(Status::permission_denied(
+                "the console serves the authorities' officers only",
+            ));
+        }
+        let id: Arc<str> = principal.spiffe_id(&self.trust_domain).into();
+        tracing::debug!(console = %console.id, officer = %id, "call on an officer's behalf");
+        Ok(Caller {
+            serial: Some(serial),
+            role: Role::of(&principal),
+            key: id.clone(),
+            id,
+            tenant: principal.tenant.to_string().into(),
+            principal,
+        })
     }
 
     /// The visitor a trusted forwarder names, counted by its own address in the place of the

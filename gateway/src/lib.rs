@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
-use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
+use creditmesh_pki::{ClientAuth, ClientTls, DelegationTls, ServerTls, TlsFiles};
 use creditmesh_rpc::coalesce::Coalesce;
 use creditmesh_rpc::connections::{Budget, Connections};
 use creditmesh_rpc::in_flight::InFlightLayer;
@@ -124,6 +124,8 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
         },
     )?;
     let public_tls = ServerTls::server(cfg.tls.clone(), ClientAuth::None)?;
+    let delegation = DelegationTls::delegated(cfg.tls.clone(), &cfg.trust_domain)?;
+    creditmesh_rpc::listener::spawn_reloader(delegation.clone(), stop.clone());
     let budget = Budget::new(cfg.limits.connections.max_connections);
     let reserved = budget.total() * cfg.limits.node_reserved_percent.min(90) as usize / 100;
     tracing::info!(
@@ -159,10 +161,11 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
     let node_routes = routes(routing.clone(), false)?;
     let node = server(&cfg.limits)
         .layer(InFlightLayer::new(node_connections))
-        .layer(gate::GateLayer::new(
+        .layer(gate::GateLayer::node(
             limits.clone(),
             &cfg.trust_domain,
-            Some(node_tls),
+            node_tls,
+            delegation,
         ))
         .add_routes(node_routes)
         .serve_with_incoming_shutdown(coalesced(node_incoming), stop.clone().cancelled_owned());

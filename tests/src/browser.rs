@@ -15,12 +15,89 @@ pub struct Browser {
     pub client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
+    _home: Option<tempfile::TempDir>,
+}
+
+/// The managed policy (written by `scripts/browser.sh`) under which Chromium presents, without
+/// asking, a certificate of the test CA to a console on 127.0.0.1.
+pub const CERTIFICATE_POLICY: &str = "/etc/chromium/policies/managed/creditmesh-tests.json";
+
+fn run(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Browser {
     /// A fresh headless browser with an empty profile, or `None` when this run has none (under
     /// CI a missing browser fails the test instead of skipping it).
     pub async fn start() -> Option<Self> {
+        Self::launch(None).await
+    }
+
+    /// A browser that trusts the CA of `pki_dir` and holds the certificate `name` (its `.pem`
+    /// and `.key` there) in its own NSS database, or none when `name` is `None`: as an officer
+    /// whose soft certificate is installed in the browser.
+    pub async fn with_certificate(pki_dir: &std::path::Path, name: Option<&str>) -> Option<Self> {
+        if !std::path::Path::new(CERTIFICATE_POLICY).exists() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{CERTIFICATE_POLICY} must exist under CI (scripts/browser.sh writes it)");
+            }
+            eprintln!("skipped: no {CERTIFICATE_POLICY}");
+            return None;
+        }
+        let home = tempfile::tempdir().expect("a browser home");
+        let db = home.path().join(".pki/nssdb");
+        std::fs::create_dir_all(&db).expect("nss db directory");
+        let db_arg = format!("sql:{}", db.display());
+        run("certutil", &["-N", "-d", &db_arg, "--empty-password"]);
+        let ca = pki_dir.join("ca.pem");
+        run(
+            "certutil",
+            &[
+                "-A",
+                "-n",
+                "creditmesh test CA",
+                "-t",
+                "C,,",
+                "-i",
+                &ca.to_string_lossy(),
+                "-d",
+                &db_arg,
+            ],
+        );
+        if let Some(name) = name {
+            let p12 = home.path().join(format!("{name}.p12"));
+            run(
+                "openssl",
+                &[
+                    "pkcs12",
+                    "-export",
+                    "-in",
+                    &pki_dir.join(format!("{name}.pem")).to_string_lossy(),
+                    "-inkey",
+                    &pki_dir.join(format!("{name}.key")).to_string_lossy(),
+                    "-out",
+                    &p12.to_string_lossy(),
+                    "-passout",
+                    "pass:",
+                ],
+            );
+            run(
+                "pk12util",
+                &["-i", &p12.to_string_lossy(), "-d", &db_arg, "-W", ""],
+            );
+        }
+        Self::launch(Some(home)).await
+    }
+
+    async fn launch(home: Option<tempfile::TempDir>) -> Option<Self> {
         let driver = match std::env::var(DRIVER_ENV) {
             Ok(path) if !path.is_empty() => PathBuf::from(path),
             _ => {
@@ -36,7 +113,11 @@ impl Browser {
         let chromium = std::env::var("CREDITMESH_TEST_CHROMIUM")
             .unwrap_or_else(|_| "/usr/bin/chromium".into());
         let port = crate::free_addr().port();
-        let child = Command::new(&driver)
+        let mut command = Command::new(&driver);
+        if let Some(home) = &home {
+            command.env("HOME", home.path());
+        }
+        let child = command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,6 +162,7 @@ impl Browser {
             client,
             _driver: child,
             _profile: profile,
+            _home: home,
         })
     }
 

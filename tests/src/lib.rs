@@ -781,6 +781,80 @@ pub async fn column_i64(url: &str, sql: &'static str) -> Vec<i64> {
     v
 }
 
+/// `GET url` (`https://127.0.0.1:port/path`) over HTTP/1.1, presenting the certificate `name`
+/// of `pki_dir` (or none): as a browser holding that certificate would. The status, the
+/// headers and the body.
+pub async fn https_get_as(
+    pki_dir: &Path,
+    name: Option<&str>,
+    url: &str,
+) -> (u16, http::HeaderMap, Vec<u8>) {
+    use http_body_util::BodyExt;
+    use rustls::pki_types::pem::PemObject;
+    let uri: http::Uri = url.parse().expect("a url");
+    let authority = uri.authority().expect("host and port").to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls::pki_types::CertificateDer::pem_file_iter(pki_dir.join("ca.pem")).expect("ca.pem")
+    {
+        roots.add(cert.expect("a CA certificate")).expect("a root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots);
+    let mut config = match name {
+        Some(name) => {
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(
+                pki_dir.join(format!("{name}.pem")),
+            )
+            .expect("cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert parses");
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(
+                pki_dir.join(format!("{name}.key")),
+            )
+            .expect("key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client auth")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("http/1.1");
+    tokio::spawn(conn);
+    let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(http::header::HOST, &authority)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.expect("a response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (status, headers, body.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,6 +6,7 @@ mod e2e {
     pub mod browser;
     pub mod certs;
     pub mod complaints;
+    pub mod console;
     pub mod counties;
     pub mod database_tls;
     pub mod datapush;

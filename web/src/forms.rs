@@ -12,19 +12,41 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ring::hmac;
 
+use crate::Lang;
 use crate::page;
 
 /// The visitor's form cookie, and the query parameter a form's token travels in.
 pub const COOKIE: &str = "cm_form";
 pub const PARAM: &str = "form_token";
 
-/// Signs the tokens; replicas of the site share it when they share a seed.
+/// Signs the tokens; replicas of the site share it when they share a seed. It names the
+/// cookie the tokens are bound to.
 #[derive(Clone)]
-pub struct FormKey(Arc<hmac::Key>);
+pub struct FormKey {
+    key: Arc<hmac::Key>,
+    cookie: &'static str,
+    /// Whether the cookie is sent over HTTPS only.
+    secure: bool,
+    /// The page that refuses a form.
+    refuse: Refuse,
+}
+
+/// Makes the page refusing a form: its language, status and message.
+pub type Refuse = fn(Lang, StatusCode, &'static str) -> Response;
 
 impl FormKey {
     /// A key derived from `seed` (the forwarder token every replica holds), or a random one.
     pub fn new(seed: Option<&str>) -> Self {
+        Self::for_cookie(seed, COOKIE, false, page::error)
+    }
+
+    /// A key for the forms of a site whose form cookie is `cookie`, HTTPS only when `secure`.
+    pub fn for_cookie(
+        seed: Option<&str>,
+        cookie: &'static str,
+        secure: bool,
+        refuse: Refuse,
+    ) -> Self {
         let bytes = match seed {
             Some(seed) => hmac::sign(
                 &hmac::Key::new(hmac::HMAC_SHA256, b"creditmesh web form tokens"),
@@ -39,7 +61,12 @@ impl FormKey {
                 .copied()
                 .collect(),
         };
-        Self(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+        Self {
+            key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &bytes)),
+            cookie,
+            secure,
+            refuse,
+        }
     }
 
     fn message(cookie: &str, path: &str) -> Vec<u8> {
@@ -48,12 +75,12 @@ impl FormKey {
 
     /// The token of the form posted to `path` by the visitor holding `cookie`.
     pub fn token(&self, cookie: &str, path: &str) -> String {
-        hex::encode(hmac::sign(&self.0, &Self::message(cookie, path)))
+        hex::encode(hmac::sign(&self.key, &Self::message(cookie, path)))
     }
 
     fn verify(&self, cookie: &str, path: &str, token: &str) -> bool {
         hex::decode(token)
-            .is_ok_and(|tag| hmac::verify(&self.0, &Self::message(cookie, path), &tag).is_ok())
+            .is_ok_and(|tag| hmac::verify(&self.key, &Self::message(cookie, path), &tag).is_ok())
     }
 }
 
@@ -72,14 +99,14 @@ pub fn action(href: &str) -> String {
     format!("{href}{glue}{PARAM}={token}")
 }
 
-fn cookie_of(headers: &HeaderMap) -> Option<String> {
+fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
         .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -112,7 +139,7 @@ fn token_of(req: &Request) -> Option<String> {
 /// Refuses a POST from elsewhere or without its form's token; makes every page with the
 /// visitor's form cookie known, setting one when the visitor has none.
 pub async fn guard(State(key): State<FormKey>, req: Request, next: Next) -> Response {
-    let held = cookie_of(req.headers());
+    let held = cookie_of(req.headers(), key.cookie);
     if req.method() == Method::POST {
         let lang = page::lang_of(req.uri());
         let t = lang.text();
@@ -131,7 +158,7 @@ pub async fn guard(State(key): State<FormKey>, req: Request, next: Next) -> Resp
                 fetch_site = %seen("sec-fetch-site"),
                 "web: a form from another site refused"
             );
-            return page::error(lang, StatusCode::FORBIDDEN, t.cross_site);
+            return (key.refuse)(lang, StatusCode::FORBIDDEN, t.cross_site);
         }
         let path = req.uri().path().to_owned();
         let valid = held
@@ -139,17 +166,18 @@ pub async fn guard(State(key): State<FormKey>, req: Request, next: Next) -> Resp
             .zip(token_of(&req))
             .is_some_and(|(cookie, token)| key.verify(cookie, &path, &token));
         if !valid {
-            return page::error(lang, StatusCode::FORBIDDEN, t.form_expired);
+            return (key.refuse)(lang, StatusCode::FORBIDDEN, t.form_expired);
         }
     }
     let (cookie, new) = match held {
         Some(c) => (c, false),
         None => (uuid::Uuid::new_v4().simple().to_string(), true),
     };
+    let (name, secure) = (key.cookie, if key.secure { "; Secure" } else { "" });
     let mut response = FORM.scope((key, cookie.clone()), next.run(req)).await;
     if new
         && let Ok(value) = HeaderValue::from_str(&format!(
-            "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict"
+            "{name}={cookie}; Path=/; HttpOnly; SameSite=Strict{secure}"
         ))
     {
         response.headers_mut().append(header::SET_COOKIE, value);

@@ -1,9 +1,11 @@
 //! The public website: pages rendered on the server for people with a browser. It reaches
 //! the mesh only as an anonymous caller of the gateway's public listener (server TLS, no
 //! client certificate), so a visitor can do nothing here they could not do with a gRPC client.
+//! Beside it, [`console`]: the authorities' officers' pages, entered with their certificates.
 
 mod access;
 mod complaints;
+pub mod console;
 mod evidence;
 mod forms;
 mod i18n;

@@ -293,6 +293,7 @@ pub fn dev_leaves() -> Vec<LeafSpec> {
         "disclosure",
         "complaints",
         "datapush",
+        "console",
     ] {
         leaves.push(LeafSpec {
             name: format!("service-{node}"),

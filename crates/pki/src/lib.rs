@@ -20,7 +20,7 @@ pub use revocation::{
     CRL_VALIDITY_DAYS, Revoked, load_crls, parse_reason, read_crl, revoked_serials, serial_of,
 };
 pub use secret_file::{forbid_making, made_once};
-pub use tls::{ClientAuth, ClientTls, Reloading, ServerTls};
+pub use tls::{ClientAuth, ClientTls, DelegatedCheck, DelegationTls, Reloading, ServerTls};
 
 /// The trust domain of the SPIFFE IDs, unless configured otherwise.
 pub const DEFAULT_TRUST_DOMAIN: &str = "creditmesh.xinjiang";

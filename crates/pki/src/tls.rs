@@ -87,27 +87,32 @@ impl ClientCertVerifier for SpiffeClientVerifier {
     }
 }
 
+/// The check of a client's certificate: the CA's, valid now, not revoked, for client
+/// authentication, naming one principal of `trust_domain`.
+fn client_verifier(files: &TlsFiles, trust_domain: &str) -> Result<Arc<SpiffeClientVerifier>> {
+    let crls = files.crls()?;
+    let mut webpki =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider());
+    if !crls.is_empty() {
+        // The list is the CA's own; a certificate of another issuer in the bundle
+        // (during a CA rotation) has no list and is not refused for that.
+        webpki = webpki
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    Ok(Arc::new(SpiffeClientVerifier {
+        inner: webpki.build()?,
+        trust_domain: trust_domain.to_owned(),
+    }))
+}
+
 fn build_server(files: &TlsFiles, auth: &ClientAuth) -> Result<Arc<rustls::ServerConfig>> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
     let builder = match auth {
         ClientAuth::Required { trust_domain } => {
-            let crls = files.crls()?;
-            let mut webpki =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots()?), provider());
-            if !crls.is_empty() {
-                // The list is the CA's own; a certificate of another issuer in the bundle
-                // (during a CA rotation) has no list and is not refused for that.
-                webpki = webpki
-                    .with_crls(crls)
-                    .only_check_end_entity_revocation()
-                    .allow_unknown_revocation_status();
-            }
-            let webpki = webpki.build()?;
-            builder.with_client_cert_verifier(Arc::new(SpiffeClientVerifier {
-                inner: webpki,
-                trust_domain: trust_domain.clone(),
-            }))
+            builder.with_client_cert_verifier(client_verifier(files, trust_domain)?)
         }
         ClientAuth::None => builder.with_no_client_auth(),
     };
@@ -229,6 +234,44 @@ impl ServerTls {
     /// A server configuration speaking HTTP/2 (and HTTP/1.1 for gRPC-Web).
     pub fn server(files: TlsFiles, auth: ClientAuth) -> Result<Arc<Self>> {
         Reloading::new(files, Box::new(move |f| build_server(f, &auth)))
+    }
+}
+
+/// Checks a certificate that a node presents on another's behalf (the console forwards the one
+/// its officer signed in with) exactly as the node listener checks its own clients'.
+pub struct DelegatedCheck {
+    verifier: Arc<SpiffeClientVerifier>,
+}
+
+impl DelegatedCheck {
+    /// The principal the certificate (DER) names, with its serial; refused when the node
+    /// listener would refuse it in a handshake.
+    pub fn principal(&self, cert_der: &[u8]) -> Result<(creditmesh_domain::Principal, Vec<u8>)> {
+        let cert = CertificateDer::from(cert_der);
+        self.verifier
+            .verify_client_cert(&cert, &[], UnixTime::now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok((
+            principal_of(cert_der, &self.verifier.trust_domain)?,
+            crate::serial_of(cert_der)?,
+        ))
+    }
+}
+
+pub type DelegationTls = Reloading<DelegatedCheck>;
+
+impl DelegationTls {
+    /// The check of delegated certificates against this node's CA bundle and revocation list.
+    pub fn delegated(files: TlsFiles, trust_domain: &str) -> Result<Arc<Self>> {
+        let trust_domain = trust_domain.to_owned();
+        Reloading::new(
+            files,
+            Box::new(move |f| {
+                Ok(Arc::new(DelegatedCheck {
+                    verifier: client_verifier(f, &trust_domain)?,
+                }))
+            }),
+        )
     }
 }
 

@@ -17,6 +17,12 @@ pub const CLIENT_ADDRESS_HEADER: &str = "x-creditmesh-client-address";
 pub const FORWARDED_FOR_HEADER: &str = "x-creditmesh-forwarded-for";
 /// Metadata carrying the forwarder token (`PKI_DIR/forwarder.token`).
 pub const FORWARDER_HEADER: &str = "x-creditmesh-forwarder";
+/// Metadata by which the console names the officer it calls for: the certificate (DER, in
+/// standard base64) the officer signed in with. The gateway believes it only from
+/// [`CONSOLE_SERVICE`], checks it as its node listener checks a client's, and drops it.
+pub const OFFICER_CERT_HEADER: &str = "x-creditmesh-officer-cert";
+/// The service name (`spiffe://…/service/<region>/console`) of the regulators' console.
+pub const CONSOLE_SERVICE: &str = "console";
 /// Metadata carrying the request id, echoed in logs and the audit trail.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 

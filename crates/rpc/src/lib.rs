@@ -30,8 +30,8 @@ pub mod upload;
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub use context::{
-    Authn, CLIENT_ADDRESS_HEADER, CallContext, FORWARDED_FOR_HEADER, FORWARDER_HEADER,
-    PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER,
+    Authn, CLIENT_ADDRESS_HEADER, CONSOLE_SERVICE, CallContext, FORWARDED_FOR_HEADER,
+    FORWARDER_HEADER, OFFICER_CERT_HEADER, PRINCIPAL_HEADER, PeerLayer, REQUEST_ID_HEADER,
 };
 pub use error::{status, status_from};
 pub use lane::LaneLayer;

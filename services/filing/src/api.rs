@@ -139,7 +139,18 @@ impl Api {
         let (history, history_truncated) = bounded_history(newest);
         let facts: Facts = serde_json::from_str(&row.facts)
             .map_err(|e| Error::internal(format!("stored facts: {e}")))?;
+        let documents: crate::model::Documents = serde_json::from_str(&row.documents)
+            .map_err(|e| Error::internal(format!("stored documents: {e}")))?;
         Ok(Filing {
+            documents: documents
+                .into_iter()
+                .flat_map(|(field, hashes)| {
+                    hashes.into_iter().map(move |sha256| FiledDocumentRef {
+                        field: field.clone(),
+                        sha256,
+                    })
+                })
+                .collect(),
             filing_id: row.filing_id,
             tenant: row.tenant,
             uscc: row.uscc,

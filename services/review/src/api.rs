@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use creditmesh_domain::calendar::{Calendar, add_years, cst_date, format_date};
+use creditmesh_domain::calendar::{
+    Calendar, Layers, add_years, cst_date, format_date, parse_iso_date,
+};
 use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, Task};
 use creditmesh_domain::{Error, PrincipalKind, Tenant};
 use creditmesh_proto::common::v1::Deadline;
@@ -411,6 +413,11 @@ impl Api {
             && !t.deadline_due.is_empty()
             && !t.deadline_provisional
             && t.deadline_due.as_str() < today;
+        let working_days_left = if t.status == Task::Open.name() {
+            self.working_days_left(today, &t.deadline_due)
+        } else {
+            0
+        };
         let deadline = (!t.deadline_due.is_empty()).then_some(Deadline {
             from_date: t.deadline_from,
             working_days: REVIEW_WORKING_DAYS as i32,
@@ -443,7 +450,19 @@ impl Api {
                 })
                 .collect(),
             forwarded_from_task_id: t.forwarded_from,
+            working_days_left,
         }
+    }
+
+    /// Working days after `today` up to and including `due` on the calendar data; 0 when
+    /// either date is missing or unreadable.
+    fn working_days_left(&self, today: &str, due: &str) -> i32 {
+        let (Ok(today), Ok(due)) = (parse_iso_date(today), parse_iso_date(due)) else {
+            return 0;
+        };
+        self.calendar
+            .working_days_between(today, due, Layers::Xinjiang)
+            .map_or(0, |(n, _)| n as i32)
     }
 
     pub(crate) fn today(&self) -> Result<String, Error> {

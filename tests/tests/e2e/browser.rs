@@ -112,7 +112,7 @@ async fn get(url: &str) -> Vec<u8> {
         .to_vec()
 }
 
-async fn text_of(b: &Browser, css: &str) -> String {
+pub(crate) async fn text_of(b: &Browser, css: &str) -> String {
     b.client
         .find(Locator::Css(css))
         .await
@@ -337,18 +337,18 @@ async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) 
     t.stop().await;
 }
 
-async fn fill(b: &Browser, id: &str, text: &str) {
+pub(crate) async fn fill(b: &Browser, id: &str, text: &str) {
     let field = b.client.find(Locator::Id(id)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
 }
 
-async fn press(b: &Browser, css: &str) {
+pub(crate) async fn press(b: &Browser, css: &str) {
     click_through(b, Locator::Css(css)).await;
 }
 
 /// Clicks what leads to another page, and waits until the browser has left this one.
-async fn click_through(b: &Browser, what: Locator<'_>) {
+pub(crate) async fn click_through(b: &Browser, what: Locator<'_>) {
     let old = b.client.find(Locator::Css("html")).await.unwrap();
     b.client.find(what).await.unwrap().click().await.unwrap();
     creditmesh_tests::eventually("the next page", Duration::from_secs(10), || {

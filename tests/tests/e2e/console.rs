@@ -1,0 +1,336 @@
+//! The authorities' console in a real browser, entered with an officer's certificate held in
+//! the browser's own certificate store: a filing reviewed with its materials opened, an
+//! interview and a finding recorded; another prefecture's officer sees none of it; without a
+//! regulator's certificate nothing is shown. And the gateway's side of it: only the console
+//! may name an officer, and only by a certificate the node listener itself would accept.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use creditmesh_pki::DEMO_AGENCY_USCC;
+use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
+use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
+use creditmesh_proto::review::v1::{
+    GetCreditFileRequest, GetReviewTaskRequest, ListReviewTasksRequest, TaskStatus,
+};
+use creditmesh_tests::browser::Browser;
+use creditmesh_tests::{Engine, TestMesh, eventually, https_get_as};
+use fantoccini::Locator;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::browser::{click_through, fill, press, text_of};
+use super::filing::{filed, mesh, pdf};
+use super::review::the_task;
+
+crate::on_both_engines!(
+    an_officer_reviews_and_supervises_in_the_console_with_their_certificate,
+    only_the_console_names_an_officer_and_only_by_a_valid_certificate,
+);
+
+/// The console in front of `t`'s node listener, as `creditmesh dev` starts it.
+async fn console(t: &TestMesh) -> (String, CancellationToken) {
+    let stop = CancellationToken::new();
+    let cfg = creditmesh_web::console::ConsoleConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let node = creditmesh_web::console::ConsoleNode {
+        tls: creditmesh_pki::TlsFiles::in_dir(&t.pki_dir, "service-console"),
+        trust_domain: creditmesh_tests::TRUST_DOMAIN.into(),
+        gateway_url: format!("https://{}", t.mesh.node_addr),
+        form_seed: None,
+    };
+    let console = creditmesh_web::console::start(&cfg, &node, stop.clone())
+        .await
+        .expect("the console starts");
+    (format!("https://{}", console.addr), stop)
+}
+
+async fn page_source(b: &Browser) -> String {
+    b.client.source().await.unwrap()
+}
+
+async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency").await);
+    filed(&mut agency, DEMO_AGENCY_USCC, "2020-01-02", "console-1").await;
+    let mut urumqi = ReviewServiceClient::new(t.node("regulator-650100").await);
+    let task = the_task(&mut urumqi).await;
+    let due = task.deadline.clone().unwrap().due_date;
+    let (url, stop) = console(&t).await;
+    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
+        return;
+    };
+
+    // The queue, by deadline, under the officer's own certificate.
+    b.client.goto(&format!("{url}/review")).await.unwrap();
+    let officer = text_of(&b, "#officer").await;
+    assert!(officer.contains("regulator/650100"), "{officer}");
+    assert!(officer.contains("乌鲁木齐市"), "{officer}");
+    let queue = text_of(&b, "#queue").await;
+    assert!(queue.contains(&task.agency_name), "{queue}");
+    assert!(queue.contains(&due), "{queue}");
+    assert!(
+        queue.contains(&task.working_days_left.to_string()) && task.working_days_left > 0,
+        "{queue} / {}",
+        task.working_days_left
+    );
+    b.screenshot("console-queue").await;
+
+    // The task, its materials opened as the officer.
+    click_through(&b, Locator::LinkText(&task.agency_name)).await;
+    let materials = b
+        .client
+        .find_all(Locator::Css("#materials a"))
+        .await
+        .unwrap();
+    assert_eq!(materials.len(), 9, "every document of the filing is listed");
+    let mut licence = None;
+    for m in &materials {
+        if m.text().await.unwrap().contains("营业执照") {
+            licence = m.attr("href").await.unwrap();
+        }
+    }
+    let licence = licence.expect("the business licence is listed");
+    let (status, headers, body) = https_get_as(
+        &t.pki_dir,
+        Some("regulator-650100"),
+        &format!("{url}{licence}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, pdf(&format!("{DEMO_AGENCY_USCC} licence")));
+    assert_eq!(headers["content-type"], "application/pdf");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+    // Without a certificate the console does not even finish the handshake's request.
+    let refused = tokio::spawn({
+        let pki = t.pki_dir.clone();
+        let u = format!("{url}{licence}");
+        async move { https_get_as(&pki, None, &u).await }
+    })
+    .await;
+    assert!(refused.is_err(), "no certificate, no document");
+
+    // Refusing without a ground is refused beside the form, and changes nothing.
+    fill(&b, "reason", "材料不符").await;
+    press(&b, "#refuse").await;
+    let errors = text_of(&b, "#errors").await;
+    assert!(errors.contains("ground"), "{errors}");
+    assert!(text_of(&b, "#status").await.contains("待审核"));
+    b.screenshot("console-task-refusal-without-ground").await;
+
+    // Approved: a prefecture's approval goes on to the region (Art. 10).
+    press(&b, "#approve").await;
+    let status = text_of(&b, "#status").await;
+    assert!(status.contains("已报送自治区"), "{status}");
+    let decided = urumqi
+        .get_review_task(GetReviewTaskRequest {
+            task_id: task.task_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(decided.status, TaskStatus::Forwarded as i32);
+    b.screenshot("console-task-decided").await;
+
+    // An interview and a finding, recorded in the agency's credit file.
+    b.client
+        .goto(&format!("{url}/agencies/{DEMO_AGENCY_USCC}"))
+        .await
+        .unwrap();
+    let today = creditmesh_domain::calendar::format_date(
+        creditmesh_domain::calendar::cst_date(
+            time::OffsetDateTime::now_utc().unix_timestamp() * 1_000_000,
+        )
+        .unwrap(),
+    );
+    fill(&b, "held_on", &today).await;
+    fill(&b, "subject", "收费公示不全").await;
+    fill(&b, "summary", "约谈法定代表人，要求十日内补全收费公示。").await;
+    press(&b, "#record-interview").await;
+    let entries = text_of(&b, "#entries").await;
+    assert!(entries.contains("约谈"), "{entries}");
+    b.client
+        .find(Locator::Css("#category option:nth-child(2)"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "description", "宣传材料承诺评价结果为AAA级。").await;
+    press(&b, "#record-finding").await;
+    let entries = text_of(&b, "#entries").await;
+    assert!(entries.contains("违规认定"), "{entries}");
+    b.screenshot("console-credit-file").await;
+    let file = urumqi
+        .get_credit_file(GetCreditFileRequest {
+            uscc: DEMO_AGENCY_USCC.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for kind in ["interview", "finding"] {
+        let entry = file
+            .entries
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("a {kind} entry: {:?}", file.entries));
+        assert!(
+            entry.principal.ends_with("/regulator/650100"),
+            "the officer's authority made it, not the console: {}",
+            entry.principal
+        );
+    }
+    b.close().await;
+
+    // Kashgar's officer: no task, no file of Urumqi's agency.
+    let Some(k) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
+        return;
+    };
+    k.client.goto(&format!("{url}/review")).await.unwrap();
+    assert!(text_of(&k, "#officer").await.contains("653100"));
+    assert!(!page_source(&k).await.contains(&task.agency_name));
+    k.client
+        .goto(&format!("{url}/review/{}", task.task_id))
+        .await
+        .unwrap();
+    let source = page_source(&k).await;
+    assert!(source.contains("未找到"), "{source}");
+    assert!(!source.contains(&task.agency_name));
+    k.client
+        .goto(&format!("{url}/agencies/{DEMO_AGENCY_USCC}"))
+        .await
+        .unwrap();
+    let source = page_source(&k).await;
+    assert!(!source.contains("收费公示不全"), "{source}");
+    k.close().await;
+
+    // No certificate: the browser gets no page of the console at all.
+    let Some(n) = Browser::with_certificate(&t.pki_dir, None).await else {
+        return;
+    };
+    let _ = n.client.goto(&format!("{url}/review")).await;
+    let source = page_source(&n).await;
+    assert!(!source.contains("审核队列"), "{source}");
+    n.close().await;
+
+    // An agency's certificate: shown the door.
+    let Some(a) = Browser::with_certificate(&t.pki_dir, Some("agency")).await else {
+        return;
+    };
+    a.client.goto(&format!("{url}/review")).await.unwrap();
+    let source = page_source(&a).await;
+    assert!(source.contains("仅供社会信用主管部门人员使用"), "{source}");
+    assert!(!source.contains("审核队列") && !source.contains("id=\"queue\""));
+    a.close().await;
+    stop.cancel();
+}
+
+fn der_of(t: &TestMesh, name: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    let cert =
+        rustls::pki_types::CertificateDer::from_pem_file(t.pki_dir.join(format!("{name}.pem")))
+            .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(cert.as_ref())
+}
+
+async fn list_as(
+    t: &TestMesh,
+    caller: &str,
+    officer: Option<&str>,
+) -> Result<usize, tonic::Status> {
+    let mut client = ReviewServiceClient::new(t.node(caller).await);
+    let mut request = tonic::Request::new(ListReviewTasksRequest::default());
+    if let Some(cert) = officer {
+        request
+            .metadata_mut()
+            .insert("x-creditmesh-officer-cert", cert.parse().unwrap());
+    }
+    client
+        .list_review_tasks(request)
+        .await
+        .map(|r| r.into_inner().tasks.len())
+}
+
+async fn only_the_console_names_an_officer_and_only_by_a_valid_certificate(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency").await);
+    filed(&mut agency, DEMO_AGENCY_USCC, "2020-01-02", "console-2").await;
+    let urumqi = der_of(&t, "regulator-650100");
+    let kashgar = der_of(&t, "regulator-653100");
+    eventually("urumqi's task", Duration::from_secs(30), || async {
+        (list_as(&t, "service-console", Some(&urumqi)).await.ok()? == 1).then_some(())
+    })
+    .await;
+    // The console as Kashgar's officer sees Kashgar's (none).
+    assert_eq!(
+        list_as(&t, "service-console", Some(&kashgar))
+            .await
+            .unwrap(),
+        0
+    );
+    // The console as itself is no regulator.
+    let own = list_as(&t, "service-console", None).await.unwrap_err();
+    assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
+    // Nobody else may name an officer, however good the certificate.
+    let agency_naming = list_as(&t, "agency", Some(&urumqi)).await.unwrap_err();
+    assert_eq!(
+        agency_naming.code(),
+        Code::PermissionDenied,
+        "{agency_naming:?}"
+    );
+    let kashgar_naming = list_as(&t, "regulator-653100", Some(&urumqi))
+        .await
+        .unwrap_err();
+    assert_eq!(kashgar_naming.code(), Code::PermissionDenied);
+    // The console serves regulators' officers only.
+    let agency_cert = der_of(&t, "agency");
+    let not_officer = list_as(&t, "service-console", Some(&agency_cert))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_officer.code(),
+        Code::PermissionDenied,
+        "{not_officer:?}"
+    );
+    // Not base64; a certificate of another CA naming Urumqi's regulator.
+    let garbage = list_as(&t, "service-console", Some("not*base64"))
+        .await
+        .unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_ca = creditmesh_pki::Ca::init(elsewhere.path(), 1).unwrap();
+    other_ca
+        .issue(
+            elsewhere.path(),
+            creditmesh_tests::TRUST_DOMAIN,
+            &creditmesh_pki::LeafSpec {
+                name: "forged".into(),
+                principal: creditmesh_domain::Principal::new(
+                    creditmesh_domain::PrincipalKind::Regulator,
+                    creditmesh_domain::Tenant::parse("650100").unwrap(),
+                    "",
+                ),
+                dns_names: vec![],
+                ip_addresses: vec![],
+                usage: creditmesh_pki::Usage::Client,
+                lifetime_days: 1,
+            },
+        )
+        .unwrap();
+    let forged = {
+        use rustls::pki_types::pem::PemObject;
+        let cert =
+            rustls::pki_types::CertificateDer::from_pem_file(elsewhere.path().join("forged.pem"))
+                .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(cert.as_ref())
+    };
+    let forged = list_as(&t, "service-console", Some(&forged))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::Unauthenticated, "{forged:?}");
+}
