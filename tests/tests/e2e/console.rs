@@ -26,6 +26,8 @@ use super::review::the_task;
 crate::on_both_engines!(
     an_officer_reviews_and_supervises_in_the_console_with_their_certificate,
     only_the_console_names_an_officer_and_only_by_a_valid_certificate,
+    an_officer_accepts_resolves_and_refers_complaints_in_the_console,
+    an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code,
 );
 
 /// The console in front of `t`'s node listener, as `creditmesh dev` starts it.
@@ -333,4 +335,264 @@ async fn only_the_console_names_an_officer_and_only_by_a_valid_certificate(engin
         .await
         .unwrap_err();
     assert_eq!(forged.code(), Code::Unauthenticated, "{forged:?}");
+}
+
+/// A complaint to Urumqi's authority about the demo agency, from the public listener.
+async fn complain(t: &TestMesh, request_id: &str, subject: &str) -> String {
+    use creditmesh_proto::complaints::v1::SubmitComplaintRequest;
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    ComplaintServiceClient::new(t.public().await)
+        .submit_complaint(SubmitComplaintRequest {
+            request_id: request_id.into(),
+            agency_uscc: DEMO_AGENCY_USCC.into(),
+            agency_name: "乌鲁木齐信用评价有限公司".into(),
+            tenant: "650100".into(),
+            complainant_name: "阿依努尔".into(),
+            complainant_contact: "aynur@example.org".into(),
+            subject: subject.into(),
+            description: "机构承诺付双倍费用即可评为AAA级。".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tracking_number
+}
+
+fn today_cst() -> String {
+    creditmesh_domain::calendar::format_date(
+        creditmesh_domain::calendar::cst_date(
+            time::OffsetDateTime::now_utc().unix_timestamp() * 1_000_000,
+        )
+        .unwrap(),
+    )
+}
+
+async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let referred = complain(&t, "console-c1", "承诺评级").await;
+    let resolved = complain(&t, "console-c2", "收费未公示").await;
+    let (url, stop) = console(&t).await;
+    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
+        return;
+    };
+    b.client.goto(&format!("{url}/complaints")).await.unwrap();
+    let queue = text_of(&b, "#complaints").await;
+    assert!(
+        queue.contains(&referred) && queue.contains(&resolved),
+        "{queue}"
+    );
+    b.screenshot("console-complaints").await;
+
+    // One is accepted, then resolved on a verified finding against the agency.
+    click_through(&b, Locator::LinkText(&resolved)).await;
+    press(&b, "#accept-complaint").await;
+    assert!(text_of(&b, "#status").await.contains("已受理"));
+    fill(
+        &b,
+        "verified",
+        "调取了机构收费公示页面和合同原件，核实收费项目未公示。",
+    )
+    .await;
+    fill(&b, "outcome-text", "经核查，投诉属实，已责令机构改正。").await;
+    b.client
+        .find(Locator::Id("against_agency"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    press(&b, "#resolve-complaint").await;
+    let status = text_of(&b, "#status").await;
+    assert!(status.contains("已办结"), "{status}");
+    assert!(text_of(&b, "#outcome").await.contains("投诉属实"));
+    b.screenshot("console-complaint-resolved").await;
+
+    // The other goes by letter to a department outside the platform.
+    b.client
+        .goto(&format!("{url}/complaints/{referred}"))
+        .await
+        .unwrap();
+    let other = creditmesh_proto::complaints::v1::Department::Other as i32;
+    b.client
+        .find(Locator::Css(&format!(
+            "#department option[value='{other}']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "department_tenant", "650100").await;
+    fill(&b, "department_name", "国家金融监督管理总局新疆监管局").await;
+    fill(&b, "refer-reason", "涉及金融信用信息，不属本机关职责。").await;
+    b.client
+        .find(Locator::Id("channel-letter"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "letter_reference", "乌信移〔2026〕1号").await;
+    fill(&b, "letter_sent_on", &today_cst()).await;
+    press(&b, "#refer-complaint").await;
+    let status = text_of(&b, "#status").await;
+    assert!(status.contains("已转交有关部门"), "{status}");
+    let referrals = text_of(&b, "#referrals").await;
+    assert!(
+        referrals.contains("已函送") && referrals.contains("乌信移〔2026〕1号"),
+        "{referrals}"
+    );
+    b.screenshot("console-complaint-referred").await;
+
+    // Both are the officer's acts, attributed to Urumqi's authority.
+    let file = ReviewServiceClient::new(t.node("regulator-650100").await)
+        .get_credit_file(GetCreditFileRequest {
+            uscc: DEMO_AGENCY_USCC.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let finding = file
+        .entries
+        .iter()
+        .find(|e| e.kind == "complaint_finding")
+        .unwrap_or_else(|| panic!("the finding reached the credit file: {:?}", file.entries));
+    assert!(
+        finding.principal.ends_with("/regulator/650100"),
+        "{}",
+        finding.principal
+    );
+    b.close().await;
+
+    // Kashgar's officer sees neither.
+    let Some(k) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
+        return;
+    };
+    k.client.goto(&format!("{url}/complaints")).await.unwrap();
+    let source = page_source(&k).await;
+    assert!(
+        !source.contains(&referred) && !source.contains(&resolved),
+        "{source}"
+    );
+    k.client
+        .goto(&format!("{url}/complaints/{referred}"))
+        .await
+        .unwrap();
+    let source = page_source(&k).await;
+    assert!(
+        source.contains("未找到") && !source.contains("阿依努尔"),
+        "{source}"
+    );
+    k.close().await;
+    stop.cancel();
+}
+
+async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(engine: Engine) {
+    use super::objections::{
+        client, loan, mesh_at, object, record_id, subject, the_register_says_kashgar_is_revoked,
+    };
+    use creditmesh_proto::datapush::v1::{
+        ListObjectionsRequest, ObjectionDecision, ObjectionGround,
+    };
+    let Some((t, _clock)) = mesh_at(engine, time::macros::date!(2026 - 09 - 25)).await else {
+        return;
+    };
+    super::datapush::push(
+        t.node("agency-kashgar").await,
+        vec![loan("console-gone", &subject(), "2026-09-01", 1.0)],
+    )
+    .await
+    .unwrap();
+    let id = record_id(&t, "console-gone").await;
+    let mut kashgar = client(&t, "regulator-653100").await;
+    let o = object(
+        &mut kashgar,
+        "console-gone",
+        &id,
+        ObjectionGround::Error,
+        "金额有误",
+        "subject@example.org",
+    )
+    .await;
+    the_register_says_kashgar_is_revoked(&t).await;
+    let (url, stop) = console(&t).await;
+    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
+        return;
+    };
+    b.client.goto(&format!("{url}/objections")).await.unwrap();
+    let card = format!("#objection-{}", o.objection_id);
+    let shown = text_of(&b, &card).await;
+    assert!(shown.contains("信息错误"), "{shown}");
+
+    // An access code for the subject, shown once.
+    fill(&b, "subject_identifier", &subject()).await;
+    press(&b, "#issue-code").await;
+    let code = text_of(&b, "#access-code").await;
+    assert!(code.len() >= 8, "{code}");
+    let issued = text_of(&b, "#issued").await;
+    assert!(
+        !issued.contains(&subject()),
+        "the identifier is shown masked: {issued}"
+    );
+    b.screenshot("console-objections-access-code").await;
+    b.client.goto(&format!("{url}/objections")).await.unwrap();
+    assert!(!page_source(&b).await.contains(&code), "shown once only");
+
+    // Kept, with reasons: the authority decides in the gone agency's place.
+    let form = b
+        .client
+        .find(Locator::Css(&format!("{card} form")))
+        .await
+        .unwrap();
+    form.find(Locator::Css("option[value='keep']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    form.find(Locator::Css("textarea[name='reasons']"))
+        .await
+        .unwrap()
+        .send_keys("借款合同载明的金额与报送一致。")
+        .await
+        .unwrap();
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    form.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the next page", Duration::from_secs(10), || {
+        let old = old.clone();
+        async move { old.tag_name().await.is_err().then_some(()) }
+    })
+    .await;
+    assert!(
+        b.client.find(Locator::Css(&card)).await.is_err(),
+        "no longer open"
+    );
+    let decided = kashgar
+        .list_objections(ListObjectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .objections
+        .into_iter()
+        .find(|x| x.objection_id == o.objection_id)
+        .unwrap();
+    assert_eq!(decided.decision, ObjectionDecision::Keep as i32);
+    assert!(decided.decision_reasons.contains("借款合同"));
+    b.close().await;
+
+    // Urumqi's officer does not see it.
+    let Some(u) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
+        return;
+    };
+    u.client.goto(&format!("{url}/objections")).await.unwrap();
+    assert!(!page_source(&u).await.contains(&o.objection_id));
+    u.close().await;
+    stop.cancel();
 }

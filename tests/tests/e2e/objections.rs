@@ -1262,35 +1262,7 @@ async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engi
         "{early:?}"
     );
 
-    // The register says the filing is revoked (filing's register_changed, as review's
-    // revocation makes it).
-    use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
-    use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
-    EventSinkServiceClient::new(
-        creditmesh_tests::mtls(t.service_addr("datapush"), &t.pki_dir, "service-filing").await,
-    )
-    .deliver(DeliverRequest {
-        event: Some(Event {
-            id: uuid::Uuid::now_v7().to_string(),
-            r#type: RegisterChanged::TYPE.into(),
-            source: "filing".into(),
-            tenant: "653100".into(),
-            principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
-            subject: "f".into(),
-            // Later than the notice that made it active.
-            occurred_at: Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into()),
-            payload: prost::Message::encode_to_vec(&RegisterChanged {
-                filing_id: "f".into(),
-                tenant: "653100".into(),
-                uscc: KASHGAR.into(),
-                notice: "revoked".into(),
-                status: "revoked".into(),
-                ..Default::default()
-            }),
-        }),
-    })
-    .await
-    .unwrap();
+    the_register_says_kashgar_is_revoked(&t).await;
     let (datapush, complaints) = (t.db_url("datapush"), t.db_url("complaints"));
     eventually(
         "the subject told who decides now",
@@ -1344,6 +1316,38 @@ async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engi
     )
     .await;
     t.stop().await;
+}
+
+/// Tells datapush that the Kashgar agency's filing is revoked, as filing's register_changed
+/// (made by review's revocation) tells it.
+pub async fn the_register_says_kashgar_is_revoked(t: &TestMesh) {
+    use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
+    use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
+    EventSinkServiceClient::new(
+        creditmesh_tests::mtls(t.service_addr("datapush"), &t.pki_dir, "service-filing").await,
+    )
+    .deliver(DeliverRequest {
+        event: Some(Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            r#type: RegisterChanged::TYPE.into(),
+            source: "filing".into(),
+            tenant: "653100".into(),
+            principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+            subject: "f".into(),
+            // Later than the notice that made it active.
+            occurred_at: Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into()),
+            payload: prost::Message::encode_to_vec(&RegisterChanged {
+                filing_id: "f".into(),
+                tenant: "653100".into(),
+                uscc: KASHGAR.into(),
+                notice: "revoked".into(),
+                status: "revoked".into(),
+                ..Default::default()
+            }),
+        }),
+    })
+    .await
+    .unwrap();
 }
 
 /// Uploads `bytes` as a material of an objection to `record_id`, in two chunks.

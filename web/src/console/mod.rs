@@ -5,7 +5,9 @@
 //! certificate, which the gateway checks again: what an officer may see or do here is exactly
 //! what a gRPC call with the officer's certificate may.
 
+mod complaints;
 mod listener;
+mod objections;
 mod review;
 mod supervision;
 
@@ -22,6 +24,8 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use creditmesh_domain::{Principal, PrincipalKind};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
+use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_rpc::OFFICER_CERT_HEADER;
@@ -106,6 +110,8 @@ type Mesh = InterceptedService<Channel, AsOfficer>;
 struct Desk {
     review: ReviewServiceClient<Mesh>,
     filing: FilingServiceClient<Mesh>,
+    complaints: ComplaintServiceClient<Mesh>,
+    datapush: DataPushServiceClient<Mesh>,
 }
 
 #[derive(Clone)]
@@ -136,7 +142,9 @@ pub async fn start(
     .with_context(|| format!("gateway url {}", node.gateway_url))?;
     let desk = Desk {
         review: ReviewServiceClient::with_interceptor(channel.clone(), AsOfficer),
-        filing: FilingServiceClient::with_interceptor(channel, AsOfficer),
+        filing: FilingServiceClient::with_interceptor(channel.clone(), AsOfficer),
+        complaints: ComplaintServiceClient::with_interceptor(channel.clone(), AsOfficer),
+        datapush: DataPushServiceClient::with_interceptor(channel, AsOfficer),
     };
     let gatekeeper = Gatekeeper {
         tls: server_tls.clone(),
@@ -151,6 +159,18 @@ pub async fn start(
             "/filings/{filing_id}/documents/{sha256}",
             get(review::document),
         )
+        .route("/complaints", get(complaints::queue))
+        .route("/complaints/{tn}", get(complaints::complaint))
+        .route("/complaints/{tn}/accept", post(complaints::accept))
+        .route("/complaints/{tn}/resolve", post(complaints::resolve))
+        .route("/complaints/{tn}/refer", post(complaints::refer))
+        .route(
+            "/complaints/{tn}/evidence/{sha256}",
+            get(complaints::evidence),
+        )
+        .route("/objections", get(objections::desk))
+        .route("/objections/access-codes", post(objections::issue_code))
+        .route("/objections/{objection_id}", post(objections::decide))
         .route("/agencies", get(supervision::lookup))
         .route("/agencies/{uscc}", get(supervision::agency))
         .route("/agencies/{uscc}/interviews", post(supervision::interview))
@@ -362,6 +382,33 @@ async fn home() -> Response {
 
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "页面不存在 · No such page")
+}
+
+/// A file the mesh streams, shown by the browser's own viewer (never as a page of this site:
+/// it is sandboxed), under the name it was uploaded with.
+pub fn inline_file<S>(media_type: &str, file_name: &str, chunks: S) -> Response
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, Status>> + Send + 'static,
+{
+    use futures::StreamExt;
+    use http::{HeaderValue, header};
+    let body = axum::body::Body::from_stream(
+        chunks.map(|c| c.map_err(|status| std::io::Error::other(status.message().to_owned()))),
+    );
+    let media_type = HeaderValue::from_str(media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let name: String = form_urlencoded::byte_serialize(file_name.as_bytes()).collect();
+    let disposition = HeaderValue::from_str(&format!("inline; filename*=UTF-8''{name}"))
+        .unwrap_or(HeaderValue::from_static("inline"));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, media_type);
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    response
 }
 
 /// A fresh idempotency key for a form: the write it sends is made once however often it is

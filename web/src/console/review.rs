@@ -2,7 +2,7 @@
 //! the grounds the Measures give (Art. 9, 12, 18).
 
 use askama::Template;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use creditmesh_proto::filing::v1::{
@@ -13,7 +13,7 @@ use creditmesh_proto::review::v1::{
     GetReviewTaskRequest, ListReviewTasksRequest, RefusalGround, ReviewTask, TaskKind, TaskStatus,
 };
 use futures::StreamExt;
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
@@ -379,26 +379,14 @@ pub async fn document(
         Some(Err(status)) => return failed(&status),
         None => return failed(&tonic::Status::not_found("empty")),
     };
-    let body = Body::from_stream(stream.map(|part| match part {
-        Ok(p) => match p.part {
-            Some(read_document_response::Part::Chunk(bytes)) => Ok(Bytes::from(bytes)),
-            _ => Ok(Bytes::new()),
-        },
-        Err(status) => Err(std::io::Error::other(status.message().to_owned())),
-    }));
-    let media_type = HeaderValue::from_str(&meta.media_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let name: String = form_urlencoded::byte_serialize(meta.file_name.as_bytes()).collect();
-    let disposition = HeaderValue::from_str(&format!("inline; filename*=UTF-8''{name}"))
-        .unwrap_or(HeaderValue::from_static("inline"));
-    let mut response = Response::new(body);
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, media_type);
-    h.insert(header::CONTENT_DISPOSITION, disposition);
-    // A document is shown by the browser's own viewer, never as a page of this site.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
-    response
+    super::inline_file(
+        &meta.media_type,
+        &meta.file_name,
+        stream.map(|part| {
+            part.map(|p| match p.part {
+                Some(read_document_response::Part::Chunk(bytes)) => Bytes::from(bytes),
+                _ => Bytes::new(),
+            })
+        }),
+    )
 }

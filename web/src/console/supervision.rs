@@ -68,7 +68,7 @@ fn kind_name(kind: &str) -> String {
     format!("{zh} · {}", kind.replace('_', " "))
 }
 
-fn categories() -> Vec<Category> {
+pub fn categories() -> Vec<Category> {
     use FindingCategory::*;
     let c = |v: FindingCategory, label| Category {
         value: v as i32,
