@@ -23,6 +23,7 @@ ensure_browser() {
       || { echo "browser: could not install ${missing[*]}" >&2; return 1; }
   fi
   ensure_certificate_policy
+  ensure_axe
   export CREDITMESH_TEST_CHROMEDRIVER="$(command -v chromedriver)"
   export CREDITMESH_TEST_CHROMIUM="$(command -v chromium)"
   echo "browser: $("$CREDITMESH_TEST_CHROMIUM" --version 2>/dev/null | head -1) with $("$CREDITMESH_TEST_CHROMEDRIVER" --version | head -1)"
@@ -42,4 +43,24 @@ ensure_certificate_policy() {
   $sudo mkdir -p "$dir" && printf '%s\n' "$policy" | $sudo tee "$file" >/dev/null \
     || { echo "browser: could not write $file" >&2; return 1; }
   echo "browser: wrote $file"
+}
+
+# axe-core, the accessibility engine the browser tests run on every page they visit: one
+# pinned release from the npm registry, checked against its known digest, kept under target/.
+AXE_VERSION=4.11.0
+AXE_SHA256=e9e5863c33a874f09bc01acd9234b7e3c871479f5eef8802fa582544465e6d01
+ensure_axe() {
+  local dir="${CARGO_TARGET_DIR:-$PWD/target}/tools/axe-core-$AXE_VERSION"
+  local file="$dir/axe.min.js"
+  if [ ! -f "$file" ] || ! echo "$AXE_SHA256  $file" | sha256sum -c --status; then
+    mkdir -p "$dir"
+    local tgz="$dir/axe-core.tgz"
+    curl -fsSL "https://registry.npmjs.org/axe-core/-/axe-core-$AXE_VERSION.tgz" -o "$tgz" \
+      || { echo "browser: could not fetch axe-core $AXE_VERSION" >&2; return 1; }
+    tar -xzf "$tgz" -C "$dir" --strip-components=1 package/axe.min.js
+    rm -f "$tgz"
+    echo "$AXE_SHA256  $file" | sha256sum -c --status \
+      || { echo "browser: axe-core $AXE_VERSION does not match its digest" >&2; rm -f "$file"; return 1; }
+  fi
+  export CREDITMESH_TEST_AXE="$file"
 }

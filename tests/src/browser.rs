@@ -10,6 +10,7 @@ use fantoccini::{Client, ClientBuilder};
 use tokio::process::{Child, Command};
 
 const DRIVER_ENV: &str = "CREDITMESH_TEST_CHROMEDRIVER";
+const AXE_ENV: &str = "CREDITMESH_TEST_AXE";
 
 pub struct Browser {
     pub client: Client,
@@ -176,6 +177,51 @@ impl Browser {
         std::fs::create_dir_all(&dir).expect("screenshot directory");
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
+    }
+
+    /// Records the page as it stands: a screenshot `NAME.png` (see [`Browser::screenshot`]),
+    /// and axe-core's audit of it (`CREDITMESH_TEST_AXE`, fetched by `scripts/browser.sh`),
+    /// which must find no serious or critical violation.
+    pub async fn record_page(&self, name: &str) {
+        self.screenshot(name).await;
+        if let Some(found) = self.audit(name).await {
+            assert!(
+                found.is_empty(),
+                "{name}: axe-core finds serious or critical violations: {found:#?}"
+            );
+        }
+    }
+
+    /// axe-core's serious and critical violations on the page as it stands, each with where it
+    /// is; `None` outside CI when axe-core is not at hand.
+    pub async fn audit(&self, name: &str) -> Option<Vec<String>> {
+        let axe = match std::env::var(AXE_ENV) {
+            Ok(path) if !path.is_empty() => {
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{AXE_ENV}={path}: {e}"))
+            }
+            _ => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("{AXE_ENV} must be set under CI: every page is audited");
+                }
+                eprintln!("{name}: not audited, {AXE_ENV} is not set");
+                return None;
+            }
+        };
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n{axe}\n\
+             axe.run(document, {{ resultTypes: ['violations'] }})\
+               .then(r => done(r.violations\
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +\
+                   v.nodes.map(n => n.target.join(' ')).join(', '))))\
+               .catch(e => done(['axe-core failed: ' + e]));"
+        );
+        let found = self
+            .client
+            .execute_async(&script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: axe-core did not run: {e}"));
+        Some(serde_json::from_value(found).expect("a list of violations"))
     }
 
     pub async fn close(self) {

@@ -145,7 +145,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
         !results.contains(REFUSED),
         "a refused filing is not on the register: {results}"
     );
-    b.screenshot("register-search-zh").await;
+    b.record_page("register-search-zh").await;
     // Searching for the refused agency's code finds nothing.
     b.client
         .goto(&format!("{site}/?uscc={REFUSED}"))
@@ -222,7 +222,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
     let key = t.pki_dir.join(creditmesh_disclosure::checkpoint::VKEY_FILE);
     let (ok, out, err) = verify_cli(&["--key".as_ref(), key.as_os_str(), file.as_os_str()]).await;
     assert!(ok && out.contains("is in the tree"), "{out}{err}");
-    b.screenshot("agency-revoked-zh").await;
+    b.record_page("agency-revoked-zh").await;
 
     // The same page in English.
     press(&b, "nav.lang a").await;
@@ -238,7 +238,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
         .await
         .unwrap();
     assert_eq!(lang, "en");
-    b.screenshot("agency-revoked-en").await;
+    b.record_page("agency-revoked-en").await;
     b.client
         .goto(&format!("{site}/?lang=en&name=Credit+Agency"))
         .await
@@ -248,7 +248,7 @@ async fn the_register_finds_an_approved_agency_and_shows_its_revocation(engine: 
             .await
             .contains("filing revoked")
     );
-    b.screenshot("register-search-en").await;
+    b.record_page("register-search-en").await;
 
     b.close().await;
     stop.cancel();
@@ -312,7 +312,7 @@ async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) 
         "no alert was raised"
     );
     assert!(b.client.find(Locator::Css("table.agencies")).await.is_err());
-    b.screenshot("register-field-error-zh").await;
+    b.record_page("register-field-error-zh").await;
 
     // The injected text as a search is just a name nobody has.
     b.client
@@ -331,6 +331,7 @@ async fn bad_input_is_marked_beside_its_field_and_shown_as_text(engine: Engine) 
         .await
         .unwrap();
     assert!(text_of(&b, "h1").await.contains("未找到"));
+    b.record_page("not-found-zh").await;
 
     b.close().await;
     stop.cancel();
@@ -443,8 +444,9 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         .unwrap();
     press(&b, "form.complaint button").await;
     assert!(text_of(&b, "#subject-error").await.contains("required"));
-    b.screenshot("complaint-field-errors-en").await;
+    b.record_page("complaint-field-errors-en").await;
     b.client.goto(&format!("{site}/complaints")).await.unwrap();
+    b.record_page("complaint-form-zh").await;
     let injected = "<script>document.title='owned'</script>";
     fill(&b, "agency_uscc", "91653101MA78KT005X").await;
     fill(&b, "description", injected).await;
@@ -475,7 +477,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         complaints_held(&t).await.is_empty(),
         "an invalid form stores nothing"
     );
-    b.screenshot("complaint-field-errors-zh").await;
+    b.record_page("complaint-field-errors-zh").await;
 
     // Evidence: a file chosen with text that is not fit to be filed is not uploaded.
     let files = tempfile::tempdir().unwrap();
@@ -511,12 +513,13 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     );
     assert!(complaints_held(&t).await.is_empty());
     assert_eq!(evidence_held(&t).await, 1, "the PDF only");
-    b.screenshot("complaint-evidence-error-zh").await;
+    b.record_page("complaint-evidence-error-zh").await;
 
     // Sent again without choosing anything: received with the kept PDF; the confirmation
     // shows the number and the code once, and the file.
     press(&b, "form.complaint button").await;
     assert_eq!(text_of(&b, "h1").await, "投诉已收到");
+    b.record_page("complaint-received-zh").await;
     let number = text_of(&b, "#tracking-number").await;
     let code = text_of(&b, "#access-code").await;
     assert!(!number.is_empty() && !code.is_empty());
@@ -561,6 +564,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         .goto(&format!("{site}/complaints/track"))
         .await
         .unwrap();
+    b.record_page("complaint-track-form-zh").await;
     fill(&b, "tracking_number", &number).await;
     fill(&b, "access_code", "wrong-code").await;
     press(&b, "form.search button").await;
@@ -590,7 +594,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
     }
     // The access code never appears in an address.
     assert_not_in_address(&b, &code).await;
-    b.screenshot("complaint-tracked-zh").await;
+    b.record_page("complaint-tracked-zh").await;
 
     // Tracked in English.
     b.client
@@ -608,7 +612,7 @@ async fn a_complaint_from_the_form_is_tracked_to_its_referral(engine: Engine) {
         text_of(&b, "#referred-to").await,
         "market regulation (乌鲁木齐市市场监管部门)"
     );
-    b.screenshot("complaint-tracked-en").await;
+    b.record_page("complaint-tracked-en").await;
 
     b.close().await;
     stop.cancel();
@@ -643,7 +647,7 @@ async fn evidence_over_its_limits_is_refused_beside_the_file_field(engine: Engin
     assert_eq!(error, "scan.pdf: is larger than 10 MiB");
     assert_eq!(evidence_held(&t).await, 0);
     assert!(complaints_held(&t).await.is_empty());
-    b.screenshot("complaint-evidence-too-large-en").await;
+    b.record_page("complaint-evidence-too-large-en").await;
 
     // This address already holds as many uploads as no complaint names as it may: the next
     // is refused beside the field and not kept.
@@ -761,6 +765,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     // A wrong code shows nothing.
     b.client.goto(&format!("{site}/access")).await.unwrap();
     assert_eq!(text_of(&b, "h1").await, "查询本人信用信息");
+    b.record_page("access-form-zh").await;
     fill(&b, "subject_identifier", &who).await;
     fill(&b, "access_code", "0123456789abcdef0123456789abcdef").await;
     press(&b, "form.search button").await;
@@ -823,7 +828,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     );
     // The code is not in the address.
     assert_not_in_address(&b, &code).await;
-    b.screenshot("access-records-zh").await;
+    b.record_page("access-records-zh").await;
 
     // An objection without ground or statement: errors beside those fields, nothing filed.
     b.client
@@ -839,7 +844,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     assert!(text_of(&b, "#statement-0-error").await.contains("必填"));
     assert!(b.client.find(Locator::Id("contact-0-error")).await.is_err());
     assert_eq!(record_status(&t, &r1).await, RecordStatus::Active);
-    b.screenshot("access-objection-errors-zh").await;
+    b.record_page("access-objection-errors-zh").await;
 
     // Filed with a ground and a statement that carries markup: the record is marked at once,
     // and the statement comes back as text.
@@ -868,7 +873,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     assert_eq!(scripts_on_page(&b).await, 0);
     assert_eq!(record_status(&t, &r1).await, RecordStatus::UnderObjection);
     assert_eq!(record_status(&t, &r2).await, RecordStatus::Active);
-    b.screenshot("access-objected-zh").await;
+    b.record_page("access-objected-zh").await;
 
     // The agency keeps the record with its reasons; the subject attaches a statement to that
     // decision from the page (an empty one is refused beside its field).
@@ -923,7 +928,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         .objections
         .remove(0);
     assert_eq!(kept.subject_statement, said);
-    b.screenshot("access-statement-zh").await;
+    b.record_page("access-statement-zh").await;
 
     // The same records in English.
     b.client
@@ -939,7 +944,7 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
             .await
             .contains("Your statement")
     );
-    b.screenshot("access-records-en").await;
+    b.record_page("access-records-en").await;
 
     b.close().await;
     stop.cancel();
@@ -1203,7 +1208,7 @@ async fn the_site_is_named_by_its_operator_and_fits_a_phone(engine: Engine) {
             );
         }
     }
-    b.screenshot("site-on-a-phone").await;
+    b.record_page("site-on-a-phone").await;
     stop.cancel();
     stop_plain.cancel();
     t.stop().await;
@@ -1234,4 +1239,24 @@ async fn a_page_costs_the_visitor_the_gateway_calls_it_makes(engine: Engine) {
     assert_eq!(status_from("127.0.0.5".parse().unwrap(), &page).await, 404);
     stop.cancel();
     t.stop().await;
+}
+
+/// The audit every recorded page passes is one that fails a page that should fail: an image
+/// without a text alternative, a field without a label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accessibility_audit_finds_what_it_should() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let page = "<!doctype html><html lang=en><head><title>t</title></head><body><main>\
+                <img src='x.png'><form><input type=text></form></main></body></html>";
+    b.client
+        .goto(&format!("data:text/html,{page}"))
+        .await
+        .unwrap();
+    if let Some(found) = b.audit("bad-page").await {
+        let all = found.join("\n");
+        assert!(all.contains("image-alt") && all.contains("label"), "{all}");
+    }
+    b.close().await;
 }

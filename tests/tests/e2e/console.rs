@@ -65,6 +65,8 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         return;
     };
 
+    b.client.goto(&url).await.unwrap();
+    b.record_page("console-home").await;
     // The queue, by deadline, under the officer's own certificate.
     b.client.goto(&format!("{url}/review")).await.unwrap();
     let officer = text_of(&b, "#officer").await;
@@ -78,7 +80,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         "{queue} / {}",
         task.working_days_left
     );
-    b.screenshot("console-queue").await;
+    b.record_page("console-queue").await;
 
     // The task, its materials opened as the officer.
     click_through(&b, Locator::LinkText(&task.agency_name)).await;
@@ -88,6 +90,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         .await
         .unwrap();
     assert_eq!(materials.len(), 9, "every document of the filing is listed");
+    b.record_page("console-task").await;
     let mut licence = None;
     for m in &materials {
         if m.text().await.unwrap().contains("营业执照") {
@@ -120,7 +123,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     let errors = text_of(&b, "#errors").await;
     assert!(errors.contains("ground"), "{errors}");
     assert!(text_of(&b, "#status").await.contains("待审核"));
-    b.screenshot("console-task-refusal-without-ground").await;
+    b.record_page("console-task-refusal-without-ground").await;
 
     // Approved: a prefecture's approval goes on to the region (Art. 10).
     press(&b, "#approve").await;
@@ -136,7 +139,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         .task
         .unwrap();
     assert_eq!(decided.status, TaskStatus::Forwarded as i32);
-    b.screenshot("console-task-decided").await;
+    b.record_page("console-task-decided").await;
 
     // An interview and a finding, recorded in the agency's credit file.
     b.client
@@ -149,6 +152,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         )
         .unwrap(),
     );
+    b.record_page("console-agency").await;
     fill(&b, "held_on", &today).await;
     fill(&b, "subject", "收费公示不全").await;
     fill(&b, "summary", "约谈法定代表人，要求十日内补全收费公示。").await;
@@ -166,7 +170,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     press(&b, "#record-finding").await;
     let entries = text_of(&b, "#entries").await;
     assert!(entries.contains("违规认定"), "{entries}");
-    b.screenshot("console-credit-file").await;
+    b.record_page("console-credit-file").await;
     let file = urumqi
         .get_credit_file(GetCreditFileRequest {
             uscc: DEMO_AGENCY_USCC.into(),
@@ -203,6 +207,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     let source = page_source(&k).await;
     assert!(source.contains("未找到"), "{source}");
     assert!(!source.contains(&task.agency_name));
+    k.record_page("console-not-found").await;
     k.client
         .goto(&format!("{url}/agencies/{DEMO_AGENCY_USCC}"))
         .await
@@ -382,10 +387,11 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
         queue.contains(&referred) && queue.contains(&resolved),
         "{queue}"
     );
-    b.screenshot("console-complaints").await;
+    b.record_page("console-complaints").await;
 
     // One is accepted, then resolved on a verified finding against the agency.
     click_through(&b, Locator::LinkText(&resolved)).await;
+    b.record_page("console-complaint").await;
     press(&b, "#accept-complaint").await;
     assert!(text_of(&b, "#status").await.contains("已受理"));
     fill(
@@ -406,7 +412,7 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
     let status = text_of(&b, "#status").await;
     assert!(status.contains("已办结"), "{status}");
     assert!(text_of(&b, "#outcome").await.contains("投诉属实"));
-    b.screenshot("console-complaint-resolved").await;
+    b.record_page("console-complaint-resolved").await;
 
     // The other goes by letter to a department outside the platform.
     b.client
@@ -443,7 +449,7 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
         referrals.contains("已函送") && referrals.contains("乌信移〔2026〕1号"),
         "{referrals}"
     );
-    b.screenshot("console-complaint-referred").await;
+    b.record_page("console-complaint-referred").await;
 
     // Both are the officer's acts, attributed to Urumqi's authority.
     let file = ReviewServiceClient::new(t.node("regulator-650100").await)
@@ -525,6 +531,7 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
     let card = format!("#objection-{}", o.objection_id);
     let shown = text_of(&b, &card).await;
     assert!(shown.contains("信息错误"), "{shown}");
+    b.record_page("console-objections").await;
 
     // An access code for the subject, shown once.
     fill(&b, "subject_identifier", &subject()).await;
@@ -536,7 +543,7 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
         !issued.contains(&subject()),
         "the identifier is shown masked: {issued}"
     );
-    b.screenshot("console-objections-access-code").await;
+    b.record_page("console-objections-access-code").await;
     b.client.goto(&format!("{url}/objections")).await.unwrap();
     assert!(!page_source(&b).await.contains(&code), "shown once only");
 
