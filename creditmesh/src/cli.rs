@@ -830,14 +830,12 @@ async fn dev(
     let web_stop = CancellationToken::new();
     let web = start_web(&cfg, mesh.public_addr, web_stop.clone()).await?;
     let console = start_console(&cfg, mesh.node_addr, web_stop.clone()).await?;
-    print_banner(&cfg, &pki_dir, pki.minted, &mesh, department.addr);
-    println!(
-        "  website         http://{}/ (the register, as a browser sees it)",
-        web.addr
-    );
-    println!(
-        "  console         https://{}/ (officers sign in with a regulator's certificate, such as regulator-650100.pem; see the README)",
-        console.addr
+    print_banner(
+        &cfg,
+        &pki_dir,
+        pki.minted,
+        &mesh,
+        [department.addr, web.addr, console.addr],
     );
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
@@ -856,7 +854,7 @@ fn print_banner(
     pki_dir: &Path,
     minted: bool,
     mesh: &crate::Mesh,
-    department: SocketAddr,
+    [department, web, console]: [SocketAddr; 3],
 ) {
     let p = pki_dir.display();
     println!("creditmesh dev is running");
@@ -876,6 +874,10 @@ fn print_banner(
     );
     println!(
         "  certificates    {p}/agency.pem, regulator-650000.pem, regulator-650100.pem, department.pem, department-node.pem (each with its .key)"
+    );
+    println!("  website         http://{web}/ (the register, as a browser sees it)");
+    println!(
+        "  console         https://{console}/ (officers sign in with a regulator's certificate, such as regulator-650100.pem: see the README)"
     );
     println!();
     println!("try it:");

@@ -211,6 +211,10 @@ async fn start_dev(data_dir: &Path) -> Dev {
             "127.0.0.1:0",
             "--department-listen",
             "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
         ])
         .env_remove("CREDITMESH_DATABASE__URL")
         .env("CREDITMESH_GATEWAY__RATE_PER_SECOND__PUBLIC", "0");
@@ -290,6 +294,33 @@ async fn a_department_answers_referrals_from_its_command_line() {
     .unwrap()
     .into_inner()
     .referral_id;
+    // The console `dev` serves shows the officer the complaint, and no one else anything.
+    let console = dev
+        .banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("console"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no console in the banner:\n{}", dev.banner))
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, _, page) = creditmesh_tests::https_get_as(
+        &pki,
+        Some("regulator-650000"),
+        &format!("{console}/complaints/{}", submitted.tracking_number),
+    )
+    .await;
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("spiffe://creditmesh.xinjiang/regulator/650000"),
+        "{page}"
+    );
+    assert!(page.contains("a licensing matter"), "{page}");
+    let (status, _, _) =
+        creditmesh_tests::https_get_as(&pki, Some("agency"), &format!("{console}/complaints"))
+            .await;
+    assert_eq!(status, 403);
+
     let data_dir = dir.path().display().to_string();
     let env = [
         ("CREDITMESH_DATA_DIR", data_dir.as_str()),
