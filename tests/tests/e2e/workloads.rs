@@ -166,10 +166,12 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
     let services = ["filing", "review", "disclosure", "complaints", "datapush"];
     let ports: Vec<u16> = services.iter().map(|_| free_port()).collect();
     let (node, public, ops, web) = (free_port(), free_port(), free_port(), free_port());
+    let console = free_port();
     let mut shared = format!(
         "pki_dir = \"{}\"\n[measures]\neffective_on = \"2026-01-01\"\n[database]\nurl = \"{}\"\n[node]\nlisten = \"127.0.0.1:{node}\"\n\
          [public]\nlisten = \"127.0.0.1:{public}\"\n[ops]\nlisten = \"127.0.0.1:{ops}\"\n\
-         [web]\nlisten = \"127.0.0.1:{web}\"\ngateway_url = \"https://127.0.0.1:{public}\"\n",
+         [web]\nlisten = \"127.0.0.1:{web}\"\ngateway_url = \"https://127.0.0.1:{public}\"\n\
+         [console]\nlisten = \"127.0.0.1:{console}\"\ngateway_url = \"https://127.0.0.1:{node}\"\n",
         secrets.display(),
         db.url,
     );
@@ -218,24 +220,44 @@ async fn every_workload_becomes_ready_as_its_user_on_a_read_only_root() {
                 }
                 first => {
                     let pid = child.id().ok_or("ended at once")?;
-                    let probe = |first: String| async move {
-                        match first.as_str() {
-                            "serve" => {
-                                let at = SocketAddr::from(([127, 0, 0, 1], ops));
-                                (super::ops::get(at, "/readyz").await?.0 == 200).then_some(())
+                    let secrets_for_probe = secrets.clone();
+                    let probe = |first: String| {
+                        let secrets_for_probe = secrets_for_probe.clone();
+                        async move {
+                            match first.as_str() {
+                                "serve" => {
+                                    let at = SocketAddr::from(([127, 0, 0, 1], ops));
+                                    (super::ops::get(at, "/readyz").await?.0 == 200).then_some(())
+                                }
+                                "gateway" => {
+                                    let at = SocketAddr::from(([127, 0, 0, 1], ops));
+                                    let ready = super::ops::get(at, "/readyz").await?.0 == 200;
+                                    let public =
+                                        tokio::net::TcpStream::connect(("127.0.0.1", public));
+                                    (ready && public.await.is_ok()).then_some(())
+                                }
+                                "web" => {
+                                    let at = SocketAddr::from(([127, 0, 0, 1], web));
+                                    (super::ops::get(at, "/static/site.css").await?.0 == 200)
+                                        .then_some(())
+                                }
+                                // An officer's certificate gets the stylesheet.
+                                "console" => {
+                                    tokio::net::TcpStream::connect(("127.0.0.1", console))
+                                        .await
+                                        .ok()?;
+                                    let url =
+                                        format!("https://127.0.0.1:{console}/static/site.css");
+                                    let (status, _, _) = creditmesh_tests::https_get_as(
+                                        &secrets_for_probe,
+                                        Some("regulator-650100"),
+                                        &url,
+                                    )
+                                    .await;
+                                    (status == 200).then_some(())
+                                }
+                                other => panic!("no readiness known for {other}"),
                             }
-                            "gateway" => {
-                                let at = SocketAddr::from(([127, 0, 0, 1], ops));
-                                let ready = super::ops::get(at, "/readyz").await?.0 == 200;
-                                let public = tokio::net::TcpStream::connect(("127.0.0.1", public));
-                                (ready && public.await.is_ok()).then_some(())
-                            }
-                            "web" => {
-                                let at = SocketAddr::from(([127, 0, 0, 1], web));
-                                (super::ops::get(at, "/static/site.css").await?.0 == 200)
-                                    .then_some(())
-                            }
-                            other => panic!("no readiness known for {other}"),
                         }
                     };
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
