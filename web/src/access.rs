@@ -4,11 +4,14 @@
 //! and the pages that hold it are never cached.
 
 use axum::Form;
-use axum::extract::{OriginalUri, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, OriginalUri, State};
 use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::datapush::v1::{
-    AddSubjectStatementRequest, FileObjectionRequest, GetSubjectReportRequest, Labels, Objection,
-    ObjectionDecision, ObjectionGround, RecordStatus, SubjectRecordReport,
+    AddSubjectStatementRequest, FileObjectionRequest, GetSubjectReportRequest, Labels,
+    MaterialMetadata, Objection, ObjectionDecision, ObjectionGround, RecordStatus,
+    RequestedMeasure, SubjectRecordReport, UploadObjectionMaterialRequest,
+    upload_objection_material_request,
 };
 use http::{StatusCode, Uri};
 use serde::Deserialize;
@@ -22,6 +25,18 @@ const PAGE_SIZE: i32 = 20;
 const IDENTIFIER_CHARS: usize = 18;
 const STATEMENT_CHARS: usize = 4000;
 const CONTACT_CHARS: usize = 200;
+/// Supporting materials of one objection, and the size of each (the service's own limits).
+const MATERIALS: usize = 5;
+const MATERIAL_BYTES: usize = 5 * 1024 * 1024;
+/// The largest objection form: its materials and its text.
+pub const OBJECTION_BODY_BYTES: usize = MATERIALS * MATERIAL_BYTES + 1024 * 1024;
+/// The measures a visitor may ask for, in the order the form lists them.
+const MEASURES: [(RequestedMeasure, &str); 4] = [
+    (RequestedMeasure::Unspecified, ""),
+    (RequestedMeasure::Correct, "correct"),
+    (RequestedMeasure::Delete, "delete"),
+    (RequestedMeasure::Other, "other"),
+];
 
 /// The grounds a visitor may choose, in the order the form lists them.
 const GROUNDS: [(ObjectionGround, &str); 5] = [
@@ -57,6 +72,110 @@ pub struct ObjectionForm {
     statement: String,
     #[serde(default)]
     contact: String,
+    #[serde(default)]
+    requested_measure: String,
+}
+
+/// A supporting material as the form sent it.
+struct Material {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// The objection form, sent as `multipart/form-data`: its text, and its files up to the
+/// limits (a file over its size, or one too many, is named in `refused`, its bytes skipped).
+async fn read_objection(
+    mut body: Multipart,
+    at: &AccessText,
+) -> Result<(ObjectionForm, Vec<Material>, Vec<String>), axum::extract::multipart::MultipartError> {
+    let mut form = ObjectionForm::default();
+    let (mut materials, mut refused) = (Vec::new(), Vec::new());
+    while let Some(mut field) = body.next_field().await? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "material" {
+            let file = field.file_name().unwrap_or_default().to_owned();
+            let mut bytes = Vec::new();
+            let mut over = false;
+            while let Some(chunk) = field.chunk().await? {
+                if bytes.len() + chunk.len() > MATERIAL_BYTES {
+                    over = true;
+                } else if !over {
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            if file.is_empty() && bytes.is_empty() {
+                continue;
+            }
+            if over {
+                refused.push(format!("{}{file}", at.material_too_large));
+            } else if materials.len() == MATERIALS {
+                refused.push(at.materials_too_many.to_owned());
+            } else {
+                materials.push(Material { name: file, bytes });
+            }
+            continue;
+        }
+        let value = crate::evidence::text(&mut field, 16 * 1024).await?;
+        let slot = match name.as_str() {
+            "subject_identifier" => &mut form.subject.subject_identifier,
+            "access_code" => &mut form.subject.access_code,
+            "page_token" => &mut form.subject.page_token,
+            "record_id" => &mut form.record_id,
+            "request_id" => &mut form.request_id,
+            "ground" => &mut form.ground,
+            "statement" => &mut form.statement,
+            "contact" => &mut form.contact,
+            "requested_measure" => &mut form.requested_measure,
+            _ => continue,
+        };
+        *slot = value;
+    }
+    refused.dedup();
+    Ok((form, materials, refused))
+}
+
+/// Hands one material to the mesh for the objection about to be filed; its id, or why not.
+async fn upload_material(
+    app: &App,
+    form: &ObjectionForm,
+    identifier: &str,
+    material: Material,
+    at: &AccessText,
+) -> Result<String, String> {
+    use upload_objection_material_request::Part;
+    let metadata = UploadObjectionMaterialRequest {
+        part: Some(Part::Metadata(MaterialMetadata {
+            record_id: form.record_id.trim().to_owned(),
+            subject_identifier: identifier.to_owned(),
+            access_code: form.subject.access_code.trim().to_owned(),
+            file_name: material.name.chars().take(255).collect(),
+            size_bytes: material.bytes.len() as i64,
+        })),
+    };
+    let chunks = material
+        .bytes
+        .chunks(64 * 1024)
+        .map(|c| UploadObjectionMaterialRequest {
+            part: Some(Part::Chunk(c.to_vec())),
+        });
+    let parts: Vec<_> = std::iter::once(metadata).chain(chunks).collect();
+    let refused = |why: &str| Err(format!("{why}{}", material.name));
+    match app
+        .datapush
+        .clone()
+        .upload_objection_material(futures::stream::iter(parts))
+        .await
+    {
+        Ok(r) => match r.into_inner().material {
+            Some(m) => Ok(m.material_id),
+            None => refused(at.material_refused),
+        },
+        Err(e) if e.code() == tonic::Code::ResourceExhausted => Err(at.materials_too_many.into()),
+        Err(e) => {
+            tracing::info!(code = ?e.code(), message = e.message(), "web: a supporting material refused");
+            refused(at.material_refused)
+        }
+    }
 }
 
 /// The subject's statement on a decision to keep a record (Art. 22), sent with the
@@ -188,6 +307,9 @@ pub struct ObjectForm {
     pub statement_error: Option<String>,
     pub contact_error: Option<String>,
     pub grounds: Vec<(&'static str, &'static str)>,
+    pub measure: String,
+    pub measures: Vec<(&'static str, &'static str)>,
+    pub materials_error: Option<String>,
 }
 
 impl ObjectForm {
@@ -205,6 +327,13 @@ impl ObjectForm {
                 .iter()
                 .map(|(g, name)| (*name, lang.ground(*g)))
                 .collect(),
+            measure: String::new(),
+            measures: MEASURES
+                .iter()
+                .zip(lang.access().measures)
+                .map(|((_, name), label)| (*name, label))
+                .collect(),
+            materials_error: None,
         }
     }
 
@@ -212,6 +341,7 @@ impl ObjectForm {
         self.ground_error.is_some()
             || self.statement_error.is_some()
             || self.contact_error.is_some()
+            || self.materials_error.is_some()
     }
 }
 
@@ -282,8 +412,14 @@ pub async fn report(
 pub async fn object(
     State(app): State<App>,
     OriginalUri(uri): OriginalUri,
-    Form(form): Form<ObjectionForm>,
+    body: Result<Multipart, MultipartRejection>,
 ) -> Response {
+    let lang = page::lang_of(&uri);
+    let bad = || page::error(lang, StatusCode::BAD_REQUEST, lang.text().bad_request);
+    let Ok(body) = body else { return bad() };
+    let Ok((form, materials, refused)) = read_objection(body, lang.access()).await else {
+        return bad();
+    };
     let mut page = ReportPage::new(&uri, &form.subject.subject_identifier);
     let lang = page.lang();
     if !page.check(&form.subject.access_code) {
@@ -314,9 +450,35 @@ pub async fn object(
     if filled.contact.chars().count() > CONTACT_CHARS {
         filled.contact_error = Some(too_long(ct, &filled.contact, CONTACT_CHARS));
     }
+    filled.measure = form.requested_measure.trim().to_owned();
+    let measure = MEASURES
+        .iter()
+        .find(|(_, name)| *name == filled.measure)
+        .map(|(m, _)| *m)
+        .unwrap_or_default();
+    if !refused.is_empty() {
+        filled.materials_error = Some(refused.join(ct.list_separator));
+    } else if filled.has_errors() && !materials.is_empty() {
+        filled.materials_error = Some(at.materials_again.to_owned());
+    }
+    // The materials go to the mesh only once the objection is fit to be filed.
+    let mut material_ids = Vec::new();
+    if !filled.has_errors() {
+        for m in materials {
+            match upload_material(&app, &form, &page.identifier, m, at).await {
+                Ok(id) => material_ids.push(id),
+                Err(why) => {
+                    filled.materials_error = Some(why);
+                    break;
+                }
+            }
+        }
+    }
     let mut status = StatusCode::BAD_REQUEST;
     if !filled.has_errors() {
         let request = FileObjectionRequest {
+            material_ids,
+            requested_measure: measure as i32,
             request_id: filled.request_id.clone(),
             record_id: form.record_id.trim().to_owned(),
             subject_identifier: page.identifier.clone(),
@@ -324,7 +486,6 @@ pub async fn object(
             statement: filled.statement.clone(),
             access_code: code.to_owned(),
             contact: filled.contact.clone(),
-            ..Default::default()
         };
         match app.datapush.clone().file_objection(request).await {
             Ok(r) => {
@@ -339,6 +500,7 @@ pub async fn object(
                         "ground" => &mut filled.ground_error,
                         "statement" => &mut filled.statement_error,
                         "contact" => &mut filled.contact_error,
+                        f if f.starts_with("material") => &mut filled.materials_error,
                         "subject_identifier" => &mut page.identifier_error,
                         "access_code" => &mut page.code_error,
                         other => {

@@ -517,6 +517,15 @@ pub struct AccessText {
     pub statement_refused: &'static str,
     pub ground_error: &'static str,
     pub next_page: &'static str,
+    pub measure: &'static str,
+    /// Not stated, correct, delete, another measure (described in the statement).
+    pub measures: [&'static str; 4],
+    pub materials: &'static str,
+    pub materials_hint: &'static str,
+    pub materials_too_many: &'static str,
+    pub material_too_large: &'static str,
+    pub material_refused: &'static str,
+    pub materials_again: &'static str,
 }
 
 pub const ACCESS_ZH: AccessText = AccessText {
@@ -571,6 +580,19 @@ pub const ACCESS_ZH: AccessText = AccessText {
     statement_refused: "这项异议的决定不是保留，或已附有声明，不能再附声明。",
     ground_error: "请选择异议理由。",
     next_page: "下一页",
+    measure: "要求采取的措施",
+    measures: [
+        "不指定，由机构判断",
+        "更正",
+        "删除",
+        "其他必要措施（请在说明中写明）",
+    ],
+    materials: "证明材料",
+    materials_hint: "PDF、OFD、JPEG 或 PNG，最多 5 个文件，每个不超过 5 MB、合计不超过 10 MB",
+    materials_too_many: "最多提交 5 个证明材料。",
+    material_too_large: "超过 5 MB，请压缩后重新选择：",
+    material_refused: "未能接收，请确认是 PDF、OFD、JPEG 或 PNG 文件：",
+    materials_again: "表单有误，所选文件未提交；改正后请重新选择证明材料。",
 };
 
 pub const ACCESS_EN: AccessText = AccessText {
@@ -625,6 +647,19 @@ pub const ACCESS_EN: AccessText = AccessText {
     statement_refused: "The decision on this objection is not to keep the record, or a statement is attached already; no statement can be attached.",
     ground_error: "Choose a ground.",
     next_page: "Next page",
+    measure: "What you ask the agency to do",
+    measures: [
+        "Not stated: the agency decides",
+        "Correct it",
+        "Delete it",
+        "Another measure (describe it in the statement)",
+    ],
+    materials: "Supporting materials",
+    materials_hint: "PDF, OFD, JPEG or PNG; at most 5 files, each at most 5 MB and 10 MB together",
+    materials_too_many: "At most 5 supporting materials.",
+    material_too_large: "Over 5 MB; make it smaller and choose it again:",
+    material_refused: "Not accepted; it must be a PDF, OFD, JPEG or PNG file:",
+    materials_again: "The form had errors, so the files were not sent; choose them again once it is corrected.",
 };
 
 impl Lang {

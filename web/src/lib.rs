@@ -189,7 +189,10 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
             get(complaints::track_form).post(complaints::track),
         )
         .route("/access", get(access::form).post(access::report))
-        .route("/access/objections", post(access::object))
+        .route(
+            "/access/objections",
+            post(access::object).layer(DefaultBodyLimit::max(access::OBJECTION_BODY_BYTES)),
+        )
         .route("/access/statements", post(access::add_statement))
         .route("/static/site.css", get(stylesheet))
         .fallback(not_found)

@@ -838,7 +838,21 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         .click()
         .await
         .unwrap();
+    let receipt_dir = tempfile::tempdir().unwrap();
+    let receipt = receipt_dir.path().join("还款凭证.pdf");
+    std::fs::write(&receipt, super::filing::pdf("repayment receipt")).unwrap();
+    b.client
+        .find(Locator::Id("materials-0"))
+        .await
+        .unwrap()
+        .send_keys(&receipt.display().to_string())
+        .await
+        .unwrap();
     press(&b, "#record-0-object button").await;
+    assert!(
+        text_of(&b, "#materials-0-error").await.contains("重新选择"),
+        "a file sent with a form that has errors is not kept"
+    );
     assert!(text_of(&b, "#ground-0-error").await.contains("请选择"));
     assert!(text_of(&b, "#access-error").await.contains("尚未保存"));
     assert!(text_of(&b, "#statement-0-error").await.contains("必填"));
@@ -858,6 +872,20 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         .unwrap();
     fill(&b, "statement-0", injected).await;
     fill(&b, "contact-0", "13912345678").await;
+    b.client
+        .find(Locator::Css("#measure-0 option[value=correct]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("materials-0"))
+        .await
+        .unwrap()
+        .send_keys(&receipt.display().to_string())
+        .await
+        .unwrap();
     press(&b, "#record-0-object button").await;
     let received = text_of(&b, "#objection-received").await;
     assert!(received.contains("异议已受理"), "{received}");
@@ -885,6 +913,13 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
         .into_inner()
         .objections
         .remove(0);
+    // Filed with the measure asked for and the receipt, which the agency opens.
+    assert_eq!(
+        objection.requested_measure,
+        creditmesh_proto::datapush::v1::RequestedMeasure::Correct as i32
+    );
+    assert_eq!(objection.materials.len(), 1, "{:?}", objection.materials);
+    assert_eq!(objection.materials[0].media_type, "application/pdf");
     agency
         .resolve_objection(ResolveObjectionRequest {
             request_id: "web-keep".into(),

@@ -28,6 +28,7 @@ crate::on_both_engines!(
     only_the_console_names_an_officer_and_only_by_a_valid_certificate,
     an_officer_accepts_resolves_and_refers_complaints_in_the_console,
     an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code,
+    an_officer_corrects_and_erases_notices_and_sees_the_logs_head,
 );
 
 /// The console in front of `t`'s node listener, as `creditmesh dev` starts it.
@@ -170,7 +171,49 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     press(&b, "#record-finding").await;
     let entries = text_of(&b, "#entries").await;
     assert!(entries.contains("违规认定"), "{entries}");
+
+    // An inspection; an order with its due date, then its outcome; the risk tier.
+    fill(&b, "inspected_on", &today).await;
+    fill(&b, "result", "现场检查发现收费公示不全。").await;
+    press(&b, "#record-inspection").await;
+    assert!(text_of(&b, "#entries").await.contains("检查"));
+    fill(&b, "findings", "收费公示不全。").await;
+    fill(&b, "required_actions", "补全收费公示。").await;
+    fill(&b, "working_days", "10").await;
+    press(&b, "#issue-order").await;
+    let done = text_of(&b, "#done").await;
+    let order_id = done
+        .split("order ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the order's id is shown: {done}"))
+        .to_owned();
+    assert!(done.contains(" due 20"), "the due date is shown: {done}");
+    assert!(text_of(&b, "#entries").await.contains("责令整改"));
+    fill(&b, "order_id", &order_id).await;
+    fill(&b, "note", "已补全。").await;
+    press(&b, "#record-outcome").await;
+    assert!(text_of(&b, "#done").await.contains("outcome recorded"));
+    b.client
+        .find(Locator::Css("#tier-choice option[value='high']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "risk-reason", "一年内两次违规。").await;
+    press(&b, "#set-tier").await;
+    assert!(text_of(&b, "#tier").await.contains("高"));
     b.record_page("console-credit-file").await;
+
+    // The agencies this authority holds, and a spot-check draw among them.
+    b.client.goto(&format!("{url}/agencies")).await.unwrap();
+    assert!(text_of(&b, "#agencies").await.contains(DEMO_AGENCY_USCC));
+    b.record_page("console-agencies").await;
+    fill(&b, "seed", "console-seed").await;
+    press(&b, "#draw-sample").await;
+    assert!(!text_of(&b, "#draw-id").await.is_empty());
+    b.record_page("console-draw").await;
     let file = urumqi
         .get_credit_file(GetCreditFileRequest {
             uscc: DEMO_AGENCY_USCC.into(),
@@ -179,7 +222,7 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
         .await
         .unwrap()
         .into_inner();
-    for kind in ["interview", "finding"] {
+    for kind in ["interview", "finding", "inspection", "rectification"] {
         let entry = file
             .entries
             .iter()
@@ -600,6 +643,116 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
     };
     u.client.goto(&format!("{url}/objections")).await.unwrap();
     assert!(!page_source(&u).await.contains(&o.objection_id));
+    u.close().await;
+    stop.cancel();
+}
+
+async fn an_officer_corrects_and_erases_notices_and_sees_the_logs_head(engine: Engine) {
+    use super::filing::KASHGAR;
+    use super::register::{approve_kashgar, register};
+    use creditmesh_proto::disclosure::v1::{ListNoticesRequest, NoticeKind};
+    let Some(t) = mesh(engine).await else { return };
+    let mut r = register(&t).await;
+    approve_kashgar(&t, &r).await;
+    let (url, stop) = console(&t).await;
+    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
+        return;
+    };
+    b.client.goto(&format!("{url}/register")).await.unwrap();
+    assert!(text_of(&b, "#size").await.parse::<i64>().unwrap() >= 1);
+    assert!(!text_of(&b, "#signers").await.trim().is_empty());
+    fill(&b, "register-uscc", KASHGAR).await;
+    press(&b, "#notices-lookup button").await;
+    let first = text_of(&b, "#notice-0").await;
+    assert!(first.contains("登记建档公示"), "{first}");
+    b.record_page("console-register").await;
+
+    // A correction: a new notice pointing at the first.
+    let open = |css: String| {
+        let b = &b;
+        async move {
+            b.client
+                .find(Locator::Css(&css))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    open("#notice-0 details:nth-of-type(1) summary".into()).await;
+    fill(&b, "correct-0", "更正：注册资本为1000万元。").await;
+    press(&b, "#notice-0 details:nth-of-type(1) button").await;
+    let listed = r
+        .list_notices(ListNoticesRequest {
+            uscc: KASHGAR.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    let correction = listed
+        .iter()
+        .find(|n| n.kind == NoticeKind::Correction as i32)
+        .expect("the correction is on the register");
+    assert_eq!(correction.corrects_sequence, 0);
+    let shown = text_of(&b, &format!("#notice-{}", correction.sequence)).await;
+    assert!(shown.contains("注册资本为1000万元"), "{shown}");
+
+    // The correction erased by a decision: its words gone, the decision shown.
+    let card = format!("#notice-{}", correction.sequence);
+    open(format!("{card} details:nth-of-type(2) summary")).await;
+    fill(
+        &b,
+        &format!("erase-{}", correction.sequence),
+        "自治区信用修复决定（新信修〔2026〕1号）",
+    )
+    .await;
+    press(&b, &format!("{card} details:nth-of-type(2) button")).await;
+    let shown = text_of(&b, &card).await;
+    assert!(
+        shown.contains("已删除") && shown.contains("新信修"),
+        "{shown}"
+    );
+    assert!(!shown.contains("注册资本为1000万元"), "{shown}");
+    b.record_page("console-register-erased").await;
+    b.close().await;
+
+    // Urumqi's officer may not correct Kashgar's agency: refused, nothing published.
+    let Some(u) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
+        return;
+    };
+    u.client
+        .goto(&format!("{url}/register?uscc={KASHGAR}"))
+        .await
+        .unwrap();
+    let count = |r: &super::register::Register| {
+        let mut r = r.clone();
+        async move {
+            r.list_notices(ListNoticesRequest {
+                uscc: KASHGAR.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .notices
+            .len()
+        }
+    };
+    let before = count(&r).await;
+    u.client
+        .find(Locator::Css("#notice-0 details:nth-of-type(1) summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&u, "correct-0", "更正：任意内容").await;
+    press(&u, "#notice-0 details:nth-of-type(1) button").await;
+    assert!(page_source(&u).await.contains("无权"));
+    assert_eq!(count(&r).await, before);
     u.close().await;
     stop.cancel();
 }

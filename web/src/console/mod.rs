@@ -8,6 +8,7 @@
 mod complaints;
 mod listener;
 mod objections;
+mod register;
 mod review;
 mod supervision;
 
@@ -26,6 +27,7 @@ use creditmesh_domain::{Principal, PrincipalKind};
 use creditmesh_pki::{ClientAuth, ClientTls, ServerTls, TlsFiles};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
+use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_rpc::OFFICER_CERT_HEADER;
@@ -112,6 +114,7 @@ struct Desk {
     filing: FilingServiceClient<Mesh>,
     complaints: ComplaintServiceClient<Mesh>,
     datapush: DataPushServiceClient<Mesh>,
+    register: DisclosureServiceClient<Mesh>,
 }
 
 #[derive(Clone)]
@@ -144,7 +147,8 @@ pub async fn start(
         review: ReviewServiceClient::with_interceptor(channel.clone(), AsOfficer),
         filing: FilingServiceClient::with_interceptor(channel.clone(), AsOfficer),
         complaints: ComplaintServiceClient::with_interceptor(channel.clone(), AsOfficer),
-        datapush: DataPushServiceClient::with_interceptor(channel, AsOfficer),
+        datapush: DataPushServiceClient::with_interceptor(channel.clone(), AsOfficer),
+        register: DisclosureServiceClient::with_interceptor(channel, AsOfficer),
     };
     let gatekeeper = Gatekeeper {
         tls: server_tls.clone(),
@@ -171,10 +175,25 @@ pub async fn start(
         .route("/objections", get(objections::desk))
         .route("/objections/access-codes", post(objections::issue_code))
         .route("/objections/{objection_id}", post(objections::decide))
-        .route("/agencies", get(supervision::lookup))
+        .route(
+            "/objections/{objection_id}/materials/{material_id}",
+            get(objections::material),
+        )
+        .route("/agencies", get(supervision::agencies))
         .route("/agencies/{uscc}", get(supervision::agency))
         .route("/agencies/{uscc}/interviews", post(supervision::interview))
         .route("/agencies/{uscc}/findings", post(supervision::finding))
+        .route(
+            "/agencies/{uscc}/inspections",
+            post(supervision::inspection),
+        )
+        .route("/agencies/{uscc}/orders", post(supervision::order))
+        .route("/agencies/{uscc}/outcomes", post(supervision::outcome))
+        .route("/agencies/{uscc}/risk", post(supervision::risk))
+        .route("/spot-checks", post(supervision::draw))
+        .route("/register", get(register::register))
+        .route("/register/corrections", post(register::correct))
+        .route("/register/erasures", post(register::erase))
         .route("/static/site.css", get(crate::stylesheet))
         .fallback(not_found)
         .with_state(desk)

@@ -9,8 +9,10 @@ use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use creditmesh_proto::datapush::v1::{
     IssueSubjectAccessCodeRequest, ListObjectionsRequest, ObjectionDecision, ObjectionGround,
-    ResolveObjectionRequest, SubjectKind,
+    ReadObjectionMaterialRequest, ResolveObjectionRequest, SubjectKind,
+    read_objection_material_response,
 };
+use futures::StreamExt;
 use http::StatusCode;
 
 use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
@@ -25,7 +27,8 @@ pub struct Item {
     pub filed: String,
     pub due: String,
     pub overdue: bool,
-    pub materials: usize,
+    /// Each supporting material's link.
+    pub materials: Vec<String>,
     pub action: String,
     pub request_id: String,
 }
@@ -78,7 +81,11 @@ async fn desk_page(
                     .map(|t| crate::page::cst_minute(t.seconds))
                     .unwrap_or_default(),
                 due: o.deadline.map(|d| d.due_date).unwrap_or_default(),
-                materials: o.materials.len(),
+                materials: o
+                    .materials
+                    .iter()
+                    .map(|m| format!("/objections/{}/materials/{}", o.objection_id, m.material_id))
+                    .collect(),
                 objection_id: o.objection_id,
                 record_id: o.record_id,
                 agency: o.agency_uscc,
@@ -191,4 +198,42 @@ pub async fn decide(
         }
         Err(status) => failed(&status),
     }
+}
+
+/// An objection's supporting material, opened to decide it; the read is recorded with that
+/// purpose.
+pub async fn material(
+    State(mut desk): State<Desk>,
+    Path((objection_id, material_id)): Path<(String, String)>,
+) -> Response {
+    let stream = desk
+        .datapush
+        .read_objection_material(ReadObjectionMaterialRequest {
+            purpose: format!("处理异议 {objection_id} · deciding objection {objection_id}"),
+            objection_id,
+            material_id: material_id.clone(),
+        })
+        .await;
+    let mut stream = match stream {
+        Ok(s) => s.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    let meta = match stream.next().await {
+        Some(Ok(first)) => match first.part {
+            Some(read_objection_material_response::Part::Metadata(m)) => m,
+            _ => return failed(&tonic::Status::internal("no metadata first")),
+        },
+        Some(Err(status)) => return failed(&status),
+        None => return failed(&tonic::Status::not_found("empty")),
+    };
+    super::inline_file(
+        &meta.media_type,
+        &material_id,
+        stream.map(|part| {
+            part.map(|p| match p.part {
+                Some(read_objection_material_response::Part::Chunk(bytes)) => Bytes::from(bytes),
+                _ => Bytes::new(),
+            })
+        }),
+    )
 }

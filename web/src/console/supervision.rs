@@ -1,14 +1,20 @@
-//! Supervision of one agency: its credit file and risk tier, and the acts recorded in it —
-//! interviews (约谈, Art. 15) and findings of prohibited conduct (Art. 13, 16).
+//! Supervision (Art. 13-16): the agencies this authority holds, and one agency's credit file
+//! with the acts recorded in it — interviews (约谈), inspections, rectification orders and
+//! their outcomes, findings of prohibited conduct by category, the risk tier — and the
+//! spot-check draw. An agency that never filed is supervised by its code and name (Art. 2).
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use creditmesh_proto::filing::v1::{FilingStatus, ListFilingsRequest};
 use creditmesh_proto::review::v1::{
-    FindingCategory, GetCreditFileRequest, RecordFindingRequest, RecordInterviewRequest, RiskTier,
+    DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, IssueRectificationOrderRequest,
+    RecordFindingRequest, RecordInspectionRequest, RecordInterviewRequest,
+    RecordRectificationOutcomeRequest, RectificationOutcome, RiskTier, SetRiskTierRequest,
 };
 use http::StatusCode;
+use serde::Deserialize;
 
 use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
 
@@ -24,6 +30,21 @@ pub struct Category {
     pub label: &'static str,
 }
 
+/// A form of the page: where it posts (with its token) and its idempotency key.
+pub struct Form {
+    pub action: String,
+    pub request_id: String,
+}
+
+impl Form {
+    fn to(f: &Frame, path: String) -> Self {
+        Self {
+            action: f.action(&path),
+            request_id: request_id(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/agency.html")]
 struct AgencyPage {
@@ -32,11 +53,14 @@ struct AgencyPage {
     tier: &'static str,
     entries: Vec<Entry>,
     categories: Vec<Category>,
-    interview_action: String,
-    finding_action: String,
-    interview_id: String,
-    finding_id: String,
+    interview: Form,
+    finding: Form,
+    inspection: Form,
+    order: Form,
+    outcome: Form,
+    risk: Form,
     errors: Vec<String>,
+    done: String,
 }
 
 fn tier_name(tier: i32) -> &'static str {
@@ -138,6 +162,7 @@ async fn agency_page(
     desk: &mut Desk,
     uscc: &str,
     errors: Vec<String>,
+    done: String,
 ) -> Result<AgencyPage, tonic::Status> {
     let file = desk
         .review
@@ -149,10 +174,14 @@ async fn agency_page(
         .await?
         .into_inner();
     let f = Frame::new(format!("监管档案 · Credit file {uscc}"));
+    let form = |act: &str| Form::to(&f, format!("/agencies/{uscc}/{act}"));
     Ok(AgencyPage {
-        interview_action: f.action(&format!("/agencies/{uscc}/interviews")),
-        finding_action: f.action(&format!("/agencies/{uscc}/findings")),
-        f,
+        interview: form("interviews"),
+        finding: form("findings"),
+        inspection: form("inspections"),
+        order: form("orders"),
+        outcome: form("outcomes"),
+        risk: form("risk"),
         uscc: uscc.to_owned(),
         tier: tier_name(file.risk_tier),
         entries: file
@@ -171,46 +200,49 @@ async fn agency_page(
             })
             .collect(),
         categories: categories(),
-        interview_id: request_id(),
-        finding_id: request_id(),
         errors,
+        done,
+        f,
     })
 }
 
-#[derive(serde::Deserialize)]
-pub struct Lookup {
+#[derive(Deserialize)]
+pub struct AgencyQuery {
     #[serde(default)]
-    uscc: String,
+    done: String,
 }
 
-/// The home page's lookup: the agency's file by its code.
-pub async fn lookup(axum::extract::Query(q): axum::extract::Query<Lookup>) -> Response {
-    let uscc: String = q
-        .uscc
-        .trim()
+pub async fn agency(
+    State(mut desk): State<Desk>,
+    Path(uscc): Path<String>,
+    Query(q): Query<AgencyQuery>,
+) -> Response {
+    // What the last write made, to be quoted (an order's id for its outcome, say).
+    let done: String = q
+        .done
         .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>()
-        .to_ascii_uppercase();
-    Redirect::to(&format!("/agencies/{uscc}")).into_response()
-}
-
-pub async fn agency(State(mut desk): State<Desk>, Path(uscc): Path<String>) -> Response {
-    match agency_page(&mut desk, &uscc, Vec::new()).await {
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ' ' | ':'))
+        .take(120)
+        .collect();
+    match agency_page(&mut desk, &uscc, Vec::new(), done).await {
         Ok(page) => Html(crate::page::render(page)).into_response(),
         Err(status) => failed(&status),
     }
 }
 
-/// After a write: back to the agency's file, or the file with what was wrong.
-async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<(), tonic::Status>) -> Response {
+/// After a write: back to the agency's file (saying what the write made), or the file with
+/// what was wrong.
+async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<String, tonic::Status>) -> Response {
     match outcome {
-        Ok(()) => Redirect::to(&format!("/agencies/{uscc}")).into_response(),
+        Ok(done) => {
+            let done: String = form_urlencoded::byte_serialize(done.as_bytes()).collect();
+            Redirect::to(&format!("/agencies/{uscc}?done={done}")).into_response()
+        }
         Err(status)
             if status.code() == tonic::Code::InvalidArgument
                 || status.code() == tonic::Code::FailedPrecondition =>
         {
-            match agency_page(desk, uscc, violations(&status)).await {
+            match agency_page(desk, uscc, violations(&status), String::new()).await {
                 Ok(page) => {
                     (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
                 }
@@ -219,6 +251,11 @@ async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<(), tonic::Status
         }
         Err(status) => failed(&status),
     }
+}
+
+/// The name of an agency that never filed, when the form gives one.
+fn unfiled_name(pairs: &[(String, String)]) -> String {
+    field(pairs, "agency_name").trim().to_owned()
 }
 
 pub async fn interview(
@@ -235,10 +272,12 @@ pub async fn interview(
             held_on: field(&pairs, "held_on").trim().to_owned(),
             subject: field(&pairs, "subject").trim().to_owned(),
             summary: field(&pairs, "summary").trim().to_owned(),
+            order_id: field(&pairs, "order_id").trim().to_owned(),
+            agency_name: unfiled_name(&pairs),
             ..Default::default()
         })
         .await
-        .map(|_| ());
+        .map(|r| format!("interview {}", r.into_inner().entry_id));
     answered(&mut desk, &uscc, outcome).await
 }
 
@@ -255,9 +294,237 @@ pub async fn finding(
             uscc: uscc.clone(),
             category: field(&pairs, "category").parse().unwrap_or_default(),
             description: field(&pairs, "description").trim().to_owned(),
+            agency_name: unfiled_name(&pairs),
             ..Default::default()
         })
         .await
-        .map(|_| ());
+        .map(|r| format!("finding {}", r.into_inner().entry_id));
     answered(&mut desk, &uscc, outcome).await
+}
+
+pub async fn inspection(
+    State(mut desk): State<Desk>,
+    Path(uscc): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let outcome = desk
+        .review
+        .record_inspection(RecordInspectionRequest {
+            request_id: field(&pairs, "request_id").to_owned(),
+            uscc: uscc.clone(),
+            inspected_on: field(&pairs, "inspected_on").trim().to_owned(),
+            result: field(&pairs, "result").trim().to_owned(),
+            draw_id: field(&pairs, "draw_id").trim().to_owned(),
+            agency_name: unfiled_name(&pairs),
+            ..Default::default()
+        })
+        .await
+        .map(|r| format!("inspection {}", r.into_inner().entry_id));
+    answered(&mut desk, &uscc, outcome).await
+}
+
+pub async fn order(
+    State(mut desk): State<Desk>,
+    Path(uscc): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let outcome = desk
+        .review
+        .issue_rectification_order(IssueRectificationOrderRequest {
+            request_id: field(&pairs, "request_id").to_owned(),
+            uscc: uscc.clone(),
+            findings: field(&pairs, "findings").trim().to_owned(),
+            required_actions: field(&pairs, "required_actions").trim().to_owned(),
+            working_days: field(&pairs, "working_days")
+                .trim()
+                .parse()
+                .unwrap_or_default(),
+            interview_entry_id: field(&pairs, "interview_entry_id").trim().to_owned(),
+            agency_name: unfiled_name(&pairs),
+            ..Default::default()
+        })
+        .await
+        .map(|r| {
+            let r = r.into_inner();
+            let due = r.deadline.map(|d| d.due_date).unwrap_or_default();
+            format!("order {} due {due}", r.order_id)
+        });
+    answered(&mut desk, &uscc, outcome).await
+}
+
+pub async fn outcome(
+    State(mut desk): State<Desk>,
+    Path(uscc): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let outcome = match field(&pairs, "outcome") {
+        "rectified" => RectificationOutcome::Rectified,
+        "refused" => RectificationOutcome::Refused,
+        _ => RectificationOutcome::Unspecified,
+    };
+    let recorded = desk
+        .review
+        .record_rectification_outcome(RecordRectificationOutcomeRequest {
+            request_id: field(&pairs, "request_id").to_owned(),
+            order_id: field(&pairs, "order_id").trim().to_owned(),
+            outcome: outcome as i32,
+            note: field(&pairs, "note").trim().to_owned(),
+        })
+        .await
+        .map(|r| {
+            let r = r.into_inner();
+            if r.revoked_filing_id.is_empty() {
+                "outcome recorded".to_owned()
+            } else {
+                format!(
+                    "filing {} revoked: ban until {}",
+                    r.revoked_filing_id, r.ban_ends_on
+                )
+            }
+        });
+    answered(&mut desk, &uscc, recorded).await
+}
+
+pub async fn risk(State(mut desk): State<Desk>, Path(uscc): Path<String>, body: Bytes) -> Response {
+    let pairs = form_pairs(&body);
+    let tier = match field(&pairs, "tier") {
+        "low" => RiskTier::Low,
+        "medium" => RiskTier::Medium,
+        "high" => RiskTier::High,
+        _ => RiskTier::Unspecified,
+    };
+    let outcome = desk
+        .review
+        .set_risk_tier(SetRiskTierRequest {
+            request_id: field(&pairs, "request_id").to_owned(),
+            uscc: uscc.clone(),
+            tier: tier as i32,
+            reason: field(&pairs, "reason").trim().to_owned(),
+        })
+        .await
+        .map(|_| "risk tier set".to_owned());
+    answered(&mut desk, &uscc, outcome).await
+}
+
+pub struct Held {
+    pub uscc: String,
+    pub name: String,
+    pub status: &'static str,
+    pub tenant: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/agencies.html")]
+struct Agencies {
+    f: Frame,
+    agencies: Vec<Held>,
+    next: String,
+    draw: Form,
+}
+
+fn filing_status(s: i32) -> &'static str {
+    match FilingStatus::try_from(s).unwrap_or_default() {
+        FilingStatus::Submitted => "已提交 · submitted",
+        FilingStatus::UnderReview => "审核中 · under review",
+        FilingStatus::Forwarded => "已报送自治区 · forwarded",
+        FilingStatus::Active => "正常 · active",
+        FilingStatus::Refused => "不予建档 · refused",
+        FilingStatus::Revoked => "已撤销 · revoked",
+        FilingStatus::Deregistering => "注销中 · deregistering",
+        FilingStatus::Deregistered => "已注销 · deregistered",
+        FilingStatus::Unspecified => "未知 · unknown",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Lookup {
+    #[serde(default)]
+    uscc: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// The agencies whose filings this authority holds; with a code, that agency's file (filed
+/// or not).
+pub async fn agencies(State(mut desk): State<Desk>, Query(q): Query<Lookup>) -> Response {
+    let uscc: String = q
+        .uscc
+        .trim()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if !uscc.is_empty() {
+        return Redirect::to(&format!("/agencies/{uscc}")).into_response();
+    }
+    let listed = desk
+        .filing
+        .list_filings(ListFilingsRequest {
+            page_size: 100,
+            page_token: q.page,
+            ..Default::default()
+        })
+        .await;
+    let listed = match listed {
+        Ok(r) => r.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    let f = Frame::new("机构与监管 · Agencies and supervision");
+    Html(crate::page::render(Agencies {
+        draw: Form::to(&f, "/spot-checks".into()),
+        f,
+        agencies: listed
+            .filings
+            .iter()
+            .map(|x| Held {
+                uscc: x.uscc.clone(),
+                name: x.agency_name.clone(),
+                status: filing_status(x.status),
+                tenant: x.tenant.clone(),
+            })
+            .collect(),
+        next: listed.next_page_token,
+    }))
+    .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/draw.html")]
+struct DrawPage {
+    f: Frame,
+    draw_id: String,
+    seed: String,
+    digest: String,
+    sampled: Vec<String>,
+}
+
+/// Draws this authority's spot-check sample (Art. 14): the seed and the population's digest are
+/// published with it, so anyone can draw again and compare.
+pub async fn draw(State(mut desk): State<Desk>, body: Bytes) -> Response {
+    let pairs = form_pairs(&body);
+    let drawn = desk
+        .review
+        .draw_spot_check(DrawSpotCheckRequest {
+            request_id: field(&pairs, "request_id").to_owned(),
+            seed: field(&pairs, "seed").trim().to_owned(),
+            ..Default::default()
+        })
+        .await;
+    match drawn {
+        Ok(r) => {
+            let d = r.into_inner().draw.unwrap_or_default();
+            Html(crate::page::render(DrawPage {
+                f: Frame::new("抽查结果 · Spot-check draw"),
+                draw_id: d.draw_id,
+                seed: d.seed,
+                digest: d.population_digest,
+                sampled: d.sampled_usccs,
+            }))
+            .into_response()
+        }
+        Err(status) => failed(&status),
+    }
 }
