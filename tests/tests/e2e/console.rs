@@ -385,11 +385,23 @@ async fn only_the_console_names_an_officer_and_only_by_a_valid_certificate(engin
     assert_eq!(forged.code(), Code::Unauthenticated, "{forged:?}");
 }
 
-/// A complaint to Urumqi's authority about the demo agency, from the public listener.
-async fn complain(t: &TestMesh, request_id: &str, subject: &str) -> String {
+/// A complaint to Urumqi's authority about the demo agency, from the public listener, with
+/// `evidence` uploaded first.
+async fn complain(t: &TestMesh, request_id: &str, subject: &str, evidence: Vec<Vec<u8>>) -> String {
+    use creditmesh_proto::common::v1::DocumentRef;
     use creditmesh_proto::complaints::v1::SubmitComplaintRequest;
     use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
-    ComplaintServiceClient::new(t.public().await)
+    let mut public = ComplaintServiceClient::new(t.public().await);
+    let mut refs = Vec::new();
+    for bytes in evidence {
+        let uploaded = super::complaints::upload_evidence(&mut public, bytes.len() as i64, bytes)
+            .await
+            .unwrap();
+        refs.push(DocumentRef {
+            sha256: uploaded.document.unwrap().sha256,
+        });
+    }
+    public
         .submit_complaint(SubmitComplaintRequest {
             request_id: request_id.into(),
             agency_uscc: DEMO_AGENCY_USCC.into(),
@@ -399,6 +411,7 @@ async fn complain(t: &TestMesh, request_id: &str, subject: &str) -> String {
             complainant_contact: "aynur@example.org".into(),
             subject: subject.into(),
             description: "机构承诺付双倍费用即可评为AAA级。".into(),
+            evidence: refs,
             ..Default::default()
         })
         .await
@@ -418,8 +431,9 @@ fn today_cst() -> String {
 
 async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine: Engine) {
     let Some(t) = mesh(engine).await else { return };
-    let referred = complain(&t, "console-c1", "承诺评级").await;
-    let resolved = complain(&t, "console-c2", "收费未公示").await;
+    let referred = complain(&t, "console-c1", "承诺评级", Vec::new()).await;
+    let receipt = pdf("fee receipt");
+    let resolved = complain(&t, "console-c2", "收费未公示", vec![receipt.clone()]).await;
     let (url, stop) = console(&t).await;
     let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
         return;
@@ -435,6 +449,24 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
     // One is accepted, then resolved on a verified finding against the agency.
     click_through(&b, Locator::LinkText(&resolved)).await;
     b.record_page("console-complaint").await;
+    // The evidence, opened as the officer.
+    let href = b
+        .client
+        .find(Locator::Css("#evidence a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, headers, body) = https_get_as(
+        &t.pki_dir,
+        Some("regulator-650100"),
+        &format!("{url}{href}"),
+    )
+    .await;
+    assert_eq!((status, body), (200, receipt));
+    assert_eq!(headers["content-security-policy"], "sandbox");
     press(&b, "#accept-complaint").await;
     assert!(text_of(&b, "#status").await.contains("已受理"));
     fill(
@@ -540,10 +572,11 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
 
 async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(engine: Engine) {
     use super::objections::{
-        client, loan, mesh_at, object, record_id, subject, the_register_says_kashgar_is_revoked,
+        client, loan, mesh_at, record_id, subject, the_register_says_kashgar_is_revoked,
+        upload_material,
     };
     use creditmesh_proto::datapush::v1::{
-        ListObjectionsRequest, ObjectionDecision, ObjectionGround,
+        FileObjectionRequest, ListObjectionsRequest, ObjectionDecision, ObjectionGround,
     };
     let Some((t, _clock)) = mesh_at(engine, time::macros::date!(2026 - 09 - 25)).await else {
         return;
@@ -556,15 +589,27 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
     .unwrap();
     let id = record_id(&t, "console-gone").await;
     let mut kashgar = client(&t, "regulator-653100").await;
-    let o = object(
-        &mut kashgar,
-        "console-gone",
-        &id,
-        ObjectionGround::Error,
-        "金额有误",
-        "subject@example.org",
-    )
-    .await;
+    // Filed at the desk, with the subject's bank receipt.
+    let receipt = pdf("bank receipt");
+    let material = upload_material(&mut kashgar, &id, "", receipt.clone())
+        .await
+        .unwrap();
+    let o = kashgar
+        .file_objection(FileObjectionRequest {
+            request_id: "console-gone".into(),
+            record_id: id.clone(),
+            subject_identifier: subject(),
+            ground: ObjectionGround::Error as i32,
+            statement: "金额有误".into(),
+            contact: "subject@example.org".into(),
+            material_ids: vec![material.material_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objection
+        .unwrap();
     the_register_says_kashgar_is_revoked(&t).await;
     let (url, stop) = console(&t).await;
     let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
@@ -574,6 +619,23 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
     let card = format!("#objection-{}", o.objection_id);
     let shown = text_of(&b, &card).await;
     assert!(shown.contains("信息错误"), "{shown}");
+    // The receipt, opened to decide (the read recorded with that purpose).
+    let href = b
+        .client
+        .find(Locator::Css(&format!("{card} .materials a")))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _, body) = https_get_as(
+        &t.pki_dir,
+        Some("regulator-653100"),
+        &format!("{url}{href}"),
+    )
+    .await;
+    assert_eq!((status, body), (200, receipt));
     b.record_page("console-objections").await;
 
     // An access code for the subject, shown once.

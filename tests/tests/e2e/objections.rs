@@ -1351,7 +1351,7 @@ pub async fn the_register_says_kashgar_is_revoked(t: &TestMesh) {
 }
 
 /// Uploads `bytes` as a material of an objection to `record_id`, in two chunks.
-async fn upload_material(
+pub async fn upload_material(
     client: &mut DataPushServiceClient<Channel>,
     record_id: &str,
     code: &str,

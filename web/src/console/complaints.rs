@@ -5,18 +5,16 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::complaints::v1::{
     AcceptComplaintRequest, Complaint, ComplaintStatus, Department, GetComplaintRequest,
     ListComplaintsRequest, ReadEvidenceRequest, ReferComplaintRequest, ReferralLetter,
     ReferralStatus, ResolveComplaintRequest, read_evidence_response,
 };
-use futures::StreamExt;
-use http::StatusCode;
 use serde::Deserialize;
 
 use super::supervision::{Category, categories};
-use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
+use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id, streamed_file};
 use crate::Lang;
 
 pub struct Row {
@@ -293,24 +291,15 @@ pub async fn complaint(State(mut desk): State<Desk>, Path(tn): Path<String>) -> 
 
 /// After a write: back to the complaint, or the complaint with what was wrong.
 async fn answered(desk: &mut Desk, tn: &str, outcome: Result<(), tonic::Status>) -> Response {
-    match outcome {
-        Ok(()) => {
+    after_write(
+        outcome.map(|()| String::new()),
+        |_| {
             let tn: String = form_urlencoded::byte_serialize(tn.as_bytes()).collect();
-            Redirect::to(&format!("/complaints/{tn}")).into_response()
-        }
-        Err(status)
-            if status.code() == tonic::Code::InvalidArgument
-                || status.code() == tonic::Code::FailedPrecondition =>
-        {
-            match complaint_page(desk, tn, violations(&status)).await {
-                Ok(page) => {
-                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
-                }
-                Err(status) => failed(&status),
-            }
-        }
-        Err(status) => failed(&status),
-    }
+            format!("/complaints/{tn}")
+        },
+        |errors| complaint_page(desk, tn, errors),
+    )
+    .await
 }
 
 pub async fn accept(State(mut desk): State<Desk>, Path(tn): Path<String>, body: Bytes) -> Response {
@@ -380,7 +369,7 @@ pub async fn evidence(
     State(mut desk): State<Desk>,
     Path((tn, sha256)): Path<(String, String)>,
 ) -> Response {
-    let stream = desk
+    let call = desk
         .complaints
         .read_evidence(ReadEvidenceRequest {
             purpose: format!("办理投诉 {tn} · handling complaint {tn}"),
@@ -388,31 +377,17 @@ pub async fn evidence(
             sha256,
         })
         .await;
-    let mut stream = match stream {
-        Ok(s) => s.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    let meta = match stream.next().await {
-        Some(Ok(first)) => match first.part {
-            Some(read_evidence_response::Part::Metadata(m)) => m,
-            _ => return failed(&tonic::Status::internal("no metadata first")),
+    streamed_file(
+        call,
+        |m| match m.part? {
+            read_evidence_response::Part::Metadata(meta) => Some(Ok(meta)),
+            read_evidence_response::Part::Chunk(bytes) => Some(Err(bytes)),
         },
-        Some(Err(status)) => return failed(&status),
-        None => return failed(&tonic::Status::not_found("empty")),
-    };
-    let name = meta
-        .document
-        .as_ref()
-        .map(|d| d.sha256.clone())
-        .unwrap_or_default();
-    super::inline_file(
-        &meta.media_type,
-        &name,
-        stream.map(|part| {
-            part.map(|p| match p.part {
-                Some(read_evidence_response::Part::Chunk(bytes)) => Bytes::from(bytes),
-                _ => Bytes::new(),
-            })
-        }),
+        // Evidence is named by its digest: the complainant's file name may name people.
+        |meta| {
+            let name = meta.document.as_ref().map(|d| d.sha256.clone());
+            (meta.media_type.clone(), name.unwrap_or_default())
+        },
     )
+    .await
 }

@@ -403,9 +403,77 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "页面不存在 · No such page")
 }
 
+/// What a write answers: done, a fresh page at `back(done)` (303, so that reloading it sends
+/// nothing again); refused for what was sent, the page made again by `again` with the reasons
+/// beside the form (400); anything else, the failure's page.
+pub async fn after_write<P, F>(
+    outcome: Result<String, Status>,
+    back: impl FnOnce(String) -> String,
+    again: impl FnOnce(Vec<String>) -> F,
+) -> Response
+where
+    P: Template,
+    F: std::future::Future<Output = Result<P, Status>>,
+{
+    match outcome {
+        Ok(done) => axum::response::Redirect::to(&back(done)).into_response(),
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+            ) =>
+        {
+            match again(violations(&status)).await {
+                Ok(page) => {
+                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
+                }
+                Err(status) => failed(&status),
+            }
+        }
+        Err(status) => failed(&status),
+    }
+}
+
+/// A file the mesh streams as its metadata, then its bytes: `part` tells which a message
+/// holds, `shown` the metadata's media type and the name to show it under.
+pub async fn streamed_file<T, M>(
+    call: Result<tonic::Response<tonic::Streaming<T>>, Status>,
+    part: fn(T) -> Option<Result<M, Vec<u8>>>,
+    shown: impl FnOnce(&M) -> (String, String),
+) -> Response
+where
+    T: Send + 'static,
+    M: Send + 'static,
+{
+    use futures::StreamExt;
+    let mut stream = match call {
+        Ok(s) => s.into_inner(),
+        Err(status) => return failed(&status),
+    };
+    let meta = match stream.next().await {
+        Some(Ok(first)) => match part(first) {
+            Some(Ok(m)) => m,
+            _ => return failed(&Status::internal("no metadata first")),
+        },
+        Some(Err(status)) => return failed(&status),
+        None => return failed(&Status::not_found("empty")),
+    };
+    let (media_type, name) = shown(&meta);
+    inline_file(
+        &media_type,
+        &name,
+        stream.map(move |message| {
+            message.map(|m| match part(m) {
+                Some(Err(bytes)) => axum::body::Bytes::from(bytes),
+                _ => axum::body::Bytes::new(),
+            })
+        }),
+    )
+}
+
 /// A file the mesh streams, shown by the browser's own viewer (never as a page of this site:
 /// it is sandboxed), under the name it was uploaded with.
-pub fn inline_file<S>(media_type: &str, file_name: &str, chunks: S) -> Response
+fn inline_file<S>(media_type: &str, file_name: &str, chunks: S) -> Response
 where
     S: futures::Stream<Item = Result<axum::body::Bytes, Status>> + Send + 'static,
 {

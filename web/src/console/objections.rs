@@ -12,10 +12,9 @@ use creditmesh_proto::datapush::v1::{
     ReadObjectionMaterialRequest, ResolveObjectionRequest, SubjectKind,
     read_objection_material_response,
 };
-use futures::StreamExt;
 use http::StatusCode;
 
-use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
+use super::{Desk, Frame, failed, field, form_pairs, request_id, streamed_file, violations};
 use crate::Lang;
 
 pub struct Item {
@@ -206,34 +205,22 @@ pub async fn material(
     State(mut desk): State<Desk>,
     Path((objection_id, material_id)): Path<(String, String)>,
 ) -> Response {
-    let stream = desk
+    let call = desk
         .datapush
         .read_objection_material(ReadObjectionMaterialRequest {
             purpose: format!("处理异议 {objection_id} · deciding objection {objection_id}"),
             objection_id,
-            material_id: material_id.clone(),
+            material_id,
         })
         .await;
-    let mut stream = match stream {
-        Ok(s) => s.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    let meta = match stream.next().await {
-        Some(Ok(first)) => match first.part {
-            Some(read_objection_material_response::Part::Metadata(m)) => m,
-            _ => return failed(&tonic::Status::internal("no metadata first")),
+    streamed_file(
+        call,
+        |m| match m.part? {
+            read_objection_material_response::Part::Metadata(meta) => Some(Ok(meta)),
+            read_objection_material_response::Part::Chunk(bytes) => Some(Err(bytes)),
         },
-        Some(Err(status)) => return failed(&status),
-        None => return failed(&tonic::Status::not_found("empty")),
-    };
-    super::inline_file(
-        &meta.media_type,
-        &material_id,
-        stream.map(|part| {
-            part.map(|p| match p.part {
-                Some(read_objection_material_response::Part::Chunk(bytes)) => Bytes::from(bytes),
-                _ => Bytes::new(),
-            })
-        }),
+        // Its name is not kept (it may name the person): shown by its id.
+        |meta| (meta.media_type.clone(), meta.material_id.clone()),
     )
+    .await
 }

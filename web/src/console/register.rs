@@ -5,16 +5,15 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::disclosure::v1::{
     EraseNoticeRequest, GetRegisterHeadRequest, ListNoticesRequest, NoticeKind,
     PublishCorrectionRequest,
 };
-use http::StatusCode;
 use serde::Deserialize;
 
 use super::supervision::Form;
-use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
+use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id};
 use crate::Lang;
 
 pub struct NoticeView {
@@ -132,24 +131,15 @@ pub async fn register(State(mut desk): State<Desk>, Query(q): Query<RegisterQuer
 }
 
 async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<(), tonic::Status>) -> Response {
-    match outcome {
-        Ok(()) => {
+    after_write(
+        outcome.map(|()| String::new()),
+        |_| {
             let q: String = form_urlencoded::byte_serialize(uscc.as_bytes()).collect();
-            Redirect::to(&format!("/register?uscc={q}")).into_response()
-        }
-        Err(status)
-            if status.code() == tonic::Code::InvalidArgument
-                || status.code() == tonic::Code::FailedPrecondition =>
-        {
-            match register_page(desk, uscc, violations(&status)).await {
-                Ok(page) => {
-                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
-                }
-                Err(status) => failed(&status),
-            }
-        }
-        Err(status) => failed(&status),
-    }
+            format!("/register?uscc={q}")
+        },
+        |errors| register_page(desk, uscc, errors),
+    )
+    .await
 }
 
 /// Publishes a correction of a notice: a new notice, the old one left as it was.

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use creditmesh_proto::filing::v1::{
     Filing, GetFilingRequest, ReadDocumentRequest, read_document_response,
 };
@@ -12,11 +12,9 @@ use creditmesh_proto::review::v1::{
     ChangeRefusalGround, DecideReviewTaskRequest, DeregistrationRefusalGround,
     GetReviewTaskRequest, ListReviewTasksRequest, RefusalGround, ReviewTask, TaskKind, TaskStatus,
 };
-use futures::StreamExt;
-use http::StatusCode;
 use serde::Deserialize;
 
-use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
+use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id, streamed_file};
 
 pub struct Row {
     pub task_id: String,
@@ -324,21 +322,17 @@ pub async fn decide(
         deregistration_grounds: numbers("deregistration_ground"),
         reason: reason.clone(),
     };
-    match desk.review.decide_review_task(request).await {
-        Ok(_) => Redirect::to(&format!("/review/{task_id}")).into_response(),
-        Err(status)
-            if status.code() == tonic::Code::InvalidArgument
-                || status.code() == tonic::Code::FailedPrecondition =>
-        {
-            match task_page(&mut desk, &task_id, violations(&status), reason).await {
-                Ok(page) => {
-                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
-                }
-                Err(status) => failed(&status),
-            }
-        }
-        Err(status) => failed(&status),
-    }
+    let outcome = desk
+        .review
+        .decide_review_task(request)
+        .await
+        .map(|_| String::new());
+    after_write(
+        outcome,
+        |_| format!("/review/{task_id}"),
+        |errors| task_page(&mut desk, &task_id, errors, reason),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -359,7 +353,7 @@ pub async fn document(
     } else {
         format!("审核任务 {} · review task {}", q.task, q.task)
     };
-    let stream = desk
+    let call = desk
         .filing
         .read_document(ReadDocumentRequest {
             filing_id,
@@ -367,26 +361,13 @@ pub async fn document(
             purpose,
         })
         .await;
-    let mut stream = match stream {
-        Ok(s) => s.into_inner(),
-        Err(status) => return failed(&status),
-    };
-    let meta = match stream.next().await {
-        Some(Ok(first)) => match first.part {
-            Some(read_document_response::Part::Metadata(m)) => m,
-            _ => return failed(&tonic::Status::internal("no metadata first")),
+    streamed_file(
+        call,
+        |m| match m.part? {
+            read_document_response::Part::Metadata(meta) => Some(Ok(meta)),
+            read_document_response::Part::Chunk(bytes) => Some(Err(bytes)),
         },
-        Some(Err(status)) => return failed(&status),
-        None => return failed(&tonic::Status::not_found("empty")),
-    };
-    super::inline_file(
-        &meta.media_type,
-        &meta.file_name,
-        stream.map(|part| {
-            part.map(|p| match p.part {
-                Some(read_document_response::Part::Chunk(bytes)) => Bytes::from(bytes),
-                _ => Bytes::new(),
-            })
-        }),
+        |meta| (meta.media_type.clone(), meta.file_name.clone()),
     )
+    .await
 }

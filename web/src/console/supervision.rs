@@ -13,10 +13,9 @@ use creditmesh_proto::review::v1::{
     RecordFindingRequest, RecordInspectionRequest, RecordInterviewRequest,
     RecordRectificationOutcomeRequest, RectificationOutcome, RiskTier, SetRiskTierRequest,
 };
-use http::StatusCode;
 use serde::Deserialize;
 
-use super::{Desk, Frame, failed, field, form_pairs, request_id, violations};
+use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id};
 
 pub struct Entry {
     pub recorded: String,
@@ -233,24 +232,15 @@ pub async fn agency(
 /// After a write: back to the agency's file (saying what the write made), or the file with
 /// what was wrong.
 async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<String, tonic::Status>) -> Response {
-    match outcome {
-        Ok(done) => {
+    after_write(
+        outcome,
+        |done| {
             let done: String = form_urlencoded::byte_serialize(done.as_bytes()).collect();
-            Redirect::to(&format!("/agencies/{uscc}?done={done}")).into_response()
-        }
-        Err(status)
-            if status.code() == tonic::Code::InvalidArgument
-                || status.code() == tonic::Code::FailedPrecondition =>
-        {
-            match agency_page(desk, uscc, violations(&status), String::new()).await {
-                Ok(page) => {
-                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
-                }
-                Err(status) => failed(&status),
-            }
-        }
-        Err(status) => failed(&status),
-    }
+            format!("/agencies/{uscc}?done={done}")
+        },
+        |errors| agency_page(desk, uscc, errors, String::new()),
+    )
+    .await
 }
 
 /// The name of an agency that never filed, when the form gives one.
