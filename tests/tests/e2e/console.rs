@@ -214,6 +214,29 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     press(&b, "#draw-sample").await;
     assert!(!text_of(&b, "#draw-id").await.is_empty());
     b.record_page("console-draw").await;
+
+    // A practitioner supervised in their own name, by their identity card; the number stays
+    // out of every address and is shown masked.
+    let number = super::filing::person_id("65010219900307123");
+    b.client
+        .goto(&format!("{url}/practitioners"))
+        .await
+        .unwrap();
+    fill(&b, "document_number", &number).await;
+    fill(&b, "practitioner-name", "李四").await;
+    press(&b, "#open-practitioner").await;
+    assert!(text_of(&b, "#file-key").await.starts_with("P-"));
+    fill(&b, "held_on", &today).await;
+    fill(&b, "subject", "出借从业证书").await;
+    fill(&b, "summary", "约谈本人，告知不得出借证书。").await;
+    press(&b, "#record-interview").await;
+    assert!(text_of(&b, "#done").await.contains("interview"));
+    assert!(text_of(&b, "#entries").await.contains("约谈"));
+    let address = b.client.current_url().await.unwrap();
+    assert!(!address.as_str().contains(&number[..10]), "{address}");
+    let page = page_source(&b).await;
+    assert!(!page.contains(&format!(">{number}<")), "shown masked");
+    b.record_page("console-practitioner").await;
     let file = urumqi
         .get_credit_file(GetCreditFileRequest {
             uscc: DEMO_AGENCY_USCC.into(),

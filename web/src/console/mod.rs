@@ -5,9 +5,11 @@
 //! certificate, which the gateway checks again: what an officer may see or do here is exactly
 //! what a gRPC call with the officer's certificate may.
 
+mod acts;
 mod complaints;
 mod listener;
 mod objections;
+mod practitioners;
 mod register;
 mod review;
 mod supervision;
@@ -181,15 +183,12 @@ pub async fn start(
         )
         .route("/agencies", get(supervision::agencies))
         .route("/agencies/{uscc}", get(supervision::agency))
-        .route("/agencies/{uscc}/interviews", post(supervision::interview))
-        .route("/agencies/{uscc}/findings", post(supervision::finding))
+        .route("/agencies/{uscc}/{act}", post(supervision::agency_act))
         .route(
-            "/agencies/{uscc}/inspections",
-            post(supervision::inspection),
+            "/practitioners",
+            get(practitioners::lookup).post(practitioners::file),
         )
-        .route("/agencies/{uscc}/orders", post(supervision::order))
-        .route("/agencies/{uscc}/outcomes", post(supervision::outcome))
-        .route("/agencies/{uscc}/risk", post(supervision::risk))
+        .route("/practitioners/{act}", post(practitioners::act))
         .route("/spot-checks", post(supervision::draw))
         .route("/register", get(register::register))
         .route("/register/corrections", post(register::correct))

@@ -9,12 +9,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use creditmesh_proto::filing::v1::{FilingStatus, ListFilingsRequest};
 use creditmesh_proto::review::v1::{
-    DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, IssueRectificationOrderRequest,
-    RecordFindingRequest, RecordInspectionRequest, RecordInterviewRequest,
-    RecordRectificationOutcomeRequest, RectificationOutcome, RiskTier, SetRiskTierRequest,
+    DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, RiskTier,
 };
 use serde::Deserialize;
 
+use super::acts::Party;
 use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id};
 
 pub struct Entry {
@@ -36,7 +35,7 @@ pub struct Form {
 }
 
 impl Form {
-    fn to(f: &Frame, path: String) -> Self {
+    pub fn to(f: &Frame, path: String) -> Self {
         Self {
             action: f.action(&path),
             request_id: request_id(),
@@ -60,9 +59,13 @@ struct AgencyPage {
     risk: Form,
     errors: Vec<String>,
     done: String,
+    /// The acts' forms ask for the name of an agency that never filed.
+    unfiled: bool,
+    /// Fields every act's form carries (none: the agency is in the address).
+    hidden: Vec<(&'static str, String)>,
 }
 
-fn tier_name(tier: i32) -> &'static str {
+pub fn tier_name(tier: i32) -> &'static str {
     match RiskTier::try_from(tier).unwrap_or_default() {
         RiskTier::Low => "低 · low",
         RiskTier::Medium => "中 · medium",
@@ -71,7 +74,7 @@ fn tier_name(tier: i32) -> &'static str {
     }
 }
 
-fn kind_name(kind: &str) -> String {
+pub fn kind_name(kind: &str) -> String {
     let zh = match kind {
         "filing" => "建档",
         "decision" => "审核决定",
@@ -201,6 +204,8 @@ async fn agency_page(
         categories: categories(),
         errors,
         done,
+        unfiled: true,
+        hidden: Vec::new(),
         f,
     })
 }
@@ -243,159 +248,18 @@ async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<String, tonic::St
     .await
 }
 
-/// The name of an agency that never filed, when the form gives one.
-fn unfiled_name(pairs: &[(String, String)]) -> String {
-    field(pairs, "agency_name").trim().to_owned()
-}
-
-pub async fn interview(
+/// Records an act of supervision about the agency, as its form says.
+pub async fn agency_act(
     State(mut desk): State<Desk>,
-    Path(uscc): Path<String>,
+    Path((uscc, act)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     let pairs = form_pairs(&body);
-    let outcome = desk
-        .review
-        .record_interview(RecordInterviewRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            uscc: uscc.clone(),
-            held_on: field(&pairs, "held_on").trim().to_owned(),
-            subject: field(&pairs, "subject").trim().to_owned(),
-            summary: field(&pairs, "summary").trim().to_owned(),
-            order_id: field(&pairs, "order_id").trim().to_owned(),
-            agency_name: unfiled_name(&pairs),
-            ..Default::default()
-        })
-        .await
-        .map(|r| format!("interview {}", r.into_inner().entry_id));
-    answered(&mut desk, &uscc, outcome).await
-}
-
-pub async fn finding(
-    State(mut desk): State<Desk>,
-    Path(uscc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    let outcome = desk
-        .review
-        .record_finding(RecordFindingRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            uscc: uscc.clone(),
-            category: field(&pairs, "category").parse().unwrap_or_default(),
-            description: field(&pairs, "description").trim().to_owned(),
-            agency_name: unfiled_name(&pairs),
-            ..Default::default()
-        })
-        .await
-        .map(|r| format!("finding {}", r.into_inner().entry_id));
-    answered(&mut desk, &uscc, outcome).await
-}
-
-pub async fn inspection(
-    State(mut desk): State<Desk>,
-    Path(uscc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    let outcome = desk
-        .review
-        .record_inspection(RecordInspectionRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            uscc: uscc.clone(),
-            inspected_on: field(&pairs, "inspected_on").trim().to_owned(),
-            result: field(&pairs, "result").trim().to_owned(),
-            draw_id: field(&pairs, "draw_id").trim().to_owned(),
-            agency_name: unfiled_name(&pairs),
-            ..Default::default()
-        })
-        .await
-        .map(|r| format!("inspection {}", r.into_inner().entry_id));
-    answered(&mut desk, &uscc, outcome).await
-}
-
-pub async fn order(
-    State(mut desk): State<Desk>,
-    Path(uscc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    let outcome = desk
-        .review
-        .issue_rectification_order(IssueRectificationOrderRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            uscc: uscc.clone(),
-            findings: field(&pairs, "findings").trim().to_owned(),
-            required_actions: field(&pairs, "required_actions").trim().to_owned(),
-            working_days: field(&pairs, "working_days")
-                .trim()
-                .parse()
-                .unwrap_or_default(),
-            interview_entry_id: field(&pairs, "interview_entry_id").trim().to_owned(),
-            agency_name: unfiled_name(&pairs),
-            ..Default::default()
-        })
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            let due = r.deadline.map(|d| d.due_date).unwrap_or_default();
-            format!("order {} due {due}", r.order_id)
-        });
-    answered(&mut desk, &uscc, outcome).await
-}
-
-pub async fn outcome(
-    State(mut desk): State<Desk>,
-    Path(uscc): Path<String>,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    let outcome = match field(&pairs, "outcome") {
-        "rectified" => RectificationOutcome::Rectified,
-        "refused" => RectificationOutcome::Refused,
-        _ => RectificationOutcome::Unspecified,
+    let party = Party::Agency {
+        uscc: uscc.clone(),
+        unfiled_name: field(&pairs, "agency_name").trim().to_owned(),
     };
-    let recorded = desk
-        .review
-        .record_rectification_outcome(RecordRectificationOutcomeRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            order_id: field(&pairs, "order_id").trim().to_owned(),
-            outcome: outcome as i32,
-            note: field(&pairs, "note").trim().to_owned(),
-        })
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            if r.revoked_filing_id.is_empty() {
-                "outcome recorded".to_owned()
-            } else {
-                format!(
-                    "filing {} revoked: ban until {}",
-                    r.revoked_filing_id, r.ban_ends_on
-                )
-            }
-        });
-    answered(&mut desk, &uscc, recorded).await
-}
-
-pub async fn risk(State(mut desk): State<Desk>, Path(uscc): Path<String>, body: Bytes) -> Response {
-    let pairs = form_pairs(&body);
-    let tier = match field(&pairs, "tier") {
-        "low" => RiskTier::Low,
-        "medium" => RiskTier::Medium,
-        "high" => RiskTier::High,
-        _ => RiskTier::Unspecified,
-    };
-    let outcome = desk
-        .review
-        .set_risk_tier(SetRiskTierRequest {
-            request_id: field(&pairs, "request_id").to_owned(),
-            uscc: uscc.clone(),
-            tier: tier as i32,
-            reason: field(&pairs, "reason").trim().to_owned(),
-        })
-        .await
-        .map(|_| "risk tier set".to_owned());
+    let outcome = super::acts::record(&mut desk, &act, &party, &pairs).await;
     answered(&mut desk, &uscc, outcome).await
 }
 
