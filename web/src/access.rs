@@ -26,7 +26,7 @@ const IDENTIFIER_CHARS: usize = 18;
 const STATEMENT_CHARS: usize = 4000;
 const CONTACT_CHARS: usize = 200;
 /// Supporting materials of one objection, and the size of each (the service's own limits).
-const MATERIALS: usize = 5;
+pub const MATERIALS: usize = 5;
 const MATERIAL_BYTES: usize = 5 * 1024 * 1024;
 /// The largest objection form: its materials and its text.
 pub const OBJECTION_BODY_BYTES: usize = MATERIALS * MATERIAL_BYTES + 1024 * 1024;
@@ -508,7 +508,7 @@ pub async fn object(
                             &mut page.error
                         }
                     };
-                    *slot = Some(v.description);
+                    *slot = Some(page::service_says(lang, v.description));
                 }
             }
             Err(e) if e.code() == tonic::Code::FailedPrecondition => {
@@ -593,7 +593,7 @@ pub async fn add_statement(
                             &mut page.error
                         }
                     };
-                    *slot = Some(v.description);
+                    *slot = Some(page::service_says(lang, v.description));
                 }
             }
             Err(e) if e.code() == tonic::Code::FailedPrecondition => {
@@ -675,8 +675,12 @@ async fn fetch(
         Err(e) if e.code() == tonic::Code::InvalidArgument => {
             for v in page::violations(&e) {
                 match v.field.as_str() {
-                    "subject_identifier" => page.identifier_error = Some(v.description),
-                    "access_code" => page.code_error = Some(v.description),
+                    "subject_identifier" => {
+                        page.identifier_error = Some(page::service_says(lang, v.description))
+                    }
+                    "access_code" => {
+                        page.code_error = Some(page::service_says(lang, v.description))
+                    }
                     _ => page.error = Some(lang.text().bad_request.to_owned()),
                 }
             }

@@ -293,7 +293,7 @@ pub async fn submit(
                     page.evidence_error = Some(ct.evidence_too_many.to_owned());
                 } else {
                     match page.fields.iter_mut().find(|f| f.name == v.field) {
-                        Some(f) => f.error = Some(v.description),
+                        Some(f) => f.error = Some(page::service_says(lang, v.description)),
                         None => {
                             tracing::warn!(field = %v.field, "web: a violation of no form field")
                         }

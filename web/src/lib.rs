@@ -280,8 +280,10 @@ fn page_cost(method: &http::Method, path: &str) -> NonZeroU32 {
     let calls = match (method.as_str(), path) {
         // The record, the register's head and the notices.
         ("GET", p) if p.starts_with("/agencies/") => 3,
-        // The write, then the subject's records again.
-        ("POST", "/access/objections" | "/access/statements") => 2,
+        // The write, then the subject's records again; an objection also each material it
+        // may carry.
+        ("POST", "/access/objections") => 2 + access::MATERIALS as u32,
+        ("POST", "/access/statements") => 2,
         _ => 1,
     };
     NonZeroU32::new(calls).unwrap_or(NonZeroU32::MIN)

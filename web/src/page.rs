@@ -160,6 +160,16 @@ pub fn violations(status: &tonic::Status) -> Vec<tonic_types::FieldViolation> {
         .unwrap_or_default()
 }
 
+/// What a service said is wrong with a field, as a page in `lang` says it: the service's own
+/// words on an English page; on a Chinese one, that the field did not pass (the services
+/// explain in English, which a Chinese page does not show).
+pub fn service_says(lang: Lang, description: String) -> String {
+    match lang {
+        Lang::En => description,
+        Lang::Zh => lang.text().field_refused.to_owned(),
+    }
+}
+
 /// The error page for a failed call to the mesh.
 pub fn failed(lang: Lang, status: &tonic::Status) -> Response {
     let t = lang.text();

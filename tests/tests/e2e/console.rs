@@ -595,29 +595,41 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
 
 async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(engine: Engine) {
     use super::objections::{
-        client, loan, mesh_at, record_id, subject, the_register_says_kashgar_is_revoked,
-        upload_material,
+        client, loan, record_id, subject, the_register_says_revoked, upload_material,
     };
     use creditmesh_proto::datapush::v1::{
         FileObjectionRequest, ListObjectionsRequest, ObjectionDecision, ObjectionGround,
     };
-    let Some((t, _clock)) = mesh_at(engine, time::macros::date!(2026 - 09 - 25)).await else {
-        return;
-    };
+    use creditmesh_proto::events::v1::FilingDecided;
+    let Some(t) = mesh(engine).await else { return };
+    // The demo agency of Urumqi, filed and approved, pushes a record.
+    let mut filing = FilingServiceClient::new(t.node("agency").await);
+    let filing_id = filed(&mut filing, DEMO_AGENCY_USCC, "2020-05-01", "console-o").await;
+    super::filing::review_says(
+        &t,
+        "650100",
+        FilingDecided {
+            filing_id,
+            approved: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    super::datapush::agencies_known(&t, 1).await;
     super::datapush::push(
-        t.node("agency-kashgar").await,
+        t.node("agency").await,
         vec![loan("console-gone", &subject(), "2026-09-01", 1.0)],
     )
     .await
     .unwrap();
     let id = record_id(&t, "console-gone").await;
-    let mut kashgar = client(&t, "regulator-653100").await;
+    let mut urumqi = client(&t, "regulator-650100").await;
     // Filed at the desk, with the subject's bank receipt.
     let receipt = pdf("bank receipt");
-    let material = upload_material(&mut kashgar, &id, "", receipt.clone())
+    let material = upload_material(&mut urumqi, &id, "", receipt.clone())
         .await
         .unwrap();
-    let o = kashgar
+    let o = urumqi
         .file_objection(FileObjectionRequest {
             request_id: "console-gone".into(),
             record_id: id.clone(),
@@ -633,9 +645,9 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
         .into_inner()
         .objection
         .unwrap();
-    the_register_says_kashgar_is_revoked(&t).await;
+    the_register_says_revoked(&t, "650100", DEMO_AGENCY_USCC).await;
     let (url, stop) = console(&t).await;
-    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
+    let Some(b) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
         return;
     };
     b.client.goto(&format!("{url}/objections")).await.unwrap();
@@ -654,7 +666,7 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
         .unwrap();
     let (status, _, body) = https_get_as(
         &t.pki_dir,
-        Some("regulator-653100"),
+        Some("regulator-650100"),
         &format!("{url}{href}"),
     )
     .await;
@@ -709,7 +721,7 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
         b.client.find(Locator::Css(&card)).await.is_err(),
         "no longer open"
     );
-    let decided = kashgar
+    let decided = urumqi
         .list_objections(ListObjectionsRequest::default())
         .await
         .unwrap()
@@ -722,8 +734,8 @@ async fn an_officer_decides_a_gone_agencys_objection_and_issues_an_access_code(e
     assert!(decided.decision_reasons.contains("借款合同"));
     b.close().await;
 
-    // Urumqi's officer does not see it.
-    let Some(u) = Browser::with_certificate(&t.pki_dir, Some("regulator-650100")).await else {
+    // Kashgar's officer does not see it.
+    let Some(u) = Browser::with_certificate(&t.pki_dir, Some("regulator-653100")).await else {
         return;
     };
     u.client.goto(&format!("{url}/objections")).await.unwrap();

@@ -64,7 +64,7 @@ pub async fn pushing_on(t: TestMesh) -> (TestMesh, String) {
 }
 
 /// Waits until the data-push service knows of `n` agencies with an active filing.
-async fn agencies_known(t: &TestMesh, n: i64) {
+pub async fn agencies_known(t: &TestMesh, n: i64) {
     let url = t.db_url("datapush");
     eventually(
         "datapush knows the agencies",

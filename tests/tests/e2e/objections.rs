@@ -1262,7 +1262,7 @@ async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engi
         "{early:?}"
     );
 
-    the_register_says_kashgar_is_revoked(&t).await;
+    the_register_says_revoked(&t, "653100", KASHGAR).await;
     let (datapush, complaints) = (t.db_url("datapush"), t.db_url("complaints"));
     eventually(
         "the subject told who decides now",
@@ -1318,9 +1318,9 @@ async fn a_revoked_agencys_objection_is_decided_by_the_authority_holding_it(engi
     t.stop().await;
 }
 
-/// Tells datapush that the Kashgar agency's filing is revoked, as filing's register_changed
-/// (made by review's revocation) tells it.
-pub async fn the_register_says_kashgar_is_revoked(t: &TestMesh) {
+/// Tells datapush that the filing of `uscc`, held by `tenant`, is revoked, as filing's
+/// register_changed (made by review's revocation) tells it.
+pub async fn the_register_says_revoked(t: &TestMesh, tenant: &str, uscc: &str) {
     use creditmesh_proto::events::v1::event_sink_service_client::EventSinkServiceClient;
     use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
     EventSinkServiceClient::new(
@@ -1331,15 +1331,15 @@ pub async fn the_register_says_kashgar_is_revoked(t: &TestMesh) {
             id: uuid::Uuid::now_v7().to_string(),
             r#type: RegisterChanged::TYPE.into(),
             source: "filing".into(),
-            tenant: "653100".into(),
-            principal: "spiffe://creditmesh.xinjiang/regulator/653100".into(),
+            tenant: tenant.into(),
+            principal: format!("spiffe://creditmesh.xinjiang/regulator/{tenant}"),
             subject: "f".into(),
             // Later than the notice that made it active.
             occurred_at: Some((std::time::SystemTime::now() + Duration::from_secs(3600)).into()),
             payload: prost::Message::encode_to_vec(&RegisterChanged {
                 filing_id: "f".into(),
-                tenant: "653100".into(),
-                uscc: KASHGAR.into(),
+                tenant: tenant.into(),
+                uscc: uscc.into(),
                 notice: "revoked".into(),
                 status: "revoked".into(),
                 ..Default::default()
