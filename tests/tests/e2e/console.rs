@@ -453,8 +453,16 @@ fn today_cst() -> String {
 }
 
 async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine: Engine) {
-    let Some(t) = mesh(engine).await else { return };
+    // A mesh that refers to Urumqi market regulation's own node.
+    let at = creditmesh_tests::free_addr();
+    let Some((t, _clock)) = super::referrals::mesh(engine, at, None).await else {
+        return;
+    };
+    let _node = t
+        .department_node(at, "department-node", "market-regulation", "650100")
+        .await;
     let referred = complain(&t, "console-c1", "承诺评级", Vec::new()).await;
+    let to_node = complain(&t, "console-c3", "未经授权查询", Vec::new()).await;
     let receipt = pdf("fee receipt");
     let resolved = complain(&t, "console-c2", "收费未公示", vec![receipt.clone()]).await;
     let (url, stop) = console(&t).await;
@@ -568,6 +576,43 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
         "{}",
         finding.principal
     );
+
+    // The third goes to the department's node, which signs a receipt for it.
+    b.client
+        .goto(&format!("{url}/complaints/{to_node}"))
+        .await
+        .unwrap();
+    let market = creditmesh_proto::complaints::v1::Department::MarketRegulation as i32;
+    b.client
+        .find(Locator::Css(&format!(
+            "#department option[value='{market}']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(&b, "department_tenant", "650100").await;
+    fill(&b, "refer-reason", "属市场监管部门职责。").await;
+    press(&b, "#refer-complaint").await;
+    let delivered = eventually("the receipt shown", Duration::from_secs(30), || {
+        let b = &b;
+        async move {
+            b.client.refresh().await.ok()?;
+            let shown = b
+                .client
+                .find(Locator::Css("#referrals"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            shown.contains("回执已验证").then_some(shown)
+        }
+    })
+    .await;
+    assert!(delivered.contains("650100"), "{delivered}");
+    b.record_page("console-complaint-delivered").await;
     b.close().await;
 
     // Kashgar's officer sees neither.
