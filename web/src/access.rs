@@ -714,7 +714,10 @@ fn view(c: &Chrome, report: SubjectRecordReport, objections: &[Objection]) -> Re
         provider: source.provider,
         legal_basis: source.legal_basis,
         kept_until: report.kept_until,
-        retention_basis: report.retention_basis,
+        retention_basis: match (lang, report.retention_basis_zh.is_empty()) {
+            (Lang::Zh, false) => report.retention_basis_zh,
+            _ => report.retention_basis,
+        },
         received_at: stored
             .received_at
             .map(|t| page::cst_minute(t.seconds))

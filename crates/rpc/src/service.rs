@@ -115,6 +115,8 @@ pub struct CategoryConfig {
     /// Required. Art. 20 obliges agencies to keep their own service archives (信用服务档案) as
     /// national and regional rules say; it sets no term for the platform.
     pub retention_basis: String,
+    /// The same in Chinese, for the Chinese pages (unset: `retention_basis` as written).
+    pub retention_basis_zh: String,
     /// Whether its records hold personal information.
     pub personal_data: bool,
     /// Whose records it holds: `person`, `organisation` or `any`.

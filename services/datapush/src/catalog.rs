@@ -40,6 +40,7 @@ pub struct Category {
     pub retention_months: u32,
     /// The rule or policy the retention comes from, as the subject is shown it.
     pub retention_basis: String,
+    pub retention_basis_zh: String,
     pub personal_data: bool,
     pub subjects: Subjects,
     pub fields: Vec<Field>,
@@ -208,6 +209,7 @@ impl Catalog {
                     name_en: c.name_en.trim().to_owned(),
                     retention_months: c.retention_months,
                     retention_basis: c.retention_basis.trim().to_owned(),
+                    retention_basis_zh: c.retention_basis_zh.trim().to_owned(),
                     personal_data: c.personal_data,
                     subjects,
                     fields,
@@ -274,6 +276,9 @@ fn demo() -> Vec<CategoryConfig> {
             retention_basis: "demonstration policy: 60 months from collection, within the five \
                 years《征信业管理条例》Art. 16 allows for adverse credit information"
                 .into(),
+            retention_basis_zh: "演示策略：自采集之日起保存60个月，\
+                在《征信业管理条例》第十六条规定的不良信息保存五年期限内"
+                .into(),
             personal_data: true,
             subjects: "any".into(),
             fields: vec![
@@ -301,6 +306,7 @@ fn demo() -> Vec<CategoryConfig> {
             name_en: "Contract performance".into(),
             retention_months: 60,
             retention_basis: "demonstration policy: 60 months from collection".into(),
+            retention_basis_zh: "演示策略：自采集之日起保存60个月".into(),
             personal_data: false,
             subjects: "organisation".into(),
             fields: vec![

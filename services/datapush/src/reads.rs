@@ -410,6 +410,9 @@ async fn subject_record(
         retention_basis: category
             .map(|c| c.retention_basis.clone())
             .unwrap_or_default(),
+        retention_basis_zh: category
+            .map(|c| c.retention_basis_zh.clone())
+            .unwrap_or_default(),
         labels: category.map(labels),
     })
 }

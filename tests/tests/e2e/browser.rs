@@ -792,11 +792,12 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
     for code in ["loan-repayment", "amount_due", "days_overdue", "due_on"] {
         assert!(!first.contains(code), "{code} shown raw: {first}");
     }
-    // How long the platform keeps it, and why.
+    // How long the platform keeps it, and why, in the page's language.
     assert!(
-        first.contains("平台保存至") && first.contains("60 months from collection"),
+        first.contains("平台保存至") && first.contains("自采集之日起保存60个月"),
         "{first}"
     );
+    assert!(!first.contains("demonstration policy"), "{first}");
     // Where it came from and under what basis (Art. 21 信息来源), with each version.
     assert!(
         first.contains("信息来源") && first.contains("Kashi Rural Commercial Bank"),
@@ -979,6 +980,8 @@ async fn a_subject_sees_their_records_and_objects_to_one(engine: Engine) {
             .await
             .contains("Your statement")
     );
+    let kept = text_of(&b, "#record-0 .kept-until").await;
+    assert!(kept.contains("60 months from collection"), "{kept}");
     b.record_page("access-records-en").await;
 
     b.close().await;
