@@ -250,7 +250,8 @@ async fn complaint_page(
                         .unwrap_or_default()
                 } else {
                     r.department_name.clone()
-                } + &format!("（{}）", r.department_tenant),
+                } + " · "
+                    + &super::division(&r.department_tenant),
                 status: referral_status(r.status),
                 referred_at: minute(&r.referred_at),
                 receipt: r

@@ -497,6 +497,14 @@ where
     response
 }
 
+/// A division as the desks read it: its name, then its code (the code alone when unknown).
+pub fn division(code: &str) -> String {
+    match creditmesh_domain::Tenant::parse(code) {
+        Ok(t) => format!("{}（{code}）", Lang::Zh.tenant(t)),
+        Err(_) => code.to_owned(),
+    }
+}
+
 /// A fresh idempotency key for a form: the write it sends is made once however often it is
 /// sent.
 pub fn request_id() -> String {

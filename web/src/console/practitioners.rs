@@ -149,7 +149,7 @@ async fn file_page(
                     .map(|t| crate::page::cst_minute(t.seconds))
                     .unwrap_or_default(),
                 kind: kind_name(&e.kind),
-                tenant: e.tenant.clone(),
+                tenant: super::division(&e.tenant),
                 summary: e.summary.clone(),
             })
             .collect(),

@@ -58,7 +58,7 @@ fn row(t: &ReviewTask) -> Row {
         kind: kind_name(t.kind),
         agency_name: t.agency_name.clone(),
         uscc: t.uscc.clone(),
-        tenant: t.tenant.clone(),
+        tenant: super::division(&t.tenant),
         due: deadline.due_date.clone(),
         days_left: if open && !deadline.due_date.is_empty() {
             t.working_days_left.to_string()

@@ -197,7 +197,7 @@ async fn agency_page(
                     .map(|t| crate::page::cst_minute(t.seconds))
                     .unwrap_or_default(),
                 kind: kind_name(&e.kind),
-                tenant: e.tenant.clone(),
+                tenant: super::division(&e.tenant),
                 summary: e.summary.clone(),
             })
             .collect(),
@@ -337,7 +337,7 @@ pub async fn agencies(State(mut desk): State<Desk>, Query(q): Query<Lookup>) -> 
                 uscc: x.uscc.clone(),
                 name: x.agency_name.clone(),
                 status: filing_status(x.status),
-                tenant: x.tenant.clone(),
+                tenant: super::division(&x.tenant),
             })
             .collect(),
         next: listed.next_page_token,
