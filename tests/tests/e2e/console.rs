@@ -76,7 +76,10 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     let queue = text_of(&b, "#queue").await;
     assert!(queue.contains(&task.agency_name), "{queue}");
     assert!(queue.contains(&due), "{queue}");
-    assert!(queue.contains("乌鲁木齐市（650100）"), "authorities by name: {queue}");
+    assert!(
+        queue.contains("乌鲁木齐市（650100）"),
+        "authorities by name: {queue}"
+    );
     assert!(
         queue.contains(&task.working_days_left.to_string()) && task.working_days_left > 0,
         "{queue} / {}",

@@ -11,7 +11,7 @@ use creditmesh_proto::review::v1::{GetCreditFileRequest, Practitioner};
 use http::StatusCode;
 
 use super::acts::Party;
-use super::supervision::{Category, Entry, Form, categories, kind_name, tier_name};
+use super::supervision::{Category, Entry, Form, categories, entries, tier_name};
 use super::{Desk, Frame, failed, field, form_pairs};
 
 pub struct DocumentType {
@@ -138,21 +138,7 @@ async fn file_page(
             creditmesh_domain::mask::identity_number(&p.document_number)
         ),
         tier: tier_name(file.risk_tier),
-        entries: file
-            .entries
-            .iter()
-            .rev()
-            .map(|e| Entry {
-                recorded: e
-                    .recorded_at
-                    .as_ref()
-                    .map(|t| crate::page::cst_minute(t.seconds))
-                    .unwrap_or_default(),
-                kind: kind_name(&e.kind),
-                tenant: super::division(&e.tenant),
-                summary: e.summary.clone(),
-            })
-            .collect(),
+        entries: entries(&file.entries),
         categories: categories(),
         errors,
         done,

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use creditmesh_proto::filing::v1::{FilingStatus, ListFilingsRequest};
 use creditmesh_proto::review::v1::{
-    DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, RiskTier,
+    CreditFileEntry, DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, RiskTier,
 };
 use serde::Deserialize;
 
@@ -63,6 +63,23 @@ struct AgencyPage {
     unfiled: bool,
     /// Fields every act's form carries (none: the agency is in the address).
     hidden: Vec<(&'static str, String)>,
+}
+
+/// A credit file's entries as the page lists them, newest first.
+pub fn entries(file: &[CreditFileEntry]) -> Vec<Entry> {
+    file.iter()
+        .rev()
+        .map(|e| Entry {
+            recorded: e
+                .recorded_at
+                .as_ref()
+                .map(|t| crate::page::cst_minute(t.seconds))
+                .unwrap_or_default(),
+            kind: kind_name(&e.kind),
+            tenant: super::division(&e.tenant),
+            summary: e.summary.clone(),
+        })
+        .collect()
 }
 
 pub fn tier_name(tier: i32) -> &'static str {
@@ -186,21 +203,7 @@ async fn agency_page(
         risk: form("risk"),
         uscc: uscc.to_owned(),
         tier: tier_name(file.risk_tier),
-        entries: file
-            .entries
-            .iter()
-            .rev()
-            .map(|e| Entry {
-                recorded: e
-                    .recorded_at
-                    .as_ref()
-                    .map(|t| crate::page::cst_minute(t.seconds))
-                    .unwrap_or_default(),
-                kind: kind_name(&e.kind),
-                tenant: super::division(&e.tenant),
-                summary: e.summary.clone(),
-            })
-            .collect(),
+        entries: entries(&file.entries),
         categories: categories(),
         errors,
         done,
