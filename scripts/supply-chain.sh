@@ -3,7 +3,8 @@
 # deny.toml and its source to crates.io (advisories need a database fetched from outside the
 # package registries, so they are not checked here); `cargo cyclonedx` writes the binary's
 # software bill of materials (CycloneDX 1.5 JSON) to target/sbom/creditmesh.cdx.json, which is
-# checked against Cargo.lock. Both tools are installed at pinned versions when missing.
+# checked against Cargo.lock; and that the gateway and the website compile no storage. Both
+# tools are installed at pinned versions when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DENY_VERSION=0.20.2
@@ -21,6 +22,15 @@ tool cargo-cyclonedx "$CYCLONEDX_VERSION"
 
 echo "supply-chain: licences, bans and sources (cargo deny)"
 cargo deny --locked check --hide-inclusion-graph licenses bans sources
+
+echo "supply-chain: the gateway and the website compile no storage (sqlx, object_store)"
+for crate in creditmesh-gateway creditmesh-web; do
+  found=$(cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(sqlx|sqlx-core|object_store) ' | sort -u || true)
+  if [ -n "$found" ]; then
+    echo "supply-chain: $crate depends on storage: $found" >&2
+    exit 1
+  fi
+done
 
 echo "supply-chain: the bill of materials of creditmesh (CycloneDX)"
 cargo cyclonedx --manifest-path creditmesh/Cargo.toml --format json --spec-version 1.5 \

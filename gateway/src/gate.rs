@@ -12,9 +12,9 @@ use std::task::{Context, Poll};
 use base64::Engine as _;
 use creditmesh_domain::{Principal, PrincipalKind};
 use creditmesh_pki::{DelegationTls, ServerTls};
-use creditmesh_rpc::connections::{Activity, once_per_connection};
-use creditmesh_rpc::in_flight::hold_until_end;
-use creditmesh_rpc::{
+use creditmesh_transport::connections::{Activity, once_per_connection};
+use creditmesh_transport::in_flight::hold_until_end;
+use creditmesh_transport::{
     CONSOLE_SERVICE, FORWARDED_FOR_HEADER, FORWARDER_HEADER, OFFICER_CERT_HEADER,
 };
 use http::{Request, Response};
@@ -309,8 +309,8 @@ where
             tenant = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        if creditmesh_rpc::telemetry::exporting() {
-            let _ = span.set_parent(creditmesh_rpc::telemetry::extract(req.headers()));
+        if creditmesh_transport::telemetry::exporting() {
+            let _ = span.set_parent(creditmesh_transport::telemetry::extract(req.headers()));
         }
         let started = std::time::Instant::now();
         Box::pin(
@@ -335,7 +335,7 @@ where
                 };
                 // Unary calls that fail answer their status in the headers; the rest are OK
                 // as far as the gateway can tell without holding the body.
-                let status = creditmesh_rpc::trace::header_status(&response);
+                let status = creditmesh_transport::trace::header_status(&response);
                 tracing::Span::current().record("rpc.grpc.status_code", status);
                 shared
                     .metrics
@@ -361,7 +361,12 @@ impl Metrics {
         } else {
             &tenant
         };
-        creditmesh_rpc::metrics::record(&method, known.to_owned(), status.to_owned(), elapsed);
+        creditmesh_transport::metrics::record(
+            &method,
+            known.to_owned(),
+            status.to_owned(),
+            elapsed,
+        );
         let attrs = [
             KeyValue::new("rpc.method", method),
             KeyValue::new("tenant", tenant),

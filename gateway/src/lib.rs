@@ -19,10 +19,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use creditmesh_domain::Tenant;
 use creditmesh_pki::{ClientAuth, ClientTls, DelegationTls, ServerTls, TlsFiles};
-use creditmesh_rpc::coalesce::Coalesce;
-use creditmesh_rpc::connections::{Budget, Connections};
-use creditmesh_rpc::in_flight::InFlightLayer;
-use creditmesh_rpc::listener::{Accepted, TlsIncoming, bind_tls, spawn_reloader};
+use creditmesh_transport::coalesce::Coalesce;
+use creditmesh_transport::connections::{Budget, Connections};
+use creditmesh_transport::in_flight::InFlightLayer;
+use creditmesh_transport::listener::{Accepted, TlsIncoming, bind_tls, spawn_reloader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -125,7 +125,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
     )?;
     let public_tls = ServerTls::server(cfg.tls.clone(), ClientAuth::None)?;
     let delegation = DelegationTls::delegated(cfg.tls.clone(), &cfg.trust_domain)?;
-    creditmesh_rpc::listener::spawn_reloader(delegation.clone(), stop.clone());
+    creditmesh_transport::listener::spawn_reloader(delegation.clone(), stop.clone());
     let budget = Budget::new(cfg.limits.connections.max_connections);
     let reserved = budget.total() * cfg.limits.node_reserved_percent.min(90) as usize / 100;
     tracing::info!(
@@ -233,7 +233,7 @@ fn routes(routing: Arc<Routing>, public: bool) -> Result<Routes> {
     let routes = Routes::new(tonic_health::pb::health_server::HealthServer::new(health));
     // The public listener lists only what the public may call.
     let listed = public.then(policy::public_services);
-    let routes = creditmesh_rpc::standard::add_reflection_listing(routes, listed.as_deref())?;
+    let routes = creditmesh_transport::standard::add_reflection_listing(routes, listed.as_deref())?;
     let proxy = proxy::Proxy::new(routing.clone(), public);
     let mut router = routes.into_axum_router();
     if public {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
-use creditmesh_rpc::{CLIENT_ADDRESS_HEADER, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+use creditmesh_transport::{CLIENT_ADDRESS_HEADER, PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -118,8 +118,8 @@ impl Proxy {
         }
         // Without an exporter the span has no context to pass on; the caller's own trace
         // context, if any, travels on untouched.
-        if creditmesh_rpc::telemetry::exporting() {
-            creditmesh_rpc::telemetry::inject_current(req.headers_mut());
+        if creditmesh_transport::telemetry::exporting() {
+            creditmesh_transport::telemetry::inject_current(req.headers_mut());
         }
         tracing::debug!(%service, caller = %caller.id, "forwarding");
 
@@ -140,7 +140,7 @@ impl Proxy {
 
 /// The most of a call's body kept to replay it on another replica: a message as large as a
 /// service accepts, with its frame header.
-const REPLAY_BYTES: usize = creditmesh_rpc::MAX_MESSAGE_BYTES + 5;
+const REPLAY_BYTES: usize = creditmesh_transport::MAX_MESSAGE_BYTES + 5;
 
 /// A call's body read whole, or as much as was read before it grew too large to keep,
 /// followed by the rest.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use creditmesh_pki::ClientTls;
-use creditmesh_rpc::resolve::{Addresses, Targets};
+use creditmesh_transport::resolve::{Addresses, Targets};
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use http_body::Body;

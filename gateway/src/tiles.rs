@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use creditmesh_proto::disclosure::v1::GetTileRequest;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use creditmesh_rpc::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
+use creditmesh_transport::{PRINCIPAL_HEADER, REQUEST_ID_HEADER};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::Routing;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use creditmesh_pki::ClientTls;
-use creditmesh_rpc::coalesce::Coalesce;
+use creditmesh_transport::coalesce::Coalesce;
 use futures::future::BoxFuture;
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};

@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
 use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceClient;
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
-use creditmesh_rpc::{FORWARDED_FOR_HEADER, FORWARDER_HEADER};
+use creditmesh_transport::{FORWARDED_FOR_HEADER, FORWARDER_HEADER};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};

@@ -5,26 +5,12 @@ use std::sync::Arc;
 use creditmesh_domain::{Principal, PrincipalKind};
 use tonic::{Request, Status};
 
-use crate::connections::{Activity, once_per_connection};
+use creditmesh_transport::connections::{Activity, once_per_connection};
 
-/// Metadata carrying the caller's SPIFFE ID (or `public`), set by the gateway alone.
-pub const PRINCIPAL_HEADER: &str = "x-creditmesh-principal";
-/// Metadata carrying a public caller's address, set by the gateway alone (for per-address
-/// limits a backend keeps, such as pending uploads).
-pub const CLIENT_ADDRESS_HEADER: &str = "x-creditmesh-client-address";
-/// Metadata by which a trusted forwarder (the website) names the visitor a public call is
-/// made for; the gateway believes it only with [`FORWARDER_HEADER`] and drops both.
-pub const FORWARDED_FOR_HEADER: &str = "x-creditmesh-forwarded-for";
-/// Metadata carrying the forwarder token (`PKI_DIR/forwarder.token`).
-pub const FORWARDER_HEADER: &str = "x-creditmesh-forwarder";
-/// Metadata by which the console names the officer it calls for: the certificate (DER, in
-/// standard base64) the officer signed in with. The gateway believes it only from
-/// [`CONSOLE_SERVICE`], checks it as its node listener checks a client's, and drops it.
-pub const OFFICER_CERT_HEADER: &str = "x-creditmesh-officer-cert";
-/// The service name (`spiffe://…/service/<region>/console`) of the regulators' console.
-pub const CONSOLE_SERVICE: &str = "console";
-/// Metadata carrying the request id, echoed in logs and the audit trail.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use creditmesh_transport::headers::{
+    CLIENT_ADDRESS_HEADER, CONSOLE_SERVICE, FORWARDED_FOR_HEADER, FORWARDER_HEADER,
+    OFFICER_CERT_HEADER, PRINCIPAL_HEADER, REQUEST_ID_HEADER,
+};
 
 #[derive(Debug, Clone)]
 pub struct CallContext {

@@ -1,33 +1,26 @@
-//! The gRPC edge shared by creditmesh services: error mapping, call context, the write path
-//! (transaction + audit + outbox), mTLS listeners, event sinks and the outbox relay.
+//! The kit every creditmesh service is built with: error mapping, call context, the write path
+//! (transaction + audit + outbox), event sinks and the outbox relay, streamed uploads and
+//! downloads, the service definition; over the transport of `creditmesh-transport`, which it
+//! re-exports.
 
-pub mod client;
-pub mod coalesce;
-pub mod codec_status;
-pub mod connections;
 pub mod context;
 pub mod deadlines;
 pub mod download;
 pub mod edge;
 pub mod error;
 pub mod identity;
-pub mod in_flight;
 pub mod lane;
-pub mod listener;
-pub mod metrics;
 pub mod relay;
-pub mod resolve;
 pub mod service;
 pub mod sink;
-pub mod standard;
 pub mod store;
-pub mod telemetry;
-pub mod trace;
 pub mod upload;
 
-/// The largest message a service decodes; larger ones are refused with `RESOURCE_EXHAUSTED`.
-/// Documents travel in chunks below it.
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+// The transport, as the services have always reached it through this crate.
+pub use creditmesh_transport::{
+    MAX_MESSAGE_BYTES, client, coalesce, codec_status, connections, in_flight, listener, metrics,
+    resolve, standard, telemetry, trace,
+};
 
 pub use context::{
     Authn, CLIENT_ADDRESS_HEADER, CONSOLE_SERVICE, CallContext, FORWARDED_FOR_HEADER,

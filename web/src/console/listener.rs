@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use creditmesh_rpc::listener::{HANDSHAKE_TIMEOUT, spawn_reloader};
+use creditmesh_transport::listener::{HANDSHAKE_TIMEOUT, spawn_reloader};
 
 /// Connections whose handshake is done.
 pub struct Incoming {

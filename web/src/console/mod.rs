@@ -32,7 +32,7 @@ use creditmesh_proto::datapush::v1::data_push_service_client::DataPushServiceCli
 use creditmesh_proto::disclosure::v1::disclosure_service_client::DisclosureServiceClient;
 use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
-use creditmesh_rpc::OFFICER_CERT_HEADER;
+use creditmesh_transport::OFFICER_CERT_HEADER;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -138,8 +138,8 @@ pub async fn start(
     )
     .context("the console's certificate")?;
     let client_tls = ClientTls::client(node.tls.clone())?;
-    creditmesh_rpc::listener::spawn_reloader(client_tls.clone(), stop.clone());
-    let channel = creditmesh_rpc::client::mtls_channel(
+    creditmesh_transport::listener::spawn_reloader(client_tls.clone(), stop.clone());
+    let channel = creditmesh_transport::client::mtls_channel(
         &node.gateway_url,
         client_tls,
         &cfg.gateway_server_name,
