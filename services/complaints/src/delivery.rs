@@ -17,6 +17,7 @@ use creditmesh_proto::complaints::v2::referral_receiver_service_client::Referral
 use creditmesh_proto::events::v1::ReferralReceived;
 use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::ReferralsConfig;
+use creditmesh_storage::AuditEntry;
 use creditmesh_storage::StorageError;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -254,12 +255,35 @@ impl Delivery {
             )
             .await?;
         }
+        // The delivery is a state change like any call's: attributed to the department whose
+        // node signed for it, in the referring authority's tenant.
+        self.store
+            .infra
+            .audit(
+                &mut tx,
+                &AuditEntry {
+                    at: self.store.now(),
+                    principal: &v.signer,
+                    tenant: &row.tenant,
+                    method: DELIVERED,
+                    request_id: &row.referral_id,
+                    outcome: "ok",
+                    detail: &format!(
+                        "received by {} of {} at {} (signed receipt verified)",
+                        row.department, row.department_tenant, v.received_at
+                    ),
+                },
+            )
+            .await?;
         tx.commit().await.map_err(StorageError::from)?;
         self.store.relay_wakeup().notify_one();
         tracing::info!(referral_id = %row.referral_id, tenant = %row.tenant, tracking_number = %row.tracking_number, "referral delivered");
         Ok(true)
     }
 }
+
+/// The audit trail's name for a referral delivered with a verified receipt.
+pub const DELIVERED: &str = "referrals/delivered";
 
 struct Verified {
     received_at: i64,

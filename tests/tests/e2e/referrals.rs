@@ -270,6 +270,17 @@ async fn a_referral_made_while_the_department_is_down_is_delivered_once_with_a_v
     let signer = receipt_signer(&ca, &referral_id, &receipt).expect("the receipt verifies");
     assert_eq!(signer.kind, PrincipalKind::Department);
     assert_eq!(signer.subject, "market-regulation");
+    // The delivery is in the audit trail, attributed to the department that signed for it.
+    let audited = scalar_i64(
+        &url,
+        super::objections::sql(format!(
+            "SELECT COUNT(*) FROM complaints_audit WHERE method = 'referrals/delivered' \
+             AND request_id = '{referral_id}' AND outcome = 'ok' AND tenant = '653100' \
+             AND principal LIKE '%/department/650100/market-regulation'"
+        )),
+    )
+    .await;
+    assert_eq!(audited, 1);
     let (statement, now) = receipt_statement(&referral_id, &receipt);
     let mut forged = statement.clone().into_bytes();
     let last = forged.len() - 2;
