@@ -11,10 +11,13 @@ use creditmesh_proto::complaints::v1::{
     ListComplaintsRequest, ReadEvidenceRequest, ReferComplaintRequest, ReferralLetter,
     ReferralStatus, ResolveComplaintRequest, read_evidence_response,
 };
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::supervision::{Category, categories};
-use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id, streamed_file};
+use super::{
+    Desk, Frame, after_write, failed, field, form_pairs, request_id, shown, streamed_file,
+};
 use crate::Lang;
 
 pub struct Row {
@@ -93,13 +96,7 @@ pub async fn queue(State(mut desk): State<Desk>, Query(q): Query<QueueQuery>) ->
         Err(status) => return failed(&status),
     };
     let mut rows: Vec<Row> = listed.complaints.iter().map(row).collect();
-    rows.sort_by(|a, b| {
-        (a.due.is_empty(), &a.due, &a.tracking_number).cmp(&(
-            b.due.is_empty(),
-            &b.due,
-            &b.tracking_number,
-        ))
-    });
+    super::nearest_first(&mut rows, |r| (&r.due, &r.tracking_number));
     Html(crate::page::render(Queue {
         f: Frame::new("投诉办理 · Complaints"),
         rows,
@@ -284,10 +281,10 @@ async fn complaint_page(
 }
 
 pub async fn complaint(State(mut desk): State<Desk>, Path(tn): Path<String>) -> Response {
-    match complaint_page(&mut desk, &tn, Vec::new()).await {
-        Ok(page) => Html(crate::page::render(page)).into_response(),
-        Err(status) => failed(&status),
-    }
+    shown(
+        complaint_page(&mut desk, &tn, Vec::new()).await,
+        StatusCode::OK,
+    )
 }
 
 /// After a write: back to the complaint, or the complaint with what was wrong.

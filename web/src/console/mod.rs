@@ -273,23 +273,8 @@ async fn headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     use http::{HeaderValue, header};
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-            ),
-        );
-    }
+    crate::harden(h);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),
@@ -402,6 +387,23 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "页面不存在 · No such page")
 }
 
+/// A queue in order of its deadlines (`YYYY-MM-DD`), the nearest first and those without one
+/// last, each day's in the order of their ids.
+pub fn nearest_first<T>(rows: &mut [T], key: impl Fn(&T) -> (&String, &String)) {
+    rows.sort_by(|a, b| {
+        let ((due_a, id_a), (due_b, id_b)) = (key(a), key(b));
+        (due_a.is_empty(), due_a, id_a).cmp(&(due_b.is_empty(), due_b, id_b))
+    });
+}
+
+/// A page made from the mesh's answers, with `status`; or the page of the call that failed.
+pub fn shown<P: Template>(page: Result<P, Status>, status: StatusCode) -> Response {
+    match page {
+        Ok(page) => (status, Html(crate::page::render(page))).into_response(),
+        Err(status) => failed(&status),
+    }
+}
+
 /// What a write answers: done, a fresh page at `back(done)` (303, so that reloading it sends
 /// nothing again); refused for what was sent, the page made again by `again` with the reasons
 /// beside the form (400); anything else, the failure's page.
@@ -422,12 +424,7 @@ where
                 tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
             ) =>
         {
-            match again(violations(&status)).await {
-                Ok(page) => {
-                    (StatusCode::BAD_REQUEST, Html(crate::page::render(page))).into_response()
-                }
-                Err(status) => failed(&status),
-            }
+            shown(again(violations(&status)).await, StatusCode::BAD_REQUEST)
         }
         Err(status) => failed(&status),
     }
@@ -500,7 +497,7 @@ where
 /// A division as the desks read it: its name, then its code (the code alone when unknown).
 pub fn division(code: &str) -> String {
     match creditmesh_domain::Tenant::parse(code) {
-        Ok(t) => format!("{}（{code}）", Lang::Zh.tenant(t)),
+        Ok(t) => format!("{}（{code}）", t.authority_name()),
         Err(_) => code.to_owned(),
     }
 }

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::Response;
 use creditmesh_proto::datapush::v1::{
     IssueSubjectAccessCodeRequest, ListObjectionsRequest, ObjectionDecision, ObjectionGround,
     ReadObjectionMaterialRequest, ResolveObjectionRequest, SubjectKind,
@@ -14,7 +14,10 @@ use creditmesh_proto::datapush::v1::{
 };
 use http::StatusCode;
 
-use super::{Desk, Frame, failed, field, form_pairs, request_id, streamed_file, violations};
+use super::{
+    Desk, Frame, after_write, failed, field, form_pairs, request_id, shown, streamed_file,
+    violations,
+};
 use crate::Lang;
 
 pub struct Item {
@@ -103,15 +106,8 @@ async fn desk_page(
     })
 }
 
-fn page(result: Result<DeskPage, tonic::Status>, status: StatusCode) -> Response {
-    match result {
-        Ok(page) => (status, Html(crate::page::render(page))).into_response(),
-        Err(status) => failed(&status),
-    }
-}
-
 pub async fn desk(State(mut desk): State<Desk>) -> Response {
-    page(desk_page(&mut desk, None, Vec::new()).await, StatusCode::OK)
+    shown(desk_page(&mut desk, None, Vec::new()).await, StatusCode::OK)
 }
 
 /// Issues a subject's access code and shows it once: it is not kept but as a keyed hash.
@@ -145,12 +141,12 @@ pub async fn issue_code(State(mut desk): State<Desk>, body: Bytes) -> Response {
                     .map(|t| crate::page::cst_minute(t.seconds))
                     .unwrap_or_default(),
             };
-            page(
+            shown(
                 desk_page(&mut desk, Some(issued), Vec::new()).await,
                 StatusCode::OK,
             )
         }
-        Err(status) if status.code() == tonic::Code::InvalidArgument => page(
+        Err(status) if status.code() == tonic::Code::InvalidArgument => shown(
             desk_page(&mut desk, None, violations(&status)).await,
             StatusCode::BAD_REQUEST,
         ),
@@ -184,19 +180,12 @@ pub async fn decide(
                 .to_vec(),
         })
         .await;
-    match decided {
-        Ok(_) => Redirect::to("/objections?decided=1").into_response(),
-        Err(status)
-            if status.code() == tonic::Code::InvalidArgument
-                || status.code() == tonic::Code::FailedPrecondition =>
-        {
-            page(
-                desk_page(&mut desk, None, violations(&status)).await,
-                StatusCode::BAD_REQUEST,
-            )
-        }
-        Err(status) => failed(&status),
-    }
+    after_write(
+        decided.map(|_| String::new()),
+        |_| "/objections?decided=1".to_owned(),
+        |errors| desk_page(&mut desk, None, errors),
+    )
+    .await
 }
 
 /// An objection's supporting material, opened to decide it; the read is recorded with that

@@ -12,7 +12,7 @@ use http::StatusCode;
 
 use super::acts::Party;
 use super::supervision::{Category, Entry, Form, categories, entries, tier_name};
-use super::{Desk, Frame, failed, field, form_pairs};
+use super::{Desk, Frame, failed, field, form_pairs, shown};
 
 pub struct DocumentType {
     pub value: i32,
@@ -150,13 +150,6 @@ async fn file_page(
         ],
         f,
     })
-}
-
-fn shown(page: Result<FilePage, tonic::Status>, status: StatusCode) -> Response {
-    match page {
-        Ok(page) => (status, Html(crate::page::render(page))).into_response(),
-        Err(status) => failed(&status),
-    }
 }
 
 /// The practitioner's file, as the lookup form names them.

@@ -5,15 +5,16 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use creditmesh_proto::disclosure::v1::{
     EraseNoticeRequest, GetRegisterHeadRequest, ListNoticesRequest, NoticeKind,
     PublishCorrectionRequest,
 };
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::supervision::Form;
-use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id};
+use super::{Desk, Frame, after_write, field, form_pairs, request_id, shown};
 use crate::Lang;
 
 pub struct NoticeView {
@@ -124,10 +125,10 @@ async fn register_page(
 }
 
 pub async fn register(State(mut desk): State<Desk>, Query(q): Query<RegisterQuery>) -> Response {
-    match register_page(&mut desk, q.uscc.trim(), Vec::new()).await {
-        Ok(page) => Html(crate::page::render(page)).into_response(),
-        Err(status) => failed(&status),
-    }
+    shown(
+        register_page(&mut desk, q.uscc.trim(), Vec::new()).await,
+        StatusCode::OK,
+    )
 }
 
 async fn answered(desk: &mut Desk, uscc: &str, outcome: Result<(), tonic::Status>) -> Response {

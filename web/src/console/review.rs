@@ -12,9 +12,12 @@ use creditmesh_proto::review::v1::{
     ChangeRefusalGround, DecideReviewTaskRequest, DeregistrationRefusalGround,
     GetReviewTaskRequest, ListReviewTasksRequest, RefusalGround, ReviewTask, TaskKind, TaskStatus,
 };
+use http::StatusCode;
 use serde::Deserialize;
 
-use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id, streamed_file};
+use super::{
+    Desk, Frame, after_write, failed, field, form_pairs, request_id, shown, streamed_file,
+};
 
 pub struct Row {
     pub task_id: String,
@@ -100,9 +103,7 @@ pub async fn queue(State(mut desk): State<Desk>, Query(q): Query<QueueQuery>) ->
         Err(status) => return failed(&status),
     };
     let mut rows: Vec<Row> = listed.tasks.iter().map(row).collect();
-    rows.sort_by(|a, b| {
-        (a.due.is_empty(), &a.due, &a.task_id).cmp(&(b.due.is_empty(), &b.due, &b.task_id))
-    });
+    super::nearest_first(&mut rows, |r| (&r.due, &r.task_id));
     Html(crate::page::render(Queue {
         f: Frame::new("审核队列 · Review queue"),
         rows,
@@ -291,10 +292,10 @@ async fn task_page(
 }
 
 pub async fn task(State(mut desk): State<Desk>, Path(task_id): Path<String>) -> Response {
-    match task_page(&mut desk, &task_id, Vec::new(), String::new()).await {
-        Ok(page) => Html(crate::page::render(page)).into_response(),
-        Err(status) => failed(&status),
-    }
+    shown(
+        task_page(&mut desk, &task_id, Vec::new(), String::new()).await,
+        StatusCode::OK,
+    )
 }
 
 /// Decides the task as the form says; the form's `request_id` makes a second send of the same

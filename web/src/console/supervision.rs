@@ -11,10 +11,11 @@ use creditmesh_proto::filing::v1::{FilingStatus, ListFilingsRequest};
 use creditmesh_proto::review::v1::{
     CreditFileEntry, DrawSpotCheckRequest, FindingCategory, GetCreditFileRequest, RiskTier,
 };
+use http::StatusCode;
 use serde::Deserialize;
 
 use super::acts::Party;
-use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id};
+use super::{Desk, Frame, after_write, failed, field, form_pairs, request_id, shown};
 
 pub struct Entry {
     pub recorded: String,
@@ -231,10 +232,10 @@ pub async fn agency(
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | ' ' | ':'))
         .take(120)
         .collect();
-    match agency_page(&mut desk, &uscc, Vec::new(), done).await {
-        Ok(page) => Html(crate::page::render(page)).into_response(),
-        Err(status) => failed(&status),
-    }
+    shown(
+        agency_page(&mut desk, &uscc, Vec::new(), done).await,
+        StatusCode::OK,
+    )
 }
 
 /// After a write: back to the agency's file (saying what the write made), or the file with
