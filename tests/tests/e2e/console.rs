@@ -617,6 +617,52 @@ async fn an_officer_accepts_resolves_and_refers_complaints_in_the_console(engine
     .await;
     assert!(delivered.contains("650100"), "{delivered}");
     b.record_page("console-complaint-delivered").await;
+
+    // The department declines it: the decline and its reason are shown, and the complaint is
+    // the authority's again.
+    use creditmesh_proto::complaints::v1::complaint_service_client::ComplaintServiceClient;
+    use creditmesh_proto::complaints::v1::{DeclineReferralRequest, GetComplaintRequest};
+    let referral_id = ComplaintServiceClient::new(t.node("regulator-650100").await)
+        .get_complaint(GetComplaintRequest {
+            tracking_number: to_node.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .complaint
+        .unwrap()
+        .referrals[0]
+        .referral_id
+        .clone();
+    ComplaintServiceClient::new(t.node("department").await)
+        .decline_referral(DeclineReferralRequest {
+            referral_id,
+            reason: "不属市场监管职责".into(),
+        })
+        .await
+        .unwrap();
+    b.client.refresh().await.unwrap();
+    let referrals = text_of(&b, "#referrals").await;
+    assert!(
+        referrals.contains("已退回") && referrals.contains("不属市场监管职责"),
+        "{referrals}"
+    );
+
+    // A form on another site posting to the console, sent by the officer's browser with the
+    // officer's certificate: refused before the console reads it.
+    let forged = format!(
+        "<!doctype html><meta charset=utf-8><form method=post \
+         action='{url}/complaints/{referred}/accept'><input name=request_id value=forged>\
+         <button id=go>go</button></form>"
+    );
+    let forged = base64::engine::general_purpose::STANDARD.encode(forged);
+    b.client
+        .goto(&format!("data:text/html;base64,{forged}"))
+        .await
+        .unwrap();
+    press(&b, "#go").await;
+    let body = text_of(&b, "body").await;
+    assert!(body.contains("来自其他站点"), "{body}");
     b.close().await;
 
     // Kashgar's officer sees neither.
