@@ -182,3 +182,20 @@ pub async fn erase(
         .map(|_| ());
     answered(&mut desk, &q.uscc, outcome).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_and_each_witness_that_signed_are_named() {
+        let checkpoint = "creditmesh.xinjiang/register\n4\nq0Zv2dQ3Jx8=\n\n\
+                          — creditmesh.xinjiang/register AbCdEf==\n\
+                          — witness.kashgar/w1 GhIjKl==\n";
+        assert_eq!(
+            signers(checkpoint),
+            ["creditmesh.xinjiang/register", "witness.kashgar/w1"]
+        );
+        assert!(signers("no signature lines\n").is_empty());
+    }
+}
