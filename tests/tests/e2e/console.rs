@@ -241,6 +241,26 @@ async fn an_officer_reviews_and_supervises_in_the_console_with_their_certificate
     let page = page_source(&b).await;
     assert!(!page.contains(&format!(">{number}<")), "shown masked");
     b.record_page("console-practitioner").await;
+
+    // An agency that never filed (Art. 2): supervised by its code, named in the form; without
+    // its name the act is refused beside the form.
+    const UNFILED: &str = "91650102MA7XJ0011B";
+    b.client
+        .goto(&format!("{url}/agencies/{UNFILED}"))
+        .await
+        .unwrap();
+    fill(&b, "held_on", &today).await;
+    fill(&b, "subject", "未建档从事信用服务").await;
+    fill(&b, "summary", "约谈负责人，告知应当建档。").await;
+    press(&b, "#record-interview").await;
+    assert!(text_of(&b, "#errors").await.contains("agency_name"));
+    fill(&b, "held_on", &today).await;
+    fill(&b, "subject", "未建档从事信用服务").await;
+    fill(&b, "summary", "约谈负责人，告知应当建档。").await;
+    fill(&b, "interview-name", "乌鲁木齐某信用咨询有限公司").await;
+    press(&b, "#record-interview").await;
+    assert!(text_of(&b, "#done").await.contains("interview"));
+    assert!(text_of(&b, "#entries").await.contains("约谈"));
     let file = urumqi
         .get_credit_file(GetCreditFileRequest {
             uscc: DEMO_AGENCY_USCC.into(),
