@@ -3,17 +3,19 @@
 # documents on a local directory and on an S3-compatible store. PostgreSQL is found, or
 # installed and started, by scripts/postgres.sh; the S3 server by scripts/s3.sh; an SMTP
 # server that keeps what it receives by scripts/smtp.sh; Chromium and ChromeDriver for the
-# browser tests by scripts/browser.sh.
+# browser tests by scripts/browser.sh; grpcurl for the README's examples by scripts/grpcurl.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 . scripts/s3.sh
 . scripts/smtp.sh
 . scripts/browser.sh
+. scripts/grpcurl.sh
 ensure_postgres
 ensure_s3
 ensure_smtp
 ensure_browser
+ensure_grpcurl
 drop_test_databases
 cargo test --workspace --locked "$@"
 drop_test_databases

@@ -61,6 +61,7 @@ enum Command {
     Console,
     /// Brings the schema of the chosen services (default: all) up to date, then exits.
     Migrate {
+        /// Comma-separated: filing,review,disclosure,complaints,datapush.
         #[arg(long, value_delimiter = ',')]
         services: Vec<String>,
     },
@@ -75,11 +76,6 @@ enum Command {
     Id {
         #[command(subcommand)]
         command: IdCommand,
-    },
-    /// Benchmarks (they print figures; nothing is asserted).
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
     },
     /// Checks answers of the public register against its log's verifier key (offline), or
     /// follows a register and stops at the first inconsistency.
@@ -138,11 +134,16 @@ enum DepartmentCommand {
         unanswered: bool,
     },
     /// Acknowledges a referral: the department handles the complaint.
-    Ack { referral_id: String },
+    Ack {
+        /// The referral's id, as `department list` shows it.
+        referral_id: String,
+    },
     /// Declines a referral as outside the department's competence; the complaint returns to
     /// the regulator that referred it.
     Decline {
+        /// The referral's id, as `department list` shows it.
         referral_id: String,
+        /// Why it is outside the department's competence; the regulator reads it.
         #[arg(long)]
         reason: String,
     },
@@ -152,6 +153,7 @@ enum DepartmentCommand {
 enum CalendarCommand {
     /// Whether DATE (YYYY-MM-DD) is a working day.
     IsWorkingDay {
+        /// The date, YYYY-MM-DD.
         date: String,
         /// The national calendar alone, without Xinjiang's regional days.
         #[arg(long)]
@@ -159,10 +161,13 @@ enum CalendarCommand {
     },
     /// The date N working days after --from (day zero).
     Deadline {
+        /// The day of the event, YYYY-MM-DD (not counted).
         #[arg(long)]
         from: String,
+        /// How many working days the period runs.
         #[arg(long)]
         working_days: u32,
+        /// The national calendar alone, without Xinjiang's regional days.
         #[arg(long)]
         no_regional: bool,
     },
@@ -171,127 +176,9 @@ enum CalendarCommand {
 #[derive(Subcommand)]
 enum IdCommand {
     /// Checks a unified social credit code or a resident identity number.
-    Check { code: String },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Unary load over mutual TLS against one service directly and through the gateway;
-    /// ends with one JSON line of figures.
-    Gateway {
-        /// Length of each measured phase.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        #[arg(long, default_value_t = 1)]
-        warmup_seconds: u64,
-        /// Callers in flight at once in saturation mode.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Persistent connections per path.
-        #[arg(long, default_value_t = 4)]
-        connections: usize,
-        /// The gateway's `backend_connections` (default: the configuration's default).
-        #[arg(long)]
-        backend_connections: Option<u32>,
-        /// The gateway's `backend_calls_per_connection` (default: the configuration's default).
-        #[arg(long)]
-        backend_calls_per_connection: Option<u32>,
-        /// Also measure nginx (`grpc_pass`) in front of the same backend: this binary, or
-        /// `nginx` from the PATH or /usr/sbin when no path is given.
-        #[arg(long, num_args = 0..=1, value_name = "PATH")]
-        nginx: Option<Option<std::path::PathBuf>>,
-    },
-    /// Sustained writes (complaints, each an event) at a fixed rate while the outbox relay
-    /// delivers; ends with one JSON line: produced and delivered per second, backlog.
-    Delivery {
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        /// Complaints per second, open loop.
-        #[arg(long, default_value_t = 300)]
-        rate: u64,
-        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
-        /// otherwise.
-        #[arg(long)]
-        postgres: Option<String>,
-    },
-    /// One tenant's reads at a fixed rate, alone and while another tenant sends ten times its
-    /// share of calls in flight, in turns; ends with one JSON line of both p99s.
-    Fairness {
-        /// Length of each phase of each round.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        #[arg(long, default_value_t = 100)]
-        rate: u64,
-        /// Calls in flight each tenant may hold.
-        #[arg(long, default_value_t = 8)]
-        share: u32,
-        /// Alone, then crowded, this many times, `seconds` each.
-        #[arg(long, default_value_t = 4)]
-        rounds: u32,
-    },
-    /// Fills the public register with N agencies through the disclosure service's event sink,
-    /// checkpointing on, then searches it by name and reads it by USCC through the public
-    /// listener at a fixed rate; ends with one JSON line.
-    Register {
-        #[arg(long, default_value_t = 10_000)]
-        agencies: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Reads per second, half searches by name and half lookups by USCC.
-        #[arg(long, default_value_t = 500)]
-        rate: u64,
-        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
-        /// otherwise.
-        #[arg(long)]
-        postgres: Option<String>,
-    },
-    /// The public listener flooded with connections and health watches beyond every cap,
-    /// under the default limits, then left alone; ends with one JSON line: what was admitted
-    /// and refused, a regulator's p99 meanwhile, resident memory before, at the peak, after.
-    Flood {
-        /// Loopback addresses the flood comes from (127.0.0.2 and up).
-        #[arg(long, default_value_t = 16)]
-        addresses: u8,
-        #[arg(long, default_value_t = 80)]
-        connections: usize,
-        #[arg(long, default_value_t = 2)]
-        watches: usize,
-        /// Floods one after another.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-    },
-    /// Records pushed through the gateway on one stream, then pushed again (all duplicates),
-    /// and on PostgreSQL as many rows loaded with COPY into the same table; ends with one
-    /// JSON line: rows/s of each, their ratio, rows written by the second push, peak RSS.
-    /// With `--agencies N`, N agencies push `--records` each at once through the gateway, on a
-    /// connection each, `--rounds` times; the line says in how many rounds every stream ended
-    /// with every ack.
-    Push {
-        #[arg(long, default_value_t = 1_000_000)]
-        records: usize,
-        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
-        /// otherwise, without COPY.
-        #[arg(long)]
-        postgres: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        agencies: usize,
-        #[arg(long, default_value_t = 1)]
-        rounds: usize,
-    },
-    /// Mixed traffic through the gateway at a fixed rate for a long time; ends with one JSON
-    /// line: p50/p99 and resident memory of the first and the last window.
-    Soak {
-        #[arg(long, default_value_t = 1800)]
-        seconds: u64,
-        #[arg(long, default_value_t = 300)]
-        window_seconds: u64,
-        /// Calls per second, open loop.
-        #[arg(long, default_value_t = 200)]
-        rate: u64,
-        /// Run on this PostgreSQL server (a fresh database is made and dropped); SQLite
-        /// otherwise.
-        #[arg(long)]
-        postgres: Option<String>,
+    Check {
+        /// The code or number to check.
+        code: String,
     },
 }
 
@@ -300,6 +187,7 @@ enum PkiCommand {
     /// Mints the development PKI into DIR (CA, demo callers, one identity per node) and the
     /// node's keys (as `pki keys`), keeping whatever already exists.
     Dev {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
     },
@@ -308,6 +196,7 @@ enum PkiCommand {
     /// token, and with --witness-name a witness's key. `serve` makes none of its own: its
     /// replicas share the files made here, provided with their other secrets.
     Keys {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
         /// The name this node's cosignatures carry, when it witnesses another's register.
@@ -320,6 +209,7 @@ enum PkiCommand {
     /// it the log's key, keeps the old verifier key in register-log.retired.vkey for the
     /// checkpoints it signed, and destroys the old key.
     RotateLogKey {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
         /// Ends the rotation begun earlier.
@@ -332,6 +222,7 @@ enum PkiCommand {
     /// while every keyed hash is computed again); --finish destroys the previous key once
     /// `creditmesh_datapush_index_stale` is 0 in every kind.
     RotateIndexKey {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
         /// Makes the next key the one that writes.
@@ -343,15 +234,19 @@ enum PkiCommand {
     },
     /// Mints a new regional CA into DIR (ca.pem, ca.key).
     Init {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
+        /// How many days the CA's certificate is valid.
         #[arg(long, default_value_t = 3650)]
         lifetime_days: i64,
     },
     /// Issues a leaf certificate (NAME.pem, NAME.key) signed by the CA in DIR.
     Issue {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
+        /// Whose certificate it is.
         #[arg(long, value_enum)]
         kind: Kind,
         /// GB/T 2260 division code of the tenant.
@@ -363,23 +258,29 @@ enum PkiCommand {
         /// File stem of the certificate and key.
         #[arg(long)]
         name: String,
+        /// A DNS name the certificate serves TLS under; repeat for each.
         #[arg(long)]
         dns: Vec<String>,
+        /// An IP address the certificate serves TLS under; repeat for each.
         #[arg(long)]
         ip: Vec<IpAddr>,
         /// The certificate also serves TLS (a department's node); a service's always does.
         #[arg(long)]
         server: bool,
+        /// How many days the certificate is valid.
         #[arg(long, default_value_t = creditmesh_pki::LEAF_LIFETIME_DAYS)]
         lifetime_days: i64,
     },
     /// Issues NAME.pem again for the same identity with a new key and a fresh lifetime; every
     /// node picks it up within seconds.
     Renew {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
+        /// File stem of the certificate and key to renew.
         #[arg(long)]
         name: String,
+        /// How many days the certificate is valid.
         #[arg(long, default_value_t = creditmesh_pki::LEAF_LIFETIME_DAYS)]
         lifetime_days: i64,
     },
@@ -387,8 +288,10 @@ enum PkiCommand {
     /// which every listener reloads within seconds; calls already connected with it are
     /// refused from then on.
     Revoke {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
+        /// The certificate to revoke (PEM).
         #[arg(long)]
         cert: PathBuf,
         /// unspecified, key-compromise, affiliation-changed, superseded,
@@ -399,6 +302,7 @@ enum PkiCommand {
     /// Issues the revocation list again with a fresh validity (30 days); run it before the
     /// list lapses, for example weekly.
     Crl {
+        /// The PKI directory (the CA's ca.pem and ca.key, and what is issued beside them).
         #[arg(long)]
         dir: PathBuf,
     },
@@ -406,10 +310,19 @@ enum PkiCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Kind {
+    /// A credit service agency (subject: its USCC).
     Agency,
+    /// A regulator's authority (no subject).
     Regulator,
+    /// A department (subject: its code).
     Department,
+    /// A node of the mesh (subject: the service's name).
     Service,
+}
+
+/// The command line: every command and flag with its help.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Parses the command line and runs the command; the `creditmesh` binary is this function.
@@ -529,158 +442,6 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("invalid: {text}");
                 std::process::exit(1);
             }
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Gateway {
-                    seconds,
-                    warmup_seconds,
-                    concurrency,
-                    connections,
-                    backend_connections,
-                    backend_calls_per_connection,
-                    nginx,
-                },
-        } => {
-            let nginx = match nginx {
-                Some(Some(path)) => Some(path),
-                Some(None) => Some(crate::nginx::find().context("nginx is not on the PATH")?),
-                None => None,
-            };
-            let mut limits = crate::bench::unlimited();
-            if let Some(n) = backend_connections {
-                limits.backend_connections = n.max(1);
-            }
-            if let Some(n) = backend_calls_per_connection {
-                limits.backend_calls_per_connection = n.max(1);
-            }
-            let figures = crate::bench::gateway(
-                crate::bench::BenchOptions {
-                    seconds,
-                    warmup_seconds,
-                    concurrency,
-                    connections: connections.max(1),
-                },
-                limits,
-                nginx.as_deref(),
-            )
-            .await?;
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Delivery {
-                    seconds,
-                    rate,
-                    postgres,
-                },
-        } => {
-            let figures = crate::bench::delivery(crate::bench::DeliveryOptions {
-                seconds,
-                rate,
-                postgres,
-            })
-            .await?;
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Fairness {
-                    seconds,
-                    rate,
-                    share,
-                    rounds,
-                },
-        } => {
-            let figures = crate::fairness::fairness(crate::fairness::FairnessOptions {
-                seconds,
-                rate,
-                share: share.max(1),
-                rounds,
-            })
-            .await?;
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Register {
-                    agencies,
-                    seconds,
-                    rate,
-                    postgres,
-                },
-        } => {
-            let figures = crate::register_bench::register(crate::register_bench::RegisterOptions {
-                agencies,
-                seconds,
-                rate,
-                postgres,
-            })
-            .await?;
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Flood {
-                    addresses,
-                    connections,
-                    watches,
-                    rounds,
-                },
-        } => {
-            let figures = crate::flood::flood(crate::flood::FloodOptions {
-                addresses: addresses.clamp(1, 250),
-                connections,
-                watches,
-                rounds,
-            })
-            .await?;
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Push {
-                    records,
-                    postgres,
-                    agencies,
-                    rounds,
-                },
-        } => {
-            let options = crate::push_bench::PushOptions {
-                records: records.max(1),
-                postgres,
-            };
-            let figures = if agencies > 1 {
-                crate::push_bench::at_once(options, agencies, rounds.max(1)).await?
-            } else {
-                crate::push_bench::push_bench(options).await?
-            };
-            println!("{figures}");
-            Ok(())
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Soak {
-                    seconds,
-                    window_seconds,
-                    rate,
-                    postgres,
-                },
-        } => {
-            let figures = crate::soak::soak(crate::soak::SoakOptions {
-                seconds,
-                window_seconds: window_seconds.min(seconds).max(1),
-                rate,
-                postgres,
-            })
-            .await?;
-            println!("{figures}");
-            Ok(())
         }
     }
 }
@@ -830,12 +591,21 @@ async fn dev(
     let web_stop = CancellationToken::new();
     let web = start_web(&cfg, mesh.public_addr, web_stop.clone()).await?;
     let console = start_console(&cfg, mesh.node_addr, web_stop.clone()).await?;
+    let demo = match crate::demo::seed(&pki_dir, mesh.node_addr).await {
+        Ok(crate::demo::Seeded::Now) => "seeded now: the demo agency filed and approved, its notice in a signed checkpoint, one record pushed".to_owned(),
+        Ok(crate::demo::Seeded::Already) => "kept (the demo agency's filing was decided on an earlier run)".to_owned(),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "the demonstration register was not seeded");
+            format!("not seeded: {e:#}")
+        }
+    };
     print_banner(
         &cfg,
         &pki_dir,
         pki.minted,
         &mesh,
         [department.addr, web.addr, console.addr],
+        &demo,
     );
     shutdown_signal().await;
     eprintln!("creditmesh: draining in-flight calls, then stopping");
@@ -855,6 +625,7 @@ fn print_banner(
     minted: bool,
     mesh: &crate::Mesh,
     [department, web, console]: [SocketAddr; 3],
+    demo: &str,
 ) {
     let p = pki_dir.display();
     println!("creditmesh dev is running");
@@ -877,8 +648,9 @@ fn print_banner(
     );
     println!("  website         http://{web}/ (the register, as a browser sees it)");
     println!(
-        "  console         https://{console}/ (officers sign in with a regulator's certificate, such as regulator-650100.pem: see the README)"
+        "  console         https://{console}/ (officers sign in with a regulator's certificate, such as regulator-650100.pem: see docs/console.md)"
     );
+    println!("  demo register   {demo}");
     println!();
     println!("try it:");
     println!(

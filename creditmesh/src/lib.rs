@@ -1,19 +1,13 @@
 //! The `creditmesh` binary as a library: configuration, and starting services and the gateway
 //! in one process or apart. The end-to-end tests start the mesh through this crate.
 
-pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod fairness;
-pub mod flood;
+pub mod demo;
 pub mod keys;
 pub mod memory;
 pub mod mesh;
-mod nginx;
 pub mod ops;
-pub mod push_bench;
-pub mod register_bench;
-pub mod soak;
 pub mod verify;
 
 pub use config::Config;

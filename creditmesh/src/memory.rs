@@ -1,6 +1,6 @@
 //! The binaries' allocator and its upkeep. A proxy allocates and frees a little for every call
 //! on every thread; mimalloc's per-thread heaps do that at a fraction of the system
-//! allocator's cost (see README, "Benchmark"). By default it commits its
+//! allocator's cost (see docs/benchmarks.md). By default it commits its
 //! arenas eagerly and returns pages freed after a burst — a flood of connections, say — only
 //! when the threads that freed them allocate again, so an idle node kept its peak resident.
 //! Here arenas are committed as they are used, and a collection every few seconds returns

@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_creditmesh-under-test");
+const BENCH: &str = env!("CARGO_BIN_EXE_creditmesh-bench-under-test");
 
 crate::on_both_engines!(
     migrate_is_repeatable,
@@ -261,6 +262,108 @@ async fn start_dev(data_dir: &Path) -> Dev {
         node,
         banner,
     }
+}
+
+/// `--help` says what each command does and what each flag means, for both binaries.
+#[test]
+fn every_command_and_flag_has_help() {
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            undocumented(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    for cmd in [creditmesh::cli::command(), creditmesh_bench::command()] {
+        assert!(cmd.get_about().is_some(), "{} has no about", cmd.get_name());
+        undocumented(&cmd, cmd.get_name(), &mut missing);
+    }
+    assert!(missing.is_empty(), "without help: {missing:#?}");
+}
+
+/// Every example under the README's "Trying it" runs as printed, with grpcurl (the stock client
+/// the README names) and the `creditmesh` binary, against a fresh `dev`: the demonstration
+/// register it seeds answers the register's examples, and `creditmesh verify` says `valid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_answer_on_a_fresh_dev() {
+    let grpcurl = std::env::var("CREDITMESH_TEST_GRPCURL")
+        .ok()
+        .filter(|g| !g.is_empty());
+    let Some(grpcurl) = grpcurl else {
+        eprintln!("skipped: CREDITMESH_TEST_GRPCURL is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dev = start_dev(&home.path().join("creditmesh-data")).await;
+    assert!(
+        dev.banner.contains("demo register   seeded now"),
+        "{}",
+        dev.banner
+    );
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("creditmesh")).unwrap();
+    std::os::unix::fs::symlink(&grpcurl, bin.join("grpcurl")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let readme = include_str!("../../../README.md");
+    let trying = &readme[readme.find("## Trying it").expect("a Trying it section")..];
+    let trying = &trying[..trying[3..].find("\n## ").map_or(trying.len(), |i| i + 3)];
+    let blocks: Vec<&str> = trying
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "{trying}");
+    let mut defined = String::new();
+    for block in blocks {
+        // A block may use what an earlier one defined (`D=…`), as in one shell.
+        let script = format!("{defined}{block}")
+            .replace("127.0.0.1:7443", &dev.node)
+            .replace("127.0.0.1:8080", &dev.public);
+        defined.extend(
+            block
+                .lines()
+                .filter(|l| {
+                    l.split_once('=').is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    })
+                })
+                .map(|l| format!("{l}\n")),
+        );
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(home.path())
+            .env("PATH", &path)
+            .env("RUST_LOG", "error")
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "the README's example failed:\n{block}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        if block.contains("creditmesh verify") {
+            assert!(stdout.contains("valid: notice.json: notice 0"), "{stdout}");
+        }
+        if block.contains("SubmitComplaint") {
+            assert!(stdout.contains("trackingNumber"), "{stdout}");
+        }
+    }
+    terminate(dev).await;
 }
 
 /// The demo department's people answer a referral from its node's command line, against the
@@ -808,10 +911,9 @@ async fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
-/// Runs `creditmesh bench ARGS` and returns its last line (JSON) as printed and parsed.
+/// Runs `creditmesh-bench ARGS` and returns its last line (JSON) as printed and parsed.
 async fn bench(args: &[&str]) -> (String, serde_json::Value) {
-    let out = Command::new(BIN)
-        .arg("bench")
+    let out = Command::new(BENCH)
         .args(args)
         .env("RUST_LOG", "error")
         .output()

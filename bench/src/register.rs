@@ -1,4 +1,4 @@
-//! `creditmesh bench register`: fills the public register with N agencies through the
+//! `creditmesh-bench register`: fills the public register with N agencies through the
 //! disclosure service's event sink (in batches, as filing's relay delivers them) while
 //! checkpoints are signed, then reads it through the public listener at a fixed rate — half
 //! searches by a name substring, half lookups by USCC.
@@ -19,7 +19,7 @@ use creditmesh_proto::events::v1::{
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::bench::{BenchMesh, Outcome, fixed_rate};
+use crate::mesh::{BenchMesh, Outcome, fixed_rate};
 
 #[derive(Debug, Clone)]
 pub struct RegisterOptions {

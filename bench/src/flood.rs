@@ -1,4 +1,4 @@
-//! `creditmesh bench flood`: the public listener flooded from many addresses with connections
+//! `creditmesh-bench flood`: the public listener flooded from many addresses with connections
 //! and health watches beyond every cap, under the default limits, while a regulator calls on;
 //! then the flood goes away. Prints what the caps admitted and refused, the regulator's p99
 //! during the flood, and resident memory before, at the peak and after.
@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::bench::{BenchMesh, histogram};
+use crate::mesh::{BenchMesh, histogram};
 use crate::soak::rss_mib;
 
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,7 @@ async fn one_flood(
     drop(connections);
     eprintln!("bench: the flood is gone; letting memory settle");
     // Freed memory goes back to the system at the allocator's next collection after its
-    // purge delay (crate::memory): 12 s covers both.
+    // purge delay (creditmesh::memory): 12 s covers both.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let after = rss_mib();
     let fds_after = descriptors();

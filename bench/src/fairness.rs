@@ -1,4 +1,4 @@
-//! `creditmesh bench fairness`: one tenant's regulator reads at a fixed rate, alone and while
+//! `creditmesh-bench fairness`: one tenant's regulator reads at a fixed rate, alone and while
 //! another tenant sends ten times its share of the gateway's calls in flight, the two phases
 //! taking turns for several rounds so that whatever else the machine does falls on both
 //! alike; the first tenant's p99 in both shows what the per-tenant shares protect.
@@ -14,7 +14,7 @@ use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use crate::bench::{BenchMesh, Outcome, fixed_rate, unlimited};
+use crate::mesh::{BenchMesh, Outcome, fixed_rate, unlimited};
 
 #[derive(Debug, Clone, Copy)]
 pub struct FairnessOptions {

@@ -1,4 +1,4 @@
-//! `creditmesh bench soak`: mixed traffic through the gateway at a fixed rate for a long
+//! `creditmesh-bench soak`: mixed traffic through the gateway at a fixed rate for a long
 //! time — public reads and complaints, regulators' reads, health checks, refused calls — and
 //! the process's resident memory and latency, window by window, so that a leak or a slow
 //! drift shows as the difference between the first and the last window.
@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::bench::BenchMesh;
+use crate::mesh::BenchMesh;
 
 #[derive(Debug, Clone)]
 pub struct SoakOptions {
@@ -113,7 +113,7 @@ struct Window {
 impl Window {
     fn new() -> Self {
         Self {
-            histogram: crate::bench::histogram(),
+            histogram: crate::mesh::histogram(),
             calls: 0,
             errors: 0,
             rss_mib: 0.0,

@@ -1,4 +1,4 @@
-//! `creditmesh bench push`: records pushed through the gateway over mutual TLS, then the same
+//! `creditmesh-bench push`: records pushed through the gateway over mutual TLS, then the same
 //! again (all duplicates), and on PostgreSQL the same number of rows of the same shape loaded
 //! with `COPY` into the same table; one JSON line of figures.
 
@@ -12,7 +12,7 @@ use creditmesh_proto::events::v1::{DeliverRequest, Event, RegisterChanged};
 use creditmesh_storage::sqlx::{self, Connection};
 use tonic::transport::Channel;
 
-use crate::bench::BenchMesh;
+use crate::mesh::BenchMesh;
 
 pub struct PushOptions {
     pub records: usize,
