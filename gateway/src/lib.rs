@@ -3,6 +3,7 @@
 //! the caller from the client certificate, strips any identity metadata the caller sent, and
 //! forwards each call to the backend of its service over mutual TLS under its own identity.
 
+mod cors;
 mod gate;
 mod health;
 pub mod limits;
@@ -85,6 +86,7 @@ pub struct Gateway {
 }
 
 pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gateway> {
+    let cors = cors::layer(&cfg.limits.grpc_web_origins)?;
     let client_tls = ClientTls::client(cfg.tls.clone())?;
     spawn_reloader(client_tls.clone(), stop.clone());
     let mut routing = Routing {
@@ -179,6 +181,7 @@ pub async fn start(cfg: GatewayConfig, stop: CancellationToken) -> Result<Gatewa
     let public = server(&cfg.limits)
         .accept_http1(true)
         .layer(InFlightLayer::new(public_connections))
+        .layer(cors)
         .layer(tiles::GrpcWebExceptFiles)
         .layer(gate::GateLayer::with_forwarder(
             limits,

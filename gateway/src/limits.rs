@@ -47,6 +47,11 @@ pub struct LimitsConfig {
     /// Share of the connection places, in percent, that the public listener never takes, so
     /// that agencies, regulators and departments always find room on the node listener.
     pub node_reserved_percent: u32,
+    /// Origins (`https://host[:port]`) whose pages may call the public listener with
+    /// gRPC-Web from a browser: their CORS preflights are answered with leave to send the
+    /// gRPC-Web headers, and answers expose the gRPC status. None by default: a browser
+    /// refuses a cross-origin call.
+    pub grpc_web_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,6 +78,7 @@ impl Default for LimitsConfig {
             rate_per_second: RateLimits::default(),
             connections: ConnectionLimits::default(),
             node_reserved_percent: 25,
+            grpc_web_origins: Vec::new(),
         }
     }
 }

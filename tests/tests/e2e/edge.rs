@@ -498,3 +498,76 @@ async fn an_oversized_header_list_is_a_grpc_status(engine: Engine) {
     }
     t.stop().await;
 }
+
+/// gRPC-Web from a browser on another origin: the configured origin's preflight is answered
+/// with leave to send gRPC-Web's headers, its call with the gRPC status exposed; another
+/// origin's preflight gets no leave (the browser refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_answers_cors_preflights_for_its_configured_origins() {
+    let allowed = "https://register.example.org";
+    let configured = limits(|l| l.grpc_web_origins = vec![allowed.into()]);
+    let Some(t) = TestMesh::start_with(Engine::Sqlite, configured).await else {
+        return;
+    };
+    let exchange = async |head: String, body: &[u8]| {
+        let mut tls = raw_tls(&t, [127, 0, 0, 1], b"http/1.1").await.unwrap();
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(body).await.unwrap();
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut response)).await;
+        String::from_utf8_lossy(&response).to_lowercase()
+    };
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /{PUBLIC_SERVICE}/TrackComplaint HTTP/1.1\r\nHost: localhost\r\n\
+             Origin: {origin}\r\nAccess-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: content-type,x-grpc-web,x-user-agent\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+
+    let answer = exchange(preflight(allowed), b"").await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(&format!("access-control-allow-origin: {allowed}")),
+        "{answer}"
+    );
+    let allow_headers = answer
+        .lines()
+        .find(|l| l.starts_with("access-control-allow-headers:"))
+        .unwrap_or_else(|| panic!("no allowed headers: {answer}"));
+    for h in ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout"] {
+        assert!(allow_headers.contains(h), "{allow_headers}");
+    }
+    assert!(
+        answer.contains("access-control-allow-methods: post"),
+        "{answer}"
+    );
+
+    let other = exchange(preflight("https://elsewhere.example.net"), b"").await;
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+
+    // The call itself: answered, its status readable by the page.
+    let body = [0u8, 0, 0, 0, 0];
+    let call = exchange(
+        format!(
+            "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: localhost\r\nOrigin: {allowed}\r\n\
+             Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+        &body,
+    )
+    .await;
+    assert!(call.starts_with("http/1.1 200"), "{call}");
+    assert!(
+        call.contains(&format!("access-control-allow-origin: {allowed}")),
+        "{call}"
+    );
+    let exposed = call
+        .lines()
+        .find(|l| l.starts_with("access-control-expose-headers:"))
+        .unwrap_or_else(|| panic!("nothing exposed: {call}"));
+    assert!(exposed.contains("grpc-status"), "{exposed}");
+    t.stop().await;
+}
