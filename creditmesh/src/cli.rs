@@ -592,7 +592,7 @@ async fn dev(
     let web = start_web(&cfg, mesh.public_addr, web_stop.clone()).await?;
     let console = start_console(&cfg, mesh.node_addr, web_stop.clone()).await?;
     let demo = match crate::demo::seed(&pki_dir, mesh.node_addr).await {
-        Ok(crate::demo::Seeded::Now) => "seeded now: the demo agency filed and approved, its notice in a signed checkpoint, one record pushed".to_owned(),
+        Ok(crate::demo::Seeded::Now) => "seeded now: the demo agency filed and approved, a change approved, both notices in a signed checkpoint, one record pushed".to_owned(),
         Ok(crate::demo::Seeded::Already) => "kept (the demo agency's filing was decided on an earlier run)".to_owned(),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "the demonstration register was not seeded");

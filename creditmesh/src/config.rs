@@ -396,7 +396,10 @@ impl Default for LogConfig {
 /// project's scripts.
 fn is_config_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key != "config" && !key.starts_with("test_") && !key.starts_with("tools_")
+    key != "config"
+        && !key.starts_with("test_")
+        && !key.starts_with("tools_")
+        && !key.starts_with("example_")
 }
 
 impl Config {

@@ -1,7 +1,8 @@
 //! The demonstration register `dev` seeds on its first run, through the gateway as its users
 //! would: the demo agency files with Urumqi (every Art. 8 item, its documents uploaded), Urumqi's
-//! regulator approves it, the register publishes it and signs a checkpoint, and the agency pushes
-//! one credit record. Every example in the README then answers as printed.
+//! regulator approves it, the agency reports a wider business scope and Urumqi approves that
+//! too, the register publishes both and signs a checkpoint, and the agency pushes one credit
+//! record. Every example in the README then answers as printed.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +22,8 @@ use creditmesh_proto::filing::v1::filing_service_client::FilingServiceClient;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::{
     ApplicationForm, CreditCommitment, DocumentKind, DocumentMetadata, FeeItem, Filing,
-    FilingStatus, ListFilingsRequest, SubmitFilingRequest, UploadDocumentRequest,
+    FilingStatus, ListFilingsRequest, SubmitChangeRequest, SubmitFilingRequest,
+    UploadDocumentRequest,
 };
 use creditmesh_proto::review::v1::review_service_client::ReviewServiceClient;
 use creditmesh_proto::review::v1::{DecideReviewTaskRequest, ListReviewTasksRequest, TaskStatus};
@@ -58,7 +60,7 @@ pub async fn seed(pki_dir: &Path, node: SocketAddr) -> Result<Seeded> {
         Some(f) => f.filing_id,
         None => submit(&mut filing).await?.filing_id,
     };
-    approve(pki_dir, &url, &filing_id).await?;
+    approve(pki_dir, &url, &filing_id, "demo-approval").await?;
     wait_for("the demo filing to be active", || {
         let mut filing = filing.clone();
         async move {
@@ -74,16 +76,18 @@ pub async fn seed(pki_dir: &Path, node: SocketAddr) -> Result<Seeded> {
         }
     })
     .await?;
+    change(&mut filing, pki_dir, &url, &filing_id).await?;
     push(agency).await?;
     let register = DisclosureServiceClient::new(channel(pki_dir, &url, DEMO_REGULATOR)?);
-    wait_for("the register's first signed checkpoint", || {
+    wait_for("a signed checkpoint of both notices", || {
         let mut register = register.clone();
         async move {
-            register
+            let head = register
                 .get_register_head(GetRegisterHeadRequest::default())
                 .await
-                .ok()
-                .map(drop)
+                .ok()?
+                .into_inner();
+            (head.size >= 2).then_some(())
         }
     })
     .await?;
@@ -95,28 +99,35 @@ fn channel(pki_dir: &Path, url: &str, name: &str) -> Result<Channel> {
     creditmesh_rpc::client::mtls_channel(url, tls, "localhost")
 }
 
+/// Uploads a one-line PDF titled `title` as the demo agency's document of `kind`.
+async fn upload(
+    client: &mut FilingServiceClient<Channel>,
+    kind: DocumentKind,
+    title: &str,
+) -> Result<Option<DocumentRef>> {
+    let bytes = format!("%PDF-1.7\n% {DEMO_AGENCY_USCC}: {title}\n").into_bytes();
+    let parts = [
+        Part::Metadata(DocumentMetadata {
+            kind: kind as i32,
+            file_name: format!("{title}.pdf"),
+            size_bytes: bytes.len() as i64,
+        }),
+        Part::Chunk(bytes),
+    ]
+    .map(|part| UploadDocumentRequest { part: Some(part) });
+    let stored = client
+        .upload_document(futures::stream::iter(parts))
+        .await
+        .with_context(|| format!("uploading the demo {title}"))?
+        .into_inner();
+    Ok(Some(DocumentRef {
+        sha256: stored.document.context("an uploaded document")?.sha256,
+    }))
+}
+
 async fn submit(client: &mut FilingServiceClient<Channel>) -> Result<Filing> {
     let uscc = DEMO_AGENCY_USCC;
-    let mut doc = async |kind: DocumentKind, title: &str| -> Result<Option<DocumentRef>> {
-        let bytes = format!("%PDF-1.7\n% {uscc}: {title}\n").into_bytes();
-        let parts = [
-            Part::Metadata(DocumentMetadata {
-                kind: kind as i32,
-                file_name: format!("{title}.pdf"),
-                size_bytes: bytes.len() as i64,
-            }),
-            Part::Chunk(bytes),
-        ]
-        .map(|part| UploadDocumentRequest { part: Some(part) });
-        let stored = client
-            .upload_document(futures::stream::iter(parts))
-            .await
-            .with_context(|| format!("uploading the demo {title}"))?
-            .into_inner();
-        Ok(Some(DocumentRef {
-            sha256: stored.document.context("an uploaded document")?.sha256,
-        }))
-    };
+    let mut doc = async |kind: DocumentKind, title: &str| upload(client, kind, title).await;
     let person = |name: &str, first17: &str| {
         Some(Person {
             name: name.into(),
@@ -177,8 +188,9 @@ async fn submit(client: &mut FilingServiceClient<Channel>) -> Result<Filing> {
         .context("a filing in the answer")
 }
 
-/// Urumqi's regulator approves the review task of `filing_id`, once the task has arrived.
-async fn approve(pki_dir: &Path, url: &str, filing_id: &str) -> Result<()> {
+/// Urumqi's regulator approves the open review task of `filing_id`, once it has arrived; each
+/// decision under its own idempotency key.
+async fn approve(pki_dir: &Path, url: &str, filing_id: &str, request_id: &str) -> Result<()> {
     let review = ReviewServiceClient::new(channel(pki_dir, url, DEMO_REGULATOR)?);
     let task_id = wait_for("the demo filing's review task", || {
         let mut review = review.clone();
@@ -201,15 +213,49 @@ async fn approve(pki_dir: &Path, url: &str, filing_id: &str) -> Result<()> {
     review
         .clone()
         .decide_review_task(DecideReviewTaskRequest {
-            request_id: "demo-approval".into(),
+            request_id: request_id.into(),
             task_id,
             approve: true,
-            reason: "示范数据：材料齐全，予以登记建档".into(),
+            reason: "示范数据：材料齐全，予以通过".into(),
             ..Default::default()
         })
         .await
         .context("approving the demo filing")?;
     Ok(())
+}
+
+/// The demo agency reports that its business scope now takes in credit training (Art. 12) and
+/// Urumqi approves it: the register's second notice.
+async fn change(
+    filing: &mut FilingServiceClient<Channel>,
+    pki_dir: &Path,
+    url: &str,
+    filing_id: &str,
+) -> Result<()> {
+    let today = creditmesh_domain::calendar::cst_date(creditmesh_domain::Clock::now_micros(
+        &creditmesh_domain::SystemClock,
+    ))?;
+    let material = upload(
+        filing,
+        DocumentKind::ChangeMaterial,
+        "business scope change",
+    )
+    .await?;
+    filing
+        .submit_change(SubmitChangeRequest {
+            request_id: "demo-change".into(),
+            filing_id: filing_id.into(),
+            changed_on: today.to_string(),
+            changed_facts: Some(ApplicationForm {
+                business_scope: "信用评价、信用咨询、信用培训".into(),
+                ..Default::default()
+            }),
+            supporting_documents: material.into_iter().collect(),
+            description: "经营范围增加信用培训".into(),
+        })
+        .await
+        .context("reporting the demo change")?;
+    approve(pki_dir, url, filing_id, "demo-change-approval").await
 }
 
 async fn push(agency: Channel) -> Result<()> {

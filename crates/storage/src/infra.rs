@@ -44,7 +44,8 @@ pub struct Backlog {
     pub oldest_occurred_at: i64,
 }
 
-/// One line of the audit trail.
+/// One line of the audit trail: who (principal and tenant) did what, when, with what outcome,
+/// so that every authority's act is attributable (Art. 25).
 #[derive(Debug, Clone)]
 pub struct AuditEntry<'a> {
     pub at: i64,

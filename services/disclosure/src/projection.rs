@@ -213,6 +213,9 @@ fn notice_text(kind: NoticeKind, r: &AgencyRecord, e: &RegisterChanged) -> Strin
             r.tenant,
             r.filed_on
         ),
+        NoticeKind::Changed if e.changed_fields.is_empty() => {
+            format!("建档信息变更公示：{who}，建档信息已变更，变更事项不属于公示内容。")
+        }
         NoticeKind::Changed => format!(
             "建档信息变更公示：{who}，变更事项：{}。",
             e.changed_fields
@@ -263,5 +266,26 @@ mod tests {
         let before = r.clone();
         assert!(!remasked(&mut r));
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn a_change_notice_names_what_changed_or_says_nothing_published_did() {
+        let r = AgencyRecord {
+            agency_name: "示范机构".into(),
+            uscc: "91650102MA7XJ0003G".into(),
+            ..Default::default()
+        };
+        let changed = |fields: &[&str]| RegisterChanged {
+            changed_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            notice_text(NoticeKind::Changed, &r, &changed(&["business_scope"])),
+            "建档信息变更公示：示范机构（统一社会信用代码 91650102MA7XJ0003G），变更事项：经营范围。"
+        );
+        assert_eq!(
+            notice_text(NoticeKind::Changed, &r, &changed(&[])),
+            "建档信息变更公示：示范机构（统一社会信用代码 91650102MA7XJ0003G），建档信息已变更，变更事项不属于公示内容。"
+        );
     }
 }

@@ -401,6 +401,8 @@ async fn retried_submission_creates_one_complaint(engine: Engine) {
     t.stop().await;
 }
 
+/// Art. 25: what an authority does is attributable to it, as what anyone does is: every call is
+/// in the audit trail with its principal, tenant, method, request id and outcome.
 async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engine) {
     let Some(t) = TestMesh::start(engine).await else {
         return;
@@ -409,7 +411,25 @@ async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engi
     let mut ok = tonic::Request::new(complaint("audit-1", "653100"));
     ok.metadata_mut()
         .insert("x-request-id", "req-ok-1".parse().unwrap());
-    public.submit_complaint(ok).await.unwrap();
+    let submitted = public.submit_complaint(ok).await.unwrap().into_inner();
+    // The holding authority's officer accepts it: the line names that authority.
+    t.issue(
+        "regulator-653100",
+        Principal::new(
+            PrincipalKind::Regulator,
+            Tenant::parse("653100").unwrap(),
+            "",
+        ),
+    );
+    let mut kashgar = ComplaintServiceClient::new(t.node("regulator-653100").await);
+    let mut accept = tonic::Request::new(AcceptComplaintRequest {
+        request_id: "audit-accept".into(),
+        tracking_number: submitted.tracking_number,
+    });
+    accept
+        .metadata_mut()
+        .insert("x-request-id", "req-accept-1".parse().unwrap());
+    kashgar.accept_complaint(accept).await.unwrap();
     let mut bad = tonic::Request::new(complaint("", "653100"));
     bad.metadata_mut()
         .insert("x-request-id", "req-bad-1".parse().unwrap());
@@ -430,6 +450,16 @@ async fn every_call_is_audited_with_principal_tenant_and_request_id(engine: Engi
             &url,
             "SELECT COUNT(*) FROM complaints_audit WHERE principal = 'public' \
              AND method = 'SubmitComplaint' AND request_id = 'req-bad-1' AND outcome = 'InvalidArgument'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &url,
+            "SELECT COUNT(*) FROM complaints_audit \
+             WHERE principal = 'spiffe://creditmesh.xinjiang/regulator/653100' AND tenant = '653100' \
+             AND method = 'AcceptComplaint' AND request_id = 'req-accept-1' AND outcome = 'ok'"
         )
         .await,
         1

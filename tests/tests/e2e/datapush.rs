@@ -284,6 +284,8 @@ async fn bad_records_are_rejected_one_by_one_and_the_stream_goes_on(engine: Engi
     t.stop().await;
 }
 
+/// Art. 27: it is filed agencies (建档的信用服务机构) that push; an agency whose filing is not
+/// active is refused.
 async fn an_agency_without_an_active_filing_is_refused(engine: Engine) {
     let Some((t, _)) = pushing(engine).await else {
         return;

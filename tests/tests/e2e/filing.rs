@@ -21,6 +21,7 @@ use tonic_types::StatusExt;
 crate::on_both_engines!(
     filings_land_with_the_authority_of_registration,
     missing_items_are_each_named_and_nothing_is_stored,
+    an_agency_short_of_the_conditions_is_told_each_and_nothing_is_stored,
     a_retried_submission_creates_one_filing,
     an_agency_acts_only_for_its_own_code,
     a_late_change_is_flagged_and_recorded,
@@ -431,6 +432,54 @@ async fn missing_items_are_each_named_and_nothing_is_stored(engine: Engine) {
     );
     assert_eq!(
         scalar_i64(&url, "SELECT COUNT(*) FROM filing_outbox").await,
+        0
+    );
+    t.stop().await;
+}
+
+/// Art. 6: registered capital, professional staff, information-security capability and the
+/// eight internal rules are conditions of filing; an application short of them is refused
+/// naming each, the missing rules by name.
+async fn an_agency_short_of_the_conditions_is_told_each_and_nothing_is_stored(engine: Engine) {
+    let Some(t) = mesh(engine).await else { return };
+    let mut agency = FilingServiceClient::new(t.node("agency-kashgar").await);
+    let mut req = application(&mut agency, KASHGAR, "2020-05-01", "k-short").await;
+    let form = req.form.as_mut().unwrap();
+    form.registered_capital_yuan = 0;
+    form.professional_staff_count = 0;
+    form.information_security = String::new();
+    form.internal_rules = vec![1, 2, 3, 4, 5, 6];
+    let err = agency.submit_filing(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let violations = err
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    let mut fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "form.information_security",
+            "form.internal_rules",
+            "form.professional_staff_count",
+            "form.registered_capital_yuan",
+        ]
+    );
+    let rules = violations
+        .iter()
+        .find(|v| v.field == "form.internal_rules")
+        .unwrap();
+    assert!(
+        rules
+            .description
+            .ends_with("(Art. 6(3)): accountability, staff management"),
+        "{rules:?}"
+    );
+    assert_eq!(
+        scalar_i64(&t.db_url("filing"), "SELECT COUNT(*) FROM filing_filing").await,
         0
     );
     t.stop().await;

@@ -156,6 +156,7 @@ pub async fn approve_kashgar(t: &TestMesh, r: &Register) -> String {
     filing_id
 }
 
+/// Art. 7 and 10: a filing once approved is published on the register, desensitised.
 async fn an_approved_filing_is_found_desensitised_and_proven(engine: Engine) {
     let Some(t) = mesh(engine).await else { return };
     let mut r = register(&t).await;
