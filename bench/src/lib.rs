@@ -166,26 +166,10 @@ pub fn command() -> clap::Command {
 /// function.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(figures) => {
-            println!("{figures}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    creditmesh::cli::run_to_completion(async {
+        println!("{}", run(cli.command).await?);
+        Ok(())
+    })
 }
 
 async fn run(command: Command) -> Result<serde_json::Value> {

@@ -328,6 +328,13 @@ pub fn command() -> clap::Command {
 /// Parses the command line and runs the command; the `creditmesh` binary is this function.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    run_to_completion(run(cli))
+}
+
+/// Runs `task` on a multi-threaded runtime: success, or the error printed whole and failure.
+pub fn run_to_completion(
+    task: impl std::future::Future<Output = Result<()>>,
+) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -338,7 +345,7 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(task) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -358,19 +358,14 @@ pub async fn fill(conn: &mut AnyConnection, objections: &mut [Objection]) -> Res
     if objections.is_empty() {
         return Ok(());
     }
-    let places = (1..=objections.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
-        "SELECT {MATERIAL_COLUMNS} FROM datapush_material WHERE objection_id IN ({places}) \
+        "SELECT {MATERIAL_COLUMNS} FROM datapush_material WHERE objection_id IN ({{ids}}) \
          ORDER BY material_id"
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for o in objections.iter() {
-        q = q.bind(o.objection_id.clone());
-    }
-    let rows = q.fetch_all(&mut *conn).await.map_err(StorageError::from)?;
+    let ids: Vec<String> = objections.iter().map(|o| o.objection_id.clone()).collect();
+    let rows = crate::store::fetch_in(conn, &sql, &ids)
+        .await
+        .map_err(StorageError::from)?;
     let mut by_objection: HashMap<String, Vec<ObjectionMaterial>> = HashMap::new();
     for r in &rows {
         let (objection_id, m) = material(r).map_err(StorageError::from)?;

@@ -1,5 +1,7 @@
 //! SQL of objections and of the access codes subjects file them with.
 
+use std::collections::HashMap;
+
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 
@@ -123,23 +125,24 @@ pub async fn of_record(
     )
 }
 
-/// The objections about a subject, oldest first.
-pub async fn of_subject(
+/// The objections about each of `record_ids`, by record, oldest first: one query whatever their
+/// number.
+pub async fn of_records(
     conn: &mut AnyConnection,
-    subject: &Hashed,
-) -> Result<Vec<ObjectionRow>, StorageError> {
+    record_ids: &[String],
+) -> Result<HashMap<String, Vec<ObjectionRow>>, StorageError> {
+    let mut by_record: HashMap<String, Vec<ObjectionRow>> = HashMap::new();
+    if record_ids.is_empty() {
+        return Ok(by_record);
+    }
     let sql = format!(
-        "SELECT {COLUMNS} FROM datapush_objection WHERE subject_index IN ($1, $2) \
-         ORDER BY objection_id LIMIT 1000"
+        "SELECT {COLUMNS} FROM datapush_objection WHERE record_id IN ({{ids}}) \
+         ORDER BY objection_id"
     );
-    let (a, b) = subject.pair();
-    rows(
-        &sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(a)
-            .bind(b)
-            .fetch_all(&mut *conn)
-            .await?,
-    )
+    for o in rows(&crate::store::fetch_in(conn, &sql, record_ids).await?)? {
+        by_record.entry(o.record_id.clone()).or_default().push(o);
+    }
+    Ok(by_record)
 }
 
 /// Which objections a list shows.

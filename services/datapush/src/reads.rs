@@ -2,6 +2,8 @@
 //! for a stated purpose, and each read is logged as a use of the record (Art. 21); the subject
 //! sees every record about them with its history, uses and objections.
 
+use std::collections::HashMap;
+
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
@@ -60,8 +62,29 @@ pub(crate) async fn stored(
     conn: &mut AnyConnection,
     row: &RecordRow,
 ) -> Result<StoredRecord, Error> {
-    let objections = objection_store::of_record(conn, &row.record_id).await?;
-    stored_with(api, row, &objections)
+    let mut one = stored_all(api, conn, std::slice::from_ref(row)).await?;
+    one.pop().ok_or_else(|| Error::internal("a record read"))
+}
+
+/// Each of `rows` as every reader sees it, opened once, their objections read in one query.
+async fn stored_all(
+    api: &Api,
+    conn: &mut AnyConnection,
+    rows: &[RecordRow],
+) -> Result<Vec<StoredRecord>, Error> {
+    let objections = objection_store::of_records(conn, &ids(rows)).await?;
+    rows.iter()
+        .map(|row| stored_with(api, row, of(&objections, row)))
+        .collect()
+}
+
+fn ids(rows: &[RecordRow]) -> Vec<String> {
+    rows.iter().map(|r| r.record_id.clone()).collect()
+}
+
+/// What `by_record` holds of `row`'s record.
+fn of<'a, T>(by_record: &'a HashMap<String, Vec<T>>, row: &RecordRow) -> &'a [T] {
+    by_record.get(&row.record_id).map_or(&[], Vec::as_slice)
 }
 
 fn stored_with(
@@ -215,8 +238,8 @@ fn sees(ctx: &CallContext, case: Option<&crate::cases::Case>, row: &RecordRow) -
     }
 }
 
-/// Logs each of `rows` as read by `ctx`'s caller for `purpose`, in one transaction with the
-/// audit line, and answers them as readers see them.
+/// Logs each of `rows` as read by `ctx`'s caller for `purpose` (one transaction with the audit
+/// line), then answers them as readers see them: the versions the log names.
 async fn read_logged(
     api: &Api,
     ctx: &CallContext,
@@ -224,40 +247,58 @@ async fn read_logged(
     rows: Vec<RecordRow>,
     basis: &Basis,
 ) -> Result<Vec<StoredRecord>, Error> {
+    log_reads(api, ctx, method, &rows, basis).await?;
+    let mut conn = api.store.db.acquire().await?;
+    stored_all(api, &mut conn, &rows).await
+}
+
+/// Logs `ctx`'s caller's reads of `rows` for `basis`, in a write of their own.
+async fn log_reads(
+    api: &Api,
+    ctx: &CallContext,
+    method: &str,
+    rows: &[RecordRow],
+    basis: &Basis,
+) -> Result<(), Error> {
     let store = &api.store;
     let tenant = ctx.principal.tenant.to_string();
-    let (rows, tenant) = (&rows, &tenant);
+    let tenant = &tenant;
     store
         .write(ctx, method, |mut tx| async move {
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                store::log_use(
-                    &mut tx,
-                    &Use {
-                        record_id: &row.record_id,
-                        version: row.version,
-                        principal: &ctx.principal_id,
-                        tenant,
-                        purpose: &basis.purpose,
-                        legal_basis: &basis.legal_basis,
-                        referral_id: &basis.referral_id,
-                        kind: store::READ,
-                        recipient: "",
-                        at: store.now(),
-                    },
-                )
-                .await?;
-                out.push(stored(api, &mut tx, row).await?);
-            }
+            store::log_uses(&mut tx, &reads(ctx, tenant, rows, basis, store.now())).await?;
             Ok((
                 tx,
                 Written {
-                    value: out,
+                    value: (),
                     tenant: tenant.clone(),
                 },
             ))
         })
         .await
+}
+
+/// `ctx`'s caller's reads of `rows` for `basis`, at `at`, as they are logged.
+fn reads<'a>(
+    ctx: &'a CallContext,
+    tenant: &'a str,
+    rows: &'a [RecordRow],
+    basis: &'a Basis,
+    at: i64,
+) -> Vec<Use<'a>> {
+    rows.iter()
+        .map(|row| Use {
+            record_id: &row.record_id,
+            version: row.version,
+            principal: &ctx.principal_id,
+            tenant,
+            purpose: &basis.purpose,
+            legal_basis: &basis.legal_basis,
+            referral_id: &basis.referral_id,
+            kind: store::READ,
+            recipient: "",
+            at,
+        })
+        .collect()
 }
 
 pub(crate) async fn get_record(
@@ -362,38 +403,41 @@ pub(crate) async fn find_records(
     .await
 }
 
-/// One record as its subject sees it: with every version and every use.
-async fn subject_record(
+/// One record as its subject sees it: with every version and every use. Each envelope is
+/// opened once: the current version is the record as already read.
+fn subject_record(
     api: &Api,
-    conn: &mut AnyConnection,
     row: &RecordRow,
+    record: StoredRecord,
+    versions: &[store::VersionRow],
+    uses: &[store::UseRow],
 ) -> Result<SubjectRecordReport, Error> {
-    let record = stored(api, conn, row).await?;
-    let history = store::versions(conn, &row.record_id)
-        .await?
-        .into_iter()
+    let history = versions
+        .iter()
         .map(|ver| {
-            let opened = open(api, row, &ver.key_id, &ver.envelope)?;
+            let opened = match &record.record {
+                Some(current) if ver.version == row.version => current.clone(),
+                _ => open(api, row, &ver.key_id, &ver.envelope)?,
+            };
             Ok::<_, Error>(RecordVersion {
                 version: ver.version,
                 content: opened.content,
                 changed_at: Some(timestamp(ver.changed_at)),
-                change: ver.change,
+                change: ver.change.clone(),
                 source: opened.source,
             })
         })
         .collect::<Result<_, _>>()?;
-    let uses = store::uses(conn, &row.record_id)
-        .await?
-        .into_iter()
+    let uses = uses
+        .iter()
         .map(|u| RecordUse {
             used_at: Some(timestamp(u.used_at)),
-            used_by: u.principal,
-            purpose: u.purpose,
-            legal_basis: u.legal_basis,
-            referral_id: u.referral_id,
+            used_by: u.principal.clone(),
+            purpose: u.purpose.clone(),
+            legal_basis: u.legal_basis.clone(),
+            referral_id: u.referral_id.clone(),
             recorded_by_agency: u.kind == store::AGENCY_USE,
-            recipient: u.recipient,
+            recipient: u.recipient.clone(),
         })
         .collect();
     let category = api.catalog.get(&row.category);
@@ -496,23 +540,31 @@ pub(crate) async fn get_subject_report(
             limit,
         )
         .await?;
+        // The same number of queries whatever the page's size.
         if kind == PrincipalKind::Regulator && !rows.is_empty() {
             // A desk asking on the subject's behalf reads the records, and says why.
             drop(conn);
-            read_logged(api, ctx, "GetSubjectReport", rows.clone(), &basis).await?;
+            log_reads(api, ctx, "GetSubjectReport", &rows, &basis).await?;
             conn = api.store.db.acquire().await?;
         }
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            records.push(subject_record(api, &mut conn, row).await?);
-        }
-        let today = objections::today(api)?;
-        let mut objections = objection_store::of_subject(&mut conn, &subject.index)
-            .await?
+        let ids = ids(&rows);
+        let objection_rows = objection_store::of_records(&mut conn, &ids).await?;
+        let versions = store::versions_of(&mut conn, &ids).await?;
+        let uses = store::uses_of(&mut conn, &ids).await?;
+        let records = rows
             .iter()
-            .filter(|o| rows.iter().any(|r| r.record_id == o.record_id))
+            .map(|row| {
+                let record = stored_with(api, row, of(&objection_rows, row))?;
+                subject_record(api, row, record, of(&versions, row), of(&uses, row))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let today = objections::today(api)?;
+        let mut objections = objection_rows
+            .values()
+            .flatten()
             .map(|o| objections::to_proto(api, o, &today, true))
             .collect::<Result<Vec<_>, _>>()?;
+        objections.sort_by(|a, b| a.objection_id.cmp(&b.objection_id));
         crate::materials::fill(&mut conn, &mut objections).await?;
         Ok(GetSubjectReportResponse {
             records,

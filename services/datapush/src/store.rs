@@ -4,6 +4,8 @@
 //! it on. On PostgreSQL a batch travels as one JSON parameter; SQLite takes a row of parameters
 //! per record.
 
+use std::collections::HashMap;
+
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::{Engine, StorageError};
 
@@ -305,31 +307,55 @@ pub struct VersionRow {
     pub change: String,
 }
 
-/// Every version of a record, the current one last.
-pub async fn versions(
+/// `$1, $2, …, $n`: the placeholders of an `IN` list of `n` values.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The rows of `sql`, whose `{ids}` stands for the placeholders of `ids`, bound in order.
+pub async fn fetch_in(
     conn: &mut AnyConnection,
-    record_id: &str,
-) -> Result<Vec<VersionRow>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT version, envelope, key_id, changed_at, change FROM datapush_version \
-         WHERE record_id = $1 UNION ALL SELECT version, envelope, key_id, updated_at, change \
-         FROM datapush_record WHERE record_id = $1 ORDER BY 1",
-    )
-    .bind(record_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            Ok::<_, sqlx::Error>(VersionRow {
-                version: r.try_get(0)?,
-                envelope: r.try_get(1)?,
-                key_id: r.try_get(2)?,
-                changed_at: r.try_get(3)?,
-                change: r.try_get(4)?,
-            })
-        })
-        .collect::<Result<_, _>>()?)
+    sql: &str,
+    ids: &[String],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let sql = sql.replace("{ids}", &placeholders(ids.len()));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// Every version of each of `record_ids`, by record, each record's current one last: one query
+/// whatever their number.
+pub async fn versions_of(
+    conn: &mut AnyConnection,
+    record_ids: &[String],
+) -> Result<HashMap<String, Vec<VersionRow>>, StorageError> {
+    let mut by_record: HashMap<String, Vec<VersionRow>> = HashMap::new();
+    if record_ids.is_empty() {
+        return Ok(by_record);
+    }
+    let sql = "SELECT record_id, version, envelope, key_id, changed_at, change \
+               FROM datapush_version WHERE record_id IN ({ids}) UNION ALL \
+               SELECT record_id, version, envelope, key_id, updated_at, change \
+               FROM datapush_record WHERE record_id IN ({ids}) ORDER BY 1, 2";
+    for r in fetch_in(conn, sql, record_ids).await? {
+        by_record
+            .entry(r.try_get(0)?)
+            .or_default()
+            .push(VersionRow {
+                version: r.try_get(1)?,
+                envelope: r.try_get(2)?,
+                key_id: r.try_get(3)?,
+                changed_at: r.try_get(4)?,
+                change: r.try_get(5)?,
+            });
+    }
+    Ok(by_record)
 }
 
 /// Gives the record new content (or none: `envelope` empty for a deletion) as its next version,
@@ -392,24 +418,43 @@ pub const READ: &str = "read";
 pub const AGENCY_USE: &str = "agency";
 
 pub async fn log_use(conn: &mut AnyConnection, u: &Use<'_>) -> Result<(), StorageError> {
-    sqlx::query(
+    log_uses(conn, std::slice::from_ref(u)).await
+}
+
+/// Logs `uses` in one statement whatever their number.
+pub async fn log_uses(conn: &mut AnyConnection, uses: &[Use<'_>]) -> Result<(), StorageError> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let rows = (0..uses.len())
+        .map(|i| {
+            let places = (1..=11)
+                .map(|k| format!("${}", i * 11 + k))
+                .collect::<Vec<_>>();
+            format!("({})", places.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
         "INSERT INTO datapush_use (use_id, record_id, version, principal, tenant, purpose, \
-         used_at, legal_basis, referral_id, kind, recipient) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(u.record_id.to_owned())
-    .bind(u.version)
-    .bind(u.principal.to_owned())
-    .bind(u.tenant.to_owned())
-    .bind(u.purpose.to_owned())
-    .bind(u.at)
-    .bind(u.legal_basis.to_owned())
-    .bind(u.referral_id.to_owned())
-    .bind(u.kind.to_owned())
-    .bind(u.recipient.to_owned())
-    .execute(&mut *conn)
-    .await?;
+         used_at, legal_basis, referral_id, kind, recipient) VALUES {rows}"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for u in uses {
+        query = query
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(u.record_id.to_owned())
+            .bind(u.version)
+            .bind(u.principal.to_owned())
+            .bind(u.tenant.to_owned())
+            .bind(u.purpose.to_owned())
+            .bind(u.at)
+            .bind(u.legal_basis.to_owned())
+            .bind(u.referral_id.to_owned())
+            .bind(u.kind.to_owned())
+            .bind(u.recipient.to_owned());
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -424,30 +469,30 @@ pub struct UseRow {
     pub recipient: String,
 }
 
-pub async fn uses(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<UseRow>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT used_at, principal, purpose, legal_basis, referral_id, kind, recipient \
-         FROM datapush_use \
-         WHERE record_id = $1 \
-         ORDER BY used_at, use_id",
-    )
-    .bind(record_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            Ok::<_, sqlx::Error>(UseRow {
-                used_at: r.try_get(0)?,
-                principal: r.try_get(1)?,
-                purpose: r.try_get(2)?,
-                legal_basis: r.try_get(3)?,
-                referral_id: r.try_get(4)?,
-                kind: r.try_get(5)?,
-                recipient: r.try_get(6)?,
-            })
-        })
-        .collect::<Result<_, _>>()?)
+/// The logged uses of each of `record_ids`, by record, oldest first: one query whatever their
+/// number.
+pub async fn uses_of(
+    conn: &mut AnyConnection,
+    record_ids: &[String],
+) -> Result<HashMap<String, Vec<UseRow>>, StorageError> {
+    let mut by_record: HashMap<String, Vec<UseRow>> = HashMap::new();
+    if record_ids.is_empty() {
+        return Ok(by_record);
+    }
+    let sql = "SELECT record_id, used_at, principal, purpose, legal_basis, referral_id, kind, \
+               recipient FROM datapush_use WHERE record_id IN ({ids}) ORDER BY used_at, use_id";
+    for r in fetch_in(conn, sql, record_ids).await? {
+        by_record.entry(r.try_get(0)?).or_default().push(UseRow {
+            used_at: r.try_get(1)?,
+            principal: r.try_get(2)?,
+            purpose: r.try_get(3)?,
+            legal_basis: r.try_get(4)?,
+            referral_id: r.try_get(5)?,
+            kind: r.try_get(6)?,
+            recipient: r.try_get(7)?,
+        });
+    }
+    Ok(by_record)
 }
 
 /// Which of `record_ids` anyone has read.
