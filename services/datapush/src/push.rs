@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
-use creditmesh_domain::resident_id::ResidentId;
-use creditmesh_domain::{Error, PrincipalKind, Uscc};
+use creditmesh_domain::{Error, PrincipalKind};
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_rpc::{CallContext, Written, status, status_from};
 use futures::StreamExt;
@@ -356,17 +355,9 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
         ));
     }
     let (kind, subject) = match SubjectKind::try_from(r.subject_kind) {
-        Ok(SubjectKind::Person) => (
-            "person",
-            ResidentId::parse(r.subject_identifier.trim())
-                .map(|id| id.as_str().to_owned())
-                .map_err(|e| e.to_string()),
-        ),
-        Ok(SubjectKind::Organisation) => (
-            "organisation",
-            Uscc::parse(r.subject_identifier.trim())
-                .map(|u| u.to_string())
-                .map_err(|e| e.to_string()),
+        Ok(k @ (SubjectKind::Person | SubjectKind::Organisation)) => (
+            crate::subjects::name(k),
+            crate::subjects::canonical(k, &r.subject_identifier).map(|(_, id)| id),
         ),
         _ => (
             "",

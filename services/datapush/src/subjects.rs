@@ -28,6 +28,31 @@ pub fn index(keys: &Keys, kind: &str, identifier: &str) -> Hashed {
     keys.hashed(&[b"subject", kind.as_bytes(), identifier.as_bytes()])
 }
 
+/// What records call a subject of `kind` (nothing when unspecified).
+pub fn name(kind: SubjectKind) -> &'static str {
+    match kind {
+        SubjectKind::Person => "person",
+        SubjectKind::Organisation => "organisation",
+        SubjectKind::Unspecified => "",
+    }
+}
+
+/// The name records give a subject of `kind`, and its identifier as records hold it and its key
+/// is computed from: the one form, for the records pushed and for every lookup of them.
+pub fn canonical(kind: SubjectKind, identifier: &str) -> Result<(&'static str, String), String> {
+    let id = identifier.trim();
+    let person =
+        || ResidentId::parse(id).map(|r| (name(SubjectKind::Person), r.as_str().to_owned()));
+    let organisation = || Uscc::parse(id).map(|u| (name(SubjectKind::Organisation), u.to_string()));
+    match kind {
+        SubjectKind::Person => person().map_err(|e| e.to_string()),
+        SubjectKind::Organisation => organisation().map_err(|e| e.to_string()),
+        SubjectKind::Unspecified => person().or_else(|_| organisation()).map_err(|_| {
+            "is neither a resident identity number nor a unified social credit code".to_owned()
+        }),
+    }
+}
+
 /// The subject `identifier` names (of `kind`, or inferred from its form when unspecified);
 /// `None` with the problem added to `v` under `field`.
 pub fn parse(
@@ -37,24 +62,15 @@ pub fn parse(
     field: &str,
     v: &mut Violations,
 ) -> Option<Subject> {
-    let id = identifier.trim();
-    if id.is_empty() {
+    if identifier.trim().is_empty() {
         v.add(field, "is required");
         return None;
     }
-    let person = || ResidentId::parse(id).map(|r| ("person", r.as_str().to_owned()));
-    let organisation = || Uscc::parse(id).map(|u| ("organisation", u.to_string()));
-    let parsed = match SubjectKind::try_from(kind) {
-        Ok(SubjectKind::Person) => person().map_err(|e| e.to_string()),
-        Ok(SubjectKind::Organisation) => organisation().map_err(|e| e.to_string()),
-        Ok(SubjectKind::Unspecified) => person().or_else(|_| organisation()).map_err(|_| {
-            "is neither a resident identity number nor a unified social credit code".to_owned()
-        }),
-        Err(_) => {
-            v.add("subject_kind", "must be person or organisation");
-            return None;
-        }
+    let Ok(kind) = SubjectKind::try_from(kind) else {
+        v.add("subject_kind", "must be person or organisation");
+        return None;
     };
+    let parsed = canonical(kind, identifier);
     match parsed {
         Ok((kind, identifier)) => Some(Subject {
             kind,
@@ -158,5 +174,29 @@ pub async fn check_code(
         Err(Error::permission_denied(
             "access_code: not valid for this identifier, or expired",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_keyed_by_one_form_of_its_identifier_however_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::load(&Default::default(), dir.path()).unwrap();
+        let pushed = canonical(SubjectKind::Person, " 65010219850101006x ").unwrap();
+        assert_eq!(pushed, ("person", "65010219850101006X".to_owned()));
+        let mut v = Violations::default();
+        let asked = parse(&keys, 0, "65010219850101006X", "subject_identifier", &mut v).unwrap();
+        assert_eq!(
+            (asked.kind, asked.identifier.as_str()),
+            ("person", "65010219850101006X")
+        );
+        assert!(
+            asked
+                .index
+                .matches(&index(&keys, pushed.0, &pushed.1).current)
+        );
     }
 }
