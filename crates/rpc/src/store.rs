@@ -55,8 +55,23 @@ impl ServiceStore {
         Ok(self.infra.publish(tx, consumers, event, self.now()).await?)
     }
 
-    /// Writes a typed event, caused by `ctx`'s caller, inside `tx`, once per consumer.
+    /// Writes a typed event, caused by `ctx`'s caller, inside `tx`, once for each of its
+    /// kind's consumers ([`EventKind::CONSUMERS`]).
     pub async fn publish_event<E: EventKind>(
+        &self,
+        tx: &mut Tx,
+        ctx: &CallContext,
+        tenant: &str,
+        subject: &str,
+        event: &E,
+    ) -> Result<String, Error> {
+        self.publish_event_to(tx, E::CONSUMERS, ctx, tenant, subject, event)
+            .await
+    }
+
+    /// [`Self::publish_event`] to `consumers`, for the one kind whose consumers depend on the
+    /// event (`events::v1::REVOCATION_REFERRAL_DECLINED_CONSUMERS`).
+    pub async fn publish_event_to<E: EventKind>(
         &self,
         tx: &mut Tx,
         consumers: &[&str],

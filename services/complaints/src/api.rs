@@ -15,8 +15,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
+use crate::handling;
 use crate::store::{self, NewComplaint};
-use crate::{events, handling};
 
 pub struct Api {
     pub(crate) store: ServiceStore,
@@ -286,7 +286,6 @@ impl ComplaintService for Api {
                 store
                     .publish_event(
                         &mut tx,
-                        events::COMPLAINT_SUBMITTED_CONSUMERS,
                         ctx,
                         &tenant,
                         &tracking_number,

@@ -12,7 +12,7 @@ use creditmesh_storage::sqlx::AnyConnection;
 use tonic::{Request, Response, Status};
 
 use crate::api::{Api, status_name};
-use crate::events;
+
 use crate::store::{self, Accepted, ComplaintRow, Listing};
 
 /// Art. 24: a complaint accepted is handled within 15 working days of its acceptance.
@@ -481,7 +481,6 @@ pub(crate) async fn resolve_complaint(
                     store
                         .publish_event(
                             &mut tx,
-                            events::COMPLAINT_SUBMITTED_CONSUMERS,
                             ctx,
                             &row.tenant,
                             &row.tracking_number,

@@ -19,17 +19,6 @@ use tonic::service::Routes;
 
 pub const NAME: &str = "complaints";
 
-/// Event types this service publishes, with the services that consume them.
-pub mod events {
-    pub const COMPLAINT_SUBMITTED_CONSUMERS: &[&str] = &["review"];
-    /// A department's decline of an Art. 15(3) referral goes back to review; a decline of
-    /// either kind ends the department's case in datapush.
-    pub const REVOCATION_DECLINED_CONSUMERS: &[&str] = &["review", "datapush"];
-    pub const REFERRAL_DECLINED_CONSUMERS: &[&str] = &["datapush"];
-    /// A referral received opens the department's case in datapush.
-    pub const REFERRAL_RECEIVED_CONSUMERS: &[&str] = &["datapush"];
-}
-
 pub fn definition() -> ServiceDef {
     ServiceDef {
         name: NAME,

@@ -88,7 +88,7 @@ pub(crate) async fn publish_received(
         .infra
         .publish(
             tx,
-            crate::events::REFERRAL_RECEIVED_CONSUMERS,
+            ReferralReceived::CONSUMERS,
             creditmesh_storage::infra::NewEvent {
                 event_type: ReferralReceived::TYPE,
                 tenant,
@@ -609,12 +609,12 @@ pub(crate) async fn decline_referral(
                     let sent = Referral::decode(row.payload.as_slice())
                         .map_err(|e| Error::internal(format!("stored referral: {e}")))?;
                     let consumers = if row.tracking_number.is_empty() {
-                        crate::events::REVOCATION_DECLINED_CONSUMERS
+                        creditmesh_proto::events::v1::REVOCATION_REFERRAL_DECLINED_CONSUMERS
                     } else {
-                        crate::events::REFERRAL_DECLINED_CONSUMERS
+                        ReferralDeclined::CONSUMERS
                     };
                     store
-                        .publish_event(
+                        .publish_event_to(
                             &mut tx,
                             consumers,
                             ctx,

@@ -26,8 +26,6 @@ const TICK: Duration = Duration::from_millis(500);
 /// How often sealed rows are looked over for envelopes under a key that no longer seals (and
 /// once at start, so that a rotation takes effect as each replica restarts with the new key).
 const REWRAP_EVERY: Duration = Duration::from_secs(300);
-/// Where an overdue objection is recorded: the agency's credit file, kept by review.
-const CREDIT_FILE: &[&str] = &["review"];
 
 pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: CancellationToken) {
     tokio::spawn(async move {
@@ -190,7 +188,6 @@ pub async fn record_overdue(
                     store
                         .publish_event(
                             &mut tx,
-                            CREDIT_FILE,
                             ctx,
                             &o.tenant,
                             &o.agency_uscc,

@@ -27,8 +27,6 @@ use crate::{Api, agencies, reads, subjects};
 
 /// Working days the agency has from receiving the materials (Art. 22).
 pub const OBJECTION_WORKING_DAYS: u32 = 10;
-/// Where what the subject is told goes: the notification outbox of complaints.
-const TOLD: &[&str] = &["complaints"];
 const STATEMENT_CHARS: usize = 4000;
 const REASONS_CHARS: usize = 4000;
 
@@ -204,7 +202,6 @@ pub(crate) async fn tell(
     store
         .publish_event(
             tx,
-            TOLD,
             ctx,
             &o.tenant,
             &o.objection_id,

@@ -15,8 +15,6 @@ use creditmesh_storage::{Blobs, Tx};
 use time::Date;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::events;
-
 use crate::convert::{form_from, status_proto};
 use crate::model::Facts;
 use crate::store::{self, FilingRow};
@@ -181,7 +179,7 @@ impl Api {
         event: &E,
     ) -> Result<(), Error> {
         self.store
-            .publish_event(tx, events::CONSUMERS, ctx, tenant, subject, event)
+            .publish_event(tx, ctx, tenant, subject, event)
             .await
             .map(|_| ())
     }

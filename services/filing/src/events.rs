@@ -12,9 +12,6 @@ use creditmesh_storage::{Infra, NewEvent, Tx};
 use crate::register::{self, Notice, Tell};
 use crate::store;
 
-/// Every filing event goes to review; disclosure and datapush subscribe as they are built.
-pub const CONSUMERS: &[&str] = &["review"];
-
 pub struct Handler {
     /// For what the register is told.
     pub infra: Infra,
@@ -269,7 +266,7 @@ async fn change_decided(
             infra
                 .publish(
                     tx,
-                    CONSUMERS,
+                    FilingTransferred::CONSUMERS,
                     NewEvent {
                         event_type: FilingTransferred::TYPE,
                         tenant: &tenant,
@@ -352,7 +349,7 @@ async fn place_supervised(
     infra
         .publish(
             tx,
-            CONSUMERS,
+            PlaceReported::CONSUMERS,
             NewEvent {
                 event_type: PlaceReported::TYPE,
                 tenant: &holder,

@@ -14,7 +14,7 @@ use creditmesh_rpc::{CallContext, ServiceEnv, Written};
 use time::{Date, Month};
 use tokio_util::sync::CancellationToken;
 
-use crate::{events, store};
+use crate::store;
 
 /// How often the timers look at the clock.
 const TICK: Duration = Duration::from_millis(500);
@@ -191,7 +191,6 @@ pub async fn annual_report_cutoff(env: &ServiceEnv) -> Result<usize, Error> {
                 store
                     .publish_event(
                         &mut tx,
-                        events::CONSUMERS,
                         ctx,
                         tenant,
                         filing_id,

@@ -10,9 +10,6 @@ use creditmesh_storage::{Infra, NewEvent, StorageError, Tx};
 use crate::model::{Documents, Facts};
 use crate::store;
 
-/// The register, and complaints (which route a complaint to the authority holding the filing).
-pub const CONSUMERS: &[&str] = &["disclosure", "complaints", "datapush"];
-
 /// What happened to the public record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
@@ -90,7 +87,7 @@ pub async fn tell(tx: &mut Tx, infra: &Infra, t: Tell<'_>) -> Result<(), Error> 
     infra
         .publish(
             tx,
-            CONSUMERS,
+            RegisterChanged::CONSUMERS,
             NewEvent {
                 event_type: RegisterChanged::TYPE,
                 tenant: &filing.tenant,

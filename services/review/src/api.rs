@@ -280,7 +280,6 @@ impl Api {
                     self.store
                         .publish_event(
                             &mut tx,
-                            events::PLACE_CONSUMERS,
                             ctx,
                             &tenant,
                             party.key(),
@@ -481,7 +480,7 @@ impl Api {
         event: &E,
     ) -> Result<(), Error> {
         self.store
-            .publish_event(tx, events::CONSUMERS, ctx, tenant, subject, event)
+            .publish_event(tx, ctx, tenant, subject, event)
             .await
             .map(|_| ())
     }

@@ -205,7 +205,6 @@ pub(crate) async fn decide_review_task(
                     api.store
                         .publish_event(
                             &mut tx,
-                            events::FORWARDED_CONSUMERS,
                             ctx,
                             &creditmesh_domain::tenant::REGION.to_string(),
                             &task.filing_id,

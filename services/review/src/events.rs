@@ -19,24 +19,6 @@ use serde_json::json;
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
 
-/// Where review's events go: filing applies the decisions; disclosure (as it is built)
-/// publishes revocations and spot-check draws on the register.
-pub const CONSUMERS: &[&str] = &["filing", "disclosure"];
-
-/// Where a prefecture's reviewed materials go (Art. 10): the region's review.
-pub const FORWARDED_CONSUMERS: &[&str] = &["review"];
-
-/// An act by the authority of a place of activity goes to filing, which lets that authority
-/// open what the agency filed.
-pub const PLACE_CONSUMERS: &[&str] = &["filing"];
-
-/// A transferred filing's review rows go to the receiving authority's review.
-pub const HANDOVER_CONSUMERS: &[&str] = &["review"];
-
-/// An Art. 15(3) referral goes to the complaints service, which delivers referrals to the
-/// departments' nodes.
-pub const REFERRAL_CONSUMERS: &[&str] = &["complaints"];
-
 /// Working days a regulator has to review (Art. 10).
 pub const REVIEW_WORKING_DAYS: u32 = 10;
 
@@ -256,7 +238,7 @@ impl Handler {
         self.infra
             .publish(
                 tx,
-                HANDOVER_CONSUMERS,
+                AgencyHandedOver::CONSUMERS,
                 NewEvent {
                     event_type: AgencyHandedOver::TYPE,
                     tenant: &e.to_tenant,

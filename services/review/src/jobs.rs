@@ -155,7 +155,6 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                     store
                         .publish_event(
                             &mut tx,
-                            events::CONSUMERS,
                             ctx,
                             tenant,
                             filing_id,

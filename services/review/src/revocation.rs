@@ -11,7 +11,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use crate::api::Api;
-use crate::events;
+
 use crate::tasks::{self};
 
 /// The department that disposes of unlicensed credit reporting and rating (Art. 15(3)).
@@ -75,7 +75,7 @@ pub(crate) async fn revoke_filing(
                     // 由相关管理部门依法处置: the referral reaches the branch's node (complaints delivers it).
                     let agency_name = tasks::agency_name(&mut tx, &uscc).await?;
                     api.store
-                        .publish_event(&mut tx, events::REFERRAL_CONSUMERS, ctx, &agency.0, &agency.1,
+                        .publish_event(&mut tx, ctx, &agency.0, &agency.1,
                             &ev::RevocationReferred {
                                 filing_id: agency.1.clone(),
                                 uscc: uscc.clone(),
