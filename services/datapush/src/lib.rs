@@ -4,8 +4,10 @@
 //! readers, and the retention purge.
 
 mod agencies;
+mod api;
 mod cases;
 pub mod catalog;
+mod events;
 pub mod index;
 mod jobs;
 mod materials;
@@ -22,14 +24,12 @@ mod subjects;
 
 use std::sync::Arc;
 
-use creditmesh_proto::datapush::v1::data_push_service_server::{
-    DataPushService, DataPushServiceServer,
-};
-use creditmesh_proto::datapush::v1::*;
+use creditmesh_proto::datapush::v1::data_push_service_server::DataPushServiceServer;
 use creditmesh_rpc::sink::with_sink;
-use creditmesh_rpc::{Authn, ServiceDef, ServiceEnv, ServiceStore};
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
-use tonic::{Request, Response, Status, Streaming};
+
+pub(crate) use api::Api;
 
 pub const NAME: &str = "datapush";
 
@@ -41,110 +41,6 @@ pub fn definition() -> ServiceDef {
         routes,
         background,
         gauges,
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) store: ServiceStore,
-    pub(crate) authn: Authn,
-    pub(crate) catalog: Arc<catalog::Catalog>,
-    pub(crate) keys: Arc<seal::Keys>,
-    pub(crate) calendar: Arc<creditmesh_domain::calendar::Calendar>,
-}
-
-#[tonic::async_trait]
-impl DataPushService for Api {
-    async fn push_records(
-        &self,
-        request: Request<Streaming<PushRecordsRequest>>,
-    ) -> Result<Response<push::Acks>, Status> {
-        push::push_records(self, request).await
-    }
-
-    async fn get_record(
-        &self,
-        request: Request<GetRecordRequest>,
-    ) -> Result<Response<GetRecordResponse>, Status> {
-        reads::get_record(self, request).await
-    }
-
-    async fn find_records(
-        &self,
-        request: Request<FindRecordsRequest>,
-    ) -> Result<Response<FindRecordsResponse>, Status> {
-        reads::find_records(self, request).await
-    }
-
-    async fn file_objection(
-        &self,
-        request: Request<FileObjectionRequest>,
-    ) -> Result<Response<FileObjectionResponse>, Status> {
-        objections::file_objection(self, request).await
-    }
-
-    async fn upload_objection_material(
-        &self,
-        request: Request<Streaming<UploadObjectionMaterialRequest>>,
-    ) -> Result<Response<UploadObjectionMaterialResponse>, Status> {
-        materials::upload_objection_material(self, request).await
-    }
-
-    async fn read_objection_material(
-        &self,
-        request: Request<ReadObjectionMaterialRequest>,
-    ) -> Result<Response<creditmesh_rpc::download::Download<ReadObjectionMaterialResponse>>, Status>
-    {
-        materials::read_objection_material(self, request).await
-    }
-
-    async fn resolve_objection(
-        &self,
-        request: Request<ResolveObjectionRequest>,
-    ) -> Result<Response<ResolveObjectionResponse>, Status> {
-        objections::resolve_objection(self, request).await
-    }
-
-    async fn list_objections(
-        &self,
-        request: Request<ListObjectionsRequest>,
-    ) -> Result<Response<ListObjectionsResponse>, Status> {
-        objections::list_objections(self, request).await
-    }
-
-    async fn add_subject_statement(
-        &self,
-        request: Request<AddSubjectStatementRequest>,
-    ) -> Result<Response<AddSubjectStatementResponse>, Status> {
-        objections::add_subject_statement(self, request).await
-    }
-
-    async fn issue_subject_access_code(
-        &self,
-        request: Request<IssueSubjectAccessCodeRequest>,
-    ) -> Result<Response<IssueSubjectAccessCodeResponse>, Status> {
-        objections::issue_subject_access_code(self, request).await
-    }
-
-    async fn get_subject_report(
-        &self,
-        request: Request<GetSubjectReportRequest>,
-    ) -> Result<Response<GetSubjectReportResponse>, Status> {
-        reads::get_subject_report(self, request).await
-    }
-
-    async fn record_agency_use(
-        &self,
-        request: Request<RecordAgencyUseRequest>,
-    ) -> Result<Response<RecordAgencyUseResponse>, Status> {
-        reads::record_agency_use(self, request).await
-    }
-
-    async fn list_correction_notices(
-        &self,
-        request: Request<ListCorrectionNoticesRequest>,
-    ) -> Result<Response<ListCorrectionNoticesResponse>, Status> {
-        reads::list_correction_notices(self, request).await
     }
 }
 
@@ -172,32 +68,7 @@ fn routes(env: ServiceEnv) -> Routes {
     };
     let server = DataPushServiceServer::new(api)
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
-    with_sink(Routes::new(server), store, authn, Events)
-}
-
-/// The events datapush consumes: the register's changes, and the referrals departments
-/// receive and decline.
-struct Events;
-
-#[tonic::async_trait]
-impl creditmesh_rpc::sink::EventHandler for Events {
-    async fn apply(
-        &self,
-        tx: &mut creditmesh_storage::Tx,
-        event: &creditmesh_proto::events::v1::Event,
-    ) -> Result<creditmesh_rpc::sink::Applied, creditmesh_domain::Error> {
-        use creditmesh_proto::events::v1::{ReferralDeclined, ReferralReceived, RegisterChanged};
-        let kind = event.r#type.as_str();
-        if kind == RegisterChanged::TYPE {
-            agencies::changed(tx, event).await
-        } else if kind == ReferralReceived::TYPE {
-            cases::received(tx, event).await
-        } else if kind == ReferralDeclined::TYPE {
-            cases::declined(tx, event).await
-        } else {
-            Ok(creditmesh_rpc::sink::Applied::Done)
-        }
-    }
+    with_sink(Routes::new(server), store, authn, events::Events)
 }
 
 fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
