@@ -77,7 +77,6 @@ pub async fn seed(pki_dir: &Path, node: SocketAddr) -> Result<Seeded> {
     })
     .await?;
     change(&mut filing, pki_dir, &url, &filing_id).await?;
-    push(agency).await?;
     let register = DisclosureServiceClient::new(channel(pki_dir, &url, DEMO_REGULATOR)?);
     wait_for("a signed checkpoint of both notices", || {
         let mut register = register.clone();
@@ -91,6 +90,12 @@ pub async fn seed(pki_dir: &Path, node: SocketAddr) -> Result<Seeded> {
         }
     })
     .await?;
+    // Datapush hears of the approval by event, on its own time: until then a push is refused.
+    wait_for("the platform to take the demo agency's push", || {
+        let agency = agency.clone();
+        async move { push(agency).await.transpose() }
+    })
+    .await??;
     Ok(Seeded::Now)
 }
 
@@ -258,7 +263,8 @@ async fn change(
     approve(pki_dir, url, filing_id, "demo-change-approval").await
 }
 
-async fn push(agency: Channel) -> Result<()> {
+/// The demo record pushed; `None` while the platform does not yet know the filing active.
+async fn push(agency: Channel) -> Result<Option<()>> {
     let content = r#"{"amount_due":120.5,"due_on":"2026-10-31","days_overdue":12}"#;
     let record = CreditRecord {
         record_key: "demo-loan-1".into(),
@@ -272,16 +278,22 @@ async fn push(agency: Channel) -> Result<()> {
             legal_basis: "written consent of 2026-03-02".into(),
         }),
     };
-    let mut acks = DataPushServiceClient::new(agency)
-        .push_records(futures::stream::iter([PushRecordsRequest {
-            record: Some(record),
-        }]))
-        .await
-        .context("pushing the demo record")?
-        .into_inner();
-    let ack = acks.message().await?.context("an acknowledgement")?;
+    let answer = async {
+        let mut acks = DataPushServiceClient::new(agency)
+            .push_records(futures::stream::iter([PushRecordsRequest {
+                record: Some(record),
+            }]))
+            .await?
+            .into_inner();
+        acks.message().await
+    };
+    let ack = match answer.await {
+        Ok(ack) => ack.context("an acknowledgement")?,
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => return Ok(None),
+        Err(s) => return Err(s).context("pushing the demo record"),
+    };
     match PushResult::try_from(ack.result) {
-        Ok(PushResult::Stored | PushResult::Duplicate | PushResult::Updated) => Ok(()),
+        Ok(PushResult::Stored | PushResult::Duplicate | PushResult::Updated) => Ok(Some(())),
         _ => bail!("the demo record was refused: {}", ack.error),
     }
 }
