@@ -3,6 +3,7 @@
 //! the caller from the client certificate, strips any identity metadata the caller sent, and
 //! forwards each call to the backend of its service over mutual TLS under its own identity.
 
+mod caller;
 mod cors;
 mod gate;
 mod health;

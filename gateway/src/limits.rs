@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use crate::gate::Caller;
+use crate::caller::Caller;
 use crate::policy::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, StreamBody};
 use tonic::Status;
 
 use crate::Routing;
-use crate::gate::Caller;
+use crate::caller::Caller;
 use crate::policy;
 
 /// The services with methods on the public listener, whose health it answers.

@@ -347,7 +347,7 @@ impl ObjectForm {
 
 impl ReportPage {
     fn new(uri: &Uri, identifier: &str) -> Self {
-        let lang = page::lang_of(uri);
+        let lang = crate::i18n::lang_of(uri);
         let at = lang.access();
         Self {
             c: Chrome::new(uri, at.title),
@@ -414,7 +414,7 @@ pub async fn object(
     OriginalUri(uri): OriginalUri,
     body: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let bad = || page::error(lang, StatusCode::BAD_REQUEST, lang.text().bad_request);
     let Ok(body) = body else { return bad() };
     let Ok((form, materials, refused)) = read_objection(body, lang.access()).await else {

@@ -185,7 +185,7 @@ fn fields(lang: Lang, form: &ComplaintForm) -> Vec<Field> {
 }
 
 fn form_page(uri: &http::Uri, form: &ComplaintForm, request_id: String) -> FormPage {
-    let lang = page::lang_of(uri);
+    let lang = crate::i18n::lang_of(uri);
     FormPage {
         c: Chrome::new(uri, lang.complaints().complain),
         ct: lang.complaints(),
@@ -228,7 +228,7 @@ pub async fn submit(
     OriginalUri(uri): OriginalUri,
     body: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let ct = lang.complaints();
     let Ok(body) = body else {
         return page::error(lang, StatusCode::BAD_REQUEST, lang.text().bad_request);
@@ -330,7 +330,7 @@ fn evidence_place(field: &str) -> Option<usize> {
 /// The form with what the visitor sent, checked: its text, the files kept from an earlier
 /// sending and the files sent now, each received by the mesh or refused with its reason.
 async fn receive(app: &App, uri: &http::Uri, mut body: Multipart) -> FormPage {
-    let ct = page::lang_of(uri).complaints();
+    let ct = crate::i18n::lang_of(uri).complaints();
     let mut form = ComplaintForm::default();
     let mut attached: Vec<Attached> = Vec::new();
     let mut checked_page: Option<FormPage> = None;
@@ -411,7 +411,7 @@ const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// The form page for `form`, each field checked as the service would.
 fn checked(uri: &http::Uri, form: &ComplaintForm) -> FormPage {
-    let lang = page::lang_of(uri);
+    let lang = crate::i18n::lang_of(uri);
     let request_id = if form.request_id.is_empty() || form.request_id.len() > 64 {
         new_request_id()
     } else {
@@ -481,7 +481,7 @@ pub struct Tracked {
 }
 
 pub async fn track_form(OriginalUri(uri): OriginalUri) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let ct = lang.complaints();
     let page = TrackPage {
         c: Chrome::new(&uri, ct.track),
@@ -499,7 +499,7 @@ pub async fn track(
     OriginalUri(uri): OriginalUri,
     Form(form): Form<TrackForm>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let ct = lang.complaints();
     let mut page = TrackPage {
         c: Chrome::new(&uri, ct.track),

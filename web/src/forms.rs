@@ -13,7 +13,6 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use ring::hmac;
 
 use crate::Lang;
-use crate::page;
 
 /// The visitor's form cookie, and the query parameter a form's token travels in.
 pub const COOKIE: &str = "cm_form";
@@ -35,9 +34,10 @@ pub struct FormKey {
 pub type Refuse = fn(Lang, StatusCode, &'static str) -> Response;
 
 impl FormKey {
-    /// A key derived from `seed` (the forwarder token every replica holds), or a random one.
-    pub fn new(seed: Option<&str>) -> Self {
-        Self::for_cookie(seed, COOKIE, false, page::error)
+    /// A key derived from `seed` (the forwarder token every replica holds), or a random one,
+    /// whose refusals are `refuse`'s pages.
+    pub fn new(seed: Option<&str>, refuse: Refuse) -> Self {
+        Self::for_cookie(seed, COOKIE, false, refuse)
     }
 
     /// A key for the forms of a site whose form cookie is `cookie`, HTTPS only when `secure`.
@@ -141,7 +141,7 @@ fn token_of(req: &Request) -> Option<String> {
 pub async fn guard(State(key): State<FormKey>, req: Request, next: Next) -> Response {
     let held = cookie_of(req.headers(), key.cookie);
     if req.method() == Method::POST {
-        let lang = page::lang_of(req.uri());
+        let lang = crate::i18n::lang_of(req.uri());
         let t = lang.text();
         if !same_site(req.headers()) {
             let h = req.headers();
@@ -228,12 +228,12 @@ mod tests {
 
     #[test]
     fn a_token_is_good_for_its_cookie_and_form_only() {
-        let key = FormKey::new(Some("seed"));
+        let key = FormKey::new(Some("seed"), crate::page::error);
         let t = key.token("c1", "/complaints");
         assert!(key.verify("c1", "/complaints", &t));
         assert!(!key.verify("c2", "/complaints", &t));
         assert!(!key.verify("c1", "/access", &t));
-        assert!(!FormKey::new(Some("other")).verify("c1", "/complaints", &t));
-        assert!(FormKey::new(Some("seed")).verify("c1", "/complaints", &t));
+        assert!(!FormKey::new(Some("other"), crate::page::error).verify("c1", "/complaints", &t));
+        assert!(FormKey::new(Some("seed"), crate::page::error).verify("c1", "/complaints", &t));
     }
 }

@@ -766,3 +766,10 @@ impl Lang {
         }
     }
 }
+
+pub fn lang_of(uri: &http::Uri) -> Lang {
+    let lang = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "lang")
+        .map(|(_, v)| v.into_owned());
+    Lang::parse(lang.as_deref())
+}

@@ -198,7 +198,7 @@ pub async fn start(cfg: &WebConfig, upstream: &Upstream, stop: CancellationToken
         .fallback(not_found)
         .with_state(app)
         .layer(axum::middleware::from_fn_with_state(
-            forms::FormKey::new(upstream.forwarder_token.as_deref()),
+            forms::FormKey::new(upstream.forwarder_token.as_deref(), page::error),
             forms::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -263,7 +263,7 @@ async fn rate_limit(
     if let Some(limiter) = visitors.limiter
         && !matches!(limiter.check_key_n(&visitor, cost), Ok(Ok(())))
     {
-        let lang = page::lang_of(req.uri());
+        let lang = crate::i18n::lang_of(req.uri());
         let mut response = page::error(lang, StatusCode::TOO_MANY_REQUESTS, lang.text().too_many);
         response
             .headers_mut()
@@ -334,6 +334,6 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 async fn not_found(req: Request) -> Response {
-    let lang = page::lang_of(req.uri());
+    let lang = crate::i18n::lang_of(req.uri());
     page::error(lang, StatusCode::NOT_FOUND, lang.text().not_found)
 }

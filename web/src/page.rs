@@ -7,7 +7,7 @@ use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 
-use crate::i18n::{Lang, Text};
+use crate::i18n::{Lang, Text, lang_of};
 
 /// What the site calls itself and who runs it, from its configuration.
 #[derive(Debug, Clone, Default)]
@@ -97,13 +97,6 @@ impl Chrome {
             Lang::En => format!("{href}?lang=en"),
         }
     }
-}
-
-pub fn lang_of(uri: &Uri) -> Lang {
-    let lang = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "lang")
-        .map(|(_, v)| v.into_owned());
-    Lang::parse(lang.as_deref())
 }
 
 /// `uri`'s path with its query's `set` pairs replaced (or added) and `drop` removed.

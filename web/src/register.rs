@@ -82,7 +82,7 @@ pub async fn search(
     headers: HeaderMap,
     form: Result<Query<SearchForm>, QueryRejection>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let Ok(Query(form)) = form else {
         return page::error(lang, StatusCode::BAD_REQUEST, lang.text().bad_request);
     };
@@ -259,7 +259,7 @@ pub async fn agency(
     headers: HeaderMap,
     Path(uscc): Path<String>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     if Uscc::parse(&uscc).is_err() {
         return page::error(lang, StatusCode::NOT_FOUND, lang.text().not_found);
     }
@@ -359,7 +359,7 @@ pub async fn proof(
     OriginalUri(uri): OriginalUri,
     Path(sequence): Path<String>,
 ) -> Response {
-    let lang = page::lang_of(&uri);
+    let lang = crate::i18n::lang_of(&uri);
     let Ok(sequence) = sequence.parse::<i64>() else {
         return page::error(lang, StatusCode::NOT_FOUND, lang.text().not_found);
     };

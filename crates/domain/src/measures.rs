@@ -1,11 +1,23 @@
 //! The Measures' own validity (Art. 32: "自202x年xx月xx日起施行，有效期5年"): the effective
 //! date is left open by the text, so it is configuration, and nothing is counted under the
 //! Measures outside the window.
+//!
+//! The periods the Measures set are here too, each by its article, so that a period is
+//! written once whichever service counts it.
 
 use time::{Date, Duration};
 
 use crate::calendar::{add_years, format_date};
 use crate::error::Error;
+
+/// Working days a regulator has to review a filing, a change or a deregistration (Art. 10).
+pub const REVIEW_WORKING_DAYS: u32 = 10;
+/// Working days an agency has to report a change of a filed fact (Art. 12).
+pub const CHANGE_WORKING_DAYS: u32 = 20;
+/// Working days the agency has to decide an objection, from receiving the materials (Art. 22).
+pub const OBJECTION_WORKING_DAYS: u32 = 10;
+/// Working days a complaint accepted is handled within, from its acceptance (Art. 24).
+pub const HANDLING_WORKING_DAYS: u32 = 15;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {

@@ -140,7 +140,7 @@ impl Delivery {
                     row.department, row.department_tenant
                 )
             })?;
-        let (_, referral) = crate::referrals::as_sent(row, &self.contacts)?;
+        let (_, referral) = crate::convert::as_sent(row, &self.contacts)?;
         let mut request = tonic::Request::new(ReceiveReferralRequest { referral });
         request.set_timeout(Duration::from_secs(20));
         let answer = client
@@ -249,7 +249,7 @@ impl Delivery {
                     ),
                     &format!(
                         "{}已签收（回执签名已核验）",
-                        crate::referrals::department_zh(&row.department, &row.department_tenant)
+                        crate::convert::department_zh(&row.department, &row.department_tenant)
                     ),
                 ),
             )

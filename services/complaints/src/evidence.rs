@@ -11,7 +11,7 @@ use creditmesh_storage::sqlx::{self, AnyConnection};
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::Api;
+use crate::state::Api;
 
 const METHOD: &str = "UploadEvidence";
 /// The largest piece of evidence, in bytes.
@@ -275,7 +275,7 @@ pub(crate) async fn read_evidence(
             let row = if ctx_ref.principal.kind == creditmesh_domain::PrincipalKind::Department {
                 shared(&mut tx, ctx_ref, tracking_number).await?
             } else {
-                crate::handling::handled(&mut tx, ctx_ref, tracking_number).await?
+                crate::state::handled(&mut tx, ctx_ref, tracking_number).await?
             };
             if !row.evidence.iter().any(|e| e == sha) {
                 return Err(Error::not_found(format!(

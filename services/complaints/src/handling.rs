@@ -1,176 +1,22 @@
 //! The holding authority's side of Art. 24: its triage queue, acceptance that starts the
 //! 15-working-day handling deadline, and resolution with what was verified and found.
 
-use creditmesh_domain::calendar::{Layers, cst_date, format_date};
+use creditmesh_domain::calendar::{Layers, format_date};
 use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
-use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, mask, page};
-use creditmesh_proto::common::v1::{Deadline, DocumentRef, StatusChange};
+use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations, page};
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_proto::review::v1::FindingCategory;
-use creditmesh_rpc::{CallContext, Written, edge, timestamp};
-use creditmesh_storage::sqlx::AnyConnection;
+use creditmesh_rpc::{Written, edge};
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, status_name};
+use crate::convert::complaint_proto;
+use crate::state::{Api, handled, moved, reread, today};
 
-use crate::store::{self, Accepted, ComplaintRow, Listing};
+use crate::store::{self, Accepted, Listing};
 
-/// Art. 24: a complaint accepted is handled within 15 working days of its acceptance.
-pub const HANDLING_WORKING_DAYS: u32 = 15;
+use creditmesh_domain::measures::HANDLING_WORKING_DAYS;
 const MAX_PAGE: i32 = 100;
 const MAX_TEXT: usize = 4000;
-
-/// The complainant's name and contact as `ctx` may see them: whole for the holding
-/// authority's regulators, masked for the region looking at a prefecture's complaint.
-fn complainant(ctx: &CallContext, row: &ComplaintRow) -> (String, String) {
-    if ctx.principal.tenant.to_string() == row.tenant {
-        return (
-            row.complainant_name.clone(),
-            row.complainant_contact.clone(),
-        );
-    }
-    let contact = if row.complainant_contact.contains('@') {
-        mask::email(&row.complainant_contact)
-    } else {
-        mask::phone(&row.complainant_contact)
-    };
-    (mask::person_name(&row.complainant_name), contact)
-}
-
-/// Only a regulator: of the complaint's tenant, or the region.
-fn may_handle(ctx: &CallContext, row: &ComplaintRow) -> bool {
-    let own = &ctx.principal.tenant;
-    own.is_region() || row.tenant == own.to_string()
-}
-
-pub(crate) fn today(api: &Api) -> Result<time::Date, Error> {
-    cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))
-}
-
-pub(crate) fn proto(
-    ctx: &CallContext,
-    row: ComplaintRow,
-    history: Vec<store::HistoryRow>,
-    today: &str,
-    acceptance_working_days: u32,
-) -> Complaint {
-    let (complainant_name, complainant_contact) = complainant(ctx, &row);
-    let received_on = cst_date(row.received_at)
-        .map(format_date)
-        .unwrap_or_default();
-    let overdue = match row.status.as_str() {
-        "received" => {
-            !row.acceptance_due.is_empty()
-                && !row.acceptance_provisional
-                && row.acceptance_due.as_str() < today
-        }
-        "accepted" => !row.handling_provisional && row.handling_due.as_str() < today,
-        _ => false,
-    };
-    Complaint {
-        tracking_number: row.tracking_number,
-        tenant: row.tenant,
-        agency_uscc: row.agency_uscc,
-        agency_name: row.agency_name,
-        subject: row.subject,
-        description: row.description,
-        status: status_name(&row.status) as i32,
-        received_at: Some(timestamp(row.received_at)),
-        handling_deadline: handling_deadline(
-            &row.handling_from,
-            &row.handling_due,
-            row.handling_provisional,
-            &row.calendar_version,
-        ),
-        history: history
-            .into_iter()
-            .map(|h| StatusChange {
-                status: h.status,
-                changed_at: Some(timestamp(h.changed_at)),
-                principal: h.principal,
-                note: h.note,
-                note_zh: h.note_zh,
-            })
-            .collect(),
-        outcome: row.outcome,
-        against_agency: row.against_agency,
-        acceptance_deadline: (!row.acceptance_due.is_empty()).then(|| Deadline {
-            from_date: received_on,
-            working_days: acceptance_working_days as i32,
-            due_date: row.acceptance_due,
-            calendar_version: String::new(),
-            provisional: row.acceptance_provisional,
-        }),
-        overdue,
-        complainant_name,
-        complainant_contact,
-        repeats: row.repeats,
-        repeated: row.repeated as i32,
-        referrals: Vec::new(),
-        evidence: row
-            .evidence
-            .into_iter()
-            .map(|sha256| DocumentRef { sha256 })
-            .collect(),
-        place_of_activity: row.place,
-    }
-}
-
-pub(crate) fn handling_deadline(
-    from: &str,
-    due: &str,
-    provisional: bool,
-    calendar_version: &str,
-) -> Option<Deadline> {
-    (!due.is_empty()).then(|| Deadline {
-        from_date: from.to_owned(),
-        working_days: HANDLING_WORKING_DAYS as i32,
-        due_date: due.to_owned(),
-        calendar_version: calendar_version.to_owned(),
-        provisional,
-    })
-}
-
-/// The complaint `tracking_number` as its handler sees it, or `NOT_FOUND` for anyone else.
-pub(crate) async fn handled(
-    conn: &mut AnyConnection,
-    ctx: &CallContext,
-    tracking_number: &str,
-) -> Result<ComplaintRow, Error> {
-    let row = store::find(conn, tracking_number).await?;
-    match row {
-        Some(row) if may_handle(ctx, &row) => Ok(row),
-        _ => Err(Error::not_found(format!(
-            "no complaint {tracking_number} for this authority"
-        ))),
-    }
-}
-
-/// The complaint `tracking_number`, as it stood, once moved by `event`; `FAILED_PRECONDITION`
-/// naming its state when the machine does not allow the move.
-pub(crate) async fn moved(
-    conn: &mut AnyConnection,
-    ctx: &CallContext,
-    tracking_number: &str,
-    event: ComplaintEvent,
-) -> Result<ComplaintRow, Error> {
-    let row = handled(conn, ctx, tracking_number).await?;
-    if store::transition(conn, &row.tenant, &row.tracking_number, event)
-        .await?
-        .is_none()
-    {
-        return Err(refused_move(&row, event));
-    }
-    Ok(row)
-}
-
-fn refused_move(row: &ComplaintRow, event: ComplaintEvent) -> Error {
-    let why = State::parse(&row.status)
-        .and_then(|s| s.on(event).err())
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| format!("the complaint is {}", row.status));
-    Error::failed_precondition(format!("complaint {}: {why}", row.tracking_number))
-}
 
 pub(crate) async fn list_complaints(
     api: &Api,
@@ -240,7 +86,7 @@ pub(crate) async fn list_complaints(
         Ok(ListComplaintsResponse {
             complaints: rows
                 .into_iter()
-                .map(|r| proto(&ctx, r, Vec::new(), &today, api.acceptance_working_days))
+                .map(|r| complaint_proto(&ctx, r, Vec::new(), &today, api.acceptance_working_days))
                 .collect(),
             next_page_token,
         })
@@ -365,33 +211,6 @@ pub(crate) async fn accept_complaint(
             .await
     })
     .await
-}
-
-pub(crate) async fn reread(
-    api: &Api,
-    ctx: &CallContext,
-    conn: &mut AnyConnection,
-    tracking_number: &str,
-    today: &str,
-) -> Result<Complaint, Error> {
-    let row = store::find(conn, tracking_number)
-        .await?
-        .ok_or_else(|| Error::internal("a complaint just written is missing"))?;
-    let history = store::history(conn, &row.tenant, &row.tracking_number).await?;
-    let referrals = crate::referral_store::of_complaint(conn, &row.tenant, &row.tracking_number)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let mut r = crate::referrals::proto(r, &api.contacts);
-            // The complainant is shown, masked as the caller may see it, on the complaint.
-            r.complainant_name.clear();
-            r.complainant_contact.clear();
-            r
-        })
-        .collect();
-    let mut complaint = proto(ctx, row, history, today, api.acceptance_working_days);
-    complaint.referrals = referrals;
-    Ok(complaint)
 }
 
 pub(crate) async fn resolve_complaint(

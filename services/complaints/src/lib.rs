@@ -1,16 +1,20 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
-mod api;
-mod deadlines;
+mod convert;
 pub mod delivery;
+mod events;
 pub mod evidence;
+mod grpc;
 mod handling;
-mod holders;
+mod jobs;
 pub mod notify;
 mod referral_store;
 pub mod referrals;
 mod schema;
+mod state;
 mod store;
+mod submission;
+mod tracking;
 
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
 use creditmesh_rpc::sink::with_sink;
@@ -25,7 +29,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.complaints.v1.ComplaintService",
         migrations: schema::migrations,
         routes,
-        background,
+        background: jobs::spawn,
         gauges: deadline_gauges,
     }
 }
@@ -47,7 +51,7 @@ fn routes(env: ServiceEnv) -> Routes {
         creditmesh_pki::ContactKey::load(&pki_dir)
             .unwrap_or_else(|e| panic!("complaints contact key: {e:#}")),
     );
-    let api = ComplaintServiceServer::new(api::Api::new(
+    let api = ComplaintServiceServer::new(state::Api::new(
         store.clone(),
         authn.clone(),
         calendar,
@@ -61,74 +65,11 @@ fn routes(env: ServiceEnv) -> Routes {
         Routes::new(api),
         store,
         authn,
-        holders::Handler {
+        events::Handler {
             referrals,
             contacts,
         },
     )
-}
-
-fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
-    let sealing = env.clone();
-    tokio::spawn(async move {
-        let sealed = match creditmesh_pki::ContactKey::load(&sealing.pki_dir) {
-            Ok(contacts) => referrals::seal_stored_contacts(&sealing.store, &contacts)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        };
-        match sealed {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                sealed = n,
-                "complainants' contacts sealed in stored referrals"
-            ),
-            Err(e) => tracing::warn!(error = %e, "stored referrals' contacts were not sealed"),
-        }
-    });
-    let recompute = env.clone();
-    tokio::spawn(async move {
-        match deadlines::recompute(&recompute).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(recomputed = n, "provisional complaint deadlines recomputed"),
-            Err(e) => {
-                tracing::warn!(error = %e, "provisional complaint deadlines were not recomputed")
-            }
-        }
-    });
-    match (
-        notify::notifiers(&env.notifications),
-        creditmesh_pki::ContactKey::load(&env.pki_dir),
-    ) {
-        (Ok(notifiers), Ok(contacts)) => {
-            tokio::spawn(notify::run(
-                env.store.clone(),
-                notifiers,
-                contacts,
-                stop.clone(),
-            ));
-        }
-        (Err(e), _) => {
-            tracing::error!(error = %e, "complainants will not be told: notifications misconfigured")
-        }
-        (_, Err(e)) => {
-            tracing::error!(error = %e, "nobody will be told: the contact key is missing")
-        }
-    }
-    match delivery::Delivery::new(
-        env.store.clone(),
-        &env.pki_dir,
-        env.authn.trust_domain(),
-        &env.referrals,
-        &stop,
-    ) {
-        Ok(d) => {
-            tokio::spawn(delivery::run(std::sync::Arc::new(d), stop));
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "referrals will not be delivered: no client identity")
-        }
-    }
 }
 
 /// How close the complaints waiting to be accepted, and those accepted and being handled, are

@@ -18,62 +18,13 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
-use crate::handling::{moved, reread, today};
+use crate::convert::{addressee, department_zh, referral_proto};
 use crate::referral_store::{self, NewReferral, ReferralRow};
+use crate::state::{Api, moved, reread, today};
 use crate::store;
 
 const MAX_PAGE: i32 = 100;
 const MAX_TEXT: usize = 4000;
-
-fn status_of(s: &str) -> ReferralStatus {
-    match ReferralState::parse(s) {
-        Some(ReferralState::Pending) => ReferralStatus::Pending,
-        Some(ReferralState::Delivered) => ReferralStatus::Delivered,
-        Some(ReferralState::Acknowledged) => ReferralStatus::Acknowledged,
-        Some(ReferralState::Declined) => ReferralStatus::Declined,
-        Some(ReferralState::SentByLetter) => ReferralStatus::SentByLetter,
-        None => ReferralStatus::Unspecified,
-    }
-}
-
-/// The referral as its department receives it: the stored bytes with the complainant's
-/// contact opened into them, and those bytes (whose SHA-256 the referral was stored with).
-pub(crate) fn as_sent(
-    row: &ReferralRow,
-    contacts: &ContactKey,
-) -> Result<(Referral, Vec<u8>), String> {
-    let mut r = Referral::decode(row.payload.as_slice())
-        .map_err(|e| format!("stored referral {}: {e}", row.referral_id))?;
-    if row.sealed_contact.is_empty() {
-        return Ok((r, row.payload.clone()));
-    }
-    r.complainant_contact = contacts
-        .open(&row.referral_id, &row.sealed_contact)
-        .map_err(|e| format!("referral {}: {e}", row.referral_id))?;
-    let bytes = r.encode_to_vec();
-    Ok((r, bytes))
-}
-
-/// A stored referral as sent, with where it stands.
-pub fn proto(row: ReferralRow, contacts: &ContactKey) -> Referral {
-    let mut r = as_sent(&row, contacts).map(|(r, _)| r).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "a referral is shown without its complainant's contact");
-        Referral::decode(row.payload.as_slice()).unwrap_or_default()
-    });
-    r.status = status_of(&row.status) as i32;
-    r.receipt = row.received_at.map(|at| ReferralReceipt {
-        referral_id: row.referral_id.clone(),
-        sha256: row.payload_sha256.clone(),
-        received_at: Some(timestamp(at)),
-        signature: row.receipt_signature,
-        certificate: row.receipt_certificate,
-    });
-    r.acknowledged_at = row.acknowledged_at.map(timestamp);
-    r.declined_at = row.declined_at.map(timestamp);
-    r.decline_reason = row.decline_reason;
-    r
-}
 
 /// Tells datapush that a department received a referral (its receipt verified, or the letter
 /// sent): a case in which it may read what the referred agency pushed (Art. 23).
@@ -102,29 +53,6 @@ pub(crate) async fn publish_received(
     Ok(())
 }
 
-/// A department of a division as the Chinese pages name it: 乌鲁木齐市市场监督管理部门.
-pub(crate) fn department_zh(code: &str, tenant: &str) -> String {
-    let division = Tenant::parse(tenant)
-        .map(|t| t.authority_name())
-        .unwrap_or_else(|_| tenant.to_owned());
-    format!("{division}{}", department::name_zh(code))
-}
-
-/// The department a stored referral went to, as the complainant was told.
-pub(crate) fn addressee_of(row: &ReferralRow) -> String {
-    let name = Referral::decode(row.payload.as_slice())
-        .map(|r| r.department_name)
-        .unwrap_or_default();
-    match Tenant::parse(&row.department_tenant) {
-        Ok(t) => addressee(&row.department, &name, t),
-        Err(_) => format!(
-            "{} ({})",
-            department::name_zh(&row.department),
-            row.department_tenant
-        ),
-    }
-}
-
 struct ValidReferral {
     department: &'static str,
     department_tenant: Tenant,
@@ -135,19 +63,6 @@ struct ValidReferral {
 
 const MAX_NAME: usize = 200;
 const MAX_REFERENCE: usize = 100;
-
-/// The department a referral goes to, named as the complainant is told: the division's
-/// authority name and the department's (e.g. 喀什地区喀什市金融监管部门).
-fn addressee(department: &str, department_name: &str, tenant: Tenant) -> String {
-    if !department_name.is_empty() {
-        return format!("{}{department_name}", tenant.authority_name());
-    }
-    format!(
-        "{}{}",
-        tenant.authority_name(),
-        department::name_zh(department)
-    )
-}
 
 /// A referral's letter, when it goes by one: its reference and the day it was sent, not after
 /// `today`.
@@ -470,7 +385,10 @@ pub(crate) async fn list_referrals(
         .await?;
         let next_page_token = page::cut(&mut rows, limit, |r| r.referral_id.clone());
         Ok(ListReferralsResponse {
-            referrals: rows.into_iter().map(|r| proto(r, &api.contacts)).collect(),
+            referrals: rows
+                .into_iter()
+                .map(|r| referral_proto(r, &api.contacts))
+                .collect(),
             next_page_token,
         })
     })
@@ -559,7 +477,7 @@ pub(crate) async fn acknowledge_referral(
                     }
                     let referral = referral_store::find(&mut tx, id)
                         .await?
-                        .map(|r| proto(r, &api.contacts))
+                        .map(|r| referral_proto(r, &api.contacts))
                         .ok_or_else(|| Error::internal("a referral just written is missing"))?;
                     Ok((
                         tx,
@@ -705,7 +623,7 @@ pub(crate) async fn decline_referral(
                 }
                 let referral = referral_store::find(&mut tx, id)
                     .await?
-                    .map(|r| proto(r, &api.contacts))
+                    .map(|r| referral_proto(r, &api.contacts))
                     .ok_or_else(|| Error::internal("a referral just written is missing"))?;
                 Ok((
                     tx,

@@ -92,7 +92,7 @@ pub async fn recompute_provisional_deadlines(
                 let d = calendar
                     .deadline(
                         from,
-                        crate::objections::OBJECTION_WORKING_DAYS,
+                        creditmesh_domain::measures::OBJECTION_WORKING_DAYS,
                         creditmesh_domain::calendar::Layers::Xinjiang,
                     )
                     .map_err(|e| Error::internal(e.to_string()))?;
@@ -131,7 +131,7 @@ pub async fn tell_new_decider(
                 if !objection_store::mark_once(&mut tx, Once::DeciderTold, &o.objection_id, now).await? {
                     return Ok((tx, Written { value: false, tenant: o.tenant.clone() }));
                 }
-                let (_, contact) = crate::objections::private(keys, o)?;
+                let (_, contact) = crate::state::private(keys, o)?;
                 crate::objections::tell(
                     store,
                     keys,
@@ -184,7 +184,7 @@ pub async fn record_overdue(
                     objection_store::mark_once(&mut tx, Once::OverdueRecorded, &o.objection_id, store.now())
                         .await?;
                 if marked {
-                    let filed_on = crate::objections::day_of(o.filed_at)?;
+                    let filed_on = crate::state::day_of(o.filed_at)?;
                     store
                         .publish_event(
                             &mut tx,

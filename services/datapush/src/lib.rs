@@ -4,10 +4,11 @@
 //! readers, and the retention purge.
 
 mod agencies;
-mod api;
 mod cases;
 pub mod catalog;
+mod convert;
 mod events;
+mod grpc;
 pub mod index;
 mod jobs;
 mod materials;
@@ -19,6 +20,7 @@ mod reindex;
 mod rewrap;
 mod schema;
 pub mod seal;
+mod state;
 mod store;
 mod subjects;
 
@@ -28,8 +30,6 @@ use creditmesh_proto::datapush::v1::data_push_service_server::DataPushServiceSer
 use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
-
-pub(crate) use api::Api;
 
 pub const NAME: &str = "datapush";
 
@@ -59,7 +59,7 @@ fn routes(env: ServiceEnv) -> Routes {
         .unwrap_or_else(|p| panic!("datapush catalog: {p:?}"));
     let keys =
         seal::Keys::load(&datapush, &pki_dir).unwrap_or_else(|e| panic!("datapush keys: {e:#}"));
-    let api = Api {
+    let api = state::Api {
         store: store.clone(),
         authn: authn.clone(),
         catalog: Arc::new(catalog),

@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::index::Hashed;
-use crate::{Api, objection_store, subjects};
+use crate::state::Api;
+use crate::{objection_store, subjects};
 
 const METHOD: &str = "UploadObjectionMaterial";
 const READ_METHOD: &str = "ReadObjectionMaterial";
@@ -29,10 +30,6 @@ pub const MAX_PER_CODE: i64 = 5;
 pub const MAX_BYTES_PER_CODE: i64 = 10 * 1024 * 1024;
 /// Materials one objection may name.
 pub const MAX_PER_OBJECTION: usize = 5;
-
-pub(crate) fn binding(material_id: &str) -> Vec<u8> {
-    [b"material\0".as_slice(), material_id.as_bytes()].concat()
-}
 
 /// Who uploads, for which record: checked before a byte is taken.
 struct Uploader {
@@ -213,7 +210,11 @@ async fn keep(
     let size = bytes.len() as i64;
     let sealed = api
         .keys
-        .seal(&who.tenant, &binding(&material_id), &bytes)
+        .seal(
+            &who.tenant,
+            &crate::seal::material_binding(&material_id),
+            &bytes,
+        )
         .map_err(|e| Error::internal(format!("sealing: {e}")))?;
     drop(bytes);
     let store = &api.store;
@@ -459,7 +460,12 @@ pub(crate) async fn read_objection_material(
         .map_err(status)?;
     let bytes = api
         .keys
-        .open(&tenant, &key_id, &binding(material_id), &envelope)
+        .open(
+            &tenant,
+            &key_id,
+            &crate::seal::material_binding(material_id),
+            &envelope,
+        )
         .map_err(|e| Status::internal(format!("material {material_id}: {e}")))?;
     let first = ReadObjectionMaterialResponse {
         part: Some(Out::Metadata(meta)),

@@ -9,156 +9,27 @@ use creditmesh_domain::lifecycle::{
     Machine, Objection as ObjectionState, PushedRecord, PushedRecordEvent,
 };
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
-use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_proto::events::v1::SubjectTold;
 use creditmesh_rpc::{CallContext, ServiceStore, Written, edge, timestamp};
 use creditmesh_storage::{Tx, transition};
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
+use crate::convert::{self, objection_proto};
 use crate::objection_store::{self, Filter, ObjectionRow};
 use crate::push::fingerprint;
-use crate::seal::Keys;
+use crate::state::{self, Api};
 use crate::store::{self, RecordRow};
-use crate::{Api, agencies, reads, subjects};
+use crate::{agencies, seal, subjects};
 
-/// Working days the agency has from receiving the materials (Art. 22).
-pub const OBJECTION_WORKING_DAYS: u32 = 10;
+use creditmesh_domain::measures::OBJECTION_WORKING_DAYS;
 const STATEMENT_CHARS: usize = 4000;
 const REASONS_CHARS: usize = 4000;
 
-/// The day of `at` (µs) in China Standard Time, YYYY-MM-DD.
-pub fn day_of(at: i64) -> Result<String, Error> {
-    Ok(format_date(
-        cst_date(at).map_err(|e| Error::internal(e.to_string()))?,
-    ))
-}
-
-/// Today in China Standard Time, YYYY-MM-DD.
-pub fn today(api: &Api) -> Result<String, Error> {
-    day_of(api.store.now())
-}
-
-fn ground_name(g: ObjectionGround) -> Option<&'static str> {
-    Some(match g {
-        ObjectionGround::Error => "error",
-        ObjectionGround::Omission => "omission",
-        ObjectionGround::ImproperEvaluation => "improper_evaluation",
-        ObjectionGround::TradeSecret => "trade_secret",
-        ObjectionGround::Privacy => "privacy",
-        ObjectionGround::Unspecified => return None,
-    })
-}
-
-fn ground_of(s: &str) -> ObjectionGround {
-    [
-        ObjectionGround::Error,
-        ObjectionGround::Omission,
-        ObjectionGround::ImproperEvaluation,
-        ObjectionGround::TradeSecret,
-        ObjectionGround::Privacy,
-    ]
-    .into_iter()
-    .find(|g| ground_name(*g) == Some(s))
-    .unwrap_or(ObjectionGround::Unspecified)
-}
-
-fn measure_name(m: RequestedMeasure) -> &'static str {
-    match m {
-        RequestedMeasure::Unspecified => "",
-        RequestedMeasure::Correct => "correct",
-        RequestedMeasure::Delete => "delete",
-        RequestedMeasure::Other => "other",
-    }
-}
-
-fn measure_of(s: &str) -> RequestedMeasure {
-    match s {
-        "correct" => RequestedMeasure::Correct,
-        "delete" => RequestedMeasure::Delete,
-        "other" => RequestedMeasure::Other,
-        _ => RequestedMeasure::Unspecified,
-    }
-}
-
-fn decision_of(status: &str) -> ObjectionDecision {
-    match status {
-        "corrected" => ObjectionDecision::Correct,
-        "deleted" => ObjectionDecision::Delete,
-        "kept" => ObjectionDecision::Keep,
-        _ => ObjectionDecision::Unspecified,
-    }
-}
-
-/// What an objection's sealed part is bound to.
-pub(crate) fn binding(objection_id: &str) -> Vec<u8> {
-    [b"objection\0".as_slice(), objection_id.as_bytes()].concat()
-}
-
-/// The statement and contact sealed in an objection.
-pub(crate) fn private(keys: &Keys, o: &ObjectionRow) -> Result<(String, String), Error> {
-    let plain = keys
-        .open(
-            &o.tenant,
-            &o.key_id,
-            &binding(&o.objection_id),
-            &o.private_envelope,
-        )
-        .map_err(|e| Error::internal(format!("objection {}: {e}", o.objection_id)))?;
-    let v: Value = serde_json::from_slice(&plain)
-        .map_err(|e| Error::internal(format!("objection {}: {e}", o.objection_id)))?;
-    let field = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    Ok((field("statement"), field("contact")))
-}
-
-/// An objection as the API shows it; its statement only to those acting for the subject.
-pub fn to_proto(
-    api: &Api,
-    o: &ObjectionRow,
-    today: &str,
-    with_statement: bool,
-) -> Result<Objection, Error> {
-    let statement = if with_statement {
-        private(&api.keys, o)?.0
-    } else {
-        String::new()
-    };
-    Ok(Objection {
-        objection_id: o.objection_id.clone(),
-        record_id: o.record_id.clone(),
-        ground: ground_of(&o.ground) as i32,
-        statement,
-        filed_at: Some(timestamp(o.filed_at)),
-        deadline: Some(common::Deadline {
-            from_date: o.deadline_from.clone(),
-            working_days: OBJECTION_WORKING_DAYS as i32,
-            due_date: o.deadline_due.clone(),
-            calendar_version: o.calendar_version.clone(),
-            provisional: o.deadline_provisional,
-        }),
-        decision: decision_of(&o.status) as i32,
-        decision_reasons: o.decision_reasons.clone(),
-        status: if o.status == "open" {
-            "open"
-        } else {
-            "decided"
-        }
-        .into(),
-        filed_by: o.filed_by.clone(),
-        decided_at: o.decided_at.map(timestamp),
-        // Lateness is judged against a final deadline only: a provisional one may yet move.
-        overdue: o.status == "open" && !o.deadline_provisional && o.deadline_due.as_str() < today,
-        agency_uscc: o.agency_uscc.clone(),
-        subject_statement: o.subject_statement.clone(),
-        requested_measure: measure_of(&o.requested_measure) as i32,
-        materials: Vec::new(),
-    })
-}
-
-/// [`to_proto`] with the materials filed with it.
+/// [`objection_proto`] with the materials filed with it.
 pub async fn to_proto_whole(
     api: &Api,
     conn: &mut creditmesh_storage::sqlx::AnyConnection,
@@ -166,7 +37,7 @@ pub async fn to_proto_whole(
     today: &str,
     with_statement: bool,
 ) -> Result<Objection, Error> {
-    let mut out = [to_proto(api, o, today, with_statement)?];
+    let mut out = [objection_proto(api, o, today, with_statement)?];
     crate::materials::fill(conn, &mut out).await?;
     let [out] = out;
     Ok(out)
@@ -243,7 +114,7 @@ pub(crate) async fn file_objection(
         );
         let ground = ObjectionGround::try_from(req.ground)
             .ok()
-            .and_then(ground_name);
+            .and_then(convert::ground_name);
         if ground.is_none() {
             v.add(
                 "ground",
@@ -272,7 +143,7 @@ pub(crate) async fn file_objection(
             v.require("access_code", &req.access_code);
         }
         let measure = match RequestedMeasure::try_from(req.requested_measure) {
-            Ok(m) => measure_name(m),
+            Ok(m) => convert::measure_name(m),
             Err(_) => {
                 v.add(
                     "requested_measure",
@@ -334,7 +205,7 @@ pub(crate) async fn file_objection(
                     .keys
                     .seal(
                         &row.tenant,
-                        &binding(&objection_id),
+                        &seal::objection_binding(&objection_id),
                         private.to_string().as_bytes(),
                     )
                     .map_err(|e| Error::internal(format!("sealing: {e}")))?;
@@ -564,7 +435,7 @@ pub(crate) async fn resolve_objection(
                             return Err(v.into_error());
                         }
                     };
-                    let mut record = reads::content(api, &row)?;
+                    let mut record = state::content(api, &row)?;
                     record.content = content;
                     Some(record)
                 } else {
@@ -613,7 +484,7 @@ pub(crate) async fn resolve_objection(
                             .keys
                             .seal(
                                 &row.tenant,
-                                &crate::push::binding(&row.agency_uscc, &row.record_key),
+                                &seal::record_binding(&row.agency_uscc, &row.record_key),
                                 &record.encode_to_vec(),
                             )
                             .map_err(|e| Error::internal(format!("sealing: {e}")))?;
@@ -664,7 +535,7 @@ pub(crate) async fn resolve_objection(
                     ),
                 };
                 objection_store::set_decided(&mut tx, id, reasons, &ctx.principal_id, now).await?;
-                let (_, contact) = private(&api.keys, &o)?;
+                let (_, contact) = state::private(&api.keys, &o)?;
                 tell(
                     &api.store,
                     &api.keys,
@@ -680,7 +551,7 @@ pub(crate) async fn resolve_objection(
                 let decided = objection_store::find(&mut tx, id)
                     .await?
                     .ok_or_else(|| Error::internal("objection decided"))?;
-                let today = day_of(now)?;
+                let today = state::day_of(now)?;
                 let objection = to_proto_whole(api, &mut tx, &decided, &today, false).await?;
                 Ok((
                     tx,
@@ -711,7 +582,7 @@ pub(crate) async fn list_objections(
             v.add("page_token", "is not a token this list gave out");
         }
         v.finish()?;
-        let today = today(api)?;
+        let today = state::today(api)?;
         let tenant = ctx.principal.tenant.to_string();
         let p = &ctx.principal;
         let filter = Filter {
@@ -729,7 +600,7 @@ pub(crate) async fn list_objections(
             creditmesh_domain::page::cut(&mut rows, limit, |o| o.objection_id.clone());
         let mut objections = rows
             .iter()
-            .map(|o| to_proto(api, o, &today, p.kind == PrincipalKind::Agency))
+            .map(|o| objection_proto(api, o, &today, p.kind == PrincipalKind::Agency))
             .collect::<Result<Vec<_>, _>>()?;
         crate::materials::fill(&mut conn, &mut objections).await?;
         Ok(ListObjectionsResponse {
@@ -801,7 +672,7 @@ pub(crate) async fn add_subject_statement(
                 let o = objection_store::find(&mut tx, id)
                     .await?
                     .ok_or_else(not_found)?;
-                let today = today(api)?;
+                let today = state::today(api)?;
                 let objection = to_proto_whole(api, &mut tx, &o, &today, false).await?;
                 Ok((
                     tx,

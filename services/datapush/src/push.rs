@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::Api;
 use crate::agencies::{self, Standing};
 use crate::catalog::Subjects;
+use crate::state::Api;
 use crate::store::{self, Prepared};
 
 /// Records written in one transaction at most.
@@ -454,11 +454,6 @@ fn check(api: &Api, today: time::Date, r: &CreditRecord) -> Result<Checked, Prob
 const SOURCE_PROVIDER_CHARS: usize = 200;
 const SOURCE_BASIS_CHARS: usize = 500;
 
-/// What a record's envelope is bound to: its agency and key.
-pub fn binding(agency: &str, record_key: &str) -> Vec<u8> {
-    [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
-}
-
 fn source_of(r: &CreditRecord) -> &RecordSource {
     static NONE: RecordSource = RecordSource {
         provider: String::new(),
@@ -563,7 +558,11 @@ async fn write(
                     _ => {
                         let sealed = api
                             .keys
-                            .seal(tenant, &binding(uscc, &r.record_key), &r.encode_to_vec())
+                            .seal(
+                                tenant,
+                                &crate::seal::record_binding(uscc, &r.record_key),
+                                &r.encode_to_vec(),
+                            )
                             .map_err(|e| Error::internal(format!("sealing: {e}")))?;
                         to_write.push(Prepared {
                             record_key: r.record_key.clone(),

@@ -8,52 +8,15 @@ use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge, timestamp};
 use creditmesh_storage::sqlx::AnyConnection;
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::objection_store::{self, ObjectionRow};
-use crate::push::binding;
+use crate::state::{self, Api};
 use crate::store::{self, RecordRow, Use};
-use crate::{Api, objections, subjects};
+use crate::{convert, subjects};
 
 /// Longest purpose a reader may state.
 const PURPOSE_CHARS: usize = 500;
-
-fn status_of(s: &str) -> RecordStatus {
-    match s {
-        "active" => RecordStatus::Active,
-        "under_objection" => RecordStatus::UnderObjection,
-        "deleted" => RecordStatus::Deleted,
-        _ => RecordStatus::Unspecified,
-    }
-}
-
-/// Opens one sealed version of `row`'s content; empty for a deleted one.
-fn open(api: &Api, row: &RecordRow, key_id: &str, envelope: &str) -> Result<CreditRecord, Error> {
-    if envelope.is_empty() {
-        return Ok(CreditRecord {
-            record_key: row.record_key.clone(),
-            category: row.category.clone(),
-            collected_on: row.collected_on.clone(),
-            ..Default::default()
-        });
-    }
-    let id = &row.record_id;
-    let plain = api
-        .keys
-        .open(
-            &row.tenant,
-            key_id,
-            &binding(&row.agency_uscc, &row.record_key),
-            envelope,
-        )
-        .map_err(|e| Error::internal(format!("record {id}: {e}")))?;
-    CreditRecord::decode(plain.as_slice()).map_err(|e| Error::internal(format!("record {id}: {e}")))
-}
-
-pub(crate) fn content(api: &Api, row: &RecordRow) -> Result<CreditRecord, Error> {
-    open(api, row, &row.key_id, &row.envelope)
-}
 
 /// A record as every reader sees it: its content, and whether it is under objection, or kept
 /// with the agency's reasons and the subject's statement.
@@ -98,8 +61,8 @@ fn stored_with(
     Ok(StoredRecord {
         record_id: row.record_id.clone(),
         agency_uscc: row.agency_uscc.clone(),
-        record: Some(content(api, row)?),
-        status: status_of(&row.status) as i32,
+        record: Some(state::content(api, row)?),
+        status: convert::record_status(&row.status) as i32,
         version: row.version,
         received_at: Some(timestamp(row.received_at)),
         open_objection_id: open.map(|o| o.objection_id.clone()).unwrap_or_default(),
@@ -417,7 +380,7 @@ fn subject_record(
         .map(|ver| {
             let opened = match &record.record {
                 Some(current) if ver.version == row.version => current.clone(),
-                _ => open(api, row, &ver.key_id, &ver.envelope)?,
+                _ => state::open(api, row, &ver.key_id, &ver.envelope)?,
             };
             Ok::<_, Error>(RecordVersion {
                 version: ver.version,
@@ -558,11 +521,11 @@ pub(crate) async fn get_subject_report(
                 subject_record(api, row, record, of(&versions, row), of(&uses, row))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let today = objections::today(api)?;
+        let today = state::today(api)?;
         let mut objections = objection_rows
             .values()
             .flatten()
-            .map(|o| objections::to_proto(api, o, &today, true))
+            .map(|o| convert::objection_proto(api, o, &today, true))
             .collect::<Result<Vec<_>, _>>()?;
         objections.sort_by(|a, b| a.objection_id.cmp(&b.objection_id));
         crate::materials::fill(&mut conn, &mut objections).await?;

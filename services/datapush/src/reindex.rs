@@ -181,7 +181,7 @@ fn record(
     let plain = keys.open(
         tenant,
         key_id,
-        &crate::push::binding(agency, record_key),
+        &crate::seal::record_binding(agency, record_key),
         envelope,
     )?;
     Ok(CreditRecord::decode(plain.as_slice())?)
@@ -198,7 +198,7 @@ fn objection_subject(
     let plain = keys.open(
         tenant,
         key_id,
-        &crate::objections::binding(objection_id),
+        &crate::seal::objection_binding(objection_id),
         envelope,
     )?;
     let v: Value = serde_json::from_slice(&plain)?;
@@ -297,7 +297,7 @@ async fn redo(
                         private["subject"] = Value::from(s.clone());
                         let sealed = keys.seal(
                             &tenant,
-                            &crate::objections::binding(&id),
+                            &crate::seal::objection_binding(&id),
                             private.to_string().as_bytes(),
                         )?;
                         ((k, s), Some(sealed))

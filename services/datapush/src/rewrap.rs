@@ -79,9 +79,9 @@ impl Kind {
 
     fn binding(self, a: &str, b: &str) -> Vec<u8> {
         match self {
-            Kind::Objection => crate::objections::binding(a),
-            Kind::Material => crate::materials::binding(a),
-            _ => crate::push::binding(a, b),
+            Kind::Objection => crate::seal::objection_binding(a),
+            Kind::Material => crate::seal::material_binding(a),
+            _ => crate::seal::record_binding(a, b),
         }
     }
 }

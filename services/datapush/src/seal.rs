@@ -337,6 +337,20 @@ impl Keys {
     }
 }
 
+pub(crate) fn material_binding(material_id: &str) -> Vec<u8> {
+    [b"material\0".as_slice(), material_id.as_bytes()].concat()
+}
+
+/// What an objection's sealed part is bound to.
+pub(crate) fn objection_binding(objection_id: &str) -> Vec<u8> {
+    [b"objection\0".as_slice(), objection_id.as_bytes()].concat()
+}
+
+/// What a record's envelope is bound to: its agency and key.
+pub(crate) fn record_binding(agency: &str, record_key: &str) -> Vec<u8> {
+    [agency.as_bytes(), b"\0", record_key.as_bytes()].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

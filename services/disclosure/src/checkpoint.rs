@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use creditmesh_rpc::ServiceStore;
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use ed25519_dalek::{Signer as _, SigningKey};
 use tlog_tiles::{Checkpoint, Hash};
 use tokio_util::sync::CancellationToken;
 
-use crate::log;
+use crate::checkpoint_store;
+use crate::{keyfile, log};
 
 /// The file holding the log's signing key (hex of the Ed25519 seed).
 pub const KEY_FILE: &str = "register-log.key";
@@ -65,9 +65,9 @@ impl LogKey {
         vkey_file: &str,
         trust_domain: &str,
     ) -> std::io::Result<Self> {
-        let seed = load_or_create_seed(&dir.join(file))?;
+        let seed = keyfile::load_or_create_seed(&dir.join(file))?;
         let this = Self::from_seed(seed, trust_domain);
-        publish_vkey(&dir.join(vkey_file), &this.verifier_key());
+        keyfile::publish_vkey(&dir.join(vkey_file), &this.verifier_key());
         Ok(this)
     }
 
@@ -217,49 +217,15 @@ pub fn finish_rotation(dir: &Path, trust_domain: &str) -> Result<Rotation, Strin
     if !retired.contains(&retired_vkey) {
         retired.push(retired_vkey.clone());
         let text: String = retired.iter().map(|k| format!("{k}\n")).collect();
-        write_replacing(&dir.join(RETIRED_VKEY_FILE), &text)
+        keyfile::write_replacing(&dir.join(RETIRED_VKEY_FILE), &text)
             .map_err(|e| io(RETIRED_VKEY_FILE, e))?;
     }
     std::fs::rename(&next_path, dir.join(KEY_FILE)).map_err(|e| io(KEY_FILE, e))?;
     let vkey = next.verifier_key();
-    write_replacing(&dir.join(VKEY_FILE), &format!("{vkey}\n")).map_err(|e| io(VKEY_FILE, e))?;
+    keyfile::write_replacing(&dir.join(VKEY_FILE), &format!("{vkey}\n"))
+        .map_err(|e| io(VKEY_FILE, e))?;
     let _ = std::fs::remove_file(dir.join(NEXT_VKEY_FILE));
     Ok(Rotation::Finished { retired_vkey, vkey })
-}
-
-/// Replaces `path` with `text` whole: written beside it, then renamed over it.
-fn write_replacing(path: &Path, text: &str) -> std::io::Result<()> {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, path)
-}
-
-/// Writes the verifier key `vkey` beside its key, for operators and witnesses to take, unless
-/// it is there already. Where the directory is read-only (a mounted Secret), a verifier key
-/// that is missing or stale is only reported: it can be derived from the key at any time, and
-/// the node serves it with its head.
-pub fn publish_vkey(path: &Path, vkey: &str) {
-    if std::fs::read_to_string(path).ok().as_deref().map(str::trim) == Some(vkey) {
-        return;
-    }
-    if let Err(e) = std::fs::write(path, format!("{vkey}\n")) {
-        tracing::warn!(path = %path.display(), error = %e, "verifier key not written beside its key");
-    }
-}
-
-/// An Ed25519 seed kept in `path` as hex, created (owner-only) when missing; replicas
-/// starting together all read the one made first.
-pub fn load_or_create_seed(path: &Path) -> std::io::Result<[u8; 32]> {
-    let text = creditmesh_pki::made_once(path, || {
-        let mut seed = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| std::io::Error::other("no randomness for a key"))?;
-        Ok(hex::encode(seed))
-    })?;
-    hex::decode(text)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| std::io::Error::other(format!("{}: not a hex Ed25519 seed", path.display())))
 }
 
 fn key_id_of(vkey: &str) -> u32 {
@@ -267,52 +233,6 @@ fn key_id_of(vkey: &str) -> u32 {
         .nth(1)
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .unwrap_or_default()
-}
-
-/// A stored checkpoint, its note carrying the witnesses' cosignatures.
-pub struct Stored {
-    pub size: u64,
-    pub root: String,
-    pub note: String,
-    pub cosignatures: usize,
-}
-
-/// The checkpoint of `size`, or the newest one with at least `required` cosignatures.
-pub async fn find(
-    conn: &mut AnyConnection,
-    size: Option<u64>,
-    required: u32,
-) -> Result<Option<Stored>, StorageError> {
-    let row = match size {
-        Some(n) => {
-            sqlx::query("SELECT size, root, note FROM disclosure_checkpoint WHERE size = $1")
-                .bind(n as i64)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-        None => {
-            sqlx::query(
-                "SELECT c.size, c.root, c.note FROM disclosure_checkpoint c \
-                 WHERE (SELECT COUNT(*) FROM disclosure_cosignature s WHERE s.size = c.size) >= $1 \
-                 ORDER BY c.size DESC LIMIT 1",
-            )
-            .bind(i64::from(required))
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-    };
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    let size = r.try_get::<i64, _>(0)? as u64;
-    let lines = cosignatures(conn, size).await?;
-    let note: String = r.try_get(2)?;
-    Ok(Some(Stored {
-        size,
-        root: r.try_get(1)?,
-        note: crate::cosign::with_signatures(&note, &lines),
-        cosignatures: lines.len(),
-    }))
 }
 
 /// What an operator watches of the register: how many notices the log holds, the newest
@@ -327,18 +247,11 @@ pub fn gauges(
     Box::pin(async move {
         let read = async {
             let mut conn = store.db.acquire().await?;
-            let row = sqlx::query(
-                "SELECT (SELECT size FROM disclosure_log_head WHERE id = 1), c.size, c.signed_at, \
-                 (SELECT COUNT(*) FROM disclosure_cosignature s WHERE s.size = c.size) \
-                 FROM disclosure_checkpoint c ORDER BY c.size DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(r) = row else {
+            let Some(head) = checkpoint_store::head(&mut conn).await? else {
                 return Ok::<_, StorageError>(Vec::new());
             };
-            let (log, size, signed_at, cosigned): (i64, i64, i64, i64) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let (log, size, signed_at, cosigned) =
+                (head.log_size, head.size, head.signed_at, head.cosignatures);
             let age = (store.clock.now_micros() - signed_at).max(0) as f64 / 1e6;
             Ok(vec![
                 Gauge {
@@ -374,19 +287,6 @@ pub fn gauges(
     })
 }
 
-/// The cosignature lines stored for the checkpoint of `size`, by witness name.
-async fn cosignatures(conn: &mut AnyConnection, size: u64) -> Result<Vec<String>, StorageError> {
-    let rows =
-        sqlx::query("SELECT line FROM disclosure_cosignature WHERE size = $1 ORDER BY witness")
-            .bind(size as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
-        .map_err(Into::into)
-}
-
 /// Signs a checkpoint of the log as it stands when it grew since the newest one.
 pub async fn sign_if_grown(
     store: &ServiceStore,
@@ -394,22 +294,16 @@ pub async fn sign_if_grown(
 ) -> Result<Option<u64>, StorageError> {
     let mut conn = store.db.acquire().await?;
     let size = log::size(&mut conn).await?;
-    let newest = find(&mut conn, None, 0).await?.map(|c| c.size).unwrap_or(0);
+    let newest = checkpoint_store::find(&mut conn, None, 0)
+        .await?
+        .map(|c| c.size)
+        .unwrap_or(0);
     if size == 0 || size <= newest {
         return Ok(None);
     }
     let root = log::tree_hash(&mut conn, size).await?;
     let note = key.sign(size, root).map_err(StorageError::Other)?;
-    sqlx::query(
-        "INSERT INTO disclosure_checkpoint (size, root, note, signed_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (size) DO NOTHING",
-    )
-    .bind(size as i64)
-    .bind(root.to_string())
-    .bind(note)
-    .bind(store.now())
-    .execute(&mut *conn)
-    .await?;
+    checkpoint_store::insert(&mut conn, size, &root.to_string(), &note, store.now()).await?;
     Ok(Some(size))
 }
 
@@ -428,7 +322,10 @@ pub async fn run(
         }
         if !cosigners.is_empty() {
             let newest = match store.db.acquire().await {
-                Ok(mut conn) => find(&mut conn, None, 0).await.ok().flatten(),
+                Ok(mut conn) => checkpoint_store::find(&mut conn, None, 0)
+                    .await
+                    .ok()
+                    .flatten(),
                 Err(_) => None,
             };
             if let Some(newest) = newest {

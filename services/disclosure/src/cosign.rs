@@ -56,9 +56,9 @@ impl CosignerKey {
     /// Its verifier key is written beside it (`.vkey`) for the register's operator.
     pub fn load_or_create(dir: &Path, file: &str, name: &str) -> std::io::Result<Self> {
         let path = dir.join(file);
-        let seed = crate::checkpoint::load_or_create_seed(&path)?;
+        let seed = crate::keyfile::load_or_create_seed(&path)?;
         let key = Self::new(name, seed).map_err(std::io::Error::other)?;
-        crate::checkpoint::publish_vkey(&path.with_extension("vkey"), &key.verifier_key());
+        crate::keyfile::publish_vkey(&path.with_extension("vkey"), &key.verifier_key());
         Ok(key)
     }
 

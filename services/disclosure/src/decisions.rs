@@ -7,8 +7,11 @@ use creditmesh_rpc::{CallContext, Written, edge};
 use creditmesh_storage::StorageError;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, MAX_CORRECTION_CHARS, holds, notice_proto, uscc_field};
-use crate::store::{self, NewNotice, kind_name};
+use crate::convert::notice_proto;
+use crate::state::{Api, MAX_CORRECTION_CHARS, holds};
+use crate::store::kind_name;
+use crate::store::{self, NewNotice};
+use crate::validate::uscc_field;
 
 /// A regulator erases a notice of an agency its authority holds; returns its sequence.
 async fn check_erasure(

@@ -1,17 +1,22 @@
 //! The disclosure service: the public register (Art. 7, 10, 12, 15, 18, 19), projected from
 //! filing's events, each notice a leaf of a Merkle log with signed checkpoints.
 
-mod api;
 pub mod checkpoint;
+mod checkpoint_store;
+mod convert;
 pub mod cosign;
 mod decisions;
+mod events;
+mod grpc;
+mod keyfile;
 pub mod log;
-mod projection;
 mod proofs;
 mod reads;
 mod remask;
 mod schema;
+mod state;
 pub mod store;
+mod validate;
 pub mod verify;
 pub mod witness;
 pub mod witnessing;
@@ -99,7 +104,7 @@ fn routes(env: ServiceEnv) -> Routes {
     });
     let register = env.register.clone();
     let ServiceEnv { store, authn, .. } = env;
-    let api = DisclosureServiceServer::new(api::Api {
+    let api = DisclosureServiceServer::new(state::Api {
         store: store.clone(),
         authn: authn.clone(),
         key,
@@ -111,7 +116,7 @@ fn routes(env: ServiceEnv) -> Routes {
         tracing::info!(witness = w.key.name(), "this node witnesses the register");
         routes = routes.add_service(WitnessServiceServer::new(w));
     }
-    with_sink(routes, store, authn, projection::Handler)
+    with_sink(routes, store, authn, events::Handler)
 }
 
 /// Every problem with `[register]`, each naming its key.

@@ -8,9 +8,10 @@ use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::AnyConnection;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, notice_proto};
-use crate::checkpoint;
+use crate::checkpoint_store;
+use crate::convert::notice_proto;
 use crate::log;
+use crate::state::Api;
 use crate::store;
 
 /// The checkpoint of `size` (the newest when 0), or why there is none.
@@ -19,13 +20,13 @@ async fn checkpoint_of(
     conn: &mut AnyConnection,
     field: &str,
     size: i64,
-) -> Result<checkpoint::Stored, Error> {
+) -> Result<checkpoint_store::Stored, Error> {
     if size < 0 {
         return Err(Error::invalid_field(field, "must not be negative"));
     }
     let wanted = (size > 0).then_some(size as u64);
     let required = api.register.cosignatures_required;
-    checkpoint::find(conn, wanted, required)
+    checkpoint_store::find(conn, wanted, required)
         .await?
         .ok_or_else(|| match wanted {
             Some(n) => Error::invalid_field(field, format!("no checkpoint of size {n} was signed")),

@@ -7,10 +7,12 @@ use creditmesh_proto::disclosure::v1::*;
 use creditmesh_rpc::edge;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, notice_proto, page_size, uscc_field};
+use crate::convert::notice_proto;
 use crate::log;
-use crate::projection::status_name;
-use crate::store::{self, Search, kind_name};
+use crate::state::Api;
+use crate::store::{self, Search};
+use crate::store::{kind_name, status_name};
+use crate::validate::{page_size, uscc_field};
 
 pub(crate) async fn list_agencies(
     api: &Api,

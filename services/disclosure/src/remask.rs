@@ -10,7 +10,7 @@ use creditmesh_rpc::{CallContext, ServiceStore, Written};
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, Row};
 
-use crate::projection::remasked;
+use crate::events::remasked;
 use crate::store;
 
 /// Masks every record shown under an older policy by the current one; answers how many.

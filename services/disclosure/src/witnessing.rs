@@ -118,7 +118,7 @@ async fn cosigned_size(conn: &mut AnyConnection, witness: &str) -> Result<u64, S
 pub async fn submit(
     store: &ServiceStore,
     cosigner: &mut Cosigner,
-    newest: &crate::checkpoint::Stored,
+    newest: &crate::checkpoint_store::Stored,
 ) -> Result<(), String> {
     let note = newest.note.as_str();
     let witness = cosigner.verifier.name().to_owned();

@@ -9,9 +9,9 @@ use creditmesh_rpc::{CallContext, Written, edge};
 use time::Date;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, CHANGE_WORKING_DAYS};
 use crate::convert::{facts_from, named_principals, principals};
 use crate::model::{Documents, Facts};
+use crate::state::{Api, CHANGE_WORKING_DAYS};
 use crate::store::{self, ChangeRow};
 use crate::validate::{check_facts, check_owned, merge, require_doc};
 

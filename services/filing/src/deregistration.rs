@@ -8,8 +8,8 @@ use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{CallContext, Written, edge};
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
 use crate::model::Documents;
+use crate::state::Api;
 use crate::store::{self};
 use crate::validate::{check_owned, require_doc};
 

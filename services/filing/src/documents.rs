@@ -9,7 +9,7 @@ use creditmesh_storage::blob::Staging;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::{Api, MAX_DOCUMENT_BYTES};
+use crate::state::{Api, MAX_DOCUMENT_BYTES};
 use crate::store;
 
 const METHOD: &str = "UploadDocument";

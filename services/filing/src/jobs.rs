@@ -69,7 +69,7 @@ pub async fn recompute_provisional_changes(env: &ServiceEnv) -> Result<usize, Er
                 let submitted =
                     cst_date(*submitted_at).map_err(|e| Error::internal(e.to_string()))?;
                 let due = calendar
-                    .deadline(from, crate::api::CHANGE_WORKING_DAYS, Layers::Xinjiang)
+                    .deadline(from, crate::state::CHANGE_WORKING_DAYS, Layers::Xinjiang)
                     .map_err(|e| Error::internal(e.to_string()))?;
                 store::set_change_deadline(
                     &mut tx,

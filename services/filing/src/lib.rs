@@ -1,17 +1,18 @@
 //! The filing service: agencies file, change, report and deregister (Art. 6-8, 10-12, 18).
 
-mod api;
 mod changes;
 mod convert;
 mod deregistration;
 mod documents;
 pub mod events;
+mod grpc;
 mod jobs;
 mod model;
 mod reads;
 mod register;
 mod reports;
 mod schema;
+mod state;
 mod store;
 mod submission;
 mod validate;
@@ -21,7 +22,7 @@ use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
-pub use api::{MAX_DOCUMENT_BYTES, REVIEW_WORKING_DAYS};
+pub use state::{MAX_DOCUMENT_BYTES, REVIEW_WORKING_DAYS};
 
 pub const NAME: &str = "filing";
 
@@ -37,7 +38,7 @@ pub fn definition() -> ServiceDef {
 }
 
 fn routes(env: ServiceEnv) -> Routes {
-    let api = api::Api::new(
+    let api = state::Api::new(
         env.store.clone(),
         env.authn.clone(),
         env.calendar,

@@ -5,8 +5,8 @@ use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{CallContext, edge};
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
 use crate::convert::status_name;
+use crate::state::Api;
 use crate::store::{self};
 
 pub(crate) async fn get_filing(

@@ -10,8 +10,8 @@ use creditmesh_rpc::{CallContext, Written, edge};
 use creditmesh_storage::StorageError;
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
 use crate::model::Documents;
+use crate::state::Api;
 use crate::store::{self};
 use crate::validate::{check_owned, require_doc};
 

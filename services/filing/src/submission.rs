@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 
 use creditmesh_storage::StorageError;
 
-use crate::api::{Api, REVIEW_WORKING_DAYS};
 use crate::convert::{facts_from, named_principals, principals};
 use crate::model::{Documents, Facts};
+use crate::state::{Api, REVIEW_WORKING_DAYS};
 use crate::store::{self, FilingRow};
 use crate::validate::{check_facts, check_owned, require_doc};
 

@@ -8,8 +8,8 @@ use creditmesh_rpc::{Written, edge};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, names};
 use crate::events::{self};
+use crate::state::{Api, names};
 use crate::tasks::{self};
 
 pub(crate) async fn decide_review_task(
@@ -24,7 +24,7 @@ pub(crate) async fn decide_review_task(
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
         v.require("task_id", &req.task_id);
-        let decision = crate::decision::parse(&mut v, &req);
+        let decision = crate::validate::parse(&mut v, &req);
         v.max_chars("reason", &req.reason, 4000);
         v.finish()?;
         let (ctx, req, decision) = (ctx, &req, &decision);
@@ -44,14 +44,14 @@ pub(crate) async fn decide_review_task(
                         "only the authority the task is routed to decides it (Art. 10)",
                     ));
                 }
-                let kind = crate::decision::Kind::parse(&task.kind)
+                let kind = crate::validate::Kind::parse(&task.kind)
                     .ok_or_else(|| Error::internal(format!("task kind {}", task.kind)))?;
                 let grounds = decision.grounds_for(kind, &req.reason)?;
-                let approve = req.approve && kind != crate::decision::Kind::Supervision;
+                let approve = req.approve && kind != crate::validate::Kind::Supervision;
                 if approve
                     && matches!(
                         kind,
-                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                        crate::validate::Kind::Filing | crate::validate::Kind::Change
                     )
                 {
                     // Art. 9(2) is mandatory ("不予登记建档"): checked against the list as it
@@ -73,10 +73,10 @@ pub(crate) async fn decide_review_task(
                     && !me.is_region()
                     && matches!(
                         kind,
-                        crate::decision::Kind::Filing | crate::decision::Kind::Change
+                        crate::validate::Kind::Filing | crate::validate::Kind::Change
                     );
                 let event = match (kind, approve, forwards) {
-                    (crate::decision::Kind::Supervision, _, _) => TaskEvent::Close,
+                    (crate::validate::Kind::Supervision, _, _) => TaskEvent::Close,
                     (_, true, true) => TaskEvent::ApproveAndForward,
                     (_, true, false) => TaskEvent::Approve,
                     (_, false, _) => TaskEvent::Refuse,
@@ -109,7 +109,7 @@ pub(crate) async fn decide_review_task(
                     }
                 };
                 match kind {
-                    crate::decision::Kind::Filing => {
+                    crate::validate::Kind::Filing => {
                         let ev = if approve {
                             FilingEvent::Approve
                         } else {
@@ -135,7 +135,7 @@ pub(crate) async fn decide_review_task(
                         )
                         .await?;
                     }
-                    crate::decision::Kind::Change => {
+                    crate::validate::Kind::Change => {
                         let state = tasks::agency(&mut tx, &task.uscc)
                             .await?
                             .map(|a| a.2)
@@ -160,7 +160,7 @@ pub(crate) async fn decide_review_task(
                         )
                         .await?;
                     }
-                    crate::decision::Kind::Deregistration => {
+                    crate::validate::Kind::Deregistration => {
                         if approve {
                             let state = tasks::agency(&mut tx, &task.uscc)
                                 .await?
@@ -197,7 +197,7 @@ pub(crate) async fn decide_review_task(
                         )
                         .await?;
                     }
-                    crate::decision::Kind::Supervision => {}
+                    crate::validate::Kind::Supervision => {}
                 }
                 // The reviewed materials go on to the region (Art. 10) as an event for its
                 // tenant: its review node keeps them, wherever this prefecture's review runs.
@@ -227,7 +227,7 @@ pub(crate) async fn decide_review_task(
                         .await?;
                 }
                 let summary = match kind {
-                    crate::decision::Kind::Supervision => {
+                    crate::validate::Kind::Supervision => {
                         format!("supervision task closed: {}", req.reason.trim())
                     }
                     _ => format!(
@@ -260,7 +260,7 @@ pub(crate) async fn decide_review_task(
                     .await?
                     .ok_or_else(|| Error::internal("task vanished"))?;
                 let value = DecideReviewTaskResponse {
-                    task: Some(api.task_proto(decided, &today)),
+                    task: Some(crate::convert::task_proto(&api.calendar, decided, &today)),
                 };
                 Ok((
                     tx,

@@ -19,8 +19,7 @@ use serde_json::json;
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
 
-/// Working days a regulator has to review (Art. 10).
-pub const REVIEW_WORKING_DAYS: u32 = 10;
+use creditmesh_domain::measures::REVIEW_WORKING_DAYS;
 
 pub struct Handler {
     pub calendar: Arc<Calendar>,
@@ -90,7 +89,7 @@ pub async fn dishonesty_hits(
 ) -> Result<Vec<String>, Error> {
     let mut found = Vec::new();
     if let Some(l) = tasks::listed(tx, uscc).await? {
-        found.push(listed_evidence(&l, uscc));
+        found.push(crate::state::listed_evidence(&l, uscc));
     }
     for p in principals.iter().filter(|p| !p.identity_number.is_empty()) {
         if let Some(l) = tasks::listed(tx, &p.identity_number).await? {
@@ -103,24 +102,6 @@ pub async fn dishonesty_hits(
         }
     }
     Ok(found)
-}
-
-/// One line of evidence for a listing that concerns the agency `uscc`, a principal's
-/// identity number masked: it goes into the credit file.
-pub fn listed_evidence(l: &tasks::Listing, uscc: &str) -> String {
-    if l.identifier == uscc {
-        format!(
-            "the agency {uscc} is on the severe-dishonesty list since {} ({})",
-            l.listed_on, l.source
-        )
-    } else {
-        format!(
-            "principal {} is on the severe-dishonesty list since {} ({})",
-            creditmesh_domain::mask::identity_number(&l.identifier),
-            l.listed_on,
-            l.source
-        )
-    }
 }
 
 /// What the automatic checks on arrival found (Art. 9(1), 9(2)), as `(ground, evidence)`.
@@ -423,8 +404,8 @@ impl EventHandler for Handler {
                         let found = match category {
                             Some(c) => format!(
                                 " ({}: {})",
-                                crate::inspection::article(c),
-                                crate::inspection::category_name(c)
+                                crate::convert::article(c),
+                                crate::convert::category_name(c)
                             ),
                             None => String::new(),
                         };
@@ -496,7 +477,7 @@ impl EventHandler for Handler {
                     .map_err(|err| Error::invalid_field("event.payload.place", err.to_string()))?;
                 let mut details: serde_json::Value =
                     serde_json::from_str(&e.details).unwrap_or_else(|_| json!({}));
-                let summary = crate::api::place_form(&e.summary, &mut details, place);
+                let summary = crate::state::place_form(&e.summary, &mut details, place);
                 store::insert_entry(
                     tx,
                     &Entry {

@@ -9,8 +9,8 @@ use creditmesh_rpc::{Written, edge, timestamp};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
 use crate::party::Party;
+use crate::state::Api;
 
 pub(crate) async fn record_interview(
     api: &Api,
@@ -64,31 +64,6 @@ pub(crate) async fn record_inspection(
     .await
 }
 
-/// The article a finding's category breaches.
-pub fn article(category: FindingCategory) -> &'static str {
-    use FindingCategory::*;
-    match category {
-        MisleadingPromotion | PromisedRating => "Art. 13, 16(4)",
-        FeeLinkedResult | ConflictOfInterest | FalseEvaluation | CertificateLent
-        | OutsideBusinessScope => "Art. 13",
-        ObstructedInspection => "Art. 14",
-        UnlawfulCollection => "Art. 16(1)",
-        InformationLeakedOrFalsified => "Art. 16(2)",
-        UnauthorisedQuery => "Art. 16(3)",
-        MaliciousEvaluation => "Art. 16(5)",
-        UnlistedFee => "Art. 19",
-        OtherViolation | Unspecified => "Art. 17",
-    }
-}
-
-/// A category's name as entries carry it ("promised_rating").
-pub fn category_name(category: FindingCategory) -> String {
-    category
-        .as_str_name()
-        .trim_start_matches("FINDING_CATEGORY_")
-        .to_ascii_lowercase()
-}
-
 pub(crate) async fn record_finding(
     api: &Api,
     request: Request<RecordFindingRequest>,
@@ -108,8 +83,8 @@ pub(crate) async fn record_finding(
         v.require("description", &req.description);
         v.finish()?;
         let party = party.ok_or_else(|| Error::internal("validation lost the party"))?;
-        let name = category_name(category);
-        let article = article(category);
+        let name = crate::convert::category_name(category);
+        let article = crate::convert::article(category);
         let entry_id = api
             .supervise(
                 ctx,

@@ -12,7 +12,6 @@ use creditmesh_rpc::{CallContext, ServiceEnv, Written};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::events;
 use crate::store::{self, Entry};
 use crate::supervision;
 use crate::tasks;
@@ -138,7 +137,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                 let d = calendar
                     .deadline(
                         from,
-                        events::REVIEW_WORKING_DAYS,
+                        creditmesh_domain::measures::REVIEW_WORKING_DAYS,
                         creditmesh_domain::calendar::Layers::Xinjiang,
                     )
                     .map_err(|e| Error::internal(e.to_string()))?;

@@ -1,10 +1,10 @@
 //! The review service: regulators' reviews, supervision and each agency's credit file.
 
-mod api;
+mod convert;
 mod deciding;
-mod decision;
 mod draw;
 mod events;
+mod grpc;
 mod handover;
 mod inspection;
 mod jobs;
@@ -14,9 +14,11 @@ mod reads;
 mod rectification;
 mod revocation;
 mod schema;
+mod state;
 mod store;
 mod supervision;
 mod tasks;
+mod validate;
 
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;
 use creditmesh_rpc::sink::with_sink;
@@ -45,7 +47,7 @@ fn routes(env: ServiceEnv) -> Routes {
         measures,
         ..
     } = env;
-    let api = ReviewServiceServer::new(api::Api::new(
+    let api = ReviewServiceServer::new(state::Api::new(
         store.clone(),
         authn.clone(),
         calendar.clone(),

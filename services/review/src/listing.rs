@@ -9,7 +9,7 @@ use creditmesh_rpc::{Written, edge, status};
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::Api;
+use crate::state::Api;
 use crate::tasks::{self};
 
 fn listing(

@@ -5,7 +5,7 @@ use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{edge, status, timestamp};
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
+use crate::state::Api;
 use crate::store::{self};
 use crate::tasks::{self};
 
@@ -91,7 +91,7 @@ pub(crate) async fn list_review_tasks(
         let tasks: Vec<ReviewTask> = rows
             .into_iter()
             .take(limit as usize)
-            .map(|t| api.task_proto(t, &today))
+            .map(|t| crate::convert::task_proto(&api.calendar, t, &today))
             .collect();
         let next_page_token = if more {
             tasks.last().map(|t| t.task_id.clone()).unwrap_or_default()
@@ -119,7 +119,7 @@ pub(crate) async fn get_review_task(
             .await?;
         let today = api.today()?;
         Ok(GetReviewTaskResponse {
-            task: Some(api.task_proto(task, &today)),
+            task: Some(crate::convert::task_proto(&api.calendar, task, &today)),
         })
     })
     .await

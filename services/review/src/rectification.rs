@@ -9,8 +9,8 @@ use creditmesh_rpc::{Written, edge};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::api::{Api, Standing};
 use crate::party::Party;
+use crate::state::{Api, Standing};
 use crate::store::{self};
 use crate::tasks;
 

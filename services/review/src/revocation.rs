@@ -10,7 +10,7 @@ use creditmesh_rpc::{Written, edge};
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::api::Api;
+use crate::state::Api;
 
 use crate::tasks::{self};
 

@@ -4,13 +4,12 @@
 //! — which the sink's inbox already prevents — could not publish twice either).
 
 use creditmesh_domain::{Error, mask};
-use creditmesh_proto::disclosure::v1::{
-    AgencyRecord, AgencyStatus, FeeItem, FiledDocument, NoticeKind,
-};
+use creditmesh_proto::disclosure::v1::{AgencyRecord, FeeItem, FiledDocument, NoticeKind};
 use creditmesh_proto::events::v1::{Event, RegisterChanged, SpotCheckDrawn};
 use creditmesh_rpc::sink::{Applied, EventHandler, decode};
 use creditmesh_storage::Tx;
 
+use crate::convert::{notice_kind, status_of};
 use crate::store::{self, NewNotice};
 
 pub struct Handler;
@@ -98,37 +97,6 @@ async fn spot_check_drawn(tx: &mut Tx, event: &Event) -> Result<Applied, Error> 
     )
     .await?;
     Ok(Applied::Done)
-}
-
-/// The kinds of notice filing's events may ask for, by name.
-pub fn notice_kind(name: &str) -> Option<NoticeKind> {
-    match store::kind_of(name) {
-        NoticeKind::Unspecified
-        | NoticeKind::Correction
-        | NoticeKind::Erasure
-        | NoticeKind::SpotCheckDraw => None,
-        kind => Some(kind),
-    }
-}
-
-pub fn status_of(name: &str) -> AgencyStatus {
-    match name {
-        "active" => AgencyStatus::Active,
-        "deregistering" => AgencyStatus::Deregistering,
-        "revoked" => AgencyStatus::Revoked,
-        "deregistered" => AgencyStatus::Deregistered,
-        _ => AgencyStatus::Unspecified,
-    }
-}
-
-pub fn status_name(status: AgencyStatus) -> &'static str {
-    match status {
-        AgencyStatus::Active => "active",
-        AgencyStatus::Deregistering => "deregistering",
-        AgencyStatus::Revoked => "revoked",
-        AgencyStatus::Deregistered => "deregistered",
-        AgencyStatus::Unspecified => "unspecified",
-    }
 }
 
 /// What the register shows: the facts desensitised by the policy named in the record (Art. 10).

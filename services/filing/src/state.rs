@@ -8,12 +8,10 @@ use creditmesh_domain::routing::{RegisteredDivision, ReviewRouting};
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::events::v1 as ev;
-use creditmesh_proto::filing::v1::filing_service_server::FilingService;
 use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, timestamp};
 use creditmesh_storage::{Blobs, Tx};
 use time::Date;
-use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{form_from, status_proto};
 use crate::model::Facts;
@@ -21,10 +19,7 @@ use crate::store::{self, FilingRow};
 
 /// The largest document accepted.
 pub const MAX_DOCUMENT_BYTES: i64 = 20 * 1024 * 1024;
-/// Working days a regulator has to review a filing (Art. 10).
-pub const REVIEW_WORKING_DAYS: u32 = 10;
-/// Working days an agency has to report a change of a filed fact (Art. 12).
-pub const CHANGE_WORKING_DAYS: u32 = 20;
+pub use creditmesh_domain::measures::{CHANGE_WORKING_DAYS, REVIEW_WORKING_DAYS};
 
 pub struct Api {
     pub(crate) store: ServiceStore,
@@ -182,65 +177,6 @@ impl Api {
             .publish_event(tx, ctx, tenant, subject, event)
             .await
             .map(|_| ())
-    }
-}
-
-#[tonic::async_trait]
-impl FilingService for Api {
-    async fn upload_document(
-        &self,
-        request: Request<Streaming<UploadDocumentRequest>>,
-    ) -> Result<Response<UploadDocumentResponse>, Status> {
-        crate::documents::upload_document(self, request).await
-    }
-
-    async fn submit_filing(
-        &self,
-        request: Request<SubmitFilingRequest>,
-    ) -> Result<Response<SubmitFilingResponse>, Status> {
-        crate::submission::submit_filing(self, request).await
-    }
-
-    async fn submit_change(
-        &self,
-        request: Request<SubmitChangeRequest>,
-    ) -> Result<Response<SubmitChangeResponse>, Status> {
-        crate::changes::submit_change(self, request).await
-    }
-
-    async fn submit_annual_report(
-        &self,
-        request: Request<SubmitAnnualReportRequest>,
-    ) -> Result<Response<SubmitAnnualReportResponse>, Status> {
-        crate::reports::submit_annual_report(self, request).await
-    }
-
-    async fn request_deregistration(
-        &self,
-        request: Request<RequestDeregistrationRequest>,
-    ) -> Result<Response<RequestDeregistrationResponse>, Status> {
-        crate::deregistration::request_deregistration(self, request).await
-    }
-
-    async fn get_filing(
-        &self,
-        request: Request<GetFilingRequest>,
-    ) -> Result<Response<GetFilingResponse>, Status> {
-        crate::reads::get_filing(self, request).await
-    }
-
-    async fn list_filings(
-        &self,
-        request: Request<ListFilingsRequest>,
-    ) -> Result<Response<ListFilingsResponse>, Status> {
-        crate::reads::list_filings(self, request).await
-    }
-
-    async fn read_document(
-        &self,
-        request: Request<ReadDocumentRequest>,
-    ) -> Result<Response<crate::documents::DocumentStream>, Status> {
-        crate::documents::read_document(self, request).await
     }
 }
 

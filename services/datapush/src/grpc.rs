@@ -1,23 +1,11 @@
-//! The gRPC edge of datapush: what a service method is given, and one line per method to the
-//! module that carries it out.
+//! The datapush service's gRPC methods, one line each, to the use case that carries it out.
 
-use std::sync::Arc;
-
+use crate::{materials, objections, push, reads};
 use creditmesh_proto::datapush::v1::data_push_service_server::DataPushService;
 use creditmesh_proto::datapush::v1::*;
-use creditmesh_rpc::{Authn, ServiceStore};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{catalog, materials, objections, push, reads, seal};
-
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) store: ServiceStore,
-    pub(crate) authn: Authn,
-    pub(crate) catalog: Arc<catalog::Catalog>,
-    pub(crate) keys: Arc<seal::Keys>,
-    pub(crate) calendar: Arc<creditmesh_domain::calendar::Calendar>,
-}
+use crate::state::Api;
 
 #[tonic::async_trait]
 impl DataPushService for Api {

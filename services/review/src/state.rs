@@ -2,22 +2,16 @@
 
 use std::sync::Arc;
 
-use creditmesh_domain::calendar::{
-    Calendar, Layers, add_years, cst_date, format_date, parse_iso_date,
-};
-use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, Task};
+use creditmesh_domain::calendar::{Calendar, add_years, cst_date, format_date};
+use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine};
 use creditmesh_domain::{Error, PrincipalKind, Tenant};
-use creditmesh_proto::common::v1::Deadline;
 use creditmesh_proto::events::v1 as ev;
-use creditmesh_proto::review::v1::review_service_server::ReviewService;
 use creditmesh_proto::review::v1::*;
-use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written, timestamp};
+use creditmesh_rpc::{Authn, CallContext, ServiceStore, Written};
 use creditmesh_storage::Tx;
 use creditmesh_storage::sqlx::AnyConnection;
 use serde_json::json;
-use tonic::{Request, Response, Status, Streaming};
 
-use crate::events::{self, REVIEW_WORKING_DAYS};
 use crate::party::Party;
 use crate::store::{self, Entry};
 use crate::tasks::{self, TaskRow};
@@ -396,74 +390,6 @@ impl Api {
         }
     }
 
-    pub(crate) fn task_proto(&self, t: TaskRow, today: &str) -> ReviewTask {
-        let checks: Vec<serde_json::Value> = serde_json::from_str(&t.checks).unwrap_or_default();
-        let status = match Task::parse(&t.status) {
-            Some(Task::Open) => TaskStatus::Open,
-            Some(Task::Approved) => TaskStatus::Approved,
-            Some(Task::Refused) => TaskStatus::Refused,
-            Some(Task::Forwarded) => TaskStatus::Forwarded,
-            Some(Task::Closed) => TaskStatus::Closed,
-            Some(Task::Withdrawn) => TaskStatus::Withdrawn,
-            None => TaskStatus::Unspecified,
-        };
-        // A provisional deadline makes nothing overdue: it may yet move later.
-        let overdue = t.status == Task::Open.name()
-            && !t.deadline_due.is_empty()
-            && !t.deadline_provisional
-            && t.deadline_due.as_str() < today;
-        let working_days_left = if t.status == Task::Open.name() {
-            self.working_days_left(today, &t.deadline_due)
-        } else {
-            0
-        };
-        let deadline = (!t.deadline_due.is_empty()).then_some(Deadline {
-            from_date: t.deadline_from,
-            working_days: REVIEW_WORKING_DAYS as i32,
-            due_date: t.deadline_due,
-            calendar_version: t.calendar_version,
-            provisional: t.deadline_provisional,
-        });
-        ReviewTask {
-            overdue,
-            task_id: t.task_id,
-            tenant: t.tenant,
-            kind: match crate::decision::Kind::parse(&t.kind) {
-                Some(crate::decision::Kind::Filing) => TaskKind::Filing,
-                Some(crate::decision::Kind::Change) => TaskKind::Change,
-                Some(crate::decision::Kind::Deregistration) => TaskKind::Deregistration,
-                Some(crate::decision::Kind::Supervision) => TaskKind::Supervision,
-                None => TaskKind::Unspecified,
-            } as i32,
-            status: status as i32,
-            filing_id: t.filing_id,
-            uscc: t.uscc,
-            agency_name: t.agency_name,
-            created_at: Some(timestamp(t.created_at)),
-            deadline,
-            automatic_checks: checks
-                .iter()
-                .map(|c| AutomaticCheck {
-                    ground: c["ground"].as_i64().unwrap_or_default() as i32,
-                    evidence: c["evidence"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect(),
-            forwarded_from_task_id: t.forwarded_from,
-            working_days_left,
-        }
-    }
-
-    /// Working days after `today` up to and including `due` on the calendar data; 0 when
-    /// either date is missing or unreadable.
-    fn working_days_left(&self, today: &str, due: &str) -> i32 {
-        let (Ok(today), Ok(due)) = (parse_iso_date(today), parse_iso_date(due)) else {
-            return 0;
-        };
-        self.calendar
-            .working_days_between(today, due, Layers::Xinjiang)
-            .map_or(0, |(n, _)| n as i32)
-    }
-
     pub(crate) fn today(&self) -> Result<String, Error> {
         cst_date(self.store.now())
             .map(format_date)
@@ -531,7 +457,7 @@ impl Api {
             if Filing::parse(&status) == Some(Filing::Submitted) {
                 continue;
             }
-            let evidence = events::listed_evidence(entry, &uscc);
+            let evidence = listed_evidence(entry, &uscc);
             if entry.identifier == uscc && !self.in_force_today() {
                 tracing::warn!(uscc = %uscc, "a listed agency is not revoked outside the Measures' validity (Art. 32)");
                 continue;
@@ -576,7 +502,7 @@ impl Api {
         {
             let mut found: Vec<serde_json::Value> =
                 serde_json::from_str(&checks).unwrap_or_default();
-            let evidence = events::listed_evidence(entry, &uscc);
+            let evidence = listed_evidence(entry, &uscc);
             if !found.iter().any(|c| c["evidence"] == evidence.as_str()) {
                 found.push(
                     json!({"ground": RefusalGround::SevereDishonesty as i32, "evidence": evidence}),
@@ -593,124 +519,20 @@ pub(crate) fn names(grounds: &[&str]) -> Vec<String> {
     grounds.iter().map(|g| (*g).to_owned()).collect()
 }
 
-#[tonic::async_trait]
-impl ReviewService for Api {
-    async fn record_interview(
-        &self,
-        request: Request<RecordInterviewRequest>,
-    ) -> Result<Response<RecordInterviewResponse>, Status> {
-        crate::inspection::record_interview(self, request).await
-    }
-
-    async fn record_inspection(
-        &self,
-        request: Request<RecordInspectionRequest>,
-    ) -> Result<Response<RecordInspectionResponse>, Status> {
-        crate::inspection::record_inspection(self, request).await
-    }
-
-    async fn record_finding(
-        &self,
-        request: Request<RecordFindingRequest>,
-    ) -> Result<Response<RecordFindingResponse>, Status> {
-        crate::inspection::record_finding(self, request).await
-    }
-
-    async fn set_risk_tier(
-        &self,
-        request: Request<SetRiskTierRequest>,
-    ) -> Result<Response<SetRiskTierResponse>, Status> {
-        crate::inspection::set_risk_tier(self, request).await
-    }
-
-    async fn issue_rectification_order(
-        &self,
-        request: Request<IssueRectificationOrderRequest>,
-    ) -> Result<Response<IssueRectificationOrderResponse>, Status> {
-        crate::rectification::issue_rectification_order(self, request).await
-    }
-
-    async fn record_rectification_outcome(
-        &self,
-        request: Request<RecordRectificationOutcomeRequest>,
-    ) -> Result<Response<RecordRectificationOutcomeResponse>, Status> {
-        crate::rectification::record_rectification_outcome(self, request).await
-    }
-
-    async fn revoke_filing(
-        &self,
-        request: Request<RevokeFilingRequest>,
-    ) -> Result<Response<RevokeFilingResponse>, Status> {
-        crate::revocation::revoke_filing(self, request).await
-    }
-
-    async fn record_disposal(
-        &self,
-        request: Request<RecordDisposalRequest>,
-    ) -> Result<Response<RecordDisposalResponse>, Status> {
-        crate::revocation::record_disposal(self, request).await
-    }
-
-    async fn draw_spot_check(
-        &self,
-        request: Request<DrawSpotCheckRequest>,
-    ) -> Result<Response<DrawSpotCheckResponse>, Status> {
-        crate::inspection::draw_spot_check(self, request).await
-    }
-
-    async fn list_review_tasks(
-        &self,
-        request: Request<ListReviewTasksRequest>,
-    ) -> Result<Response<ListReviewTasksResponse>, Status> {
-        crate::reads::list_review_tasks(self, request).await
-    }
-
-    async fn get_review_task(
-        &self,
-        request: Request<GetReviewTaskRequest>,
-    ) -> Result<Response<GetReviewTaskResponse>, Status> {
-        crate::reads::get_review_task(self, request).await
-    }
-
-    async fn decide_review_task(
-        &self,
-        request: Request<DecideReviewTaskRequest>,
-    ) -> Result<Response<DecideReviewTaskResponse>, Status> {
-        crate::deciding::decide_review_task(self, request).await
-    }
-
-    async fn upsert_dishonesty_entry(
-        &self,
-        request: Request<UpsertDishonestyEntryRequest>,
-    ) -> Result<Response<UpsertDishonestyEntryResponse>, Status> {
-        crate::listing::upsert_dishonesty_entry(self, request).await
-    }
-
-    async fn import_dishonesty_list(
-        &self,
-        request: Request<Streaming<ImportDishonestyListRequest>>,
-    ) -> Result<Response<ImportDishonestyListResponse>, Status> {
-        crate::listing::import_dishonesty_list(self, request).await
-    }
-
-    async fn remove_dishonesty_entry(
-        &self,
-        request: Request<RemoveDishonestyEntryRequest>,
-    ) -> Result<Response<RemoveDishonestyEntryResponse>, Status> {
-        crate::listing::remove_dishonesty_entry(self, request).await
-    }
-
-    async fn list_dishonesty_entries(
-        &self,
-        request: Request<ListDishonestyEntriesRequest>,
-    ) -> Result<Response<ListDishonestyEntriesResponse>, Status> {
-        crate::listing::list_dishonesty_entries(self, request).await
-    }
-
-    async fn get_credit_file(
-        &self,
-        request: Request<GetCreditFileRequest>,
-    ) -> Result<Response<GetCreditFileResponse>, Status> {
-        crate::reads::get_credit_file(self, request).await
+/// One line of evidence for a listing that concerns the agency `uscc`, a principal's
+/// identity number masked: it goes into the credit file.
+pub fn listed_evidence(l: &tasks::Listing, uscc: &str) -> String {
+    if l.identifier == uscc {
+        format!(
+            "the agency {uscc} is on the severe-dishonesty list since {} ({})",
+            l.listed_on, l.source
+        )
+    } else {
+        format!(
+            "principal {} is on the severe-dishonesty list since {} ({})",
+            creditmesh_domain::mask::identity_number(&l.identifier),
+            l.listed_on,
+            l.source
+        )
     }
 }
