@@ -45,11 +45,11 @@ pub async fn stream<M: Send + 'static>(
     sha256: &str,
     first: M,
     chunk: fn(Vec<u8>) -> M,
-) -> Result<Download<M>, Status> {
+) -> Result<Download<M>, creditmesh_domain::Error> {
     let bytes: BoxStream<'static, std::io::Result<bytes::Bytes>> = blobs
         .stream(sha256)
         .await
-        .map_err(|e| Status::internal(format!("document store: {e}")))?;
+        .map_err(|e| creditmesh_domain::Error::internal(format!("document store: {e}")))?;
     let chunks = bytes.flat_map(move |part| {
         let out: Vec<Result<M, Status>> = match part {
             Ok(b) => b.chunks(CHUNK).map(|c| Ok(chunk(c.to_vec()))).collect(),

@@ -46,6 +46,22 @@ where
     }
 }
 
+/// A call refused before its request is read (a quota, say): the refusal is audited and
+/// answered.
+pub async fn refuse<T>(
+    store: &ServiceStore,
+    ctx: &CallContext,
+    method: &str,
+    e: Error,
+) -> Result<Response<T>, Status> {
+    Err(status(store.reject(ctx, method, e).await))
+}
+
+/// The status a stream ends with when its use case fails after the stream began.
+pub fn ended(e: Error) -> Status {
+    status(e)
+}
+
 /// A read: nothing is audited, the error becomes a status once.
 pub async fn read<T, Fut>(act: Fut) -> Result<Response<T>, Status>
 where

@@ -13,14 +13,22 @@ use crate::referral_store::ReferralRow;
 use crate::store::{self, ComplaintRow};
 use creditmesh_domain::measures::HANDLING_WORKING_DAYS;
 
+/// The complaint machine's states as the API names them, both ways.
+const STATES: [(State, ComplaintStatus); 4] = [
+    (State::Received, ComplaintStatus::Received),
+    (State::Accepted, ComplaintStatus::Accepted),
+    (State::Resolved, ComplaintStatus::Resolved),
+    (State::Referred, ComplaintStatus::Referred),
+];
+
 pub(crate) fn status_proto(stored: &str) -> ComplaintStatus {
-    match State::parse(stored) {
-        Some(State::Received) => ComplaintStatus::Received,
-        Some(State::Accepted) => ComplaintStatus::Accepted,
-        Some(State::Resolved) => ComplaintStatus::Resolved,
-        Some(State::Referred) => ComplaintStatus::Referred,
-        None => ComplaintStatus::Unspecified,
-    }
+    State::parse(stored)
+        .and_then(|state| STATES.iter().find(|(s, _)| *s == state))
+        .map_or(ComplaintStatus::Unspecified, |(_, p)| *p)
+}
+
+pub(crate) fn complaint_state(status: ComplaintStatus) -> Option<State> {
+    STATES.iter().find(|(_, p)| *p == status).map(|(s, _)| *s)
 }
 
 /// The complainant's name and contact as `ctx` may see them: whole for the holding

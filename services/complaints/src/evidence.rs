@@ -5,12 +5,12 @@ use creditmesh_domain::{Error, Violations};
 use creditmesh_proto::common::v1::DocumentRef;
 use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
 use creditmesh_proto::complaints::v1::*;
-use creditmesh_rpc::{CallContext, Written, download, edge, status, status_from, upload};
-use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection};
+use creditmesh_rpc::{CallContext, Written, download, edge, upload};
+use creditmesh_storage::sqlx::AnyConnection;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::evidence_store;
 use crate::state::Api;
 
 const METHOD: &str = "UploadEvidence";
@@ -31,15 +31,8 @@ fn too_many() -> Error {
 }
 
 /// Uploads from `address` in the last day that no complaint names.
-async fn pending(conn: &mut AnyConnection, address: &str, now: i64) -> Result<i64, StorageError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM complaints_upload WHERE address = $1 AND named = 0 \
-         AND uploaded_at > $2",
-    )
-    .bind(address.to_owned())
-    .bind(now - PENDING_WINDOW_MICROS)
-    .fetch_one(&mut *conn)
-    .await?)
+async fn pending(conn: &mut AnyConnection, address: &str, now: i64) -> Result<i64, Error> {
+    Ok(evidence_store::pending(conn, address, now - PENDING_WINDOW_MICROS).await?)
 }
 
 /// Counts an upload from `address` against its cap, in the transaction that keeps it. The
@@ -51,44 +44,22 @@ async fn count_upload(
     sha256: &str,
     now: i64,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO complaints_upload_quota (address, touched_at) VALUES ($1, $2) \
-         ON CONFLICT (address) DO NOTHING",
-    )
-    .bind(address.to_owned())
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(StorageError::from)?;
-    sqlx::query("UPDATE complaints_upload_quota SET touched_at = $1 WHERE address = $2")
-        .bind(now)
-        .bind(address.to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(StorageError::from)?;
+    evidence_store::lock_quota(conn, address, now).await?;
     if pending(conn, address, now).await? >= MAX_PENDING_UPLOADS {
         return Err(too_many());
     }
-    sqlx::query(
-        "INSERT INTO complaints_upload (id, address, sha256, uploaded_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(address.to_owned())
-    .bind(sha256.to_owned())
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(StorageError::from)?;
-    Ok(())
+    Ok(evidence_store::insert_upload(conn, address, sha256, now).await?)
 }
 
-/// The uploads of `hashes` are named by a complaint: they no longer count against any cap.
-pub async fn named(conn: &mut AnyConnection, hashes: &[String]) -> Result<(), StorageError> {
-    for h in hashes {
-        sqlx::query("UPDATE complaints_upload SET named = 1 WHERE sha256 = $1 AND named = 0")
-            .bind(h.clone())
-            .execute(&mut *conn)
-            .await?;
+/// Refuses an address that holds too many uploads no complaint names, before a byte is taken;
+/// counted again, firmly, where the upload is kept.
+async fn room_for_upload(api: &Api, ctx: &CallContext) -> Result<(), Error> {
+    if ctx.client_address.is_empty() {
+        return Ok(());
+    }
+    let mut conn = api.store.db.acquire().await?;
+    if pending(&mut conn, &ctx.client_address, api.store.now()).await? >= MAX_PENDING_UPLOADS {
+        return Err(too_many());
     }
     Ok(())
 }
@@ -98,22 +69,8 @@ pub(crate) async fn upload_evidence(
     request: Request<Streaming<UploadEvidenceRequest>>,
 ) -> Result<Response<UploadEvidenceResponse>, Status> {
     let ctx = api.authn.context(&request)?;
-    // Refused before a byte is taken; counted again, firmly, where the upload is kept.
-    if !ctx.client_address.is_empty() {
-        let mut conn = api
-            .store
-            .db
-            .acquire()
-            .await
-            .map_err(creditmesh_rpc::status_from)?;
-        let held = pending(&mut conn, &ctx.client_address, api.store.now())
-            .await
-            .map_err(creditmesh_rpc::status_from)?;
-        if held >= MAX_PENDING_UPLOADS {
-            return Err(creditmesh_rpc::status(
-                api.store.reject(&ctx, METHOD, too_many()).await,
-            ));
-        }
+    if let Err(e) = room_for_upload(api, &ctx).await {
+        return edge::refuse(&api.store, &ctx, METHOD, e).await;
     }
     let mut stream = request.into_inner();
     let received = receive(api, &mut stream).await?;
@@ -173,17 +130,7 @@ async fn keep(
             if !address.is_empty() {
                 count_upload(&mut tx, address, sha, store.now()).await?;
             }
-            sqlx::query(
-                "INSERT INTO complaints_evidence (sha256, media_type, size_bytes, uploaded_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
-            )
-            .bind(sha.clone())
-            .bind(media_type)
-            .bind(size)
-            .bind(store.now())
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+            evidence_store::insert_evidence(&mut tx, sha, media_type, size, store.now()).await?;
             Ok((
                 tx,
                 Written {
@@ -200,27 +147,8 @@ async fn keep(
     })
 }
 
-/// The first of `hashes` that no upload stored, with its place.
-pub async fn missing(
-    conn: &mut AnyConnection,
-    hashes: &[String],
-) -> Result<Option<(usize, String)>, StorageError> {
-    for (i, h) in hashes.iter().enumerate() {
-        let row = sqlx::query("SELECT 1 FROM complaints_evidence WHERE sha256 = $1")
-            .bind(h.clone())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if row.is_none() {
-            return Ok(Some((i, h.clone())));
-        }
-    }
-    Ok(None)
-}
-
 const READ_METHOD: &str = "ReadEvidence";
 
-/// Streams one piece of evidence of a complaint the calling regulator handles, once the read
-/// is recorded with its purpose: the metadata first, then the bytes.
 /// The complaint, when a referral that reached the calling department shares its evidence
 /// (Art. 24: the regulator chose to); NOT_FOUND otherwise.
 async fn shared(
@@ -249,11 +177,12 @@ async fn shared(
         .ok_or_else(not_found)
 }
 
+/// Streams one piece of evidence of a complaint the calling regulator handles (or that a
+/// referral shared with the calling department), once the read is recorded with its purpose.
 pub(crate) async fn read_evidence(
     api: &Api,
     request: Request<ReadEvidenceRequest>,
 ) -> Result<Response<download::Download<ReadEvidenceResponse>>, Status> {
-    use read_evidence_response::Part as Out;
     let ctx = api.authn.context(&request)?;
     ctx.require(&[
         creditmesh_domain::PrincipalKind::Regulator,
@@ -265,37 +194,52 @@ pub(crate) async fn read_evidence(
     v.require("tracking_number", tracking_number);
     let (sha256, purpose) =
         download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
-    if let Err(e) = v.finish() {
-        return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
-    }
+    let checked = v.finish().map(|()| (tracking_number, sha256, purpose));
+    edge::call(
+        &api.store,
+        &ctx,
+        READ_METHOD,
+        checked,
+        |(number, sha256, purpose)| read(api, &ctx, number, sha256, purpose),
+    )
+    .await
+}
+
+/// Records the read, then streams the piece: the metadata first, then the bytes.
+async fn read(
+    api: &Api,
+    ctx: &CallContext,
+    tracking_number: &str,
+    sha256: String,
+    purpose: &str,
+) -> Result<download::Download<ReadEvidenceResponse>, Error> {
+    use read_evidence_response::Part as Out;
     let store = &api.store;
-    let (ctx_ref, sha) = (&ctx, &sha256);
+    let sha = &sha256;
     store
-        .write(ctx_ref, READ_METHOD, |mut tx| async move {
-            let row = if ctx_ref.principal.kind == creditmesh_domain::PrincipalKind::Department {
-                shared(&mut tx, ctx_ref, tracking_number).await?
+        .write(ctx, READ_METHOD, |mut tx| async move {
+            let row = if ctx.principal.kind == creditmesh_domain::PrincipalKind::Department {
+                shared(&mut tx, ctx, tracking_number).await?
             } else {
-                crate::state::handled(&mut tx, ctx_ref, tracking_number).await?
+                crate::state::handled(&mut tx, ctx, tracking_number).await?
             };
             if !row.evidence.iter().any(|e| e == sha) {
                 return Err(Error::not_found(format!(
                     "complaint {tracking_number} names no evidence {sha}"
                 )));
             }
-            sqlx::query(
-                "INSERT INTO complaints_evidence_read (tenant, read_id, tracking_number, sha256, \
-                 principal, purpose, read_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            evidence_store::insert_read(
+                &mut tx,
+                &evidence_store::Read {
+                    tenant: &row.tenant,
+                    tracking_number: &row.tracking_number,
+                    sha256: sha,
+                    principal: &ctx.principal_id,
+                    purpose,
+                    read_at: store.now(),
+                },
             )
-            .bind(row.tenant.clone())
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(row.tracking_number.clone())
-            .bind(sha.clone())
-            .bind(ctx_ref.principal_id.clone())
-            .bind(purpose.to_owned())
-            .bind(store.now())
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+            .await?;
             Ok((
                 tx,
                 Written {
@@ -304,16 +248,11 @@ pub(crate) async fn read_evidence(
                 },
             ))
         })
-        .await
-        .map_err(status)?;
-    let mut conn = store.db.acquire().await.map_err(status_from)?;
-    let (media_type, size_bytes): (String, i64) =
-        sqlx::query_as("SELECT media_type, size_bytes FROM complaints_evidence WHERE sha256 = $1")
-            .bind(sha256.clone())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| status_from(StorageError::from(e)))?
-            .ok_or_else(|| Status::internal(format!("evidence {sha256} is named, not recorded")))?;
+        .await?;
+    let mut conn = store.db.acquire().await?;
+    let (media_type, size_bytes) = evidence_store::evidence(&mut conn, sha)
+        .await?
+        .ok_or_else(|| Error::internal(format!("evidence {sha256} is named, not recorded")))?;
     drop(conn);
     let first = ReadEvidenceResponse {
         part: Some(Out::Metadata(UploadEvidenceResponse {
@@ -328,5 +267,4 @@ pub(crate) async fn read_evidence(
         part: Some(Out::Chunk(c)),
     })
     .await
-    .map(Response::new)
 }

@@ -9,7 +9,7 @@ use creditmesh_proto::review::v1::FindingCategory;
 use creditmesh_rpc::{Written, edge};
 use tonic::{Request, Response, Status};
 
-use crate::convert::complaint_proto;
+use crate::convert::{self, complaint_proto};
 use crate::state::{Api, handled, moved, reread, today};
 
 use crate::store::{self, Accepted, Listing};
@@ -39,17 +39,13 @@ pub(crate) async fn list_complaints(
         }
         let mut statuses = Vec::new();
         for (i, s) in req.statuses.iter().enumerate() {
-            let name = match ComplaintStatus::try_from(*s) {
-                Ok(ComplaintStatus::Received) => "received",
-                Ok(ComplaintStatus::Accepted) => "accepted",
-                Ok(ComplaintStatus::Resolved) => "resolved",
-                Ok(ComplaintStatus::Referred) => "referred",
-                _ => {
-                    v.add(format!("statuses[{i}]"), "is not a complaint status");
-                    continue;
-                }
-            };
-            statuses.push(name);
+            match ComplaintStatus::try_from(*s)
+                .ok()
+                .and_then(convert::complaint_state)
+            {
+                Some(state) => statuses.push(state.name()),
+                None => v.add(format!("statuses[{i}]"), "is not a complaint status"),
+            }
         }
         let own = ctx.principal.tenant;
         let tenant = match req.tenant.trim() {

@@ -4,6 +4,7 @@ mod convert;
 pub mod delivery;
 mod events;
 pub mod evidence;
+mod evidence_store;
 mod grpc;
 mod handling;
 mod jobs;

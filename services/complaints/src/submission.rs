@@ -50,13 +50,13 @@ async fn submit(
             let now = store.now();
             let evidence: Vec<String> =
                 req.evidence.iter().map(|d| d.sha256.to_ascii_lowercase()).collect();
-            if let Some((i, _)) = crate::evidence::missing(&mut tx, &evidence).await? {
+            if let Some((i, _)) = crate::evidence_store::missing(&mut tx, &evidence).await? {
                 return Err(Error::invalid_field(
                     format!("evidence[{i}].sha256"),
                     "was not uploaded: upload it with UploadEvidence first",
                 ));
             }
-            crate::evidence::named(&mut tx, &evidence).await?;
+            crate::evidence_store::named(&mut tx, &evidence).await?;
             store::insert(
                 &mut tx,
                 &NewComplaint {

@@ -109,3 +109,14 @@ pub(crate) fn record_status(s: &str) -> RecordStatus {
         None => RecordStatus::Unspecified,
     }
 }
+
+/// A material as readers see it (never its bytes).
+pub(crate) fn material_proto(m: crate::material_store::MaterialRow) -> ObjectionMaterial {
+    ObjectionMaterial {
+        material_id: m.material_id,
+        media_type: m.media_type,
+        size_bytes: m.size_bytes,
+        sha256: m.sha256,
+        received_at: Some(timestamp(m.uploaded_at)),
+    }
+}

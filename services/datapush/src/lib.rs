@@ -11,6 +11,7 @@ mod events;
 mod grpc;
 pub mod index;
 mod jobs;
+mod material_store;
 mod materials;
 mod objection_store;
 mod objections;

@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::upload_objection_material_request::Part;
 use creditmesh_proto::datapush::v1::*;
-use creditmesh_rpc::{CallContext, Written, download, edge, status, timestamp, upload};
-use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_rpc::{CallContext, Written, download, edge, timestamp, upload};
+use creditmesh_storage::sqlx::AnyConnection;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::index::Hashed;
+use crate::material_store;
 use crate::state::Api;
 use crate::{objection_store, subjects};
 
@@ -28,6 +28,7 @@ pub const MAX_MATERIAL_BYTES: i64 = 5 * 1024 * 1024;
 /// What one access code may upload: files, and bytes in all.
 pub const MAX_PER_CODE: i64 = 5;
 pub const MAX_BYTES_PER_CODE: i64 = 10 * 1024 * 1024;
+const QUOTA: (i64, i64) = (MAX_PER_CODE, MAX_BYTES_PER_CODE);
 /// Materials one objection may name.
 pub const MAX_PER_OBJECTION: usize = 5;
 
@@ -132,7 +133,7 @@ async fn uploader(
     let code = if public {
         subjects::check_code(&mut conn, &api.keys, &meta.access_code, &subject.index, now).await?;
         let code = subjects::code_index(&api.keys, &meta.access_code);
-        if !room_for(&mut conn, &code, meta.size_bytes).await? {
+        if !material_store::room_for(&mut conn, &code, meta.size_bytes, QUOTA).await? {
             return Err(quota_spent());
         }
         Some(code)
@@ -155,47 +156,6 @@ async fn uploader(
         code,
         size: meta.size_bytes,
     })
-}
-
-/// Whether `code` may upload `size` more bytes.
-async fn room_for(
-    conn: &mut AnyConnection,
-    code: &Hashed,
-    size: i64,
-) -> Result<bool, StorageError> {
-    let (a, b) = code.pair();
-    Ok(sqlx::query(
-        "SELECT 1 FROM datapush_access_code WHERE code_index IN ($1, $2) AND uploads < $3 \
-         AND upload_bytes + $4 <= $5",
-    )
-    .bind(a)
-    .bind(b)
-    .bind(MAX_PER_CODE)
-    .bind(size)
-    .bind(MAX_BYTES_PER_CODE)
-    .fetch_optional(&mut *conn)
-    .await?
-    .is_some())
-}
-
-/// Counts an upload against `code`, in the transaction that keeps it: a guarded update, so
-/// that uploads under one code at once cannot pass the quota together.
-async fn spend(conn: &mut AnyConnection, code: &Hashed, size: i64) -> Result<bool, StorageError> {
-    let (a, b) = code.pair();
-    Ok(sqlx::query(
-        "UPDATE datapush_access_code SET uploads = uploads + 1, \
-         upload_bytes = upload_bytes + $4 WHERE code_index IN ($1, $2) AND uploads < $3 \
-         AND upload_bytes + $4 <= $5",
-    )
-    .bind(a)
-    .bind(b)
-    .bind(MAX_PER_CODE)
-    .bind(size)
-    .bind(MAX_BYTES_PER_CODE)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0)
 }
 
 async fn keep(
@@ -222,35 +182,28 @@ async fn keep(
     let now = store
         .write(ctx, METHOD, |mut tx| async move {
             if let Some(code) = &who.code
-                && !spend(&mut tx, code, who.size).await?
+                && !material_store::spend(&mut tx, code, who.size, QUOTA).await?
             {
                 return Err(quota_spent());
             }
             let now = store.now();
-            sqlx::query(
-                "INSERT INTO datapush_material (material_id, tenant, record_id, uploaded_by, \
-                 code_index, media_type, size_bytes, sha256, key_id, envelope, uploaded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            material_store::insert(
+                &mut tx,
+                &material_store::NewMaterial {
+                    material_id: id,
+                    tenant: &who.tenant,
+                    record_id: &who.record_id,
+                    uploaded_by: &ctx.principal_id,
+                    code_index: who.code.as_ref().map(|c| c.current.as_str()).unwrap_or_default(),
+                    media_type,
+                    size_bytes: size,
+                    sha256: sha,
+                    key_id: &sealed.key_id,
+                    envelope: &sealed.envelope,
+                    uploaded_at: now,
+                },
             )
-            .bind(id.clone())
-            .bind(who.tenant.clone())
-            .bind(who.record_id.clone())
-            .bind(ctx.principal_id.clone())
-            .bind(
-                who.code
-                    .as_ref()
-                    .map(|c| c.current.clone())
-                    .unwrap_or_default(),
-            )
-            .bind(media_type)
-            .bind(size)
-            .bind(sha.clone())
-            .bind(sealed.key_id.clone())
-            .bind(sealed.envelope.clone())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+            .await?;
             tracing::info!(material_id = %id, tenant = %who.tenant, record_id = %who.record_id, size, "objection material received");
             Ok((
                 tx,
@@ -304,29 +257,9 @@ pub async fn attach(
     code: Option<&Hashed>,
     objection_id: &str,
 ) -> Result<(), Error> {
-    let (c1, c2) = code.map(Hashed::pair).unwrap_or_default();
     for (i, id) in ids.iter().enumerate() {
-        let attached = sqlx::query(
-            "UPDATE datapush_material SET objection_id = $1 WHERE material_id = $2 \
-             AND record_id = $3 AND objection_id IS NULL \
-             AND ((code_index <> '' AND code_index IN ($4, $5)) \
-                  OR (code_index = '' AND uploaded_by = $6))",
-        )
-        .bind(objection_id.to_owned())
-        .bind(id.clone())
-        .bind(record_id.to_owned())
-        .bind(c1.clone())
-        .bind(c2.clone())
-        .bind(if code.is_some() {
-            String::new()
-        } else {
-            ctx.principal_id.clone()
-        })
-        .execute(&mut *conn)
-        .await
-        .map_err(StorageError::from)?
-        .rows_affected();
-        if attached == 0 {
+        let principal = &ctx.principal_id;
+        if !material_store::attach(conn, objection_id, id, record_id, code, principal).await? {
             return Err(Error::invalid_field(
                 format!("material_ids[{i}]"),
                 "is not a material you uploaded for this record, or another objection names it",
@@ -336,41 +269,15 @@ pub async fn attach(
     Ok(())
 }
 
-const MATERIAL_COLUMNS: &str =
-    "material_id, media_type, size_bytes, sha256, uploaded_at, objection_id";
-
-fn material(
-    r: &creditmesh_storage::sqlx::any::AnyRow,
-) -> Result<(String, ObjectionMaterial), sqlx::Error> {
-    Ok((
-        r.try_get(5)?,
-        ObjectionMaterial {
-            material_id: r.try_get(0)?,
-            media_type: r.try_get(1)?,
-            size_bytes: r.try_get(2)?,
-            sha256: r.try_get(3)?,
-            received_at: Some(timestamp(r.try_get(4)?)),
-        },
-    ))
-}
-
 /// Fills in the materials of each of `objections`, in the order they were received.
 pub async fn fill(conn: &mut AnyConnection, objections: &mut [Objection]) -> Result<(), Error> {
-    if objections.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "SELECT {MATERIAL_COLUMNS} FROM datapush_material WHERE objection_id IN ({{ids}}) \
-         ORDER BY material_id"
-    );
     let ids: Vec<String> = objections.iter().map(|o| o.objection_id.clone()).collect();
-    let rows = crate::store::fetch_in(conn, &sql, &ids)
-        .await
-        .map_err(StorageError::from)?;
     let mut by_objection: HashMap<String, Vec<ObjectionMaterial>> = HashMap::new();
-    for r in &rows {
-        let (objection_id, m) = material(r).map_err(StorageError::from)?;
-        by_objection.entry(objection_id).or_default().push(m);
+    for m in material_store::of_objections(conn, &ids).await? {
+        by_objection
+            .entry(m.objection_id.clone())
+            .or_default()
+            .push(crate::convert::material_proto(m));
     }
     for o in objections.iter_mut() {
         o.materials = by_objection.remove(&o.objection_id).unwrap_or_default();
@@ -382,7 +289,6 @@ pub(crate) async fn read_objection_material(
     api: &Api,
     request: Request<ReadObjectionMaterialRequest>,
 ) -> Result<Response<download::Download<ReadObjectionMaterialResponse>>, Status> {
-    use read_objection_material_response::Part as Out;
     let ctx = api.authn.context(&request)?;
     ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
     let req = request.into_inner();
@@ -394,14 +300,26 @@ pub(crate) async fn read_objection_material(
         v.require("purpose", purpose);
     }
     v.max_chars("purpose", purpose, 500);
-    if let Err(e) = v.finish() {
-        return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
-    }
-    let (objection_id, material_id) = (req.objection_id.trim(), req.material_id.trim());
+    let checked = v
+        .finish()
+        .map(|()| (req.objection_id.trim(), req.material_id.trim(), purpose));
+    edge::call(&api.store, &ctx, READ_METHOD, checked, |asked| {
+        read(api, &ctx, asked)
+    })
+    .await
+}
+
+/// Records the read of a material of an objection the caller may open, then streams it: the
+/// metadata first, then the bytes.
+async fn read(
+    api: &Api,
+    ctx: &CallContext,
+    (objection_id, material_id, purpose): (&str, &str, &str),
+) -> Result<download::Download<ReadObjectionMaterialResponse>, Error> {
+    use read_objection_material_response::Part as Out;
     let store = &api.store;
-    let ctx_ref = &ctx;
-    let (meta, tenant, key_id, envelope) = store
-        .write(ctx_ref, READ_METHOD, |mut tx| async move {
+    let found = store
+        .write(ctx, READ_METHOD, |mut tx| async move {
             let not_found = || {
                 Error::not_found(format!(
                     "no material {material_id} of an objection {objection_id} you may open"
@@ -410,7 +328,7 @@ pub(crate) async fn read_objection_material(
             let o = objection_store::find(&mut tx, objection_id)
                 .await?
                 .ok_or_else(not_found)?;
-            let p = &ctx_ref.principal;
+            let p = &ctx.principal;
             let may = match p.kind {
                 PrincipalKind::Agency => p.subject == o.agency_uscc,
                 PrincipalKind::Regulator => {
@@ -421,54 +339,40 @@ pub(crate) async fn read_objection_material(
             if !may {
                 return Err(not_found());
             }
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {MATERIAL_COLUMNS}, tenant, key_id, envelope FROM datapush_material \
-                 WHERE material_id = $1 AND objection_id = $2"
-            )))
-            .bind(material_id.to_owned())
-            .bind(objection_id.to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StorageError::from)?
-            .ok_or_else(not_found)?;
-            let (_, meta) = material(&row).map_err(StorageError::from)?;
-            let get = |i: usize| -> Result<String, Error> {
-                Ok(row.try_get::<String, _>(i).map_err(StorageError::from)?)
-            };
-            let (tenant, key_id, envelope) = (get(6)?, get(7)?, get(8)?);
-            sqlx::query(
-                "INSERT INTO datapush_material_read (read_id, material_id, principal, purpose, \
-                 read_at) VALUES ($1, $2, $3, $4, $5)",
+            let found = material_store::sealed(&mut tx, material_id, objection_id)
+                .await?
+                .ok_or_else(not_found)?;
+            material_store::insert_read(
+                &mut tx,
+                material_id,
+                &ctx.principal_id,
+                purpose,
+                store.now(),
             )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(material_id.to_owned())
-            .bind(ctx_ref.principal_id.clone())
-            .bind(purpose.to_owned())
-            .bind(store.now())
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+            .await?;
+            let tenant = found.tenant.clone();
             Ok((
                 tx,
                 Written {
-                    value: (meta, tenant.clone(), key_id, envelope),
+                    value: found,
                     tenant,
                 },
             ))
         })
-        .await
-        .map_err(status)?;
+        .await?;
     let bytes = api
         .keys
         .open(
-            &tenant,
-            &key_id,
+            &found.tenant,
+            &found.key_id,
             &crate::seal::material_binding(material_id),
-            &envelope,
+            &found.envelope,
         )
-        .map_err(|e| Status::internal(format!("material {material_id}: {e}")))?;
+        .map_err(|e| Error::internal(format!("material {material_id}: {e}")))?;
     let first = ReadObjectionMaterialResponse {
-        part: Some(Out::Metadata(meta)),
+        part: Some(Out::Metadata(crate::convert::material_proto(
+            found.material,
+        ))),
     };
     let chunks = bytes
         .chunks(download::CHUNK)
@@ -478,7 +382,7 @@ pub(crate) async fn read_objection_material(
             })
         })
         .collect::<Vec<_>>();
-    Ok(Response::new(Box::pin(futures::stream::iter(
+    Ok(Box::pin(futures::stream::iter(
         std::iter::once(Ok(first)).chain(chunks),
-    ))))
+    )))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
 use creditmesh_domain::{Error, PrincipalKind};
 use creditmesh_proto::datapush::v1::*;
-use creditmesh_rpc::{CallContext, Written, status, status_from};
+use creditmesh_rpc::{CallContext, Written, edge};
 use futures::StreamExt;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -34,14 +34,36 @@ pub type Acks = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<PushRecordsResponse, Status>> + Send + 'static>,
 >;
 
-fn not_active(uscc: &str, standing: Option<&Standing>) -> Status {
+fn not_active(uscc: &str, standing: Option<&Standing>) -> Error {
     let why = match standing {
         None => "has no filing on the register".to_owned(),
         Some(s) => format!("has a filing that is {}", s.status),
     };
-    Status::failed_precondition(format!(
+    Error::failed_precondition(format!(
         "agency {uscc} {why}: only an agency whose filing is active may push (Art. 27)"
     ))
+}
+
+/// Why a push stream ends before its client closed it: the client's own stream broke, or the
+/// service refused or failed.
+enum Ended {
+    Client(Status),
+    Service(Error),
+}
+
+impl<E: Into<Error>> From<E> for Ended {
+    fn from(e: E) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+impl Ended {
+    fn into_status(self) -> Status {
+        match self {
+            Self::Client(s) => s,
+            Self::Service(e) => edge::ended(e),
+        }
+    }
 }
 
 pub(crate) async fn push_records(
@@ -51,36 +73,36 @@ pub(crate) async fn push_records(
     let ctx = api.authn.context(&request)?;
     ctx.require(&[PrincipalKind::Agency])?;
     let uscc = ctx.principal.subject.clone();
-    let standing = {
-        let mut conn = api.store.db.acquire().await.map_err(status_from)?;
-        agencies::standing(&mut conn, &uscc)
-            .await
-            .map_err(status_from)?
-    };
-    let standing = match standing {
-        Some(s) if s.active() => s,
-        other => {
-            let refused = not_active(&uscc, other.as_ref());
-            api.store
-                .reject(
-                    &ctx,
-                    "PushRecords",
-                    Error::failed_precondition(refused.message()),
-                )
-                .await;
-            return Err(refused);
-        }
-    };
-    let (acks, rx) = mpsc::channel(ACKS_IN_FLIGHT);
-    let api = api.clone();
+    let standing = still_active(api, &uscc).await;
     let inbound = request.into_inner();
+    edge::call(
+        &api.store,
+        &ctx,
+        "PushRecords",
+        standing,
+        |standing| async { Ok(start(api, &ctx, uscc, standing, inbound)) },
+    )
+    .await
+}
+
+/// Serves the stream on a task of its own, acknowledging as batches are written.
+fn start(
+    api: &Api,
+    ctx: &CallContext,
+    uscc: String,
+    standing: Standing,
+    inbound: Streaming<PushRecordsRequest>,
+) -> Acks {
+    let (acks, rx) = mpsc::channel(ACKS_IN_FLIGHT);
+    let (api, ctx) = (api.clone(), ctx.clone());
     tokio::spawn(async move {
         if let Err(ended) = serve(&api, &ctx, &uscc, standing, inbound, &acks).await {
+            let ended = ended.into_status();
             tracing::info!(agency = %uscc, code = ?ended.code(), reason = %ended.message(), "push stream ended");
             let _ = acks.send(Err(ended)).await;
         }
     });
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    Box::pin(ReceiverStream::new(rx))
 }
 
 /// Reads, writes and acknowledges until the client closes its side (`Ok`) or the stream must
@@ -92,7 +114,7 @@ async fn serve(
     standing: Standing,
     inbound: Streaming<PushRecordsRequest>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
-) -> Result<(), Status> {
+) -> Result<(), Ended> {
     // Records are read ahead while the previous batch is written, up to two batches: the
     // network and the database work at once, and memory stays bounded.
     let (ahead, received) = mpsc::channel(2 * BATCH);
@@ -130,7 +152,7 @@ fn writers(engine: creditmesh_storage::Engine) -> usize {
 /// it commits) before the stream ends with `UNAVAILABLE`.
 const BUSY_PATIENCE: Duration = Duration::from_secs(30);
 
-type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Status>>;
+type Writing = tokio::task::JoinHandle<Result<Vec<PushRecordsResponse>, Error>>;
 
 /// Waits for the oldest batch in flight and sends its acknowledgements; `false` when the
 /// client has gone.
@@ -138,7 +160,7 @@ async fn finish_oldest(
     writing: &mut VecDeque<(Writing, HashSet<String>)>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
     fresh: &mut bool,
-) -> Result<bool, Status> {
+) -> Result<bool, Ended> {
     let Some((handle, _)) = writing.front_mut() else {
         return Ok(true);
     };
@@ -150,11 +172,11 @@ async fn finish_oldest(
 /// Sends a batch's acknowledgements; `fresh` tells whether it held only new records (the
 /// next batch is then written without looking its keys up first).
 async fn send_acks(
-    done: Result<Result<Vec<PushRecordsResponse>, Status>, tokio::task::JoinError>,
+    done: Result<Result<Vec<PushRecordsResponse>, Error>, tokio::task::JoinError>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
     fresh: &mut bool,
-) -> Result<bool, Status> {
-    let answers = done.map_err(|e| Status::internal(format!("batch writer: {e}")))??;
+) -> Result<bool, Ended> {
+    let answers = done.map_err(|e| Error::internal(format!("batch writer: {e}")))??;
     *fresh = answers
         .iter()
         .all(|a| a.result == PushResult::Stored as i32 || a.result == PushResult::Rejected as i32);
@@ -173,7 +195,7 @@ async fn serve_batches(
     mut standing: Standing,
     mut inbound: mpsc::Receiver<Result<PushRecordsRequest, Status>>,
     acks: &mpsc::Sender<Result<PushRecordsResponse, Status>>,
-) -> Result<(), Status> {
+) -> Result<(), Ended> {
     let mut check = tokio::time::interval(STANDING_CHECK);
     check.reset();
     let mut checked_at = tokio::time::Instant::now();
@@ -207,7 +229,7 @@ async fn serve_batches(
                 };
                 match next {
                     None => break,
-                    Some(Err(e)) => return Err(e),
+                    Some(Err(e)) => return Err(Ended::Client(e)),
                     Some(Ok(req)) => req.record.unwrap_or_default(),
                 }
             }
@@ -237,7 +259,7 @@ async fn serve_batches(
                     }
                     batch.push(record);
                 }
-                Some(Some(Err(e))) => return Err(e),
+                Some(Some(Err(e))) => return Err(Ended::Client(e)),
                 // The client closed its side: this batch is the last.
                 Some(None) => {
                     closed = true;
@@ -271,7 +293,7 @@ async fn serve_batches(
             let answers = loop {
                 match write(&api, &ctx, &uscc, &tenant, fresh, &batch).await {
                     Err(busy)
-                        if busy.code() == tonic::Code::Unavailable
+                        if busy.code == creditmesh_domain::ErrorCode::Unavailable
                             && started.elapsed() + pause < BUSY_PATIENCE =>
                     {
                         tracing::debug!(agency = %uscc, size, "database busy; the batch is tried again");
@@ -297,11 +319,10 @@ async fn serve_batches(
     Ok(())
 }
 
-async fn still_active(api: &Api, uscc: &str) -> Result<Standing, Status> {
-    let mut conn = api.store.db.acquire().await.map_err(status_from)?;
-    let standing = agencies::standing(&mut conn, uscc)
-        .await
-        .map_err(status_from)?;
+/// The agency's standing, if its filing is active: only then may it push (Art. 27).
+async fn still_active(api: &Api, uscc: &str) -> Result<Standing, Error> {
+    let mut conn = api.store.db.acquire().await?;
+    let standing = agencies::standing(&mut conn, uscc).await?;
     match standing {
         Some(s) if s.active() => Ok(s),
         other => Err(not_active(uscc, other.as_ref())),
@@ -493,8 +514,8 @@ async fn write(
     tenant: &str,
     fresh: bool,
     batch: &[CreditRecord],
-) -> Result<Vec<PushRecordsResponse>, Status> {
-    let today = cst_date(api.store.now()).map_err(|e| Status::internal(e.to_string()))?;
+) -> Result<Vec<PushRecordsResponse>, Error> {
+    let today = cst_date(api.store.now()).map_err(|e| Error::internal(e.to_string()))?;
     let mut answers: Vec<Option<PushRecordsResponse>> = vec![None; batch.len()];
     let mut checked = Vec::new();
     for (i, r) in batch.iter().enumerate() {
@@ -549,7 +570,7 @@ async fn write(
             ) in checked.iter().zip(fingerprints)
             {
                 match held.get(r.record_key.as_str()) {
-                    Some(h) if h.status == "deleted" => {
+                    Some(h) if h.deleted() => {
                         deleted.push(*i);
                     }
                     Some(h) if fp.matches(&h.fingerprint) => {
@@ -620,7 +641,7 @@ async fn write(
                 now.iter().map(|h| (h.record_key.as_str(), h)).collect();
             for (i, key) in unwritten {
                 match now.get(key) {
-                    Some(h) if h.status == "deleted" => deleted.push(i),
+                    Some(h) if h.deleted() => deleted.push(i),
                     h => results.push((i, PushResult::Duplicate, h.map_or(0, |h| h.version))),
                 }
             }
@@ -632,8 +653,7 @@ async fn write(
                 },
             ))
         })
-        .await
-        .map_err(status)?;
+        .await?;
     let (outcome, deleted) = outcome;
     for i in deleted {
         answers[i] = Some(rejected(

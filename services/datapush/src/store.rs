@@ -4,6 +4,7 @@
 //! it on. On PostgreSQL a batch travels as one JSON parameter; SQLite takes a row of parameters
 //! per record.
 
+use creditmesh_domain::lifecycle::{Machine, PushedRecord};
 use std::collections::HashMap;
 
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
@@ -33,6 +34,13 @@ pub struct Held {
     pub version: i64,
     pub fingerprint: String,
     pub status: String,
+}
+
+impl Held {
+    /// Whether the record was deleted on an objection (Art. 22): its key takes nothing new.
+    pub fn deleted(&self) -> bool {
+        PushedRecord::parse(&self.status) == Some(PushedRecord::Deleted)
+    }
 }
 
 fn places(from: usize, n: usize) -> String {

@@ -2,8 +2,9 @@
 //! department, keeps its own record of them with the signed receipt it gave for each, and
 //! passes the department's acknowledgements and declines to the platform.
 
-pub mod inbox;
-mod receiver;
+mod grpc;
+mod receiving;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ pub async fn open_database(cfg: &DbConfig) -> Result<Db> {
     let db = Db::connect(cfg)
         .await
         .context("connecting the department database")?;
-    creditmesh_storage::migrate::run(&db, NAME, &inbox::migrations())
+    creditmesh_storage::migrate::run(&db, NAME, &store::migrations())
         .await
         .context("migrating the department database")?;
     Ok(db)
@@ -99,7 +100,7 @@ pub async fn start(cfg: &NodeConfig, stop: CancellationToken) -> Result<RunningN
         },
     )?;
     spawn_reloader(tls.clone(), stop.clone());
-    let receiver = receiver::Receiver {
+    let receiver = receiving::Receiver {
         db: db.clone(),
         authn: Authn::new(&cfg.trust_domain).with_revocations(tls.clone()),
         signer,
@@ -139,13 +140,13 @@ pub async fn start(cfg: &NodeConfig, stop: CancellationToken) -> Result<RunningN
 /// A referral as the department holds it.
 pub struct Held {
     pub referral: Referral,
-    pub entry: inbox::Entry,
+    pub entry: store::Entry,
 }
 
 /// The referrals this node received, oldest first.
 pub async fn list(db: &Db, unanswered_only: bool) -> Result<Vec<Held>> {
     let mut conn = db.acquire().await?;
-    let entries = inbox::list(&mut conn, unanswered_only).await?;
+    let entries = store::list(&mut conn, unanswered_only).await?;
     Ok(entries
         .into_iter()
         .map(|entry| Held {
@@ -172,7 +173,7 @@ pub async fn answer(
     answer: Answer,
 ) -> Result<Referral> {
     let mut conn = db.acquire().await?;
-    if inbox::find(&mut conn, referral_id).await?.is_none() {
+    if store::find(&mut conn, referral_id).await?.is_none() {
         bail!("no referral {referral_id} was received by this node");
     }
     drop(conn);
@@ -205,7 +206,7 @@ pub async fn answer(
         }
     };
     let mut conn = db.acquire().await?;
-    inbox::answer(
+    store::answer(
         &mut conn,
         referral_id,
         status,

@@ -9,7 +9,7 @@ use creditmesh_proto::disclosure::v1::witness_service_client::WitnessServiceClie
 use creditmesh_proto::disclosure::v1::witness_service_server::WitnessService;
 use creditmesh_proto::disclosure::v1::{AddCheckpointRequest, AddCheckpointResponse};
 use creditmesh_rpc::service::WitnessPeer;
-use creditmesh_rpc::{Authn, ServiceStore, status, status_from};
+use creditmesh_rpc::{Authn, ServiceStore, edge};
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use tonic::transport::Channel;
@@ -37,17 +37,25 @@ impl WitnessService for Witness {
         request: Request<AddCheckpointRequest>,
     ) -> Result<Response<AddCheckpointResponse>, Status> {
         let peer = self.authn.service_peer(&request)?;
+        edge::read(self.cosign(peer, request.into_inner())).await
+    }
+}
+
+impl Witness {
+    /// Cosigns the checkpoint the register's service submits when it extends what this
+    /// witness cosigned before; answers with its own size when the register is behind.
+    async fn cosign(
+        &self,
+        peer: creditmesh_domain::Principal,
+        req: AddCheckpointRequest,
+    ) -> Result<AddCheckpointResponse, Error> {
         if peer.kind != PrincipalKind::Service || peer.subject != crate::NAME {
-            return Err(status(Error::permission_denied(
+            return Err(Error::permission_denied(
                 "only the register's service submits checkpoints",
-            )));
+            ));
         }
-        let req = request.into_inner();
         if req.old_size < 0 {
-            return Err(status(Error::invalid_field(
-                "old_size",
-                "must not be negative",
-            )));
+            return Err(Error::invalid_field("old_size", "must not be negative"));
         }
         let answer = add_checkpoint(
             &self.store.db,
@@ -60,19 +68,19 @@ impl WitnessService for Witness {
         )
         .await;
         match answer {
-            Ok(cosignature) => Ok(Response::new(AddCheckpointResponse {
+            Ok(cosignature) => Ok(AddCheckpointResponse {
                 cosignature,
                 witness_size: 0,
-            })),
-            Err(Refusal::Conflict { size }) => Ok(Response::new(AddCheckpointResponse {
+            }),
+            Err(Refusal::Conflict { size }) => Ok(AddCheckpointResponse {
                 cosignature: String::new(),
                 witness_size: size as i64,
-            })),
-            Err(Refusal::Fork(why)) => Err(status(Error::failed_precondition(format!(
+            }),
+            Err(Refusal::Fork(why)) => Err(Error::failed_precondition(format!(
                 "refused, a fork: {why}"
-            )))),
-            Err(Refusal::Invalid(why)) => Err(status(Error::invalid_field("checkpoint", why))),
-            Err(Refusal::Storage(e)) => Err(status_from(e)),
+            ))),
+            Err(Refusal::Invalid(why)) => Err(Error::invalid_field("checkpoint", why)),
+            Err(Refusal::Storage(e)) => Err(e.into()),
         }
     }
 }

@@ -4,7 +4,7 @@ use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
 use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
-use creditmesh_rpc::{CallContext, Written, download, edge, status, status_from, upload};
+use creditmesh_rpc::{CallContext, Written, download, edge, upload};
 use creditmesh_storage::blob::Staging;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -182,7 +182,6 @@ pub(crate) async fn read_document(
     api: &Api,
     request: Request<ReadDocumentRequest>,
 ) -> Result<Response<DocumentStream>, Status> {
-    use read_document_response::Part as Out;
     let ctx = api.authn.context(&request)?;
     let req = request.into_inner();
     let mut v = Violations::default();
@@ -190,30 +189,42 @@ pub(crate) async fn read_document(
     v.require("filing_id", filing_id);
     let (sha256, purpose) =
         download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
-    if let Err(e) = v.finish() {
-        return Err(status(api.store.reject(&ctx, READ_METHOD, e).await));
-    }
+    let checked = v.finish().map(|()| (filing_id, sha256, purpose));
+    edge::call(
+        &api.store,
+        &ctx,
+        READ_METHOD,
+        checked,
+        |(filing_id, sha256, purpose)| read(api, &ctx, filing_id, sha256, purpose),
+    )
+    .await
+}
+
+async fn read(
+    api: &Api,
+    ctx: &CallContext,
+    filing_id: &str,
+    sha256: String,
+    purpose: &str,
+) -> Result<DocumentStream, Error> {
+    use read_document_response::Part as Out;
     let store = &api.store;
-    let (ctx_ref, sha) = (&ctx, &sha256);
-    let at_place = match beyond_holder(api, &ctx, filing_id, &sha256).await {
-        Ok(found) => found,
-        Err(e) => return Err(status(api.store.reject(&ctx, READ_METHOD, e).await)),
-    };
-    let at_place = &at_place;
+    let sha = &sha256;
+    let at_place = &beyond_holder(api, ctx, filing_id, sha).await?;
     let filing = store
-        .write(ctx_ref, READ_METHOD, |mut tx| async move {
+        .write(ctx, READ_METHOD, |mut tx| async move {
             // A reader beyond the holder was checked before: a place's scope does not see the
             // holder's rows, and its read is recorded in its own tenant; a department's in
             // the filing's.
             let (filing, read_in) = match at_place {
                 Some(filing)
-                    if ctx_ref.principal.kind == creditmesh_domain::PrincipalKind::Department =>
+                    if ctx.principal.kind == creditmesh_domain::PrincipalKind::Department =>
                 {
                     (filing.clone(), filing.tenant.clone())
                 }
-                Some(filing) => (filing.clone(), ctx_ref.principal.tenant.to_string()),
+                Some(filing) => (filing.clone(), ctx.principal.tenant.to_string()),
                 None => {
-                    let filing = api.visible_filing(&mut tx, ctx_ref, filing_id).await?;
+                    let filing = api.visible_filing(&mut tx, ctx, filing_id).await?;
                     if !store::refers_to(&mut tx, &filing.tenant, &filing.filing_id, sha).await? {
                         return Err(Error::not_found(format!(
                             "filing {filing_id} holds no document {sha}"
@@ -228,7 +239,7 @@ pub(crate) async fn read_document(
                 &read_in,
                 &filing.filing_id,
                 sha,
-                &ctx_ref.principal_id,
+                &ctx.principal_id,
                 purpose,
                 store.now(),
             )
@@ -241,13 +252,11 @@ pub(crate) async fn read_document(
                 },
             ))
         })
-        .await
-        .map_err(status)?;
-    let mut conn = store.db.acquire().await.map_err(status_from)?;
+        .await?;
+    let mut conn = store.db.acquire().await?;
     let (kind, media_type, size_bytes, file_name) = store::document(&mut conn, &filing.uscc, sha)
-        .await
-        .map_err(status_from)?
-        .ok_or_else(|| Status::internal(format!("document {sha} is referred to, not recorded")))?;
+        .await?
+        .ok_or_else(|| Error::internal(format!("document {sha} is referred to, not recorded")))?;
     drop(conn);
     tracing::info!(filing = %filing.filing_id, sha256 = %sha, "document read");
     let first = ReadDocumentResponse {
@@ -260,9 +269,8 @@ pub(crate) async fn read_document(
             size_bytes,
         })),
     };
-    let stream = download::stream(&api.blobs, sha, first, |c| ReadDocumentResponse {
+    download::stream(&api.blobs, sha, first, |c| ReadDocumentResponse {
         part: Some(Out::Chunk(c)),
     })
-    .await?;
-    Ok(Response::new(stream))
+    .await
 }

@@ -13,15 +13,7 @@ use creditmesh_domain::measures::REVIEW_WORKING_DAYS;
 /// A task as the API shows it, with its working days left on `calendar`.
 pub(crate) fn task_proto(calendar: &Calendar, t: TaskRow, today: &str) -> ReviewTask {
     let checks: Vec<serde_json::Value> = serde_json::from_str(&t.checks).unwrap_or_default();
-    let status = match Task::parse(&t.status) {
-        Some(Task::Open) => TaskStatus::Open,
-        Some(Task::Approved) => TaskStatus::Approved,
-        Some(Task::Refused) => TaskStatus::Refused,
-        Some(Task::Forwarded) => TaskStatus::Forwarded,
-        Some(Task::Closed) => TaskStatus::Closed,
-        Some(Task::Withdrawn) => TaskStatus::Withdrawn,
-        None => TaskStatus::Unspecified,
-    };
+    let status = Task::parse(&t.status).map_or(TaskStatus::Unspecified, task_status);
     // A provisional deadline makes nothing overdue: it may yet move later.
     let overdue = t.status == Task::Open.name()
         && !t.deadline_due.is_empty()
@@ -102,4 +94,28 @@ pub fn category_name(category: FindingCategory) -> String {
         .as_str_name()
         .trim_start_matches("FINDING_CATEGORY_")
         .to_ascii_lowercase()
+}
+
+/// The task machine's states as the API names them, both ways.
+const TASK_STATES: [(Task, TaskStatus); 6] = [
+    (Task::Open, TaskStatus::Open),
+    (Task::Approved, TaskStatus::Approved),
+    (Task::Refused, TaskStatus::Refused),
+    (Task::Forwarded, TaskStatus::Forwarded),
+    (Task::Closed, TaskStatus::Closed),
+    (Task::Withdrawn, TaskStatus::Withdrawn),
+];
+
+pub(crate) fn task_status(state: Task) -> TaskStatus {
+    TASK_STATES
+        .iter()
+        .find(|(s, _)| *s == state)
+        .map_or(TaskStatus::Unspecified, |(_, p)| *p)
+}
+
+pub(crate) fn task_state(status: TaskStatus) -> Option<Task> {
+    TASK_STATES
+        .iter()
+        .find(|(_, p)| *p == status)
+        .map(|(s, _)| *s)
 }

@@ -5,7 +5,7 @@ use creditmesh_domain::identity_document::IdentityDocument;
 use creditmesh_domain::resident_id::ResidentId;
 use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::review::v1::*;
-use creditmesh_rpc::{Written, edge, status};
+use creditmesh_rpc::{CallContext, Written, edge};
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -113,63 +113,85 @@ pub(crate) async fn import_dishonesty_list(
     const METHOD: &str = "ImportDishonestyList";
     let ctx = api.authn.context(&request)?;
     if let Err(e) = Api::region(&ctx) {
-        return Err(status(api.store.reject(&ctx, METHOD, e).await));
+        return edge::refuse(&api.store, &ctx, METHOD, e).await;
     }
     let mut stream = request.into_inner();
     let mut answer = ImportDishonestyListResponse::default();
     let mut offset = 0usize;
-    // Each message is a batch, validated whole and committed in one transaction.
+    // Each message is a batch, validated whole and committed in one transaction; a stream
+    // that breaks is answered as it broke.
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let mut v = Violations::default();
-        let entries: Vec<tasks::Listing> = batch
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                listing(
-                    &mut v,
-                    &format!("entries[{}]", offset + i),
-                    &Some(e.clone()),
-                )
-            })
-            .collect();
+        let checked = entries_of(&batch, offset);
         offset += batch.entries.len();
-        if let Err(e) = v.finish() {
-            return Err(status(api.store.reject(&ctx, METHOD, e).await));
-        }
-        let (ctx, entries) = (&ctx, &entries);
-        let (imported, updated, revoked, opened) = api
-            .store
-            .write(ctx, METHOD, |mut tx| async move {
-                let (mut imported, mut updated) = (0, 0);
-                let (mut revoked, mut opened) = (Vec::new(), Vec::new());
-                for entry in entries {
-                    if tasks::put_listing(&mut tx, entry, api.store.now()).await? {
-                        imported += 1;
-                    } else {
-                        updated += 1;
-                    }
-                    let (r, o) = api.apply_listing(&mut tx, ctx, entry).await?;
-                    revoked.extend(r);
-                    opened.extend(o);
-                }
-                Ok((
-                    tx,
-                    Written {
-                        value: (imported, updated, revoked, opened),
-                        tenant: String::new(),
-                    },
-                ))
+        let (imported, updated, revoked, opened) =
+            edge::call(&api.store, &ctx, METHOD, checked, |entries| {
+                import_batch(api, &ctx, METHOD, entries)
             })
-            .await
-            .map_err(status)?;
+            .await?
+            .into_inner();
         answer.imported += imported;
         answer.updated += updated;
         answer.revoked_filing_ids.extend(revoked);
         answer.supervision_task_ids.extend(opened);
     }
     Ok(Response::new(answer))
+}
+
+/// A batch's entries, each checked, named by its place in the whole import.
+fn entries_of(
+    batch: &ImportDishonestyListRequest,
+    offset: usize,
+) -> Result<Vec<tasks::Listing>, Error> {
+    let mut v = Violations::default();
+    let entries: Vec<tasks::Listing> = batch
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            listing(
+                &mut v,
+                &format!("entries[{}]", offset + i),
+                &Some(e.clone()),
+            )
+        })
+        .collect();
+    v.finish().map(|()| entries)
+}
+
+/// Entries imported and updated, filings revoked and supervision tasks opened by one batch.
+type Imported = (i64, i64, Vec<String>, Vec<String>);
+
+async fn import_batch(
+    api: &Api,
+    ctx: &CallContext,
+    method: &str,
+    entries: Vec<tasks::Listing>,
+) -> Result<Imported, Error> {
+    let entries = &entries;
+    api.store
+        .write(ctx, method, |mut tx| async move {
+            let (mut imported, mut updated) = (0, 0);
+            let (mut revoked, mut opened) = (Vec::new(), Vec::new());
+            for entry in entries {
+                if tasks::put_listing(&mut tx, entry, api.store.now()).await? {
+                    imported += 1;
+                } else {
+                    updated += 1;
+                }
+                let (r, o) = api.apply_listing(&mut tx, ctx, entry).await?;
+                revoked.extend(r);
+                opened.extend(o);
+            }
+            Ok((
+                tx,
+                Written {
+                    value: (imported, updated, revoked, opened),
+                    tenant: String::new(),
+                },
+            ))
+        })
+        .await
 }
 
 pub(crate) async fn remove_dishonesty_entry(

@@ -1,5 +1,6 @@
 //! Reading tasks and credit files, scoped to what the caller may see.
 
+use creditmesh_domain::lifecycle::Machine;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::{edge, status, timestamp};
@@ -48,14 +49,8 @@ pub(crate) async fn list_review_tasks(
                 format!(",{},", list.join(","))
             }
         };
-        let statuses = names(&req.statuses, |s| match TaskStatus::try_from(s).ok()? {
-            TaskStatus::Open => Some("open"),
-            TaskStatus::Approved => Some("approved"),
-            TaskStatus::Refused => Some("refused"),
-            TaskStatus::Forwarded => Some("forwarded"),
-            TaskStatus::Closed => Some("closed"),
-            TaskStatus::Withdrawn => Some("withdrawn"),
-            TaskStatus::Unspecified => None,
+        let statuses = names(&req.statuses, |s| {
+            crate::convert::task_state(TaskStatus::try_from(s).ok()?).map(Machine::name)
         });
         let kinds = names(&req.kinds, |k| match TaskKind::try_from(k).ok()? {
             TaskKind::Filing => Some("filing"),

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use creditmesh_domain::{Clock, PrincipalKind, Tenant};
+use creditmesh_domain::{Clock, Error, PrincipalKind, Tenant};
 use creditmesh_pki::receipt;
 use creditmesh_proto::complaints::v1::{Referral, ReferralReceipt};
 use creditmesh_proto::complaints::{v1, v2};
-use creditmesh_rpc::{Authn, status_from, timestamp};
+use creditmesh_rpc::{Authn, edge, timestamp};
 use creditmesh_storage::Db;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::inbox::{self, Entry};
+use crate::store::{self, Entry};
 
 pub struct Receiver {
     pub(crate) db: Db,
@@ -24,80 +24,68 @@ pub struct Receiver {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-fn invalid(why: impl Into<String>) -> Status {
-    Status::invalid_argument(why.into())
-}
-
-#[tonic::async_trait]
-impl v2::referral_receiver_service_server::ReferralReceiverService for Receiver {
-    async fn receive_referral(
-        &self,
-        request: Request<v2::ReceiveReferralRequest>,
-    ) -> Result<Response<v2::ReceiveReferralResponse>, Status> {
-        let peer = self.complaints_service(&request)?;
-        let bytes = request.into_inner().referral;
-        let (duplicate, receipt) = self.receive(&peer, bytes).await?;
-        Ok(Response::new(v2::ReceiveReferralResponse {
+/// A v2 delivery: the referral's bytes as the complaints service encoded them.
+pub(crate) async fn receive_v2(
+    node: &Receiver,
+    request: Request<v2::ReceiveReferralRequest>,
+) -> Result<Response<v2::ReceiveReferralResponse>, Status> {
+    let peer = node.authn.service_peer(&request)?;
+    let bytes = request.into_inner().referral;
+    edge::read(async {
+        let (duplicate, receipt) = node.receive(&peer, bytes).await?;
+        Ok(v2::ReceiveReferralResponse {
             duplicate,
             receipt: Some(receipt),
-        }))
-    }
+        })
+    })
+    .await
 }
 
-/// The contract as first published: the referral as a message, kept and hashed as this node
-/// encodes it.
-#[tonic::async_trait]
-impl v1::referral_receiver_service_server::ReferralReceiverService for Receiver {
-    async fn receive_referral(
-        &self,
-        request: Request<v1::ReceiveReferralRequest>,
-    ) -> Result<Response<v1::ReceiveReferralResponse>, Status> {
-        let peer = self.complaints_service(&request)?;
-        let referral = request
-            .into_inner()
-            .referral
-            .ok_or_else(|| invalid("referral: is required"))?;
-        let (duplicate, receipt) = self.receive(&peer, referral.encode_to_vec()).await?;
-        Ok(Response::new(v1::ReceiveReferralResponse {
+/// A v1 delivery: the referral as a message.
+pub(crate) async fn receive_v1(
+    node: &Receiver,
+    request: Request<v1::ReceiveReferralRequest>,
+) -> Result<Response<v1::ReceiveReferralResponse>, Status> {
+    let peer = node.authn.service_peer(&request)?;
+    let referral = request.into_inner().referral;
+    edge::read(async {
+        let referral = referral.ok_or_else(|| Error::invalid_field("referral", "is required"))?;
+        let (duplicate, receipt) = node.receive(&peer, referral.encode_to_vec()).await?;
+        Ok(v1::ReceiveReferralResponse {
             duplicate,
             receipt: Some(receipt),
-        }))
-    }
+        })
+    })
+    .await
 }
 
 impl Receiver {
-    /// The calling peer, when it is the platform's complaints service: only it delivers
-    /// referrals.
-    fn complaints_service<T>(
-        &self,
-        request: &Request<T>,
-    ) -> Result<creditmesh_domain::Principal, Status> {
-        let peer = self.authn.service_peer(request)?;
-        if peer.kind != PrincipalKind::Service || peer.subject != "complaints" {
-            return Err(Status::permission_denied(
-                "only the complaints service delivers referrals",
-            ));
-        }
-        Ok(peer)
-    }
-
     /// Keeps the first delivery of the encoded referral `bytes`; whether it was received
     /// before, and the receipt of its first delivery.
     async fn receive(
         &self,
         peer: &creditmesh_domain::Principal,
         bytes: Vec<u8>,
-    ) -> Result<(bool, ReferralReceipt), Status> {
-        let referral = Referral::decode(bytes.as_slice())
-            .map_err(|e| invalid(format!("referral: not an encoded referral: {e}")))?;
+    ) -> Result<(bool, ReferralReceipt), Error> {
+        if peer.kind != PrincipalKind::Service || peer.subject != "complaints" {
+            return Err(Error::permission_denied(
+                "only the complaints service delivers referrals",
+            ));
+        }
+        let referral = Referral::decode(bytes.as_slice()).map_err(|e| {
+            Error::invalid_field("referral", format!("not an encoded referral: {e}"))
+        })?;
         if uuid::Uuid::parse_str(&referral.referral_id).is_err() {
-            return Err(invalid("referral.referral_id: is not a referral id"));
+            return Err(Error::invalid_field(
+                "referral.referral_id",
+                "is not a referral id",
+            ));
         }
         let code = creditmesh_domain::department::code_of(referral.department);
         if code != Some(self.department.as_str())
             || referral.department_tenant != self.tenant.to_string()
         {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::failed_precondition(format!(
                 "referral {} is addressed to department {} of {}, not to this node ({} of {})",
                 referral.referral_id,
                 code.unwrap_or("unknown"),
@@ -112,9 +100,9 @@ impl Receiver {
         let signature = self
             .signer
             .sign(statement.as_bytes())
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let mut conn = self.db.acquire().await.map_err(status_from)?;
-        let first = inbox::insert_first(
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut conn = self.db.acquire().await?;
+        let first = store::insert_first(
             &mut conn,
             &Entry {
                 referral_id: referral.referral_id.clone(),
@@ -128,18 +116,19 @@ impl Receiver {
             },
             &peer.to_string(),
         )
-        .await
-        .map_err(status_from)?;
-        let kept = inbox::find(&mut conn, &referral.referral_id)
-            .await
-            .map_err(status_from)?
-            .ok_or_else(|| Status::internal("a referral just kept is missing"))?;
+        .await?;
+        let kept = store::find(&mut conn, &referral.referral_id)
+            .await?
+            .ok_or_else(|| Error::internal("a referral just kept is missing"))?;
         if kept.sha256 != sha256 {
             tracing::warn!(referral_id = %kept.referral_id, "referral id received again with other content");
-            return Err(Status::already_exists(format!(
-                "referral {} was received before with other content",
-                kept.referral_id
-            )));
+            return Err(Error::new(
+                creditmesh_domain::ErrorCode::AlreadyExists,
+                format!(
+                    "referral {} was received before with other content",
+                    kept.referral_id
+                ),
+            ));
         }
         if first {
             tracing::info!(referral_id = %kept.referral_id, tracking_number = %referral.tracking_number, "referral received");
