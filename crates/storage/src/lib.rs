@@ -11,6 +11,7 @@ pub mod error;
 pub mod fair;
 pub mod infra;
 pub mod migrate;
+pub mod runs;
 pub mod sealed;
 pub mod transition;
 

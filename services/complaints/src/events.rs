@@ -12,8 +12,7 @@ use creditmesh_proto::events::v1::{Event, RegisterChanged, RevocationReferred, S
 use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
 use creditmesh_rpc::timestamp;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
-use creditmesh_storage::{StorageError, Tx};
+use creditmesh_storage::Tx;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -121,26 +120,7 @@ impl EventHandler for Handler {
         }
         let e: RegisterChanged = decode(event)?;
         let at = creditmesh_rpc::sink::occurred_micros(event);
-        sqlx::query(
-            "INSERT INTO complaints_holder (uscc, tenant, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, \
-             updated_at = excluded.updated_at WHERE complaints_holder.updated_at <= excluded.updated_at",
-        )
-        .bind(e.uscc)
-        .bind(e.tenant)
-        .bind(at)
-        .execute(&mut **tx)
-        .await
-        .map_err(StorageError::from)?;
+        crate::store::put_holder(tx, &e.uscc, &e.tenant, at).await?;
         Ok(Applied::Done)
     }
-}
-
-/// The authority holding `uscc`'s filing, when the register knows it.
-pub async fn holder(conn: &mut AnyConnection, uscc: &str) -> Result<Option<String>, StorageError> {
-    let row = sqlx::query("SELECT tenant FROM complaints_holder WHERE uscc = $1")
-        .bind(uscc.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }

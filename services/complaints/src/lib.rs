@@ -8,6 +8,7 @@ mod evidence_store;
 mod grpc;
 mod handling;
 mod jobs;
+mod notification_store;
 pub mod notify;
 mod referral_store;
 pub mod referrals;
@@ -78,11 +79,5 @@ fn routes(env: ServiceEnv) -> Routes {
 fn deadline_gauges(
     env: ServiceEnv,
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
-    creditmesh_rpc::deadlines::reported(
-        env,
-        "SELECT tenant, 'acceptance' AS kind, acceptance_due AS due FROM complaints_complaint \
-         WHERE status = 'received' AND acceptance_due <> '' \
-         UNION ALL SELECT tenant, 'handling', handling_due FROM complaints_complaint \
-         WHERE status = 'accepted' AND handling_due <> ''",
-    )
+    creditmesh_rpc::deadlines::reported(env, crate::store::OPEN_DEADLINES)
 }

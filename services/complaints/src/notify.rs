@@ -14,10 +14,12 @@ use creditmesh_pki::ContactKey;
 use creditmesh_rpc::ServiceStore;
 use creditmesh_rpc::service::NotificationsConfig;
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_storage::sqlx::AnyConnection;
 use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio_util::sync::CancellationToken;
+
+use crate::notification_store;
 
 /// How a complainant is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,21 +277,19 @@ async fn insert(
     body: &str,
     now: i64,
 ) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO complaints_notification (id, tenant, tracking_number, address, subject, \
-         body, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    notification_store::insert(
+        conn,
+        &notification_store::NewNotification {
+            tenant,
+            reference,
+            address: to,
+            channel: channel.name(),
+            subject,
+            body,
+            now,
+        },
     )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(tenant.to_owned())
-    .bind(reference.to_owned())
-    .bind(to.to_owned())
-    .bind(subject.to_owned())
-    .bind(body.to_owned())
-    .bind(now)
-    .bind(channel.name())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// How long after `attempts` failures a notification is tried again: doubling from 5 s, at
@@ -312,66 +312,45 @@ pub async fn send_due(
     let now = store.now();
     let due: Vec<(Outgoing, i64)> = {
         let mut conn = store.db.acquire().await?;
-        let rows = sqlx::query(
-            "SELECT n.id, n.address, n.subject, n.body, n.attempts, n.channel, \
-             c.complainant_contact, n.tracking_number FROM complaints_notification n \
-             LEFT JOIN complaints_complaint c ON c.tenant = n.tenant \
-             AND c.tracking_number = n.tracking_number \
-             WHERE n.sent_at IS NULL AND n.next_at <= $1 ORDER BY n.next_at LIMIT 20",
-        )
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let channel: String = r.try_get(5)?;
-                let address: String = r.try_get(1)?;
+        notification_store::due(&mut conn, now)
+            .await?
+            .into_iter()
+            .map(|n| {
                 // A complaint's notification is sent where its complaint says now; another's
                 // where its sealed address says, opened only here.
-                let to = if address.is_empty() {
-                    r.try_get::<Option<String>, _>(6)?
+                let to = if n.address.is_empty() {
+                    n.complainant_contact
                         .and_then(|contact| reach(&contact))
                         .map(|(_, to)| to)
                         .unwrap_or_default()
                 } else {
-                    let reference: String = r.try_get(7)?;
-                    contacts.open(&reference, &address).unwrap_or_else(|e| {
+                    contacts.open(&n.reference, &n.address).unwrap_or_else(|e| {
+                        let reference = &n.reference;
                         tracing::warn!(%reference, error = %e, "a sealed contact does not open");
                         String::new()
                     })
                 };
-                Ok((
-                    Outgoing {
-                        id: r.try_get(0)?,
-                        channel: if channel == "sms" {
-                            Channel::Sms
-                        } else {
-                            Channel::Email
-                        },
-                        to,
-                        subject: r.try_get(2)?,
-                        body: r.try_get(3)?,
-                    },
-                    r.try_get::<i64, _>(4)?,
-                ))
+                let channel = if n.channel == "sms" {
+                    Channel::Sms
+                } else {
+                    Channel::Email
+                };
+                let m = Outgoing {
+                    id: n.id,
+                    channel,
+                    to,
+                    subject: n.subject,
+                    body: n.body,
+                };
+                (m, n.attempts)
             })
-            .collect::<Result<_, sqlx::Error>>()?
+            .collect()
     };
     let mut sent = 0;
     for (m, attempts) in due {
         let claimed = {
             let mut conn = store.db.acquire().await?;
-            sqlx::query(
-                "UPDATE complaints_notification SET next_at = $1 \
-                 WHERE id = $2 AND sent_at IS NULL AND next_at <= $3",
-            )
-            .bind(now + CLAIM.as_micros() as i64)
-            .bind(m.id.clone())
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-                == 1
+            notification_store::claim(&mut conn, &m.id, now, now + CLAIM.as_micros() as i64).await?
         };
         if !claimed {
             continue;
@@ -380,15 +359,7 @@ pub async fn send_due(
             // The complaint no longer says where to reach its complainant (or a sealed address
             // does not open): nothing to send.
             let mut conn = store.db.acquire().await?;
-            sqlx::query(
-                "UPDATE complaints_notification SET sent_at = $1, \
-                 last_error = 'not sent: no contact to reach' \
-                 WHERE id = $2 AND sent_at IS NULL",
-            )
-            .bind(store.now())
-            .bind(m.id.clone())
-            .execute(&mut *conn)
-            .await?;
+            notification_store::unreachable(&mut conn, &m.id, store.now()).await?;
             continue;
         } else {
             notifiers.of(m.channel).send(&m).await
@@ -396,28 +367,14 @@ pub async fn send_due(
         let mut conn = store.db.acquire().await?;
         match outcome {
             Ok(()) => {
-                sqlx::query(
-                    "UPDATE complaints_notification SET sent_at = $1, attempts = attempts + 1 \
-                     WHERE id = $2 AND sent_at IS NULL",
-                )
-                .bind(store.now())
-                .bind(m.id.clone())
-                .execute(&mut *conn)
-                .await?;
+                notification_store::sent(&mut conn, &m.id, store.now()).await?;
                 sent += 1;
             }
             Err(e) => {
                 tracing::warn!(notification = %m.id, error = %e, "complainant not told yet");
                 let next = now + backoff(attempts).as_micros() as i64;
-                sqlx::query(
-                    "UPDATE complaints_notification SET attempts = attempts + 1, next_at = $1, \
-                     last_error = $2 WHERE id = $3 AND sent_at IS NULL",
-                )
-                .bind(next)
-                .bind(e.chars().take(500).collect::<String>())
-                .bind(m.id.clone())
-                .execute(&mut *conn)
-                .await?;
+                let error: String = e.chars().take(500).collect();
+                notification_store::failed(&mut conn, &m.id, next, &error).await?;
             }
         }
     }

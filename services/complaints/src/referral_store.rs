@@ -322,3 +322,35 @@ pub async fn set_declined(
     .await?;
     Ok(())
 }
+
+/// Referrals stored before contacts were sealed: their ids and hex payloads.
+pub async fn unsealed(conn: &mut AnyConnection) -> Result<Vec<(String, String)>, StorageError> {
+    Ok(sqlx::query_as(
+        "SELECT referral_id, payload FROM complaints_referral WHERE sealed_contact = ''",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Replaces the referral's payload `was` by `payload` (its contact taken out) and keeps the
+/// contact sealed, unless it changed meanwhile; whether it did.
+pub async fn seal_contact(
+    conn: &mut AnyConnection,
+    referral_id: &str,
+    was: &str,
+    payload: &str,
+    sealed_contact: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query(
+        "UPDATE complaints_referral SET payload = $1, sealed_contact = $2 \
+         WHERE referral_id = $3 AND sealed_contact = '' AND payload = $4",
+    )
+    .bind(payload.to_owned())
+    .bind(sealed_contact.to_owned())
+    .bind(referral_id.to_owned())
+    .bind(was.to_owned())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}

@@ -646,17 +646,9 @@ pub async fn seal_stored_contacts(
     store: &ServiceStore,
     contacts: &ContactKey,
 ) -> Result<usize, StorageError> {
-    use creditmesh_storage::sqlx::{self, Row};
     let mut conn = store.db.acquire().await?;
-    let rows = sqlx::query(
-        "SELECT referral_id, payload FROM complaints_referral WHERE sealed_contact = ''",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
     let mut sealed = 0;
-    for r in &rows {
-        let referral_id: String = r.try_get(0)?;
-        let payload: String = r.try_get(1)?;
+    for (referral_id, payload) in referral_store::unsealed(&mut conn).await? {
         let Ok(mut referral) = hex::decode(&payload)
             .map_err(|e| e.to_string())
             .and_then(|b| Referral::decode(b.as_slice()).map_err(|e| e.to_string()))
@@ -670,17 +662,18 @@ pub async fn seal_stored_contacts(
             .seal(&referral_id, &referral.complainant_contact)
             .map_err(|e| StorageError::Other(format!("sealing a contact: {e}")))?;
         referral.complainant_contact.clear();
-        sealed += sqlx::query(
-            "UPDATE complaints_referral SET payload = $1, sealed_contact = $2 \
-             WHERE referral_id = $3 AND sealed_contact = '' AND payload = $4",
+        let unsealed = hex::encode(referral.encode_to_vec());
+        if referral_store::seal_contact(
+            &mut conn,
+            &referral_id,
+            &payload,
+            &unsealed,
+            &sealed_contact,
         )
-        .bind(hex::encode(referral.encode_to_vec()))
-        .bind(sealed_contact)
-        .bind(referral_id)
-        .bind(payload)
-        .execute(&mut *conn)
         .await?
-        .rows_affected() as usize;
+        {
+            sealed += 1;
+        }
     }
     Ok(sealed)
 }

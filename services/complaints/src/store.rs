@@ -5,6 +5,13 @@ use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use creditmesh_storage::transition;
 
+/// The deadlines running, by tenant and kind, for the gauges: acceptance of complaints received,
+/// handling of those accepted.
+pub const OPEN_DEADLINES: &str = "SELECT tenant, 'acceptance' AS kind, acceptance_due AS due \
+     FROM complaints_complaint WHERE status = 'received' AND acceptance_due <> '' \
+     UNION ALL SELECT tenant, 'handling', handling_due FROM complaints_complaint \
+     WHERE status = 'accepted' AND handling_due <> ''";
+
 pub struct NewComplaint<'a> {
     pub tenant: &'a str,
     pub tracking_number: &'a str,
@@ -446,4 +453,34 @@ pub async fn link_repeat(
     .execute(&mut *conn)
     .await?;
     Ok(first)
+}
+
+/// Records who holds `uscc`'s filing as of `at`; a notice older than what is known changes
+/// nothing.
+pub async fn put_holder(
+    conn: &mut AnyConnection,
+    uscc: &str,
+    tenant: &str,
+    at: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO complaints_holder (uscc, tenant, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (uscc) DO UPDATE SET tenant = excluded.tenant, \
+         updated_at = excluded.updated_at WHERE complaints_holder.updated_at <= excluded.updated_at",
+    )
+    .bind(uscc.to_owned())
+    .bind(tenant.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The authority holding `uscc`'s filing, when the register knows it.
+pub async fn holder(conn: &mut AnyConnection, uscc: &str) -> Result<Option<String>, StorageError> {
+    let row = sqlx::query("SELECT tenant FROM complaints_holder WHERE uscc = $1")
+        .bind(uscc.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }

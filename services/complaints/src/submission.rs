@@ -44,7 +44,7 @@ async fn submit(
     let store = &api.store;
     store
         .write_idempotent(ctx, "SubmitComplaint", &idempotency_key, |mut tx| async move {
-            let tenant = valid.route(crate::events::holder(&mut tx, valid.uscc.as_str()).await?);
+            let tenant = valid.route(crate::store::holder(&mut tx, valid.uscc.as_str()).await?);
             let tracking_number = format!("TS{}", random_code(12));
             let access_code = random_code(20);
             let now = store.now();

@@ -7,8 +7,10 @@ use creditmesh_domain::calendar::{cst_date, format_date, parse_iso_date};
 use creditmesh_domain::{Error, Principal, PrincipalKind};
 use creditmesh_proto::events::v1::{Event, ReferralDeclined, ReferralReceived};
 use creditmesh_rpc::sink::{Applied, decode, occurred_micros};
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
-use creditmesh_storage::{StorageError, Tx};
+use creditmesh_storage::Tx;
+use creditmesh_storage::sqlx::AnyConnection;
+
+use crate::case_store;
 
 /// How long after the referral was received a department may read in it: six months, counted
 /// as the Civil Code counts them (Art. 201-203). A department that needs longer asks the
@@ -32,23 +34,21 @@ pub async fn received(tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
     };
     let ends_on = crate::catalog::kept_until(received_on, TERM_MONTHS)
         .ok_or_else(|| Error::invalid_field("received_at", "has no day six months on"))?;
-    sqlx::query(
-        "INSERT INTO datapush_case (referral_id, tenant, tracking_number, agency_uscc, \
-         department, department_tenant, received_on, ends_on, opened_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (referral_id) DO NOTHING",
+    case_store::open(
+        tx,
+        &case_store::NewCase {
+            referral_id: &e.referral_id,
+            tenant: &event.tenant,
+            tracking_number: &e.tracking_number,
+            agency_uscc: &e.uscc,
+            department: &e.department,
+            department_tenant: &e.department_tenant,
+            received_on: &format_date(received_on),
+            ends_on: &format_date(ends_on),
+            opened_at: occurred_micros(event),
+        },
     )
-    .bind(e.referral_id)
-    .bind(event.tenant.clone())
-    .bind(e.tracking_number)
-    .bind(e.uscc)
-    .bind(e.department)
-    .bind(e.department_tenant)
-    .bind(format_date(received_on))
-    .bind(format_date(ends_on))
-    .bind(occurred_micros(event))
-    .execute(&mut **tx)
-    .await
-    .map_err(StorageError::from)?;
+    .await?;
     Ok(Applied::Done)
 }
 
@@ -57,22 +57,18 @@ pub async fn received(tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
 pub async fn declined(tx: &mut Tx, event: &Event) -> Result<Applied, Error> {
     let e: ReferralDeclined = decode(event)?;
     let at = occurred_micros(event);
-    sqlx::query(
-        "INSERT INTO datapush_case (referral_id, tenant, tracking_number, agency_uscc, \
-         department, department_tenant, received_on, ends_on, opened_at, closed_at, \
-         close_reason) VALUES ($1, $2, '', $3, $4, $5, '', '', $6, $6, 'declined') \
-         ON CONFLICT (referral_id) DO UPDATE SET closed_at = excluded.closed_at, \
-         close_reason = excluded.close_reason WHERE datapush_case.closed_at IS NULL",
+    case_store::close_declined(
+        tx,
+        &case_store::Declined {
+            referral_id: &e.referral_id,
+            tenant: &event.tenant,
+            agency_uscc: &e.uscc,
+            department: &e.department,
+            department_tenant: &e.department_tenant,
+            at,
+        },
     )
-    .bind(e.referral_id)
-    .bind(event.tenant.clone())
-    .bind(e.uscc)
-    .bind(e.department)
-    .bind(e.department_tenant)
-    .bind(at)
-    .execute(&mut **tx)
-    .await
-    .map_err(StorageError::from)?;
+    .await?;
     Ok(Applied::Done)
 }
 
@@ -93,22 +89,19 @@ pub async fn open_to(
     if department.kind != PrincipalKind::Department {
         return Err(denied());
     }
-    let row = sqlx::query(
-        "SELECT agency_uscc, ends_on, closed_at, close_reason FROM datapush_case \
-         WHERE referral_id = $1 AND department = $2 AND department_tenant = $3",
+    let case_store::CaseRow {
+        agency_uscc,
+        ends_on,
+        closed_at,
+        close_reason,
+    } = case_store::find(
+        conn,
+        referral_id,
+        &department.subject,
+        &department.tenant.to_string(),
     )
-    .bind(referral_id.to_owned())
-    .bind(department.subject.clone())
-    .bind(department.tenant.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(StorageError::from)?
+    .await?
     .ok_or_else(denied)?;
-    let get = |e: sqlx::Error| Error::from(StorageError::from(e));
-    let agency_uscc: String = row.try_get(0).map_err(get)?;
-    let ends_on: String = row.try_get(1).map_err(get)?;
-    let closed_at: Option<i64> = row.try_get(2).map_err(get)?;
-    let close_reason: String = row.try_get(3).map_err(get)?;
     if closed_at.is_some() {
         return Err(Error::permission_denied(format!(
             "referral {referral_id} is closed ({close_reason}): nothing may be read in it"

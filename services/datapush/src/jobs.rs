@@ -8,18 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use creditmesh_domain::calendar::{cst_date, format_date};
-use creditmesh_domain::lifecycle::{Objection, PushedRecordEvent};
+use creditmesh_domain::lifecycle::{Machine, Objection, PushedRecordEvent};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_proto::events::v1::ObjectionOverdue;
 use creditmesh_rpc::{CallContext, ServiceEnv, ServiceStore, Written};
-use creditmesh_storage::sqlx::{self, Row};
-use creditmesh_storage::{StorageError, transition};
+use creditmesh_storage::transition;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, retention_limit};
 use crate::objection_store::{self, Once};
 use crate::seal::Keys;
+use crate::store;
 
 /// How often the timers look at the clock.
 const TICK: Duration = Duration::from_millis(500);
@@ -228,12 +228,7 @@ pub async fn purge_expired(
     let run = format!("retention-purge-{}", format_date(today));
     {
         let mut conn = store.db.acquire().await?;
-        let done = sqlx::query("SELECT 1 FROM datapush_job WHERE name = $1")
-            .bind(run.clone())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StorageError::from)?;
-        if done.is_some() {
+        if creditmesh_storage::runs::done(&mut conn, store::JOBS, &run).await? {
             return Ok(0);
         }
     }
@@ -247,28 +242,19 @@ pub async fn purge_expired(
     let outcome = store
         .write(ctx, "PurgeExpiredRecords", |mut tx| async move {
             let now = store.now();
-            let claimed = sqlx::query(
-                "INSERT INTO datapush_job (name, done_at, summary) VALUES ($1, $2, '') \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(run.clone())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?
-            .rows_affected()
-                == 1;
+            let claimed = creditmesh_storage::runs::claim(&mut tx, store::JOBS, run, now).await?;
             let mut purged = 0usize;
             if claimed {
                 for (category, limit) in limits {
                     purged += purge_category(&mut tx, run, category, limit, now).await?;
                 }
-                sqlx::query("UPDATE datapush_job SET summary = $1 WHERE name = $2")
-                    .bind(format!("{purged} records purged"))
-                    .bind(run.clone())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StorageError::from)?;
+                creditmesh_storage::runs::summarize(
+                    &mut tx,
+                    store::JOBS,
+                    run,
+                    &format!("{purged} records purged"),
+                )
+                .await?;
                 tracing::info!(run = %run, purged, "retention purge ran");
             }
             Ok((
@@ -294,34 +280,12 @@ async fn purge_category(
     limit: &str,
     now: i64,
 ) -> Result<usize, Error> {
-    let expired = sqlx::query(
-        "SELECT record_id, tenant, agency_uscc, record_key, collected_on FROM datapush_record \
-         WHERE category = $1 AND collected_on < $2",
-    )
-    .bind(category.to_owned())
-    .bind(limit.to_owned())
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(StorageError::from)?;
+    let expired = store::collected_before(tx, category, limit).await?;
     for r in &expired {
-        let record_id: String = r.try_get(0).map_err(StorageError::from)?;
-        sqlx::query(
-            "INSERT INTO datapush_purge (record_id, run, tenant, agency_uscc, record_key, \
-             category, collected_on, purged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(record_id.clone())
-        .bind(run.to_owned())
-        .bind(r.try_get::<String, _>(1).map_err(StorageError::from)?)
-        .bind(r.try_get::<String, _>(2).map_err(StorageError::from)?)
-        .bind(r.try_get::<String, _>(3).map_err(StorageError::from)?)
-        .bind(category.to_owned())
-        .bind(r.try_get::<String, _>(4).map_err(StorageError::from)?)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(StorageError::from)?;
-        for o in objection_store::of_record(tx, &record_id).await? {
-            if o.status == "open" {
+        let record_id = &r.record_id;
+        store::insert_purge(tx, r, run, category, now).await?;
+        for o in objection_store::of_record(tx, record_id).await? {
+            if Objection::parse(&o.status) == Some(Objection::Open) {
                 transition::apply::<Objection>(
                     tx,
                     "datapush_objection",
@@ -339,15 +303,7 @@ async fn purge_category(
                 .await?;
             }
         }
-        for table in ["datapush_material", "datapush_version", "datapush_record"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE record_id = $1"
-            )))
-            .bind(record_id.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(StorageError::from)?;
-        }
+        store::delete_record(tx, record_id).await?;
     }
     Ok(expired.len())
 }

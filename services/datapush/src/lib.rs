@@ -3,7 +3,8 @@
 //! and their deadlines, subject access with every use logged, correction notices to earlier
 //! readers, and the retention purge.
 
-mod agencies;
+mod agency_store;
+mod case_store;
 mod cases;
 pub mod catalog;
 mod convert;
@@ -101,8 +102,7 @@ fn gauges(
     Box::pin(async move {
         let mut gauges = creditmesh_rpc::deadlines::reported(
             env.clone(),
-            "SELECT tenant, 'objection' AS kind, deadline_due AS due FROM datapush_objection \
-             WHERE status = 'open' AND deadline_due <> ''",
+            crate::objection_store::OPEN_DEADLINES,
         )
         .await;
         match index_gauges(&env).await {

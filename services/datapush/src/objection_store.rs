@@ -7,6 +7,10 @@ use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 
 use crate::index::Hashed;
 
+/// The deadlines of open objections, by tenant, for the gauges.
+pub const OPEN_DEADLINES: &str = "SELECT tenant, 'objection' AS kind, deadline_due AS due \
+     FROM datapush_objection WHERE status = 'open' AND deadline_due <> ''";
+
 /// One objection as stored; its statement and the subject's contact are sealed.
 pub struct ObjectionRow {
     pub objection_id: String,

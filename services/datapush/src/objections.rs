@@ -23,7 +23,7 @@ use crate::objection_store::{self, Filter, ObjectionRow};
 use crate::push::fingerprint;
 use crate::state::{self, Api};
 use crate::store::{self, RecordRow};
-use crate::{agencies, seal, subjects};
+use crate::{agency_store, seal, subjects};
 
 use creditmesh_domain::measures::OBJECTION_WORKING_DAYS;
 const STATEMENT_CHARS: usize = 4000;
@@ -246,7 +246,7 @@ pub(crate) async fn file_objection(
                 .await?;
                 // An agency whose filing is gone no longer decides: its holder does, and the
                 // subject is told so now rather than later.
-                let standing = agencies::standing(&mut tx, &o.agency_uscc).await?;
+                let standing = agency_store::standing(&mut tx, &o.agency_uscc).await?;
                 let (zh, en) = match decider_of(standing.as_ref()) {
                     Some(holder) => {
                         objection_store::mark_once(
@@ -327,7 +327,7 @@ struct Decider {
 /// Who decides objections to what `uscc` pushed: the agency while its filing stands; once it is
 /// revoked or deregistered, the authority holding it (Art. 22: the record must not stay under
 /// objection with no one to decide it).
-pub(crate) fn decider_of(standing: Option<&agencies::Standing>) -> Option<Tenant> {
+pub(crate) fn decider_of(standing: Option<&agency_store::Standing>) -> Option<Tenant> {
     standing
         .filter(|s| s.gone())
         .and_then(|s| Tenant::parse(&s.tenant).ok())
@@ -340,7 +340,7 @@ async fn decider(
     ctx: &CallContext,
     o: &ObjectionRow,
 ) -> Result<Option<Decider>, Error> {
-    let standing = agencies::standing(tx, &o.agency_uscc).await?;
+    let standing = agency_store::standing(tx, &o.agency_uscc).await?;
     let holder = decider_of(standing.as_ref());
     let p = &ctx.principal;
     match (p.kind, holder) {

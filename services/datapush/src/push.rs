@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::agencies::{self, Standing};
+use crate::agency_store::{self, Standing};
 use crate::catalog::Subjects;
 use crate::state::Api;
 use crate::store::{self, Prepared};
@@ -322,7 +322,7 @@ async fn serve_batches(
 /// The agency's standing, if its filing is active: only then may it push (Art. 27).
 async fn still_active(api: &Api, uscc: &str) -> Result<Standing, Error> {
     let mut conn = api.store.db.acquire().await?;
-    let standing = agencies::standing(&mut conn, uscc).await?;
+    let standing = agency_store::standing(&mut conn, uscc).await?;
     match standing {
         Some(s) if s.active() => Ok(s),
         other => Err(not_active(uscc, other.as_ref())),
@@ -536,14 +536,7 @@ async fn write(
     let (checked, fingerprints, keys) = (&checked, &fingerprints, &keys);
     let outcome = store
         .write(ctx, "PushRecords", |mut tx| async move {
-            if store.db.engine() == creditmesh_storage::Engine::Postgres {
-                // Key lists of a batch look alike to the plan cache: a generic plan made
-                // while the table was small scans it whole once it is not.
-                creditmesh_storage::sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(creditmesh_storage::StorageError::from)?;
-            }
+            store::plan_each_batch(&mut tx, store.db.engine()).await?;
             // A stream of new records skips the lookup: the upsert tells what it wrote, and
             // only what it did not write is looked up afterwards. Not while the index key
             // rotates: the upsert compares fingerprints under the current key only.

@@ -608,3 +608,93 @@ pub async fn notices(
         })
         .collect::<Result<_, _>>()?)
 }
+
+/// The table datapush's job runs claim their names in.
+pub const JOBS: &str = "datapush_job";
+
+/// A record whose retention ended, as its purge is recorded.
+pub struct Expired {
+    pub record_id: String,
+    pub tenant: String,
+    pub agency_uscc: String,
+    pub record_key: String,
+    pub collected_on: String,
+}
+
+/// The records of `category` collected before `limit` (YYYY-MM-DD).
+pub async fn collected_before(
+    conn: &mut AnyConnection,
+    category: &str,
+    limit: &str,
+) -> Result<Vec<Expired>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT record_id, tenant, agency_uscc, record_key, collected_on FROM datapush_record \
+         WHERE category = $1 AND collected_on < $2",
+    )
+    .bind(category.to_owned())
+    .bind(limit.to_owned())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Expired {
+                record_id: r.try_get(0)?,
+                tenant: r.try_get(1)?,
+                agency_uscc: r.try_get(2)?,
+                record_key: r.try_get(3)?,
+                collected_on: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Records that `r` (of `category`) was purged in `run`.
+pub async fn insert_purge(
+    conn: &mut AnyConnection,
+    r: &Expired,
+    run: &str,
+    category: &str,
+    now: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO datapush_purge (record_id, run, tenant, agency_uscc, record_key, \
+         category, collected_on, purged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(r.record_id.clone())
+    .bind(run.to_owned())
+    .bind(r.tenant.clone())
+    .bind(r.agency_uscc.clone())
+    .bind(r.record_key.clone())
+    .bind(category.to_owned())
+    .bind(r.collected_on.clone())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a record with its versions and the materials of its objections.
+pub async fn delete_record(conn: &mut AnyConnection, record_id: &str) -> Result<(), StorageError> {
+    for table in ["datapush_material", "datapush_version", "datapush_record"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE record_id = $1"
+        )))
+        .bind(record_id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Has PostgreSQL plan each statement of the transaction for its own values: the key lists of
+/// a batch look alike to the plan cache, and a generic plan made while the table was small
+/// scans it whole once it is not.
+pub async fn plan_each_batch(conn: &mut AnyConnection, engine: Engine) -> Result<(), StorageError> {
+    if engine == Engine::Postgres {
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use tlog_tiles::{Checkpoint, Hash};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint_store;
-use crate::{keyfile, log};
+use crate::{keyfile, log_store};
 
 /// The file holding the log's signing key (hex of the Ed25519 seed).
 pub const KEY_FILE: &str = "register-log.key";
@@ -293,7 +293,7 @@ pub async fn sign_if_grown(
     key: &LogKeys,
 ) -> Result<Option<u64>, StorageError> {
     let mut conn = store.db.acquire().await?;
-    let size = log::size(&mut conn).await?;
+    let size = log_store::size(&mut conn).await?;
     let newest = checkpoint_store::find(&mut conn, None, 0)
         .await?
         .map(|c| c.size)
@@ -301,7 +301,7 @@ pub async fn sign_if_grown(
     if size == 0 || size <= newest {
         return Ok(None);
     }
-    let root = log::tree_hash(&mut conn, size).await?;
+    let root = log_store::tree_hash(&mut conn, size).await?;
     let note = key.sign(size, root).map_err(StorageError::Other)?;
     checkpoint_store::insert(&mut conn, size, &root.to_string(), &note, store.now()).await?;
     Ok(Some(size))

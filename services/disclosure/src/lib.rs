@@ -10,6 +10,7 @@ mod events;
 mod grpc;
 mod keyfile;
 pub mod log;
+mod log_store;
 mod proofs;
 mod reads;
 mod remask;
@@ -19,6 +20,7 @@ pub mod store;
 mod validate;
 pub mod verify;
 pub mod witness;
+mod witness_store;
 pub mod witnessing;
 mod wording;
 

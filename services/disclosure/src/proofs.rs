@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::checkpoint_store;
 use crate::convert::notice_proto;
-use crate::log;
+use crate::log_store;
 use crate::state::Api;
 use crate::store;
 
@@ -82,7 +82,7 @@ pub(crate) async fn get_notice_proof(
         let notice = store::notice_at(&mut conn, n)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("notice {n} is missing")))?;
-        let proof = log::prove_leaf(&mut conn, c.size, n).await?;
+        let proof = log_store::prove_leaf(&mut conn, c.size, n).await?;
         Ok(GetNoticeProofResponse {
             notice: Some(notice_proto(notice)),
             tree_size: c.size as i64,
@@ -112,7 +112,7 @@ pub(crate) async fn get_consistency_proof(
                 format!("must not exceed to_size ({})", to.size),
             ));
         }
-        let proof = log::prove_consistency(&mut conn, to.size, from.size).await?;
+        let proof = log_store::prove_consistency(&mut conn, to.size, from.size).await?;
         Ok(GetConsistencyProofResponse {
             from_size: from.size as i64,
             to_size: to.size as i64,
@@ -164,7 +164,7 @@ pub(crate) async fn get_tile(
         let data = if entries {
             store::entry_bundle(&mut conn, start, width).await?
         } else {
-            log::tile_data(&mut conn, &tile).await?
+            log_store::tile_data(&mut conn, &tile).await?
         };
         Ok(GetTileResponse {
             data,

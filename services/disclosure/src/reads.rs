@@ -8,7 +8,7 @@ use creditmesh_rpc::edge;
 use tonic::{Request, Response, Status};
 
 use crate::convert::notice_proto;
-use crate::log;
+use crate::log_store;
 use crate::state::Api;
 use crate::store::{self, Search};
 use crate::store::{kind_name, status_name};
@@ -52,7 +52,7 @@ pub(crate) async fn list_agencies(
         }
         v.finish()?;
         let mut conn = api.store.db.acquire().await?;
-        let register_version = log::size(&mut conn).await? as i64;
+        let register_version = log_store::size(&mut conn).await? as i64;
         let mut agencies = store::search(
             &mut conn,
             &Search {

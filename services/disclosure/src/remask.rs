@@ -7,8 +7,6 @@ use creditmesh_domain::Error;
 use creditmesh_domain::mask::POLICY_VERSION;
 use creditmesh_domain::tenant::REGION;
 use creditmesh_rpc::{CallContext, ServiceStore, Written};
-use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, Row};
 
 use crate::events::remasked;
 use crate::store;
@@ -17,30 +15,17 @@ use crate::store;
 pub async fn run(store: &ServiceStore, ctx: &CallContext) -> Result<usize, Error> {
     // Once every record is current, a start costs one read and leaves no audit line.
     let mut conn = store.db.acquire().await?;
-    let stale = sqlx::query("SELECT 1 FROM disclosure_agency WHERE masking_policy_version <> $1")
-        .bind(POLICY_VERSION)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StorageError::from)?
-        .is_some();
+    let stale = store::masked_otherwise(&mut conn, POLICY_VERSION, 1).await?;
     drop(conn);
-    if !stale {
+    if stale.is_empty() {
         return Ok(0);
     }
     let remasked_count = store
         .write(ctx, "Remask", |mut tx| async move {
-            let rows = sqlx::query(
-                "SELECT uscc, filing_id FROM disclosure_agency \
-                 WHERE masking_policy_version <> $1 ORDER BY uscc",
-            )
-            .bind(POLICY_VERSION)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
             let mut count = 0;
-            for r in &rows {
-                let uscc: String = r.try_get(0).map_err(StorageError::from)?;
-                let filing_id: String = r.try_get(1).map_err(StorageError::from)?;
+            for (uscc, filing_id) in
+                store::masked_otherwise(&mut tx, POLICY_VERSION, i64::MAX).await?
+            {
                 let Some(mut record) = store::agency(&mut tx, &uscc).await? else {
                     continue;
                 };

@@ -7,7 +7,7 @@ use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
 use prost::Message;
 use serde_json::json;
 
-use crate::log;
+use crate::{log, log_store};
 use creditmesh_domain::lifecycle::{Filing, Machine};
 
 pub struct NewNotice<'a> {
@@ -80,7 +80,7 @@ pub async fn append_notice(
     conn: &mut AnyConnection,
     n: &NewNotice<'_>,
 ) -> Result<u64, StorageError> {
-    let seq = log::reserve(conn).await?;
+    let seq = log_store::reserve(conn).await?;
     let content = canonical(seq, n);
     let mut salt = [0u8; log::SALT_BYTES];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
@@ -102,7 +102,7 @@ pub async fn append_notice(
     .bind(n.corrects.map(|c| c as i64))
     .execute(&mut *conn)
     .await?;
-    log::append(conn, seq, leaf).await?;
+    log_store::append(conn, seq, leaf).await?;
     Ok(seq)
 }
 
@@ -384,6 +384,41 @@ pub fn status_name(status: AgencyStatus) -> &'static str {
         AgencyStatus::Deregistered => Filing::Deregistered.name(),
         AgencyStatus::Unspecified => "unspecified",
     }
+}
+
+/// Up to `limit` agencies whose record is shown under a masking policy other than `policy`:
+/// `(uscc, filing_id)`, by code.
+pub async fn masked_otherwise(
+    conn: &mut AnyConnection,
+    policy: &str,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StorageError> {
+    Ok(sqlx::query_as(
+        "SELECT uscc, filing_id FROM disclosure_agency \
+         WHERE masking_policy_version <> $1 ORDER BY uscc LIMIT $2",
+    )
+    .bind(policy.to_owned())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The table the register's job runs claim their names in.
+pub const JOBS: &str = "disclosure_job";
+
+/// Notices (not corrections) whose text holds `phrase`, oldest first: `(seq, tenant, uscc,
+/// text)`.
+pub async fn notices_saying(
+    conn: &mut AnyConnection,
+    phrase: &str,
+) -> Result<Vec<(i64, String, String, String)>, StorageError> {
+    Ok(sqlx::query_as(
+        "SELECT seq, tenant, uscc, text FROM disclosure_notice \
+         WHERE kind <> 'correction' AND text LIKE $1 ORDER BY seq",
+    )
+    .bind(format!("%{phrase}%"))
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 #[cfg(test)]

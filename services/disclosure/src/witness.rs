@@ -4,12 +4,12 @@
 //! log, moved by a guarded update, so two submissions racing from the same size cannot both
 //! move it.
 
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use creditmesh_storage::{Db, StorageError};
 use tlog_tiles::Checkpoint;
 
 use crate::cosign::{CosignerKey, split_note};
 use crate::verify;
+use crate::witness_store::{self, State};
 
 /// Why a witness did not cosign.
 #[derive(Debug, thiserror::Error)]
@@ -28,26 +28,6 @@ pub enum Refusal {
     Storage(#[from] StorageError),
 }
 
-struct State {
-    size: u64,
-    root: String,
-}
-
-async fn state(conn: &mut AnyConnection, origin: &str) -> Result<Option<State>, StorageError> {
-    let row = sqlx::query("SELECT size, root FROM disclosure_witness_state WHERE origin = $1")
-        .bind(origin.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| {
-        Ok(State {
-            size: r.try_get::<i64, _>(0)? as u64,
-            root: r.try_get(1)?,
-        })
-    })
-    .transpose()
-    .map_err(|e: sqlx::Error| e.into())
-}
-
 /// Records a fork the witness was shown, for its operator and for anyone it reports to.
 async fn record_fork(
     db: &Db,
@@ -59,19 +39,14 @@ async fn record_fork(
 ) {
     let result: Result<(), StorageError> = async {
         let mut conn = db.acquire().await?;
-        sqlx::query(
-            "INSERT INTO disclosure_witness_fork (origin, seen_at, known_size, known_root, \
-             offered_size, offered_note) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(origin.to_owned())
-        .bind(now_micros)
-        .bind(known.size as i64)
-        .bind(known.root.clone())
-        .bind(offered.size() as i64)
-        .bind(note.to_owned())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        let fork = witness_store::Fork {
+            origin,
+            seen_at: now_micros,
+            known,
+            offered_size: offered.size(),
+            offered_note: note,
+        };
+        witness_store::insert_fork(&mut conn, &fork).await
     }
     .await;
     tracing::error!(
@@ -98,25 +73,17 @@ pub async fn add_checkpoint(
 ) -> Result<String, Refusal> {
     let offered = verify::checkpoint(note, log_vkey).map_err(Refusal::Invalid)?;
     let origin = offered.origin().to_owned();
-    let root = offered.hash().to_string();
+    let next = State {
+        size: offered.size(),
+        root: offered.hash().to_string(),
+    };
     let mut tx = db.begin().await?;
-    let moved = match state(&mut tx, &origin).await? {
+    let moved = match witness_store::state(&mut tx, &origin).await? {
         None => {
             if old_size != 0 {
                 return Err(Refusal::Conflict { size: 0 });
             }
-            sqlx::query(
-                "INSERT INTO disclosure_witness_state (origin, size, root, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (origin) DO NOTHING",
-            )
-            .bind(origin.clone())
-            .bind(offered.size() as i64)
-            .bind(root.clone())
-            .bind(now_micros)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?
-            .rows_affected()
+            witness_store::start(&mut tx, &origin, &next, now_micros).await?
         }
         Some(known) => {
             if old_size != known.size {
@@ -126,7 +93,7 @@ pub async fn add_checkpoint(
                 return Err(Refusal::Conflict { size: known.size });
             }
             if offered.size() == known.size {
-                if root != known.root {
+                if next.root != known.root {
                     drop(tx);
                     record_fork(db, &origin, &known, &offered, note, now_micros).await;
                     return Err(Refusal::Fork(format!(
@@ -135,7 +102,7 @@ pub async fn add_checkpoint(
                     )));
                 }
                 // The same checkpoint again: cosigned again, nothing moves.
-                1
+                true
             } else {
                 let known_note = known_checkpoint(&origin, &known)?;
                 if let Err(why) = verify::consistency(&known_note, &offered, proof) {
@@ -143,26 +110,16 @@ pub async fn add_checkpoint(
                     record_fork(db, &origin, &known, &offered, note, now_micros).await;
                     return Err(Refusal::Fork(why));
                 }
-                sqlx::query(
-                    "UPDATE disclosure_witness_state SET size = $1, root = $2, updated_at = $3 \
-                     WHERE origin = $4 AND size = $5 AND root = $6",
-                )
-                .bind(offered.size() as i64)
-                .bind(root.clone())
-                .bind(now_micros)
-                .bind(origin.clone())
-                .bind(known.size as i64)
-                .bind(known.root.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(StorageError::from)?
-                .rows_affected()
+                witness_store::advance(&mut tx, &origin, &known, &next, now_micros).await?
             }
         }
     };
-    if moved != 1 {
+    if !moved {
         // Another submission moved the witness first.
-        let size = state(&mut tx, &origin).await?.map(|s| s.size).unwrap_or(0);
+        let size = witness_store::state(&mut tx, &origin)
+            .await?
+            .map(|s| s.size)
+            .unwrap_or(0);
         return Err(Refusal::Conflict { size });
     }
     tx.commit().await.map_err(StorageError::from)?;
@@ -181,21 +138,5 @@ fn known_checkpoint(origin: &str, known: &State) -> Result<Checkpoint, Refusal> 
 /// The forks this witness has been shown, newest first: (seen at, known size, offered size).
 pub async fn forks(db: &Db, origin: &str) -> Result<Vec<(i64, u64, u64)>, StorageError> {
     let mut conn = db.acquire().await?;
-    let rows = sqlx::query(
-        "SELECT seen_at, known_size, offered_size FROM disclosure_witness_fork \
-         WHERE origin = $1 ORDER BY seen_at DESC",
-    )
-    .bind(origin.to_owned())
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get::<i64, _>(1)? as u64,
-                r.try_get::<i64, _>(2)? as u64,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    witness_store::forks(&mut conn, origin).await
 }

@@ -10,14 +10,12 @@ use creditmesh_proto::disclosure::v1::witness_service_server::WitnessService;
 use creditmesh_proto::disclosure::v1::{AddCheckpointRequest, AddCheckpointResponse};
 use creditmesh_rpc::service::WitnessPeer;
 use creditmesh_rpc::{Authn, ServiceStore, edge};
-use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::cosign::{CosignerKey, CosignerVerifier};
-use crate::log;
 use crate::witness::{Refusal, add_checkpoint};
+use crate::{log_store, witness_store};
 
 /// The file of a witness node's cosigning key, beside its PKI.
 pub const WITNESS_KEY_FILE: &str = "witness.key";
@@ -110,17 +108,6 @@ impl Cosigner {
     }
 }
 
-async fn cosigned_size(conn: &mut AnyConnection, witness: &str) -> Result<u64, StorageError> {
-    let row = sqlx::query("SELECT size FROM disclosure_cosigned WHERE witness = $1")
-        .bind(witness.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get::<i64, _>(0)? as u64,
-        None => 0,
-    })
-}
-
 /// Asks `cosigner` to cosign `newest` (the checkpoint without cosignatures), proving
 /// consistency from what it cosigned last; keeps the cosignature once it verifies.
 pub async fn submit(
@@ -132,7 +119,7 @@ pub async fn submit(
     let witness = cosigner.verifier.name().to_owned();
     // A connection is taken for each read and given back before any call to the witness.
     let conn = || async { store.db.acquire().await.map_err(|e| e.to_string()) };
-    let mut from = cosigned_size(&mut *conn().await?, &witness)
+    let mut from = witness_store::cosigned_size(&mut *conn().await?, &witness)
         .await
         .map_err(|e| e.to_string())?;
     if from == newest.size {
@@ -150,7 +137,7 @@ pub async fn submit(
         let proof = if from == 0 {
             Vec::new()
         } else {
-            log::prove_consistency(&mut *conn().await?, newest.size, from)
+            log_store::prove_consistency(&mut *conn().await?, newest.size, from)
                 .await
                 .map_err(|e| e.to_string())?
                 .into_iter()
@@ -184,29 +171,9 @@ pub async fn submit(
             ))
             .map_err(|e| format!("witness {witness}: {e}"))?;
         let mut tx = store.db.begin().await.map_err(|e| e.to_string())?;
-        let keep = async {
-            sqlx::query(
-                "INSERT INTO disclosure_cosignature (size, witness, line) VALUES ($1, $2, $3) \
-                 ON CONFLICT (size, witness) DO NOTHING",
-            )
-            .bind(newest.size as i64)
-            .bind(witness.clone())
-            .bind(line)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO disclosure_cosigned (witness, size) VALUES ($1, $2) \
-                 ON CONFLICT (witness) DO UPDATE SET size = excluded.size \
-                 WHERE disclosure_cosigned.size < excluded.size",
-            )
-            .bind(witness.clone())
-            .bind(newest.size as i64)
-            .execute(&mut *tx)
-            .await?;
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
-        keep.map_err(|e| e.to_string())?;
+        witness_store::keep_cosignature(&mut tx, newest.size, &witness, &line)
+            .await
+            .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
         return Ok(());
     }

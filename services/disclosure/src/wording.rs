@@ -6,8 +6,7 @@ use creditmesh_domain::Error;
 use creditmesh_domain::tenant::REGION;
 use creditmesh_proto::disclosure::v1::NoticeKind;
 use creditmesh_rpc::{CallContext, ServiceStore, Written};
-use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, Row};
+use creditmesh_storage::runs;
 
 use crate::store::{self, NewNotice};
 
@@ -41,12 +40,7 @@ pub fn reworded(text: &str) -> Option<String> {
 pub async fn correct(store: &ServiceStore, ctx: &CallContext) -> Result<usize, Error> {
     // Once it has run, a start costs one read and leaves no audit line.
     let mut conn = store.db.acquire().await?;
-    let done = sqlx::query("SELECT 1 FROM disclosure_job WHERE name = $1")
-        .bind(JOB)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StorageError::from)?
-        .is_some();
+    let done = runs::done(&mut conn, store::JOBS, JOB).await?;
     drop(conn);
     if done {
         return Ok(0);
@@ -54,35 +48,12 @@ pub async fn correct(store: &ServiceStore, ctx: &CallContext) -> Result<usize, E
     let outcome = store
         .write(ctx, "CorrectWording", |mut tx| async move {
             let now = store.now();
-            let claimed = sqlx::query(
-                "INSERT INTO disclosure_job (name, done_at, summary) VALUES ($1, $2, '') \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(JOB)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?
-            .rows_affected();
             let mut corrected = 0;
-            if claimed == 1 {
-                let rows = sqlx::query(
-                    "SELECT seq, tenant, uscc, text FROM disclosure_notice \
-                     WHERE kind <> 'correction' AND text LIKE '%备案%' ORDER BY seq",
-                )
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StorageError::from)?;
-                for r in &rows {
-                    let text: String = r.try_get(3).map_err(StorageError::from)?;
+            if runs::claim(&mut tx, store::JOBS, JOB, now).await? {
+                for (seq, tenant, uscc, text) in store::notices_saying(&mut tx, "备案").await? {
                     let Some(words) = reworded(&text) else {
                         continue;
                     };
-                    let seq: i64 = r.try_get(0).map_err(StorageError::from)?;
-                    let (tenant, uscc): (String, String) = (
-                        r.try_get(1).map_err(StorageError::from)?,
-                        r.try_get(2).map_err(StorageError::from)?,
-                    );
                     store::append_notice(
                         &mut tx,
                         &NewNotice {
@@ -100,12 +71,8 @@ pub async fn correct(store: &ServiceStore, ctx: &CallContext) -> Result<usize, E
                     .await?;
                     corrected += 1;
                 }
-                sqlx::query("UPDATE disclosure_job SET summary = $1 WHERE name = $2")
-                    .bind(format!("{corrected} notices corrected"))
-                    .bind(JOB)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StorageError::from)?;
+                let summary = format!("{corrected} notices corrected");
+                runs::summarize(&mut tx, store::JOBS, JOB, &summary).await?;
             }
             Ok((
                 tx,

@@ -4,7 +4,7 @@
 
 use creditmesh_domain::Error;
 use creditmesh_proto::events::v1::{FeeItem, FiledDocument, PublicFacts, RegisterChanged};
-use creditmesh_storage::sqlx::{self, AnyConnection, Row};
+use creditmesh_storage::sqlx::AnyConnection;
 use creditmesh_storage::{Infra, NewEvent, StorageError, Tx};
 
 use crate::model::{Documents, Facts};
@@ -149,14 +149,7 @@ async fn filed_documents(
     documents: &Documents,
 ) -> Result<Vec<FiledDocument>, StorageError> {
     // One read for all of them: the days the agency uploaded each of its documents.
-    let uploaded: std::collections::HashMap<String, i64> =
-        sqlx::query("SELECT sha256, uploaded_at FROM filing_document WHERE uscc = $1")
-            .bind(uscc.to_owned())
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()?;
+    let uploaded = store::uploaded_at(conn, uscc).await?;
     let mut out = Vec::new();
     for (kind, hashes) in documents {
         for sha256 in hashes {
@@ -176,16 +169,8 @@ async fn approved_on(
     tenant: &str,
     filing_id: &str,
 ) -> Result<String, StorageError> {
-    let row = sqlx::query(
-        "SELECT MIN(changed_at) FROM filing_history \
-         WHERE tenant = $1 AND filing_id = $2 AND status = 'active'",
-    )
-    .bind(tenant.to_owned())
-    .bind(filing_id.to_owned())
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row
-        .try_get::<Option<i64>, _>(0)?
+    Ok(store::first_active_at(conn, tenant, filing_id)
+        .await?
         .map(day)
         .unwrap_or_default())
 }

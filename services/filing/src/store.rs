@@ -806,3 +806,34 @@ pub async fn set_change_deadline(
     .await?;
     Ok(())
 }
+
+/// When the agency `uscc` uploaded each of its documents, by SHA-256.
+pub async fn uploaded_at(
+    conn: &mut AnyConnection,
+    uscc: &str,
+) -> Result<std::collections::HashMap<String, i64>, StorageError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT sha256, uploaded_at FROM filing_document WHERE uscc = $1")
+            .bind(uscc.to_owned())
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// When the filing first became active, if it did.
+pub async fn first_active_at(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    filing_id: &str,
+) -> Result<Option<i64>, StorageError> {
+    let row = sqlx::query(
+        "SELECT MIN(changed_at) FROM filing_history \
+         WHERE tenant = $1 AND filing_id = $2 AND status = $3",
+    )
+    .bind(tenant.to_owned())
+    .bind(filing_id.to_owned())
+    .bind(Filing::Active.name())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?)
+}

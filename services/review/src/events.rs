@@ -214,7 +214,7 @@ impl Handler {
         )
         .await?;
         let handed =
-            crate::handover::collect(tx, &e.uscc, &e.filing_id, &e.from_tenant, &e.to_tenant)
+            crate::handover_store::collect(tx, &e.uscc, &e.filing_id, &e.from_tenant, &e.to_tenant)
                 .await?;
         self.infra
             .publish(
@@ -495,7 +495,7 @@ impl EventHandler for Handler {
             }
             AgencyHandedOver::TYPE => {
                 let e: AgencyHandedOver = decode(event)?;
-                crate::handover::take_over(tx, &e).await?;
+                crate::handover_store::take_over(tx, &e).await?;
             }
             FilingSubmitted::TYPE => {
                 record(tx, event, "filing", |e: &FilingSubmitted| {

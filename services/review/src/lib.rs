@@ -5,7 +5,7 @@ mod deciding;
 mod draw;
 mod events;
 mod grpc;
-mod handover;
+mod handover_store;
 mod inspection;
 mod jobs;
 mod listing;
@@ -69,11 +69,5 @@ fn routes(env: ServiceEnv) -> Routes {
 fn deadline_gauges(
     env: ServiceEnv,
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
-    creditmesh_rpc::deadlines::reported(
-        env,
-        "SELECT tenant, kind, deadline_due AS due FROM review_task WHERE status = 'open' \
-         AND deadline_due <> '' \
-         UNION ALL SELECT tenant, 'rectification', due_date FROM review_rectification \
-         WHERE status = 'open'",
-    )
+    creditmesh_rpc::deadlines::reported(env, crate::store::OPEN_DEADLINES)
 }

@@ -3,6 +3,13 @@
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 
+/// The deadlines running, by tenant and kind, for the gauges: open review tasks and
+/// rectification orders.
+pub const OPEN_DEADLINES: &str = "SELECT tenant, kind, deadline_due AS due FROM review_task \
+     WHERE status = 'open' AND deadline_due <> '' \
+     UNION ALL SELECT tenant, 'rectification', due_date FROM review_rectification \
+     WHERE status = 'open'";
+
 pub struct Entry {
     pub tenant: String,
     pub entry_id: String,
