@@ -1,6 +1,5 @@
 //! The complaints service's gRPC methods, one line each, to the use case that carries it out.
 
-use crate::handling;
 use creditmesh_proto::complaints::v1::complaint_service_server::ComplaintService;
 use creditmesh_proto::complaints::v1::*;
 use tonic::{Request, Response, Status};
@@ -41,28 +40,28 @@ impl ComplaintService for Api {
         &self,
         request: Request<ListComplaintsRequest>,
     ) -> Result<Response<ListComplaintsResponse>, Status> {
-        handling::list_complaints(self, request).await
+        crate::handling::list_complaints(self, request).await
     }
 
     async fn get_complaint(
         &self,
         request: Request<GetComplaintRequest>,
     ) -> Result<Response<GetComplaintResponse>, Status> {
-        handling::get_complaint(self, request).await
+        crate::handling::get_complaint(self, request).await
     }
 
     async fn accept_complaint(
         &self,
         request: Request<AcceptComplaintRequest>,
     ) -> Result<Response<AcceptComplaintResponse>, Status> {
-        handling::accept_complaint(self, request).await
+        crate::handling::accept_complaint(self, request).await
     }
 
     async fn resolve_complaint(
         &self,
         request: Request<ResolveComplaintRequest>,
     ) -> Result<Response<ResolveComplaintResponse>, Status> {
-        handling::resolve_complaint(self, request).await
+        crate::handling::resolve_complaint(self, request).await
     }
 
     async fn refer_complaint(

@@ -52,8 +52,8 @@ pub(crate) fn measure_of(s: &str) -> RequestedMeasure {
     }
 }
 
-pub(crate) fn decision_of(status: &str) -> ObjectionDecision {
-    match ObjectionState::parse(status) {
+pub(crate) fn decision_of(stored: &str) -> ObjectionDecision {
+    match ObjectionState::parse(stored) {
         Some(ObjectionState::Corrected) => ObjectionDecision::Correct,
         Some(ObjectionState::Deleted) => ObjectionDecision::Delete,
         Some(ObjectionState::Kept) => ObjectionDecision::Keep,

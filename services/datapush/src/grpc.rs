@@ -1,6 +1,5 @@
 //! The datapush service's gRPC methods, one line each, to the use case that carries it out.
 
-use crate::{materials, objections, push, reads};
 use creditmesh_proto::datapush::v1::data_push_service_server::DataPushService;
 use creditmesh_proto::datapush::v1::*;
 use tonic::{Request, Response, Status, Streaming};
@@ -12,36 +11,36 @@ impl DataPushService for Api {
     async fn push_records(
         &self,
         request: Request<Streaming<PushRecordsRequest>>,
-    ) -> Result<Response<push::Acks>, Status> {
-        push::push_records(self, request).await
+    ) -> Result<Response<crate::push::Acks>, Status> {
+        crate::push::push_records(self, request).await
     }
 
     async fn get_record(
         &self,
         request: Request<GetRecordRequest>,
     ) -> Result<Response<GetRecordResponse>, Status> {
-        reads::get_record(self, request).await
+        crate::reads::get_record(self, request).await
     }
 
     async fn find_records(
         &self,
         request: Request<FindRecordsRequest>,
     ) -> Result<Response<FindRecordsResponse>, Status> {
-        reads::find_records(self, request).await
+        crate::reads::find_records(self, request).await
     }
 
     async fn file_objection(
         &self,
         request: Request<FileObjectionRequest>,
     ) -> Result<Response<FileObjectionResponse>, Status> {
-        objections::file_objection(self, request).await
+        crate::objections::file_objection(self, request).await
     }
 
     async fn upload_objection_material(
         &self,
         request: Request<Streaming<UploadObjectionMaterialRequest>>,
     ) -> Result<Response<UploadObjectionMaterialResponse>, Status> {
-        materials::upload_objection_material(self, request).await
+        crate::materials::upload_objection_material(self, request).await
     }
 
     async fn read_objection_material(
@@ -49,55 +48,55 @@ impl DataPushService for Api {
         request: Request<ReadObjectionMaterialRequest>,
     ) -> Result<Response<creditmesh_rpc::download::Download<ReadObjectionMaterialResponse>>, Status>
     {
-        materials::read_objection_material(self, request).await
+        crate::materials::read_objection_material(self, request).await
     }
 
     async fn resolve_objection(
         &self,
         request: Request<ResolveObjectionRequest>,
     ) -> Result<Response<ResolveObjectionResponse>, Status> {
-        objections::resolve_objection(self, request).await
+        crate::objections::resolve_objection(self, request).await
     }
 
     async fn list_objections(
         &self,
         request: Request<ListObjectionsRequest>,
     ) -> Result<Response<ListObjectionsResponse>, Status> {
-        objections::list_objections(self, request).await
+        crate::objections::list_objections(self, request).await
     }
 
     async fn add_subject_statement(
         &self,
         request: Request<AddSubjectStatementRequest>,
     ) -> Result<Response<AddSubjectStatementResponse>, Status> {
-        objections::add_subject_statement(self, request).await
+        crate::objections::add_subject_statement(self, request).await
     }
 
     async fn issue_subject_access_code(
         &self,
         request: Request<IssueSubjectAccessCodeRequest>,
     ) -> Result<Response<IssueSubjectAccessCodeResponse>, Status> {
-        objections::issue_subject_access_code(self, request).await
+        crate::objections::issue_subject_access_code(self, request).await
     }
 
     async fn get_subject_report(
         &self,
         request: Request<GetSubjectReportRequest>,
     ) -> Result<Response<GetSubjectReportResponse>, Status> {
-        reads::get_subject_report(self, request).await
+        crate::reads::get_subject_report(self, request).await
     }
 
     async fn record_agency_use(
         &self,
         request: Request<RecordAgencyUseRequest>,
     ) -> Result<Response<RecordAgencyUseResponse>, Status> {
-        reads::record_agency_use(self, request).await
+        crate::reads::record_agency_use(self, request).await
     }
 
     async fn list_correction_notices(
         &self,
         request: Request<ListCorrectionNoticesRequest>,
     ) -> Result<Response<ListCorrectionNoticesResponse>, Status> {
-        reads::list_correction_notices(self, request).await
+        crate::reads::list_correction_notices(self, request).await
     }
 }

@@ -27,6 +27,19 @@ const TICK: Duration = Duration::from_millis(500);
 /// once at start, so that a rotation takes effect as each replica restarts with the new key).
 const REWRAP_EVERY: Duration = Duration::from_secs(300);
 
+/// Starts datapush's timers once its catalog and keys load.
+pub fn start(env: ServiceEnv, stop: CancellationToken) {
+    let catalog = crate::catalog::Catalog::from_config(&env.datapush.categories);
+    let keys = Keys::load(&env.datapush, &env.pki_dir);
+    match (catalog, keys) {
+        (Ok(catalog), Ok(keys)) => spawn(env, Arc::new(catalog), Arc::new(keys), stop),
+        (Err(p), _) => {
+            tracing::error!(problems = ?p, "datapush timers not started: catalog invalid")
+        }
+        (_, Err(e)) => tracing::error!(error = %e, "datapush timers not started: keys"),
+    }
+}
+
 pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: CancellationToken) {
     tokio::spawn(async move {
         let ctx = CallContext::system("datapush", env.authn.trust_domain(), "datapush-timers");

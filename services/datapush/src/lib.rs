@@ -25,6 +25,7 @@ pub mod seal;
 mod state;
 mod store;
 mod subjects;
+mod sweep_store;
 
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.datapush.v1.DataPushService",
         migrations: schema::migrations,
         routes,
-        background,
+        background: jobs::start,
         gauges,
     }
 }
@@ -71,18 +72,6 @@ fn routes(env: ServiceEnv) -> Routes {
     let server = DataPushServiceServer::new(api)
         .max_decoding_message_size(creditmesh_rpc::MAX_MESSAGE_BYTES);
     with_sink(Routes::new(server), store, authn, events::Events)
-}
-
-fn background(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
-    let catalog = catalog::Catalog::from_config(&env.datapush.categories);
-    let keys = seal::Keys::load(&env.datapush, &env.pki_dir);
-    match (catalog, keys) {
-        (Ok(catalog), Ok(keys)) => jobs::spawn(env, Arc::new(catalog), Arc::new(keys), stop),
-        (Err(p), _) => {
-            tracing::error!(problems = ?p, "datapush timers not started: catalog invalid")
-        }
-        (_, Err(e)) => tracing::error!(error = %e, "datapush timers not started: keys"),
-    }
 }
 
 /// What is wrong with `[datapush]`, each with its key.
@@ -116,7 +105,7 @@ fn gauges(
 async fn index_gauges(env: &ServiceEnv) -> anyhow::Result<Vec<creditmesh_rpc::service::Gauge>> {
     let keys = seal::Keys::load(&env.datapush, &env.pki_dir)?;
     let mut conn = env.store.db.acquire().await?;
-    let stale = reindex::stale(&mut conn, keys.index_keys(), env.store.now()).await?;
+    let stale = sweep_store::stale(&mut conn, keys.index_keys(), env.store.now()).await?;
     Ok(stale
         .into_iter()
         .map(|(kind, n)| creditmesh_rpc::service::Gauge {

@@ -10,160 +10,12 @@ use creditmesh_domain::Error;
 use creditmesh_proto::datapush::v1::CreditRecord;
 use creditmesh_rpc::{CallContext, ServiceStore};
 use creditmesh_storage::StorageError;
-use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
+use creditmesh_storage::sqlx::{AnyConnection, Row, any::AnyRow};
 use prost::Message;
 use serde_json::Value;
 
-use crate::index::IndexKeys;
 use crate::seal::Keys;
-
-/// Rows hashed again per transaction.
-const BATCH: i64 = 200;
-
-/// The tables holding keyed hashes, with the label their gauge carries.
-pub const TABLES: [(&str, &str); 4] = [
-    ("datapush_record", "record"),
-    ("datapush_version", "version"),
-    ("datapush_objection", "objection"),
-    ("datapush_access_code", "access_code"),
-];
-
-/// A condition true of rows whose `column` holds none of `ids`, written as ranges so that an
-/// index on the column answers it without a scan when no such row is left.
-pub fn outside(column: &str, ids: &[&str]) -> String {
-    let mut ids: Vec<&str> = ids
-        .iter()
-        .copied()
-        .filter(|id| id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let Some(first) = ids.first() else {
-        return "1 = 1".into();
-    };
-    let mut ranges = vec![format!("{column} < '{first}'")];
-    for pair in ids.windows(2) {
-        ranges.push(format!(
-            "({column} > '{}' AND {column} < '{}')",
-            pair[0], pair[1]
-        ));
-    }
-    ranges.push(format!("{column} > '{}'", ids[ids.len() - 1]));
-    format!("({})", ranges.join(" OR "))
-}
-
-/// Rows whose `column` says they are left to hash again: once a rotation is switched, those
-/// under any key but the current one; otherwise only those from before keys had ids, so that
-/// a replica not yet restarted never moves rows back.
-fn left_to_hash(column: &str, index: &IndexKeys) -> String {
-    if index.moving() {
-        outside(column, &[&index.current.id])
-    } else {
-        format!("{column} = ''")
-    }
-}
-
-/// How many rows of each table hold hashes under a key other than the current one (access
-/// codes only while valid), by the label of [`TABLES`].
-pub async fn stale(
-    conn: &mut AnyConnection,
-    index: &IndexKeys,
-    now: i64,
-) -> Result<Vec<(&'static str, i64)>, StorageError> {
-    let mut counts = Vec::new();
-    for (table, label) in TABLES {
-        let valid = if table == "datapush_access_code" {
-            format!(" AND expires_at > {now}")
-        } else {
-            String::new()
-        };
-        let sql = format!(
-            "SELECT COUNT(*) FROM {table} WHERE {}{valid}",
-            outside("index_key", &[&index.current.id])
-        );
-        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-        counts.push((label, n));
-    }
-    Ok(counts)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Record,
-    Version,
-    Objection,
-    DeletedRecord,
-}
-
-impl Kind {
-    /// Selects rows left to hash again under `index`, after the cursor `($1, $2)`; the first
-    /// two columns are the cursor.
-    fn select(self, index: &IndexKeys) -> String {
-        let (sql, order) = match self {
-            Kind::Record => (
-                "SELECT record_id, CAST(0 AS BIGINT), tenant, agency_uscc, record_key, \
-                 subject_kind, envelope, key_id, index_key FROM datapush_record \
-                 WHERE envelope <> '' AND record_id > $1 AND CAST($2 AS BIGINT) >= 0 AND",
-                "record_id",
-            ),
-            Kind::Version => (
-                "SELECT v.record_id, v.version, r.tenant, r.agency_uscc, r.record_key, \
-                 r.subject_kind, v.envelope, v.key_id, v.index_key FROM datapush_version v \
-                 JOIN datapush_record r ON r.record_id = v.record_id \
-                 WHERE (v.record_id > $1 OR (v.record_id = $1 AND v.version > $2)) AND",
-                "v.record_id, v.version",
-            ),
-            Kind::Objection => (
-                "SELECT objection_id, CAST(0 AS BIGINT), tenant, record_id, private_envelope, \
-                 key_id, index_key FROM datapush_objection \
-                 WHERE objection_id > $1 AND CAST($2 AS BIGINT) >= 0 AND",
-                "objection_id",
-            ),
-            Kind::DeletedRecord => (
-                "SELECT record_id, CAST(0 AS BIGINT), subject_kind, index_key \
-                 FROM datapush_record WHERE envelope = '' AND record_id > $1 \
-                 AND CAST($2 AS BIGINT) >= 0 AND",
-                "record_id",
-            ),
-        };
-        let column = if self == Kind::Version {
-            "v.index_key"
-        } else {
-            "index_key"
-        };
-        format!(
-            "{sql} {} ORDER BY {order} LIMIT {BATCH}",
-            left_to_hash(column, index)
-        )
-    }
-
-    /// Binds the new values, then the row's key and what it held.
-    fn update(self) -> &'static str {
-        match self {
-            Kind::Record => {
-                "UPDATE datapush_record SET subject_index = $1, fingerprint = $2, index_key = $3 \
-                 WHERE record_id = $4 AND envelope = $5 AND index_key = $6"
-            }
-            Kind::Version => {
-                "UPDATE datapush_version SET fingerprint = $1, index_key = $2 \
-                 WHERE record_id = $3 AND version = CAST($4 AS BIGINT) AND envelope = $5 \
-                 AND index_key = $6"
-            }
-            Kind::Objection => {
-                "UPDATE datapush_objection SET subject_index = $1, private_envelope = $2, \
-                 key_id = $3, index_key = $4 WHERE objection_id = $5 AND private_envelope = $6 \
-                 AND index_key = $7"
-            }
-            Kind::DeletedRecord => {
-                "UPDATE datapush_record SET subject_index = $1, index_key = $2 \
-                 WHERE record_id = $3 AND envelope = '' AND index_key = $4"
-            }
-        }
-    }
-}
+use crate::sweep_store::{self, BATCH, KeyedHash};
 
 fn text(r: &AnyRow, i: usize) -> Result<String, StorageError> {
     Ok(r.try_get::<String, _>(i)?)
@@ -234,7 +86,7 @@ async fn subject_of_record(
 
 /// The new values of one row and its guard, or `None` when it cannot be hashed again.
 async fn redo(
-    kind: Kind,
+    kind: KeyedHash,
     conn: &mut AnyConnection,
     keys: &Keys,
     r: &AnyRow,
@@ -242,7 +94,7 @@ async fn redo(
     let current = keys.index_keys().current.id.clone();
     let subject_index = |kind: &str, id: &str| crate::subjects::index(keys, kind, id).current;
     Ok(match kind {
-        Kind::Record => {
+        KeyedHash::Record => {
             let (id, tenant, agency, key) = (text(r, 0)?, text(r, 2)?, text(r, 3)?, text(r, 4)?);
             let (subject_kind, envelope, key_id, old) =
                 (text(r, 5)?, text(r, 6)?, text(r, 7)?, text(r, 8)?);
@@ -263,7 +115,7 @@ async fn redo(
                 old,
             ])
         }
-        Kind::Version => {
+        KeyedHash::Version => {
             let (id, tenant, agency, key) = (text(r, 0)?, text(r, 2)?, text(r, 3)?, text(r, 4)?);
             let version: i64 = r.try_get(1)?;
             let (subject_kind, envelope, key_id, old) =
@@ -284,7 +136,7 @@ async fn redo(
             };
             Some(vec![fp, current, id, version.to_string(), envelope, old])
         }
-        Kind::Objection => {
+        KeyedHash::Objection => {
             let (id, tenant, record_id) = (text(r, 0)?, text(r, 2)?, text(r, 3)?);
             let (envelope, key_id, old) = (text(r, 4)?, text(r, 5)?, text(r, 6)?);
             let (mut private, subject) = objection_subject(keys, &tenant, &id, &key_id, &envelope)?;
@@ -319,7 +171,7 @@ async fn redo(
                 old,
             ])
         }
-        Kind::DeletedRecord => {
+        KeyedHash::DeletedRecord => {
             let (id, subject_kind, old) = (text(r, 0)?, text(r, 2)?, text(r, 3)?);
             let mut found = None;
             for o in crate::objection_store::of_record(conn, &id).await? {
@@ -347,22 +199,17 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
     let mut total = 0;
     let mut left = 0;
     for kind in [
-        Kind::Record,
-        Kind::Version,
-        Kind::Objection,
-        Kind::DeletedRecord,
+        KeyedHash::Record,
+        KeyedHash::Version,
+        KeyedHash::Objection,
+        KeyedHash::DeletedRecord,
     ] {
         let mut cursor = (String::new(), 0i64);
         loop {
             let mut conn = store.db.acquire().await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(kind.select(index)))
-                .bind(cursor.0.clone())
-                .bind(cursor.1)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(StorageError::from)?;
+            let rows = sweep_store::page(&mut conn, kind.select(index), &cursor).await?;
             let Some(last) = rows.last() else { break };
-            cursor = (text(last, 0)?, last.try_get(1).map_err(StorageError::from)?);
+            cursor = sweep_store::cursor_of(last)?;
             let mut again = Vec::with_capacity(rows.len());
             for r in &rows {
                 match redo(kind, &mut conn, keys, r).await {
@@ -375,8 +222,8 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
                 }
             }
             drop(conn);
-            total += crate::rewrap::guarded(store, ctx, "ReindexSubjects", kind.update(), &again)
-                .await?;
+            total +=
+                sweep_store::guarded(store, ctx, "ReindexSubjects", kind.update(), &again).await?;
             if (rows.len() as i64) < BATCH {
                 break;
             }
@@ -391,20 +238,4 @@ pub async fn pass(store: &ServiceStore, ctx: &CallContext, keys: &Keys) -> Resul
         );
     }
     Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::outside;
-
-    #[test]
-    fn rows_outside_the_settled_keys_are_ranges() {
-        assert_eq!(outside("k", &["b"]), "(k < 'b' OR k > 'b')");
-        assert_eq!(
-            outside("k", &["c", "a", "c"]),
-            "(k < 'a' OR (k > 'a' AND k < 'c') OR k > 'c')"
-        );
-        // Only hex ids are ever written into the statement.
-        assert_eq!(outside("k", &["x'; --"]), "1 = 1");
-    }
 }

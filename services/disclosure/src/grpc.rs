@@ -1,6 +1,5 @@
 //! The disclosure service's gRPC methods, one line each, to the use case that carries it out.
 
-use crate::{decisions, proofs, reads};
 use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureService;
 use creditmesh_proto::disclosure::v1::*;
 use tonic::{Request, Response, Status};
@@ -13,69 +12,69 @@ impl DisclosureService for Api {
         &self,
         request: Request<ListAgenciesRequest>,
     ) -> Result<Response<ListAgenciesResponse>, Status> {
-        reads::list_agencies(self, request).await
+        crate::reads::list_agencies(self, request).await
     }
 
     async fn get_agency(
         &self,
         request: Request<GetAgencyRequest>,
     ) -> Result<Response<GetAgencyResponse>, Status> {
-        reads::get_agency(self, request).await
+        crate::reads::get_agency(self, request).await
     }
 
     async fn list_notices(
         &self,
         request: Request<ListNoticesRequest>,
     ) -> Result<Response<ListNoticesResponse>, Status> {
-        reads::list_notices(self, request).await
+        crate::reads::list_notices(self, request).await
     }
 
     async fn get_fee_schedule(
         &self,
         request: Request<GetFeeScheduleRequest>,
     ) -> Result<Response<GetFeeScheduleResponse>, Status> {
-        reads::get_fee_schedule(self, request).await
+        crate::reads::get_fee_schedule(self, request).await
     }
 
     async fn get_register_head(
         &self,
         request: Request<GetRegisterHeadRequest>,
     ) -> Result<Response<GetRegisterHeadResponse>, Status> {
-        proofs::get_register_head(self, request).await
+        crate::proofs::get_register_head(self, request).await
     }
 
     async fn get_notice_proof(
         &self,
         request: Request<GetNoticeProofRequest>,
     ) -> Result<Response<GetNoticeProofResponse>, Status> {
-        proofs::get_notice_proof(self, request).await
+        crate::proofs::get_notice_proof(self, request).await
     }
 
     async fn get_consistency_proof(
         &self,
         request: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<GetConsistencyProofResponse>, Status> {
-        proofs::get_consistency_proof(self, request).await
+        crate::proofs::get_consistency_proof(self, request).await
     }
 
     async fn get_tile(
         &self,
         request: Request<GetTileRequest>,
     ) -> Result<Response<GetTileResponse>, Status> {
-        proofs::get_tile(self, request).await
+        crate::proofs::get_tile(self, request).await
     }
 
     async fn publish_correction(
         &self,
         request: Request<PublishCorrectionRequest>,
     ) -> Result<Response<PublishCorrectionResponse>, Status> {
-        decisions::publish_correction(self, request).await
+        crate::decisions::publish_correction(self, request).await
     }
 
     async fn erase_notice(
         &self,
         request: Request<EraseNoticeRequest>,
     ) -> Result<Response<EraseNoticeResponse>, Status> {
-        decisions::erase_notice(self, request).await
+        crate::decisions::erase_notice(self, request).await
     }
 }

@@ -8,6 +8,7 @@ pub mod cosign;
 mod decisions;
 mod events;
 mod grpc;
+mod jobs;
 mod keyfile;
 pub mod log;
 mod log_store;
@@ -30,8 +31,7 @@ use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureServi
 use creditmesh_proto::disclosure::v1::witness_service_server::WitnessServiceServer;
 use creditmesh_rpc::service::RegisterConfig;
 use creditmesh_rpc::sink::with_sink;
-use creditmesh_rpc::{CallContext, ServiceDef, ServiceEnv};
-use tokio_util::sync::CancellationToken;
+use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
 pub const NAME: &str = "disclosure";
@@ -42,12 +42,12 @@ pub fn definition() -> ServiceDef {
         grpc_name: "creditmesh.disclosure.v1.DisclosureService",
         migrations: schema::migrations,
         routes,
-        background,
+        background: jobs::spawn,
         gauges: checkpoint::gauges,
     }
 }
 
-fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKeys> {
+pub(crate) fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKeys> {
     let key =
         checkpoint::LogKeys::load(&env.pki_dir, env.authn.trust_domain()).unwrap_or_else(|e| {
             panic!(
@@ -56,37 +56,6 @@ fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKeys> {
             )
         });
     Arc::new(key)
-}
-
-fn background(env: ServiceEnv, stop: CancellationToken) {
-    let key = log_key(&env);
-    let mut cosigners = Vec::new();
-    if !env.register.witnesses.is_empty() {
-        let files = creditmesh_pki::TlsFiles::in_dir(&env.pki_dir, &format!("service-{NAME}"));
-        match creditmesh_pki::ClientTls::client(files) {
-            Ok(tls) => {
-                for peer in &env.register.witnesses {
-                    match witnessing::Cosigner::connect(peer, tls.clone()) {
-                        Ok(c) => cosigners.push(c),
-                        Err(e) => tracing::error!(url = %peer.url, error = %e, "witness left out"),
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "no client identity to reach the witnesses"),
-        }
-    }
-    let (store, trust_domain) = (env.store.clone(), env.authn.trust_domain().to_owned());
-    tokio::spawn(async move {
-        let ctx = CallContext::system(NAME, &trust_domain, "wording-correction");
-        if let Err(e) = wording::correct(&store, &ctx).await {
-            tracing::warn!(error = %e, "notices in the old words not corrected");
-        }
-        let ctx = CallContext::system(NAME, &trust_domain, "remask");
-        if let Err(e) = remask::run(&store, &ctx).await {
-            tracing::warn!(error = %e, "register records not masked again");
-        }
-    });
-    tokio::spawn(checkpoint::run(env.store, key, cosigners, stop));
 }
 
 fn routes(env: ServiceEnv) -> Routes {

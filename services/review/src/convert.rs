@@ -6,7 +6,7 @@ use creditmesh_proto::common::v1::Deadline;
 use creditmesh_proto::review::v1::*;
 use creditmesh_rpc::timestamp;
 
-use crate::tasks::TaskRow;
+use crate::task_store::TaskRow;
 use crate::validate::Kind;
 use creditmesh_domain::measures::REVIEW_WORKING_DAYS;
 

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::events::{self};
 use crate::state::{Api, names};
-use crate::tasks::{self};
+use crate::task_store::{self};
 
 pub(crate) async fn decide_review_task(
     api: &Api,
@@ -83,7 +83,7 @@ pub(crate) async fn decide_review_task(
                 };
                 let record =
                     json!({"approve": approve, "grounds": grounds, "reason": req.reason.trim()});
-                if !tasks::decide(
+                if !task_store::decide(
                     &mut tx,
                     &task.tenant,
                     &task.task_id,
@@ -116,7 +116,7 @@ pub(crate) async fn decide_review_task(
                             FilingEvent::Refuse
                         };
                         agency_moved(
-                            tasks::agency_transition(&mut tx, &task.uscc, &task.filing_id, ev)
+                            task_store::agency_transition(&mut tx, &task.uscc, &task.filing_id, ev)
                                 .await?,
                             "under review",
                         )?;
@@ -136,14 +136,18 @@ pub(crate) async fn decide_review_task(
                         .await?;
                     }
                     crate::validate::Kind::Change => {
-                        let state = tasks::agency(&mut tx, &task.uscc)
+                        let state = task_store::agency(&mut tx, &task.uscc)
                             .await?
                             .map(|a| a.2)
                             .unwrap_or_default();
                         agency_moved(Filing::parse(&state) == Some(Filing::Active), "active")?;
                         if approve {
-                            tasks::set_agency_principals(&mut tx, &task.uscc, &task.principals)
-                                .await?;
+                            task_store::set_agency_principals(
+                                &mut tx,
+                                &task.uscc,
+                                &task.principals,
+                            )
+                            .await?;
                         }
                         api.publish(
                             &mut tx,
@@ -162,7 +166,7 @@ pub(crate) async fn decide_review_task(
                     }
                     crate::validate::Kind::Deregistration => {
                         if approve {
-                            let state = tasks::agency(&mut tx, &task.uscc)
+                            let state = task_store::agency(&mut tx, &task.uscc)
                                 .await?
                                 .map(|a| a.2)
                                 .unwrap_or_default();
@@ -172,7 +176,7 @@ pub(crate) async fn decide_review_task(
                             )?;
                         } else {
                             agency_moved(
-                                tasks::agency_transition(
+                                task_store::agency_transition(
                                     &mut tx,
                                     &task.uscc,
                                     &task.filing_id,
@@ -256,7 +260,7 @@ pub(crate) async fn decide_review_task(
                     record.clone(),
                 )
                 .await?;
-                let decided = tasks::get(&mut tx, &task.task_id)
+                let decided = task_store::get(&mut tx, &task.task_id)
                     .await?
                     .ok_or_else(|| Error::internal("task vanished"))?;
                 let value = DecideReviewTaskResponse {

@@ -17,7 +17,7 @@ use creditmesh_storage::{Infra, NewEvent, Tx};
 use serde_json::json;
 
 use crate::store::{self, Entry};
-use crate::tasks::{self, TaskRow};
+use crate::task_store::{self, TaskRow};
 
 use creditmesh_domain::measures::REVIEW_WORKING_DAYS;
 
@@ -88,11 +88,11 @@ pub async fn dishonesty_hits(
     principals: &[Named],
 ) -> Result<Vec<String>, Error> {
     let mut found = Vec::new();
-    if let Some(l) = tasks::listed(tx, uscc).await? {
+    if let Some(l) = task_store::listed(tx, uscc).await? {
         found.push(crate::state::listed_evidence(&l, uscc));
     }
     for p in principals.iter().filter(|p| !p.identity_number.is_empty()) {
-        if let Some(l) = tasks::listed(tx, &p.identity_number).await? {
+        if let Some(l) = task_store::listed(tx, &p.identity_number).await? {
             found.push(format!(
                 "{} is on the severe-dishonesty list since {} ({})",
                 p.described(),
@@ -156,7 +156,7 @@ impl Handler {
             .calendar
             .deadline(from, REVIEW_WORKING_DAYS, Layers::Xinjiang)
             .map_err(|e| Error::internal(format!("calendar: {e}")))?;
-        tasks::insert(
+        task_store::insert(
             tx,
             &TaskRow {
                 tenant: event.tenant.clone(),
@@ -237,8 +237,14 @@ impl Handler {
         match event.r#type.as_str() {
             FilingTransferred::TYPE => {
                 let e: FilingTransferred = decode(event)?;
-                if !tasks::transfer_agency(tx, &e.uscc, &e.filing_id, &e.from_tenant, &e.to_tenant)
-                    .await?
+                if !task_store::transfer_agency(
+                    tx,
+                    &e.uscc,
+                    &e.filing_id,
+                    &e.from_tenant,
+                    &e.to_tenant,
+                )
+                .await?
                 {
                     return Ok(Applied::NotApplied(format!(
                         "filing {} is not held by {} here; its transfer to {} changes nothing",
@@ -249,7 +255,7 @@ impl Handler {
             }
             FilingSubmitted::TYPE => {
                 let e: FilingSubmitted = decode(event)?;
-                if !tasks::put_agency(
+                if !task_store::put_agency(
                     tx,
                     &e.uscc,
                     &event.tenant,
@@ -311,7 +317,7 @@ impl Handler {
             }
             DeregistrationRequested::TYPE => {
                 let e: DeregistrationRequested = decode(event)?;
-                if !tasks::agency_transition(
+                if !task_store::agency_transition(
                     tx,
                     &e.uscc,
                     &e.filing_id,
@@ -339,7 +345,7 @@ impl Handler {
             }
             FilingRevokedForNoReport::TYPE => {
                 let e: FilingRevokedForNoReport = decode(event)?;
-                if !tasks::agency_transition(
+                if !task_store::agency_transition(
                     tx,
                     &e.uscc,
                     &e.filing_id,
@@ -352,8 +358,13 @@ impl Handler {
                         e.filing_id
                     )));
                 }
-                tasks::withdraw_open(tx, &e.filing_id, occurred_micros(event), &event.principal)
-                    .await?;
+                task_store::withdraw_open(
+                    tx,
+                    &e.filing_id,
+                    occurred_micros(event),
+                    &event.principal,
+                )
+                .await?;
             }
             _ => {}
         }
@@ -388,7 +399,7 @@ impl EventHandler for Handler {
                     forwarded_from: e.task_id,
                     principals: e.principals,
                 };
-                tasks::insert(tx, &copy).await?;
+                task_store::insert(tx, &copy).await?;
             }
             // A complaint received is an accusation, not a fact: only the regulator's finding
             // against the agency enters its credit file.
@@ -430,7 +441,7 @@ impl EventHandler for Handler {
                     e.department_tenant,
                     e.reason
                 );
-                let task_id = tasks::open_supervision(
+                let task_id = task_store::open_supervision(
                     tx,
                     &event.tenant,
                     &e.uscc,

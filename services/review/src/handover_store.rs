@@ -8,13 +8,13 @@ use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row};
 
 use crate::store::{self, Entry};
-use crate::tasks::{self, TaskRow};
+use crate::task_store::{self, TaskRow};
 
 /// Every entry of a credit file goes with it; a file this long would be split first.
 const MAX_ENTRIES: i64 = 100_000;
 
 /// What the review of `from` holds of `uscc`, its filing `filing_id` now held by `to` (its
-/// rows already moved there by [`tasks::transfer_agency`]).
+/// rows already moved there by [`task_store::transfer_agency`]).
 pub async fn collect(
     conn: &mut AnyConnection,
     uscc: &str,
@@ -44,7 +44,7 @@ pub async fn collect(
             })
         })
         .transpose()?;
-    let open_tasks = tasks::open_of(conn, uscc, to)
+    let open_tasks = task_store::open_of(conn, uscc, to)
         .await?
         .into_iter()
         .map(|t| HandedTask {
@@ -124,7 +124,7 @@ pub async fn take_over(conn: &mut AnyConnection, h: &AgencyHandedOver) -> Result
         .await?;
     }
     for t in &h.open_tasks {
-        tasks::insert(
+        task_store::insert(
             conn,
             &TaskRow {
                 tenant: h.to_tenant.clone(),

@@ -178,12 +178,12 @@ pub(crate) async fn draw_spot_check(
                 } else {
                     tenant.to_string()
                 };
-                let population = crate::supervision::population(&mut tx, &scope).await?;
+                let population = crate::supervision_store::population(&mut tx, &scope).await?;
                 let digest = crate::draw::population_digest(&population);
                 let sample = crate::draw::draw(seed, &population, api.spot_check_percent);
                 let draw_id = uuid::Uuid::now_v7().to_string();
                 let now = api.store.now();
-                crate::supervision::insert_draw(
+                crate::supervision_store::insert_draw(
                     &mut tx,
                     &tenant.to_string(),
                     &draw_id,

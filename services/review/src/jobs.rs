@@ -13,8 +13,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{self, Entry};
-use crate::supervision;
-use crate::tasks;
+use crate::supervision_store;
+use crate::task_store;
 
 /// How often the timers look at the clock.
 const TICK: Duration = Duration::from_millis(500);
@@ -57,7 +57,7 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
     }
     let today_s = creditmesh_domain::calendar::format_date(today);
     let mut conn = store.db.acquire().await?;
-    let overdue = supervision::overdue_orders(&mut conn, &today_s).await?;
+    let overdue = supervision_store::overdue_orders(&mut conn, &today_s).await?;
     drop(conn);
     let mut handled = 0;
     for (order_id, uscc) in overdue {
@@ -65,20 +65,20 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
         let (ctx, order_id, uscc) = (&ctx, &order_id, &uscc);
         let moved = store
             .write(ctx, "OverdueRectification", |mut tx| async move {
-                if !supervision::order_transition(&mut tx, order_id, OrderEvent::DeadlinePassed).await? {
+                if !supervision_store::order_transition(&mut tx, order_id, OrderEvent::DeadlinePassed).await? {
                     return Ok((tx, Written { value: false, tenant: REGION.to_string() }));
                 }
                 let what = format!("rectification order {order_id} passed its deadline unanswered");
                 // A filed agency's holder gets a task; a party without a filing has the
                 // overdue order stand in its file, under the authority that issued it.
-                let (tenant, summary, details) = match tasks::agency(&mut tx, uscc).await? {
+                let (tenant, summary, details) = match task_store::agency(&mut tx, uscc).await? {
                     Some((tenant, filing_id, _)) => {
-                        let task_id = tasks::open_supervision(&mut tx, &tenant, uscc, &filing_id, store.now(), &what).await?;
+                        let task_id = task_store::open_supervision(&mut tx, &tenant, uscc, &filing_id, store.now(), &what).await?;
                         (tenant, format!("{what}: overdue, referred to the holding authority (Art. 14)"),
                             json!({"order_id": order_id, "filing_id": filing_id, "task_id": task_id}))
                     }
                     None => {
-                        let tenant = supervision::get_order(&mut tx, order_id).await?.map(|o| o.0).unwrap_or_else(|| REGION.to_string());
+                        let tenant = supervision_store::get_order(&mut tx, order_id).await?.map(|o| o.0).unwrap_or_else(|| REGION.to_string());
                         (tenant, format!("{what}: overdue (Art. 14)"), json!({"order_id": order_id}))
                     }
                 };
@@ -116,10 +116,10 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
     let store = &env.store;
     let calendar = &env.calendar;
     let mut conn = store.db.acquire().await?;
-    if tasks::provisional_deadlines(&mut conn, calendar.version())
+    if task_store::provisional_deadlines(&mut conn, calendar.version())
         .await?
         .is_empty()
-        && supervision::provisional_orders(&mut conn, calendar.version())
+        && supervision_store::provisional_orders(&mut conn, calendar.version())
             .await?
             .is_empty()
     {
@@ -130,7 +130,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
     let ctx = &ctx;
     store
         .write(ctx, "RecomputeDeadlines", |mut tx| async move {
-            let stale = tasks::provisional_deadlines(&mut tx, calendar.version()).await?;
+            let stale = task_store::provisional_deadlines(&mut tx, calendar.version()).await?;
             for (tenant, task_id, from, kind, filing_id) in &stale {
                 let from =
                     creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
@@ -141,7 +141,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                         creditmesh_domain::calendar::Layers::Xinjiang,
                     )
                     .map_err(|e| Error::internal(e.to_string()))?;
-                tasks::set_deadline(
+                task_store::set_deadline(
                     &mut tx,
                     tenant,
                     task_id,
@@ -167,7 +167,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                         .await?;
                 }
             }
-            let orders = supervision::provisional_orders(&mut tx, calendar.version()).await?;
+            let orders = supervision_store::provisional_orders(&mut tx, calendar.version()).await?;
             for (order_id, from, working_days) in &orders {
                 let from =
                     creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
@@ -178,7 +178,7 @@ pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, 
                         creditmesh_domain::calendar::Layers::Xinjiang,
                     )
                     .map_err(|e| Error::internal(e.to_string()))?;
-                supervision::set_order_deadline(&mut tx, order_id, &d).await?;
+                supervision_store::set_order_deadline(&mut tx, order_id, &d).await?;
             }
             Ok((
                 tx,

@@ -16,8 +16,8 @@ mod revocation;
 mod schema;
 mod state;
 mod store;
-mod supervision;
-mod tasks;
+mod supervision_store;
+mod task_store;
 mod validate;
 
 use creditmesh_proto::review::v1::review_service_server::ReviewServiceServer;

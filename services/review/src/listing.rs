@@ -10,13 +10,13 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::state::Api;
-use crate::tasks::{self};
+use crate::task_store::{self};
 
 fn listing(
     v: &mut Violations,
     prefix: &str,
     e: &Option<DishonestyEntry>,
-) -> Option<tasks::Listing> {
+) -> Option<task_store::Listing> {
     let Some(e) = e else {
         v.add(prefix, "is required");
         return None;
@@ -42,7 +42,7 @@ fn listing(
     if let Err(why) = parse_iso_date(&e.listed_on) {
         v.add(format!("{prefix}.listed_on"), why);
     }
-    Some(tasks::Listing {
+    Some(task_store::Listing {
         identifier,
         party: party.as_str_name().to_ascii_lowercase(),
         name: e.name.trim().to_owned(),
@@ -51,7 +51,7 @@ fn listing(
     })
 }
 
-fn listing_proto(l: tasks::Listing) -> DishonestyEntry {
+fn listing_proto(l: task_store::Listing) -> DishonestyEntry {
     DishonestyEntry {
         party: if l.party == "listed_party_person" {
             ListedParty::Person
@@ -83,9 +83,9 @@ pub(crate) async fn upsert_dishonesty_entry(
         let (ctx, entry) = (ctx, &entry);
         api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                tasks::put_listing(&mut tx, entry, api.store.now()).await?;
+                task_store::put_listing(&mut tx, entry, api.store.now()).await?;
                 let (revoked, opened) = api.apply_listing(&mut tx, ctx, entry).await?;
-                let stored = tasks::listed(&mut tx, &entry.identifier)
+                let stored = task_store::listed(&mut tx, &entry.identifier)
                     .await?
                     .ok_or_else(|| Error::internal("listing vanished"))?;
                 let value = UpsertDishonestyEntryResponse {
@@ -142,9 +142,9 @@ pub(crate) async fn import_dishonesty_list(
 fn entries_of(
     batch: &ImportDishonestyListRequest,
     offset: usize,
-) -> Result<Vec<tasks::Listing>, Error> {
+) -> Result<Vec<task_store::Listing>, Error> {
     let mut v = Violations::default();
-    let entries: Vec<tasks::Listing> = batch
+    let entries: Vec<task_store::Listing> = batch
         .entries
         .iter()
         .enumerate()
@@ -166,7 +166,7 @@ async fn import_batch(
     api: &Api,
     ctx: &CallContext,
     method: &str,
-    entries: Vec<tasks::Listing>,
+    entries: Vec<task_store::Listing>,
 ) -> Result<Imported, Error> {
     let entries = &entries;
     api.store
@@ -174,7 +174,7 @@ async fn import_batch(
             let (mut imported, mut updated) = (0, 0);
             let (mut revoked, mut opened) = (Vec::new(), Vec::new());
             for entry in entries {
-                if tasks::put_listing(&mut tx, entry, api.store.now()).await? {
+                if task_store::put_listing(&mut tx, entry, api.store.now()).await? {
                     imported += 1;
                 } else {
                     updated += 1;
@@ -213,7 +213,7 @@ pub(crate) async fn remove_dishonesty_entry(
         let identifier = &identifier;
         api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                if !tasks::remove_listing(&mut tx, identifier).await? {
+                if !task_store::remove_listing(&mut tx, identifier).await? {
                     return Err(Error::not_found(format!("{identifier} is not on the list")));
                 }
                 Ok((
@@ -254,7 +254,7 @@ pub(crate) async fn list_dishonesty_entries(
             i64::from(req.page_size.min(1000))
         };
         let mut conn = api.store.db.acquire().await?;
-        let rows = tasks::listings(
+        let rows = task_store::listings(
             &mut conn,
             &req.identifier.trim().to_ascii_uppercase(),
             req.page_token.trim(),

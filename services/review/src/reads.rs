@@ -3,21 +3,21 @@
 use creditmesh_domain::lifecycle::Machine;
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::review::v1::*;
-use creditmesh_rpc::{edge, status, timestamp};
+use creditmesh_rpc::{edge, timestamp};
 use tonic::{Request, Response, Status};
 
 use crate::state::Api;
 use crate::store::{self};
-use crate::tasks::{self};
+use crate::task_store::{self};
 
 pub(crate) async fn list_review_tasks(
     api: &Api,
     request: Request<ListReviewTasksRequest>,
 ) -> Result<Response<ListReviewTasksResponse>, Status> {
     let ctx = api.authn.context(&request)?;
-    let me = Api::regulator(&ctx).map_err(status)?;
     let req = request.into_inner();
     edge::read(async {
+        let me = Api::regulator(&ctx)?;
         let mut v = Violations::default();
         let wanted = if req.tenant.is_empty() {
             None
@@ -72,7 +72,7 @@ pub(crate) async fn list_review_tasks(
         };
         let scope = (!me.is_region()).then(|| me.to_string());
         let mut tx = api.store.db.read_scoped(scope.as_deref()).await?;
-        let rows = tasks::list(
+        let rows = task_store::list(
             &mut tx,
             &tenant,
             &statuses,
@@ -172,7 +172,7 @@ pub(crate) async fn get_credit_file(
             None => true,
             Some(mine) => {
                 let mut conn = db.acquire().await?;
-                tasks::agency(&mut conn, &uscc)
+                task_store::agency(&mut conn, &uscc)
                     .await?
                     .is_some_and(|(held_by, _, _)| &held_by == mine)
             }
@@ -193,7 +193,7 @@ pub(crate) async fn get_credit_file(
         // A risk tier is the holding authority's judgement: a prefecture sees it only for
         // the agencies it holds.
         let tier = if holds {
-            crate::supervision::tier(&mut tx, &uscc)
+            crate::supervision_store::tier(&mut tx, &uscc)
                 .await?
                 .unwrap_or_default() as i32
         } else {

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::party::Party;
 use crate::state::{Api, Standing};
 use crate::store::{self};
-use crate::tasks;
+use crate::task_store;
 
 pub(crate) async fn issue_rectification_order(
     api: &Api,
@@ -78,9 +78,9 @@ pub(crate) async fn issue_rectification_order(
                 }
                 let order_id = uuid::Uuid::now_v7().to_string();
                 let due = format_date(deadline.due);
-                crate::supervision::insert_order(&mut tx, &tenant, &order_id, uscc, api.store.now(), deadline).await?;
+                crate::supervision_store::insert_order(&mut tx, &tenant, &order_id, uscc, api.store.now(), deadline).await?;
                 if !interview.is_empty() {
-                    crate::supervision::tie_interview(&mut tx, &order_id, uscc, interview).await?;
+                    crate::supervision_store::tie_interview(&mut tx, &order_id, uscc, interview).await?;
                 }
                 let mut details = json!({"order_id": order_id, "findings": req.findings.trim(), "required_actions": req.required_actions.trim(), "due_date": due});
                 party.describe(&mut details);
@@ -126,14 +126,14 @@ pub(crate) async fn record_rectification_outcome(
         api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                let (order_tenant, uscc, state) = crate::supervision::get_order(&mut tx, req.order_id.trim())
+                let (order_tenant, uscc, state) = crate::supervision_store::get_order(&mut tx, req.order_id.trim())
                     .await?
                     .ok_or_else(|| {
                         Error::not_found(format!("no rectification order {}", req.order_id.trim()))
                     })?;
                 let me = Api::regulator(ctx)?;
                 let order_id = req.order_id.trim();
-                let held = match tasks::agency(&mut tx, &uscc).await? {
+                let held = match task_store::agency(&mut tx, &uscc).await? {
                     Some(a) if Tenant::parse(&a.0).is_ok_and(|t| me.can_see(t)) => Some(a),
                     _ => None,
                 };
@@ -148,7 +148,7 @@ pub(crate) async fn record_rectification_outcome(
                         RectificationOutcome::Refused => (OrderEvent::Refused, "refused to rectify (拒不整改)"),
                         _ => (OrderEvent::Rectified, "rectified"),
                     };
-                    if !crate::supervision::order_transition(&mut tx, order_id, event).await? {
+                    if !crate::supervision_store::order_transition(&mut tx, order_id, event).await? {
                         return Err(Error::failed_precondition(format!("the order is {state} already")));
                     }
                     api.credit_entry(&mut tx, ctx, &order_tenant, &uscc, "rectification", note.into(),
@@ -165,12 +165,12 @@ pub(crate) async fn record_rectification_outcome(
                             agency.0
                         )));
                     }
-                    if crate::supervision::order_interview(&mut tx, order_id).await?.is_empty() {
+                    if crate::supervision_store::order_interview(&mut tx, order_id).await?.is_empty() {
                         return Err(Error::failed_precondition(format!(
                             "order {order_id} is tied to no interview (约谈) of {uscc}; Art. 15(2) revokes on a refusal to rectify only after one: issue the order with interview_entry_id, or record the interview with order_id"
                         )));
                     }
-                    if !crate::supervision::order_transition(&mut tx, order_id, OrderEvent::Refused).await? {
+                    if !crate::supervision_store::order_transition(&mut tx, order_id, OrderEvent::Refused).await? {
                         return Err(Error::failed_precondition(format!("the order is {state} already")));
                     }
                     api.credit_entry(
@@ -195,7 +195,7 @@ pub(crate) async fn record_rectification_outcome(
                         .await?;
                     value.revoked_filing_id = agency.1.clone();
                 } else {
-                    if !crate::supervision::order_transition(&mut tx, order_id, OrderEvent::Rectified).await? {
+                    if !crate::supervision_store::order_transition(&mut tx, order_id, OrderEvent::Rectified).await? {
                         return Err(Error::failed_precondition(format!("the order is {state} already")));
                     }
                     api.credit_entry(

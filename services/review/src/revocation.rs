@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::state::Api;
 
-use crate::tasks::{self};
+use crate::task_store::{self};
 
 /// The department that disposes of unlicensed credit reporting and rating (Art. 15(3)).
 const PBOC: &str = "pboc-branch";
@@ -45,7 +45,7 @@ pub(crate) async fn revoke_filing(
         api
             .store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
+                let uscc = task_store::agency_of_filing(&mut tx, req.filing_id.trim()).await?
                     .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
                 let agency = api.supervised(&mut tx, ctx, &uscc).await?;
                 let name = ground.as_str_name().to_ascii_lowercase().replace("revocation_ground_", "");
@@ -53,12 +53,12 @@ pub(crate) async fn revoke_filing(
                     RevocationGround::NoAnnualReport => return Err(Error::failed_precondition(
                         "Art. 11 revokes by itself at the 1 July cut-off, from the filing service's record of annual reports; it is not revoked by hand",
                     )),
-                    RevocationGround::SevereDishonesty if tasks::listed(&mut tx, &uscc).await?.is_none() => {
+                    RevocationGround::SevereDishonesty if task_store::listed(&mut tx, &uscc).await?.is_none() => {
                         return Err(Error::failed_precondition(format!(
                             "{uscc} itself is not on the severe-dishonesty list; Art. 15(1) revokes only a listed agency (a listed principal is a matter for supervision)"
                         )));
                     }
-                    RevocationGround::RefusedRectification if !crate::supervision::refused_order(&mut tx, &uscc, &agency.0).await? => {
+                    RevocationGround::RefusedRectification if !crate::supervision_store::refused_order(&mut tx, &uscc, &agency.0).await? => {
                         return Err(Error::failed_precondition(format!(
                             "no refusal of a rectification order by {uscc} is recorded by its holding authority; Art. 15(2) revokes only after an interview, an order and the recorded refusal"
                         )));
@@ -73,7 +73,7 @@ pub(crate) async fn revoke_filing(
                         json!({"filing_id": agency.1, "reason": req.reason.trim(), "department": PBOC}))
                         .await?;
                     // 由相关管理部门依法处置: the referral reaches the branch's node (complaints delivers it).
-                    let agency_name = tasks::agency_name(&mut tx, &uscc).await?;
+                    let agency_name = task_store::agency_name(&mut tx, &uscc).await?;
                     api.store
                         .publish_event(&mut tx, ctx, &agency.0, &agency.1,
                             &ev::RevocationReferred {
@@ -113,7 +113,7 @@ pub(crate) async fn record_disposal(
         let req = &req;
         api.store
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
-                let uscc = tasks::agency_of_filing(&mut tx, req.filing_id.trim()).await?
+                let uscc = task_store::agency_of_filing(&mut tx, req.filing_id.trim()).await?
                     .ok_or_else(|| Error::not_found(format!("no filing {}", req.filing_id.trim())))?;
                 let agency = api.supervised(&mut tx, ctx, &uscc).await?;
                 let disposal = ev::Disposal {
@@ -121,13 +121,13 @@ pub(crate) async fn record_disposal(
                     method: req.method.trim().to_owned(),
                     supervised_by: req.supervised_by.trim().to_owned(),
                 };
-                if !tasks::deregistration_approved(&mut tx, &agency.1).await? {
+                if !task_store::deregistration_approved(&mut tx, &agency.1).await? {
                     return Err(Error::failed_precondition(format!(
                         "the filing is {}; a disposal completes only a deregistration the agency requested and the holding authority approved (Art. 18)",
                         agency.2
                     )));
                 }
-                if !tasks::agency_transition(&mut tx, &uscc, &agency.1, FilingEvent::CompleteDeregistration).await? {
+                if !task_store::agency_transition(&mut tx, &uscc, &agency.1, FilingEvent::CompleteDeregistration).await? {
                     return Err(Error::failed_precondition(format!("the filing is {}; nothing to complete", agency.2)));
                 }
                 api.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), json!(disposal)).await?;

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::party::Party;
 use crate::store::{self, Entry};
-use crate::tasks::{self, TaskRow};
+use crate::task_store::{self, TaskRow};
 
 pub struct Api {
     pub(crate) store: ServiceStore,
@@ -79,7 +79,9 @@ impl Api {
         let me = Self::regulator(ctx)?;
         let not_found =
             || Error::not_found(format!("no agency {uscc} under the caller's supervision"));
-        let agency = tasks::agency(conn, uscc).await?.ok_or_else(not_found)?;
+        let agency = task_store::agency(conn, uscc)
+            .await?
+            .ok_or_else(not_found)?;
         match Tenant::parse(&agency.0) {
             Ok(t) if me.can_see(t) => Ok(agency),
             _ => Err(not_found()),
@@ -127,13 +129,13 @@ impl Api {
         let now = self.store.now();
         let today = cst_date(now).map_err(|e| Error::internal(e.to_string()))?;
         creditmesh_domain::measures::check_act(self.measures, today, "a revocation under Art. 15")?;
-        if !tasks::agency_transition(tx, uscc, filing_id, FilingEvent::Revoke).await? {
+        if !task_store::agency_transition(tx, uscc, filing_id, FilingEvent::Revoke).await? {
             return Err(Error::failed_precondition(format!(
                 "the filing is {status}; only an active filing can be revoked (Art. 15)"
             )));
         }
         let ban_ends_on = format_date(add_years(today, 1));
-        tasks::withdraw_open(tx, filing_id, now, &ctx.principal_id).await?;
+        task_store::withdraw_open(tx, filing_id, now, &ctx.principal_id).await?;
         self.credit_entry(
             tx,
             ctx,
@@ -245,7 +247,7 @@ impl Api {
                     Standing::Holder => self.supervised(&mut tx, ctx, party.key()).await?.0,
                 };
                 if let Some(tier) = risk_tier {
-                    crate::supervision::set_tier(
+                    crate::supervision_store::set_tier(
                         &mut tx,
                         &tenant,
                         party.key(),
@@ -290,8 +292,13 @@ impl Api {
                         .await?;
                 }
                 if let Some(order_id) = order
-                    && !crate::supervision::tie_interview(&mut tx, order_id, party.key(), &entry_id)
-                        .await?
+                    && !crate::supervision_store::tie_interview(
+                        &mut tx,
+                        order_id,
+                        party.key(),
+                        &entry_id,
+                    )
+                    .await?
                 {
                     return Err(Error::invalid_field(
                         "order_id",
@@ -326,7 +333,7 @@ impl Api {
             Party::Agency { uscc, .. } => uscc,
         };
         let mut conn = self.store.db.acquire().await?;
-        Ok(match tasks::agency(&mut conn, uscc.as_str()).await? {
+        Ok(match task_store::agency(&mut conn, uscc.as_str()).await? {
             Some(agency) => match Tenant::parse(&agency.0) {
                 Ok(holder) if me.can_see(holder) => Standing::Holder,
                 _ => Standing::Place(me),
@@ -383,7 +390,9 @@ impl Api {
         let me = Self::regulator(ctx)?;
         let not_found =
             || Error::not_found(format!("no review task {task_id} visible to the caller"));
-        let task = tasks::get(conn, task_id).await?.ok_or_else(not_found)?;
+        let task = task_store::get(conn, task_id)
+            .await?
+            .ok_or_else(not_found)?;
         match Tenant::parse(&task.tenant) {
             Ok(t) if me.can_see(t) => Ok(task),
             _ => Err(not_found()),
@@ -448,11 +457,11 @@ impl Api {
         &self,
         tx: &mut Tx,
         ctx: &CallContext,
-        entry: &tasks::Listing,
+        entry: &task_store::Listing,
     ) -> Result<(Vec<String>, Vec<String>), Error> {
         let (mut revoked, mut opened) = (Vec::new(), Vec::new());
         for (uscc, tenant, filing_id, status) in
-            tasks::open_agencies_naming(tx, &entry.identifier).await?
+            task_store::open_agencies_naming(tx, &entry.identifier).await?
         {
             if Filing::parse(&status) == Some(Filing::Submitted) {
                 continue;
@@ -475,7 +484,7 @@ impl Api {
                 .await?;
                 revoked.push(filing_id);
             } else {
-                let task_id = tasks::open_supervision(
+                let task_id = task_store::open_supervision(
                     tx,
                     &tenant,
                     &uscc,
@@ -498,7 +507,7 @@ impl Api {
             }
         }
         for (tenant, task_id, uscc, checks) in
-            tasks::open_tasks_naming(tx, &entry.identifier).await?
+            task_store::open_tasks_naming(tx, &entry.identifier).await?
         {
             let mut found: Vec<serde_json::Value> =
                 serde_json::from_str(&checks).unwrap_or_default();
@@ -507,7 +516,7 @@ impl Api {
                 found.push(
                     json!({"ground": RefusalGround::SevereDishonesty as i32, "evidence": evidence}),
                 );
-                tasks::set_checks(tx, &tenant, &task_id, &json!(found).to_string()).await?;
+                task_store::set_checks(tx, &tenant, &task_id, &json!(found).to_string()).await?;
             }
         }
         Ok((revoked, opened))
@@ -521,7 +530,7 @@ pub(crate) fn names(grounds: &[&str]) -> Vec<String> {
 
 /// One line of evidence for a listing that concerns the agency `uscc`, a principal's
 /// identity number masked: it goes into the credit file.
-pub fn listed_evidence(l: &tasks::Listing, uscc: &str) -> String {
+pub fn listed_evidence(l: &task_store::Listing, uscc: &str) -> String {
     if l.identifier == uscc {
         format!(
             "the agency {uscc} is on the severe-dishonesty list since {} ({})",
