@@ -157,6 +157,30 @@ fn a_status_is_built_only_at_the_edge() {
 }
 
 #[test]
+fn statuses_are_compared_through_the_lifecycle_machines() {
+    let mut literal = Vec::new();
+    for service in SERVICES {
+        for (file, text) in sources(service) {
+            if is_store(&file) {
+                continue;
+            }
+            for (n, line) in code(&text).lines().enumerate() {
+                if ["status == \"", "status != \"", "status.as_str()"]
+                    .iter()
+                    .any(|m| line.contains(m))
+                {
+                    literal.push(format!("services/{service}/src/{file} line {}", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        literal.is_empty(),
+        "a status compared with a literal, not through its machine: {literal:#?}"
+    );
+}
+
+#[test]
 fn the_checks_see_what_they_look_for() {
     assert_eq!(status_built("Err(Status::internal(\"x\"))").len(), 1);
     assert_eq!(status_built(".map_err(status_from)?").len(), 1);

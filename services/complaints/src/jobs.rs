@@ -4,6 +4,7 @@
 //! a provisional deadline is never shown overdue.
 
 use creditmesh_domain::Error;
+use creditmesh_domain::lifecycle::{Complaint, Machine};
 use creditmesh_domain::calendar::{Layers, cst_date, format_date, parse_iso_date};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
@@ -102,7 +103,7 @@ pub async fn recompute(env: &ServiceEnv) -> Result<usize, Error> {
                     .map_err(|e| Error::internal(e.to_string()))
             };
             for p in &stale {
-                if p.status == "received" {
+                if Complaint::parse(&p.status) == Some(Complaint::Received) {
                     let received =
                         cst_date(p.received_at).map_err(|e| Error::internal(e.to_string()))?;
                     let d = deadline(received, acceptance_days)?;

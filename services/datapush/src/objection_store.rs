@@ -1,6 +1,7 @@
 //! SQL of objections and of the access codes subjects file them with.
 
 use std::collections::HashMap;
+use creditmesh_domain::lifecycle::{Machine, Objection};
 
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};
@@ -35,6 +36,18 @@ pub struct ObjectionRow {
     pub subject_statement: String,
     /// What the subject asked for: correct, delete, other, or '' (not stated).
     pub requested_measure: String,
+}
+
+impl ObjectionRow {
+    /// Its state, by the objection machine's names.
+    pub fn state(&self) -> Option<Objection> {
+        Objection::parse(&self.status)
+    }
+
+    /// Not decided yet.
+    pub fn open(&self) -> bool {
+        self.state() == Some(Objection::Open)
+    }
 }
 
 const COLUMNS: &str = "objection_id, tenant, record_id, agency_uscc, subject_index, ground, \

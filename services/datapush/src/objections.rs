@@ -305,7 +305,7 @@ async fn not_markable(tx: &mut Tx, row: &RecordRow) -> Error {
     let open = objection_store::of_record(tx, &row.record_id)
         .await
         .ok()
-        .and_then(|os| os.into_iter().find(|o| o.status == "open"));
+        .and_then(|os| os.into_iter().find(|o| o.open()));
     match open {
         Some(o) => Error::failed_precondition(format!(
             "record {} is already under objection {}, to be decided by {}",

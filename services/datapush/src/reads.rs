@@ -3,6 +3,7 @@
 //! sees every record about them with its history, uses and objections.
 
 use std::collections::HashMap;
+use creditmesh_domain::lifecycle::Objection;
 
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::*;
@@ -55,9 +56,9 @@ fn stored_with(
     row: &RecordRow,
     objections: &[ObjectionRow],
 ) -> Result<StoredRecord, Error> {
-    let open = objections.iter().rev().find(|o| o.status == "open");
-    let last = objections.iter().rev().find(|o| o.status != "open");
-    let kept = last.filter(|o| o.status == "kept");
+    let open = objections.iter().rev().find(|o| o.open());
+    let last = objections.iter().rev().find(|o| !o.open());
+    let kept = last.filter(|o| o.state() == Some(Objection::Kept));
     Ok(StoredRecord {
         record_id: row.record_id.clone(),
         agency_uscc: row.agency_uscc.clone(),

@@ -1,6 +1,6 @@
 //! Deciding review tasks: each kind by its own article, Art. 9(2) binding approval.
 
-use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, TaskEvent};
+use creditmesh_domain::lifecycle::{Filing, FilingEvent, Machine, Task, TaskEvent};
 use creditmesh_domain::{Error, Violations};
 use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::review::v1::*;
@@ -33,7 +33,7 @@ pub(crate) async fn decide_review_task(
             .write_idempotent(ctx, METHOD, &req.request_id, |mut tx| async move {
                 let me = Api::regulator(ctx)?;
                 let task = api.visible_task(&mut tx, ctx, req.task_id.trim()).await?;
-                if task.status != "open" {
+                if Task::parse(&task.status) != Some(Task::Open) {
                     return Err(Error::failed_precondition(format!(
                         "the task is {} already",
                         task.status
@@ -140,7 +140,10 @@ pub(crate) async fn decide_review_task(
                             .await?
                             .map(|a| a.2)
                             .unwrap_or_default();
-                        agency_moved(Filing::parse(&state) == Some(Filing::Active), "active")?;
+                        agency_moved(
+                            Filing::parse(&state) == Some(Filing::Active),
+                            Filing::Active.name(),
+                        )?;
                         if approve {
                             task_store::set_agency_principals(
                                 &mut tx,
@@ -172,7 +175,7 @@ pub(crate) async fn decide_review_task(
                                 .unwrap_or_default();
                             agency_moved(
                                 Filing::parse(&state) == Some(Filing::Deregistering),
-                                "deregistering",
+                                Filing::Deregistering.name(),
                             )?;
                         } else {
                             agency_moved(
@@ -183,7 +186,7 @@ pub(crate) async fn decide_review_task(
                                     FilingEvent::RefuseDeregistration,
                                 )
                                 .await?,
-                                "deregistering",
+                                Filing::Deregistering.name(),
                             )?;
                         }
                         api.publish(

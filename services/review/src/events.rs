@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use creditmesh_domain::calendar::{Calendar, Layers, cst_date, format_date};
-use creditmesh_domain::lifecycle::FilingEvent;
+use creditmesh_domain::lifecycle::{FilingEvent, Machine, Task};
 use creditmesh_domain::{Error, Tenant, Uscc};
 use creditmesh_proto::events::v1::{
     AgencyHandedOver, AnnualReportSubmitted, ChangeSubmitted, ComplaintResolved,
@@ -162,7 +162,7 @@ impl Handler {
                 tenant: event.tenant.clone(),
                 task_id: event.id.clone(),
                 kind: kind.into(),
-                status: "open".into(),
+                status: Task::Open.name().into(),
                 filing_id: filing_id.into(),
                 subject_id: subject_id.into(),
                 uscc: uscc.into(),
@@ -385,7 +385,7 @@ impl EventHandler for Handler {
                     tenant: event.tenant.clone(),
                     task_id: uuid::Uuid::now_v7().to_string(),
                     kind: e.kind,
-                    status: "forwarded".into(),
+                    status: Task::Forwarded.name().into(),
                     filing_id: e.filing_id,
                     subject_id: e.subject_id,
                     uscc: e.uscc,
