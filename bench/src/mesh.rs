@@ -202,14 +202,17 @@ impl BenchMesh {
                 calendar: Arc::new(creditmesh_domain::calendar::Calendar::builtin()),
                 blob_store: dir.join("blobs").display().to_string(),
                 staging_dir: dir.join("staging"),
-                spot_check_percent: [10, 5, 20, 50],
-                complaint_acceptance_working_days: 5,
-                review_routing: Default::default(),
                 measures: None,
-                register: Default::default(),
-                notifications: Default::default(),
-                referrals: Default::default(),
-                datapush: Default::default(),
+                services: creditmesh::mesh::Services {
+                    review: creditmesh_review::Config {
+                        spot_check_percent: [10, 5, 20, 50],
+                    },
+                    complaints: creditmesh_complaints::Config {
+                        acceptance_working_days: 5,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             },
             database: creditmesh_storage::DbConfig {
                 url: url.clone(),

@@ -570,21 +570,22 @@ async fn dev(
     let department =
         creditmesh_department::start(&cfg.department_node()?, department_stop.clone()).await?;
     let mut runtime = cfg.runtime()?;
-    if runtime
+    let complaints = &mut runtime.services.complaints;
+    if complaints
         .referrals
         .node(&cfg.department.department, &cfg.department.tenant)
         .is_none()
     {
-        let mut referrals = (*runtime.referrals).clone();
+        let mut referrals = (*complaints.referrals).clone();
         referrals
             .departments
-            .push(creditmesh_rpc::service::DepartmentPeer {
+            .push(creditmesh_complaints::DepartmentPeer {
                 department: cfg.department.department.clone(),
                 tenant: cfg.department.tenant.clone(),
                 url: format!("https://{}", department.addr),
                 server_name: "department".into(),
             });
-        runtime.referrals = std::sync::Arc::new(referrals);
+        complaints.referrals = std::sync::Arc::new(referrals);
     }
     let mesh = mesh::start_mesh(MeshOptions {
         runtime,
@@ -668,8 +669,11 @@ fn print_banner(
     println!("stop with ctrl-c or SIGTERM; in-flight calls finish first.");
 }
 
-fn chosen(services: &[String]) -> Result<Vec<creditmesh_rpc::ServiceDef>> {
-    let defs = mesh::all_services();
+fn chosen(
+    configured: &mesh::Services,
+    services: &[String],
+) -> Result<Vec<creditmesh_rpc::ServiceDef>> {
+    let defs = mesh::all_services(configured);
     if services.is_empty() {
         return Ok(defs);
     }
@@ -709,7 +713,7 @@ fn relay_targets(cfg: &Config) -> mesh::RelayTargets {
 }
 
 async fn serve(cfg: Config, services: &[String]) -> Result<()> {
-    let defs = chosen(services)?;
+    let defs = chosen(&cfg.services()?, services)?;
     // A replica never mints a key of its own beside the one its peers share.
     creditmesh_pki::forbid_making();
     let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
@@ -842,7 +846,8 @@ async fn web(cfg: Config) -> Result<()> {
 
 async fn gateway(cfg: Config) -> Result<()> {
     let stop = CancellationToken::new();
-    let defs = mesh::all_services();
+    // Only the services' names are needed here.
+    let defs = mesh::all_services(&mesh::Services::default());
     let default = cfg.backends.iter().map(|(name, b)| (None, name, b));
     let by_tenant = cfg
         .tenant_backends
@@ -894,7 +899,8 @@ async fn gateway(cfg: Config) -> Result<()> {
 }
 
 async fn migrate(cfg: Config, services: &[String]) -> Result<()> {
-    for def in chosen(services)? {
+    // Migrations need no service's settings.
+    for def in chosen(&mesh::Services::default(), services)? {
         let db = mesh::open_database(&def, &cfg.db_config(def.name)).await?;
         db.close().await;
         println!("{}: schema up to date", def.name);

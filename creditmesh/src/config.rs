@@ -56,15 +56,15 @@ pub struct Config {
     /// How long a stopping node lets in-flight calls finish before cutting them off.
     pub shutdown_grace_ms: u64,
     /// The public register's witnesses, and whether this node is one.
-    pub register: creditmesh_rpc::service::RegisterConfig,
+    pub register: creditmesh_disclosure::RegisterConfig,
     /// How complainants are told; by default written as files under `DATA_DIR/notifications`.
-    pub notifications: creditmesh_rpc::service::NotificationsConfig,
+    pub notifications: creditmesh_complaints::NotificationsConfig,
     /// The department nodes complaints may be referred to; `dev` adds its demo department.
-    pub referrals: creditmesh_rpc::service::ReferralsConfig,
+    pub referrals: creditmesh_complaints::ReferralsConfig,
     /// This node as a department's referral receiver (`creditmesh department`).
     pub department: DepartmentNodeConfig,
     /// Pushed credit information: the catalog and the keys it is sealed with.
-    pub datapush: creditmesh_rpc::service::DataPushConfig,
+    pub datapush: creditmesh_datapush::DataPushConfig,
     /// The operations port of `serve` and `gateway` (plain HTTP: `/livez`, `/readyz`,
     /// `/metrics`).
     pub ops: OpsConfig,
@@ -626,32 +626,44 @@ impl Config {
             calendar: std::sync::Arc::new(self.calendar.load()?),
             blob_store: self.blob_store(),
             staging_dir: self.data_dir.join("staging"),
-            complaint_acceptance_working_days: self.supervision.complaint_acceptance_working_days,
-            spot_check_percent: {
-                let p = &self.supervision.spot_check_percent;
-                [p.unset, p.low, p.medium, p.high]
-            },
             measures: self
                 .measures
                 .validity()
                 .map_err(|(key, why)| anyhow::anyhow!("config key `{key}`: {why}"))?,
-            review_routing: std::sync::Arc::new(
-                creditmesh_domain::routing::ReviewRouting::new(&self.review_routing)
-                    .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
-            ),
-            register: std::sync::Arc::new(self.register.clone()),
-            referrals: std::sync::Arc::new(self.referrals.clone()),
-            datapush: std::sync::Arc::new(self.datapush.clone()),
-            notifications: std::sync::Arc::new({
-                let mut n = self.notifications.clone();
-                if n.dir.is_empty() {
-                    n.dir = self.data_dir.join("notifications").display().to_string();
-                }
-                if n.from.is_empty() {
-                    n.from = format!("noreply@{}", self.trust_domain);
-                }
-                n
-            }),
+            services: self.services()?,
+        })
+    }
+
+    /// Each service's configuration, from its sections.
+    pub fn services(&self) -> Result<crate::mesh::Services> {
+        use std::sync::Arc;
+        let p = &self.supervision.spot_check_percent;
+        Ok(crate::mesh::Services {
+            filing: creditmesh_filing::Config {
+                review_routing: Arc::new(
+                    creditmesh_domain::routing::ReviewRouting::new(&self.review_routing)
+                        .map_err(|bad| anyhow::anyhow!("review_routing: {bad:?}"))?,
+                ),
+            },
+            review: creditmesh_review::Config {
+                spot_check_percent: [p.unset, p.low, p.medium, p.high],
+            },
+            register: Arc::new(self.register.clone()),
+            complaints: creditmesh_complaints::Config {
+                acceptance_working_days: self.supervision.complaint_acceptance_working_days,
+                referrals: Arc::new(self.referrals.clone()),
+                notifications: Arc::new({
+                    let mut n = self.notifications.clone();
+                    if n.dir.is_empty() {
+                        n.dir = self.data_dir.join("notifications").display().to_string();
+                    }
+                    if n.from.is_empty() {
+                        n.from = format!("noreply@{}", self.trust_domain);
+                    }
+                    n
+                }),
+            },
+            datapush: Arc::new(self.datapush.clone()),
         })
     }
 

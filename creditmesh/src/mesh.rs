@@ -22,14 +22,26 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
-/// Every service, in a fixed order.
-pub fn all_services() -> Vec<ServiceDef> {
+/// Each service's own configuration, as the binary assembled it from its sections.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub filing: creditmesh_filing::Config,
+    pub review: creditmesh_review::Config,
+    /// The register's witnesses, and whether this node is one (`[register]`).
+    pub register: Arc<creditmesh_disclosure::RegisterConfig>,
+    pub complaints: creditmesh_complaints::Config,
+    /// What agencies may push and how it is kept (`[datapush]`).
+    pub datapush: Arc<creditmesh_datapush::DataPushConfig>,
+}
+
+/// Every service, in a fixed order, each holding its own configuration.
+pub fn all_services(services: &Services) -> Vec<ServiceDef> {
     vec![
-        creditmesh_filing::definition(),
-        creditmesh_review::definition(),
-        creditmesh_disclosure::definition(),
-        creditmesh_complaints::definition(),
-        creditmesh_datapush::definition(),
+        creditmesh_filing::definition(services.filing.clone()),
+        creditmesh_review::definition(services.review.clone()),
+        creditmesh_disclosure::definition(services.register.clone()),
+        creditmesh_complaints::definition(services.complaints.clone()),
+        creditmesh_datapush::definition(services.datapush.clone()),
     ]
 }
 
@@ -56,15 +68,9 @@ pub struct Runtime {
     pub blob_store: String,
     /// Where uploads are staged until complete.
     pub staging_dir: std::path::PathBuf,
-    /// Spot-check ratio per risk tier, in percent: unset, low, medium, high.
-    pub spot_check_percent: [u32; 4],
-    pub complaint_acceptance_working_days: u32,
-    pub review_routing: Arc<creditmesh_domain::routing::ReviewRouting>,
     pub measures: Option<creditmesh_domain::measures::Validity>,
-    pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
-    pub notifications: Arc<creditmesh_rpc::service::NotificationsConfig>,
-    pub referrals: Arc<creditmesh_rpc::service::ReferralsConfig>,
-    pub datapush: Arc<creditmesh_rpc::service::DataPushConfig>,
+    /// Each service's own configuration.
+    pub services: Services,
 }
 
 /// A service listening on its own mTLS listener.
@@ -117,22 +123,15 @@ pub async fn start_service(
         calendar: runtime.calendar.clone(),
         blobs: Blobs::open(&runtime.blob_store, &runtime.staging_dir)
             .with_context(|| format!("blob store {}", runtime.blob_store))?,
-        spot_check_percent: runtime.spot_check_percent,
-        complaint_acceptance_working_days: runtime.complaint_acceptance_working_days,
-        review_routing: runtime.review_routing.clone(),
         measures: runtime.measures,
         pki_dir: runtime.pki_dir.clone(),
-        register: runtime.register.clone(),
-        notifications: runtime.notifications.clone(),
-        referrals: runtime.referrals.clone(),
-        datapush: runtime.datapush.clone(),
     };
     (def.background)(env.clone(), stop.clone());
     let peers = creditmesh_rpc::PeerLayer::new(env.authn.clone());
     let lanes = creditmesh_rpc::LaneLayer::new(trust_domain);
     let calls = creditmesh_rpc::metrics::CallMetricsLayer::new(trust_domain);
     let gauges: ReadGauges = {
-        let (read, env) = (def.gauges, env.clone());
+        let (read, env) = (def.gauges.clone(), env.clone());
         Arc::new(move || read(env.clone()))
     };
     let routes = (def.routes)(env);
@@ -302,7 +301,7 @@ pub async fn start_mesh(opts: MeshOptions) -> Result<Mesh> {
     let services_stop = CancellationToken::new();
     let gateway_stop = CancellationToken::new();
     let mut services = Vec::new();
-    for def in all_services() {
+    for def in all_services(&opts.runtime.services) {
         let mut db = opts.database.clone();
         db.url = db.url.replace("{service}", def.name);
         services.push(
@@ -419,7 +418,7 @@ mod tests {
 
     #[test]
     fn every_service_leaves_row_security_nested() {
-        for def in super::all_services() {
+        for def in super::all_services(&super::Services::default()) {
             assert!(
                 Migration::leave_nested_tenants(&def.all_migrations()),
                 "{}'s migrations end with the flat tenant visibility: end them with \

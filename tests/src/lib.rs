@@ -391,15 +391,15 @@ impl TestMesh {
         listen: SocketAddr,
         configure: impl FnOnce(&mut Runtime),
     ) -> Replica {
-        let defs = creditmesh::mesh::all_services();
-        let def = defs
-            .iter()
-            .find(|d| d.name == service)
-            .expect("a service of the mesh");
         let blobs = tempfile::tempdir().expect("temp dir");
         let mut runtime = runtime(&self.pki_dir, blobs.path());
         runtime.clock = clock;
         configure(&mut runtime);
+        let defs = creditmesh::mesh::all_services(&runtime.services);
+        let def = defs
+            .iter()
+            .find(|d| d.name == service)
+            .expect("a service of the mesh");
         let mut db = self.db.clone();
         db.url = self.db_url(service);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -511,8 +511,8 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// The demo department (Urumqi market regulation) as the complaints service finds it at `addr`.
-pub fn demo_department(addr: SocketAddr) -> creditmesh_rpc::service::DepartmentPeer {
-    creditmesh_rpc::service::DepartmentPeer {
+pub fn demo_department(addr: SocketAddr) -> creditmesh_complaints::DepartmentPeer {
+    creditmesh_complaints::DepartmentPeer {
         department: "market-regulation".into(),
         tenant: "650100".into(),
         url: format!("https://{addr}"),
@@ -644,19 +644,23 @@ pub fn runtime(pki_dir: &Path, dir: &Path) -> Runtime {
         calendar: Arc::new(Calendar::builtin()),
         blob_store: dir.join("blobs").display().to_string(),
         staging_dir: dir.join("staging"),
-        spot_check_percent: [10, 5, 20, 50],
-        complaint_acceptance_working_days: 5,
-        review_routing: Default::default(),
         measures: None,
-        register: Default::default(),
-        referrals: Default::default(),
-        datapush: Default::default(),
-        notifications: Arc::new(creditmesh_rpc::service::NotificationsConfig {
-            smtp_url: String::new(),
-            from: "noreply@creditmesh.xinjiang".into(),
-            dir: dir.join("notifications").display().to_string(),
+        services: creditmesh::mesh::Services {
+            review: creditmesh_review::Config {
+                spot_check_percent: [10, 5, 20, 50],
+            },
+            complaints: creditmesh_complaints::Config {
+                acceptance_working_days: 5,
+                notifications: Arc::new(creditmesh_complaints::NotificationsConfig {
+                    smtp_url: String::new(),
+                    from: "noreply@creditmesh.xinjiang".into(),
+                    dir: dir.join("notifications").display().to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
             ..Default::default()
-        }),
+        },
     }
 }
 

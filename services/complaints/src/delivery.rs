@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ReferralsConfig;
 use creditmesh_domain::PrincipalKind;
 use creditmesh_domain::lifecycle::{Complaint as State, Machine, ReferralEvent};
 use creditmesh_pki::{ClientTls, TlsFiles, receipt};
@@ -16,7 +17,6 @@ use creditmesh_proto::complaints::v2::ReceiveReferralRequest;
 use creditmesh_proto::complaints::v2::referral_receiver_service_client::ReferralReceiverServiceClient;
 use creditmesh_proto::events::v1::ReferralReceived;
 use creditmesh_rpc::ServiceStore;
-use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_storage::AuditEntry;
 use creditmesh_storage::StorageError;
 use prost::Message;

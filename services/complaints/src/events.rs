@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use crate::config::ReferralsConfig;
 use creditmesh_domain::{Error, department, tenant::REGION};
 use creditmesh_proto::complaints::v1::Referral;
 use creditmesh_proto::events::v1::{Event, RegisterChanged, RevocationReferred, SubjectTold};
-use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_rpc::sink::{Applied, EventHandler, decode, occurred_micros};
 use creditmesh_rpc::timestamp;
 use creditmesh_storage::Tx;

@@ -4,17 +4,18 @@
 //! a provisional deadline is never shown overdue.
 
 use creditmesh_domain::Error;
-use creditmesh_domain::lifecycle::{Complaint, Machine};
 use creditmesh_domain::calendar::{Layers, cst_date, format_date, parse_iso_date};
+use creditmesh_domain::lifecycle::{Complaint, Machine};
 use creditmesh_domain::tenant::REGION;
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
 
+use crate::config::Config;
 use crate::store;
 use creditmesh_domain::measures::HANDLING_WORKING_DAYS;
 
 /// Starts the service's background work: contacts sealed and provisional deadlines recomputed
 /// once, complainants told, referrals delivered.
-pub fn spawn(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
+pub fn spawn(env: ServiceEnv, config: &Config, stop: tokio_util::sync::CancellationToken) {
     let sealing = env.clone();
     tokio::spawn(async move {
         let sealed = match creditmesh_pki::ContactKey::load(&sealing.pki_dir) {
@@ -32,9 +33,9 @@ pub fn spawn(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
             Err(e) => tracing::warn!(error = %e, "stored referrals' contacts were not sealed"),
         }
     });
-    let recomputing = env.clone();
+    let (recomputing, acceptance_days) = (env.clone(), config.acceptance_working_days);
     tokio::spawn(async move {
-        match recompute(&recomputing).await {
+        match recompute(&recomputing, acceptance_days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(recomputed = n, "provisional complaint deadlines recomputed"),
             Err(e) => {
@@ -43,7 +44,7 @@ pub fn spawn(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
         }
     });
     match (
-        crate::notify::notifiers(&env.notifications),
+        crate::notify::notifiers(&config.notifications),
         creditmesh_pki::ContactKey::load(&env.pki_dir),
     ) {
         (Ok(notifiers), Ok(contacts)) => {
@@ -65,7 +66,7 @@ pub fn spawn(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
         env.store.clone(),
         &env.pki_dir,
         env.authn.trust_domain(),
-        &env.referrals,
+        &config.referrals,
         &stop,
     ) {
         Ok(d) => {
@@ -77,9 +78,8 @@ pub fn spawn(env: ServiceEnv, stop: tokio_util::sync::CancellationToken) {
     }
 }
 
-pub async fn recompute(env: &ServiceEnv) -> Result<usize, Error> {
+pub async fn recompute(env: &ServiceEnv, acceptance_days: u32) -> Result<usize, Error> {
     let (db_store, calendar) = (&env.store, &env.calendar);
-    let acceptance_days = env.complaint_acceptance_working_days;
     let mut conn = db_store.db.acquire().await?;
     if store::provisional_deadlines(&mut conn, calendar.version())
         .await?

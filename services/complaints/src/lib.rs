@@ -1,5 +1,6 @@
 //! The complaints service (Art. 24): anyone complains about an agency; regulators triage.
 
+pub mod config;
 mod convert;
 pub mod delivery;
 mod events;
@@ -23,30 +24,32 @@ use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
+pub use config::{Config, DepartmentPeer, NotificationsConfig, ReferralsConfig};
+
 pub const NAME: &str = "complaints";
 
-pub fn definition() -> ServiceDef {
+pub fn definition(config: Config) -> ServiceDef {
+    let background = config.clone();
     ServiceDef {
         name: NAME,
         grpc_name: "creditmesh.complaints.v1.ComplaintService",
         migrations: schema::migrations,
-        routes,
-        background: jobs::spawn,
-        gauges: deadline_gauges,
+        routes: Box::new(move |env| routes(env, &config)),
+        background: Box::new(move |env, stop| jobs::spawn(env, &background, stop)),
+        gauges: std::sync::Arc::new(deadline_gauges),
     }
 }
 
-fn routes(env: ServiceEnv) -> Routes {
+fn routes(env: ServiceEnv, config: &Config) -> Routes {
     let ServiceEnv {
         store,
         authn,
         calendar,
-        complaint_acceptance_working_days,
         blobs,
-        referrals,
         pki_dir,
         ..
     } = env;
+    let referrals = config.referrals.clone();
     // Keys are checked at start (`serve` refuses without them); a node that cannot read its
     // contact key has no business taking what others are to be told.
     let contacts = std::sync::Arc::new(
@@ -57,7 +60,7 @@ fn routes(env: ServiceEnv) -> Routes {
         store.clone(),
         authn.clone(),
         calendar,
-        complaint_acceptance_working_days,
+        config.acceptance_working_days,
         blobs,
         referrals.clone(),
         contacts.clone(),

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::NotificationsConfig;
 use creditmesh_domain::contact::Contact;
 use creditmesh_pki::ContactKey;
 use creditmesh_rpc::ServiceStore;
-use creditmesh_rpc::service::NotificationsConfig;
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::AnyConnection;
 use lettre::message::{Mailbox, SinglePart};

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::config::ReferralsConfig;
 use creditmesh_domain::Error;
 use creditmesh_domain::calendar::{Calendar, cst_date};
 use creditmesh_domain::lifecycle::{Complaint as State, ComplaintEvent, Machine};
 use creditmesh_proto::complaints::v1::Complaint;
-use creditmesh_rpc::service::ReferralsConfig;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore};
 use creditmesh_storage::Blobs;
 use creditmesh_storage::sqlx::AnyConnection;

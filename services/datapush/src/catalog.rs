@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use creditmesh_rpc::service::{CategoryConfig, FieldConfig};
+use crate::config::CategoryConfig;
+use crate::config::FieldConfig;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,9 +28,9 @@ const TICK: Duration = Duration::from_millis(500);
 const REWRAP_EVERY: Duration = Duration::from_secs(300);
 
 /// Starts datapush's timers once its catalog and keys load.
-pub fn start(env: ServiceEnv, stop: CancellationToken) {
-    let catalog = crate::catalog::Catalog::from_config(&env.datapush.categories);
-    let keys = Keys::load(&env.datapush, &env.pki_dir);
+pub fn start(env: ServiceEnv, config: &crate::DataPushConfig, stop: CancellationToken) {
+    let catalog = crate::catalog::Catalog::from_config(&config.categories);
+    let keys = Keys::load(config, &env.pki_dir);
     match (catalog, keys) {
         (Ok(catalog), Ok(keys)) => spawn(env, Arc::new(catalog), Arc::new(keys), stop),
         (Err(p), _) => {

@@ -7,6 +7,7 @@ mod agency_store;
 mod case_store;
 mod cases;
 pub mod catalog;
+pub mod config;
 mod convert;
 mod events;
 mod grpc;
@@ -34,24 +35,26 @@ use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
+pub use config::{CategoryConfig, DataPushConfig, FieldConfig};
+
 pub const NAME: &str = "datapush";
 
-pub fn definition() -> ServiceDef {
+pub fn definition(config: Arc<DataPushConfig>) -> ServiceDef {
+    let (background, gauges) = (config.clone(), config.clone());
     ServiceDef {
         name: NAME,
         grpc_name: "creditmesh.datapush.v1.DataPushService",
         migrations: schema::migrations,
-        routes,
-        background: jobs::start,
-        gauges,
+        routes: Box::new(move |env| routes(env, &config)),
+        background: Box::new(move |env, stop| jobs::start(env, &background, stop)),
+        gauges: Arc::new(move |env| read_gauges(env, gauges.clone())),
     }
 }
 
-fn routes(env: ServiceEnv) -> Routes {
+fn routes(env: ServiceEnv, datapush: &DataPushConfig) -> Routes {
     let ServiceEnv {
         store,
         authn,
-        datapush,
         pki_dir,
         calendar,
         ..
@@ -61,7 +64,7 @@ fn routes(env: ServiceEnv) -> Routes {
     let catalog = catalog::Catalog::from_config(&datapush.categories)
         .unwrap_or_else(|p| panic!("datapush catalog: {p:?}"));
     let keys =
-        seal::Keys::load(&datapush, &pki_dir).unwrap_or_else(|e| panic!("datapush keys: {e:#}"));
+        seal::Keys::load(datapush, &pki_dir).unwrap_or_else(|e| panic!("datapush keys: {e:#}"));
     let api = state::Api {
         store: store.clone(),
         authn: authn.clone(),
@@ -75,7 +78,7 @@ fn routes(env: ServiceEnv) -> Routes {
 }
 
 /// What is wrong with `[datapush]`, each with its key.
-pub fn config_problems(cfg: &creditmesh_rpc::service::DataPushConfig) -> Vec<(String, String)> {
+pub fn config_problems(cfg: &crate::config::DataPushConfig) -> Vec<(String, String)> {
     let mut problems = catalog::Catalog::from_config(&cfg.categories)
         .err()
         .unwrap_or_default();
@@ -85,8 +88,9 @@ pub fn config_problems(cfg: &creditmesh_rpc::service::DataPushConfig) -> Vec<(St
 
 /// How close the open objections to pushed records are to their deadlines, and how many
 /// keyed hashes are left under an index key other than the current one.
-fn gauges(
+fn read_gauges(
     env: ServiceEnv,
+    config: Arc<DataPushConfig>,
 ) -> futures::future::BoxFuture<'static, Vec<creditmesh_rpc::service::Gauge>> {
     Box::pin(async move {
         let mut gauges = creditmesh_rpc::deadlines::reported(
@@ -94,7 +98,7 @@ fn gauges(
             crate::objection_store::OPEN_DEADLINES,
         )
         .await;
-        match index_gauges(&env).await {
+        match index_gauges(&env, &config).await {
             Ok(more) => gauges.extend(more),
             Err(e) => tracing::warn!(error = %e, "index key gauges were not read"),
         }
@@ -102,8 +106,11 @@ fn gauges(
     })
 }
 
-async fn index_gauges(env: &ServiceEnv) -> anyhow::Result<Vec<creditmesh_rpc::service::Gauge>> {
-    let keys = seal::Keys::load(&env.datapush, &env.pki_dir)?;
+async fn index_gauges(
+    env: &ServiceEnv,
+    config: &DataPushConfig,
+) -> anyhow::Result<Vec<creditmesh_rpc::service::Gauge>> {
+    let keys = seal::Keys::load(config, &env.pki_dir)?;
     let mut conn = env.store.db.acquire().await?;
     let stale = sweep_store::stale(&mut conn, keys.index_keys(), env.store.now()).await?;
     Ok(stale

@@ -1,7 +1,7 @@
 //! SQL of objections and of the access codes subjects file them with.
 
-use std::collections::HashMap;
 use creditmesh_domain::lifecycle::{Machine, Objection};
+use std::collections::HashMap;
 
 use creditmesh_storage::StorageError;
 use creditmesh_storage::sqlx::{self, AnyConnection, Row, any::AnyRow};

@@ -2,8 +2,8 @@
 //! for a stated purpose, and each read is logged as a use of the record (Art. 21); the subject
 //! sees every record about them with its history, uses and objections.
 
-use std::collections::HashMap;
 use creditmesh_domain::lifecycle::Objection;
+use std::collections::HashMap;
 
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Violations};
 use creditmesh_proto::datapush::v1::*;

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::config::DataPushConfig;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use creditmesh_rpc::service::DataPushConfig;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 

@@ -4,17 +4,18 @@ use creditmesh_rpc::{CallContext, ServiceEnv};
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
+use crate::config::RegisterConfig;
 
 /// Starts the register's background work: notices in the old words corrected and records
 /// masked again once, checkpoints signed and cosigned as the log grows.
-pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
+pub fn spawn(env: ServiceEnv, register: &RegisterConfig, stop: CancellationToken) {
     let key = crate::log_key(&env);
     let mut cosigners = Vec::new();
-    if !env.register.witnesses.is_empty() {
+    if !register.witnesses.is_empty() {
         let files = creditmesh_pki::TlsFiles::in_dir(&env.pki_dir, &format!("service-{NAME}"));
         match creditmesh_pki::ClientTls::client(files) {
             Ok(tls) => {
-                for peer in &env.register.witnesses {
+                for peer in &register.witnesses {
                     match crate::witnessing::Cosigner::connect(peer, tls.clone()) {
                         Ok(c) => cosigners.push(c),
                         Err(e) => tracing::error!(url = %peer.url, error = %e, "witness left out"),

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 mod checkpoint_store;
+pub mod config;
 mod convert;
 pub mod cosign;
 mod decisions;
@@ -29,21 +30,23 @@ use std::sync::Arc;
 
 use creditmesh_proto::disclosure::v1::disclosure_service_server::DisclosureServiceServer;
 use creditmesh_proto::disclosure::v1::witness_service_server::WitnessServiceServer;
-use creditmesh_rpc::service::RegisterConfig;
 use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
 use tonic::service::Routes;
 
+pub use config::{RegisterConfig, WitnessPeer};
+
 pub const NAME: &str = "disclosure";
 
-pub fn definition() -> ServiceDef {
+pub fn definition(register: Arc<RegisterConfig>) -> ServiceDef {
+    let background = register.clone();
     ServiceDef {
         name: NAME,
         grpc_name: "creditmesh.disclosure.v1.DisclosureService",
         migrations: schema::migrations,
-        routes,
-        background: jobs::spawn,
-        gauges: checkpoint::gauges,
+        routes: Box::new(move |env| routes(env, register.clone())),
+        background: Box::new(move |env, stop| jobs::spawn(env, &background, stop)),
+        gauges: Arc::new(checkpoint::gauges),
     }
 }
 
@@ -58,22 +61,21 @@ pub(crate) fn log_key(env: &ServiceEnv) -> Arc<checkpoint::LogKeys> {
     Arc::new(key)
 }
 
-fn routes(env: ServiceEnv) -> Routes {
+fn routes(env: ServiceEnv, register: Arc<RegisterConfig>) -> Routes {
     let key = log_key(&env);
-    let witness = (!env.register.witness_of.is_empty()).then(|| witnessing::Witness {
+    let witness = (!register.witness_of.is_empty()).then(|| witnessing::Witness {
         store: env.store.clone(),
         authn: env.authn.clone(),
         key: Arc::new(
             cosign::CosignerKey::load_or_create(
                 &env.pki_dir,
                 witnessing::WITNESS_KEY_FILE,
-                &env.register.witness_name,
+                &register.witness_name,
             )
             .unwrap_or_else(|e| panic!("witness key in {}: {e}", env.pki_dir.display())),
         ),
-        log_vkey: env.register.witness_of.clone(),
+        log_vkey: register.witness_of.clone(),
     });
-    let register = env.register.clone();
     let ServiceEnv { store, authn, .. } = env;
     let api = DisclosureServiceServer::new(state::Api {
         store: store.clone(),
@@ -129,7 +131,7 @@ pub fn register_config_problems(cfg: &RegisterConfig) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use creditmesh_rpc::service::WitnessPeer;
+    use crate::config::WitnessPeer;
 
     use super::*;
 

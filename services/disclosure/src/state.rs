@@ -14,7 +14,7 @@ pub struct Api {
     pub store: ServiceStore,
     pub authn: Authn,
     pub key: Arc<LogKeys>,
-    pub register: Arc<creditmesh_rpc::service::RegisterConfig>,
+    pub register: Arc<crate::config::RegisterConfig>,
 }
 
 /// A prefecture acts on the register only for the agencies whose filing it holds; the region

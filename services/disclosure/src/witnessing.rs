@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use crate::config::WitnessPeer;
 use creditmesh_domain::{Error, PrincipalKind};
 use creditmesh_proto::disclosure::v1::witness_service_client::WitnessServiceClient;
 use creditmesh_proto::disclosure::v1::witness_service_server::WitnessService;
 use creditmesh_proto::disclosure::v1::{AddCheckpointRequest, AddCheckpointResponse};
-use creditmesh_rpc::service::WitnessPeer;
 use creditmesh_rpc::{Authn, ServiceStore, edge};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};

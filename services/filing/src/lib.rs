@@ -17,6 +17,9 @@ mod store;
 mod submission;
 mod validate;
 
+use std::sync::Arc;
+
+use creditmesh_domain::routing::ReviewRouting;
 use creditmesh_proto::filing::v1::filing_service_server::FilingServiceServer;
 use creditmesh_rpc::sink::with_sink;
 use creditmesh_rpc::{ServiceDef, ServiceEnv};
@@ -26,24 +29,31 @@ pub use state::{MAX_DOCUMENT_BYTES, REVIEW_WORKING_DAYS};
 
 pub const NAME: &str = "filing";
 
-pub fn definition() -> ServiceDef {
+/// What the filing service runs with.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Who reviews a filing, by the division of its registered address (Art. 10).
+    pub review_routing: Arc<ReviewRouting>,
+}
+
+pub fn definition(config: Config) -> ServiceDef {
     ServiceDef {
         name: NAME,
         grpc_name: "creditmesh.filing.v1.FilingService",
         migrations: schema::migrations,
-        routes,
-        background: jobs::spawn,
-        gauges: creditmesh_rpc::service::no_gauges,
+        routes: Box::new(move |env| routes(env, config.review_routing.clone())),
+        background: Box::new(jobs::spawn),
+        gauges: creditmesh_rpc::service::no_gauges(),
     }
 }
 
-fn routes(env: ServiceEnv) -> Routes {
+fn routes(env: ServiceEnv, review_routing: Arc<ReviewRouting>) -> Routes {
     let api = state::Api::new(
         env.store.clone(),
         env.authn.clone(),
         env.calendar,
         env.blobs,
-        env.review_routing,
+        review_routing,
         env.measures,
     );
     let server =

@@ -27,23 +27,29 @@ use tonic::service::Routes;
 
 pub const NAME: &str = "review";
 
-pub fn definition() -> ServiceDef {
+/// What the review service runs with.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Spot-check ratio per risk tier, in percent: unset, low, medium, high (Art. 14).
+    pub spot_check_percent: [u32; 4],
+}
+
+pub fn definition(config: Config) -> ServiceDef {
     ServiceDef {
         name: NAME,
         grpc_name: "creditmesh.review.v1.ReviewService",
         migrations: schema::migrations,
-        routes,
-        background: jobs::spawn,
-        gauges: deadline_gauges,
+        routes: Box::new(move |env| routes(env, config.spot_check_percent)),
+        background: Box::new(jobs::spawn),
+        gauges: std::sync::Arc::new(deadline_gauges),
     }
 }
 
-fn routes(env: ServiceEnv) -> Routes {
+fn routes(env: ServiceEnv, spot_check_percent: [u32; 4]) -> Routes {
     let ServiceEnv {
         store,
         authn,
         calendar,
-        spot_check_percent,
         measures,
         ..
     } = env;

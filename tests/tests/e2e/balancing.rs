@@ -33,10 +33,10 @@ async fn filing_replica(
     dir: &Path,
     listen: SocketAddr,
 ) -> (RunningService, CancellationToken) {
-    let defs = all_services();
+    let runtime = creditmesh_tests::runtime(pki, dir);
+    let defs = all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "filing").unwrap();
     let stop = CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(pki, dir);
     let svc = start_service(def, db, &runtime, listen, stop.clone())
         .await
         .unwrap();

@@ -1032,13 +1032,14 @@ async fn the_complainant_is_told_by_mail_once_at_each_step(engine: Engine) {
     let sms = creditmesh_tests::SmsGateway::start().await;
     let clock = Arc::new(TestClock::now());
     let Some(t) = TestMesh::start_configured(engine, clock, |rt| {
-        rt.notifications = Arc::new(creditmesh_rpc::service::NotificationsConfig {
-            smtp_url,
-            from: "noreply@creditmesh.xinjiang".into(),
-            dir: String::new(),
-            sms_url: sms.url.clone(),
-            sms_token: "t0ken".into(),
-        });
+        rt.services.complaints.notifications =
+            Arc::new(creditmesh_complaints::NotificationsConfig {
+                smtp_url,
+                from: "noreply@creditmesh.xinjiang".into(),
+                dir: String::new(),
+                sms_url: sms.url.clone(),
+                sms_token: "t0ken".into(),
+            });
     })
     .await
     else {

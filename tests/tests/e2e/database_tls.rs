@@ -50,7 +50,8 @@ async fn service_on(
     pki: &Path,
     dir: &Path,
 ) -> Result<(SocketAddr, CancellationToken), String> {
-    let defs = all_services();
+    let runtime = creditmesh_tests::runtime(pki, dir);
+    let defs = all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "filing").unwrap();
     let db = DbConfig {
         url,
@@ -59,7 +60,6 @@ async fn service_on(
         ..DbConfig::default()
     };
     let stop = CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(pki, dir);
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let svc = start_service(def, &db, &runtime, any, stop.clone())
         .await

@@ -23,7 +23,8 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
     };
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
-    let defs = all_services();
+    let runtime = creditmesh_tests::runtime(&pki, dir.path());
+    let defs = all_services(&runtime.services);
     let def = |name: &str| defs.iter().find(|d| d.name == name).unwrap();
     let db_for = |name: &str| {
         let mut c = db.clone();
@@ -31,7 +32,6 @@ async fn events_wait_for_a_consumer_that_is_down(engine: Engine) {
         c
     };
     let stop = CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(&pki, dir.path());
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let complaints = start_service(
         def("complaints"),

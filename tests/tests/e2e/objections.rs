@@ -1006,8 +1006,8 @@ async fn concurrent_objections_and_decisions_take_effect_once() {
 }
 
 async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: Engine) {
+    use creditmesh_datapush::DataPushConfig;
     use creditmesh_datapush::seal::Keys;
-    use creditmesh_rpc::service::DataPushConfig;
 
     let Some((t, clock)) = mesh_at(engine, date!(2026 - 09 - 25)).await else {
         return;
@@ -1066,7 +1066,7 @@ async fn a_rotated_key_is_retired_once_every_envelope_is_wrapped_again(engine: E
     let rotating = std::sync::Arc::new(rotating);
     let _replica = t
         .replica("datapush", clock.clone(), |rt| {
-            rt.datapush = rotating.clone()
+            rt.services.datapush = rotating.clone()
         })
         .await;
     eventually(

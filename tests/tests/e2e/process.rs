@@ -628,7 +628,7 @@ async fn migrate_is_repeatable(engine: Engine) {
     let url = db.url.replace("{service}", "review");
     assert_eq!(
         creditmesh_tests::scalar_i64(&url, "SELECT COUNT(*) FROM review_schema_migrations").await,
-        creditmesh::mesh::all_services()
+        creditmesh::mesh::all_services(&Default::default())
             .iter()
             .find(|d| d.name == "review")
             .unwrap()

@@ -420,7 +420,7 @@ async fn many_senders_tell_each_complainant_once() {
     creditmesh_pki::ensure_dev_pki(&pki, creditmesh_tests::TRUST_DOMAIN).unwrap();
     let runtime = creditmesh_tests::runtime(&pki, dir.path());
     let stop = tokio_util::sync::CancellationToken::new();
-    let defs = creditmesh::mesh::all_services();
+    let defs = creditmesh::mesh::all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "complaints").unwrap();
     let service = creditmesh::mesh::start_service(
         def,

@@ -71,16 +71,17 @@ pub async fn mesh(
 ) -> Option<(TestMesh, Arc<TestClock>)> {
     let clock = Arc::new(TestClock::now());
     let t = TestMesh::start_configured(engine, clock.clone(), |rt| {
-        rt.referrals = Arc::new(creditmesh_rpc::service::ReferralsConfig {
+        rt.services.complaints.referrals = Arc::new(creditmesh_complaints::ReferralsConfig {
             departments: vec![demo_department(department)],
         });
         if let Some(smtp_url) = smtp {
-            rt.notifications = Arc::new(creditmesh_rpc::service::NotificationsConfig {
-                smtp_url,
-                from: "noreply@creditmesh.xinjiang".into(),
-                dir: String::new(),
-                ..Default::default()
-            });
+            rt.services.complaints.notifications =
+                Arc::new(creditmesh_complaints::NotificationsConfig {
+                    smtp_url,
+                    from: "noreply@creditmesh.xinjiang".into(),
+                    dir: String::new(),
+                    ..Default::default()
+                });
         }
     })
     .await?;
@@ -818,7 +819,7 @@ async fn many_senders_deliver_each_referral_once() {
         .await;
     let store = t.mesh.store("complaints").unwrap().clone();
     let stop = tokio_util::sync::CancellationToken::new();
-    let cfg = creditmesh_rpc::service::ReferralsConfig {
+    let cfg = creditmesh_complaints::ReferralsConfig {
         departments: vec![demo_department(at)],
     };
     let senders: Vec<_> = (0..4)
@@ -896,8 +897,8 @@ async fn an_unlicensed_revocation_reaches_the_pboc_branch_and_a_decline_returns_
     let at = free_addr();
     let clock = Arc::new(TestClock::now());
     let Some(t) = TestMesh::start_configured(engine, clock.clone(), |rt| {
-        rt.referrals = Arc::new(creditmesh_rpc::service::ReferralsConfig {
-            departments: vec![creditmesh_rpc::service::DepartmentPeer {
+        rt.services.complaints.referrals = Arc::new(creditmesh_complaints::ReferralsConfig {
+            departments: vec![creditmesh_complaints::DepartmentPeer {
                 department: "pboc-branch".into(),
                 tenant: "650000".into(),
                 url: format!("https://{at}"),

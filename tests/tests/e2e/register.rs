@@ -1334,9 +1334,10 @@ async fn a_witness_cosigns_what_extends_and_refuses_a_fork(engine: Engine) {
 }
 
 async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
+    use creditmesh_disclosure::RegisterConfig;
+    use creditmesh_disclosure::WitnessPeer;
     use creditmesh_disclosure::cosign::CosignerKey;
     use creditmesh_proto::disclosure::v1::witness_service_client::WitnessServiceClient;
-    use creditmesh_rpc::service::{RegisterConfig, WitnessPeer};
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1352,7 +1353,7 @@ async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
         verifier_key: witness_vkey.clone(),
     };
     let Some(t) = TestMesh::start_configured(engine, clock.clone(), |rt| {
-        rt.register = Arc::new(RegisterConfig {
+        rt.services.register = Arc::new(RegisterConfig {
             witnesses: vec![peer],
             cosignatures_required: 1,
             ..Default::default()
@@ -1387,7 +1388,7 @@ async fn the_register_serves_checkpoints_its_witness_cosigned(engine: Engine) {
             clock,
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             |rt| {
-                rt.register = Arc::new(RegisterConfig {
+                rt.services.register = Arc::new(RegisterConfig {
                     witness_of: log_vkey.trim().to_owned(),
                     witness_name: witness_name.into(),
                     ..Default::default()
@@ -1760,10 +1761,10 @@ async fn a_backup_taken_under_load_restores_a_register_consistent_with_its_check
     );
 
     // A disclosure service on the restored database, with the node's keys.
-    let defs = creditmesh::mesh::all_services();
+    let runtime = creditmesh_tests::runtime(&t.pki_dir, dir.path());
+    let defs = creditmesh::mesh::all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "disclosure").unwrap();
     let node_stop = tokio_util::sync::CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(&t.pki_dir, dir.path());
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let svc = creditmesh::mesh::start_service(def, &restored, &runtime, any, node_stop.clone())
         .await
@@ -1895,10 +1896,10 @@ async fn disclosure_on(
     Register,
     tokio_util::sync::CancellationToken,
 ) {
-    let defs = creditmesh::mesh::all_services();
+    let runtime = creditmesh_tests::runtime(pki, dir);
+    let defs = creditmesh::mesh::all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "disclosure").unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(pki, dir);
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let svc = creditmesh::mesh::start_service(def, db, &runtime, any, stop.clone())
         .await

@@ -157,10 +157,10 @@ async fn complaints_replicas(
     let mut db = fresh_database(engine, dir).await?;
     let pki = dir.join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
-    let defs = all_services();
+    let runtime = creditmesh_tests::runtime(&pki, dir);
+    let defs = all_services(&runtime.services);
     let def = defs.iter().find(|d| d.name == "complaints").unwrap();
     db.url = db.url.replace("{service}", "complaints");
-    let runtime = creditmesh_tests::runtime(&pki, dir);
     let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut replicas = Vec::new();
     for _ in 0..n {
@@ -333,8 +333,8 @@ async fn replicas_starting_at_once_on_a_new_database_all_start() {
         assert!(!db.url.contains("{service}"), "one database for all");
         let pki = dir.path().join("pki");
         creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
-        let defs = all_services();
         let runtime = creditmesh_tests::runtime(&pki, dir.path());
+        let defs = all_services(&runtime.services);
         let stop = CancellationToken::new();
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let starts = defs.iter().flat_map(|def| {

@@ -61,10 +61,10 @@ async fn two_tenants_reach_two_backends(engine: Engine) {
         )
         .unwrap();
 
-    let defs = all_services();
+    let runtime = creditmesh_tests::runtime(&pki, dir_a.path());
+    let defs = all_services(&runtime.services);
     let review = defs.iter().find(|d| d.name == "review").unwrap();
     let stop = CancellationToken::new();
-    let runtime = creditmesh_tests::runtime(&pki, dir_a.path());
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut started = Vec::new();
     for db in [&db_a, &db_b] {
@@ -149,9 +149,9 @@ async fn the_gateway_reconnects_to_a_backend_that_restarted(engine: Engine) {
     };
     let pki = dir.path().join("pki");
     creditmesh_pki::ensure_dev_pki(&pki, TRUST_DOMAIN).unwrap();
-    let defs = all_services();
-    let review = defs.iter().find(|d| d.name == "review").unwrap();
     let runtime = creditmesh_tests::runtime(&pki, dir.path());
+    let defs = all_services(&runtime.services);
+    let review = defs.iter().find(|d| d.name == "review").unwrap();
     let mut cfg = db.clone();
     cfg.url = cfg.url.replace("{service}", "review");
     let any = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -18,7 +18,7 @@ async fn an_upgrade_migrates_forward_and_an_older_build_refuses_a_newer_schema()
     };
     cfg.url = cfg.url.replace("{service}", "review");
     let db = Db::connect(&cfg).await.unwrap();
-    let defs = creditmesh::mesh::all_services();
+    let defs = creditmesh::mesh::all_services(&Default::default());
     let review = defs.iter().find(|d| d.name == "review").unwrap();
     let mut all = review.all_migrations();
     all.sort_by_key(|m| m.version);
