@@ -201,7 +201,7 @@ async fn submit(
                 &note,
             )
             .await?;
-            api.publish(
+            api.store.publish_event(
                 &mut tx,
                 ctx,
                 &filing.tenant,

@@ -128,20 +128,21 @@ async fn submit(
                 },
             )
             .await?;
-            api.publish(
-                &mut tx,
-                ctx,
-                &filing.tenant,
-                &filing.filing_id,
-                &ev::DeregistrationRequested {
-                    filing_id: filing.filing_id.clone(),
-                    uscc: filing.uscc.clone(),
-                    reason: reason_name.clone(),
-                    reason_detail: req.reason_detail.trim().to_owned(),
-                    disposal_plan: plan.clone(),
-                },
-            )
-            .await?;
+            api.store
+                .publish_event(
+                    &mut tx,
+                    ctx,
+                    &filing.tenant,
+                    &filing.filing_id,
+                    &ev::DeregistrationRequested {
+                        filing_id: filing.filing_id.clone(),
+                        uscc: filing.uscc.clone(),
+                        reason: reason_name.clone(),
+                        reason_detail: req.reason_detail.trim().to_owned(),
+                        disposal_plan: plan.clone(),
+                    },
+                )
+                .await?;
             let row = store::get_filing(&mut tx, &filing.filing_id)
                 .await?
                 .ok_or_else(|| Error::internal("filing vanished"))?;

@@ -150,21 +150,22 @@ async fn submit(
                 &format!("annual report for {} submitted", req.year),
             )
             .await?;
-            api.publish(
-                &mut tx,
-                ctx,
-                &filing.tenant,
-                &report_id,
-                &ev::AnnualReportSubmitted {
-                    report_id: report_id.clone(),
-                    filing_id: filing.filing_id.clone(),
-                    uscc: filing.uscc.clone(),
-                    year: req.year,
-                    due_date: due.to_string(),
-                    projects: req.projects.len() as u32,
-                },
-            )
-            .await?;
+            api.store
+                .publish_event(
+                    &mut tx,
+                    ctx,
+                    &filing.tenant,
+                    &report_id,
+                    &ev::AnnualReportSubmitted {
+                        report_id: report_id.clone(),
+                        filing_id: filing.filing_id.clone(),
+                        uscc: filing.uscc.clone(),
+                        year: req.year,
+                        due_date: due.to_string(),
+                        projects: req.projects.len() as u32,
+                    },
+                )
+                .await?;
             let value = SubmitAnnualReportResponse {
                 report_id,
                 due_date: due.to_string(),

@@ -7,10 +7,9 @@ use creditmesh_domain::measures::Validity;
 use creditmesh_domain::routing::{RegisteredDivision, ReviewRouting};
 use creditmesh_domain::{Error, PrincipalKind, Tenant, Uscc};
 use creditmesh_proto::common::v1 as common;
-use creditmesh_proto::events::v1 as ev;
 use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{Authn, CallContext, ServiceStore, timestamp};
-use creditmesh_storage::{Blobs, Tx};
+use creditmesh_storage::Blobs;
 use time::Date;
 
 use crate::convert::{form_from, status_proto};
@@ -162,21 +161,6 @@ impl Api {
             form: Some(form_from(&facts)),
             history_truncated,
         })
-    }
-
-    /// Publishes to this service's consumers.
-    pub(crate) async fn publish<E: ev::EventKind>(
-        &self,
-        tx: &mut Tx,
-        ctx: &CallContext,
-        tenant: &str,
-        subject: &str,
-        event: &E,
-    ) -> Result<(), Error> {
-        self.store
-            .publish_event(tx, ctx, tenant, subject, event)
-            .await
-            .map(|_| ())
     }
 }
 

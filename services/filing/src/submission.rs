@@ -263,7 +263,7 @@ async fn submit(
                 e => e.into(),
             })?;
             store::add_history(&mut tx, &tenant, &filing_id, State::Submitted.name(), now, &ctx.principal_id, routing_note).await?;
-            api.publish(
+            api.store.publish_event(
                 &mut tx,
                 ctx,
                 &tenant,

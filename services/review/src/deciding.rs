@@ -120,20 +120,21 @@ pub(crate) async fn decide_review_task(
                                 .await?,
                             "under review",
                         )?;
-                        api.publish(
-                            &mut tx,
-                            ctx,
-                            &task.tenant,
-                            &task.filing_id,
-                            &ev::FilingDecided {
-                                filing_id: task.filing_id.clone(),
-                                uscc: task.uscc.clone(),
-                                approved: approve,
-                                grounds: names(&grounds),
-                                reason: req.reason.trim().to_owned(),
-                            },
-                        )
-                        .await?;
+                        api.store
+                            .publish_event(
+                                &mut tx,
+                                ctx,
+                                &task.tenant,
+                                &task.filing_id,
+                                &ev::FilingDecided {
+                                    filing_id: task.filing_id.clone(),
+                                    uscc: task.uscc.clone(),
+                                    approved: approve,
+                                    grounds: names(&grounds),
+                                    reason: req.reason.trim().to_owned(),
+                                },
+                            )
+                            .await?;
                     }
                     crate::validate::Kind::Change => {
                         let state = task_store::agency(&mut tx, &task.uscc)
@@ -152,20 +153,21 @@ pub(crate) async fn decide_review_task(
                             )
                             .await?;
                         }
-                        api.publish(
-                            &mut tx,
-                            ctx,
-                            &task.tenant,
-                            &task.subject_id,
-                            &ev::ChangeDecided {
-                                change_id: task.subject_id.clone(),
-                                filing_id: task.filing_id.clone(),
-                                approved: approve,
-                                grounds: names(&grounds),
-                                reason: req.reason.trim().to_owned(),
-                            },
-                        )
-                        .await?;
+                        api.store
+                            .publish_event(
+                                &mut tx,
+                                ctx,
+                                &task.tenant,
+                                &task.subject_id,
+                                &ev::ChangeDecided {
+                                    change_id: task.subject_id.clone(),
+                                    filing_id: task.filing_id.clone(),
+                                    approved: approve,
+                                    grounds: names(&grounds),
+                                    reason: req.reason.trim().to_owned(),
+                                },
+                            )
+                            .await?;
                     }
                     crate::validate::Kind::Deregistration => {
                         if approve {
@@ -189,20 +191,21 @@ pub(crate) async fn decide_review_task(
                                 Filing::Deregistering.name(),
                             )?;
                         }
-                        api.publish(
-                            &mut tx,
-                            ctx,
-                            &task.tenant,
-                            &task.filing_id,
-                            &ev::DeregistrationDecided {
-                                filing_id: task.filing_id.clone(),
-                                uscc: task.uscc.clone(),
-                                approved: approve,
-                                grounds: names(&grounds),
-                                reason: req.reason.trim().to_owned(),
-                            },
-                        )
-                        .await?;
+                        api.store
+                            .publish_event(
+                                &mut tx,
+                                ctx,
+                                &task.tenant,
+                                &task.filing_id,
+                                &ev::DeregistrationDecided {
+                                    filing_id: task.filing_id.clone(),
+                                    uscc: task.uscc.clone(),
+                                    approved: approve,
+                                    grounds: names(&grounds),
+                                    reason: req.reason.trim().to_owned(),
+                                },
+                            )
+                            .await?;
                     }
                     crate::validate::Kind::Supervision => {}
                 }

@@ -194,20 +194,21 @@ pub(crate) async fn draw_spot_check(
                 )
                 .await?;
                 // The seed and sample are published so that anyone can re-draw and check.
-                api.publish(
-                    &mut tx,
-                    ctx,
-                    &tenant.to_string(),
-                    &draw_id,
-                    &ev::SpotCheckDrawn {
-                        draw_id: draw_id.clone(),
-                        tenant: tenant.to_string(),
-                        seed: seed.clone(),
-                        population_digest: digest.clone(),
-                        sampled_usccs: sample.clone(),
-                    },
-                )
-                .await?;
+                api.store
+                    .publish_event(
+                        &mut tx,
+                        ctx,
+                        &tenant.to_string(),
+                        &draw_id,
+                        &ev::SpotCheckDrawn {
+                            draw_id: draw_id.clone(),
+                            tenant: tenant.to_string(),
+                            seed: seed.clone(),
+                            population_digest: digest.clone(),
+                            sampled_usccs: sample.clone(),
+                        },
+                    )
+                    .await?;
                 let value = DrawSpotCheckResponse {
                     draw: Some(SpotCheckDraw {
                         draw_id,

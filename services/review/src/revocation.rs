@@ -131,7 +131,7 @@ pub(crate) async fn record_disposal(
                     return Err(Error::failed_precondition(format!("the filing is {}; nothing to complete", agency.2)));
                 }
                 api.credit_entry(&mut tx, ctx, &agency.0, &uscc, "disposal", format!("credit-information database disposed of on {} (Art. 18)", req.disposed_on.trim()), json!(disposal)).await?;
-                api.publish(&mut tx, ctx, &agency.0, &agency.1, &ev::DeregistrationCompleted { filing_id: agency.1.clone(), uscc: uscc.clone(), disposal: Some(disposal) }).await?;
+                api.store.publish_event(&mut tx, ctx, &agency.0, &agency.1, &ev::DeregistrationCompleted { filing_id: agency.1.clone(), uscc: uscc.clone(), disposal: Some(disposal) }).await?;
                 Ok((tx, Written { value: RecordDisposalResponse {}, tenant: agency.0 }))
             })
             .await?;

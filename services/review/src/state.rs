@@ -156,20 +156,21 @@ impl Api {
             json!({"ends_on": ban_ends_on}),
         )
         .await?;
-        self.publish(
-            tx,
-            ctx,
-            tenant,
-            filing_id,
-            &ev::FilingRevoked {
-                filing_id: filing_id.clone(),
-                uscc: uscc.to_owned(),
-                ground: ground.to_owned(),
-                ban_ends_on: ban_ends_on.clone(),
-                shared_with: shared_with.to_owned(),
-            },
-        )
-        .await?;
+        self.store
+            .publish_event(
+                tx,
+                ctx,
+                tenant,
+                filing_id,
+                &ev::FilingRevoked {
+                    filing_id: filing_id.clone(),
+                    uscc: uscc.to_owned(),
+                    ground: ground.to_owned(),
+                    ban_ends_on: ban_ends_on.clone(),
+                    shared_with: shared_with.to_owned(),
+                },
+            )
+            .await?;
         Ok(ban_ends_on)
     }
 
@@ -403,21 +404,6 @@ impl Api {
         cst_date(self.store.now())
             .map(format_date)
             .map_err(|e| Error::internal(e.to_string()))
-    }
-
-    /// Publishes to this service's consumers.
-    pub(crate) async fn publish<E: ev::EventKind>(
-        &self,
-        tx: &mut Tx,
-        ctx: &CallContext,
-        tenant: &str,
-        subject: &str,
-        event: &E,
-    ) -> Result<(), Error> {
-        self.store
-            .publish_event(tx, ctx, tenant, subject, event)
-            .await
-            .map(|_| ())
     }
 
     #[allow(clippy::too_many_arguments)]
