@@ -12,31 +12,49 @@ pub const CHUNK: usize = 256 * 1024;
 /// A server stream of `M`.
 pub type Download<M> = std::pin::Pin<Box<dyn Stream<Item = Result<M, Status>> + Send>>;
 
-/// What a caller asks to read: the document's SHA-256 (lowercased) and the purpose it states,
-/// required of regulators and departments (each read is recorded with it). Problems go to `v`,
-/// by field.
-pub fn check_request<'a>(
-    v: &mut creditmesh_domain::Violations,
-    caller: &creditmesh_domain::Principal,
-    sha256: &str,
-    purpose: &'a str,
-) -> (String, &'a str) {
-    let sha256 = sha256.trim().to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        v.add(
-            "sha256",
-            "must be the 64 hex digits of a document's SHA-256",
-        );
+/// What a caller asks to read: a document (its SHA-256, lowercased) of what `owner` names (a
+/// filing, a complaint), and the purpose it states, required of regulators and departments
+/// (each read is recorded with it).
+pub struct Asked<'a> {
+    pub owner: &'a str,
+    pub sha256: String,
+    pub purpose: &'a str,
+}
+
+impl<'a> Asked<'a> {
+    /// Checks the request's fields, each problem named by its field (`owner_field` for what
+    /// holds the document).
+    pub fn check(
+        caller: &creditmesh_domain::Principal,
+        (owner_field, owner): (&str, &'a str),
+        sha256: &str,
+        purpose: &'a str,
+    ) -> Result<Self, creditmesh_domain::Error> {
+        let mut v = creditmesh_domain::Violations::default();
+        let owner = owner.trim();
+        v.require(owner_field, owner);
+        let sha256 = sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            v.add(
+                "sha256",
+                "must be the 64 hex digits of a document's SHA-256",
+            );
+        }
+        let purpose = purpose.trim();
+        if matches!(
+            caller.kind,
+            creditmesh_domain::PrincipalKind::Regulator
+                | creditmesh_domain::PrincipalKind::Department
+        ) {
+            v.require("purpose", purpose);
+        }
+        v.max_chars("purpose", purpose, 500);
+        v.finish().map(|()| Self {
+            owner,
+            sha256,
+            purpose,
+        })
     }
-    let purpose = purpose.trim();
-    if matches!(
-        caller.kind,
-        creditmesh_domain::PrincipalKind::Regulator | creditmesh_domain::PrincipalKind::Department
-    ) {
-        v.require("purpose", purpose);
-    }
-    v.max_chars("purpose", purpose, 500);
-    (sha256, purpose)
 }
 
 /// `first`, then the bytes stored under `sha256`, each chunk wrapped by `chunk`.

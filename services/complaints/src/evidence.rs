@@ -189,19 +189,11 @@ pub(crate) async fn read_evidence(
         creditmesh_domain::PrincipalKind::Department,
     ])?;
     let req = request.into_inner();
-    let mut v = Violations::default();
-    let tracking_number = req.tracking_number.trim();
-    v.require("tracking_number", tracking_number);
-    let (sha256, purpose) =
-        download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
-    let checked = v.finish().map(|()| (tracking_number, sha256, purpose));
-    edge::call(
-        &api.store,
-        &ctx,
-        READ_METHOD,
-        checked,
-        |(number, sha256, purpose)| read(api, &ctx, number, sha256, purpose),
-    )
+    let owner = ("tracking_number", req.tracking_number.as_str());
+    let checked = download::Asked::check(&ctx.principal, owner, &req.sha256, &req.purpose);
+    edge::call(&api.store, &ctx, READ_METHOD, checked, |asked| {
+        read(api, &ctx, asked)
+    })
     .await
 }
 
@@ -209,10 +201,13 @@ pub(crate) async fn read_evidence(
 async fn read(
     api: &Api,
     ctx: &CallContext,
-    tracking_number: &str,
-    sha256: String,
-    purpose: &str,
+    asked: download::Asked<'_>,
 ) -> Result<download::Download<ReadEvidenceResponse>, Error> {
+    let download::Asked {
+        owner: tracking_number,
+        sha256,
+        purpose,
+    } = asked;
     use read_evidence_response::Part as Out;
     let store = &api.store;
     let sha = &sha256;

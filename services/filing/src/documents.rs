@@ -184,29 +184,24 @@ pub(crate) async fn read_document(
 ) -> Result<Response<DocumentStream>, Status> {
     let ctx = api.authn.context(&request)?;
     let req = request.into_inner();
-    let mut v = Violations::default();
-    let filing_id = req.filing_id.trim();
-    v.require("filing_id", filing_id);
-    let (sha256, purpose) =
-        download::check_request(&mut v, &ctx.principal, &req.sha256, &req.purpose);
-    let checked = v.finish().map(|()| (filing_id, sha256, purpose));
-    edge::call(
-        &api.store,
-        &ctx,
-        READ_METHOD,
-        checked,
-        |(filing_id, sha256, purpose)| read(api, &ctx, filing_id, sha256, purpose),
-    )
+    let owner = ("filing_id", req.filing_id.as_str());
+    let checked = download::Asked::check(&ctx.principal, owner, &req.sha256, &req.purpose);
+    edge::call(&api.store, &ctx, READ_METHOD, checked, |asked| {
+        read(api, &ctx, asked)
+    })
     .await
 }
 
 async fn read(
     api: &Api,
     ctx: &CallContext,
-    filing_id: &str,
-    sha256: String,
-    purpose: &str,
+    asked: download::Asked<'_>,
 ) -> Result<DocumentStream, Error> {
+    let download::Asked {
+        owner: filing_id,
+        sha256,
+        purpose,
+    } = asked;
     use read_document_response::Part as Out;
     let store = &api.store;
     let sha = &sha256;
