@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use creditmesh_domain::{Clock, Error, ErrorCode, PrincipalKind};
 use creditmesh_proto::events::v1::EventKind;
-use creditmesh_storage::{AuditEntry, Db, Infra, NewEvent, StorageError, Tx};
+use creditmesh_storage::{AuditEntry, Db, Infra, NewEvent, StorageError, Tx, sqlx};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -91,6 +91,36 @@ impl ServiceStore {
                 payload: event.encode_to_vec(),
             },
         )
+        .await
+    }
+
+    /// A pass run at every start (deadlines computed again with a newer calendar, say):
+    /// `pending` looks first, outside any write, so that once nothing is left the pass writes
+    /// and audits nothing; otherwise `change` runs in one write of the whole region as
+    /// `method`, answering how many it changed.
+    pub async fn pass(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        pending: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> Result<bool, Error>,
+        change: impl AsyncFnOnce(&mut Tx) -> Result<usize, Error>,
+    ) -> Result<usize, Error> {
+        {
+            let mut conn = self.db.acquire().await?;
+            if !pending(&mut conn).await? {
+                return Ok(0);
+            }
+        }
+        self.write(ctx, method, |mut tx| async move {
+            let value = change(&mut tx).await?;
+            Ok((
+                tx,
+                Written {
+                    value,
+                    tenant: creditmesh_domain::tenant::REGION.to_string(),
+                },
+            ))
+        })
         .await
     }
 

@@ -6,8 +6,10 @@
 use creditmesh_domain::Error;
 use creditmesh_domain::calendar::{Layers, cst_date, format_date, parse_iso_date};
 use creditmesh_domain::lifecycle::{Complaint, Machine};
-use creditmesh_domain::tenant::REGION;
-use creditmesh_rpc::{CallContext, ServiceEnv, Written};
+use creditmesh_rpc::{CallContext, ServiceEnv};
+
+use creditmesh_storage::Tx;
+use creditmesh_storage::sqlx::AnyConnection;
 
 use crate::config::Config;
 use crate::store;
@@ -79,55 +81,45 @@ pub fn spawn(env: ServiceEnv, config: &Config, stop: tokio_util::sync::Cancellat
 }
 
 pub async fn recompute(env: &ServiceEnv, acceptance_days: u32) -> Result<usize, Error> {
-    let (db_store, calendar) = (&env.store, &env.calendar);
-    let mut conn = db_store.db.acquire().await?;
-    if store::provisional_deadlines(&mut conn, calendar.version())
-        .await?
-        .is_empty()
-    {
-        return Ok(0);
-    }
-    drop(conn);
+    let calendar = &env.calendar;
     let ctx = CallContext::system(
         "complaints",
         env.authn.trust_domain(),
         "recompute-provisional-deadlines",
     );
-    let ctx = &ctx;
-    db_store
-        .write(ctx, "RecomputeDeadlines", |mut tx| async move {
-            let stale = store::provisional_deadlines(&mut tx, calendar.version()).await?;
-            let deadline = |from, days| {
-                calendar
-                    .deadline(from, days, Layers::Xinjiang)
-                    .map_err(|e| Error::internal(e.to_string()))
-            };
-            for p in &stale {
-                if Complaint::parse(&p.status) == Some(Complaint::Received) {
-                    let received =
-                        cst_date(p.received_at).map_err(|e| Error::internal(e.to_string()))?;
-                    let d = deadline(received, acceptance_days)?;
-                    store::set_acceptance_due(
-                        &mut tx,
-                        &p.tenant,
-                        &p.tracking_number,
-                        &format_date(d.due),
-                        d.provisional,
-                    )
-                    .await?;
-                } else {
-                    let from = parse_iso_date(&p.handling_from).map_err(Error::internal)?;
-                    let d = deadline(from, HANDLING_WORKING_DAYS)?;
-                    store::set_handling_due(&mut tx, &p.tenant, &p.tracking_number, &d).await?;
-                }
+    let deadline = |from, days| {
+        calendar
+            .deadline(from, days, Layers::Xinjiang)
+            .map_err(|e| Error::internal(e.to_string()))
+    };
+    let pending = async |conn: &mut AnyConnection| {
+        let stale = store::provisional_deadlines(conn, calendar.version()).await?;
+        Ok(!stale.is_empty())
+    };
+    let change = async |tx: &mut Tx| {
+        let stale = store::provisional_deadlines(tx, calendar.version()).await?;
+        for p in &stale {
+            if Complaint::parse(&p.status) == Some(Complaint::Received) {
+                let received =
+                    cst_date(p.received_at).map_err(|e| Error::internal(e.to_string()))?;
+                let d = deadline(received, acceptance_days)?;
+                store::set_acceptance_due(
+                    tx,
+                    &p.tenant,
+                    &p.tracking_number,
+                    &format_date(d.due),
+                    d.provisional,
+                )
+                .await?;
+            } else {
+                let from = parse_iso_date(&p.handling_from).map_err(Error::internal)?;
+                let d = deadline(from, HANDLING_WORKING_DAYS)?;
+                store::set_handling_due(tx, &p.tenant, &p.tracking_number, &d).await?;
             }
-            Ok((
-                tx,
-                Written {
-                    value: stale.len(),
-                    tenant: REGION.to_string(),
-                },
-            ))
-        })
+        }
+        Ok(stale.len())
+    };
+    env.store
+        .pass(&ctx, "RecomputeDeadlines", pending, change)
         .await
 }

@@ -13,6 +13,7 @@ use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_proto::events::v1::ObjectionOverdue;
 use creditmesh_rpc::{CallContext, ServiceEnv, ServiceStore, Written};
+use creditmesh_storage::sqlx::AnyConnection;
 use creditmesh_storage::transition;
 use tokio_util::sync::CancellationToken;
 
@@ -87,38 +88,29 @@ pub async fn recompute_provisional_deadlines(
     env: &ServiceEnv,
     ctx: &CallContext,
 ) -> Result<usize, Error> {
-    let (store, calendar) = (&env.store, &env.calendar);
-    let mut conn = store.db.acquire().await?;
-    if objection_store::provisional_deadlines(&mut conn, calendar.version())
-        .await?
-        .is_empty()
-    {
-        return Ok(0);
-    }
-    drop(conn);
-    store
-        .write(ctx, "RecomputeObjectionDeadlines", |mut tx| async move {
-            let stale = objection_store::provisional_deadlines(&mut tx, calendar.version()).await?;
-            for (objection_id, from) in &stale {
-                let from =
-                    creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
-                let d = calendar
-                    .deadline(
-                        from,
-                        creditmesh_domain::measures::OBJECTION_WORKING_DAYS,
-                        creditmesh_domain::calendar::Layers::Xinjiang,
-                    )
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                objection_store::set_deadline(&mut tx, objection_id, &d).await?;
-            }
-            Ok((
-                tx,
-                Written {
-                    value: stale.len(),
-                    tenant: REGION.to_string(),
-                },
-            ))
-        })
+    let calendar = &env.calendar;
+    let pending = async |conn: &mut AnyConnection| {
+        let stale = objection_store::provisional_deadlines(conn, calendar.version()).await?;
+        Ok(!stale.is_empty())
+    };
+    let change = async |tx: &mut creditmesh_storage::Tx| {
+        let stale = objection_store::provisional_deadlines(tx, calendar.version()).await?;
+        for (objection_id, from) in &stale {
+            let from =
+                creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
+            let d = calendar
+                .deadline(
+                    from,
+                    creditmesh_domain::measures::OBJECTION_WORKING_DAYS,
+                    creditmesh_domain::calendar::Layers::Xinjiang,
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+            objection_store::set_deadline(tx, objection_id, &d).await?;
+        }
+        Ok(stale.len())
+    };
+    env.store
+        .pass(ctx, "RecomputeObjectionDeadlines", pending, change)
         .await
 }
 

@@ -11,6 +11,8 @@ use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_proto::events::v1::FilingRevokedForNoReport;
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
+use creditmesh_storage::Tx;
+use creditmesh_storage::sqlx::AnyConnection;
 use time::{Date, Month};
 use tokio_util::sync::CancellationToken;
 
@@ -50,45 +52,34 @@ fn system_context(env: &ServiceEnv, job: &str) -> CallContext {
 /// computed again with the calendar this process loaded, once at start, and whether each
 /// change was late with them.
 pub async fn recompute_provisional_changes(env: &ServiceEnv) -> Result<usize, Error> {
-    let store = &env.store;
     let calendar = &env.calendar;
-    let mut conn = store.db.acquire().await?;
-    if store::provisional_changes(&mut conn, calendar.version())
-        .await?
-        .is_empty()
-    {
-        return Ok(0);
-    }
-    drop(conn);
     let ctx = system_context(env, "recompute-provisional-changes");
-    store
-        .write(&ctx, "RecomputeChangeDeadlines", |mut tx| async move {
-            let stale = store::provisional_changes(&mut tx, calendar.version()).await?;
-            for (change_id, changed_on, submitted_at) in &stale {
-                let from = parse_iso_date(changed_on).map_err(Error::internal)?;
-                let submitted =
-                    cst_date(*submitted_at).map_err(|e| Error::internal(e.to_string()))?;
-                let due = calendar
-                    .deadline(from, crate::state::CHANGE_WORKING_DAYS, Layers::Xinjiang)
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                store::set_change_deadline(
-                    &mut tx,
-                    change_id,
-                    &format_date(due.due),
-                    due.provisional,
-                    &due.calendar_version,
-                    submitted > due.due,
-                )
-                .await?;
-            }
-            Ok((
+    let pending = async |conn: &mut AnyConnection| {
+        let stale = store::provisional_changes(conn, calendar.version()).await?;
+        Ok(!stale.is_empty())
+    };
+    let change = async |tx: &mut Tx| {
+        let stale = store::provisional_changes(tx, calendar.version()).await?;
+        for (change_id, changed_on, submitted_at) in &stale {
+            let from = parse_iso_date(changed_on).map_err(Error::internal)?;
+            let submitted = cst_date(*submitted_at).map_err(|e| Error::internal(e.to_string()))?;
+            let due = calendar
+                .deadline(from, crate::state::CHANGE_WORKING_DAYS, Layers::Xinjiang)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            store::set_change_deadline(
                 tx,
-                Written {
-                    value: stale.len(),
-                    tenant: REGION.to_string(),
-                },
-            ))
-        })
+                change_id,
+                &format_date(due.due),
+                due.provisional,
+                &due.calendar_version,
+                submitted > due.due,
+            )
+            .await?;
+        }
+        Ok(stale.len())
+    };
+    env.store
+        .pass(&ctx, "RecomputeChangeDeadlines", pending, change)
         .await
 }
 

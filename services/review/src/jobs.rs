@@ -9,6 +9,8 @@ use creditmesh_domain::lifecycle::OrderEvent;
 use creditmesh_domain::tenant::REGION;
 use creditmesh_domain::{Error, ErrorCode};
 use creditmesh_rpc::{CallContext, ServiceEnv, Written};
+use creditmesh_storage::Tx;
+use creditmesh_storage::sqlx::AnyConnection;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -115,78 +117,65 @@ pub async fn overdue_rectifications(env: &ServiceEnv) -> Result<usize, Error> {
 pub async fn recompute_provisional_deadlines(env: &ServiceEnv) -> Result<usize, Error> {
     let store = &env.store;
     let calendar = &env.calendar;
-    let mut conn = store.db.acquire().await?;
-    if task_store::provisional_deadlines(&mut conn, calendar.version())
-        .await?
-        .is_empty()
-        && supervision_store::provisional_orders(&mut conn, calendar.version())
-            .await?
-            .is_empty()
-    {
-        return Ok(0);
-    }
-    drop(conn);
     let ctx = system_context(env, "recompute-provisional-deadlines");
     let ctx = &ctx;
-    store
-        .write(ctx, "RecomputeDeadlines", |mut tx| async move {
-            let stale = task_store::provisional_deadlines(&mut tx, calendar.version()).await?;
-            for (tenant, task_id, from, kind, filing_id) in &stale {
-                let from =
-                    creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
-                let d = calendar
-                    .deadline(
-                        from,
-                        creditmesh_domain::measures::REVIEW_WORKING_DAYS,
-                        creditmesh_domain::calendar::Layers::Xinjiang,
-                    )
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                task_store::set_deadline(
-                    &mut tx,
-                    tenant,
-                    task_id,
-                    &creditmesh_domain::calendar::format_date(d.due),
-                    d.provisional,
-                    &d.calendar_version,
+    let pending = async |conn: &mut AnyConnection| {
+        let tasks = task_store::provisional_deadlines(conn, calendar.version()).await?;
+        let orders = supervision_store::provisional_orders(conn, calendar.version()).await?;
+        Ok(!tasks.is_empty() || !orders.is_empty())
+    };
+    let change = async |tx: &mut Tx| {
+        let stale = task_store::provisional_deadlines(tx, calendar.version()).await?;
+        for (tenant, task_id, from, kind, filing_id) in &stale {
+            let from =
+                creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
+            let d = calendar
+                .deadline(
+                    from,
+                    creditmesh_domain::measures::REVIEW_WORKING_DAYS,
+                    creditmesh_domain::calendar::Layers::Xinjiang,
                 )
-                .await?;
-                if kind == "filing" {
-                    store
-                        .publish_event(
-                            &mut tx,
-                            ctx,
-                            tenant,
-                            filing_id,
-                            &creditmesh_proto::events::v1::DeadlineRecomputed {
-                                filing_id: filing_id.clone(),
-                                due_date: creditmesh_domain::calendar::format_date(d.due),
-                                provisional: d.provisional,
-                                calendar_version: d.calendar_version.clone(),
-                            },
-                        )
-                        .await?;
-                }
-            }
-            let orders = supervision_store::provisional_orders(&mut tx, calendar.version()).await?;
-            for (order_id, from, working_days) in &orders {
-                let from =
-                    creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
-                let d = calendar
-                    .deadline(
-                        from,
-                        u32::try_from(*working_days).unwrap_or_default(),
-                        creditmesh_domain::calendar::Layers::Xinjiang,
-                    )
-                    .map_err(|e| Error::internal(e.to_string()))?;
-                supervision_store::set_order_deadline(&mut tx, order_id, &d).await?;
-            }
-            Ok((
+                .map_err(|e| Error::internal(e.to_string()))?;
+            task_store::set_deadline(
                 tx,
-                Written {
-                    value: stale.len() + orders.len(),
-                    tenant: REGION.to_string(),
-                },
-            ))
-        })
-        .await
+                tenant,
+                task_id,
+                &creditmesh_domain::calendar::format_date(d.due),
+                d.provisional,
+                &d.calendar_version,
+            )
+            .await?;
+            if kind == "filing" {
+                store
+                    .publish_event(
+                        tx,
+                        ctx,
+                        tenant,
+                        filing_id,
+                        &creditmesh_proto::events::v1::DeadlineRecomputed {
+                            filing_id: filing_id.clone(),
+                            due_date: creditmesh_domain::calendar::format_date(d.due),
+                            provisional: d.provisional,
+                            calendar_version: d.calendar_version.clone(),
+                        },
+                    )
+                    .await?;
+            }
+        }
+        let orders = supervision_store::provisional_orders(tx, calendar.version()).await?;
+        for (order_id, from, working_days) in &orders {
+            let from =
+                creditmesh_domain::calendar::parse_iso_date(from).map_err(Error::internal)?;
+            let d = calendar
+                .deadline(
+                    from,
+                    u32::try_from(*working_days).unwrap_or_default(),
+                    creditmesh_domain::calendar::Layers::Xinjiang,
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+            supervision_store::set_order_deadline(tx, order_id, &d).await?;
+        }
+        Ok(stale.len() + orders.len())
+    };
+    store.pass(ctx, "RecomputeDeadlines", pending, change).await
 }
