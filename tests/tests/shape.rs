@@ -231,3 +231,163 @@ fn each_grpc_method_is_one_line_to_its_use_case() {
         }
     }
 }
+
+/// The source directories of every crate of the workspace.
+fn crate_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut dirs = vec![
+        root.join("gateway/src"),
+        root.join("web/src"),
+        root.join("creditmesh/src"),
+        root.join("bench/src"),
+        root.join("proto/src"),
+    ];
+    for group in ["crates", "services"] {
+        for e in fs::read_dir(root.join(group)).unwrap() {
+            dirs.push(e.unwrap().path().join("src"));
+        }
+    }
+    dirs
+}
+
+/// The module files of a crate (its root and `mod.rs` faces left out: they declare the
+/// modules and hand names on), keyed by module path (`console::review`).
+fn modules(src: &Path) -> Vec<(String, String)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                walk(&p, &format!("{prefix}{name}::"), out);
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && !["lib", "main", "mod"].contains(&name.as_str())
+            {
+                out.push((format!("{prefix}{name}"), fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(src, "", &mut out);
+    out
+}
+
+/// The modules `text` (the module `me`) names through `crate::` or `super::`, among `known`.
+fn imports(me: &str, text: &str, known: &[String]) -> Vec<String> {
+    let code = code(text);
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let parent = me
+        .rsplit_once("::")
+        .map(|(p, _)| format!("{p}::"))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (prefix, base) in [("crate::", String::new()), ("super::", parent)] {
+        for (i, _) in code.match_indices(prefix) {
+            let rest = &code[i + prefix.len()..];
+            // `crate::{a, b::c}` names several; `crate::a::b` one.
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .collect(),
+                None => vec![rest],
+            };
+            for n in names {
+                let path: String = n
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                let mut segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+                // The longest module path it starts with.
+                while !segments.is_empty() {
+                    let m = format!("{base}{}", segments.join("::"));
+                    if known.contains(&m) && m != me {
+                        out.push(m);
+                        break;
+                    }
+                    segments.pop();
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let mut circles = Vec::new();
+    for src in crate_dirs() {
+        let mods = modules(&src);
+        let known: Vec<String> = mods.iter().map(|(m, _)| m.clone()).collect();
+        let edges: Vec<(String, Vec<String>)> = mods
+            .iter()
+            .map(|(m, text)| (m.clone(), imports(m, text, &known)))
+            .collect();
+        let out_of = |m: &str| -> &[String] {
+            edges
+                .iter()
+                .find(|(n, _)| n == m)
+                .map(|(_, e)| e.as_slice())
+                .unwrap_or(&[])
+        };
+        // From each module, whatever it reaches; a circle is a module that reaches itself.
+        for (start, _) in &edges {
+            let mut seen: Vec<String> = Vec::new();
+            let mut todo: Vec<(String, Vec<String>)> = out_of(start)
+                .iter()
+                .map(|n| (n.clone(), vec![start.clone(), n.clone()]))
+                .collect();
+            while let Some((m, path)) = todo.pop() {
+                if &m == start {
+                    circles.push(format!("{}: {}", src.display(), path.join(" -> ")));
+                    break;
+                }
+                if seen.contains(&m) {
+                    continue;
+                }
+                seen.push(m.clone());
+                for n in out_of(&m) {
+                    let mut p = path.clone();
+                    p.push(n.clone());
+                    todo.push((n.clone(), p));
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "modules in a circle: {circles:#?}");
+}
+
+#[test]
+fn imports_are_read_as_the_compiler_reads_them() {
+    let known: Vec<String> = ["state", "store", "console::review", "console::acts"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        imports(
+            "grpc",
+            "use crate::{state::Api, store};\n// crate::grpc",
+            &known
+        ),
+        ["state", "store"]
+    );
+    assert_eq!(
+        imports(
+            "console::review",
+            "use super::acts::Act; use super::Desk;",
+            &known
+        ),
+        ["console::acts"]
+    );
+    assert!(
+        imports(
+            "state",
+            "#[cfg(test)]\nmod tests { use crate::store; }",
+            &known
+        )
+        .is_empty()
+    );
+}
