@@ -40,21 +40,31 @@ impl<'a> Asked<'a> {
                 "must be the 64 hex digits of a document's SHA-256",
             );
         }
-        let purpose = purpose.trim();
-        if matches!(
-            caller.kind,
-            creditmesh_domain::PrincipalKind::Regulator
-                | creditmesh_domain::PrincipalKind::Department
-        ) {
-            v.require("purpose", purpose);
-        }
-        v.max_chars("purpose", purpose, 500);
+        let purpose = purpose_of(&mut v, caller, purpose);
         v.finish().map(|()| Self {
             owner,
             sha256,
             purpose,
         })
     }
+}
+
+/// The purpose a reader states, trimmed: required of regulators and departments, whose every
+/// read is recorded with it; at most 500 characters.
+pub fn purpose_of<'a>(
+    v: &mut creditmesh_domain::Violations,
+    caller: &creditmesh_domain::Principal,
+    purpose: &'a str,
+) -> &'a str {
+    let purpose = purpose.trim();
+    if matches!(
+        caller.kind,
+        creditmesh_domain::PrincipalKind::Regulator | creditmesh_domain::PrincipalKind::Department
+    ) {
+        v.require("purpose", purpose);
+    }
+    v.max_chars("purpose", purpose, 500);
+    purpose
 }
 
 /// `first`, then the bytes stored under `sha256`, each chunk wrapped by `chunk`.

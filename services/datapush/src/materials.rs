@@ -295,11 +295,7 @@ pub(crate) async fn read_objection_material(
     let mut v = Violations::default();
     v.require("objection_id", &req.objection_id);
     v.require("material_id", &req.material_id);
-    let purpose = req.purpose.trim();
-    if ctx.principal.kind == PrincipalKind::Regulator {
-        v.require("purpose", purpose);
-    }
-    v.max_chars("purpose", purpose, 500);
+    let purpose = download::purpose_of(&mut v, &ctx.principal, &req.purpose);
     let checked = v
         .finish()
         .map(|()| (req.objection_id.trim(), req.material_id.trim(), purpose));
