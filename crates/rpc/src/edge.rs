@@ -5,11 +5,26 @@
 use std::future::Future;
 
 use creditmesh_domain::Error;
-use tonic::{Response, Status};
+use creditmesh_domain::PrincipalKind;
+use tonic::{Request, Response, Status};
 
-use crate::context::CallContext;
+use crate::context::{Authn, CallContext};
 use crate::error::status;
 use crate::store::ServiceStore;
+
+/// Who calls and what they sent: the caller named from the call (and refused unless one of
+/// `roles`; any caller when `roles` is empty), then the request read.
+pub fn caller<R>(
+    authn: &Authn,
+    request: Request<R>,
+    roles: &[PrincipalKind],
+) -> Result<(CallContext, R), Status> {
+    let ctx = authn.context(&request)?;
+    if !roles.is_empty() {
+        ctx.require(roles)?;
+    }
+    Ok((ctx, request.into_inner()))
+}
 
 /// A state-changing call: `checked` is the request after validation; `act` performs it.
 pub async fn call<V, T, Fut>(

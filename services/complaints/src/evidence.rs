@@ -183,12 +183,14 @@ pub(crate) async fn read_evidence(
     api: &Api,
     request: Request<ReadEvidenceRequest>,
 ) -> Result<Response<download::Download<ReadEvidenceResponse>>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        creditmesh_domain::PrincipalKind::Regulator,
-        creditmesh_domain::PrincipalKind::Department,
-    ])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            creditmesh_domain::PrincipalKind::Regulator,
+            creditmesh_domain::PrincipalKind::Department,
+        ],
+    )?;
     let owner = ("tracking_number", req.tracking_number.as_str());
     let checked = download::Asked::check(&ctx.principal, owner, &req.sha256, &req.purpose);
     edge::call(&api.store, &ctx, READ_METHOD, checked, |asked| {

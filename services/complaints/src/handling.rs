@@ -22,9 +22,7 @@ pub(crate) async fn list_complaints(
     api: &Api,
     request: Request<ListComplaintsRequest>,
 ) -> Result<Response<ListComplaintsResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = page::size(&mut v, req.page_size, 20, MAX_PAGE);
@@ -95,9 +93,7 @@ pub(crate) async fn get_complaint(
     api: &Api,
     request: Request<GetComplaintRequest>,
 ) -> Result<Response<GetComplaintResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     edge::read(async {
         let mut v = Violations::default();
         let number = req.tracking_number.trim();
@@ -118,9 +114,7 @@ pub(crate) async fn accept_complaint(
     api: &Api,
     request: Request<AcceptComplaintRequest>,
 ) -> Result<Response<AcceptComplaintResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let checked = {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
@@ -213,9 +207,7 @@ pub(crate) async fn resolve_complaint(
     api: &Api,
     request: Request<ResolveComplaintRequest>,
 ) -> Result<Response<ResolveComplaintResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let checked = {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);

@@ -96,9 +96,7 @@ pub(crate) async fn refer_complaint(
     api: &Api,
     request: Request<ReferComplaintRequest>,
 ) -> Result<Response<ReferComplaintResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let checked = (|| {
         let mut v = Violations::default();
         v.require("request_id", &req.request_id);
@@ -361,9 +359,7 @@ pub(crate) async fn list_referrals(
     api: &Api,
     request: Request<ListReferralsRequest>,
 ) -> Result<Response<ListReferralsResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Department])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Department])?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = page::size(&mut v, req.page_size, 20, MAX_PAGE);
@@ -429,9 +425,7 @@ pub(crate) async fn acknowledge_referral(
     api: &Api,
     request: Request<AcknowledgeReferralRequest>,
 ) -> Result<Response<AcknowledgeReferralResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Department])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Department])?;
     let checked = {
         let mut v = Violations::default();
         referral_id(&mut v, &req.referral_id);
@@ -499,9 +493,7 @@ pub(crate) async fn decline_referral(
     api: &Api,
     request: Request<DeclineReferralRequest>,
 ) -> Result<Response<DeclineReferralResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Department])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Department])?;
     let checked = {
         let mut v = Violations::default();
         referral_id(&mut v, &req.referral_id);

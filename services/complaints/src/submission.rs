@@ -16,8 +16,7 @@ pub(crate) async fn submit_complaint(
     api: &Api,
     request: Request<SubmitComplaintRequest>,
 ) -> Result<Response<SubmitComplaintResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::call(
         &api.store,
         &ctx,

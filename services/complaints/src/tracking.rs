@@ -14,8 +14,7 @@ pub(crate) async fn track_complaint(
     api: &Api,
     request: Request<TrackComplaintRequest>,
 ) -> Result<Response<TrackComplaintResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(track(api, req)).await
 }
 

@@ -56,13 +56,15 @@ pub(crate) async fn upload_objection_material(
     api: &Api,
     request: Request<Streaming<UploadObjectionMaterialRequest>>,
 ) -> Result<Response<UploadObjectionMaterialResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        PrincipalKind::Public,
-        PrincipalKind::Agency,
-        PrincipalKind::Regulator,
-    ])?;
-    let mut stream = request.into_inner();
+    let (ctx, mut stream) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            PrincipalKind::Public,
+            PrincipalKind::Agency,
+            PrincipalKind::Regulator,
+        ],
+    )?;
     let received = receive(api, &ctx, &mut stream).await?;
     edge::call(
         &api.store,
@@ -289,9 +291,11 @@ pub(crate) async fn read_objection_material(
     api: &Api,
     request: Request<ReadObjectionMaterialRequest>,
 ) -> Result<Response<download::Download<ReadObjectionMaterialResponse>>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Agency, PrincipalKind::Regulator],
+    )?;
     let mut v = Violations::default();
     v.require("objection_id", &req.objection_id);
     v.require("material_id", &req.material_id);

@@ -94,13 +94,15 @@ pub(crate) async fn file_objection(
     api: &Api,
     request: Request<FileObjectionRequest>,
 ) -> Result<Response<FileObjectionResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        PrincipalKind::Public,
-        PrincipalKind::Agency,
-        PrincipalKind::Regulator,
-    ])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            PrincipalKind::Public,
+            PrincipalKind::Agency,
+            PrincipalKind::Regulator,
+        ],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "FileObjection", async {
         let mut v = Violations::default();
@@ -376,9 +378,11 @@ pub(crate) async fn resolve_objection(
     api: &Api,
     request: Request<ResolveObjectionRequest>,
 ) -> Result<Response<ResolveObjectionResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Agency, PrincipalKind::Regulator],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "ResolveObjection", async {
         let mut v = Violations::default();
@@ -572,9 +576,11 @@ pub(crate) async fn list_objections(
     api: &Api,
     request: Request<ListObjectionsRequest>,
 ) -> Result<Response<ListObjectionsResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency, PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Agency, PrincipalKind::Regulator],
+    )?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = creditmesh_domain::page::size(&mut v, req.page_size, 50, 500);
@@ -615,9 +621,11 @@ pub(crate) async fn add_subject_statement(
     api: &Api,
     request: Request<AddSubjectStatementRequest>,
 ) -> Result<Response<AddSubjectStatementResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Public, PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Public, PrincipalKind::Regulator],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "AddSubjectStatement", async {
         let mut v = Violations::default();
@@ -709,9 +717,7 @@ pub(crate) async fn issue_subject_access_code(
     api: &Api,
     request: Request<IssueSubjectAccessCodeRequest>,
 ) -> Result<Response<IssueSubjectAccessCodeResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "IssueSubjectAccessCode", async {
         let mut v = Violations::default();

@@ -70,11 +70,9 @@ pub(crate) async fn push_records(
     api: &Api,
     request: Request<Streaming<PushRecordsRequest>>,
 ) -> Result<Response<Acks>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency])?;
+    let (ctx, inbound) = edge::caller(&api.authn, request, &[PrincipalKind::Agency])?;
     let uscc = ctx.principal.subject.clone();
     let standing = still_active(api, &uscc).await;
-    let inbound = request.into_inner();
     edge::call(
         &api.store,
         &ctx,

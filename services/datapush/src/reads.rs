@@ -269,13 +269,15 @@ pub(crate) async fn get_record(
     api: &Api,
     request: Request<GetRecordRequest>,
 ) -> Result<Response<GetRecordResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        PrincipalKind::Agency,
-        PrincipalKind::Regulator,
-        PrincipalKind::Department,
-    ])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            PrincipalKind::Agency,
+            PrincipalKind::Regulator,
+            PrincipalKind::Department,
+        ],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "GetRecord", async {
         let mut v = Violations::default();
@@ -325,9 +327,11 @@ pub(crate) async fn find_records(
     api: &Api,
     request: Request<FindRecordsRequest>,
 ) -> Result<Response<FindRecordsResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator, PrincipalKind::Department])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Regulator, PrincipalKind::Department],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "FindRecords", async {
         let mut v = Violations::default();
@@ -453,13 +457,15 @@ pub(crate) async fn get_subject_report(
     api: &Api,
     request: Request<GetSubjectReportRequest>,
 ) -> Result<Response<GetSubjectReportResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        PrincipalKind::Public,
-        PrincipalKind::Agency,
-        PrincipalKind::Regulator,
-    ])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            PrincipalKind::Public,
+            PrincipalKind::Agency,
+            PrincipalKind::Regulator,
+        ],
+    )?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "GetSubjectReport", async {
         let mut v = Violations::default();
@@ -543,13 +549,15 @@ pub(crate) async fn list_correction_notices(
     api: &Api,
     request: Request<ListCorrectionNoticesRequest>,
 ) -> Result<Response<ListCorrectionNoticesResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[
-        PrincipalKind::Regulator,
-        PrincipalKind::Department,
-        PrincipalKind::Agency,
-    ])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[
+            PrincipalKind::Regulator,
+            PrincipalKind::Department,
+            PrincipalKind::Agency,
+        ],
+    )?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = creditmesh_domain::page::size(&mut v, req.page_size, 50, 500);
@@ -584,9 +592,7 @@ pub(crate) async fn record_agency_use(
     api: &Api,
     request: Request<RecordAgencyUseRequest>,
 ) -> Result<Response<RecordAgencyUseResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Agency])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Agency])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "RecordAgencyUse", async {
         let mut v = Violations::default();

@@ -229,9 +229,7 @@ pub(crate) async fn publish_correction(
     api: &Api,
     request: Request<PublishCorrectionRequest>,
 ) -> Result<Response<PublishCorrectionResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let checked = check_correction(api, &ctx, &req).await;
     edge::call(&api.store, &ctx, "PublishCorrection", checked, |uscc| {
         correct(api, &ctx, &req, uscc)
@@ -243,9 +241,7 @@ pub(crate) async fn erase_notice(
     api: &Api,
     request: Request<EraseNoticeRequest>,
 ) -> Result<Response<EraseNoticeResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[PrincipalKind::Regulator])?;
     let checked = check_erasure(api, &ctx, &req).await;
     edge::call(&api.store, &ctx, "EraseNotice", checked, |seq| {
         erase(api, &ctx, &req, seq)

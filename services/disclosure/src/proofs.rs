@@ -64,8 +64,7 @@ pub(crate) async fn get_notice_proof(
     api: &Api,
     request: Request<GetNoticeProofRequest>,
 ) -> Result<Response<GetNoticeProofResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         if req.sequence < 0 {
             return Err(Error::invalid_field("sequence", "must not be negative"));
@@ -97,8 +96,7 @@ pub(crate) async fn get_consistency_proof(
     api: &Api,
     request: Request<GetConsistencyProofRequest>,
 ) -> Result<Response<GetConsistencyProofResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let mut conn = api.store.db.acquire().await?;
         let to = checkpoint_of(api, &mut conn, "to_size", req.to_size).await?;

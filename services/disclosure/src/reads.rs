@@ -18,8 +18,7 @@ pub(crate) async fn list_agencies(
     api: &Api,
     request: Request<ListAgenciesRequest>,
 ) -> Result<Response<ListAgenciesResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = page_size(&mut v, req.page_size);
@@ -117,8 +116,7 @@ pub(crate) async fn get_agency(
     api: &Api,
     request: Request<GetAgencyRequest>,
 ) -> Result<Response<GetAgencyResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let mut v = Violations::default();
         if req.changed_since < 0 {
@@ -143,8 +141,7 @@ pub(crate) async fn list_notices(
     api: &Api,
     request: Request<ListNoticesRequest>,
 ) -> Result<Response<ListNoticesResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let mut v = Violations::default();
         let limit = page_size(&mut v, req.page_size);
@@ -189,8 +186,7 @@ pub(crate) async fn get_fee_schedule(
     api: &Api,
     request: Request<GetFeeScheduleRequest>,
 ) -> Result<Response<GetFeeScheduleResponse>, Status> {
-    api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (_, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let agency = shown(api, Violations::default(), &req.uscc).await?;
         Ok(GetFeeScheduleResponse {

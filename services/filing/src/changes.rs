@@ -21,8 +21,7 @@ pub(crate) async fn submit_change(
     api: &Api,
     request: Request<SubmitChangeRequest>,
 ) -> Result<Response<SubmitChangeResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let checked = check(api, &ctx, &req);
     edge::call(&api.store, &ctx, METHOD, checked, |valid| {
         submit(api, &ctx, &req, valid)

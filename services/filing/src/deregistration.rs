@@ -17,8 +17,7 @@ pub(crate) async fn request_deregistration(
     api: &Api,
     request: Request<RequestDeregistrationRequest>,
 ) -> Result<Response<RequestDeregistrationResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let checked = check(&ctx, &req);
     edge::call(
         &api.store,

@@ -19,8 +19,7 @@ pub(crate) async fn upload_document(
     api: &Api,
     request: Request<Streaming<UploadDocumentRequest>>,
 ) -> Result<Response<UploadDocumentResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let mut stream = request.into_inner();
+    let (ctx, mut stream) = edge::caller(&api.authn, request, &[])?;
     // A broken stream is answered as it broke; a document refused is audited by the edge.
     let received = receive(api, &ctx, &mut stream).await?;
     edge::call(&api.store, &ctx, METHOD, received, |r| keep(api, &ctx, r)).await
@@ -182,8 +181,7 @@ pub(crate) async fn read_document(
     api: &Api,
     request: Request<ReadDocumentRequest>,
 ) -> Result<Response<DocumentStream>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let owner = ("filing_id", req.filing_id.as_str());
     let checked = download::Asked::check(&ctx.principal, owner, &req.sha256, &req.purpose);
     edge::call(&api.store, &ctx, READ_METHOD, checked, |asked| {

@@ -13,8 +13,7 @@ pub(crate) async fn get_filing(
     api: &Api,
     request: Request<GetFilingRequest>,
 ) -> Result<Response<GetFilingResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         if req.filing_id.trim().is_empty() {
             return Err(Error::invalid_field("filing_id", "is required"));
@@ -36,8 +35,7 @@ pub(crate) async fn list_filings(
     api: &Api,
     request: Request<ListFilingsRequest>,
 ) -> Result<Response<ListFilingsResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(list(api, &ctx, &req)).await
 }
 

@@ -31,8 +31,7 @@ pub(crate) async fn submit_annual_report(
     api: &Api,
     request: Request<SubmitAnnualReportRequest>,
 ) -> Result<Response<SubmitAnnualReportResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let checked = check(api, &ctx, &req);
     edge::call(&api.store, &ctx, METHOD, checked, |(caller, docs)| {
         submit(api, &ctx, &req, caller, docs)

@@ -25,8 +25,7 @@ pub(crate) async fn submit_filing(
     api: &Api,
     request: Request<SubmitFilingRequest>,
 ) -> Result<Response<SubmitFilingResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let checked = check(api, &ctx, &req);
     edge::call(&api.store, &ctx, METHOD, checked, |valid| {
         submit(api, &ctx, &req, valid)

@@ -17,8 +17,7 @@ pub(crate) async fn decide_review_task(
     request: Request<DecideReviewTaskRequest>,
 ) -> Result<Response<DecideReviewTaskResponse>, Status> {
     const METHOD: &str = "DecideReviewTask";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();

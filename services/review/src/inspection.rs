@@ -16,8 +16,7 @@ pub(crate) async fn record_interview(
     api: &Api,
     request: Request<RecordInterviewRequest>,
 ) -> Result<Response<RecordInterviewResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "RecordInterview", async {
         let mut v = Violations::default();
@@ -43,8 +42,7 @@ pub(crate) async fn record_inspection(
     api: &Api,
     request: Request<RecordInspectionRequest>,
 ) -> Result<Response<RecordInspectionResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "RecordInspection", async {
         let mut v = Violations::default();
@@ -68,8 +66,7 @@ pub(crate) async fn record_finding(
     api: &Api,
     request: Request<RecordFindingRequest>,
 ) -> Result<Response<RecordFindingResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "RecordFinding", async {
         let mut v = Violations::default();
@@ -107,8 +104,7 @@ pub(crate) async fn set_risk_tier(
     api: &Api,
     request: Request<SetRiskTierRequest>,
 ) -> Result<Response<SetRiskTierResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, "SetRiskTier", async {
         let mut v = Violations::default();
@@ -145,8 +141,7 @@ pub(crate) async fn draw_spot_check(
     request: Request<DrawSpotCheckRequest>,
 ) -> Result<Response<DrawSpotCheckResponse>, Status> {
     const METHOD: &str = "DrawSpotCheck";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let me = Api::regulator(ctx)?;

@@ -70,8 +70,7 @@ pub(crate) async fn upsert_dishonesty_entry(
     request: Request<UpsertDishonestyEntryRequest>,
 ) -> Result<Response<UpsertDishonestyEntryResponse>, Status> {
     const METHOD: &str = "UpsertDishonestyEntry";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         Api::region(ctx)?;
@@ -199,8 +198,7 @@ pub(crate) async fn remove_dishonesty_entry(
     request: Request<RemoveDishonestyEntryRequest>,
 ) -> Result<Response<RemoveDishonestyEntryResponse>, Status> {
     const METHOD: &str = "RemoveDishonestyEntry";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         Api::region(ctx)?;
@@ -234,8 +232,7 @@ pub(crate) async fn list_dishonesty_entries(
     api: &Api,
     request: Request<ListDishonestyEntriesRequest>,
 ) -> Result<Response<ListDishonestyEntriesResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         Api::regulator(&ctx)?;
         let token = req.page_token.trim();

@@ -14,8 +14,7 @@ pub(crate) async fn list_review_tasks(
     api: &Api,
     request: Request<ListReviewTasksRequest>,
 ) -> Result<Response<ListReviewTasksResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let me = Api::regulator(&ctx)?;
         let mut v = Violations::default();
@@ -105,8 +104,7 @@ pub(crate) async fn get_review_task(
     api: &Api,
     request: Request<GetReviewTaskRequest>,
 ) -> Result<Response<GetReviewTaskResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     edge::read(async {
         let mut conn = api.store.db.acquire().await?;
         let task = api
@@ -124,9 +122,11 @@ pub(crate) async fn get_credit_file(
     api: &Api,
     request: Request<GetCreditFileRequest>,
 ) -> Result<Response<GetCreditFileResponse>, Status> {
-    let ctx = api.authn.context(&request)?;
-    ctx.require(&[PrincipalKind::Regulator, PrincipalKind::Agency])?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(
+        &api.authn,
+        request,
+        &[PrincipalKind::Regulator, PrincipalKind::Agency],
+    )?;
     edge::read(async {
         let mut v = Violations::default();
         let uscc = crate::party::file_key(&mut v, &req.uscc, req.practitioner.as_ref());

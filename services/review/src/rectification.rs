@@ -19,8 +19,7 @@ pub(crate) async fn issue_rectification_order(
     request: Request<IssueRectificationOrderRequest>,
 ) -> Result<Response<IssueRectificationOrderResponse>, Status> {
     const METHOD: &str = "IssueRectificationOrder";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();
@@ -109,8 +108,7 @@ pub(crate) async fn record_rectification_outcome(
     request: Request<RecordRectificationOutcomeRequest>,
 ) -> Result<Response<RecordRectificationOutcomeResponse>, Status> {
     const METHOD: &str = "RecordRectificationOutcome";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();

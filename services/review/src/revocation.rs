@@ -22,8 +22,7 @@ pub(crate) async fn revoke_filing(
     request: Request<RevokeFilingRequest>,
 ) -> Result<Response<RevokeFilingResponse>, Status> {
     const METHOD: &str = "RevokeFiling";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();
@@ -99,8 +98,7 @@ pub(crate) async fn record_disposal(
     request: Request<RecordDisposalRequest>,
 ) -> Result<Response<RecordDisposalResponse>, Status> {
     const METHOD: &str = "RecordDisposal";
-    let ctx = api.authn.context(&request)?;
-    let req = request.into_inner();
+    let (ctx, req) = edge::caller(&api.authn, request, &[])?;
     let ctx = &ctx;
     edge::run(&api.store, ctx, METHOD, async {
         let mut v = Violations::default();
