@@ -119,6 +119,42 @@ pub mod datapush {
     }
 }
 
+/// What one message of an upload stream carries: the metadata (first), or a chunk of the
+/// content; an empty message carries neither.
+pub enum UploadPart<M> {
+    Metadata(M),
+    Chunk(Vec<u8>),
+    Empty,
+}
+
+/// A message of an upload stream (`oneof part { metadata = 1; bytes chunk = 2; }`).
+pub trait UploadMessage {
+    type Metadata;
+    fn into_part(self) -> UploadPart<Self::Metadata>;
+}
+
+macro_rules! upload_messages {
+    ($($message:path => $part:path, $metadata:path;)*) => {$(
+        impl UploadMessage for $message {
+            type Metadata = $metadata;
+            fn into_part(self) -> UploadPart<$metadata> {
+                use $part as Part;
+                match self.part {
+                    Some(Part::Metadata(m)) => UploadPart::Metadata(m),
+                    Some(Part::Chunk(bytes)) => UploadPart::Chunk(bytes),
+                    None => UploadPart::Empty,
+                }
+            }
+        }
+    )*};
+}
+
+upload_messages! {
+    filing::v1::UploadDocumentRequest => filing::v1::upload_document_request::Part, filing::v1::DocumentMetadata;
+    complaints::v1::UploadEvidenceRequest => complaints::v1::upload_evidence_request::Part, complaints::v1::EvidenceMetadata;
+    datapush::v1::UploadObjectionMaterialRequest => datapush::v1::upload_objection_material_request::Part, datapush::v1::MaterialMetadata;
+}
+
 /// Fully qualified names of the five business services, as routed by the gateway.
 pub const SERVICE_NAMES: [&str; 5] = [
     "creditmesh.filing.v1.FilingService",

@@ -2,6 +2,7 @@
 //! then its media type recognised on the bytes themselves.
 
 use creditmesh_domain::{Error, Violations};
+use creditmesh_proto::{UploadMessage, UploadPart};
 use creditmesh_storage::Blobs;
 use creditmesh_storage::blob::{Staging, sniff_media_type};
 use futures::{Stream, StreamExt};
@@ -12,6 +13,32 @@ use tonic::Status;
 pub enum Part {
     Chunk(Vec<u8>),
     Other,
+}
+
+/// The metadata an upload's first message must carry: `Err` when the client's stream broke,
+/// `Ok(Err)` (for the edge to audit) when the first message carries none.
+pub async fn metadata<M: UploadMessage>(
+    stream: &mut (impl Stream<Item = Result<M, Status>> + Unpin),
+) -> Result<Result<M::Metadata, Error>, Status> {
+    match stream.next().await.transpose()?.map(M::into_part) {
+        Some(UploadPart::Metadata(m)) => Ok(Ok(m)),
+        _ => Ok(Err(Error::invalid_field(
+            "metadata",
+            "the first message must carry the metadata",
+        ))),
+    }
+}
+
+/// What follows an upload's metadata, as parts.
+pub fn parts<M: UploadMessage>(
+    stream: impl Stream<Item = Result<M, Status>> + Unpin,
+) -> impl Stream<Item = Result<Part, Status>> + Unpin {
+    stream.map(|m| {
+        m.map(|m| match m.into_part() {
+            UploadPart::Chunk(bytes) => Part::Chunk(bytes),
+            UploadPart::Metadata(_) | UploadPart::Empty => Part::Other,
+        })
+    })
 }
 
 /// Checks an upload's declared file name and size (at most `max` bytes).

@@ -3,11 +3,9 @@
 
 use creditmesh_domain::{Error, Violations};
 use creditmesh_proto::common::v1::DocumentRef;
-use creditmesh_proto::complaints::v1::upload_evidence_request::Part;
 use creditmesh_proto::complaints::v1::*;
 use creditmesh_rpc::{CallContext, Written, download, edge, upload};
 use creditmesh_storage::sqlx::AnyConnection;
-use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::evidence_store;
@@ -84,29 +82,16 @@ async fn receive(
     api: &Api,
     stream: &mut Streaming<UploadEvidenceRequest>,
 ) -> Result<Result<upload::Staged, Error>, Status> {
-    let meta = match stream.next().await {
-        Some(Ok(UploadEvidenceRequest {
-            part: Some(Part::Metadata(m)),
-        })) => m,
-        Some(Err(e)) => return Err(e),
-        _ => {
-            return Ok(Err(Error::invalid_field(
-                "metadata",
-                "the first message must carry the metadata",
-            )));
-        }
+    let meta = match upload::metadata(stream).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
     };
     let mut v = Violations::default();
     upload::check_metadata(&mut v, &meta.file_name, meta.size_bytes, MAX_EVIDENCE_BYTES);
     if let Err(e) = v.finish() {
         return Ok(Err(e));
     }
-    let parts = stream.map(|p| {
-        p.map(|p| match p.part {
-            Some(Part::Chunk(bytes)) => upload::Part::Chunk(bytes),
-            _ => upload::Part::Other,
-        })
-    });
+    let parts = upload::parts(stream);
     upload::stage(&api.blobs, meta.size_bytes, parts).await
 }
 

@@ -8,11 +8,9 @@
 use std::collections::HashMap;
 
 use creditmesh_domain::{Error, ErrorCode, PrincipalKind, Tenant, Violations};
-use creditmesh_proto::datapush::v1::upload_objection_material_request::Part;
 use creditmesh_proto::datapush::v1::*;
 use creditmesh_rpc::{CallContext, Written, download, edge, timestamp, upload};
 use creditmesh_storage::sqlx::AnyConnection;
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -82,28 +80,15 @@ async fn receive(
     ctx: &CallContext,
     stream: &mut Streaming<UploadObjectionMaterialRequest>,
 ) -> Result<Result<(Uploader, Vec<u8>, &'static str), Error>, Status> {
-    let meta = match stream.next().await {
-        Some(Ok(UploadObjectionMaterialRequest {
-            part: Some(Part::Metadata(m)),
-        })) => m,
-        Some(Err(e)) => return Err(e),
-        _ => {
-            return Ok(Err(Error::invalid_field(
-                "metadata",
-                "the first message must carry the metadata",
-            )));
-        }
+    let meta = match upload::metadata(stream).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
     };
     let who = match uploader(api, ctx, &meta).await {
         Ok(who) => who,
         Err(e) => return Ok(Err(e)),
     };
-    let parts = stream.map(|p| {
-        p.map(|p| match p.part {
-            Some(Part::Chunk(bytes)) => upload::Part::Chunk(bytes),
-            _ => upload::Part::Other,
-        })
-    });
+    let parts = upload::parts(stream);
     Ok(upload::collect(who.size, parts)
         .await?
         .map(|(bytes, media_type)| (who, bytes, media_type)))

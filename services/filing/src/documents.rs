@@ -2,11 +2,9 @@
 
 use creditmesh_domain::{Error, Uscc, Violations};
 use creditmesh_proto::common::v1 as common;
-use creditmesh_proto::filing::v1::upload_document_request::Part;
 use creditmesh_proto::filing::v1::*;
 use creditmesh_rpc::{CallContext, Written, download, edge, upload};
 use creditmesh_storage::blob::Staging;
-use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::state::{Api, MAX_DOCUMENT_BYTES};
@@ -43,17 +41,9 @@ async fn receive(
         Ok(u) => u,
         Err(e) => return Ok(Err(e)),
     };
-    let meta = match stream.next().await {
-        Some(Ok(UploadDocumentRequest {
-            part: Some(Part::Metadata(m)),
-        })) => m,
-        Some(Err(e)) => return Err(e),
-        _ => {
-            return Ok(Err(Error::invalid_field(
-                "metadata",
-                "the first message must carry the metadata",
-            )));
-        }
+    let meta = match upload::metadata(stream).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
     };
     let mut v = Violations::default();
     let kind = DocumentKind::try_from(meta.kind).unwrap_or(DocumentKind::Unspecified);
@@ -64,12 +54,7 @@ async fn receive(
     if let Err(e) = v.finish() {
         return Ok(Err(e));
     }
-    let parts = stream.map(|p| {
-        p.map(|p| match p.part {
-            Some(Part::Chunk(bytes)) => upload::Part::Chunk(bytes),
-            _ => upload::Part::Other,
-        })
-    });
+    let parts = upload::parts(stream);
     let upload::Staged {
         staging,
         media_type,
