@@ -14,6 +14,7 @@ pub mod relay;
 pub mod service;
 pub mod sink;
 pub mod store;
+pub mod timer;
 pub mod upload;
 
 // The transport, as the services have always reached it through this crate.

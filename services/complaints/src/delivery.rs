@@ -294,15 +294,13 @@ struct Verified {
 
 /// Delivers referrals as they come due, until `stop`.
 pub async fn run(delivery: Arc<Delivery>, stop: CancellationToken) {
-    loop {
+    let delivery = &delivery;
+    creditmesh_rpc::timer::every(POLL, &stop, || async move {
         if let Err(e) = delivery.deliver_due().await {
             tracing::warn!(error = %e, "referrals not delivered");
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -388,15 +388,13 @@ pub async fn run(
     contacts: ContactKey,
     stop: CancellationToken,
 ) {
-    loop {
-        if let Err(e) = send_due(&store, &notifiers, &contacts).await {
+    let (store, notifiers, contacts) = (&store, &notifiers, &contacts);
+    creditmesh_rpc::timer::every(Duration::from_millis(500), &stop, || async move {
+        if let Err(e) = send_due(store, notifiers, contacts).await {
             tracing::warn!(error = %e, "notifications not sent");
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

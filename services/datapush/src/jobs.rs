@@ -51,34 +51,38 @@ pub fn spawn(env: ServiceEnv, catalog: Arc<Catalog>, keys: Arc<Keys>, stop: Canc
                 tracing::warn!(error = %e, "provisional objection deadlines were not recomputed")
             }
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rewrap_due = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            if tokio::time::Instant::now() >= rewrap_due {
+        let (env, ctx, keys, catalog) = (&env, &ctx, &keys, &catalog);
+        creditmesh_rpc::timer::every(TICK, &stop, || {
+            let rewrap = tokio::time::Instant::now() >= rewrap_due;
+            if rewrap {
                 rewrap_due += REWRAP_EVERY;
-                if let Err(e) = crate::rewrap::pass(&env.store, &ctx, &keys).await {
-                    tracing::warn!(error = %e, "envelopes not wrapped again under the current keys");
-                }
-                if let Err(e) = crate::reindex::pass(&env.store, &ctx, &keys).await {
-                    tracing::warn!(error = %e, "keyed hashes not computed again under the current index key");
-                }
             }
-            if let Err(e) = tell_new_decider(&env.store, &ctx, &keys).await {
-                tracing::warn!(error = %e, "subjects not told who decides their objections");
-            }
-            if let Err(e) = record_overdue(&env.store, &ctx, env.measures).await {
-                tracing::warn!(error = %e, "overdue objections not recorded");
-            }
-            if let Err(e) = purge_expired(&env.store, &ctx, &catalog).await {
-                tracing::warn!(error = %e, "retention purge did not run");
-            }
-        }
+            async move { tick(env, ctx, keys, catalog, rewrap).await }
+        })
+        .await;
     });
+}
+
+/// One round of datapush's timers; envelopes and keyed hashes are looked over when `rewrap`.
+async fn tick(env: &ServiceEnv, ctx: &CallContext, keys: &Keys, catalog: &Catalog, rewrap: bool) {
+    if rewrap {
+        if let Err(e) = crate::rewrap::pass(&env.store, ctx, keys).await {
+            tracing::warn!(error = %e, "envelopes not wrapped again under the current keys");
+        }
+        if let Err(e) = crate::reindex::pass(&env.store, ctx, keys).await {
+            tracing::warn!(error = %e, "keyed hashes not computed again under the current index key");
+        }
+    }
+    if let Err(e) = tell_new_decider(&env.store, ctx, keys).await {
+        tracing::warn!(error = %e, "subjects not told who decides their objections");
+    }
+    if let Err(e) = record_overdue(&env.store, ctx, env.measures).await {
+        tracing::warn!(error = %e, "overdue objections not recorded");
+    }
+    if let Err(e) = purge_expired(&env.store, ctx, catalog).await {
+        tracing::warn!(error = %e, "retention purge did not run");
+    }
 }
 
 /// The deadlines of open objections computed provisionally (past the calendar data then

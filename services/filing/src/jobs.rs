@@ -30,17 +30,13 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
                 tracing::warn!(error = %e, "provisional change deadlines were not recomputed")
             }
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = annual_report_cutoff(&env).await {
+        let env = &env;
+        creditmesh_rpc::timer::every(TICK, &stop, || async move {
+            if let Err(e) = annual_report_cutoff(env).await {
                 tracing::warn!(error = %e, "annual-report cut-off did not run");
             }
-        }
+        })
+        .await;
     });
 }
 

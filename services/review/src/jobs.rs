@@ -28,17 +28,13 @@ pub fn spawn(env: ServiceEnv, stop: CancellationToken) {
             Ok(n) => tracing::info!(recomputed = n, "provisional deadlines recomputed"),
             Err(e) => tracing::warn!(error = %e, "provisional deadlines were not recomputed"),
         }
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = overdue_rectifications(&env).await {
+        let env = &env;
+        creditmesh_rpc::timer::every(TICK, &stop, || async move {
+            if let Err(e) = overdue_rectifications(env).await {
                 tracing::warn!(error = %e, "overdue rectifications were not handled");
             }
-        }
+        })
+        .await;
     });
 }
 
