@@ -713,14 +713,14 @@ fn relay_targets(cfg: &Config) -> mesh::RelayTargets {
 }
 
 async fn serve(cfg: Config, services: &[String]) -> Result<()> {
-    let defs = chosen(&cfg.services()?, services)?;
+    let runtime = cfg.runtime()?;
+    let defs = chosen(&runtime.services, services)?;
     // A replica never mints a key of its own beside the one its peers share.
     creditmesh_pki::forbid_making();
     let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
     crate::keys::require(&cfg, &names)?;
     let stop = CancellationToken::new();
     let pki_dir = cfg.pki_dir();
-    let runtime = cfg.runtime()?;
     if runtime.measures.is_none() && names.iter().any(|n| *n != "disclosure") {
         bail!(
             "config key `measures.effective_on` is not set: every deadline and consequence of \
